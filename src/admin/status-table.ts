@@ -1,0 +1,21 @@
+import type { StatusDocument } from './status.js';
+
+/** `/-/status` as a table a person reads at a glance. */
+export function formatStatusTable(doc: StatusDocument): string {
+  const rows = doc.nodes.map((n) => [
+    n.name,
+    n.state,
+    String(n.inflight),
+    String(n.requests),
+    String(n.failures),
+    n.flags.map((f) => f.code).join(',') || '-',
+    n.url,
+  ]);
+  const head = ['NODE', 'STATE', 'INFLIGHT', 'REQUESTS', 'FAILURES', 'FLAGS', 'URL'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const out = [line(head), ...rows.map(line)];
+  out.push('', `sticky store: ${doc.sticky.store} (${doc.sticky.connected ? 'connected' : 'NOT connected'})`);
+  for (const n of doc.nodes) for (const f of n.flags) out.push(`${n.name} ${f.code} since ${f.since}: ${f.message}`);
+  return out.join('\n');
+}

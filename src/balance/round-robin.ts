@@ -1,0 +1,28 @@
+import type { ClusterNode } from '../nodes/node.js';
+import type { Selector } from './selector.js';
+
+/**
+ * Smooth weighted round robin (as nginx does it): weights 5,1,1 give a a b a c a a, spread out
+ * rather than in bursts. State is per selector, so two proxies in one process do not share it.
+ */
+export class RoundRobinSelector implements Selector {
+  readonly #current = new Map<ClusterNode, number>();
+
+  select(candidates: readonly ClusterNode[], exclude?: ReadonlySet<ClusterNode>): ClusterNode | undefined {
+    let total = 0;
+    let best: ClusterNode | undefined;
+    let bestScore = -Infinity;
+    for (const node of candidates) {
+      if (exclude?.has(node)) continue;
+      const score = (this.#current.get(node) ?? 0) + node.weight;
+      this.#current.set(node, score);
+      total += node.weight;
+      if (score > bestScore) {
+        bestScore = score;
+        best = node;
+      }
+    }
+    if (best) this.#current.set(best, bestScore - total);
+    return best;
+  }
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import type { StatusDocument } from './admin/status.js';
+import { createApp } from './app.js';
+import { formatStatusTable } from './admin/status-table.js';
+import { ConfigError, loadConfigFile } from './config/load.js';
+
+const USAGE = `usage:
+  harbor-lb serve --config FILE          run the proxy
+  harbor-lb status [--admin URL] [--json] show node states (default admin URL http://127.0.0.1:9070)
+  harbor-lb demo                          run a demonstration cluster (not in this build yet)
+  harbor-lb doctor --config FILE [--json] diagnose a cluster (not in this build yet)`;
+
+/** Exit codes: 0 fine, 1 a problem was found or the command failed, 2 bad usage or invalid config. */
+async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  switch (verb) {
+    case 'serve':
+      return serve(rest);
+    case 'status':
+      return status(rest);
+    case 'demo':
+    case 'doctor':
+      process.stderr.write(`harbor-lb ${verb}: not available in this build yet\n`);
+      return 2;
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return verb === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`harbor-lb: unknown command "${verb}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  if (values.config === undefined) {
+    process.stderr.write(`harbor-lb serve: --config FILE is required\n`);
+    return 2;
+  }
+  const config = loadConfigFile(values.config);
+  const app = createApp(config);
+  await app.start();
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  app.logger.info({ event: 'stopping' }, 'harbor-lb stopping');
+  await app.close();
+  return 0;
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { admin: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+  const base = (values.admin ?? 'http://127.0.0.1:9070').replace(/\/+$/, '');
+  let res: Response;
+  try {
+    res = await fetch(`${base}/-/status`, { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    process.stderr.write(`harbor-lb status: cannot reach the admin API at ${base}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (!res.ok) {
+    process.stderr.write(`harbor-lb status: ${base}/-/status answered ${res.status}\n`);
+    return 1;
+  }
+  const doc = (await res.json()) as StatusDocument;
+  process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : `${formatStatusTable(doc)}\n`);
+  return doc.nodes.every((n) => n.state === 'healthy' || n.state === 'unknown') ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`harbor-lb: ${err.message}\n`);
+      process.exitCode = 2;
+    } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`harbor-lb: ${(err as Error).message}\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`harbor-lb: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,201 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** A duration written as a string ("5s", "1m30s"), held as milliseconds. */
+const duration = (fallback: string) =>
+  z
+    .string({ error: 'expected a duration such as "5s"' })
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as "5s", got "${text}"` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .prefault(fallback);
+
+const httpUrl = (what: string) =>
+  z.string({ error: `expected ${what}` }).refine(
+    (text) => {
+      try {
+        const u = new URL(text);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === '';
+      } catch {
+        return false;
+      }
+    },
+    { message: `expected ${what}` },
+  );
+
+const port = z
+  .number({ error: 'expected a port number (0-65535)' })
+  .int('expected a port number (0-65535)')
+  .min(0, 'expected a port number (0-65535)')
+  .max(65535, 'expected a port number (0-65535)');
+const address = z.string({ error: 'expected an IP address' }).refine((a) => isIP(a) !== 0 || a === 'localhost', {
+  message: 'expected an IP address',
+});
+const positiveInt = (fallback: number) => z.number().int().min(1).prefault(fallback);
+const cidr = z.string().refine(
+  (text) => {
+    const [ip, bits, extra] = text.split('/');
+    if (extra !== undefined || ip === undefined) return false;
+    const family = isIP(ip);
+    if (family === 0) return false;
+    if (bits === undefined) return true;
+    const n = Number(bits);
+    return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+  },
+  { message: 'expected an IP address or CIDR range such as 10.0.0.0/8' },
+);
+
+const tlsSchema = z.strictObject({
+  cert: z.string().min(1, 'expected the path of a PEM certificate file'),
+  key: z.string().min(1, 'expected the path of a PEM private key file'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).prefault('TLSv1.2'),
+});
+
+const listenSchema = z.strictObject({
+  address: address.prefault('0.0.0.0'),
+  port: port.prefault(8070),
+  tls: tlsSchema.optional(),
+  /** Peers whose X-Forwarded-* headers are believed and appended to; everyone else's are replaced. */
+  trustedProxies: z.array(cidr).prefault([]),
+  /** A client connection with no traffic for this long is closed. */
+  idleTimeout: duration('900s'),
+  /** Time a client has to send the request head. */
+  headersTimeout: duration('60s'),
+  keepAliveTimeout: duration('65s'),
+});
+
+const nodeSchema = z.strictObject({
+  name: z
+    .string({ error: 'expected a node name' })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-"'),
+  url: httpUrl('an http(s) URL').refine((u) => {
+    const p = new URL(u);
+    return (p.pathname === '/' || p.pathname === '') && p.search === '' && p.hash === '';
+  }, 'expected an origin without a path, such as http://10.0.0.1:80'),
+  weight: z.number().int().min(1).max(1000).prefault(1),
+});
+
+const tokenSchema = z.strictObject({
+  rootCert: z.string().min(1).optional(),
+  issuer: z.string().min(1).prefault('harbor-token-issuer'),
+  service: z.string().min(1).prefault('harbor-registry'),
+  leeway: duration('60s'),
+  probe: z
+    .strictObject({
+      enabled: z.boolean().prefault(true),
+      interval: duration('30s'),
+      timeout: duration('5s'),
+      repository: z.string().min(1).prefault('library/harbor-lb-probe'),
+    })
+    .prefault({}),
+});
+
+const healthSchema = z.strictObject({
+  path: z.string().startsWith('/', 'expected a path starting with "/"').prefault('/api/v2.0/health'),
+  interval: duration('5s'),
+  timeout: duration('2s'),
+  healthyAfter: positiveInt(2),
+  unhealthyAfter: positiveInt(3),
+  requiredComponents: z.array(z.string().min(1)).prefault(['core', 'registry']),
+  passive: z
+    .strictObject({
+      consecutiveFailures: positiveInt(3),
+      ejectFor: duration('10s'),
+      maxEjectFor: duration('5m'),
+    })
+    .prefault({}),
+});
+
+const balanceSchema = z.strictObject({
+  policy: z.enum(['least-requests', 'round-robin']).prefault('least-requests'),
+  retries: z
+    .strictObject({
+      attempts: z.number().int().min(1).max(10).prefault(3),
+      /** Cluster-wide: retries may add at most this fraction of the request rate. */
+      budget: z.number().min(0).max(1).prefault(0.2),
+    })
+    .prefault({}),
+});
+
+const redisSchema = z.strictObject({
+  url: z
+    .string()
+    .refine((u) => /^rediss?:\/\//.test(u), 'expected a redis:// or rediss:// URL')
+    .prefault('redis://127.0.0.1:6379/0'),
+  keyPrefix: z.string().prefault('harbor-lb:'),
+  sentinels: z.array(z.strictObject({ host: z.string().min(1), port })).optional(),
+  name: z.string().min(1).optional(),
+  timeout: duration('50ms'),
+});
+
+const stickySchema = z.strictObject({
+  store: z.enum(['memory', 'redis']).prefault('memory'),
+  redis: redisSchema.optional(),
+  keys: z.array(z.enum(['upload', 'session', 'client'])).prefault(['upload', 'session', 'client']),
+  ttl: z
+    .strictObject({ upload: duration('1h'), session: duration('30m'), client: duration('30m') })
+    .prefault({}),
+  maxEntries: positiveInt(100_000),
+  loadFactor: z.number().min(0).prefault(0.25),
+});
+
+const adminSchema = z.strictObject({
+  address: address.prefault('127.0.0.1'),
+  port: port.prefault(9070),
+  token: z.string().min(16, 'expected at least 16 characters').optional(),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),
+  format: z.enum(['json', 'pretty']).prefault('json'),
+});
+
+const proxySchema = z.strictObject({
+  connectTimeout: duration('5s'),
+  /** Time a node has to answer with response headers; uploads wait for the node to store the body. */
+  headersTimeout: duration('900s'),
+  /** A node response body idle for this long is cut: an idle timeout, never a total one. */
+  idleTimeout: duration('900s'),
+  maxConnectionsPerNode: positiveInt(128),
+});
+
+export const configSchema = z
+  .strictObject({
+    listen: listenSchema.prefault({}),
+    publicUrl: httpUrl('an http(s) URL such as https://hub.example.com').optional(),
+    nodes: z.array(nodeSchema, { error: 'expected a list of nodes' }).min(1, 'expected at least one node'),
+    token: tokenSchema.prefault({}),
+    health: healthSchema.prefault({}),
+    balance: balanceSchema.prefault({}),
+    sticky: stickySchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    log: logSchema.prefault({}),
+    proxy: proxySchema.prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, number>();
+    cfg.nodes.forEach((node, i) => {
+      const first = seen.get(node.name);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `duplicate node name "${node.name}" (also nodes[${first}])` });
+      } else seen.set(node.name, i);
+    });
+    if (cfg.sticky.store === 'redis' && cfg.sticky.redis === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['sticky', 'redis'], message: 'required when sticky.store is redis' });
+    }
+    if (cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.address === cfg.listen.address) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port: the admin API never shares the traffic port' });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+type Parsed = z.output<typeof configSchema>;
+/** The validated configuration, defaults applied; `publicUrl` always set. */
+export type Config = Omit<Parsed, 'publicUrl'> & { publicUrl: string };
+export type NodeConfig = Config['nodes'][number];

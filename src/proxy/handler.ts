@@ -1,0 +1,201 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Selector } from '../balance/selector.js';
+import type { Logger } from '../log.js';
+import type { ClusterNode } from '../nodes/node.js';
+import type { NodeSet } from '../nodes/node-set.js';
+import { classify, type Route } from './classify.js';
+import { describeNodeFailure, sendRegistryError } from './errors.js';
+import { forward, RequestBody, type ForwardOutcome } from './forward.js';
+import { buildRequestHeaders, type OriginRewriter } from './headers.js';
+import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
+import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
+
+export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failover' | 'reissued';
+
+export interface ProxyDeps {
+  nodes: NodeSet;
+  selector: Selector;
+  rewriter: OriginRewriter;
+  trusted: TrustedPeers;
+  logger: Logger;
+  proto: 'http' | 'https';
+  /** Attempts per request, the first included. */
+  maxAttempts: number;
+  /** Unique per app instance, so request ids from two proxies never collide. */
+  instanceId: string;
+}
+
+/** The routing line's fields, written once when the request ends. */
+interface RoutingRecord {
+  event: 'request';
+  reqId: string;
+  client: { ip: string; user?: string };
+  method: string;
+  path: string;
+  route: Route;
+  node: string | null;
+  reason: RouteReason | null;
+  affinity: 'upload' | 'session' | 'client' | 'none';
+  status: number;
+  durationMs: number;
+  attempts: number;
+  bytesIn: number;
+  bytesOut: number;
+  error?: string;
+}
+
+export function createRequestHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const subjects = new SubjectCache();
+  let seq = 0;
+
+  return function handle(req, res): void {
+    const started = performance.now();
+    const url = req.url ?? '';
+    const method = req.method ?? 'GET';
+    const isHead = method === 'HEAD';
+    const reqId = `${deps.instanceId}-${(++seq).toString(36)}`;
+    const peerIp = normalizeIp(req.socket.remoteAddress);
+    const trusted = deps.trusted.has(peerIp);
+    const clientIp = trusted ? deps.trusted.clientOf(peerIp, headerOf(req, 'x-forwarded-for')) : peerIp;
+    const head = readRequestHead(req.rawHeaders, subjects);
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const route = classify(path);
+
+    const record: RoutingRecord = {
+      event: 'request',
+      reqId,
+      client: head.user === undefined ? { ip: clientIp } : { ip: clientIp, user: head.user },
+      method,
+      path: loggablePath(url),
+      route,
+      node: null,
+      reason: null,
+      affinity: 'none',
+      status: 0,
+      durationMs: 0,
+      attempts: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+    const done = (): void => {
+      record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      deps.logger.info(record);
+    };
+
+    if (url.charCodeAt(0) !== 47 /* "/" */) {
+      record.status = 400;
+      record.bytesOut = sendRegistryError(res, isHead, 400, 'UNSUPPORTED', 'harbor-lb takes origin-form request targets only');
+      done();
+      return;
+    }
+
+    const headers = buildRequestHeaders(req.rawHeaders, {
+      peerIp,
+      clientIp,
+      proto: deps.proto,
+      trusted,
+      requestId: reqId,
+    });
+    const body = head.hasBody ? new RequestBody(req) : undefined;
+    void run(deps, { req, res, method, url, headers, body, record }).then(done, (err: unknown) => {
+      record.error = (err as Error).message;
+      if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
+      else res.destroy();
+      done();
+    });
+  };
+}
+
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  method: string;
+  url: string;
+  headers: string[];
+  body: RequestBody | undefined;
+  record: RoutingRecord;
+}
+
+/** Attempts on one node after another while it is safe; ends with the client answered one way or another. */
+async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
+  const { record, res, method, body } = ex;
+  const tried = new Set<ClusterNode>();
+  let outcome: ForwardOutcome | undefined;
+  let reason: RouteReason = 'balanced';
+  for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
+    const node = deps.selector.select(deps.nodes.available(), tried);
+    if (node === undefined) break;
+    tried.add(node);
+    record.attempts = attempt;
+    record.node = node.name;
+    record.reason = reason;
+    node.inflight++;
+    node.requests++;
+    try {
+      outcome = await forward({
+        node,
+        method,
+        path: ex.url,
+        headers: ex.headers,
+        body,
+        req: ex.req,
+        res,
+        rewriter: deps.rewriter,
+      });
+    } finally {
+      node.inflight--;
+    }
+    if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut') break;
+    node.failures++;
+    if (!retryable(outcome, method, body)) break;
+    reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';
+  }
+
+  record.bytesIn = body?.bytes ?? 0;
+  if (outcome === undefined) {
+    record.status = 503;
+    record.error = 'NO_NODE_AVAILABLE';
+    record.bytesOut = sendRegistryError(res, method === 'HEAD', 503, 'UNAVAILABLE', 'no Harbor node is available', null, [
+      'retry-after',
+      '5',
+    ]);
+    return;
+  }
+  record.bytesOut = outcome.bytesOut;
+  record.status = outcome.status;
+  switch (outcome.phase) {
+    case 'complete':
+      return;
+    case 'client-gone':
+      record.error = 'CLIENT_GONE';
+      return;
+    case 'cut':
+      record.error = `NODE_CUT_RESPONSE: ${describeNodeFailure(outcome.error).code}`;
+      return;
+    default: {
+      const failure = describeNodeFailure(outcome.error);
+      record.error = failure.code;
+      record.status = failure.status;
+      record.bytesOut = sendRegistryError(res, method === 'HEAD', failure.status, 'UNAVAILABLE', failure.message, {
+        node: record.node,
+      });
+    }
+  }
+}
+
+/**
+ * Only what cannot have changed anything on the node is sent again: a request that never reached
+ * it (any method, body untouched), or a body-less GET/HEAD that got no answer.
+ */
+function retryable(o: ForwardOutcome, method: string, body: RequestBody | undefined): boolean {
+  if (body?.touched) return false;
+  if (o.phase === 'not-sent') return true;
+  return o.phase === 'no-response' && body === undefined && (method === 'GET' || method === 'HEAD');
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}

@@ -1,0 +1,154 @@
+/**
+ * Header rules of the data path. Requests carry flat [name, value, ...] arrays end to end
+ * (node:http rawHeaders in, undici out; undici raw headers in, writeHead out) so no header
+ * object is built per request.
+ */
+
+/** Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus `expect`, which node:http has already answered. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
+  'expect',
+]);
+
+/** Headers the proxy sets itself; a client's copies are dropped unless it is a trusted proxy. */
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'x-request-id']);
+
+export interface ForwardingInfo {
+  /** The address that connected to harbor-lb. */
+  peerIp: string;
+  /** The original client: peerIp, or taken from X-Forwarded-For when peerIp is a trusted proxy. */
+  clientIp: string;
+  proto: 'http' | 'https';
+  /** Whether peerIp is a trusted proxy whose forwarding headers are kept and appended to. */
+  trusted: boolean;
+  requestId: string;
+}
+
+export function isHopByHop(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName);
+}
+
+/** Tokens of a Connection header other than keep-alive/close: each names another hop-by-hop header. */
+function connectionTokens(value: string, into: Set<string>): void {
+  for (const t of value.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token !== '' && token !== 'keep-alive' && token !== 'close') into.add(token);
+  }
+}
+
+/** The headers sent to a node: client headers minus hop-by-hop, Host as the client sent it, X-Forwarded-* set. */
+export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo): string[] {
+  const out: string[] = [];
+  let extraHop: Set<string> | undefined;
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let host: string | undefined;
+  let reqId: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
+      continue;
+    }
+    if (FORWARDING.has(lower)) {
+      if (info.trusted) {
+        if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+        else if (lower === 'x-forwarded-proto') xfProto ??= value;
+        else if (lower === 'x-forwarded-host') xfHost ??= value;
+        else if (lower === 'x-request-id') reqId ??= value;
+        else out.push(name, value);
+      }
+      continue;
+    }
+    if (lower === 'host') host = value;
+    out.push(name, value);
+  }
+  if (extraHop !== undefined) {
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      if (extraHop.has(out[i]!.toLowerCase())) out.splice(i, 2);
+    }
+  }
+  out.push(
+    'x-forwarded-for',
+    xff === undefined ? info.peerIp : `${xff}, ${info.peerIp}`,
+    'x-forwarded-proto',
+    xfProto ?? info.proto,
+    'x-real-ip',
+    info.clientIp,
+    'x-request-id',
+    reqId ?? info.requestId,
+  );
+  if (xfHost !== undefined || host !== undefined) out.push('x-forwarded-host', (xfHost ?? host)!);
+  return out;
+}
+
+/**
+ * Maps URLs that point at a node's own origin to the public URL, so a client that follows a
+ * realm or an upload Location comes back through the proxy. URLs elsewhere are left alone.
+ */
+export class OriginRewriter {
+  readonly #prefixes: string[] = [];
+  readonly #public: string;
+
+  constructor(nodeUrls: readonly string[], publicUrl: string) {
+    this.#public = new URL(publicUrl).origin;
+    for (const u of nodeUrls) {
+      const url = new URL(u);
+      const origin = url.origin.toLowerCase();
+      this.#prefixes.push(origin);
+      // The same origin spelled with its default port ("http://h:80") is the same node.
+      if (url.port === '') this.#prefixes.push(`${origin}:${url.protocol === 'https:' ? 443 : 80}`);
+    }
+  }
+
+  /** The URL with a node origin replaced by the public one; the same string when it is not a node's. */
+  rewriteUrl(value: string): string {
+    const lower = value.slice(0, 64).toLowerCase();
+    for (const p of this.#prefixes) {
+      if (lower.startsWith(p)) {
+        const next = value.charCodeAt(p.length);
+        // Only a whole origin: "/", "?", "#" or the end must follow ("http://h:5000" is not "http://h:50001").
+        if (Number.isNaN(next) || next === 47 || next === 63 || next === 35) return this.#public + value.slice(p.length);
+      }
+    }
+    return value;
+  }
+
+  /** A Bearer challenge with its realm rewritten when the realm points at a node. */
+  rewriteChallenge(value: string): string {
+    const m = /realm="([^"]*)"/i.exec(value);
+    if (m === null) return value;
+    const realm = m[1]!;
+    const rewritten = this.rewriteUrl(realm);
+    if (rewritten === realm) return value;
+    return value.slice(0, m.index) + `realm="${rewritten}"` + value.slice(m.index + m[0].length);
+  }
+}
+
+/** The headers sent to the client: node headers minus hop-by-hop, Location and realm kept on the proxy. */
+export function buildResponseHeaders(raw: readonly (Buffer | string)[], rewriter: OriginRewriter): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    // latin1 both ways keeps header bytes exactly as the node sent them.
+    let value = raw[i + 1]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'location' || lower === 'content-location') value = rewriter.rewriteUrl(value);
+    else if (lower === 'www-authenticate') value = rewriter.rewriteChallenge(value);
+    out.push(name, value);
+  }
+  return out;
+}

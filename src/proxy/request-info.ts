@@ -1,0 +1,92 @@
+import { Buffer } from 'node:buffer';
+
+/** What the proxy reads from a request head besides the path: body presence and the user, never kept. */
+export interface RequestHead {
+  hasBody: boolean;
+  /** User name from Basic auth or the (unverified) `sub` of a bearer token; never the secret. */
+  user: string | undefined;
+}
+
+/** Small per-app cache of bearer token -> subject, so one client's many registry requests decode its token once. */
+export class SubjectCache {
+  readonly #map = new Map<string, string | null>();
+  constructor(private readonly max = 4096) {}
+
+  subjectOf(jwt: string): string | undefined {
+    let sub = this.#map.get(jwt);
+    if (sub === undefined) {
+      sub = decodeSubject(jwt);
+      if (this.#map.size >= this.max) this.#map.clear();
+      this.#map.set(jwt, sub);
+    }
+    return sub ?? undefined;
+  }
+}
+
+function decodeSubject(jwt: string): string | null {
+  const a = jwt.indexOf('.');
+  const b = jwt.indexOf('.', a + 1);
+  if (a < 0 || b < 0 || b - a > 16_384) return null;
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.slice(a + 1, b), 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof payload.sub === 'string' && payload.sub.length > 0 && payload.sub.length <= 256 ? payload.sub : null;
+  } catch {
+    return null;
+  }
+}
+
+export function readRequestHead(raw: readonly string[], subjects: SubjectCache): RequestHead {
+  let hasBody = false;
+  let user: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      if (raw[i + 1] !== '0') hasBody = true;
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      hasBody = true;
+    } else if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      user = userOf(raw[i + 1]!, subjects);
+    }
+  }
+  return { hasBody, user };
+}
+
+function userOf(auth: string, subjects: SubjectCache): string | undefined {
+  const sp = auth.indexOf(' ');
+  if (sp < 0) return undefined;
+  const scheme = auth.slice(0, sp).toLowerCase();
+  const cred = auth.slice(sp + 1).trim();
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(cred, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const name = colon < 0 ? '' : decoded.slice(0, colon);
+    return name.length > 0 && name.length <= 256 ? name : undefined;
+  }
+  if (scheme === 'bearer') return subjects.subjectOf(cred);
+  return undefined;
+}
+
+const SECRET_PARAM = /^(?:password|passwd|pwd|pass|token|access_token|refresh_token|id_token|secret|client_secret|api_key|apikey|code|signature|sig|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
+
+/** The request target for the log: the query's secret-looking values replaced, everything else kept. */
+export function loggablePath(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const parts = url.slice(q + 1).split('&');
+  let changed = false;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    const eq = p.indexOf('=');
+    let key = eq < 0 ? p : p.slice(0, eq);
+    try {
+      key = decodeURIComponent(key);
+    } catch {
+      /* keep it raw */
+    }
+    if (SECRET_PARAM.test(key)) {
+      parts[i] = `${eq < 0 ? p : p.slice(0, eq)}=[REDACTED]`;
+      changed = true;
+    }
+  }
+  return changed ? `${url.slice(0, q)}?${parts.join('&')}` : url;
+}
