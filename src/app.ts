@@ -41,13 +41,14 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     logger[level]({ event: 'node_state', node: node.name, from, to, why }, `node ${node.name} is now ${to}: ${why}`);
   });
   const proto = config.listen.tls ? 'https' : 'http';
+  const rewriter = new OriginRewriter(
+    config.nodes.map((n) => n.url),
+    config.publicUrl,
+  );
   const handler = createRequestHandler({
     nodes,
     selector: createSelector(config.balance.policy, random),
-    rewriter: new OriginRewriter(
-      config.nodes.map((n) => n.url),
-      config.publicUrl,
-    ),
+    rewriter,
     trusted: new TrustedPeers(config.listen.trustedProxies),
     logger,
     proto,
@@ -73,6 +74,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         proxyPort,
         adminPort,
       };
+      // No publicUrl was given and the port was "any": clients reach us on the port just bound.
+      if (new URL(config.publicUrl).port === '0') rewriter.setPublicUrl(urls.proxyUrl);
       logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
       return urls;
     },

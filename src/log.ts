@@ -34,7 +34,7 @@ export function createLogger(opts: LogOptions): Logger {
     opts.destination ??
     (opts.format === 'pretty'
       ? pretty({ destination: 1, sync: false, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l' })
-      : pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+      : pino.destination({ dest: 1, sync: false }));
   return pino(
     {
       level: opts.level,

@@ -40,7 +40,7 @@ export function validateConfig(raw: unknown, opts: { source?: string; baseDir?: 
   const problems: string[] = [];
   const substituted = substituteEnv(raw, [], opts.env ?? process.env, problems);
   if (problems.length > 0) throw new ConfigError(problems, source);
-  const result = configSchema.safeParse(substituted ?? {});
+  const result = configSchema.safeParse(substituted ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(formatIssues(result.error.issues), source);
   const cfg = result.data;
   const base = opts.baseDir ?? process.cwd();

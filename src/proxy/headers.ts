@@ -99,23 +99,38 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
  * realm or an upload Location comes back through the proxy. URLs elsewhere are left alone.
  */
 export class OriginRewriter {
-  readonly #prefixes: string[] = [];
-  readonly #public: string;
+  #prefixes: string[] = [];
+  #longest = 0;
+  #public = '';
 
-  constructor(nodeUrls: readonly string[], publicUrl: string) {
-    this.#public = new URL(publicUrl).origin;
-    for (const u of nodeUrls) {
+  constructor(
+    private readonly nodeUrls: readonly string[],
+    publicUrl: string,
+  ) {
+    this.setPublicUrl(publicUrl);
+  }
+
+  /** Also used when the public URL is only known once the listener is bound (port 0). */
+  setPublicUrl(publicUrl: string): void {
+    const pub = new URL(publicUrl);
+    this.#public = pub.origin;
+    this.#prefixes = [];
+    for (const u of this.nodeUrls) {
       const url = new URL(u);
       const origin = url.origin.toLowerCase();
       this.#prefixes.push(origin);
       // The same origin spelled with its default port ("http://h:80") is the same node.
       if (url.port === '') this.#prefixes.push(`${origin}:${url.protocol === 'https:' ? 443 : 80}`);
     }
+    // Harbor's own nginx overwrites X-Forwarded-Proto with its own scheme, so behind TLS
+    // termination a node hands out http://<public host:port>/...; that port speaks only one scheme.
+    if (pub.port !== '') this.#prefixes.push(`${pub.protocol === 'https:' ? 'http' : 'https'}://${pub.host}`.toLowerCase());
+    this.#longest = Math.max(...this.#prefixes.map((p) => p.length));
   }
 
   /** The URL with a node origin replaced by the public one; the same string when it is not a node's. */
   rewriteUrl(value: string): string {
-    const lower = value.slice(0, 64).toLowerCase();
+    const lower = value.slice(0, this.#longest).toLowerCase();
     for (const p of this.#prefixes) {
       if (lower.startsWith(p)) {
         const next = value.charCodeAt(p.length);

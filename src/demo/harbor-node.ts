@@ -1,0 +1,129 @@
+import http from 'node:http';
+import type { KeyObject } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Pool } from 'undici';
+import { TokenService } from './token-service.js';
+
+export const HARBOR_COMPONENTS = ['core', 'database', 'jobservice', 'portal', 'redis', 'registry', 'registryctl'] as const;
+
+export interface SimulatedHarborNodeOptions {
+  name: string;
+  signingKey: KeyObject;
+  issuer?: string;
+  service?: string;
+  users?: Readonly<Record<string, string>>;
+  /** A registry (e.g. the real docker-registry) that `/v2/` is forwarded to, as Harbor core does. */
+  registryUrl?: string;
+  address?: string;
+  port?: number;
+}
+
+/**
+ * A stand-in for one Harbor node: token service, health JSON, ping and a `/v2/` that fronts a
+ * registry. Used by tests and the demo; the e2e suite puts the real registry behind it.
+ */
+export class SimulatedHarborNode {
+  readonly tokens: TokenService;
+  /** Component -> "healthy" | "unhealthy"; tests flip these to make the node sick. */
+  readonly components = new Map<string, string>(HARBOR_COMPONENTS.map((c) => [c, 'healthy']));
+  readonly #server: http.Server;
+  readonly #registry: Pool | undefined;
+  #port = 0;
+
+  constructor(private readonly opts: SimulatedHarborNodeOptions) {
+    this.tokens = new TokenService({
+      signingKey: opts.signingKey,
+      issuer: opts.issuer ?? 'harbor-token-issuer',
+      service: opts.service ?? 'harbor-registry',
+      users: opts.users ?? { admin: 'Harbor12345' },
+    });
+    this.#registry = opts.registryUrl ? new Pool(opts.registryUrl, { connections: 32, bodyTimeout: 900_000, headersTimeout: 900_000 }) : undefined;
+    this.#server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+      this.#handle(req, res).catch((err: Error) => {
+        if (!res.headersSent) send(res, 500, { errors: [{ code: 'UNKNOWN', message: err.message, detail: null }] });
+        else res.destroy(err);
+      });
+    });
+  }
+
+  get url(): string {
+    return `http://${this.opts.address ?? '127.0.0.1'}:${this.#port}`;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.opts.port ?? 0, this.opts.address ?? '127.0.0.1', () => resolve());
+    });
+    this.#port = (this.#server.address() as { port: number }).port;
+    return this;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#registry?.destroy();
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://node');
+    const path = url.pathname;
+    res.setHeader('x-harbor-node', this.opts.name);
+    if (path === '/service/token') {
+      const answer = await this.tokens.issue(url.searchParams, req.headers.authorization);
+      return send(res, answer.status, answer.body);
+    }
+    if (path === '/api/v2.0/health') {
+      const components = [...this.components].map(([name, status]) =>
+        status === 'healthy' ? { name, status } : { name, status, error: `${name} is ${status}` },
+      );
+      const healthy = components.every((c) => c.status === 'healthy');
+      // Harbor answers 200 even when unhealthy: the verdict is in the body.
+      return send(res, 200, { status: healthy ? 'healthy' : 'unhealthy', components });
+    }
+    if (path === '/api/v2.0/ping') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      return void res.end('"Pong"');
+    }
+    if ((path === '/v2' || path.startsWith('/v2/')) && this.#registry) return this.#forward(req, res);
+    if (path === '/' || path.startsWith('/harbor')) {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return void res.end(`<!doctype html><title>Harbor</title><p>simulated Harbor node ${this.opts.name}</p>`);
+    }
+    return send(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'not found', detail: null }] });
+  }
+
+  /** Harbor core's registry proxy: headers as received (Host, X-Forwarded-*), bodies streamed. */
+  async #forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const headers: string[] = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const n = req.rawHeaders[i]!.toLowerCase();
+      if (n === 'connection' || n === 'keep-alive' || n === 'transfer-encoding' || n === 'expect') continue;
+      headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+    }
+    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
+    const upstream = await this.#registry!.request({
+      path: req.url ?? '/',
+      method: (req.method ?? 'GET') as 'GET',
+      headers,
+      body: hasBody || req.headers['transfer-encoding'] ? req : null,
+    });
+    const out: string[] = [];
+    for (const [k, v] of Object.entries(upstream.headers)) {
+      if (k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding' || v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) out.push(k, one);
+    }
+    res.writeHead(upstream.statusCode, out);
+    await pipeline(upstream.body, res);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, doc: unknown): void {
+  const body = JSON.stringify(doc);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}

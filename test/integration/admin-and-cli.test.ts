@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
+import { freePort, startServer } from '../support/servers.js';
+import { makeTempDir } from '../support/tmp.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('admin API', () => {
+  it('answers healthz, ready and status on its own listener', async (t) => {
+    const node = await startServer((_q, r) => r.end('ok'));
+    const lb = await startApp([node.url]);
+    t.after(async () => {
+      await lb.close();
+      await node.close();
+    });
+    assert.notEqual(new URL(lb.adminUrl).port, new URL(lb.url).port);
+    assert.equal((await send(`${lb.adminUrl}/-/healthz`)).status, 200);
+    assert.equal((await send(`${lb.adminUrl}/-/ready`)).status, 200);
+    await send(`${lb.url}/v2/`);
+    const status = JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as {
+      nodes: Array<Record<string, unknown>>;
+      sticky: Record<string, unknown>;
+    };
+    assert.equal(status.nodes.length, 1);
+    const n = status.nodes[0]!;
+    assert.equal(n.name, 'n1');
+    assert.equal(n.url, node.url);
+    assert.equal(n.state, 'unknown');
+    assert.deepEqual(n.flags, []);
+    assert.equal(n.inflight, 0);
+    assert.equal(n.requests, 1);
+    assert.deepEqual(status.sticky, { store: 'memory', connected: true });
+    const onTrafficPort = await send(`${lb.url}/-/status`);
+    assert.equal(onTrafficPort.body.toString(), 'ok', 'the traffic port forwards /-/ paths to the nodes; admin is never served there');
+  });
+});
+
+describe('command line', () => {
+  it('refuses an invalid config with exit code 2, naming the field', async (t) => {
+    const tmp = makeTempDir('cli');
+    t.after(tmp.remove);
+    const file = join(tmp.dir, 'bad.yaml');
+    writeFileSync(file, 'nodes:\n  - {name: n1, url: "http://127.0.0.1:1"}\n  - {name: n2, url: "ftp://x"}\nhealth: {interval: soon}\n');
+    const r = await runCli(['serve', '--config', file]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /nodes\[1\]\.url: expected an http\(s\) URL/);
+    assert.match(r.stderr, /health\.interval: expected a duration such as "5s", got "soon"/);
+  });
+
+  it('serves with a config file, prints status as a table and stops on SIGTERM', async (t) => {
+    const node = await startServer((_q, r) => r.end('ok'));
+    t.after(() => node.close());
+    const tmp = makeTempDir('cli');
+    t.after(tmp.remove);
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const file = join(tmp.dir, 'harbor-lb.yaml');
+    writeFileSync(file, `listen: {address: 127.0.0.1, port: ${port}}\nnodes:\n  - {name: alpha, url: "${node.url}"}\nadmin: {address: 127.0.0.1, port: ${adminPort}}\n`);
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    t.after(() => child.kill('SIGKILL'));
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('"event":"listening"')) resolve();
+      });
+      child.once('exit', () => reject(new Error(`serve exited early: ${out}`)));
+    });
+    assert.equal((await send(`http://127.0.0.1:${port}/`)).body.toString(), 'ok');
+    const status = await runCli(['status', '--admin', `http://127.0.0.1:${adminPort}`]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^NODE\s+STATE\s+INFLIGHT/m);
+    assert.match(status.stdout, /^alpha\s+unknown\s+0\s+1\s+0\s+-\s+http:\/\/127\.0\.0\.1:\d+$/m);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+
+  it('says so when the admin API cannot be reached', async () => {
+    const r = await runCli(['status', '--admin', `http://127.0.0.1:${await freePort()}`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot reach the admin API/);
+  });
+});

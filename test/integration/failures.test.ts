@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { startApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
+import { deadPort, startServer } from '../support/servers.js';
+
+const MiB = 1024 ** 2;
+const CHUNK = Buffer.alloc(64 * 1024, 1);
+
+describe('failures on either side', () => {
+  it('a client that hangs up mid-download closes the node side', async (t) => {
+    let resolveNode!: (finished: boolean) => void;
+    const nodeSaw = new Promise<boolean>((r) => (resolveNode = r));
+    const node = await startServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1024 * MiB });
+      res.on('close', () => resolveNode(res.writableFinished));
+      const pump = () => {
+        while (!res.destroyed && res.write(CHUNK));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const lb = await startApp([node.url]);
+    t.after(async () => {
+      await lb.close();
+      await node.close();
+    });
+    const req = http.get(`${lb.url}/v2/r/blobs/sha256:1`, { agent: false }, (res) => {
+      let got = 0;
+      res.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= MiB) req.destroy();
+      });
+    });
+    req.on('error', () => {});
+    assert.equal(await nodeSaw, false, 'the node response was cut, not finished');
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.equal(line.error, 'CLIENT_GONE');
+    assert.equal(lb.app.nodes.get('n1')!.failures, 0, 'a client hanging up is not a node failure');
+  });
+
+  it('a client that hangs up mid-upload closes the node side', async (t) => {
+    let resolveNode!: (complete: boolean) => void;
+    const nodeSaw = new Promise<boolean>((r) => (resolveNode = r));
+    const node = await startServer((req) => {
+      req.on('data', () => {});
+      req.on('close', () => resolveNode(req.complete));
+    });
+    const lb = await startApp([node.url]);
+    t.after(async () => {
+      await lb.close();
+      await node.close();
+    });
+    const req = http.request(`${lb.url}/v2/r/blobs/uploads/u1`, { method: 'PATCH', agent: false, headers: { 'content-length': 100 * MiB } });
+    req.on('error', () => {});
+    for (let i = 0; i < 16; i++) if (!req.write(CHUNK)) await once(req, 'drain');
+    req.destroy();
+    assert.equal(await nodeSaw, false, 'the node saw an incomplete upload end, not a short complete one');
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.equal(line.error, 'CLIENT_GONE');
+    assert.equal(lb.app.nodes.get('n1')!.failures, 0);
+  });
+
+  for (const framing of ['content-length', 'chunked'] as const) {
+    it(`a node that cuts a ${framing} body short cuts the client's response, never a clean end`, async (t) => {
+      const node = await startServer((_req, res) => {
+        res.writeHead(200, framing === 'content-length' ? { 'content-length': 10 * MiB } : {});
+        res.write(Buffer.alloc(MiB, 2), () => res.socket?.destroy());
+      });
+      const lb = await startApp([node.url]);
+      t.after(async () => {
+        await lb.close();
+        await node.close();
+      });
+      const outcome = await new Promise<{ bytes: number; complete: boolean; ended: boolean }>((resolve) => {
+        http
+          .get(`${lb.url}/v2/r/blobs/sha256:2`, { agent: false }, (res) => {
+            let bytes = 0;
+            let ended = false;
+            res.on('data', (c: Buffer) => (bytes += c.length));
+            res.on('end', () => (ended = true));
+            res.on('error', () => {});
+            res.on('close', () => resolve({ bytes, complete: res.complete, ended }));
+          })
+          .on('error', () => {});
+      });
+      assert.equal(outcome.complete, false, 'the client must see an incomplete response');
+      assert.equal(outcome.ended, false, "the response must not end as if it were whole");
+      assert.ok(outcome.bytes <= MiB);
+      const line = await lb.logs.waitFor((l) => l.event === 'request');
+      assert.match(String(line.error), /^NODE_CUT_RESPONSE/);
+    });
+  }
+
+  it('an unreachable node gives a registry-style JSON error', async (t) => {
+    const lb = await startApp([`http://127.0.0.1:${await deadPort()}`]);
+    t.after(() => lb.close());
+    const r = await send(`${lb.url}/v2/library/a/manifests/latest`);
+    assert.equal(r.status, 502);
+    assert.match(String(r.headers['content-type']), /^application\/json/);
+    const body = JSON.parse(r.body.toString()) as { errors: Array<{ code: string; message: string }> };
+    assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
+    assert.equal(body.errors[0]!.message, 'the node refused the connection');
+    const head = await send(`${lb.url}/v2/library/a/manifests/latest`, { method: 'HEAD' });
+    assert.equal(head.status, 502);
+    assert.equal(head.body.length, 0, 'HEAD gets no body');
+  });
+
+  it('an upload whose node is unreachable goes to another node, body intact', async (t) => {
+    const node = await startServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => res.end(Buffer.concat(chunks)));
+    });
+    const dead = `http://127.0.0.1:${await deadPort()}`;
+    // Round robin starts at the dead node, so the first attempt fails before anything is sent.
+    const lb = await startApp([dead, node.url], { balance: { policy: 'round-robin' } });
+    t.after(async () => {
+      await lb.close();
+      await node.close();
+    });
+    const payload = Buffer.alloc(256 * 1024, 7);
+    const r = await send(`${lb.url}/v2/r/blobs/uploads/u1`, { method: 'PATCH', body: payload, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(r.status, 200);
+    assert.ok(r.body.equals(payload));
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.equal(line.attempts, 2);
+    assert.equal(line.reason, 'failover');
+    assert.equal(line.node, 'n2');
+  });
+
+  it('a node that never answers gives 504 after the headers timeout', async (t) => {
+    const node = await startServer(() => {});
+    const lb = await startApp([node.url], { proxy: { headersTimeout: '300ms' } });
+    t.after(async () => {
+      await lb.close();
+      await node.close();
+    });
+    const r = await send(`${lb.url}/v2/`);
+    assert.equal(r.status, 504);
+    assert.equal((JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'UNAVAILABLE');
+  });
+
+  it('refuses absolute-form targets with a registry error', async (t) => {
+    const lb = await startApp([`http://127.0.0.1:${await deadPort()}`]);
+    t.after(() => lb.close());
+    const status = await new Promise<number>((resolve, reject) => {
+      const url = new URL(lb.url);
+      http
+        .request({ host: url.hostname, port: url.port, path: 'http://elsewhere.example/', agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(status, 400);
+  });
+});

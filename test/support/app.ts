@@ -1,0 +1,27 @@
+import { createApp, type App, type AppDeps } from '../../src/app.js';
+import { validateConfig } from '../../src/config/load.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { LogSink } from './log-sink.js';
+
+export interface StartedApp {
+  app: App;
+  url: string;
+  adminUrl: string;
+  logs: LogSink;
+  close(): Promise<void>;
+}
+
+/** A harbor-lb on free loopback ports with its log captured; `overrides` is merged into a minimal config. */
+export async function startApp(nodeUrls: string[], overrides: Partial<ConfigInput> = {}, deps: AppDeps = {}): Promise<StartedApp> {
+  const logs = new LogSink();
+  const config = validateConfig({
+    listen: { address: '127.0.0.1', port: 0, ...overrides.listen },
+    admin: { address: '127.0.0.1', port: 0, ...overrides.admin },
+    nodes: nodeUrls.map((url, i) => ({ name: `n${i + 1}`, url })),
+    log: { level: 'info' },
+    ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'listen' && k !== 'admin')),
+  });
+  const app = createApp(config, { logDestination: logs, ...deps });
+  const { proxyUrl, adminUrl } = await app.start();
+  return { app, url: proxyUrl, adminUrl, logs, close: () => app.close() };
+}

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfigFile, parseConfigText, validateConfig } from '../../../src/config/load.js';
+
+/** The reference file of design.md, byte for byte: operators' files look like it. */
+const REFERENCE = `listen:
+  address: 127.0.0.1
+  port: 8070
+  # tls: {cert: certs/server.crt, key: certs/server.key}   # optional: https on the same port
+publicUrl: http://127.0.0.1:8070        # what clients type; realm and Location point here
+nodes:
+  - name: n1
+    url: http://127.0.0.1:17001
+  - name: n2
+    url: http://127.0.0.1:17002
+token:
+  rootCert: certs/root.crt              # the cluster's shared root.crt
+  issuer: harbor-token-issuer
+  service: harbor-registry
+health:
+  path: /api/v2.0/health
+  interval: 1s
+sticky:
+  store: memory                         # or: redis, with
+  # redis: {url: redis://127.0.0.1:6379/0}
+admin:
+  address: 127.0.0.1
+  port: 9070
+log:
+  level: info
+`;
+
+const minimal = { nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }] };
+
+/** The problems a config yields, or [] when it is valid. */
+function problems(raw: unknown, env: Record<string, string> = {}): string[] {
+  try {
+    validateConfig(raw, { env });
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+}
+
+describe('config loading', () => {
+  it('accepts the reference file of design.md as written and applies defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'harbor-lb-cfg-'));
+    const file = join(dir, 'harbor-lb.yaml');
+    writeFileSync(file, REFERENCE);
+    const cfg = loadConfigFile(file);
+    assert.equal(cfg.listen.port, 8070);
+    assert.equal(cfg.nodes.length, 2);
+    assert.equal(cfg.nodes[1]!.weight, 1);
+    assert.equal(cfg.health.interval, 1000);
+    assert.equal(cfg.health.timeout, 2000);
+    assert.deepEqual(cfg.health.requiredComponents, ['core', 'registry']);
+    assert.equal(cfg.balance.policy, 'least-requests');
+    assert.equal(cfg.sticky.store, 'memory');
+    assert.equal(cfg.admin.port, 9070);
+    assert.equal(cfg.token.leeway, 60_000);
+    assert.equal(cfg.proxy.idleTimeout, 900_000);
+    // Relative paths are taken from the config file's folder, not the working directory.
+    assert.equal(cfg.token.rootCert, join(dir, 'certs/root.crt'));
+    assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.nodes[0]), 'the config is frozen');
+  });
+
+  it('derives publicUrl from the listener when it is not given', () => {
+    assert.equal(validateConfig({ ...minimal, listen: { port: 8443 } }).publicUrl, 'http://127.0.0.1:8443');
+    assert.equal(validateConfig({ ...minimal, publicUrl: 'https://hub.example.com/' }).publicUrl, 'https://hub.example.com');
+  });
+
+  const rejections: Array<[string, unknown, string]> = [
+    ['no nodes', {}, 'nodes: required'],
+    ['an empty node list', { nodes: [] }, 'nodes: expected at least one node'],
+    ['a node URL that is not http(s)', { nodes: [minimal.nodes[0], { name: 'n2', url: 'ftp://x' }] }, 'nodes[1].url: expected an http(s) URL'],
+    ['a node URL with a path', { nodes: [{ name: 'n1', url: 'http://h/harbor' }] }, 'nodes[0].url: expected an origin without a path'],
+    ['a node URL with credentials', { nodes: [{ name: 'n1', url: 'http://u:p@h' }] }, 'nodes[0].url: expected an http(s) URL'],
+    ['a bad node name', { nodes: [{ name: 'a b', url: 'http://h' }] }, 'nodes[0].name: expected a name'],
+    ['a zero weight', { nodes: [{ name: 'n1', url: 'http://h', weight: 0 }] }, 'nodes[0].weight:'],
+    ['duplicate node names', { nodes: [{ name: 'a', url: 'http://h' }, { name: 'a', url: 'http://i' }] }, 'nodes[1].name: duplicate node name "a"'],
+    ['an unknown top-level key', { ...minimal, balancer: {} }, 'balancer: unknown key'],
+    ['an unknown nested key', { ...minimal, health: { intervall: '1s' } }, 'health.intervall: unknown key'],
+    ['a duration without unit', { ...minimal, health: { interval: '5' } }, 'health.interval: expected a duration such as "5s", got "5"'],
+    ['a number as duration', { ...minimal, health: { timeout: 5 } }, 'health.timeout: expected a duration'],
+    ['a port out of range', { ...minimal, listen: { port: 70000 } }, 'listen.port: expected a port number (0-65535)'],
+    ['a bad listen address', { ...minimal, listen: { address: 'example.com' } }, 'listen.address: expected an IP address'],
+    ['admin on the traffic port', { ...minimal, listen: { address: '127.0.0.1', port: 8070 }, admin: { address: '127.0.0.1', port: 8070 } }, 'admin.port: must differ from listen.port'],
+    ['a short admin token', { ...minimal, admin: { token: 'short' } }, 'admin.token: expected at least 16 characters'],
+    ['an unknown balance policy', { ...minimal, balance: { policy: 'random' } }, 'balance.policy:'],
+    ['redis store without redis settings', { ...minimal, sticky: { store: 'redis' } }, 'sticky.redis: required when sticky.store is redis'],
+    ['a non-redis URL', { ...minimal, sticky: { store: 'redis', redis: { url: 'http://r' } } }, 'sticky.redis.url: expected a redis:// or rediss:// URL'],
+    ['an unknown sticky key kind', { ...minimal, sticky: { keys: ['ip'] } }, 'sticky.keys[0]:'],
+    ['a bad log level', { ...minimal, log: { level: 'verbose' } }, 'log.level:'],
+    ['a bad trusted proxy', { ...minimal, listen: { trustedProxies: ['10.0.0.0/33'] } }, 'listen.trustedProxies[0]: expected an IP address or CIDR range'],
+    ['tls without a key', { ...minimal, listen: { tls: { cert: 'a.crt' } } }, 'listen.tls.key: required'],
+    ['a health path without slash', { ...minimal, health: { path: 'api/health' } }, 'health.path: expected a path starting with "/"'],
+    ['a publicUrl that is not a URL', { ...minimal, publicUrl: 'hub.example.com' }, 'publicUrl: expected an http(s) URL'],
+  ];
+  for (const [what, raw, expected] of rejections) {
+    it(`rejects ${what}, naming the field`, () => {
+      const got = problems(raw);
+      assert.ok(got.some((p) => p.startsWith(expected)), `expected a problem starting "${expected}", got ${JSON.stringify(got)}`);
+    });
+  }
+
+  it('takes secrets from environment variables and names the field when one is missing', () => {
+    const withToken = { ...minimal, admin: { token: '${ADMIN_TOKEN}' } };
+    assert.equal(validateConfig(withToken, { env: { ADMIN_TOKEN: 'a-long-enough-admin-token' } }).admin.token, 'a-long-enough-admin-token');
+    assert.deepEqual(problems(withToken), ['admin.token: environment variable ADMIN_TOKEN is not set']);
+    assert.equal(validateConfig({ ...minimal, admin: { token: '${NOPE:-fallback-token-0123456}' } }, { env: {} }).admin.token, 'fallback-token-0123456');
+  });
+
+  it('reports YAML syntax errors and duplicate keys', () => {
+    assert.throws(() => parseConfigText('nodes: [\n'), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('YAML:'));
+    assert.throws(() => parseConfigText('log: {}\nlog: {}\nnodes: []'), (e: unknown) => e instanceof ConfigError && /YAML/.test(e.problems[0]!));
+  });
+
+  it('names an unreadable file', () => {
+    assert.throws(() => loadConfigFile('/nonexistent/harbor-lb.yaml'), (e: unknown) => e instanceof ConfigError && /cannot read the file/.test(e.message));
+  });
+});

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildRequestHeaders, buildResponseHeaders, OriginRewriter, type ForwardingInfo } from '../../../src/proxy/headers.js';
+
+const info: ForwardingInfo = { peerIp: '192.0.2.10', clientIp: '192.0.2.10', proto: 'https', trusted: false, requestId: 'abc-1' };
+
+function toMap(flat: string[]): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (let i = 0; i < flat.length; i += 2) {
+    const k = flat[i]!.toLowerCase();
+    m.set(k, [...(m.get(k) ?? []), flat[i + 1]!]);
+  }
+  return m;
+}
+
+describe('request headers sent to a node', () => {
+  it('strips hop-by-hop headers, including those a Connection header names, and keeps the rest as sent', () => {
+    const out = toMap(
+      buildRequestHeaders(
+        [
+          'Host', 'hub.example.com:8070',
+          'Connection', 'keep-alive, X-Secret-Hop',
+          'Keep-Alive', 'timeout=5',
+          'Transfer-Encoding', 'chunked',
+          'TE', 'trailers',
+          'Upgrade', 'h2c',
+          'Expect', '100-continue',
+          'Proxy-Authorization', 'Basic eA==',
+          'X-Secret-Hop', '1',
+          'Content-Length', '10',
+          'Authorization', 'Bearer t',
+          'Docker-Distribution-Api-Version', 'registry/2.0',
+        ],
+        info,
+      ),
+    );
+    for (const gone of ['connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'expect', 'proxy-authorization', 'x-secret-hop']) {
+      assert.equal(out.has(gone), false, `${gone} must not be forwarded`);
+    }
+    assert.deepEqual(out.get('host'), ['hub.example.com:8070'], 'Host passes as the client sent it, port included');
+    assert.deepEqual(out.get('content-length'), ['10'], 'Content-Length is kept so uploads are not re-chunked');
+    assert.deepEqual(out.get('authorization'), ['Bearer t']);
+    assert.deepEqual(out.get('docker-distribution-api-version'), ['registry/2.0']);
+  });
+
+  it('replaces forwarding headers from an untrusted client with its own', () => {
+    const out = toMap(
+      buildRequestHeaders(['Host', 'hub:8070', 'X-Forwarded-For', '6.6.6.6', 'X-Forwarded-Proto', 'http', 'X-Forwarded-Host', 'evil', 'X-Real-IP', '6.6.6.6', 'X-Request-Id', 'spoof'], info),
+    );
+    assert.deepEqual(out.get('x-forwarded-for'), ['192.0.2.10']);
+    assert.deepEqual(out.get('x-forwarded-proto'), ['https']);
+    assert.deepEqual(out.get('x-forwarded-host'), ['hub:8070']);
+    assert.deepEqual(out.get('x-real-ip'), ['192.0.2.10']);
+    assert.deepEqual(out.get('x-request-id'), ['abc-1']);
+  });
+
+  it('appends to the forwarding headers of a trusted proxy', () => {
+    const trusted = { ...info, trusted: true, clientIp: '203.0.113.7' };
+    const out = toMap(
+      buildRequestHeaders(['Host', 'hub', 'X-Forwarded-For', '203.0.113.7', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'hub.example.com', 'X-Request-Id', 'edge-9'], trusted),
+    );
+    assert.deepEqual(out.get('x-forwarded-for'), ['203.0.113.7, 192.0.2.10']);
+    assert.deepEqual(out.get('x-forwarded-proto'), ['https']);
+    assert.deepEqual(out.get('x-forwarded-host'), ['hub.example.com']);
+    assert.deepEqual(out.get('x-real-ip'), ['203.0.113.7']);
+    assert.deepEqual(out.get('x-request-id'), ['edge-9']);
+  });
+});
+
+describe('response headers sent to the client', () => {
+  const rewriter = new OriginRewriter(['http://10.0.0.1:8080', 'http://10.0.0.2'], 'https://hub.example.com:8070');
+
+  it('rewrites Location and realm that point at a node, and nothing else', () => {
+    const raw = [
+      'Location', 'http://10.0.0.1:8080/v2/library/a/blobs/uploads/u-1?_state=x',
+      'WWW-Authenticate', 'Bearer realm="http://10.0.0.2:80/service/token",service="harbor-registry",scope="repository:library/a:pull"',
+      'Connection', 'keep-alive',
+      'Transfer-Encoding', 'chunked',
+      'Set-Cookie', 'sid=1',
+      'Set-Cookie', 'csrf=2',
+      'Docker-Upload-UUID', 'u-1',
+    ].map((s) => Buffer.from(s, 'latin1'));
+    const out = toMap(buildResponseHeaders(raw, rewriter));
+    assert.deepEqual(out.get('location'), ['https://hub.example.com:8070/v2/library/a/blobs/uploads/u-1?_state=x']);
+    assert.deepEqual(out.get('www-authenticate'), [
+      'Bearer realm="https://hub.example.com:8070/service/token",service="harbor-registry",scope="repository:library/a:pull"',
+    ]);
+    assert.equal(out.has('connection'), false);
+    assert.equal(out.has('transfer-encoding'), false);
+    assert.deepEqual(out.get('set-cookie'), ['sid=1', 'csrf=2'], 'repeated headers keep every value');
+    assert.deepEqual(out.get('docker-upload-uuid'), ['u-1']);
+  });
+
+  it('leaves correct and foreign URLs alone', () => {
+    for (const url of [
+      'https://hub.example.com:8070/v2/x',
+      '/v2/library/a/blobs/uploads/u-1',
+      'https://s3.amazonaws.com/bucket/blob?sig=1',
+      'http://10.0.0.1:80801/v2/', // a longer port is another origin
+      'http://10.0.0.10/v2/', // a longer host is another origin
+    ]) {
+      assert.equal(rewriter.rewriteUrl(url), url);
+    }
+    const ok = 'Bearer realm="https://hub.example.com:8070/service/token",service="harbor-registry"';
+    assert.equal(rewriter.rewriteChallenge(ok), ok);
+    assert.equal(rewriter.rewriteChallenge('Basic realm="x"'), 'Basic realm="x"');
+  });
+
+  it('matches node origins case-insensitively and with an explicit default port', () => {
+    assert.equal(rewriter.rewriteUrl('HTTP://10.0.0.2/v2/'), 'https://hub.example.com:8070/v2/');
+    assert.equal(rewriter.rewriteUrl('http://10.0.0.2:80'), 'https://hub.example.com:8070');
+  });
+
+  it('fixes the scheme of public URLs a node built behind TLS termination', () => {
+    assert.equal(rewriter.rewriteUrl('http://hub.example.com:8070/v2/a/blobs/uploads/1'), 'https://hub.example.com:8070/v2/a/blobs/uploads/1');
+  });
+});

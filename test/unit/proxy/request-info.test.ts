@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { loggablePath, readRequestHead, SubjectCache } from '../../../src/proxy/request-info.js';
+
+const jwt = (payload: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`;
+
+it('takes the user from Basic auth and bearer tokens, never the secret', () => {
+  const subjects = new SubjectCache();
+  const basic = Buffer.from('alice:s3cret:with:colons').toString('base64');
+  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, user: 'alice' });
+  assert.equal(readRequestHead(['authorization', `Bearer ${jwt({ sub: 'bob' })}`], subjects).user, 'bob');
+  assert.equal(readRequestHead(['authorization', `Bearer ${jwt({})}`], subjects).user, undefined, 'anonymous token');
+  for (const bad of ['Bearer', 'Bearer not-a-jwt', 'Bearer a.%%%.c', 'Basic !!!', 'Basic ' + Buffer.from('nocolon').toString('base64'), 'Negotiate x']) {
+    assert.equal(readRequestHead(['Authorization', bad], subjects).user, undefined, bad);
+  }
+});
+
+it('knows whether a request has a body', () => {
+  const s = new SubjectCache();
+  assert.equal(readRequestHead(['Content-Length', '0'], s).hasBody, false);
+  assert.equal(readRequestHead(['Content-Length', '12'], s).hasBody, true);
+  assert.equal(readRequestHead(['Transfer-Encoding', 'chunked'], s).hasBody, true);
+  assert.equal(readRequestHead([], s).hasBody, false);
+});
+
+it('blanks secret query parameters in logged paths and keeps the rest', () => {
+  assert.equal(loggablePath('/v2/'), '/v2/');
+  assert.equal(
+    loggablePath('/service/token?account=admin&scope=repository%3Alibrary%2Fa%3Apull&service=harbor-registry'),
+    '/service/token?account=admin&scope=repository%3Alibrary%2Fa%3Apull&service=harbor-registry',
+  );
+  assert.equal(loggablePath('/c/login?principal=admin&password=Harbor12345'), '/c/login?principal=admin&password=[REDACTED]');
+  assert.equal(loggablePath('/x?access_token=eyJ.a.b&token=t&Pass%77ord=p'), '/x?access_token=[REDACTED]&token=[REDACTED]&Pass%77ord=[REDACTED]');
+});
