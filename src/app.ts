@@ -4,7 +4,7 @@ import type { DestinationStream } from 'pino';
 import { createAdminServer } from './admin/server.js';
 import { createSelector } from './balance/create-selector.js';
 import type { Config } from './config/schema.js';
-import { createLogger, flushLogger, type Logger } from './log.js';
+import { createLoggers, flushLogger, type Logger } from './log.js';
 import { NodeSet } from './nodes/node-set.js';
 import { createRequestHandler } from './proxy/handler.js';
 import { OriginRewriter } from './proxy/headers.js';
@@ -18,7 +18,6 @@ export interface AppDeps {
   random?: Random;
   /** Where log lines go (tests capture them); stdout by default. */
   logDestination?: DestinationStream;
-  logger?: Logger;
 }
 
 export interface App {
@@ -34,7 +33,7 @@ export interface App {
 export function createApp(config: Config, deps: AppDeps = {}): App {
   const clock = deps.clock ?? createSystemClock();
   const random = deps.random ?? Math.random;
-  const logger = deps.logger ?? createLogger({ ...config.log, destination: deps.logDestination });
+  const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination });
   const nodes = new NodeSet(config, clock);
   nodes.on('state', ({ node, from, to, why }) => {
     const level = to === 'healthy' ? 'info' : 'warn';
@@ -50,7 +49,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     selector: createSelector(config.balance.policy, random),
     rewriter,
     trusted: new TrustedPeers(config.listen.trustedProxies),
-    logger,
+    logger: routing,
     proto,
     maxAttempts: config.balance.retries.attempts,
     instanceId: randomBytes(3).toString('hex'),
@@ -82,7 +81,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     async close() {
       await Promise.all([proxy && closeServer(proxy), admin && closeServer(admin)]);
       await nodes.close();
-      await flushLogger(logger);
+      await Promise.all([flushLogger(logger), flushLogger(routing)]);
     },
   };
 }

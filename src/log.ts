@@ -29,22 +29,32 @@ export interface LogOptions {
   destination?: DestinationStream;
 }
 
-export function createLogger(opts: LogOptions): Logger {
+export interface Loggers {
+  /** Events, state changes, warnings: redacted as a second line of defence. */
+  logger: Logger;
+  /**
+   * One line per proxied request. Its records are built field by field from values that hold no
+   * secret (see proxy/handler.ts), so the per-line cost of redaction is not paid on the hot path.
+   */
+  routing: Logger;
+}
+
+export function createLoggers(opts: LogOptions): Loggers {
   const destination =
     opts.destination ??
     (opts.format === 'pretty'
       ? pretty({ destination: 1, sync: false, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l' })
       : pino.destination({ dest: 1, sync: false }));
-  return pino(
-    {
-      level: opts.level,
-      base: undefined,
-      redact: { paths: REDACT, censor: '[REDACTED]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    destination,
-  );
+  const base = {
+    level: opts.level,
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return {
+    logger: pino({ ...base, redact: { paths: REDACT, censor: '[REDACTED]' } }, destination),
+    routing: pino(base, destination),
+  };
 }
 
 /** Flushes buffered lines; used on shutdown so the last routing lines are not lost. */

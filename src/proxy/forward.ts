@@ -25,31 +25,87 @@ export interface ForwardOutcome {
   error?: Error;
 }
 
-/** The request body as seen by undici, counting bytes and telling whether any was read. */
+/**
+ * The client's request body as undici reads it: pulled one chunk at a time (so the node's pace
+ * sets the client's), counted, and detachable. A node may answer before it has read the whole
+ * body (an early 401 or 404 to an upload); the rest must then be discarded rather than left
+ * unread, or the client stalls with a full TCP window and never finishes sending.
+ */
 export class RequestBody {
   bytes = 0;
   /** Set once undici starts reading; an untouched body can still be sent to another node. */
   touched = false;
   /** The client failed while sending it (hung up mid-upload). */
   clientFailed = false;
+  #released = false;
+  #pending: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | undefined;
+  #ended = false;
+  #error: Error | undefined;
 
   constructor(private readonly req: IncomingMessage) {}
 
-  /** A fresh iterable over the client's body; pulled by undici only as fast as the node takes it. */
+  readonly #onData = (chunk: Buffer): void => {
+    this.req.pause();
+    this.bytes += chunk.length;
+    const p = this.#pending;
+    this.#pending = undefined;
+    p?.resolve({ value: chunk, done: false });
+  };
+
+  readonly #onEnd = (): void => {
+    this.#ended = true;
+    this.#settle();
+  };
+
+  readonly #onError = (err: Error): void => {
+    this.clientFailed = true;
+    this.#error = err;
+    this.#settle();
+  };
+
+  #settle(): void {
+    const p = this.#pending;
+    this.#pending = undefined;
+    if (p === undefined) return;
+    if (this.#error) p.reject(this.#error);
+    else p.resolve({ value: undefined, done: true });
+  }
+
+  /** A fresh iterable over the client's body; undici pulls the next chunk only when the node took the last. */
   iterable(): AsyncIterable<Buffer> {
-    const self = this;
-    return (async function* () {
-      self.touched = true;
-      try {
-        for await (const chunk of self.req) {
-          self.bytes += (chunk as Buffer).length;
-          yield chunk as Buffer;
-        }
-      } catch (err) {
-        self.clientFailed = true;
-        throw err;
-      }
-    })();
+    const { req } = this;
+    return {
+      [Symbol.asyncIterator]: () => {
+        this.touched = true;
+        req.on('data', this.#onData);
+        req.once('end', this.#onEnd);
+        req.once('error', this.#onError);
+        // 'aborted' without 'error' happens on some Node versions when the client hangs up.
+        req.once('aborted', () => this.#onError(new Error('client aborted the upload')));
+        return {
+          next: () =>
+            new Promise<IteratorResult<Buffer>>((resolve, reject) => {
+              if (this.#error) return reject(this.#error);
+              if (this.#ended || this.#released) return resolve({ value: undefined, done: true });
+              this.#pending = { resolve, reject };
+              req.resume();
+            }),
+          return: () => {
+            this.release();
+            return Promise.resolve({ value: undefined, done: true as const });
+          },
+        };
+      },
+    };
+  }
+
+  /** Stops feeding the node; what the client still sends is read and dropped. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.req.off('data', this.#onData);
+    this.#settle();
+    if (!this.req.complete && !this.req.destroyed) this.req.resume();
   }
 }
 

@@ -153,6 +153,8 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
     reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';
   }
 
+  // Whatever the node did not read (it answered early, or failed) is drained, never left to stall the client.
+  body?.release();
   record.bytesIn = body?.bytes ?? 0;
   if (outcome === undefined) {
     record.status = 503;

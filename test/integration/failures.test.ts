@@ -94,6 +94,27 @@ describe('failures on either side', () => {
     });
   }
 
+  // Regression: a node that answers an upload before reading it (an early 401 or 404) left the
+  // rest of the body unread; the client's TCP window filled and it stalled for a minute.
+  it('a node that answers before reading the upload: the client gets the answer and its connection stays usable', { timeout: 20_000 }, async (t) => {
+    const node = await startServer((req, res) => {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}');
+      req.resume();
+    });
+    const lb = await startApp([node.url]);
+    t.after(async () => {
+      await lb.close();
+      await node.close();
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    const first = await send(`${lb.url}/v2/r/blobs/uploads/u1`, { method: 'PATCH', agent, body: Buffer.alloc(32 * MiB, 3) });
+    assert.equal(first.status, 401);
+    const second = await send(`${lb.url}/v2/`, { agent });
+    assert.equal(second.status, 401, 'the same connection serves the next request');
+  });
+
   it('an unreachable node gives a registry-style JSON error', async (t) => {
     const lb = await startApp([`http://127.0.0.1:${await deadPort()}`]);
     t.after(() => lb.close());
