@@ -16,6 +16,9 @@ export function formatStatusTable(doc: StatusDocument): string {
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const out = [line(head), ...rows.map(line)];
   out.push('', `sticky store: ${doc.sticky.store} (${doc.sticky.connected ? 'connected' : 'NOT connected'})`);
-  for (const n of doc.nodes) for (const f of n.flags) out.push(`${n.name} ${f.code} since ${f.since}: ${f.message}`);
+  for (const n of doc.nodes) {
+    if (n.state !== 'healthy') out.push(`${n.name} is ${n.state} since ${n.since}: ${n.why}`);
+    for (const f of n.flags) out.push(`${n.name} ${f.code} since ${f.since}: ${f.message}`);
+  }
   return out.join('\n');
 }

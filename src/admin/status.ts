@@ -13,6 +13,9 @@ export interface StatusDocument {
     inflight: number;
     requests: number;
     failures: number;
+    lastCheck: { at: string; ok: boolean; detail: string } | null;
+    consecutiveFailures: number;
+    ejectedUntil: string | null;
   }>;
   sticky: { store: string; connected: boolean };
 }
@@ -30,6 +33,9 @@ export function buildStatus(nodes: NodeSet, sticky: { store: string; connected: 
       inflight: n.inflight,
       requests: n.requests,
       failures: n.failures,
+      lastCheck: n.lastCheck ? { at: new Date(n.lastCheck.at).toISOString(), ok: n.lastCheck.ok, detail: n.lastCheck.detail } : null,
+      consecutiveFailures: n.consecutiveFailures,
+      ejectedUntil: n.ejectedUntil > 0 ? new Date(n.ejectedUntil).toISOString() : null,
     })),
     sticky,
   };

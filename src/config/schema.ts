@@ -97,6 +97,8 @@ const tokenSchema = z.strictObject({
 });
 
 const healthSchema = z.strictObject({
+  /** Active checks; passive detection works either way. */
+  enabled: z.boolean().prefault(true),
   path: z.string().startsWith('/', 'expected a path starting with "/"').prefault('/api/v2.0/health'),
   interval: duration('5s'),
   timeout: duration('2s'),
@@ -158,8 +160,10 @@ const logSchema = z.strictObject({
 
 const proxySchema = z.strictObject({
   connectTimeout: duration('5s'),
-  /** Time a node has to answer with response headers; uploads wait for the node to store the body. */
-  headersTimeout: duration('900s'),
+  /** Time a node has to start answering a request without a body (GET, HEAD, DELETE). */
+  headersTimeout: duration('60s'),
+  /** The same for requests with a body: a registry answers a blob PUT only once it has stored it. */
+  uploadHeadersTimeout: duration('900s'),
   /** A node response body idle for this long is cut: an idle timeout, never a total one. */
   idleTimeout: duration('900s'),
   maxConnectionsPerNode: positiveInt(128),

@@ -78,6 +78,7 @@ export class SimulatedHarborNode {
       return send(res, answer.status, answer.body);
     }
     if (path === '/api/v2.0/health') {
+      if (this.#registry) this.components.set('registry', (await this.#registryAnswers()) ? 'healthy' : 'unhealthy');
       const components = [...this.components].map(([name, status]) =>
         status === 'healthy' ? { name, status } : { name, status, error: `${name} is ${status}` },
       );
@@ -97,6 +98,17 @@ export class SimulatedHarborNode {
     return send(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'not found', detail: null }] });
   }
 
+  /** Harbor core checks its registry's /v2/ (401 with token auth means it is up). */
+  async #registryAnswers(): Promise<boolean> {
+    try {
+      const r = await this.#registry!.request({ path: '/v2/', method: 'GET', headersTimeout: 2000, bodyTimeout: 2000 });
+      await r.body.dump();
+      return r.statusCode === 200 || r.statusCode === 401;
+    } catch {
+      return false;
+    }
+  }
+
   /** Harbor core's registry proxy: headers as received (Host, X-Forwarded-*), bodies streamed. */
   async #forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const headers: string[] = [];
@@ -106,12 +118,19 @@ export class SimulatedHarborNode {
       headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
     }
     const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
-    const upstream = await this.#registry!.request({
-      path: req.url ?? '/',
-      method: (req.method ?? 'GET') as 'GET',
-      headers,
-      body: hasBody || req.headers['transfer-encoding'] ? req : null,
-    });
+    let upstream: Awaited<ReturnType<Pool['request']>>;
+    try {
+      upstream = await this.#registry!.request({
+        path: req.url ?? '/',
+        method: (req.method ?? 'GET') as 'GET',
+        headers,
+        body: hasBody || req.headers['transfer-encoding'] ? req : null,
+      });
+    } catch (err) {
+      // What Harbor's nginx answers when core cannot reach the registry.
+      if (!res.headersSent) return send(res, 502, { errors: [{ code: 'UNAVAILABLE', message: `registry unreachable: ${(err as Error).message}`, detail: null }] });
+      throw err;
+    }
     const out: string[] = [];
     for (const [k, v] of Object.entries(upstream.headers)) {
       if (k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding' || v === undefined) continue;

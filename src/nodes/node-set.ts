@@ -44,6 +44,13 @@ export class NodeSet extends EventEmitter<{ state: [NodeStateChange] }> {
     return this.#available;
   }
 
+  /** Derives a node's state from its conditions: drain wins over quarantine, which wins over health. */
+  refresh(node: ClusterNode): void {
+    if (node.drained) this.setState(node, 'draining', 'drained by an operator: no new clients, in-flight requests finish');
+    else if (node.quarantined) this.setState(node, 'quarantined', node.quarantineWhy);
+    else this.setState(node, node.health, node.healthWhy);
+  }
+
   setState(node: ClusterNode, to: NodeState, why: string): void {
     const from = node.state;
     if (from === to) return;

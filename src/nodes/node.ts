@@ -2,6 +2,14 @@ import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
 
 export type NodeState = 'healthy' | 'unhealthy' | 'quarantined' | 'draining' | 'unknown';
+/** What health checking alone says of a node; drain and quarantine are kept apart and win over it. */
+export type HealthVerdict = 'unknown' | 'healthy' | 'unhealthy';
+
+export interface CheckResult {
+  at: number;
+  ok: boolean;
+  detail: string;
+}
 
 export interface NodeFlag {
   code: string;
@@ -31,6 +39,21 @@ export class ClusterNode {
   inflight = 0;
   requests = 0;
   failures = 0;
+
+  // Conditions the state is derived from (NodeSet.refresh).
+  health: HealthVerdict = 'unknown';
+  healthWhy = 'not checked yet';
+  drained = false;
+  quarantined = false;
+  quarantineWhy = '';
+
+  // Active checks: the last result and the current run (> 0 passes in a row, < 0 failures in a row).
+  lastCheck: CheckResult | undefined;
+  checkStreak = 0;
+  // Passive detection.
+  consecutiveFailures = 0;
+  ejections = 0;
+  ejectedUntil = 0;
 
   constructor(cfg: NodeConfig, pool: PoolOptions, now: number) {
     this.name = cfg.name;

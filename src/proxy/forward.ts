@@ -15,7 +15,9 @@ export type ForwardPhase =
   /** The response head was sent to the client and then the node failed: the client sees a cut response. */
   | 'cut'
   /** The client went away; not the node's fault. */
-  | 'client-gone';
+  | 'client-gone'
+  /** The node answered 502/503/504 to a request that may go elsewhere; nothing was sent to the client. */
+  | 'gateway-error';
 
 export interface ForwardOutcome {
   phase: ForwardPhase;
@@ -118,8 +120,10 @@ export interface ForwardRequest {
   req: IncomingMessage;
   res: ServerResponse;
   rewriter: OriginRewriter;
-  /** Lets the caller look at a response head before it is written (token inspection, passive health). */
-  onResponseHead?: (status: number, headers: string[]) => void;
+  /** Time the node has to start answering. */
+  headersTimeout: number;
+  /** Whether a 502/503/504 should be dropped (for a retry elsewhere) instead of passed on. */
+  retryOnGatewayError: boolean;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE';
@@ -163,6 +167,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         // A request with a body is never replayed by undici itself; retry policy is ours.
         idempotent: fr.body === undefined && (fr.method === 'GET' || fr.method === 'HEAD'),
         blocking: true,
+        headersTimeout: fr.headersTimeout,
       },
       this,
     );
@@ -186,9 +191,14 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: node:http already told the client to continue
-    const { res, rewriter, onResponseHead } = this.fr;
+    const { res, rewriter } = this.fr;
+    if (this.fr.retryOnGatewayError && statusCode >= 502 && statusCode <= 504) {
+      this.#status = statusCode;
+      this.#finish('gateway-error');
+      this.#abort?.(new ProxyError('GATEWAY_ERROR_RETRIED', statusCode, `node answered ${statusCode}`));
+      return false;
+    }
     const headers = buildResponseHeaders(rawHeaders, rewriter);
-    onResponseHead?.(statusCode, headers);
     this.#status = statusCode;
     this.#resume = resume;
     res.on('drain', this.#onDrain);
@@ -208,6 +218,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    if (this.#done) return;
     const { res, body } = this.fr;
     if (this.#clientGone || body?.clientFailed || (err as ProxyError).code === CLIENT_GONE) {
       if (!res.destroyed) res.destroy();

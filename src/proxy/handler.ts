@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { RetryBudget } from '../balance/retry-budget.js';
 import type { Selector } from '../balance/selector.js';
+import type { NodeHealth } from '../health/node-health.js';
 import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
@@ -20,8 +22,12 @@ export interface ProxyDeps {
   trusted: TrustedPeers;
   logger: Logger;
   proto: 'http' | 'https';
+  health: NodeHealth;
+  budget: RetryBudget;
   /** Attempts per request, the first included. */
   maxAttempts: number;
+  headersTimeout: number;
+  uploadHeadersTimeout: number;
   /** Unique per app instance, so request ids from two proxies never collide. */
   instanceId: string;
 }
@@ -121,36 +127,48 @@ interface Exchange {
 /** Attempts on one node after another while it is safe; ends with the client answered one way or another. */
 async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const { record, res, method, body } = ex;
+  const bodyless = body === undefined && (method === 'GET' || method === 'HEAD');
   const tried = new Set<ClusterNode>();
   let outcome: ForwardOutcome | undefined;
   let reason: RouteReason = 'balanced';
-  for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
-    const node = deps.selector.select(deps.nodes.available(), tried);
-    if (node === undefined) break;
-    tried.add(node);
-    record.attempts = attempt;
-    record.node = node.name;
-    record.reason = reason;
-    node.inflight++;
-    node.requests++;
-    try {
-      outcome = await forward({
-        node,
-        method,
-        path: ex.url,
-        headers: ex.headers,
-        body,
-        req: ex.req,
-        res,
-        rewriter: deps.rewriter,
-      });
-    } finally {
-      node.inflight--;
+  deps.budget.active++;
+  try {
+    for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
+      const node = deps.selector.select(deps.nodes.available(), tried);
+      if (node === undefined) break;
+      tried.add(node);
+      // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
+      const canRetryAfter = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n)) && deps.budget.canRetry();
+      record.attempts = attempt;
+      record.node = node.name;
+      record.reason = reason;
+      node.inflight++;
+      node.requests++;
+      if (attempt > 1) deps.budget.retrying++;
+      try {
+        outcome = await forward({
+          node,
+          method,
+          path: ex.url,
+          headers: ex.headers,
+          body,
+          req: ex.req,
+          res,
+          rewriter: deps.rewriter,
+          headersTimeout: body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
+          retryOnGatewayError: bodyless && canRetryAfter,
+        });
+      } finally {
+        node.inflight--;
+        if (attempt > 1) deps.budget.retrying--;
+      }
+      judge(deps, node, outcome);
+      if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut') break;
+      if (!retryable(outcome, method, body) || !deps.budget.canRetry()) break;
+      reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';
     }
-    if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut') break;
-    node.failures++;
-    if (!retryable(outcome, method, body)) break;
-    reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';
+  } finally {
+    deps.budget.active--;
   }
 
   // Whatever the node did not read (it answered early, or failed) is drained, never left to stall the client.
@@ -176,6 +194,13 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
     case 'cut':
       record.error = `NODE_CUT_RESPONSE: ${describeNodeFailure(outcome.error).code}`;
       return;
+    case 'gateway-error':
+      // Dropped for a retry that did not happen (budget spent meanwhile): answer in the node's stead.
+      record.error = `NODE_ANSWERED_${outcome.status}`;
+      record.bytesOut = sendRegistryError(res, method === 'HEAD', outcome.status, 'UNAVAILABLE', `the node answered ${outcome.status}`, {
+        node: record.node,
+      });
+      return;
     default: {
       const failure = describeNodeFailure(outcome.error);
       record.error = failure.code;
@@ -187,14 +212,22 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   }
 }
 
+/** Passive health: what one attempt says about its node. A client hanging up says nothing. */
+function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome): void {
+  if (o.phase === 'client-gone') return;
+  if (o.phase === 'complete' && (o.status < 502 || o.status > 504)) return deps.health.recordSuccess(node);
+  node.failures++;
+  deps.health.recordFailure(node, o.phase === 'complete' || o.phase === 'gateway-error' ? `answered ${o.status}` : describeNodeFailure(o.error).code);
+}
+
 /**
  * Only what cannot have changed anything on the node is sent again: a request that never reached
- * it (any method, body untouched), or a body-less GET/HEAD that got no answer.
+ * it (any method, body untouched), or a body-less GET/HEAD that got no answer or a 502/503/504.
  */
 function retryable(o: ForwardOutcome, method: string, body: RequestBody | undefined): boolean {
   if (body?.touched) return false;
   if (o.phase === 'not-sent') return true;
-  return o.phase === 'no-response' && body === undefined && (method === 'GET' || method === 'HEAD');
+  return (o.phase === 'no-response' || o.phase === 'gateway-error') && body === undefined && (method === 'GET' || method === 'HEAD');
 }
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {

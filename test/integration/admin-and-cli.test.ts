@@ -44,8 +44,45 @@ describe('admin API', () => {
     assert.equal(n.inflight, 0);
     assert.equal(n.requests, 1);
     assert.deepEqual(status.sticky, { store: 'memory', connected: true });
+    const metrics = (await send(`${lb.adminUrl}/metrics`)).body.toString();
+    assert.match(metrics, /^harbor_lb_node_requests_total\{node="n1"\} 1$/m);
+    assert.match(metrics, /^harbor_lb_node_state\{node="n1",state="unknown"\} 1$/m);
+    assert.match(metrics, /^harbor_lb_node_inflight\{node="n1"\} 0$/m);
     const onTrafficPort = await send(`${lb.url}/-/status`);
     assert.equal(onTrafficPort.body.toString(), 'ok', 'the traffic port forwards /-/ paths to the nodes; admin is never served there');
+  });
+});
+
+describe('draining', () => {
+  it('needs the admin token, sends no new requests to a drained node, and takes it back on undrain', async (t) => {
+    const nodes = await Promise.all([1, 2].map(() => startServer((_q, r) => r.end('ok'))));
+    const lb = await startApp(
+      nodes.map((n) => n.url),
+      { admin: { token: 'admin-token-0123456789' } },
+    );
+    t.after(async () => {
+      await lb.close();
+      await Promise.all(nodes.map((n) => n.close()));
+    });
+    const drain = (auth?: string) =>
+      send(`${lb.adminUrl}/-/nodes/n1/drain`, { method: 'POST', headers: auth ? { authorization: auth } : {} });
+    assert.equal((await drain()).status, 401);
+    assert.equal((await drain('Bearer admin-token-wrong-guess')).status, 401);
+    const ok = await drain('Bearer admin-token-0123456789');
+    assert.equal(ok.status, 200);
+    assert.deepEqual(JSON.parse(ok.body.toString()), { node: 'n1', state: 'draining' });
+    assert.equal((await send(`${lb.adminUrl}/-/nodes/nope/drain`, { method: 'POST', headers: { authorization: 'Bearer admin-token-0123456789' } })).status, 404);
+
+    for (let i = 0; i < 20; i++) await send(`${lb.url}/v2/a/manifests/${i}`);
+    assert.deepEqual([...new Set(lb.logs.requests().map((l) => l.node))], ['n2']);
+    const change = await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'draining');
+    assert.equal(change.node, 'n1');
+
+    await send(`${lb.adminUrl}/-/nodes/n1/undrain`, { method: 'POST', headers: { authorization: 'Bearer admin-token-0123456789' } });
+    assert.equal(lb.app.nodes.get('n1')!.state, 'unknown', 'back to what health checking says (not checked here)');
+    for (let i = 0; i < 40; i++) await send(`${lb.url}/v2/b/manifests/${i}`);
+    assert.ok(lb.logs.requests().slice(20).some((l) => l.node === 'n1'));
+    assert.ok(!lb.logs.text().includes('admin-token-0123456789'), 'the admin token never reaches the log');
   });
 });
 
@@ -76,7 +113,8 @@ describe('command line', () => {
       let out = '';
       child.stdout.on('data', (c: Buffer) => {
         out += c.toString();
-        if (out.includes('"event":"listening"')) resolve();
+        // Health checks are on by default: the first one decides the node's state.
+        if (out.includes('"event":"listening"') && out.includes('"event":"node_state"')) resolve();
       });
       child.once('exit', () => reject(new Error(`serve exited early: ${out}`)));
     });
@@ -84,7 +122,7 @@ describe('command line', () => {
     const status = await runCli(['status', '--admin', `http://127.0.0.1:${adminPort}`]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /^NODE\s+STATE\s+INFLIGHT/m);
-    assert.match(status.stdout, /^alpha\s+unknown\s+0\s+1\s+0\s+-\s+http:\/\/127\.0\.0\.1:\d+$/m);
+    assert.match(status.stdout, /^alpha\s+healthy\s+0\s+1\s+0\s+-\s+http:\/\/127\.0\.0\.1:\d+$/m);
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
   });

@@ -11,7 +11,7 @@ export interface StartedApp {
   close(): Promise<void>;
 }
 
-/** A harbor-lb on free loopback ports with its log captured; `overrides` is merged into a minimal config. */
+/** A harbor-lb on free loopback ports with its log captured; `overrides` replace sections of a minimal config. */
 export async function startApp(nodeUrls: string[], overrides: Partial<ConfigInput> = {}, deps: AppDeps = {}): Promise<StartedApp> {
   const logs = new LogSink();
   const config = validateConfig({
@@ -19,6 +19,8 @@ export async function startApp(nodeUrls: string[], overrides: Partial<ConfigInpu
     admin: { address: '127.0.0.1', port: 0, ...overrides.admin },
     nodes: nodeUrls.map((url, i) => ({ name: `n${i + 1}`, url })),
     log: { level: 'info' },
+    // Active checks only where a test asks for them, so other tests see no background traffic.
+    health: { enabled: false },
     ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'listen' && k !== 'admin')),
   });
   const app = createApp(config, { logDestination: logs, ...deps });

@@ -1,0 +1,85 @@
+import { Pool } from 'undici';
+import type { Config } from '../config/schema.js';
+import type { ClusterNode } from '../nodes/node.js';
+import type { Clock, Timer } from '../util/clock.js';
+import type { Random } from '../util/random.js';
+import type { NodeHealth } from './node-health.js';
+import { judgeHealth, type CheckVerdict } from './verdict.js';
+
+/** Asks one node how it is; injected so tests can script answers without sockets. */
+export type HealthProbe = (node: ClusterNode) => Promise<CheckVerdict>;
+
+const MAX_HEALTH_BODY = 64 * 1024;
+
+/**
+ * The HTTP probe: GET health.path over a connection of its own (one per node), so checks are not
+ * queued behind traffic when the node's pool is busy, and a slow node fails by the check timeout.
+ */
+export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNode[]): { probe: HealthProbe; close(): Promise<void> } {
+  const pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout })]));
+  const probe: HealthProbe = async (node) => {
+    const pool = pools.get(node)!;
+    try {
+      const res = await pool.request({
+        path: cfg.path,
+        method: 'GET',
+        headers: { accept: 'application/json', 'user-agent': 'harbor-lb-health' },
+        headersTimeout: cfg.timeout,
+        bodyTimeout: cfg.timeout,
+        signal: AbortSignal.timeout(cfg.timeout),
+      });
+      let body = '';
+      for await (const chunk of res.body) {
+        body += (chunk as Buffer).toString('utf8');
+        if (body.length > MAX_HEALTH_BODY) {
+          res.body.destroy();
+          break;
+        }
+      }
+      const ct = res.headers['content-type'];
+      return judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents);
+    } catch (err) {
+      const e = err as { code?: string; name?: string; message: string };
+      const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${cfg.timeout} ms` : (e.code ?? e.message);
+      return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED' };
+    }
+  };
+  return { probe, close: async () => void (await Promise.all([...pools.values()].map((p) => p.destroy()))) };
+}
+
+/** Runs each node's checks on the configured interval, with ±10% jitter so nodes are not hit in lockstep. */
+export class ActiveHealthChecker {
+  readonly #timers = new Map<ClusterNode, Timer>();
+  #stopped = true;
+
+  constructor(
+    private readonly nodes: readonly ClusterNode[],
+    private readonly health: NodeHealth,
+    private readonly probe: HealthProbe,
+    private readonly interval: number,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {}
+
+  start(): void {
+    this.#stopped = false;
+    for (const n of this.nodes) void this.#check(n);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers.values()) this.clock.clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  async #check(node: ClusterNode): Promise<void> {
+    this.#timers.delete(node);
+    const verdict = await this.probe(node);
+    if (this.#stopped) return;
+    this.health.recordCheck(node, verdict);
+    const delay = this.interval * (0.9 + 0.2 * this.random());
+    const timer = this.clock.setTimeout(() => void this.#check(node), delay);
+    timer.unref?.();
+    this.#timers.set(node, timer);
+  }
+}

@@ -1,0 +1,44 @@
+/** What one active check concluded. */
+export interface CheckVerdict {
+  ok: boolean;
+  detail: string;
+  /** Nothing listens (connection refused): the node is down for certain, no need to wait for more checks. */
+  hard?: boolean;
+}
+
+interface HarborHealth {
+  status?: unknown;
+  components?: Array<{ name?: unknown; status?: unknown; error?: unknown }>;
+}
+
+/**
+ * Reads a health answer. Harbor 2.x answers 200 even when unhealthy and puts the verdict in the
+ * body, per component; only `required` components take a node out (a failing jobservice must not
+ * stop pulls). Anything else (Harbor 1.x /api/ping, a bare registry's /) is judged by status:
+ * 2xx passes, and 401 on a /v2/ path passes too (token auth answering means the registry is up).
+ */
+export function judgeHealth(path: string, status: number, contentType: string | undefined, body: string, required: readonly string[]): CheckVerdict {
+  if (status === 401 && path.startsWith('/v2')) return { ok: true, detail: 'registry answers (401, token auth)' };
+  if (status < 200 || status >= 300) return { ok: false, detail: `health answered ${status}` };
+  if (contentType === undefined || !contentType.includes('json')) return { ok: true, detail: `health answered ${status}` };
+  let doc: HarborHealth;
+  try {
+    doc = JSON.parse(body) as HarborHealth;
+  } catch {
+    return { ok: false, detail: 'health answered malformed JSON' };
+  }
+  if (!Array.isArray(doc.components)) {
+    if (doc.status === undefined || doc.status === 'healthy') return { ok: true, detail: `health answered ${status}` };
+    return { ok: false, detail: `health status is ${String(doc.status)}` };
+  }
+  const failing = doc.components.filter((c) => c.status !== 'healthy');
+  const blocking = failing.filter((c) => typeof c.name === 'string' && required.includes(c.name));
+  const describe = (c: (typeof failing)[number]) => `${String(c.name)}: ${String(c.status)}${typeof c.error === 'string' ? ` (${c.error.slice(0, 200)})` : ''}`;
+  if (blocking.length > 0) return { ok: false, detail: blocking.map(describe).join('; ') };
+  // A required component missing from the list is not vouched for.
+  const names = new Set(doc.components.map((c) => c.name));
+  const missing = required.filter((r) => !names.has(r));
+  if (missing.length > 0) return { ok: false, detail: `health does not report ${missing.join(', ')}` };
+  if (failing.length > 0) return { ok: true, detail: `healthy enough; not required and failing: ${failing.map(describe).join('; ')}` };
+  return { ok: true, detail: 'all components healthy' };
+}

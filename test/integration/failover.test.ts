@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describe, it } from 'node:test';
+import { startApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
+import { startNodeProcess, type NodeProcess } from '../support/node-process.js';
+import { startServer } from '../support/servers.js';
+
+const BLOB = 256 * 1024;
+
+async function startNodes(n: number): Promise<NodeProcess[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => startNodeProcess(`n${i + 1}`)));
+}
+
+describe('failover', () => {
+  it('a node killed (SIGKILL) during 50 pulls fails no pull, is marked unhealthy and comes back by itself', async (t) => {
+    const nodes = await startNodes(3);
+    t.after(() => Promise.all(nodes.map((n) => n.proc.stop())));
+    const lb = await startApp(
+      nodes.map((n) => n.url),
+      { health: { enabled: true, interval: '200ms', timeout: '500ms', healthyAfter: 2, passive: { ejectFor: '1s' } } },
+    );
+    t.after(() => lb.close());
+    await Promise.all(['n1', 'n2', 'n3'].map((n) => lb.logs.waitFor((l) => l.event === 'node_state' && l.node === n && l.to === 'healthy')));
+
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    t.after(() => agent.destroy());
+    const statuses: number[] = [];
+    let killedAt = 0;
+    for (let i = 0; i < 50; i++) {
+      if (i === 10) {
+        nodes[1]!.proc.kill('SIGKILL');
+        killedAt = performance.now();
+      }
+      const r = await send(`${lb.url}/v2/library/app/blobs/sha256:${i}`, { agent });
+      statuses.push(r.body.length === BLOB ? r.status : -r.status);
+    }
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], 'every pull succeeded with the whole blob');
+
+    const down = await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'unhealthy');
+    t.diagnostic(`n2 marked unhealthy ${(Date.parse(String(down.time)) - (performance.timeOrigin + killedAt)).toFixed(0)} ms after SIGKILL: ${String(down.why)}`);
+    const status = JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as { nodes: Array<{ name: string; state: string }> };
+    assert.equal(status.nodes.find((n) => n.name === 'n2')!.state, 'unhealthy');
+    const failovers = lb.logs.requests().filter((l) => l.reason === 'failover');
+    for (const l of failovers) assert.equal(l.status, 200);
+
+    // Restarted on the same port, it is taken back without anyone asking.
+    nodes[1] = await startNodeProcess('n2', nodes[1]!.port);
+    const back = await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'healthy' && Date.parse(String(l.time)) > Date.parse(String(down.time)));
+    assert.match(String(back.why), /\d+ checks passed in a row/);
+  });
+
+  it('a hung node (SIGSTOP) is ejected by timeout and its GETs are retried elsewhere', async (t) => {
+    const nodes = await startNodes(2);
+    t.after(async () => {
+      nodes[0]!.proc.kill('SIGCONT');
+      await Promise.all(nodes.map((n) => n.proc.stop()));
+    });
+    const lb = await startApp(
+      nodes.map((n) => n.url),
+      { health: { enabled: true, interval: '200ms', timeout: '300ms', unhealthyAfter: 2 }, proxy: { headersTimeout: '500ms' }, balance: { policy: 'round-robin' } },
+    );
+    t.after(() => lb.close());
+    await Promise.all(['n1', 'n2'].map((n) => lb.logs.waitFor((l) => l.event === 'node_state' && l.node === n && l.to === 'healthy')));
+    nodes[0]!.proc.kill('SIGSTOP');
+    // Round robin sends one of these two to the hung node first.
+    const [a, b] = await Promise.all([send(`${lb.url}/v2/r/blobs/sha256:a`), send(`${lb.url}/v2/r/blobs/sha256:b`)]);
+    assert.equal(a.status, 200);
+    assert.equal(b.status, 200);
+    const retried = lb.logs.requests().filter((l) => l.reason === 'retried');
+    assert.equal(retried.length, 1, 'the GET that hung was sent again');
+    assert.equal(retried[0]!.node, 'n2');
+    assert.equal(retried[0]!.attempts, 2);
+    const down = await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n1' && l.to === 'unhealthy');
+    assert.match(String(down.why), /no answer within 300 ms|requests failed in a row/);
+  });
+
+  it('an upload in flight on a node that dies fails cleanly with a registry error, never hangs', { timeout: 30_000 }, async (t) => {
+    const [node] = await startNodes(1);
+    t.after(() => node!.proc.stop());
+    const lb = await startApp([node!.url]);
+    t.after(() => lb.close());
+    const CHUNK = Buffer.alloc(64 * 1024, 1);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${lb.url}/v2/r/blobs/uploads/u1`, { method: 'PATCH', agent: false, headers: { 'content-length': 512 * 1024 * 1024 } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on('error', reject);
+      let sent = 0;
+      const pump = () => {
+        while (sent < 512 * 1024 * 1024) {
+          sent += CHUNK.length;
+          if (sent === 4 * 1024 * 1024) node!.proc.kill('SIGKILL');
+          if (!req.write(CHUNK)) return void req.once('drain', pump);
+        }
+        req.end();
+      };
+      pump();
+    });
+    assert.equal(answer.status, 502);
+    assert.equal((JSON.parse(answer.body) as { errors: Array<{ code: string }> }).errors[0]!.code, 'UNAVAILABLE');
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.equal(line.attempts, 1, 'a PATCH whose body was partly sent is never sent again');
+  });
+
+  it("stops sending traffic to a node whose health says registry is unhealthy, but not for jobservice", async (t) => {
+    const components = [
+      { core: 'healthy', registry: 'unhealthy', jobservice: 'healthy' },
+      { core: 'healthy', registry: 'healthy', jobservice: 'unhealthy' },
+      { core: 'healthy', registry: 'healthy', jobservice: 'healthy' },
+    ];
+    const nodes = await Promise.all(
+      components.map((c) =>
+        startServer((req, res) => {
+          if (req.url === '/api/v2.0/health') {
+            res.setHeader('content-type', 'application/json');
+            const list = Object.entries(c).map(([name, status]) => ({ name, status }));
+            return res.end(JSON.stringify({ status: list.every((x) => x.status === 'healthy') ? 'healthy' : 'unhealthy', components: list }));
+          }
+          res.end('manifest');
+        }),
+      ),
+    );
+    t.after(() => Promise.all(nodes.map((n) => n.close())));
+    const lb = await startApp(nodes.map((n) => n.url), { health: { enabled: true, interval: '1m' } });
+    t.after(() => lb.close());
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n1' && l.to === 'unhealthy');
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'healthy');
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n3' && l.to === 'healthy');
+    for (let i = 0; i < 30; i++) assert.equal((await send(`${lb.url}/v2/library/a/manifests/${i}`)).status, 200);
+    const perNode = new Set(lb.logs.requests().map((l) => l.node));
+    assert.deepEqual([...perNode].sort(), ['n2', 'n3']);
+    assert.match(lb.app.nodes.get('n1')!.stateWhy, /registry: unhealthy/);
+  });
+
+  it('with every node down: 503 with Retry-After, not ready; recovers by itself', async (t) => {
+    const [node] = await startNodes(1);
+    t.after(() => node!.proc.stop());
+    const lb = await startApp([node!.url], { health: { enabled: true, interval: '200ms', healthyAfter: 1 } });
+    t.after(() => lb.close());
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'healthy');
+    await node!.proc.stop();
+    const down = await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'unhealthy');
+    const r = await send(`${lb.url}/v2/`);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['retry-after'], '5');
+    assert.equal((JSON.parse(r.body.toString()) as { errors: Array<{ code: string; message: string }> }).errors[0]!.message, 'no Harbor node is available');
+    assert.equal((await send(`${lb.adminUrl}/-/ready`)).status, 503);
+    const again = await startNodeProcess('n1', node!.port);
+    t.after(() => again.proc.stop());
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'healthy' && l !== down && Date.parse(String(l.time)) >= Date.parse(String(down.time)));
+    assert.equal((await send(`${lb.adminUrl}/-/ready`)).status, 200);
+    assert.equal((await send(`${lb.url}/v2/`)).status, 200);
+  });
+
+  it('retries a GET that got 503 on another node, and passes the 503 on when there is none', async (t) => {
+    const sick = await startServer((_q, r) => {
+      r.writeHead(503, { 'content-type': 'text/plain' });
+      r.end('busy');
+    });
+    const ok = await startServer((_q, r) => r.end('fine'));
+    t.after(() => Promise.all([sick.close(), ok.close()]));
+    const lb = await startApp([sick.url, ok.url], { balance: { policy: 'round-robin' } });
+    t.after(() => lb.close());
+    const r = await send(`${lb.url}/v2/x/manifests/1`);
+    assert.equal(r.body.toString(), 'fine');
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.deepEqual([line.reason, line.attempts, line.node], ['retried', 2, 'n2']);
+
+    const alone = await startApp([sick.url]);
+    t.after(() => alone.close());
+    const passed = await send(`${alone.url}/v2/x/manifests/1`);
+    assert.equal(passed.status, 503);
+    assert.equal(passed.body.toString(), 'busy', "the node's own answer when it is the only one");
+  });
+});

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { validateConfig } from '../../../src/config/load.js';
+import { NodeHealth } from '../../../src/health/node-health.js';
+import type { ClusterNode } from '../../../src/nodes/node.js';
+import { NodeSet } from '../../../src/nodes/node-set.js';
+import { FakeClock } from '../../support/fake-clock.js';
+
+const config = validateConfig({
+  nodes: [
+    { name: 'a', url: 'http://127.0.0.1:1' },
+    { name: 'b', url: 'http://127.0.0.1:2' },
+  ],
+  health: { healthyAfter: 2, unhealthyAfter: 3, passive: { consecutiveFailures: 3, ejectFor: '10s', maxEjectFor: '40s' } },
+});
+const pass = { ok: true, detail: 'all components healthy' };
+const fail = { ok: false, detail: 'registry: unhealthy' };
+
+describe('node health', () => {
+  let clock: FakeClock;
+  let nodes: NodeSet;
+  let health: NodeHealth;
+  let a: ClusterNode;
+  let changes: string[];
+
+  beforeEach(() => {
+    clock = new FakeClock();
+    nodes = new NodeSet(config, clock);
+    health = new NodeHealth(nodes, config.health, clock);
+    a = nodes.get('a')!;
+    changes = [];
+    nodes.on('state', (c) => changes.push(`${c.node.name}:${c.from}->${c.to}`));
+  });
+
+  it('lets the first check decide for an unknown node', () => {
+    health.recordCheck(a, pass);
+    health.recordCheck(nodes.get('b')!, fail);
+    assert.deepEqual(changes, ['a:unknown->healthy', 'b:unknown->unhealthy']);
+  });
+
+  it('tries unknown nodes only while no node is known healthy', () => {
+    assert.deepEqual(nodes.available().map((n) => n.name), ['a', 'b']);
+    health.recordCheck(a, pass);
+    assert.deepEqual(nodes.available().map((n) => n.name), ['a']);
+    health.recordCheck(a, { ok: false, detail: 'gone', hard: true });
+    assert.deepEqual(nodes.available().map((n) => n.name), ['b'], 'b is still unknown: tried rather than nothing');
+  });
+
+  it('takes unhealthyAfter failures in a row to go down and healthyAfter passes to come back', () => {
+    health.recordCheck(a, pass);
+    health.recordCheck(a, fail);
+    health.recordCheck(a, fail);
+    health.recordCheck(a, pass); // the run is broken
+    health.recordCheck(a, fail);
+    health.recordCheck(a, fail);
+    assert.equal(a.state, 'healthy');
+    health.recordCheck(a, fail);
+    assert.equal(a.state, 'unhealthy');
+    assert.equal(a.stateWhy, '3 checks failed in a row: registry: unhealthy');
+    health.recordCheck(a, pass);
+    assert.equal(a.state, 'unhealthy');
+    health.recordCheck(a, pass);
+    assert.equal(a.state, 'healthy');
+  });
+
+  it('takes a node out at once when its connection is refused', () => {
+    health.recordCheck(a, pass);
+    health.recordCheck(a, { ok: false, detail: 'health check failed: ECONNREFUSED', hard: true });
+    assert.equal(a.state, 'unhealthy');
+  });
+
+  it('ejects after consecutive request failures, counting successes as a reset', () => {
+    health.recordCheck(a, pass);
+    health.recordFailure(a, 'ECONNRESET');
+    health.recordFailure(a, 'ECONNRESET');
+    health.recordSuccess(a);
+    health.recordFailure(a, 'ECONNRESET');
+    health.recordFailure(a, 'answered 503');
+    assert.equal(a.state, 'healthy');
+    health.recordFailure(a, 'answered 503');
+    assert.equal(a.state, 'unhealthy');
+    assert.match(a.stateWhy, /^3 requests failed in a row \(last: answered 503\); ejected for 10s/);
+  });
+
+  it('keeps an ejected node out for its back-off even when checks pass, then takes it back', () => {
+    health.recordCheck(a, pass);
+    for (let i = 0; i < 3; i++) health.recordFailure(a, 'ECONNREFUSED');
+    clock.advance(5_000);
+    health.recordCheck(a, pass);
+    health.recordCheck(a, pass);
+    health.recordCheck(a, pass);
+    assert.equal(a.state, 'unhealthy', 'still inside the 10 s back-off');
+    clock.advance(5_001);
+    health.recordCheck(a, pass);
+    assert.equal(a.state, 'healthy');
+  });
+
+  it('doubles the back-off on each ejection up to maxEjectFor, and forgets ejections after a quiet period', () => {
+    health.recordCheck(a, pass);
+    const ejectFor = (): number => {
+      for (let i = 0; i < 3; i++) health.recordFailure(a, 'ECONNRESET');
+      const d = a.ejectedUntil - clock.now();
+      clock.advance(d + 1);
+      health.recordCheck(a, pass);
+      health.recordCheck(a, pass);
+      assert.equal(a.state, 'healthy');
+      return d;
+    };
+    assert.deepEqual([ejectFor(), ejectFor(), ejectFor(), ejectFor()], [10_000, 20_000, 40_000, 40_000]);
+    clock.advance(40_001);
+    health.recordSuccess(a);
+    assert.equal(ejectFor(), 10_000);
+  });
+
+  it('never lets health override a drain', () => {
+    health.recordCheck(a, pass);
+    a.drained = true;
+    nodes.refresh(a);
+    assert.equal(a.state, 'draining');
+    for (let i = 0; i < 3; i++) health.recordCheck(a, fail);
+    assert.equal(a.state, 'draining');
+    a.drained = false;
+    nodes.refresh(a);
+    assert.equal(a.state, 'unhealthy', 'back to what checks found meanwhile');
+  });
+});
