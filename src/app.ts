@@ -6,7 +6,12 @@ import { createSelector } from './balance/create-selector.js';
 import { RetryBudget } from './balance/retry-budget.js';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
+import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { TokenGuard } from './token/token-guard.js';
+import { TrustProbe } from './token/trust-probe.js';
+import { TrustStore } from './token/trust-store.js';
+import { TokenVerifier } from './token/verifier.js';
 import { createLoggers, flushLogger, type Logger } from './log.js';
 import { NodeSet } from './nodes/node-set.js';
 import { createRequestHandler } from './proxy/handler.js';
@@ -29,6 +34,9 @@ export interface App {
   readonly config: Config;
   readonly nodes: NodeSet;
   readonly health: NodeHealth;
+  /** Token awareness, when token.rootCert is configured. */
+  readonly guard: TokenGuard | undefined;
+  readonly trustProbe: TrustProbe | undefined;
   readonly logger: Logger;
   /** Binds both listeners; ports 0 in the config mean "any free port", read them back from here. */
   start(): Promise<{ proxyUrl: string; adminUrl: string; proxyPort: number; adminPort: number }>;
@@ -50,6 +58,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const checker = config.health.enabled
     ? new ActiveHealthChecker(nodes.all, health, deps.healthProbe ?? httpProbe!.probe, config.health.interval, clock, random)
     : undefined;
+  const trust = loadTrustStore(config);
+  const guard = trust
+    ? new TokenGuard(
+        nodes,
+        new TokenVerifier(trust, { issuer: config.token.issuer, audience: config.token.service, leeway: config.token.leeway }, clock),
+        trust,
+        logger,
+        clock,
+      )
+    : undefined;
   const proto = config.listen.tls ? 'https' : 'http';
   const rewriter = new OriginRewriter(
     config.nodes.map((n) => n.url),
@@ -63,6 +81,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     logger: routing,
     proto,
     health,
+    guard,
     budget: new RetryBudget(config.balance.retries.budget),
     maxAttempts: config.balance.retries.attempts,
     headersTimeout: config.proxy.headersTimeout,
@@ -71,11 +90,29 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   });
   let proxy: Server | undefined;
   let admin: Server | undefined;
+  const trustProbe =
+    guard && config.token.probe.enabled
+      ? new TrustProbe(
+          nodes.all,
+          guard,
+          {
+            service: config.token.service,
+            repository: config.token.probe.repository,
+            interval: config.token.probe.interval,
+            timeout: config.token.probe.timeout,
+            publicUrl: () => rewriter.publicOrigin,
+          },
+          clock,
+          random,
+        )
+      : undefined;
 
   return {
     config,
     nodes,
     health,
+    guard,
+    trustProbe,
     logger,
     async start() {
       proxy = createListener(config.listen, handler);
@@ -84,6 +121,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         sticky: () => ({ store: config.sticky.store, connected: true }),
         token: config.admin.token,
         logger,
+        guard,
       });
       const proxyPort = await listen(proxy, config.listen.port, config.listen.address);
       const adminPort = await listen(admin, config.admin.port, config.admin.address);
@@ -97,14 +135,33 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // No publicUrl was given and the port was "any": clients reach us on the port just bound.
       if (new URL(config.publicUrl).port === '0') rewriter.setPublicUrl(urls.proxyUrl);
       checker?.start();
+      trustProbe?.start();
+      if (trust) {
+        for (const k of trust.expiring(clock.now(), 30 * 86_400_000)) {
+          logger.warn(
+            { event: 'root_cert_expiring', kid: k.kid, subject: k.subject, validTo: k.validTo.toISOString() },
+            `token.rootCert certificate ${k.subject} (kid ${k.kid}) expires ${k.validTo.toISOString()}: distribution rejects tokens once it has; rotate the cluster key pair`,
+          );
+        }
+      }
       logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
       return urls;
     },
     async close() {
       checker?.stop();
-      await Promise.all([proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
+      await Promise.all([trustProbe?.stop(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
       await nodes.close();
       await Promise.all([flushLogger(logger), flushLogger(routing)]);
     },
   };
+}
+
+/** The cluster's token certificates, or undefined when token.rootCert is not set; an unreadable file stops start-up. */
+function loadTrustStore(config: Config): TrustStore | undefined {
+  if (config.token.rootCert === undefined) return undefined;
+  try {
+    return TrustStore.fromFile(config.token.rootCert);
+  } catch (err) {
+    throw new ConfigError([`token.rootCert: cannot use ${config.token.rootCert}: ${(err as Error).message}`], 'token.rootCert');
+  }
 }

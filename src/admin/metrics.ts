@@ -1,9 +1,10 @@
 import type { NodeSet } from '../nodes/node-set.js';
+import type { TokenGuard } from '../token/token-guard.js';
 
 const STATES = ['healthy', 'unhealthy', 'quarantined', 'draining', 'unknown'] as const;
 
 /** Prometheus text exposition, read from the same per-node counters routing updates. */
-export function renderMetrics(nodes: NodeSet): string {
+export function renderMetrics(nodes: NodeSet, guard?: TokenGuard): string {
   const out: string[] = [];
   const family = (name: string, type: string, help: string, samples: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -20,5 +21,20 @@ export function renderMetrics(nodes: NodeSet): string {
     '1 for the state the node is in.',
     nodes.all.flatMap((n) => STATES.map((s) => [`${label(n.name)},state="${s}"`, n.state === s ? 1 : 0] as [string, number])),
   );
+  if (guard) {
+    family(
+      'harbor_lb_token_verdicts_total',
+      'counter',
+      'Token checks per node: tokens it issued that verified (good) or not (bad), and good cluster tokens its registry rejected.',
+      nodes.all.flatMap((n) => {
+        const c = guard.counts.get(n)!;
+        return [
+          [`${label(n.name)},verdict="good"`, c.good],
+          [`${label(n.name)},verdict="bad"`, c.bad],
+          [`${label(n.name)},verdict="registry_rejected"`, c.registryRejected],
+        ] as Array<[string, number]>;
+      }),
+    );
+  }
   return `${out.join('\n')}\n`;
 }

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Logger } from '../log.js';
 import type { NodeSet } from '../nodes/node-set.js';
+import type { TokenGuard } from '../token/token-guard.js';
 import { renderMetrics } from './metrics.js';
 import { buildStatus } from './status.js';
 
@@ -11,6 +12,7 @@ export interface AdminDeps {
   /** When set, actions (drain, undrain) need `Authorization: Bearer <token>`. */
   token: string | undefined;
   logger: Logger;
+  guard?: TokenGuard;
 }
 
 const NODE_ACTION = /^\/-\/nodes\/([^/]+)\/(drain|undrain)$/;
@@ -44,7 +46,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       case '/-/status':
         return json(res, 200, buildStatus(deps.nodes, deps.sticky()));
       case '/metrics': {
-        const text = renderMetrics(deps.nodes);
+        const text = renderMetrics(deps.nodes, deps.guard);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
         return void res.end(text);
       }

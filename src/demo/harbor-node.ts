@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { KeyObject } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
+import { challenge, RegistryAuth } from './registry-auth.js';
 import { TokenService } from './token-service.js';
 
 export const HARBOR_COMPONENTS = ['core', 'database', 'jobservice', 'portal', 'redis', 'registry', 'registryctl'] as const;
@@ -14,6 +15,13 @@ export interface SimulatedHarborNodeOptions {
   users?: Readonly<Record<string, string>>;
   /** A registry (e.g. the real docker-registry) that `/v2/` is forwarded to, as Harbor core does. */
   registryUrl?: string;
+  /**
+   * Without registryUrl: the keys the node's own registry trusts for tokens (its root.crt).
+   * Defaults to the signing key; a different one makes the seed's misconfigured node.
+   */
+  registryTrusts?: KeyObject[];
+  /** The token realm the registry advertises; default: the node's own URL (a fixed-realm, Harbor 1.x style registry). */
+  realm?: string;
   address?: string;
   port?: number;
 }
@@ -28,6 +36,7 @@ export class SimulatedHarborNode {
   readonly components = new Map<string, string>(HARBOR_COMPONENTS.map((c) => [c, 'healthy']));
   readonly #server: http.Server;
   readonly #registry: Pool | undefined;
+  readonly #auth: RegistryAuth;
   #port = 0;
 
   constructor(private readonly opts: SimulatedHarborNodeOptions) {
@@ -37,6 +46,7 @@ export class SimulatedHarborNode {
       service: opts.service ?? 'harbor-registry',
       users: opts.users ?? { admin: 'Harbor12345' },
     });
+    this.#auth = new RegistryAuth(opts.registryTrusts ?? [opts.signingKey], opts.issuer ?? 'harbor-token-issuer', opts.service ?? 'harbor-registry');
     this.#registry = opts.registryUrl ? new Pool(opts.registryUrl, { connections: 32, bodyTimeout: 900_000, headersTimeout: 900_000 }) : undefined;
     this.#server = http.createServer({ requestTimeout: 0 }, (req, res) => {
       this.#handle(req, res).catch((err: Error) => {
@@ -90,12 +100,28 @@ export class SimulatedHarborNode {
       res.writeHead(200, { 'content-type': 'text/plain' });
       return void res.end('"Pong"');
     }
-    if ((path === '/v2' || path.startsWith('/v2/')) && this.#registry) return this.#forward(req, res);
+    if (path === '/v2' || path.startsWith('/v2/')) {
+      if (this.#registry) return this.#forward(req, res);
+      return this.#v2(req, res, path);
+    }
     if (path === '/' || path.startsWith('/harbor')) {
       res.writeHead(200, { 'content-type': 'text/html' });
       return void res.end(`<!doctype html><title>Harbor</title><p>simulated Harbor node ${this.opts.name}</p>`);
     }
     return send(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'not found', detail: null }] });
+  }
+
+  /** The registry API as far as this node implements it: token checks on /v2/. */
+  async #v2(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
+    res.setHeader('docker-distribution-api-version', 'registry/2.0');
+    const auth = await this.#auth.check(req.headers.authorization);
+    if (!auth.ok) {
+      const service = this.opts.service ?? 'harbor-registry';
+      res.setHeader('www-authenticate', challenge(this.opts.realm ?? `${this.url}/service/token`, service, undefined, auth.reason === 'invalid_token' ? 'invalid_token' : undefined));
+      return send(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required', detail: null }] }, req.method === 'HEAD');
+    }
+    if (path === '/v2/' || path === '/v2') return send(res, 200, {}, req.method === 'HEAD');
+    return send(res, 404, { errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry', detail: null }] }, req.method === 'HEAD');
   }
 
   /** Harbor core checks its registry's /v2/ (401 with token auth means it is up). */
@@ -141,8 +167,8 @@ export class SimulatedHarborNode {
   }
 }
 
-function send(res: http.ServerResponse, status: number, doc: unknown): void {
+function send(res: http.ServerResponse, status: number, doc: unknown, head = false): void {
   const body = JSON.stringify(doc);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  res.end(head ? undefined : body);
 }

@@ -17,15 +17,28 @@ export type ForwardPhase =
   /** The client went away; not the node's fault. */
   | 'client-gone'
   /** The node answered 502/503/504 to a request that may go elsewhere; nothing was sent to the client. */
-  | 'gateway-error';
+  | 'gateway-error'
+  /** A 200 held back for inspection (token responses); the caller writes it or tries elsewhere. */
+  | 'buffered'
+  /** The node rejected the client's token as invalid_token and the answer was held back so the caller can decide. */
+  | 'token-rejected';
 
 export interface ForwardOutcome {
   phase: ForwardPhase;
-  /** Status sent to the client, 0 when none was. */
+  /** Status sent to the client (or held back, for 'buffered' and 'token-rejected'), 0 when none. */
   status: number;
   bytesOut: number;
   error?: Error;
+  /** Response head as it would go to the client, for 'buffered' and 'token-rejected'. */
+  headers?: string[];
+  /** The whole body, for 'buffered'. */
+  body?: Buffer;
+  /** The node answered 401 with error="invalid_token" (a registry that trusts another key, or a foreign token). */
+  invalidToken?: boolean;
 }
+
+/** Token responses are small JSON; anything bigger is not one and is refused rather than held. */
+export const MAX_BUFFERED_BODY = 64 * 1024;
 
 /**
  * The client's request body as undici reads it: pulled one chunk at a time (so the node's pace
@@ -124,6 +137,10 @@ export interface ForwardRequest {
   headersTimeout: number;
   /** Whether a 502/503/504 should be dropped (for a retry elsewhere) instead of passed on. */
   retryOnGatewayError: boolean;
+  /** Hold a 200 back whole instead of streaming it (token responses, to verify before the client sees them). */
+  bufferOk?: boolean;
+  /** Hold back a 401 invalid_token (GET/HEAD that may be retried) instead of passing it on. */
+  holdInvalidToken?: boolean;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE';
@@ -149,6 +166,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #bytesOut = 0;
   #status = 0;
   #resume: (() => void) | undefined;
+  #held: { headers: string[]; chunks: Buffer[]; size: number } | undefined;
+  #invalidToken = false;
 
   constructor(
     private readonly fr: ForwardRequest,
@@ -200,6 +219,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     }
     const headers = buildResponseHeaders(rawHeaders, rewriter);
     this.#status = statusCode;
+    if (statusCode === 401 && hasInvalidTokenChallenge(headers)) {
+      this.#invalidToken = true;
+      if (this.fr.holdInvalidToken) {
+        this.#finish('token-rejected', undefined, headers);
+        this.#abort?.(new ProxyError('TOKEN_REJECTED_HELD', 401, 'node rejected the token'));
+        return false;
+      }
+    }
+    if (statusCode === 200 && this.fr.bufferOk) {
+      this.#held = { headers, chunks: [], size: 0 };
+      return true;
+    }
     this.#resume = resume;
     res.on('drain', this.#onDrain);
     res.writeHead(statusCode, statusText || undefined, headers);
@@ -208,11 +239,24 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    const held = this.#held;
+    if (held) {
+      held.size += chunk.length;
+      if (held.size > MAX_BUFFERED_BODY) {
+        this.#held = undefined;
+        this.#abort?.(new ProxyError('BUFFERED_BODY_TOO_LARGE', 502, `response over ${MAX_BUFFERED_BODY} bytes where a token was expected`));
+        return false;
+      }
+      held.chunks.push(chunk);
+      return true;
+    }
     this.#bytesOut += chunk.length;
     return this.fr.res.write(chunk);
   }
 
   onComplete(): void {
+    const held = this.#held;
+    if (held) return this.#finish('buffered', undefined, held.headers, Buffer.concat(held.chunks, held.size));
     this.fr.res.end();
     this.#finish('complete');
   }
@@ -232,12 +276,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     }
   }
 
-  #finish(phase: ForwardPhase, error?: Error): void {
+  #finish(phase: ForwardPhase, error?: Error, headers?: string[], body?: Buffer): void {
     if (this.#done) return;
     this.#done = true;
     const { res } = this.fr;
     res.off('close', this.#onClientClose);
     res.off('drain', this.#onDrain);
-    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error });
+    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, invalidToken: this.#invalidToken });
   }
+}
+
+/** A Bearer challenge with error="invalid_token": the node did not accept the token's signature or claims. */
+function hasInvalidTokenChallenge(headers: string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() === 'www-authenticate' && /error="?invalid_token/i.test(headers[i + 1]!)) return true;
+  }
+  return false;
 }

@@ -6,6 +6,7 @@ import type { NodeHealth } from '../health/node-health.js';
 import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
+import type { TokenGuard } from '../token/token-guard.js';
 import { classify, type Route } from './classify.js';
 import { describeNodeFailure, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
@@ -24,6 +25,8 @@ export interface ProxyDeps {
   proto: 'http' | 'https';
   health: NodeHealth;
   budget: RetryBudget;
+  /** Token awareness; absent when token.rootCert is not configured. */
+  guard: TokenGuard | undefined;
   /** Attempts per request, the first included. */
   maxAttempts: number;
   headersTimeout: number;
@@ -105,7 +108,7 @@ export function createRequestHandler(deps: ProxyDeps): (req: IncomingMessage, re
       requestId: reqId,
     });
     const body = head.hasBody ? new RequestBody(req) : undefined;
-    void run(deps, { req, res, method, url, headers, body, record }).then(done, (err: unknown) => {
+    void run(deps, { req, res, method, url, headers, body, record, route }).then(done, (err: unknown) => {
       record.error = (err as Error).message;
       if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
       else res.destroy();
@@ -122,13 +125,19 @@ interface Exchange {
   headers: string[];
   body: RequestBody | undefined;
   record: RoutingRecord;
+  route: Route;
 }
+
+const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
 
 /** Attempts on one node after another while it is safe; ends with the client answered one way or another. */
 async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const { record, res, method, body } = ex;
   const bodyless = body === undefined && (method === 'GET' || method === 'HEAD');
   const tried = new Set<ClusterNode>();
+  const guard = deps.guard;
+  const inspectToken = guard !== undefined && ex.route === 'token' && method === 'GET' && body === undefined;
+  const bearer = guard !== undefined && (ex.route === 'v2' || ex.route === 'upload') ? bearerOf(ex.req) : undefined;
   let outcome: ForwardOutcome | undefined;
   let reason: RouteReason = 'balanced';
   deps.budget.active++;
@@ -137,8 +146,9 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       const node = deps.selector.select(deps.nodes.available(), tried);
       if (node === undefined) break;
       tried.add(node);
+      const anotherNode = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
       // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
-      const canRetryAfter = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n)) && deps.budget.canRetry();
+      const canRetryAfter = anotherNode && deps.budget.canRetry();
       record.attempts = attempt;
       record.node = node.name;
       record.reason = reason;
@@ -157,12 +167,31 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           rewriter: deps.rewriter,
           headersTimeout: body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
           retryOnGatewayError: bodyless && canRetryAfter,
+          bufferOk: inspectToken,
+          holdInvalidToken: bearer !== undefined && bodyless && anotherNode,
         });
       } finally {
         node.inflight--;
         if (attempt > 1) deps.budget.retrying--;
       }
       judge(deps, node, outcome);
+      if (outcome.phase === 'buffered') {
+        // A token the client must never see if it is bad: try another node while one is left.
+        const { verdict } = await guard!.judgeTokenResponse(node, outcome.body!, 'traffic');
+        if (verdict === 'bad' && anotherNode) {
+          reason = 'reissued';
+          continue;
+        }
+        break;
+      }
+      if (outcome.phase === 'token-rejected') {
+        if ((await guard!.judgeRejection(node, bearer, 'traffic')) && anotherNode) {
+          reason = 'retried';
+          continue;
+        }
+        break;
+      }
+      if (outcome.invalidToken && guard !== undefined) void guard.judgeRejection(node, bearer, 'traffic');
       if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut') break;
       if (!retryable(outcome, method, body) || !deps.budget.canRetry()) break;
       reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';
@@ -188,6 +217,12 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   switch (outcome.phase) {
     case 'complete':
       return;
+    case 'buffered':
+      record.bytesOut = writeHeld(res, outcome.status, outcome.headers!, outcome.body!);
+      return;
+    case 'token-rejected':
+      record.bytesOut = writeHeld(res, 401, outcome.headers!, method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(REGISTRY_401));
+      return;
     case 'client-gone':
       record.error = 'CLIENT_GONE';
       return;
@@ -212,9 +247,28 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   }
 }
 
+/** A response held back for inspection, written now; its own Content-Length is replaced by the real one. */
+function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer): number {
+  if (res.headersSent || res.destroyed) return 0;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
+  }
+  out.push('content-length', String(body.length));
+  res.writeHead(status, out);
+  res.end(body);
+  return body.length;
+}
+
+function bearerOf(req: IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  return auth !== undefined && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+}
+
 /** Passive health: what one attempt says about its node. A client hanging up says nothing. */
 function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome): void {
   if (o.phase === 'client-gone') return;
+  if (o.phase === 'buffered' || o.phase === 'token-rejected') return deps.health.recordSuccess(node);
   if (o.phase === 'complete' && (o.status < 502 || o.status > 504)) return deps.health.recordSuccess(node);
   node.failures++;
   deps.health.recordFailure(node, o.phase === 'complete' || o.phase === 'gateway-error' ? `answered ${o.status}` : describeNodeFailure(o.error).code);

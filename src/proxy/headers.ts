@@ -128,6 +128,10 @@ export class OriginRewriter {
     this.#longest = Math.max(...this.#prefixes.map((p) => p.length));
   }
 
+  get publicOrigin(): string {
+    return this.#public;
+  }
+
   /** The URL with a node origin replaced by the public one; the same string when it is not a node's. */
   rewriteUrl(value: string): string {
     const lower = value.slice(0, this.#longest).toLowerCase();

@@ -1,0 +1,160 @@
+import { Pool, type Dispatcher } from 'undici';
+import type { ClusterNode } from '../nodes/node.js';
+import type { Clock, Timer } from '../util/clock.js';
+import type { Random } from '../util/random.js';
+import type { TokenGuard } from './token-guard.js';
+
+export interface TrustProbeOptions {
+  service: string;
+  repository: string;
+  interval: number;
+  timeout: number;
+  /** The public URL: probes carry its Host, as client traffic does, so Harbor 2.x builds realms from it. */
+  publicUrl: () => string;
+}
+
+/** One node's answers in a probe round. */
+export interface NodeProbeResult {
+  node: ClusterNode;
+  reachable: boolean;
+  /** The anonymous token the node issued, when it verified. */
+  goodToken?: string;
+  tokenVerdict?: 'good' | 'bad' | 'not-a-token';
+  tokenDetail?: string;
+  /** Whether the node's registry accepted a good cluster token at /v2/. */
+  registryAccepts?: boolean;
+  realm?: string;
+  realmBypasses?: boolean;
+}
+
+/**
+ * The active trust probe: asks each node's token service for an anonymous token and verifies it,
+ * then presents a good token to each node's /v2/ and checks it is not rejected as invalid_token,
+ * and reads the realm the node advertises. A quarantined node leaves quarantine only when its own
+ * token verifies and its registry accepts the cluster's tokens.
+ */
+export class TrustProbe {
+  readonly #pools: Map<ClusterNode, Pool>;
+  #timer: Timer | undefined;
+  #stopped = true;
+
+  constructor(
+    private readonly nodes: readonly ClusterNode[],
+    private readonly guard: TokenGuard,
+    private readonly opts: TrustProbeOptions,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {
+    this.#pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 2, connectTimeout: opts.timeout })]));
+  }
+
+  start(): void {
+    this.#stopped = false;
+    void this.#loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) this.clock.clearTimeout(this.#timer);
+    await Promise.all([...this.#pools.values()].map((p) => p.destroy()));
+  }
+
+  async #loop(): Promise<void> {
+    await this.round();
+    if (this.#stopped) return;
+    this.#timer = this.clock.setTimeout(() => void this.#loop(), this.opts.interval * (0.9 + 0.2 * this.random()));
+    this.#timer.unref?.();
+  }
+
+  /** One probe of every node; applies the verdicts and returns what was seen (doctor prints it). */
+  async round(): Promise<NodeProbeResult[]> {
+    const results = await Promise.all(this.nodes.map((n) => this.#tokenOf(n)));
+    const anyGood = results.find((r) => r.goodToken !== undefined)?.goodToken;
+    await Promise.all(
+      results.map(async (r) => {
+        if (!r.reachable || this.#stopped) return;
+        const challenge = await this.#v2(r.node, undefined);
+        if (challenge) {
+          r.realm = realmOf(challenge.authenticate);
+          if (r.realm !== undefined) {
+            r.realmBypasses = this.nodes.some((n) => sameOrigin(r.realm!, n.origin));
+            if (r.realmBypasses) this.guard.realmBypasses(r.node, r.realm);
+            else this.guard.realmOk(r.node);
+          }
+        }
+        const token = r.goodToken ?? anyGood;
+        if (token === undefined) return;
+        const answer = await this.#v2(r.node, token);
+        if (answer === undefined) return;
+        const rejected = answer.status === 401 && /error="?invalid_token/i.test(answer.authenticate ?? '');
+        r.registryAccepts = !rejected;
+        if (rejected) await this.guard.judgeRejection(r.node, token, 'probe');
+      }),
+    );
+    if (!this.#stopped) for (const r of results) if (r.goodToken !== undefined && r.registryAccepts === true) this.guard.probePassed(r.node);
+    return results;
+  }
+
+  async #tokenOf(node: ClusterNode): Promise<NodeProbeResult> {
+    const query = new URLSearchParams({ service: this.opts.service, scope: `repository:${this.opts.repository}:pull` });
+    try {
+      const res = await this.#request(node, {
+        path: `/service/token?${query.toString()}`,
+        headers: this.#headers(),
+        headersTimeout: this.opts.timeout,
+        bodyTimeout: this.opts.timeout,
+      });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      if (res.statusCode !== 200) return { node, reachable: true, tokenDetail: `token service answered ${res.statusCode}` };
+      const judged = await this.guard.judgeTokenResponse(node, body, 'probe');
+      return { node, reachable: true, goodToken: judged.token, tokenVerdict: judged.verdict, tokenDetail: judged.detail };
+    } catch (err) {
+      return { node, reachable: false, tokenDetail: (err as { code?: string }).code ?? (err as Error).message };
+    }
+  }
+
+  async #v2(node: ClusterNode, token: string | undefined): Promise<{ status: number; authenticate?: string } | undefined> {
+    try {
+      const res = await this.#request(node, {
+        path: '/v2/',
+        headers: token ? { ...this.#headers(), authorization: `Bearer ${token}` } : this.#headers(),
+        headersTimeout: this.opts.timeout,
+        bodyTimeout: this.opts.timeout,
+      });
+      await res.body.dump();
+      const a = res.headers['www-authenticate'];
+      return { status: res.statusCode, authenticate: Array.isArray(a) ? a[0] : a };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** One GET, sent again once if a kept-alive connection turns out dead (the node restarted since the last round). */
+  async #request(node: ClusterNode, opts: Omit<Dispatcher.RequestOptions, 'method'>): Promise<Dispatcher.ResponseData> {
+    const pool = this.#pools.get(node)!;
+    try {
+      return await pool.request({ ...opts, method: 'GET' });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET' && code !== 'EPIPE') throw err;
+      return pool.request({ ...opts, method: 'GET' });
+    }
+  }
+
+  #headers(): Record<string, string> {
+    const pub = new URL(this.opts.publicUrl());
+    return { host: pub.host, 'x-forwarded-host': pub.host, 'x-forwarded-proto': pub.protocol.slice(0, -1), 'user-agent': 'harbor-lb-trust-probe' };
+  }
+}
+
+function realmOf(challenge: string | undefined): string | undefined {
+  return challenge === undefined ? undefined : /realm="([^"]*)"/i.exec(challenge)?.[1];
+}
+
+function sameOrigin(url: string, origin: string): boolean {
+  try {
+    return new URL(url).origin.toLowerCase() === origin.toLowerCase();
+  } catch {
+    return false;
+  }
+}
