@@ -4,6 +4,9 @@ import type { DestinationStream } from 'pino';
 import { createAdminServer } from './admin/server.js';
 import { createSelector } from './balance/create-selector.js';
 import { RetryBudget } from './balance/retry-budget.js';
+import { UploadAffinity } from './balance/upload-affinity.js';
+import { MemoryStateStore } from './state/memory-store.js';
+import type { StateStore } from './state/state-store.js';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
 import { ConfigError } from './config/load.js';
@@ -68,6 +71,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         clock,
       )
     : undefined;
+  // Redis comes with the stickiness issue; until then the embedded store serves one instance.
+  const store: StateStore = new MemoryStateStore(clock, config.sticky.maxEntries);
+  const uploads = config.sticky.keys.includes('upload') ? new UploadAffinity(store, nodes, config.sticky.ttl.upload) : undefined;
   const proto = config.listen.tls ? 'https' : 'http';
   const rewriter = new OriginRewriter(
     config.nodes.map((n) => n.url),
@@ -82,6 +88,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     proto,
     health,
     guard,
+    uploads,
     budget: new RetryBudget(config.balance.retries.budget),
     maxAttempts: config.balance.retries.attempts,
     headersTimeout: config.proxy.headersTimeout,
@@ -118,7 +125,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       proxy = createListener(config.listen, handler);
       admin = createAdminServer({
         nodes,
-        sticky: () => ({ store: config.sticky.store, connected: true }),
+        sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
         token: config.admin.token,
         logger,
         guard,
@@ -149,7 +156,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     },
     async close() {
       checker?.stop();
-      await Promise.all([trustProbe?.stop(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
+      await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
       await nodes.close();
       await Promise.all([flushLogger(logger), flushLogger(routing)]);
     },

@@ -8,7 +8,7 @@ import { buildStatus } from './status.js';
 
 export interface AdminDeps {
   nodes: NodeSet;
-  sticky: () => { store: string; connected: boolean };
+  sticky: () => { store: string; connected: boolean; entries?: number };
   /** When set, actions (drain, undrain) need `Authorization: Bearer <token>`. */
   token: string | undefined;
   logger: Logger;

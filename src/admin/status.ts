@@ -17,10 +17,10 @@ export interface StatusDocument {
     consecutiveFailures: number;
     ejectedUntil: string | null;
   }>;
-  sticky: { store: string; connected: boolean };
+  sticky: { store: string; connected: boolean; entries?: number };
 }
 
-export function buildStatus(nodes: NodeSet, sticky: { store: string; connected: boolean }): StatusDocument {
+export function buildStatus(nodes: NodeSet, sticky: StatusDocument['sticky']): StatusDocument {
   return {
     nodes: nodes.all.map((n) => ({
       name: n.name,

@@ -139,7 +139,9 @@ export interface ForwardRequest {
   retryOnGatewayError: boolean;
   /** Hold a 200 back whole instead of streaming it (token responses, to verify before the client sees them). */
   bufferOk?: boolean;
-  /** Hold back a 401 invalid_token (GET/HEAD that may be retried) instead of passing it on. */
+  /** Sees the response head before it goes to the client (learning upload pins). */
+  onHead?: (status: number, headers: readonly string[]) => void;
+  /** Hold back a 401 invalid_token (a body-less request that may go elsewhere) instead of passing it on. */
   holdInvalidToken?: boolean;
 }
 
@@ -227,6 +229,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         return false;
       }
     }
+    this.fr.onHead?.(statusCode, headers);
     if (statusCode === 200 && this.fr.bufferOk) {
       this.#held = { headers, chunks: [], size: 0 };
       return true;

@@ -1,13 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { RetryBudget } from '../balance/retry-budget.js';
+import type { UploadAffinity } from '../balance/upload-affinity.js';
 import type { Selector } from '../balance/selector.js';
 import type { NodeHealth } from '../health/node-health.js';
 import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { TokenGuard } from '../token/token-guard.js';
-import { classify, type Route } from './classify.js';
+import { classify, uploadOf, type Route } from './classify.js';
 import { describeNodeFailure, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
@@ -27,6 +28,8 @@ export interface ProxyDeps {
   budget: RetryBudget;
   /** Token awareness; absent when token.rootCert is not configured. */
   guard: TokenGuard | undefined;
+  /** Upload pins; absent when sticky.keys leaves out "upload". */
+  uploads: UploadAffinity | undefined;
   /** Attempts per request, the first included. */
   maxAttempts: number;
   headersTimeout: number;
@@ -108,7 +111,7 @@ export function createRequestHandler(deps: ProxyDeps): (req: IncomingMessage, re
       requestId: reqId,
     });
     const body = head.hasBody ? new RequestBody(req) : undefined;
-    void run(deps, { req, res, method, url, headers, body, record, route }).then(done, (err: unknown) => {
+    void run(deps, { req, res, method, url, path, headers, body, record, route }).then(done, (err: unknown) => {
       record.error = (err as Error).message;
       if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
       else res.destroy();
@@ -122,6 +125,7 @@ interface Exchange {
   res: ServerResponse;
   method: string;
   url: string;
+  path: string;
   headers: string[];
   body: RequestBody | undefined;
   record: RoutingRecord;
@@ -138,14 +142,20 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const guard = deps.guard;
   const inspectToken = guard !== undefined && ex.route === 'token' && method === 'GET' && body === undefined;
   const bearer = guard !== undefined && (ex.route === 'v2' || ex.route === 'upload') ? bearerOf(ex.req) : undefined;
+  const upload = deps.uploads && ex.route === 'upload' ? uploadOf(ex.path) : undefined;
+  const startsUpload = upload !== undefined && upload.uuid === undefined && method === 'POST';
+  let pinned = upload?.uuid !== undefined ? await deps.uploads!.pinned(upload.uuid) : undefined;
+  if (upload?.uuid !== undefined) record.affinity = 'upload';
   let outcome: ForwardOutcome | undefined;
-  let reason: RouteReason = 'balanced';
+  let reason: RouteReason = pinned ? 'pinned' : 'balanced';
   deps.budget.active++;
   try {
     for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
-      const node = deps.selector.select(deps.nodes.available(), tried);
+      const node = pinned ?? deps.selector.select(deps.nodes.available(), tried);
+      pinned = undefined;
       if (node === undefined) break;
       tried.add(node);
+      if (upload?.uuid !== undefined && reason !== 'pinned') deps.uploads!.repin(upload.uuid, node);
       const anotherNode = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
       // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
       const canRetryAfter = anotherNode && deps.budget.canRetry();
@@ -168,7 +178,9 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           headersTimeout: body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
           retryOnGatewayError: bodyless && canRetryAfter,
           bufferOk: inspectToken,
-          holdInvalidToken: bearer !== undefined && bodyless && anotherNode,
+          onHead: startsUpload ? (status, h) => status === 202 && deps.uploads!.learn(node, h) : undefined,
+          // A registry refuses a token before it acts, so any body-less request it refused can go elsewhere.
+          holdInvalidToken: bearer !== undefined && body === undefined && anotherNode,
         });
       } finally {
         node.inflight--;

@@ -43,7 +43,7 @@ describe('admin API', () => {
     assert.deepEqual(n.flags, []);
     assert.equal(n.inflight, 0);
     assert.equal(n.requests, 1);
-    assert.deepEqual(status.sticky, { store: 'memory', connected: true });
+    assert.deepEqual(status.sticky, { store: 'memory', connected: true, entries: 0 });
     const metrics = (await send(`${lb.adminUrl}/metrics`)).body.toString();
     assert.match(metrics, /^harbor_lb_node_requests_total\{node="n1"\} 1$/m);
     assert.match(metrics, /^harbor_lb_node_state\{node="n1",state="unknown"\} 1$/m);

@@ -1,54 +1,84 @@
-import { mkdirSync, chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
 import { makeTokenKeyPair, type TokenKeyPair } from './pki.js';
 import { startRealRegistry, type RealRegistry } from './registry.js';
+import type { NodeFault } from './sim-cluster.js';
+
+export interface RealNodeOptions {
+  fault?: NodeFault;
+  /** The registry's http.secret; a different one breaks uploads that change node. */
+  httpSecret?: string;
+}
 
 export interface RealHarborCluster {
   keys: TokenKeyPair;
+  foreign: TokenKeyPair;
   nodes: SimulatedHarborNode[];
   registries: RealRegistry[];
+  /** Stops node i (its Harbor core and registry) and starts it again on the same port with new options. */
+  restart(i: number, opts: RealNodeOptions): Promise<void>;
   close(): Promise<void>;
 }
 
+export const SHARED_HTTP_SECRET = 'shared-http-secret-for-tests';
+
 /**
  * N Harbor nodes on one shared storage folder: each a real docker-registry behind a simulated
- * Harbor core (token service + /v2/ forwarding), all with one key pair and one http.secret.
- * Each registry advertises its own node as realm, as a node configured with its own address does;
- * harbor-lb must rewrite that.
+ * Harbor core (token service + /v2/ forwarding). By default one key pair and one http.secret for
+ * all; `perNode` makes the seed's misconfigured nodes. Each registry advertises its own node as
+ * realm, as a node configured with its own address does; harbor-lb must rewrite that.
  */
-export async function startRealHarborCluster(dir: string, n: number): Promise<RealHarborCluster> {
+export async function startRealHarborCluster(dir: string, n: number, perNode: RealNodeOptions[] = []): Promise<RealHarborCluster> {
   const storage = join(dir, 'shared-storage');
   mkdirSync(storage, { recursive: true });
   chmodSync(storage, 0o755);
   const keys = makeTokenKeyPair(dir, 'cluster');
+  const foreign = makeTokenKeyPair(dir, 'foreign');
   const nodes: SimulatedHarborNode[] = [];
   const registries: RealRegistry[] = [];
+
+  const startNode = async (i: number, opts: RealNodeOptions, port: number): Promise<void> => {
+    const fault = opts.fault ?? 'none';
+    const signer = fault === 'foreign-key' ? foreign : keys;
+    const trusted = fault === 'none' ? keys : foreign;
+    registries[i] = await startRealRegistry({
+      dir,
+      name: `h${i + 1}`,
+      storage,
+      rootCertBundle: trusted.certFile,
+      realm: `http://127.0.0.1:${port}/service/token`,
+      httpSecret: opts.httpSecret ?? SHARED_HTTP_SECRET,
+    });
+    nodes[i] = await new SimulatedHarborNode({ name: `h${i + 1}`, signingKey: signer.key, registryUrl: registries[i]!.url, port }).start();
+  };
   const close = async () => {
     await Promise.all(nodes.map((x) => x.close()));
     await Promise.all(registries.map((r) => r.stop()));
   };
   try {
-    for (let i = 1; i <= n; i++) {
-      // The node's port must be known before its registry's realm can name it: start the node
-      // first without a registry, then start one with the registry behind it on the same port.
-      const probe = await new SimulatedHarborNode({ name: `h${i}`, signingKey: keys.key }).start();
+    for (let i = 0; i < n; i++) {
+      // The node's port must be known before its registry's realm can name it.
+      const probe = await new SimulatedHarborNode({ name: 'port-probe', signingKey: keys.key }).start();
       const port = probe.port;
       await probe.close();
-      const registry = await startRealRegistry({
-        dir,
-        name: `h${i}`,
-        storage,
-        rootCertBundle: keys.certFile,
-        realm: `http://127.0.0.1:${port}/service/token`,
-        httpSecret: 'shared-http-secret-for-tests',
-      });
-      registries.push(registry);
-      nodes.push(await new SimulatedHarborNode({ name: `h${i}`, signingKey: keys.key, registryUrl: registry.url, port }).start());
+      await startNode(i, perNode[i] ?? {}, port);
     }
   } catch (err) {
     await close();
     throw err;
   }
-  return { keys, nodes, registries, close };
+  return {
+    keys,
+    foreign,
+    nodes,
+    registries,
+    async restart(i, opts) {
+      const port = nodes[i]!.port;
+      await nodes[i]!.close();
+      await registries[i]!.stop();
+      await startNode(i, opts, port);
+    },
+    close,
+  };
 }

@@ -1,0 +1,14 @@
+/** Where pins live: memory for one instance, Redis so several instances agree. */
+export interface StateStore {
+  readonly kind: 'memory' | 'redis';
+  get(key: string): Promise<string | undefined>;
+  /** Sets the value unless one is there; answers the value that holds afterwards (the first writer's). */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<string>;
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Whether the store is reachable now (always true for memory). */
+  connected(): boolean;
+  /** Entries held, for status. */
+  size(): number;
+  close(): Promise<void>;
+}

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { startApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
+import { makeOciImage } from '../support/oci-image.js';
+import { startRealHarborCluster } from '../support/real-cluster.js';
+import { Skopeo } from '../support/skopeo.js';
+import { makeTempDir } from '../support/tmp.js';
+
+/** The seed's second failure against real registries: one node of three with a foreign key pair. */
+describe('real registries with a misconfigured node', () => {
+  it('20 skopeo login/push/pull round trips all succeed; the node is flagged, quarantined, and cleared by the probe once fixed', async (t) => {
+    const tmp = makeTempDir('e2e-token');
+    t.after(tmp.remove);
+    const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault: 'foreign-key' }, {}]);
+    t.after(() => cluster.close());
+    const lb = await startApp(
+      cluster.nodes.map((n) => n.url),
+      { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } },
+    );
+    t.after(() => lb.close());
+    const host = new URL(lb.url).host;
+    const skopeo = new Skopeo(tmp.dir);
+    const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
+
+    const failures: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const login = await skopeo.run(['login', '--tls-verify=false', '-u', 'admin', '-p', 'Harbor12345', host]);
+      if (login.code !== 0) failures.push(`login ${i}: ${login.stderr}`);
+      const ref = `docker://${host}/library/seed:r${i}`;
+      const push = await skopeo.run(['copy', '--dest-tls-verify=false', `oci:${image.dir}:v1`, ref]);
+      if (push.code !== 0) failures.push(`push ${i}: ${push.stderr}`);
+      const pull = await skopeo.run(['copy', '--src-tls-verify=false', ref, `dir:${skopeo.writableDir(`pull-${i}`)}`]);
+      if (pull.code !== 0) failures.push(`pull ${i}: ${pull.stderr}`);
+    }
+    assert.deepEqual(failures, [], 'a real client saw no failure');
+
+    const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.node === 'n2' && l.code !== 'REALM_BYPASSES_PROXY');
+    t.diagnostic(`n2 flagged ${String(flag.code)} (source ${(flag.evidence as { source: string }).source})`);
+    const status = JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as { nodes: Array<{ name: string; state: string; flags: Array<{ code: string }> }> };
+    const n2 = status.nodes.find((n) => n.name === 'n2')!;
+    assert.equal(n2.state, 'quarantined');
+    for (const other of status.nodes.filter((n) => n.name !== 'n2')) {
+      assert.notEqual(other.state, 'quarantined');
+      assert.deepEqual(other.flags.map((f) => f.code).filter((c) => c !== 'REALM_BYPASSES_PROXY'), []);
+    }
+    const counts = { requests: lb.logs.requests().length, reissued: lb.logs.requests().filter((l) => l.reason === 'reissued').length };
+    t.diagnostic(`${counts.requests} proxied requests, ${counts.reissued} token requests reissued`);
+
+    // The operator copies the shared pair to n2 and restarts it: the probe alone takes it back.
+    await cluster.restart(1, {});
+    const cleared = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === false && l.node === 'n2' && l.code === flag.code);
+    assert.ok(cleared);
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.from === 'quarantined');
+    assert.notEqual(lb.app.nodes.get('n2')!.state, 'quarantined');
+  });
+
+  it('the same with the probe off: traffic alone finds the node and no skopeo round trip fails', async (t) => {
+    const tmp = makeTempDir('e2e-token-traffic');
+    t.after(tmp.remove);
+    const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault: 'foreign-key' }, {}]);
+    t.after(() => cluster.close());
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { enabled: false } } });
+    t.after(() => lb.close());
+    const host = new URL(lb.url).host;
+    const skopeo = new Skopeo(tmp.dir);
+    const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
+    const failures: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const login = await skopeo.run(['login', '--tls-verify=false', '-u', 'admin', '-p', 'Harbor12345', host]);
+      if (login.code !== 0) failures.push(`login ${i}: ${login.stderr}`);
+      const ref = `docker://${host}/library/traffic:r${i}`;
+      const push = await skopeo.run(['copy', '--dest-tls-verify=false', `oci:${image.dir}:v1`, ref]);
+      if (push.code !== 0) failures.push(`push ${i}: ${push.stderr}`);
+      const pull = await skopeo.run(['copy', '--src-tls-verify=false', ref, `dir:${skopeo.writableDir(`pull-${i}`)}`]);
+      if (pull.code !== 0) failures.push(`pull ${i}: ${pull.stderr}`);
+    }
+    assert.deepEqual(failures, []);
+    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
+    const flags = lb.logs.lines.filter((l) => l.event === 'node_flag' && l.raised === true).map((l) => `${String(l.node)}:${String(l.code)}`);
+    t.diagnostic(`flags raised by traffic: ${flags.join(', ')}`);
+    assert.ok(flags.every((f) => f.startsWith('n2:')));
+  });
+
+  it("a node whose registry trusts a foreign root.crt: pushes and pulls succeed, it is flagged REGISTRY_REJECTS_CLUSTER_TOKEN", async (t) => {
+    const tmp = makeTempDir('e2e-trust');
+    t.after(tmp.remove);
+    const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault: 'foreign-trust' }, {}]);
+    t.after(() => cluster.close());
+    // No probe: traffic alone must find the node and keep clients working.
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { enabled: false } } });
+    t.after(() => lb.close());
+    const host = new URL(lb.url).host;
+    const skopeo = new Skopeo(tmp.dir);
+    const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
+    for (let i = 0; i < 5; i++) {
+      const ref = `docker://${host}/library/trust:r${i}`;
+      const push = await skopeo.run(['copy', '--dest-tls-verify=false', '--dest-creds', 'admin:Harbor12345', `oci:${image.dir}:v1`, ref]);
+      assert.equal(push.code, 0, push.stderr);
+      const pull = await skopeo.run(['copy', '--src-tls-verify=false', '--src-creds', 'admin:Harbor12345', ref, `dir:${skopeo.writableDir(`p${i}`)}`]);
+      assert.equal(pull.code, 0, pull.stderr);
+    }
+    const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.code === 'REGISTRY_REJECTS_CLUSTER_TOKEN');
+    assert.equal(flag.node, 'n2');
+    assert.equal((flag.evidence as { source: string }).source, 'traffic');
+    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
+  });
+});
