@@ -4,12 +4,14 @@ import type { StatusDocument } from './admin/status.js';
 import { createApp } from './app.js';
 import { formatStatusTable } from './admin/status-table.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
+import { diagnose } from './doctor/diagnose.js';
+import { formatDoctorReport } from './doctor/report.js';
 
 const USAGE = `usage:
   harbor-lb serve --config FILE          run the proxy
   harbor-lb status [--admin URL] [--json] show node states (default admin URL http://127.0.0.1:9070)
   harbor-lb demo                          run a demonstration cluster (not in this build yet)
-  harbor-lb doctor --config FILE [--json] diagnose a cluster (not in this build yet)`;
+  harbor-lb doctor --config FILE [--json] diagnose a cluster once: exit 0 clean, 1 problems, 2 could not run`;
 
 /** Exit codes: 0 fine, 1 a problem was found or the command failed, 2 bad usage or invalid config. */
 async function main(argv: string[]): Promise<number> {
@@ -19,8 +21,9 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'status':
       return status(rest);
-    case 'demo':
     case 'doctor':
+      return doctor(rest);
+    case 'demo':
       process.stderr.write(`harbor-lb ${verb}: not available in this build yet\n`);
       return 2;
     case undefined:
@@ -52,6 +55,24 @@ async function serve(args: string[]): Promise<number> {
   app.logger.info({ event: 'stopping' }, 'harbor-lb stopping');
   await app.close();
   return 0;
+}
+
+async function doctor(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } }, strict: true });
+  if (values.config === undefined) {
+    process.stderr.write('harbor-lb doctor: --config FILE is required\n');
+    return 2;
+  }
+  const config = loadConfigFile(values.config);
+  let report;
+  try {
+    report = await diagnose(config);
+  } catch (err) {
+    process.stderr.write(`harbor-lb doctor: could not run: ${(err as Error).message}\n`);
+    return 2;
+  }
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctorReport(report)}\n`);
+  return report.problems.some((p) => p.severity === 'error') ? 1 : 0;
 }
 
 async function status(args: string[]): Promise<number> {

@@ -169,6 +169,13 @@ const proxySchema = z.strictObject({
   maxConnectionsPerNode: positiveInt(128),
 });
 
+const doctorSchema = z.strictObject({
+  /** A Harbor user that may push to `repository`: enables the upload check (differing http.secret). */
+  credentials: z.strictObject({ username: z.string().min(1), password: z.string().min(1) }).optional(),
+  repository: z.string().min(1).prefault('library/harbor-lb-doctor'),
+  timeout: duration('5s'),
+});
+
 export const configSchema = z
   .strictObject({
     listen: listenSchema.prefault({}),
@@ -181,6 +188,7 @@ export const configSchema = z
     admin: adminSchema.prefault({}),
     log: logSchema.prefault({}),
     proxy: proxySchema.prefault({}),
+    doctor: doctorSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, number>();
