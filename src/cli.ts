@@ -4,13 +4,15 @@ import type { StatusDocument } from './admin/status.js';
 import { createApp } from './app.js';
 import { formatStatusTable } from './admin/status-table.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
+import { demoBanner, startDemo } from './demo/demo-cluster.js';
 import { diagnose } from './doctor/diagnose.js';
 import { formatDoctorReport } from './doctor/report.js';
 
 const USAGE = `usage:
   harbor-lb serve --config FILE          run the proxy
   harbor-lb status [--admin URL] [--json] show node states (default admin URL http://127.0.0.1:9070)
-  harbor-lb demo                          run a demonstration cluster (not in this build yet)
+  harbor-lb demo [--nodes N] [--port P] [--admin-port P] [--no-faults]
+                                          simulated Harbor nodes (one misconfigured) behind harbor-lb
   harbor-lb doctor --config FILE [--json] diagnose a cluster once: exit 0 clean, 1 problems, 2 could not run`;
 
 /** Exit codes: 0 fine, 1 a problem was found or the command failed, 2 bad usage or invalid config. */
@@ -24,8 +26,7 @@ async function main(argv: string[]): Promise<number> {
     case 'doctor':
       return doctor(rest);
     case 'demo':
-      process.stderr.write(`harbor-lb ${verb}: not available in this build yet\n`);
-      return 2;
+      return demo(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -55,6 +56,40 @@ async function serve(args: string[]): Promise<number> {
   app.logger.info({ event: 'stopping' }, 'harbor-lb stopping');
   await app.close();
   return 0;
+}
+
+async function demo(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      nodes: { type: 'string', default: '3' },
+      port: { type: 'string', default: '8070' },
+      'admin-port': { type: 'string', default: '9070' },
+      'no-faults': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const nodes = Number(values.nodes);
+  const port = Number(values.port);
+  const adminPort = Number(values['admin-port']);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) return usage('--nodes takes 1 to 16');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return usage('--port takes a port number');
+  if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) return usage('--admin-port takes a port number');
+  const faults = !values['no-faults'];
+  const d = await startDemo({ nodes, port, adminPort, faults, logFormat: process.stdout.isTTY ? 'pretty' : 'json' });
+  process.stderr.write(`${demoBanner(d, faults)}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await d.close();
+  process.stderr.write('harbor-lb demo stopped; temporary data removed\n');
+  return 0;
+}
+
+function usage(message: string): number {
+  process.stderr.write(`harbor-lb: ${message}\n${USAGE}\n`);
+  return 2;
 }
 
 async function doctor(args: string[]): Promise<number> {

@@ -3,6 +3,8 @@ import type { KeyObject } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import { challenge, RegistryAuth } from './registry-auth.js';
+import { RegistryApi } from './registry/registry-api.js';
+import { RegistryStorage } from './registry/storage.js';
 import { TokenService } from './token-service.js';
 
 export const HARBOR_COMPONENTS = ['core', 'database', 'jobservice', 'portal', 'redis', 'registry', 'registryctl'] as const;
@@ -20,8 +22,16 @@ export interface SimulatedHarborNodeOptions {
    * Defaults to the signing key; a different one makes the seed's misconfigured node.
    */
   registryTrusts?: KeyObject[];
-  /** The token realm the registry advertises; default: the node's own URL (a fixed-realm, Harbor 1.x style registry). */
+  /**
+   * The token realm the registry advertises: 'node' (default) names the node's own URL, as a
+   * fixed-realm registry on a node configured with its own address does; 'request' builds it from
+   * the request's Host like Harbor 2.x; any other string is used as it is.
+   */
   realm?: string;
+  /** Without registryUrl: run the embedded registry on this storage folder (shared by nodes). */
+  storage?: string;
+  /** The embedded registry's http.secret. */
+  httpSecret?: string;
   address?: string;
   port?: number;
 }
@@ -37,6 +47,7 @@ export class SimulatedHarborNode {
   readonly #server: http.Server;
   readonly #registry: Pool | undefined;
   readonly #auth: RegistryAuth;
+  readonly #api: RegistryApi | undefined;
   #port = 0;
 
   constructor(private readonly opts: SimulatedHarborNodeOptions) {
@@ -47,6 +58,15 @@ export class SimulatedHarborNode {
       users: opts.users ?? { admin: 'Harbor12345' },
     });
     this.#auth = new RegistryAuth(opts.registryTrusts ?? [opts.signingKey], opts.issuer ?? 'harbor-token-issuer', opts.service ?? 'harbor-registry');
+    this.#api = opts.storage
+      ? new RegistryApi({
+          storage: new RegistryStorage(opts.storage),
+          auth: this.#auth,
+          httpSecret: opts.httpSecret ?? 'harbor-lb-demo-http-secret',
+          service: opts.service ?? 'harbor-registry',
+          realm: (req) => this.#realm(req),
+        })
+      : undefined;
     this.#registry = opts.registryUrl ? new Pool(opts.registryUrl, { connections: 32, bodyTimeout: 900_000, headersTimeout: 900_000 }) : undefined;
     this.#server = http.createServer({ requestTimeout: 0 }, (req, res) => {
       this.#handle(req, res).catch((err: Error) => {
@@ -102,6 +122,7 @@ export class SimulatedHarborNode {
     }
     if (path === '/v2' || path.startsWith('/v2/')) {
       if (this.#registry) return this.#forward(req, res);
+      if (this.#api) return this.#api.handle(req, res, url);
       return this.#v2(req, res, path);
     }
     if (path === '/' || path.startsWith('/harbor')) {
@@ -117,11 +138,19 @@ export class SimulatedHarborNode {
     const auth = await this.#auth.check(req.headers.authorization);
     if (!auth.ok) {
       const service = this.opts.service ?? 'harbor-registry';
-      res.setHeader('www-authenticate', challenge(this.opts.realm ?? `${this.url}/service/token`, service, undefined, auth.reason === 'invalid_token' ? 'invalid_token' : undefined));
+      res.setHeader('www-authenticate', challenge(this.#realm(req), service, undefined, auth.reason === 'invalid_token' ? 'invalid_token' : undefined));
       return send(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required', detail: null }] }, req.method === 'HEAD');
     }
     if (path === '/v2/' || path === '/v2') return send(res, 200, {}, req.method === 'HEAD');
     return send(res, 404, { errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry', detail: null }] }, req.method === 'HEAD');
+  }
+
+  #realm(req: http.IncomingMessage): string {
+    const realm = this.opts.realm ?? 'node';
+    if (realm === 'node') return `${this.url}/service/token`;
+    if (realm !== 'request') return realm;
+    const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.split(',')[0]!.trim();
+    return `${first(req.headers['x-forwarded-proto']) ?? 'http'}://${first(req.headers['x-forwarded-host']) ?? req.headers.host}/service/token`;
   }
 
   /** Harbor core checks its registry's /v2/ (401 with token auth means it is up). */

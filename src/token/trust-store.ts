@@ -1,4 +1,4 @@
-import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { libtrustKeyId } from './libtrust.js';
 
@@ -23,11 +23,17 @@ export class TrustStore {
     this.#byKid = new Map(keys.map((k) => [k.kid, k]));
   }
 
+  /** Certificates (root.crt) and, for set-ups without a CA such as the demo, bare PEM public keys. */
   static fromPem(pem: string): TrustStore {
-    const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    const blocks = pem.match(/-----BEGIN (CERTIFICATE|PUBLIC KEY)-----[\s\S]+?-----END \1-----/g) ?? [];
     if (blocks.length === 0) throw new Error('no PEM certificate found');
     const keys: TrustedKey[] = [];
     for (const block of blocks) {
+      if (block.startsWith('-----BEGIN PUBLIC KEY')) {
+        const key = createPublicKey(block);
+        keys.push({ kid: libtrustKeyId(key), thumbprint: jwkThumbprint(key), key, subject: 'public key', validFrom: new Date(0), validTo: new Date(8.64e15) });
+        continue;
+      }
       const cert = new X509Certificate(block);
       const key = cert.publicKey;
       keys.push({

@@ -1,0 +1,102 @@
+import { generateKeyPairSync, createPublicKey, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp, type App } from '../app.js';
+import { validateConfig } from '../config/load.js';
+import { SimulatedHarborNode } from './harbor-node.js';
+
+export interface DemoOptions {
+  nodes: number;
+  port: number;
+  adminPort: number;
+  /** Make the last node the seed's misconfigured one (foreign key pair). */
+  faults: boolean;
+  logFormat: 'json' | 'pretty';
+}
+
+export interface Demo {
+  app: App;
+  nodes: SimulatedHarborNode[];
+  proxyUrl: string;
+  adminUrl: string;
+  dir: string;
+  close(): Promise<void>;
+}
+
+const rsa = (): KeyObject => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+
+/**
+ * Simulated Harbor nodes sharing one storage folder (the seed's CephFS) and one http.secret,
+ * harbor-lb in front. With faults, the last node signs with and trusts a key of its own: the
+ * seed's random-401 node. Everything lives in a temporary folder removed by close().
+ */
+export async function startDemo(o: DemoOptions): Promise<Demo> {
+  const dir = mkdtempSync(join(tmpdir(), 'harbor-lb-demo-'));
+  const nodes: SimulatedHarborNode[] = [];
+  let app: App | undefined;
+  const close = async () => {
+    await app?.close();
+    await Promise.all(nodes.map((n) => n.close()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const cluster = rsa();
+    const foreign = rsa();
+    const rootCert = join(dir, 'root.pem');
+    writeFileSync(rootCert, createPublicKey(cluster).export({ type: 'spki', format: 'pem' }));
+    for (let i = 1; i <= o.nodes; i++) {
+      const bad = o.faults && i === o.nodes && o.nodes > 1;
+      const key = bad ? foreign : cluster;
+      nodes.push(
+        await new SimulatedHarborNode({
+          name: `harbor${i}`,
+          signingKey: key,
+          registryTrusts: [key],
+          storage: join(dir, 'storage'),
+          httpSecret: 'harbor-lb-demo-http-secret',
+          realm: 'request',
+        }).start(),
+      );
+    }
+    const config = validateConfig({
+      listen: { address: '127.0.0.1', port: o.port },
+      nodes: nodes.map((n, i) => ({ name: `harbor${i + 1}`, url: n.url })),
+      token: { rootCert, probe: { interval: '10s' } },
+      health: { interval: '2s' },
+      admin: { address: '127.0.0.1', port: o.adminPort },
+      log: { level: 'info', format: o.logFormat },
+    });
+    app = createApp(config);
+    const { proxyUrl, adminUrl } = await app.start();
+    return { app, nodes, proxyUrl, adminUrl, dir, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** What a newcomer reads first. */
+export function demoBanner(d: Demo, faults: boolean): string {
+  const host = new URL(d.proxyUrl).host;
+  const lines = [
+    '',
+    `harbor-lb demo: ${d.nodes.length} simulated Harbor nodes behind harbor-lb on ${d.proxyUrl} (admin API ${d.adminUrl})`,
+    ...d.nodes.map((n, i) => `  harbor${i + 1}  ${n.url}${faults && i === d.nodes.length - 1 && d.nodes.length > 1 ? '   <- misconfigured on purpose: signs tokens with a key of its own' : ''}`),
+    '',
+    'Try it (user admin, password Harbor12345, as on a fresh Harbor):',
+    `  skopeo login --tls-verify=false -u admin -p Harbor12345 ${host}`,
+    `  skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://${host}/library/demo:v1`,
+    `  docker login ${host}        (add "${host}" to the daemon's insecure-registries first)`,
+    '',
+    'Then look at:',
+    `  npx harbor-lb status --admin ${d.adminUrl}     node states and flags`,
+    `  curl ${d.adminUrl}/metrics`,
+    '  the lines below: one per request (node, reason, status) and one per node event',
+    faults ? '  harbor-lb flags the misconfigured node (TOKEN_SIGNED_WITH_FOREIGN_KEY) and routes around it.' : '',
+    '',
+    'Ctrl-C stops everything and removes the temporary data.',
+    '',
+  ];
+  return lines.filter((l, i, a) => !(l === '' && a[i - 1] === '')).join('\n');
+}
