@@ -4,8 +4,9 @@ import type { DestinationStream } from 'pino';
 import { createAdminServer } from './admin/server.js';
 import { createSelector } from './balance/create-selector.js';
 import { RetryBudget } from './balance/retry-budget.js';
-import { UploadAffinity } from './balance/upload-affinity.js';
+import { Affinity } from './balance/affinity.js';
 import { MemoryStateStore } from './state/memory-store.js';
+import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/state-store.js';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
@@ -71,9 +72,23 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         clock,
       )
     : undefined;
-  // Redis comes with the stickiness issue; until then the embedded store serves one instance.
-  const store: StateStore = new MemoryStateStore(clock, config.sticky.maxEntries);
-  const uploads = config.sticky.keys.includes('upload') ? new UploadAffinity(store, nodes, config.sticky.ttl.upload) : undefined;
+  const store: StateStore =
+    config.sticky.store === 'redis'
+      ? new RedisStateStore(
+          {
+            url: config.sticky.redis!.url,
+            keyPrefix: config.sticky.redis!.keyPrefix,
+            sentinels: config.sticky.redis!.sentinels,
+            name: config.sticky.redis!.name,
+            timeout: config.sticky.redis!.timeout,
+            nearCacheTtl: 5_000,
+            nearCacheMax: config.sticky.maxEntries,
+          },
+          clock,
+          logger,
+        )
+      : new MemoryStateStore(clock, config.sticky.maxEntries);
+  const affinity = config.sticky.keys.length > 0 ? new Affinity(store, nodes, config.sticky) : undefined;
   const proto = config.listen.tls ? 'https' : 'http';
   const rewriter = new OriginRewriter(
     config.nodes.map((n) => n.url),
@@ -88,7 +103,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     proto,
     health,
     guard,
-    uploads,
+    affinity,
     budget: new RetryBudget(config.balance.retries.budget),
     maxAttempts: config.balance.retries.attempts,
     headersTimeout: config.proxy.headersTimeout,

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { RetryBudget } from '../balance/retry-budget.js';
-import type { UploadAffinity } from '../balance/upload-affinity.js';
+import type { Affinity } from '../balance/affinity.js';
 import type { Selector } from '../balance/selector.js';
 import type { NodeHealth } from '../health/node-health.js';
 import type { Logger } from '../log.js';
@@ -28,8 +28,8 @@ export interface ProxyDeps {
   budget: RetryBudget;
   /** Token awareness; absent when token.rootCert is not configured. */
   guard: TokenGuard | undefined;
-  /** Upload pins; absent when sticky.keys leaves out "upload". */
-  uploads: UploadAffinity | undefined;
+  /** Stickiness; absent when sticky.keys is empty. */
+  affinity: Affinity | undefined;
   /** Attempts per request, the first included. */
   maxAttempts: number;
   headersTimeout: number;
@@ -111,7 +111,7 @@ export function createRequestHandler(deps: ProxyDeps): (req: IncomingMessage, re
       requestId: reqId,
     });
     const body = head.hasBody ? new RequestBody(req) : undefined;
-    void run(deps, { req, res, method, url, path, headers, body, record, route }).then(done, (err: unknown) => {
+    void run(deps, { req, res, method, url, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie }).then(done, (err: unknown) => {
       record.error = (err as Error).message;
       if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
       else res.destroy();
@@ -130,6 +130,9 @@ interface Exchange {
   body: RequestBody | undefined;
   record: RoutingRecord;
   route: Route;
+  clientIp: string;
+  user: string | undefined;
+  cookie: string | undefined;
 }
 
 const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
@@ -142,20 +145,29 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const guard = deps.guard;
   const inspectToken = guard !== undefined && ex.route === 'token' && method === 'GET' && body === undefined;
   const bearer = guard !== undefined && (ex.route === 'v2' || ex.route === 'upload') ? bearerOf(ex.req) : undefined;
-  const upload = deps.uploads && ex.route === 'upload' ? uploadOf(ex.path) : undefined;
+  const affinity = deps.affinity;
+  const upload = ex.route === 'upload' ? uploadOf(ex.path) : undefined;
   const startsUpload = upload !== undefined && upload.uuid === undefined && method === 'POST';
-  let pinned = upload?.uuid !== undefined ? await deps.uploads!.pinned(upload.uuid) : undefined;
-  if (upload?.uuid !== undefined) record.affinity = 'upload';
+  const key = affinity?.keyOf(upload?.uuid, ex.cookie, ex.clientIp, ex.user);
+  const pin = key ? await affinity!.lookup(key) : { stale: false };
+  record.affinity = key?.kind ?? 'none';
   let outcome: ForwardOutcome | undefined;
-  let reason: RouteReason = pinned ? 'pinned' : 'balanced';
+  let reason: RouteReason = pin.node ? 'pinned' : key ? 'hashed' : 'balanced';
   deps.budget.active++;
   try {
     for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
-      const node = pinned ?? deps.selector.select(deps.nodes.available(), tried);
-      pinned = undefined;
+      let node: ClusterNode | undefined;
+      if (attempt === 1 && pin.node) node = pin.node;
+      else if (attempt === 1 && key) node = affinity!.hashed(key, deps.nodes.available());
+      else node = deps.selector.select(deps.nodes.available(), tried);
       if (node === undefined) break;
       tried.add(node);
-      if (upload?.uuid !== undefined && reason !== 'pinned') deps.uploads!.repin(upload.uuid, node);
+      if (key && !(attempt === 1 && pin.node)) {
+        // First choice for a new key: claimed, the first writer among instances wins. A stale pin,
+        // or a node that failed this request, is replaced.
+        if (attempt === 1 && !pin.stale) affinity!.claim(key, node);
+        else affinity!.pin(key, node);
+      }
       const anotherNode = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
       // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
       const canRetryAfter = anotherNode && deps.budget.canRetry();
@@ -178,7 +190,12 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           headersTimeout: body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
           retryOnGatewayError: bodyless && canRetryAfter,
           bufferOk: inspectToken,
-          onHead: startsUpload ? (status, h) => status === 202 && deps.uploads!.learn(node, h) : undefined,
+          onHead: affinity
+            ? (status, h) => {
+                if (startsUpload && status === 202) affinity.learnUpload(node!, h);
+                else if (ex.route === 'ui') affinity.learnSession(node!, h);
+              }
+            : undefined,
           // A registry refuses a token before it acts, so any body-less request it refused can go elsewhere.
           holdInvalidToken: bearer !== undefined && body === undefined && anotherNode,
         });

@@ -5,6 +5,8 @@ export interface RequestHead {
   hasBody: boolean;
   /** User name from Basic auth or the (unverified) `sub` of a bearer token; never the secret. */
   user: string | undefined;
+  /** The Cookie header, for session affinity only: never logged. */
+  cookie: string | undefined;
 }
 
 /** Small per-app cache of bearer token -> subject, so one client's many registry requests decode its token once. */
@@ -38,6 +40,7 @@ function decodeSubject(jwt: string): string | null {
 export function readRequestHead(raw: readonly string[], subjects: SubjectCache): RequestHead {
   let hasBody = false;
   let user: string | undefined;
+  let cookie: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length === 14 && name.toLowerCase() === 'content-length') {
@@ -46,9 +49,11 @@ export function readRequestHead(raw: readonly string[], subjects: SubjectCache):
       hasBody = true;
     } else if (name.length === 13 && name.toLowerCase() === 'authorization') {
       user = userOf(raw[i + 1]!, subjects);
+    } else if (name.length === 6 && name.toLowerCase() === 'cookie') {
+      cookie = cookie === undefined ? raw[i + 1] : `${cookie}; ${raw[i + 1]}`;
     }
   }
-  return { hasBody, user };
+  return { hasBody, user, cookie };
 }
 
 function userOf(auth: string, subjects: SubjectCache): string | undefined {

@@ -21,6 +21,8 @@ export async function startApp(nodeUrls: string[], overrides: Partial<ConfigInpu
     log: { level: 'info' },
     // Active checks only where a test asks for them, so other tests see no background traffic.
     health: { enabled: false },
+    // Tests send everything from one address: client and session affinity only where a test is about them.
+    sticky: { keys: ['upload'] },
     ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'listen' && k !== 'admin')),
   });
   const app = createApp(config, { logDestination: logs, ...deps });

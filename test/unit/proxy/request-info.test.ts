@@ -7,12 +7,16 @@ const jwt = (payload: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.string
 it('takes the user from Basic auth and bearer tokens, never the secret', () => {
   const subjects = new SubjectCache();
   const basic = Buffer.from('alice:s3cret:with:colons').toString('base64');
-  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, user: 'alice' });
+  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, user: 'alice', cookie: undefined });
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({ sub: 'bob' })}`], subjects).user, 'bob');
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({})}`], subjects).user, undefined, 'anonymous token');
   for (const bad of ['Bearer', 'Bearer not-a-jwt', 'Bearer a.%%%.c', 'Basic !!!', 'Basic ' + Buffer.from('nocolon').toString('base64'), 'Negotiate x']) {
     assert.equal(readRequestHead(['Authorization', bad], subjects).user, undefined, bad);
   }
+});
+
+it('keeps the cookies for session affinity, joining repeated headers', () => {
+  assert.equal(readRequestHead(['Cookie', 'sid=a', 'cookie', 'lang=en'], new SubjectCache()).cookie, 'sid=a; lang=en');
 });
 
 it('knows whether a request has a body', () => {

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import type { Config } from '../config/schema.js';
+import type { ClusterNode } from '../nodes/node.js';
+import type { NodeSet } from '../nodes/node-set.js';
+import type { StateStore } from '../state/state-store.js';
+import { boundedLoadPick, rendezvousOrder } from './rendezvous.js';
+
+export type AffinityKind = 'upload' | 'session' | 'client';
+
+export interface AffinityKey {
+  kind: AffinityKind;
+  /** The store key: never a secret in clear (session ids are hashed). */
+  key: string;
+}
+
+/** Harbor's UI session cookies: `sid` (2.x), `beegosessionID` (1.x). */
+const SESSION_COOKIE = /(?:^|;\s*)(sid|beegosessionID)=([^;]+)/;
+
+const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
+
+/**
+ * Which node a request belongs to, in this order: the upload it continues, the UI session it
+ * carries, the client (address and user) it comes from. Pins live in the state store, so several
+ * harbor-lb instances agree; without a pin, rendezvous hashing gives every instance the same
+ * answer even before the store does (or while it is down).
+ */
+export class Affinity {
+  readonly #kinds: ReadonlySet<AffinityKind>;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly nodes: NodeSet,
+    private readonly cfg: Config['sticky'],
+  ) {
+    this.#kinds = new Set(cfg.keys);
+  }
+
+  has(kind: AffinityKind): boolean {
+    return this.#kinds.has(kind);
+  }
+
+  /** The key of a request, or undefined when no configured kind applies. */
+  keyOf(uploadId: string | undefined, cookie: string | undefined, clientIp: string, user: string | undefined): AffinityKey | undefined {
+    if (uploadId !== undefined && this.#kinds.has('upload')) return { kind: 'upload', key: `upload:${uploadId}` };
+    if (cookie !== undefined && this.#kinds.has('session')) {
+      const m = SESSION_COOKIE.exec(cookie);
+      if (m && m[2]!.length > 0 && m[2]!.length <= 512) return { kind: 'session', key: `session:${digest(m[2]!)}` };
+    }
+    if (this.#kinds.has('client') && clientIp !== '') return { kind: 'client', key: `client:${digest(`${clientIp}|${user ?? ''}`)}` };
+    return undefined;
+  }
+
+  /**
+   * The pinned node if it may take this request; `stale` when a pin exists but its node may not
+   * (it is then replaced, never kept: a stale pin must not hold a client on a dead node).
+   */
+  async lookup(k: AffinityKey): Promise<{ node?: ClusterNode; stale: boolean }> {
+    const name = await this.store.get(k.key);
+    if (name === undefined) return { stale: false };
+    const node = this.nodes.get(name);
+    if (!node) return { stale: true };
+    if (node.state === 'healthy') return { node, stale: false };
+    // Uploads and sessions already on a draining node finish there; new clients go elsewhere.
+    if (node.state === 'draining' && k.kind !== 'client') return { node, stale: false };
+    // Before the first health check nodes are 'unknown'; trust the pin while no node is known healthy.
+    if (node.state === 'unknown' && this.nodes.available().includes(node)) return { node, stale: false };
+    return { stale: true };
+  }
+
+  /** A node for a key without a usable pin: rendezvous order, bounded load for new clients. */
+  hashed(k: AffinityKey, candidates: readonly ClusterNode[]): ClusterNode | undefined {
+    const order = rendezvousOrder(k.key, candidates);
+    return k.kind === 'client' ? boundedLoadPick(order, this.cfg.loadFactor) : order[0];
+  }
+
+  /** Records a first choice; another instance's earlier pin wins (set-if-absent). */
+  claim(k: AffinityKey, node: ClusterNode): void {
+    void this.store.setIfAbsent(k.key, node.name, this.#ttl(k.kind));
+  }
+
+  /** Moves a pin (the pinned node could not serve, or the node told us: an upload POST, a new session). */
+  pin(k: AffinityKey, node: ClusterNode): void {
+    void this.store.set(k.key, node.name, this.#ttl(k.kind));
+  }
+
+  /** Learns an upload's id from the answer to its POST. */
+  learnUpload(node: ClusterNode, headers: readonly string[]): void {
+    if (!this.#kinds.has('upload')) return;
+    let uuid: string | undefined;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      if (name === 'docker-upload-uuid') uuid = headers[i + 1];
+      else if (name === 'location' && uuid === undefined) uuid = /\/blobs\/uploads\/([^/?#]+)/.exec(headers[i + 1]!)?.[1];
+    }
+    if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) this.pin({ kind: 'upload', key: `upload:${uuid}` }, node);
+  }
+
+  /** Learns a UI session from a Set-Cookie that starts one: the session stays on the node that holds it. */
+  learnSession(node: ClusterNode, headers: readonly string[]): void {
+    if (!this.#kinds.has('session')) return;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]!.toLowerCase() !== 'set-cookie') continue;
+      const m = /^\s*(sid|beegosessionID)=([^;]+)/.exec(headers[i + 1]!);
+      if (m && m[2]!.length <= 512) this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node);
+    }
+  }
+
+  #ttl(kind: AffinityKind): number {
+    return this.cfg.ttl[kind];
+  }
+}

@@ -1,0 +1,170 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../log.js';
+import type { Clock } from '../util/clock.js';
+import type { StateStore } from './state-store.js';
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix: string;
+  sentinels?: Array<{ host: string; port: number }>;
+  /** Sentinel master name. */
+  name?: string;
+  /** Bound on every command; past it the request routes without Redis. */
+  timeout: number;
+  /** How long a pin read from Redis is reused locally before asking again. */
+  nearCacheTtl: number;
+  nearCacheMax: number;
+}
+
+const BREAKER_OPEN_MS = 5_000;
+const FAILURES_TO_OPEN = 3;
+
+/**
+ * Pins in Redis, so several harbor-lb instances agree. Redis never adds more than `timeout` to a
+ * request and nothing while it is down: commands are not queued while disconnected, each is
+ * bounded, and after a few failures a breaker skips Redis for a while. A near cache answers
+ * repeated reads of one key locally. An outage is logged once when it starts and once when it ends.
+ */
+export class RedisStateStore implements StateStore {
+  readonly kind = 'redis' as const;
+  readonly #client: Redis;
+  readonly #near = new Map<string, { value: string; until: number }>();
+  #failures = 0;
+  #openUntil = 0;
+  #outage = false;
+
+  constructor(
+    private readonly o: RedisStoreOptions,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    const common: RedisOptions = {
+      keyPrefix: o.keyPrefix,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: o.timeout,
+      connectTimeout: Math.max(o.timeout, 1000),
+      // Keep trying to come back, never faster than every 200 ms nor slower than every 2 s.
+      retryStrategy: (times) => Math.min(200 * times, 2000),
+      lazyConnect: false,
+    };
+    this.#client = o.sentinels
+      ? new Redis({ ...common, sentinels: o.sentinels, name: o.name ?? 'mymaster', ...credentialsOf(o.url) })
+      : new Redis(o.url, common);
+    this.#client.on('error', (err: Error) => this.#down(err.message));
+    this.#client.on('ready', () => this.#up());
+  }
+
+  #usable(): boolean {
+    return this.#client.status === 'ready' && this.clock.now() >= this.#openUntil;
+  }
+
+  #down(why: string): void {
+    if (!this.#outage) {
+      this.#outage = true;
+      this.logger.warn({ event: 'redis_down', reason: why }, `sticky store Redis unavailable (${why}): routing continues on rendezvous hashing`);
+    }
+  }
+
+  #up(): void {
+    this.#failures = 0;
+    this.#openUntil = 0;
+    if (this.#outage) {
+      this.#outage = false;
+      this.logger.info({ event: 'redis_up' }, 'sticky store Redis is back: pins are shared again');
+    }
+  }
+
+  #failed(err: unknown): void {
+    if (++this.#failures >= FAILURES_TO_OPEN) {
+      this.#openUntil = this.clock.now() + BREAKER_OPEN_MS;
+      this.#failures = 0;
+    }
+    this.#down((err as Error).message);
+  }
+
+  #ok(): void {
+    this.#failures = 0;
+    if (this.#outage) this.#up();
+  }
+
+  #remember(key: string, value: string): void {
+    if (this.#near.size >= this.o.nearCacheMax) this.#near.clear();
+    this.#near.set(key, { value, until: this.clock.now() + this.o.nearCacheTtl });
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const hit = this.#near.get(key);
+    if (hit && hit.until > this.clock.now()) return hit.value;
+    if (!this.#usable()) return hit?.value;
+    try {
+      const v = await this.#client.get(key);
+      this.#ok();
+      if (v !== null) this.#remember(key, v);
+      else this.#near.delete(key);
+      return v ?? undefined;
+    } catch (err) {
+      this.#failed(err);
+      return hit?.value;
+    }
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
+    if (!this.#usable()) return value;
+    try {
+      const set = await this.#client.set(key, value, 'PX', ttlMs, 'NX');
+      const winner = set === 'OK' ? value : ((await this.#client.get(key)) ?? value);
+      this.#ok();
+      this.#remember(key, winner);
+      return winner;
+    } catch (err) {
+      this.#failed(err);
+      return value;
+    }
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.#remember(key, value);
+    if (!this.#usable()) return;
+    try {
+      await this.#client.set(key, value, 'PX', ttlMs);
+      this.#ok();
+    } catch (err) {
+      this.#failed(err);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#near.delete(key);
+    if (!this.#usable()) return;
+    try {
+      await this.#client.del(key);
+    } catch (err) {
+      this.#failed(err);
+    }
+  }
+
+  connected(): boolean {
+    return this.#client.status === 'ready';
+  }
+
+  /** Pins held in this instance's near cache (Redis itself is shared and not counted here). */
+  size(): number {
+    return this.#near.size;
+  }
+
+  async close(): Promise<void> {
+    this.#client.disconnect();
+  }
+}
+
+/** Password (and user) from a redis:// URL, for Sentinel set-ups where the URL names no single host. */
+function credentialsOf(url: string): { username?: string; password?: string; db?: number; tls?: object } {
+  const u = new URL(url);
+  return {
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+  };
+}

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Affinity } from '../../../src/balance/affinity.js';
+import { boundedLoadPick, rendezvousOrder } from '../../../src/balance/rendezvous.js';
+import { validateConfig } from '../../../src/config/load.js';
+import type { ClusterNode } from '../../../src/nodes/node.js';
+import { NodeSet } from '../../../src/nodes/node-set.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { FakeClock } from '../../support/fake-clock.js';
+
+function setup(keys: Array<'upload' | 'session' | 'client'> = ['upload', 'session', 'client'], n = 3) {
+  const clock = new FakeClock();
+  const cfg = validateConfig({ nodes: Array.from({ length: n }, (_, i) => ({ name: `n${i + 1}`, url: `http://127.0.0.1:${i + 1}` })), sticky: { keys } });
+  const nodes = new NodeSet(cfg, clock);
+  const store = new MemoryStateStore(clock, 1000);
+  return { clock, nodes, store, aff: new Affinity(store, nodes, cfg.sticky) };
+}
+const fakeNode = (name: string, weight = 1, inflight = 0) => ({ name, weight, inflight }) as unknown as ClusterNode;
+
+describe('affinity keys', () => {
+  it('prefers the upload, then the session, then the client', () => {
+    const { aff } = setup();
+    assert.equal(aff.keyOf('u-1', 'sid=abc', '10.0.0.1', 'alice')?.kind, 'upload');
+    assert.equal(aff.keyOf(undefined, 'lang=en; sid=abc', '10.0.0.1', 'alice')?.kind, 'session');
+    assert.equal(aff.keyOf(undefined, 'beegosessionID=xyz', '10.0.0.1', undefined)?.kind, 'session');
+    assert.equal(aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')?.kind, 'client');
+  });
+
+  it('never keeps a session id in clear, and tells clients apart by address and user', () => {
+    const { aff } = setup();
+    const s = aff.keyOf(undefined, 'sid=secret-session-id', '10.0.0.1', undefined)!;
+    assert.ok(!s.key.includes('secret-session-id'));
+    const a = aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')!.key;
+    assert.notEqual(a, aff.keyOf(undefined, undefined, '10.0.0.1', 'bob')!.key);
+    assert.notEqual(a, aff.keyOf(undefined, undefined, '10.0.0.2', 'alice')!.key);
+    assert.equal(a, aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')!.key);
+  });
+
+  it('ignores malformed and unknown cookies, and kinds that are not configured', () => {
+    const { aff } = setup();
+    for (const cookie of ['sid=', 'sessionid=abc', 'xsid=abc', `sid=${'x'.repeat(600)}`]) {
+      assert.equal(aff.keyOf(undefined, cookie, '10.0.0.1', undefined)?.kind, 'client', cookie);
+    }
+    const onlyUploads = setup(['upload']).aff;
+    assert.equal(onlyUploads.keyOf(undefined, 'sid=abc', '10.0.0.1', 'alice'), undefined);
+    assert.equal(setup([]).aff.keyOf('u-1', undefined, '10.0.0.1', undefined), undefined);
+  });
+});
+
+describe('pins', () => {
+  it('learns uploads from the POST answer and sessions from Set-Cookie', async () => {
+    const { aff, nodes } = setup();
+    aff.learnUpload(nodes.get('n2')!, ['Location', '/v2/a/blobs/uploads/u-9?_state=x']);
+    aff.learnSession(nodes.get('n3')!, ['Set-Cookie', 'sid=s-1; Path=/; HttpOnly']);
+    await Promise.resolve();
+    assert.equal((await aff.lookup(aff.keyOf('u-9', undefined, 'ip', undefined)!)).node?.name, 'n2');
+    assert.equal((await aff.lookup(aff.keyOf(undefined, 'sid=s-1', 'ip', undefined)!)).node?.name, 'n3');
+  });
+
+  it('replaces a pin whose node cannot serve; lets uploads and sessions finish on a draining node, not new clients', async () => {
+    const { aff, nodes } = setup();
+    const n2 = nodes.get('n2')!;
+    nodes.setState(nodes.get('n1')!, 'healthy', 't');
+    nodes.setState(n2, 'healthy', 't');
+    const upload = aff.keyOf('u-1', undefined, 'ip', undefined)!;
+    const client = aff.keyOf(undefined, undefined, 'ip', 'u')!;
+    aff.pin(upload, n2);
+    aff.pin(client, n2);
+    await Promise.resolve();
+    nodes.setState(n2, 'draining', 't');
+    assert.equal((await aff.lookup(upload)).node, n2);
+    assert.deepEqual(await aff.lookup(client), { stale: true });
+    for (const state of ['unhealthy', 'quarantined'] as const) {
+      nodes.setState(n2, state, 't');
+      assert.deepEqual(await aff.lookup(upload), { stale: true }, state);
+    }
+  });
+
+  it('lets the first writer win a claim, and forgets pins after their TTL', async () => {
+    const { aff, nodes, clock } = setup();
+    const k = aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')!;
+    aff.claim(k, nodes.get('n1')!);
+    aff.claim(k, nodes.get('n3')!);
+    await Promise.resolve();
+    assert.equal((await aff.lookup(k)).node?.name, 'n1');
+    clock.advance(30 * 60_000);
+    assert.deepEqual(await aff.lookup(k), { stale: false });
+  });
+});
+
+describe('rendezvous hashing', () => {
+  const nodes = ['a', 'b', 'c', 'd', 'e'].map((n) => fakeNode(n));
+  const keys = Array.from({ length: 2000 }, (_, i) => `client:${i}`);
+
+  it('spreads keys evenly and is stable across calls', () => {
+    const count = new Map<string, number>();
+    for (const k of keys) {
+      const first = rendezvousOrder(k, nodes)[0]!.name;
+      assert.equal(rendezvousOrder(k, [...nodes].reverse())[0]!.name, first, 'order of the node list does not matter');
+      count.set(first, (count.get(first) ?? 0) + 1);
+    }
+    for (const [n, c] of count) assert.ok(c > 300 && c < 500, `${n}: ${c} of 2000`);
+  });
+
+  it('moves only the keys of a removed node', () => {
+    const without = nodes.filter((n) => n.name !== 'c');
+    for (const k of keys) {
+      const before = rendezvousOrder(k, nodes)[0]!.name;
+      const after = rendezvousOrder(k, without)[0]!.name;
+      if (before !== 'c') assert.equal(after, before, k);
+    }
+  });
+
+  it('follows weights', () => {
+    const heavy = [fakeNode('big', 3), fakeNode('small', 1)];
+    const big = keys.filter((k) => rendezvousOrder(k, heavy)[0]!.name === 'big').length;
+    assert.ok(big > 1350 && big < 1650, `big got ${big} of 2000 with 3:1 weights`);
+  });
+
+  it('passes over a node above (1 + loadFactor) times its share, in hash order', () => {
+    const order = [fakeNode('first', 1, 9), fakeNode('second', 1, 2), fakeNode('third', 1, 1)];
+    // 12 in flight + this one = 13; each node's cap is ceil(1.25 * 13 / 3) = 6.
+    assert.equal(boundedLoadPick(order, 0.25)!.name, 'second');
+    assert.equal(boundedLoadPick([fakeNode('first', 1, 2), fakeNode('second', 1, 2)], 0.25)!.name, 'first');
+  });
+});
