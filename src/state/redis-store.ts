@@ -32,6 +32,7 @@ export class RedisStateStore implements StateStore {
   #failures = 0;
   #openUntil = 0;
   #outage = false;
+  #everReady = false;
 
   constructor(
     private readonly o: RedisStoreOptions,
@@ -69,6 +70,10 @@ export class RedisStateStore implements StateStore {
   #up(): void {
     this.#failures = 0;
     this.#openUntil = 0;
+    if (!this.#everReady && this.#client.status === 'ready') {
+      this.#everReady = true;
+      this.logger.info({ event: 'redis_connected' }, 'sticky store Redis connected: pins are shared between instances');
+    }
     if (this.#outage) {
       this.#outage = false;
       this.logger.info({ event: 'redis_up' }, 'sticky store Redis is back: pins are shared again');

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
+import { startApp, type StartedApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
+import { makeTokenKeyPair } from '../support/pki.js';
+import { startRedis } from '../support/redis.js';
+import { startServer, type TestServer } from '../support/servers.js';
+import { makeTempDir } from '../support/tmp.js';
+
+const basic = (user: string) => `Basic ${Buffer.from(`${user}:pw`).toString('base64')}`;
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
+
+async function nodes(t: { after: (fn: () => unknown) => void }, n: number): Promise<TestServer[]> {
+  const list = await Promise.all(Array.from({ length: n }, () => startServer((_q, r) => r.end('ok'))));
+  t.after(() => Promise.all(list.map((s) => s.close())));
+  return list;
+}
+
+async function twoInstances(t: { after: (fn: () => unknown) => void }, urls: string[], redisUrl: string, extra: Record<string, unknown> = {}): Promise<[StartedApp, StartedApp]> {
+  const cfg = { sticky: { store: 'redis' as const, redis: { url: redisUrl, keyPrefix: 'test:', timeout: '200ms' }, keys: ['upload' as const, 'session' as const, 'client' as const] }, ...extra };
+  const a = await startApp(urls, cfg);
+  t.after(() => a.close());
+  const b = await startApp(urls, cfg);
+  t.after(() => b.close());
+  await Promise.all([a, b].map((x) => x.logs.waitFor((l) => l.event === 'redis_connected')));
+  return [a, b];
+}
+
+/** Where each routing line of a user went, from both instances' logs. */
+function nodesOf(user: string, ...apps: StartedApp[]): Set<unknown> {
+  return new Set(apps.flatMap((a) => a.logs.requests().filter((l) => (l.client as { user?: string } | undefined)?.user === user).map((l) => l.node)));
+}
+
+const drain = (app: StartedApp, node: string, on: boolean) => send(`${app.adminUrl}/-/nodes/${node}/${on ? 'drain' : 'undrain'}`, { method: 'POST' });
+
+describe('stickiness shared through Redis', () => {
+  it('two instances route every user to the node the first one pinned, users spread over nodes', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.proc.stop());
+    const [a, b] = await twoInstances(t, (await nodes(t, 3)).map((s) => s.url), redis.url);
+    // While a cannot use n1, its pins differ from what b would hash to on its own: b must follow them.
+    await drain(a, 'n1', true);
+    for (const u of USERS) assert.equal((await send(`${a.url}/v2/`, { headers: { authorization: basic(u) } })).status, 200);
+    await a.logs.waitForRequests(USERS.length);
+    await drain(a, 'n1', false);
+    for (let round = 0; round < 3; round++) {
+      for (const u of USERS) {
+        for (const app of [b, a]) assert.equal((await send(`${app.url}/v2/x/manifests/${round}`, { headers: { authorization: basic(u) } })).status, 200);
+      }
+    }
+    await b.logs.waitForRequests(USERS.length * 3);
+    const used = new Set<unknown>();
+    for (const u of USERS) {
+      const went = nodesOf(u, a, b);
+      assert.equal(went.size, 1, `${u} went to ${[...went].join(', ')}`);
+      used.add([...went][0]);
+    }
+    assert.ok(!used.has('n1'), 'pins made while n1 was drained hold on both instances');
+    assert.ok(used.size >= 2, 'users spread over nodes');
+    assert.deepEqual(b.logs.requests().filter((l) => l.reason !== 'pinned' || l.affinity !== 'client').map((l) => [l.reason, l.affinity, l.path]), []);
+    const status = JSON.parse((await send(`${b.adminUrl}/-/status`)).body.toString()) as { sticky: { store: string; connected: boolean } };
+    assert.deepEqual([status.sticky.store, status.sticky.connected], ['redis', true]);
+  });
+
+  it('Redis killed mid-run: no failed request, none slower than the Redis timeout; pins resume when it is back', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.proc.stop());
+    const [a, b] = await twoInstances(t, (await nodes(t, 3)).map((s) => s.url), redis.url);
+    for (const u of USERS.slice(0, 4)) await send(`${a.url}/v2/`, { headers: { authorization: basic(u) } });
+    redis.proc.kill('SIGKILL');
+    await Promise.all([a, b].map((x) => x.logs.waitFor((l) => l.event === 'redis_down')));
+    let n = 0;
+    for (let round = 0; round < 5; round++) {
+      for (const u of USERS) {
+        for (const app of [a, b]) {
+          assert.equal((await send(`${app.url}/v2/y/manifests/${round}`, { headers: { authorization: basic(u) } })).status, 200);
+          n++;
+        }
+      }
+    }
+    const during = [...a.logs.requests(), ...b.logs.requests()].slice(-n);
+    const slowest = Math.max(...during.map((l) => Number(l.durationMs)));
+    t.diagnostic(`${n} requests while Redis was down, slowest ${slowest} ms`);
+    assert.ok(slowest < 200, `a request took ${slowest} ms with Redis down`);
+    for (const u of USERS) assert.equal(nodesOf(u, a, b).size, 1, `${u} stays on one node: both instances hash alike`);
+    assert.equal(a.logs.lines.filter((l) => l.event === 'redis_down').length, 1, 'warned once per outage, not per request');
+
+    const again = await startRedis(redis.port);
+    t.after(() => again.proc.stop());
+    await Promise.all([a, b].map((x) => x.logs.waitFor((l) => l.event === 'redis_up')));
+    // New pins are shared again: made by a with n2 drained there, followed by b.
+    await drain(a, 'n2', true);
+    await send(`${a.url}/v2/`, { headers: { authorization: basic('newcomer') } });
+    await drain(a, 'n2', false);
+    await a.logs.waitFor((l) => (l.client as { user?: string } | undefined)?.user === 'newcomer');
+    for (let i = 0; i < 3; i++) await send(`${b.url}/v2/`, { headers: { authorization: basic('newcomer') } });
+    await b.logs.waitFor((l) => (l.client as { user?: string } | undefined)?.user === 'newcomer');
+    assert.equal(nodesOf('newcomer', a, b).size, 1);
+  });
+
+  it('an upload whose requests alternate between instances succeeds although the nodes’ http.secret differ', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.proc.stop());
+    const tmp = makeTempDir('sticky-upload');
+    t.after(tmp.remove);
+    const keys = makeTokenKeyPair(tmp.dir, 'cluster');
+    const sims = await Promise.all(
+      [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `s${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request' }).start()),
+    );
+    t.after(() => Promise.all(sims.map((s) => s.close())));
+    const [a, b] = await twoInstances(t, sims.map((s) => s.url), redis.url, { balance: { policy: 'round-robin' } });
+    const q = new URLSearchParams({ service: 'harbor-registry', scope: 'repository:library/alt:pull,push' });
+    const tok = await send(`${a.url}/service/token?${q.toString()}`, { headers: { authorization: `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}` } });
+    const auth = { authorization: `Bearer ${(JSON.parse(tok.body.toString()) as { token: string }).token}` };
+    for (let i = 0; i < 6; i++) {
+      const blob = Buffer.alloc(50_000 + i, i);
+      const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+      const [first, second] = i % 2 === 0 ? [a, b] : [b, a];
+      const started = await send(`${first.url}/v2/library/alt/blobs/uploads/`, { method: 'POST', headers: auth });
+      assert.equal(started.status, 202);
+      const loc = new URL(String(started.headers.location));
+      const patched = await send(`${second.url}${loc.pathname}${loc.search}`, { method: 'PATCH', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: blob });
+      assert.equal(patched.status, 202, `upload ${i}: PATCH through the other instance: ${patched.body.toString()}`);
+      const loc2 = new URL(String(patched.headers.location));
+      const put = await send(`${first.url}${loc2.pathname}${loc2.search}&digest=${digest}`, { method: 'PUT', headers: auth });
+      assert.equal(put.status, 201, `upload ${i}: ${put.body.toString()}`);
+    }
+  });
+});
