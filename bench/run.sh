@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 [ -f dist/src/cli.js ] || npx tsc -p .
-for c in nginx haproxy wrk curl; do command -v $c >/dev/null || { echo "bench needs $c: run bench/setup.sh" >&2; exit 1; }; done
+for c in nginx haproxy wrk curl redis-server; do command -v $c >/dev/null || { echo "bench needs $c: run bench/setup.sh" >&2; exit 1; }; done
 
 work=$(mktemp -d /tmp/harbor-lb-bench.XXXXXX)
 chmod 755 "$work" # nginx workers run as another user
@@ -58,18 +58,26 @@ backend be
 HAP
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!)
 
-cat > "$work/harbor-lb.yaml" <<YML
-listen: {address: 127.0.0.1, port: 18091}
+redis-server --port 18093 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & pids+=($!)
+# Two harbor-lb configurations on the same nodes: pins in memory, and pins in Redis. Client
+# affinity is on (the default), so every request looks up its pin.
+for store in memory redis; do
+  port=$([ $store = memory ] && echo 18091 || echo 18094)
+  cat > "$work/harbor-lb-$store.yaml" <<YML
+listen: {address: 127.0.0.1, port: $port}
 nodes:
   - {name: n1, url: "http://127.0.0.1:18081"}
   - {name: n2, url: "http://127.0.0.1:18082"}
   - {name: n3, url: "http://127.0.0.1:18083"}
-admin: {address: 127.0.0.1, port: 18092}
+health: {path: /small.bin}
+sticky: {store: $store, redis: {url: "redis://127.0.0.1:18093/0"}}
+admin: {address: 127.0.0.1, port: $((port + 1))}
 log: {level: info}
 YML
-# Routing log on, written to a file, as in production.
-node dist/src/cli.js serve --config "$work/harbor-lb.yaml" > "$work/harbor-lb.log" 2>&1 & pids+=($!)
-for i in $(seq 1 50); do curl -sf -o /dev/null http://127.0.0.1:18092/-/healthz && break; sleep 0.1; done
+  # Routing log on, written to a file, as in production.
+  node dist/src/cli.js serve --config "$work/harbor-lb-$store.yaml" > "$work/harbor-lb-$store.log" 2>&1 & pids+=($!)
+  for i in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$((port + 1))/-/ready" && break; sleep 0.1; done
+done
 
 small() {
   # wrk counts error answers as requests too: check one answer first.
@@ -90,10 +98,14 @@ push() {
   end=$(date +%s.%N)
   echo "scale=0; 4 * 256 / ($end - $start)" | bc
 }
-printf '%-12s %14s %14s %14s\n' target 'GET 2KiB req/s' 'pull MiB/s' 'push MiB/s'
-for t in "nginx-direct 18081" "haproxy 18090" "harbor-lb 18091"; do
+printf '%-18s %14s %14s %14s\n' target 'GET 2KiB req/s' 'pull MiB/s' 'push MiB/s'
+for t in "nginx-direct 18081" "haproxy 18090" "harbor-lb 18091" "harbor-lb-redis 18094"; do
   set -- $t
   small "$2" >/dev/null 2>&1 || true # warm-up
-  printf '%-12s %14s %14s %14s\n' "$1" "$(small "$2")" "$(pull "$2")" "$(push "$2")"
+  if [ "$1" = harbor-lb-redis ]; then
+    printf '%-18s %14s %14s %14s\n' "$1" "$(small "$2")" - -
+  else
+    printf '%-18s %14s %14s %14s\n' "$1" "$(small "$2")" "$(pull "$2")" "$(push "$2")"
+  fi
 done
-echo "harbor-lb routing lines written: $(grep -c '"event":"request"' "$work/harbor-lb.log")"
+echo "harbor-lb routing lines written: $(cat "$work"/harbor-lb-*.log | grep -c '"event":"request"')"

@@ -8,6 +8,21 @@ import { startRealHarborCluster } from '../support/real-cluster.js';
 import { Skopeo } from '../support/skopeo.js';
 import { makeTempDir } from '../support/tmp.js';
 
+/** `rounds` skopeo login/push/pull round trips through harbor-lb; the failures, with skopeo's words. */
+async function roundTrips(skopeo: Skopeo, host: string, imageDir: string, repo: string, rounds: number): Promise<string[]> {
+  const failures: string[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const login = await skopeo.run(['login', '--tls-verify=false', '-u', 'admin', '-p', 'Harbor12345', host]);
+    if (login.code !== 0) failures.push(`login ${i}: ${login.stderr}`);
+    const ref = `docker://${host}/library/${repo}:r${i}`;
+    const push = await skopeo.run(['copy', '--dest-tls-verify=false', `oci:${imageDir}:v1`, ref]);
+    if (push.code !== 0) failures.push(`push ${i}: ${push.stderr}`);
+    const pull = await skopeo.run(['copy', '--src-tls-verify=false', ref, `dir:${skopeo.writableDir(`${repo}-${i}`)}`]);
+    if (pull.code !== 0) failures.push(`pull ${i}: ${pull.stderr}`);
+  }
+  return failures;
+}
+
 /** The seed's second failure against real registries: one node of three with a foreign key pair. */
 describe('real registries with a misconfigured node', () => {
   it('20 skopeo login/push/pull round trips all succeed; the node is flagged, quarantined, and cleared by the probe once fixed', async (t) => {
@@ -24,17 +39,7 @@ describe('real registries with a misconfigured node', () => {
     const skopeo = new Skopeo(tmp.dir);
     const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
 
-    const failures: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      const login = await skopeo.run(['login', '--tls-verify=false', '-u', 'admin', '-p', 'Harbor12345', host]);
-      if (login.code !== 0) failures.push(`login ${i}: ${login.stderr}`);
-      const ref = `docker://${host}/library/seed:r${i}`;
-      const push = await skopeo.run(['copy', '--dest-tls-verify=false', `oci:${image.dir}:v1`, ref]);
-      if (push.code !== 0) failures.push(`push ${i}: ${push.stderr}`);
-      const pull = await skopeo.run(['copy', '--src-tls-verify=false', ref, `dir:${skopeo.writableDir(`pull-${i}`)}`]);
-      if (pull.code !== 0) failures.push(`pull ${i}: ${pull.stderr}`);
-    }
-    assert.deepEqual(failures, [], 'a real client saw no failure');
+    assert.deepEqual(await roundTrips(skopeo, host, image.dir, 'seed', 20), [], 'a real client saw no failure');
 
     const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.node === 'n2' && l.code !== 'REALM_BYPASSES_PROXY');
     t.diagnostic(`n2 flagged ${String(flag.code)} (source ${(flag.evidence as { source: string }).source})`);
@@ -66,17 +71,7 @@ describe('real registries with a misconfigured node', () => {
     const host = new URL(lb.url).host;
     const skopeo = new Skopeo(tmp.dir);
     const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
-    const failures: string[] = [];
-    for (let i = 0; i < 10; i++) {
-      const login = await skopeo.run(['login', '--tls-verify=false', '-u', 'admin', '-p', 'Harbor12345', host]);
-      if (login.code !== 0) failures.push(`login ${i}: ${login.stderr}`);
-      const ref = `docker://${host}/library/traffic:r${i}`;
-      const push = await skopeo.run(['copy', '--dest-tls-verify=false', `oci:${image.dir}:v1`, ref]);
-      if (push.code !== 0) failures.push(`push ${i}: ${push.stderr}`);
-      const pull = await skopeo.run(['copy', '--src-tls-verify=false', ref, `dir:${skopeo.writableDir(`pull-${i}`)}`]);
-      if (pull.code !== 0) failures.push(`pull ${i}: ${pull.stderr}`);
-    }
-    assert.deepEqual(failures, []);
+    assert.deepEqual(await roundTrips(skopeo, host, image.dir, 'traffic', 10), []);
     assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
     const flags = lb.logs.lines.filter((l) => l.event === 'node_flag' && l.raised === true).map((l) => `${String(l.node)}:${String(l.code)}`);
     t.diagnostic(`flags raised by traffic: ${flags.join(', ')}`);
