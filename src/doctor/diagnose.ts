@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.js';
 import { judgeHealth } from '../health/verdict.js';
+import { realmOf, sameOrigin } from '../token/realm.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
 import { createSystemClock } from '../util/clock.js';
@@ -97,7 +98,7 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
       }
       try {
         const c = await get(origin, '/v2/');
-        r.realm = /realm="([^"]*)"/i.exec(c.header('www-authenticate') ?? '')?.[1];
+        r.realm = realmOf(c.header('www-authenticate'));
         r.realmBypasses = r.realm !== undefined && config.nodes.some((m) => sameOrigin(r.realm!, m.url));
         if (r.realmBypasses) {
           problems.push({ node: n.name, code: 'REALM_BYPASSES_PROXY', severity: 'warning', message: `${n.name} advertises the realm ${r.realm} (the node itself); harbor-lb rewrites it`, fix: `set ${n.name}'s hostname / external_url to the public name ${pub.host}` });
@@ -173,12 +174,4 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
   }
   await agent.close();
   return { trustedKids: trust?.kids ?? [], nodes: reports, trust: matrix, uploadCheck, problems };
-}
-
-function sameOrigin(url: string, other: string): boolean {
-  try {
-    return new URL(url).origin.toLowerCase() === new URL(other).origin.toLowerCase();
-  } catch {
-    return false;
-  }
 }

@@ -2,6 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
+import { realmOf, sameOrigin } from './realm.js';
 import type { TokenGuard } from './token-guard.js';
 
 export interface TrustProbeOptions {
@@ -144,17 +145,5 @@ export class TrustProbe {
   #headers(): Record<string, string> {
     const pub = new URL(this.opts.publicUrl());
     return { host: pub.host, 'x-forwarded-host': pub.host, 'x-forwarded-proto': pub.protocol.slice(0, -1), 'user-agent': 'harbor-lb-trust-probe' };
-  }
-}
-
-function realmOf(challenge: string | undefined): string | undefined {
-  return challenge === undefined ? undefined : /realm="([^"]*)"/i.exec(challenge)?.[1];
-}
-
-function sameOrigin(url: string, origin: string): boolean {
-  try {
-    return new URL(url).origin.toLowerCase() === origin.toLowerCase();
-  } catch {
-    return false;
   }
 }

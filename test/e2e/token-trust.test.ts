@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { startApp } from '../support/app.js';
+import { startApp, type StartedApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { makeOciImage } from '../support/oci-image.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
@@ -23,23 +23,26 @@ async function roundTrips(skopeo: Skopeo, host: string, imageDir: string, repo: 
   return failures;
 }
 
+/** Three real nodes, node 2 with `fault`, harbor-lb in front, a skopeo user and a small image. */
+async function setup(t: { after: (fn: () => unknown) => void }, fault: 'foreign-key' | 'foreign-trust', probe: { enabled?: boolean; interval?: string }) {
+  const tmp = makeTempDir('e2e-token');
+  t.after(tmp.remove);
+  const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault }, {}]);
+  t.after(() => cluster.close());
+  const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe } });
+  t.after(() => lb.close());
+  const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
+  return { cluster, lb, host: new URL(lb.url).host, skopeo: new Skopeo(tmp.dir), imageDir: image.dir };
+}
+
+const raisedFlags = (lb: StartedApp) =>
+  lb.logs.lines.filter((l) => l.event === 'node_flag' && l.raised === true).map((l) => `${String(l.node)}:${String(l.code)}`);
+
 /** The seed's second failure against real registries: one node of three with a foreign key pair. */
 describe('real registries with a misconfigured node', () => {
   it('20 skopeo login/push/pull round trips all succeed; the node is flagged, quarantined, and cleared by the probe once fixed', async (t) => {
-    const tmp = makeTempDir('e2e-token');
-    t.after(tmp.remove);
-    const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault: 'foreign-key' }, {}]);
-    t.after(() => cluster.close());
-    const lb = await startApp(
-      cluster.nodes.map((n) => n.url),
-      { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } },
-    );
-    t.after(() => lb.close());
-    const host = new URL(lb.url).host;
-    const skopeo = new Skopeo(tmp.dir);
-    const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
-
-    assert.deepEqual(await roundTrips(skopeo, host, image.dir, 'seed', 20), [], 'a real client saw no failure');
+    const { cluster, lb, host, skopeo, imageDir } = await setup(t, 'foreign-key', { interval: '1s' });
+    assert.deepEqual(await roundTrips(skopeo, host, imageDir, 'seed', 20), [], 'a real client saw no failure');
 
     const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.node === 'n2' && l.code !== 'REALM_BYPASSES_PROXY');
     t.diagnostic(`n2 flagged ${String(flag.code)} (source ${(flag.evidence as { source: string }).source})`);
@@ -62,40 +65,16 @@ describe('real registries with a misconfigured node', () => {
   });
 
   it('the same with the probe off: traffic alone finds the node and no skopeo round trip fails', async (t) => {
-    const tmp = makeTempDir('e2e-token-traffic');
-    t.after(tmp.remove);
-    const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault: 'foreign-key' }, {}]);
-    t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { enabled: false } } });
-    t.after(() => lb.close());
-    const host = new URL(lb.url).host;
-    const skopeo = new Skopeo(tmp.dir);
-    const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
-    assert.deepEqual(await roundTrips(skopeo, host, image.dir, 'traffic', 10), []);
+    const { lb, host, skopeo, imageDir } = await setup(t, 'foreign-key', { enabled: false });
+    assert.deepEqual(await roundTrips(skopeo, host, imageDir, 'traffic', 10), []);
     assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
-    const flags = lb.logs.lines.filter((l) => l.event === 'node_flag' && l.raised === true).map((l) => `${String(l.node)}:${String(l.code)}`);
-    t.diagnostic(`flags raised by traffic: ${flags.join(', ')}`);
-    assert.ok(flags.every((f) => f.startsWith('n2:')));
+    t.diagnostic(`flags raised by traffic: ${raisedFlags(lb).join(', ')}`);
+    assert.ok(raisedFlags(lb).every((f) => f.startsWith('n2:')));
   });
 
-  it("a node whose registry trusts a foreign root.crt: pushes and pulls succeed, it is flagged REGISTRY_REJECTS_CLUSTER_TOKEN", async (t) => {
-    const tmp = makeTempDir('e2e-trust');
-    t.after(tmp.remove);
-    const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault: 'foreign-trust' }, {}]);
-    t.after(() => cluster.close());
-    // No probe: traffic alone must find the node and keep clients working.
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { enabled: false } } });
-    t.after(() => lb.close());
-    const host = new URL(lb.url).host;
-    const skopeo = new Skopeo(tmp.dir);
-    const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
-    for (let i = 0; i < 5; i++) {
-      const ref = `docker://${host}/library/trust:r${i}`;
-      const push = await skopeo.run(['copy', '--dest-tls-verify=false', '--dest-creds', 'admin:Harbor12345', `oci:${image.dir}:v1`, ref]);
-      assert.equal(push.code, 0, push.stderr);
-      const pull = await skopeo.run(['copy', '--src-tls-verify=false', '--src-creds', 'admin:Harbor12345', ref, `dir:${skopeo.writableDir(`p${i}`)}`]);
-      assert.equal(pull.code, 0, pull.stderr);
-    }
+  it('a node whose registry trusts a foreign root.crt: round trips succeed on traffic alone, it is flagged REGISTRY_REJECTS_CLUSTER_TOKEN', async (t) => {
+    const { lb, host, skopeo, imageDir } = await setup(t, 'foreign-trust', { enabled: false });
+    assert.deepEqual(await roundTrips(skopeo, host, imageDir, 'trust', 5), []);
     const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.code === 'REGISTRY_REJECTS_CLUSTER_TOKEN');
     assert.equal(flag.node, 'n2');
     assert.equal((flag.evidence as { source: string }).source, 'traffic');
