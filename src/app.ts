@@ -22,7 +22,7 @@ import { createRequestHandler } from './proxy/handler.js';
 import { OriginRewriter } from './proxy/headers.js';
 import { closeServer, createListener, listen } from './proxy/listener.js';
 import { TrustedPeers } from './proxy/trusted-peers.js';
-import { createSystemClock, type Clock } from './util/clock.js';
+import { createSystemClock, type Clock, type Timer } from './util/clock.js';
 import type { Random } from './util/random.js';
 
 export interface AppDeps {
@@ -44,7 +44,11 @@ export interface App {
   readonly logger: Logger;
   /** Binds both listeners; ports 0 in the config mean "any free port", read them back from here. */
   start(): Promise<{ proxyUrl: string; adminUrl: string; proxyPort: number; adminPort: number }>;
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections, lets requests in flight finish for up to `graceMs`
+   * (listen.shutdownGrace by default), then closes everything left.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Composition root: everything stateful hangs off the returned object, so apps can run side by side. */
@@ -137,7 +141,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     trustProbe,
     logger,
     async start() {
-      proxy = createListener(config.listen, handler);
+      proxy = createListener(config.listen, handler.handle);
       admin = createAdminServer({
         nodes,
         sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
@@ -169,7 +173,18 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
       return urls;
     },
-    async close() {
+    async close(graceMs = config.listen.shutdownGrace) {
+      if (proxy?.listening) {
+        proxy.close();
+        proxy.closeIdleConnections();
+        const inflight = handler.inflight();
+        if (inflight > 0) {
+          logger.info({ event: 'draining_connections', inflight, graceMs }, `waiting up to ${graceMs} ms for ${inflight} request(s) in flight`);
+          let timer: Timer | undefined;
+          await Promise.race([handler.idle(), new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, graceMs)))]);
+          if (timer) clock.clearTimeout(timer);
+        }
+      }
       checker?.stop();
       await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
       await nodes.close();

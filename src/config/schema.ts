@@ -68,6 +68,8 @@ const listenSchema = z.strictObject({
   /** Time a client has to send the request head. */
   headersTimeout: duration('60s'),
   keepAliveTimeout: duration('65s'),
+  /** On SIGTERM/SIGINT: stop accepting, let requests in flight finish for this long, then close. */
+  shutdownGrace: duration('30s'),
 });
 
 const nodeSchema = z.strictObject({

@@ -57,11 +57,27 @@ interface RoutingRecord {
   error?: string;
 }
 
-export function createRequestHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+export interface RequestHandler {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Requests being proxied now. */
+  inflight(): number;
+  /** Resolves once no request is in flight (at once when none is). */
+  idle(): Promise<void>;
+}
+
+export function createRequestHandler(deps: ProxyDeps): RequestHandler {
   const subjects = new SubjectCache();
   let seq = 0;
+  let inflight = 0;
+  let waiters: Array<() => void> = [];
+  const finished = (): void => {
+    if (--inflight === 0 && waiters.length > 0) {
+      for (const w of waiters) w();
+      waiters = [];
+    }
+  };
 
-  return function handle(req, res): void {
+  function handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     const url = req.url ?? '';
     const method = req.method ?? 'GET';
@@ -91,9 +107,11 @@ export function createRequestHandler(deps: ProxyDeps): (req: IncomingMessage, re
       bytesIn: 0,
       bytesOut: 0,
     };
+    inflight++;
     const done = (): void => {
       record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       deps.logger.info(record);
+      finished();
     };
 
     if (url.charCodeAt(0) !== 47 /* "/" */) {
@@ -117,6 +135,12 @@ export function createRequestHandler(deps: ProxyDeps): (req: IncomingMessage, re
       else res.destroy();
       done();
     });
+  }
+
+  return {
+    handle,
+    inflight: () => inflight,
+    idle: () => (inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
   };
 }
 

@@ -43,10 +43,11 @@ export function listen(server: http.Server, port: number, address: string): Prom
   });
 }
 
+/** Closes a server and every connection it still has, idle or not. */
 export function closeServer(server: http.Server): Promise<void> {
   return new Promise((resolve) => {
+    server.closeAllConnections();
     if (!server.listening) return resolve();
     server.close(() => resolve());
-    server.closeAllConnections();
   });
 }
