@@ -155,6 +155,20 @@ describe('failover', () => {
     assert.equal((await send(`${lb.url}/v2/`)).status, 200);
   });
 
+  it('4xx answers never count against a node', async (t) => {
+    const node = await startServer((req, res) => {
+      res.writeHead(req.url!.includes('denied') ? 401 : 404, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"NAME_UNKNOWN","message":"no","detail":null}]}');
+    });
+    t.after(() => node.close());
+    const lb = await startApp([node.url], { health: { enabled: false, passive: { consecutiveFailures: 2 } } });
+    t.after(() => lb.close());
+    for (let i = 0; i < 10; i++) await send(`${lb.url}/v2/${i % 2 ? 'denied' : 'missing'}/manifests/x`);
+    const n1 = lb.app.nodes.get('n1')!;
+    assert.equal(n1.failures, 0);
+    assert.notEqual(n1.state, 'unhealthy');
+  });
+
   it('retries a GET that got 503 on another node, and passes the 503 on when there is none', async (t) => {
     const sick = await startServer((_q, r) => {
       r.writeHead(503, { 'content-type': 'text/plain' });

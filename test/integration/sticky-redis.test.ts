@@ -101,6 +101,21 @@ describe('stickiness shared through Redis', () => {
     assert.equal(nodesOf('newcomer', a, b).size, 1);
   });
 
+  it('connects with a password from the URL and never logs it', async (t) => {
+    const redis = await startRedis(undefined, ['--requirepass', 'redis-pass-0123']);
+    t.after(() => redis.proc.stop());
+    const urls = (await nodes(t, 2)).map((s) => s.url);
+    const good = await startApp(urls, { sticky: { store: 'redis', redis: { url: `redis://:redis-pass-0123@127.0.0.1:${redis.port}/0` } } });
+    t.after(() => good.close());
+    await good.logs.waitFor((l) => l.event === 'redis_connected');
+    const bad = await startApp(urls, { sticky: { store: 'redis', redis: { url: `redis://:wrong-pass-0123@127.0.0.1:${redis.port}/0` } } });
+    t.after(() => bad.close());
+    const down = await bad.logs.waitFor((l) => l.event === 'redis_down');
+    assert.match(String(down.reason), /WRONGPASS|invalid/i);
+    assert.equal((await send(`${bad.url}/v2/`)).status, 200, 'routing goes on without Redis');
+    for (const app of [good, bad]) assert.ok(!/redis-pass-0123|wrong-pass-0123/.test(app.logs.text()), 'no password in the log');
+  });
+
   it('an upload whose requests alternate between instances succeeds although the nodes’ http.secret differ', async (t) => {
     const redis = await startRedis();
     t.after(() => redis.proc.stop());

@@ -62,6 +62,9 @@ describe('token awareness', () => {
     assert.match(n2.flags[0]!.message, /issues tokens signed with key [A-Z2-7:]{59}; the cluster's root\.crt holds/);
     const metrics = (await send(`${lb.adminUrl}/metrics`)).body.toString();
     assert.match(metrics, /^harbor_lb_token_verdicts_total\{node="n2",verdict="bad"\} 1$/m);
+    // The test certificates last 30 days: inside the warning window.
+    const expiring = await lb.logs.waitFor((l) => l.event === 'root_cert_expiring');
+    assert.match(String(expiring.msg), /expires .*rotate the cluster key pair/);
     assert.ok(!/eyJ[A-Za-z0-9_-]{10,}\./.test(lb.logs.text()), 'no token in the log');
   });
 
