@@ -1,10 +1,11 @@
 import { generateKeyPairSync, createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp, type App } from '../app.js';
 import { validateConfig } from '../config/load.js';
 import { SimulatedHarborNode } from './harbor-node.js';
+import { makeOciImage } from './oci-image.js';
 
 export interface DemoOptions {
   nodes: number;
@@ -21,6 +22,8 @@ export interface Demo {
   proxyUrl: string;
   adminUrl: string;
   dir: string;
+  /** A small OCI image layout to push: `skopeo copy oci:<sampleImage>:v1 docker://…`. */
+  sampleImage: string;
   close(): Promise<void>;
 }
 
@@ -33,6 +36,9 @@ const rsa = (): KeyObject => generateKeyPairSync('rsa', { modulusLength: 2048 })
  */
 export async function startDemo(o: DemoOptions): Promise<Demo> {
   const dir = mkdtempSync(join(tmpdir(), 'harbor-lb-demo-'));
+  // Readable by any local user, so skopeo run as another user can push the sample image; nothing
+  // here is secret (the keys never leave memory, root.pem is a public key).
+  chmodSync(dir, 0o755);
   const nodes: SimulatedHarborNode[] = [];
   let app: App | undefined;
   const close = async () => {
@@ -69,7 +75,9 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     });
     app = createApp(config);
     const { proxyUrl, adminUrl } = await app.start();
-    return { app, nodes, proxyUrl, adminUrl, dir, close };
+    const sampleImage = join(dir, 'sample-image');
+    makeOciImage(sampleImage, [2 * 1024 * 1024, 512 * 1024], 'v1');
+    return { app, nodes, proxyUrl, adminUrl, dir, sampleImage, close };
   } catch (err) {
     await close();
     throw err;
@@ -86,7 +94,8 @@ export function demoBanner(d: Demo, faults: boolean): string {
     '',
     'Try it (user admin, password Harbor12345, as on a fresh Harbor):',
     `  skopeo login --tls-verify=false -u admin -p Harbor12345 ${host}`,
-    `  skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://${host}/library/demo:v1`,
+    `  skopeo copy --dest-tls-verify=false oci:${d.sampleImage}:v1 docker://${host}/library/demo:v1`,
+    `  skopeo copy --src-tls-verify=false docker://${host}/library/demo:v1 dir:/tmp/demo-pulled`,
     `  docker login ${host}        (add "${host}" to the daemon's insecure-registries first)`,
     '',
     'Then look at:',

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { send } from '../support/http-client.js';
-import { makeOciImage } from '../support/oci-image.js';
+import { makeOciImage } from '../../src/demo/oci-image.js';
 import { freePort } from '../support/servers.js';
 import { Skopeo } from '../support/skopeo.js';
 import { makeTempDir } from '../support/tmp.js';
@@ -65,6 +65,13 @@ describe('the demo', () => {
     t.after(() => demo.stop());
     assert.match(demo.banner, /skopeo login --tls-verify=false -u admin -p Harbor12345 127\.0\.0\.1:8070/);
     const skopeo = new Skopeo(tmp.dir);
+    // The banner's commands work as printed: log in, push the sample image it offers.
+    const login = await skopeo.run(['login', '--tls-verify=false', '-u', 'admin', '-p', 'Harbor12345', '127.0.0.1:8070']);
+    assert.equal(login.code, 0, login.stderr);
+    const offered = /skopeo copy --dest-tls-verify=false oci:(\S+):v1 docker:\/\/127\.0\.0\.1:8070\/library\/demo:v1/.exec(demo.banner);
+    assert.ok(offered, demo.banner);
+    const pushOffered = await skopeo.run(['copy', '--dest-tls-verify=false', `oci:${offered[1]}:v1`, 'docker://127.0.0.1:8070/library/demo:v1']);
+    assert.equal(pushOffered.code, 0, pushOffered.stderr);
     const image = makeOciImage(join(tmp.dir, 'image'), [2 * 1024 * 1024, 512 * 1024]);
     for (let i = 0; i < 3; i++) await roundTrip(skopeo, '127.0.0.1:8070', image, `r${i}`);
     const status = JSON.parse((await send('http://127.0.0.1:9070/-/status')).body.toString()) as { nodes: Array<{ name: string; state: string; flags: Array<{ code: string }> }> };

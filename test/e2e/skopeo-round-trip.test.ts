@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeOciImage, type OciImage } from '../support/oci-image.js';
+import { makeOciImage, type OciImage } from '../../src/demo/oci-image.js';
 import { makeServerCert } from '../support/pki.js';
 import { startApp, type StartedApp } from '../support/app.js';
 import { startRealHarborCluster, type RealHarborCluster } from '../support/real-cluster.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startApp, type StartedApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
-import { makeOciImage } from '../support/oci-image.js';
+import { makeOciImage } from '../../src/demo/oci-image.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
 import { Skopeo } from '../support/skopeo.js';
 import { makeTempDir } from '../support/tmp.js';

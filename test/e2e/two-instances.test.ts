@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { startApp } from '../support/app.js';
-import { makeOciImage } from '../support/oci-image.js';
+import { makeOciImage } from '../../src/demo/oci-image.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
 import { startRedis } from '../support/redis.js';
 import { Skopeo } from '../support/skopeo.js';

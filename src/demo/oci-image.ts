@@ -32,7 +32,10 @@ function tarOneFile(name: string, content: Buffer): Buffer {
   return Buffer.concat([header, content, pad, Buffer.alloc(1024)]);
 }
 
-/** Writes an OCI image layout with `layerSizes` random layers (incompressible, so sizes hold on the wire). */
+/**
+ * Writes an OCI image layout (what `skopeo copy oci:DIR:TAG` reads) with `layerSizes` random
+ * layers, incompressible so sizes hold on the wire. The demo offers one to push; tests push many.
+ */
 export function makeOciImage(dir: string, layerSizes: number[], tag = 'v1'): OciImage {
   const blobs = join(dir, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
