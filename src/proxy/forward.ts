@@ -52,6 +52,8 @@ export class RequestBody {
   touched = false;
   /** The client failed while sending it (hung up mid-upload). */
   clientFailed = false;
+  /** The whole body, read up front when it is small: it can then be sent to another node. */
+  buffered: Buffer | undefined;
   #released = false;
   #pending: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | undefined;
   #ended = false;
@@ -84,6 +86,21 @@ export class RequestBody {
     if (p === undefined) return;
     if (this.#error) p.reject(this.#error);
     else p.resolve({ value: undefined, done: true });
+  }
+
+  /**
+   * Reads a small body whole (a manifest, a short chunk) so that it can be replayed where that is
+   * safe: when nothing reached the node, or a registry refused the token before acting.
+   */
+  async preload(): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.iterable()) chunks.push(c);
+    this.buffered = Buffer.concat(chunks, this.bytes);
+  }
+
+  /** What undici sends: the preloaded bytes (the same on every attempt), or the live stream. */
+  source(): Buffer | AsyncIterable<Buffer> {
+    return this.buffered ?? this.iterable();
   }
 
   /** A fresh iterable over the client's body; undici pulls the next chunk only when the node took the last. */
@@ -184,7 +201,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         path: fr.path,
         method: fr.method,
         headers: fr.headers,
-        body: fr.body ? (fr.body.iterable() as unknown as Dispatcher.DispatchOptions['body']) : null,
+        body: fr.body ? (fr.body.source() as unknown as Dispatcher.DispatchOptions['body']) : null,
         // A request with a body is never replayed by undici itself; retry policy is ours.
         idempotent: fr.body === undefined && (fr.method === 'GET' || fr.method === 'HEAD'),
         blocking: true,

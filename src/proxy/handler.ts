@@ -129,10 +129,18 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       requestId: reqId,
     });
     const body = head.hasBody ? new RequestBody(req) : undefined;
-    void run(deps, { req, res, method, url, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie }).then(done, (err: unknown) => {
-      record.error = (err as Error).message;
-      if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
-      else res.destroy();
+    const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
+    void ready.then(() => run(deps, { req, res, method, url, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie })).then(done, (err: unknown) => {
+      if (body?.clientFailed) {
+        // The client hung up while its small body was being read: nothing to answer.
+        record.error = 'CLIENT_GONE';
+        record.bytesIn = body.bytes;
+        res.destroy();
+      } else {
+        record.error = (err as Error).message;
+        if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
+        else res.destroy();
+      }
       done();
     });
   }
@@ -160,6 +168,9 @@ interface Exchange {
 }
 
 const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
+
+/** Bodies up to this size (with a declared length) are read whole so they can be replayed. */
+export const REPLAYABLE_BODY = 64 * 1024;
 
 /** Attempts on one node after another while it is safe; ends with the client answered one way or another. */
 async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
@@ -220,8 +231,9 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
                 else if (ex.route === 'ui') affinity.learnSession(node!, h);
               }
             : undefined,
-          // A registry refuses a token before it acts, so any body-less request it refused can go elsewhere.
-          holdInvalidToken: bearer !== undefined && body === undefined && anotherNode,
+          // A registry refuses a token before it acts, so a request it refused can go elsewhere
+          // when its body (if any) can be sent again.
+          holdInvalidToken: bearer !== undefined && (body === undefined || body.buffered !== undefined) && anotherNode,
         });
       } finally {
         node.inflight--;
@@ -329,10 +341,11 @@ function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome): void {
 
 /**
  * Only what cannot have changed anything on the node is sent again: a request that never reached
- * it (any method, body untouched), or a body-less GET/HEAD that got no answer or a 502/503/504.
+ * it (any method, if its body is untouched or was read whole up front), or a body-less GET/HEAD
+ * that got no answer or a 502/503/504. (A token refusal is handled by the caller.)
  */
 function retryable(o: ForwardOutcome, method: string, body: RequestBody | undefined): boolean {
-  if (body?.touched) return false;
+  if (body?.touched && body.buffered === undefined) return false;
   if (o.phase === 'not-sent') return true;
   return (o.phase === 'no-response' || o.phase === 'gateway-error') && body === undefined && (method === 'GET' || method === 'HEAD');
 }

@@ -3,6 +3,8 @@ import { Buffer } from 'node:buffer';
 /** What the proxy reads from a request head besides the path: body presence and the user, never kept. */
 export interface RequestHead {
   hasBody: boolean;
+  /** The declared Content-Length, when there is one. */
+  contentLength: number | undefined;
   /** User name from Basic auth or the (unverified) `sub` of a bearer token; never the secret. */
   user: string | undefined;
   /** The Cookie header, for session affinity only: never logged. */
@@ -39,11 +41,14 @@ function decodeSubject(jwt: string): string | null {
 
 export function readRequestHead(raw: readonly string[], subjects: SubjectCache): RequestHead {
   let hasBody = false;
+  let contentLength: number | undefined;
   let user: string | undefined;
   let cookie: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]);
+      if (Number.isSafeInteger(n) && n >= 0) contentLength = n;
       if (raw[i + 1] !== '0') hasBody = true;
     } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       hasBody = true;
@@ -53,7 +58,7 @@ export function readRequestHead(raw: readonly string[], subjects: SubjectCache):
       cookie = cookie === undefined ? raw[i + 1] : `${cookie}; ${raw[i + 1]}`;
     }
   }
-  return { hasBody, user, cookie };
+  return { hasBody, contentLength, user, cookie };
 }
 
 function userOf(auth: string, subjects: SubjectCache): string | undefined {

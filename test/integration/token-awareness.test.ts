@@ -90,6 +90,27 @@ describe('token awareness', () => {
     assert.equal(retried.status, 200);
   });
 
+  it('a small body refused as invalid_token is sent again to another node; a large one cannot be', async (t) => {
+    const { lb } = await setup(t, ['none', 'foreign-trust', 'none']);
+    const tok = await send(`${lb.url}/service/token?account=admin&service=harbor-registry`, { headers: { authorization: BASIC } });
+    const auth = { authorization: `Bearer ${(JSON.parse(tok.body.toString()) as { token: string }).token}`, 'content-type': 'application/vnd.oci.image.manifest.v1+json' };
+    // Round robin: the token came from n1, this PUT goes to n2, whose registry refuses the token.
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [] }));
+    const put = await send(`${lb.url}/v2/library/a/manifests/v1`, { method: 'PUT', headers: auth, body: manifest });
+    assert.notEqual(put.status, 401, 'the client never sees the refusal');
+    const line = (await lb.logs.waitForRequests(2))[1]!;
+    assert.deepEqual([line.node, line.reason, line.attempts, line.bytesIn], ['n3', 'retried', 2, manifest.length]);
+    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
+
+    // A body over 64 KiB is streamed, so it cannot be sent twice: with n2 back in rotation the refusal reaches the client.
+    lb.app.nodes.get('n2')!.quarantined = false;
+    lb.app.nodes.refresh(lb.app.nodes.get('n2')!);
+    const big = Buffer.alloc(100 * 1024, 1);
+    const answers: number[] = [];
+    for (let i = 0; i < 3; i++) answers.push((await send(`${lb.url}/v2/library/a/manifests/big${i}`, { method: "PUT", headers: auth, body: big })).status);
+    assert.ok(answers.includes(401), `one of round robin's three went to n2: ${answers.join(',')}`);
+  });
+
   it('a fixed node leaves quarantine by the probe alone, and the flag is cleared in the log', { timeout: 15_000 }, async (t) => {
     const { sim, lb } = await setup(t, ['none', 'foreign-key', 'none'], 'once');
     await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.node === 'n2');

@@ -7,7 +7,7 @@ const jwt = (payload: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.string
 it('takes the user from Basic auth and bearer tokens, never the secret', () => {
   const subjects = new SubjectCache();
   const basic = Buffer.from('alice:s3cret:with:colons').toString('base64');
-  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, user: 'alice', cookie: undefined });
+  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, contentLength: undefined, user: 'alice', cookie: undefined });
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({ sub: 'bob' })}`], subjects).user, 'bob');
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({})}`], subjects).user, undefined, 'anonymous token');
   for (const bad of ['Bearer', 'Bearer not-a-jwt', 'Bearer a.%%%.c', 'Basic !!!', 'Basic ' + Buffer.from('nocolon').toString('base64'), 'Negotiate x']) {
@@ -23,6 +23,8 @@ it('knows whether a request has a body', () => {
   const s = new SubjectCache();
   assert.equal(readRequestHead(['Content-Length', '0'], s).hasBody, false);
   assert.equal(readRequestHead(['Content-Length', '12'], s).hasBody, true);
+  assert.equal(readRequestHead(['Content-Length', '12'], s).contentLength, 12);
+  assert.equal(readRequestHead(['Content-Length', 'x12'], s).contentLength, undefined, 'a malformed length is not trusted');
   assert.equal(readRequestHead(['Transfer-Encoding', 'chunked'], s).hasBody, true);
   assert.equal(readRequestHead([], s).hasBody, false);
 });
