@@ -26,9 +26,10 @@ for (const scheme of ['http', 'https'] as const) {
       tmp = makeTempDir(`e2e-${scheme}`);
       cluster = await startRealHarborCluster(tmp.dir, 3);
       const tls = scheme === 'https' ? makeServerCert(tmp.dir) : undefined;
+      // Round robin, so "requests spread over all three nodes" holds on every run (p2c is random).
       lb = await startApp(
         cluster.nodes.map((n) => n.url),
-        tls ? { listen: { tls: { cert: tls.certFile, key: tls.keyFile } } } : {},
+        { balance: { policy: 'round-robin' }, ...(tls ? { listen: { tls: { cert: tls.certFile, key: tls.keyFile } } } : {}) },
       );
       host = new URL(lb.url).host;
       // publicUrl defaults to the listener; realms must point there, not at the nodes.
