@@ -1,3 +1,4 @@
+import { formatTable } from '../util/table.js';
 import type { StatusDocument } from './status.js';
 
 /** `/-/status` as a table a person reads at a glance. */
@@ -11,10 +12,7 @@ export function formatStatusTable(doc: StatusDocument): string {
     n.flags.map((f) => f.code).join(',') || '-',
     n.url,
   ]);
-  const head = ['NODE', 'STATE', 'INFLIGHT', 'REQUESTS', 'FAILURES', 'FLAGS', 'URL'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  const out = [line(head), ...rows.map(line)];
+  const out = formatTable(['NODE', 'STATE', 'INFLIGHT', 'REQUESTS', 'FAILURES', 'FLAGS', 'URL'], rows);
   out.push('', `sticky store: ${doc.sticky.store} (${doc.sticky.connected ? 'connected' : 'NOT connected'})`);
   for (const n of doc.nodes) {
     if (n.state !== 'healthy') out.push(`${n.name} is ${n.state} since ${n.since}: ${n.why}`);

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { StateStore } from '../state/state-store.js';
+import { uploadOf } from '../proxy/classify.js';
 import { boundedLoadPick, rendezvousOrder } from './rendezvous.js';
 
 export type AffinityKind = 'upload' | 'session' | 'client';
@@ -90,7 +91,7 @@ export class Affinity {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
       if (name === 'docker-upload-uuid') uuid = headers[i + 1];
-      else if (name === 'location' && uuid === undefined) uuid = /\/blobs\/uploads\/([^/?#]+)/.exec(headers[i + 1]!)?.[1];
+      else if (name === 'location' && uuid === undefined) uuid = uploadOfUrl(headers[i + 1]!);
     }
     if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) this.pin({ kind: 'upload', key: `upload:${uuid}` }, node);
   }
@@ -107,5 +108,14 @@ export class Affinity {
 
   #ttl(kind: AffinityKind): number {
     return this.cfg.ttl[kind];
+  }
+}
+
+/** The upload id of an upload Location, relative or absolute. */
+function uploadOfUrl(location: string): string | undefined {
+  try {
+    return uploadOf(new URL(location, 'http://location.invalid').pathname)?.uuid;
+  } catch {
+    return undefined;
   }
 }

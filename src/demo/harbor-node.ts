@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import { challenge, RegistryAuth } from './registry-auth.js';
+import { requestOrigin } from './request-origin.js';
 import { RegistryApi } from './registry/registry-api.js';
 import { RegistryStorage } from './registry/storage.js';
 import { TokenService } from './token-service.js';
@@ -149,8 +150,7 @@ export class SimulatedHarborNode {
     const realm = this.opts.realm ?? 'node';
     if (realm === 'node') return `${this.url}/service/token`;
     if (realm !== 'request') return realm;
-    const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.split(',')[0]!.trim();
-    return `${first(req.headers['x-forwarded-proto']) ?? 'http'}://${first(req.headers['x-forwarded-host']) ?? req.headers.host}/service/token`;
+    return `${requestOrigin(req)}/service/token`;
   }
 
   /** Harbor core checks its registry's /v2/ (401 with token auth means it is up). */

@@ -1,7 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.js';
 import { judgeHealth } from '../health/verdict.js';
-import { realmOf, sameOrigin } from '../token/realm.js';
+import { publicHostHeaders, realmOf, sameOrigin } from '../token/realm.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
 import { createSystemClock } from '../util/clock.js';
@@ -40,7 +40,7 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
   const timeout = config.doctor.timeout;
   const agent = new Agent({ connectTimeout: timeout, headersTimeout: timeout, bodyTimeout: timeout, connections: 4 });
   const pub = new URL(config.publicUrl);
-  const baseHeaders = { host: pub.host, 'x-forwarded-host': pub.host, 'x-forwarded-proto': pub.protocol.slice(0, -1), 'user-agent': 'harbor-lb-doctor' };
+  const baseHeaders = publicHostHeaders(config.publicUrl, 'harbor-lb-doctor');
   const get = async (origin: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: Buffer) => {
     const res = await agent.request({ origin, path, method: method as Dispatcher.HttpMethod, headers: { ...baseHeaders, ...headers }, body });
     const text = await res.body.text();

@@ -1,3 +1,4 @@
+import { formatTable } from '../util/table.js';
 import type { DoctorReport } from './diagnose.js';
 
 const short = (kid?: string) => (kid ? `${kid.slice(0, 14)}…` : '');
@@ -13,10 +14,10 @@ export function formatDoctorReport(r: DoctorReport): string {
     n.token.verdict === 'good' ? `good ${short(n.token.kid)}` : n.token.verdict === 'bad' ? `BAD ${short(n.token.kid)}` : n.token.verdict,
     n.realm === undefined ? '-' : n.realmBypasses ? 'node address' : 'public',
   ]);
-  out.push(...table(['NODE', 'REACHABLE', 'HEALTH', 'TOKEN', 'REALM'], rows), '');
+  out.push(...formatTable(['NODE', 'REACHABLE', 'HEALTH', 'TOKEN', 'REALM'], rows), '');
   const names = r.nodes.map((n) => n.name);
   out.push('token issued by (row) accepted by registry of (column):');
-  out.push(...table(['', ...names], names.map((a) => [a, ...names.map((b) => (r.trust[a]![b] === null ? '-' : r.trust[a]![b] ? 'yes' : 'NO'))])), '');
+  out.push(...formatTable(['', ...names], names.map((a) => [a, ...names.map((b) => (r.trust[a]![b] === null ? '-' : r.trust[a]![b] ? 'yes' : 'NO'))])), '');
   out.push(`upload check (http.secret): ${r.uploadCheck === 'done' ? 'done' : 'skipped (set doctor.credentials to run it)'}`, '');
   const errors = r.problems.filter((p) => p.severity === 'error');
   if (r.problems.length === 0) out.push('no problems found');
@@ -26,10 +27,4 @@ export function formatDoctorReport(r: DoctorReport): string {
   }
   out.push('', errors.length === 0 ? 'result: OK' : `result: ${errors.length} problem(s)`);
   return out.join('\n');
-}
-
-function table(head: string[], rows: string[][]): string[] {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(head), ...rows.map(line)];
 }

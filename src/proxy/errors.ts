@@ -9,10 +9,8 @@ export class ProxyError extends Error {
     readonly code: string,
     readonly status: number,
     message: string,
-    readonly registryCode: RegistryErrorCode = 'UNAVAILABLE',
-    options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(message);
     this.name = 'ProxyError';
   }
 }

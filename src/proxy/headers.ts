@@ -33,10 +33,6 @@ export interface ForwardingInfo {
   requestId: string;
 }
 
-export function isHopByHop(lowerName: string): boolean {
-  return HOP_BY_HOP.has(lowerName);
-}
-
 /** Tokens of a Connection header other than keep-alive/close: each names another hop-by-hop header. */
 function connectionTokens(value: string, into: Set<string>): void {
   for (const t of value.split(',')) {

@@ -1,3 +1,12 @@
+/**
+ * Headers that make a request to a node look like client traffic through the public URL, so
+ * Harbor 2.x builds realms and Locations from the public name (probes and doctor send them).
+ */
+export function publicHostHeaders(publicUrl: string, userAgent: string): Record<string, string> {
+  const pub = new URL(publicUrl);
+  return { host: pub.host, 'x-forwarded-host': pub.host, 'x-forwarded-proto': pub.protocol.slice(0, -1), 'user-agent': userAgent };
+}
+
 /** The realm URL of a Bearer challenge (`Bearer realm="…",service="…"`). */
 export function realmOf(challenge: string | undefined): string | undefined {
   return challenge === undefined ? undefined : /realm="([^"]*)"/i.exec(challenge)?.[1];

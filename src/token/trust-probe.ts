@@ -2,7 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
-import { realmOf, sameOrigin } from './realm.js';
+import { publicHostHeaders, realmOf, sameOrigin } from './realm.js';
 import type { TokenGuard } from './token-guard.js';
 
 export interface TrustProbeOptions {
@@ -143,7 +143,6 @@ export class TrustProbe {
   }
 
   #headers(): Record<string, string> {
-    const pub = new URL(this.opts.publicUrl());
-    return { host: pub.host, 'x-forwarded-host': pub.host, 'x-forwarded-proto': pub.protocol.slice(0, -1), 'user-agent': 'harbor-lb-trust-probe' };
+    return publicHostHeaders(this.opts.publicUrl(), 'harbor-lb-trust-probe');
   }
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { allows, challenge, type RegistryAuth } from '../registry-auth.js';
+import { requestOrigin as origin } from '../request-origin.js';
 import { isDigest, type RegistryStorage } from './storage.js';
 import { packState, unpackState } from './upload-state.js';
 
@@ -218,12 +219,4 @@ export class RegistryApi {
     req.resume();
     this.#json(req, res, status, { errors: [{ code, message, detail }] });
   }
-}
-
-/** Absolute URLs as distribution builds them: X-Forwarded-Proto/Host first, else Host. */
-function origin(req: IncomingMessage): string {
-  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.split(',')[0]!.trim();
-  const proto = first(req.headers['x-forwarded-proto']) ?? 'http';
-  const host = first(req.headers['x-forwarded-host']) ?? req.headers.host ?? 'localhost';
-  return `${proto}://${host}`;
 }
