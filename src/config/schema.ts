@@ -112,6 +112,10 @@ const healthSchema = z.strictObject({
       consecutiveFailures: positiveInt(3),
       ejectFor: duration('10s'),
       maxEjectFor: duration('5m'),
+      /** At most this fraction of the nodes is ejected at once (at least one node may be). */
+      maxEjectedFraction: z.number().gt(0).max(1).prefault(1 / 3),
+      /** The same 5xx from every node within this window is the cluster's failure, not a node's. */
+      clusterWindow: duration('10s'),
     })
     .prefault({}),
 });
@@ -125,6 +129,8 @@ const balanceSchema = z.strictObject({
       budget: z.number().min(0).max(1).prefault(0.2),
     })
     .prefault({}),
+  /** Below this fraction of nodes available, route over every node that answers instead of the healthy few. */
+  panicThreshold: z.number().min(0).max(1).prefault(0.3),
 });
 
 const redisSchema = z.strictObject({
