@@ -10,6 +10,8 @@ import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/state-store.js';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
+import { PassiveJudge } from './health/passive-judge.js';
+import { StickySelector } from './balance/sticky-selector.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { TokenGuard } from './token/token-guard.js';
@@ -38,6 +40,7 @@ export interface App {
   readonly config: Config;
   readonly nodes: NodeSet;
   readonly health: NodeHealth;
+  readonly judge: PassiveJudge;
   /** Token awareness, when token.rootCert is configured. */
   readonly guard: TokenGuard | undefined;
   readonly trustProbe: TrustProbe | undefined;
@@ -61,7 +64,11 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     const level = to === 'healthy' ? 'info' : 'warn';
     logger[level]({ event: 'node_state', node: node.name, from, to, why }, `node ${node.name} is now ${to}: ${why}`);
   });
+  nodes.on('rule', ({ rule, active, nodes: names, why }) => {
+    logger[active ? 'warn' : 'info']({ event: rule, active, nodes: names }, `${rule} ${active ? 'on' : 'off'}: ${why}`);
+  });
   const health = new NodeHealth(nodes, config.health, clock);
+  const judge = new PassiveJudge(nodes, config.health.passive, clock, logger);
   const httpProbe = config.health.enabled && deps.healthProbe === undefined ? createHttpProbe(config.health, nodes.all) : undefined;
   const checker = config.health.enabled
     ? new ActiveHealthChecker(nodes.all, health, deps.healthProbe ?? httpProbe!.probe, config.health.interval, clock, random)
@@ -100,12 +107,12 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   );
   const handler = createRequestHandler({
     nodes,
-    selector: createSelector(config.balance.policy, random),
+    sticky: new StickySelector(affinity, createSelector(config.balance.policy, random)),
     rewriter,
     trusted: new TrustedPeers(config.listen.trustedProxies),
     logger: routing,
     proto,
-    health,
+    judge,
     guard,
     affinity,
     budget: new RetryBudget(config.balance.retries.budget),
@@ -137,6 +144,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     config,
     nodes,
     health,
+    judge,
     guard,
     trustProbe,
     logger,
@@ -144,6 +152,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       proxy = createListener(config.listen, handler.handle);
       admin = createAdminServer({
         nodes,
+        health,
+        judge,
         sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
         token: config.admin.token,
         logger,
@@ -186,6 +196,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         }
       }
       checker?.stop();
+      judge.stop();
       await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
       await nodes.close();
       await Promise.all([flushLogger(logger), flushLogger(routing)]);

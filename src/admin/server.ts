@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Logger } from '../log.js';
+import type { NodeHealth } from '../health/node-health.js';
+import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import { renderMetrics } from './metrics.js';
@@ -8,6 +10,8 @@ import { buildStatus } from './status.js';
 
 export interface AdminDeps {
   nodes: NodeSet;
+  health: NodeHealth;
+  judge: PassiveJudge;
   sticky: () => { store: string; connected: boolean; entries?: number };
   /** When set, actions (drain, undrain) need `Authorization: Bearer <token>`. */
   token: string | undefined;
@@ -30,8 +34,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       }
       const node = deps.nodes.get(decodeURIComponent(action[1]!));
       if (!node) return json(res, 404, { error: `no node named ${action[1]}` });
-      node.drained = action[2] === 'drain';
-      deps.nodes.refresh(node);
+      deps.nodes.setDrained(node, action[2] === 'drain');
       deps.logger.info({ event: 'admin_action', action: action[2], node: node.name, peer: req.socket.remoteAddress }, `node ${node.name}: ${action[2]}`);
       return json(res, 200, { node: node.name, state: node.state });
     }
@@ -40,13 +43,13 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       case '/-/healthz':
         return json(res, 200, { status: 'ok' });
       case '/-/ready': {
-        const ready = deps.nodes.available().length > 0;
+        const ready = deps.nodes.ready();
         return json(res, ready ? 200 : 503, { ready });
       }
       case '/-/status':
-        return json(res, 200, buildStatus(deps.nodes, deps.sticky()));
+        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky()));
       case '/metrics': {
-        const text = renderMetrics(deps.nodes, deps.guard);
+        const text = renderMetrics(deps.nodes, deps.judge, deps.guard);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
         return void res.end(text);
       }

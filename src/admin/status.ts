@@ -1,3 +1,5 @@
+import type { NodeHealth } from '../health/node-health.js';
+import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
 
 /** The `/-/status` document (shape fixed by design.md; fields are only ever added). */
@@ -16,27 +18,43 @@ export interface StatusDocument {
     lastCheck: { at: string; ok: boolean; detail: string } | null;
     consecutiveFailures: number;
     ejectedUntil: string | null;
+    /** The inputs `state` is derived from. */
+    conditions: { check: string; ejected: boolean; quarantine: string | null; drained: boolean; reachable: boolean };
   }>;
   sticky: { store: string; connected: boolean; entries?: number };
+  /** Rules that span nodes, when they are in force. */
+  cluster: { panic: boolean; degraded: { status: number; since: string } | null; maxEjected: number };
 }
 
-export function buildStatus(nodes: NodeSet, sticky: StatusDocument['sticky']): StatusDocument {
+export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJudge, sticky: StatusDocument['sticky']): StatusDocument {
+  const degraded = judge.clusterFailure;
   return {
-    nodes: nodes.all.map((n) => ({
-      name: n.name,
-      url: n.url,
-      state: n.state,
-      since: new Date(n.stateSince).toISOString(),
-      why: n.stateWhy,
-      weight: n.weight,
-      flags: [...n.flags.values()],
-      inflight: n.inflight,
-      requests: n.requests,
-      failures: n.failures,
-      lastCheck: n.lastCheck ? { at: new Date(n.lastCheck.at).toISOString(), ok: n.lastCheck.ok, detail: n.lastCheck.detail } : null,
-      consecutiveFailures: n.consecutiveFailures,
-      ejectedUntil: n.ejectedUntil > 0 ? new Date(n.ejectedUntil).toISOString() : null,
-    })),
+    nodes: nodes.all.map((n) => {
+      const c = nodes.conditionsOf(n);
+      const check = health.lastCheck(n);
+      const ejected = nodes.isEjected(n);
+      return {
+        name: n.name,
+        url: n.url,
+        state: n.state,
+        since: new Date(n.stateSince).toISOString(),
+        why: n.stateWhy,
+        weight: n.weight,
+        flags: [...n.flags.values()],
+        inflight: n.inflight,
+        requests: n.requests,
+        failures: n.failures,
+        lastCheck: check ? { at: new Date(check.at).toISOString(), ok: check.ok, detail: check.detail } : null,
+        consecutiveFailures: judge.consecutiveFailures(n),
+        ejectedUntil: ejected ? new Date(c.ejectedUntil).toISOString() : null,
+        conditions: { check: c.check, ejected, quarantine: c.quarantine ?? null, drained: c.drained, reachable: c.reachable },
+      };
+    }),
     sticky,
+    cluster: {
+      panic: nodes.panic,
+      degraded: degraded ? { status: degraded.status, since: new Date(degraded.since).toISOString() } : null,
+      maxEjected: nodes.maxEjected(),
+    },
   };
 }

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { StateStore } from '../state/state-store.js';
-import { uploadOf } from '../proxy/classify.js';
+import { uploadOfLocation } from '../registry/upload-path.js';
 import { boundedLoadPick, rendezvousOrder } from './rendezvous.js';
 
 export type AffinityKind = 'upload' | 'session' | 'client';
@@ -53,18 +53,17 @@ export class Affinity {
 
   /**
    * The pinned node if it may take this request; `stale` when a pin exists but its node may not
-   * (it is then replaced, never kept: a stale pin must not hold a client on a dead node).
+   * (it is then replaced, never kept: a stale pin must not hold a client on a dead node). Reading
+   * a pin renews it, so an upload or session that outlasts its TTL while in use keeps its node.
    */
   async lookup(k: AffinityKey): Promise<{ node?: ClusterNode; stale: boolean }> {
-    const name = await this.store.get(k.key);
+    const name = await this.store.get(k.key, this.#ttl(k.kind));
     if (name === undefined) return { stale: false };
     const node = this.nodes.get(name);
     if (!node) return { stale: true };
-    if (node.state === 'healthy') return { node, stale: false };
+    if (this.nodes.available().includes(node)) return { node, stale: false };
     // Uploads and sessions already on a draining node finish there; new clients go elsewhere.
     if (node.state === 'draining' && k.kind !== 'client') return { node, stale: false };
-    // Before the first health check nodes are 'unknown'; trust the pin while no node is known healthy.
-    if (node.state === 'unknown' && this.nodes.available().includes(node)) return { node, stale: false };
     return { stale: true };
   }
 
@@ -91,7 +90,7 @@ export class Affinity {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
       if (name === 'docker-upload-uuid') uuid = headers[i + 1];
-      else if (name === 'location' && uuid === undefined) uuid = uploadOfUrl(headers[i + 1]!);
+      else if (name === 'location' && uuid === undefined) uuid = uploadOfLocation(headers[i + 1]!);
     }
     if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) this.pin({ kind: 'upload', key: `upload:${uuid}` }, node);
   }
@@ -108,14 +107,5 @@ export class Affinity {
 
   #ttl(kind: AffinityKind): number {
     return this.cfg.ttl[kind];
-  }
-}
-
-/** The upload id of an upload Location, relative or absolute. */
-function uploadOfUrl(location: string): string | undefined {
-  try {
-    return uploadOf(new URL(location, 'http://location.invalid').pathname)?.uuid;
-  } catch {
-    return undefined;
   }
 }

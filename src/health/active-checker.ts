@@ -41,7 +41,7 @@ export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNo
     } catch (err) {
       const e = err as { code?: string; name?: string; message: string };
       const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${cfg.timeout} ms` : (e.code ?? e.message);
-      return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED' };
+      return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED', reached: false };
     }
   };
   return { probe, close: async () => void (await Promise.all([...pools.values()].map((p) => p.destroy()))) };

@@ -1,72 +1,56 @@
 import type { Config } from '../config/schema.js';
+import type { CheckStatusSetter, EjectionSetter, NodeConditions, ReachabilitySetter } from '../nodes/conditions.js';
 import type { ClusterNode } from '../nodes/node.js';
-import type { NodeSet } from '../nodes/node-set.js';
 import type { Clock } from '../util/clock.js';
 import type { CheckVerdict } from './verdict.js';
 
+export interface CheckResult {
+  at: number;
+  ok: boolean;
+  detail: string;
+}
+
+/** What active checks report to: the node set's check, ejection and reachability inputs. */
+export type CheckReportTarget = CheckStatusSetter & EjectionSetter & ReachabilitySetter & { conditionsOf(node: ClusterNode): NodeConditions };
+
 /**
- * Turns active check results and passive observations into each node's health verdict.
- * - Active: the first result decides for a node still `unknown`; after that it takes
- *   `unhealthyAfter` failures in a row to go down (one, when the connection is refused) and
- *   `healthyAfter` passes to come back.
- * - Passive: `passive.consecutiveFailures` failed requests in a row eject the node for a back-off
- *   that doubles on each ejection (up to `maxEjectFor`); passing active checks after the back-off
- *   take it back. Ejections are forgotten once a node has stayed in for `maxEjectFor`.
+ * Turns active check results into each node's check verdict: the first result decides for a node
+ * still `unknown`; after that it takes `unhealthyAfter` failures in a row to go down (one, when
+ * the connection is refused) and `healthyAfter` passes to come back. A passing check also ends a
+ * passive ejection (as Envoy's outlier detection does by default): the node answers its checks.
  */
 export class NodeHealth {
+  readonly #last = new Map<ClusterNode, CheckResult>();
+  /** > 0: passes in a row; < 0: failures in a row. */
+  readonly #streak = new Map<ClusterNode, number>();
+
   constructor(
-    private readonly nodes: NodeSet,
+    private readonly nodes: CheckReportTarget,
     private readonly cfg: Config['health'],
     private readonly clock: Clock,
   ) {}
 
-  recordCheck(node: ClusterNode, { ok, detail, hard }: CheckVerdict): void {
-    const now = this.clock.now();
-    node.lastCheck = { at: now, ok, detail };
+  lastCheck(node: ClusterNode): CheckResult | undefined {
+    return this.#last.get(node);
+  }
+
+  recordCheck(node: ClusterNode, { ok, detail, hard, reached }: CheckVerdict): void {
+    this.#last.set(node, { at: this.clock.now(), ok, detail });
+    this.nodes.setReachable(node, reached !== false);
+    const prev = this.#streak.get(node) ?? 0;
+    const check = this.nodes.conditionsOf(node).check;
     if (ok) {
-      node.checkStreak = node.checkStreak > 0 ? node.checkStreak + 1 : 1;
-      if (node.health === 'unknown') return this.#set(node, 'healthy', `first check passed: ${detail}`);
-      if (node.health === 'unhealthy') {
-        if (now < node.ejectedUntil) return;
-        if (node.checkStreak >= this.cfg.healthyAfter) {
-          this.#set(node, 'healthy', `${node.checkStreak} checks passed in a row: ${detail}`);
-        }
-      }
+      const streak = prev > 0 ? prev + 1 : 1;
+      this.#streak.set(node, streak);
+      this.nodes.endEjection(node, `a health check passed: ${detail}`);
+      if (check === 'unknown') this.nodes.setCheck(node, 'healthy', `first check passed: ${detail}`);
+      else if (check === 'unhealthy' && streak >= this.cfg.healthyAfter) this.nodes.setCheck(node, 'healthy', `${streak} checks passed in a row: ${detail}`);
     } else {
-      node.checkStreak = node.checkStreak < 0 ? node.checkStreak - 1 : -1;
-      if (node.health === 'unknown') return this.#set(node, 'unhealthy', `first check failed: ${detail}`);
-      if (node.health === 'healthy' && hard) return this.#set(node, 'unhealthy', detail);
-      if (node.health === 'healthy' && -node.checkStreak >= this.cfg.unhealthyAfter) {
-        this.#set(node, 'unhealthy', `${-node.checkStreak} checks failed in a row: ${detail}`);
-      }
+      const streak = prev < 0 ? prev - 1 : -1;
+      this.#streak.set(node, streak);
+      if (check === 'unknown') this.nodes.setCheck(node, 'unhealthy', `first check failed: ${detail}`);
+      else if (check === 'healthy' && hard) this.nodes.setCheck(node, 'unhealthy', detail);
+      else if (check === 'healthy' && -streak >= this.cfg.unhealthyAfter) this.nodes.setCheck(node, 'unhealthy', `${-streak} checks failed in a row: ${detail}`);
     }
-  }
-
-  /** A request the node answered properly. */
-  recordSuccess(node: ClusterNode): void {
-    node.consecutiveFailures = 0;
-    if (node.ejections > 0 && node.health === 'healthy' && this.clock.now() > node.ejectedUntil + this.cfg.passive.maxEjectFor) {
-      node.ejections = 0;
-    }
-  }
-
-  /** A request the node failed (refused, reset, timed out, 502/503/504). Never a client hanging up, never a 4xx. */
-  recordFailure(node: ClusterNode, what: string): void {
-    node.consecutiveFailures++;
-    if (node.consecutiveFailures < this.cfg.passive.consecutiveFailures || node.health === 'unhealthy') return;
-    const now = this.clock.now();
-    node.ejections++;
-    const backoff = Math.min(this.cfg.passive.ejectFor * 2 ** (node.ejections - 1), this.cfg.passive.maxEjectFor);
-    node.ejectedUntil = now + backoff;
-    node.checkStreak = 0;
-    const failures = node.consecutiveFailures;
-    node.consecutiveFailures = 0;
-    this.#set(node, 'unhealthy', `${failures} requests failed in a row (last: ${what}); ejected for ${Math.round(backoff / 1000)}s, then back after ${this.cfg.healthyAfter} passing checks`);
-  }
-
-  #set(node: ClusterNode, health: 'healthy' | 'unhealthy', why: string): void {
-    node.health = health;
-    node.healthWhy = why;
-    this.nodes.refresh(node);
   }
 }

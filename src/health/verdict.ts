@@ -4,6 +4,8 @@ export interface CheckVerdict {
   detail: string;
   /** Nothing listens (connection refused): the node is down for certain, no need to wait for more checks. */
   hard?: boolean;
+  /** False when no HTTP answer came at all (refused, reset, timed out): the node does not answer. */
+  reached?: boolean;
 }
 
 interface HarborHealth {

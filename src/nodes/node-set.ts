@@ -1,6 +1,15 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock, Timer } from '../util/clock.js';
+import type {
+  CheckStatusSetter,
+  CheckVerdict,
+  DrainSetter,
+  EjectionSetter,
+  NodeConditions,
+  QuarantineSetter,
+  ReachabilitySetter,
+} from './conditions.js';
 import { ClusterNode, type NodeState } from './node.js';
 
 export interface NodeStateChange {
@@ -10,13 +19,62 @@ export interface NodeStateChange {
   why: string;
 }
 
-/** All configured nodes and the answer to "which of them may take new traffic now". */
-export class NodeSet extends EventEmitter<{ state: [NodeStateChange] }> {
+/** A rule that spans nodes switched on or off; logged once per change. */
+export interface ClusterRuleChange {
+  rule: 'panic' | 'quarantine_fail_open';
+  active: boolean;
+  /** The nodes the rule let back in (panic: the nodes now routed over). */
+  nodes: string[];
+  why: string;
+}
+
+export interface NodeSetOptions {
+  /** At most this fraction of nodes ejected at once; at least one node may always be. */
+  maxEjectedFraction: number;
+  /** Below this fraction of routable nodes available, every node that answers takes traffic. */
+  panicThreshold: number;
+}
+
+interface Conditions {
+  check: CheckVerdict;
+  checkWhy: string;
+  ejectedUntil: number;
+  ejectionWhy: string;
+  ejectionTimer: Timer | undefined;
+  quarantine: string | undefined;
+  drained: boolean;
+  reachable: boolean;
+}
+
+/**
+ * All configured nodes and the one owner of their state. Reporters (active checks, passive
+ * detection, the token guard, operators) set named conditions through narrow interfaces; the
+ * state of every node is derived here from them, and the rules that span nodes are applied on
+ * every change:
+ * - drain wins over quarantine, which wins over health (a failed check or a passive ejection);
+ * - a trust quarantine is in force only while another node that is neither quarantined nor
+ *   drained can serve; otherwise it fails open (the cluster keeps working on the odd node);
+ * - passive ejections are capped: at most `maxEjectedFraction` of the nodes (at least one);
+ * - panic: with fewer than `panicThreshold` of the routable nodes available (or none), every
+ *   routable node that answers takes traffic, so the proxy never refuses what a node could serve.
+ */
+export class NodeSet
+  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange] }>
+  implements CheckStatusSetter, EjectionSetter, ReachabilitySetter, QuarantineSetter, DrainSetter
+{
   readonly all: readonly ClusterNode[];
   readonly #byName = new Map<string, ClusterNode>();
+  readonly #cond = new Map<ClusterNode, Conditions>();
   #available: readonly ClusterNode[] | undefined;
+  #panic = false;
+  #failOpen = false;
+  #closed = false;
 
-  constructor(cfg: Config, private readonly clock: Clock) {
+  constructor(
+    cfg: Config,
+    private readonly clock: Clock,
+    private readonly opts: NodeSetOptions = { maxEjectedFraction: cfg.health.passive.maxEjectedFraction, panicThreshold: cfg.balance.panicThreshold },
+  ) {
     super();
     const poolOpts = {
       connectTimeout: cfg.proxy.connectTimeout,
@@ -25,43 +83,224 @@ export class NodeSet extends EventEmitter<{ state: [NodeStateChange] }> {
       maxConnections: cfg.proxy.maxConnectionsPerNode,
     };
     this.all = cfg.nodes.map((n) => new ClusterNode(n, poolOpts, clock.now()));
-    for (const n of this.all) this.#byName.set(n.name, n);
+    for (const n of this.all) {
+      this.#byName.set(n.name, n);
+      this.#cond.set(n, {
+        check: 'unknown',
+        checkWhy: 'not checked yet',
+        ejectedUntil: 0,
+        ejectionWhy: '',
+        ejectionTimer: undefined,
+        quarantine: undefined,
+        drained: false,
+        reachable: true,
+      });
+    }
   }
 
   get(name: string): ClusterNode | undefined {
     return this.#byName.get(name);
   }
 
+  /** The conditions behind a node's state, for status pages and for reporters' own rules. */
+  conditionsOf(node: ClusterNode): NodeConditions {
+    return this.#c(node);
+  }
+
+  isEjected(node: ClusterNode): boolean {
+    return this.#c(node).ejectedUntil > this.clock.now();
+  }
+
+  /** Whether some node may take traffic and is known to answer (the admin API's readiness). */
+  ready(): boolean {
+    return this.available().some((n) => this.#c(n).reachable);
+  }
+
+  /** Whether panic routing is on (fewer nodes available than the threshold). */
+  get panic(): boolean {
+    this.available();
+    return this.#panic;
+  }
+
   /**
-   * Nodes that may take new traffic: the healthy ones. While no node has been found healthy yet
-   * (start-up, or health checking off), the ones in state `unknown` are tried rather than refusing everything.
+   * Nodes that may take new traffic: the healthy ones (or, before any node was found healthy, the
+   * unchecked ones). In panic, every routable node that answers (every routable node when none is
+   * known to answer): a node the checks gave up on may still serve what is asked of it.
    */
   available(): readonly ClusterNode[] {
-    if (this.#available === undefined) {
-      const healthy = this.all.filter((n) => n.state === 'healthy');
-      this.#available = healthy.length > 0 ? healthy : this.all.filter((n) => n.state === 'unknown');
+    if (this.#available !== undefined) return this.#available;
+    const healthy = this.all.filter((n) => n.state === 'healthy');
+    const normal = healthy.length > 0 ? healthy : this.all.filter((n) => n.state === 'unknown');
+    const routable = this.all.filter((n) => n.state !== 'draining' && n.state !== 'quarantined');
+    const panic = routable.length > 0 && (normal.length === 0 || normal.length < this.opts.panicThreshold * routable.length);
+    let chosen = normal;
+    if (panic) {
+      const answering = routable.filter((n) => this.#c(n).reachable);
+      chosen = answering.length > 0 ? answering : routable;
     }
-    return this.#available;
+    this.#available = chosen;
+    if (panic !== this.#panic) {
+      this.#panic = panic;
+      this.emit('rule', {
+        rule: 'panic',
+        active: panic,
+        nodes: chosen.map((n) => n.name),
+        why: panic
+          ? `${normal.length} of ${routable.length} routable nodes available (threshold ${this.opts.panicThreshold}): routing over every node that answers`
+          : `${normal.length} of ${routable.length} routable nodes available again`,
+      });
+    }
+    return chosen;
   }
 
-  /** Derives a node's state from its conditions: drain wins over quarantine, which wins over health. */
-  refresh(node: ClusterNode): void {
-    if (node.drained) this.setState(node, 'draining', 'drained by an operator: no new clients, in-flight requests finish');
-    else if (node.quarantined) this.setState(node, 'quarantined', node.quarantineWhy);
-    else this.setState(node, node.health, node.healthWhy);
+  // ---- reporters' inputs -------------------------------------------------------------------
+
+  setCheck(node: ClusterNode, verdict: 'healthy' | 'unhealthy', why: string): void {
+    const c = this.#c(node);
+    if (c.check === verdict && c.checkWhy === why) return;
+    c.check = verdict;
+    c.checkWhy = why;
+    this.#evaluate();
   }
 
-  setState(node: ClusterNode, to: NodeState, why: string): void {
-    const from = node.state;
-    if (from === to) return;
-    node.state = to;
-    node.stateSince = this.clock.now();
-    node.stateWhy = why;
-    this.#available = undefined;
-    this.emit('state', { node, from, to, why });
+  eject(node: ClusterNode, until: number, why: string): boolean {
+    const now = this.clock.now();
+    const c = this.#c(node);
+    if (c.ejectedUntil <= now) {
+      const ejected = this.all.filter((n) => n !== node && this.#c(n).ejectedUntil > now).length;
+      if (ejected >= this.maxEjected()) return false;
+    }
+    c.ejectedUntil = until;
+    c.ejectionWhy = why;
+    if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
+    // Expires on its own, active checks or not.
+    c.ejectionTimer = this.clock.setTimeout(() => {
+      c.ejectionTimer = undefined;
+      if (!this.#closed) this.#evaluate();
+    }, until - now);
+    c.ejectionTimer.unref?.();
+    this.#evaluate();
+    return true;
+  }
+
+  endEjection(node: ClusterNode, why: string): void {
+    const c = this.#c(node);
+    if (c.ejectedUntil <= this.clock.now()) return;
+    c.ejectedUntil = 0;
+    c.ejectionWhy = why;
+    if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
+    c.ejectionTimer = undefined;
+    this.#evaluate(why);
+  }
+
+  /** How many nodes may be ejected at once. */
+  maxEjected(): number {
+    return Math.max(1, Math.floor(this.all.length * this.opts.maxEjectedFraction + 1e-9));
+  }
+
+  setReachable(node: ClusterNode, reachable: boolean): void {
+    const c = this.#c(node);
+    if (c.reachable === reachable) return;
+    c.reachable = reachable;
+    this.#evaluate();
+  }
+
+  quarantine(node: ClusterNode, why: string): void {
+    const c = this.#c(node);
+    if (c.quarantine === why) return;
+    c.quarantine = why;
+    this.#evaluate();
+  }
+
+  release(node: ClusterNode): void {
+    const c = this.#c(node);
+    if (c.quarantine === undefined) return;
+    c.quarantine = undefined;
+    this.#evaluate('trust restored');
+  }
+
+  setDrained(node: ClusterNode, drained: boolean): void {
+    const c = this.#c(node);
+    if (c.drained === drained) return;
+    c.drained = drained;
+    this.#evaluate();
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const c of this.#cond.values()) if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
     await Promise.all(this.all.map((n) => n.pool.destroy()));
+  }
+
+  // ---- derivation ------------------------------------------------------------------------------
+
+  #c(node: ClusterNode): Conditions {
+    const c = this.#cond.get(node);
+    if (c === undefined) throw new Error(`node ${node.name} is not in this set`);
+    return c;
+  }
+
+  /** A node that could take traffic if nothing but its own health mattered. */
+  #canServe(node: ClusterNode, now: number): boolean {
+    const c = this.#c(node);
+    return !c.drained && c.quarantine === undefined && c.check !== 'unhealthy' && c.ejectedUntil <= now && c.reachable;
+  }
+
+  /** Re-derives every node's state: a change to one node can change what the rules allow for another. */
+  #evaluate(hint?: string): void {
+    const now = this.clock.now();
+    const servers = this.all.filter((n) => this.#canServe(n, now));
+    const failedOpen: string[] = [];
+    for (const node of this.all) {
+      const c = this.#c(node);
+      let to: NodeState;
+      let why: string;
+      const quarantineHolds = c.quarantine !== undefined && servers.some((m) => m !== node);
+      if (c.quarantine !== undefined && !quarantineHolds && !c.drained) failedOpen.push(node.name);
+      if (c.drained) {
+        to = 'draining';
+        why = 'drained by an operator: no new clients, in-flight requests finish';
+      } else if (quarantineHolds) {
+        to = 'quarantined';
+        why = c.quarantine!;
+      } else if (c.check === 'unhealthy') {
+        to = 'unhealthy';
+        why = c.checkWhy;
+      } else if (c.ejectedUntil > now) {
+        to = 'unhealthy';
+        why = c.ejectionWhy;
+      } else {
+        to = c.check;
+        why = c.check === 'unknown' && node.state === 'unhealthy' ? `back in: ${hint ?? 'ejection back-off elapsed'}` : c.checkWhy;
+        if (c.quarantine !== undefined) why = `quarantine failed open (${c.quarantine}): no other node can serve`;
+      }
+      this.#setState(node, to, why, now);
+    }
+    const failOpen = failedOpen.length > 0;
+    if (failOpen !== this.#failOpen) {
+      this.#failOpen = failOpen;
+      this.emit('rule', {
+        rule: 'quarantine_fail_open',
+        active: failOpen,
+        nodes: failedOpen,
+        why: failOpen
+          ? `no node outside quarantine can serve: ${failedOpen.join(', ')} take traffic despite their flags`
+          : 'a node outside quarantine can serve again: quarantine is back in force',
+      });
+    }
+    // Panic is re-judged against the new conditions (and logged) now, not on the next request.
+    this.#available = undefined;
+    this.available();
+  }
+
+  #setState(node: ClusterNode, to: NodeState, why: string, now: number): void {
+    const from = node.state;
+    node.stateWhy = why;
+    if (from === to) return;
+    node.state = to;
+    node.stateSince = now;
+    node.stateWhy = why;
+    this.#available = undefined;
+    this.emit('state', { node, from, to, why });
   }
 }

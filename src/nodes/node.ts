@@ -2,15 +2,6 @@ import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
 
 export type NodeState = 'healthy' | 'unhealthy' | 'quarantined' | 'draining' | 'unknown';
-/** What health checking alone says of a node; drain and quarantine are kept apart and win over it. */
-export type HealthVerdict = 'unknown' | 'healthy' | 'unhealthy';
-
-export interface CheckResult {
-  at: number;
-  ok: boolean;
-  detail: string;
-}
-
 export interface NodeFlag {
   code: string;
   message: string;
@@ -31,29 +22,18 @@ export class ClusterNode {
   readonly origin: string;
   readonly weight: number;
   readonly pool: Pool;
+  /** Derived by NodeSet from the node's conditions; nobody else writes these three. */
   state: NodeState = 'unknown';
   stateSince: number;
   stateWhy = 'not checked yet';
+  /** Raised and cleared by the token guard, with evidence. */
   readonly flags = new Map<string, NodeFlag>();
-  /** Requests forwarded and not yet finished. */
+  /** Traffic counters, written by the request handler: requests forwarded and not yet finished, */
   inflight = 0;
+  /** attempts sent, */
   requests = 0;
+  /** and attempts the node failed. */
   failures = 0;
-
-  // Conditions the state is derived from (NodeSet.refresh).
-  health: HealthVerdict = 'unknown';
-  healthWhy = 'not checked yet';
-  drained = false;
-  quarantined = false;
-  quarantineWhy = '';
-
-  // Active checks: the last result and the current run (> 0 passes in a row, < 0 failures in a row).
-  lastCheck: CheckResult | undefined;
-  checkStreak = 0;
-  // Passive detection.
-  consecutiveFailures = 0;
-  ejections = 0;
-  ejectedUntil = 0;
 
   constructor(cfg: NodeConfig, pool: PoolOptions, now: number) {
     this.name = cfg.name;

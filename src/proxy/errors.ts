@@ -1,18 +1,46 @@
 import type { ServerResponse } from 'node:http';
 
 /** Registry error codes (distribution's errcode names) that the proxy itself answers with. */
-export type RegistryErrorCode = 'UNAVAILABLE' | 'UNSUPPORTED' | 'DENIED' | 'UNAUTHORIZED' | 'TOOMANYREQUESTS';
+export type RegistryErrorCode = 'UNAVAILABLE' | 'UNSUPPORTED' | 'DENIED' | 'UNAUTHORIZED' | 'TOOMANYREQUESTS' | 'BAD_REQUEST';
+
+/** The proxy's own failure codes: a closed set, each with one meaning (undici's UND_ERR_* style). */
+export type ProxyErrorCode =
+  /** The client hung up; never the node's fault. */
+  | 'CLIENT_GONE'
+  /** A node's 502/503/504 dropped so the request can go to another node. */
+  | 'GATEWAY_ERROR_RETRIED'
+  /** A node's 401 invalid_token held back so the request can go to another node. */
+  | 'TOKEN_REJECTED_HELD'
+  /** A response held for inspection grew past its cap. */
+  | 'BUFFERED_BODY_TOO_LARGE'
+  /** undici refused the request as the client shaped it: the client's problem, never a node's. */
+  | 'REQUEST_NOT_FORWARDABLE';
 
 /** A failure of the proxy's own, with a stable code, the HTTP status it maps to and its cause. */
 export class ProxyError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ProxyErrorCode,
     readonly status: number,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'ProxyError';
   }
+}
+
+/** Codes of failures to reach a node at all (system, undici socket and TLS errors): the node's problem. */
+const CONNECTION_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_HEADERS_TIMEOUT']);
+const TLS_CODE = /^(?:ERR_TLS_|ERR_SSL_|ERR_OSSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_)/;
+
+/**
+ * Whether an error raised before any byte reached the node says the node cannot be reached (retry
+ * elsewhere, count against it), as opposed to undici refusing the request itself (the client's).
+ */
+export function isConnectionFailure(err: Error | undefined): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return false;
+  return /^E[A-Z0-9]+$/.test(code) || CONNECTION_CODES.has(code) || TLS_CODE.test(code);
 }
 
 /** Answers with a registry-style JSON error, the shape docker, podman and skopeo print. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
-import { ProxyError } from './errors.js';
+import { isConnectionFailure, ProxyError } from './errors.js';
 import { buildResponseHeaders, type OriginRewriter } from './headers.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
@@ -10,6 +10,8 @@ export type ForwardPhase =
   | 'complete'
   /** Nothing reached the node (dial error, refused, connect timeout): safe to retry anywhere. */
   | 'not-sent'
+  /** undici refused to send the request as the client shaped it: the client's problem, no node's. */
+  | 'unsendable'
   /** The request reached the node but no response head came back. */
   | 'no-response'
   /** The response head was sent to the client and then the node failed: the client sees a cut response. */
@@ -162,7 +164,7 @@ export interface ForwardRequest {
   holdInvalidToken?: boolean;
 }
 
-const CLIENT_GONE = 'CLIENT_GONE';
+const CLIENT_GONE = 'CLIENT_GONE' as const;
 
 /**
  * One attempt on one node. Streams the client's body up and the node's body down with
@@ -195,6 +197,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   dispatch(): void {
     const { fr } = this;
+    // The client may have left while a node was being chosen: its 'close' has fired already.
+    if (fr.res.destroyed) {
+      this.#clientGone = true;
+      this.#finish('client-gone', new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
+      return;
+    }
     fr.res.on('close', this.#onClientClose);
     fr.node.pool.dispatch(
       {
@@ -230,6 +238,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: node:http already told the client to continue
     const { res, rewriter } = this.fr;
+    if (res.destroyed) return this.#clientLeft();
     if (this.fr.retryOnGatewayError && statusCode >= 502 && statusCode <= 504) {
       this.#status = statusCode;
       this.#finish('gateway-error');
@@ -270,8 +279,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       held.chunks.push(chunk);
       return true;
     }
+    // A write to a destroyed response never drains: that is the client leaving, not a pause.
+    if (this.fr.res.destroyed) return this.#clientLeft();
     this.#bytesOut += chunk.length;
     return this.fr.res.write(chunk);
+  }
+
+  #clientLeft(): false {
+    this.#clientGone = true;
+    this.#abort?.(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
+    return false;
   }
 
   onComplete(): void {
@@ -291,8 +308,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       // Never end cleanly: the client must see the body was cut, not a short "complete" blob.
       res.destroy(err);
       this.#finish('cut', err);
+    } else if (this.#sent) {
+      this.#finish('no-response', err);
     } else {
-      this.#finish(this.#sent ? 'no-response' : 'not-sent', err);
+      this.#finish(isConnectionFailure(err) ? 'not-sent' : 'unsendable', err);
     }
   }
 

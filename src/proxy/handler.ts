@@ -2,29 +2,34 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { RetryBudget } from '../balance/retry-budget.js';
 import type { Affinity } from '../balance/affinity.js';
-import type { Selector } from '../balance/selector.js';
-import type { NodeHealth } from '../health/node-health.js';
+import type { StickySelector } from '../balance/sticky-selector.js';
+import type { AttemptVerdict, PassiveJudge } from '../health/passive-judge.js';
 import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
+import { uploadOf } from '../registry/upload-path.js';
 import type { TokenGuard } from '../token/token-guard.js';
-import { classify, uploadOf, type Route } from './classify.js';
+import { classify, type Route } from './classify.js';
 import { describeNodeFailure, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
+import { unforwardable } from './request-check.js';
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
+import { isBodylessRead, mayRetry, needsBudget } from './retry-policy.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
 export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failover' | 'reissued';
 
 export interface ProxyDeps {
   nodes: NodeSet;
-  selector: Selector;
+  /** Picks the node of each attempt: pins and hashing first, balancing after. */
+  sticky: StickySelector;
   rewriter: OriginRewriter;
   trusted: TrustedPeers;
   logger: Logger;
   proto: 'http' | 'https';
-  health: NodeHealth;
+  /** Passive failure detection: what each attempt says about its node. */
+  judge: PassiveJudge;
   budget: RetryBudget;
   /** Token awareness; absent when token.rootCert is not configured. */
   guard: TokenGuard | undefined;
@@ -128,6 +133,15 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       trusted,
       requestId: reqId,
     });
+    const refused = unforwardable(method, url, headers);
+    if (refused !== undefined) {
+      // The client's problem, found before any node is involved: nothing is charged to a node.
+      record.status = 400;
+      record.error = 'REQUEST_NOT_FORWARDABLE';
+      record.bytesOut = sendRegistryError(res, isHead, 400, 'BAD_REQUEST', `harbor-lb cannot forward this request: ${refused}`);
+      done();
+      return;
+    }
     const body = head.hasBody ? new RequestBody(req) : undefined;
     const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
     void ready.then(() => run(deps, { req, res, method, url, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie })).then(done, (err: unknown) => {
@@ -175,7 +189,6 @@ export const REPLAYABLE_BODY = 64 * 1024;
 /** Attempts on one node after another while it is safe; ends with the client answered one way or another. */
 async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const { record, res, method, body } = ex;
-  const bodyless = body === undefined && (method === 'GET' || method === 'HEAD');
   const tried = new Set<ClusterNode>();
   const guard = deps.guard;
   const inspectToken = guard !== undefined && ex.route === 'token' && method === 'GET' && body === undefined;
@@ -184,28 +197,25 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const upload = ex.route === 'upload' ? uploadOf(ex.path) : undefined;
   const startsUpload = upload !== undefined && upload.uuid === undefined && method === 'POST';
   const key = affinity?.keyOf(upload?.uuid, ex.cookie, ex.clientIp, ex.user);
-  const pin = key ? await affinity!.lookup(key) : { stale: false };
+  const choice = await deps.sticky.begin(key);
   record.affinity = key?.kind ?? 'none';
   let outcome: ForwardOutcome | undefined;
-  let reason: RouteReason = pin.node ? 'pinned' : key ? 'hashed' : 'balanced';
+  let reason: RouteReason = choice.first;
+  let reached = false;
   deps.budget.active++;
   try {
     for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
-      let node: ClusterNode | undefined;
-      if (attempt === 1 && pin.node) node = pin.node;
-      else if (attempt === 1 && key) node = affinity!.hashed(key, deps.nodes.available());
-      else node = deps.selector.select(deps.nodes.available(), tried);
+      // The client may leave during the pin lookup or between attempts: then no node is bothered.
+      if (res.destroyed) {
+        outcome = { phase: 'client-gone', status: 0, bytesOut: 0 };
+        break;
+      }
+      const node = choice.next(deps.nodes.available(), tried);
       if (node === undefined) break;
       tried.add(node);
-      if (key && !(attempt === 1 && pin.node)) {
-        // First choice for a new key: claimed, the first writer among instances wins. A stale pin,
-        // or a node that failed this request, is replaced.
-        if (attempt === 1 && !pin.stale) affinity!.claim(key, node);
-        else affinity!.pin(key, node);
-      }
       const anotherNode = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
-      // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
-      const canRetryAfter = anotherNode && deps.budget.canRetry();
+      // A 5xx every node answers is passed on at once: retrying it elsewhere only adds load.
+      const canRetryAfter = anotherNode && deps.budget.canRetry() && deps.judge.clusterFailure === undefined;
       record.attempts = attempt;
       record.node = node.name;
       record.reason = reason;
@@ -223,12 +233,13 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           res,
           rewriter: deps.rewriter,
           headersTimeout: body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
-          retryOnGatewayError: bodyless && canRetryAfter,
+          // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
+          retryOnGatewayError: isBodylessRead(method, body) && canRetryAfter,
           bufferOk: inspectToken,
           onHead: affinity
             ? (status, h) => {
-                if (startsUpload && status === 202) affinity.learnUpload(node!, h);
-                else if (ex.route === 'ui') affinity.learnSession(node!, h);
+                if (startsUpload && status === 202) affinity.learnUpload(node, h);
+                else if (ex.route === 'ui') affinity.learnSession(node, h);
               }
             : undefined,
           // A registry refuses a token before it acts, so a request it refused can go elsewhere
@@ -240,6 +251,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         if (attempt > 1) deps.budget.retrying--;
       }
       judge(deps, node, outcome);
+      if (outcome.phase !== 'not-sent') reached = true;
       if (outcome.phase === 'buffered') {
         // A token the client must never see if it is bad: try another node while one is left.
         const { verdict } = await guard!.judgeTokenResponse(node, outcome.body!, 'traffic');
@@ -257,8 +269,8 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         break;
       }
       if (outcome.invalidToken && guard !== undefined) void guard.judgeRejection(node, bearer, 'traffic');
-      if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut') break;
-      if (!retryable(outcome, method, body) || !deps.budget.canRetry()) break;
+      if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut' || outcome.phase === 'unsendable') break;
+      if (!mayRetry(outcome, method, body) || (needsBudget(outcome) && !deps.budget.canRetry())) break;
       reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';
     }
   } finally {
@@ -279,6 +291,14 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   }
   record.bytesOut = outcome.bytesOut;
   record.status = outcome.status;
+  if (outcome.phase === 'not-sent' && !reached) {
+    // Every node tried refused the connection: no node answers at all.
+    record.status = 503;
+    const failure = describeNodeFailure(outcome.error);
+    record.error = `NO_NODE_AVAILABLE: ${failure.code}`;
+    record.bytesOut = sendRegistryError(res, method === 'HEAD', 503, 'UNAVAILABLE', 'no Harbor node is available', { reason: failure.message }, ['retry-after', '5']);
+    return;
+  }
   switch (outcome.phase) {
     case 'complete':
       return;
@@ -294,6 +314,17 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
     case 'cut':
       record.error = `NODE_CUT_RESPONSE: ${describeNodeFailure(outcome.error).code}`;
       return;
+    case 'unsendable': {
+      // undici refused the request as the client shaped it (a shape request-check does not know yet).
+      const code = (outcome.error as { code?: string } | undefined)?.code;
+      const clients = code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED';
+      record.status = clients ? 400 : 500;
+      record.error = `REQUEST_NOT_FORWARDABLE: ${code ?? 'UNKNOWN'}`;
+      record.bytesOut = clients
+        ? sendRegistryError(res, method === 'HEAD', 400, 'BAD_REQUEST', `harbor-lb cannot forward this request: ${outcome.error?.message ?? 'invalid request'}`)
+        : sendRegistryError(res, method === 'HEAD', 500, 'UNAVAILABLE', 'internal proxy error');
+      return;
+    }
     case 'gateway-error':
       // Dropped for a retry that did not happen (budget spent meanwhile): answer in the node's stead.
       record.error = `NODE_ANSWERED_${outcome.status}`;
@@ -330,24 +361,30 @@ function bearerOf(req: IncomingMessage): string | undefined {
   return auth !== undefined && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
 }
 
-/** Passive health: what one attempt says about its node. A client hanging up says nothing. */
+/** Passive health: what one attempt says about its node. A client hanging up, or a request undici refused, says nothing. */
 function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome): void {
-  if (o.phase === 'client-gone') return;
-  if (o.phase === 'buffered' || o.phase === 'token-rejected') return deps.health.recordSuccess(node);
-  if (o.phase === 'complete' && (o.status < 502 || o.status > 504)) return deps.health.recordSuccess(node);
-  node.failures++;
-  deps.health.recordFailure(node, o.phase === 'complete' || o.phase === 'gateway-error' ? `answered ${o.status}` : describeNodeFailure(o.error).code);
+  const verdict = attemptVerdict(o);
+  if (verdict === undefined) return;
+  if (verdict.kind !== 'answered') node.failures++;
+  deps.judge.record(node, verdict);
 }
 
-/**
- * Only what cannot have changed anything on the node is sent again: a request that never reached
- * it (any method, if its body is untouched or was read whole up front), or a body-less GET/HEAD
- * that got no answer or a 502/503/504. (A token refusal is handled by the caller.)
- */
-function retryable(o: ForwardOutcome, method: string, body: RequestBody | undefined): boolean {
-  if (body?.touched && body.buffered === undefined) return false;
-  if (o.phase === 'not-sent') return true;
-  return (o.phase === 'no-response' || o.phase === 'gateway-error') && body === undefined && (method === 'GET' || method === 'HEAD');
+function attemptVerdict(o: ForwardOutcome): AttemptVerdict | undefined {
+  switch (o.phase) {
+    case 'client-gone':
+    case 'unsendable':
+      return undefined;
+    case 'buffered':
+    case 'token-rejected':
+      return { kind: 'answered' };
+    case 'complete':
+    case 'gateway-error':
+      return o.status >= 502 && o.status <= 504 ? { kind: 'gateway', status: o.status } : { kind: 'answered' };
+    case 'not-sent':
+      return { kind: 'unreachable', code: describeNodeFailure(o.error).code };
+    default:
+      return { kind: 'failed', code: describeNodeFailure(o.error).code };
+  }
 }
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {

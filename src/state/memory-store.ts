@@ -34,8 +34,10 @@ export class MemoryStateStore implements StateStore {
     this.#map.set(key, { value, expires: this.clock.now() + ttlMs });
   }
 
-  async get(key: string): Promise<string | undefined> {
-    return this.#live(key);
+  async get(key: string, renewMs?: number): Promise<string | undefined> {
+    const value = this.#live(key);
+    if (value !== undefined && renewMs !== undefined) this.#map.get(key)!.expires = this.clock.now() + renewMs;
+    return value;
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {

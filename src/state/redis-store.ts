@@ -98,12 +98,13 @@ export class RedisStateStore implements StateStore {
     this.#near.set(key, { value, until: this.clock.now() + this.o.nearCacheTtl });
   }
 
-  async get(key: string): Promise<string | undefined> {
+  async get(key: string, renewMs?: number): Promise<string | undefined> {
     const hit = this.#near.get(key);
     if (hit && hit.until > this.clock.now()) return hit.value;
     if (!this.#usable()) return hit?.value;
     try {
-      const v = await this.#client.get(key);
+      // GETEX renews in the same round trip; the near cache means at most one renewal per key per nearCacheTtl.
+      const v = renewMs === undefined ? await this.#client.get(key) : await this.#client.getex(key, 'PX', renewMs);
       this.#ok();
       if (v !== null) this.#remember(key, v);
       else this.#near.delete(key);

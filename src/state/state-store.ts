@@ -1,7 +1,8 @@
 /** Where pins live: memory for one instance, Redis so several instances agree. */
 export interface StateStore {
   readonly kind: 'memory' | 'redis';
-  get(key: string): Promise<string | undefined>;
+  /** The value; with `renewMs`, its TTL starts over (a pin in use does not expire under its user). */
+  get(key: string, renewMs?: number): Promise<string | undefined>;
   /** Sets the value unless one is there; answers the value that holds afterwards (the first writer's). */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<string>;
   set(key: string, value: string, ttlMs: number): Promise<void>;

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
-import type { NodeSet } from '../nodes/node-set.js';
+import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';
 import type { TrustStore } from './trust-store.js';
 import type { TokenVerdict, TokenVerifier } from './verifier.js';
@@ -13,6 +13,9 @@ const QUARANTINING = [FLAG_FOREIGN_KEY, FLAG_TOKEN_CLAIMS, FLAG_REGISTRY_REJECTS
 
 const FIX_KEYS =
   "copy private_key.pem and root.crt from a good node to this node (Harbor: common/config/core/private_key.pem and common/config/registry/root.crt, or the values in harbor.yml's secret folder), then restart Harbor on it";
+
+/** The node set as the guard sees it: it asks for quarantines and reads who has asked. */
+export type GuardNodes = QuarantineSetter & { readonly all: readonly ClusterNode[]; conditionsOf(node: ClusterNode): NodeConditions };
 
 export type TokenResponseVerdict = 'good' | 'bad' | 'not-a-token';
 
@@ -38,7 +41,7 @@ export class TokenGuard {
   #suspectSaid = false;
 
   constructor(
-    private readonly nodes: NodeSet,
+    private readonly nodes: GuardNodes,
     readonly verifier: TokenVerifier,
     private readonly trust: TrustStore,
     private readonly logger: Logger,
@@ -89,11 +92,7 @@ export class TokenGuard {
   /** The trust probe found the node issuing good tokens and its registry accepting them. */
   probePassed(node: ClusterNode): void {
     for (const code of QUARANTINING) this.#clear(node, code);
-    if (node.quarantined) {
-      node.quarantined = false;
-      node.quarantineWhy = '';
-      this.nodes.refresh(node);
-    }
+    this.nodes.release(node);
   }
 
   realmBypasses(node: ClusterNode, realm: string): void {
@@ -115,7 +114,7 @@ export class TokenGuard {
     this.#goodIssuers.add(node);
     this.#badIssuers.delete(node);
     // Nodes flagged while nobody was known good can be sidelined now.
-    for (const n of this.nodes.all) if (!n.quarantined && QUARANTINING.some((c) => n.flags.has(c))) this.#quarantine(n);
+    for (const n of this.nodes.all) if (!this.#asked(n) && QUARANTINING.some((c) => n.flags.has(c))) this.#quarantine(n);
   }
 
   #issuerBad(node: ClusterNode, v: Extract<TokenVerdict, { ok: false }>, source: string): void {
@@ -136,13 +135,19 @@ export class TokenGuard {
     this.#quarantine(node);
   }
 
+  #asked(node: ClusterNode): boolean {
+    return this.nodes.conditionsOf(node).quarantine !== undefined;
+  }
+
   /**
-   * Quarantines only while another node, not quarantined, is known to issue good tokens: so a
-   * wrong token.rootCert in harbor-lb's own config can never sideline the whole cluster.
+   * Asks for a quarantine only once another node, not quarantined itself, is known to issue good
+   * tokens: so a wrong token.rootCert in harbor-lb's own config can never sideline the whole
+   * cluster. Whether it is in force from moment to moment (another node can serve) is the node
+   * set's rule.
    */
   #quarantine(node: ClusterNode): void {
-    if (node.quarantined) return;
-    const alternative = this.nodes.all.some((n) => n !== node && !n.quarantined && this.#goodIssuers.has(n) && n.state !== 'unhealthy');
+    if (this.#asked(node)) return;
+    const alternative = this.nodes.all.some((n) => n !== node && !this.#asked(n) && this.#goodIssuers.has(n));
     if (!alternative) {
       if (this.#badIssuers.size === this.nodes.all.length && !this.#suspectSaid) {
         this.#suspectSaid = true;
@@ -154,9 +159,7 @@ export class TokenGuard {
       return;
     }
     const flags = QUARANTINING.filter((c) => node.flags.has(c)).join(', ');
-    node.quarantined = true;
-    node.quarantineWhy = `token trust: ${flags}`;
-    this.nodes.refresh(node);
+    this.nodes.quarantine(node, `token trust: ${flags}`);
   }
 
   #raise(node: ClusterNode, code: string, message: string, evidence: Record<string, unknown>, fix: string): void {

@@ -119,13 +119,15 @@ describe('failures on either side', () => {
     const lb = await startApp([`http://127.0.0.1:${await deadPort()}`]);
     t.after(() => lb.close());
     const r = await send(`${lb.url}/v2/library/a/manifests/latest`);
-    assert.equal(r.status, 502);
+    assert.equal(r.status, 503, 'no node answers at all');
+    assert.equal(r.headers['retry-after'], '5');
     assert.match(String(r.headers['content-type']), /^application\/json/);
-    const body = JSON.parse(r.body.toString()) as { errors: Array<{ code: string; message: string }> };
+    const body = JSON.parse(r.body.toString()) as { errors: Array<{ code: string; message: string; detail: { reason: string } }> };
     assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
-    assert.equal(body.errors[0]!.message, 'the node refused the connection');
+    assert.equal(body.errors[0]!.message, 'no Harbor node is available');
+    assert.equal(body.errors[0]!.detail.reason, 'the node refused the connection');
     const head = await send(`${lb.url}/v2/library/a/manifests/latest`, { method: 'HEAD' });
-    assert.equal(head.status, 502);
+    assert.equal(head.status, 503);
     assert.equal(head.body.length, 0, 'HEAD gets no body');
   });
 

@@ -60,20 +60,37 @@ describe('pins', () => {
   it('replaces a pin whose node cannot serve; lets uploads and sessions finish on a draining node, not new clients', async () => {
     const { aff, nodes } = setup();
     const n2 = nodes.get('n2')!;
-    nodes.setState(nodes.get('n1')!, 'healthy', 't');
-    nodes.setState(n2, 'healthy', 't');
+    nodes.setCheck(nodes.get('n1')!, 'healthy', 't');
+    nodes.setCheck(n2, 'healthy', 't');
     const upload = aff.keyOf('u-1', undefined, 'ip', undefined)!;
     const client = aff.keyOf(undefined, undefined, 'ip', 'u')!;
     aff.pin(upload, n2);
     aff.pin(client, n2);
     await Promise.resolve();
-    nodes.setState(n2, 'draining', 't');
+    nodes.setDrained(n2, true);
     assert.equal((await aff.lookup(upload)).node, n2);
     assert.deepEqual(await aff.lookup(client), { stale: true });
-    for (const state of ['unhealthy', 'quarantined'] as const) {
-      nodes.setState(n2, state, 't');
-      assert.deepEqual(await aff.lookup(upload), { stale: true }, state);
+    nodes.setDrained(n2, false);
+    nodes.setCheck(n2, 'unhealthy', 't');
+    assert.deepEqual(await aff.lookup(upload), { stale: true }, 'unhealthy');
+    nodes.setCheck(n2, 'healthy', 't');
+    nodes.quarantine(n2, 't');
+    assert.equal(n2.state, 'quarantined');
+    assert.deepEqual(await aff.lookup(upload), { stale: true }, 'quarantined');
+  });
+
+  it('renews a pin each time it is read, so an upload longer than its TTL keeps its node', async () => {
+    const { aff, nodes, clock } = setup();
+    const k = aff.keyOf('u-long', undefined, 'ip', undefined)!;
+    aff.pin(k, nodes.get('n2')!);
+    await Promise.resolve();
+    // sticky.ttl.upload is 1h: an upload that keeps sending for 3h keeps its pin.
+    for (let i = 0; i < 6; i++) {
+      clock.advance(30 * 60_000);
+      assert.equal((await aff.lookup(k)).node?.name, 'n2', `after ${(i + 1) * 30} min`);
     }
+    clock.advance(60 * 60_000);
+    assert.deepEqual(await aff.lookup(k), { stale: false }, 'an idle pin still expires');
   });
 
   it('lets the first writer win a claim, and forgets pins after their TTL', async () => {

@@ -11,7 +11,7 @@ const config = validateConfig({
     { name: 'a', url: 'http://127.0.0.1:1' },
     { name: 'b', url: 'http://127.0.0.1:2' },
   ],
-  health: { healthyAfter: 2, unhealthyAfter: 3, passive: { consecutiveFailures: 3, ejectFor: '10s', maxEjectFor: '40s' } },
+  health: { healthyAfter: 2, unhealthyAfter: 3 },
 });
 const pass = { ok: true, detail: 'all components healthy' };
 const fail = { ok: false, detail: 'registry: unhealthy' };
@@ -69,58 +69,29 @@ describe('node health', () => {
     assert.equal(a.state, 'unhealthy');
   });
 
-  it('ejects after consecutive request failures, counting successes as a reset', () => {
+  it('ends a passive ejection when a check passes', () => {
     health.recordCheck(a, pass);
-    health.recordFailure(a, 'ECONNRESET');
-    health.recordFailure(a, 'ECONNRESET');
-    health.recordSuccess(a);
-    health.recordFailure(a, 'ECONNRESET');
-    health.recordFailure(a, 'answered 503');
-    assert.equal(a.state, 'healthy');
-    health.recordFailure(a, 'answered 503');
+    assert.ok(nodes.eject(a, clock.now() + 60_000, 'test'));
     assert.equal(a.state, 'unhealthy');
-    assert.match(a.stateWhy, /^3 requests failed in a row \(last: answered 503\); ejected for 10s/);
-  });
-
-  it('keeps an ejected node out for its back-off even when checks pass, then takes it back', () => {
-    health.recordCheck(a, pass);
-    for (let i = 0; i < 3; i++) health.recordFailure(a, 'ECONNREFUSED');
-    clock.advance(5_000);
-    health.recordCheck(a, pass);
-    health.recordCheck(a, pass);
-    health.recordCheck(a, pass);
-    assert.equal(a.state, 'unhealthy', 'still inside the 10 s back-off');
-    clock.advance(5_001);
     health.recordCheck(a, pass);
     assert.equal(a.state, 'healthy');
+    assert.equal(nodes.isEjected(a), false);
   });
 
-  it('doubles the back-off on each ejection up to maxEjectFor, and forgets ejections after a quiet period', () => {
-    health.recordCheck(a, pass);
-    const ejectFor = (): number => {
-      for (let i = 0; i < 3; i++) health.recordFailure(a, 'ECONNRESET');
-      const d = a.ejectedUntil - clock.now();
-      clock.advance(d + 1);
-      health.recordCheck(a, pass);
-      health.recordCheck(a, pass);
-      assert.equal(a.state, 'healthy');
-      return d;
-    };
-    assert.deepEqual([ejectFor(), ejectFor(), ejectFor(), ejectFor()], [10_000, 20_000, 40_000, 40_000]);
-    clock.advance(40_001);
-    health.recordSuccess(a);
-    assert.equal(ejectFor(), 10_000);
+  it('marks a node that does not answer its checks as unreachable, and one that answers (even badly) as reachable', () => {
+    health.recordCheck(a, { ok: false, detail: 'health check failed: ECONNREFUSED', hard: true, reached: false });
+    assert.equal(nodes.conditionsOf(a).reachable, false);
+    health.recordCheck(a, fail);
+    assert.equal(nodes.conditionsOf(a).reachable, true);
   });
 
   it('never lets health override a drain', () => {
     health.recordCheck(a, pass);
-    a.drained = true;
-    nodes.refresh(a);
+    nodes.setDrained(a, true);
     assert.equal(a.state, 'draining');
     for (let i = 0; i < 3; i++) health.recordCheck(a, fail);
     assert.equal(a.state, 'draining');
-    a.drained = false;
-    nodes.refresh(a);
+    nodes.setDrained(a, false);
     assert.equal(a.state, 'unhealthy', 'back to what checks found meanwhile');
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { classify, uploadOf } from '../../../src/proxy/classify.js';
+import { classify } from '../../../src/proxy/classify.js';
+import { uploadOf } from '../../../src/registry/upload-path.js';
 
 it('classifies requests as Harbor routes them', () => {
   const cases: Array<[string, string]> = [
