@@ -127,6 +127,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       proto: deps.proto,
       trusted,
       requestId: reqId,
+      identityEncoding: route === 'token',
     });
     const body = head.hasBody ? new RequestBody(req) : undefined;
     const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
