@@ -225,7 +225,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           rewriter: deps.rewriter,
           headersTimeout: body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
           retryOnGatewayError: bodyless && canRetryAfter,
-          bufferOk: inspectToken,
+          hold: inspectToken ? guard!.holdFor(node) : undefined,
           onHead: affinity
             ? (status, h) => {
                 if (startsUpload && status === 202) affinity.learnUpload(node!, h);
