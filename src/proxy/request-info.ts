@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { HashedLru } from '../util/hashed-lru.js';
 
 /** What the proxy reads from a request head besides the path: body presence and the user, never kept. */
 export interface RequestHead {
@@ -11,26 +12,45 @@ export interface RequestHead {
   cookie: string | undefined;
 }
 
-/** Small per-app cache of bearer token -> subject, so one client's many registry requests decode its token once. */
+/** Cached for a token without a usable `sub` (a subject is never empty). */
+const NO_SUBJECT = '';
+
+/**
+ * Per-app cache of bearer token -> subject, so one client's many registry requests decode its
+ * token once. A bounded LRU keyed by the token's SHA-256: never the token itself, and a client
+ * sending endless distinct tokens only pushes out the least recently used entries.
+ */
 export class SubjectCache {
-  readonly #map = new Map<string, string | null>();
-  constructor(private readonly max = 4096) {}
+  readonly #cache: HashedLru<string>;
+
+  constructor(max = 4096) {
+    this.#cache = new HashedLru(max);
+  }
 
   subjectOf(jwt: string): string | undefined {
-    let sub = this.#map.get(jwt);
+    let sub = this.#cache.get(jwt);
     if (sub === undefined) {
-      sub = decodeSubject(jwt);
-      if (this.#map.size >= this.max) this.#map.clear();
-      this.#map.set(jwt, sub);
+      sub = decodeSubject(jwt) ?? NO_SUBJECT;
+      this.#cache.set(jwt, sub);
     }
-    return sub ?? undefined;
+    return sub === NO_SUBJECT ? undefined : sub;
+  }
+
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** The stored keys (token hashes), most recently used first: for diagnostics and tests. */
+  keys(): string[] {
+    return this.#cache.keys();
   }
 }
 
 function decodeSubject(jwt: string): string | null {
   const a = jwt.indexOf('.');
   const b = jwt.indexOf('.', a + 1);
-  if (a < 0 || b < 0 || b - a > 16_384) return null;
+  // Up to what the listener's 64 KiB head allows: a token of ~190 scopes is ~50 KB and its user is still shown.
+  if (a < 0 || b < 0 || b - a > 65_536) return null;
   try {
     const payload = JSON.parse(Buffer.from(jwt.slice(a + 1, b), 'base64url').toString('utf8')) as { sub?: unknown };
     return typeof payload.sub === 'string' && payload.sub.length > 0 && payload.sub.length <= 256 ? payload.sub : null;

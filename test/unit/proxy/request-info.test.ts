@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { loggablePath, readRequestHead, SubjectCache } from '../../../src/proxy/request-info.js';
+import { hashKey } from '../../../src/util/hashed-lru.js';
 
 const jwt = (payload: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`;
 
@@ -13,6 +14,27 @@ it('takes the user from Basic auth and bearer tokens, never the secret', () => {
   for (const bad of ['Bearer', 'Bearer not-a-jwt', 'Bearer a.%%%.c', 'Basic !!!', 'Basic ' + Buffer.from('nocolon').toString('base64'), 'Negotiate x']) {
     assert.equal(readRequestHead(['Authorization', bad], subjects).user, undefined, bad);
   }
+});
+
+it('reads the user of a ~50 KB bearer token (190 scopes)', () => {
+  const access = Array.from({ length: 190 }, (_, i) => ({ type: 'repository', name: `library/project-${i}-${'x'.repeat(120)}`, actions: ['pull', 'push'] }));
+  const big = jwt({ sub: 'carol', access });
+  assert.ok(big.length > 45_000);
+  assert.equal(readRequestHead(['authorization', `Bearer ${big}`], new SubjectCache()).user, 'carol');
+});
+
+it('caches subjects in a bounded LRU keyed by token hashes, never the tokens', () => {
+  const subjects = new SubjectCache(2);
+  const [a, b, c] = ['ann', 'ben', 'cat'].map((sub) => jwt({ sub }));
+  assert.equal(subjects.subjectOf(a!), 'ann');
+  assert.equal(subjects.subjectOf(b!), 'ben');
+  assert.equal(subjects.subjectOf(a!), 'ann'); // a used again: b is now the least recently used
+  assert.equal(subjects.subjectOf(c!), 'cat');
+  assert.deepEqual(subjects.keys(), [hashKey(c!), hashKey(a!)], 'b evicted, most recent first');
+  for (let i = 0; i < 1000; i++) subjects.subjectOf(`garbage.${i}.x`);
+  assert.equal(subjects.size, 2, 'a flood of distinct tokens never grows it');
+  for (const k of subjects.keys()) assert.match(k, /^[A-Za-z0-9_-]{43}$/);
+  assert.ok(subjects.keys().every((k) => ![a, b, c].some((t) => t!.includes(k))));
 });
 
 it('keeps the cookies for session affinity, joining repeated headers', () => {
