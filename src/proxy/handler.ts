@@ -12,7 +12,7 @@ import { classify, uploadOf, type Route } from './classify.js';
 import { describeNodeFailure, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
-import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
+import { loggablePath, readRequestHead, SubjectCache, type UserSource } from './request-info.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
 export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failover' | 'reissued';
@@ -42,7 +42,7 @@ export interface ProxyDeps {
 interface RoutingRecord {
   event: 'request';
   reqId: string;
-  client: { ip: string; user?: string };
+  client: { ip: string; user?: string; userFrom?: UserSource };
   method: string;
   path: string;
   route: Route;
@@ -67,6 +67,7 @@ export interface RequestHandler {
 
 export function createRequestHandler(deps: ProxyDeps): RequestHandler {
   const subjects = new SubjectCache();
+  const verifiedToken = (token: string): boolean => deps.guard?.verifier.cached(token)?.ok === true;
   let seq = 0;
   let inflight = 0;
   let waiters: Array<() => void> = [];
@@ -86,7 +87,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
     const peerIp = normalizeIp(req.socket.remoteAddress);
     const trusted = deps.trusted.has(peerIp);
     const clientIp = trusted ? deps.trusted.clientOf(peerIp, headerOf(req, 'x-forwarded-for')) : peerIp;
-    const head = readRequestHead(req.rawHeaders, subjects);
+    const head = readRequestHead(req.rawHeaders, subjects, verifiedToken);
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const route = classify(path);
@@ -94,7 +95,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
     const record: RoutingRecord = {
       event: 'request',
       reqId,
-      client: head.user === undefined ? { ip: clientIp } : { ip: clientIp, user: head.user },
+      client: head.user === undefined ? { ip: clientIp } : { ip: clientIp, user: head.user, userFrom: head.userFrom },
       method,
       path: loggablePath(url),
       route,

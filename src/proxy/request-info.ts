@@ -6,11 +6,20 @@ export interface RequestHead {
   hasBody: boolean;
   /** The declared Content-Length, when there is one. */
   contentLength: number | undefined;
-  /** User name from Basic auth or the (unverified) `sub` of a bearer token; never the secret. */
+  /** User name from Basic auth or the `sub` of a bearer token; never the secret. */
   user: string | undefined;
+  /** Where `user` came from; set whenever `user` is. */
+  userFrom?: UserSource;
   /** The Cookie header, for session affinity only: never logged. */
   cookie: string | undefined;
 }
+
+/**
+ * `basic`: the name a client sent with Basic auth (the node checks the password). `token`: the
+ * `sub` of a bearer token that verified against token.rootCert. `unverified-token`: the `sub` of
+ * a bearer token not verified (yet): anyone can write any name into a token.
+ */
+export type UserSource = 'basic' | 'token' | 'unverified-token';
 
 /** Cached for a token without a usable `sub` (a subject is never empty). */
 const NO_SUBJECT = '';
@@ -59,10 +68,15 @@ function decodeSubject(jwt: string): string | null {
   }
 }
 
-export function readRequestHead(raw: readonly string[], subjects: SubjectCache): RequestHead {
+/**
+ * `verified` says, without verifying (a cached verdict), whether a bearer token is known to verify
+ * against token.rootCert; absent, every bearer's user is `unverified-token`.
+ */
+export function readRequestHead(raw: readonly string[], subjects: SubjectCache, verified?: (token: string) => boolean): RequestHead {
   let hasBody = false;
   let contentLength: number | undefined;
   let user: string | undefined;
+  let userFrom: UserSource | undefined;
   let cookie: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -73,27 +87,31 @@ export function readRequestHead(raw: readonly string[], subjects: SubjectCache):
     } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       hasBody = true;
     } else if (name.length === 13 && name.toLowerCase() === 'authorization') {
-      user = userOf(raw[i + 1]!, subjects);
+      ({ user, userFrom } = userOf(raw[i + 1]!, subjects, verified));
     } else if (name.length === 6 && name.toLowerCase() === 'cookie') {
       cookie = cookie === undefined ? raw[i + 1] : `${cookie}; ${raw[i + 1]}`;
     }
   }
-  return { hasBody, contentLength, user, cookie };
+  return userFrom === undefined ? { hasBody, contentLength, user, cookie } : { hasBody, contentLength, user, userFrom, cookie };
 }
 
-function userOf(auth: string, subjects: SubjectCache): string | undefined {
+function userOf(auth: string, subjects: SubjectCache, verified: ((token: string) => boolean) | undefined): { user?: string; userFrom?: UserSource } {
   const sp = auth.indexOf(' ');
-  if (sp < 0) return undefined;
+  if (sp < 0) return {};
   const scheme = auth.slice(0, sp).toLowerCase();
   const cred = auth.slice(sp + 1).trim();
   if (scheme === 'basic') {
     const decoded = Buffer.from(cred, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     const name = colon < 0 ? '' : decoded.slice(0, colon);
-    return name.length > 0 && name.length <= 256 ? name : undefined;
+    return name.length > 0 && name.length <= 256 ? { user: name, userFrom: 'basic' } : {};
   }
-  if (scheme === 'bearer') return subjects.subjectOf(cred);
-  return undefined;
+  if (scheme === 'bearer') {
+    const sub = subjects.subjectOf(cred);
+    if (sub === undefined) return {};
+    return { user: sub, userFrom: verified?.(cred) === true ? 'token' : 'unverified-token' };
+  }
+  return {};
 }
 
 const SECRET_PARAM = /^(?:password|passwd|pwd|pass|token|access_token|refresh_token|id_token|secret|client_secret|api_key|apikey|code|signature|sig|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;

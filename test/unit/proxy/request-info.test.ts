@@ -8,12 +8,29 @@ const jwt = (payload: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.string
 it('takes the user from Basic auth and bearer tokens, never the secret', () => {
   const subjects = new SubjectCache();
   const basic = Buffer.from('alice:s3cret:with:colons').toString('base64');
-  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, contentLength: undefined, user: 'alice', cookie: undefined });
+  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, contentLength: undefined, user: 'alice', userFrom: 'basic', cookie: undefined });
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({ sub: 'bob' })}`], subjects).user, 'bob');
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({})}`], subjects).user, undefined, 'anonymous token');
   for (const bad of ['Bearer', 'Bearer not-a-jwt', 'Bearer a.%%%.c', 'Basic !!!', 'Basic ' + Buffer.from('nocolon').toString('base64'), 'Negotiate x']) {
     assert.equal(readRequestHead(['Authorization', bad], subjects).user, undefined, bad);
   }
+});
+
+it("says where the user came from: Basic auth, a verified token, or a token not verified", () => {
+  const subjects = new SubjectCache();
+  const good = jwt({ sub: 'bob' });
+  const forged = jwt({ sub: 'admin' });
+  const verified = (token: string) => token === good;
+  const from = (auth: string, check?: (t: string) => boolean) => {
+    const h = readRequestHead(['Authorization', auth], subjects, check);
+    return [h.user, h.userFrom];
+  };
+  assert.deepEqual(from(`Basic ${Buffer.from('alice:pw').toString('base64')}`, verified), ['alice', 'basic']);
+  assert.deepEqual(from(`Bearer ${good}`, verified), ['bob', 'token']);
+  assert.deepEqual(from(`Bearer ${forged}`, verified), ['admin', 'unverified-token'], 'a name anyone can write is never shown as fact');
+  assert.deepEqual(from(`Bearer ${good}`), ['bob', 'unverified-token'], 'no verifier (no token.rootCert): nothing is verified');
+  assert.deepEqual(from(`Bearer ${jwt({})}`, verified), [undefined, undefined], 'anonymous: neither');
+  assert.equal('userFrom' in readRequestHead([], subjects), false);
 });
 
 it('reads the user of a ~50 KB bearer token (190 scopes)', () => {
