@@ -28,13 +28,15 @@ export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: Token
     family(
       'harbor_lb_token_verdicts_total',
       'counter',
-      'Token checks per node: tokens it issued that verified (good) or not (bad), and good cluster tokens its registry rejected.',
+      'Token checks per node: tokens it issued that verified (good) or not (bad), good cluster tokens its registry rejected, token responses passed on unverified (too large or compressed: not_verified) and 200 answers holding no token (not_a_token).',
       nodes.all.flatMap((n) => {
         const c = guard.counts.get(n)!;
         return [
           [`${label(n.name)},verdict="good"`, c.good],
           [`${label(n.name)},verdict="bad"`, c.bad],
           [`${label(n.name)},verdict="registry_rejected"`, c.registryRejected],
+          [`${label(n.name)},verdict="not_verified"`, c.notVerified],
+          [`${label(n.name)},verdict="not_a_token"`, c.notAToken],
         ] as Array<[string, number]>;
       }),
     );

@@ -39,8 +39,16 @@ export interface ForwardOutcome {
   invalidToken?: boolean;
 }
 
-/** Token responses are small JSON; anything bigger is not one and is refused rather than held. */
-export const MAX_BUFFERED_BODY = 64 * 1024;
+/**
+ * How a 200 is held back whole for inspection (token responses) before the client sees it. A
+ * response that cannot be held is not an error: it goes to the client as it is, and `unheld` says why.
+ */
+export interface ResponseHold {
+  /** The most held; past it, what was held goes to the client first and the rest streams after it. */
+  maxBytes: number;
+  /** The response went to the client without being held: larger than maxBytes, or compressed. */
+  unheld(reason: 'too-large' | 'encoded', detail: string): void;
+}
 
 /**
  * The client's request body as undici reads it: pulled one chunk at a time (so the node's pace
@@ -157,7 +165,7 @@ export interface ForwardRequest {
   /** Whether a 502/503/504 should be dropped (for a retry elsewhere) instead of passed on. */
   retryOnGatewayError: boolean;
   /** Hold a 200 back whole instead of streaming it (token responses, to verify before the client sees them). */
-  bufferOk?: boolean;
+  hold?: ResponseHold;
   /** Sees the response head before it goes to the client (learning upload pins). */
   onHead?: (status: number, headers: readonly string[]) => void;
   /** Hold back a 401 invalid_token (a body-less request that may go elsewhere) instead of passing it on. */
@@ -187,7 +195,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #bytesOut = 0;
   #status = 0;
   #resume: (() => void) | undefined;
-  #held: { headers: string[]; chunks: Buffer[]; size: number } | undefined;
+  #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number } | undefined;
   #invalidToken = false;
 
   constructor(
@@ -256,32 +264,49 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       }
     }
     this.fr.onHead?.(statusCode, headers);
-    if (statusCode === 200 && this.fr.bufferOk) {
-      this.#held = { headers, chunks: [], size: 0 };
-      return true;
-    }
     this.#resume = resume;
+    const hold = statusCode === 200 ? this.fr.hold : undefined;
+    if (hold) {
+      const cannot = unholdable(headers, hold.maxBytes);
+      if (cannot === undefined) {
+        this.#held = { headers, statusText, chunks: [], size: 0 };
+        return true;
+      }
+      hold.unheld(cannot.reason, cannot.detail);
+    }
+    this.#writeHead(statusCode, statusText, headers);
+    return true;
+  }
+
+  #writeHead(statusCode: number, statusText: string, headers: string[]): void {
+    const { res } = this.fr;
     res.on('drain', this.#onDrain);
     res.writeHead(statusCode, statusText || undefined, headers);
     this.#headersWritten = true;
-    return true;
   }
 
   onData(chunk: Buffer): boolean {
     const held = this.#held;
     if (held) {
-      held.size += chunk.length;
-      if (held.size > MAX_BUFFERED_BODY) {
-        this.#held = undefined;
-        this.#abort?.(new ProxyError('BUFFERED_BODY_TOO_LARGE', 502, `response over ${MAX_BUFFERED_BODY} bytes where a token was expected`));
-        return false;
+      if (held.size + chunk.length <= this.fr.hold!.maxBytes) {
+        held.size += chunk.length;
+        held.chunks.push(chunk);
+        return true;
       }
-      held.chunks.push(chunk);
-      return true;
+      // Larger than any token response we verify: the client gets it as it is, unverified. Not the
+      // node's failure (a client asking for enough scopes makes one); the hook counts it.
+      this.#held = undefined;
+      this.fr.hold!.unheld('too-large', `response over ${this.fr.hold!.maxBytes} bytes`);
+      this.#writeHead(this.#status, held.statusText, held.headers);
+      for (const c of held.chunks) {
+        this.#bytesOut += c.length;
+        this.fr.res.write(c);
+      }
     }
     // A write to a destroyed response never drains: that is the client leaving, not a pause.
     if (this.fr.res.destroyed) return this.#clientLeft();
     this.#bytesOut += chunk.length;
+    // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).
     return this.fr.res.write(chunk);
   }
 
@@ -323,6 +348,24 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     res.off('drain', this.#onDrain);
     this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, invalidToken: this.#invalidToken });
   }
+}
+
+/**
+ * Why a response cannot be held for inspection: compressed (the proxy asked for identity; a node
+ * that compresses anyway is passed through rather than inflated here), or declared larger than the cap.
+ */
+function unholdable(headers: string[], maxBytes: number): { reason: 'too-large' | 'encoded'; detail: string } | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    const value = headers[i + 1]!.trim();
+    if (name === 'content-encoding' && value !== '' && value.toLowerCase() !== 'identity') {
+      return { reason: 'encoded', detail: `content-encoding ${value.slice(0, 40)}` };
+    }
+    if (name === 'content-length' && Number(value) > maxBytes) {
+      return { reason: 'too-large', detail: `content-length ${value} over ${maxBytes} bytes` };
+    }
+  }
+  return undefined;
 }
 
 /** A Bearer challenge with error="invalid_token": the node did not accept the token's signature or claims. */

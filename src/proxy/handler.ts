@@ -14,7 +14,7 @@ import { describeNodeFailure, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
 import { unforwardable } from './request-check.js';
-import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
+import { loggablePath, readRequestHead, SubjectCache, type UserSource } from './request-info.js';
 import { isBodylessRead, mayRetry, needsBudget } from './retry-policy.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
@@ -47,7 +47,7 @@ export interface ProxyDeps {
 interface RoutingRecord {
   event: 'request';
   reqId: string;
-  client: { ip: string; user?: string };
+  client: { ip: string; user?: string; userFrom?: UserSource };
   method: string;
   path: string;
   route: Route;
@@ -72,6 +72,7 @@ export interface RequestHandler {
 
 export function createRequestHandler(deps: ProxyDeps): RequestHandler {
   const subjects = new SubjectCache();
+  const verifiedToken = (token: string): boolean => deps.guard?.verifier.cached(token)?.ok === true;
   let seq = 0;
   let inflight = 0;
   let waiters: Array<() => void> = [];
@@ -91,7 +92,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
     const peerIp = normalizeIp(req.socket.remoteAddress);
     const trusted = deps.trusted.has(peerIp);
     const clientIp = trusted ? deps.trusted.clientOf(peerIp, headerOf(req, 'x-forwarded-for')) : peerIp;
-    const head = readRequestHead(req.rawHeaders, subjects);
+    const head = readRequestHead(req.rawHeaders, subjects, verifiedToken);
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const route = classify(path);
@@ -99,7 +100,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
     const record: RoutingRecord = {
       event: 'request',
       reqId,
-      client: head.user === undefined ? { ip: clientIp } : { ip: clientIp, user: head.user },
+      client: head.user === undefined ? { ip: clientIp } : { ip: clientIp, user: head.user, userFrom: head.userFrom },
       method,
       path: loggablePath(url),
       route,
@@ -132,6 +133,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       proto: deps.proto,
       trusted,
       requestId: reqId,
+      identityEncoding: route === 'token',
     });
     const refused = unforwardable(method, url, headers);
     if (refused !== undefined) {
@@ -235,7 +237,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           headersTimeout: body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
           // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
           retryOnGatewayError: isBodylessRead(method, body) && canRetryAfter,
-          bufferOk: inspectToken,
+          hold: inspectToken ? guard!.holdFor(node) : undefined,
           onHead: affinity
             ? (status, h) => {
                 if (startsUpload && status === 202) affinity.learnUpload(node, h);

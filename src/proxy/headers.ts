@@ -31,6 +31,11 @@ export interface ForwardingInfo {
   /** Whether peerIp is a trusted proxy whose forwarding headers are kept and appended to. */
   trusted: boolean;
   requestId: string;
+  /**
+   * Ask the node for an uncompressed answer (`accept-encoding: identity`, the client's own value
+   * dropped): set on the token route, whose responses the proxy reads to verify the token.
+   */
+  identityEncoding?: boolean;
 }
 
 /** Tokens of a Connection header other than keep-alive/close: each names another hop-by-hop header. */
@@ -69,6 +74,7 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
       continue;
     }
     if (lower === 'host') host = value;
+    else if (lower === 'accept-encoding' && info.identityEncoding === true) continue;
     out.push(name, value);
   }
   if (extraHop !== undefined) {
@@ -87,6 +93,7 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
     reqId ?? info.requestId,
   );
   if (xfHost !== undefined || host !== undefined) out.push('x-forwarded-host', (xfHost ?? host)!);
+  if (info.identityEncoding === true) out.push('accept-encoding', 'identity');
   return out;
 }
 

@@ -1,36 +1,65 @@
 import { Buffer } from 'node:buffer';
+import { HashedLru } from '../util/hashed-lru.js';
 
 /** What the proxy reads from a request head besides the path: body presence and the user, never kept. */
 export interface RequestHead {
   hasBody: boolean;
   /** The declared Content-Length, when there is one. */
   contentLength: number | undefined;
-  /** User name from Basic auth or the (unverified) `sub` of a bearer token; never the secret. */
+  /** User name from Basic auth or the `sub` of a bearer token; never the secret. */
   user: string | undefined;
+  /** Where `user` came from; set whenever `user` is. */
+  userFrom?: UserSource;
   /** The Cookie header, for session affinity only: never logged. */
   cookie: string | undefined;
 }
 
-/** Small per-app cache of bearer token -> subject, so one client's many registry requests decode its token once. */
+/**
+ * `basic`: the name a client sent with Basic auth (the node checks the password). `token`: the
+ * `sub` of a bearer token that verified against token.rootCert. `unverified-token`: the `sub` of
+ * a bearer token not verified (yet): anyone can write any name into a token.
+ */
+export type UserSource = 'basic' | 'token' | 'unverified-token';
+
+/** Cached for a token without a usable `sub` (a subject is never empty). */
+const NO_SUBJECT = '';
+
+/**
+ * Per-app cache of bearer token -> subject, so one client's many registry requests decode its
+ * token once. A bounded LRU keyed by the token's SHA-256: never the token itself, and a client
+ * sending endless distinct tokens only pushes out the least recently used entries.
+ */
 export class SubjectCache {
-  readonly #map = new Map<string, string | null>();
-  constructor(private readonly max = 4096) {}
+  readonly #cache: HashedLru<string>;
+
+  constructor(max = 4096) {
+    this.#cache = new HashedLru(max);
+  }
 
   subjectOf(jwt: string): string | undefined {
-    let sub = this.#map.get(jwt);
+    let sub = this.#cache.get(jwt);
     if (sub === undefined) {
-      sub = decodeSubject(jwt);
-      if (this.#map.size >= this.max) this.#map.clear();
-      this.#map.set(jwt, sub);
+      sub = decodeSubject(jwt) ?? NO_SUBJECT;
+      this.#cache.set(jwt, sub);
     }
-    return sub ?? undefined;
+    return sub === NO_SUBJECT ? undefined : sub;
+  }
+
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** The stored keys (token hashes), most recently used first: for diagnostics and tests. */
+  keys(): string[] {
+    return this.#cache.keys();
   }
 }
 
 function decodeSubject(jwt: string): string | null {
   const a = jwt.indexOf('.');
   const b = jwt.indexOf('.', a + 1);
-  if (a < 0 || b < 0 || b - a > 16_384) return null;
+  // Up to what the listener's 64 KiB head allows: a token of ~190 scopes is ~50 KB and its user is still shown.
+  if (a < 0 || b < 0 || b - a > 65_536) return null;
   try {
     const payload = JSON.parse(Buffer.from(jwt.slice(a + 1, b), 'base64url').toString('utf8')) as { sub?: unknown };
     return typeof payload.sub === 'string' && payload.sub.length > 0 && payload.sub.length <= 256 ? payload.sub : null;
@@ -39,10 +68,15 @@ function decodeSubject(jwt: string): string | null {
   }
 }
 
-export function readRequestHead(raw: readonly string[], subjects: SubjectCache): RequestHead {
+/**
+ * `verified` says, without verifying (a cached verdict), whether a bearer token is known to verify
+ * against token.rootCert; absent, every bearer's user is `unverified-token`.
+ */
+export function readRequestHead(raw: readonly string[], subjects: SubjectCache, verified?: (token: string) => boolean): RequestHead {
   let hasBody = false;
   let contentLength: number | undefined;
   let user: string | undefined;
+  let userFrom: UserSource | undefined;
   let cookie: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -53,27 +87,31 @@ export function readRequestHead(raw: readonly string[], subjects: SubjectCache):
     } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       hasBody = true;
     } else if (name.length === 13 && name.toLowerCase() === 'authorization') {
-      user = userOf(raw[i + 1]!, subjects);
+      ({ user, userFrom } = userOf(raw[i + 1]!, subjects, verified));
     } else if (name.length === 6 && name.toLowerCase() === 'cookie') {
       cookie = cookie === undefined ? raw[i + 1] : `${cookie}; ${raw[i + 1]}`;
     }
   }
-  return { hasBody, contentLength, user, cookie };
+  return userFrom === undefined ? { hasBody, contentLength, user, cookie } : { hasBody, contentLength, user, userFrom, cookie };
 }
 
-function userOf(auth: string, subjects: SubjectCache): string | undefined {
+function userOf(auth: string, subjects: SubjectCache, verified: ((token: string) => boolean) | undefined): { user?: string; userFrom?: UserSource } {
   const sp = auth.indexOf(' ');
-  if (sp < 0) return undefined;
+  if (sp < 0) return {};
   const scheme = auth.slice(0, sp).toLowerCase();
   const cred = auth.slice(sp + 1).trim();
   if (scheme === 'basic') {
     const decoded = Buffer.from(cred, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     const name = colon < 0 ? '' : decoded.slice(0, colon);
-    return name.length > 0 && name.length <= 256 ? name : undefined;
+    return name.length > 0 && name.length <= 256 ? { user: name, userFrom: 'basic' } : {};
   }
-  if (scheme === 'bearer') return subjects.subjectOf(cred);
-  return undefined;
+  if (scheme === 'bearer') {
+    const sub = subjects.subjectOf(cred);
+    if (sub === undefined) return {};
+    return { user: sub, userFrom: verified?.(cred) === true ? 'token' : 'unverified-token' };
+  }
+  return {};
 }
 
 const SECRET_PARAM = /^(?:password|passwd|pwd|pass|token|access_token|refresh_token|id_token|secret|client_secret|api_key|apikey|code|signature|sig|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
+import { HashedLru } from '../util/hashed-lru.js';
 import type { StateStore } from './state-store.js';
 
 export interface RedisStoreOptions {
@@ -22,13 +23,14 @@ const FAILURES_TO_OPEN = 3;
 /**
  * Pins in Redis, so several harbor-lb instances agree. Redis never adds more than `timeout` to a
  * request and nothing while it is down: commands are not queued while disconnected, each is
- * bounded, and after a few failures a breaker skips Redis for a while. A near cache answers
- * repeated reads of one key locally. An outage is logged once when it starts and once when it ends.
+ * bounded, and after a few failures a breaker skips Redis for a while. A bounded near cache
+ * answers repeated reads of one key locally. An outage is logged once when it starts and once when it ends.
  */
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
   readonly #client: Redis;
-  readonly #near = new Map<string, { value: string; until: number }>();
+  /** Pins read lately, least recently used evicted first; keys hashed like every cache keyed by client data. */
+  readonly #near: HashedLru<{ value: string; until: number }>;
   #failures = 0;
   #openUntil = 0;
   #outage = false;
@@ -39,6 +41,7 @@ export class RedisStateStore implements StateStore {
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {
+    this.#near = new HashedLru(o.nearCacheMax);
     const common: RedisOptions = {
       keyPrefix: o.keyPrefix,
       enableOfflineQueue: false,
@@ -94,7 +97,6 @@ export class RedisStateStore implements StateStore {
   }
 
   #remember(key: string, value: string): void {
-    if (this.#near.size >= this.o.nearCacheMax) this.#near.clear();
     this.#near.set(key, { value, until: this.clock.now() + this.o.nearCacheTtl });
   }
 

@@ -2,8 +2,9 @@ import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';
+import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { TrustStore } from './trust-store.js';
-import type { TokenVerdict, TokenVerifier } from './verifier.js';
+import { MAX_TOKEN_BYTES, type TokenVerdict, type TokenVerifier } from './verifier.js';
 
 export const FLAG_FOREIGN_KEY = 'TOKEN_SIGNED_WITH_FOREIGN_KEY';
 export const FLAG_TOKEN_CLAIMS = 'TOKEN_CLAIMS_REJECTED';
@@ -17,13 +18,39 @@ const FIX_KEYS =
 /** The node set as the guard sees it: it asks for quarantines and reads who has asked. */
 export type GuardNodes = QuarantineSetter & { readonly all: readonly ClusterNode[]; conditionsOf(node: ClusterNode): NodeConditions };
 
-export type TokenResponseVerdict = 'good' | 'bad' | 'not-a-token';
+/**
+ * `not-verified`: a token response passed to the client unchecked (too large to hold or verify,
+ * or compressed). Says nothing about the node: never a flag.
+ */
+export type TokenResponseVerdict = 'good' | 'bad' | 'not-a-token' | 'not-verified';
+
+/** Why a token response went to the client unverified. */
+export type NotVerifiedReason = 'response-too-large' | 'response-encoded' | 'token-too-large';
+
+/**
+ * The most of a token response held for verification: the JSON carries the token twice (`token`
+ * and `access_token`), each up to the verifier's 1 MiB, plus room for the rest of the JSON.
+ */
+export const MAX_TOKEN_RESPONSE_BYTES = 2 * MAX_TOKEN_BYTES + 64 * 1024;
+
+/** One `token_not_verified` / `token_not_a_token` line per node per minute: clients can trigger them at will. */
+const LOG_EVERY_MS = 60_000;
 
 /** Counts of verdicts per node, for /metrics. */
 export interface VerdictCounts {
   good: number;
   bad: number;
   registryRejected: number;
+  /** Token responses passed to the client unverified (too large, compressed). */
+  notVerified: number;
+  /** 200 answers from the token service that carry no token (not JSON, `null`, an array, no `token`). */
+  notAToken: number;
+}
+
+/** What the forwarder is told for one token response: how much to hold, whom to tell when it cannot. */
+export interface TokenHold {
+  maxBytes: number;
+  unheld(reason: 'too-large' | 'encoded', detail: string): void;
 }
 
 /**
@@ -38,6 +65,7 @@ export class TokenGuard {
   readonly #goodIssuers = new Set<ClusterNode>();
   readonly #badIssuers = new Set<ClusterNode>();
   readonly counts = new Map<ClusterNode, VerdictCounts>();
+  readonly #logLimit = new LogRateLimit(LOG_EVERY_MS);
   #suspectSaid = false;
 
   constructor(
@@ -47,19 +75,23 @@ export class TokenGuard {
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
-    for (const n of nodes.all) this.counts.set(n, { good: 0, bad: 0, registryRejected: 0 });
+    for (const n of nodes.all) this.counts.set(n, { good: 0, bad: 0, registryRejected: 0, notVerified: 0, notAToken: 0 });
   }
 
-  /** Reads a 200 from /service/token: verifies `token` and a non-empty `access_token`. */
+  /**
+   * Reads a 200 from /service/token: verifies `token` and a non-empty `access_token`. Never
+   * throws: whatever the body is, the client gets the node's answer unless a token is bad.
+   */
   async judgeTokenResponse(node: ClusterNode, body: Buffer, source: 'traffic' | 'probe'): Promise<{ verdict: TokenResponseVerdict; token?: string; detail?: string }> {
-    let doc: { token?: unknown; access_token?: unknown };
-    try {
-      doc = JSON.parse(body.toString('utf8')) as typeof doc;
-    } catch {
-      return { verdict: 'not-a-token' };
-    }
+    const doc = jsonObjectOf(body);
+    if (doc === undefined) return this.#notAToken(node, source, 'the body is not a JSON object');
     const tokens = [doc.token, doc.access_token].filter((t): t is string => typeof t === 'string' && t.length > 0);
-    if (tokens.length === 0) return { verdict: 'not-a-token' };
+    if (tokens.length === 0) return this.#notAToken(node, source, 'the JSON holds no token');
+    if (tokens.some((t) => t.length > MAX_TOKEN_BYTES)) {
+      const detail = `token of ${Math.max(...tokens.map((t) => t.length))} bytes, over the ${MAX_TOKEN_BYTES} verified`;
+      this.notVerified(node, 'token-too-large', detail, source);
+      return { verdict: 'not-verified', detail };
+    }
     for (const t of new Set(tokens)) {
       const v = await this.verifier.verify(t);
       if (!v.ok) {
@@ -69,6 +101,40 @@ export class TokenGuard {
     }
     this.#issuerGood(node);
     return { verdict: 'good', token: tokens[0] };
+  }
+
+  /** How much of `node`'s token response the forwarder holds, and the hook for one it passes through unheld. */
+  holdFor(node: ClusterNode): TokenHold {
+    return {
+      maxBytes: MAX_TOKEN_RESPONSE_BYTES,
+      unheld: (reason, detail) => this.notVerified(node, reason === 'too-large' ? 'response-too-large' : 'response-encoded', detail, 'traffic'),
+    };
+  }
+
+  /**
+   * A token response went to the client unverified. Counted every time, logged at most once a
+   * minute per node; never a flag, as what the client asked for shaped it.
+   */
+  notVerified(node: ClusterNode, reason: NotVerifiedReason, detail: string, source: 'traffic' | 'probe'): void {
+    this.counts.get(node)!.notVerified++;
+    const held = this.#logLimit.take(`token_not_verified:${node.name}`, this.clock.now());
+    if (held === undefined) return;
+    this.logger.warn(
+      { event: 'token_not_verified', node: node.name, reason, detail, source, notLogged: held },
+      `a token response from ${node.name} went to the client unverified (${reason}: ${detail}); no flag is raised for it`,
+    );
+  }
+
+  #notAToken(node: ClusterNode, source: 'traffic' | 'probe', detail: string): { verdict: 'not-a-token'; detail: string } {
+    this.counts.get(node)!.notAToken++;
+    const held = this.#logLimit.take(`token_not_a_token:${node.name}`, this.clock.now());
+    if (held !== undefined) {
+      this.logger.warn(
+        { event: 'token_not_a_token', node: node.name, detail, source, notLogged: held },
+        `${node.name}'s token service answered 200 without a token (${detail}); passed on as it is`,
+      );
+    }
+    return { verdict: 'not-a-token', detail };
   }
 
   /** A node answered 401 invalid_token; `token` is the bearer token the client presented. Returns whether the node is to blame. */
@@ -172,4 +238,15 @@ export class TokenGuard {
     if (!node.flags.delete(code)) return;
     this.logger.info({ event: 'node_flag', node: node.name, code, raised: false }, `${code} cleared on ${node.name}`);
   }
+}
+
+/** The body as a JSON object, or undefined for anything else (invalid JSON, `null`, an array, a string, a number). */
+function jsonObjectOf(body: Buffer): { token?: unknown; access_token?: unknown } | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as { token?: unknown; access_token?: unknown }) : undefined;
 }

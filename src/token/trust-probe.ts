@@ -3,7 +3,7 @@ import type { ClusterNode } from '../nodes/node.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import { publicHostHeaders, realmOf, sameOrigin } from './realm.js';
-import type { TokenGuard } from './token-guard.js';
+import type { TokenGuard, TokenResponseVerdict } from './token-guard.js';
 
 export interface TrustProbeOptions {
   service: string;
@@ -20,7 +20,7 @@ export interface NodeProbeResult {
   reachable: boolean;
   /** The anonymous token the node issued, when it verified. */
   goodToken?: string;
-  tokenVerdict?: 'good' | 'bad' | 'not-a-token';
+  tokenVerdict?: TokenResponseVerdict;
   tokenDetail?: string;
   /** Whether the node's registry accepted a good cluster token at /v2/. */
   registryAccepts?: boolean;

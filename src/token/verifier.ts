@@ -1,6 +1,7 @@
-import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, errors, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import type { Clock } from '../util/clock.js';
+import { HashedLru } from '../util/hashed-lru.js';
 import { libtrustKeyId } from './libtrust.js';
 import type { TrustStore } from './trust-store.js';
 
@@ -21,40 +22,65 @@ export type TokenVerdict =
 
 /** Asymmetric algorithms only: never `none`, never HMAC (an HS256 "signed" with the public key is a classic forgery). */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
-const MAX_TOKEN = 16 * 1024;
-const MAX_CACHE = 10_000;
+/**
+ * Largest token verified. A user asking for many scopes gets a valid token of tens of KB (about
+ * 50 KB for 190 scopes), so size alone is never a verdict on the node; past this the token is
+ * passed through unverified (token-guard counts it) rather than judged.
+ */
+export const MAX_TOKEN_BYTES = 1024 * 1024;
+const DEFAULT_CACHE_MAX = 10_000;
 
 export interface VerifierOptions {
   issuer: string;
   audience: string;
   /** Clock skew allowed on exp/nbf, ms (distribution allows 60 s). */
   leeway: number;
+  /** Verdicts kept (least recently used go first); 10 000 by default. */
+  cacheMax?: number;
 }
 
 /**
  * Verifies registry tokens as distribution does: key by `x5c`, then `jwk`, then `kid`, each
  * matched against the trust store, then signature, `iss`, `aud`, `exp`/`nbf`. Never throws;
- * verdicts are cached by token hash (good ones until the token expires, bad ones for a minute).
+ * verdicts are cached by token hash (good ones until the token expires, bad ones for a minute) in
+ * a bounded LRU, so clients sending endless distinct tokens cannot grow it or flush it at once.
  */
 export class TokenVerifier {
-  readonly #cache = new Map<string, { verdict: TokenVerdict; until: number }>();
+  readonly #cache: HashedLru<{ verdict: TokenVerdict; until: number }>;
 
   constructor(
     private readonly trust: TrustStore,
     private readonly opts: VerifierOptions,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.#cache = new HashedLru(opts.cacheMax ?? DEFAULT_CACHE_MAX);
+  }
 
   async verify(token: string): Promise<TokenVerdict> {
-    if (token.length > MAX_TOKEN) return { ok: false, problem: 'TOO_LARGE', detail: `token of ${token.length} bytes` };
-    const hash = createHash('sha256').update(token).digest('base64url');
-    const now = this.clock.now();
-    const hit = this.#cache.get(hash);
-    if (hit && hit.until > now) return hit.verdict;
-    const { verdict, until } = await this.#verify(token, now);
-    if (this.#cache.size >= MAX_CACHE) this.#cache.clear();
-    this.#cache.set(hash, { verdict, until });
+    if (token.length > MAX_TOKEN_BYTES) return { ok: false, problem: 'TOO_LARGE', detail: `token of ${token.length} bytes, over the ${MAX_TOKEN_BYTES} verified` };
+    const hit = this.cached(token);
+    if (hit) return hit;
+    const { verdict, until } = await this.#verify(token, this.clock.now());
+    this.#cache.set(token, { verdict, until });
     return verdict;
+  }
+
+  /**
+   * The verdict already known for a token, without verifying: for the hot path (the routing log),
+   * where a signature check per request is not worth it. Undefined when not verified lately.
+   */
+  cached(token: string): TokenVerdict | undefined {
+    if (token.length > MAX_TOKEN_BYTES) return undefined;
+    const hit = this.#cache.get(token);
+    if (hit === undefined) return undefined;
+    if (hit.until > this.clock.now()) return hit.verdict;
+    this.#cache.delete(token);
+    return undefined;
+  }
+
+  /** Verdicts held now; never more than `cacheMax`. */
+  get cacheSize(): number {
+    return this.#cache.size;
   }
 
   async #verify(token: string, now: number): Promise<{ verdict: TokenVerdict; until: number }> {

@@ -65,6 +65,14 @@ describe('request headers sent to a node', () => {
     assert.deepEqual(out.get('x-real-ip'), ['203.0.113.7']);
     assert.deepEqual(out.get('x-request-id'), ['edge-9']);
   });
+
+  it('asks for identity encoding when told to (token route), replacing what the client accepts', () => {
+    const raw = ['Host', 'hub', 'Accept-Encoding', 'gzip, deflate, br', 'accept-encoding', 'zstd', 'Authorization', 'Basic eA=='];
+    const token = toMap(buildRequestHeaders(raw, { ...info, identityEncoding: true }));
+    assert.deepEqual(token.get('accept-encoding'), ['identity']);
+    assert.deepEqual(toMap(buildRequestHeaders(['Host', 'hub'], { ...info, identityEncoding: true })).get('accept-encoding'), ['identity'], 'also when the client named none');
+    assert.deepEqual(toMap(buildRequestHeaders(raw, info)).get('accept-encoding'), ['gzip, deflate, br', 'zstd'], 'other routes pass it on');
+  });
 });
 
 describe('response headers sent to the client', () => {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint, CompactSign, exportJWK, SignJWT } from 'jose';
 import { libtrustKeyId } from '../../../src/token/libtrust.js';
 import { jwkThumbprint, TrustStore } from '../../../src/token/trust-store.js';
-import { TokenVerifier } from '../../../src/token/verifier.js';
+import { MAX_TOKEN_BYTES, TokenVerifier } from '../../../src/token/verifier.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { makeTokenKeyPair, type TokenKeyPair } from '../../support/pki.js';
 import { makeTempDir } from '../../support/tmp.js';
@@ -31,8 +31,8 @@ describe('token verifier', () => {
   after(() => tmp.remove());
 
   const kidOf = (p: TokenKeyPair) => libtrustKeyId(createPublicKey(p.key));
-  const sign = (signer: TokenKeyPair, opts: { kid?: string; alg?: string; iss?: string; aud?: string; exp?: number; nbf?: number; sub?: string; x5c?: string[] } = {}) => {
-    const jwt = new SignJWT({ access: [] })
+  const sign = (signer: TokenKeyPair, opts: { kid?: string; alg?: string; iss?: string; aud?: string; exp?: number; nbf?: number; sub?: string; x5c?: string[]; access?: object[] } = {}) => {
+    const jwt = new SignJWT({ access: opts.access ?? [] })
       .setProtectedHeader({ typ: 'JWT', alg: opts.alg ?? 'RS256', kid: opts.kid ?? kidOf(signer), ...(opts.x5c ? { x5c: opts.x5c } : {}) })
       .setIssuer(opts.iss ?? 'harbor-token-issuer')
       .setAudience(opts.aud ?? 'harbor-registry')
@@ -96,12 +96,32 @@ describe('token verifier', () => {
   });
 
   it('calls malformed and oversized tokens what they are, without throwing', async () => {
-    for (const junk of ['', 'abc', 'a.b.c', '%%%.%%%.%%%', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln']) {
+    for (const junk of ['', 'abc', 'a.b.c', '%%%.%%%.%%%', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln', 'x'.repeat(17_000)]) {
       const v = await verifier.verify(junk);
-      assert.equal(v.ok, false, junk);
-      assert.ok(!v.ok && ['MALFORMED', 'FOREIGN_KEY'].includes(v.problem), `${junk}: ${JSON.stringify(v)}`);
+      assert.equal(v.ok, false, junk.slice(0, 40));
+      assert.ok(!v.ok && ['MALFORMED', 'FOREIGN_KEY'].includes(v.problem), `${junk.slice(0, 40)}: ${JSON.stringify(v)}`);
     }
-    assert.equal(await problem('x'.repeat(17_000)), 'TOO_LARGE');
+    assert.equal(await problem('x'.repeat(MAX_TOKEN_BYTES + 1)), 'TOO_LARGE');
+  });
+
+  it('verifies the ~50 KB token a user asking for 190 scopes gets: size is no verdict', async () => {
+    const access = Array.from({ length: 190 }, (_, i) => ({ type: 'repository', name: `library/project-${i}-${'x'.repeat(120)}`, actions: ['pull', 'push'] }));
+    const token = await sign(cluster, { sub: 'admin', access });
+    assert.ok(token.length > 45_000 && token.length < 60_000, `token of ${token.length} bytes`);
+    assert.deepEqual(await verifier.verify(token), { ok: true, kid: kidOf(cluster), subject: 'admin' });
+  });
+
+  it('verifies up to 1 MiB and calls anything larger TOO_LARGE', async () => {
+    const access = [{ type: 'repository', name: 'library/a', actions: ['pull'] }];
+    const base = await sign(cluster, { access });
+    // Pad the name so the whole token lands just under the limit (base64 makes 4 bytes of 3).
+    const pad = Math.floor(((MAX_TOKEN_BYTES - base.length - 16) * 3) / 4);
+    const near = await sign(cluster, { access: [{ ...access[0]!, name: `library/${'a'.repeat(pad)}` }] });
+    assert.ok(near.length <= MAX_TOKEN_BYTES && near.length > MAX_TOKEN_BYTES - 64, `token of ${near.length} bytes`);
+    assert.equal(await problem(near), 'OK');
+    const over = await sign(cluster, { access: [{ ...access[0]!, name: `library/${'a'.repeat(pad + 64)}` }] });
+    assert.ok(over.length > MAX_TOKEN_BYTES);
+    assert.equal(await problem(over), 'TOO_LARGE');
   });
 
   it('verifies a token once, then answers from the cache until the token expires', async () => {
@@ -110,6 +130,35 @@ describe('token verifier', () => {
     assert.equal(await problem(token), 'OK');
     clock.advance(121_000 + 60_000);
     assert.equal(await problem(token), 'EXPIRED', 'a cached verdict does not outlive the token');
+  });
+
+  it('answers cached() from what it has verified, without verifying', async () => {
+    const token = await sign(cluster, { sub: 'alice', exp: now() + 120 });
+    assert.equal(verifier.cached(token), undefined, 'not verified yet');
+    await verifier.verify(token);
+    assert.deepEqual(verifier.cached(token), { ok: true, kid: kidOf(cluster), subject: 'alice' });
+    const foreignToken = await sign(foreign);
+    await verifier.verify(foreignToken);
+    assert.equal(verifier.cached(foreignToken)?.ok, false, 'bad verdicts are known too');
+    clock.advance(121_000 + 60_000);
+    assert.equal(verifier.cached(token), undefined, 'not past the token expiry');
+    assert.equal(verifier.cached('x'.repeat(MAX_TOKEN_BYTES + 1)), undefined);
+  });
+
+  it('keeps at most cacheMax verdicts, evicting the least recently used', async () => {
+    const small = new TokenVerifier(TrustStore.fromPem(cluster.certPem), { issuer: 'harbor-token-issuer', audience: 'harbor-registry', leeway: 60_000, cacheMax: 2 }, clock);
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((sub) => sign(cluster, { sub })));
+    await small.verify(a!);
+    await small.verify(b!);
+    await small.verify(a!); // a used again: b is now the least recently used
+    await small.verify(c!);
+    assert.equal(small.cacheSize, 2);
+    assert.equal(small.cached(b!), undefined, 'b evicted');
+    assert.equal(small.cached(a!)?.ok, true);
+    assert.equal(small.cached(c!)?.ok, true);
+    // Garbage from clients churns the cache but never grows it.
+    for (let i = 0; i < 50; i++) await small.verify(`garbage-${i}`);
+    assert.equal(small.cacheSize, 2);
   });
 });
 

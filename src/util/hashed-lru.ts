@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+
+/** The key a HashedLru stores for `text`: SHA-256, base64url (43 characters). */
+export function hashKey(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/**
+ * A bounded least-recently-used cache whose keys are secrets (bearer tokens, session ids): only
+ * their SHA-256 is kept, so a heap dump or a diagnostic listing never shows the secret, and a
+ * client sending endless distinct keys only evicts the oldest entries instead of growing memory.
+ */
+export class HashedLru<V extends {}> {
+  readonly #lru: LRUCache<string, V>;
+
+  constructor(max: number) {
+    this.#lru = new LRUCache<string, V>({ max });
+  }
+
+  get(text: string): V | undefined {
+    return this.#lru.get(hashKey(text));
+  }
+
+  set(text: string, value: V): void {
+    this.#lru.set(hashKey(text), value);
+  }
+
+  delete(text: string): void {
+    this.#lru.delete(hashKey(text));
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  get max(): number {
+    return this.#lru.max;
+  }
+
+  /** The stored keys (hashes), most recently used first: for diagnostics and tests. */
+  keys(): string[] {
+    return [...this.#lru.keys()];
+  }
+}
