@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import { describe, it } from 'node:test';
+import { forward, type ForwardOutcome } from '../../src/proxy/forward.js';
+import { OriginRewriter } from '../../src/proxy/headers.js';
+import { startApp } from '../support/app.js';
+import { startServer } from '../support/servers.js';
+
+/** A front server whose handler forwards each request with `before` run first; answers the outcome as JSON. */
+async function front(t: { after: (fn: () => unknown) => void }, nodeUrl: string, headers: string[], before: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) {
+  const lb = await startApp([nodeUrl]);
+  t.after(() => lb.close());
+  const outcomes: ForwardOutcome[] = [];
+  let first!: (o: ForwardOutcome) => void;
+  const outcome = new Promise<ForwardOutcome>((resolve) => (first = resolve));
+  const server = http.createServer(async (req, res) => {
+    await before(req, res);
+    const o = await forward({
+      node: lb.app.nodes.all[0]!,
+      method: 'GET',
+      path: '/v2/x/blobs/sha256:1',
+      headers,
+      body: undefined,
+      req,
+      res,
+      rewriter: new OriginRewriter([nodeUrl], 'http://127.0.0.1:1'),
+      headersTimeout: 5000,
+      retryOnGatewayError: false,
+    });
+    outcomes.push(o);
+    first(o);
+    if (!res.destroyed) res.end(JSON.stringify({ phase: o.phase, code: (o.error as { code?: string } | undefined)?.code }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, outcomes, outcome };
+}
+
+describe('forward: before anything reaches the node', () => {
+  it('a request undici refuses is unsendable, not a node failure, and the node never sees it', async (t) => {
+    let reached = 0;
+    const node = await startServer((_q, r) => {
+      reached++;
+      r.end('ok');
+    });
+    t.after(() => node.close());
+    // What request-check refuses, handed to undici directly.
+    const f = await front(t, node.url, ['host', 'a', 'host', 'b'], async () => {});
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get(f.url, (res) => {
+        let s = '';
+        res.on('data', (c: Buffer) => (s += c.toString()));
+        res.on('end', () => resolve(s));
+      }).on('error', reject);
+    });
+    assert.deepEqual(JSON.parse(body), { phase: 'unsendable', code: 'UND_ERR_INVALID_ARG' });
+    assert.equal(reached, 0);
+  });
+
+  // Regression of issue 9: a client gone before dispatch left 'close' already fired; the request
+  // went to the node anyway and the proxy waited forever for a 'drain' on the dead response,
+  // holding one of the node's connections.
+  it('a client that left before dispatch never reaches the node and holds none of its connections', async (t) => {
+    let reached = 0;
+    const node = await startServer((_q, r) => {
+      reached++;
+      r.end(Buffer.alloc(1024 * 1024));
+    });
+    t.after(() => node.close());
+    const f = await front(t, node.url, ['host', 'a'], async (req, res) => {
+      req.socket.destroy();
+      if (!res.destroyed) await once(res, 'close');
+    });
+    const client = http.get(f.url);
+    client.on('error', () => {});
+    assert.equal((await f.outcome).phase, 'client-gone');
+    assert.equal(reached, 0);
+  });
+});
