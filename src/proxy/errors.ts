@@ -9,8 +9,8 @@ export type ProxyErrorCode =
   | 'CLIENT_GONE'
   /** A node's 502/503/504 dropped so the request can go to another node. */
   | 'GATEWAY_ERROR_RETRIED'
-  /** A node's 401 invalid_token held back so the request can go to another node. */
-  | 'TOKEN_REJECTED_HELD'
+  /** A node's answer held back by the caller's hook (a token refusal) so the request can go elsewhere. */
+  | 'ANSWER_HELD_BACK'
   /** A response held for inspection grew past its cap. */
   | 'BUFFERED_BODY_TOO_LARGE'
   /** undici refused the request as the client shaped it: the client's problem, never a node's. */

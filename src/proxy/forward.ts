@@ -22,8 +22,8 @@ export type ForwardPhase =
   | 'gateway-error'
   /** A 200 held back for inspection (token responses); the caller writes it or tries elsewhere. */
   | 'buffered'
-  /** The node rejected the client's token as invalid_token and the answer was held back so the caller can decide. */
-  | 'token-rejected';
+  /** The caller's holdBack hook claimed the answer's head (a token refusal that may go elsewhere); nothing was sent to the client. */
+  | 'held-back';
 
 export interface ForwardOutcome {
   phase: ForwardPhase;
@@ -31,12 +31,10 @@ export interface ForwardOutcome {
   status: number;
   bytesOut: number;
   error?: Error;
-  /** Response head as it would go to the client, for 'buffered' and 'token-rejected'. */
+  /** Response head as it would go to the client, for 'buffered' and 'held-back'. */
   headers?: string[];
   /** The whole body, for 'buffered'. */
   body?: Buffer;
-  /** The node answered 401 with error="invalid_token" (a registry that trusts another key, or a foreign token). */
-  invalidToken?: boolean;
 }
 
 /**
@@ -168,8 +166,11 @@ export interface ForwardRequest {
   hold?: ResponseHold;
   /** Sees the response head before it goes to the client (learning upload pins). */
   onHead?: (status: number, headers: readonly string[]) => void;
-  /** Hold back a 401 invalid_token (a body-less request that may go elsewhere) instead of passing it on. */
-  holdInvalidToken?: boolean;
+  /**
+   * Sees each response head first; true holds it back (the rest is dropped, nothing reaches the
+   * client) so the caller can send the request elsewhere. The token rules supply it.
+   */
+  holdBack?: (status: number, headers: readonly string[]) => boolean;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE' as const;
@@ -196,7 +197,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #status = 0;
   #resume: (() => void) | undefined;
   #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number } | undefined;
-  #invalidToken = false;
 
   constructor(
     private readonly fr: ForwardRequest,
@@ -255,13 +255,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     }
     const headers = buildResponseHeaders(rawHeaders, rewriter);
     this.#status = statusCode;
-    if (statusCode === 401 && hasInvalidTokenChallenge(headers)) {
-      this.#invalidToken = true;
-      if (this.fr.holdInvalidToken) {
-        this.#finish('token-rejected', undefined, headers);
-        this.#abort?.(new ProxyError('TOKEN_REJECTED_HELD', 401, 'node rejected the token'));
-        return false;
-      }
+    if (this.fr.holdBack?.(statusCode, headers)) {
+      this.#finish('held-back', undefined, headers);
+      this.#abort?.(new ProxyError('ANSWER_HELD_BACK', statusCode, `node answered ${statusCode}; held back`));
+      return false;
     }
     this.fr.onHead?.(statusCode, headers);
     this.#resume = resume;
@@ -346,7 +343,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const { res } = this.fr;
     res.off('close', this.#onClientClose);
     res.off('drain', this.#onDrain);
-    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, invalidToken: this.#invalidToken });
+    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body });
   }
 }
 
@@ -366,12 +363,4 @@ function unholdable(headers: string[], maxBytes: number): { reason: 'too-large' 
     }
   }
   return undefined;
-}
-
-/** A Bearer challenge with error="invalid_token": the node did not accept the token's signature or claims. */
-function hasInvalidTokenChallenge(headers: string[]): boolean {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.toLowerCase() === 'www-authenticate' && /error="?invalid_token/i.test(headers[i + 1]!)) return true;
-  }
-  return false;
 }

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import { uploadOf } from '../registry/upload-path.js';
+import { isTokenRejection } from '../token/challenge.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import { classify, type Route } from './classify.js';
 import { describeNodeFailure, sendRegistryError } from './errors.js';
@@ -224,6 +225,10 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       node.inflight++;
       node.requests++;
       if (attempt > 1) deps.budget.retrying++;
+      let tokenRejected = false;
+      // A registry refuses a token before it acts, so a request it refused can go elsewhere
+      // when its body (if any) can be sent again.
+      const replayable = bearer !== undefined && (body === undefined || body.buffered !== undefined) && anotherNode;
       try {
         outcome = await forward({
           node,
@@ -238,15 +243,13 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
           retryOnGatewayError: isBodylessRead(method, body) && canRetryAfter,
           hold: inspectToken ? guard!.holdFor(node) : undefined,
-          onHead: affinity
-            ? (status, h) => {
-                if (startsUpload && status === 202) affinity.learnUpload(node, h);
-                else if (ex.route === 'ui') affinity.learnSession(node, h);
-              }
-            : undefined,
-          // A registry refuses a token before it acts, so a request it refused can go elsewhere
-          // when its body (if any) can be sent again.
-          holdInvalidToken: bearer !== undefined && (body === undefined || body.buffered !== undefined) && anotherNode,
+          onHead: (status, h) => {
+            if (bearer !== undefined && isTokenRejection(status, h)) tokenRejected = true;
+            if (affinity === undefined) return;
+            if (startsUpload && status === 202) affinity.learnUpload(node, h);
+            else if (ex.route === 'ui') affinity.learnSession(node, h);
+          },
+          holdBack: replayable ? isTokenRejection : undefined,
         });
       } finally {
         node.inflight--;
@@ -263,14 +266,14 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         }
         break;
       }
-      if (outcome.phase === 'token-rejected') {
+      if (outcome.phase === 'held-back') {
         if ((await guard!.judgeRejection(node, bearer, 'traffic')) && anotherNode) {
           reason = 'retried';
           continue;
         }
         break;
       }
-      if (outcome.invalidToken && guard !== undefined) void guard.judgeRejection(node, bearer, 'traffic');
+      if (tokenRejected) void guard!.judgeRejection(node, bearer, 'traffic');
       if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut' || outcome.phase === 'unsendable') break;
       if (!mayRetry(outcome, method, body) || (needsBudget(outcome) && !deps.budget.canRetry())) break;
       reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';
@@ -307,7 +310,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
     case 'buffered':
       record.bytesOut = writeHeld(res, outcome.status, outcome.headers!, outcome.body!);
       return;
-    case 'token-rejected':
+    case 'held-back':
       record.bytesOut = writeHeld(res, 401, outcome.headers!, method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(REGISTRY_401));
       return;
     case 'client-gone':
@@ -377,7 +380,7 @@ function attemptVerdict(o: ForwardOutcome): AttemptVerdict | undefined {
     case 'unsendable':
       return undefined;
     case 'buffered':
-    case 'token-rejected':
+    case 'held-back':
       return { kind: 'answered' };
     case 'complete':
     case 'gateway-error':

@@ -159,18 +159,32 @@ export class OriginRewriter {
   }
 }
 
-/** The headers sent to the client: node headers minus hop-by-hop, Location and realm kept on the proxy. */
+/**
+ * The headers sent to the client: node headers minus hop-by-hop ones (those the node's own
+ * Connection header names too), Location and realm kept on the proxy.
+ */
 export function buildResponseHeaders(raw: readonly (Buffer | string)[], rewriter: OriginRewriter): string[] {
   const out: string[] = [];
+  let extraHop: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     // latin1 both ways keeps header bytes exactly as the node sent them.
     let value = raw[i + 1]!.toString('latin1');
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
+      continue;
+    }
     if (lower === 'location' || lower === 'content-location') value = rewriter.rewriteUrl(value);
     else if (lower === 'www-authenticate') value = rewriter.rewriteChallenge(value);
     out.push(name, value);
+  }
+  // Content-Length frames the body the client is about to get: never dropped on a node's say-so.
+  extraHop?.delete('content-length');
+  if (extraHop !== undefined && extraHop.size > 0) {
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      if (extraHop.has(out[i]!.toLowerCase())) out.splice(i, 2);
+    }
   }
   return out;
 }

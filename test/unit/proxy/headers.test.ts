@@ -99,6 +99,14 @@ describe('response headers sent to the client', () => {
     assert.deepEqual(out.get('docker-upload-uuid'), ['u-1']);
   });
 
+  it("drops the response headers the node's own Connection header names, but never Content-Length", () => {
+    const raw = ['Connection', 'X-Node-Hop, close, Content-Length', 'X-Node-Hop', 'internal', 'Content-Length', '2', 'X-Kept', 'yes'].map((s) => Buffer.from(s, 'latin1'));
+    const out = toMap(buildResponseHeaders(raw, rewriter));
+    assert.equal(out.has('x-node-hop'), false);
+    assert.deepEqual(out.get('content-length'), ['2']);
+    assert.deepEqual(out.get('x-kept'), ['yes']);
+  });
+
   it('leaves correct and foreign URLs alone', () => {
     for (const url of [
       'https://hub.example.com:8070/v2/x',
