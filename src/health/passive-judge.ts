@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { EjectionSetter, ReachabilitySetter } from '../nodes/conditions.js';
+import type { EjectionSetter, NodeConditions, ReachabilitySetter } from '../nodes/conditions.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
 import { ClusterFailureDetector, type ClusterFailure } from './cluster-failure.js';
@@ -21,6 +21,8 @@ export type PassiveReportTarget = EjectionSetter &
   ReachabilitySetter & {
     readonly all: readonly ClusterNode[];
     isEjected(node: ClusterNode): boolean;
+    available(): readonly ClusterNode[];
+    conditionsOf(node: ClusterNode): NodeConditions;
   };
 
 interface Series {
@@ -124,9 +126,17 @@ export class PassiveJudge {
     return this.#series.get(node)!;
   }
 
-  /** The nodes that get traffic when nothing is wrong: every node but drained and quarantined ones. */
+  /**
+   * The nodes whose answers speak for the cluster: those taking traffic now, and those ejected
+   * for what they answered (not drained, quarantined or failing their checks: they get no traffic).
+   */
   #routable(): ClusterNode[] {
-    return this.nodes.all.filter((n) => n.state !== 'draining' && n.state !== 'quarantined');
+    const taking = this.nodes.available();
+    return this.nodes.all.filter((n) => {
+      if (taking.includes(n)) return true;
+      const c = this.nodes.conditionsOf(n);
+      return this.nodes.isEjected(n) && !c.drained && c.quarantine === undefined && c.check !== 'unhealthy';
+    });
   }
 
   #clusterStarted(f: ClusterFailure, routable: readonly ClusterNode[]): void {

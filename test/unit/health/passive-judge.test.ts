@@ -100,6 +100,17 @@ describe('passive failure detection', () => {
     assert.equal(n1.state, 'unhealthy');
   });
 
+  it('judges a shared failure over the nodes taking traffic: a node down for its checks does not hide it', () => {
+    const { judge, nodes, n1, n2, n3 } = setup();
+    nodes.setCheck(n1, 'unhealthy', 'health check failed: ECONNREFUSED');
+    for (let i = 0; i < 5; i++) {
+      judge.record(n2, s503);
+      judge.record(n3, s503);
+    }
+    assert.equal(judge.clusterFailure?.status, 503);
+    assert.deepEqual([n2.state, n3.state], ['unknown', 'unknown'], 'the two that are left are not ejected');
+  });
+
   it('never ejects the only node for its answers', () => {
     const { judge, n1 } = setup(1);
     for (let i = 0; i < 10; i++) judge.record(n1, s503);
