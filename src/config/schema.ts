@@ -174,7 +174,10 @@ const proxySchema = z.strictObject({
   uploadHeadersTimeout: duration('900s'),
   /** A node response body idle for this long is cut: an idle timeout, never a total one. */
   idleTimeout: duration('900s'),
+  /** Connections per node for requests without a streamed body (pulls, tokens, UI). */
   maxConnectionsPerNode: positiveInt(128),
+  /** A separate budget per node for streamed request bodies (uploads), so slow uploads never starve pulls. */
+  maxUploadConnectionsPerNode: positiveInt(128),
 });
 
 const doctorSchema = z.strictObject({

@@ -81,6 +81,7 @@ export class NodeSet
       headersTimeout: cfg.proxy.headersTimeout,
       idleTimeout: cfg.proxy.idleTimeout,
       maxConnections: cfg.proxy.maxConnectionsPerNode,
+      maxUploadConnections: cfg.proxy.maxUploadConnectionsPerNode,
     };
     this.all = cfg.nodes.map((n) => new ClusterNode(n, poolOpts, clock.now()));
     for (const n of this.all) {
@@ -229,7 +230,7 @@ export class NodeSet
   async close(): Promise<void> {
     this.#closed = true;
     for (const c of this.#cond.values()) if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
-    await Promise.all(this.all.map((n) => n.pool.destroy()));
+    await Promise.all(this.all.map((n) => n.close()));
   }
 
   // ---- derivation ------------------------------------------------------------------------------

@@ -13,15 +13,22 @@ export interface PoolOptions {
   headersTimeout: number;
   idleTimeout: number;
   maxConnections: number;
+  maxUploadConnections: number;
 }
 
-/** One Harbor node: its configuration, its connection pool and the live state routing reads. */
+/** One Harbor node: its configuration, its connection pools and the live state routing reads. */
 export class ClusterNode {
   readonly name: string;
   readonly url: string;
   readonly origin: string;
   readonly weight: number;
+  /** Connections for requests whose body is not streamed (GET, HEAD, DELETE, small bodies read up front). */
   readonly pool: Pool;
+  /**
+   * Connections for requests whose body streams from the client (blob uploads). A budget of its
+   * own: slow uploads can fill it, never the connections pulls and token requests need.
+   */
+  readonly uploadPool: Pool;
   /** Derived by NodeSet from the node's conditions; nobody else writes these three. */
   state: NodeState = 'unknown';
   stateSince: number;
@@ -41,16 +48,25 @@ export class ClusterNode {
     this.origin = new URL(cfg.url).origin;
     this.weight = cfg.weight;
     this.stateSince = now;
-    this.pool = new Pool(this.origin, {
-      connections: pool.maxConnections,
-      pipelining: 1,
-      connectTimeout: pool.connectTimeout,
-      headersTimeout: pool.headersTimeout,
-      bodyTimeout: pool.idleTimeout,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 300_000,
-      // node:http clients may send heads up to 64 KiB (large bearer tokens); allow the same back.
-      maxHeaderSize: 65_536,
-    });
+    this.pool = createNodePool(this.origin, pool, pool.maxConnections);
+    this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections);
   }
+
+  close(): Promise<unknown> {
+    return Promise.all([this.pool.destroy(), this.uploadPool.destroy()]);
+  }
+}
+
+function createNodePool(origin: string, pool: PoolOptions, connections: number): Pool {
+  return new Pool(origin, {
+    connections,
+    pipelining: 1,
+    connectTimeout: pool.connectTimeout,
+    headersTimeout: pool.headersTimeout,
+    bodyTimeout: pool.idleTimeout,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 300_000,
+    // node:http clients may send heads up to 64 KiB (large bearer tokens); allow the same back.
+    maxHeaderSize: 65_536,
+  });
 }

@@ -212,7 +212,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return;
     }
     fr.res.on('close', this.#onClientClose);
-    fr.node.pool.dispatch(
+    // A body streamed from the client may take as long as the client likes: it has its own budget.
+    const pool = fr.body !== undefined && fr.body.buffered === undefined ? fr.node.uploadPool : fr.node.pool;
+    pool.dispatch(
       {
         path: fr.path,
         method: fr.method,
