@@ -36,7 +36,7 @@ export class NodeHealth {
 
   recordCheck(node: ClusterNode, { ok, detail, hard, reached }: CheckVerdict): void {
     this.#last.set(node, { at: this.clock.now(), ok, detail });
-    this.nodes.setReachable(node, reached !== false);
+    this.nodes.setReachable(node, reached !== false, detail);
     const prev = this.#streak.get(node) ?? 0;
     const check = this.nodes.conditionsOf(node).check;
     if (ok) {

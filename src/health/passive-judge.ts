@@ -89,7 +89,7 @@ export class PassiveJudge {
       this.nodes.setReachable(node, true);
       if (this.#cluster.failed(node, v.status, this.#routable())) return;
     } else if (v.kind === 'unreachable') {
-      this.nodes.setReachable(node, false);
+      this.nodes.setReachable(node, false, v.code);
     }
     s.consecutive++;
     if (s.consecutive < this.cfg.consecutiveFailures || this.nodes.isEjected(node)) return;

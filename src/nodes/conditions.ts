@@ -37,7 +37,7 @@ export interface EjectionSetter {
 
 /** Whether a node answers at all; both checks and requests report it. */
 export interface ReachabilitySetter {
-  setReachable(node: ClusterNode, reachable: boolean): void;
+  setReachable(node: ClusterNode, reachable: boolean, why?: string): void;
 }
 
 /** The token guard reports through this. */

@@ -33,6 +33,8 @@ export interface NodeSetOptions {
   maxEjectedFraction: number;
   /** Below this fraction of routable nodes available, every node that answers takes traffic. */
   panicThreshold: number;
+  /** A node that did not answer is tried again after this long, checks or not. */
+  retryUnreachableAfter: number;
 }
 
 interface Conditions {
@@ -44,6 +46,8 @@ interface Conditions {
   quarantine: string | undefined;
   drained: boolean;
   reachable: boolean;
+  unreachableWhy: string;
+  unreachableTimer: Timer | undefined;
 }
 
 /**
@@ -73,7 +77,11 @@ export class NodeSet
   constructor(
     cfg: Config,
     private readonly clock: Clock,
-    private readonly opts: NodeSetOptions = { maxEjectedFraction: cfg.health.passive.maxEjectedFraction, panicThreshold: cfg.balance.panicThreshold },
+    private readonly opts: NodeSetOptions = {
+      maxEjectedFraction: cfg.health.passive.maxEjectedFraction,
+      panicThreshold: cfg.balance.panicThreshold,
+      retryUnreachableAfter: cfg.health.passive.ejectFor,
+    },
   ) {
     super();
     const poolOpts = {
@@ -95,6 +103,8 @@ export class NodeSet
         quarantine: undefined,
         drained: false,
         reachable: true,
+        unreachableWhy: '',
+        unreachableTimer: undefined,
       });
     }
   }
@@ -199,11 +209,25 @@ export class NodeSet
     return Math.max(1, Math.floor(this.all.length * this.opts.maxEjectedFraction + 1e-9));
   }
 
-  setReachable(node: ClusterNode, reachable: boolean): void {
+  /**
+   * A node that does not answer at all is out (whatever the ejection cap: it cannot serve
+   * anything), and is tried again after `retryUnreachableAfter` even with checks off.
+   */
+  setReachable(node: ClusterNode, reachable: boolean, why = 'the connection failed'): void {
     const c = this.#c(node);
+    if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
+    c.unreachableTimer = undefined;
+    if (!reachable) {
+      c.unreachableWhy = why;
+      c.unreachableTimer = this.clock.setTimeout(() => {
+        c.unreachableTimer = undefined;
+        if (!this.#closed) this.setReachable(node, true, 'retry');
+      }, this.opts.retryUnreachableAfter);
+      c.unreachableTimer.unref?.();
+    }
     if (c.reachable === reachable) return;
     c.reachable = reachable;
-    this.#evaluate();
+    this.#evaluate(reachable ? (why === 'retry' ? 'trying it again' : 'it answers again') : undefined);
   }
 
   quarantine(node: ClusterNode, why: string): void {
@@ -229,7 +253,10 @@ export class NodeSet
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const c of this.#cond.values()) if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
+    for (const c of this.#cond.values()) {
+      if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
+      if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
+    }
     await Promise.all(this.all.map((n) => n.close()));
   }
 
@@ -270,6 +297,9 @@ export class NodeSet
       } else if (c.ejectedUntil > now) {
         to = 'unhealthy';
         why = c.ejectionWhy;
+      } else if (!c.reachable) {
+        to = 'unhealthy';
+        why = `does not answer: ${c.unreachableWhy}; tried again in ${Math.round(this.opts.retryUnreachableAfter / 1000)}s or when a check passes`;
       } else {
         to = c.check;
         why = c.check === 'unknown' && node.state === 'unhealthy' ? `back in: ${hint ?? 'ejection back-off elapsed'}` : c.checkWhy;

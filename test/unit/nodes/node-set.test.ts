@@ -74,6 +74,8 @@ describe('node state: one owner, derived from named conditions', () => {
     nodes.setReachable(n2, false);
     nodes.setReachable(n3, false);
     assert.deepEqual(names(nodes.available()), ['n1', 'n2', 'n3'], 'none answers: try them all before saying 503');
+    // A passing check reports both: it answers, and it is healthy.
+    nodes.setReachable(n2, true);
     nodes.setCheck(n2, 'healthy', 'ok');
     assert.deepEqual(names(nodes.available()), ['n2']);
     assert.deepEqual(
@@ -83,6 +85,20 @@ describe('node state: one owner, derived from named conditions', () => {
         ['panic', false],
       ],
     );
+  });
+
+  it('takes a node that does not answer out, whatever the cap, and tries it again later', () => {
+    const { nodes, n1, n2, n3, clock } = setup();
+    assert.ok(nodes.eject(n2, clock.now() + 60_000, 'flaky earlier'));
+    nodes.setReachable(n1, false, 'ECONNREFUSED');
+    assert.equal(n1.state, 'unhealthy');
+    assert.match(n1.stateWhy, /does not answer: ECONNREFUSED/);
+    assert.deepEqual(names(nodes.available()), ['n3']);
+    nodes.setReachable(n3, false, 'ECONNREFUSED');
+    // Nobody healthy is left: panic routes over what answers, the ejected n2 included.
+    assert.deepEqual(names(nodes.available()), ['n2']);
+    clock.advance(10_000);
+    assert.deepEqual(names(nodes.available()), ['n1', 'n3'], 'after health.passive.ejectFor they are tried again');
   });
 
   it('never routes to drained or quarantined nodes in panic', () => {
