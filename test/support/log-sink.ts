@@ -23,11 +23,28 @@ export class LogSink extends Writable {
     cb();
   }
 
-  /** Resolves with the first line (already written or still to come) that matches: no polling, no sleeping. */
-  waitFor(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  /**
+   * Resolves with the first line (already written or still to come) that matches: no polling, no
+   * sleeping. With `timeoutMs`, rejects naming `what` if no such line came by then, so a test that
+   * waits for a line the code never writes fails instead of hanging until the runner's timeout.
+   */
+  waitFor(match: (l: Record<string, unknown>) => boolean, timeoutMs?: number, what = 'a matching log line'): Promise<Record<string, unknown>> {
     const seen = this.lines.find(match);
     if (seen) return Promise.resolve(seen);
-    return new Promise((resolve) => this.#waiters.push({ match, resolve }));
+    return new Promise((resolve, reject) => {
+      const waiter = { match, resolve };
+      this.#waiters.push(waiter);
+      if (timeoutMs === undefined) return;
+      const timer = setTimeout(() => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(new Error(`no log line within ${timeoutMs} ms: ${what}`));
+      }, timeoutMs);
+      waiter.resolve = (l) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+    });
   }
 
   /** Resolves once `n` routing lines have been written. */

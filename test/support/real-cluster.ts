@@ -11,13 +11,23 @@ export interface RealNodeOptions {
   httpSecret?: string;
 }
 
+/** What every node of the cluster shares. */
+export interface RealClusterOptions {
+  /** Turns on each registry's storage-driver health check at this interval (see RealRegistryOptions). */
+  storageHealthInterval?: string;
+}
+
 export interface RealHarborCluster {
+  /** The storage folder every registry serves from. */
+  storage: string;
   keys: TokenKeyPair;
   foreign: TokenKeyPair;
   nodes: SimulatedHarborNode[];
   registries: RealRegistry[];
   /** Stops node i (its Harbor core and registry) and starts it again on the same port with new options. */
   restart(i: number, opts: RealNodeOptions): Promise<void>;
+  /** Node i dies: its registry is SIGKILLed and its Harbor core closed, so connections to it are refused. */
+  kill(i: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,7 +39,12 @@ export const SHARED_HTTP_SECRET = 'shared-http-secret-for-tests';
  * all; `perNode` makes the seed's misconfigured nodes. Each registry advertises its own node as
  * realm, as a node configured with its own address does; harbor-lb must rewrite that.
  */
-export async function startRealHarborCluster(dir: string, n: number, perNode: RealNodeOptions[] = []): Promise<RealHarborCluster> {
+export async function startRealHarborCluster(
+  dir: string,
+  n: number,
+  perNode: RealNodeOptions[] = [],
+  shared: RealClusterOptions = {},
+): Promise<RealHarborCluster> {
   const storage = join(dir, 'shared-storage');
   mkdirSync(storage, { recursive: true });
   chmodSync(storage, 0o755);
@@ -49,6 +64,7 @@ export async function startRealHarborCluster(dir: string, n: number, perNode: Re
       rootCertBundle: trusted.certFile,
       realm: `http://127.0.0.1:${port}/service/token`,
       httpSecret: opts.httpSecret ?? SHARED_HTTP_SECRET,
+      storageHealthInterval: shared.storageHealthInterval,
     });
     nodes[i] = await new SimulatedHarborNode({ name: `h${i + 1}`, signingKey: signer.key, registryUrl: registries[i]!.url, port }).start();
   };
@@ -69,6 +85,7 @@ export async function startRealHarborCluster(dir: string, n: number, perNode: Re
     throw err;
   }
   return {
+    storage,
     keys,
     foreign,
     nodes,
@@ -78,6 +95,15 @@ export async function startRealHarborCluster(dir: string, n: number, perNode: Re
       await nodes[i]!.close();
       await registries[i]!.stop();
       await startNode(i, opts, port);
+    },
+    async kill(i) {
+      const registry = registries[i]!.process;
+      if (registry.child.exitCode === null && registry.child.signalCode === null) {
+        const exited = new Promise<void>((resolve) => registry.child.once('exit', () => resolve()));
+        registry.kill('SIGKILL');
+        await exited;
+      }
+      await nodes[i]!.close();
     },
     close,
   };

@@ -23,6 +23,12 @@ export interface RealRegistryOptions {
   httpSecret: string;
   issuer?: string;
   service?: string;
+  /**
+   * distribution's storage-driver health check (off by default, as in Harbor's own registry
+   * config): when set, the registry stats its storage root at this interval and, while that
+   * fails, answers 503 UNAVAILABLE to every request instead of a 500 per failed storage call.
+   */
+  storageHealthInterval?: string;
 }
 
 /** Starts Debian's docker-registry (distribution 2.8, the registry Harbor embeds) with token auth. */
@@ -52,7 +58,16 @@ auth:
     service: ${o.service ?? 'harbor-registry'}
     issuer: ${o.issuer ?? 'harbor-token-issuer'}
     rootcertbundle: ${o.rootCertBundle}
-`,
+${
+  o.storageHealthInterval === undefined
+    ? ''
+    : `health:
+  storagedriver:
+    enabled: true
+    interval: ${o.storageHealthInterval}
+    threshold: 1
+`
+}`,
   );
   const proc = await startProcess('docker-registry', ['serve', configFile], /listening on 127\.0\.0\.1:\d+/);
   return { url: `http://127.0.0.1:${port}`, port, process: proc, stop: () => proc.stop() };
