@@ -20,10 +20,11 @@ export function isBodylessRead(method: string, body: RequestBody | undefined): b
 }
 
 /**
- * Whether the retry budget applies: a request that never reached a node put no load on it, so
- * failing over from a refused connection is always allowed (else a dead node could exhaust the
- * budget and turn into 502s what a live node would serve).
+ * Whether the retry budget still has to allow this retry: a request that never reached a node put
+ * no load on it, so failing over from a refused connection is always allowed (else a dead node
+ * could exhaust the budget and turn into 502s what a live node would serve); a 502/503/504 was
+ * only dropped because the budget allowed its retry when it was dropped.
  */
 export function needsBudget(o: ForwardOutcome): boolean {
-  return o.phase !== 'not-sent';
+  return o.phase !== 'not-sent' && o.phase !== 'gateway-error';
 }
