@@ -1,8 +1,12 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { MAX_DURATION_MS, parseDuration } from './duration.js';
 
-/** A duration written as a string ("5s", "1m30s"), held as milliseconds. */
+/**
+ * A duration written as a string ("5s", "1m30s"), held as milliseconds. Zero is refused (a zero
+ * timeout or interval means "never" or "spin" to the libraries it reaches), and so is anything
+ * over 24h (timers past 2^31-1 ms fire at once).
+ */
 const duration = (fallback: string) =>
   z
     .string({ error: 'expected a duration such as "5s"' })
@@ -10,6 +14,10 @@ const duration = (fallback: string) =>
       const ms = parseDuration(text);
       if (ms === undefined) {
         ctx.addIssue({ code: 'custom', message: `expected a duration such as "5s", got "${text}"` });
+        return z.NEVER;
+      }
+      if (ms < 1 || ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration from 1ms to 24h, got "${text}"` });
         return z.NEVER;
       }
       return ms;

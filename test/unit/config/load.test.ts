@@ -107,6 +107,60 @@ describe('config loading', () => {
     });
   }
 
+  /** Every duration key, as a path; each one shares the same bounds. */
+  const DURATION_KEYS = [
+    'listen.idleTimeout',
+    'listen.headersTimeout',
+    'listen.keepAliveTimeout',
+    'listen.shutdownGrace',
+    'token.leeway',
+    'token.probe.interval',
+    'token.probe.timeout',
+    'health.interval',
+    'health.timeout',
+    'health.passive.ejectFor',
+    'health.passive.maxEjectFor',
+    'health.passive.clusterWindow',
+    'sticky.redis.timeout',
+    'sticky.ttl.upload',
+    'sticky.ttl.session',
+    'sticky.ttl.client',
+    'proxy.connectTimeout',
+    'proxy.headersTimeout',
+    'proxy.uploadHeadersTimeout',
+    'proxy.idleTimeout',
+    'doctor.timeout',
+  ];
+  /** The minimal config with `value` at the dotted `path`. */
+  const withValue = (path: string, value: unknown): Record<string, unknown> => {
+    const raw: Record<string, unknown> = { ...minimal, sticky: { redis: {} } };
+    const keys = path.split('.');
+    let at = raw;
+    for (const k of keys.slice(0, -1)) at = (at[k] ??= {}) as Record<string, unknown>;
+    at[keys.at(-1)!] = value;
+    return raw;
+  };
+
+  it('rejects a zero duration for every duration key, naming the field and the bounds', () => {
+    for (const key of DURATION_KEYS) {
+      for (const zero of ['0s', '0ms', '0.2ms']) {
+        assert.deepEqual(problems(withValue(key, zero)), [`${key}: expected a duration from 1ms to 24h, got "${zero}"`]);
+      }
+    }
+  });
+
+  it('rejects a duration over 24h for every duration key (timers past 2^31-1 ms fire at once)', () => {
+    for (const key of DURATION_KEYS) {
+      for (const long of ['25h', '24h1ms', '600h', '99999999999999999999h']) {
+        assert.deepEqual(problems(withValue(key, long)), [`${key}: expected a duration from 1ms to 24h, got "${long}"`]);
+      }
+      // Other rules may relate two keys (ejectFor <= maxEjectFor): only this key's own bounds are asserted.
+      const own = (value: string) => problems(withValue(key, value)).filter((p) => p.startsWith(`${key}:`));
+      assert.deepEqual(own('24h'), [], `${key}: 24h is the longest accepted`);
+      assert.deepEqual(own('1ms'), [], `${key}: 1ms is the shortest accepted`);
+    }
+  });
+
   it('takes secrets from environment variables and names the field when one is missing', () => {
     const withToken = { ...minimal, admin: { token: '${ADMIN_TOKEN}' } };
     assert.equal(validateConfig(withToken, { env: { ADMIN_TOKEN: 'a-long-enough-admin-token' } }).admin.token, 'a-long-enough-admin-token');
