@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_DURATION_MS, parseDuration } from './duration.js';
+import { isLoopback } from './loopback.js';
 
 /**
  * A duration written as a string ("5s", "1m30s"), held as milliseconds. Zero is refused (a zero
@@ -34,7 +35,8 @@ const httpUrl = (what: string) =>
         return false;
       }
     },
-    { message: `expected ${what}` },
+    // abort: the checks chained after this one parse the URL again and must only see valid ones.
+    { message: `expected ${what}`, abort: true },
   );
 
 const port = z
@@ -195,7 +197,13 @@ const doctorSchema = z.strictObject({
 export const configSchema = z
   .strictObject({
     listen: listenSchema.prefault({}),
-    publicUrl: httpUrl('an http(s) URL such as https://hub.example.com').optional(),
+    // Realms and Location headers are rewritten to this origin; a path there would be dropped silently.
+    publicUrl: httpUrl('an http(s) URL such as https://hub.example.com')
+      .refine((u) => {
+        const p = new URL(u);
+        return p.pathname === '/' && p.search === '' && p.hash === '';
+      }, 'expected an origin without a path, query or fragment, such as https://hub.example.com')
+      .optional(),
     nodes: z.array(nodeSchema, { error: 'expected a list of nodes' }).min(1, 'expected at least one node'),
     token: tokenSchema.prefault({}),
     health: healthSchema.prefault({}),
@@ -216,6 +224,22 @@ export const configSchema = z
     });
     if (cfg.sticky.store === 'redis' && cfg.sticky.redis === undefined) {
       ctx.addIssue({ code: 'custom', path: ['sticky', 'redis'], message: 'required when sticky.store is redis' });
+    }
+    const passive = cfg.health.passive;
+    if (passive.ejectFor > passive.maxEjectFor) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['health', 'passive', 'ejectFor'],
+        message: `must not exceed health.passive.maxEjectFor (${passive.ejectFor} ms > ${passive.maxEjectFor} ms): the back-off starts at ejectFor and doubles up to maxEjectFor`,
+      });
+    }
+    // Drain and undrain need no token when none is set: fine on loopback, an open door anywhere else.
+    if (cfg.admin.token === undefined && !isLoopback(cfg.admin.address)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['admin', 'token'],
+        message: `required when admin.address (${cfg.admin.address}) is not a loopback address: set a token of at least 16 characters, e.g. \${HARBOR_LB_ADMIN_TOKEN}`,
+      });
     }
     if (cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.address === cfg.listen.address) {
       ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port: the admin API never shares the traffic port' });
