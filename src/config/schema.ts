@@ -82,10 +82,11 @@ const listenSchema = z.strictObject({
   shutdownGrace: duration('30s'),
 });
 
+/** What a node name may be; the admin API refuses anything else before looking it up. */
+export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
 const nodeSchema = z.strictObject({
-  name: z
-    .string({ error: 'expected a node name' })
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-"'),
+  name: z.string({ error: 'expected a node name' }).regex(NODE_NAME, 'expected a name of letters, digits, ".", "_" or "-"'),
   url: httpUrl('an http(s) URL').refine((u) => {
     const p = new URL(u);
     return (p.pathname === '/' || p.pathname === '') && p.search === '' && p.hash === '';
