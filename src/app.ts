@@ -18,6 +18,7 @@ import { TrustStore } from './token/trust-store.js';
 import { TokenVerifier } from './token/verifier.js';
 import { createLoggers, flushLogger, type Logger } from './log.js';
 import { NodeSet } from './nodes/node-set.js';
+import { checkNodeCas } from './nodes/node-tls.js';
 import { createRequestHandler } from './proxy/handler.js';
 import { OriginRewriter } from './proxy/headers.js';
 import { closeServer, createListener, listen } from './proxy/listener.js';
@@ -56,6 +57,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const clock = deps.clock ?? createSystemClock();
   const random = deps.random ?? Math.random;
   const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination });
+  checkNodeCas(config);
   const nodes = new NodeSet(config, clock);
   nodes.on('state', ({ node, from, to, why }) => {
     const level = to === 'healthy' ? 'info' : 'warn';

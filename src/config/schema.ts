@@ -92,6 +92,8 @@ const nodeSchema = z.strictObject({
     return (p.pathname === '/' || p.pathname === '') && p.search === '' && p.hash === '';
   }, 'expected an origin without a path, such as http://10.0.0.1:80'),
   weight: z.number().int().min(1).max(1000).prefault(1),
+  /** PEM bundle of the private CA that signed an https node's certificate (instead of the public roots). */
+  ca: z.string().min(1, 'expected the path of a PEM CA bundle').optional(),
 });
 
 const tokenSchema = z.strictObject({
@@ -218,6 +220,10 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, number>();
     cfg.nodes.forEach((node, i) => {
+      // A CA on an http:// node is never used: most likely the scheme is the mistake.
+      if (node.ca !== undefined && new URL(node.url).protocol !== 'https:') {
+        ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ca'], message: `only for https:// nodes (nodes[${i}].url is ${node.url})` });
+      }
       const first = seen.get(node.name);
       if (first !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `duplicate node name "${node.name}" (also nodes[${first}])` });

@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
+import { nodeTlsOptions, type NodeTlsOptions } from './node-tls.js';
 
 export type NodeState = 'healthy' | 'unhealthy' | 'quarantined' | 'draining' | 'unknown';
 /** What health checking alone says of a node; drain and quarantine are kept apart and win over it. */
@@ -31,6 +32,8 @@ export class ClusterNode {
   readonly origin: string;
   readonly weight: number;
   readonly pool: Pool;
+  /** TLS options of every pool that talks to this node (its private CA); undefined: the defaults. */
+  readonly tls: NodeTlsOptions | undefined;
   state: NodeState = 'unknown';
   stateSince: number;
   stateWhy = 'not checked yet';
@@ -61,7 +64,9 @@ export class ClusterNode {
     this.origin = new URL(cfg.url).origin;
     this.weight = cfg.weight;
     this.stateSince = now;
+    this.tls = nodeTlsOptions(cfg);
     this.pool = new Pool(this.origin, {
+      connect: this.tls,
       connections: pool.maxConnections,
       pipelining: 1,
       connectTimeout: pool.connectTimeout,

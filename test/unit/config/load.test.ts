@@ -69,6 +69,14 @@ describe('config loading', () => {
     assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.nodes[0]), 'the config is frozen');
   });
 
+  it("takes nodes[].ca relative to the config file's folder, like token.rootCert", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'harbor-lb-cfg-'));
+    const file = join(dir, 'harbor-lb.yaml');
+    writeFileSync(file, 'nodes:\n  - {name: n1, url: "https://10.0.0.1", ca: certs/ca.pem}\n  - {name: n2, url: "https://10.0.0.2", ca: /etc/pki/ca.pem}\n  - {name: n3, url: "https://10.0.0.3"}\n');
+    const cfg = loadConfigFile(file);
+    assert.deepEqual(cfg.nodes.map((n) => n.ca), [join(dir, 'certs/ca.pem'), '/etc/pki/ca.pem', undefined]);
+  });
+
   it('derives publicUrl from the listener when it is not given', () => {
     assert.equal(validateConfig({ ...minimal, listen: { port: 8443 } }).publicUrl, 'http://127.0.0.1:8443');
     assert.equal(validateConfig({ ...minimal, publicUrl: 'https://hub.example.com/' }).publicUrl, 'https://hub.example.com');
@@ -83,6 +91,8 @@ describe('config loading', () => {
     ['a node URL with credentials', { nodes: [{ name: 'n1', url: 'http://u:p@h' }] }, 'nodes[0].url: expected an http(s) URL'],
     ['a bad node name', { nodes: [{ name: 'a b', url: 'http://h' }] }, 'nodes[0].name: expected a name'],
     ['a zero weight', { nodes: [{ name: 'n1', url: 'http://h', weight: 0 }] }, 'nodes[0].weight:'],
+    ['a CA on an http node', { nodes: [{ name: 'n1', url: 'http://h', ca: 'ca.pem' }] }, 'nodes[0].ca: only for https:// nodes'],
+    ['an empty CA path', { nodes: [{ name: 'n1', url: 'https://h', ca: '' }] }, 'nodes[0].ca: expected the path of a PEM CA bundle'],
     ['duplicate node names', { nodes: [{ name: 'a', url: 'http://h' }, { name: 'a', url: 'http://i' }] }, 'nodes[1].name: duplicate node name "a"'],
     ['an unknown top-level key', { ...minimal, balancer: {} }, 'balancer: unknown key'],
     ['an unknown nested key', { ...minimal, health: { intervall: '1s' } }, 'health.intervall: unknown key'],
