@@ -20,6 +20,7 @@ import { TrustStore } from './token/trust-store.js';
 import { TokenVerifier } from './token/verifier.js';
 import { createLoggers, flushLogger, type Logger } from './log.js';
 import { NodeSet } from './nodes/node-set.js';
+import { checkNodeCas } from './nodes/node-tls.js';
 import { createRequestHandler } from './proxy/handler.js';
 import { OriginRewriter } from './proxy/headers.js';
 import { closeServer, createListener, listen } from './proxy/listener.js';
@@ -59,6 +60,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const clock = deps.clock ?? createSystemClock();
   const random = deps.random ?? Math.random;
   const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination });
+  checkNodeCas(config);
   const nodes = new NodeSet(config, clock);
   nodes.on('state', ({ node, from, to, why }) => {
     const level = to === 'healthy' ? 'info' : 'warn';
@@ -140,6 +142,31 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         )
       : undefined;
 
+  let closing: Promise<void> | undefined;
+  /**
+   * Once: a second call (after a failed start(), or a second signal) waits for the first rather
+   * than closing pools and clients that are already gone.
+   */
+  const close = (graceMs = config.listen.shutdownGrace): Promise<void> => (closing ??= closeAll(graceMs));
+  async function closeAll(graceMs: number): Promise<void> {
+    if (proxy?.listening) {
+      proxy.close();
+      proxy.closeIdleConnections();
+      const inflight = handler.inflight();
+      if (inflight > 0) {
+        logger.info({ event: 'draining_connections', inflight, graceMs }, `waiting up to ${graceMs} ms for ${inflight} request(s) in flight`);
+        let timer: Timer | undefined;
+        await Promise.race([handler.idle(), new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, graceMs)))]);
+        if (timer) clock.clearTimeout(timer);
+      }
+    }
+    checker?.stop();
+    judge.stop();
+    await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
+    await nodes.close();
+    await Promise.all([flushLogger(logger), flushLogger(routing)]);
+  }
+
   return {
     config,
     nodes,
@@ -149,58 +176,49 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     trustProbe,
     logger,
     async start() {
-      proxy = createListener(config.listen, handler.handle);
-      admin = createAdminServer({
-        nodes,
-        health,
-        judge,
-        sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
-        token: config.admin.token,
-        logger,
-        guard,
-      });
-      const proxyPort = await listen(proxy, config.listen.port, config.listen.address);
-      const adminPort = await listen(admin, config.admin.port, config.admin.address);
-      const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
-      const urls = {
-        proxyUrl: `${proto}://${host(config.listen.address)}:${proxyPort}`,
-        adminUrl: `http://${host(config.admin.address)}:${adminPort}`,
-        proxyPort,
-        adminPort,
-      };
-      // No publicUrl was given and the port was "any": clients reach us on the port just bound.
-      if (new URL(config.publicUrl).port === '0') rewriter.setPublicUrl(urls.proxyUrl);
-      checker?.start();
-      trustProbe?.start();
-      if (trust) {
-        for (const k of trust.expiring(clock.now(), 30 * 86_400_000)) {
-          logger.warn(
-            { event: 'root_cert_expiring', kid: k.kid, subject: k.subject, validTo: k.validTo.toISOString() },
-            `token.rootCert certificate ${k.subject} (kid ${k.kid}) expires ${k.validTo.toISOString()}: distribution rejects tokens once it has; rotate the cluster key pair`,
-          );
+      // All or nothing: if any step fails, whatever was bound, connected or started before it is
+      // closed again, so a failed start leaves no listener, Redis client or timer behind.
+      try {
+        proxy = createListener(config.listen, handler.handle);
+        admin = createAdminServer({
+          nodes,
+          health,
+          judge,
+          sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
+          token: config.admin.token,
+          logger,
+          guard,
+        });
+        const proxyPort = await listen(proxy, config.listen.port, config.listen.address, 'client traffic (listen)');
+        const adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
+        const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
+        const urls = {
+          proxyUrl: `${proto}://${host(config.listen.address)}:${proxyPort}`,
+          adminUrl: `http://${host(config.admin.address)}:${adminPort}`,
+          proxyPort,
+          adminPort,
+        };
+        // No publicUrl was given and the port was "any": clients reach us on the port just bound.
+        if (new URL(config.publicUrl).port === '0') rewriter.setPublicUrl(urls.proxyUrl);
+        checker?.start();
+        trustProbe?.start();
+        if (trust) {
+          for (const k of trust.expiring(clock.now(), 30 * 86_400_000)) {
+            logger.warn(
+              { event: 'root_cert_expiring', kid: k.kid, subject: k.subject, validTo: k.validTo.toISOString() },
+              `token.rootCert certificate ${k.subject} (kid ${k.kid}) expires ${k.validTo.toISOString()}: distribution rejects tokens once it has; rotate the cluster key pair`,
+            );
+          }
         }
+        logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
+        return urls;
+      } catch (err) {
+        logger.error({ event: 'start_failed', err }, `harbor-lb could not start: ${(err as Error).message}`);
+        await close(0);
+        throw err;
       }
-      logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
-      return urls;
     },
-    async close(graceMs = config.listen.shutdownGrace) {
-      if (proxy?.listening) {
-        proxy.close();
-        proxy.closeIdleConnections();
-        const inflight = handler.inflight();
-        if (inflight > 0) {
-          logger.info({ event: 'draining_connections', inflight, graceMs }, `waiting up to ${graceMs} ms for ${inflight} request(s) in flight`);
-          let timer: Timer | undefined;
-          await Promise.race([handler.idle(), new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, graceMs)))]);
-          if (timer) clock.clearTimeout(timer);
-        }
-      }
-      checker?.stop();
-      judge.stop();
-      await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
-      await nodes.close();
-      await Promise.all([flushLogger(logger), flushLogger(routing)]);
-    },
+    close,
   };
 }
 

@@ -7,6 +7,7 @@ import { ConfigError, loadConfigFile } from './config/load.js';
 import { demoBanner, startDemo } from './demo/demo-cluster.js';
 import { diagnose } from './doctor/diagnose.js';
 import { formatDoctorReport } from './doctor/report.js';
+import { ListenError } from './proxy/listener.js';
 
 const USAGE = `usage:
   harbor-lb serve --config FILE          run the proxy
@@ -137,6 +138,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError) {
       process.stderr.write(`harbor-lb: ${err.message}\n`);
       process.exitCode = 2;
+    } else if (err instanceof ListenError) {
+      // An operator's problem (port taken, address not ours), not a bug: the message, no stack.
+      process.stderr.write(`harbor-lb: ${err.message}\n`);
+      process.exitCode = 1;
     } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`harbor-lb: ${(err as Error).message}\n${USAGE}\n`);
       process.exitCode = 2;

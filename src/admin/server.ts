@@ -1,5 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { NODE_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { NodeHealth } from '../health/node-health.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
@@ -19,21 +22,43 @@ export interface AdminDeps {
   guard?: TokenGuard;
 }
 
-const NODE_ACTION = /^\/-\/nodes\/([^/]+)\/(drain|undrain)$/;
+const NODE_ACTION = /^\/-\/nodes\/([^/]*)\/(drain|undrain)$/;
+/** How much of a bad request target goes into a log line. */
+const LOGGED_PATH_MAX = 256;
 
-/** The operators' listener, never the traffic port: liveness, readiness, status and node actions. */
+/** A request the admin API refuses before acting on it: its status and what the JSON answer says. */
+class AdminRequestError extends Error {
+  constructor(
+    readonly status: 400 | 404,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AdminRequestError';
+  }
+}
+
+/**
+ * The operators' listener, never the traffic port: liveness, readiness, status and node actions.
+ * Whatever a request looks like, it gets a JSON answer (400/404 for a bad one, 500 for a bug of
+ * ours) and nothing escapes the request listener: an exception there would end the process.
+ */
 export function createAdminServer(deps: AdminDeps): http.Server {
   const expected = deps.token === undefined ? undefined : digest(deps.token);
-  return http.createServer((req, res) => {
+  // Sockets with a response under way: a parse error on them must not write into that response.
+  const answering = new WeakSet<Duplex>();
+
+  const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0]!;
+    // Origin-form only: "*", absolute-form and anything else is not a path of ours.
+    if (!path.startsWith('/')) throw new AdminRequestError(400, 'malformed request target: expected a path starting with "/"');
     const action = NODE_ACTION.exec(path);
     if (action) {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
       if (expected && !authorized(req.headers.authorization, expected)) {
         return json(res, 401, { error: 'admin token required (Authorization: Bearer <admin.token>)' });
       }
-      const node = deps.nodes.get(decodeURIComponent(action[1]!));
-      if (!node) return json(res, 404, { error: `no node named ${action[1]}` });
+      const node = deps.nodes.get(nodeName(action[1]!));
+      if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);
       deps.nodes.setDrained(node, action[2] === 'drain');
       deps.logger.info({ event: 'admin_action', action: action[2], node: node.name, peer: req.socket.remoteAddress }, `node ${node.name}: ${action[2]}`);
       return json(res, 200, { node: node.name, state: node.state });
@@ -54,9 +79,64 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return void res.end(text);
       }
       default:
-        return json(res, 404, { error: 'not found' });
+        throw new AdminRequestError(404, 'not found');
+    }
+  };
+
+  const failed = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
+    if (err instanceof AdminRequestError) {
+      if (!res.headersSent) return json(res, err.status, { error: err.message });
+    } else {
+      deps.logger.error(
+        { event: 'admin_error', method: req.method, path: (req.url ?? '').slice(0, LOGGED_PATH_MAX), err },
+        `admin API: ${req.method} failed: ${(err as Error).message}`,
+      );
+      if (!res.headersSent) return json(res, 500, { error: 'internal error; see the harbor-lb log (event admin_error)' });
+    }
+    res.destroy();
+  };
+
+  const server = http.createServer((req, res) => {
+    answering.add(req.socket);
+    res.once('close', () => answering.delete(req.socket));
+    try {
+      route(req, res);
+    } catch (err) {
+      try {
+        failed(req, res, err);
+      } catch {
+        // Answering failed too (socket gone): drop the connection, never the process.
+        res.destroy();
+      }
     }
   });
+  // Requests node:http cannot even parse (a NUL in the path, a head over the size limit): a JSON
+  // answer like every other refusal, unless a response is already being written on the socket.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code !== 'ECONNRESET' && socket.writable && !answering.has(socket)) {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const body = JSON.stringify({ error: status === 431 ? 'request head too large' : status === 408 ? 'request timeout' : 'malformed request' });
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }
+    // After what was written has gone out; a bare destroy() could discard the answer.
+    if (socket instanceof net.Socket) socket.destroySoon();
+    else socket.destroy();
+  });
+  return server;
+}
+
+/** The node name in an action path, percent-decoded and checked against what a node name may be. */
+function nodeName(encoded: string): string {
+  let name: string;
+  try {
+    name = decodeURIComponent(encoded);
+  } catch {
+    throw new AdminRequestError(400, 'bad percent-encoding in the node name');
+  }
+  if (!NODE_NAME.test(name)) throw new AdminRequestError(400, 'not a node name: letters, digits, ".", "_" or "-", at most 63');
+  return name;
 }
 
 function digest(s: string): Buffer {

@@ -50,6 +50,7 @@ export function validateConfig(raw: unknown, opts: { source?: string; baseDir?: 
     cfg.listen.tls.key = abs(cfg.listen.tls.key);
   }
   if (cfg.token.rootCert !== undefined) cfg.token.rootCert = abs(cfg.token.rootCert);
+  for (const node of cfg.nodes) if (node.ca !== undefined) node.ca = abs(node.ca);
   const publicUrl = (cfg.publicUrl ?? defaultPublicUrl(cfg)).replace(/\/+$/, '');
   return deepFreeze({ ...cfg, publicUrl });
 }

@@ -1,8 +1,13 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { MAX_DURATION_MS, parseDuration } from './duration.js';
+import { isLoopback } from './loopback.js';
 
-/** A duration written as a string ("5s", "1m30s"), held as milliseconds. */
+/**
+ * A duration written as a string ("5s", "1m30s"), held as milliseconds. Zero is refused (a zero
+ * timeout or interval means "never" or "spin" to the libraries it reaches), and so is anything
+ * over 24h (timers past 2^31-1 ms fire at once).
+ */
 const duration = (fallback: string) =>
   z
     .string({ error: 'expected a duration such as "5s"' })
@@ -10,6 +15,10 @@ const duration = (fallback: string) =>
       const ms = parseDuration(text);
       if (ms === undefined) {
         ctx.addIssue({ code: 'custom', message: `expected a duration such as "5s", got "${text}"` });
+        return z.NEVER;
+      }
+      if (ms < 1 || ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration from 1ms to 24h, got "${text}"` });
         return z.NEVER;
       }
       return ms;
@@ -26,7 +35,8 @@ const httpUrl = (what: string) =>
         return false;
       }
     },
-    { message: `expected ${what}` },
+    // abort: the checks chained after this one parse the URL again and must only see valid ones.
+    { message: `expected ${what}`, abort: true },
   );
 
 const port = z
@@ -72,15 +82,18 @@ const listenSchema = z.strictObject({
   shutdownGrace: duration('30s'),
 });
 
+/** What a node name may be; the admin API refuses anything else before looking it up. */
+export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
 const nodeSchema = z.strictObject({
-  name: z
-    .string({ error: 'expected a node name' })
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-"'),
+  name: z.string({ error: 'expected a node name' }).regex(NODE_NAME, 'expected a name of letters, digits, ".", "_" or "-"'),
   url: httpUrl('an http(s) URL').refine((u) => {
     const p = new URL(u);
     return (p.pathname === '/' || p.pathname === '') && p.search === '' && p.hash === '';
   }, 'expected an origin without a path, such as http://10.0.0.1:80'),
   weight: z.number().int().min(1).max(1000).prefault(1),
+  /** PEM bundle of the private CA that signed an https node's certificate (instead of the public roots). */
+  ca: z.string().min(1, 'expected the path of a PEM CA bundle').optional(),
 });
 
 const tokenSchema = z.strictObject({
@@ -190,7 +203,13 @@ const doctorSchema = z.strictObject({
 export const configSchema = z
   .strictObject({
     listen: listenSchema.prefault({}),
-    publicUrl: httpUrl('an http(s) URL such as https://hub.example.com').optional(),
+    // Realms and Location headers are rewritten to this origin; a path there would be dropped silently.
+    publicUrl: httpUrl('an http(s) URL such as https://hub.example.com')
+      .refine((u) => {
+        const p = new URL(u);
+        return p.pathname === '/' && p.search === '' && p.hash === '';
+      }, 'expected an origin without a path, query or fragment, such as https://hub.example.com')
+      .optional(),
     nodes: z.array(nodeSchema, { error: 'expected a list of nodes' }).min(1, 'expected at least one node'),
     token: tokenSchema.prefault({}),
     health: healthSchema.prefault({}),
@@ -204,6 +223,10 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, number>();
     cfg.nodes.forEach((node, i) => {
+      // A CA on an http:// node is never used: most likely the scheme is the mistake.
+      if (node.ca !== undefined && new URL(node.url).protocol !== 'https:') {
+        ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ca'], message: `only for https:// nodes (nodes[${i}].url is ${node.url})` });
+      }
       const first = seen.get(node.name);
       if (first !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `duplicate node name "${node.name}" (also nodes[${first}])` });
@@ -211,6 +234,22 @@ export const configSchema = z
     });
     if (cfg.sticky.store === 'redis' && cfg.sticky.redis === undefined) {
       ctx.addIssue({ code: 'custom', path: ['sticky', 'redis'], message: 'required when sticky.store is redis' });
+    }
+    const passive = cfg.health.passive;
+    if (passive.ejectFor > passive.maxEjectFor) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['health', 'passive', 'ejectFor'],
+        message: `must not exceed health.passive.maxEjectFor (${passive.ejectFor} ms > ${passive.maxEjectFor} ms): the back-off starts at ejectFor and doubles up to maxEjectFor`,
+      });
+    }
+    // Drain and undrain need no token when none is set: fine on loopback, an open door anywhere else.
+    if (cfg.admin.token === undefined && !isLoopback(cfg.admin.address)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['admin', 'token'],
+        message: `required when admin.address (${cfg.admin.address}) is not a loopback address: set a token of at least 16 characters, e.g. \${HARBOR_LB_ADMIN_TOKEN}`,
+      });
     }
     if (cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.address === cfg.listen.address) {
       ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port: the admin API never shares the traffic port' });

@@ -1,6 +1,7 @@
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, Pool, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.js';
 import { judgeHealth } from '../health/verdict.js';
+import { checkNodeCas, nodeTlsOptions } from '../nodes/node-tls.js';
 import { publicHostHeaders, realmOf, sameOrigin } from '../token/realm.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
@@ -38,7 +39,16 @@ const FIX_KEYS = 'copy private_key.pem and root.crt from a good node to this nod
 /** One look at the cluster, serving no traffic. */
 export async function diagnose(config: Config): Promise<DoctorReport> {
   const timeout = config.doctor.timeout;
-  const agent = new Agent({ connectTimeout: timeout, headersTimeout: timeout, bodyTimeout: timeout, connections: 4 });
+  checkNodeCas(config);
+  // One pool per origin, each with its node's private CA (if any), as the proxy's own pools have.
+  const tlsOf = new Map(config.nodes.map((n) => [new URL(n.url).origin, nodeTlsOptions(n)]));
+  const agent = new Agent({
+    connectTimeout: timeout,
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+    connections: 4,
+    factory: (origin, opts) => new Pool(origin, { ...opts, connect: tlsOf.get(new URL(String(origin)).origin) }),
+  });
   const pub = new URL(config.publicUrl);
   const baseHeaders = publicHostHeaders(config.publicUrl, 'harbor-lb-doctor');
   const get = async (origin: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: Buffer) => {

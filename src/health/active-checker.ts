@@ -16,7 +16,7 @@ const MAX_HEALTH_BODY = 64 * 1024;
  * queued behind traffic when the node's pool is busy, and a slow node fails by the check timeout.
  */
 export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNode[]): { probe: HealthProbe; close(): Promise<void> } {
-  const pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout })]));
+  const pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: n.tls })]));
   const probe: HealthProbe = async (node) => {
     const pool = pools.get(node)!;
     try {

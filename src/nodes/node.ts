@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
+import { nodeTlsOptions, type NodeTlsOptions } from './node-tls.js';
 
 export type NodeState = 'healthy' | 'unhealthy' | 'quarantined' | 'draining' | 'unknown';
 export interface NodeFlag {
@@ -29,6 +30,8 @@ export class ClusterNode {
    * own: slow uploads can fill it, never the connections pulls and token requests need.
    */
   readonly uploadPool: Pool;
+  /** TLS options of every pool that talks to this node (its private CA); undefined: the defaults. */
+  readonly tls: NodeTlsOptions | undefined;
   /** Derived by NodeSet from the node's conditions; nobody else writes these three. */
   state: NodeState = 'unknown';
   stateSince: number;
@@ -48,8 +51,9 @@ export class ClusterNode {
     this.origin = new URL(cfg.url).origin;
     this.weight = cfg.weight;
     this.stateSince = now;
-    this.pool = createNodePool(this.origin, pool, pool.maxConnections);
-    this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections);
+    this.tls = nodeTlsOptions(cfg);
+    this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);
+    this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls);
   }
 
   close(): Promise<unknown> {
@@ -57,8 +61,9 @@ export class ClusterNode {
   }
 }
 
-function createNodePool(origin: string, pool: PoolOptions, connections: number): Pool {
+function createNodePool(origin: string, pool: PoolOptions, connections: number, tls: NodeTlsOptions | undefined): Pool {
   return new Pool(origin, {
+    connect: tls,
     connections,
     pipelining: 1,
     connectTimeout: pool.connectTimeout,

@@ -32,11 +32,31 @@ export function createListener(cfg: Config['listen'], handler: Handler): http.Se
   return server;
 }
 
-export function listen(server: http.Server, port: number, address: string): Promise<number> {
+/** A listener that could not be bound, naming what it was for and the address:port it wanted. */
+export class ListenError extends Error {
+  readonly code: string;
+  constructor(what: string, address: string, port: number, cause: NodeJS.ErrnoException) {
+    const where = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+    const why = cause.code === undefined ? cause.message : `${BIND_ERRORS[cause.code] ?? cause.message} (${cause.code})`;
+    super(`cannot listen for ${what} on ${where}: ${why}`, { cause });
+    this.name = 'ListenError';
+    this.code = cause.code ?? 'LISTEN_FAILED';
+  }
+}
+
+const BIND_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'no interface of this machine has that address',
+};
+
+/** Binds `server`; resolves with the port bound (the one picked, for port 0), rejects with a ListenError. */
+export function listen(server: http.Server, port: number, address: string, what = 'connections'): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: NodeJS.ErrnoException) => reject(new ListenError(what, address, port, err));
+    server.once('error', failed);
     server.listen(port, address, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       const a = server.address();
       resolve(typeof a === 'object' && a !== null ? a.port : port);
     });

@@ -51,6 +51,10 @@ export class RedisStateStore implements StateStore {
       // Keep trying to come back, never faster than every 200 ms nor slower than every 2 s.
       retryStrategy: (times) => Math.min(200 * times, 2000),
       lazyConnect: false,
+      // After disconnect(), how long a socket may stay half-closed before ioredis destroys it. A
+      // close() during the connect handshake makes ioredis arm this timer on the dead socket too
+      // (its ready check fails and disconnects again); its 2 s default would hold the process.
+      disconnectTimeout: 200,
     };
     this.#client = o.sentinels
       ? new Redis({ ...common, sentinels: o.sentinels, name: o.name ?? 'mymaster', ...credentialsOf(o.url) })
@@ -161,8 +165,14 @@ export class RedisStateStore implements StateStore {
     return this.#near.size;
   }
 
+  /** Stops reconnecting and resolves once the connection is closed, so nothing of it outlives close(). */
   async close(): Promise<void> {
+    // With a socket open or opening, 'end' follows disconnect(); otherwise (ended, or between
+    // reconnect attempts) disconnect() only cancels the next attempt and no event comes.
+    const open = this.#client.status === 'ready' || this.#client.status === 'connect' || this.#client.status === 'connecting';
+    const ended = open ? new Promise<void>((resolve) => this.#client.once('end', () => resolve())) : undefined;
     this.#client.disconnect();
+    await ended;
   }
 }
 

@@ -46,7 +46,7 @@ export class TrustProbe {
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
-    this.#pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 2, connectTimeout: opts.timeout })]));
+    this.#pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 2, connectTimeout: opts.timeout, connect: n.tls })]));
   }
 
   start(): void {

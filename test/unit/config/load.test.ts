@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfigFile, parseConfigText, validateConfig } from '../../../src/config/load.js';
 
@@ -68,6 +69,14 @@ describe('config loading', () => {
     assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.nodes[0]), 'the config is frozen');
   });
 
+  it("takes nodes[].ca relative to the config file's folder, like token.rootCert", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'harbor-lb-cfg-'));
+    const file = join(dir, 'harbor-lb.yaml');
+    writeFileSync(file, 'nodes:\n  - {name: n1, url: "https://10.0.0.1", ca: certs/ca.pem}\n  - {name: n2, url: "https://10.0.0.2", ca: /etc/pki/ca.pem}\n  - {name: n3, url: "https://10.0.0.3"}\n');
+    const cfg = loadConfigFile(file);
+    assert.deepEqual(cfg.nodes.map((n) => n.ca), [join(dir, 'certs/ca.pem'), '/etc/pki/ca.pem', undefined]);
+  });
+
   it('derives publicUrl from the listener when it is not given', () => {
     assert.equal(validateConfig({ ...minimal, listen: { port: 8443 } }).publicUrl, 'http://127.0.0.1:8443');
     assert.equal(validateConfig({ ...minimal, publicUrl: 'https://hub.example.com/' }).publicUrl, 'https://hub.example.com');
@@ -77,10 +86,13 @@ describe('config loading', () => {
     ['no nodes', {}, 'nodes: required'],
     ['an empty node list', { nodes: [] }, 'nodes: expected at least one node'],
     ['a node URL that is not http(s)', { nodes: [minimal.nodes[0], { name: 'n2', url: 'ftp://x' }] }, 'nodes[1].url: expected an http(s) URL'],
+    ['a node URL that is not a URL at all', { nodes: [{ name: 'n1', url: 'harbor1' }] }, 'nodes[0].url: expected an http(s) URL'],
     ['a node URL with a path', { nodes: [{ name: 'n1', url: 'http://h/harbor' }] }, 'nodes[0].url: expected an origin without a path'],
     ['a node URL with credentials', { nodes: [{ name: 'n1', url: 'http://u:p@h' }] }, 'nodes[0].url: expected an http(s) URL'],
     ['a bad node name', { nodes: [{ name: 'a b', url: 'http://h' }] }, 'nodes[0].name: expected a name'],
     ['a zero weight', { nodes: [{ name: 'n1', url: 'http://h', weight: 0 }] }, 'nodes[0].weight:'],
+    ['a CA on an http node', { nodes: [{ name: 'n1', url: 'http://h', ca: 'ca.pem' }] }, 'nodes[0].ca: only for https:// nodes'],
+    ['an empty CA path', { nodes: [{ name: 'n1', url: 'https://h', ca: '' }] }, 'nodes[0].ca: expected the path of a PEM CA bundle'],
     ['duplicate node names', { nodes: [{ name: 'a', url: 'http://h' }, { name: 'a', url: 'http://i' }] }, 'nodes[1].name: duplicate node name "a"'],
     ['an unknown top-level key', { ...minimal, balancer: {} }, 'balancer: unknown key'],
     ['an unknown nested key', { ...minimal, health: { intervall: '1s' } }, 'health.intervall: unknown key'],
@@ -99,6 +111,9 @@ describe('config loading', () => {
     ['tls without a key', { ...minimal, listen: { tls: { cert: 'a.crt' } } }, 'listen.tls.key: required'],
     ['a health path without slash', { ...minimal, health: { path: 'api/health' } }, 'health.path: expected a path starting with "/"'],
     ['a publicUrl that is not a URL', { ...minimal, publicUrl: 'hub.example.com' }, 'publicUrl: expected an http(s) URL'],
+    ['a publicUrl with a path', { ...minimal, publicUrl: 'https://hub.example.com/harbor' }, 'publicUrl: expected an origin without a path'],
+    ['a publicUrl with a query', { ...minimal, publicUrl: 'https://hub.example.com/?a=b' }, 'publicUrl: expected an origin without a path'],
+    ['a publicUrl with a fragment', { ...minimal, publicUrl: 'https://hub.example.com#top' }, 'publicUrl: expected an origin without a path'],
   ];
   for (const [what, raw, expected] of rejections) {
     it(`rejects ${what}, naming the field`, () => {
@@ -106,6 +121,86 @@ describe('config loading', () => {
       assert.ok(got.some((p) => p.startsWith(expected)), `expected a problem starting "${expected}", got ${JSON.stringify(got)}`);
     });
   }
+
+  /** Every duration key, as a path; each one shares the same bounds. */
+  const DURATION_KEYS = [
+    'listen.idleTimeout',
+    'listen.headersTimeout',
+    'listen.keepAliveTimeout',
+    'listen.shutdownGrace',
+    'token.leeway',
+    'token.probe.interval',
+    'token.probe.timeout',
+    'health.interval',
+    'health.timeout',
+    'health.passive.ejectFor',
+    'health.passive.maxEjectFor',
+    'health.passive.clusterWindow',
+    'sticky.redis.timeout',
+    'sticky.ttl.upload',
+    'sticky.ttl.session',
+    'sticky.ttl.client',
+    'proxy.connectTimeout',
+    'proxy.headersTimeout',
+    'proxy.uploadHeadersTimeout',
+    'proxy.idleTimeout',
+    'doctor.timeout',
+  ];
+  /** The minimal config with `value` at the dotted `path`. */
+  const withValue = (path: string, value: unknown): Record<string, unknown> => {
+    const raw: Record<string, unknown> = { ...minimal, sticky: { redis: {} } };
+    const keys = path.split('.');
+    let at = raw;
+    for (const k of keys.slice(0, -1)) at = (at[k] ??= {}) as Record<string, unknown>;
+    at[keys.at(-1)!] = value;
+    return raw;
+  };
+
+  it('rejects a zero duration for every duration key, naming the field and the bounds', () => {
+    for (const key of DURATION_KEYS) {
+      for (const zero of ['0s', '0ms', '0.2ms']) {
+        assert.deepEqual(problems(withValue(key, zero)), [`${key}: expected a duration from 1ms to 24h, got "${zero}"`]);
+      }
+    }
+  });
+
+  it('rejects a duration over 24h for every duration key (timers past 2^31-1 ms fire at once)', () => {
+    for (const key of DURATION_KEYS) {
+      for (const long of ['25h', '24h1ms', '600h', '99999999999999999999h']) {
+        assert.deepEqual(problems(withValue(key, long)), [`${key}: expected a duration from 1ms to 24h, got "${long}"`]);
+      }
+      // Other rules may relate two keys (ejectFor <= maxEjectFor): only this key's own bounds are asserted.
+      const own = (value: string) => problems(withValue(key, value)).filter((p) => p.startsWith(`${key}: expected a duration`));
+      assert.deepEqual(own('24h'), [], `${key}: 24h is the longest accepted`);
+      assert.deepEqual(own('1ms'), [], `${key}: 1ms is the shortest accepted`);
+    }
+  });
+
+  it('rejects health.passive.ejectFor over maxEjectFor (it would be ignored), accepting them equal', () => {
+    const passive = (p: Record<string, string>) => problems({ ...minimal, health: { passive: p } });
+    const rule = 'health.passive.ejectFor: must not exceed health.passive.maxEjectFor (600000 ms > 300000 ms)';
+    assert.ok(passive({ ejectFor: '10m', maxEjectFor: '5m' })[0]?.startsWith(rule), JSON.stringify(passive({ ejectFor: '10m', maxEjectFor: '5m' })));
+    assert.ok(passive({ ejectFor: '10m' })[0]?.startsWith(rule), 'the default maxEjectFor (5m) counts too');
+    assert.deepEqual(passive({ ejectFor: '5m', maxEjectFor: '5m' }), []);
+  });
+
+  it('requires admin.token when the admin listener is not on loopback, naming admin.token', () => {
+    for (const address of ['0.0.0.0', '::', '10.0.0.5', '::ffff:10.0.0.5', 'fe80::1']) {
+      assert.deepEqual(problems({ ...minimal, admin: { address } }), [
+        `admin.token: required when admin.address (${address}) is not a loopback address: set a token of at least 16 characters, e.g. \${HARBOR_LB_ADMIN_TOKEN}`,
+      ]);
+      assert.deepEqual(problems({ ...minimal, admin: { address, token: 'a-long-enough-admin-token' } }), [], `${address} with a token`);
+    }
+    for (const address of ['127.0.0.1', '127.3.2.1', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'localhost']) {
+      assert.deepEqual(problems({ ...minimal, admin: { address } }), [], `${address} is loopback: no token needed`);
+    }
+    // The shipped examples still load: the compose one binds 0.0.0.0 with its token from the environment.
+    const dir = fileURLToPath(new URL('../../../../config/', import.meta.url));
+    assert.equal(loadConfigFile(join(dir, 'harbor-lb.example.yaml'), {}).admin.address, '127.0.0.1');
+    const compose = loadConfigFile(join(dir, 'harbor-lb.compose.yaml'), { HARBOR_LB_ADMIN_TOKEN: 'a-long-enough-admin-token' });
+    assert.equal(compose.admin.address, '0.0.0.0');
+    assert.equal(compose.admin.token, 'a-long-enough-admin-token');
+  });
 
   it('takes secrets from environment variables and names the field when one is missing', () => {
     const withToken = { ...minimal, admin: { token: '${ADMIN_TOKEN}' } };
