@@ -25,6 +25,9 @@ import { createRequestHandler } from './proxy/handler.js';
 import { OriginRewriter } from './proxy/headers.js';
 import { closeServer, createListener, listen } from './proxy/listener.js';
 import { TrustedPeers } from './proxy/trusted-peers.js';
+import { BodyRateWatch } from './proxy/body-rate.js';
+import { ClientLimits } from './proxy/client-limits.js';
+import { ConnectionGuard } from './proxy/connection-guard.js';
 import { createSystemClock, type Clock, type Timer } from './util/clock.js';
 import type { Random } from './util/random.js';
 
@@ -107,11 +110,19 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     config.nodes.map((n) => n.url),
     config.publicUrl,
   );
+  const trusted = new TrustedPeers(config.listen.trustedProxies);
+  const limits = new ClientLimits(config.limits.connectionsPerClient, config.limits.requestsPerClient);
+  const rateWatch = new BodyRateWatch(config.limits.minBodyRate, config.limits.bodyRateWindow, clock);
+  const connections = new ConnectionGuard({ limits, trusted, logger, clock, tls: config.listen.tls !== undefined });
   const handler = createRequestHandler({
     nodes,
     sticky: new StickySelector(affinity, createSelector(config.balance.policy, random)),
     rewriter,
-    trusted: new TrustedPeers(config.listen.trustedProxies),
+    trusted,
+    limits,
+    rateWatch,
+    minBodyRate: config.limits.minBodyRate,
+    connections,
     logger: routing,
     proto,
     judge,
@@ -162,6 +173,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     }
     checker?.stop();
     judge.stop();
+    rateWatch.stop();
     await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
     await nodes.close();
     await Promise.all([flushLogger(logger), flushLogger(routing)]);
@@ -180,10 +192,12 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // closed again, so a failed start leaves no listener, Redis client or timer behind.
       try {
         proxy = createListener(config.listen, handler.handle);
+        connections.attach(proxy);
         admin = createAdminServer({
           nodes,
           health,
           judge,
+          rejections: connections.counts,
           sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
           token: config.admin.token,
           logger,

@@ -5,7 +5,7 @@ import type { TokenGuard } from '../token/token-guard.js';
 const STATES = ['healthy', 'unhealthy', 'quarantined', 'draining', 'unknown'] as const;
 
 /** Prometheus text exposition, read from the same per-node counters routing updates. */
-export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: TokenGuard): string {
+export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: TokenGuard, rejections?: ReadonlyMap<string, number>): string {
   const out: string[] = [];
   const family = (name: string, type: string, help: string, samples: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -24,6 +24,14 @@ export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: Token
   );
   family('harbor_lb_panic', 'gauge', '1 while panic routing is on (too few nodes available: every node that answers takes traffic).', [['', nodes.panic ? 1 : 0]]);
   family('harbor_lb_cluster_degraded', 'gauge', '1 while every node answers the same 5xx (a shared dependency fails; nobody is ejected).', [['', judge.clusterFailure ? 1 : 0]]);
+  if (rejections) {
+    family(
+      'harbor_lb_client_rejections_total',
+      'counter',
+      'Clients refused by harbor-lb itself, by reason: a parser code, CONNECT, TOO_MANY_CONNECTIONS, REQUESTS_PER_CLIENT, MIN_BODY_RATE.',
+      [...rejections].map(([reason, n]) => [`reason="${reason.replace(/["\\\n]/g, '_')}"`, n]),
+    );
+  }
   if (guard) {
     family(
       'harbor_lb_token_verdicts_total',

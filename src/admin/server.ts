@@ -20,6 +20,8 @@ export interface AdminDeps {
   token: string | undefined;
   logger: Logger;
   guard?: TokenGuard;
+  /** Rejections of clients by reason (connection-level and per-client limits). */
+  rejections?: ReadonlyMap<string, number>;
 }
 
 const NODE_ACTION = /^\/-\/nodes\/([^/]*)\/(drain|undrain)$/;
@@ -74,7 +76,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       case '/-/status':
         return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky()));
       case '/metrics': {
-        const text = renderMetrics(deps.nodes, deps.judge, deps.guard);
+        const text = renderMetrics(deps.nodes, deps.judge, deps.guard, deps.rejections);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
         return void res.end(text);
       }

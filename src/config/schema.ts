@@ -174,6 +174,21 @@ const adminSchema = z.strictObject({
   token: z.string().min(16, 'expected at least 16 characters').optional(),
 });
 
+/** Per-client limits: what one client address may hold of the proxy and of the nodes behind it. */
+const limitsSchema = z.strictObject({
+  /** Connections open at once from one peer address (a trusted proxy's address is exempt). 0: no limit. */
+  connectionsPerClient: z.number().int().min(0).prefault(256),
+  /** Requests in flight at once from one client (address from X-Forwarded-For behind a trusted proxy). 0: no limit. */
+  requestsPerClient: z.number().int().min(0).prefault(128),
+  /**
+   * A body the proxy is waiting on the client for (a request body being sent, a response being
+   * read) must move at least this many bytes per second, judged over each `bodyRateWindow` of
+   * waiting; the first window is the grace. 0: no minimum.
+   */
+  minBodyRate: z.number().int().min(0).prefault(1024),
+  bodyRateWindow: duration('30s'),
+});
+
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),
   format: z.enum(['json', 'pretty']).prefault('json'),
@@ -216,6 +231,7 @@ export const configSchema = z
     balance: balanceSchema.prefault({}),
     sticky: stickySchema.prefault({}),
     admin: adminSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
     log: logSchema.prefault({}),
     proxy: proxySchema.prefault({}),
     doctor: doctorSchema.prefault({}),

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 
 /** Registry error codes (distribution's errcode names) that the proxy itself answers with. */
-export type RegistryErrorCode = 'UNAVAILABLE' | 'UNSUPPORTED' | 'DENIED' | 'UNAUTHORIZED' | 'TOOMANYREQUESTS' | 'BAD_REQUEST';
+export type RegistryErrorCode = 'UNAVAILABLE' | 'UNSUPPORTED' | 'DENIED' | 'UNAUTHORIZED' | 'TOOMANYREQUESTS' | 'BAD_REQUEST' | 'TIMEOUT';
 
 /** The proxy's own failure codes: a closed set, each with one meaning (undici's UND_ERR_* style). */
 export type ProxyErrorCode =
@@ -14,7 +14,9 @@ export type ProxyErrorCode =
   /** A response held for inspection grew past its cap. */
   | 'BUFFERED_BODY_TOO_LARGE'
   /** undici refused the request as the client shaped it: the client's problem, never a node's. */
-  | 'REQUEST_NOT_FORWARDABLE';
+  | 'REQUEST_NOT_FORWARDABLE'
+  /** A body moved slower than limits.minBodyRate while the proxy waited on the client. */
+  | 'CLIENT_TOO_SLOW';
 
 /** A failure of the proxy's own, with a stable code, the HTTP status it maps to and its cause. */
 export class ProxyError extends Error {

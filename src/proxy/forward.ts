@@ -139,6 +139,19 @@ export class RequestBody {
     };
   }
 
+  /** Whether the node is waiting for the client's next bytes now. */
+  get waiting(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  /** Ends the body with `err` (the client is too slow): the node's request fails, the client's problem. */
+  abort(err: Error): void {
+    if (this.#error !== undefined) return;
+    this.clientFailed = true;
+    this.#error = err;
+    this.#settle();
+  }
+
   /** Stops feeding the node; what the client still sends is read and dropped. */
   release(): void {
     if (this.#released) return;
@@ -248,7 +261,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: node:http already told the client to continue
     const { res, rewriter } = this.fr;
-    if (res.destroyed) return this.#clientLeft();
+    // Gone, or already answered by the proxy itself (a client cut for a too slow body).
+    if (res.destroyed || res.writableEnded) return this.#clientLeft();
     if (this.fr.retryOnGatewayError && statusCode >= 502 && statusCode <= 504) {
       this.#status = statusCode;
       this.#finish('gateway-error');
@@ -326,7 +340,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.#done) return;
     const { res, body } = this.fr;
     if (this.#clientGone || body?.clientFailed || (err as ProxyError).code === CLIENT_GONE) {
-      if (!res.destroyed) res.destroy();
+      // An answer the proxy already wrote (408 for a too slow body) is left to flush.
+      if (!res.destroyed && !res.writableEnded) res.destroy();
       this.#finish('client-gone', err);
     } else if (this.#headersWritten) {
       // Never end cleanly: the client must see the body was cut, not a short "complete" blob.

@@ -10,8 +10,11 @@ import type { NodeSet } from '../nodes/node-set.js';
 import { uploadOf } from '../registry/upload-path.js';
 import { isTokenRejection } from '../token/challenge.js';
 import type { TokenGuard } from '../token/token-guard.js';
+import type { BodyRateWatch } from './body-rate.js';
+import type { ClientLimits } from './client-limits.js';
+import type { ConnectionGuard } from './connection-guard.js';
 import { classify, type Route } from './classify.js';
-import { describeNodeFailure, sendRegistryError } from './errors.js';
+import { describeNodeFailure, ProxyError, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
 import { unforwardable } from './request-check.js';
@@ -42,6 +45,13 @@ export interface ProxyDeps {
   uploadHeadersTimeout: number;
   /** Unique per app instance, so request ids from two proxies never collide. */
   instanceId: string;
+  /** Per-client limits: requests in flight. */
+  limits: ClientLimits;
+  /** Minimum body rate while the proxy waits on a client. */
+  rateWatch: BodyRateWatch;
+  minBodyRate: number;
+  /** Connection-level rejections (for the parser error behind a request that ended badly). */
+  connections: ConnectionGuard;
 }
 
 /** The routing line's fields, written once when the request ends. */
@@ -85,6 +95,8 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
   };
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    // The connection was refused already (over its client's connection limit): its answer is sent.
+    if (deps.connections.rejected(req.socket)) return void res.destroy();
     const started = performance.now();
     const url = req.url ?? '';
     const method = req.method ?? 'GET';
@@ -115,11 +127,38 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       bytesOut: 0,
     };
     inflight++;
+    let cut: { status: number; error: string } | undefined;
+    let unwatch: (() => void) | undefined;
+    let counted = false;
     const done = (): void => {
+      unwatch?.();
+      if (counted) deps.limits.endRequest(clientIp);
+      if (cut !== undefined) {
+        // Cut for a too slow body: that, not the client leaving, is what happened.
+        record.status = cut.status;
+        record.error = cut.error;
+      } else if (record.error === 'CLIENT_GONE') {
+        // The request ended on a parser error (bad chunk framing): the client got a 400 for it.
+        const parseError = deps.connections.parseErrorOf(req.socket);
+        if (parseError !== undefined) {
+          record.status = 400;
+          record.error = `BAD_REQUEST_FRAMING: ${parseError}`;
+        }
+      }
       record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       deps.logger.info(record);
       finished();
     };
+
+    if (!deps.limits.startRequest(clientIp)) {
+      record.status = 429;
+      record.error = 'CLIENT_LIMIT: requestsPerClient';
+      deps.connections.count('REQUESTS_PER_CLIENT');
+      record.bytesOut = sendRegistryError(res, isHead, 429, 'TOOMANYREQUESTS', 'too many requests in flight from this client (limits.requestsPerClient)', null, ['retry-after', '1']);
+      done();
+      return;
+    }
+    counted = true;
 
     if (url.charCodeAt(0) !== 47 /* "/" */) {
       record.status = 400;
@@ -146,6 +185,24 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       return;
     }
     const body = head.hasBody ? new RequestBody(req) : undefined;
+    const socket = req.socket;
+    unwatch = deps.rateWatch.watch({
+      bytes: () => socket.bytesRead + socket.bytesWritten,
+      waitingOnClient: () => (body?.waiting ?? false) || res.writableNeedDrain,
+      cut: () => {
+        deps.connections.count('MIN_BODY_RATE');
+        if (!res.headersSent) {
+          cut = { status: 408, error: 'CLIENT_TOO_SLOW: request body' };
+          record.bytesOut = sendRegistryError(res, isHead, 408, 'TIMEOUT', `the request body arrived slower than ${deps.minBodyRate} bytes/s (limits.minBodyRate)`, null, ['connection', 'close']);
+          body?.abort(new ProxyError('CLIENT_TOO_SLOW', 408, 'request body too slow'));
+          // The rest of a trickled body is not waited for.
+          res.once('finish', () => socket.destroySoon());
+        } else {
+          cut = { status: record.status, error: 'CLIENT_TOO_SLOW: response body' };
+          res.destroy();
+        }
+      },
+    });
     const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
     void ready.then(() => run(deps, { req, res, method, url, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie })).then(done, (err: unknown) => {
       if (body?.clientFailed) {

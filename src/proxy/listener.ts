@@ -12,6 +12,9 @@ export function createListener(cfg: Config['listen'], handler: Handler): http.Se
     maxHeaderSize: 65_536,
     keepAliveTimeout: cfg.keepAliveTimeout,
     headersTimeout: cfg.headersTimeout,
+    // node:http checks head timeouts on this interval (30 s by default, so a 60 s timeout fired
+    // at up to 90 s): check often enough that the documented seconds hold.
+    connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(cfg.headersTimeout / 10))),
     // No total request timeout: a 20 GB layer upload may take an hour. Idle sockets are cut instead.
     requestTimeout: 0,
     noDelay: true,

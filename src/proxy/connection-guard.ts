@@ -1,0 +1,101 @@
+import type http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../log.js';
+import type { Clock } from '../util/clock.js';
+import { LogRateLimit } from '../util/log-rate-limit.js';
+import type { ClientLimits } from './client-limits.js';
+import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
+
+export interface ConnectionGuardDeps {
+  limits: ClientLimits;
+  trusted: TrustedPeers;
+  logger: Logger;
+  clock: Clock;
+  /** TLS listeners cannot be answered in plain text before the handshake: they are closed instead. */
+  tls: boolean;
+}
+
+/** What a rejection is answered with, by node:http's error code. */
+const REJECTIONS: Record<string, { status: number; text: string; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, text: 'Request Header Fields Too Large', message: 'the request head is larger than 64 KiB' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, text: 'Request Timeout', message: 'the request head did not arrive in time (listen.headersTimeout)' },
+  ERR_HTTP_HEADERS_TIMEOUT: { status: 408, text: 'Request Timeout', message: 'the request head did not arrive in time (listen.headersTimeout)' },
+  TOO_MANY_CONNECTIONS: { status: 429, text: 'Too Many Requests', message: 'too many connections from this address (limits.connectionsPerClient)' },
+  CONNECT: { status: 405, text: 'Method Not Allowed', message: 'harbor-lb is not a forward proxy: CONNECT is refused' },
+};
+const PARSE_ERROR = { status: 400, text: 'Bad Request', message: 'the request could not be parsed' };
+
+/**
+ * Connection-level rejections, each answered (a registry-style JSON error where the connection
+ * can still take one) and logged with its reason and the client's address: parser errors and
+ * oversized heads, head timeouts, CONNECT, and connections over the per-address limit. Log lines
+ * are sampled per reason (a client can make these at will); the count of those held back is kept.
+ */
+export class ConnectionGuard {
+  readonly #parseErrors = new WeakMap<Socket, string>();
+  readonly #rejected = new WeakSet<Socket>();
+  readonly #sample = new LogRateLimit(1000);
+  /** Rejections by reason (connection-level, and the per-request limits the handler counts here), for /metrics. */
+  readonly counts = new Map<string, number>();
+
+  count(reason: string): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+  }
+
+  constructor(private readonly deps: ConnectionGuardDeps) {}
+
+  attach(server: http.Server): void {
+    // A TLS listener's 'connection' is the raw TCP socket, as a plain one's.
+    server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
+    server.on('connect', (req: http.IncomingMessage, socket: Socket) => this.#reject(socket, 'CONNECT', normalizeIp(req.socket.remoteAddress)));
+  }
+
+  /** Whether the connection was refused already (a request parsed from it meanwhile is dropped). */
+  rejected(socket: Socket): boolean {
+    return this.#rejected.has(socket);
+  }
+
+  /** The parser error that ended this connection's request, if one did (bad chunk framing, say). */
+  parseErrorOf(socket: Socket): string | undefined {
+    return this.#parseErrors.get(socket);
+  }
+
+  #onConnection(socket: Socket): void {
+    const ip = normalizeIp(socket.remoteAddress);
+    // Behind a trusted proxy every client shares its address: limits apply per request instead.
+    if (this.deps.trusted.has(ip)) return;
+    if (!this.deps.limits.openConnection(ip)) return this.#reject(socket, 'TOO_MANY_CONNECTIONS', ip);
+    socket.once('close', () => this.deps.limits.closeConnection(ip));
+  }
+
+  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? 'UNKNOWN';
+    // The client went away (mid-body, too: the parser's end-of-file state): nothing to answer.
+    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') return void socket.destroy();
+    this.#parseErrors.set(socket, code);
+    this.#reject(socket, code, normalizeIp(socket.remoteAddress));
+  }
+
+  #reject(socket: Socket, reason: string, ip: string): void {
+    const r = REJECTIONS[reason] ?? PARSE_ERROR;
+    this.#rejected.add(socket);
+    this.count(reason);
+    const held = this.#sample.take(reason, this.deps.clock.now());
+    if (held !== undefined) {
+      this.deps.logger.warn(
+        { event: 'connection_rejected', reason, status: r.status, client: { ip }, notLogged: held },
+        `connection from ${ip} rejected (${reason}): ${r.message}`,
+      );
+    }
+    // A response already under way on this connection cannot be followed by another one.
+    const inProgress = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (this.deps.tls && reason === 'TOO_MANY_CONNECTIONS') return void socket.destroy();
+    if (!socket.writable || inProgress?.headersSent === true) return void socket.destroy();
+    const body = JSON.stringify({ errors: [{ code: r.status === 429 ? 'TOOMANYREQUESTS' : 'BAD_REQUEST', message: r.message, detail: null }] });
+    socket.end(
+      `HTTP/1.1 ${r.status} ${r.text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    socket.destroySoon();
+  }
+}
