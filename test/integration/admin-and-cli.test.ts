@@ -123,6 +123,13 @@ describe('command line', () => {
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /^NODE\s+STATE\s+INFLIGHT/m);
     assert.match(status.stdout, /^alpha\s+healthy\s+0\s+1\s+0\s+-\s+http:\/\/127\.0\.0\.1:\d+$/m);
+    // Regression of issue 9: a malformed admin path threw URIError in the listener and the process exited.
+    for (const path of ['/-/nodes/%E0/drain', '/-/nodes/%/drain', '/-/nodes/%C0%AF/undrain']) {
+      const r = await send(`http://127.0.0.1:${adminPort}${path}`, { method: 'POST' });
+      assert.equal(r.status, 400, path);
+    }
+    assert.equal(child.exitCode, null, 'the process is alive');
+    assert.equal((await send(`http://127.0.0.1:${adminPort}/-/healthz`)).status, 200);
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
   });
