@@ -118,6 +118,36 @@ describe('per-client limits', () => {
     req.destroy();
   });
 
+  it('a client that stops reading a response is cut after its window; the node is not charged', async (t) => {
+    const clock = new FakeClock();
+    const node = await startServer((_q, res) => {
+      res.writeHead(200, { 'content-length': 64 * 1024 * 1024 });
+      const chunk = Buffer.alloc(64 * 1024);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    t.after(() => node.close());
+    const lb = await startApp([node.url], { limits: { minBodyRate: 100, bodyRateWindow: '3s' } }, { clock });
+    t.after(() => lb.close());
+    const req = http.get(`${lb.url}/v2/a/blobs/sha256:1`, { agent: false }, (res) => res.pause());
+    req.on('error', () => {});
+    t.after(() => req.destroy());
+    let line: Record<string, unknown> | undefined;
+    void lb.logs.waitFor((l) => l.event === 'request').then((l) => (line = l));
+    // Bounded: each simulated second lets the proxy fill the socket buffers and the watch look.
+    for (let i = 0; i < 40 && line === undefined; i++) {
+      for (let j = 0; j < 5; j++) await settle();
+      clock.advance(1000);
+      await settle();
+    }
+    assert.ok(line, 'the exchange was cut');
+    assert.equal(line.error, 'CLIENT_TOO_SLOW: response body');
+    assert.equal(lb.app.nodes.get('n1')!.failures, 0);
+  });
+
   it('a slow upload that keeps moving at the minimum rate is never cut', async (t) => {
     const clock = new FakeClock();
     const node = await startServer((req, res) => {
