@@ -176,7 +176,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     rateWatch.stop();
     await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
     await nodes.close();
-    await Promise.all([flushLogger(logger), flushLogger(routing)]);
+    await Promise.all([flushLogger(logger), routing.flush()]);
   }
 
   return {

@@ -36,7 +36,47 @@ export interface Loggers {
    * One line per proxied request. Its records are built field by field from values that hold no
    * secret (see proxy/handler.ts), so the per-line cost of redaction is not paid on the hot path.
    */
-  routing: Logger;
+  routing: RoutingLog;
+}
+
+/**
+ * The routing log: one JSON line per request, written straight to the log's destination in the
+ * same shape pino writes (`level`, `time`, then the record's fields). It is the one line written
+ * per request, so it is built in one JSON.stringify with a timestamp formatted once a second,
+ * not field by field; the destination batches the writes and is flushed on shutdown.
+ */
+export class RoutingLog {
+  readonly enabled: boolean;
+  #second = -1;
+  #prefix = '';
+
+  constructor(
+    private readonly pinoLogger: Logger,
+    private readonly destination: DestinationStream,
+  ) {
+    this.enabled = pinoLogger.isLevelEnabled('info');
+  }
+
+  write(record: object): void {
+    if (!this.enabled) return;
+    this.destination.write(`{"level":"info","time":"${this.#now()}",${JSON.stringify(record).slice(1)}\n`);
+  }
+
+  flush(): Promise<void> {
+    return flushLogger(this.pinoLogger);
+  }
+
+  /** ISO 8601 with milliseconds, as pino's isoTime; the date part is formatted once per second. */
+  #now(): string {
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#prefix = new Date(second * 1000).toISOString().slice(0, 20);
+    }
+    const ms = now - second * 1000;
+    return `${this.#prefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+  }
 }
 
 export function createLoggers(opts: LogOptions): Loggers {
@@ -53,7 +93,7 @@ export function createLoggers(opts: LogOptions): Loggers {
   };
   return {
     logger: pino({ ...base, redact: { paths: REDACT, censor: '[REDACTED]' } }, destination),
-    routing: pino(base, destination),
+    routing: new RoutingLog(pino(base, destination), destination),
   };
 }
 

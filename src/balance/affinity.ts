@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
@@ -27,6 +28,8 @@ const digest = (s: string) => createHash('sha256').update(s).digest('base64url')
  */
 export class Affinity {
   readonly #kinds: ReadonlySet<AffinityKind>;
+  /** Address|user → store key; neither is a secret, so they may be kept as they are. */
+  readonly #clientKeys = new LRUCache<string, string>({ max: 10_000 });
 
   constructor(
     private readonly store: StateStore,
@@ -47,7 +50,16 @@ export class Affinity {
       const m = SESSION_COOKIE.exec(cookie);
       if (m && m[2]!.length > 0 && m[2]!.length <= 512) return { kind: 'session', key: `session:${digest(m[2]!)}` };
     }
-    if (this.#kinds.has('client') && clientIp !== '') return { kind: 'client', key: `client:${digest(`${clientIp}|${user ?? ''}`)}` };
+    if (this.#kinds.has('client') && clientIp !== '') {
+      // Hashed once per client, not per request: a client sends many requests.
+      const id = `${clientIp}|${user ?? ''}`;
+      let key = this.#clientKeys.get(id);
+      if (key === undefined) {
+        key = `client:${digest(id)}`;
+        this.#clientKeys.set(id, key);
+      }
+      return { kind: 'client', key };
+    }
     return undefined;
   }
 

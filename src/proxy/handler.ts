@@ -4,7 +4,7 @@ import type { RetryBudget } from '../balance/retry-budget.js';
 import type { Affinity } from '../balance/affinity.js';
 import type { StickySelector } from '../balance/sticky-selector.js';
 import type { AttemptVerdict, PassiveJudge } from '../health/passive-judge.js';
-import type { Logger } from '../log.js';
+import type { RoutingLog } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import { uploadOf } from '../registry/upload-path.js';
@@ -30,7 +30,8 @@ export interface ProxyDeps {
   sticky: StickySelector;
   rewriter: OriginRewriter;
   trusted: TrustedPeers;
-  logger: Logger;
+  /** The routing log: one line per request. */
+  logger: RoutingLog;
   proto: 'http' | 'https';
   /** Passive failure detection: what each attempt says about its node. */
   judge: PassiveJudge;
@@ -146,7 +147,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
         }
       }
       record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-      deps.logger.info(record);
+      deps.logger.write(record);
       finished();
     };
 
