@@ -19,8 +19,44 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Headers the proxy sets itself; a client's copies are dropped unless it is a trusted proxy. */
+/** Headers the proxy sets itself; a client's copies are dropped unless it is a trusted proxy, whose are kept and appended to. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'x-request-id']);
+
+/**
+ * Headers by which some layer behind us may take the client address, the host, the URL or the
+ * method from the request instead of from the connection and the request line. From an untrusted
+ * client each is a lie the node might believe (a spoofed address in Harbor's audit log, a URL
+ * other than the one harbor-lb routed, a method other than the one retries were decided on), so
+ * they are dropped. Client-address names: request-ip 3.3's lookup list; URL and host overrides:
+ * Symfony/IIS rewrite headers and PortSwigger's host-header list; method overrides: the three
+ * names frameworks honour. Any `x-forwarded-*` and `x-original-*` goes too (see isForwardingStyle).
+ */
+const SPOOFABLE = new Set([
+  'x-forwarded',
+  'forwarded-for',
+  'x-client-ip',
+  'client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'cf-connecting-ipv6',
+  'cf-pseudo-ipv4',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'x-appengine-user-ip',
+  'appengine-user-ip',
+  'x-proxyuser-ip',
+  'x-rewrite-url',
+  'x-host',
+  'x-http-host-override',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+]);
+
+/** Whether an untrusted client's header is one the node could take as the proxy's word. */
+function isForwardingStyle(lower: string): boolean {
+  return FORWARDING.has(lower) || SPOOFABLE.has(lower) || lower.startsWith('x-forwarded-') || lower.startsWith('x-original-');
+}
 
 export interface ForwardingInfo {
   /** The address that connected to harbor-lb. */
@@ -46,7 +82,10 @@ function connectionTokens(value: string, into: Set<string>): void {
   }
 }
 
-/** The headers sent to a node: client headers minus hop-by-hop, Host as the client sent it, X-Forwarded-* set. */
+/**
+ * The headers sent to a node: client headers minus hop-by-hop ones, Host as the client sent it,
+ * forwarding headers set by the proxy (an untrusted client's forwarding-style headers dropped).
+ */
 export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo): string[] {
   const out: string[] = [];
   let extraHop: Set<string> | undefined;
@@ -63,7 +102,7 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
       if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
       continue;
     }
-    if (FORWARDING.has(lower)) {
+    if (info.trusted ? FORWARDING.has(lower) : isForwardingStyle(lower)) {
       if (info.trusted) {
         if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
         else if (lower === 'x-forwarded-proto') xfProto ??= value;
