@@ -58,6 +58,15 @@ function isForwardingStyle(lower: string): boolean {
   return FORWARDING.has(lower) || SPOOFABLE.has(lower) || lower.startsWith('x-forwarded-') || lower.startsWith('x-original-');
 }
 
+/**
+ * Headers a client's Connection header may not remove: they say where the request goes, how its
+ * body is framed and typed, and who sends it, and the proxy itself reads some of them (Host for
+ * realms, Content-Length for replay, Authorization and Cookie for affinity). RFC 9110 7.6.1 lets
+ * no sender name a field meant for every recipient as a connection option, so such a token is a
+ * client error that is ignored: the header is kept and the other tokens still apply.
+ */
+const END_TO_END = new Set(['host', 'content-length', 'content-type', 'content-encoding', 'content-range', 'authorization', 'cookie']);
+
 export interface ForwardingInfo {
   /** The address that connected to harbor-lb. */
   peerIp: string;
@@ -82,6 +91,12 @@ function connectionTokens(value: string, into: Set<string>): void {
   }
 }
 
+/** A client's Connection tokens minus the end-to-end headers no connection option may remove. */
+function clientHopTokens(value: string, into: Set<string>): void {
+  connectionTokens(value, into);
+  for (const name of END_TO_END) into.delete(name);
+}
+
 /**
  * The headers sent to a node: client headers minus hop-by-hop ones, Host as the client sent it,
  * forwarding headers set by the proxy (an untrusted client's forwarding-style headers dropped).
@@ -99,7 +114,7 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
+      if (lower === 'connection') clientHopTokens(value, (extraHop ??= new Set()));
       continue;
     }
     if (info.trusted ? FORWARDING.has(lower) : isForwardingStyle(lower)) {

@@ -82,6 +82,34 @@ describe('request headers sent to a node', () => {
     assert.deepEqual(out.get('forwarded'), ['for=203.0.113.7']);
   });
 
+  it("ignores Connection tokens naming end-to-end headers: the client's Host and body framing stay", () => {
+    const out = toMap(
+      buildRequestHeaders(
+        [
+          'Host', 'hub.example.com:8070',
+          'Connection', 'X-Custom, host',
+          'connection', 'Content-Length, content-type, Authorization, Cookie, Content-Encoding, Content-Range',
+          'X-Custom', 'hop',
+          'Content-Length', '3',
+          'Content-Type', 'application/octet-stream',
+          'Content-Encoding', 'gzip',
+          'Content-Range', '0-2',
+          'Authorization', 'Bearer t',
+          'Cookie', 'sid=1',
+        ],
+        info,
+      ),
+    );
+    assert.deepEqual(out.get('host'), ['hub.example.com:8070'], 'the node sees the public Host, not its own address');
+    assert.equal(out.has('x-custom'), false, 'the other tokens still name hop-by-hop headers');
+    assert.deepEqual(out.get('content-length'), ['3']);
+    assert.deepEqual(out.get('content-type'), ['application/octet-stream']);
+    assert.deepEqual(out.get('content-encoding'), ['gzip']);
+    assert.deepEqual(out.get('content-range'), ['0-2']);
+    assert.deepEqual(out.get('authorization'), ['Bearer t']);
+    assert.deepEqual(out.get('cookie'), ['sid=1']);
+  });
+
   it('appends to the forwarding headers of a trusted proxy', () => {
     const trusted = { ...info, trusted: true, clientIp: '203.0.113.7' };
     const out = toMap(
