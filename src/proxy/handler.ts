@@ -136,12 +136,12 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       requestId: reqId,
       identityEncoding: route === 'token',
     });
-    const refused = unforwardable(method, url, headers);
+    const refused = unforwardable(method, url, req.rawHeaders, headers);
     if (refused !== undefined) {
       // The client's problem, found before any node is involved: nothing is charged to a node.
-      record.status = 400;
-      record.error = 'REQUEST_NOT_FORWARDABLE';
-      record.bytesOut = sendRegistryError(res, isHead, 400, 'BAD_REQUEST', `harbor-lb cannot forward this request: ${refused}`);
+      record.status = refused.status;
+      record.error = refused.error;
+      record.bytesOut = sendRegistryError(res, isHead, refused.status, refused.code, `harbor-lb cannot forward this request: ${refused.reason}`);
       done();
       return;
     }
