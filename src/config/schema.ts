@@ -26,7 +26,8 @@ const httpUrl = (what: string) =>
         return false;
       }
     },
-    { message: `expected ${what}` },
+    // Aborts: refinements chained after this one (an origin check) may call new URL() on the text.
+    { message: `expected ${what}`, abort: true },
   );
 
 const port = z
