@@ -19,7 +19,7 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Headers the proxy sets itself; a client's copies are dropped unless it is a trusted proxy, whose are kept and appended to. */
+/** Headers the proxy sets itself: a trusted proxy's copies are kept (X-Forwarded-For appended to), anyone else's dropped. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'x-request-id']);
 
 /**
