@@ -76,9 +76,9 @@ function substituteEnv(value: unknown, path: (string | number)[], env: Env, prob
   }
   if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, [...path, i], env, problems));
   if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = substituteEnv(v, [...path, k], env, problems);
-    return out;
+    // Own properties even for a key named "__proto__": assigned, it would set the prototype, and
+    // a section written under it would pass as inherited values instead of an unknown key.
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, [...path, k], env, problems)]));
   }
   return value;
 }

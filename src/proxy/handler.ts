@@ -13,11 +13,11 @@ import type { TokenGuard } from '../token/token-guard.js';
 import type { BodyRateWatch } from './body-rate.js';
 import type { ClientLimits } from './client-limits.js';
 import type { ConnectionGuard } from './connection-guard.js';
-import { classify, type Route } from './classify.js';
+import { routeOf, type Route } from './classify.js';
 import { describeNodeFailure, ProxyError, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
-import { unforwardable } from './request-check.js';
+import { pathRefusal, unforwardable } from './request-check.js';
 import { loggablePath, readRequestHead, SubjectCache, type UserSource } from './request-info.js';
 import { isBodylessRead, mayRetry, needsBudget } from './retry-policy.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
@@ -108,8 +108,10 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
     const clientIp = trusted ? deps.trusted.clientOf(peerIp, headerOf(req, 'x-forwarded-for')) : peerIp;
     const head = readRequestHead(req.rawHeaders, subjects, verifiedToken);
     const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const route = classify(path);
+    // Routed on the normalized path, which is also what the node gets (the query as sent).
+    const target = routeOf(q < 0 ? url : url.slice(0, q));
+    const { path, route } = target;
+    const forwardUrl = q < 0 ? path : path + url.slice(q);
 
     const record: RoutingRecord = {
       event: 'request',
@@ -176,12 +178,12 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       requestId: reqId,
       identityEncoding: route === 'token',
     });
-    const refused = unforwardable(method, url, headers);
+    const refused = target.refused !== undefined ? pathRefusal(target.refused) : unforwardable(method, forwardUrl, req.rawHeaders, headers);
     if (refused !== undefined) {
       // The client's problem, found before any node is involved: nothing is charged to a node.
-      record.status = 400;
-      record.error = 'REQUEST_NOT_FORWARDABLE';
-      record.bytesOut = sendRegistryError(res, isHead, 400, 'BAD_REQUEST', `harbor-lb cannot forward this request: ${refused}`);
+      record.status = refused.status;
+      record.error = refused.error;
+      record.bytesOut = sendRegistryError(res, isHead, refused.status, refused.code, `harbor-lb cannot forward this request: ${refused.reason}`);
       done();
       return;
     }
@@ -205,7 +207,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       },
     });
     const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
-    void ready.then(() => run(deps, { req, res, method, url, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie })).then(done, (err: unknown) => {
+    void ready.then(() => run(deps, { req, res, method, url: forwardUrl, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie })).then(done, (err: unknown) => {
       if (body?.clientFailed) {
         // The client hung up while its small body was being read: nothing to answer.
         record.error = 'CLIENT_GONE';

@@ -19,8 +19,53 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Headers the proxy sets itself; a client's copies are dropped unless it is a trusted proxy. */
+/** Headers the proxy sets itself: a trusted proxy's copies are kept (X-Forwarded-For appended to), anyone else's dropped. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'x-request-id']);
+
+/**
+ * Headers by which some layer behind us may take the client address, the host, the URL or the
+ * method from the request instead of from the connection and the request line. From an untrusted
+ * client each is a lie the node might believe (a spoofed address in Harbor's audit log, a URL
+ * other than the one harbor-lb routed, a method other than the one retries were decided on), so
+ * they are dropped. Client-address names: request-ip 3.3's lookup list; URL and host overrides:
+ * Symfony/IIS rewrite headers and PortSwigger's host-header list; method overrides: the three
+ * names frameworks honour. Any `x-forwarded-*` and `x-original-*` goes too (see isForwardingStyle).
+ */
+const SPOOFABLE = new Set([
+  'x-forwarded',
+  'forwarded-for',
+  'x-client-ip',
+  'client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'cf-connecting-ipv6',
+  'cf-pseudo-ipv4',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'x-appengine-user-ip',
+  'appengine-user-ip',
+  'x-proxyuser-ip',
+  'x-rewrite-url',
+  'x-host',
+  'x-http-host-override',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+]);
+
+/** Whether an untrusted client's header is one the node could take as the proxy's word. */
+function isForwardingStyle(lower: string): boolean {
+  return FORWARDING.has(lower) || SPOOFABLE.has(lower) || lower.startsWith('x-forwarded-') || lower.startsWith('x-original-');
+}
+
+/**
+ * Headers a client's Connection header may not remove: they say where the request goes, how its
+ * body is framed and typed, and who sends it, and the proxy itself reads some of them (Host for
+ * realms, Content-Length for replay, Authorization and Cookie for affinity). RFC 9110 7.6.1 lets
+ * no sender name a field meant for every recipient as a connection option, so such a token is a
+ * client error that is ignored: the header is kept and the other tokens still apply.
+ */
+const END_TO_END = new Set(['host', 'content-length', 'content-type', 'content-encoding', 'content-range', 'authorization', 'cookie']);
 
 export interface ForwardingInfo {
   /** The address that connected to harbor-lb. */
@@ -46,7 +91,16 @@ function connectionTokens(value: string, into: Set<string>): void {
   }
 }
 
-/** The headers sent to a node: client headers minus hop-by-hop, Host as the client sent it, X-Forwarded-* set. */
+/** A client's Connection tokens minus the end-to-end headers no connection option may remove. */
+function clientHopTokens(value: string, into: Set<string>): void {
+  connectionTokens(value, into);
+  for (const name of END_TO_END) into.delete(name);
+}
+
+/**
+ * The headers sent to a node: client headers minus hop-by-hop ones, Host as the client sent it,
+ * forwarding headers set by the proxy (an untrusted client's forwarding-style headers dropped).
+ */
 export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo): string[] {
   const out: string[] = [];
   let extraHop: Set<string> | undefined;
@@ -60,10 +114,10 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
+      if (lower === 'connection') clientHopTokens(value, (extraHop ??= new Set()));
       continue;
     }
-    if (FORWARDING.has(lower)) {
+    if (info.trusted ? FORWARDING.has(lower) : isForwardingStyle(lower)) {
       if (info.trusted) {
         if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
         else if (lower === 'x-forwarded-proto') xfProto ??= value;

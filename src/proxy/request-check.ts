@@ -1,10 +1,11 @@
 /**
  * What undici would refuse to send, found before a node is chosen: such a request is the client's
- * problem (a 400), never a node's failure. Mirrors undici 7's request validation (lib/core/request.js):
- * method and header names are RFC 9110 tokens, values have no control characters, the target has
- * no byte outside 0x21-0xff, at most one Host and one Content-Length (digits only), and none of the
- * headers undici manages itself.
+ * problem (a 400, or a 501 for a transfer coding), never a node's failure. Mirrors undici 7's
+ * request validation (lib/core/request.js): method and header names are RFC 9110 tokens, values
+ * have no control characters, the target has no byte outside 0x21-0xff, at most one Host and one
+ * Content-Length (digits only), and none of the headers undici manages itself.
  */
+import type { RegistryErrorCode } from './errors.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
@@ -13,25 +14,66 @@ const DIGITS = /^[0-9]+$/;
 /** undici throws on these; the header rules strip them, so one left here is a bug caught early. */
 const MANAGED = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'connection']);
 
-/** Why the request cannot be forwarded as it is, or undefined when it can. `headers` is what would go to the node. */
-export function unforwardable(method: string, target: string, headers: readonly string[]): string | undefined {
-  if (!TOKEN.test(method)) return 'invalid request method';
-  if (target.charCodeAt(0) !== 47 /* "/" */) return 'the request target must be a path (origin-form)';
-  if (BAD_TARGET.test(target)) return 'the request target holds a space or a control character';
+/** Why a request is answered by harbor-lb itself, before any node is involved. */
+export interface Refusal {
+  status: 400 | 501;
+  /** The routing line's `error`. */
+  error: 'REQUEST_NOT_FORWARDABLE' | 'TRANSFER_CODING_NOT_IMPLEMENTED' | 'PATH_NOT_CANONICAL';
+  /** The registry error code in the JSON body. */
+  code: RegistryErrorCode;
+  reason: string;
+}
+
+const badRequest = (reason: string): Refusal => ({ status: 400, error: 'REQUEST_NOT_FORWARDABLE', code: 'BAD_REQUEST', reason });
+
+/** A path refused because harbor-lb and a node could read it as different requests (see classify). */
+export function pathRefusal(reason: string): Refusal {
+  return { status: 400, error: 'PATH_NOT_CANONICAL', code: 'BAD_REQUEST', reason };
+}
+
+/**
+ * The transfer codings of the client's request, when they are anything but `chunked` alone.
+ * node:http frames a body whose last coding is chunked and hands the rest over undecoded; the
+ * proxy forwards the body re-chunked without the other codings, so the node would read gzip bytes
+ * as plain ones. RFC 9112 6.1: a server that does not understand a transfer coding answers 501.
+ */
+function unsupportedTransferCoding(raw: readonly string[]): string | undefined {
+  let codings: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 17 && raw[i]!.toLowerCase() === 'transfer-encoding') codings = codings === undefined ? raw[i + 1]! : `${codings},${raw[i + 1]!}`;
+  }
+  if (codings === undefined) return undefined;
+  // Empty list elements are allowed and mean nothing (RFC 9110 5.6.1).
+  const list = codings.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  return list.length === 1 && list[0]!.toLowerCase() === 'chunked' ? undefined : list.join(', ');
+}
+
+/**
+ * Why the request cannot be forwarded as it is, or undefined when it can. `raw` is what the
+ * client sent, `headers` what would go to the node.
+ */
+export function unforwardable(method: string, target: string, raw: readonly string[], headers: readonly string[]): Refusal | undefined {
+  const coding = unsupportedTransferCoding(raw);
+  if (coding !== undefined) {
+    return { status: 501, error: 'TRANSFER_CODING_NOT_IMPLEMENTED', code: 'UNSUPPORTED', reason: `transfer coding "${coding}" is not implemented; send chunked or a Content-Length` };
+  }
+  if (!TOKEN.test(method)) return badRequest('invalid request method');
+  if (target.charCodeAt(0) !== 47 /* "/" */) return badRequest('the request target must be a path (origin-form)');
+  if (BAD_TARGET.test(target)) return badRequest('the request target holds a space or a control character');
   let hosts = 0;
   let lengths = 0;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (!TOKEN.test(name)) return 'invalid header name';
-    if (BAD_VALUE.test(value)) return `invalid characters in the ${name.toLowerCase()} header`;
+    if (!TOKEN.test(name)) return badRequest('invalid header name');
+    if (BAD_VALUE.test(value)) return badRequest(`invalid characters in the ${name.toLowerCase()} header`);
     const lower = name.toLowerCase();
-    if (lower === 'host' && ++hosts > 1) return 'more than one Host header';
+    if (lower === 'host' && ++hosts > 1) return badRequest('more than one Host header');
     if (lower === 'content-length') {
-      if (++lengths > 1) return 'more than one Content-Length header';
-      if (!DIGITS.test(value)) return 'invalid Content-Length header';
+      if (++lengths > 1) return badRequest('more than one Content-Length header');
+      if (!DIGITS.test(value)) return badRequest('invalid Content-Length header');
     }
-    if (MANAGED.has(lower)) return `the ${lower} header cannot be forwarded`;
+    if (MANAGED.has(lower)) return badRequest(`the ${lower} header cannot be forwarded`);
   }
   return undefined;
 }

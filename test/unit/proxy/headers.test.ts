@@ -54,6 +54,62 @@ describe('request headers sent to a node', () => {
     assert.deepEqual(out.get('x-request-id'), ['abc-1']);
   });
 
+  it('drops every forwarding-style header of an untrusted client: addresses, hosts, URLs, methods', () => {
+    const spoofed = [
+      'X-Forwarded-Port', 'X-Forwarded-Prefix', 'X-Forwarded-Server', 'X-Forwarded-Ssl', 'X-Forwarded-Scheme', 'X-Forwarded-Uri',
+      'X-Forwarded-Client-Cert', 'X-Forwarded', 'Forwarded', 'Forwarded-For', 'X-Original-URL', 'X-Original-URI', 'X-Rewrite-URL',
+      'X-Original-Host', 'X-Original-Forwarded-For', 'X-Host', 'X-HTTP-Host-Override', 'X-Client-IP', 'True-Client-IP',
+      'CF-Connecting-IP', 'Fastly-Client-IP', 'X-Cluster-Client-IP', 'X-ProxyUser-Ip', 'X-HTTP-Method-Override', 'X-HTTP-Method',
+      'X-Method-Override',
+    ];
+    const raw = ['Host', 'hub:8070', 'X-Real-IP', '6.6.6.6'];
+    for (const name of spoofed) raw.push(name, name === 'Forwarded' ? 'for=6.6.6.6;host=evil;proto=http' : 'evil');
+    const out = toMap(buildRequestHeaders(raw, info));
+    for (const name of spoofed) assert.equal(out.has(name.toLowerCase()), false, `${name} must not reach the node`);
+    assert.deepEqual(out.get('x-real-ip'), ['192.0.2.10'], 'X-Real-IP is the proxy\'s');
+    assert.deepEqual(
+      [...out.keys()].sort(),
+      ['host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-request-id'],
+      'only the proxy\'s own forwarding headers remain',
+    );
+  });
+
+  it('keeps what a trusted proxy forwards beyond the headers harbor-lb sets', () => {
+    const trusted = { ...info, trusted: true, clientIp: '203.0.113.7' };
+    const out = toMap(buildRequestHeaders(['Host', 'hub', 'X-Forwarded-Port', '443', 'X-Original-URL', '/edge', 'Forwarded', 'for=203.0.113.7'], trusted));
+    assert.deepEqual(out.get('x-forwarded-port'), ['443']);
+    assert.deepEqual(out.get('x-original-url'), ['/edge']);
+    assert.deepEqual(out.get('forwarded'), ['for=203.0.113.7']);
+  });
+
+  it("ignores Connection tokens naming end-to-end headers: the client's Host and body framing stay", () => {
+    const out = toMap(
+      buildRequestHeaders(
+        [
+          'Host', 'hub.example.com:8070',
+          'Connection', 'X-Custom, host',
+          'connection', 'Content-Length, content-type, Authorization, Cookie, Content-Encoding, Content-Range',
+          'X-Custom', 'hop',
+          'Content-Length', '3',
+          'Content-Type', 'application/octet-stream',
+          'Content-Encoding', 'gzip',
+          'Content-Range', '0-2',
+          'Authorization', 'Bearer t',
+          'Cookie', 'sid=1',
+        ],
+        info,
+      ),
+    );
+    assert.deepEqual(out.get('host'), ['hub.example.com:8070'], 'the node sees the public Host, not its own address');
+    assert.equal(out.has('x-custom'), false, 'the other tokens still name hop-by-hop headers');
+    assert.deepEqual(out.get('content-length'), ['3']);
+    assert.deepEqual(out.get('content-type'), ['application/octet-stream']);
+    assert.deepEqual(out.get('content-encoding'), ['gzip']);
+    assert.deepEqual(out.get('content-range'), ['0-2']);
+    assert.deepEqual(out.get('authorization'), ['Bearer t']);
+    assert.deepEqual(out.get('cookie'), ['sid=1']);
+  });
+
   it('appends to the forwarding headers of a trusted proxy', () => {
     const trusted = { ...info, trusted: true, clientIp: '203.0.113.7' };
     const out = toMap(
