@@ -10,6 +10,8 @@ import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/state-store.js';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
+import { ClockSkew } from './health/clock-skew.js';
+import { NodeFlags } from './nodes/node-flags.js';
 import { PassiveJudge } from './health/passive-judge.js';
 import { StickySelector } from './balance/sticky-selector.js';
 import { ConfigError } from './config/load.js';
@@ -72,7 +74,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   nodes.on('rule', ({ rule, active, nodes: names, why }) => {
     logger[active ? 'warn' : 'info']({ event: rule, active, nodes: names }, `${rule} ${active ? 'on' : 'off'}: ${why}`);
   });
-  const health = new NodeHealth(nodes, config.health, clock);
+  const flags = new NodeFlags(logger, clock);
+  const skew = new ClockSkew(flags, { warnAfter: config.health.maxClockSkew, tokensAwayAfter: config.token.leeway });
+  const health = new NodeHealth(nodes, config.health, clock, skew);
   const judge = new PassiveJudge(nodes, config.health.passive, clock, logger);
   const httpProbe = config.health.enabled && deps.healthProbe === undefined ? createHttpProbe(config.health, nodes.all) : undefined;
   const checker = config.health.enabled
@@ -86,6 +90,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         trust,
         logger,
         clock,
+        { flags, skew },
       )
     : undefined;
   const store: StateStore =
@@ -119,6 +124,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     sticky: new StickySelector(affinity, createSelector(config.balance.policy, random)),
     rewriter,
     trusted,
+    skew,
     limits,
     rateWatch,
     minBodyRate: config.limits.minBodyRate,
@@ -197,6 +203,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           nodes,
           health,
           judge,
+          skew,
           rejections: connections.counts,
           sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
           token: config.admin.token,

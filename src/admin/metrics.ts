@@ -1,3 +1,4 @@
+import type { ClockSkew } from '../health/clock-skew.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { TokenGuard } from '../token/token-guard.js';
@@ -5,7 +6,7 @@ import type { TokenGuard } from '../token/token-guard.js';
 const STATES = ['healthy', 'unhealthy', 'quarantined', 'draining', 'unknown'] as const;
 
 /** Prometheus text exposition, read from the same per-node counters routing updates. */
-export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: TokenGuard, rejections?: ReadonlyMap<string, number>): string {
+export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: TokenGuard, rejections?: ReadonlyMap<string, number>, skew?: ClockSkew): string {
   const out: string[] = [];
   const family = (name: string, type: string, help: string, samples: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -24,6 +25,15 @@ export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: Token
   );
   family('harbor_lb_panic', 'gauge', '1 while panic routing is on (too few nodes available: every node that answers takes traffic).', [['', nodes.panic ? 1 : 0]]);
   family('harbor_lb_cluster_degraded', 'gauge', '1 while every node answers the same 5xx (a shared dependency fails; nobody is ejected).', [['', judge.clusterFailure ? 1 : 0]]);
+  if (skew) {
+    const measured = nodes.all.filter((n) => skew.offset(n) !== undefined);
+    family(
+      'harbor_lb_node_clock_offset_seconds',
+      'gauge',
+      "The node's clock minus harbor-lb's (median of recent Date headers and token iat).",
+      measured.map((n) => [label(n.name), Math.round(skew.offset(n)!) / 1000]),
+    );
+  }
   if (rejections) {
     family(
       'harbor_lb_client_rejections_total',

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { NODE_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { NodeHealth } from '../health/node-health.js';
+import type { ClockSkew } from '../health/clock-skew.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { TokenGuard } from '../token/token-guard.js';
@@ -15,6 +16,7 @@ export interface AdminDeps {
   nodes: NodeSet;
   health: NodeHealth;
   judge: PassiveJudge;
+  skew?: ClockSkew;
   sticky: () => { store: string; connected: boolean; entries?: number };
   /** When set, actions (drain, undrain) need `Authorization: Bearer <token>`. */
   token: string | undefined;
@@ -74,9 +76,9 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return json(res, ready ? 200 : 503, { ready });
       }
       case '/-/status':
-        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky()));
+        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky(), deps.skew));
       case '/metrics': {
-        const text = renderMetrics(deps.nodes, deps.judge, deps.guard, deps.rejections);
+        const text = renderMetrics(deps.nodes, deps.judge, deps.guard, deps.rejections, deps.skew);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
         return void res.end(text);
       }

@@ -1,4 +1,5 @@
 import type { NodeHealth } from '../health/node-health.js';
+import type { ClockSkew } from '../health/clock-skew.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
 
@@ -20,13 +21,15 @@ export interface StatusDocument {
     ejectedUntil: string | null;
     /** The inputs `state` is derived from. */
     conditions: { check: string; ejected: boolean; quarantine: string | null; drained: boolean; reachable: boolean };
+    /** The node's clock minus harbor-lb's (median of recent samples), null before any sample. */
+    clockOffsetMs: number | null;
   }>;
   sticky: { store: string; connected: boolean; entries?: number };
   /** Rules that span nodes, when they are in force. */
   cluster: { panic: boolean; degraded: { status: number; since: string } | null; maxEjected: number };
 }
 
-export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJudge, sticky: StatusDocument['sticky']): StatusDocument {
+export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJudge, sticky: StatusDocument['sticky'], skew?: ClockSkew): StatusDocument {
   const degraded = judge.clusterFailure;
   return {
     nodes: nodes.all.map((n) => {
@@ -48,6 +51,7 @@ export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJu
         consecutiveFailures: judge.consecutiveFailures(n),
         ejectedUntil: ejected ? new Date(c.ejectedUntil).toISOString() : null,
         conditions: { check: c.check, ejected, quarantine: c.quarantine ?? null, drained: c.drained, reachable: c.reachable },
+        clockOffsetMs: ((o) => (o === undefined ? null : Math.round(o)))(skew?.offset(n)),
       };
     }),
     sticky,

@@ -39,13 +39,16 @@ export class NodeChoice {
     this.first = pinned ? 'pinned' : affinity ? 'hashed' : 'balanced';
   }
 
-  /** The node for the next attempt, from `available` minus the nodes `tried`; undefined when none is left. */
+  /**
+   * The node for the next attempt, from `available` minus the nodes in `tried` (which may hold
+   * nodes ruled out before the first attempt); undefined when none is left.
+   */
   next(available: readonly ClusterNode[], tried: ReadonlySet<ClusterNode>): ClusterNode | undefined {
     const first = ++this.#attempts === 1;
-    if (first && this.pinned) return this.pinned;
+    if (first && this.pinned && !tried.has(this.pinned)) return this.pinned;
     const affinity = this.affinity;
     if (affinity === undefined) return this.fallback.select(available, tried);
-    const node = first ? affinity.hashed(this.key!, available) : this.fallback.select(available, tried);
+    const node = first ? affinity.hashed(this.key!, tried.size === 0 ? available : available.filter((n) => !tried.has(n))) : this.fallback.select(available, tried);
     if (node === undefined) return undefined;
     // A new key's first choice is claimed (the first writer among instances wins); a stale pin,
     // or a node that failed this request, is replaced.

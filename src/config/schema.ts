@@ -120,6 +120,8 @@ const healthSchema = z.strictObject({
   healthyAfter: positiveInt(2),
   unhealthyAfter: positiveInt(3),
   requiredComponents: z.array(z.string().min(1)).prefault(['core', 'registry']),
+  /** A node whose clock is off by more than this is flagged NODE_CLOCK_SKEW (past token.leeway its token requests go elsewhere). */
+  maxClockSkew: duration('5s'),
   passive: z
     .strictObject({
       consecutiveFailures: positiveInt(3),

@@ -35,6 +35,8 @@ export interface SimulatedHarborNodeOptions {
   httpSecret?: string;
   address?: string;
   port?: number;
+  /** How far this node's clock is off (ms, + ahead): its tokens, its registry's checks and its Date header. */
+  clockOffsetMs?: number;
 }
 
 /**
@@ -57,8 +59,14 @@ export class SimulatedHarborNode {
       issuer: opts.issuer ?? 'harbor-token-issuer',
       service: opts.service ?? 'harbor-registry',
       users: opts.users ?? { admin: 'Harbor12345' },
+      now: () => Date.now() + (opts.clockOffsetMs ?? 0),
     });
-    this.#auth = new RegistryAuth(opts.registryTrusts ?? [opts.signingKey], opts.issuer ?? 'harbor-token-issuer', opts.service ?? 'harbor-registry');
+    this.#auth = new RegistryAuth(
+      opts.registryTrusts ?? [opts.signingKey],
+      opts.issuer ?? 'harbor-token-issuer',
+      opts.service ?? 'harbor-registry',
+      () => Date.now() + (opts.clockOffsetMs ?? 0),
+    );
     this.#api = opts.storage
       ? new RegistryApi({
           storage: new RegistryStorage(opts.storage),
@@ -105,6 +113,7 @@ export class SimulatedHarborNode {
     const url = new URL(req.url ?? '/', 'http://node');
     const path = url.pathname;
     res.setHeader('x-harbor-node', this.opts.name);
+    if (this.opts.clockOffsetMs) res.setHeader('date', new Date(Date.now() + this.opts.clockOffsetMs).toUTCString());
     if (path === '/service/token') {
       const answer = await this.tokens.issue(url.searchParams, req.headers.authorization);
       return send(res, answer.status, answer.body);

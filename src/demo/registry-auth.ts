@@ -22,6 +22,8 @@ export class RegistryAuth {
     trusted: readonly KeyObject[],
     private readonly issuer: string,
     private readonly service: string,
+    /** The node's clock: a skewed node's registry judges exp/nbf by it. */
+    private readonly now: () => number = Date.now,
   ) {
     this.#keys = new Map(trusted.map((k) => {
       const pub = k.type === 'private' ? createPublicKey(k) : k;
@@ -36,7 +38,7 @@ export class RegistryAuth {
       const { kid } = decodeProtectedHeader(token);
       const key = typeof kid === 'string' ? this.#keys.get(kid) : undefined;
       if (!key) return { ok: false, reason: 'invalid_token', detail: `token signed by untrusted key with ID: "${String(kid)}"` };
-      const { payload } = await jwtVerify(token, key, { issuer: this.issuer, audience: this.service, clockTolerance: 60, algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512'] });
+      const { payload } = await jwtVerify(token, key, { issuer: this.issuer, audience: this.service, clockTolerance: 60, currentDate: new Date(this.now()), algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512'] });
       const access = Array.isArray(payload.access) ? (payload.access as AccessClaim[]) : [];
       return { ok: true, access, subject: typeof payload.sub === 'string' ? payload.sub : undefined };
     } catch (err) {

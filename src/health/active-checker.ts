@@ -15,10 +15,14 @@ const MAX_HEALTH_BODY = 64 * 1024;
  * The HTTP probe: GET health.path over a connection of its own (one per node), so checks are not
  * queued behind traffic when the node's pool is busy, and a slow node fails by the check timeout.
  */
-export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNode[]): { probe: HealthProbe; close(): Promise<void> } {
+/**
+ * `now` is the wall clock (Date.now): node clocks are compared with it through their Date headers.
+ */
+export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNode[], now: () => number = Date.now): { probe: HealthProbe; close(): Promise<void> } {
   const pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: n.tls })]));
   const probe: HealthProbe = async (node) => {
     const pool = pools.get(node)!;
+    const sent = now();
     try {
       const res = await pool.request({
         path: cfg.path,
@@ -28,6 +32,7 @@ export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNo
         bodyTimeout: cfg.timeout,
         signal: AbortSignal.timeout(cfg.timeout),
       });
+      const answered = now();
       let body = '';
       for await (const chunk of res.body) {
         body += (chunk as Buffer).toString('utf8');
@@ -37,7 +42,10 @@ export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNo
         }
       }
       const ct = res.headers['content-type'];
-      return judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents);
+      const verdict = judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents);
+      // Date has one-second resolution: +500 ms centres the error; the round trip's midpoint is when it was written.
+      const date = typeof res.headers.date === 'string' ? Date.parse(res.headers.date) : NaN;
+      return Number.isNaN(date) ? verdict : { ...verdict, clockOffsetMs: date + 500 - (sent + answered) / 2 };
     } catch (err) {
       const e = err as { code?: string; name?: string; message: string };
       const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${cfg.timeout} ms` : (e.code ?? e.message);

@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { CheckStatusSetter, EjectionSetter, NodeConditions, ReachabilitySetter } from '../nodes/conditions.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
+import type { ClockSkew } from './clock-skew.js';
 import type { CheckVerdict } from './verdict.js';
 
 export interface CheckResult {
@@ -28,15 +29,18 @@ export class NodeHealth {
     private readonly nodes: CheckReportTarget,
     private readonly cfg: Config['health'],
     private readonly clock: Clock,
+    /** Gets each answer's clock offset, when the check read one. */
+    private readonly skew?: ClockSkew,
   ) {}
 
   lastCheck(node: ClusterNode): CheckResult | undefined {
     return this.#last.get(node);
   }
 
-  recordCheck(node: ClusterNode, { ok, detail, hard, reached }: CheckVerdict): void {
+  recordCheck(node: ClusterNode, { ok, detail, hard, reached, clockOffsetMs }: CheckVerdict): void {
     this.#last.set(node, { at: this.clock.now(), ok, detail });
     this.nodes.setReachable(node, reached !== false, detail);
+    if (clockOffsetMs !== undefined) this.skew?.observe(node, clockOffsetMs, 'date');
     const prev = this.#streak.get(node) ?? 0;
     const check = this.nodes.conditionsOf(node).check;
     if (ok) {

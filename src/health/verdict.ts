@@ -6,6 +6,8 @@ export interface CheckVerdict {
   hard?: boolean;
   /** False when no HTTP answer came at all (refused, reset, timed out): the node does not answer. */
   reached?: boolean;
+  /** The node's clock minus harbor-lb's, from the answer's Date header (±0.5 s), when it had one. */
+  clockOffsetMs?: number;
 }
 
 interface HarborHealth {

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { RetryBudget } from '../balance/retry-budget.js';
 import type { Affinity } from '../balance/affinity.js';
 import type { StickySelector } from '../balance/sticky-selector.js';
+import type { ClockSkew } from '../health/clock-skew.js';
 import type { AttemptVerdict, PassiveJudge } from '../health/passive-judge.js';
 import type { RoutingLog } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
@@ -46,6 +47,8 @@ export interface ProxyDeps {
   uploadHeadersTimeout: number;
   /** Unique per app instance, so request ids from two proxies never collide. */
   instanceId: string;
+  /** Node clock offsets: token requests avoid a node whose tokens other registries would refuse. */
+  skew: ClockSkew | undefined;
   /** Per-client limits: requests in flight. */
   limits: ClientLimits;
   /** Minimum body rate while the proxy waits on a client. */
@@ -253,6 +256,13 @@ export const REPLAYABLE_BODY = 64 * 1024;
 async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const { record, res, method, body } = ex;
   const tried = new Set<ClusterNode>();
+  if (ex.route === 'token' && deps.skew !== undefined) {
+    // Tokens from a node whose clock is past the registries' leeway are refused elsewhere: ask
+    // the others (while there are others).
+    const available = deps.nodes.available();
+    const skewed = available.filter((n) => deps.skew!.tokensAway(n));
+    if (skewed.length > 0 && skewed.length < available.length) for (const n of skewed) tried.add(n);
+  }
   const guard = deps.guard;
   const inspectToken = guard !== undefined && ex.route === 'token' && method === 'GET' && body === undefined;
   const bearer = guard !== undefined && (ex.route === 'v2' || ex.route === 'upload') ? bearerOf(ex.req) : undefined;

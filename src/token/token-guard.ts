@@ -2,6 +2,8 @@ import type { Logger } from '../log.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';
+import type { ClockSkew } from '../health/clock-skew.js';
+import { NodeFlags } from '../nodes/node-flags.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { TrustStore } from './trust-store.js';
 import { MAX_TOKEN_BYTES, type TokenVerdict, type TokenVerifier } from './verifier.js';
@@ -65,6 +67,8 @@ export class TokenGuard {
   readonly #goodIssuers = new Set<ClusterNode>();
   readonly #badIssuers = new Set<ClusterNode>();
   readonly counts = new Map<ClusterNode, VerdictCounts>();
+  readonly flags: NodeFlags;
+  private readonly skew: ClockSkew | undefined;
   readonly #logLimit = new LogRateLimit(LOG_EVERY_MS);
   #suspectSaid = false;
 
@@ -74,7 +78,11 @@ export class TokenGuard {
     private readonly trust: TrustStore,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    /** Where flags are raised (shared with other evidence); the clock-skew monitor, when there is one. */
+    { flags, skew }: { flags?: NodeFlags; skew?: ClockSkew } = {},
   ) {
+    this.flags = flags ?? new NodeFlags(logger, clock);
+    this.skew = skew;
     for (const n of nodes.all) this.counts.set(n, { good: 0, bad: 0, registryRejected: 0, notVerified: 0, notAToken: 0 });
   }
 
@@ -144,7 +152,7 @@ export class TokenGuard {
     // A token that does not verify is the client's problem (say, one a misconfigured node issued): not this node's.
     if (!v.ok) return false;
     this.counts.get(node)!.registryRejected++;
-    this.#raise(
+    this.flags.raise(
       node,
       FLAG_REGISTRY_REJECTS,
       `${node.name}'s registry rejects tokens signed with the cluster key ${v.kid} (answers 401 invalid_token)`,
@@ -157,12 +165,12 @@ export class TokenGuard {
 
   /** The trust probe found the node issuing good tokens and its registry accepting them. */
   probePassed(node: ClusterNode): void {
-    for (const code of QUARANTINING) this.#clear(node, code);
+    for (const code of QUARANTINING) this.flags.clear(node, code);
     this.nodes.release(node);
   }
 
   realmBypasses(node: ClusterNode, realm: string): void {
-    this.#raise(
+    this.flags.raise(
       node,
       FLAG_REALM,
       `${node.name} advertises the token realm ${realm}, which points at the node itself, not at the public URL (harbor-lb rewrites it meanwhile)`,
@@ -172,7 +180,7 @@ export class TokenGuard {
   }
 
   realmOk(node: ClusterNode): void {
-    this.#clear(node, FLAG_REALM);
+    this.flags.clear(node, FLAG_REALM);
   }
 
   #issuerGood(node: ClusterNode): void {
@@ -186,10 +194,17 @@ export class TokenGuard {
   #issuerBad(node: ClusterNode, v: Extract<TokenVerdict, { ok: false }>, source: string): void {
     this.counts.get(node)!.bad++;
     this.#goodIssuers.delete(node);
+    if ((v.problem === 'NOT_YET_VALID' || v.problem === 'EXPIRED') && v.issuedAt !== undefined && this.skew !== undefined) {
+      // A token made "in the future" (or already expired) says the issuer's clock is off: that is
+      // what gets named and handled (its token requests go elsewhere), not a key problem, and
+      // the node keeps serving everything but tokens.
+      this.skew.observe(node, v.issuedAt - this.clock.now(), 'token');
+      return;
+    }
     this.#badIssuers.add(node);
     const keyProblem = v.problem === 'FOREIGN_KEY' || v.problem === 'BAD_SIGNATURE';
     const code = keyProblem ? FLAG_FOREIGN_KEY : FLAG_TOKEN_CLAIMS;
-    this.#raise(
+    this.flags.raise(
       node,
       code,
       keyProblem
@@ -228,16 +243,7 @@ export class TokenGuard {
     this.nodes.quarantine(node, `token trust: ${flags}`);
   }
 
-  #raise(node: ClusterNode, code: string, message: string, evidence: Record<string, unknown>, fix: string): void {
-    if (node.flags.has(code)) return;
-    node.flags.set(code, { code, message, since: new Date(this.clock.now()).toISOString() });
-    this.logger.warn({ event: 'node_flag', node: node.name, code, raised: true, evidence, fix }, `${code}: ${message}. Fix: ${fix}`);
-  }
 
-  #clear(node: ClusterNode, code: string): void {
-    if (!node.flags.delete(code)) return;
-    this.logger.info({ event: 'node_flag', node: node.name, code, raised: false }, `${code} cleared on ${node.name}`);
-  }
 }
 
 /** The body as a JSON object, or undefined for anything else (invalid JSON, `null`, an array, a string, a number). */

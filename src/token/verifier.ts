@@ -18,7 +18,14 @@ export type TokenProblem =
 
 export type TokenVerdict =
   | { ok: true; kid: string; subject?: string }
-  | { ok: false; problem: TokenProblem; detail: string; kid?: string };
+  | {
+      ok: false;
+      problem: TokenProblem;
+      detail: string;
+      kid?: string;
+      /** For EXPIRED and NOT_YET_VALID: when the issuer's clock said the token was made (ms), evidence of its clock. */
+      issuedAt?: number;
+    };
 
 /** Asymmetric algorithms only: never `none`, never HMAC (an HS256 "signed" with the public key is a classic forgery). */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
@@ -131,15 +138,21 @@ export class TokenVerifier {
   }
 }
 
-function describe(err: unknown): { problem: TokenProblem; detail: string } {
-  if (err instanceof errors.JWTExpired) return { problem: 'EXPIRED', detail: 'token has expired' };
+function describe(err: unknown): { problem: TokenProblem; detail: string; issuedAt?: number } {
+  if (err instanceof errors.JWTExpired) return { problem: 'EXPIRED', detail: 'token has expired', ...issuedAt(err.payload) };
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.claim === 'iss') return { problem: 'WRONG_ISSUER', detail: `issuer is not the configured one (${err.reason})` };
     if (err.claim === 'aud') return { problem: 'WRONG_AUDIENCE', detail: `audience is not the configured service (${err.reason})` };
-    if (err.claim === 'nbf') return { problem: 'NOT_YET_VALID', detail: 'token is not valid yet (clock skew between nodes?)' };
+    if (err.claim === 'nbf') return { problem: 'NOT_YET_VALID', detail: 'token is not valid yet (clock skew between nodes?)', ...issuedAt(err.payload) };
     return { problem: 'MALFORMED', detail: `claim ${err.claim}: ${err.reason}` };
   }
   if (err instanceof errors.JWSSignatureVerificationFailed) return { problem: 'BAD_SIGNATURE', detail: 'signature does not verify with the trusted key of that kid' };
   if (err instanceof errors.JOSEAlgNotAllowed) return { problem: 'UNSUPPORTED_ALG', detail: 'algorithm not accepted' };
   return { problem: 'MALFORMED', detail: (err as Error).message?.slice(0, 200) ?? 'unreadable token' };
+}
+
+/** The token's `iat` (or `nbf`) in ms, when it has one: the issuer's clock at the time. */
+function issuedAt(payload: { iat?: unknown; nbf?: unknown }): { issuedAt?: number } {
+  const t = typeof payload.iat === 'number' ? payload.iat : typeof payload.nbf === 'number' ? payload.nbf : undefined;
+  return t === undefined ? {} : { issuedAt: t * 1000 };
 }

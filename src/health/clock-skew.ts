@@ -1,0 +1,66 @@
+import type { ClusterNode } from '../nodes/node.js';
+import type { NodeFlags } from '../nodes/node-flags.js';
+
+export const FLAG_CLOCK_SKEW = 'NODE_CLOCK_SKEW';
+
+export interface ClockSkewOptions {
+  /** Past this offset a node is flagged (a warning). */
+  warnAfter: number;
+  /** Past this offset (the registries' leeway) its tokens are refused elsewhere: token requests go to other nodes. */
+  tokensAwayAfter: number;
+}
+
+/** Samples kept per node; the median of them is the node's offset, so one odd sample moves nothing. */
+const SAMPLES = 5;
+
+/**
+ * Each node's clock offset against harbor-lb's, from two kinds of evidence: the `Date` header of
+ * its health answers (second resolution) and the `iat` of the tokens it issues. A node whose
+ * clock is off issues tokens the other registries reject as "not valid yet" (distribution allows
+ * 60 s): it is flagged NODE_CLOCK_SKEW past `warnAfter`, and past `tokensAwayAfter` token
+ * requests go to other nodes (it keeps serving everything else). Cleared when it is back in sync.
+ */
+export class ClockSkew {
+  readonly #samples = new Map<ClusterNode, number[]>();
+
+  constructor(
+    private readonly flags: NodeFlags,
+    private readonly opts: ClockSkewOptions,
+  ) {}
+
+  /** `offsetMs`: the node's clock minus harbor-lb's (+: the node is ahead). */
+  observe(node: ClusterNode, offsetMs: number, source: 'date' | 'token'): void {
+    const list = this.#samples.get(node) ?? [];
+    list.push(offsetMs);
+    if (list.length > SAMPLES) list.shift();
+    this.#samples.set(node, list);
+    const offset = this.offset(node)!;
+    if (Math.abs(offset) > this.opts.warnAfter) {
+      const seconds = Math.round(offset / 1000);
+      this.flags.raise(
+        node,
+        FLAG_CLOCK_SKEW,
+        `${node.name}'s clock is ${Math.abs(seconds)} s ${seconds > 0 ? 'ahead of' : 'behind'} harbor-lb's` +
+          (this.tokensAway(node) ? `: past the registries' leeway, its tokens are rejected elsewhere, so token requests go to other nodes` : ''),
+        { offsetSeconds: seconds, samples: list.length, source },
+        `sync ${node.name}'s clock (NTP: chrony or systemd-timesyncd); if every node shows the same offset, harbor-lb's own clock is the one off`,
+      );
+    } else if (list.length >= 2) {
+      this.flags.clear(node, FLAG_CLOCK_SKEW);
+    }
+  }
+
+  /** The node's offset (median of recent samples), or undefined before any sample. */
+  offset(node: ClusterNode): number | undefined {
+    const list = this.#samples.get(node);
+    if (list === undefined || list.length === 0) return undefined;
+    const sorted = [...list].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
+  }
+
+  /** Whether token requests should avoid the node: its tokens would be rejected elsewhere. */
+  tokensAway(node: ClusterNode): boolean {
+    const offset = this.offset(node);
+    return offset !== undefined && Math.abs(offset) > this.opts.tokensAwayAfter;
+  }
+}
