@@ -23,6 +23,8 @@ export interface NodeReport {
   token: { verdict: 'good' | 'bad' | 'unchecked' | 'none'; kid?: string; detail?: string };
   realm?: string;
   realmBypasses?: boolean;
+  /** The node's clock minus this machine's, from its Date header (±0.5 s), when it sent one. */
+  clockOffsetMs?: number;
 }
 
 export interface DoctorReport {
@@ -72,8 +74,26 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
       const origin = new URL(n.url).origin;
       const r: NodeReport = { name: n.name, url: n.url, reachable: false, health: 'unknown', token: { verdict: 'none' } };
       try {
+        const sent = Date.now();
         const h = await get(origin, config.health.path, { accept: 'application/json' });
+        const answered = Date.now();
         r.reachable = true;
+        const date = Date.parse(h.header('date') ?? '');
+        if (!Number.isNaN(date)) {
+          r.clockOffsetMs = Math.round(date + 500 - (sent + answered) / 2);
+          const off = Math.abs(r.clockOffsetMs);
+          if (off > config.health.maxClockSkew) {
+            const seconds = Math.round(r.clockOffsetMs / 1000);
+            problems.push({
+              node: n.name,
+              code: 'NODE_CLOCK_SKEW',
+              // Past the registries' leeway its tokens are refused elsewhere; before that, a warning.
+              severity: off > config.token.leeway ? 'error' : 'warning',
+              message: `${n.name}'s clock is ${Math.abs(seconds)} s ${seconds > 0 ? 'ahead of' : 'behind'} this machine's${off > config.token.leeway ? ': its tokens are rejected as not valid yet (or expired) by the other nodes' : ''}`,
+              fix: `sync ${n.name}'s clock (NTP: chrony or systemd-timesyncd); if every node shows the same offset, this machine's clock is the one off`,
+            });
+          }
+        }
         const v = judgeHealth(config.health.path, h.status, h.header('content-type'), h.text, config.health.requiredComponents);
         r.health = v.ok ? 'healthy' : `unhealthy: ${v.detail}`;
         if (!v.ok) problems.push({ node: n.name, code: 'NODE_UNHEALTHY', severity: 'error', message: `${n.name} health: ${v.detail}`, fix: `look at the failing component on ${n.name}` });
@@ -91,7 +111,14 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
           if (verifier) {
             const v: TokenVerdict = await verifier.verify(token);
             r.token = v.ok ? { verdict: 'good', kid: v.kid } : { verdict: 'bad', kid: v.kid, detail: v.detail };
-            if (!v.ok) {
+            const timeProblem = !v.ok && (v.problem === 'NOT_YET_VALID' || v.problem === 'EXPIRED');
+            if (timeProblem && problems.some((p) => p.node === n.name && p.code === 'NODE_CLOCK_SKEW')) {
+              // Already named by its Date header: the token's time claims are the same clock.
+              const clock = problems.find((p) => p.node === n.name && p.code === 'NODE_CLOCK_SKEW')!;
+              clock.severity = 'error';
+            } else if (timeProblem) {
+              problems.push({ node: n.name, code: 'NODE_CLOCK_SKEW', severity: 'error', message: `${n.name} issues tokens that are ${v.detail}`, fix: `sync ${n.name}'s clock (NTP)` });
+            } else if (!v.ok) {
               const keyProblem = v.problem === 'FOREIGN_KEY' || v.problem === 'BAD_SIGNATURE';
               problems.push({
                 node: n.name,

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
 import { runDoctor } from '../support/doctor.js';
+import { makeTokenKeyPair } from '../support/pki.js';
 import { deadPort } from '../support/servers.js';
 import { startSimCluster, type NodeFault } from '../support/sim-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
@@ -26,6 +28,19 @@ describe('harbor-lb doctor', () => {
     assert.match(r.text, /^n1\s+yes\s+healthy\s+good [A-Z2-7:]{14}…\s+node address$/m);
     assert.match(r.text, /warning REALM_BYPASSES_PROXY on n1: .*\n  fix: set n1's hostname/);
     assert.match(r.text, /^result: OK$/m);
+  });
+
+  it('names a node whose clock is off, with the offset, and exits 1 (issue 13)', async (t) => {
+    const tmp = makeTempDir('doctor-skew');
+    t.after(tmp.remove);
+    const pair = makeTokenKeyPair(tmp.dir, 'cluster');
+    const nodes = await Promise.all([0, 120_000].map((clockOffsetMs, i) => new SimulatedHarborNode({ name: `h${i + 1}`, signingKey: pair.key, realm: 'request', clockOffsetMs }).start()));
+    t.after(() => Promise.all(nodes.map((n) => n.close())));
+    const r = await runDoctor(tmp.dir, nodes.map((n) => n.url), pair.certFile);
+    assert.equal(r.code, 1, r.text);
+    assert.deepEqual(errorsOf(r), ['n2:NODE_CLOCK_SKEW']);
+    assert.match(r.text, /NODE_CLOCK_SKEW on n2: n2's clock is 1(19|20|21) s ahead of this machine's/);
+    assert.ok(Math.abs(r.report.nodes[1]!.clockOffsetMs! - 120_000) < 2_000);
   });
 
   it('names the node signing with a foreign key, with the cross-trust matrix, and exits 1', async (t) => {
