@@ -2,7 +2,7 @@ import { Agent, Pool, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.js';
 import { judgeHealth } from '../health/verdict.js';
 import { checkNodeCas, nodeTlsOptions } from '../nodes/node-tls.js';
-import { publicHostHeaders, realmOf, sameOrigin } from '../token/realm.js';
+import { publicHostHeaders, realmOf, realmSchemeMismatch, sameOrigin } from '../token/realm.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
 import { createSystemClock } from '../util/clock.js';
@@ -137,6 +137,15 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
         const c = await get(origin, '/v2/');
         r.realm = realmOf(c.header('www-authenticate'));
         r.realmBypasses = r.realm !== undefined && config.nodes.some((m) => sameOrigin(r.realm!, m.url));
+        if (r.realm !== undefined && realmSchemeMismatch(r.realm, config.publicUrl)) {
+          problems.push({
+            node: n.name,
+            code: 'REALM_SCHEME_MISMATCH',
+            severity: 'warning',
+            message: `${n.name} advertises the realm ${r.realm}, but clients use ${pub.protocol.slice(0, -1)} (harbor-lb rewrites it; docker following it directly fails: "server gave HTTP response to HTTPS client")`,
+            fix: `set external_url in ${n.name}'s harbor.yml to ${pub.origin} and run ./prepare`,
+          });
+        }
         if (r.realmBypasses) {
           problems.push({ node: n.name, code: 'REALM_BYPASSES_PROXY', severity: 'warning', message: `${n.name} advertises the realm ${r.realm} (the node itself); harbor-lb rewrites it`, fix: `set ${n.name}'s hostname / external_url to the public name ${pub.host}` });
         }

@@ -20,3 +20,22 @@ export function sameOrigin(a: string, b: string): boolean {
     return false;
   }
 }
+
+/**
+ * Whether `realm` names the public host and port with the other scheme (`http://` for a public
+ * `https://` URL): a node whose external URL says http behind TLS termination (harbor#3933).
+ */
+export function realmSchemeMismatch(realm: string, publicUrl: string): boolean {
+  try {
+    const r = new URL(realm);
+    const p = new URL(publicUrl);
+    return r.protocol !== p.protocol && r.hostname.toLowerCase() === p.hostname.toLowerCase() && effectivePort(r) === effectivePort(p);
+  } catch {
+    return false;
+  }
+}
+
+/** The port a URL connects to; a default port written out is the same port. */
+function effectivePort(u: URL): string {
+  return u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80';
+}

@@ -4,6 +4,7 @@ import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import { NodeFlags } from '../nodes/node-flags.js';
+import { realmSchemeMismatch } from './realm.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { TrustStore } from './trust-store.js';
 import { MAX_TOKEN_BYTES, type TokenVerdict, type TokenVerifier } from './verifier.js';
@@ -12,6 +13,7 @@ export const FLAG_FOREIGN_KEY = 'TOKEN_SIGNED_WITH_FOREIGN_KEY';
 export const FLAG_TOKEN_CLAIMS = 'TOKEN_CLAIMS_REJECTED';
 export const FLAG_REGISTRY_REJECTS = 'REGISTRY_REJECTS_CLUSTER_TOKEN';
 export const FLAG_REALM = 'REALM_BYPASSES_PROXY';
+export const FLAG_REALM_SCHEME = 'REALM_SCHEME_MISMATCH';
 const QUARANTINING = [FLAG_FOREIGN_KEY, FLAG_TOKEN_CLAIMS, FLAG_REGISTRY_REJECTS];
 
 const FIX_KEYS =
@@ -181,6 +183,19 @@ export class TokenGuard {
 
   realmOk(node: ClusterNode): void {
     this.flags.clear(node, FLAG_REALM);
+  }
+
+  /** The realm names the public host with the other scheme (http behind TLS termination, harbor#3933). */
+  realmScheme(node: ClusterNode, realm: string | undefined, publicUrl: string): void {
+    if (realm === undefined || !realmSchemeMismatch(realm, publicUrl)) return this.flags.clear(node, FLAG_REALM_SCHEME);
+    const scheme = new URL(publicUrl).protocol.slice(0, -1);
+    this.flags.raise(
+      node,
+      FLAG_REALM_SCHEME,
+      `${node.name} advertises the token realm ${realm}, but clients use ${scheme} (harbor-lb rewrites it meanwhile; clients that follow it directly fail: docker says "server gave HTTP response to HTTPS client")`,
+      { realm, publicUrl },
+      `set external_url in ${node.name}'s harbor.yml to ${new URL(publicUrl).origin} (the scheme clients use) and run ./prepare`,
+    );
   }
 
   #issuerGood(node: ClusterNode): void {

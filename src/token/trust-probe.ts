@@ -81,6 +81,7 @@ export class TrustProbe {
             r.realmBypasses = this.nodes.some((n) => sameOrigin(r.realm!, n.origin));
             if (r.realmBypasses) this.guard.realmBypasses(r.node, r.realm);
             else this.guard.realmOk(r.node);
+            this.guard.realmScheme(r.node, r.realm, this.opts.publicUrl());
           }
         }
         const token = r.goodToken ?? anyGood;

@@ -43,6 +43,18 @@ describe('harbor-lb doctor', () => {
     assert.ok(Math.abs(r.report.nodes[1]!.clockOffsetMs! - 120_000) < 2_000);
   });
 
+  it('warns of a realm with the public host but the other scheme (REALM_SCHEME_MISMATCH), with its fix', async (t) => {
+    const tmp = makeTempDir('doctor-scheme');
+    t.after(tmp.remove);
+    const pair = makeTokenKeyPair(tmp.dir, 'cluster');
+    // runDoctor's publicUrl is http://hub.example.com:8070; this node was set up for https.
+    const node = await new SimulatedHarborNode({ name: 'h1', signingKey: pair.key, realm: 'https://hub.example.com:8070/service/token' }).start();
+    t.after(() => node.close());
+    const r = await runDoctor(tmp.dir, [node.url], pair.certFile);
+    assert.equal(r.code, 0, r.text);
+    assert.match(r.text, /warning REALM_SCHEME_MISMATCH on n1: .*clients use http.*\n  fix: set external_url in n1's harbor\.yml to http:\/\/hub\.example\.com:8070/);
+  });
+
   it('names the node signing with a foreign key, with the cross-trust matrix, and exits 1', async (t) => {
     const r = await doctorOn(t, ['none', 'foreign-key', 'none']);
     assert.equal(r.code, 1);
