@@ -12,7 +12,7 @@ import { ListenError } from './proxy/listener.js';
 const USAGE = `usage:
   harbor-lb serve --config FILE          run the proxy
   harbor-lb status [--admin URL] [--json] show node states (default admin URL http://127.0.0.1:9070)
-  harbor-lb demo [--nodes N] [--port P] [--admin-port P] [--no-faults]
+  harbor-lb demo [--nodes N] [--port P] [--admin-port P] [--no-faults] [--tls]
                                           simulated Harbor nodes (one misconfigured) behind harbor-lb
   harbor-lb doctor --config FILE [--json] diagnose a cluster once: exit 0 clean, 1 problems, 2 could not run`;
 
@@ -67,6 +67,7 @@ async function demo(args: string[]): Promise<number> {
       port: { type: 'string', default: '8070' },
       'admin-port': { type: 'string', default: '9070' },
       'no-faults': { type: 'boolean', default: false },
+      tls: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -77,7 +78,7 @@ async function demo(args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) return usage('--port takes a port number');
   if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) return usage('--admin-port takes a port number');
   const faults = !values['no-faults'];
-  const d = await startDemo({ nodes, port, adminPort, faults, logFormat: process.stdout.isTTY ? 'pretty' : 'json' });
+  const d = await startDemo({ nodes, port, adminPort, faults, tls: values.tls, logFormat: process.stdout.isTTY ? 'pretty' : 'json' });
   process.stderr.write(`${demoBanner(d, faults)}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

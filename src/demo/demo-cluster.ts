@@ -1,4 +1,5 @@
 import { generateKeyPairSync, createPublicKey, type KeyObject } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ export interface DemoOptions {
   /** Make the last node the seed's misconfigured one (foreign key pair). */
   faults: boolean;
   logFormat: 'json' | 'pretty';
+  /** Serve clients over HTTPS with a certificate made for 127.0.0.1 and localhost. */
+  tls?: boolean;
 }
 
 export interface Demo {
@@ -24,6 +27,8 @@ export interface Demo {
   dir: string;
   /** A small OCI image layout to push: `skopeo copy oci:<sampleImage>:v1 docker://…`. */
   sampleImage: string;
+  /** With tls: the certificate clients can trust (it is its own CA). */
+  certFile?: string;
   close(): Promise<void>;
 }
 
@@ -65,8 +70,9 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
         }).start(),
       );
     }
+    const tls = o.tls ? makeDemoCertificate(dir) : undefined;
     const config = validateConfig({
-      listen: { address: '127.0.0.1', port: o.port },
+      listen: { address: '127.0.0.1', port: o.port, ...(tls ? { tls: { cert: tls.certFile, key: tls.keyFile } } : {}) },
       nodes: nodes.map((n, i) => ({ name: `harbor${i + 1}`, url: n.url })),
       token: { rootCert, probe: { interval: '10s' } },
       health: { interval: '2s' },
@@ -77,7 +83,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const { proxyUrl, adminUrl } = await app.start();
     const sampleImage = join(dir, 'sample-image');
     makeOciImage(sampleImage, [2 * 1024 * 1024, 512 * 1024], 'v1');
-    return { app, nodes, proxyUrl, adminUrl, dir, sampleImage, close };
+    return { app, nodes, proxyUrl, adminUrl, dir, sampleImage, certFile: tls?.certFile, close };
   } catch (err) {
     await close();
     throw err;
@@ -96,7 +102,13 @@ export function demoBanner(d: Demo, faults: boolean): string {
     `  skopeo login --tls-verify=false -u admin -p Harbor12345 ${host}`,
     `  skopeo copy --dest-tls-verify=false oci:${d.sampleImage}:v1 docker://${host}/library/demo:v1`,
     `  skopeo copy --src-tls-verify=false docker://${host}/library/demo:v1 dir:/tmp/demo-pulled`,
-    `  docker login ${host}        (add "${host}" to the daemon's insecure-registries first)`,
+    ...(d.certFile
+      ? [
+          `  docker login -u admin ${host}     (HTTPS; docker does not verify 127.0.0.0/8 registries. To have it verify:`,
+          `      sudo mkdir -p /etc/docker/certs.d/${host} && sudo cp ${d.certFile} /etc/docker/certs.d/${host}/ca.crt)`,
+          `  the certificate: ${d.certFile} (for 127.0.0.1 and localhost; skopeo/podman: --cert-dir with it as ca.crt)`,
+        ]
+      : [`  docker login -u admin ${host}     (plain HTTP works for 127.0.0.0/8; elsewhere docker needs TLS: run the demo with --tls)`]),
     '',
     'Then look at:',
     `  npx harbor-lb status --admin ${d.adminUrl}     node states and flags`,
@@ -108,4 +120,23 @@ export function demoBanner(d: Demo, faults: boolean): string {
     '',
   ];
   return lines.filter((l, i, a) => !(l === '' && a[i - 1] === '')).join('\n');
+}
+
+/**
+ * A self-signed server certificate for 127.0.0.1 and localhost (its own CA), made with openssl:
+ * Node can sign with keys but cannot build an X.509 certificate by itself.
+ */
+function makeDemoCertificate(dir: string): { certFile: string; keyFile: string } {
+  const certFile = join(dir, 'server.crt');
+  const keyFile = join(dir, 'server.key');
+  try {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30', '-keyout', keyFile, '-out', certFile, '-subj', '/CN=harbor-lb-demo', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+      { stdio: 'pipe' },
+    );
+  } catch (err) {
+    throw new Error(`--tls needs openssl to make the demo's certificate (apt-get install openssl): ${(err as Error).message}`);
+  }
+  return { certFile, keyFile };
 }

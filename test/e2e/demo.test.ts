@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import https from 'node:https';
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +82,32 @@ describe('the demo', () => {
     const stopped = await demo.stop();
     assert.ok(stopped.cleanedUp, 'the demo says it stopped and removed its data');
     assert.deepEqual(demoDirs().filter((d) => !before.includes(d)), [], 'temporary data removed');
+  });
+
+  it('harbor-lb demo --tls: HTTPS with a certificate clients can verify, and the docker commands that work with it', { timeout: 120_000 }, async (t) => {
+    const tmp = makeTempDir('demo-tls');
+    t.after(tmp.remove);
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const demo = await startDemoProcess(process.execPath, [join(ROOT, 'dist/src/cli.js'), 'demo', '--tls', '--no-faults', '--nodes', '2', '--port', String(port), '--admin-port', String(adminPort)]);
+    t.after(() => demo.stop());
+    const cert = /the certificate: (\S+\.crt)/.exec(demo.banner)?.[1];
+    assert.ok(cert, demo.banner);
+    assert.match(demo.banner, new RegExp(`docker login -u admin 127\\.0\\.0\\.1:${port}`));
+    assert.match(demo.banner, new RegExp(`/etc/docker/certs\\.d/127\\.0\\.0\\.1:${port}/ca\\.crt`));
+    // Verified TLS with the printed certificate: the registry's 401 challenge, realm on https.
+    const answer = await new Promise<{ status: number; realm: string }>((resolve, reject) => {
+      https
+        .get(`https://127.0.0.1:${port}/v2/`, { ca: readFileSync(cert), agent: false }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode!, realm: String(res.headers['www-authenticate']) });
+        })
+        .on('error', reject);
+    });
+    assert.equal(answer.status, 401);
+    assert.match(answer.realm, new RegExp(`realm="https://127\\.0\\.0\\.1:${port}/service/token"`));
+    const skopeo = new Skopeo(tmp.dir);
+    await roundTrip(skopeo, `127.0.0.1:${port}`, makeOciImage(join(tmp.dir, 'image'), [256 * 1024]), 'v1');
+    assert.deepEqual(await demo.stop(), { code: 0, cleanedUp: true });
   });
 
   it('harbor-lb demo --no-faults --nodes 2 --port P: no node is flagged and clients work', { timeout: 120_000 }, async (t) => {
