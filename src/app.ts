@@ -125,6 +125,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     rewriter,
     trusted,
     skew,
+    onCsrfRefusal: () => trustProbe?.csrfSuspected(),
     limits,
     rateWatch,
     minBodyRate: config.limits.minBodyRate,

@@ -17,6 +17,11 @@ export interface AffinityKey {
 
 /** Harbor's UI session cookies: `sid` (2.x), `beegosessionID` (1.x). */
 const SESSION_COOKIE = /(?:^|;\s*)(sid|beegosessionID)=([^;]+)/;
+/**
+ * Harbor core's CSRF cookie (gorilla/csrf): a browser without a session yet is kept on the node
+ * that minted it, so its login works even while nodes have different CSRF keys.
+ */
+const CSRF_COOKIE = /(?:^|;\s*)(_gorilla_csrf)=([^;]+)/;
 
 const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
 
@@ -47,7 +52,7 @@ export class Affinity {
   keyOf(uploadId: string | undefined, cookie: string | undefined, clientIp: string, user: string | undefined): AffinityKey | undefined {
     if (uploadId !== undefined && this.#kinds.has('upload')) return { kind: 'upload', key: `upload:${uploadId}` };
     if (cookie !== undefined && this.#kinds.has('session')) {
-      const m = SESSION_COOKIE.exec(cookie);
+      const m = SESSION_COOKIE.exec(cookie) ?? CSRF_COOKIE.exec(cookie);
       if (m && m[2]!.length > 0 && m[2]!.length <= 512) return { kind: 'session', key: `session:${digest(m[2]!)}` };
     }
     if (this.#kinds.has('client') && clientIp !== '') {
@@ -112,7 +117,7 @@ export class Affinity {
     if (!this.#kinds.has('session')) return;
     for (let i = 0; i < headers.length; i += 2) {
       if (headers[i]!.toLowerCase() !== 'set-cookie') continue;
-      const m = /^\s*(sid|beegosessionID)=([^;]+)/.exec(headers[i + 1]!);
+      const m = /^\s*(sid|beegosessionID|_gorilla_csrf)=([^;]+)/.exec(headers[i + 1]!);
       if (m && m[2]!.length <= 512) this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node);
     }
   }

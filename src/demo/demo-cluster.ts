@@ -58,6 +58,8 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     writeFileSync(rootCert, createPublicKey(cluster).export({ type: 'spki', format: 'pem' }));
     for (let i = 1; i <= o.nodes; i++) {
       const bad = o.faults && i === o.nodes && o.nodes > 1;
+      // The second fault: with three nodes or more, harbor2 was installed on its own and got a CSRF key of its own.
+      const ownCsrf = o.faults && i === 2 && o.nodes > 2;
       const key = bad ? foreign : cluster;
       nodes.push(
         await new SimulatedHarborNode({
@@ -67,6 +69,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
           storage: join(dir, 'storage'),
           httpSecret: 'harbor-lb-demo-http-secret',
           realm: 'request',
+          csrfKey: ownCsrf ? 'harbor2-own-csrf-key-32-chars-xx' : 'harbor-lb-demo-shared-csrf-key-32',
         }).start(),
       );
     }
@@ -96,7 +99,10 @@ export function demoBanner(d: Demo, faults: boolean): string {
   const lines = [
     '',
     `harbor-lb demo: ${d.nodes.length} simulated Harbor nodes behind harbor-lb on ${d.proxyUrl} (admin API ${d.adminUrl})`,
-    ...d.nodes.map((n, i) => `  harbor${i + 1}  ${n.url}${faults && i === d.nodes.length - 1 && d.nodes.length > 1 ? '   <- misconfigured on purpose: signs tokens with a key of its own' : ''}`),
+    ...d.nodes.map(
+      (n, i) =>
+        `  harbor${i + 1}  ${n.url}${faults && i === d.nodes.length - 1 && d.nodes.length > 1 ? '   <- misconfigured on purpose: signs tokens with a key of its own' : ''}${faults && i === 1 && d.nodes.length > 2 ? '   <- misconfigured on purpose: a CSRF key of its own (UI logins)' : ''}`,
+    ),
     '',
     'Try it (user admin, password Harbor12345, as on a fresh Harbor):',
     `  skopeo login --tls-verify=false -u admin -p Harbor12345 ${host}`,
@@ -114,7 +120,7 @@ export function demoBanner(d: Demo, faults: boolean): string {
     `  npx harbor-lb status --admin ${d.adminUrl}     node states and flags`,
     `  curl ${d.adminUrl}/metrics`,
     '  the lines below: one per request (node, reason, status) and one per node event',
-    faults ? '  harbor-lb flags the misconfigured node (TOKEN_SIGNED_WITH_FOREIGN_KEY) and routes around it.' : '',
+    faults ? '  harbor-lb flags the misconfigured nodes (TOKEN_SIGNED_WITH_FOREIGN_KEY, CSRF_KEY_DIFFERS) and keeps clients working.' : '',
     '',
     'Ctrl-C stops everything and removes the temporary data.',
     '',

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { KeyObject } from 'node:crypto';
+import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import { challenge, RegistryAuth } from './registry-auth.js';
@@ -37,6 +37,11 @@ export interface SimulatedHarborNodeOptions {
   port?: number;
   /** How far this node's clock is off (ms, + ahead): its tokens, its registry's checks and its Date header. */
   clockOffsetMs?: number;
+  /**
+   * Harbor core's CSRF_KEY (gorilla/csrf). Nodes installed separately each get their own; then a
+   * CSRF cookie minted on one node fails on another with 403 "CSRF token invalid" (harbor#21060).
+   */
+  csrfKey?: string;
 }
 
 /**
@@ -114,6 +119,8 @@ export class SimulatedHarborNode {
     const path = url.pathname;
     res.setHeader('x-harbor-node', this.opts.name);
     if (this.opts.clockOffsetMs) res.setHeader('date', new Date(Date.now() + this.opts.clockOffsetMs).toUTCString());
+    if (!this.#csrf(req, res, path)) return;
+    if (path === '/c/login' && req.method === 'POST') return this.#login(req, res);
     if (path === '/service/token') {
       const answer = await this.tokens.issue(url.searchParams, req.headers.authorization);
       return send(res, answer.status, answer.body);
@@ -141,6 +148,44 @@ export class SimulatedHarborNode {
       return void res.end(`<!doctype html><title>Harbor</title><p>simulated Harbor node ${this.opts.name}</p>`);
     }
     return send(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'not found', detail: null }] });
+  }
+
+  /**
+   * gorilla/csrf as Harbor core runs it: paths under /v2/, /api/, /chartrepo/, /service/ without a
+   * session are skipped; everything else gets a token (header) and a cookie signed with the
+   * node's key, and an unsafe request must bring both, the cookie one this key made. False when
+   * the request was refused (403 "CSRF token invalid").
+   */
+  #csrf(req: http.IncomingMessage, res: http.ServerResponse, path: string): boolean {
+    const cookies = req.headers.cookie ?? '';
+    const session = /(?:^|;\s*)sid=/.test(cookies);
+    if (!session && /^\/(?:v2|api|chartrepo|service)\//.test(path)) return true;
+    const key = this.opts.csrfKey ?? 'harbor-lb-demo-csrf-key-32-chars';
+    const sign = (token: string) => createHmac('sha256', key).update(token).digest('base64url');
+    const sent = /(?:^|;\s*)_gorilla_csrf=([^;]+)/.exec(cookies)?.[1];
+    const [token, mac] = (sent ?? '').split('.');
+    const valid = token !== undefined && mac !== undefined && token !== '' && sign(token) === mac;
+    const current = valid ? token! : randomBytes(24).toString('base64url');
+    if (!valid) res.setHeader('set-cookie', `_gorilla_csrf=${current}.${sign(current)}; Path=/; SameSite=Strict`);
+    res.setHeader('x-harbor-csrf-token', current);
+    const safe = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' || req.method === 'TRACE';
+    if (safe || (valid && req.headers['x-harbor-csrf-token'] === current)) return true;
+    req.resume();
+    send(res, 403, { errors: [{ code: 'FORBIDDEN', message: 'CSRF token invalid', detail: null }] });
+    return false;
+  }
+
+  /** The UI login (form fields principal, password): a session cookie on success. */
+  async #login(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+    const users = this.opts.users ?? { admin: 'Harbor12345' };
+    const user = form.get('principal') ?? '';
+    if (users[user] === undefined || users[user] !== form.get('password')) return send(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid user name or password', detail: null }] });
+    res.setHeader('set-cookie', `sid=${randomBytes(16).toString('hex')}; Path=/; HttpOnly`);
+    res.writeHead(200, { 'content-length': 0 });
+    res.end();
   }
 
   /** The registry API as far as this node implements it: token checks on /v2/. */

@@ -2,6 +2,7 @@ import { Agent, Pool, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.js';
 import { judgeHealth } from '../health/verdict.js';
 import { checkNodeCas, nodeTlsOptions } from '../nodes/node-tls.js';
+import { csrfOutliers, FIX_CSRF, type CsrfRequest } from '../token/csrf-check.js';
 import { publicHostHeaders, realmOf, realmSchemeMismatch, sameOrigin } from '../token/realm.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
@@ -155,6 +156,23 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
       return r;
     }),
   );
+
+  // CSRF keys: a cookie and token one node minted, presented to another on a harmless POST.
+  const csrfRequest: CsrfRequest = async (origin, r) => {
+    const res = await agent.request({ origin, path: r.path, method: r.method, headers: { ...baseHeaders, ...r.headers } });
+    await res.body.dump();
+    return { status: res.statusCode, headers: res.headers };
+  };
+  const reachable = config.nodes.filter((n) => reports.find((r) => r.name === n.name)?.reachable).map((n) => ({ name: n.name, origin: new URL(n.url).origin }));
+  for (const o of await csrfOutliers(csrfRequest, reachable)) {
+    problems.push({
+      node: o.name,
+      code: 'CSRF_KEY_DIFFERS',
+      severity: 'error',
+      message: `${o.name}'s CSRF key differs from ${o.differsFrom.join(', ')}'s: a UI session that changes node fails with 403 "CSRF token invalid" (harbor-lb keeps browsers on one node meanwhile)`,
+      fix: FIX_CSRF,
+    });
+  }
 
   // Cross-trust: is the token node A issued accepted by node B's registry?
   const matrix: DoctorReport['trust'] = {};

@@ -47,6 +47,8 @@ export interface ProxyDeps {
   uploadHeadersTimeout: number;
   /** Unique per app instance, so request ids from two proxies never collide. */
   instanceId: string;
+  /** A UI request carrying a CSRF cookie was refused 403: the CSRF key check should run. */
+  onCsrfRefusal?: () => void;
   /** Node clock offsets: token requests avoid a node whose tokens other registries would refuse. */
   skew: ClockSkew | undefined;
   /** Per-client limits: requests in flight. */
@@ -315,6 +317,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           hold: inspectToken ? guard!.holdFor(node) : undefined,
           onHead: (status, h) => {
             if (bearer !== undefined && isTokenRejection(status, h)) tokenRejected = true;
+            if (status === 403 && ex.route === 'ui' && !isBodylessRead(method, undefined) && ex.cookie?.includes('_gorilla_csrf=')) deps.onCsrfRefusal?.();
             if (affinity === undefined) return;
             if (startsUpload && status === 202) affinity.learnUpload(node, h);
             else if (ex.route === 'ui') affinity.learnSession(node, h);

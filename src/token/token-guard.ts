@@ -4,6 +4,7 @@ import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import { NodeFlags } from '../nodes/node-flags.js';
+import { FIX_CSRF, FLAG_CSRF } from './csrf-check.js';
 import { realmSchemeMismatch } from './realm.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { TrustStore } from './trust-store.js';
@@ -183,6 +184,24 @@ export class TokenGuard {
 
   realmOk(node: ClusterNode): void {
     this.flags.clear(node, FLAG_REALM);
+  }
+
+  /** What the CSRF check found among `checked`: the outliers flagged, every other node cleared. */
+  csrfKeys(checked: readonly ClusterNode[], outliers: ReadonlyArray<{ name: string; differsFrom: string[] }>): void {
+    for (const node of checked) {
+      const o = outliers.find((x) => x.name === node.name);
+      if (o === undefined) {
+        this.flags.clear(node, FLAG_CSRF);
+        continue;
+      }
+      this.flags.raise(
+        node,
+        FLAG_CSRF,
+        `${node.name}'s CSRF key differs from ${o.differsFrom.join(', ')}'s: a UI session that changes node fails with 403 "CSRF token invalid"; harbor-lb keeps each browser on the node that minted its CSRF cookie meanwhile`,
+        { differsFrom: o.differsFrom, source: 'probe' },
+        FIX_CSRF,
+      );
+    }
   }
 
   /** The realm names the public host with the other scheme (http behind TLS termination, harbor#3933). */

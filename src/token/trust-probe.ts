@@ -2,6 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
+import { csrfOutliers, type CsrfRequest } from './csrf-check.js';
 import { publicHostHeaders, realmOf, sameOrigin } from './realm.js';
 import type { TokenGuard, TokenResponseVerdict } from './token-guard.js';
 
@@ -94,6 +95,11 @@ export class TrustProbe {
       }),
     );
     if (!this.#stopped) for (const r of results) if (r.goodToken !== undefined && r.registryAccepts === true) this.guard.probePassed(r.node);
+    const reachable = results.filter((r) => r.reachable).map((r) => r.node);
+    if (!this.#stopped && reachable.length > 1) {
+      const outliers = await csrfOutliers(this.#csrfRequest, reachable);
+      if (!this.#stopped) this.guard.csrfKeys(reachable, outliers);
+    }
     return results;
   }
 
@@ -142,6 +148,35 @@ export class TrustProbe {
       return pool.request({ ...opts, method: 'GET' });
     }
   }
+
+  #csrfCheckedAt = -Infinity;
+
+  /**
+   * A UI request was refused 403 while it carried a CSRF cookie: perhaps minted on a node with
+   * another key. That is no evidence by itself (a client can send any cookie); it asks for the
+   * CSRF check now, at most once per 10 s, and the check's own answers decide.
+   */
+  csrfSuspected(): void {
+    const now = this.clock.now();
+    if (this.#stopped || now - this.#csrfCheckedAt < 10_000) return;
+    this.#csrfCheckedAt = now;
+    void csrfOutliers(this.#csrfRequest, this.nodes).then((outliers) => {
+      if (!this.#stopped) this.guard.csrfKeys(this.nodes, outliers);
+    });
+  }
+
+  readonly #csrfRequest: CsrfRequest = async (origin, r) => {
+    const node = this.nodes.find((n) => n.origin === origin)!;
+    const res = await this.#pools.get(node)!.request({
+      path: r.path,
+      method: r.method,
+      headers: { ...this.#headers(), ...r.headers },
+      headersTimeout: this.opts.timeout,
+      bodyTimeout: this.opts.timeout,
+    });
+    await res.body.dump();
+    return { status: res.statusCode, headers: res.headers };
+  };
 
   #headers(): Record<string, string> {
     return publicHostHeaders(this.opts.publicUrl(), 'harbor-lb-trust-probe');
