@@ -10,6 +10,8 @@ import { judgeHealth, type CheckVerdict } from './verdict.js';
 export type HealthProbe = (node: ClusterNode) => Promise<CheckVerdict>;
 
 const MAX_HEALTH_BODY = 64 * 1024;
+/** Errors of a connection never made. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /**
  * The HTTP probe: GET health.path over a connection of its own (one per node), so checks are not
@@ -49,7 +51,10 @@ export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNo
     } catch (err) {
       const e = err as { code?: string; name?: string; message: string };
       const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${cfg.timeout} ms` : (e.code ?? e.message);
-      return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED', reached: false };
+      // Only a connection that could not be made says the node does not answer; a node that took
+      // the connection and then hung (a frozen registry behind a live core) is left to the
+      // unhealthyAfter threshold, so one answered request cannot flap it back in between checks.
+      return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED', reached: NOT_CONNECTED.has(e.code ?? '') ? false : undefined };
     }
   };
   return { probe, close: async () => void (await Promise.all([...pools.values()].map((p) => p.destroy()))) };

@@ -4,6 +4,8 @@ import type { Clock, Timer } from '../util/clock.js';
 export interface ClusterFailure {
   /** The gateway status every node answered with. */
   status: number;
+  /** The route class it was answered on (a storage outage fails pulls, not token requests). */
+  route: string;
   since: number;
   lastSeen: number;
 }
@@ -14,13 +16,14 @@ export interface ClusterFailureEvents {
 }
 
 /**
- * Tells a node's failure from the cluster's: when every routable node answered the same 5xx
- * within `window` (and none answered well since), the cause is shared (storage, database), and
- * ejecting nodes would only turn it into an outage of the proxy's own making. The episode ends
- * once `window` passes without that failure.
+ * Tells a node's failure from the cluster's: when every routable node answered the same 5xx on
+ * the same route class within `window`, with no good answer on that route since, the cause is
+ * shared (storage, database), and ejecting nodes would only turn it into an outage of the
+ * proxy's own making. Every failure re-checks that this still holds: the episode ends as soon as
+ * one node answers that route well, or a node fails alone, or `window` passes without the failure.
  */
 export class ClusterFailureDetector {
-  readonly #last = new Map<ClusterNode, { status: number; at: number }>();
+  readonly #last = new Map<ClusterNode, Map<string, { status: number; at: number }>>();
   #current: ClusterFailure | undefined;
   #timer: Timer | undefined;
 
@@ -34,31 +37,40 @@ export class ClusterFailureDetector {
     return this.#current;
   }
 
-  /** A node answered `status` (502/503/504); true when that is the cluster's failure, not the node's. */
-  failed(node: ClusterNode, status: number, routable: readonly ClusterNode[]): boolean {
+  /** A node answered `status` (502/503/504) on `route`; true when that is the cluster's failure, not the node's. */
+  failed(node: ClusterNode, status: number, route: string, routable: readonly ClusterNode[]): boolean {
     const now = this.clock.now();
-    this.#last.set(node, { status, at: now });
+    let byRoute = this.#last.get(node);
+    if (byRoute === undefined) this.#last.set(node, (byRoute = new Map()));
+    byRoute.set(route, { status, at: now });
+    const all =
+      routable.length > 0 &&
+      routable.includes(node) &&
+      routable.every((n) => {
+        const f = this.#last.get(n)?.get(route);
+        return f !== undefined && f.status === status && now - f.at <= this.window;
+      });
     const cur = this.#current;
-    if (cur !== undefined && cur.status === status) {
-      cur.lastSeen = now;
-      return true;
+    if (cur !== undefined && cur.status === status && cur.route === route) {
+      if (all) {
+        cur.lastSeen = now;
+        return true;
+      }
+      this.#end();
+      return false;
     }
-    if (routable.length === 0 || !routable.includes(node)) return false;
-    const all = routable.every((n) => {
-      const f = this.#last.get(n);
-      return f !== undefined && f.status === status && now - f.at <= this.window;
-    });
     if (!all) return false;
     if (cur !== undefined) this.#end();
-    this.#current = { status, since: now, lastSeen: now };
+    this.#current = { status, route, since: now, lastSeen: now };
     this.#schedule();
     this.events.started(this.#current, routable);
     return true;
   }
 
-  /** A node answered well: its last failure no longer speaks for the cluster. */
-  succeeded(node: ClusterNode): void {
-    this.#last.delete(node);
+  /** A node answered `route` well: its last failure there no longer speaks for the cluster, and an episode on that route is over. */
+  succeeded(node: ClusterNode, route: string): void {
+    this.#last.get(node)?.delete(route);
+    if (this.#current?.route === route) this.#end();
   }
 
   stop(): void {

@@ -7,10 +7,10 @@ import { ClusterFailureDetector, type ClusterFailure } from './cluster-failure.j
 
 /** What one attempt on a node says about that node. A client's doing says nothing and is not reported. */
 export type AttemptVerdict =
-  /** The node answered, with anything but 502/503/504. */
-  | { kind: 'answered' }
+  /** The node answered, with anything but 502/503/504, on a route class (token, v2, upload, ui, other). */
+  | { kind: 'answered'; route: string }
   /** The node answered 502/503/504. */
-  | { kind: 'gateway'; status: number }
+  | { kind: 'gateway'; status: number; route: string }
   /** The connection could not be made: the node does not answer. */
   | { kind: 'unreachable'; code: string }
   /** Connected, then no answer or a cut one (reset, timed out). */
@@ -80,14 +80,14 @@ export class PassiveJudge {
     if (v.kind === 'answered') {
       s.consecutive = 0;
       s.cappedSaid = false;
-      this.#cluster.succeeded(node);
+      this.#cluster.succeeded(node, v.route);
       this.nodes.setReachable(node, true);
       if (s.ejections > 0 && !this.nodes.isEjected(node) && this.clock.now() > s.lastEjectedUntil + this.cfg.maxEjectFor) s.ejections = 0;
       return;
     }
     if (v.kind === 'gateway') {
       this.nodes.setReachable(node, true);
-      if (this.#cluster.failed(node, v.status, this.#routable())) return;
+      if (this.#cluster.failed(node, v.status, v.route, this.#routable())) return;
     } else if (v.kind === 'unreachable') {
       this.nodes.setReachable(node, false, v.code);
     }

@@ -183,25 +183,32 @@ export class NodeSet
     }
     c.ejectedUntil = until;
     c.ejectionWhy = why;
-    if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
-    // Expires on its own, active checks or not.
-    c.ejectionTimer = this.clock.setTimeout(() => {
-      c.ejectionTimer = undefined;
-      if (!this.#closed) this.#evaluate();
-    }, until - now);
-    c.ejectionTimer.unref?.();
+    this.#armEjectionTimer(c, until - now);
     this.#evaluate();
     return true;
   }
 
+  /** An ejection expires on its own, active checks or not; a timer that fires early is armed again for the rest. */
+  #armEjectionTimer(c: Conditions, ms: number): void {
+    if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
+    c.ejectionTimer = this.clock.setTimeout(() => {
+      c.ejectionTimer = undefined;
+      if (this.#closed) return;
+      const left = c.ejectedUntil - this.clock.now();
+      if (left > 0) this.#armEjectionTimer(c, left);
+      else this.#evaluate();
+    }, Math.max(1, ms));
+    c.ejectionTimer.unref?.();
+  }
+
   endEjection(node: ClusterNode, why: string): void {
     const c = this.#c(node);
-    if (c.ejectedUntil <= this.clock.now()) return;
+    if (c.ejectedUntil === 0) return;
     c.ejectedUntil = 0;
     c.ejectionWhy = why;
     if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
     c.ejectionTimer = undefined;
-    this.#evaluate(why);
+    this.#evaluate({ node, text: why });
   }
 
   /** How many nodes may be ejected at once. */
@@ -227,7 +234,7 @@ export class NodeSet
     }
     if (c.reachable === reachable) return;
     c.reachable = reachable;
-    this.#evaluate(reachable ? (why === 'retry' ? 'trying it again' : 'it answers again') : undefined);
+    this.#evaluate(reachable ? { node, text: why === 'retry' ? 'trying it again' : 'it answers again' } : undefined);
   }
 
   quarantine(node: ClusterNode, why: string): void {
@@ -241,7 +248,7 @@ export class NodeSet
     const c = this.#c(node);
     if (c.quarantine === undefined) return;
     c.quarantine = undefined;
-    this.#evaluate('trust restored');
+    this.#evaluate({ node, text: 'trust restored' });
   }
 
   setDrained(node: ClusterNode, drained: boolean): void {
@@ -275,7 +282,7 @@ export class NodeSet
   }
 
   /** Re-derives every node's state: a change to one node can change what the rules allow for another. */
-  #evaluate(hint?: string): void {
+  #evaluate(about?: { node: ClusterNode; text: string }): void {
     const now = this.clock.now();
     const servers = this.all.filter((n) => this.#canServe(n, now));
     const failedOpen: string[] = [];
@@ -302,7 +309,9 @@ export class NodeSet
         why = `does not answer: ${c.unreachableWhy}; tried again in ${Math.round(this.opts.retryUnreachableAfter / 1000)}s or when a check passes`;
       } else {
         to = c.check;
-        why = c.check === 'unknown' && node.state === 'unhealthy' ? `back in: ${hint ?? 'ejection back-off elapsed'}` : c.checkWhy;
+        // Back from an ejection or from not answering: say what brought it back, not an old check's reason.
+        const hint = about?.node === node ? about.text : undefined;
+        why = node.state === 'unhealthy' && (hint !== undefined || c.check === 'unknown') ? `back in: ${hint ?? 'ejection back-off elapsed'}` : c.checkWhy;
         if (c.quarantine !== undefined) why = `quarantine failed open (${c.quarantine}): no other node can serve`;
       }
       this.#setState(node, to, why, now);

@@ -135,7 +135,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       bytesOut: 0,
     };
     inflight++;
-    let cut: { status: number; error: string } | undefined;
+    let cut: { status?: number; error: string } | undefined;
     let unwatch: (() => void) | undefined;
     let counted = false;
     const done = (): void => {
@@ -143,7 +143,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       if (counted) deps.limits.endRequest(clientIp);
       if (cut !== undefined) {
         // Cut for a too slow body: that, not the client leaving, is what happened.
-        record.status = cut.status;
+        if (cut.status !== undefined) record.status = cut.status;
         record.error = cut.error;
       } else if (record.error === 'CLIENT_GONE') {
         // The request ended on a parser error (bad chunk framing): the client got a 400 for it.
@@ -206,7 +206,8 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
           // The rest of a trickled body is not waited for.
           res.once('finish', () => socket.destroySoon());
         } else {
-          cut = { status: record.status, error: 'CLIENT_TOO_SLOW: response body' };
+          // The status is what the node answered (set when the exchange ends): only the error is ours.
+          cut = { error: 'CLIENT_TOO_SLOW: response body' };
           res.destroy();
         }
       },
@@ -258,6 +259,8 @@ export const REPLAYABLE_BODY = 64 * 1024;
 async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const { record, res, method, body } = ex;
   const tried = new Set<ClusterNode>();
+  // Which answers a shared failure is judged on: the /v2/ ping needs no storage, pulls do.
+  const failureClass = ex.route === 'v2' && (ex.path === '/v2/' || ex.path === '/v2') ? 'v2-base' : ex.route;
   if (ex.route === 'token' && deps.skew !== undefined) {
     // Tokens from a node whose clock is past the registries' leeway are refused elsewhere: ask
     // the others (while there are others).
@@ -328,7 +331,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         node.inflight--;
         if (attempt > 1) deps.budget.retrying--;
       }
-      judge(deps, node, outcome);
+      judge(deps, node, outcome, failureClass);
       if (outcome.phase !== 'not-sent') reached = true;
       if (outcome.phase === 'buffered') {
         // A token the client must never see if it is bad: try another node while one is left.
@@ -440,24 +443,24 @@ function bearerOf(req: IncomingMessage): string | undefined {
 }
 
 /** Passive health: what one attempt says about its node. A client hanging up, or a request undici refused, says nothing. */
-function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome): void {
-  const verdict = attemptVerdict(o);
+function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string): void {
+  const verdict = attemptVerdict(o, route);
   if (verdict === undefined) return;
   if (verdict.kind !== 'answered') node.failures++;
   deps.judge.record(node, verdict);
 }
 
-function attemptVerdict(o: ForwardOutcome): AttemptVerdict | undefined {
+function attemptVerdict(o: ForwardOutcome, route: string): AttemptVerdict | undefined {
   switch (o.phase) {
     case 'client-gone':
     case 'unsendable':
       return undefined;
     case 'buffered':
     case 'held-back':
-      return { kind: 'answered' };
+      return { kind: 'answered', route };
     case 'complete':
     case 'gateway-error':
-      return o.status >= 502 && o.status <= 504 ? { kind: 'gateway', status: o.status } : { kind: 'answered' };
+      return o.status >= 502 && o.status <= 504 ? { kind: 'gateway', status: o.status, route } : { kind: 'answered', route };
     case 'not-sent':
       return { kind: 'unreachable', code: describeNodeFailure(o.error).code };
     default:

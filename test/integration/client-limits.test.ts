@@ -145,6 +145,7 @@ describe('per-client limits', () => {
     }
     assert.ok(line, 'the exchange was cut');
     assert.equal(line.error, 'CLIENT_TOO_SLOW: response body');
+    assert.equal(line.status, 200, 'the status the client got, not 0');
     assert.equal(lb.app.nodes.get('n1')!.failures, 0);
   });
 

@@ -19,9 +19,9 @@ function setup(n = 3) {
   const judge = new PassiveJudge(nodes, cfg.health.passive, clock, logger);
   return { clock, nodes, judge, logs, n1: nodes.all[0]!, n2: nodes.all[1]!, n3: nodes.all[2]! };
 }
-const s503 = { kind: 'gateway', status: 503 } as const;
+const s503 = { kind: 'gateway', status: 503, route: 'v2' } as const;
 const reset = { kind: 'failed', code: 'ECONNRESET' } as const;
-const ok = { kind: 'answered' } as const;
+const ok = { kind: 'answered', route: 'v2' } as const;
 
 describe('passive failure detection', () => {
   it('ejects after consecutive failures, a success resetting the count', () => {
@@ -93,7 +93,7 @@ describe('passive failure detection', () => {
     judge.record(n1, s503);
     judge.record(n2, s503);
     judge.record(n3, ok);
-    judge.record(n3, { kind: 'gateway', status: 502 });
+    judge.record(n3, { kind: 'gateway', status: 502, route: 'v2' });
     assert.equal(judge.clusterFailure, undefined);
     judge.record(n1, s503);
     judge.record(n1, s503);
@@ -109,6 +109,28 @@ describe('passive failure detection', () => {
     }
     assert.equal(judge.clusterFailure?.status, 503);
     assert.deepEqual([n2.state, n3.state], ['unknown', 'unknown'], 'the two that are left are not ejected');
+  });
+
+  // Found in review: once an episode was on, any 503 kept it on, so a node failing alone after a
+  // shared hiccup was never ejected and nobody's GET was retried.
+  it('ends the episode when one node answers that route well again, and a node failing alone is its own failure again', () => {
+    const { judge, n1, n2, n3, logs } = setup();
+    for (const n of [n1, n2, n3]) judge.record(n, s503);
+    assert.equal(judge.clusterFailure?.status, 503);
+    judge.record(n1, ok);
+    assert.equal(judge.clusterFailure, undefined, 'n1 pulls again: the cause is no longer shared');
+    judge.record(n2, ok);
+    for (let i = 0; i < 3; i++) judge.record(n3, s503);
+    assert.equal(n3.state, 'unhealthy', 'n3 failing alone is ejected');
+    assert.deepEqual(logs.lines.filter((l) => l.event === 'cluster_degraded').map((l) => l.active), [true, false]);
+  });
+
+  it('a good answer on another route (a token while storage is down) does not end a pull episode', () => {
+    const { judge, n1, n2, n3 } = setup();
+    for (const n of [n1, n2, n3]) judge.record(n, s503);
+    judge.record(n1, { kind: 'answered', route: 'token' });
+    judge.record(n2, s503);
+    assert.equal(judge.clusterFailure?.status, 503);
   });
 
   it('never ejects the only node for its answers', () => {

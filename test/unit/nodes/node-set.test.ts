@@ -43,6 +43,20 @@ describe('node state: one owner, derived from named conditions', () => {
     assert.ok(nodes.available().includes(n1));
   });
 
+  // Found in review: Node's timers may fire a millisecond before Date.now() reaches their time;
+  // the expiry then saw the ejection still on, and nothing ever looked again.
+  it('ends an ejection even when its timer fires early', () => {
+    const fake = new FakeClock();
+    const early = { now: () => fake.now(), setTimeout: (fn: () => void, ms: number) => fake.setTimeout(fn, ms > 1 ? ms - 1 : ms), clearTimeout: (t: unknown) => fake.clearTimeout(t as never) };
+    const cfg = validateConfig({ nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }, { name: 'n2', url: 'http://127.0.0.1:2' }] });
+    const nodes = new NodeSet(cfg, early);
+    const n1 = nodes.all[0]!;
+    nodes.setCheck(n1, 'healthy', 'ok');
+    nodes.eject(n1, fake.now() + 10_000, 'x');
+    fake.advance(10_000);
+    assert.equal(n1.state, 'healthy');
+  });
+
   it('caps ejections at a third of the nodes, and always lets one node be ejected', () => {
     const { nodes, n1, n2, n3, clock } = setup();
     assert.equal(nodes.maxEjected(), 1);
