@@ -116,7 +116,11 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     config.publicUrl,
   );
   const trusted = new TrustedPeers(config.listen.trustedProxies);
-  const limits = new ClientLimits(config.limits.connectionsPerClient, config.limits.requestsPerClient);
+  const share = (pool: number) => (config.limits.nodeShare >= 1 ? 0 : Math.max(1, Math.floor(pool * config.limits.nodeShare)));
+  const limits = new ClientLimits(config.limits.connectionsPerClient, config.limits.requestsPerClient, {
+    fast: share(config.proxy.maxConnectionsPerNode),
+    upload: share(config.proxy.maxUploadConnectionsPerNode),
+  });
   const rateWatch = new BodyRateWatch(config.limits.minBodyRate, config.limits.bodyRateWindow, clock);
   const connections = new ConnectionGuard({ limits, trusted, logger, clock, tls: config.listen.tls !== undefined });
   const handler = createRequestHandler({

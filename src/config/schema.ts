@@ -183,6 +183,12 @@ const limitsSchema = z.strictObject({
   /** Requests in flight at once from one client (address from X-Forwarded-For behind a trusted proxy). 0: no limit. */
   requestsPerClient: z.number().int().min(0).prefault(128),
   /**
+   * The share of one node's connection budget (each of proxy.maxConnectionsPerNode and
+   * proxy.maxUploadConnectionsPerNode) one client may hold at once, so that no client can take a
+   * node's every connection. 1: no limit.
+   */
+  nodeShare: z.number().gt(0).max(1).prefault(0.25),
+  /**
    * A body the proxy is waiting on the client for (a request body being sent, a response being
    * read) must move at least this many bytes per second, judged over each `bodyRateWindow` of
    * waiting; the first window is the grace. 0: no minimum.

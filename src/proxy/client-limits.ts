@@ -5,11 +5,24 @@
 export class ClientLimits {
   readonly #connections = new Map<string, number>();
   readonly #requests = new Map<string, number>();
+  /** client|node|pool → requests the client has on that node's pool now. */
+  readonly #onNode = new Map<string, number>();
 
   constructor(
     private readonly maxConnections: number,
     private readonly maxRequests: number,
+    /** What one client may hold of one node's pools: [requests without a streamed body, streamed uploads]. */
+    private readonly nodeShare: { fast: number; upload: number } = { fast: 0, upload: 0 },
   ) {}
+
+  /** Takes a slot of a node's pool for `ip`; false (nothing taken) when the client holds its share of it already. */
+  startOnNode(ip: string, node: string, upload: boolean): boolean {
+    return take(this.#onNode, `${ip}|${node}|${upload ? 'u' : 'f'}`, upload ? this.nodeShare.upload : this.nodeShare.fast);
+  }
+
+  endOnNode(ip: string, node: string, upload: boolean): void {
+    give(this.#onNode, `${ip}|${node}|${upload ? 'u' : 'f'}`);
+  }
 
   /** Takes a connection slot for `ip`; false (nothing taken) when the client holds its limit already. */
   openConnection(ip: string): boolean {

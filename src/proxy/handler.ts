@@ -280,6 +280,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   let outcome: ForwardOutcome | undefined;
   let reason: RouteReason = choice.first;
   let reached = false;
+  let overShare = false;
   deps.budget.active++;
   try {
     for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
@@ -294,6 +295,15 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       const anotherNode = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
       // A 5xx every node answers is passed on at once: retrying it elsewhere only adds load.
       const canRetryAfter = anotherNode && deps.budget.canRetry() && deps.judge.clusterFailure === undefined;
+      // No client may hold more than its share of a node's connections: another node, else 429.
+      const streamed = body !== undefined && body.buffered === undefined;
+      if (!deps.limits.startOnNode(ex.clientIp, node.name, streamed)) {
+        overShare = true;
+        // An upload continues on its own node or not at all (another node may not know it).
+        if (key?.kind === 'upload' && upload?.uuid !== undefined) break;
+        continue;
+      }
+      overShare = false;
       record.attempts = attempt;
       record.node = node.name;
       record.reason = reason;
@@ -329,6 +339,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         });
       } finally {
         node.inflight--;
+        deps.limits.endOnNode(ex.clientIp, node.name, streamed);
         if (attempt > 1) deps.budget.retrying--;
       }
       judge(deps, node, outcome, failureClass);
@@ -361,6 +372,13 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   // Whatever the node did not read (it answered early, or failed) is drained, never left to stall the client.
   body?.release();
   record.bytesIn = body?.bytes ?? 0;
+  if (outcome === undefined && overShare) {
+    record.status = 429;
+    record.error = 'CLIENT_LIMIT: nodeShare';
+    deps.connections.count('NODE_SHARE');
+    record.bytesOut = sendRegistryError(res, method === 'HEAD', 429, 'TOOMANYREQUESTS', "this client holds its share of the node's connections already (limits.nodeShare)", null, ['retry-after', '1']);
+    return;
+  }
   if (outcome === undefined) {
     record.status = 503;
     record.error = 'NO_NODE_AVAILABLE';

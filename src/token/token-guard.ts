@@ -15,6 +15,8 @@ export const FLAG_TOKEN_CLAIMS = 'TOKEN_CLAIMS_REJECTED';
 export const FLAG_REGISTRY_REJECTS = 'REGISTRY_REJECTS_CLUSTER_TOKEN';
 export const FLAG_REALM = 'REALM_BYPASSES_PROXY';
 export const FLAG_REALM_SCHEME = 'REALM_SCHEME_MISMATCH';
+/** A refusal of a token this close to its expiry says nothing about the node's trust. */
+const NEAR_EXPIRY_MS = 30_000;
 const QUARANTINING = [FLAG_FOREIGN_KEY, FLAG_TOKEN_CLAIMS, FLAG_REGISTRY_REJECTS];
 
 const FIX_KEYS =
@@ -154,6 +156,9 @@ export class TokenGuard {
     const v = await this.verifier.verify(token);
     // A token that does not verify is the client's problem (say, one a misconfigured node issued): not this node's.
     if (!v.ok) return false;
+    // Near its expiry a registry whose clock runs a little ahead may refuse a good token: no
+    // evidence about its trust (and a client could send such tokens on purpose).
+    if (v.expiresAt !== undefined && this.clock.now() > v.expiresAt - NEAR_EXPIRY_MS) return false;
     this.counts.get(node)!.registryRejected++;
     this.flags.raise(
       node,

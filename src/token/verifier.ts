@@ -17,7 +17,7 @@ export type TokenProblem =
   | 'WRONG_AUDIENCE';
 
 export type TokenVerdict =
-  | { ok: true; kid: string; subject?: string }
+  | { ok: true; kid: string; subject?: string; /** `exp` in ms, when the token has one. */ expiresAt?: number }
   | {
       ok: false;
       problem: TokenProblem;
@@ -113,7 +113,7 @@ export class TokenVerifier {
         maxTokenAge: undefined,
       });
       const until = typeof payload.exp === 'number' ? payload.exp * 1000 + this.opts.leeway : now + 60_000;
-      return { verdict: { ok: true, kid: found.kid, subject: typeof payload.sub === 'string' ? payload.sub : undefined }, until };
+      return { verdict: { ok: true, kid: found.kid, subject: typeof payload.sub === 'string' ? payload.sub : undefined, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined }, until };
     } catch (err) {
       return badFor({ ok: false, kid: found.kid, ...describe(err) });
     }

@@ -46,6 +46,30 @@ describe('per-client limits', () => {
     assert.equal((await getFrom(`${lb.url}/v2/a/manifests/1`, '127.0.0.1')).status, 200, 'slots are given back');
   });
 
+  // Found in review: one client could hold every connection a node had, and everyone else's
+  // requests to it waited in the queue with no timeout.
+  it("no client holds more than limits.nodeShare of a node's connections: the next goes elsewhere or gets 429, others are served", async (t) => {
+    const held: http.ServerResponse[] = [];
+    const node = await startServer((req, res) => {
+      if (req.url!.includes('/held/')) held.push(res);
+      else res.end('ok');
+    });
+    t.after(() => node.close());
+    t.after(() => held.forEach((r) => r.end()));
+    // Two connections to the node; a client may hold half of them.
+    const lb = await startApp([node.url], { proxy: { maxConnectionsPerNode: 2 }, limits: { nodeShare: 0.5 } });
+    t.after(() => lb.close());
+    const pending = getFrom(`${lb.url}/v2/a/blobs/held/1`, '127.0.0.1');
+    while (held.length < 1) await once(node.server, 'request');
+    const over = await getFrom(`${lb.url}/v2/a/blobs/held/2`, '127.0.0.1');
+    assert.equal(over.status, 429);
+    assert.match(over.body, /limits\.nodeShare/);
+    assert.equal((await lb.logs.waitFor((l) => l.event === 'request' && l.status === 429)).error, 'CLIENT_LIMIT: nodeShare');
+    assert.equal((await getFrom(`${lb.url}/v2/a/manifests/1`, '127.0.0.2')).status, 200, 'another client gets the connection left');
+    held[0]!.end('done');
+    assert.equal((await pending).status, 200);
+  });
+
   it('connections per client address: the one over the limit is answered 429 and logged; other addresses connect', async (t) => {
     const node = await startServer((_q, r) => r.end('ok'));
     t.after(() => node.close());

@@ -16,7 +16,8 @@ describe('node connection budgets', () => {
       res.end('manifest');
     });
     t.after(() => node.close());
-    const lb = await startApp([node.url], { proxy: { maxConnectionsPerNode: 2, maxUploadConnectionsPerNode: 2 } });
+    // nodeShare 1: this test is about the two budgets, not about one client's share of them.
+    const lb = await startApp([node.url], { proxy: { maxConnectionsPerNode: 2, maxUploadConnectionsPerNode: 2 }, limits: { nodeShare: 1 } });
     t.after(() => lb.close());
     const trickles: http.ClientRequest[] = [];
     t.after(() => trickles.forEach((r) => r.destroy()));

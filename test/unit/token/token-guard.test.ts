@@ -147,4 +147,17 @@ describe('token guard: what a token response says about its node', () => {
     assert.equal(events('token_not_verified').at(-1)!.notLogged, 99);
     untouched();
   });
+
+  // Found in review: a client could send a good token right at its expiry to a node whose clock
+  // runs a little ahead, get 401 invalid_token, and have the node quarantined.
+  it('a refusal of a good token near its expiry is no evidence against the node', async () => {
+    const n1 = nodes.get('n1')!;
+    const token = await sign();
+    clock.advance(1800_000 - 10_000);
+    assert.equal(await guard.judgeRejection(n1, token, 'traffic'), false);
+    untouched();
+    const fresh = await sign();
+    assert.equal(await guard.judgeRejection(n1, fresh, 'traffic'), true, 'a fresh good token refused is evidence');
+    assert.ok(n1.flags.has('REGISTRY_REJECTS_CLUSTER_TOKEN'));
+  });
 });
