@@ -52,6 +52,8 @@ export class SoakContext {
   readonly transportErrors = new Tally();
   /** Retries, by "op/step: reason". */
   readonly retries = new Tally();
+  /** When each retry happened (first 10 000), to match them with the faults. */
+  readonly retryTimes: number[] = [];
   readonly unretryable: UnretryableError[] = [];
   readonly images: PushedImage[] = [];
   readonly faults: FaultRecord[] = [];

@@ -89,13 +89,17 @@ async function waitForLine(file: string, child: ChildProcess, match: (l: Record<
   throw new Error(`harbor-lb wrote no matching line to ${file} within ${timeoutMs} ms`);
 }
 
-/** RSS (kB) and open file descriptors of a process, from /proc. */
-export function procUsage(pid: number): { rssKb: number; fds: number } | undefined {
+/** RSS (kB), open file descriptors and CPU time used so far (s) of a process, from /proc. */
+export function procUsage(pid: number): { rssKb: number; fds: number; cpuS: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
     const fds = readdirSync(`/proc/${pid}/fd`).length;
-    return { rssKb: rss ? Number(rss[1]) : 0, fds };
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks (100/s).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuS = (Number(f[11]) + Number(f[12])) / 100;
+    return { rssKb: rss ? Number(rss[1]) : 0, fds, cpuS };
   } catch {
     return undefined;
   }

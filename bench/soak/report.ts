@@ -102,6 +102,8 @@ export function formatReport(r: SoakResult, command: string): string {
   L.push('## Setup', '');
   L.push(`- Machine: ${r.machine.nproc} CPUs (${r.machine.cpuModel}), ${(r.machine.memoryMiB / 1024).toFixed(1)} GiB memory, Node.js ${r.machine.node}.`);
   L.push(`  Load average before the run ${r.machine.loadBefore.join(' / ')}, after ${r.machine.loadAfter.join(' / ')} (1/5/15 min; other work on the machine shows here).`);
+  const loads = r.samples.map((x) => x.load1).sort((a, b) => a - b);
+  if (loads.length > 0) L.push(`  Load average (1 min) during the run: min ${loads[0]}, median ${loads[Math.floor(loads.length / 2)]}, max ${loads[loads.length - 1]} (it counts the soak itself: users, cores, registries, Redis, both instances, and anything else running on the machine).`);
   L.push(`- Duration ${d} s of traffic (${r.ranS} s until the last operation ended), ${r.options.users} simulated users, samples every ${r.options.sampleEveryMs / 1000} s.`);
   L.push(
     '- Cluster: 3 Harbor nodes `h1`–`h3`, each a real `docker-registry` (distribution 2.8) behind a simulated Harbor core (token service, health JSON, portal page, `/v2/` forwarding), all on one shared storage folder with one token key pair and one `http.secret`; one real `redis-server`.',
@@ -118,13 +120,16 @@ export function formatReport(r: SoakResult, command: string): string {
   L.push('- Latency is per request, head sent to body read, measured by the client; routes: `token` (/service/token), `v2 pull` (GET/HEAD under /v2/), `upload` (blob POST/PATCH/PUT and manifest PUT), `ui`.', '');
 
   L.push('## Faults', '');
-  L.push('| fault | planned at | started | ended | what happened |', '|---|---|---|---|---|');
-  for (const f of r.faults) L.push(`| ${f.name} | ${f.plannedAtS.toFixed(0)} s | ${f.startS ?? '–'} s | ${f.endS ?? '–'} s | ${cell(f.detail)} |`);
+  L.push('| fault | planned at | started | ended | client retries from its start to 15 s after its end | what happened |', '|---|---|---|---|---|---|');
+  for (const f of r.faults) {
+    const within = f.startS === undefined ? 0 : r.retryTimes.filter((t) => t >= f.startS! && t <= (f.endS ?? f.startS!) + 15).length;
+    L.push(`| ${f.name} | ${f.plannedAtS.toFixed(0)} s | ${f.startS ?? '–'} s | ${f.endS ?? '–'} s | ${within} | ${cell(f.detail)} |`);
+  }
   L.push(
-    `| slow-body client (throughout) | 0 s | 0 s | ${r.ranS} s | from 127.0.0.2: a real upload started (token, POST), then a PATCH announcing 10 MB sent at 1 byte/s on a raw socket; started again each time it ended: ${Object.entries(r.slowBody).map(([k, n]) => `${k} ×${n}`).join(', ') || 'never ended'} |`,
+    `| slow-body client (throughout) | 0 s | 0 s | ${r.ranS} s | – | from 127.0.0.2: a real upload started (token, POST), then a PATCH announcing 10 MB sent at 1 byte/s on a raw socket; started again each time it ended: ${Object.entries(r.slowBody).map(([k, n]) => `${k} ×${n}`).join(', ') || 'never ended'} |`,
   );
   L.push(
-    `| duplicate-Host client (throughout) | 0 s | 0 s | ${r.ranS} s | from 127.0.0.3: every ${d < 120 ? 3 : 5} s a burst of 10 connections, each \`GET /v2/ HTTP/1.1\` with two Host headers: ${Object.entries(r.duplicateHost).map(([k, n]) => `${k} ×${n}`).join(', ')} |`,
+    `| duplicate-Host client (throughout) | 0 s | 0 s | ${r.ranS} s | – | from 127.0.0.3: every ${d < 120 ? 3 : 5} s a burst of 10 connections, each \`GET /v2/ HTTP/1.1\` with two Host headers: ${Object.entries(r.duplicateHost).map(([k, n]) => `${k} ×${n}`).join(', ')} |`,
     '',
   );
   if (r.slowBodyCuts.length > 0) {
@@ -171,6 +176,12 @@ export function formatReport(r: SoakResult, command: string): string {
     L.push(`| ${name} | open fds | ${cols.map((c) => String(c[1](name)?.fds ?? '?')).join(' | ')} | ${Math.max(...all.map((x) => x?.fds ?? 0))} | ${after?.fds ?? '?'} |`);
   }
   L.push('');
+  const cpu = r.idleBefore.map((b) => {
+    const e = end?.instances.find((x) => x.name === b.name);
+    const used = (e?.cpuS ?? 0) - (b.cpuS ?? 0);
+    return `${b.name} ${used.toFixed(1)} CPU-s (${((100 * used) / Math.max(1, r.ranS)).toFixed(0)} % of one CPU on average)`;
+  });
+  L.push(`CPU used during the traffic: ${cpu.join(', ')}.`, '');
   L.push('RSS and fds over time (one row per tenth of the run; node states as seen by lb1 / lb2, h = healthy, u = unhealthy, other = first letter):', '');
   L.push('| t | lb1 RSS MiB | lb1 fds | lb2 RSS MiB | lb2 fds | nodes (lb1 / lb2) | ops so far | retries | unretryable |', '|---|---|---|---|---|---|---|---|---|');
   const step = Math.max(1, Math.round(r.samples.length / 10));

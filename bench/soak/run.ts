@@ -52,6 +52,7 @@ export interface SoakResult {
   ops: Record<OpKind, OpCount>;
   totals: ReturnType<SoakContext['totals']>;
   retries: Record<string, number>;
+  retryTimes: number[];
   transportErrors: Record<string, number>;
   requests: Record<string, number>;
   unretryable: UnretryableError[];
@@ -162,7 +163,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
 
     const samples: Sample[] = [];
     const takeSample = async () => {
-      const s: Sample = { t: ctx.t(), instances: await sampleInstances(instances, true), totals: ctx.totals(), latency: ctx.latency.takeInterval() };
+      const s: Sample = { t: ctx.t(), load1: Math.round(loadavg()[0]! * 100) / 100, instances: await sampleInstances(instances, true), totals: ctx.totals(), latency: ctx.latency.takeInterval() };
       samples.push(s);
       ctx.emit('sample', s as unknown as Record<string, unknown>);
       progress(
@@ -220,6 +221,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       ops: Object.fromEntries(ctx.ops) as Record<OpKind, OpCount>,
       totals: ctx.totals(),
       retries: ctx.retries.toObject(),
+      retryTimes: ctx.retryTimes,
       transportErrors: ctx.transportErrors.toObject(),
       requests: ctx.requests.toObject(),
       unretryable: ctx.unretryable,

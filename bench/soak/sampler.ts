@@ -7,6 +7,8 @@ export interface InstanceSample {
   name: string;
   rssKb?: number;
   fds?: number;
+  /** CPU seconds the process used since it started. */
+  cpuS?: number;
   /** Node name → state, from the instance's admin /-/status. */
   nodes?: Record<string, string>;
   redisConnected?: boolean;
@@ -14,6 +16,8 @@ export interface InstanceSample {
 
 export interface Sample {
   t: number;
+  /** The machine's 1-minute load average: how busy the machine was, the soak included. */
+  load1: number;
   instances: InstanceSample[];
   totals: ReturnType<SoakContext['totals']>;
   latency: Record<SoakRoute, LatencySummary>;
@@ -24,7 +28,7 @@ export async function sampleInstances(instances: LbInstance[], withStatus: boole
   const usage = instances.map((i) => procUsage(i.pid));
   return Promise.all(
     instances.map(async (inst, k) => {
-      const s: InstanceSample = { name: inst.name, rssKb: usage[k]?.rssKb, fds: usage[k]?.fds };
+      const s: InstanceSample = { name: inst.name, rssKb: usage[k]?.rssKb, fds: usage[k]?.fds, cpuS: usage[k]?.cpuS };
       if (withStatus) {
         const doc = (await getJson(`${inst.adminUrl}/-/status`).catch(() => undefined)) as
           | { nodes?: Array<{ name: string; state: string }>; sticky?: { connected?: boolean } }

@@ -254,6 +254,7 @@ export class SimulatedUser {
         if (!(err instanceof Retryable)) throw err;
         if (attempt >= this.ctx.maxRetries) throw new GaveUp(step, attempt + 1, `${err.message} (after ${attempt} retries)`);
         this.ctx.retries.add(`${op}/${step}: ${err.reason}`);
+        if (this.ctx.retryTimes.length < 10_000) this.ctx.retryTimes.push(this.ctx.t());
         this.ctx.emit('retry', { user: this.name, op, step, attempt: attempt + 1, message: err.message });
         await sleep(BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!, this.ctx.signal);
       }
