@@ -218,7 +218,8 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
         // The client hung up while its small body was being read: nothing to answer.
         record.error = 'CLIENT_GONE';
         record.bytesIn = body.bytes;
-        res.destroy();
+        // An answer harbor-lb already wrote (408 for a trickled body) is left to flush.
+        if (!res.writableEnded) res.destroy();
       } else {
         record.error = (err as Error).message;
         if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
