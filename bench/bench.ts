@@ -32,7 +32,7 @@ interface Settings {
   m4Seconds: number;
   m5Seconds: number;
   heySeconds: number;
-  /** Blobs per measurement, split over the streams: 32 x 64 MiB = 2 GiB. */
+  /** Blobs per measurement, split over the streams: 16 x 64 MiB = 1 GiB. */
   blobsPerRun: number;
   settleMs: number;
   keep: boolean;
@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): Settings {
   const quick = argv.includes('--quick');
   const s: Settings = quick
     ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false }
-    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 32, settleMs: 1000, keep: false, doc: true };
+    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') continue;
