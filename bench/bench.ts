@@ -91,7 +91,11 @@ async function main(): Promise<number> {
   for (const d of [work, shmRoot]) chmodSync(d, 0o755); // nginx workers run as another user when started as root
   for (const d of ['logs', 'tmp', 'www', 'pki']) mkdirSync(join(work, d), { recursive: true });
   const procs = new Procs(process.env.BENCH_PIDFILE ?? join(work, 'pids'));
+  procs.noteDir(shmRoot);
+  if (!settings.keep) procs.noteDir(work);
+  let stopping = false;
   const cleanup = async () => {
+    stopping = true;
     await procs.stopAll();
     if (!settings.keep) rmSync(work, { recursive: true, force: true });
     rmSync(shmRoot, { recursive: true, force: true });
@@ -220,6 +224,7 @@ async function main(): Promise<number> {
 
     const samples: Sample[] = [];
     const record = (s: Sample) => {
+      if (stopping) return; // interrupted: what was in flight is not a measurement
       samples.push(s);
       appendFileSync(jsonl, JSON.stringify(s) + '\n');
       const v = s.ok
@@ -244,7 +249,15 @@ async function main(): Promise<number> {
       return { result, cpuS: own ? cpuS : undefined, rssBeforeMiB: own ? rssBefore : undefined, rssPeakMiB: own ? rssPeak : undefined, loadAvg1: loadavg()[0] };
     };
 
+    // The first small-request load a process sees runs cold (JIT, pools): each contender gets an
+    // unrecorded warm-up on each path before its first sample. It happens in round 1 after the
+    // blobs, so round 1's pulls still run on processes that served no small requests.
+    const warmed = new Set<string>();
     const small = async (round: number, position: number, metric: Metric, variant: string, e: Entry, path: string, seconds: number) => {
+      if (!warmed.has(`${e.id} ${path}`)) {
+        warmed.add(`${e.id} ${path}`);
+        await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua') });
+      }
       const m = await measured(e, () => wrk(base(e) + path, { threads: 2, connections: 64, seconds, script: join(ROOT, 'bench/wrk-json.lua') }));
       const r = m.result;
       const errs = wrkErrors(r);

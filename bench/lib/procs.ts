@@ -24,6 +24,11 @@ export class Procs {
    */
   constructor(private readonly pidFile: string) {}
 
+  /** A folder bench/run.sh removes should the orchestrator be killed before it does. */
+  noteDir(path: string): void {
+    appendFileSync(this.pidFile, `dir ${path}\n`);
+  }
+
   /** Starts a long-lived process; its stdout and stderr go to `logFile`. */
   start(name: string, command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Managed {
     const fd = openSync(logFile, 'a');
