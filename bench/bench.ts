@@ -197,7 +197,11 @@ async function main(): Promise<number> {
 
     // Every contender answers correctly before it is measured (wrk counts error answers as requests).
     const base = (e: Entry) => `http://127.0.0.1:${e.port}`;
+    /** Requests sent outside the recorded samples (checks, warm-ups), to account for harbor-lb's routing lines. */
+    const unrecorded = new Map<string, number>();
+    const addUnrecorded = (id: string, n: number) => unrecorded.set(id, (unrecorded.get(id) ?? 0) + n);
     for (const e of entries) {
+      addUnrecorded(e.id, 1 + (e.metrics.has('M2') ? 4 : 0) + (e.metrics.has('M3') ? 4 : 0) + (e.metrics.has('M4') ? 1 : 0));
       const m = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '10', base(e) + MANIFEST_PATH], 15_000);
       if (e.metrics.has('M1') || e.metrics.has('M5')) if (m.stdout !== `200 ${MANIFEST_SIZE}`) throw new Error(`${e.id}: manifest GET answered "${m.stdout}"`);
       if (e.metrics.has('M2')) {
@@ -256,7 +260,8 @@ async function main(): Promise<number> {
     const small = async (round: number, position: number, metric: Metric, variant: string, e: Entry, path: string, seconds: number) => {
       if (!warmed.has(`${e.id} ${path}`)) {
         warmed.add(`${e.id} ${path}`);
-        await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua') });
+        const w = await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua') });
+        addUnrecorded(e.id, w.requests);
       }
       const m = await measured(e, () => wrk(base(e) + path, { threads: 2, connections: 64, seconds, script: join(ROOT, 'bench/wrk-json.lua') }));
       const r = m.result;
@@ -311,7 +316,7 @@ async function main(): Promise<number> {
       for (const [i, e] of inOrder('hey', 0).entries()) {
         const m = await measured(e, () => hey(base(e) + MANIFEST_PATH, 64, settings.heySeconds));
         const ok = m.result.non2xx === 0 && alive(e);
-        const requests = Math.round(m.result.reqPerS * settings.heySeconds);
+        const requests = m.result.responses;
         record({
           run: runId, round: 0, position: i, metric: 'hey', variant: 'small GET', contender: e.id, ok, failure: ok ? undefined : `${m.result.non2xx} answers not 2xx`,
           requests, reqPerS: m.result.reqPerS, p50Ms: m.result.p50Ms, p99Ms: m.result.p99Ms,
@@ -326,7 +331,8 @@ async function main(): Promise<number> {
     await procs.stopAll(); // harbor-lb flushes its routing log on SIGTERM
     const lbLog = join(work, 'logs/harbor-lb.log');
     const routingLines = existsSync(lbLog) ? readFileSync(lbLog, 'utf8').split('\n').filter((l) => l.includes('"route":')).length : 0;
-    const lbRequests = samples.filter((s) => s.contender === 'harbor-lb').reduce((n, s) => n + (s.requests ?? (s.bytes ?? 0) / BLOB_SIZE), 0);
+    const lbRequests =
+      (unrecorded.get('harbor-lb') ?? 0) + samples.filter((s) => s.contender === 'harbor-lb').reduce((n, s) => n + (s.requests ?? (s.bytes ?? 0) / BLOB_SIZE), 0);
     facts.loadEnd = loadavg().map((x) => x.toFixed(2)).join(' ');
     facts.soakEnd = await soakRunning();
     facts.finished = new Date().toISOString();

@@ -96,6 +96,8 @@ export interface HeyResult {
   p50Ms: number;
   p99Ms: number;
   non2xx: number;
+  /** Answers counted in hey's status code distribution. */
+  responses: number;
 }
 
 /** hey -z Ss -c N: requests/s and latency percentiles from its text summary. */
@@ -113,5 +115,6 @@ export async function hey(url: string, connections: number, seconds: number): Pr
     p50Ms: num(/50%+ in ([\d.]+) secs/) * 1000,
     p99Ms: num(/99%+ in ([\d.]+) secs/) * 1000,
     non2xx: codes.filter((c) => !c[1]!.startsWith('2')).reduce((s, c) => s + Number(c[2]), 0),
+    responses: codes.reduce((s, c) => s + Number(c[2]), 0),
   };
 }

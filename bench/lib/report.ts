@@ -271,7 +271,7 @@ export function renderReport(input: ReportInput): string {
   const hwm = [...input.hwmMiB.entries()].map(([id, m]) => `${id} ${m.toFixed(0)}`).join(', ');
   const failed = samples.filter((s) => !s.ok);
   p(
-    `- harbor-lb wrote ${int(input.routingLines)} routing lines for the ${int(input.lbRequests)} requests the load tools completed through it (wrk stops with requests in flight, which are logged but not counted).`,
+    `- harbor-lb wrote ${int(input.routingLines)} routing lines for the ${int(input.lbRequests)} requests the load tools completed through it, checks and warm-ups included (wrk stops with up to 64 requests in flight per run, which are logged but not counted: a few more lines than requests is expected, fewer would mean lost lines).`,
     `- Peak resident memory over the whole run (VmHWM, MiB): ${hwm}.`,
     `- Failed measurements: ${failed.length === 0 ? 'none' : failed.map((s) => `${s.metric} ${s.variant} ${s.contender} round ${s.round + 1}: ${s.failure}`).join('; ')}.${input.crashed.length > 0 ? ` Exited during the run: ${input.crashed.join(', ')}.` : ''}`,
   );
