@@ -1,0 +1,386 @@
+/**
+ * `npm run bench`: harbor-lb side by side with haproxy, nginx, a direct connection and a bare Node
+ * relay, on the same three nginx backends on loopback. Contenders are interleaved in rounds (order
+ * rotated each round) so that drift on a shared machine spreads over all of them. Raw samples go
+ * to bench/results/<timestamp>.jsonl; the summary table (ratios to haproxy) to docs/benchmarks.md
+ * and stdout. Every load is bounded in time and every process started here is stopped at the end.
+ *
+ *   node dist/bench/bench.js [--quick] [--rounds N] [--keep] [--no-doc]
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backendNginx, blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH, proxyNginx, TOKEN_PATH, uploadPath } from './lib/configs.js';
+import { hey, pull, push, wrk, wrkErrors, type BlobResult } from './lib/load.js';
+import { cpuSecondsOf, freePorts, portOpen, processTree, Procs, rssKiBOf, run, sampleRss, statusKiB, waitFor, type Managed } from './lib/procs.js';
+import { machineFacts, renderReport, writeDoc, type Contender } from './lib/report.js';
+import type { Metric, Sample } from './lib/stats.js';
+import { makeToken } from './lib/token.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const MiB = 1024 * 1024;
+const BLOB_SIZE = 64 * MiB;
+const MANIFEST_SIZE = 2048;
+
+interface Settings {
+  quick: boolean;
+  rounds: number;
+  m1Seconds: number;
+  m4Seconds: number;
+  m5Seconds: number;
+  heySeconds: number;
+  /** Blobs per measurement, split over the streams: 16 x 64 MiB = 1 GiB. */
+  blobsPerRun: number;
+  settleMs: number;
+  keep: boolean;
+  doc: boolean;
+}
+
+function parseArgs(argv: string[]): Settings {
+  const quick = argv.includes('--quick');
+  const s: Settings = quick
+    ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false }
+    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') continue;
+    else if (a === '--rounds') s.rounds = Math.max(1, Math.min(10, Number(argv[++i]) || 1));
+    else if (a === '--keep') s.keep = true;
+    else if (a === '--no-doc') s.doc = false;
+    else if (a === '--doc') s.doc = true;
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: npm run bench [-- --quick] [--rounds N] [--keep] [--no-doc|--doc]\n' +
+        '  --quick    one short round (about a minute): a smoke run; docs/benchmarks.md is left alone unless --doc\n' +
+        '  --rounds N rounds of interleaved contenders (default 3)\n  --keep     keep the work folder (configs, logs) under /tmp\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a} (try --help)`);
+  }
+  return s;
+}
+
+/** Contenders and the metrics each takes part in. Order here is round 0's order. */
+interface Entry extends Contender {
+  port: number;
+  /** Processes whose CPU and memory are the contender's (none for direct). */
+  pids: number[];
+  main?: Managed;
+  metrics: ReadonlySet<Metric>;
+  adminPort?: number;
+}
+
+async function main(): Promise<number> {
+  const settings = parseArgs(process.argv.slice(2));
+  const runId = new Date().toISOString().replace(/[:.]/g, '-');
+  const resultsDir = join(ROOT, 'bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  const jsonl = join(resultsDir, `${runId}.jsonl`);
+  const cli = join(ROOT, 'dist/src/cli.js');
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (npm run build)`);
+  for (const tool of ['nginx', 'haproxy', 'wrk', 'curl', 'redis-server', 'openssl']) {
+    if ((await run('sh', ['-c', `command -v ${tool}`], 5000)).code !== 0) throw new Error(`${tool} is missing: run bench/setup.sh`);
+  }
+  const haveHey = (await run('sh', ['-c', 'command -v hey'], 5000)).code === 0;
+
+  // Work folders: configs, logs, the served files; request bodies the backends read go to tmpfs.
+  const work = mkdtempSync('/tmp/harbor-lb-bench-');
+  const shmRoot = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/harbor-lb-bench-') : join(work, 'body');
+  mkdirSync(shmRoot, { recursive: true });
+  for (const d of [work, shmRoot]) chmodSync(d, 0o755); // nginx workers run as another user when started as root
+  for (const d of ['logs', 'tmp', 'www', 'pki']) mkdirSync(join(work, d), { recursive: true });
+  const procs = new Procs(process.env.BENCH_PIDFILE ?? join(work, 'pids'));
+  procs.noteDir(shmRoot);
+  if (!settings.keep) procs.noteDir(work);
+  let stopping = false;
+  const cleanup = async () => {
+    stopping = true;
+    await procs.stopAll();
+    if (!settings.keep) rmSync(work, { recursive: true, force: true });
+    rmSync(shmRoot, { recursive: true, force: true });
+  };
+  process.once('exit', () => procs.killAllNow());
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\nbench: ${sig}, stopping everything it started\n`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  // The whole run is bounded too: something that hangs is stopped, not waited for.
+  const budgetMs = (settings.quick ? 6 : 25) * 60_000 * Math.max(1, settings.rounds / 3);
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: over its time budget (${budgetMs / 60_000} min), stopping\n`);
+    void cleanup().finally(() => process.exit(1));
+  }, budgetMs);
+
+  try {
+    const log = (msg: string) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+    const facts = await machineFacts(ROOT, process.argv.slice(2));
+    log(`harbor-lb bench ${settings.quick ? '(quick) ' : ''}run ${runId}: ${settings.rounds} round(s), load average ${facts.loadStart}`);
+
+    // Served files: a 2 KiB manifest, a 64 MiB blob, a token signed with the cluster key.
+    const www = join(work, 'www');
+    writeFileSync(join(www, 'manifest.json'), manifestJson());
+    const blobFile = join(www, 'blob.bin');
+    const hash = createHash('sha256');
+    const fd = openSync(blobFile, 'w');
+    for (let i = 0; i < BLOB_SIZE / MiB; i++) {
+      const chunk = randomBytes(MiB);
+      hash.update(chunk);
+      writeSync(fd, chunk);
+    }
+    closeSync(fd);
+    const blobHex = hash.digest('hex');
+    if (statSync(join(www, 'manifest.json')).size !== MANIFEST_SIZE) throw new Error('manifest is not 2 KiB');
+    const token = await makeToken(join(work, 'pki'), www, 3600);
+
+    const [b1, b2, b3, pHaproxy, pNginx, pRelay, pRedis, pLb, aLb, pLbRedis, aLbRedis, pLbNoVerify, aLbNoVerify] = await freePorts(13);
+    const backends = [b1!, b2!, b3!];
+
+    // Backends.
+    const backendProcs: Managed[] = [];
+    for (const [i, port] of backends.entries()) {
+      const conf = join(work, `backend-n${i + 1}.conf`);
+      writeFileSync(conf, backendNginx({ name: `n${i + 1}`, port, work, bodyTemp: shmRoot, www, blobHex }));
+      backendProcs.push(procs.start(`backend n${i + 1}`, 'nginx', ['-p', work, '-c', conf, '-e', join(work, 'logs', `n${i + 1}-error.log`)], join(work, 'logs', `n${i + 1}.out`)));
+    }
+    for (const p of backends) await waitFor(`backend on port ${p}`, () => portOpen(p));
+
+    // Contenders.
+    const redis = procs.start('redis', 'redis-server', ['--port', String(pRedis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], join(work, 'logs/redis.log'));
+    await waitFor('redis-server', () => portOpen(pRedis!));
+    const haproxyConf = join(work, 'haproxy.cfg');
+    writeFileSync(haproxyConf, haproxyCfg({ port: pHaproxy!, work, backends, checkPath: MANIFEST_PATH }));
+    const haproxy = procs.start('haproxy', 'haproxy', ['-f', haproxyConf, '-db'], join(work, 'logs/haproxy.log'));
+    const nginxConf = join(work, 'nginx-proxy.conf');
+    writeFileSync(nginxConf, proxyNginx({ port: pNginx!, work, backends }));
+    const nginx = procs.start('nginx proxy', 'nginx', ['-p', work, '-c', nginxConf, '-e', join(work, 'logs/nginx-proxy-error.log')], join(work, 'logs/nginx-proxy.out'));
+    const relay = procs.start('node relay', process.execPath, [join(ROOT, 'dist/bench/relay.js'), String(pRelay), ...backends.map(String)], join(work, 'logs/relay.log'));
+    const harborLb = (name: string, port: number, adminPort: number, store: 'memory' | 'redis', verify: boolean) => {
+      const conf = join(work, `${name}.yaml`);
+      writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis }));
+      // The routing log on at info, written to a file, as in production.
+      return procs.start(name, process.execPath, [cli, 'serve', '--config', conf], join(work, `logs/${name}.log`));
+    };
+    const lb = harborLb('harbor-lb', pLb!, aLb!, 'memory', true);
+    const lbRedis = harborLb('harbor-lb-redis', pLbRedis!, aLbRedis!, 'redis', true);
+    const lbNoVerify = harborLb('harbor-lb-noverify', pLbNoVerify!, aLbNoVerify!, 'memory', false);
+
+    const all = new Set<Metric>(['M1', 'M2', 'M3', 'M4', 'M5', 'hey']);
+    const entries: Entry[] = [
+      { id: 'direct', label: 'direct (one backend, the limit)', port: backends[0]!, pids: [], metrics: new Set(['M1', 'M2', 'M3', 'hey']) },
+      { id: 'haproxy', label: 'haproxy 2.6', port: pHaproxy!, pids: [haproxy.pid], main: haproxy, metrics: all },
+      { id: 'nginx', label: 'nginx (proxy)', port: pNginx!, pids: [], main: nginx, metrics: new Set(['M1', 'M2', 'M3']) },
+      { id: 'harbor-lb', label: 'harbor-lb', port: pLb!, pids: [lb.pid], main: lb, adminPort: aLb, metrics: all },
+      { id: 'node-relay', label: 'bare Node relay (ceiling)', port: pRelay!, pids: [relay.pid], main: relay, metrics: new Set(['M2']) },
+      { id: 'harbor-lb-redis', label: 'harbor-lb, sticky.store: redis', port: pLbRedis!, pids: [lbRedis.pid], main: lbRedis, adminPort: aLbRedis, metrics: new Set(['M5']) },
+      { id: 'harbor-lb-noverify', label: 'harbor-lb, no token section', port: pLbNoVerify!, pids: [lbNoVerify.pid], main: lbNoVerify, adminPort: aLbNoVerify, metrics: new Set(['M4']) },
+    ];
+    for (const e of entries) if (e.id !== 'direct') await waitFor(`${e.label} on port ${e.port}`, () => portOpen(e.port));
+    // nginx's workers and the Redis server behind harbor-lb-redis are part of what those contenders cost.
+    entries.find((e) => e.id === 'nginx')!.pids = processTree(nginx.pid);
+    entries.find((e) => e.id === 'harbor-lb-redis')!.pids = [lbRedis.pid, redis.pid];
+    for (const e of entries.filter((x) => x.adminPort !== undefined)) {
+      await waitFor(`${e.id}: all three nodes healthy`, async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${e.adminPort}/-/status`);
+          const status = (await res.json()) as { nodes: Array<{ state: string }>; sticky: { connected?: boolean } };
+          return status.nodes.filter((n) => n.state === 'healthy').length === 3 && status.sticky.connected !== false;
+        } catch {
+          return false;
+        }
+      });
+    }
+    const rssStartMiB = new Map(entries.map((e) => [e.id, rssKiBOf(e.pids) / 1024]));
+    log(`started: 3 backends, ${entries.map((e) => e.id).join(', ')}, redis (work folder ${work})`);
+
+    // Every contender answers correctly before it is measured (wrk counts error answers as requests).
+    const base = (e: Entry) => `http://127.0.0.1:${e.port}`;
+    /** Requests sent outside the recorded samples (checks, warm-ups), to account for harbor-lb's routing lines. */
+    const unrecorded = new Map<string, number>();
+    const addUnrecorded = (id: string, n: number) => unrecorded.set(id, (unrecorded.get(id) ?? 0) + n);
+    for (const e of entries) {
+      addUnrecorded(e.id, 1 + (e.metrics.has('M2') ? 4 : 0) + (e.metrics.has('M3') ? 4 : 0) + (e.metrics.has('M4') ? 1 : 0));
+      const m = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '10', base(e) + MANIFEST_PATH], 15_000);
+      if (e.metrics.has('M1') || e.metrics.has('M5')) if (m.stdout !== `200 ${MANIFEST_SIZE}`) throw new Error(`${e.id}: manifest GET answered "${m.stdout}"`);
+      if (e.metrics.has('M2')) {
+        const r = await pull(base(e) + blobPath(blobHex), BLOB_SIZE, 1, 4, 60);
+        if (r.failures.length > 0) throw new Error(`${e.id}: blob GET: ${r.failures.join('; ')}`);
+      }
+      if (e.metrics.has('M3')) {
+        const r = await push(base(e), (u) => uploadPath(u, blobHex), blobFile, BLOB_SIZE, 1, 4, 60);
+        if (r.failures.length > 0) throw new Error(`${e.id}: blob PUT: ${r.failures.join('; ')}`);
+      }
+      if (e.metrics.has('M4')) {
+        const t = await run('curl', ['-s', '-w', '\n%{http_code}', '--max-time', '10', base(e) + TOKEN_PATH], 15_000);
+        if (!t.stdout.endsWith('\n200') || !t.stdout.includes('"token"')) throw new Error(`${e.id}: token GET answered "${t.stdout.slice(-200)}"`);
+      }
+    }
+    const verdicts = async (e: Entry) => {
+      const text = await (await fetch(`http://127.0.0.1:${e.adminPort}/metrics`)).text();
+      const good = [...text.matchAll(/^harbor_lb_token_verdicts_total\{[^}]*verdict="good"[^}]*\} (\d+)/gm)].reduce((s, m) => s + Number(m[1]), 0);
+      return good;
+    };
+    const lbEntry = entries.find((e) => e.id === 'harbor-lb')!;
+    if ((await verdicts(lbEntry)) === 0) throw new Error('harbor-lb verified no token: the token section is not in effect');
+    log('every contender answers: manifest 200 (2 KiB), blob 200 (64 MiB), upload 201 after the whole body, token 200');
+
+    const samples: Sample[] = [];
+    const record = (s: Sample) => {
+      if (stopping) return; // interrupted: what was in flight is not a measurement
+      samples.push(s);
+      appendFileSync(jsonl, JSON.stringify(s) + '\n');
+      const v = s.ok
+        ? s.reqPerS !== undefined
+          ? `${Math.round(s.reqPerS)} req/s p50 ${s.p50Ms?.toFixed(2)} ms p99 ${s.p99Ms?.toFixed(2)} ms${s.cpuUsPerReq !== undefined ? ` cpu ${s.cpuUsPerReq.toFixed(1)} us/req` : ''}`
+          : `${s.mibPerS?.toFixed(0)} MiB/s${s.cpuSPerGiB !== undefined ? ` cpu ${s.cpuSPerGiB.toFixed(2)} s/GiB` : ''}${s.rssPeakMiB !== undefined ? ` rss ${s.rssBeforeMiB?.toFixed(0)}->${s.rssPeakMiB.toFixed(0)} MiB` : ''}`
+        : `FAILED ${s.failure}`;
+      log(`  r${s.round + 1} ${s.metric} ${s.variant.padEnd(10)} ${s.contender.padEnd(19)} ${v}`);
+    };
+    const alive = (e: Entry) => e.main === undefined || (e.main.child.exitCode === null && e.main.child.signalCode === null);
+
+    /** Runs `load` with the contender's CPU and memory measured around it. */
+    const measured = async <T>(e: Entry, load: () => Promise<T>) => {
+      await sleep(settings.settleMs);
+      const rssBefore = rssKiBOf(e.pids) / 1024;
+      const cpu0 = cpuSecondsOf(e.pids);
+      const sampler = sampleRss(e.pids);
+      const result = await load();
+      const rssPeak = sampler.stop() / 1024;
+      const cpuS = cpuSecondsOf(e.pids) - cpu0;
+      const own = e.pids.length > 0;
+      return { result, cpuS: own ? cpuS : undefined, rssBeforeMiB: own ? rssBefore : undefined, rssPeakMiB: own ? rssPeak : undefined, loadAvg1: loadavg()[0] };
+    };
+
+    // The first small-request load a process sees runs cold (JIT, pools): each contender gets an
+    // unrecorded warm-up on each path before its first sample. It happens in round 1 after the
+    // blobs, so round 1's pulls still run on processes that served no small requests.
+    const warmed = new Set<string>();
+    const small = async (round: number, position: number, metric: Metric, variant: string, e: Entry, path: string, seconds: number) => {
+      if (!warmed.has(`${e.id} ${path}`)) {
+        warmed.add(`${e.id} ${path}`);
+        const w = await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua') });
+        addUnrecorded(e.id, w.requests);
+      }
+      const m = await measured(e, () => wrk(base(e) + path, { threads: 2, connections: 64, seconds, script: join(ROOT, 'bench/wrk-json.lua') }));
+      const r = m.result;
+      const errs = wrkErrors(r);
+      const ok = errs === 0 && r.requests > 0 && alive(e);
+      record({
+        run: runId, round, position, metric, variant, contender: e.id, ok,
+        failure: ok ? undefined : alive(e) ? `wrk errors ${JSON.stringify(r.errors)}` : `${e.id} exited`,
+        requests: r.requests, errors: errs, reqPerS: r.requests / (r.durationUs / 1e6), p50Ms: r.latencyUs.p50 / 1000, p99Ms: r.latencyUs.p99 / 1000,
+        cpuUsPerReq: m.cpuS !== undefined ? (m.cpuS * 1e6) / r.requests : undefined,
+        cpuS: m.cpuS, rssBeforeMiB: m.rssBeforeMiB, rssPeakMiB: m.rssPeakMiB, loadAvg1: m.loadAvg1,
+      });
+    };
+    const blob = async (round: number, position: number, metric: 'M2' | 'M3', streams: number, e: Entry) => {
+      const perStream = Math.max(1, Math.round(settings.blobsPerRun / streams));
+      const m = await measured<BlobResult>(e, () =>
+        metric === 'M2'
+          ? pull(base(e) + blobPath(blobHex), BLOB_SIZE, streams, perStream, 120)
+          : push(base(e), (u) => uploadPath(u, blobHex), blobFile, BLOB_SIZE, streams, perStream, 120),
+      );
+      const r = m.result;
+      const ok = r.failures.length === 0 && alive(e);
+      const gib = r.bytes / (1024 * MiB);
+      record({
+        run: runId, round, position, metric, variant: streams === 1 ? '1 stream' : `${streams} streams`, contender: e.id, ok,
+        failure: ok ? undefined : alive(e) ? r.failures.join('; ') : `${e.id} exited`,
+        streams, bytes: r.bytes, wallS: r.wallS, mibPerS: r.bytes / MiB / r.wallS,
+        cpuSPerGiB: m.cpuS !== undefined ? m.cpuS / gib : undefined,
+        cpuS: m.cpuS, rssBeforeMiB: m.rssBeforeMiB, rssPeakMiB: m.rssPeakMiB, loadAvg1: m.loadAvg1,
+      });
+    };
+
+    // Rounds. Blobs come first, so round 1's pulls are on processes that have served no small
+    // requests yet; later rounds' pulls follow the previous round's small-request bursts.
+    const inOrder = (metric: Metric, round: number) => {
+      const list = entries.filter((e) => e.metrics.has(metric));
+      const k = round % list.length;
+      return [...list.slice(k), ...list.slice(0, k)];
+    };
+    for (let round = 0; round < settings.rounds; round++) {
+      log(`round ${round + 1} of ${settings.rounds} (load average ${loadavg()[0]!.toFixed(2)})`);
+      for (const [metric, streams] of [['M2', 1], ['M2', 4], ['M3', 1], ['M3', 4]] as const) {
+        for (const [i, e] of inOrder(metric, round).entries()) await blob(round, i, metric, streams, e);
+      }
+      for (const [i, e] of inOrder('M1', round).entries()) await small(round, i, 'M1', 'small GET', e, MANIFEST_PATH, settings.m1Seconds);
+      const m5 = [lbEntry, entries.find((e) => e.id === 'harbor-lb-redis')!];
+      for (const [i, e] of (round % 2 === 0 ? m5 : [...m5].reverse()).entries()) await small(round, i, 'M5', 'small GET', e, MANIFEST_PATH, settings.m5Seconds);
+      for (const [i, e] of inOrder('M4', round).entries()) await small(round, i, 'M4', 'token', e, TOKEN_PATH, settings.m4Seconds);
+    }
+    // A second opinion on small requests from another load generator (full runs).
+    if (haveHey && settings.heySeconds > 0) {
+      for (const [i, e] of inOrder('hey', 0).entries()) {
+        const m = await measured(e, () => hey(base(e) + MANIFEST_PATH, 64, settings.heySeconds));
+        const ok = m.result.non2xx === 0 && alive(e);
+        const requests = m.result.responses;
+        record({
+          run: runId, round: 0, position: i, metric: 'hey', variant: 'small GET', contender: e.id, ok, failure: ok ? undefined : `${m.result.non2xx} answers not 2xx`,
+          requests, reqPerS: m.result.reqPerS, p50Ms: m.result.p50Ms, p99Ms: m.result.p99Ms,
+          cpuUsPerReq: m.cpuS !== undefined ? (m.cpuS * 1e6) / requests : undefined, cpuS: m.cpuS, rssBeforeMiB: m.rssBeforeMiB, rssPeakMiB: m.rssPeakMiB, loadAvg1: m.loadAvg1,
+        });
+      }
+    }
+
+    // What harbor-lb wrote, and how much memory each process ever held.
+    const hwmMiB = new Map(entries.filter((e) => e.pids.length > 0).map((e) => [e.id, e.pids.reduce((s, p) => s + statusKiB(p, 'VmHWM'), 0) / 1024]));
+    const crashed = entries.filter((e) => !alive(e)).map((e) => e.id);
+    await procs.stopAll(); // harbor-lb flushes its routing log on SIGTERM
+    const lbLog = join(work, 'logs/harbor-lb.log');
+    const routingLines = existsSync(lbLog) ? readFileSync(lbLog, 'utf8').split('\n').filter((l) => l.includes('"route":')).length : 0;
+    const lbRequests =
+      (unrecorded.get('harbor-lb') ?? 0) + samples.filter((s) => s.contender === 'harbor-lb').reduce((n, s) => n + (s.requests ?? (s.bytes ?? 0) / BLOB_SIZE), 0);
+    facts.loadEnd = loadavg().map((x) => x.toFixed(2)).join(' ');
+    facts.soakEnd = await soakRunning();
+    facts.finished = new Date().toISOString();
+
+    const report = renderReport({
+      settings: { quick: settings.quick, rounds: settings.rounds, m1Seconds: settings.m1Seconds, m4Seconds: settings.m4Seconds, m5Seconds: settings.m5Seconds, blobsPerRun: settings.blobsPerRun },
+      facts, samples, contenders: entries, rssStartMiB, hwmMiB, routingLines, lbRequests, crashed, jsonl: jsonl.slice(ROOT.length + 1),
+    });
+    writeFileSync(join(resultsDir, `${runId}.md`), report);
+    if (settings.doc) writeDoc(join(ROOT, 'docs/benchmarks.md'), report);
+    process.stdout.write(`\n${report}\n`);
+    log(`raw samples: ${jsonl}${settings.doc ? '; table written to docs/benchmarks.md' : ''}`);
+    const failed = samples.filter((s) => !s.ok).length;
+    if (failed > 0 || crashed.length > 0) {
+      process.stderr.write(`bench: ${failed} measurement(s) failed${crashed.length > 0 ? `, exited during the run: ${crashed.join(', ')}` : ''}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup();
+  }
+}
+
+/** An OCI image manifest padded to exactly 2 KiB (valid JSON: harbor-lb's health check reads JSON bodies). */
+function manifestJson(): string {
+  const digest = () => `sha256:${randomBytes(32).toString('hex')}`;
+  const doc = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digest(), size: 1470 },
+    layers: [1, 2, 3].map((i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digest(), size: 1_000_000 * i })),
+    annotations: { 'org.opencontainers.image.description': '' },
+  };
+  const pad = MANIFEST_SIZE - JSON.stringify(doc).length;
+  doc.annotations['org.opencontainers.image.description'] = 'x'.repeat(pad);
+  return JSON.stringify(doc);
+}
+
+export async function soakRunning(): Promise<boolean> {
+  const r = await run('pgrep', ['-f', 'soak'], 5000);
+  return r.stdout.split('\n').some((p) => p !== '' && Number(p) !== process.pid);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,299 @@
+/** The Markdown report of a bench run: machine facts, one table per measure, ratios to haproxy, targets. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem, release } from 'node:os';
+import { run } from './procs.js';
+import { summarize, type Metric, type NumericField, type Sample } from './stats.js';
+
+export interface Contender {
+  id: string;
+  label: string;
+}
+
+export interface Facts {
+  date: string;
+  finished?: string;
+  command: string;
+  commit: string;
+  nproc: number;
+  cpuModel: string;
+  memory: string;
+  kernel: string;
+  node: string;
+  haproxy: string;
+  nginx: string;
+  redis: string;
+  wrk: string;
+  curl: string;
+  loadStart: string;
+  loadEnd?: string;
+  soakStart: boolean;
+  soakEnd?: boolean;
+}
+
+const firstLine = (s: string) => s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '?';
+
+export async function machineFacts(root: string, args: string[]): Promise<Facts> {
+  const out = async (cmd: string, a: string[], re?: RegExp) => {
+    try {
+      const r = await run(cmd, a, 10_000);
+      const text = firstLine(r.stdout + '\n' + r.stderr);
+      const m = re?.exec(text);
+      return m ? m[1]! : text;
+    } catch {
+      return 'not found';
+    }
+  };
+  let cpuModel = cpus()[0]?.model ?? '?';
+  try {
+    cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpuModel;
+  } catch {
+    // not Linux
+  }
+  const commit = await out('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
+  const dirty = (await run('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no'], 10_000).catch(() => ({ stdout: '' }))).stdout.trim() !== '';
+  const soak = await run('pgrep', ['-f', 'soak'], 5000);
+  return {
+    date: new Date().toISOString(),
+    command: ['npm run bench', ...(args.length > 0 ? ['--', ...args] : [])].join(' '),
+    commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`,
+    nproc: Number(await out('nproc', [])) || cpus().length,
+    cpuModel,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    kernel: release(),
+    node: process.version,
+    haproxy: await out('haproxy', ['-v'], /version (\S+)/),
+    nginx: await out('nginx', ['-v'], /nginx\/(\S+)/),
+    redis: await out('redis-server', ['--version'], /v=(\S+)/),
+    wrk: await out('wrk', ['-v'], /wrk (\S+)/),
+    curl: await out('curl', ['--version'], /curl (\S+)/),
+    loadStart: loadavg().map((x) => x.toFixed(2)).join(' '),
+    soakStart: soak.stdout.split('\n').some((p) => p !== '' && Number(p) !== process.pid),
+  };
+}
+
+export interface ReportInput {
+  settings: { quick: boolean; rounds: number; m1Seconds: number; m4Seconds: number; m5Seconds: number; blobsPerRun: number };
+  facts: Facts;
+  samples: Sample[];
+  contenders: Contender[];
+  rssStartMiB: Map<string, number>;
+  hwmMiB: Map<string, number>;
+  routingLines: number;
+  lbRequests: number;
+  crashed: string[];
+  jsonl: string;
+}
+
+const int = (x: number | undefined) => (x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
+const fix = (x: number | undefined, d = 2) => (x === undefined ? '–' : x.toFixed(d));
+const times = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(2)}x`);
+const div = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
+
+export function renderReport(input: ReportInput): string {
+  const { samples, facts, settings } = input;
+  const label = new Map(input.contenders.map((c) => [c.id, c.label]));
+  const name = (id: string) => label.get(id) ?? id;
+  const sum = (metric: Metric, variant: string, id: string) => summarize(samples, metric, variant, id);
+  const med = (metric: Metric, variant: string, id: string, f: NumericField) => sum(metric, variant, id)?.median[f];
+  const range = (metric: Metric, variant: string, id: string, f: NumericField, d = 0) => {
+    const s = sum(metric, variant, id);
+    if (!s || s.n < 2 || s.min[f] === undefined) return '';
+    return ` <sub>${d === 0 ? int(s.min[f]) : fix(s.min[f], d)}–${d === 0 ? int(s.max[f]) : fix(s.max[f], d)}</sub>`;
+  };
+  const failedNote = (metric: Metric, variant: string, id: string) => {
+    const s = sum(metric, variant, id);
+    return s && s.failed > 0 ? ` (${s.failed} failed)` : '';
+  };
+  const ids = (metric: Metric) => input.contenders.map((c) => c.id).filter((id) => samples.some((s) => s.metric === metric && s.contender === id));
+  const rss = (metric: Metric, variant: string, id: string) => {
+    const s = sum(metric, variant, id);
+    return s?.median.rssPeakMiB === undefined ? '–' : `${fix(s.median.rssBeforeMiB, 0)} → ${fix(s.max.rssPeakMiB, 0)}`;
+  };
+  const lines: string[] = [];
+  const p = (...xs: string[]) => lines.push(...xs);
+
+  p(
+    `### Run of ${facts.date.slice(0, 10)}${settings.quick ? ' (quick smoke run: one short round, not for publishing)' : ''}`,
+    '',
+    `- Command: \`${facts.command}\` at commit ${facts.commit}; started ${facts.date}, finished ${facts.finished ?? '?'}`,
+    `- Machine: ${facts.nproc} cores (\`nproc\`), ${facts.cpuModel}, ${facts.memory} memory, Linux ${facts.kernel}`,
+    `- Software: Node.js ${facts.node}, haproxy ${facts.haproxy}, nginx ${facts.nginx}, redis ${facts.redis}, wrk ${facts.wrk}, curl ${facts.curl}`,
+    `- Load average (1, 5, 15 min) at start ${facts.loadStart}, at end ${facts.loadEnd ?? '?'}; a \`soak\` process running at start: ${facts.soakStart ? 'yes' : 'no'}, at end: ${facts.soakEnd ? 'yes' : 'no'}`,
+    `- ${settings.rounds} round(s), contenders interleaved, order rotated each round; figures are medians over the rounds, small figures below them the range; ratios are to haproxy's median. Raw samples: \`${input.jsonl}\` (not committed).`,
+    '',
+  );
+
+  // M1
+  p(
+    `#### M1: small GETs (2 KiB manifest, wrk 2 threads, 64 connections, ${settings.m1Seconds} s per sample)`,
+    '',
+    '| contender | req/s | × haproxy | p50 ms | p99 ms | p99 × haproxy | proxy CPU µs/req | × haproxy | RSS MiB (before → peak) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  const M1 = (id: string, f: NumericField) => med('M1', 'small GET', id, f);
+  for (const id of ids('M1')) {
+    p(
+      `| ${name(id)}${failedNote('M1', 'small GET', id)} | ${int(M1(id, 'reqPerS'))}${range('M1', 'small GET', id, 'reqPerS')} | ${times(div(M1(id, 'reqPerS'), M1('haproxy', 'reqPerS')))} | ${fix(M1(id, 'p50Ms'))} | ${fix(M1(id, 'p99Ms'))} | ${times(div(M1(id, 'p99Ms'), M1('haproxy', 'p99Ms')))} | ${fix(M1(id, 'cpuUsPerReq'), 1)} | ${times(div(M1(id, 'cpuUsPerReq'), M1('haproxy', 'cpuUsPerReq')))} | ${rss('M1', 'small GET', id)} |`,
+    );
+  }
+  p('');
+
+  // M2, M3
+  for (const [metric, title] of [
+    ['M2', 'M2: blob pull (64 MiB GETs, curl, one keep-alive connection per stream)'],
+    ['M3', 'M3: blob push (64 MiB PUTs to upload URLs, curl, the backend answers 201 after reading the whole body)'],
+  ] as const) {
+    p(
+      `#### ${title}, ${settings.blobsPerRun} blobs (${(settings.blobsPerRun * 64) / 1024} GiB) per sample`,
+      '',
+      '| contender | 1 stream MiB/s | × haproxy | 4 streams MiB/s | × haproxy | proxy CPU s/GiB (1 / 4 streams) | × haproxy (4) | RSS MiB, 4 streams (before → peak) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    const v = (id: string, variant: string, f: NumericField) => med(metric, variant, id, f);
+    for (const id of ids(metric)) {
+      p(
+        `| ${name(id)}${failedNote(metric, '1 stream', id)}${failedNote(metric, '4 streams', id)} | ${int(v(id, '1 stream', 'mibPerS'))}${range(metric, '1 stream', id, 'mibPerS')} | ${times(div(v(id, '1 stream', 'mibPerS'), v('haproxy', '1 stream', 'mibPerS')))} | ${int(v(id, '4 streams', 'mibPerS'))}${range(metric, '4 streams', id, 'mibPerS')} | ${times(div(v(id, '4 streams', 'mibPerS'), v('haproxy', '4 streams', 'mibPerS')))} | ${fix(v(id, '1 stream', 'cpuSPerGiB'))} / ${fix(v(id, '4 streams', 'cpuSPerGiB'))} | ${times(div(v(id, '4 streams', 'cpuSPerGiB'), v('haproxy', '4 streams', 'cpuSPerGiB')))} | ${rss(metric, '4 streams', id)} |`,
+      );
+    }
+    p('');
+  }
+
+  // M4
+  const M4 = (id: string, f: NumericField) => med('M4', 'token', id, f);
+  p(
+    `#### M4: the token path (GET /service/token, the backends serve one static signed token; wrk 64 connections, ${settings.m4Seconds} s per sample)`,
+    '',
+    '| contender | req/s | × haproxy | p50 ms | p99 ms | proxy CPU µs/req | × haproxy |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const id of ids('M4')) {
+    p(
+      `| ${name(id)}${id === 'harbor-lb' ? ' (verification on)' : ''}${failedNote('M4', 'token', id)} | ${int(M4(id, 'reqPerS'))}${range('M4', 'token', id, 'reqPerS')} | ${times(div(M4(id, 'reqPerS'), M4('haproxy', 'reqPerS')))} | ${fix(M4(id, 'p50Ms'))} | ${fix(M4(id, 'p99Ms'))} | ${fix(M4(id, 'cpuUsPerReq'), 1)} | ${times(div(M4(id, 'cpuUsPerReq'), M4('haproxy', 'cpuUsPerReq')))} |`,
+    );
+  }
+  p('');
+
+  // M5
+  const M5 = (id: string, f: NumericField) => med('M5', 'small GET', id, f);
+  p(
+    `#### M5: the sticky store, Redis against memory (M1's load, ${settings.m5Seconds} s per sample, the two alternating)`,
+    '',
+    '| contender | req/s | × memory | × haproxy (M1) | p50 ms | p99 ms | CPU µs/req (harbor-lb + redis-server) |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const id of ids('M5')) {
+    p(
+      `| ${name(id)}${id === 'harbor-lb' ? ', sticky.store: memory' : ''}${failedNote('M5', 'small GET', id)} | ${int(M5(id, 'reqPerS'))}${range('M5', 'small GET', id, 'reqPerS')} | ${times(div(M5(id, 'reqPerS'), M5('harbor-lb', 'reqPerS')))} | ${times(div(M5(id, 'reqPerS'), M1('haproxy', 'reqPerS')))} | ${fix(M5(id, 'p50Ms'))} | ${fix(M5(id, 'p99Ms'))} | ${fix(M5(id, 'cpuUsPerReq'), 1)} |`,
+    );
+  }
+  p('');
+
+  // The ceiling
+  const g4 = (id: string) => med('M2', '4 streams', id, 'cpuSPerGiB');
+  const g1 = (id: string) => med('M2', '1 stream', id, 'cpuSPerGiB');
+  p(
+    '#### The ceiling: CPU per GiB pulled (M2)',
+    '',
+    '| process | CPU s/GiB, 1 stream | CPU s/GiB, 4 streams | × haproxy (4) | × bare Node relay (4) |',
+    '|---|---:|---:|---:|---:|',
+  );
+  for (const id of ['haproxy', 'nginx', 'node-relay', 'harbor-lb']) {
+    if (g4(id) === undefined) continue;
+    p(`| ${name(id)} | ${fix(g1(id))} | ${fix(g4(id))} | ${times(div(g4(id), g4('haproxy')))} | ${times(div(g4(id), g4('node-relay')))} |`);
+  }
+  p('');
+
+  // Pulls round by round
+  if (settings.rounds > 1) {
+    const rounds = Array.from({ length: settings.rounds }, (_, r) => r);
+    p(
+      '#### Pulls round by round (M2, 4 streams: MiB/s, proxy CPU s/GiB). Round 1 ran before any small-request load; rounds 2+ after the previous round\'s M1, M4 and M5 bursts',
+      '',
+      `| contender | ${rounds.map((r) => `round ${r + 1}`).join(' | ')} |`,
+      `|---|${rounds.map(() => '---:').join('|')}|`,
+    );
+    for (const id of ids('M2')) {
+      const cells = rounds.map((r) => {
+        const s = samples.find((x) => x.metric === 'M2' && x.variant === '4 streams' && x.contender === id && x.round === r);
+        if (!s) return '–';
+        if (!s.ok) return 'failed';
+        return `${int(s.mibPerS)}${s.cpuSPerGiB !== undefined ? ` (${fix(s.cpuSPerGiB)})` : ''}`;
+      });
+      p(`| ${name(id)} | ${cells.join(' | ')} |`);
+    }
+    const perRound = rounds.map((r) => {
+      const get = (id: string) => samples.find((x) => x.metric === 'M2' && x.variant === '4 streams' && x.contender === id && x.round === r && x.ok)?.mibPerS;
+      return times(div(get('harbor-lb'), get('haproxy')));
+    });
+    p(`| harbor-lb × haproxy | ${perRound.join(' | ')} |`, '');
+  }
+
+  // hey
+  if (samples.some((s) => s.metric === 'hey')) {
+    const H = (id: string, f: NumericField) => med('hey', 'small GET', id, f);
+    p('#### Second opinion on M1 with hey (Go client, 64 connections, one sample each)', '', '| contender | req/s | × haproxy | p50 ms | p99 ms |', '|---|---:|---:|---:|---:|');
+    for (const id of ids('hey')) p(`| ${name(id)} | ${int(H(id, 'reqPerS'))} | ${times(div(H(id, 'reqPerS'), H('haproxy', 'reqPerS')))} | ${fix(H(id, 'p50Ms'))} | ${fix(H(id, 'p99Ms'))} |`);
+    p('');
+  }
+
+  // Targets (issue 11)
+  const r = (metric: Metric, variant: string, f: NumericField) => div(med(metric, variant, 'harbor-lb', f), med(metric, variant, 'haproxy', f));
+  const worstPull = Math.min(
+    ...Array.from({ length: settings.rounds }, (_, k) => {
+      const get = (id: string) => samples.find((x) => x.metric === 'M2' && x.variant === '4 streams' && x.contender === id && x.round === k && x.ok)?.mibPerS;
+      return div(get('harbor-lb'), get('haproxy')) ?? Infinity;
+    }),
+  );
+  const lbSamples = samples.filter((s) => s.contender === 'harbor-lb' && s.ok && s.rssPeakMiB !== undefined);
+  const rssGrowth = lbSamples.length === 0 ? undefined : Math.max(...lbSamples.map((s) => s.rssPeakMiB!)) - (input.rssStartMiB.get('harbor-lb') ?? 0);
+  const check = (ok: boolean | undefined) => (ok === undefined ? '–' : ok ? 'met' : '**not met**');
+  const m1 = r('M1', 'small GET', 'reqPerS');
+  const p99 = r('M1', 'small GET', 'p99Ms');
+  const m2 = r('M2', '4 streams', 'mibPerS');
+  const m3 = r('M3', '4 streams', 'mibPerS');
+  const cpuPull = r('M2', '4 streams', 'cpuSPerGiB');
+  const cpuPush = r('M3', '4 streams', 'cpuSPerGiB');
+  p(
+    '#### harbor-lb against the targets of issue 11 (ratios to haproxy in this run)',
+    '',
+    '| target | measured | |',
+    '|---|---:|---|',
+    `| M1 ≥ 0.5x | ${times(m1)} | ${check(m1 === undefined ? undefined : m1 >= 0.5)} |`,
+    `| M1 p99 ≤ 2x haproxy's | ${times(p99)} | ${check(p99 === undefined ? undefined : p99 <= 2)} |`,
+    `| M2 (4 streams) ≥ 0.8x, whatever the process served before (median; worst round) | ${times(m2)}; ${Number.isFinite(worstPull) ? times(worstPull) : '–'} | ${check(m2 === undefined ? undefined : m2 >= 0.8 && worstPull >= 0.8)} |`,
+    `| M3 (4 streams) ≥ 1.0x (1 stream: ${times(r('M3', '1 stream', 'mibPerS'))}) | ${times(m3)} | ${check(m3 === undefined ? undefined : m3 >= 1)} |`,
+    `| proxy CPU per GiB ≤ 1.25x haproxy's (pull; push, 4 streams) | ${times(cpuPull)}; ${times(cpuPush)} | ${check(cpuPull === undefined || cpuPush === undefined ? undefined : cpuPull <= 1.25 && cpuPush <= 1.25)} |`,
+    `| RSS under load within 64 MiB of idle (idle ${fix(input.rssStartMiB.get('harbor-lb'), 0)} MiB at start) | +${fix(rssGrowth, 0)} MiB | ${check(rssGrowth === undefined ? undefined : rssGrowth <= 64)} |`,
+    '',
+  );
+
+  // Bookkeeping
+  const hwm = [...input.hwmMiB.entries()].map(([id, m]) => `${id} ${m.toFixed(0)}`).join(', ');
+  const failed = samples.filter((s) => !s.ok);
+  p(
+    `- harbor-lb wrote ${int(input.routingLines)} routing lines for the ${int(input.lbRequests)} requests the load tools completed through it, checks and warm-ups included (wrk stops with up to 64 requests in flight per run, which are logged but not counted: a few more lines than requests is expected, fewer would mean lost lines).`,
+    `- Peak resident memory over the whole run (VmHWM, MiB): ${hwm}.`,
+    `- Failed measurements: ${failed.length === 0 ? 'none' : failed.map((s) => `${s.metric} ${s.variant} ${s.contender} round ${s.round + 1}: ${s.failure}`).join('; ')}.${input.crashed.length > 0 ? ` Exited during the run: ${input.crashed.join(', ')}.` : ''}`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+const BEGIN = '<!-- bench:begin (written by npm run bench; edit outside these markers) -->';
+const END = '<!-- bench:end -->';
+
+/** Replaces the generated part of docs/benchmarks.md, keeping what people wrote around it. */
+export function writeDoc(path: string, report: string): void {
+  const block = `${BEGIN}\n${report}${END}`;
+  if (existsSync(path)) {
+    const text = readFileSync(path, 'utf8');
+    const a = text.indexOf(BEGIN);
+    const b = text.indexOf(END);
+    if (a >= 0 && b > a) {
+      writeFileSync(path, text.slice(0, a) + block + text.slice(b + END.length));
+      return;
+    }
+    writeFileSync(path, `${text.trimEnd()}\n\n## Latest run\n\n${block}\n`);
+    return;
+  }
+  writeFileSync(path, `# Benchmarks\n\nRun with \`npm run bench\` (see bench/bench.ts).\n\n## Latest run\n\n${block}\n`);
+}
