@@ -3,17 +3,16 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { libtrustKeyId } from '../../src/token/libtrust.js';
-import { startApp, type StartedApp } from '../support/app.js';
+import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { makeTokenKeyPair } from '../support/pki.js';
 import { startServer } from '../support/servers.js';
-import { startSimCluster } from '../support/sim-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
+import { nodeEvidence, startTrustedSimCluster } from '../support/trusted-cluster.js';
 
 const BASIC = `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}`;
 
 /** Flags, quarantine, failures and state of every node: what a client's input must never change. */
-const nodeEvidence = (lb: StartedApp) => lb.app.nodes.all.map((n) => ({ name: n.name, state: n.state, flags: [...n.flags.keys()], quarantined: lb.app.nodes.conditionsOf(n).quarantine !== undefined, failures: n.failures }));
 
 function sign(key: KeyObject, claims: { sub?: string; kid?: string; exp?: number; padding?: number }): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
@@ -30,15 +29,7 @@ function sign(key: KeyObject, claims: { sub?: string; kid?: string; exp?: number
 
 describe('what a client shapes never flags a node', () => {
   it('garbage and foreign bearer tokens at /v2/: 401 passed on, no flag, and the log does not present their user as fact', async (t) => {
-    const tmp = makeTempDir('client-shaped');
-    t.after(tmp.remove);
-    const sim = await startSimCluster(tmp.dir, ['none', 'none', 'none']);
-    t.after(() => sim.close());
-    const lb = await startApp(
-      sim.nodes.map((n) => n.url),
-      { balance: { policy: 'round-robin' }, token: { rootCert: sim.cluster.certFile, probe: { enabled: false } } },
-    );
-    t.after(() => lb.close());
+    const { sim, lb } = await startTrustedSimCluster(t, 'client-shaped');
     const before = nodeEvidence(lb);
     const clusterKid = libtrustKeyId(createPublicKey(sim.cluster.key));
 

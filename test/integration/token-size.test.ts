@@ -5,8 +5,8 @@ import { startApp, type StartedApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { makeTokenKeyPair } from '../support/pki.js';
 import { startServer } from '../support/servers.js';
-import { startSimCluster } from '../support/sim-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
+import { nodeEvidence, startTrustedSimCluster } from '../support/trusted-cluster.js';
 
 const BASIC = `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}`;
 
@@ -20,7 +20,6 @@ async function verdicts(lb: StartedApp, node: string): Promise<Record<string, nu
 }
 
 /** Flags, quarantine, failures and state of every node: what a token response must never change. */
-const nodeEvidence = (lb: StartedApp) => lb.app.nodes.all.map((n) => ({ name: n.name, state: n.state, flags: [...n.flags.keys()], quarantined: lb.app.nodes.conditionsOf(n).quarantine !== undefined, failures: n.failures }));
 
 /** A harbor-lb with token awareness in front of plain servers (token.rootCert of a throw-away pair). */
 async function plainSetup(t: T, handler: Parameters<typeof startServer>[0]): Promise<StartedApp> {
@@ -35,15 +34,7 @@ async function plainSetup(t: T, handler: Parameters<typeof startServer>[0]): Pro
 
 describe('token size is no verdict on a node', () => {
   it('a ~50 KB token of 190 scopes from each node reaches the client: no flag, node state unchanged', async (t) => {
-    const tmp = makeTempDir('token-size');
-    t.after(tmp.remove);
-    const sim = await startSimCluster(tmp.dir, ['none', 'none', 'none']);
-    t.after(() => sim.close());
-    const lb = await startApp(
-      sim.nodes.map((n) => n.url),
-      { balance: { policy: 'round-robin' }, token: { rootCert: sim.cluster.certFile, probe: { enabled: false } } },
-    );
-    t.after(() => lb.close());
+    const { lb } = await startTrustedSimCluster(t, 'token-size');
     const before = nodeEvidence(lb);
     const query = new URLSearchParams({ account: 'admin', service: 'harbor-registry' });
     for (let i = 0; i < 190; i++) query.append('scope', `repository:library/project-${i}-${'x'.repeat(120)}:pull,push`);

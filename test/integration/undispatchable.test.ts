@@ -1,21 +1,9 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { describe, it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
+import { rawRequest as raw } from '../support/raw-http.js';
 import { startServer } from '../support/servers.js';
-
-/** Writes a raw request head and reads the whole answer (the proxy closes or answers with a length). */
-function raw(url: string, head: string): Promise<{ status: number; text: string }> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(Number(port), hostname, () => sock.end(head));
-    let text = '';
-    sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    sock.on('error', reject);
-    sock.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text }));
-  });
-}
 
 /**
  * Requests node:http accepts but undici will not send. Regression of issue 9: each was taken as
