@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite drives for real: redis-server, docker-registry
-# (the registry Harbor embeds), skopeo (a real registry client) and openssl (test PKI).
+# (the registry Harbor embeds), skopeo (a real registry client), openssl (test PKI) and
+# docker.io (the real docker client and a dockerd the e2e tests start themselves).
 # As root it uses apt-get; otherwise it names what is missing and stops.
 set -euo pipefail
 
-declare -A provides=([redis-server]=redis-server [docker-registry]=docker-registry [skopeo]=skopeo [openssl]=openssl [runuser]=util-linux)
+declare -A provides=([redis-server]=redis-server [docker-registry]=docker-registry [skopeo]=skopeo [openssl]=openssl [runuser]=util-linux [dockerd]=docker.io)
 missing=()
 for cmd in "${!provides[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${provides[$cmd]}")
@@ -26,7 +27,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian's packages may try to start their services; the tests start their own on free ports.
-for svc in redis-server docker-registry; do
+for svc in redis-server docker-registry docker; do
   if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 echo "installed ${missing[*]}" >&2

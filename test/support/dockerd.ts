@@ -1,0 +1,57 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { startProcess, type RunningProcess } from './processes.js';
+
+export interface DockerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A Docker engine of the test's own (harbor-facts.md): its own data, exec root and socket, no networking set-up. */
+export interface Dockerd {
+  docker(args: string[], stdin?: string, timeoutMs?: number): Promise<DockerResult>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `dockerd` as root with --iptables=false --bridge=none and folders inside `dir` (the
+ * exec root, which holds sockets, under /tmp to keep its path short). Resolves with the reason
+ * instead when it cannot run here (not root, not installed, or it fails to start), so the caller
+ * skips with that message.
+ */
+export async function startDockerd(dir: string): Promise<Dockerd | { skip: string }> {
+  if (process.getuid?.() !== 0) return { skip: 'dockerd needs root' };
+  const execRoot = mkdtempSync('/tmp/dx-');
+  const socket = join(execRoot, 'd.sock');
+  const config = join(dir, 'docker-config');
+  mkdirSync(config, { recursive: true });
+  let proc: RunningProcess;
+  try {
+    proc = await startProcess(
+      'dockerd',
+      ['--iptables=false', '--ip6tables=false', '--bridge=none', '--data-root', join(dir, 'docker-data'), '--exec-root', execRoot, '--pidfile', join(execRoot, 'd.pid'), '-H', `unix://${socket}`],
+      /API listen on/,
+      { timeoutMs: 60_000 },
+    );
+  } catch (err) {
+    rmSync(execRoot, { recursive: true, force: true });
+    return { skip: `dockerd cannot start here: ${(err as Error).message.split('\n')[0]}` };
+  }
+  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config };
+  return {
+    docker: (args, stdin, timeoutMs = 300_000) =>
+      new Promise((resolve) => {
+        const child = execFile('docker', args, { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+          const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+          resolve({ code, stdout, stderr });
+        });
+        child.stdin?.end(stdin);
+      }),
+    async stop() {
+      await proc.stop();
+      rmSync(execRoot, { recursive: true, force: true });
+    },
+  };
+}
