@@ -82,6 +82,33 @@ describe('docker login / push / pull through harbor-lb', () => {
     assert.ok(blobsGot >= 9, 'each round pulled every blob back through harbor-lb');
   });
 
+  it('four pushes of different images at once, then four pulls at once, all succeed (several users of one registry)', { timeout: 300_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const d = dockerd!;
+    const cluster = await startRealHarborCluster(tmp.dir + '/parallel', 3);
+    t.after(() => cluster.close());
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
+    t.after(() => lb.close());
+    const host = new URL(lb.url).host;
+    const skopeo = new Skopeo(tmp.dir);
+    const names = [0, 1, 2, 3].map((i) => `library/app${i}`);
+    // Four images with layers of their own (sizes differ, so their digests do).
+    for (const [i, name] of names.entries()) {
+      const img = makeOciImage(join(tmp.dir, `image${i}`), [256 * 1024 + i * 4096, 32 * 1024 + i]);
+      const file = join(skopeo.writableDir(`archive${i}`), 'a.tar');
+      assert.equal((await skopeo.run(['copy', `oci:${img.dir}:v1`, `docker-archive:${file}:${host}/${name}:v1`])).code, 0);
+      assert.equal((await d.docker(['load', '-i', file])).code, 0);
+    }
+    assert.equal((await d.docker(['login', '-u', 'admin', '--password-stdin', host], 'Harbor12345')).code, 0);
+    const pushed = await Promise.all(names.map((n) => d.docker(['push', `${host}/${n}:v1`])));
+    assert.deepEqual(pushed.map((r) => (r.code === 0 ? 'ok' : r.stderr.trim())), ['ok', 'ok', 'ok', 'ok']);
+    assert.equal((await d.docker(['rmi', ...names.map((n) => `${host}/${n}:v1`)])).code, 0);
+    const pulled = await Promise.all(names.map((n) => d.docker(['pull', `${host}/${n}:v1`])));
+    assert.deepEqual(pulled.map((r) => (r.code === 0 ? 'ok' : r.stderr.trim())), ['ok', 'ok', 'ok', 'ok']);
+    await d.docker(['rmi', ...names.map((n) => `${host}/${n}:v1`)]);
+    await d.docker(['logout', host]);
+  });
+
   it('with one node on a foreign key pair (the seed failure): every round succeeds, the node is flagged', { timeout: 300_000 }, async (t) => {
     if (skip) return t.skip(skip);
     const cluster = await startRealHarborCluster(tmp.dir + '/foreign', 3, [{}, { fault: 'foreign-key' }, {}]);
