@@ -2,6 +2,7 @@ import { Agent, Pool, type Dispatcher } from 'undici';
 import type { Config } from '../config/schema.js';
 import { judgeHealth } from '../health/verdict.js';
 import { checkNodeCas, nodeTlsOptions } from '../nodes/node-tls.js';
+import { describeOffset, offsetFromDate } from '../health/clock-skew.js';
 import { csrfOutliers, FIX_CSRF, type CsrfRequest } from '../token/csrf-check.js';
 import { publicHostHeaders, realmOf, realmSchemeMismatch, sameOrigin } from '../token/realm.js';
 import { TrustStore } from '../token/trust-store.js';
@@ -79,18 +80,17 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
         const h = await get(origin, config.health.path, { accept: 'application/json' });
         const answered = Date.now();
         r.reachable = true;
-        const date = Date.parse(h.header('date') ?? '');
-        if (!Number.isNaN(date)) {
-          r.clockOffsetMs = Math.round(date + 500 - (sent + answered) / 2);
+        const offset = offsetFromDate(h.header('date'), sent, answered);
+        if (offset !== undefined) {
+          r.clockOffsetMs = Math.round(offset);
           const off = Math.abs(r.clockOffsetMs);
           if (off > config.health.maxClockSkew) {
-            const seconds = Math.round(r.clockOffsetMs / 1000);
             problems.push({
               node: n.name,
               code: 'NODE_CLOCK_SKEW',
               // Past the registries' leeway its tokens are refused elsewhere; before that, a warning.
               severity: off > config.token.leeway ? 'error' : 'warning',
-              message: `${n.name}'s clock is ${Math.abs(seconds)} s ${seconds > 0 ? 'ahead of' : 'behind'} this machine's${off > config.token.leeway ? ': its tokens are rejected as not valid yet (or expired) by the other nodes' : ''}`,
+              message: `${n.name}'s clock is ${describeOffset(r.clockOffsetMs)} this machine's${off > config.token.leeway ? ': its tokens are rejected as not valid yet (or expired) by the other nodes' : ''}`,
               fix: `sync ${n.name}'s clock (NTP: chrony or systemd-timesyncd); if every node shows the same offset, this machine's clock is the one off`,
             });
           }

@@ -4,6 +4,7 @@ import type { ClusterNode } from '../nodes/node.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { NodeHealth } from './node-health.js';
+import { offsetFromDate } from './clock-skew.js';
 import { judgeHealth, type CheckVerdict } from './verdict.js';
 
 /** Asks one node how it is; injected so tests can script answers without sockets. */
@@ -45,9 +46,8 @@ export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNo
       }
       const ct = res.headers['content-type'];
       const verdict = judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents);
-      // Date has one-second resolution: +500 ms centres the error; the round trip's midpoint is when it was written.
-      const date = typeof res.headers.date === 'string' ? Date.parse(res.headers.date) : NaN;
-      return Number.isNaN(date) ? verdict : { ...verdict, clockOffsetMs: date + 500 - (sent + answered) / 2 };
+      const clockOffsetMs = offsetFromDate(typeof res.headers.date === 'string' ? res.headers.date : undefined, sent, answered);
+      return clockOffsetMs === undefined ? verdict : { ...verdict, clockOffsetMs };
     } catch (err) {
       const e = err as { code?: string; name?: string; message: string };
       const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${cfg.timeout} ms` : (e.code ?? e.message);

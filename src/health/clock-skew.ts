@@ -10,6 +10,22 @@ export interface ClockSkewOptions {
   tokensAwayAfter: number;
 }
 
+/**
+ * A node's clock minus ours from the Date header of an answer to a request sent at `sent` and
+ * answered at `answered` (our clock, ms): undefined without a readable Date. The header has
+ * one-second resolution, so +500 ms centres the error; the round trip's midpoint is when it was written.
+ */
+export function offsetFromDate(date: string | undefined, sent: number, answered: number): number | undefined {
+  const at = date === undefined ? NaN : Date.parse(date);
+  return Number.isNaN(at) ? undefined : at + 500 - (sent + answered) / 2;
+}
+
+/** "12 s ahead of" / "3 s behind": how a clock offset reads in a flag or a doctor report. */
+export function describeOffset(offsetMs: number): string {
+  const seconds = Math.round(offsetMs / 1000);
+  return `${Math.abs(seconds)} s ${seconds > 0 ? 'ahead of' : 'behind'}`;
+}
+
 /** Samples kept per node; the median of them is the node's offset, so one odd sample moves nothing. */
 const SAMPLES = 5;
 
@@ -40,7 +56,7 @@ export class ClockSkew {
       this.flags.raise(
         node,
         FLAG_CLOCK_SKEW,
-        `${node.name}'s clock is ${Math.abs(seconds)} s ${seconds > 0 ? 'ahead of' : 'behind'} harbor-lb's` +
+        `${node.name}'s clock is ${describeOffset(offset)} harbor-lb's` +
           (this.tokensAway(node) ? `: past the registries' leeway, its tokens are rejected elsewhere, so token requests go to other nodes` : ''),
         { offsetSeconds: seconds, samples: list.length, source },
         `sync ${node.name}'s clock (NTP: chrony or systemd-timesyncd); if every node shows the same offset, harbor-lb's own clock is the one off`,
