@@ -57,7 +57,7 @@ export class PassiveJudge {
       ended: (f) =>
         this.logger.info(
           { event: 'cluster_degraded', active: false, status: f.status, durationMs: this.clock.now() - f.since },
-          `cluster_degraded over: no node has answered ${f.status} for ${Math.round(this.cfg.clusterWindow / 1000)}s`,
+          `cluster_degraded over: the nodes no longer all answer ${f.status} (one answers well, one fails alone, or none has failed so for ${Math.round(this.cfg.clusterWindow / 1000)}s)`,
         ),
     });
   }
