@@ -46,14 +46,19 @@ async function serve(args: string[]): Promise<number> {
     process.stderr.write(`harbor-lb serve: --config FILE is required\n`);
     return 2;
   }
-  const config = loadConfigFile(values.config);
-  const app = createApp(config);
+  const file = values.config;
+  const config = loadConfigFile(file);
+  const app = createApp(config, { loadConfig: () => loadConfigFile(file) });
   await app.start();
+  // SIGHUP re-reads the file; the outcome is logged (config_reloaded or config_reload_failed).
+  const onHup = () => void app.reload();
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  process.off('SIGHUP', onHup);
   app.logger.info({ event: 'stopping' }, 'harbor-lb stopping');
   await app.close();
   return 0;

@@ -46,7 +46,7 @@ export interface Loggers {
  * not field by field; the destination batches the writes and is flushed on shutdown.
  */
 export class RoutingLog {
-  readonly enabled: boolean;
+  enabled: boolean;
   #second = -1;
   #prefix = '';
 
@@ -55,6 +55,12 @@ export class RoutingLog {
     private readonly destination: DestinationStream,
   ) {
     this.enabled = pinoLogger.isLevelEnabled('info');
+  }
+
+  /** A new log level from a config reload (routing lines are info). */
+  setLevel(level: string): void {
+    this.pinoLogger.level = level;
+    this.enabled = this.pinoLogger.isLevelEnabled('info');
   }
 
   write(record: object): void {

@@ -2,6 +2,7 @@ import type { NodeHealth } from '../health/node-health.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
+import type { ConfigStatus } from '../config/live-config.js';
 
 /** The `/-/status` document (shape fixed by design.md; fields are only ever added). */
 export interface StatusDocument {
@@ -23,13 +24,24 @@ export interface StatusDocument {
     conditions: { check: string; ejected: boolean; quarantine: string | null; drained: boolean; reachable: boolean };
     /** The node's clock minus harbor-lb's (median of recent samples), null before any sample. */
     clockOffsetMs: number | null;
+    /** Removed from the config by a reload: draining, it leaves the list once idle. */
+    removed: boolean;
   }>;
   sticky: { store: string; connected: boolean; entries?: number };
   /** Rules that span nodes, when they are in force. */
   cluster: { panic: boolean; degraded: { status: number; since: string } | null; maxEjected: number };
+  /** The config in force: its generation (1 at start, +1 per reload), when loaded, what waits for a restart. */
+  config?: ConfigStatus;
 }
 
-export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJudge, sticky: StatusDocument['sticky'], skew?: ClockSkew): StatusDocument {
+export function buildStatus(
+  nodes: NodeSet,
+  health: NodeHealth,
+  judge: PassiveJudge,
+  sticky: StatusDocument['sticky'],
+  skew?: ClockSkew,
+  config?: ConfigStatus,
+): StatusDocument {
   const degraded = judge.clusterFailure;
   return {
     nodes: nodes.all.map((n) => {
@@ -52,6 +64,7 @@ export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJu
         ejectedUntil: ejected ? new Date(c.ejectedUntil).toISOString() : null,
         conditions: { check: c.check, ejected, quarantine: c.quarantine ?? null, drained: c.drained, reachable: c.reachable },
         clockOffsetMs: ((o) => (o === undefined ? null : Math.round(o)))(skew?.offset(n)),
+        removed: nodes.isRemoved(n),
       };
     }),
     sticky,
@@ -60,5 +73,6 @@ export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJu
       degraded: degraded ? { status: degraded.status, since: new Date(degraded.since).toISOString() } : null,
       maxEjected: nodes.maxEjected(),
     },
+    ...(config === undefined ? {} : { config }),
   };
 }

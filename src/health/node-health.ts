@@ -27,11 +27,21 @@ export class NodeHealth {
 
   constructor(
     private readonly nodes: CheckReportTarget,
-    private readonly cfg: Config['health'],
+    private cfg: Config['health'],
     private readonly clock: Clock,
     /** Gets each answer's clock offset, when the check read one. */
     private readonly skew?: ClockSkew,
   ) {}
+
+  forget(node: ClusterNode): void {
+    this.#last.delete(node);
+    this.#streak.delete(node);
+  }
+
+  /** New thresholds from a config reload; streaks under way keep counting. */
+  configure(cfg: Config['health']): void {
+    this.cfg = cfg;
+  }
 
   lastCheck(node: ClusterNode): CheckResult | undefined {
     return this.#last.get(node);
