@@ -89,6 +89,7 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
     if (cond.quarantine && n.state !== 'quarantined') notes.push('quarantine: ' + cond.quarantine);
     if (cond.ejected && n.ejectedUntil) notes.push('ejected until ' + localTime(n.ejectedUntil));
     if (cond.reachable === false) notes.push('not reachable');
+    if (n.removed) notes.push('removed from the config: leaves once its requests are done');
     notes.forEach(function (x) { parts.push(el('div', 'note', x)); });
     c.state.replaceChildren.apply(c.state, parts);
 
@@ -186,6 +187,17 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
       ['cluster failure', cl.degraded ? 'every node answers ' + cl.degraded.status + ' since ' + localTime(cl.degraded.since) : 'none', cl.degraded ? 'bad' : ''],
       ['at most ejected', cl.maxEjected],
     ]);
+    var cf = doc.config;
+    byId('config-panel').hidden = !cf;
+    if (cf) {
+      var last = cf.lastReload;
+      renderList(byId('config'), [
+        ['generation', cf.generation],
+        ['loaded', localTime(cf.loadedAt)],
+        ['last reload', last ? (last.ok ? 'applied' : 'refused: ' + (last.problems || []).join('; ')) + ' at ' + localTime(last.at) : 'none yet', last && !last.ok ? 'bad' : ''],
+        ['waiting for a restart', cf.restartNeeded && cf.restartNeeded.length ? cf.restartNeeded.join(', ') : 'nothing', cf.restartNeeded && cf.restartNeeded.length ? 'bad' : ''],
+      ]);
+    }
   }
 
   async function poll() {

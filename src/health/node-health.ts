@@ -25,8 +25,8 @@ export type CheckReportTarget = CheckStatusSetter & EjectionSetter & Reachabilit
  */
 export class NodeHealth {
   readonly #last = new Map<ClusterNode, CheckResult>();
-  /** The last CHECK_HISTORY results, oldest first; weak so a node removed at runtime takes its history with it. */
-  readonly #history = new WeakMap<ClusterNode, CheckResult[]>();
+  /** The last CHECK_HISTORY results, oldest first. */
+  readonly #history = new Map<ClusterNode, CheckResult[]>();
   /** > 0: passes in a row; < 0: failures in a row. */
   readonly #streak = new Map<ClusterNode, number>();
 
@@ -40,6 +40,7 @@ export class NodeHealth {
 
   forget(node: ClusterNode): void {
     this.#last.delete(node);
+    this.#history.delete(node);
     this.#streak.delete(node);
   }
 

@@ -35,18 +35,27 @@ async function launchChromium(t: After): Promise<Browser | string> {
   }
 }
 
-/** Three simulated nodes, n2 signing tokens with a foreign key; health checks on, the trust probe run at start, an admin token. */
+/**
+ * Three simulated nodes, n2 signing tokens with a foreign key; health checks on, the trust probe
+ * run at start, an admin token. `reload()` applies the config in force with n3 renamed n4.
+ */
 async function startCluster(t: After): Promise<StartedApp> {
   const tmp = makeTempDir('status-page');
   t.after(tmp.remove);
   const sim = await startSimCluster(tmp.dir, ['none', 'foreign-key', 'none']);
   t.after(() => sim.close());
-  const lb = await startApp(
+  const lb: StartedApp = await startApp(
     sim.nodes.map((n) => n.url),
     {
       admin: { token: ADMIN_TOKEN },
       health: { enabled: true, interval: '300ms' },
       token: { rootCert: sim.cluster.certFile, probe: { enabled: true, interval: '1h' } },
+    },
+    {
+      loadConfig: () => {
+        const cfg = lb.app.config;
+        return { ...cfg, nodes: cfg.nodes.map((n) => (n.name === 'n3' ? { ...n, name: 'n4' } : n)) };
+      },
     },
   );
   t.after(() => lb.close());
@@ -56,7 +65,7 @@ async function startCluster(t: After): Promise<StartedApp> {
 const row = (page: Page, name: string) => page.locator(`tr[data-node="${name}"]`);
 
 describe('the status page on the admin listener', () => {
-  it('lists the nodes, marks the quarantined one with its flag, and drains a node only with the admin token', async (t) => {
+  it('lists the nodes, marks the quarantined one with its flag, drains a node only with the admin token, follows a reload', async (t) => {
     const browser = await launchChromium(t);
     if (typeof browser === 'string') return t.skip(browser);
     const lb = await startCluster(t);
@@ -153,10 +162,16 @@ describe('the status page on the admin listener', () => {
     await row(page, 'n1').locator('button[data-action="undrain"]').click();
     await page.locator('tr[data-node="n1"][data-state="healthy"] button[data-action="drain"]').waitFor(WAIT);
     assert.equal(lb.app.nodes.get('n1')!.state, 'healthy');
+
+    // A config reload that removes n3 and adds n4: the page follows without a reload of its own.
+    assert.equal(lb.app.reload().ok, true);
+    await row(page, 'n4').waitFor(WAIT);
+    await row(page, 'n3').locator('.note', { hasText: 'removed from the config' }).waitFor(WAIT);
+    assert.match((await page.locator('#config').textContent()) ?? '', /generation2/);
     assert.deepEqual(pageErrors, [], 'no script error and no CSP refusal');
   });
 
-  it('refuses node actions sent from a page of another origin, token or not', async (t) => {
+  it('refuses node actions and reload sent from a page of another origin, token or not', async (t) => {
     const lb = await startApp(['http://127.0.0.1:9'], {});
     t.after(() => lb.close());
     const host = new URL(lb.adminUrl).host;
@@ -167,6 +182,7 @@ describe('the status page on the admin listener', () => {
       assert.match(JSON.parse(r.body.toString()).error, /cross-origin/);
     }
     assert.equal(lb.app.nodes.conditionsOf(lb.app.nodes.get('n1')!).drained, false);
+    assert.equal((await send(`${lb.adminUrl}/-/reload`, { method: 'POST', headers: { origin: 'http://evil.example' } })).status, 403, 'reload too');
     // The page itself (same origin) and clients that are not browsers (no Origin) may act.
     assert.equal((await drain({ origin: `http://${host}`, 'sec-fetch-site': 'same-origin' })).status, 200);
     assert.equal((await drain({})).status, 200);

@@ -107,5 +107,7 @@ describe('node health', () => {
     assert.deepEqual(h.at(-1), health.lastCheck(a));
     assert.deepEqual(h.slice(-2).map((r) => [r.ok, r.detail]), [[false, fail.detail], [true, pass.detail]]);
     assert.deepEqual(health.history(nodes.get('b')!), [], 'per node');
+    health.forget(a);
+    assert.deepEqual(health.history(a), [], 'a node that left the config takes its history with it');
   });
 });
