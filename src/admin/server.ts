@@ -12,6 +12,7 @@ import type { TokenGuard } from '../token/token-guard.js';
 import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import { renderMetrics } from './metrics.js';
 import { buildStatus } from './status.js';
+import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
 
 export interface AdminDeps {
   nodes: NodeSet;
@@ -61,6 +62,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     if (!path.startsWith('/')) throw new AdminRequestError(400, 'malformed request target: expected a path starting with "/"');
     if (path === '/-/reload') {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+      if (crossOrigin(req)) return crossOriginRefused(res);
       if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
       if (deps.reload === undefined) throw new AdminRequestError(404, 'this harbor-lb cannot reload');
       deps.logger.info({ event: 'admin_action', action: 'reload', peer: req.socket.remoteAddress }, 'config reload asked for through the admin API');
@@ -71,6 +73,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     const action = NODE_ACTION.exec(path);
     if (action) {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+      if (crossOrigin(req)) return crossOriginRefused(res);
       if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
       const node = deps.nodes.get(nodeName(action[1]!));
       if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);
@@ -79,6 +82,11 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       return json(res, 200, { node: node.name, state: node.state });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+    const asset = STATUS_PAGE_ASSETS.get(path);
+    if (asset) {
+      res.writeHead(200, pageHeaders(asset));
+      return void res.end(asset.body);
+    }
     switch (path) {
       case '/-/healthz':
         return json(res, 200, { status: 'ok' });
@@ -154,6 +162,23 @@ function nodeName(encoded: string): string {
   return name;
 }
 
+/**
+ * Whether a browser sent this from a page of another origin: its Origin (or, failing that,
+ * Sec-Fetch-Site) does not name this listener. Clients that are not browsers send neither.
+ */
+function crossOrigin(req: http.IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    try {
+      return new URL(origin).host !== req.headers.host?.toLowerCase();
+    } catch {
+      return true; // "null" (a sandboxed or file page) or garbage
+    }
+  }
+  const site = req.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
+}
+
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
@@ -166,6 +191,11 @@ function authorized(header: string | undefined, expected: Buffer): boolean {
 
 function unauthorized(res: http.ServerResponse): void {
   json(res, 401, { error: 'admin token required (Authorization: Bearer <admin.token>)' });
+}
+
+/** Actions (drain, undrain, reload) sent by a page of another site through an operator's browser: with no admin token set, nothing else would stop them. */
+function crossOriginRefused(res: http.ServerResponse): void {
+  json(res, 403, { error: 'cross-origin request refused: use the status page served here, or a client that sends no Origin' });
 }
 
 function json(res: http.ServerResponse, status: number, doc: unknown): void {

@@ -13,11 +13,14 @@ export interface StatusDocument {
     since: string;
     why: string;
     weight: number;
-    flags: Array<{ code: string; message: string; since: string }>;
+    /** `fix`: what the operator does about it, when the raiser knows. */
+    flags: Array<{ code: string; message: string; since: string; fix?: string }>;
     inflight: number;
     requests: number;
     failures: number;
     lastCheck: { at: string; ok: boolean; detail: string } | null;
+    /** The last active check results, oldest first (bounded; empty while checks are off). */
+    history: Array<{ at: string; ok: boolean; detail: string }>;
     consecutiveFailures: number;
     ejectedUntil: string | null;
     /** The inputs `state` is derived from. */
@@ -60,6 +63,7 @@ export function buildStatus(
         requests: n.requests,
         failures: n.failures,
         lastCheck: check ? { at: new Date(check.at).toISOString(), ok: check.ok, detail: check.detail } : null,
+        history: health.history(n).map((h) => ({ at: new Date(h.at).toISOString(), ok: h.ok, detail: h.detail })),
         consecutiveFailures: judge.consecutiveFailures(n),
         ejectedUntil: ejected ? new Date(c.ejectedUntil).toISOString() : null,
         conditions: { check: c.check, ejected, quarantine: c.quarantine ?? null, drained: c.drained, reachable: c.reachable },

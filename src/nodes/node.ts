@@ -7,6 +7,8 @@ export interface NodeFlag {
   code: string;
   message: string;
   since: string;
+  /** What an operator does about it, when the raiser knows. */
+  fix?: string;
 }
 
 export interface PoolOptions {
