@@ -62,7 +62,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     if (!path.startsWith('/')) throw new AdminRequestError(400, 'malformed request target: expected a path starting with "/"');
     if (path === '/-/reload') {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
-      if (crossOrigin(req)) return crossOriginRefused(res);
+      if (crossOrigin(req) || (expected === undefined && !loopbackHost(req))) return crossOriginRefused(res);
       if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
       if (deps.reload === undefined) throw new AdminRequestError(404, 'this harbor-lb cannot reload');
       deps.logger.info({ event: 'admin_action', action: 'reload', peer: req.socket.remoteAddress }, 'config reload asked for through the admin API');
@@ -73,7 +73,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     const action = NODE_ACTION.exec(path);
     if (action) {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
-      if (crossOrigin(req)) return crossOriginRefused(res);
+      if (crossOrigin(req) || (expected === undefined && !loopbackHost(req))) return crossOriginRefused(res);
       if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
       const node = deps.nodes.get(nodeName(action[1]!));
       if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);
@@ -177,6 +177,23 @@ function crossOrigin(req: http.IncomingMessage): boolean {
   }
   const site = req.headers['sec-fetch-site'];
   return site !== undefined && site !== 'same-origin' && site !== 'none';
+}
+
+/**
+ * With no admin token (allowed only on a loopback address), actions must name a loopback host:
+ * a page on a name that an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with
+ * the listener as far as the browser knows, but its Host header still carries that name.
+ */
+function loopbackHost(req: http.IncomingMessage): boolean {
+  const host = req.headers.host;
+  if (host === undefined) return true; // HTTP/1.0 without Host: not a browser
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 function digest(s: string): Buffer {

@@ -41,7 +41,7 @@ function raw(port: number, head: string): Promise<RawReply> {
   });
 }
 
-const request = (method: string, target: string) => `${method} ${target} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+const request = (method: string, target: string) => `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
 
 /** [what, request head, expected status]: each must get a JSON answer and leave the listener up. */
 const HOSTILE: Array<[string, string, number]> = [

@@ -188,4 +188,17 @@ describe('the status page on the admin listener', () => {
     assert.equal((await drain({})).status, 200);
     assert.equal(lb.app.nodes.get('n1')!.state, 'draining');
   });
+
+  it('without an admin token, refuses actions naming a host that is not loopback (DNS rebinding)', async (t) => {
+    const lb = await startApp(['http://127.0.0.1:9'], {});
+    t.after(() => lb.close());
+    // A page on rebind.evil.example re-pointed at 127.0.0.1 is same-origin as far as the browser knows.
+    const rebound = { host: 'rebind.evil.example:9070', origin: 'http://rebind.evil.example:9070' };
+    assert.equal((await send(`${lb.adminUrl}/-/nodes/n1/drain`, { method: 'POST', headers: rebound })).status, 403);
+    assert.equal((await send(`${lb.adminUrl}/-/reload`, { method: 'POST', headers: rebound })).status, 403);
+    assert.equal(lb.app.nodes.conditionsOf(lb.app.nodes.get('n1')!).drained, false);
+    for (const host of ['localhost:9070', '127.0.0.1:9070', '[::1]:9070']) {
+      assert.equal((await send(`${lb.adminUrl}/-/nodes/n1/undrain`, { method: 'POST', headers: { host } })).status, 200, host);
+    }
+  });
 });
