@@ -207,9 +207,13 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const live = new LiveConfig(config, clock, logger);
   let started = false;
   /** Checks what the new config needs from outside (files) before anything is changed. */
+  // The token bundle as the last reload read it: read again on every reload, so a key rotation
+  // (a second certificate added to root.crt, the old one removed later) needs no restart.
+  let nextTrust: TrustStore | undefined;
   const prepare = (plan: ReloadPlan): void => {
     const next = plan.effective;
     checkNodeCas(next);
+    nextTrust = trust ? loadTrustStore(next) : undefined;
     const tls = next.listen.tls;
     if (tls && plan.applied.some((p) => p.startsWith('listen.tls'))) {
       for (const field of ['cert', 'key'] as const) {
@@ -240,6 +244,14 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     budget.ratio = next.balance.retries.budget;
     proxyDeps.maxAttempts = next.balance.retries.attempts;
     affinity?.configure(next.sticky);
+    if (trust && nextTrust) {
+      const before = trust.kids;
+      trust.replaceWith(nextTrust);
+      if (before.join() !== trust.kids.join()) {
+        guard?.verifier.clearCache();
+        logger.info({ event: 'token_keys_changed', kids: trust.kids, previous: before }, `token.rootCert now trusts ${trust.kids.join(', ')} (was ${before.join(', ')})`);
+      }
+    }
     logger.level = next.log.level;
     routing.setLevel(next.log.level);
     if (next.listen.tls && proxy && plan.applied.some((p) => p.startsWith('listen.tls'))) {

@@ -16,10 +16,10 @@ export interface ReloadPlan {
 
 /**
  * Settings a running harbor-lb applies on reload, as path prefixes. Everything else (listen and
- * admin addresses and ports, the sticky store and its Redis, token trust, limits, connection
- * pools) is bound into listeners, clients or pools at start and needs a restart.
+ * admin addresses and ports, the sticky store and its Redis, token issuer and service, limits,
+ * connection pools) is bound into listeners, clients or pools at start and needs a restart.
  */
-const LIVE = ['nodes', 'health', 'balance', 'sticky.ttl', 'sticky.loadFactor', 'sticky.keys', 'log.level', 'listen.tls', 'doctor'];
+const LIVE = ['nodes', 'health', 'balance', 'sticky.ttl', 'sticky.loadFactor', 'sticky.keys', 'log.level', 'listen.tls', 'token.rootCert', 'doctor'];
 
 /** Compares the config in force with a newly loaded one. Both are validated configs. */
 export function planReload(current: Config, next: Config): ReloadPlan {
@@ -55,6 +55,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
 function needsRestartAnyway(path: PropertyKey[], current: Config, next: Config): boolean {
   if (path[0] === 'listen' && path[1] === 'tls') return (current.listen.tls === undefined) !== (next.listen.tls === undefined);
   if (path[0] === 'sticky' && path[1] === 'keys') return current.sticky.keys.length === 0 || next.sticky.keys.length === 0;
+  if (path[0] === 'token' && path[1] === 'rootCert') return (current.token.rootCert === undefined) !== (next.token.rootCert === undefined);
   return false;
 }
 

@@ -15,12 +15,22 @@ export interface TrustedKey {
 
 /** The cluster's token keys: every certificate of `token.rootCert` (two during a rotation). */
 export class TrustStore {
-  readonly keys: readonly TrustedKey[];
-  readonly #byKid: Map<string, TrustedKey>;
+  #keys: readonly TrustedKey[];
+  #byKid: Map<string, TrustedKey>;
 
   private constructor(keys: TrustedKey[]) {
-    this.keys = keys;
+    this.#keys = keys;
     this.#byKid = new Map(keys.map((k) => [k.kid, k]));
+  }
+
+  get keys(): readonly TrustedKey[] {
+    return this.#keys;
+  }
+
+  /** Takes the keys of `next` (a config reload read the bundle again: a key rotation). */
+  replaceWith(next: TrustStore): void {
+    this.#keys = next.#keys;
+    this.#byKid = next.#byKid;
   }
 
   /** Certificates (root.crt) and, for set-ups without a CA such as the demo, bare PEM public keys. */

@@ -85,6 +85,11 @@ export class TokenVerifier {
     return undefined;
   }
 
+  /** Forgets every verdict: the trusted keys changed, so old verdicts may no longer hold. */
+  clearCache(): void {
+    this.#cache.clear();
+  }
+
   /** Verdicts held now; never more than `cacheMax`. */
   get cacheSize(): number {
     return this.#cache.size;

@@ -30,6 +30,10 @@ export class HashedLru<V extends {}> {
     this.#lru.delete(hashKey(text));
   }
 
+  clear(): void {
+    this.#lru.clear();
+  }
+
   get size(): number {
     return this.#lru.size;
   }
