@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { startProcess, type RunningProcess } from './processes.js';
 
 export interface DockerResult {
@@ -11,7 +12,8 @@ export interface DockerResult {
 
 /** A Docker engine of the test's own (harbor-facts.md): its own data, exec root and socket, no networking set-up. */
 export interface Dockerd {
-  docker(args: string[], stdin?: string, timeoutMs?: number): Promise<DockerResult>;
+  /** Runs the docker CLI; `stdin` may be a stream (`docker import -` of a large layer), piped with backpressure. */
+  docker(args: string[], stdin?: string | Readable, timeoutMs?: number): Promise<DockerResult>;
   stop(): Promise<void>;
 }
 
@@ -47,7 +49,8 @@ export async function startDockerd(dir: string): Promise<Dockerd | { skip: strin
           const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
           resolve({ code, stdout, stderr });
         });
-        child.stdin?.end(stdin);
+        if (typeof stdin === 'object') stdin.pipe(child.stdin!);
+        else child.stdin?.end(stdin);
       }),
     async stop() {
       await proc.stop();
