@@ -23,7 +23,7 @@ export interface Dockerd {
  * instead when it cannot run here (not root, not installed, or it fails to start), so the caller
  * skips with that message.
  */
-export async function startDockerd(dir: string): Promise<Dockerd | { skip: string }> {
+export async function startDockerd(dir: string, opts: { prefix?: string[] } = {}): Promise<Dockerd | { skip: string }> {
   if (process.getuid?.() !== 0) return { skip: 'dockerd needs root' };
   const execRoot = mkdtempSync('/tmp/dx-');
   const socket = join(execRoot, 'd.sock');
@@ -31,9 +31,11 @@ export async function startDockerd(dir: string): Promise<Dockerd | { skip: strin
   mkdirSync(config, { recursive: true });
   let proc: RunningProcess;
   try {
+    // `prefix` runs dockerd through another command (`nsenter --net=…`), which execs it in place.
+    const [cmd, ...pre] = [...(opts.prefix ?? []), 'dockerd'];
     proc = await startProcess(
-      'dockerd',
-      ['--iptables=false', '--ip6tables=false', '--bridge=none', '--data-root', join(dir, 'docker-data'), '--exec-root', execRoot, '--pidfile', join(execRoot, 'd.pid'), '-H', `unix://${socket}`],
+      cmd!,
+      [...pre, '--iptables=false', '--ip6tables=false', '--bridge=none', '--data-root', join(dir, 'docker-data'), '--exec-root', execRoot, '--pidfile', join(execRoot, 'd.pid'), '-H', `unix://${socket}`],
       /API listen on/,
       { timeoutMs: 60_000 },
     );
