@@ -8,22 +8,26 @@ import { Affinity } from './balance/affinity.js';
 import { MemoryStateStore } from './state/memory-store.js';
 import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/state-store.js';
-import { ActiveHealthChecker, createHttpProbe, type HealthProbe } from './health/active-checker.js';
+import { readFileSync } from 'node:fs';
+import type { Server as TlsServer } from 'node:https';
+import { ActiveHealthChecker, createHttpProbe, type HealthProbe, type HttpProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
 import { ClockSkew } from './health/clock-skew.js';
 import { NodeFlags } from './nodes/node-flags.js';
 import { PassiveJudge } from './health/passive-judge.js';
 import { StickySelector } from './balance/sticky-selector.js';
 import { ConfigError } from './config/load.js';
+import { LiveConfig, type ConfigStatus, type ReloadResult } from './config/live-config.js';
+import type { ReloadPlan } from './config/reload-plan.js';
 import type { Config } from './config/schema.js';
 import { TokenGuard } from './token/token-guard.js';
 import { TrustProbe } from './token/trust-probe.js';
 import { TrustStore } from './token/trust-store.js';
 import { TokenVerifier } from './token/verifier.js';
 import { createLoggers, flushLogger, type Logger } from './log.js';
-import { NodeSet } from './nodes/node-set.js';
+import { NodeSet, nodeSetOptions } from './nodes/node-set.js';
 import { checkNodeCas } from './nodes/node-tls.js';
-import { createRequestHandler } from './proxy/handler.js';
+import { createRequestHandler, type ProxyDeps } from './proxy/handler.js';
 import { OriginRewriter } from './proxy/headers.js';
 import { closeServer, createListener, listen } from './proxy/listener.js';
 import { TrustedPeers } from './proxy/trusted-peers.js';
@@ -40,9 +44,15 @@ export interface AppDeps {
   logDestination?: DestinationStream;
   /** Replaces the HTTP health probe (unit tests script answers with it). */
   healthProbe?: HealthProbe;
+  /**
+   * Reads the config again for a reload (SIGHUP, POST /-/reload): the config file, validated.
+   * Without it the app cannot reload.
+   */
+  loadConfig?: () => Config;
 }
 
 export interface App {
+  /** The config in force (a reload replaces it). */
   readonly config: Config;
   readonly nodes: NodeSet;
   readonly health: NodeHealth;
@@ -58,6 +68,13 @@ export interface App {
    * (listen.shutdownGrace by default), then closes everything left.
    */
   close(graceMs?: number): Promise<void>;
+  /**
+   * Re-reads the config (deps.loadConfig) and applies what can change live: nodes added, removed
+   * (they drain first) and re-weighted, health, balance, sticky TTLs, log level, the TLS
+   * certificate. An invalid file is refused whole and the old config stays. Never throws.
+   */
+  reload(): ReloadResult;
+  configStatus(): ConfigStatus;
 }
 
 /** Composition root: everything stateful hangs off the returned object, so apps can run side by side. */
@@ -78,10 +95,14 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const skew = new ClockSkew(flags, { warnAfter: config.health.maxClockSkew, tokensAwayAfter: config.token.leeway });
   const health = new NodeHealth(nodes, config.health, clock, skew);
   const judge = new PassiveJudge(nodes, config.health.passive, clock, logger);
-  const httpProbe = config.health.enabled && deps.healthProbe === undefined ? createHttpProbe(config.health, nodes.all) : undefined;
-  const checker = config.health.enabled
-    ? new ActiveHealthChecker(nodes.all, health, deps.healthProbe ?? httpProbe!.probe, config.health.interval, clock, random)
-    : undefined;
+  // Rebuilt when a reload changes the health section; nodes joining or leaving are added and removed.
+  let httpProbe: HttpProbe | undefined;
+  let checker: ActiveHealthChecker | undefined;
+  const buildChecker = (cfg: Config['health']) => {
+    httpProbe = cfg.enabled && deps.healthProbe === undefined ? createHttpProbe(cfg) : undefined;
+    checker = cfg.enabled ? new ActiveHealthChecker(nodes, health, deps.healthProbe ?? httpProbe!.probe, cfg.interval, clock, random) : undefined;
+  };
+  buildChecker(config.health);
   const trust = loadTrustStore(config);
   const guard = trust
     ? new TokenGuard(
@@ -110,6 +131,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         )
       : new MemoryStateStore(clock, config.sticky.maxEntries);
   const affinity = config.sticky.keys.length > 0 ? new Affinity(store, nodes, config.sticky) : undefined;
+  const sticky = new StickySelector(affinity, createSelector(config.balance.policy, random));
+  const budget = new RetryBudget(config.balance.retries.budget);
   const proto = config.listen.tls ? 'https' : 'http';
   const rewriter = new OriginRewriter(
     config.nodes.map((n) => n.url),
@@ -123,9 +146,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   });
   const rateWatch = new BodyRateWatch(config.limits.minBodyRate, config.limits.bodyRateWindow, clock);
   const connections = new ConnectionGuard({ limits, trusted, logger, clock, tls: config.listen.tls !== undefined });
-  const handler = createRequestHandler({
+  const proxyDeps: ProxyDeps = {
     nodes,
-    sticky: new StickySelector(affinity, createSelector(config.balance.policy, random)),
+    sticky,
     rewriter,
     trusted,
     skew,
@@ -139,18 +162,19 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     judge,
     guard,
     affinity,
-    budget: new RetryBudget(config.balance.retries.budget),
+    budget,
     maxAttempts: config.balance.retries.attempts,
     headersTimeout: config.proxy.headersTimeout,
     uploadHeadersTimeout: config.proxy.uploadHeadersTimeout,
     instanceId: randomBytes(3).toString('hex'),
-  });
+  };
+  const handler = createRequestHandler(proxyDeps);
   let proxy: Server | undefined;
   let admin: Server | undefined;
   const trustProbe =
     guard && config.token.probe.enabled
       ? new TrustProbe(
-          nodes.all,
+          nodes,
           guard,
           {
             service: config.token.service,
@@ -163,6 +187,74 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           random,
         )
       : undefined;
+
+  nodes.on('added', (node) => {
+    rewriter.setNodeUrls(nodes.all.map((n) => n.url));
+    checker?.add(node);
+  });
+  nodes.on('removed', (node) => {
+    logger.info({ event: 'node_removed', node: node.name }, `node ${node.name} has left the set: removed from the config and idle, or replaced`);
+    rewriter.setNodeUrls(nodes.all.map((n) => n.url));
+    checker?.remove(node);
+    httpProbe?.forget(node);
+    trustProbe?.forget(node);
+    health.forget(node);
+    judge.forget(node);
+    skew.forget(node);
+    guard?.forget(node);
+  });
+
+  const live = new LiveConfig(config, clock, logger);
+  let started = false;
+  /** Checks what the new config needs from outside (files) before anything is changed. */
+  const prepare = (plan: ReloadPlan): void => {
+    const next = plan.effective;
+    checkNodeCas(next);
+    const tls = next.listen.tls;
+    if (tls && plan.applied.some((p) => p.startsWith('listen.tls'))) {
+      for (const field of ['cert', 'key'] as const) {
+        try {
+          readFileSync(tls[field]);
+        } catch (err) {
+          throw new ConfigError([`listen.tls.${field}: cannot use ${tls[field]}: ${(err as Error).message}`], `listen.tls.${field}`);
+        }
+      }
+    }
+  };
+  const apply = (plan: ReloadPlan): void => {
+    const next = plan.effective;
+    for (const n of next.nodes) nodes.upsert(n);
+    for (const name of plan.nodes.removed) nodes.remove(name);
+    nodes.configure(nodeSetOptions(next));
+    health.configure(next.health);
+    judge.configure(next.health.passive);
+    skew.configure({ warnAfter: next.health.maxClockSkew, tokensAwayAfter: next.token.leeway });
+    if (plan.applied.some((p) => p.startsWith('health'))) {
+      const old = { checker, httpProbe };
+      old.checker?.stop();
+      void old.httpProbe?.close();
+      buildChecker(next.health);
+      if (started) checker?.start();
+    }
+    if (next.balance.policy !== live.current.balance.policy) sticky.setFallback(createSelector(next.balance.policy, random));
+    budget.ratio = next.balance.retries.budget;
+    proxyDeps.maxAttempts = next.balance.retries.attempts;
+    affinity?.configure(next.sticky);
+    logger.level = next.log.level;
+    routing.setLevel(next.log.level);
+    if (next.listen.tls && proxy && plan.applied.some((p) => p.startsWith('listen.tls'))) {
+      (proxy as TlsServer).setSecureContext({ cert: readFileSync(next.listen.tls.cert), key: readFileSync(next.listen.tls.key), minVersion: next.listen.tls.minVersion });
+    }
+  };
+  const reload = (): ReloadResult => {
+    const load = deps.loadConfig;
+    if (load === undefined) {
+      return live.reload(() => {
+        throw new ConfigError(['no config file to reload (started without one)'], '(reload)');
+      }, { prepare, apply });
+    }
+    return live.reload(load, { prepare, apply });
+  };
 
   let closing: Promise<void> | undefined;
   /**
@@ -191,7 +283,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   }
 
   return {
-    config,
+    get config() {
+      return live.current;
+    },
     nodes,
     health,
     judge,
@@ -214,6 +308,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           token: config.admin.token,
           logger,
           guard,
+          reload,
+          configStatus: () => live.status(),
         });
         const proxyPort = await listen(proxy, config.listen.port, config.listen.address, 'client traffic (listen)');
         const adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
@@ -228,6 +324,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         if (new URL(config.publicUrl).port === '0') rewriter.setPublicUrl(urls.proxyUrl);
         checker?.start();
         trustProbe?.start();
+        started = true;
         if (trust) {
           for (const k of trust.expiring(clock.now(), 30 * 86_400_000)) {
             logger.warn(
@@ -245,6 +342,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       }
     },
     close,
+    reload,
+    configStatus: () => live.status(),
   };
 }
 

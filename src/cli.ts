@@ -12,7 +12,7 @@ import { ListenError } from './proxy/listener.js';
 const USAGE = `usage:
   harbor-lb serve --config FILE          run the proxy
   harbor-lb status [--admin URL] [--json] show node states (default admin URL http://127.0.0.1:9070)
-  harbor-lb demo [--nodes N] [--port P] [--admin-port P] [--no-faults] [--tls]
+  harbor-lb demo [--nodes N] [--port P] [--admin-port P] [--no-faults] [--tls] [--log-format pretty|json]
                                           simulated Harbor nodes (one misconfigured) behind harbor-lb
   harbor-lb doctor --config FILE [--json] diagnose a cluster once: exit 0 clean, 1 problems, 2 could not run`;
 
@@ -46,14 +46,19 @@ async function serve(args: string[]): Promise<number> {
     process.stderr.write(`harbor-lb serve: --config FILE is required\n`);
     return 2;
   }
-  const config = loadConfigFile(values.config);
-  const app = createApp(config);
+  const file = values.config;
+  const config = loadConfigFile(file);
+  const app = createApp(config, { loadConfig: () => loadConfigFile(file) });
   await app.start();
+  // SIGHUP re-reads the file; the outcome is logged (config_reloaded or config_reload_failed).
+  const onHup = () => void app.reload();
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  process.off('SIGHUP', onHup);
   app.logger.info({ event: 'stopping' }, 'harbor-lb stopping');
   await app.close();
   return 0;
@@ -68,6 +73,7 @@ async function demo(args: string[]): Promise<number> {
       'admin-port': { type: 'string', default: '9070' },
       'no-faults': { type: 'boolean', default: false },
       tls: { type: 'boolean', default: false },
+      'log-format': { type: 'string', default: 'pretty' },
     },
     strict: true,
   });
@@ -77,8 +83,9 @@ async function demo(args: string[]): Promise<number> {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) return usage('--nodes takes 1 to 16');
   if (!Number.isInteger(port) || port < 0 || port > 65535) return usage('--port takes a port number');
   if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) return usage('--admin-port takes a port number');
+  if (values['log-format'] !== 'pretty' && values['log-format'] !== 'json') return usage('--log-format takes pretty or json');
   const faults = !values['no-faults'];
-  const d = await startDemo({ nodes, port, adminPort, faults, tls: values.tls, logFormat: process.stdout.isTTY ? 'pretty' : 'json' });
+  const d = await startDemo({ nodes, port, adminPort, faults, tls: values.tls, logFormat: values['log-format'] === 'json' ? 'json' : 'pretty' });
   process.stderr.write(`${demoBanner(d, faults)}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

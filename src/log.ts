@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createPrettyDestination } from './log-format.js';
 
 export type { Logger };
 
@@ -24,7 +24,8 @@ const REDACT = [
 
 export interface LogOptions {
   level: string;
-  format: 'json' | 'pretty';
+  /** Unset: pretty when stdout is a terminal, JSON otherwise. */
+  format?: 'json' | 'pretty';
   /** Where lines go; the default is stdout, written asynchronously so the request path never blocks on it. */
   destination?: DestinationStream;
 }
@@ -46,7 +47,7 @@ export interface Loggers {
  * not field by field; the destination batches the writes and is flushed on shutdown.
  */
 export class RoutingLog {
-  readonly enabled: boolean;
+  enabled: boolean;
   #second = -1;
   #prefix = '';
 
@@ -55,6 +56,12 @@ export class RoutingLog {
     private readonly destination: DestinationStream,
   ) {
     this.enabled = pinoLogger.isLevelEnabled('info');
+  }
+
+  /** A new log level from a config reload (routing lines are info). */
+  setLevel(level: string): void {
+    this.pinoLogger.level = level;
+    this.enabled = this.pinoLogger.isLevelEnabled('info');
   }
 
   write(record: object): void {
@@ -80,11 +87,10 @@ export class RoutingLog {
 }
 
 export function createLoggers(opts: LogOptions): Loggers {
+  // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
+  const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
   const destination =
-    opts.destination ??
-    (opts.format === 'pretty'
-      ? pretty({ destination: 1, sync: false, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l' })
-      : pino.destination({ dest: 1, sync: false }));
+    opts.destination ?? (format === 'pretty' ? createPrettyDestination({ colorize: process.stdout.isTTY === true }) : pino.destination({ dest: 1, sync: false }));
   const base = {
     level: opts.level,
     base: undefined,

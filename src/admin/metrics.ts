@@ -48,7 +48,7 @@ export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: Token
       'counter',
       'Token checks per node: tokens it issued that verified (good) or not (bad), good cluster tokens its registry rejected, token responses passed on unverified (too large or compressed: not_verified) and 200 answers holding no token (not_a_token).',
       nodes.all.flatMap((n) => {
-        const c = guard.counts.get(n)!;
+        const c = guard.countsOf(n);
         return [
           [`${label(n.name)},verdict="good"`, c.good],
           [`${label(n.name)},verdict="bad"`, c.bad],

@@ -9,8 +9,10 @@ import type { ClockSkew } from '../health/clock-skew.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { TokenGuard } from '../token/token-guard.js';
+import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import { renderMetrics } from './metrics.js';
 import { buildStatus } from './status.js';
+import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
 
 export interface AdminDeps {
   nodes: NodeSet;
@@ -24,6 +26,9 @@ export interface AdminDeps {
   guard?: TokenGuard;
   /** Rejections of clients by reason (connection-level and per-client limits). */
   rejections?: ReadonlyMap<string, number>;
+  /** POST /-/reload: re-reads and applies the config file. */
+  reload?: () => ReloadResult;
+  configStatus?: () => ConfigStatus;
 }
 
 const NODE_ACTION = /^\/-\/nodes\/([^/]*)\/(drain|undrain)$/;
@@ -55,12 +60,21 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     const path = (req.url ?? '/').split('?')[0]!;
     // Origin-form only: "*", absolute-form and anything else is not a path of ours.
     if (!path.startsWith('/')) throw new AdminRequestError(400, 'malformed request target: expected a path starting with "/"');
+    if (path === '/-/reload') {
+      if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+      if (crossOrigin(req)) return crossOriginRefused(res);
+      if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
+      if (deps.reload === undefined) throw new AdminRequestError(404, 'this harbor-lb cannot reload');
+      deps.logger.info({ event: 'admin_action', action: 'reload', peer: req.socket.remoteAddress }, 'config reload asked for through the admin API');
+      const result = deps.reload();
+      // 422: the new file was refused; the old config serves on.
+      return json(res, result.ok ? 200 : 422, result);
+    }
     const action = NODE_ACTION.exec(path);
     if (action) {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
-      if (expected && !authorized(req.headers.authorization, expected)) {
-        return json(res, 401, { error: 'admin token required (Authorization: Bearer <admin.token>)' });
-      }
+      if (crossOrigin(req)) return crossOriginRefused(res);
+      if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
       const node = deps.nodes.get(nodeName(action[1]!));
       if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);
       deps.nodes.setDrained(node, action[2] === 'drain');
@@ -68,6 +82,11 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       return json(res, 200, { node: node.name, state: node.state });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+    const asset = STATUS_PAGE_ASSETS.get(path);
+    if (asset) {
+      res.writeHead(200, pageHeaders(asset));
+      return void res.end(asset.body);
+    }
     switch (path) {
       case '/-/healthz':
         return json(res, 200, { status: 'ok' });
@@ -76,7 +95,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return json(res, ready ? 200 : 503, { ready });
       }
       case '/-/status':
-        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky(), deps.skew));
+        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky(), deps.skew, deps.configStatus?.()));
       case '/metrics': {
         const text = renderMetrics(deps.nodes, deps.judge, deps.guard, deps.rejections, deps.skew);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
@@ -143,6 +162,23 @@ function nodeName(encoded: string): string {
   return name;
 }
 
+/**
+ * Whether a browser sent this from a page of another origin: its Origin (or, failing that,
+ * Sec-Fetch-Site) does not name this listener. Clients that are not browsers send neither.
+ */
+function crossOrigin(req: http.IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    try {
+      return new URL(origin).host !== req.headers.host?.toLowerCase();
+    } catch {
+      return true; // "null" (a sandboxed or file page) or garbage
+    }
+  }
+  const site = req.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
+}
+
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
@@ -151,6 +187,15 @@ function digest(s: string): Buffer {
 function authorized(header: string | undefined, expected: Buffer): boolean {
   if (header === undefined || !/^bearer /i.test(header)) return false;
   return timingSafeEqual(digest(header.slice(7).trim()), expected);
+}
+
+function unauthorized(res: http.ServerResponse): void {
+  json(res, 401, { error: 'admin token required (Authorization: Bearer <admin.token>)' });
+}
+
+/** Actions (drain, undrain, reload) sent by a page of another site through an operator's browser: with no admin token set, nothing else would stop them. */
+function crossOriginRefused(res: http.ServerResponse): void {
+  json(res, 403, { error: 'cross-origin request refused: use the status page served here, or a client that sends no Origin' });
 }
 
 function json(res: http.ServerResponse, status: number, doc: unknown): void {

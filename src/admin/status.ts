@@ -2,6 +2,7 @@ import type { NodeHealth } from '../health/node-health.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
+import type { ConfigStatus } from '../config/live-config.js';
 
 /** The `/-/status` document (shape fixed by design.md; fields are only ever added). */
 export interface StatusDocument {
@@ -12,24 +13,38 @@ export interface StatusDocument {
     since: string;
     why: string;
     weight: number;
-    flags: Array<{ code: string; message: string; since: string }>;
+    /** `fix`: what the operator does about it, when the raiser knows. */
+    flags: Array<{ code: string; message: string; since: string; fix?: string }>;
     inflight: number;
     requests: number;
     failures: number;
     lastCheck: { at: string; ok: boolean; detail: string } | null;
+    /** The last active check results, oldest first (bounded; empty while checks are off). */
+    history: Array<{ at: string; ok: boolean; detail: string }>;
     consecutiveFailures: number;
     ejectedUntil: string | null;
     /** The inputs `state` is derived from. */
     conditions: { check: string; ejected: boolean; quarantine: string | null; drained: boolean; reachable: boolean };
     /** The node's clock minus harbor-lb's (median of recent samples), null before any sample. */
     clockOffsetMs: number | null;
+    /** Removed from the config by a reload: draining, it leaves the list once idle. */
+    removed: boolean;
   }>;
   sticky: { store: string; connected: boolean; entries?: number };
   /** Rules that span nodes, when they are in force. */
   cluster: { panic: boolean; degraded: { status: number; since: string } | null; maxEjected: number };
+  /** The config in force: its generation (1 at start, +1 per reload), when loaded, what waits for a restart. */
+  config?: ConfigStatus;
 }
 
-export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJudge, sticky: StatusDocument['sticky'], skew?: ClockSkew): StatusDocument {
+export function buildStatus(
+  nodes: NodeSet,
+  health: NodeHealth,
+  judge: PassiveJudge,
+  sticky: StatusDocument['sticky'],
+  skew?: ClockSkew,
+  config?: ConfigStatus,
+): StatusDocument {
   const degraded = judge.clusterFailure;
   return {
     nodes: nodes.all.map((n) => {
@@ -48,10 +63,12 @@ export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJu
         requests: n.requests,
         failures: n.failures,
         lastCheck: check ? { at: new Date(check.at).toISOString(), ok: check.ok, detail: check.detail } : null,
+        history: health.history(n).map((h) => ({ at: new Date(h.at).toISOString(), ok: h.ok, detail: h.detail })),
         consecutiveFailures: judge.consecutiveFailures(n),
         ejectedUntil: ejected ? new Date(c.ejectedUntil).toISOString() : null,
         conditions: { check: c.check, ejected, quarantine: c.quarantine ?? null, drained: c.drained, reachable: c.reachable },
         clockOffsetMs: ((o) => (o === undefined ? null : Math.round(o)))(skew?.offset(n)),
+        removed: nodes.isRemoved(n),
       };
     }),
     sticky,
@@ -60,5 +77,6 @@ export function buildStatus(nodes: NodeSet, health: NodeHealth, judge: PassiveJu
       degraded: degraded ? { status: degraded.status, since: new Date(degraded.since).toISOString() } : null,
       maxEjected: nodes.maxEjected(),
     },
+    ...(config === undefined ? {} : { config }),
   };
 }

@@ -32,15 +32,21 @@ const digest = (s: string) => createHash('sha256').update(s).digest('base64url')
  * answer even before the store does (or while it is down).
  */
 export class Affinity {
-  readonly #kinds: ReadonlySet<AffinityKind>;
+  #kinds: ReadonlySet<AffinityKind>;
   /** Address|user → store key; neither is a secret, so they may be kept as they are. */
   readonly #clientKeys = new LRUCache<string, string>({ max: 10_000 });
 
   constructor(
     private readonly store: StateStore,
     private readonly nodes: NodeSet,
-    private readonly cfg: Config['sticky'],
+    private cfg: Config['sticky'],
   ) {
+    this.#kinds = new Set(cfg.keys);
+  }
+
+  /** New TTLs, keys and load factor from a config reload; pins already written keep their TTL until renewed. */
+  configure(cfg: Config['sticky']): void {
+    this.cfg = cfg;
     this.#kinds = new Set(cfg.keys);
   }
 

@@ -8,7 +8,8 @@ export class RetryBudget {
   retrying = 0;
 
   constructor(
-    private readonly ratio: number,
+    /** Settable: a config reload may change it. */
+    public ratio: number,
     private readonly floor = 3,
   ) {}
 

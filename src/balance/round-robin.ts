@@ -6,7 +6,7 @@ import type { Selector } from './selector.js';
  * rather than in bursts. State is per selector, so two proxies in one process do not share it.
  */
 export class RoundRobinSelector implements Selector {
-  readonly #current = new Map<ClusterNode, number>();
+  readonly #current = new WeakMap<ClusterNode, number>();
 
   select(candidates: readonly ClusterNode[], exclude?: ReadonlySet<ClusterNode>): ClusterNode | undefined {
     let total = 0;

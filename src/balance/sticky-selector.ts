@@ -13,8 +13,13 @@ export type ChoiceReason = 'pinned' | 'hashed' | 'balanced';
 export class StickySelector {
   constructor(
     private readonly affinity: Affinity | undefined,
-    private readonly fallback: Selector,
+    private fallback: Selector,
   ) {}
+
+  /** A new balancing policy from a config reload; requests under way keep the one they began with. */
+  setFallback(fallback: Selector): void {
+    this.fallback = fallback;
+  }
 
   /** Starts choosing for one request; reads its pin (the only asynchronous step). */
   async begin(key: AffinityKey | undefined): Promise<NodeChoice> {

@@ -103,7 +103,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return s === '' ? '(top level)' : s;
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);

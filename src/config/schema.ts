@@ -199,7 +199,8 @@ const limitsSchema = z.strictObject({
 
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),
-  format: z.enum(['json', 'pretty']).prefault('json'),
+  /** Unset: pretty (one readable line per request) when stdout is a terminal, JSON lines otherwise. */
+  format: z.enum(['json', 'pretty']).optional(),
 });
 
 const proxySchema = z.strictObject({

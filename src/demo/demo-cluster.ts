@@ -117,6 +117,7 @@ export function demoBanner(d: Demo, faults: boolean): string {
       : [`  docker login -u admin ${host}     (plain HTTP works for 127.0.0.0/8; elsewhere docker needs TLS: run the demo with --tls)`]),
     '',
     'Then look at:',
+    `  ${d.adminUrl}/     the status page, in a browser`,
     `  npx harbor-lb status --admin ${d.adminUrl}     node states and flags`,
     `  curl ${d.adminUrl}/metrics`,
     '  the lines below: one per request (node, reason, status) and one per node event',

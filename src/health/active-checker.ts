@@ -21,10 +21,11 @@ const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOST
 /**
  * `now` is the wall clock (Date.now): node clocks are compared with it through their Date headers.
  */
-export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNode[], now: () => number = Date.now): { probe: HealthProbe; close(): Promise<void> } {
-  const pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: n.tls })]));
+export function createHttpProbe(cfg: Config['health'], now: () => number = Date.now): HttpProbe {
+  const pools = new Map<ClusterNode, Pool>();
   const probe: HealthProbe = async (node) => {
-    const pool = pools.get(node)!;
+    let pool = pools.get(node);
+    if (pool === undefined) pools.set(node, (pool = new Pool(node.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: node.tls })));
     const sent = now();
     try {
       const res = await pool.request({
@@ -57,7 +58,21 @@ export function createHttpProbe(cfg: Config['health'], nodes: readonly ClusterNo
       return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED', reached: NOT_CONNECTED.has(e.code ?? '') ? false : undefined };
     }
   };
-  return { probe, close: async () => void (await Promise.all([...pools.values()].map((p) => p.destroy()))) };
+  return {
+    probe,
+    forget(node) {
+      void pools.get(node)?.destroy();
+      pools.delete(node);
+    },
+    close: async () => void (await Promise.all([...pools.values()].map((p) => p.destroy()))),
+  };
+}
+
+export interface HttpProbe {
+  probe: HealthProbe;
+  /** A node left the set: its connection is closed. */
+  forget(node: ClusterNode): void;
+  close(): Promise<void>;
 }
 
 /** Runs each node's checks on the configured interval, with ±10% jitter so nodes are not hit in lockstep. */
@@ -66,7 +81,7 @@ export class ActiveHealthChecker {
   #stopped = true;
 
   constructor(
-    private readonly nodes: readonly ClusterNode[],
+    private readonly nodes: { readonly all: readonly ClusterNode[] },
     private readonly health: NodeHealth,
     private readonly probe: HealthProbe,
     private readonly interval: number,
@@ -76,7 +91,19 @@ export class ActiveHealthChecker {
 
   start(): void {
     this.#stopped = false;
-    for (const n of this.nodes) void this.#check(n);
+    for (const n of this.nodes.all) void this.#check(n);
+  }
+
+  /** A node joined the set (config reload): checked at once, then on the interval. */
+  add(node: ClusterNode): void {
+    if (!this.#stopped && !this.#timers.has(node)) void this.#check(node);
+  }
+
+  /** A node left the set: no more checks. */
+  remove(node: ClusterNode): void {
+    const t = this.#timers.get(node);
+    if (t) this.clock.clearTimeout(t);
+    this.#timers.delete(node);
   }
 
   stop(): void {
@@ -88,7 +115,7 @@ export class ActiveHealthChecker {
   async #check(node: ClusterNode): Promise<void> {
     this.#timers.delete(node);
     const verdict = await this.probe(node);
-    if (this.#stopped) return;
+    if (this.#stopped || !this.nodes.all.includes(node)) return;
     this.health.recordCheck(node, verdict);
     const delay = this.interval * (0.9 + 0.2 * this.random());
     const timer = this.clock.setTimeout(() => void this.#check(node), delay);

@@ -41,8 +41,17 @@ export class ClockSkew {
 
   constructor(
     private readonly flags: NodeFlags,
-    private readonly opts: ClockSkewOptions,
+    private opts: ClockSkewOptions,
   ) {}
+
+  forget(node: ClusterNode): void {
+    this.#samples.delete(node);
+  }
+
+  /** New thresholds from a config reload; they apply from the next observation. */
+  configure(opts: ClockSkewOptions): void {
+    this.opts = opts;
+  }
 
   /** `offsetMs`: the node's clock minus harbor-lb's (+: the node is ahead). */
   observe(node: ClusterNode, offsetMs: number, source: 'date' | 'token'): void {

@@ -28,10 +28,15 @@ export class ClusterFailureDetector {
   #timer: Timer | undefined;
 
   constructor(
-    private readonly window: number,
+    /** Settable: a config reload may change it. */
+    public window: number,
     private readonly clock: Clock,
     private readonly events: ClusterFailureEvents,
   ) {}
+
+  forget(node: ClusterNode): void {
+    this.#last.delete(node);
+  }
 
   get current(): ClusterFailure | undefined {
     return this.#current;

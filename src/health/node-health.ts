@@ -11,6 +11,9 @@ export interface CheckResult {
   detail: string;
 }
 
+/** How many check results each node's history keeps (the status page shows them as a strip). */
+export const CHECK_HISTORY = 20;
+
 /** What active checks report to: the node set's check, ejection and reachability inputs. */
 export type CheckReportTarget = CheckStatusSetter & EjectionSetter & ReachabilitySetter & { conditionsOf(node: ClusterNode): NodeConditions };
 
@@ -22,23 +25,46 @@ export type CheckReportTarget = CheckStatusSetter & EjectionSetter & Reachabilit
  */
 export class NodeHealth {
   readonly #last = new Map<ClusterNode, CheckResult>();
+  /** The last CHECK_HISTORY results, oldest first. */
+  readonly #history = new Map<ClusterNode, CheckResult[]>();
   /** > 0: passes in a row; < 0: failures in a row. */
   readonly #streak = new Map<ClusterNode, number>();
 
   constructor(
     private readonly nodes: CheckReportTarget,
-    private readonly cfg: Config['health'],
+    private cfg: Config['health'],
     private readonly clock: Clock,
     /** Gets each answer's clock offset, when the check read one. */
     private readonly skew?: ClockSkew,
   ) {}
 
+  forget(node: ClusterNode): void {
+    this.#last.delete(node);
+    this.#history.delete(node);
+    this.#streak.delete(node);
+  }
+
+  /** New thresholds from a config reload; streaks under way keep counting. */
+  configure(cfg: Config['health']): void {
+    this.cfg = cfg;
+  }
+
   lastCheck(node: ClusterNode): CheckResult | undefined {
     return this.#last.get(node);
   }
 
+  /** The node's recent check results, oldest first (a copy). */
+  history(node: ClusterNode): CheckResult[] {
+    return [...(this.#history.get(node) ?? [])];
+  }
+
   recordCheck(node: ClusterNode, { ok, detail, hard, reached, clockOffsetMs }: CheckVerdict): void {
-    this.#last.set(node, { at: this.clock.now(), ok, detail });
+    const result = { at: this.clock.now(), ok, detail };
+    this.#last.set(node, result);
+    const ring = this.#history.get(node) ?? [];
+    ring.push(result);
+    if (ring.length > CHECK_HISTORY) ring.shift();
+    this.#history.set(node, ring);
     this.nodes.setReachable(node, reached !== false, detail);
     if (clockOffsetMs !== undefined) this.skew?.observe(node, clockOffsetMs, 'date');
     const prev = this.#streak.get(node) ?? 0;

@@ -47,11 +47,10 @@ export class PassiveJudge {
 
   constructor(
     private readonly nodes: PassiveReportTarget,
-    private readonly cfg: Config['health']['passive'],
+    private cfg: Config['health']['passive'],
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {
-    for (const n of nodes.all) this.#series.set(n, { consecutive: 0, ejections: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false });
     this.#cluster = new ClusterFailureDetector(cfg.clusterWindow, clock, {
       started: (f, routable) => this.#clusterStarted(f, routable),
       ended: (f) =>
@@ -122,8 +121,22 @@ export class PassiveJudge {
     this.#cluster.stop();
   }
 
+  /** A node left the set (config reload): its series goes with it. */
+  forget(node: ClusterNode): void {
+    this.#series.delete(node);
+    this.#cluster.forget(node);
+  }
+
+  /** New settings from a reload; the current series and ejections keep their course. */
+  configure(cfg: Config['health']['passive']): void {
+    this.cfg = cfg;
+    this.#cluster.window = cfg.clusterWindow;
+  }
+
   #s(node: ClusterNode): Series {
-    return this.#series.get(node)!;
+    let s = this.#series.get(node);
+    if (s === undefined) this.#series.set(node, (s = { consecutive: 0, ejections: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }));
+    return s;
   }
 
   /**

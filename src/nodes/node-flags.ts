@@ -15,7 +15,7 @@ export class NodeFlags {
 
   raise(node: ClusterNode, code: string, message: string, evidence: Record<string, unknown>, fix: string): void {
     if (node.flags.has(code)) return;
-    node.flags.set(code, { code, message, since: new Date(this.clock.now()).toISOString() });
+    node.flags.set(code, { code, message, since: new Date(this.clock.now()).toISOString(), fix });
     this.logger.warn({ event: 'node_flag', node: node.name, code, raised: true, evidence, fix }, `${code}: ${message}. Fix: ${fix}`);
   }
 

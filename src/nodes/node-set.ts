@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config/schema.js';
+import type { Config, NodeConfig } from '../config/schema.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type {
   CheckStatusSetter,
@@ -10,7 +10,7 @@ import type {
   QuarantineSetter,
   ReachabilitySetter,
 } from './conditions.js';
-import { ClusterNode, type NodeState } from './node.js';
+import { ClusterNode, type NodeState, type PoolOptions } from './node.js';
 
 export interface NodeStateChange {
   node: ClusterNode;
@@ -35,7 +35,29 @@ export interface NodeSetOptions {
   panicThreshold: number;
   /** A node that did not answer is tried again after this long, checks or not. */
   retryUnreachableAfter: number;
+  /**
+   * A node removed from the config leaves the set once nothing has been in flight on it, and no
+   * request has started there, for this long (its uploads and sessions finish there first).
+   */
+  removeAfterIdle: number;
 }
+
+/**
+ * The conditions reported for a node that has left the set (requests still on it finish and
+ * report; what they say no longer matters).
+ */
+const GONE: NodeConditions = Object.freeze({
+  check: 'unknown',
+  checkWhy: 'no longer in the config',
+  ejectedUntil: 0,
+  ejectionWhy: '',
+  quarantine: undefined,
+  drained: true,
+  reachable: true,
+});
+
+/** How often removed and replaced nodes are looked at to see whether they can go. */
+const SWEEP_EVERY = 1000;
 
 interface Conditions {
   check: CheckVerdict;
@@ -48,6 +70,8 @@ interface Conditions {
   reachable: boolean;
   unreachableWhy: string;
   unreachableTimer: Timer | undefined;
+  /** Removed from the config by a reload: drains, then leaves the set once idle. */
+  removed: { requests: number; quietSince: number } | undefined;
 }
 
 /**
@@ -63,12 +87,17 @@ interface Conditions {
  *   routable node that answers takes traffic, so the proxy never refuses what a node could serve.
  */
 export class NodeSet
-  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange] }>
+  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; added: [ClusterNode]; removed: [ClusterNode] }>
   implements CheckStatusSetter, EjectionSetter, ReachabilitySetter, QuarantineSetter, DrainSetter
 {
-  readonly all: readonly ClusterNode[];
+  #all: readonly ClusterNode[];
   readonly #byName = new Map<string, ClusterNode>();
   readonly #cond = new Map<ClusterNode, Conditions>();
+  readonly #poolOpts: PoolOptions;
+  /** Nodes replaced by a reload (a new URL under the same name): closed once their requests finish. */
+  readonly #retired = new Set<ClusterNode>();
+  #sweepTimer: Timer | undefined;
+  #opts: NodeSetOptions;
   #available: readonly ClusterNode[] | undefined;
   #panic = false;
   #failOpen = false;
@@ -77,49 +106,166 @@ export class NodeSet
   constructor(
     cfg: Config,
     private readonly clock: Clock,
-    private readonly opts: NodeSetOptions = {
-      maxEjectedFraction: cfg.health.passive.maxEjectedFraction,
-      panicThreshold: cfg.balance.panicThreshold,
-      retryUnreachableAfter: cfg.health.passive.ejectFor,
-    },
+    opts: NodeSetOptions = nodeSetOptions(cfg),
   ) {
     super();
-    const poolOpts = {
+    this.#opts = opts;
+    this.#poolOpts = {
       connectTimeout: cfg.proxy.connectTimeout,
       headersTimeout: cfg.proxy.headersTimeout,
       idleTimeout: cfg.proxy.idleTimeout,
       maxConnections: cfg.proxy.maxConnectionsPerNode,
       maxUploadConnections: cfg.proxy.maxUploadConnectionsPerNode,
     };
-    this.all = cfg.nodes.map((n) => new ClusterNode(n, poolOpts, clock.now()));
-    for (const n of this.all) {
-      this.#byName.set(n.name, n);
-      this.#cond.set(n, {
-        check: 'unknown',
-        checkWhy: 'not checked yet',
-        ejectedUntil: 0,
-        ejectionWhy: '',
-        ejectionTimer: undefined,
-        quarantine: undefined,
-        drained: false,
-        reachable: true,
-        unreachableWhy: '',
-        unreachableTimer: undefined,
-      });
-    }
+    this.#all = cfg.nodes.map((n) => this.#create(n));
   }
 
+  /** Every node in the set, including removed ones still draining; a new array after each change. */
+  get all(): readonly ClusterNode[] {
+    return this.#all;
+  }
+
+  /** The rules' settings (a reload may change them); applied at once. */
+  configure(opts: NodeSetOptions): void {
+    this.#opts = opts;
+    this.#evaluate();
+  }
+
+  /** Whether a reload removed the node (it drains until idle, then leaves the set). */
+  isRemoved(node: ClusterNode): boolean {
+    return this.#cond.get(node)?.removed !== undefined;
+  }
+
+  // ---- membership (config reload) ----------------------------------------------------------
+
+  /**
+   * Adds a node from the config, or updates the one of that name: a new weight applies at once; a
+   * new URL or CA makes a new node under the name (pins follow the name), while requests already
+   * on the old one finish there before its connections close. A removed node put back is kept.
+   */
+  upsert(cfg: NodeConfig): ClusterNode {
+    const old = this.#byName.get(cfg.name);
+    if (old !== undefined && old.url === cfg.url && old.ca === cfg.ca) {
+      old.weight = cfg.weight;
+      const c = this.#c(old);
+      if (c.removed !== undefined) {
+        c.removed = undefined;
+        this.#evaluate({ node: old, text: 'put back in the config' });
+      }
+      return old;
+    }
+    const node = this.#create(cfg);
+    if (old === undefined) this.#all = [...this.#all, node];
+    else {
+      this.#all = this.#all.map((n) => (n === old ? node : n));
+      this.#forget(old);
+      this.#retired.add(old);
+      this.#armSweep();
+    }
+    this.emit('added', node);
+    this.#evaluate();
+    return node;
+  }
+
+  /**
+   * Takes a node out of rotation for good: it drains (pinned uploads and sessions finish there,
+   * nothing new goes to it) and leaves the set once idle for `removeAfterIdle`.
+   */
+  remove(name: string): void {
+    const node = this.#byName.get(name);
+    if (node === undefined) return;
+    const c = this.#c(node);
+    if (c.removed !== undefined) return;
+    c.removed = { requests: node.requests, quietSince: this.clock.now() };
+    this.#evaluate();
+    this.#armSweep();
+  }
+
+  #create(cfg: NodeConfig): ClusterNode {
+    const node = new ClusterNode(cfg, this.#poolOpts, this.clock.now());
+    this.#byName.set(node.name, node);
+    this.#cond.set(node, {
+      check: 'unknown',
+      checkWhy: 'not checked yet',
+      ejectedUntil: 0,
+      ejectionWhy: '',
+      ejectionTimer: undefined,
+      quarantine: undefined,
+      drained: false,
+      reachable: true,
+      unreachableWhy: '',
+      unreachableTimer: undefined,
+      removed: undefined,
+    });
+    return node;
+  }
+
+  /** Drops a node's conditions and timers; the caller closes its pools when its requests are done. */
+  #forget(node: ClusterNode): void {
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
+    if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
+    if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
+    this.#cond.delete(node);
+    if (this.#byName.get(node.name) === node) this.#byName.delete(node.name);
+    this.emit('removed', node);
+  }
+
+  #armSweep(): void {
+    if (this.#sweepTimer !== undefined || this.#closed) return;
+    this.#sweepTimer = this.clock.setTimeout(() => {
+      this.#sweepTimer = undefined;
+      if (this.#closed) return;
+      this.#sweep();
+    }, SWEEP_EVERY);
+    this.#sweepTimer.unref?.();
+  }
+
+  /** Lets removed nodes go once idle, and closes replaced nodes once their last request is done. */
+  #sweep(): void {
+    const now = this.clock.now();
+    let pending = false;
+    let dropped = false;
+    for (const node of this.#all) {
+      const removed = this.#cond.get(node)?.removed;
+      if (removed === undefined) continue;
+      if (node.inflight > 0 || node.requests !== removed.requests) {
+        removed.requests = node.requests;
+        removed.quietSince = now;
+      }
+      if (node.inflight === 0 && now - removed.quietSince >= this.#opts.removeAfterIdle) {
+        this.#forget(node);
+        this.#retired.add(node);
+        dropped = true;
+      } else pending = true;
+    }
+    if (dropped) {
+      this.#all = this.#all.filter((n) => this.#cond.has(n));
+      this.#evaluate();
+    }
+    for (const node of this.#retired) {
+      if (node.inflight > 0) {
+        pending = true;
+        continue;
+      }
+      this.#retired.delete(node);
+      void node.close();
+    }
+    if (pending) this.#armSweep();
+  }
+
+  /** The node of that name; a removed node stays until it has left the set. */
   get(name: string): ClusterNode | undefined {
     return this.#byName.get(name);
   }
 
   /** The conditions behind a node's state, for status pages and for reporters' own rules. */
   conditionsOf(node: ClusterNode): NodeConditions {
-    return this.#c(node);
+    return this.#cond.get(node) ?? GONE;
   }
 
   isEjected(node: ClusterNode): boolean {
-    return this.#c(node).ejectedUntil > this.clock.now();
+    return (this.#cond.get(node)?.ejectedUntil ?? 0) > this.clock.now();
   }
 
   /** Whether some node may take traffic and is known to answer (the admin API's readiness). */
@@ -143,7 +289,7 @@ export class NodeSet
     const healthy = this.all.filter((n) => n.state === 'healthy');
     const normal = healthy.length > 0 ? healthy : this.all.filter((n) => n.state === 'unknown');
     const routable = this.all.filter((n) => n.state !== 'draining' && n.state !== 'quarantined');
-    const panic = routable.length > 0 && (normal.length === 0 || normal.length < this.opts.panicThreshold * routable.length);
+    const panic = routable.length > 0 && (normal.length === 0 || normal.length < this.#opts.panicThreshold * routable.length);
     let chosen = normal;
     if (panic) {
       const answering = routable.filter((n) => this.#c(n).reachable);
@@ -157,7 +303,7 @@ export class NodeSet
         active: panic,
         nodes: chosen.map((n) => n.name),
         why: panic
-          ? `${normal.length} of ${routable.length} routable nodes available (threshold ${this.opts.panicThreshold}): routing over every node that answers`
+          ? `${normal.length} of ${routable.length} routable nodes available (threshold ${this.#opts.panicThreshold}): routing over every node that answers`
           : `${normal.length} of ${routable.length} routable nodes available again`,
       });
     }
@@ -167,7 +313,8 @@ export class NodeSet
   // ---- reporters' inputs -------------------------------------------------------------------
 
   setCheck(node: ClusterNode, verdict: 'healthy' | 'unhealthy', why: string): void {
-    const c = this.#c(node);
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
     if (c.check === verdict && c.checkWhy === why) return;
     c.check = verdict;
     c.checkWhy = why;
@@ -176,7 +323,8 @@ export class NodeSet
 
   eject(node: ClusterNode, until: number, why: string): boolean {
     const now = this.clock.now();
-    const c = this.#c(node);
+    const c = this.#cond.get(node);
+    if (c === undefined) return false;
     if (c.ejectedUntil <= now) {
       const ejected = this.all.filter((n) => n !== node && this.#c(n).ejectedUntil > now).length;
       if (ejected >= this.maxEjected()) return false;
@@ -202,7 +350,8 @@ export class NodeSet
   }
 
   endEjection(node: ClusterNode, why: string): void {
-    const c = this.#c(node);
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
     if (c.ejectedUntil === 0) return;
     c.ejectedUntil = 0;
     c.ejectionWhy = why;
@@ -211,9 +360,10 @@ export class NodeSet
     this.#evaluate({ node, text: why });
   }
 
-  /** How many nodes may be ejected at once. */
+  /** How many nodes may be ejected at once (nodes removed by a reload do not count). */
   maxEjected(): number {
-    return Math.max(1, Math.floor(this.all.length * this.opts.maxEjectedFraction + 1e-9));
+    const members = this.#all.filter((n) => this.#c(n).removed === undefined).length;
+    return Math.max(1, Math.floor(members * this.#opts.maxEjectedFraction + 1e-9));
   }
 
   /**
@@ -221,7 +371,8 @@ export class NodeSet
    * anything), and is tried again after `retryUnreachableAfter` even with checks off.
    */
   setReachable(node: ClusterNode, reachable: boolean, why = 'the connection failed'): void {
-    const c = this.#c(node);
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
     if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
     c.unreachableTimer = undefined;
     if (!reachable) {
@@ -229,7 +380,7 @@ export class NodeSet
       c.unreachableTimer = this.clock.setTimeout(() => {
         c.unreachableTimer = undefined;
         if (!this.#closed) this.setReachable(node, true, 'retry');
-      }, this.opts.retryUnreachableAfter);
+      }, this.#opts.retryUnreachableAfter);
       c.unreachableTimer.unref?.();
     }
     if (c.reachable === reachable) return;
@@ -238,21 +389,24 @@ export class NodeSet
   }
 
   quarantine(node: ClusterNode, why: string): void {
-    const c = this.#c(node);
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
     if (c.quarantine === why) return;
     c.quarantine = why;
     this.#evaluate();
   }
 
   release(node: ClusterNode): void {
-    const c = this.#c(node);
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
     if (c.quarantine === undefined) return;
     c.quarantine = undefined;
     this.#evaluate({ node, text: 'trust restored' });
   }
 
   setDrained(node: ClusterNode, drained: boolean): void {
-    const c = this.#c(node);
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
     if (c.drained === drained) return;
     c.drained = drained;
     this.#evaluate();
@@ -260,11 +414,12 @@ export class NodeSet
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#sweepTimer) this.clock.clearTimeout(this.#sweepTimer);
     for (const c of this.#cond.values()) {
       if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
       if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
     }
-    await Promise.all(this.all.map((n) => n.close()));
+    await Promise.all([...this.#all, ...this.#retired].map((n) => n.close()));
   }
 
   // ---- derivation ------------------------------------------------------------------------------
@@ -278,7 +433,7 @@ export class NodeSet
   /** A node that could take traffic if nothing but its own health mattered. */
   #canServe(node: ClusterNode, now: number): boolean {
     const c = this.#c(node);
-    return !c.drained && c.quarantine === undefined && c.check !== 'unhealthy' && c.ejectedUntil <= now && c.reachable;
+    return !c.drained && c.removed === undefined && c.quarantine === undefined && c.check !== 'unhealthy' && c.ejectedUntil <= now && c.reachable;
   }
 
   /** Re-derives every node's state: a change to one node can change what the rules allow for another. */
@@ -291,8 +446,11 @@ export class NodeSet
       let to: NodeState;
       let why: string;
       const quarantineHolds = c.quarantine !== undefined && servers.some((m) => m !== node);
-      if (c.quarantine !== undefined && !quarantineHolds && !c.drained) failedOpen.push(node.name);
-      if (c.drained) {
+      if (c.quarantine !== undefined && !quarantineHolds && !c.drained && c.removed === undefined) failedOpen.push(node.name);
+      if (c.removed !== undefined) {
+        to = 'draining';
+        why = `removed from the config: no new clients; in-flight requests, pinned uploads and sessions finish, then it leaves once idle for ${Math.round(this.#opts.removeAfterIdle / 1000)}s`;
+      } else if (c.drained) {
         to = 'draining';
         why = 'drained by an operator: no new clients, in-flight requests finish';
       } else if (quarantineHolds) {
@@ -306,7 +464,7 @@ export class NodeSet
         why = c.ejectionWhy;
       } else if (!c.reachable) {
         to = 'unhealthy';
-        why = `does not answer: ${c.unreachableWhy}; tried again in ${Math.round(this.opts.retryUnreachableAfter / 1000)}s or when a check passes`;
+        why = `does not answer: ${c.unreachableWhy}; tried again in ${Math.round(this.#opts.retryUnreachableAfter / 1000)}s or when a check passes`;
       } else {
         to = c.check;
         // Back from an ejection or from not answering: say what brought it back, not an old check's reason.
@@ -343,4 +501,14 @@ export class NodeSet
     this.#available = undefined;
     this.emit('state', { node, from, to, why });
   }
+}
+
+/** The rules' settings as the config gives them. */
+export function nodeSetOptions(cfg: Config): NodeSetOptions {
+  return {
+    maxEjectedFraction: cfg.health.passive.maxEjectedFraction,
+    panicThreshold: cfg.balance.panicThreshold,
+    retryUnreachableAfter: cfg.health.passive.ejectFor,
+    removeAfterIdle: Math.min(cfg.sticky.ttl.upload, 300_000),
+  };
 }

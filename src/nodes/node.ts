@@ -7,6 +7,8 @@ export interface NodeFlag {
   code: string;
   message: string;
   since: string;
+  /** What an operator does about it, when the raiser knows. */
+  fix?: string;
 }
 
 export interface PoolOptions {
@@ -22,7 +24,10 @@ export class ClusterNode {
   readonly name: string;
   readonly url: string;
   readonly origin: string;
-  readonly weight: number;
+  /** Its share of new traffic; a reload may change it. */
+  weight: number;
+  /** The private CA bundle's path (config nodes[].ca), when it has one. */
+  readonly ca: string | undefined;
   /** Connections for requests whose body is not streamed (GET, HEAD, DELETE, small bodies read up front). */
   readonly pool: Pool;
   /**
@@ -50,6 +55,7 @@ export class ClusterNode {
     this.url = cfg.url;
     this.origin = new URL(cfg.url).origin;
     this.weight = cfg.weight;
+    this.ca = cfg.ca;
     this.stateSince = now;
     this.tls = nodeTlsOptions(cfg);
     this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);

@@ -161,10 +161,16 @@ export class OriginRewriter {
   #public = '';
 
   constructor(
-    private readonly nodeUrls: readonly string[],
+    private nodeUrls: readonly string[],
     publicUrl: string,
   ) {
     this.setPublicUrl(publicUrl);
+  }
+
+  /** The nodes changed (config reload): every node still in the set, draining ones included. */
+  setNodeUrls(nodeUrls: readonly string[]): void {
+    this.nodeUrls = nodeUrls;
+    this.setPublicUrl(this.#public);
   }
 
   /** Also used when the public URL is only known once the listener is bound (port 0). */

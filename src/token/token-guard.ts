@@ -71,7 +71,7 @@ export class TokenGuard {
   /** Nodes whose most recent token verified. */
   readonly #goodIssuers = new Set<ClusterNode>();
   readonly #badIssuers = new Set<ClusterNode>();
-  readonly counts = new Map<ClusterNode, VerdictCounts>();
+  readonly #counts = new Map<ClusterNode, VerdictCounts>();
   readonly flags: NodeFlags;
   private readonly skew: ClockSkew | undefined;
   readonly #logLimit = new LogRateLimit(LOG_EVERY_MS);
@@ -88,13 +88,26 @@ export class TokenGuard {
   ) {
     this.flags = flags ?? new NodeFlags(logger, clock);
     this.skew = skew;
-    for (const n of nodes.all) this.counts.set(n, { good: 0, bad: 0, registryRejected: 0, notVerified: 0, notAToken: 0 });
   }
 
   /**
    * Reads a 200 from /service/token: verifies `token` and a non-empty `access_token`. Never
    * throws: whatever the body is, the client gets the node's answer unless a token is bad.
    */
+  /** A node's token verdict counters (metrics read them). */
+  countsOf(node: ClusterNode): VerdictCounts {
+    let c = this.#counts.get(node);
+    if (c === undefined) this.#counts.set(node, (c = { good: 0, bad: 0, registryRejected: 0, notVerified: 0, notAToken: 0 }));
+    return c;
+  }
+
+  /** A node left the set (config reload): its counters and verdicts go with it; its flags were its own. */
+  forget(node: ClusterNode): void {
+    this.#counts.delete(node);
+    this.#goodIssuers.delete(node);
+    this.#badIssuers.delete(node);
+  }
+
   async judgeTokenResponse(node: ClusterNode, body: Buffer, source: 'traffic' | 'probe'): Promise<{ verdict: TokenResponseVerdict; token?: string; detail?: string }> {
     const doc = jsonObjectOf(body);
     if (doc === undefined) return this.#notAToken(node, source, 'the body is not a JSON object');
@@ -129,7 +142,7 @@ export class TokenGuard {
    * minute per node; never a flag, as what the client asked for shaped it.
    */
   notVerified(node: ClusterNode, reason: NotVerifiedReason, detail: string, source: 'traffic' | 'probe'): void {
-    this.counts.get(node)!.notVerified++;
+    this.countsOf(node).notVerified++;
     const held = this.#logLimit.take(`token_not_verified:${node.name}`, this.clock.now());
     if (held === undefined) return;
     this.logger.warn(
@@ -139,7 +152,7 @@ export class TokenGuard {
   }
 
   #notAToken(node: ClusterNode, source: 'traffic' | 'probe', detail: string): { verdict: 'not-a-token'; detail: string } {
-    this.counts.get(node)!.notAToken++;
+    this.countsOf(node).notAToken++;
     const held = this.#logLimit.take(`token_not_a_token:${node.name}`, this.clock.now());
     if (held !== undefined) {
       this.logger.warn(
@@ -159,7 +172,7 @@ export class TokenGuard {
     // Near its expiry a registry whose clock runs a little ahead may refuse a good token: no
     // evidence about its trust (and a client could send such tokens on purpose).
     if (v.expiresAt !== undefined && this.clock.now() > v.expiresAt - NEAR_EXPIRY_MS) return false;
-    this.counts.get(node)!.registryRejected++;
+    this.countsOf(node).registryRejected++;
     this.flags.raise(
       node,
       FLAG_REGISTRY_REJECTS,
@@ -223,7 +236,7 @@ export class TokenGuard {
   }
 
   #issuerGood(node: ClusterNode): void {
-    this.counts.get(node)!.good++;
+    this.countsOf(node).good++;
     this.#goodIssuers.add(node);
     this.#badIssuers.delete(node);
     // Nodes flagged while nobody was known good can be sidelined now.
@@ -231,7 +244,7 @@ export class TokenGuard {
   }
 
   #issuerBad(node: ClusterNode, v: Extract<TokenVerdict, { ok: false }>, source: string): void {
-    this.counts.get(node)!.bad++;
+    this.countsOf(node).bad++;
     this.#goodIssuers.delete(node);
     if ((v.problem === 'NOT_YET_VALID' || v.problem === 'EXPIRED') && v.issuedAt !== undefined && this.skew !== undefined) {
       // A token made "in the future" (or already expired) says the issuer's clock is off: that is

@@ -36,18 +36,29 @@ export interface NodeProbeResult {
  * token verifies and its registry accepts the cluster's tokens.
  */
 export class TrustProbe {
-  readonly #pools: Map<ClusterNode, Pool>;
+  readonly #pools = new Map<ClusterNode, Pool>();
   #timer: Timer | undefined;
   #stopped = true;
 
   constructor(
-    private readonly nodes: readonly ClusterNode[],
+    private readonly members: { readonly all: readonly ClusterNode[] },
     private readonly guard: TokenGuard,
     private readonly opts: TrustProbeOptions,
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
-    this.#pools = new Map(nodes.map((n) => [n, new Pool(n.origin, { connections: 2, connectTimeout: opts.timeout, connect: n.tls })]));
+  }
+
+  /** A node left the set (config reload): its probe connections are closed. */
+  forget(node: ClusterNode): void {
+    void this.#pools.get(node)?.destroy();
+    this.#pools.delete(node);
+  }
+
+  #pool(node: ClusterNode): Pool {
+    let pool = this.#pools.get(node);
+    if (pool === undefined) this.#pools.set(node, (pool = new Pool(node.origin, { connections: 2, connectTimeout: this.opts.timeout, connect: node.tls })));
+    return pool;
   }
 
   start(): void {
@@ -70,7 +81,8 @@ export class TrustProbe {
 
   /** One probe of every node; applies the verdicts and returns what was seen (doctor prints it). */
   async round(): Promise<NodeProbeResult[]> {
-    const results = await Promise.all(this.nodes.map((n) => this.#tokenOf(n)));
+    const nodes = this.members.all;
+    const results = await Promise.all(nodes.map((n) => this.#tokenOf(n)));
     const anyGood = results.find((r) => r.goodToken !== undefined)?.goodToken;
     await Promise.all(
       results.map(async (r) => {
@@ -79,7 +91,7 @@ export class TrustProbe {
         if (challenge) {
           r.realm = realmOf(challenge.authenticate);
           if (r.realm !== undefined) {
-            r.realmBypasses = this.nodes.some((n) => sameOrigin(r.realm!, n.origin));
+            r.realmBypasses = nodes.some((n) => sameOrigin(r.realm!, n.origin));
             if (r.realmBypasses) this.guard.realmBypasses(r.node, r.realm);
             else this.guard.realmOk(r.node);
             this.guard.realmScheme(r.node, r.realm, this.opts.publicUrl());
@@ -139,7 +151,7 @@ export class TrustProbe {
 
   /** One GET, sent again once if a kept-alive connection turns out dead (the node restarted since the last round). */
   async #request(node: ClusterNode, opts: Omit<Dispatcher.RequestOptions, 'method'>): Promise<Dispatcher.ResponseData> {
-    const pool = this.#pools.get(node)!;
+    const pool = this.#pool(node);
     try {
       return await pool.request({ ...opts, method: 'GET' });
     } catch (err) {
@@ -160,14 +172,15 @@ export class TrustProbe {
     const now = this.clock.now();
     if (this.#stopped || now - this.#csrfCheckedAt < 10_000) return;
     this.#csrfCheckedAt = now;
-    void csrfOutliers(this.#csrfRequest, this.nodes).then((outliers) => {
-      if (!this.#stopped) this.guard.csrfKeys(this.nodes, outliers);
+    const nodes = this.members.all;
+    void csrfOutliers(this.#csrfRequest, nodes).then((outliers) => {
+      if (!this.#stopped) this.guard.csrfKeys(nodes, outliers);
     });
   }
 
   readonly #csrfRequest: CsrfRequest = async (origin, r) => {
-    const node = this.nodes.find((n) => n.origin === origin)!;
-    const res = await this.#pools.get(node)!.request({
+    const node = this.members.all.find((n) => n.origin === origin)!;
+    const res = await this.#pool(node).request({
       path: r.path,
       method: r.method,
       headers: { ...this.#headers(), ...r.headers },

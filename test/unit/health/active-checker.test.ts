@@ -17,7 +17,7 @@ it('checks every node on the interval with jitter, and stops when told', async (
     calls.push(clock.now());
     return { ok: answer, detail: answer ? 'ok' : 'down' };
   };
-  const checker = new ActiveHealthChecker(nodes.all, new NodeHealth(nodes, config.health, clock), probe, 1000, clock, () => 1);
+  const checker = new ActiveHealthChecker(nodes, new NodeHealth(nodes, config.health, clock), probe, 1000, clock, () => 1);
   const t0 = clock.now();
   checker.start();
   await Promise.resolve();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { validateConfig } from '../../../src/config/load.js';
-import { NodeHealth } from '../../../src/health/node-health.js';
+import { CHECK_HISTORY, NodeHealth } from '../../../src/health/node-health.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
 import { FakeClock } from '../../support/fake-clock.js';
@@ -93,5 +93,21 @@ describe('node health', () => {
     assert.equal(a.state, 'draining');
     nodes.setDrained(a, false);
     assert.equal(a.state, 'unhealthy', 'back to what checks found meanwhile');
+  });
+
+  it('keeps the last CHECK_HISTORY results per node, oldest first, for the status page', () => {
+    assert.deepEqual(health.history(a), []);
+    for (let i = 0; i < CHECK_HISTORY + 5; i++) {
+      health.recordCheck(a, i % 2 === 0 ? pass : fail);
+      clock.advance(1000);
+    }
+    const h = health.history(a);
+    assert.equal(h.length, CHECK_HISTORY, 'bounded');
+    assert.equal(h[0]!.at, clock.now() - CHECK_HISTORY * 1000, 'the oldest ones were dropped');
+    assert.deepEqual(h.at(-1), health.lastCheck(a));
+    assert.deepEqual(h.slice(-2).map((r) => [r.ok, r.detail]), [[false, fail.detail], [true, pass.detail]]);
+    assert.deepEqual(health.history(nodes.get('b')!), [], 'per node');
+    health.forget(a);
+    assert.deepEqual(health.history(a), [], 'a node that left the config takes its history with it');
   });
 });

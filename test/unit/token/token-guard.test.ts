@@ -74,8 +74,8 @@ describe('token guard: what a token response says about its node', () => {
       assert.equal(judged.verdict, 'not-a-token', b);
       assert.equal(judged.token, undefined);
     }
-    assert.equal(guard.counts.get(n1)!.notAToken, bodies.length);
-    assert.equal(guard.counts.get(n1)!.bad, 0);
+    assert.equal(guard.countsOf(n1).notAToken, bodies.length);
+    assert.equal(guard.countsOf(n1).bad, 0);
     untouched();
   });
 
@@ -96,7 +96,7 @@ describe('token guard: what a token response says about its node', () => {
     clock.advance(1);
     await guard.judgeTokenResponse(n1, Buffer.from('null'), 'traffic');
     assert.deepEqual(events('token_not_a_token').map((l) => l.notLogged), [0, 0, 5]);
-    assert.equal(guard.counts.get(n1)!.notAToken, 7, 'the counter counts every one');
+    assert.equal(guard.countsOf(n1).notAToken, 7, 'the counter counts every one');
   });
 
   it('verifies a ~50 KB token of 190 scopes: good, no flag', async () => {
@@ -105,7 +105,7 @@ describe('token guard: what a token response says about its node', () => {
     assert.ok(body.length > 90_000, 'the body carries the token twice');
     const judged = await guard.judgeTokenResponse(nodes.get('n1')!, body, 'traffic');
     assert.equal(judged.verdict, 'good');
-    assert.equal(guard.counts.get(nodes.get('n1')!)!.good, 1);
+    assert.equal(guard.countsOf(nodes.get('n1')!).good, 1);
     untouched();
   });
 
@@ -118,8 +118,8 @@ describe('token guard: what a token response says about its node', () => {
     const judged = await guard.judgeTokenResponse(n1, body, 'traffic');
     assert.equal(judged.verdict, 'not-verified');
     assert.equal(judged.token, undefined, 'never handed on as a good token (the probe would use it)');
-    assert.equal(guard.counts.get(n1)!.notVerified, 1);
-    assert.equal(guard.counts.get(n1)!.bad, 0);
+    assert.equal(guard.countsOf(n1).notVerified, 1);
+    assert.equal(guard.countsOf(n1).bad, 0);
     untouched();
     const [line] = events('token_not_verified');
     assert.deepEqual([line?.node, line?.reason, line?.level], ['n1', 'token-too-large', 'warn']);
@@ -140,8 +140,8 @@ describe('token guard: what a token response says about its node', () => {
         ['n2', 'response-encoded', 'content-encoding gzip'],
       ],
     );
-    assert.equal(guard.counts.get(n1)!.notVerified, 100);
-    assert.equal(guard.counts.get(n2)!.notVerified, 1);
+    assert.equal(guard.countsOf(n1).notVerified, 100);
+    assert.equal(guard.countsOf(n2).notVerified, 1);
     clock.advance(60_000);
     hold1.unheld('encoded', 'content-encoding br');
     assert.equal(events('token_not_verified').at(-1)!.notLogged, 99);

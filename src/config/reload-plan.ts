@@ -1,0 +1,90 @@
+import { isDeepStrictEqual } from 'node:util';
+import { deepFreeze, formatPath } from './load.js';
+import type { Config } from './schema.js';
+
+/** What a config reload changes, and what it cannot change without a restart. */
+export interface ReloadPlan {
+  /** Node names new in the file, gone from it, and kept with a new weight, URL or CA. */
+  nodes: { added: string[]; removed: string[]; changed: string[] };
+  /** Settings that changed and take effect now (field paths, e.g. "health.interval"). */
+  applied: string[];
+  /** Settings that changed but only take effect after a restart; the old values stay in force. */
+  restartNeeded: string[];
+  /** The config in force after the reload: the new file, with the old value of every restart-needed setting. */
+  effective: Config;
+}
+
+/**
+ * Settings a running harbor-lb applies on reload, as path prefixes. Everything else (listen and
+ * admin addresses and ports, the sticky store and its Redis, token trust, limits, connection
+ * pools) is bound into listeners, clients or pools at start and needs a restart.
+ */
+const LIVE = ['nodes', 'health', 'balance', 'sticky.ttl', 'sticky.loadFactor', 'sticky.keys', 'log.level', 'listen.tls', 'doctor'];
+
+/** Compares the config in force with a newly loaded one. Both are validated configs. */
+export function planReload(current: Config, next: Config): ReloadPlan {
+  const changed = changedPaths(current, next, []);
+  const applied: string[] = [];
+  const restart: PropertyKey[][] = [];
+  for (const path of changed) {
+    const text = formatPath(path);
+    const live = LIVE.some((p) => text === p || text.startsWith(`${p}.`) || text.startsWith(`${p}[`)) && !needsRestartAnyway(path, current, next);
+    if (live) applied.push(text);
+    else restart.push(path);
+  }
+  const effective = structuredClone(next) as Config;
+  for (const path of restart) setPath(effective, path, getPath(current, path));
+  const before = new Map(current.nodes.map((n) => [n.name, n]));
+  const after = new Map(next.nodes.map((n) => [n.name, n]));
+  return {
+    nodes: {
+      added: next.nodes.filter((n) => !before.has(n.name)).map((n) => n.name),
+      removed: current.nodes.filter((n) => !after.has(n.name)).map((n) => n.name),
+      changed: next.nodes.filter((n) => before.has(n.name) && !isDeepStrictEqual(before.get(n.name), n)).map((n) => n.name),
+    },
+    applied,
+    restartNeeded: restart.map(formatPath),
+    effective: deepFreeze(effective),
+  };
+}
+
+/**
+ * Live sections with parts that are not: turning TLS on or off changes what the port speaks, and
+ * stickiness switched on or off changes what the request path is built with.
+ */
+function needsRestartAnyway(path: PropertyKey[], current: Config, next: Config): boolean {
+  if (path[0] === 'listen' && path[1] === 'tls') return (current.listen.tls === undefined) !== (next.listen.tls === undefined);
+  if (path[0] === 'sticky' && path[1] === 'keys') return current.sticky.keys.length === 0 || next.sticky.keys.length === 0;
+  return false;
+}
+
+/** Leaf paths (arrays count as one value, except the node list, compared per node) that differ. */
+function changedPaths(a: unknown, b: unknown, path: PropertyKey[]): PropertyKey[][] {
+  if (path.length === 1 && path[0] === 'nodes') return isDeepStrictEqual(a, b) ? [] : [path];
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => changedPaths(a[k], b[k], [...path, k]));
+  }
+  return isDeepStrictEqual(a, b) ? [] : [path];
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function getPath(obj: unknown, path: PropertyKey[]): unknown {
+  let v = obj as Record<PropertyKey, unknown> | undefined;
+  for (const k of path) v = v?.[k] as Record<PropertyKey, unknown> | undefined;
+  return v;
+}
+
+function setPath(obj: unknown, path: PropertyKey[], value: unknown): void {
+  let v = obj as Record<PropertyKey, unknown>;
+  for (const k of path.slice(0, -1)) {
+    if (!isPlainObject(v[k])) v[k] = {};
+    v = v[k] as Record<PropertyKey, unknown>;
+  }
+  const last = path[path.length - 1]!;
+  if (value === undefined) delete v[last];
+  else v[last] = structuredClone(value);
+}

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { validateConfig } from '../../../src/config/load.js';
+import { NodeSet } from '../../../src/nodes/node-set.js';
+import { FakeClock } from '../../support/fake-clock.js';
+
+function setup() {
+  const clock = new FakeClock();
+  const cfg = validateConfig({
+    nodes: [
+      { name: 'a', url: 'http://127.0.0.1:1' },
+      { name: 'b', url: 'http://127.0.0.1:2' },
+      { name: 'c', url: 'http://127.0.0.1:3' },
+    ],
+    sticky: { ttl: { upload: '60s' } },
+  });
+  const nodes = new NodeSet(cfg, clock);
+  for (const n of nodes.all) nodes.setCheck(n, 'healthy', 'ok');
+  const left: string[] = [];
+  nodes.on('removed', (n) => left.push(n.name));
+  return { clock, nodes, left };
+}
+const names = (ns: readonly { name: string }[]) => ns.map((n) => n.name);
+
+describe('node set membership (config reload)', () => {
+  it('a new node joins unknown and takes traffic once its check passes', () => {
+    const { nodes } = setup();
+    const added: string[] = [];
+    nodes.on('added', (n) => added.push(n.name));
+    const d = nodes.upsert({ name: 'd', url: 'http://127.0.0.1:4', weight: 1 });
+    assert.deepEqual(added, ['d']);
+    assert.equal(d.state, 'unknown');
+    assert.deepEqual(names(nodes.available()), ['a', 'b', 'c'], 'healthy nodes first: an unchecked node waits for its check');
+    nodes.setCheck(d, 'healthy', 'ok');
+    assert.deepEqual(names(nodes.available()), ['a', 'b', 'c', 'd']);
+    assert.equal(nodes.get('d'), d);
+  });
+
+  it('a removed node drains, keeps serving what is in flight, and leaves once idle for removeAfterIdle', () => {
+    const { clock, nodes, left } = setup();
+    const b = nodes.get('b')!;
+    b.inflight = 1; // an upload still streaming
+    nodes.remove('b');
+    assert.equal(b.state, 'draining');
+    assert.match(b.stateWhy, /removed from the config/);
+    assert.ok(nodes.isRemoved(b));
+    assert.deepEqual(names(nodes.available()), ['a', 'c'], 'nothing new goes to it');
+    assert.equal(nodes.get('b'), b, 'pins naming it still find it');
+    clock.advance(120_000);
+    assert.deepEqual(left, [], 'not while a request is in flight');
+    b.inflight = 0;
+    b.requests++; // the upload's last request just finished
+    clock.advance(59_000);
+    assert.deepEqual(left, [], 'the idle time counts from its last request');
+    clock.advance(2_000);
+    assert.deepEqual(left, ['b']);
+    assert.deepEqual(names(nodes.all), ['a', 'c']);
+    assert.equal(nodes.get('b'), undefined);
+    assert.equal(clock.pending, 0, 'no timer left behind');
+  });
+
+  it('a removed node put back before it left is kept, with its state', () => {
+    const { clock, nodes, left } = setup();
+    const b = nodes.get('b')!;
+    nodes.remove('b');
+    const back = nodes.upsert({ name: 'b', url: 'http://127.0.0.1:2', weight: 1 });
+    assert.equal(back, b);
+    assert.equal(b.state, 'healthy');
+    clock.advance(600_000);
+    assert.deepEqual(left, []);
+    assert.deepEqual(names(nodes.all), ['a', 'b', 'c']);
+  });
+
+  it('a new weight applies to the same node; a new URL makes a new node under the name', () => {
+    const { clock, nodes, left } = setup();
+    const a = nodes.get('a')!;
+    assert.equal(nodes.upsert({ name: 'a', url: 'http://127.0.0.1:1', weight: 5 }), a);
+    assert.equal(a.weight, 5);
+    a.inflight = 1;
+    const a2 = nodes.upsert({ name: 'a', url: 'http://127.0.0.1:9', weight: 5 });
+    assert.notEqual(a2, a);
+    assert.equal(nodes.get('a'), a2);
+    assert.deepEqual(names(nodes.all), ['a', 'b', 'c']);
+    assert.deepEqual(left, ['a'], 'the old node left the set at once');
+    // Reports about requests still on the old node are ignored, not thrown.
+    nodes.setReachable(a, false);
+    assert.equal(nodes.eject(a, clock.now() + 1000, 'x'), false);
+    assert.equal(nodes.conditionsOf(a).drained, true);
+    a.inflight = 0;
+    clock.advance(1_000);
+    assert.equal(clock.pending, 0, 'its pools were closed and the sweep stopped');
+  });
+
+  it('removed nodes do not count toward the ejection cap', () => {
+    const { clock, nodes } = setup();
+    nodes.upsert({ name: 'd', url: 'http://127.0.0.1:4', weight: 1 });
+    nodes.upsert({ name: 'e', url: 'http://127.0.0.1:5', weight: 1 });
+    nodes.upsert({ name: 'f', url: 'http://127.0.0.1:6', weight: 1 });
+    assert.equal(nodes.maxEjected(), 2);
+    nodes.remove('d');
+    nodes.remove('e');
+    assert.equal(nodes.maxEjected(), 1);
+    assert.ok(nodes.eject(nodes.get('a')!, clock.now() + 1000, 'x'));
+    assert.equal(nodes.eject(nodes.get('b')!, clock.now() + 1000, 'x'), false);
+  });
+});
