@@ -12,14 +12,14 @@ export interface OciImage {
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** One file in a POSIX ustar archive: the smallest valid image layer. */
-function tarOneFile(name: string, content: Buffer): Buffer {
+/** The 512-byte ustar header of one regular file of `size` bytes (tests stream large layers after it). */
+export function ustarHeader(name: string, size: number): Buffer {
   const header = Buffer.alloc(512);
   header.write(name, 0, 100, 'utf8');
   header.write('0000644\0', 100);
   header.write('0000000\0', 108);
   header.write('0000000\0', 116);
-  header.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
+  header.write(size.toString(8).padStart(11, '0') + '\0', 124);
   header.write('00000000000\0', 136);
   header.write('        ', 148); // checksum field counts as spaces while summing
   header.write('0', 156);
@@ -28,8 +28,17 @@ function tarOneFile(name: string, content: Buffer): Buffer {
   let sum = 0;
   for (const b of header) sum += b;
   header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  const pad = Buffer.alloc((512 - (content.length % 512)) % 512);
-  return Buffer.concat([header, content, pad, Buffer.alloc(1024)]);
+  return header;
+}
+
+/** What follows a file's content: padding to a whole block, then the two zero blocks that end the archive. */
+export function ustarTrailer(size: number): Buffer {
+  return Buffer.alloc((512 - (size % 512)) % 512 + 1024);
+}
+
+/** One file in a POSIX ustar archive: the smallest valid image layer. */
+function tarOneFile(name: string, content: Buffer): Buffer {
+  return Buffer.concat([ustarHeader(name, content.length), content, ustarTrailer(content.length)]);
 }
 
 /**

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeOciImage } from '../../src/demo/oci-image.js';
 import { startApp, type StartedApp } from '../support/app.js';
 import { startDockerd, type Dockerd } from '../support/dockerd.js';
+import { makeImageArchive } from '../support/image-archive.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
-import { Skopeo } from '../support/skopeo.js';
 import { makeTempDir } from '../support/tmp.js';
 
 /**
@@ -18,7 +16,6 @@ describe('docker login / push / pull through harbor-lb', () => {
   const tmp = makeTempDir('docker');
   let dockerd: Dockerd | undefined;
   let skip: string | undefined;
-  let archive = '';
 
   before(async () => {
     chmodSync(tmp.dir, 0o755);
@@ -29,11 +26,7 @@ describe('docker login / push / pull through harbor-lb', () => {
     }
     dockerd = started;
     // No registry to pull a base image from: the test makes an image and loads it.
-    const image = makeOciImage(join(tmp.dir, 'image'), [512 * 1024, 64 * 1024]);
-    const skopeo = new Skopeo(tmp.dir);
-    archive = join(skopeo.writableDir('archive'), 'demo.tar');
-    const made = await skopeo.run(['copy', `oci:${image.dir}:v1`, `docker-archive:${archive}:library/demo:v1`]);
-    assert.equal(made.code, 0, made.stderr);
+    const archive = await makeImageArchive(tmp.dir, 'demo', [512 * 1024, 64 * 1024], 'library/demo:v1');
     const loaded = await dockerd.docker(['load', '-i', archive]);
     assert.equal(loaded.code, 0, loaded.stderr);
   });
@@ -90,13 +83,10 @@ describe('docker login / push / pull through harbor-lb', () => {
     const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
     t.after(() => lb.close());
     const host = new URL(lb.url).host;
-    const skopeo = new Skopeo(tmp.dir);
     const names = [0, 1, 2, 3].map((i) => `library/app${i}`);
     // Four images with layers of their own (sizes differ, so their digests do).
     for (const [i, name] of names.entries()) {
-      const img = makeOciImage(join(tmp.dir, `image${i}`), [256 * 1024 + i * 4096, 32 * 1024 + i]);
-      const file = join(skopeo.writableDir(`archive${i}`), 'a.tar');
-      assert.equal((await skopeo.run(['copy', `oci:${img.dir}:v1`, `docker-archive:${file}:${host}/${name}:v1`])).code, 0);
+      const file = await makeImageArchive(tmp.dir, `app${i}`, [256 * 1024 + i * 4096, 32 * 1024 + i], `${host}/${name}:v1`);
       assert.equal((await d.docker(['load', '-i', file])).code, 0);
     }
     assert.equal((await d.docker(['login', '-u', 'admin', '--password-stdin', host], 'Harbor12345')).code, 0);

@@ -4,8 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import request from 'supertest';
 import { startApp } from '../support/app.js';
-import { send } from '../support/http-client.js';
 import { freePort, startServer } from '../support/servers.js';
 import { makeTempDir } from '../support/tmp.js';
 
@@ -28,15 +28,13 @@ describe('admin API', () => {
       await node.close();
     });
     assert.notEqual(new URL(lb.adminUrl).port, new URL(lb.url).port);
-    assert.equal((await send(`${lb.adminUrl}/-/healthz`)).status, 200);
-    assert.equal((await send(`${lb.adminUrl}/-/ready`)).status, 200);
-    await send(`${lb.url}/v2/`);
-    const status = JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as {
-      nodes: Array<Record<string, unknown>>;
-      sticky: Record<string, unknown>;
-    };
+    const admin = request(lb.adminUrl);
+    await admin.get('/-/healthz').expect(200);
+    await admin.get('/-/ready').expect(200);
+    await request(lb.url).get('/v2/').expect(200, 'ok');
+    const { body: status } = await admin.get('/-/status').expect(200).expect('content-type', /^application\/json/);
     assert.equal(status.nodes.length, 1);
-    const n = status.nodes[0]!;
+    const n = status.nodes[0];
     assert.equal(n.name, 'n1');
     assert.equal(n.url, node.url);
     assert.equal(n.state, 'unknown');
@@ -44,12 +42,12 @@ describe('admin API', () => {
     assert.equal(n.inflight, 0);
     assert.equal(n.requests, 1);
     assert.deepEqual(status.sticky, { store: 'memory', connected: true, entries: 0 });
-    const metrics = (await send(`${lb.adminUrl}/metrics`)).body.toString();
+    const { text: metrics } = await admin.get('/metrics').expect(200).expect('content-type', /^text\/plain/);
     assert.match(metrics, /^harbor_lb_node_requests_total\{node="n1"\} 1$/m);
     assert.match(metrics, /^harbor_lb_node_state\{node="n1",state="unknown"\} 1$/m);
     assert.match(metrics, /^harbor_lb_node_inflight\{node="n1"\} 0$/m);
-    const onTrafficPort = await send(`${lb.url}/-/status`);
-    assert.equal(onTrafficPort.body.toString(), 'ok', 'the traffic port forwards /-/ paths to the nodes; admin is never served there');
+    // The traffic port forwards /-/ paths to the nodes; admin is never served there.
+    await request(lb.url).get('/-/status').expect(200, 'ok');
   });
 });
 
@@ -64,23 +62,21 @@ describe('draining', () => {
       await lb.close();
       await Promise.all(nodes.map((n) => n.close()));
     });
-    const drain = (auth?: string) =>
-      send(`${lb.adminUrl}/-/nodes/n1/drain`, { method: 'POST', headers: auth ? { authorization: auth } : {} });
-    assert.equal((await drain()).status, 401);
-    assert.equal((await drain('Bearer admin-token-wrong-guess')).status, 401);
-    const ok = await drain('Bearer admin-token-0123456789');
-    assert.equal(ok.status, 200);
-    assert.deepEqual(JSON.parse(ok.body.toString()), { node: 'n1', state: 'draining' });
-    assert.equal((await send(`${lb.adminUrl}/-/nodes/nope/drain`, { method: 'POST', headers: { authorization: 'Bearer admin-token-0123456789' } })).status, 404);
+    const admin = request(lb.adminUrl);
+    const TOKEN = 'Bearer admin-token-0123456789';
+    await admin.post('/-/nodes/n1/drain').expect(401);
+    await admin.post('/-/nodes/n1/drain').set('authorization', 'Bearer admin-token-wrong-guess').expect(401);
+    await admin.post('/-/nodes/n1/drain').set('authorization', TOKEN).expect(200, { node: 'n1', state: 'draining' });
+    await admin.post('/-/nodes/nope/drain').set('authorization', TOKEN).expect(404);
 
-    for (let i = 0; i < 20; i++) await send(`${lb.url}/v2/a/manifests/${i}`);
+    for (let i = 0; i < 20; i++) await request(lb.url).get(`/v2/a/manifests/${i}`).expect(200);
     assert.deepEqual([...new Set(lb.logs.requests().map((l) => l.node))], ['n2']);
     const change = await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'draining');
     assert.equal(change.node, 'n1');
 
-    await send(`${lb.adminUrl}/-/nodes/n1/undrain`, { method: 'POST', headers: { authorization: 'Bearer admin-token-0123456789' } });
+    await admin.post('/-/nodes/n1/undrain').set('authorization', TOKEN).expect(200);
     assert.equal(lb.app.nodes.get('n1')!.state, 'unknown', 'back to what health checking says (not checked here)');
-    for (let i = 0; i < 40; i++) await send(`${lb.url}/v2/b/manifests/${i}`);
+    for (let i = 0; i < 40; i++) await request(lb.url).get(`/v2/b/manifests/${i}`).expect(200);
     assert.ok(lb.logs.requests().slice(20).some((l) => l.node === 'n1'));
     assert.ok(!lb.logs.text().includes('admin-token-0123456789'), 'the admin token never reaches the log');
   });
@@ -118,18 +114,16 @@ describe('command line', () => {
       });
       child.once('exit', () => reject(new Error(`serve exited early: ${out}`)));
     });
-    assert.equal((await send(`http://127.0.0.1:${port}/`)).body.toString(), 'ok');
+    await request(`http://127.0.0.1:${port}`).get('/').expect(200, 'ok');
     const status = await runCli(['status', '--admin', `http://127.0.0.1:${adminPort}`]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /^NODE\s+STATE\s+INFLIGHT/m);
     assert.match(status.stdout, /^alpha\s+healthy\s+0\s+1\s+0\s+-\s+http:\/\/127\.0\.0\.1:\d+$/m);
     // Regression of issue 9: a malformed admin path threw URIError in the listener and the process exited.
-    for (const path of ['/-/nodes/%E0/drain', '/-/nodes/%/drain', '/-/nodes/%C0%AF/undrain']) {
-      const r = await send(`http://127.0.0.1:${adminPort}${path}`, { method: 'POST' });
-      assert.equal(r.status, 400, path);
-    }
+    const admin = request(`http://127.0.0.1:${adminPort}`);
+    for (const path of ['/-/nodes/%E0/drain', '/-/nodes/%/drain', '/-/nodes/%C0%AF/undrain']) await admin.post(path).expect(400);
     assert.equal(child.exitCode, null, 'the process is alive');
-    assert.equal((await send(`http://127.0.0.1:${adminPort}/-/healthz`)).status, 200);
+    await admin.get('/-/healthz').expect(200);
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
   });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
+import request from 'supertest';
 import { createAdminServer } from '../../src/admin/server.js';
 import { validateConfig } from '../../src/config/load.js';
 import { createLoggers } from '../../src/log.js';
@@ -11,7 +12,6 @@ import { NodeSet } from '../../src/nodes/node-set.js';
 import { closeServer, listen } from '../../src/proxy/listener.js';
 import { createSystemClock } from '../../src/util/clock.js';
 import { startApp } from '../support/app.js';
-import { send } from '../support/http-client.js';
 import { LogSink } from '../support/log-sink.js';
 import { startServer } from '../support/servers.js';
 
@@ -41,26 +41,26 @@ function raw(port: number, head: string): Promise<RawReply> {
   });
 }
 
-const request = (method: string, target: string) => `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+const head = (method: string, target: string) => `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
 
 /** [what, request head, expected status]: each must get a JSON answer and leave the listener up. */
 const HOSTILE: Array<[string, string, number]> = [
-  ['a truncated UTF-8 escape (%E0)', request('POST', '/-/nodes/%E0/drain'), 400],
-  ['a lone %', request('POST', '/-/nodes/%/drain'), 400],
-  ['an escape cut short', request('POST', '/-/nodes/n1%E0%A4%A/undrain'), 400],
-  ['a dot-dot node name', request('POST', '/-/nodes/../drain'), 400],
-  ['an encoded dot-dot node name', request('POST', '/-/nodes/%2e%2e/drain'), 400],
-  ['an encoded NUL in the node name', request('POST', '/-/nodes/n1%00/drain'), 400],
-  ['an empty node name', request('POST', '/-/nodes//drain'), 400],
-  ['a node name of 8000 characters', request('POST', `/-/nodes/${'a'.repeat(8000)}/drain`), 400],
-  ['an unknown node', request('POST', '/-/nodes/nope/drain'), 404],
-  ['an encoded name of no node', request('POST', '/-/nodes/%6Eope/undrain'), 404],
-  ['an unknown path', request('GET', '/-/nodes/n1'), 404],
-  ['a path with dot-dot segments', request('GET', '/-/../-/../etc/passwd'), 404],
-  ['an asterisk target', request('OPTIONS', '*'), 400],
-  ['an absolute-form target', request('GET', 'http://elsewhere/-/status'), 400],
-  ['a raw NUL in the path', request('GET', '/-/health\0z'), 400],
-  ['a path longer than the head limit', request('GET', `/-/${'x'.repeat(70_000)}`), 431],
+  ['a truncated UTF-8 escape (%E0)', head('POST', '/-/nodes/%E0/drain'), 400],
+  ['a lone %', head('POST', '/-/nodes/%/drain'), 400],
+  ['an escape cut short', head('POST', '/-/nodes/n1%E0%A4%A/undrain'), 400],
+  ['a dot-dot node name', head('POST', '/-/nodes/../drain'), 400],
+  ['an encoded dot-dot node name', head('POST', '/-/nodes/%2e%2e/drain'), 400],
+  ['an encoded NUL in the node name', head('POST', '/-/nodes/n1%00/drain'), 400],
+  ['an empty node name', head('POST', '/-/nodes//drain'), 400],
+  ['a node name of 8000 characters', head('POST', `/-/nodes/${'a'.repeat(8000)}/drain`), 400],
+  ['an unknown node', head('POST', '/-/nodes/nope/drain'), 404],
+  ['an encoded name of no node', head('POST', '/-/nodes/%6Eope/undrain'), 404],
+  ['an unknown path', head('GET', '/-/nodes/n1'), 404],
+  ['a path with dot-dot segments', head('GET', '/-/../-/../etc/passwd'), 404],
+  ['an asterisk target', head('OPTIONS', '*'), 400],
+  ['an absolute-form target', head('GET', 'http://elsewhere/-/status'), 400],
+  ['a raw NUL in the path', head('GET', '/-/health\0z'), 400],
+  ['a path longer than the head limit', head('GET', `/-/${'x'.repeat(70_000)}`), 431],
   ['a request line that is not HTTP', 'GARBAGE\r\n\r\n', 400],
 ];
 
@@ -73,18 +73,17 @@ describe('admin API under hostile requests', () => {
       await node.close();
     });
     const port = Number(new URL(lb.adminUrl).port);
-    for (const [what, head, status] of HOSTILE) {
-      const reply = await raw(port, head);
+    const admin = request(lb.adminUrl);
+    for (const [what, requestHead, status] of HOSTILE) {
+      const reply = await raw(port, requestHead);
       assert.equal(reply.status, status, `${what}: ${reply.body}`);
       assert.match(reply.headers, /^content-type: application\/json$/m, `${what}: JSON answer`);
       assert.equal(typeof (JSON.parse(reply.body) as { error: unknown }).error, 'string', what);
-      assert.equal((await send(`${lb.adminUrl}/-/healthz`)).status, 200, `the admin listener still answers after ${what}`);
+      assert.equal((await admin.get('/-/healthz')).status, 200, `the admin listener still answers after ${what}`);
     }
     // The operator drain still works, and nothing hostile drained anything.
     assert.equal(lb.app.nodes.conditionsOf(lb.app.nodes.get('n1')!).drained, false);
-    const drained = await send(`${lb.adminUrl}/-/nodes/n%31/drain`, { method: 'POST' });
-    assert.equal(drained.status, 200);
-    assert.deepEqual(JSON.parse(drained.body.toString()), { node: 'n1', state: 'draining' });
+    await admin.post('/-/nodes/n%31/drain').expect('content-type', 'application/json').expect(200, { node: 'n1', state: 'draining' });
   });
 
   it('answers 500 as JSON when a handler throws, logs it, and keeps serving', async (t) => {
@@ -108,13 +107,12 @@ describe('admin API under hostile requests', () => {
       await closeServer(server);
       await nodes.close();
     });
-    const reply = await send(`http://127.0.0.1:${port}/-/status`);
-    assert.equal(reply.status, 500);
-    assert.equal(reply.headers['content-type'], 'application/json');
-    assert.match((JSON.parse(reply.body.toString()) as { error: string }).error, /internal error/);
+    const admin = request(`http://127.0.0.1:${port}`);
+    const reply = await admin.get('/-/status').expect(500).expect('content-type', 'application/json');
+    assert.match(reply.body.error, /internal error/);
     const line = await logs.waitFor((l) => l.event === 'admin_error');
     assert.equal(line.path, '/-/status');
     assert.match(String((line.err as { message?: string }).message), /sticky store exploded/);
-    assert.equal((await send(`http://127.0.0.1:${port}/-/healthz`)).status, 200);
+    await admin.get('/-/healthz').expect(200);
   });
 });

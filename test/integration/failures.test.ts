@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import request from 'supertest';
 import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { deadPort, startServer } from '../support/servers.js';
@@ -118,17 +119,15 @@ describe('failures on either side', () => {
   it('an unreachable node gives a registry-style JSON error', async (t) => {
     const lb = await startApp([`http://127.0.0.1:${await deadPort()}`]);
     t.after(() => lb.close());
-    const r = await send(`${lb.url}/v2/library/a/manifests/latest`);
-    assert.equal(r.status, 503, 'no node answers at all');
-    assert.equal(r.headers['retry-after'], '5');
-    assert.match(String(r.headers['content-type']), /^application\/json/);
-    const body = JSON.parse(r.body.toString()) as { errors: Array<{ code: string; message: string; detail: { reason: string } }> };
-    assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
-    assert.equal(body.errors[0]!.message, 'no Harbor node is available');
-    assert.equal(body.errors[0]!.detail.reason, 'the node refused the connection');
-    const head = await send(`${lb.url}/v2/library/a/manifests/latest`, { method: 'HEAD' });
-    assert.equal(head.status, 503);
-    assert.equal(head.body.length, 0, 'HEAD gets no body');
+    // No node answers at all: the registry-style error docker, podman and skopeo print.
+    await request(lb.url)
+      .get('/v2/library/a/manifests/latest')
+      .expect(503)
+      .expect('retry-after', '5')
+      .expect('content-type', /^application\/json/)
+      .expect({ errors: [{ code: 'UNAVAILABLE', message: 'no Harbor node is available', detail: { reason: 'the node refused the connection' } }] });
+    const head = await request(lb.url).head('/v2/library/a/manifests/latest').expect(503).expect('retry-after', '5');
+    assert.equal(head.text, undefined, 'HEAD gets no body');
   });
 
   it('an upload whose node is unreachable goes to another node, body intact', async (t) => {
@@ -161,9 +160,8 @@ describe('failures on either side', () => {
       await lb.close();
       await node.close();
     });
-    const r = await send(`${lb.url}/v2/`);
-    assert.equal(r.status, 504);
-    assert.equal((JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'UNAVAILABLE');
+    const r = await request(lb.url).get('/v2/').expect(504).expect('content-type', /^application\/json/);
+    assert.equal(r.body.errors[0].code, 'UNAVAILABLE');
   });
 
   it('refuses absolute-form targets with a registry error', async (t) => {

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { startProcess, type RunningProcess } from './processes.js';
 
 export interface DockerResult {
@@ -11,7 +12,8 @@ export interface DockerResult {
 
 /** A Docker engine of the test's own (harbor-facts.md): its own data, exec root and socket, no networking set-up. */
 export interface Dockerd {
-  docker(args: string[], stdin?: string, timeoutMs?: number): Promise<DockerResult>;
+  /** Runs the docker CLI; `stdin` may be a stream (`docker import -` of a large layer), piped with backpressure. */
+  docker(args: string[], stdin?: string | Readable, timeoutMs?: number): Promise<DockerResult>;
   stop(): Promise<void>;
 }
 
@@ -21,7 +23,7 @@ export interface Dockerd {
  * instead when it cannot run here (not root, not installed, or it fails to start), so the caller
  * skips with that message.
  */
-export async function startDockerd(dir: string): Promise<Dockerd | { skip: string }> {
+export async function startDockerd(dir: string, opts: { prefix?: string[] } = {}): Promise<Dockerd | { skip: string }> {
   if (process.getuid?.() !== 0) return { skip: 'dockerd needs root' };
   const execRoot = mkdtempSync('/tmp/dx-');
   const socket = join(execRoot, 'd.sock');
@@ -29,9 +31,11 @@ export async function startDockerd(dir: string): Promise<Dockerd | { skip: strin
   mkdirSync(config, { recursive: true });
   let proc: RunningProcess;
   try {
+    // `prefix` runs dockerd through another command (`nsenter --net=…`), which execs it in place.
+    const [cmd, ...pre] = [...(opts.prefix ?? []), 'dockerd'];
     proc = await startProcess(
-      'dockerd',
-      ['--iptables=false', '--ip6tables=false', '--bridge=none', '--data-root', join(dir, 'docker-data'), '--exec-root', execRoot, '--pidfile', join(execRoot, 'd.pid'), '-H', `unix://${socket}`],
+      cmd!,
+      [...pre, '--iptables=false', '--ip6tables=false', '--bridge=none', '--data-root', join(dir, 'docker-data'), '--exec-root', execRoot, '--pidfile', join(execRoot, 'd.pid'), '-H', `unix://${socket}`],
       /API listen on/,
       { timeoutMs: 60_000 },
     );
@@ -47,7 +51,8 @@ export async function startDockerd(dir: string): Promise<Dockerd | { skip: strin
           const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
           resolve({ code, stdout, stderr });
         });
-        child.stdin?.end(stdin);
+        if (typeof stdin === 'object') stdin.pipe(child.stdin!);
+        else child.stdin?.end(stdin);
       }),
     async stop() {
       await proc.stop();

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface TokenKeyPair {
@@ -29,8 +29,12 @@ export interface ServerCert {
   keyFile: string;
 }
 
-/** A throw-away CA and a server certificate for 127.0.0.1 / localhost signed by it. */
-export function makeServerCert(dir: string): ServerCert {
+/**
+ * A throw-away CA and a server certificate signed by it, for 127.0.0.1 / localhost or, with
+ * `ip`, for that address alone (in subjectAltName, where clients look).
+ */
+export function makeServerCert(dir: string, opts: { ip?: string } = {}): ServerCert {
+  mkdirSync(dir, { recursive: true });
   const caKey = join(dir, 'ca.key');
   const caFile = join(dir, 'ca.crt');
   const keyFile = join(dir, 'server.key');
@@ -39,8 +43,8 @@ export function makeServerCert(dir: string): ServerCert {
   const ext = join(dir, 'server.ext');
   const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
   run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30', '-keyout', caKey, '-out', caFile, '-subj', '/CN=harbor-lb test CA']);
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', keyFile, '-out', csr, '-subj', '/CN=127.0.0.1']);
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', keyFile, '-out', csr, '-subj', `/CN=${opts.ip ?? '127.0.0.1'}`]);
+  writeFileSync(ext, `subjectAltName=${opts.ip ? `IP:${opts.ip}` : 'IP:127.0.0.1,DNS:localhost'}\nextendedKeyUsage=serverAuth\n`);
   run(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-days', '30', '-sha256', '-extfile', ext, '-out', certFile]);
   return { caFile, certFile, keyFile };
 }

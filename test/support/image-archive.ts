@@ -1,0 +1,17 @@
+import { join } from 'node:path';
+import { makeOciImage } from '../../src/demo/oci-image.js';
+import { Skopeo } from './skopeo.js';
+
+/**
+ * Makes an image with random layers of `layerSizes` bytes and writes it as a docker-archive
+ * tagged `ref` (what `docker load` and `podman load` read): the e2e machines have no registry to
+ * pull a base image from. `name` keeps several images of one test apart inside `dir`.
+ */
+export async function makeImageArchive(dir: string, name: string, layerSizes: number[], ref: string): Promise<string> {
+  const image = makeOciImage(join(dir, `image-${name}`), layerSizes);
+  const skopeo = new Skopeo(dir);
+  const file = join(skopeo.writableDir(`archive-${name}`), 'image.tar');
+  const made = await skopeo.run(['copy', `oci:${image.dir}:${image.tag}`, `docker-archive:${file}:${ref}`]);
+  if (made.code !== 0) throw new Error(`skopeo could not write the docker-archive of ${ref}: ${made.stderr}`);
+  return file;
+}
