@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite drives for real: redis-server, docker-registry
-# (the registry Harbor embeds), skopeo (a real registry client), openssl (test PKI) and
-# docker.io (the real docker client and a dockerd the e2e tests start themselves) and chromium
-# (the admin status page is tested in a headless browser driven by playwright-core).
+# (the registry Harbor embeds), skopeo (a real registry client), openssl (test PKI),
+# docker.io (the real docker client and a dockerd the e2e tests start themselves), docker-compose
+# (checks docker-compose.yml and brings it up on that dockerd) and chromium (the admin status
+# page is tested in a headless browser driven by playwright-core).
 # As root it uses apt-get; otherwise it names what is missing and stops.
 set -euo pipefail
 
-declare -A provides=([redis-server]=redis-server [docker-registry]=docker-registry [skopeo]=skopeo [openssl]=openssl [runuser]=util-linux [dockerd]=docker.io [chromium]=chromium)
+declare -A provides=([redis-server]=redis-server [docker-registry]=docker-registry [skopeo]=skopeo [openssl]=openssl [runuser]=util-linux [dockerd]=docker.io [docker-compose]=docker-compose [chromium]=chromium)
 missing=()
 for cmd in "${!provides[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${provides[$cmd]}")
