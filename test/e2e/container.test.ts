@@ -75,6 +75,8 @@ describe('the container image and docker-compose.yml', () => {
     // The image's own CMD reads /etc/harbor-lb/harbor-lb.yaml; only the check's address and pace are the test's.
     const run = await docker([
       'run', '-d', '--name', name, '--network', 'host', '-v', `${conf}:/etc/harbor-lb:ro`,
+      // What deploy/kubernetes/deployment.yaml asks of the pod: nothing written, no capabilities.
+      '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
       '-e', `HARBOR_LB_HEALTHCHECK_URL=http://127.0.0.1:${adminPort}/-/healthz`, '--health-interval', '1s', image,
     ]);
     assert.equal(run.code, 0, run.stderr);
