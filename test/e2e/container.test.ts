@@ -140,6 +140,9 @@ describe('the container image and docker-compose.yml', () => {
 
   it('docker-compose.yml validates and brings up two instances that share pins through one Redis', { timeout: 300_000 }, async (t) => {
     if (skip) return t.skip(skip);
+    if ((await run('sh', ['-c', 'command -v docker-compose'], process.env)).code !== 0) {
+      return t.skip('docker-compose is not installed (scripts/system-deps.sh installs Debian\'s as root)');
+    }
     const env = { ...dockerd!.env, HARBOR_LB_IMAGE: image, REDIS_IMAGE: 'local/redis:e2e', HARBOR_LB_ADMIN_TOKEN: ADMIN_TOKEN };
     const composeFile = join(REPO, 'docker-compose.yml');
     const project = `hlbe2e${process.pid}`;
