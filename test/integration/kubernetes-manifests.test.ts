@@ -46,17 +46,20 @@ describe('deploy/kubernetes manifests', () => {
   const pod = deployment.spec.template.spec;
   const container = pod.containers.find((c: Obj) => c.name === 'harbor-lb');
   const configMap = find(objects, 'ConfigMap', 'harbor-lb-config');
-  // Where the pod sees its config file, and that file's folder (relative paths start there).
+  // Where the pod sees its config file (a folder mount, so updates reach it), and the file itself.
   const configMount = container.volumeMounts.find((m: Obj) => pod.volumes.find((v: Obj) => v.name === m.name)?.configMap?.name === 'harbor-lb-config');
-  const configPath: string = configMount.mountPath;
+  const configPath: string = container.args[container.args.indexOf('--config') + 1];
   const env = { HARBOR_LB_ADMIN_TOKEN: 'an-admin-token-of-16-plus' };
-  const config = parseConfigText(configMap.data[configMount.subPath], { source: 'configmap.yaml', baseDir: posix.dirname(configPath), env });
+  const config = parseConfigText(configMap.data[posix.basename(configPath)], { source: 'configmap.yaml', baseDir: configMount.mountPath, env });
 
   it('kustomization lists every manifest, and the Deployment runs the ConfigMap config with 2 replicas as the image user', () => {
     assert.deepEqual([...kustomization.resources].sort(), files.filter((f) => f !== 'kustomization.yaml'));
     assert.equal(deployment.spec.replicas, 2);
     assert.ok(selects(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels));
     assert.deepEqual(container.args, ['serve', '--config', configPath]);
+    assert.equal(posix.dirname(configPath), configMount.mountPath, 'the config file is in the ConfigMap mount');
+    // subPath mounts never see ConfigMap or Secret updates: a reload would re-read the old files.
+    for (const m of container.volumeMounts) assert.equal(m.subPath, undefined, `${m.name} is a folder mount`);
     assert.equal(pod.securityContext.runAsNonRoot, true);
     assert.equal(pod.securityContext.runAsUser, 1000, 'the Dockerfile runs as node, uid 1000');
     // The pod waits for harbor-lb's own drain before it is killed.
@@ -97,7 +100,7 @@ describe('deploy/kubernetes manifests', () => {
     // The admin token comes from a Secret key that exists.
     const ref = container.env.find((e: Obj) => e.name === 'HARBOR_LB_ADMIN_TOKEN').valueFrom.secretKeyRef;
     assert.ok(ref.key in find(objects, 'Secret', ref.name).stringData);
-    assert.match(configMap.data[configMount.subPath], /\$\{HARBOR_LB_ADMIN_TOKEN\}/);
+    assert.match(configMap.data[posix.basename(configPath)], /\$\{HARBOR_LB_ADMIN_TOKEN\}/);
   });
 
   it('the Service sends its port to the traffic port, and the PDB keeps one of the 2 replicas', () => {
