@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite drives for real: redis-server, docker-registry
-# (the registry Harbor embeds), skopeo (a real registry client), openssl (test PKI) and
-# docker.io (the real docker client and a dockerd the e2e tests start themselves), podman (the
-# other real client), iproute2 (`ip netns`: the HTTPS docker test's network namespace) and
-# chromium (the admin status page is tested in a headless browser driven by playwright-core).
+# (the registry Harbor embeds), skopeo (a real registry client), openssl (test PKI),
+# docker.io (the real docker client and a dockerd the e2e tests start themselves), docker-compose
+# (checks docker-compose.yml and brings it up on that dockerd), podman (the other real client),
+# iproute2 (`ip netns`: the HTTPS docker test's network namespace) and chromium (the admin status
+# page is tested in a headless browser driven by playwright-core).
 # As root it uses apt-get; otherwise it names what is missing and stops.
 set -euo pipefail
 
-declare -A provides=([redis-server]=redis-server [docker-registry]=docker-registry [skopeo]=skopeo [openssl]=openssl [runuser]=util-linux [dockerd]=docker.io [podman]=podman [ip]=iproute2 [chromium]=chromium)
+declare -A provides=([redis-server]=redis-server [docker-registry]=docker-registry [skopeo]=skopeo [openssl]=openssl [runuser]=util-linux [dockerd]=docker.io [docker-compose]=docker-compose [podman]=podman [ip]=iproute2 [chromium]=chromium)
 missing=()
 for cmd in "${!provides[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${provides[$cmd]}")

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { startProcess, type RunningProcess } from './processes.js';
@@ -12,6 +12,8 @@ export interface DockerResult {
 
 /** A Docker engine of the test's own (harbor-facts.md): its own data, exec root and socket, no networking set-up. */
 export interface Dockerd {
+  /** The environment that points docker clients (docker, docker-compose) at this engine. */
+  env: NodeJS.ProcessEnv;
   /** Runs the docker CLI; `stdin` may be a stream (`docker import -` of a large layer), piped with backpressure. */
   docker(args: string[], stdin?: string | Readable, timeoutMs?: number): Promise<DockerResult>;
   stop(): Promise<void>;
@@ -45,6 +47,7 @@ export async function startDockerd(dir: string, opts: { prefix?: string[] } = {}
   }
   const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config };
   return {
+    env,
     docker: (args, stdin, timeoutMs = 300_000) =>
       new Promise((resolve) => {
         const child = execFile('docker', args, { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
@@ -56,7 +59,19 @@ export async function startDockerd(dir: string, opts: { prefix?: string[] } = {}
       }),
     async stop() {
       await proc.stop();
+      // dockerd leaves the host network namespace it bind-mounted for --network host containers
+      // (netns/default) mounted when it exits; the folder cannot be removed until it is unmounted.
+      for (const mountPoint of mountsUnder(execRoot)) execFileSync('umount', ['-l', mountPoint]);
       rmSync(execRoot, { recursive: true, force: true });
     },
   };
+}
+
+/** Mount points at or below `dir`, deepest first (/proc/self/mounts escapes spaces as \\040). */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => (line.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
 }

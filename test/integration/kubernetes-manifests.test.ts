@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { parseConfigText } from '../../src/config/load.js';
+import { startApp } from '../support/app.js';
+import { deadPort } from '../support/servers.js';
+
+const DIR = fileURLToPath(new URL('../../../deploy/kubernetes/', import.meta.url));
+
+/** A manifest object, read field by field below. */
+type Obj = Record<string, any>;
+
+function load(): { files: string[]; objects: Obj[] } {
+  const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort();
+  const objects: Obj[] = [];
+  for (const f of files) {
+    for (const doc of parseAllDocuments(readFileSync(join(DIR, f), 'utf8'))) {
+      assert.deepEqual(doc.errors, [], `${f}: YAML errors`);
+      const o = doc.toJS() as Obj | null;
+      if (o) objects.push({ ...o, __file: f });
+    }
+  }
+  return { files, objects };
+}
+
+const find = (objects: Obj[], kind: string, name: string): Obj => {
+  const o = objects.find((x) => x.kind === kind && x.metadata?.name === name);
+  assert.ok(o, `${kind}/${name} in deploy/kubernetes`);
+  return o;
+};
+const selects = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+/** A probe's or Service's port: a container port's name or number → its number. */
+const portOf = (container: Obj, port: string | number): number => (typeof port === 'number' ? port : container.ports.find((p: Obj) => p.name === port)?.containerPort);
+
+/**
+ * deploy/kubernetes against the code: the ConfigMap's config passes the real loader, and every
+ * port, path, file and name the other objects use agrees with it. No cluster is needed.
+ */
+describe('deploy/kubernetes manifests', () => {
+  const { files, objects } = load();
+  const kustomization = objects.find((o) => o.kind === 'Kustomization')!;
+  const deployment = find(objects, 'Deployment', 'harbor-lb');
+  const pod = deployment.spec.template.spec;
+  const container = pod.containers.find((c: Obj) => c.name === 'harbor-lb');
+  const configMap = find(objects, 'ConfigMap', 'harbor-lb-config');
+  // Where the pod sees its config file (a folder mount, so updates reach it), and the file itself.
+  const configMount = container.volumeMounts.find((m: Obj) => pod.volumes.find((v: Obj) => v.name === m.name)?.configMap?.name === 'harbor-lb-config');
+  const configPath: string = container.args[container.args.indexOf('--config') + 1];
+  const env = { HARBOR_LB_ADMIN_TOKEN: 'an-admin-token-of-16-plus' };
+  const config = parseConfigText(configMap.data[posix.basename(configPath)], { source: 'configmap.yaml', baseDir: configMount.mountPath, env });
+
+  it('kustomization lists every manifest, and the Deployment runs the ConfigMap config with 2 replicas as the image user', () => {
+    assert.deepEqual([...kustomization.resources].sort(), files.filter((f) => f !== 'kustomization.yaml'));
+    assert.equal(deployment.spec.replicas, 2);
+    assert.ok(selects(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels));
+    assert.deepEqual(container.args, ['serve', '--config', configPath]);
+    assert.equal(posix.dirname(configPath), configMount.mountPath, 'the config file is in the ConfigMap mount');
+    // subPath mounts never see ConfigMap or Secret updates: a reload would re-read the old files.
+    for (const m of container.volumeMounts) assert.equal(m.subPath, undefined, `${m.name} is a folder mount`);
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(pod.securityContext.runAsUser, 1000, 'the Dockerfile runs as node, uid 1000');
+    // The pod waits for harbor-lb's own drain before it is killed.
+    assert.ok(pod.terminationGracePeriodSeconds * 1000 > config.listen.shutdownGrace);
+  });
+
+  it('container ports are the config ports; probes ask the admin port for /-/ready and /-/healthz', () => {
+    assert.equal(portOf(container, 'traffic'), config.listen.port);
+    assert.equal(portOf(container, 'admin'), config.admin.port);
+    assert.equal(container.readinessProbe.httpGet.path, '/-/ready');
+    assert.equal(portOf(container, container.readinessProbe.httpGet.port), config.admin.port);
+    assert.equal(container.livenessProbe.httpGet.path, '/-/healthz');
+    assert.equal(portOf(container, container.livenessProbe.httpGet.port), config.admin.port);
+    // The kubelet reaches the pod's address, not its loopback.
+    assert.equal(config.admin.address, '0.0.0.0');
+    assert.equal(config.listen.address, '0.0.0.0');
+  });
+
+  it('the probe paths are answered by the real admin server (ready: 200 or 503, never 404)', async (t) => {
+    const lb = await startApp([`http://127.0.0.1:${await deadPort()}`]);
+    t.after(() => lb.close());
+    const status = async (path: string) => (await fetch(`${lb.adminUrl}${path}`)).status;
+    assert.equal(await status(container.livenessProbe.httpGet.path), 200);
+    assert.ok([200, 503].includes(await status(container.readinessProbe.httpGet.path)));
+    assert.equal(await status('/-/no-such-probe'), 404, 'an unknown path would have been noticed');
+  });
+
+  it('the certs Secret holds every file the config names, where the pod mounts it', () => {
+    const certsMount = container.volumeMounts.find((m: Obj) => pod.volumes.find((v: Obj) => v.name === m.name)?.secret);
+    const volume = pod.volumes.find((v: Obj) => v.name === certsMount.name);
+    const secret = find(objects, 'Secret', volume.secret.secretName);
+    const files = [config.token.rootCert, config.listen.tls?.cert, config.listen.tls?.key].filter((f): f is string => f !== undefined);
+    assert.equal(files.length, 3, 'rootCert and TLS are configured');
+    for (const file of files) {
+      assert.equal(posix.dirname(file), certsMount.mountPath, `${file} is in the Secret's mount`);
+      assert.ok(posix.basename(file) in secret.stringData, `Secret ${secret.metadata.name} has ${posix.basename(file)}`);
+    }
+    // The admin token comes from a Secret key that exists.
+    const ref = container.env.find((e: Obj) => e.name === 'HARBOR_LB_ADMIN_TOKEN').valueFrom.secretKeyRef;
+    assert.ok(ref.key in find(objects, 'Secret', ref.name).stringData);
+    assert.match(configMap.data[posix.basename(configPath)], /\$\{HARBOR_LB_ADMIN_TOKEN\}/);
+  });
+
+  it('the Service sends its port to the traffic port, and the PDB keeps one of the 2 replicas', () => {
+    const labels = deployment.spec.template.metadata.labels;
+    const service = find(objects, 'Service', 'harbor-lb');
+    assert.ok(selects(service.spec.selector, labels));
+    assert.equal(service.spec.ports.length, 1, 'the admin port is not exposed');
+    assert.equal(portOf(container, service.spec.ports[0].targetPort), config.listen.port);
+    const pdb = find(objects, 'PodDisruptionBudget', 'harbor-lb');
+    assert.ok(selects(pdb.spec.selector.matchLabels, labels));
+    assert.equal(pdb.spec.minAvailable, 1);
+    assert.ok(pdb.spec.minAvailable < deployment.spec.replicas, 'a drain can still evict one replica');
+  });
+
+  it('the replicas share pins through Redis, at the address of the manifests\' Redis Service', () => {
+    assert.equal(config.sticky.store, 'redis');
+    const url = new URL(config.sticky.redis!.url);
+    const service = find(objects, 'Service', url.hostname);
+    assert.equal(service.spec.ports[0].port, Number(url.port || 6379));
+    const redis = objects.find((o) => o.kind === 'Deployment' && selects(service.spec.selector, o.spec.template.metadata.labels));
+    assert.ok(redis, 'a Deployment behind the Redis Service');
+    assert.ok(!selects(service.spec.selector, deployment.spec.template.metadata.labels), 'the Redis Service does not select harbor-lb pods');
+    const redisContainer = redis.spec.template.spec.containers[0];
+    assert.equal(portOf(redisContainer, service.spec.ports[0].targetPort), 6379);
+  });
+});
