@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { DestinationStream } from 'pino';
+import { createMetrics } from './admin/metrics.js';
 import { createAdminServer } from './admin/server.js';
 import { createSelector } from './balance/create-selector.js';
 import { RetryBudget } from './balance/retry-budget.js';
@@ -146,6 +147,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   });
   const rateWatch = new BodyRateWatch(config.limits.minBodyRate, config.limits.bodyRateWindow, clock);
   const connections = new ConnectionGuard({ limits, trusted, logger, clock, tls: config.listen.tls !== undefined });
+  const metrics = createMetrics({ nodes, judge, health, skew, guard, rejections: connections.counts, store, affinity, clock });
   const proxyDeps: ProxyDeps = {
     nodes,
     sticky,
@@ -158,6 +160,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     minBodyRate: config.limits.minBodyRate,
     connections,
     logger: routing,
+    metrics,
     proto,
     judge,
     guard,
@@ -288,6 +291,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     }
     checker?.stop();
     judge.stop();
+    metrics.close();
     rateWatch.stop();
     await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
     await nodes.close();
@@ -315,11 +319,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           health,
           judge,
           skew,
-          rejections: connections.counts,
+          metrics,
           sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
           token: config.admin.token,
           logger,
-          guard,
           reload,
           configStatus: () => live.status(),
         });

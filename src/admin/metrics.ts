@@ -1,63 +1,303 @@
+import { performance } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Affinity, AffinityKind } from '../balance/affinity.js';
 import type { ClockSkew } from '../health/clock-skew.js';
+import type { NodeHealth } from '../health/node-health.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
-import type { NodeSet } from '../nodes/node-set.js';
+import type { ClusterRuleChange, NodeSet } from '../nodes/node-set.js';
+import type { Route } from '../proxy/classify.js';
+import type { ForwardPhase } from '../proxy/forward.js';
+import type { StateStore } from '../state/state-store.js';
 import type { TokenGuard } from '../token/token-guard.js';
+import type { Clock } from '../util/clock.js';
+import { methodIndex, METHODS, retryCause, routeIndex, ROUTES, statusClassIndex, STATUS_CLASSES } from './metric-labels.js';
+import { startRuntimeMetrics } from './runtime-metrics.js';
+
+/** What the request handler records: no prom-client type reaches the proxy. */
+export interface RequestMetrics {
+  /** One attempt on one node ended; times on performance.now()'s clock, `headAt` undefined when no response head came. */
+  attempt(route: Route, node: string, sentAt: number, headAt: number | undefined): void;
+  /** Another attempt is about to follow the one on `node`: the routing reason it carries, and how the one before ended. */
+  retry(route: Route, node: string, reason: string, after: ForwardPhase): void;
+  /** Once per request, where its routing line is written, with that line. */
+  finished(request: FinishedRequest): void;
+}
+
+/** What the admin listener serves at /metrics. */
+export interface MetricsExposition {
+  readonly contentType: string;
+  render(): Promise<string>;
+}
+
+/** The routing line's fields the request counters read. */
+export interface FinishedRequest {
+  readonly method: string;
+  readonly route: Route;
+  readonly node: string | null;
+  readonly status: number;
+  readonly durationMs: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+/** The live objects the scrape-time families read: the same ones routing and /-/status use. */
+export interface MetricsSources {
+  nodes: NodeSet;
+  judge: PassiveJudge;
+  health: NodeHealth;
+  skew?: ClockSkew;
+  guard?: TokenGuard;
+  /** Rejections of clients by reason (connection-level and per-client limits). */
+  rejections: ReadonlyMap<string, number>;
+  store: StateStore;
+  affinity?: Affinity;
+  clock: Clock;
+}
+
+/** From 1 ms to 5 minutes: token and ping answers take milliseconds, a large blob pull minutes. */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 const STATES = ['healthy', 'unhealthy', 'quarantined', 'draining', 'unknown'] as const;
+const KINDS: readonly AffinityKind[] = ['upload', 'session', 'client'];
+const VERDICTS = [
+  ['good', 'good'],
+  ['bad', 'bad'],
+  ['registry_rejected', 'registryRejected'],
+  ['not_verified', 'notVerified'],
+  ['not_a_token', 'notAToken'],
+] as const;
+const SERIES_PER_NODE = ROUTES.length * METHODS.length * STATUS_CLASSES.length;
 
-/** Prometheus text exposition, read from the same per-node counters routing updates. */
-export function renderMetrics(nodes: NodeSet, judge: PassiveJudge, guard?: TokenGuard, rejections?: ReadonlyMap<string, number>, skew?: ClockSkew): string {
-  const out: string[] = [];
-  const family = (name: string, type: string, help: string, samples: Array<[string, number]>) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) out.push(labels === '' ? `${name} ${value}` : `${name}{${labels}} ${value}`);
-  };
-  const label = (name: string) => `node="${name.replace(/["\\\n]/g, '_')}"`;
-  family('harbor_lb_node_requests_total', 'counter', 'Attempts forwarded to the node.', nodes.all.map((n) => [label(n.name), n.requests]));
-  family('harbor_lb_node_failures_total', 'counter', 'Attempts the node failed (refused, reset, timed out, 502/503/504).', nodes.all.map((n) => [label(n.name), n.failures]));
-  family('harbor_lb_node_inflight', 'gauge', 'Requests on the node now.', nodes.all.map((n) => [label(n.name), n.inflight]));
-  family('harbor_lb_node_ejections', 'gauge', 'Passive ejections in the current back-off series.', nodes.all.map((n) => [label(n.name), judge.ejections(n)]));
-  family(
-    'harbor_lb_node_state',
-    'gauge',
-    '1 for the state the node is in.',
-    nodes.all.flatMap((n) => STATES.map((s) => [`${label(n.name)},state="${s}"`, n.state === s ? 1 : 0] as [string, number])),
-  );
-  family('harbor_lb_panic', 'gauge', '1 while panic routing is on (too few nodes available: every node that answers takes traffic).', [['', nodes.panic ? 1 : 0]]);
-  family('harbor_lb_cluster_degraded', 'gauge', '1 while every node answers the same 5xx (a shared dependency fails; nobody is ejected).', [['', judge.clusterFailure ? 1 : 0]]);
-  if (skew) {
-    const measured = nodes.all.filter((n) => skew.offset(n) !== undefined);
-    family(
-      'harbor_lb_node_clock_offset_seconds',
-      'gauge',
-      "The node's clock minus harbor-lb's (median of recent Date headers and token iat).",
-      measured.map((n) => [label(n.name), Math.round(skew.offset(n)!) / 1000]),
-    );
+type RequestLabels = { route: string; node: string; method: string; status_class: string };
+type RouteLabels = { route: string; node: string };
+
+/**
+ * The request series of one node name ('' for requests harbor-lb answered itself): plain numbers
+ * the request path adds to, in arrays indexed by route, method and status class, with their label
+ * objects built once. prom-client reads them at scrape time.
+ */
+class NodeSeries {
+  readonly requests: Array<{ readonly labels: RequestLabels; count: number } | undefined> = new Array(SERIES_PER_NODE).fill(undefined);
+  readonly routes: Array<{ readonly labels: RouteLabels; bytesIn: number; bytesOut: number } | undefined> = new Array(ROUTES.length).fill(undefined);
+  constructor(readonly name: string) {}
+
+  route(ri: number): { readonly labels: RouteLabels; bytesIn: number; bytesOut: number } {
+    return (this.routes[ri] ??= { labels: { route: ROUTES[ri]!, node: this.name }, bytesIn: 0, bytesOut: 0 });
   }
-  if (rejections) {
-    family(
+}
+
+/**
+ * harbor-lb's metrics in a registry of the app's own (never prom-client's global one), so two apps
+ * in one process keep theirs apart. Request counts, bytes and latencies are recorded as requests
+ * end; node state, flags, health, stickiness and token verdicts are read from the live objects at
+ * each scrape, for the nodes configured at that moment (a node gone since has no gauge left).
+ */
+export class Metrics implements RequestMetrics, MetricsExposition {
+  readonly registry = new Registry();
+  readonly #byNode = new Map<string, NodeSeries>();
+  readonly #routeLabels = ROUTES.map((route) => ({ route }));
+  readonly #requestDuration: Histogram<'route'>;
+  readonly #upstreamDuration: Histogram<'route' | 'node'>;
+  readonly #firstByte: Histogram<'route' | 'node'>;
+  readonly #retries: Counter<'route' | 'node' | 'reason' | 'cause'>;
+  #panicMs = 0;
+  #panicSince: number | undefined;
+  readonly #stopRuntime: () => void;
+
+  constructor(private readonly src: MetricsSources) {
+    const registers = [this.registry];
+    const { nodes, judge, health, skew, guard, rejections, store, affinity, clock } = src;
+    type Emit<L extends string> = (labels: Record<L, string>, value: number) => void;
+    // Families whose values live elsewhere: emptied and refilled at every scrape.
+    const counter = <L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void => {
+      const c: Counter<L> = new Counter({ name, help, labelNames, registers, collect: () => (c.reset(), read((l, v) => c.inc(l, v))) });
+    };
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void => {
+      const g: Gauge<L> = new Gauge({ name, help, labelNames, registers, collect: () => (g.reset(), read((l, v) => g.set(l, v))) });
+    };
+
+    // ---- per request ----------------------------------------------------------------------
+    counter('harbor_lb_requests_total', 'Requests by route class, node that answered ("" when harbor-lb answered itself), method (GET, HEAD, POST, PUT, PATCH, DELETE or OTHER) and status class (none: the client left before an answer).', ['route', 'node', 'method', 'status_class'], (emit) => {
+      for (const n of this.#byNode.values()) for (const s of n.requests) if (s !== undefined) emit(s.labels, s.count);
+    });
+    counter('harbor_lb_request_body_bytes_total', 'Request body bytes read from clients, by route class and node.', ['route', 'node'], (emit) => {
+      for (const n of this.#byNode.values()) for (const s of n.routes) if (s !== undefined) emit(s.labels, s.bytesIn);
+    });
+    counter('harbor_lb_response_body_bytes_total', 'Response body bytes sent to clients, by route class and node.', ['route', 'node'], (emit) => {
+      for (const n of this.#byNode.values()) for (const s of n.routes) if (s !== undefined) emit(s.labels, s.bytesOut);
+    });
+    this.#requestDuration = new Histogram({
+      name: 'harbor_lb_request_duration_seconds',
+      help: 'Requests from arrival to the last byte sent, as clients see them, by route class.',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#upstreamDuration = new Histogram({
+      name: 'harbor_lb_upstream_duration_seconds',
+      help: 'Attempts on a node, from sending the request to the end of the answer (or the failure), by route class and node.',
+      labelNames: ['route', 'node'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#firstByte = new Histogram({
+      name: 'harbor_lb_upstream_first_byte_seconds',
+      help: "Time to first byte: from sending the request to the node's response head, by route class and node.",
+      labelNames: ['route', 'node'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#retries = new Counter({
+      name: 'harbor_lb_retries_total',
+      help: 'Attempts sent again to another node, by route class, the node the earlier attempt went to, routing reason (retried, failover, reissued) and cause (not_sent, no_response, gateway_error, token_rejected, bad_token).',
+      labelNames: ['route', 'node', 'reason', 'cause'],
+      registers,
+    });
+
+    // ---- per node, read at scrape time ----------------------------------------------------------
+    counter('harbor_lb_node_requests_total', 'Attempts forwarded to the node.', ['node'], (emit) => {
+      for (const n of nodes.all) emit({ node: n.name }, n.requests);
+    });
+    counter('harbor_lb_node_failures_total', 'Attempts the node failed (refused, reset, timed out, 502/503/504).', ['node'], (emit) => {
+      for (const n of nodes.all) emit({ node: n.name }, n.failures);
+    });
+    gauge('harbor_lb_node_inflight', 'Requests on the node now.', ['node'], (emit) => {
+      for (const n of nodes.all) emit({ node: n.name }, n.inflight);
+    });
+    gauge('harbor_lb_node_ejections', 'Passive ejections in the current back-off series.', ['node'], (emit) => {
+      for (const n of nodes.all) emit({ node: n.name }, judge.ejections(n));
+    });
+    counter('harbor_lb_node_passive_ejections_total', 'Passive ejections of the node (failed requests in a row) since start; harbor_lb_node_ejections counts the current back-off series only.', ['node'], (emit) => {
+      for (const n of nodes.all) emit({ node: n.name }, judge.ejectionsTotal(n));
+    });
+    gauge('harbor_lb_node_state', '1 for the state the node is in.', ['node', 'state'], (emit) => {
+      for (const n of nodes.all) for (const state of STATES) emit({ node: n.name, state }, n.state === state ? 1 : 0);
+    });
+    gauge('harbor_lb_node_flag', "1 for each flag raised on the node (codes as in /-/status); a cleared flag's series is gone.", ['node', 'code'], (emit) => {
+      for (const n of nodes.all) for (const code of n.flags.keys()) emit({ node: n.name, code }, 1);
+    });
+    counter('harbor_lb_health_checks_total', 'Active health checks of the node by result (ok, fail).', ['node', 'result'], (emit) => {
+      for (const n of nodes.all) {
+        const r = health.results(n);
+        emit({ node: n.name, result: 'ok' }, r?.ok ?? 0);
+        emit({ node: n.name, result: 'fail' }, r?.fail ?? 0);
+      }
+    });
+    if (skew) {
+      gauge('harbor_lb_node_clock_offset_seconds', "The node's clock minus harbor-lb's (median of recent Date headers and token iat).", ['node'], (emit) => {
+        for (const n of nodes.all) {
+          const offset = skew.offset(n);
+          if (offset !== undefined) emit({ node: n.name }, Math.round(offset) / 1000);
+        }
+      });
+    }
+    if (guard) {
+      counter(
+        'harbor_lb_token_verdicts_total',
+        'Token checks per node: tokens it issued that verified (good) or not (bad), good cluster tokens its registry rejected, token responses passed on unverified (too large or compressed: not_verified) and 200 answers holding no token (not_a_token).',
+        ['node', 'verdict'],
+        (emit) => {
+          for (const n of nodes.all) {
+            const c = guard.countsOf(n);
+            for (const [verdict, field] of VERDICTS) emit({ node: n.name, verdict }, c[field]);
+          }
+        },
+      );
+    }
+
+    // ---- cluster ------------------------------------------------------------------------------
+    gauge('harbor_lb_panic', '1 while panic routing is on (too few nodes available: every node that answers takes traffic).', [], (emit) => emit({}, nodes.panic ? 1 : 0));
+    counter('harbor_lb_panic_seconds_total', 'Seconds spent in panic routing since start (rate() gives the share of time in panic, short episodes included).', [], (emit) => {
+      const on = nodes.panic; // evaluates the rule now, so an episode that just began or ended is counted
+      emit({}, (this.#panicMs + (on && this.#panicSince !== undefined ? clock.now() - this.#panicSince : 0)) / 1000);
+    });
+    gauge('harbor_lb_cluster_degraded', '1 while every node answers the same 5xx (a shared dependency fails; nobody is ejected).', [], (emit) => emit({}, judge.clusterFailure ? 1 : 0));
+    counter(
       'harbor_lb_client_rejections_total',
-      'counter',
-      'Clients refused by harbor-lb itself, by reason: a parser code, CONNECT, TOO_MANY_CONNECTIONS, REQUESTS_PER_CLIENT, MIN_BODY_RATE.',
-      [...rejections].map(([reason, n]) => [`reason="${reason.replace(/["\\\n]/g, '_')}"`, n]),
+      'Clients refused by harbor-lb itself, by reason: a parser code, CONNECT, TOO_MANY_CONNECTIONS, REQUESTS_PER_CLIENT, NODE_SHARE, MIN_BODY_RATE.',
+      ['reason'],
+      (emit) => {
+        for (const [reason, n] of rejections) emit({ reason }, n);
+      },
     );
+
+    // ---- sticky store ---------------------------------------------------------------------------
+    if (affinity) {
+      counter('harbor_lb_sticky_lookups_total', 'Pin lookups by key kind (upload, session, client) and result: hit (a pin to a node that may take the request), miss (no pin), stale (a pin to a node that may not; it is replaced).', ['kind', 'result'], (emit) => {
+        for (const kind of KINDS) {
+          if (!affinity.has(kind)) continue;
+          const c = affinity.lookups[kind];
+          emit({ kind, result: 'hit' }, c.hit);
+          emit({ kind, result: 'miss' }, c.miss);
+          emit({ kind, result: 'stale' }, c.stale);
+        }
+      });
+    }
+    counter('harbor_lb_sticky_store_errors_total', 'Sticky store operations that failed (timed out or refused); routing goes on without the store.', ['store'], (emit) => emit({ store: store.kind }, store.errors));
+    gauge('harbor_lb_sticky_store_connected', '1 while the sticky store is reachable (always 1 for memory).', ['store'], (emit) => emit({ store: store.kind }, store.connected() ? 1 : 0));
+    gauge('harbor_lb_sticky_store_entries', "Pins held in this instance (Redis: its near cache only).", ['store'], (emit) => emit({ store: store.kind }, store.size()));
+
+    nodes.on('rule', this.#onRule);
+    if (nodes.panic) this.#panicSince ??= clock.now();
+    this.#stopRuntime = startRuntimeMetrics(this.registry);
   }
-  if (guard) {
-    family(
-      'harbor_lb_token_verdicts_total',
-      'counter',
-      'Token checks per node: tokens it issued that verified (good) or not (bad), good cluster tokens its registry rejected, token responses passed on unverified (too large or compressed: not_verified) and 200 answers holding no token (not_a_token).',
-      nodes.all.flatMap((n) => {
-        const c = guard.countsOf(n);
-        return [
-          [`${label(n.name)},verdict="good"`, c.good],
-          [`${label(n.name)},verdict="bad"`, c.bad],
-          [`${label(n.name)},verdict="registry_rejected"`, c.registryRejected],
-          [`${label(n.name)},verdict="not_verified"`, c.notVerified],
-          [`${label(n.name)},verdict="not_a_token"`, c.notAToken],
-        ] as Array<[string, number]>;
-      }),
-    );
+
+  readonly #onRule = (change: ClusterRuleChange): void => {
+    if (change.rule !== 'panic') return;
+    const now = this.src.clock.now();
+    if (change.active) this.#panicSince ??= now;
+    else if (this.#panicSince !== undefined) {
+      this.#panicMs += now - this.#panicSince;
+      this.#panicSince = undefined;
+    }
+  };
+
+  #node(name: string): NodeSeries {
+    let n = this.#byNode.get(name);
+    if (n === undefined) this.#byNode.set(name, (n = new NodeSeries(name)));
+    return n;
   }
-  return `${out.join('\n')}\n`;
+
+  attempt(route: Route, node: string, sentAt: number, headAt: number | undefined): void {
+    const labels = this.#node(node).route(routeIndex(route)).labels;
+    this.#upstreamDuration.observe(labels, (performance.now() - sentAt) / 1000);
+    if (headAt !== undefined) this.#firstByte.observe(labels, (headAt - sentAt) / 1000);
+  }
+
+  retry(route: Route, node: string, reason: string, after: ForwardPhase): void {
+    this.#retries.inc({ route, node, reason, cause: retryCause(after) });
+  }
+
+  finished(r: FinishedRequest): void {
+    const node = this.#node(r.node ?? '');
+    const ri = routeIndex(r.route);
+    const mi = methodIndex(r.method);
+    const ci = statusClassIndex(r.status);
+    const i = (ri * METHODS.length + mi) * STATUS_CLASSES.length + ci;
+    const s = (node.requests[i] ??= { labels: { route: ROUTES[ri]!, node: node.name, method: METHODS[mi]!, status_class: STATUS_CLASSES[ci]! }, count: 0 });
+    s.count++;
+    const bytes = node.route(ri);
+    bytes.bytesIn += r.bytesIn;
+    bytes.bytesOut += r.bytesOut;
+    this.#requestDuration.observe(this.#routeLabels[ri]!, r.durationMs / 1000);
+  }
+
+  /** The exposition's media type (prom-client's: Prometheus text format 0.0.4). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Stops the runtime monitors and the panic listener; the app's close() calls it. */
+  close(): void {
+    this.src.nodes.off('rule', this.#onRule);
+    this.#stopRuntime();
+  }
+}
+
+export function createMetrics(sources: MetricsSources): Metrics {
+  return new Metrics(sources);
 }

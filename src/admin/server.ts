@@ -8,9 +8,8 @@ import type { NodeHealth } from '../health/node-health.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
-import type { TokenGuard } from '../token/token-guard.js';
 import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
-import { renderMetrics } from './metrics.js';
+import type { MetricsExposition } from './metrics.js';
 import { buildStatus } from './status.js';
 import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
 
@@ -23,9 +22,8 @@ export interface AdminDeps {
   /** When set, actions (drain, undrain) need `Authorization: Bearer <token>`. */
   token: string | undefined;
   logger: Logger;
-  guard?: TokenGuard;
-  /** Rejections of clients by reason (connection-level and per-client limits). */
-  rejections?: ReadonlyMap<string, number>;
+  /** What GET /metrics answers. */
+  metrics: MetricsExposition;
   /** POST /-/reload: re-reads and applies the config file. */
   reload?: () => ReloadResult;
   configStatus?: () => ConfigStatus;
@@ -96,11 +94,15 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       }
       case '/-/status':
         return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky(), deps.skew, deps.configStatus?.()));
-      case '/metrics': {
-        const text = renderMetrics(deps.nodes, deps.judge, deps.guard, deps.rejections, deps.skew);
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
-        return void res.end(text);
-      }
+      case '/metrics':
+        // Collection is asynchronous in prom-client; a failure is answered like a throw here.
+        return void deps.metrics.render().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': deps.metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+            res.end(text);
+          },
+          (err: unknown) => answerFailure(req, res, err),
+        );
       default:
         throw new AdminRequestError(404, 'not found');
     }
@@ -119,18 +121,22 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     res.destroy();
   };
 
+  const answerFailure = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
+    try {
+      failed(req, res, err);
+    } catch {
+      // Answering failed too (socket gone): drop the connection, never the process.
+      res.destroy();
+    }
+  };
+
   const server = http.createServer((req, res) => {
     answering.add(req.socket);
     res.once('close', () => answering.delete(req.socket));
     try {
       route(req, res);
     } catch (err) {
-      try {
-        failed(req, res, err);
-      } catch {
-        // Answering failed too (socket gone): drop the connection, never the process.
-        res.destroy();
-      }
+      answerFailure(req, res, err);
     }
   });
   // Requests node:http cannot even parse (a NUL in the path, a head over the size limit): a JSON

@@ -35,6 +35,12 @@ export class Affinity {
   #kinds: ReadonlySet<AffinityKind>;
   /** Address|user → store key; neither is a secret, so they may be kept as they are. */
   readonly #clientKeys = new LRUCache<string, string>({ max: 10_000 });
+  /** Pin lookups by key kind and what they found (a usable pin, none, or a stale one), for /metrics. */
+  readonly lookups: Readonly<Record<AffinityKind, { hit: number; miss: number; stale: number }>> = {
+    upload: { hit: 0, miss: 0, stale: 0 },
+    session: { hit: 0, miss: 0, stale: 0 },
+    client: { hit: 0, miss: 0, stale: 0 },
+  };
 
   constructor(
     private readonly store: StateStore,
@@ -81,12 +87,18 @@ export class Affinity {
    */
   async lookup(k: AffinityKey): Promise<{ node?: ClusterNode; stale: boolean }> {
     const name = await this.store.get(k.key, this.#ttl(k.kind));
-    if (name === undefined) return { stale: false };
+    const counts = this.lookups[k.kind];
+    if (name === undefined) {
+      counts.miss++;
+      return { stale: false };
+    }
     const node = this.nodes.get(name);
-    if (!node) return { stale: true };
-    if (this.nodes.available().includes(node)) return { node, stale: false };
     // Uploads and sessions already on a draining node finish there; new clients go elsewhere.
-    if (node.state === 'draining' && k.kind !== 'client') return { node, stale: false };
+    if (node && (this.nodes.available().includes(node) || (node.state === 'draining' && k.kind !== 'client'))) {
+      counts.hit++;
+      return { node, stale: false };
+    }
+    counts.stale++;
     return { stale: true };
   }
 

@@ -29,6 +29,8 @@ export class NodeHealth {
   readonly #history = new Map<ClusterNode, CheckResult[]>();
   /** > 0: passes in a row; < 0: failures in a row. */
   readonly #streak = new Map<ClusterNode, number>();
+  /** Results per node since start, for /metrics. */
+  readonly #results = new Map<ClusterNode, { ok: number; fail: number }>();
 
   constructor(
     private readonly nodes: CheckReportTarget,
@@ -42,6 +44,7 @@ export class NodeHealth {
     this.#last.delete(node);
     this.#history.delete(node);
     this.#streak.delete(node);
+    this.#results.delete(node);
   }
 
   /** New thresholds from a config reload; streaks under way keep counting. */
@@ -58,6 +61,11 @@ export class NodeHealth {
     return [...(this.#history.get(node) ?? [])];
   }
 
+  /** Checks that passed and failed on the node since start (or since it joined); undefined before its first. */
+  results(node: ClusterNode): { readonly ok: number; readonly fail: number } | undefined {
+    return this.#results.get(node);
+  }
+
   recordCheck(node: ClusterNode, { ok, detail, hard, reached, clockOffsetMs }: CheckVerdict): void {
     const result = { at: this.clock.now(), ok, detail };
     this.#last.set(node, result);
@@ -65,6 +73,10 @@ export class NodeHealth {
     ring.push(result);
     if (ring.length > CHECK_HISTORY) ring.shift();
     this.#history.set(node, ring);
+    let results = this.#results.get(node);
+    if (results === undefined) this.#results.set(node, (results = { ok: 0, fail: 0 }));
+    if (ok) results.ok++;
+    else results.fail++;
     this.nodes.setReachable(node, reached !== false, detail);
     if (clockOffsetMs !== undefined) this.skew?.observe(node, clockOffsetMs, 'date');
     const prev = this.#streak.get(node) ?? 0;

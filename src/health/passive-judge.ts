@@ -28,6 +28,8 @@ export type PassiveReportTarget = EjectionSetter &
 interface Series {
   consecutive: number;
   ejections: number;
+  /** Every ejection since start, for /metrics (`ejections` is the current back-off series only). */
+  ejectedTotal: number;
   lastEjectedUntil: number;
   /** The gateway status behind the current ejection, so a cluster-wide failure can lift it. */
   ejectedFor: { status: number; at: number } | undefined;
@@ -74,6 +76,11 @@ export class PassiveJudge {
     return this.#s(node).ejections;
   }
 
+  /** Passive ejections of the node since start. */
+  ejectionsTotal(node: ClusterNode): number {
+    return this.#series.get(node)?.ejectedTotal ?? 0;
+  }
+
   record(node: ClusterNode, v: AttemptVerdict): void {
     const s = this.#s(node);
     if (v.kind === 'answered') {
@@ -112,6 +119,7 @@ export class PassiveJudge {
       return;
     }
     s.ejections++;
+    s.ejectedTotal++;
     s.consecutive = 0;
     s.lastEjectedUntil = now + backoff;
     s.ejectedFor = v.kind === 'gateway' ? { status: v.status, at: now } : undefined;
@@ -135,7 +143,7 @@ export class PassiveJudge {
 
   #s(node: ClusterNode): Series {
     let s = this.#series.get(node);
-    if (s === undefined) this.#series.set(node, (s = { consecutive: 0, ejections: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }));
+    if (s === undefined) this.#series.set(node, (s = { consecutive: 0, ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }));
     return s;
   }
 

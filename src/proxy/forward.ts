@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
 import { isConnectionFailure, ProxyError } from './errors.js';
@@ -35,6 +36,8 @@ export interface ForwardOutcome {
   headers?: string[];
   /** The whole body, for 'buffered'. */
   body?: Buffer;
+  /** When the node's (final) response head arrived, on performance.now()'s clock; undefined when none did. */
+  headAt?: number;
 }
 
 /**
@@ -208,6 +211,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #done = false;
   #bytesOut = 0;
   #status = 0;
+  #headAt: number | undefined;
   #resume: (() => void) | undefined;
   #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number } | undefined;
 
@@ -260,6 +264,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: node:http already told the client to continue
+    this.#headAt = performance.now();
     const { res, rewriter } = this.fr;
     // Gone, or already answered by the proxy itself (a client cut for a too slow body).
     if (res.destroyed || res.writableEnded) return this.#clientLeft();
@@ -360,7 +365,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const { res } = this.fr;
     res.off('close', this.#onClientClose);
     res.off('drain', this.#onDrain);
-    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body });
+    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, headAt: this.#headAt });
   }
 }
 

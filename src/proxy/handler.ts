@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { RequestMetrics } from '../admin/metrics.js';
 import type { RetryBudget } from '../balance/retry-budget.js';
 import type { Affinity } from '../balance/affinity.js';
 import type { StickySelector } from '../balance/sticky-selector.js';
@@ -33,6 +34,8 @@ export interface ProxyDeps {
   trusted: TrustedPeers;
   /** The routing log: one line per request. */
   logger: RoutingLog;
+  /** Request counters and latencies, recorded with the routing line and per attempt. */
+  metrics: RequestMetrics;
   proto: 'http' | 'https';
   /** Passive failure detection: what each attempt says about its node. */
   judge: PassiveJudge;
@@ -155,6 +158,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       }
       record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       deps.logger.write(record);
+      deps.metrics.finished(record);
       finished();
     };
 
@@ -305,6 +309,8 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         continue;
       }
       overShare = false;
+      // An earlier attempt was sent: this one is a retry (record.node is still that attempt's node).
+      if (outcome !== undefined) deps.metrics.retry(ex.route, record.node!, reason, outcome.phase);
       record.attempts = attempt;
       record.node = node.name;
       record.reason = reason;
@@ -315,6 +321,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       // A registry refuses a token before it acts, so a request it refused can go elsewhere
       // when its body (if any) can be sent again.
       const replayable = bearer !== undefined && (body === undefined || body.buffered !== undefined) && anotherNode;
+      const sentAt = performance.now();
       try {
         outcome = await forward({
           node,
@@ -343,6 +350,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         deps.limits.endOnNode(ex.clientIp, node.name, streamed);
         if (attempt > 1) deps.budget.retrying--;
       }
+      deps.metrics.attempt(ex.route, node.name, sentAt, outcome.headAt);
       judge(deps, node, outcome, failureClass);
       if (outcome.phase !== 'not-sent') reached = true;
       if (outcome.phase === 'buffered') {

@@ -8,6 +8,8 @@ import type { StateStore } from './state-store.js';
  */
 export class MemoryStateStore implements StateStore {
   readonly kind = 'memory' as const;
+  /** A Map does not fail. */
+  readonly errors = 0;
   readonly #map = new Map<string, { value: string; expires: number }>();
 
   constructor(

@@ -31,6 +31,8 @@ export class RedisStateStore implements StateStore {
   readonly #client: Redis;
   /** Pins read lately, least recently used evicted first; keys hashed like every cache keyed by client data. */
   readonly #near: HashedLru<{ value: string; until: number }>;
+  /** Commands that failed since start (#failures resets; this does not). */
+  errors = 0;
   #failures = 0;
   #openUntil = 0;
   #outage = false;
@@ -88,6 +90,7 @@ export class RedisStateStore implements StateStore {
   }
 
   #failed(err: unknown): void {
+    this.errors++;
     if (++this.#failures >= FAILURES_TO_OPEN) {
       this.#openUntil = this.clock.now() + BREAKER_OPEN_MS;
       this.#failures = 0;

@@ -9,6 +9,8 @@ export interface StateStore {
   delete(key: string): Promise<void>;
   /** Whether the store is reachable now (always true for memory). */
   connected(): boolean;
+  /** Operations that failed (the store did not answer in time, or refused), since start; for /metrics. */
+  readonly errors: number;
   /** Entries held, for status. */
   size(): number;
   close(): Promise<void>;

@@ -101,6 +101,7 @@ describe('admin API under hostile requests', () => {
       },
       token: undefined,
       logger,
+      metrics: { contentType: 'text/plain', render: () => Promise.reject(new Error('collector exploded')) },
     });
     const port = await listen(server, 0, '127.0.0.1');
     t.after(async () => {
@@ -113,6 +114,10 @@ describe('admin API under hostile requests', () => {
     const line = await logs.waitFor((l) => l.event === 'admin_error');
     assert.equal(line.path, '/-/status');
     assert.match(String((line.err as { message?: string }).message), /sticky store exploded/);
+    // A scrape whose collection fails (asynchronously) is answered the same way.
+    const scrape = await admin.get('/metrics').expect(500).expect('content-type', 'application/json');
+    assert.match(scrape.body.error, /internal error/);
+    assert.match(String(((await logs.waitFor((l) => l.event === 'admin_error' && l.path === '/metrics')).err as { message?: string }).message), /collector exploded/);
     await admin.get('/-/healthz').expect(200);
   });
 });
