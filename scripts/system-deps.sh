@@ -3,8 +3,9 @@
 # (the registry Harbor embeds), skopeo (a real registry client), openssl (test PKI),
 # docker.io (the real docker client and a dockerd the e2e tests start themselves), docker-compose
 # (checks docker-compose.yml and brings it up on that dockerd), podman (the other real client),
-# iproute2 (`ip netns`: the HTTPS docker test's network namespace) and chromium (the admin status
-# page is tested in a headless browser driven by playwright-core).
+# iproute2 (`ip netns`: the HTTPS docker test's network namespace), chromium (the admin status
+# page is tested in a headless browser driven by playwright-core) and the Prometheus Python
+# client, whose parser checks what /metrics serves.
 # As root it uses apt-get; otherwise it names what is missing and stops.
 set -euo pipefail
 
@@ -13,5 +14,7 @@ missing=()
 for cmd in "${!provides[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${provides[$cmd]}")
 done
+# A module, not a command: Debian's python3 must import it.
+/usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
 [ ${#missing[@]} -eq 0 ] && exit 0
 exec bash "$(dirname "$0")/apt-install.sh" "harbor-lb tests" "redis-server docker-registry docker" "${missing[@]}"
