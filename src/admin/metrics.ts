@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { Affinity, AffinityKind } from '../balance/affinity.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { NodeHealth } from '../health/node-health.js';
@@ -12,6 +12,7 @@ import type { TokenGuard } from '../token/token-guard.js';
 import type { Clock } from '../util/clock.js';
 import { methodIndex, METHODS, retryCause, routeIndex, ROUTES, statusClassIndex, STATUS_CLASSES } from './metric-labels.js';
 import { startRuntimeMetrics } from './runtime-metrics.js';
+import { SeriesHistogram, type HistogramSeries } from './series-histogram.js';
 
 /** What the request handler records: no prom-client type reaches the proxy. */
 export interface RequestMetrics {
@@ -69,7 +70,13 @@ const VERDICTS = [
 const SERIES_PER_NODE = ROUTES.length * METHODS.length * STATUS_CLASSES.length;
 
 type RequestLabels = { route: string; node: string; method: string; status_class: string };
-type RouteLabels = { route: string; node: string };
+interface RouteSeries {
+  readonly labels: { route: string; node: string };
+  bytesIn: number;
+  bytesOut: number;
+  upstream: HistogramSeries | undefined;
+  firstByte: HistogramSeries | undefined;
+}
 
 /**
  * The request series of one node name ('' for requests harbor-lb answered itself): plain numbers
@@ -78,11 +85,11 @@ type RouteLabels = { route: string; node: string };
  */
 class NodeSeries {
   readonly requests: Array<{ readonly labels: RequestLabels; count: number } | undefined> = new Array(SERIES_PER_NODE).fill(undefined);
-  readonly routes: Array<{ readonly labels: RouteLabels; bytesIn: number; bytesOut: number } | undefined> = new Array(ROUTES.length).fill(undefined);
+  readonly routes: Array<RouteSeries | undefined> = new Array(ROUTES.length).fill(undefined);
   constructor(readonly name: string) {}
 
-  route(ri: number): { readonly labels: RouteLabels; bytesIn: number; bytesOut: number } {
-    return (this.routes[ri] ??= { labels: { route: ROUTES[ri]!, node: this.name }, bytesIn: 0, bytesOut: 0 });
+  route(ri: number): RouteSeries {
+    return (this.routes[ri] ??= { labels: { route: ROUTES[ri]!, node: this.name }, bytesIn: 0, bytesOut: 0, upstream: undefined, firstByte: undefined });
   }
 }
 
@@ -95,10 +102,11 @@ class NodeSeries {
 export class Metrics implements RequestMetrics, MetricsExposition {
   readonly registry = new Registry();
   readonly #byNode = new Map<string, NodeSeries>();
-  readonly #routeLabels = ROUTES.map((route) => ({ route }));
-  readonly #requestDuration: Histogram<'route'>;
-  readonly #upstreamDuration: Histogram<'route' | 'node'>;
-  readonly #firstByte: Histogram<'route' | 'node'>;
+  readonly #requestDuration: SeriesHistogram;
+  /** Its series by route index, made on first use. */
+  readonly #requestDurationOf: Array<HistogramSeries | undefined> = new Array(ROUTES.length).fill(undefined);
+  readonly #upstreamDuration: SeriesHistogram;
+  readonly #firstByte: SeriesHistogram;
   readonly #retries: Counter<'route' | 'node' | 'reason' | 'cause'>;
   #panicMs = 0;
   #panicSince: number | undefined;
@@ -126,27 +134,24 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     counter('harbor_lb_response_body_bytes_total', 'Response body bytes sent to clients, by route class and node.', ['route', 'node'], (emit) => {
       for (const n of this.#byNode.values()) for (const s of n.routes) if (s !== undefined) emit(s.labels, s.bytesOut);
     });
-    this.#requestDuration = new Histogram({
-      name: 'harbor_lb_request_duration_seconds',
-      help: 'Requests from arrival to the last byte sent, as clients see them, by route class.',
-      labelNames: ['route'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.#upstreamDuration = new Histogram({
-      name: 'harbor_lb_upstream_duration_seconds',
-      help: 'Attempts on a node, from sending the request to the end of the answer (or the failure), by route class and node.',
-      labelNames: ['route', 'node'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.#firstByte = new Histogram({
-      name: 'harbor_lb_upstream_first_byte_seconds',
-      help: "Time to first byte: from sending the request to the node's response head, by route class and node.",
-      labelNames: ['route', 'node'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.#requestDuration = new SeriesHistogram(
+      'harbor_lb_request_duration_seconds',
+      'Requests from arrival to the last byte sent, as clients see them, by route class.',
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    this.#upstreamDuration = new SeriesHistogram(
+      'harbor_lb_upstream_duration_seconds',
+      'Attempts on a node, from sending the request to the end of the answer (or the failure), by route class and node.',
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    this.#firstByte = new SeriesHistogram(
+      'harbor_lb_upstream_first_byte_seconds',
+      "Time to first byte: from sending the request to the node's response head, by route class and node.",
+      LATENCY_BUCKETS,
+      this.registry,
+    );
     this.#retries = new Counter({
       name: 'harbor_lb_retries_total',
       help: 'Attempts sent again to another node, by route class, the node the earlier attempt went to, routing reason (retried, failover, reissued) and cause (not_sent, no_response, gateway_error, token_rejected, bad_token).',
@@ -259,9 +264,9 @@ export class Metrics implements RequestMetrics, MetricsExposition {
   }
 
   attempt(route: Route, node: string, sentAt: number, headAt: number | undefined): void {
-    const labels = this.#node(node).route(routeIndex(route)).labels;
-    this.#upstreamDuration.observe(labels, (performance.now() - sentAt) / 1000);
-    if (headAt !== undefined) this.#firstByte.observe(labels, (headAt - sentAt) / 1000);
+    const s = this.#node(node).route(routeIndex(route));
+    (s.upstream ??= this.#upstreamDuration.series(s.labels)).observe((performance.now() - sentAt) / 1000);
+    if (headAt !== undefined) (s.firstByte ??= this.#firstByte.series(s.labels)).observe((headAt - sentAt) / 1000);
   }
 
   retry(route: Route, node: string, reason: string, after: ForwardPhase): void {
@@ -279,7 +284,7 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     const bytes = node.route(ri);
     bytes.bytesIn += r.bytesIn;
     bytes.bytesOut += r.bytesOut;
-    this.#requestDuration.observe(this.#routeLabels[ri]!, r.durationMs / 1000);
+    (this.#requestDurationOf[ri] ??= this.#requestDuration.series({ route: ROUTES[ri]! })).observe(r.durationMs / 1000);
   }
 
   /** The exposition's media type (prom-client's: Prometheus text format 0.0.4). */
