@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
+import { Registry } from 'prom-client';
 import { methodLabel, statusClassLabel } from '../../../src/admin/metric-labels.js';
 import { createMetrics, type Metrics } from '../../../src/admin/metrics.js';
+import { SeriesHistogram } from '../../../src/admin/series-histogram.js';
 import { validateConfig } from '../../../src/config/load.js';
 import { NodeHealth } from '../../../src/health/node-health.js';
 import { PassiveJudge } from '../../../src/health/passive-judge.js';
@@ -58,6 +60,24 @@ describe('metric labels', () => {
       'other',
       'other',
     ]);
+  });
+});
+
+describe('series histogram', () => {
+  it('counts a value in the first bucket whose bound it does not exceed (le is inclusive), and past the last one only in +Inf', async () => {
+    const registry = new Registry();
+    const h = new SeriesHistogram('t_seconds', 'test', [0.1, 1], registry);
+    const s = h.series({ route: 'v2' });
+    for (const v of [0.05, 0.1, 0.5, 1, 7]) s.observe(v);
+    const text = await registry.metrics();
+    assert.deepEqual(text.split('\n').filter((l) => l.startsWith('t_seconds')), [
+      't_seconds_bucket{le="0.1",route="v2"} 2',
+      't_seconds_bucket{le="1",route="v2"} 4',
+      't_seconds_bucket{le="+Inf",route="v2"} 5',
+      't_seconds_sum{route="v2"} 8.65',
+      't_seconds_count{route="v2"} 5',
+    ]);
+    assert.match(text, /^# TYPE t_seconds histogram$/m);
   });
 });
 
