@@ -1,14 +1,21 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import type http from 'node:http';
+import { join } from 'node:path';
 import perfHooks from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { methodLabel, METHODS, ROUTES, STATUS_CLASSES, statusClassLabel } from '../../src/admin/metric-labels.js';
+import { createApp } from '../../src/app.js';
+import { loadConfigFile } from '../../src/config/load.js';
 import { startApp } from '../support/app.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { LogSink } from '../support/log-sink.js';
 import { send } from '../support/http-client.js';
 import { parseExposition, samplesOf, type Family, type Sample } from '../support/prometheus-text.js';
 import { rawRequest } from '../support/raw-http.js';
 import { startServer, type TestServer } from '../support/servers.js';
+import { makeTempDir } from '../support/tmp.js';
 
 const BLOB = Buffer.alloc(1000, 7);
 
@@ -256,5 +263,55 @@ describe('/metrics', () => {
     }
     assert.equal(total(samples.filter((s) => s.labels.method === 'OTHER')), odd.length);
     assert.equal(total(samples.filter((s) => s.labels.method === 'GET')), 1);
+  });
+
+  it('follows a config reload: an added node gets its series, a removed one loses its gauges once it has left', async (t) => {
+    const tmp = makeTempDir('metrics-reload');
+    const servers = await Promise.all([1, 2, 3].map(() => startServer((req, res) => (req.resume(), res.end('{}')))));
+    const file = join(tmp.dir, 'harbor-lb.yaml');
+    const write = (names: number[]) =>
+      writeFileSync(
+        file,
+        [
+          'listen: {address: 127.0.0.1, port: 0}',
+          'admin: {address: 127.0.0.1, port: 0}',
+          'nodes:',
+          ...names.map((i) => `  - {name: n${i}, url: "${servers[i - 1]!.url}"}`),
+          'health: {enabled: false}',
+          'balance: {policy: round-robin}',
+          'sticky: {keys: [upload], ttl: {upload: 30s}}',
+          'log: {level: info}',
+        ].join('\n'),
+      );
+    write([1, 2]);
+    const logs = new LogSink();
+    const clock = new FakeClock(Date.now());
+    const app = createApp(loadConfigFile(file), { logDestination: logs, clock, loadConfig: () => loadConfigFile(file) });
+    const { proxyUrl, adminUrl } = await app.start();
+    t.after(async () => {
+      await app.close(0);
+      await Promise.all(servers.map((s) => s.close()));
+      tmp.remove();
+    });
+    for (let i = 0; i < 4; i++) await send(`${proxyUrl}/v2/`);
+    await logs.waitForRequests(4);
+    const nodesIn = async (name: string) => [...new Set(samplesOf((await scrape(adminUrl)).families, name).map((s) => s.labels.node))].sort();
+    assert.deepEqual(await nodesIn('harbor_lb_node_state'), ['n1', 'n2']);
+
+    write([1, 3]);
+    assert.equal(app.reload().ok, true);
+    const during = (await scrape(adminUrl)).families;
+    assert.deepEqual([...new Set(samplesOf(during, 'harbor_lb_node_state').map((s) => s.labels.node))].sort(), ['n1', 'n2', 'n3'], 'n2 drains before it leaves');
+    assert.equal(samplesOf(during, 'harbor_lb_node_state', { node: 'n2', state: 'draining' })[0]?.value, 1);
+
+    const left = logs.waitFor((l) => l.event === 'node_removed' && l.node === 'n2', 5000, 'node_removed');
+    clock.advance(31_000);
+    await left;
+    const after = (await scrape(adminUrl)).families;
+    for (const name of ['harbor_lb_node_state', 'harbor_lb_node_inflight', 'harbor_lb_node_requests_total', 'harbor_lb_node_ejections', 'harbor_lb_health_checks_total']) {
+      assert.deepEqual([...new Set(samplesOf(after, name).map((s) => s.labels.node))].sort(), ['n1', 'n3'], name);
+    }
+    // Request counters keep what n2 answered: a counter does not go back.
+    assert.equal(total(samplesOf(after, 'harbor_lb_requests_total', { node: 'n2' })), 2);
   });
 });
