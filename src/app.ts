@@ -11,6 +11,7 @@ import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/state-store.js';
 import { readFileSync } from 'node:fs';
 import type { Server as TlsServer } from 'node:https';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe, type HttpProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
 import { ClockSkew } from './health/clock-skew.js';
@@ -192,12 +193,12 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       : undefined;
 
   nodes.on('added', (node) => {
-    rewriter.setNodeUrls(nodes.all.map((n) => n.url));
+    rewriter.setNodeUrls(nodes.urls());
     checker?.add(node);
   });
   nodes.on('removed', (node) => {
     logger.info({ event: 'node_removed', node: node.name }, `node ${node.name} has left the set: removed from the config and idle, or replaced`);
-    rewriter.setNodeUrls(nodes.all.map((n) => n.url));
+    rewriter.setNodeUrls(nodes.urls());
     checker?.remove(node);
     httpProbe?.forget(node);
     trustProbe?.forget(node);
@@ -209,24 +210,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
 
   const live = new LiveConfig(config, clock, logger);
   let started = false;
-  /** Checks what the new config needs from outside (files) before anything is changed. */
-  // The token bundle as the last reload read it: read again on every reload, so a key rotation
-  // (a second certificate added to root.crt, the old one removed later) needs no restart.
+  // Files are read again on every reload, whether or not their paths changed: a certificate
+  // renewed in place (cert-manager, a Secret update) and a token key rotation need no restart.
+  // Everything that can fail is read and checked here, before anything is changed.
   let nextTrust: TrustStore | undefined;
+  let nextTls: SecureContextOptions | undefined;
   const prepare = (plan: ReloadPlan): void => {
     const next = plan.effective;
     checkNodeCas(next);
     nextTrust = trust ? loadTrustStore(next) : undefined;
-    const tls = next.listen.tls;
-    if (tls && plan.applied.some((p) => p.startsWith('listen.tls'))) {
-      for (const field of ['cert', 'key'] as const) {
-        try {
-          readFileSync(tls[field]);
-        } catch (err) {
-          throw new ConfigError([`listen.tls.${field}: cannot use ${tls[field]}: ${(err as Error).message}`], `listen.tls.${field}`);
-        }
-      }
-    }
+    nextTls = next.listen.tls ? loadListenTls(next.listen.tls) : undefined;
   };
   const apply = (plan: ReloadPlan): void => {
     const next = plan.effective;
@@ -242,6 +235,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       void old.httpProbe?.close();
       buildChecker(next.health);
       if (started) checker?.start();
+      // Checks turned off: their last verdicts must not hold nodes out (or in) for good.
+      if (old.checker && !checker) nodes.clearChecks();
     }
     if (next.balance.policy !== live.current.balance.policy) sticky.setFallback(createSelector(next.balance.policy, random));
     budget.ratio = next.balance.retries.budget;
@@ -253,12 +248,20 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       if (before.join() !== trust.kids.join()) {
         guard?.verifier.clearCache();
         logger.info({ event: 'token_keys_changed', kids: trust.kids, previous: before }, `token.rootCert now trusts ${trust.kids.join(', ')} (was ${before.join(', ')})`);
+        warnExpiring(trust);
       }
     }
     logger.level = next.log.level;
     routing.setLevel(next.log.level);
-    if (next.listen.tls && proxy && plan.applied.some((p) => p.startsWith('listen.tls'))) {
-      (proxy as TlsServer).setSecureContext({ cert: readFileSync(next.listen.tls.cert), key: readFileSync(next.listen.tls.key), minVersion: next.listen.tls.minVersion });
+    // Checked in prepare (createSecureContext would have thrown there): new connections get it.
+    if (nextTls && proxy) (proxy as TlsServer).setSecureContext(nextTls);
+  };
+  const warnExpiring = (store: TrustStore): void => {
+    for (const k of store.expiring(clock.now(), 30 * 86_400_000)) {
+      logger.warn(
+        { event: 'root_cert_expiring', kid: k.kid, subject: k.subject, validTo: k.validTo.toISOString() },
+        `token.rootCert certificate ${k.subject} (kid ${k.kid}) expires ${k.validTo.toISOString()}: distribution rejects tokens once it has; rotate the cluster key pair`,
+      );
     }
   };
   const reload = (): ReloadResult => {
@@ -340,14 +343,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         checker?.start();
         trustProbe?.start();
         started = true;
-        if (trust) {
-          for (const k of trust.expiring(clock.now(), 30 * 86_400_000)) {
-            logger.warn(
-              { event: 'root_cert_expiring', kid: k.kid, subject: k.subject, validTo: k.validTo.toISOString() },
-              `token.rootCert certificate ${k.subject} (kid ${k.kid}) expires ${k.validTo.toISOString()}: distribution rejects tokens once it has; rotate the cluster key pair`,
-            );
-          }
-        }
+        if (trust) warnExpiring(trust);
         logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
         return urls;
       } catch (err) {
@@ -370,4 +366,25 @@ function loadTrustStore(config: Config): TrustStore | undefined {
   } catch (err) {
     throw new ConfigError([`token.rootCert: cannot use ${config.token.rootCert}: ${(err as Error).message}`], 'token.rootCert');
   }
+}
+
+/**
+ * The listener's certificate and key, read and checked together (a key that does not match the
+ * certificate, or a file that is not PEM, is refused naming the field) for a reload to install.
+ */
+function loadListenTls(tls: NonNullable<Config['listen']['tls']>): SecureContextOptions {
+  const read = (field: 'cert' | 'key'): Buffer => {
+    try {
+      return readFileSync(tls[field]);
+    } catch (err) {
+      throw new ConfigError([`listen.tls.${field}: cannot use ${tls[field]}: ${(err as Error).message}`], `listen.tls.${field}`);
+    }
+  };
+  const options: SecureContextOptions = { cert: read('cert'), key: read('key'), minVersion: tls.minVersion };
+  try {
+    createSecureContext(options);
+  } catch (err) {
+    throw new ConfigError([`listen.tls.key: does not go with listen.tls.cert, or either is not PEM: ${(err as Error).message}`], 'listen.tls');
+  }
+  return options;
 }

@@ -49,16 +49,23 @@ async function serve(args: string[]): Promise<number> {
   const file = values.config;
   const config = loadConfigFile(file);
   const app = createApp(config, { loadConfig: () => loadConfigFile(file) });
-  await app.start();
   // SIGHUP re-reads the file; the outcome is logged (config_reloaded or config_reload_failed).
-  const onHup = () => void app.reload();
+  // Handled from before start-up to exit: Node's default for SIGHUP is to end the process, which
+  // would cut every request in flight (a config reloader may signal at any time).
+  let phase: 'starting' | 'serving' | 'stopping' = 'starting';
+  const onHup = () => {
+    if (phase === 'serving') void app.reload();
+    else app.logger.warn({ event: 'config_reload_failed', problems: [`harbor-lb is ${phase}`] }, `SIGHUP ignored: harbor-lb is ${phase}`);
+  };
   process.on('SIGHUP', onHup);
+  await app.start();
+  phase = 'serving';
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  process.off('SIGHUP', onHup);
+  phase = 'stopping';
   app.logger.info({ event: 'stopping' }, 'harbor-lb stopping');
   await app.close();
   return 0;

@@ -58,9 +58,12 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     const path = (req.url ?? '/').split('?')[0]!;
     // Origin-form only: "*", absolute-form and anything else is not a path of ours.
     if (!path.startsWith('/')) throw new AdminRequestError(400, 'malformed request target: expected a path starting with "/"');
+    // No token means a loopback listener: only loopback names reach it, so a page on a name an
+    // attacker re-points at 127.0.0.1 (DNS rebinding) cannot read the status or act.
+    if (expected === undefined && !loopbackHost(req)) return json(res, 403, { error: 'this admin listener answers only to a loopback host name (127.0.0.1, localhost, [::1]); set admin.token to reach it by another name' });
     if (path === '/-/reload') {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
-      if (crossOrigin(req) || (expected === undefined && !loopbackHost(req))) return crossOriginRefused(res);
+      if (crossOrigin(req)) return crossOriginRefused(res);
       if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
       if (deps.reload === undefined) throw new AdminRequestError(404, 'this harbor-lb cannot reload');
       deps.logger.info({ event: 'admin_action', action: 'reload', peer: req.socket.remoteAddress }, 'config reload asked for through the admin API');
@@ -71,7 +74,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     const action = NODE_ACTION.exec(path);
     if (action) {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
-      if (crossOrigin(req) || (expected === undefined && !loopbackHost(req))) return crossOriginRefused(res);
+      if (crossOrigin(req)) return crossOriginRefused(res);
       if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
       const node = deps.nodes.get(nodeName(action[1]!));
       if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);

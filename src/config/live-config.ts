@@ -63,7 +63,13 @@ export class LiveConfig {
       );
       return { ok: false, generation: this.#generation, problems };
     }
-    steps.apply(plan);
+    try {
+      steps.apply(plan);
+    } catch (err) {
+      // prepare() checks all that can fail, so this is a bug of ours; the process must live on.
+      // What was applied holds, so the next reload is planned against the new file.
+      this.logger.error({ event: 'config_reload_failed', generation: this.#generation + 1, err }, `config reload partly applied: ${(err as Error).message}`);
+    }
     this.#current = plan.effective;
     this.#generation++;
     this.#loadedAt = at;

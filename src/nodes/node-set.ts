@@ -11,6 +11,7 @@ import type {
   ReachabilitySetter,
 } from './conditions.js';
 import { ClusterNode, type NodeState, type PoolOptions } from './node.js';
+import { nodeTlsOptions } from './node-tls.js';
 
 export interface NodeStateChange {
   node: ClusterNode;
@@ -145,7 +146,7 @@ export class NodeSet
    */
   upsert(cfg: NodeConfig): ClusterNode {
     const old = this.#byName.get(cfg.name);
-    if (old !== undefined && old.url === cfg.url && old.ca === cfg.ca) {
+    if (old !== undefined && old.url === cfg.url && sameCa(old, cfg)) {
       old.weight = cfg.weight;
       const c = this.#c(old);
       if (c.removed !== undefined) {
@@ -154,17 +155,40 @@ export class NodeSet
       }
       return old;
     }
+    const carried = old === undefined ? undefined : this.#c(old);
     const node = this.#create(cfg);
     if (old === undefined) this.#all = [...this.#all, node];
     else {
+      // What an operator or a reload decided about the name holds for its new address too.
+      const c = this.#c(node);
+      c.drained = carried!.drained;
       this.#all = this.#all.map((n) => (n === old ? node : n));
-      this.#forget(old);
+      this.#dropConditions(old);
       this.#retired.add(old);
       this.#armSweep();
     }
     this.emit('added', node);
     this.#evaluate();
     return node;
+  }
+
+  /** Whether the node is in the set (a replaced or departed node is not, even while requests on it finish). */
+  has(node: ClusterNode): boolean {
+    return this.#cond.has(node);
+  }
+
+  /** Every address requests may still be on: the set's nodes and replaced ones not yet closed. */
+  urls(): string[] {
+    return [...this.#all, ...this.#retired].map((n) => n.url);
+  }
+
+  /** Active checks were turned off (config reload): their last verdicts no longer speak for anyone. */
+  clearChecks(): void {
+    for (const c of this.#cond.values()) {
+      c.check = 'unknown';
+      c.checkWhy = 'active checks are off';
+    }
+    this.#evaluate();
   }
 
   /**
@@ -200,15 +224,14 @@ export class NodeSet
     return node;
   }
 
-  /** Drops a node's conditions and timers; the caller closes its pools when its requests are done. */
-  #forget(node: ClusterNode): void {
+  /** Drops a node's conditions and timers; it is closed (and 'removed' said) once its requests are done. */
+  #dropConditions(node: ClusterNode): void {
     const c = this.#cond.get(node);
     if (c === undefined) return;
     if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
     if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
     this.#cond.delete(node);
     if (this.#byName.get(node.name) === node) this.#byName.delete(node.name);
-    this.emit('removed', node);
   }
 
   #armSweep(): void {
@@ -234,7 +257,7 @@ export class NodeSet
         removed.quietSince = now;
       }
       if (node.inflight === 0 && now - removed.quietSince >= this.#opts.removeAfterIdle) {
-        this.#forget(node);
+        this.#dropConditions(node);
         this.#retired.add(node);
         dropped = true;
       } else pending = true;
@@ -243,13 +266,15 @@ export class NodeSet
       this.#all = this.#all.filter((n) => this.#cond.has(n));
       this.#evaluate();
     }
-    for (const node of this.#retired) {
+    for (const node of [...this.#retired]) {
       if (node.inflight > 0) {
         pending = true;
         continue;
       }
       this.#retired.delete(node);
       void node.close();
+      // Said once nothing can report on the node any more, so others forget it for good.
+      this.emit('removed', node);
     }
     if (pending) this.#armSweep();
   }
@@ -324,9 +349,10 @@ export class NodeSet
   eject(node: ClusterNode, until: number, why: string): boolean {
     const now = this.clock.now();
     const c = this.#cond.get(node);
-    if (c === undefined) return false;
+    // A removed node takes no new traffic anyway; its pinned requests failing must not use up the cap.
+    if (c === undefined || c.removed !== undefined) return false;
     if (c.ejectedUntil <= now) {
-      const ejected = this.all.filter((n) => n !== node && this.#c(n).ejectedUntil > now).length;
+      const ejected = this.all.filter((n) => n !== node && this.#c(n).removed === undefined && this.#c(n).ejectedUntil > now).length;
       if (ejected >= this.maxEjected()) return false;
     }
     c.ejectedUntil = until;
@@ -511,4 +537,15 @@ export function nodeSetOptions(cfg: Config): NodeSetOptions {
     retryUnreachableAfter: cfg.health.passive.ejectFor,
     removeAfterIdle: Math.min(cfg.sticky.ttl.upload, 300_000),
   };
+}
+
+/** Whether a node's private CA is the one `cfg` names, path and content (a CA renewed in place is a change). */
+function sameCa(node: ClusterNode, cfg: NodeConfig): boolean {
+  if (node.ca !== cfg.ca) return false;
+  if (cfg.ca === undefined) return true;
+  try {
+    return nodeTlsOptions(cfg)!.ca.equals(node.tls!.ca);
+  } catch {
+    return false;
+  }
 }

@@ -107,6 +107,12 @@ export class TrustProbe {
       }),
     );
     if (!this.#stopped) for (const r of results) if (r.goodToken !== undefined && r.registryAccepts === true) this.guard.probePassed(r.node);
+    // A node that left the set during the round: the pool the round made for it again goes too.
+    for (const [node, pool] of this.#pools) {
+      if (this.members.all.includes(node)) continue;
+      void pool.destroy();
+      this.#pools.delete(node);
+    }
     const reachable = results.filter((r) => r.reachable).map((r) => r.node);
     if (!this.#stopped && reachable.length > 1) {
       const outliers = await csrfOutliers(this.#csrfRequest, reachable);

@@ -188,12 +188,13 @@ describe('the container image and docker-compose.yml', () => {
     for (const n of [1, 2]) {
       const inst = { port: await freePort(), admin: await freePort() };
       instances.push(inst);
+      mkdirSync(join(conf, `lb${n}`));
       writeFileSync(
-        join(conf, `lb${n}.yaml`),
+        join(conf, `lb${n}`, 'harbor-lb.compose.yaml'),
         stringify({
           listen: { address: '127.0.0.1', port: inst.port },
           nodes: cluster.nodes.map((node, i) => ({ name: `h${i + 1}`, url: node.url })),
-          token: { rootCert: 'certs/root.crt' },
+          token: { rootCert: '../certs/root.crt' },
           health: { interval: '1s' },
           sticky: { store: 'redis', redis: { url: `redis://127.0.0.1:${redisPort}/0` } },
           admin: { address: '127.0.0.1', port: inst.admin, token: '${HARBOR_LB_ADMIN_TOKEN}' },
@@ -201,7 +202,7 @@ describe('the container image and docker-compose.yml', () => {
       );
       services[`harbor-lb-${n}`] = {
         network_mode: 'host',
-        volumes: [`${conf}/lb${n}.yaml:/etc/harbor-lb/harbor-lb.yaml:ro`, `${conf}/certs:/etc/harbor-lb/certs:ro`],
+        volumes: [`${conf}/lb${n}:/etc/harbor-lb/config:ro`, `${conf}/certs:/etc/harbor-lb/certs:ro`],
         environment: { HARBOR_LB_HEALTHCHECK_URL: `http://127.0.0.1:${inst.admin}/-/healthz` },
       };
     }

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import tls from 'node:tls';
 import { createApp } from '../../src/app.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import { send } from '../support/http-client.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { LogSink } from '../support/log-sink.js';
 import { startServer, type TestServer } from '../support/servers.js';
+import { makeServerCert } from '../support/pki.js';
 import { makeTempDir } from '../support/tmp.js';
 
 const BLOB = Buffer.alloc(16 * 1024 * 1024, 'harbor-lb');
@@ -256,5 +258,78 @@ describe('config reload', () => {
     assert.equal(logs.lines.filter((l) => l.route !== undefined).length, before);
     const status = JSON.parse((await send(`${adminUrl}/-/status`)).body.toString()) as { config: { restartNeeded: string[] } };
     assert.deepEqual(status.config.restartNeeded, ['limits.requestsPerClient']);
+  });
+
+  it('reads the TLS certificate again on every reload (renewed in place), and refuses a key that does not match it', async (t) => {
+    const tmp = makeTempDir('reload-tls');
+    const node = await registryNode('n1');
+    const [dirA, dirB] = ['a', 'b'].map((d) => {
+      mkdirSync(join(tmp.dir, d));
+      return join(tmp.dir, d);
+    });
+    const a = makeServerCert(dirA!);
+    const b = makeServerCert(dirB!);
+    const live = { cert: join(tmp.dir, 'server.crt'), key: join(tmp.dir, 'server.key') };
+    copyFileSync(a.certFile, live.cert);
+    copyFileSync(a.keyFile, live.key);
+    const file = join(tmp.dir, 'harbor-lb.yaml');
+    const yaml = (key: string) => configYaml([{ name: 'n1', url: node.url }]).replace('listen: {address: 127.0.0.1, port: 0}', `listen: {address: 127.0.0.1, port: 0, tls: {cert: ${live.cert}, key: ${key}}}`);
+    writeFileSync(file, yaml(live.key));
+    const app = createApp(loadConfigFile(file), { logDestination: new LogSink(), loadConfig: () => loadConfigFile(file) });
+    const { proxyPort } = await app.start();
+    t.after(async () => {
+      await app.close(0);
+      await node.close();
+      tmp.remove();
+    });
+    const presented = (ca: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: proxyPort, ca: readFileSync(ca), servername: 'localhost' }, () => {
+          resolve(s.getPeerCertificate().fingerprint256);
+          s.end();
+        });
+        s.on('error', reject);
+      });
+    const first = await presented(a.caFile);
+
+    // The key of another certificate: refused whole, naming the field; the process lives on.
+    writeFileSync(file, yaml(b.keyFile));
+    const refused = app.reload();
+    assert.equal(refused.ok, false);
+    assert.ok(!refused.ok && refused.problems[0]!.startsWith('listen.tls.key:'), JSON.stringify(refused));
+    assert.equal(await presented(a.caFile), first);
+
+    // cert-manager style: new files under the same paths, the config itself unchanged.
+    writeFileSync(file, yaml(live.key));
+    copyFileSync(b.certFile, live.cert);
+    copyFileSync(b.keyFile, live.key);
+    const renewed = app.reload();
+    assert.ok(renewed.ok, JSON.stringify(renewed));
+    assert.deepEqual(renewed.ok && renewed.applied, []);
+    const second = await presented(b.caFile);
+    assert.notEqual(second, first, 'new connections get the renewed certificate');
+  });
+
+  it('turning active checks off by reload clears their verdicts: a node they held out comes back', async (t) => {
+    const tmp = makeTempDir('reload-checks');
+    const [a, b] = await Promise.all([registryNode('n1'), registryNode('n2')]);
+    const file = join(tmp.dir, 'harbor-lb.yaml');
+    const yaml = (health: string) => configYaml([{ name: 'n1', url: a.url }, { name: 'n2', url: b.url }]).replace('health: {enabled: false}', health);
+    writeFileSync(file, yaml('health: {enabled: true, interval: 1h}'));
+    const probe = async (n: { name: string }) => (n.name === 'n2' ? { ok: false, detail: 'registry: unhealthy' } : { ok: true, detail: 'ok' });
+    const app = createApp(loadConfigFile(file), { logDestination: new LogSink(), healthProbe: probe, loadConfig: () => loadConfigFile(file) });
+    await app.start();
+    t.after(async () => {
+      await app.close(0);
+      await Promise.all([a.close(), b.close()]);
+      tmp.remove();
+    });
+    const n2 = app.nodes.get('n2')!;
+    for (let i = 0; i < 10_000 && n2.state === 'unknown'; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(n2.state, 'unhealthy');
+    writeFileSync(file, yaml('health: {enabled: false}'));
+    assert.ok(app.reload().ok);
+    assert.equal(n2.state, 'unknown');
+    assert.deepEqual(app.nodes.available().map((n) => n.name), ['n1', 'n2']);
   });
 });

@@ -86,4 +86,37 @@ describe('harbor-lb serve: SIGHUP reloads the config file', () => {
     assert.equal(proc.child.exitCode, null, 'still running');
     assert.equal(await presented(port, readCa(newCert)), second);
   });
+
+  it('a SIGHUP while draining for shutdown is ignored, not fatal: the request in flight finishes and the exit is clean', async (t) => {
+    const tmp = makeTempDir('sighup-stop');
+    let release: (() => void) | undefined;
+    let arrive!: () => void;
+    const arrived = new Promise<void>((resolve) => (arrive = resolve));
+    const node = await startServer((req, res) => {
+      if (req.url !== '/slow') return void res.end('{}');
+      arrive();
+      release = () => res.end('done');
+    });
+    const [port, adminPort] = await Promise.all([freePort(), freePort()]);
+    const file = join(tmp.dir, 'harbor-lb.yaml');
+    writeFileSync(file, [`listen: {address: 127.0.0.1, port: ${port}, shutdownGrace: 60s}`, `admin: {address: 127.0.0.1, port: ${adminPort}}`, 'nodes:', `  - {name: n1, url: "${node.url}"}`, 'health: {enabled: false}'].join('\n'));
+    const proc = await startProcess('node', [CLI, 'serve', '--config', file], /"event":"listening"/);
+    t.after(async () => {
+      await proc.stop();
+      await node.close();
+      tmp.remove();
+    });
+    const answer = fetch(`http://127.0.0.1:${port}/slow`).then(async (r) => [r.status, await r.text()]);
+    await arrived;
+    const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
+    const draining = new Promise<void>((resolve) => proc.child.stdout!.on('data', (c: Buffer) => /draining_connections/.test(c.toString()) && resolve()));
+    proc.kill('SIGTERM');
+    await draining;
+    proc.kill('SIGHUP');
+    const ignored = new Promise<void>((resolve) => proc.child.stdout!.on('data', (c: Buffer) => /SIGHUP ignored/.test(c.toString()) && resolve()));
+    await ignored;
+    release!();
+    assert.deepEqual(await answer, [200, 'done']);
+    assert.equal(await exited, 0);
+  });
 });

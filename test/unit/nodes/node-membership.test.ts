@@ -81,14 +81,44 @@ describe('node set membership (config reload)', () => {
     assert.notEqual(a2, a);
     assert.equal(nodes.get('a'), a2);
     assert.deepEqual(names(nodes.all), ['a', 'b', 'c']);
-    assert.deepEqual(left, ['a'], 'the old node left the set at once');
+    assert.equal(nodes.has(a), false, 'the old node left the set at once');
+    assert.deepEqual(nodes.urls().sort(), ['http://127.0.0.1:1', 'http://127.0.0.1:2', 'http://127.0.0.1:3', 'http://127.0.0.1:9'], 'its address is still rewritten while requests are on it');
     // Reports about requests still on the old node are ignored, not thrown.
     nodes.setReachable(a, false);
     assert.equal(nodes.eject(a, clock.now() + 1000, 'x'), false);
     assert.equal(nodes.conditionsOf(a).drained, true);
+    clock.advance(5_000);
+    assert.deepEqual(left, [], "others forget it only once nothing can report on it");
     a.inflight = 0;
     clock.advance(1_000);
+    assert.deepEqual(left, ['a']);
+    assert.equal(nodes.urls().length, 3);
     assert.equal(clock.pending, 0, 'its pools were closed and the sweep stopped');
+  });
+
+  it('a drained node stays drained when its URL changes', () => {
+    const { nodes } = setup();
+    nodes.setDrained(nodes.get('b')!, true);
+    const b2 = nodes.upsert({ name: 'b', url: 'http://127.0.0.1:20', weight: 1 });
+    assert.equal(b2.state, 'draining');
+    assert.ok(!nodes.available().includes(b2));
+  });
+
+  it('a removed node is never ejected: its pinned requests failing must not use up the cap', () => {
+    const { clock, nodes } = setup();
+    nodes.remove('a');
+    assert.equal(nodes.eject(nodes.get('a')!, clock.now() + 1000, 'x'), false);
+    assert.ok(nodes.eject(nodes.get('b')!, clock.now() + 1000, 'x'), 'the one slot is still free');
+  });
+
+  it('turning checks off clears their verdicts', () => {
+    const { nodes } = setup();
+    const b = nodes.get('b')!;
+    nodes.setCheck(b, 'unhealthy', 'down');
+    assert.equal(b.state, 'unhealthy');
+    nodes.clearChecks();
+    assert.equal(b.state, 'unknown');
+    assert.deepEqual(names(nodes.available()), ['a', 'b', 'c'], 'nobody is held out, or in, by an old verdict');
   });
 
   it('removed nodes do not count toward the ejection cap', () => {
