@@ -39,6 +39,9 @@ const REGISTRY_ROUTES: ReadonlySet<Route> = new Set(['v2', 'upload', 'token']);
 export function routeOf(raw: string): RouteDecision {
   // Not origin-form (`*`, absolute-form): answered 400 by the handler before routing matters.
   if (raw.charCodeAt(0) !== 47 /* "/" */) return { route: classify(raw), path: raw };
+  // What nearly every request is: no escape, no run of slashes, no segment starting with a dot.
+  // Such a path is its own normalized form, so the checks below could not refuse or change it.
+  if (!raw.includes('%') && !raw.includes('//') && !raw.includes('/.')) return { route: classify(raw), path: raw };
   if (hasMalformedEscape(raw)) return refuse(raw, 'the path holds a malformed percent-escape');
   if (hasDotSegment(withSlashesDecoded(raw))) return refuse(raw, 'the path holds a dot segment ("." or "..", perhaps percent-encoded)');
   const path = normalizePath(raw);

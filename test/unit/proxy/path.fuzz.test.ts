@@ -48,3 +48,19 @@ it('an accepted path is routed as its raw and normalized forms and a decoding re
     { numRuns: 1500 },
   );
 });
+
+// The fast path (a path with no "%", "//" or "/.") must decide exactly what the full checks would.
+it('a path with nothing to normalize is accepted as it is, in the route of its normalized form', () => {
+  const plain = fc
+    .tuple(prefixes, fc.array(stringFrom(['a', 'b', '.', '-', '_', '~', '2', 'v', ':', '@', '+'], 6), { maxLength: 6 }))
+    .map(([prefix, segs]) => `${prefix}/${segs.join('/')}`)
+    .filter((p) => !p.includes('%') && !p.includes('//') && !p.includes('/.'));
+  fc.assert(
+    fc.property(plain, (raw) => {
+      assert.equal(normalizePath(raw), raw);
+      assert.ok(!hasDotSegment(raw));
+      assert.deepEqual(routeOf(raw), { route: classify(raw), path: raw });
+    }),
+    { numRuns: 1000 },
+  );
+});
