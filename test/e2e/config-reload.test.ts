@@ -4,11 +4,9 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { createApp } from '../../src/app.js';
-import { loadConfigFile } from '../../src/config/load.js';
 import { makeOciImage } from '../../src/demo/oci-image.js';
 import { send } from '../support/http-client.js';
-import { LogSink } from '../support/log-sink.js';
+import { startFromFile } from '../support/file-app.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
 import { Skopeo } from '../support/skopeo.js';
 import { makeTempDir } from '../support/tmp.js';
@@ -55,9 +53,7 @@ it('a reload under load against real registries: a node removed mid-upload finis
       'sticky: {keys: [upload]}',
     ].join('\n');
   writeFileSync(file, yaml([['n1', u1!], ['n2', u2!]]));
-  const logs = new LogSink();
-  const app = createApp(loadConfigFile(file), { logDestination: logs, loadConfig: () => loadConfigFile(file) });
-  const { proxyUrl } = await app.start();
+  const { app, logs, proxyUrl } = await startFromFile(file);
   t.after(() => app.close(0));
   const host = new URL(proxyUrl).host;
   const skopeo = new Skopeo(tmp.dir);

@@ -5,11 +5,9 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
-import { createApp } from '../../src/app.js';
-import { loadConfigFile } from '../../src/config/load.js';
 import { send } from '../support/http-client.js';
 import { FakeClock } from '../support/fake-clock.js';
-import { LogSink } from '../support/log-sink.js';
+import { startFromFile } from '../support/file-app.js';
 import { startServer, type TestServer } from '../support/servers.js';
 import { makeServerCert } from '../support/pki.js';
 import { makeTempDir } from '../support/tmp.js';
@@ -112,10 +110,8 @@ describe('config reload', () => {
     const [a, b, c] = await Promise.all([registryNode('n1'), registryNode('n2'), registryNode('n3')]);
     const file = join(tmp.dir, 'harbor-lb.yaml');
     writeFileSync(file, configYaml([{ name: 'n1', url: a.url }, { name: 'n2', url: b.url }]));
-    const logs = new LogSink();
     const clock = new FakeClock(Date.now());
-    const app = createApp(loadConfigFile(file), { logDestination: logs, clock, loadConfig: () => loadConfigFile(file) });
-    const { proxyUrl, adminUrl } = await app.start();
+    const { app, logs, proxyUrl, adminUrl } = await startFromFile(file, { clock });
     t.after(async () => {
       await app.close(0);
       await Promise.all([a.close(), b.close(), c.close()]);
@@ -193,9 +189,7 @@ describe('config reload', () => {
     const [a, b] = await Promise.all([registryNode('n1'), registryNode('n2')]);
     const file = join(tmp.dir, 'harbor-lb.yaml');
     writeFileSync(file, configYaml([{ name: 'n1', url: a.url }]));
-    const logs = new LogSink();
-    const app = createApp(loadConfigFile(file), { logDestination: logs, loadConfig: () => loadConfigFile(file) });
-    const { proxyUrl, adminUrl } = await app.start();
+    const { app, logs, proxyUrl, adminUrl } = await startFromFile(file);
     t.after(async () => {
       await app.close(0);
       await Promise.all([a.close(), b.close()]);
@@ -234,9 +228,7 @@ describe('config reload', () => {
     const a = await registryNode('n1');
     const file = join(tmp.dir, 'harbor-lb.yaml');
     writeFileSync(file, configYaml([{ name: 'n1', url: a.url }]));
-    const logs = new LogSink();
-    const app = createApp(loadConfigFile(file), { logDestination: logs, loadConfig: () => loadConfigFile(file) });
-    const { proxyUrl, adminUrl } = await app.start();
+    const { app, logs, proxyUrl, adminUrl } = await startFromFile(file);
     t.after(async () => {
       await app.close(0);
       await a.close();
@@ -275,8 +267,7 @@ describe('config reload', () => {
     const file = join(tmp.dir, 'harbor-lb.yaml');
     const yaml = (key: string) => configYaml([{ name: 'n1', url: node.url }]).replace('listen: {address: 127.0.0.1, port: 0}', `listen: {address: 127.0.0.1, port: 0, tls: {cert: ${live.cert}, key: ${key}}}`);
     writeFileSync(file, yaml(live.key));
-    const app = createApp(loadConfigFile(file), { logDestination: new LogSink(), loadConfig: () => loadConfigFile(file) });
-    const { proxyPort } = await app.start();
+    const { app, proxyPort } = await startFromFile(file);
     t.after(async () => {
       await app.close(0);
       await node.close();
@@ -317,8 +308,7 @@ describe('config reload', () => {
     const yaml = (health: string) => configYaml([{ name: 'n1', url: a.url }, { name: 'n2', url: b.url }]).replace('health: {enabled: false}', health);
     writeFileSync(file, yaml('health: {enabled: true, interval: 1h}'));
     const probe = async (n: { name: string }) => (n.name === 'n2' ? { ok: false, detail: 'registry: unhealthy' } : { ok: true, detail: 'ok' });
-    const app = createApp(loadConfigFile(file), { logDestination: new LogSink(), healthProbe: probe, loadConfig: () => loadConfigFile(file) });
-    await app.start();
+    const { app } = await startFromFile(file, { healthProbe: probe });
     t.after(async () => {
       await app.close(0);
       await Promise.all([a.close(), b.close()]);

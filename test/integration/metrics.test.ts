@@ -6,11 +6,9 @@ import perfHooks from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { methodLabel, METHODS, ROUTES, STATUS_CLASSES, statusClassLabel } from '../../src/admin/metric-labels.js';
-import { createApp } from '../../src/app.js';
-import { loadConfigFile } from '../../src/config/load.js';
 import { startApp } from '../support/app.js';
+import { startFromFile } from '../support/file-app.js';
 import { FakeClock } from '../support/fake-clock.js';
-import { LogSink } from '../support/log-sink.js';
 import { send } from '../support/http-client.js';
 import { parseExposition, samplesOf, type Family, type Sample } from '../support/prometheus-text.js';
 import { rawRequest } from '../support/raw-http.js';
@@ -284,10 +282,8 @@ describe('/metrics', () => {
         ].join('\n'),
       );
     write([1, 2]);
-    const logs = new LogSink();
     const clock = new FakeClock(Date.now());
-    const app = createApp(loadConfigFile(file), { logDestination: logs, clock, loadConfig: () => loadConfigFile(file) });
-    const { proxyUrl, adminUrl } = await app.start();
+    const { app, logs, proxyUrl, adminUrl } = await startFromFile(file, { clock });
     t.after(async () => {
       await app.close(0);
       await Promise.all(servers.map((s) => s.close()));

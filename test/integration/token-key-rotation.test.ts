@@ -2,10 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { createApp } from '../../src/app.js';
-import { loadConfigFile } from '../../src/config/load.js';
 import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
-import { LogSink } from '../support/log-sink.js';
+import { startFromFile } from '../support/file-app.js';
 import { startSimCluster } from '../support/sim-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
 
@@ -37,9 +35,7 @@ it('rotates the token key pair without a restart: a reload reads root.crt again,
       `token: {rootCert: ${bundle}, probe: {interval: 24h}}`,
     ].join('\n'),
   );
-  const logs = new LogSink();
-  const app = createApp(loadConfigFile(file), { logDestination: logs, loadConfig: () => loadConfigFile(file) });
-  await app.start();
+  const { app, logs } = await startFromFile(file);
   t.after(() => app.close(0));
   const n3 = app.nodes.get('n3')!;
   await app.trustProbe!.round();

@@ -1,0 +1,22 @@
+import { createApp, type App, type AppDeps } from '../../src/app.js';
+import { loadConfigFile } from '../../src/config/load.js';
+import { LogSink } from './log-sink.js';
+
+export interface FileApp {
+  app: App;
+  logs: LogSink;
+  proxyUrl: string;
+  adminUrl: string;
+  proxyPort: number;
+}
+
+/**
+ * A harbor-lb started from a config file, as `harbor-lb serve` does, that reloads from the same
+ * file (app.reload(), POST /-/reload); its log captured. The caller closes it (app.close(0)).
+ */
+export async function startFromFile(file: string, deps: AppDeps = {}): Promise<FileApp> {
+  const logs = new LogSink();
+  const app = createApp(loadConfigFile(file), { logDestination: logs, loadConfig: () => loadConfigFile(file), ...deps });
+  const { proxyUrl, adminUrl, proxyPort } = await app.start();
+  return { app, logs, proxyUrl, adminUrl, proxyPort };
+}
