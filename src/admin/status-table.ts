@@ -14,9 +14,17 @@ export function formatStatusTable(doc: StatusDocument): string {
   ]);
   const out = formatTable(['NODE', 'STATE', 'INFLIGHT', 'REQUESTS', 'FAILURES', 'FLAGS', 'URL'], rows);
   out.push('', `sticky store: ${doc.sticky.store} (${doc.sticky.connected ? 'connected' : 'NOT connected'})`);
+  const c = doc.config;
+  if (c !== undefined) {
+    out.push(`config: generation ${c.generation}, loaded ${c.loadedAt}${c.lastReload?.ok === false ? `; last reload REFUSED at ${c.lastReload.at}: ${(c.lastReload.problems ?? []).join('; ')}` : ''}`);
+    if (c.restartNeeded.length > 0) out.push(`config: changed but waiting for a restart: ${c.restartNeeded.join(', ')}`);
+  }
   for (const n of doc.nodes) {
     if (n.state !== 'healthy') out.push(`${n.name} is ${n.state} since ${n.since}: ${n.why}`);
-    for (const f of n.flags) out.push(`${n.name} ${f.code} since ${f.since}: ${f.message}`);
+    for (const f of n.flags) {
+      out.push(`${n.name} ${f.code} since ${f.since}: ${f.message}`);
+      if (f.fix !== undefined) out.push(`  fix: ${f.fix}`);
+    }
   }
   return out.join('\n');
 }

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { formatStatusTable } from '../../../src/admin/status-table.js';
+import type { StatusDocument } from '../../../src/admin/status.js';
+
+it('harbor-lb status prints each flag with its fix, and the config generation and what waits for a restart', () => {
+  const node = {
+    name: 'h3',
+    url: 'http://10.0.0.13:80',
+    state: 'quarantined',
+    since: '2026-12-01T00:00:00.000Z',
+    why: 'token trust: TOKEN_SIGNED_WITH_FOREIGN_KEY',
+    weight: 1,
+    flags: [{ code: 'TOKEN_SIGNED_WITH_FOREIGN_KEY', message: 'h3 issues tokens signed with key AAAA', since: '2026-12-01T00:00:00.000Z', fix: 'copy private_key.pem and root.crt from a good node' }],
+    inflight: 0,
+    requests: 5,
+    failures: 0,
+    lastCheck: null,
+    history: [],
+    consecutiveFailures: 0,
+    ejectedUntil: null,
+    conditions: { check: 'healthy', ejected: false, quarantine: 'token trust', drained: false, reachable: true },
+    clockOffsetMs: null,
+    removed: false,
+  };
+  const doc = {
+    nodes: [node],
+    sticky: { store: 'memory', connected: true },
+    cluster: { panic: false, degraded: null, maxEjected: 1 },
+    config: { generation: 3, loadedAt: '2026-12-01T01:00:00.000Z', restartNeeded: ['listen.port'], lastReload: { at: '2026-12-01T01:05:00.000Z', ok: false, problems: ['nodes[0].url: expected an http(s) URL'] } },
+  } as unknown as StatusDocument;
+  const text = formatStatusTable(doc);
+  assert.match(text, /^h3 TOKEN_SIGNED_WITH_FOREIGN_KEY since .*: h3 issues tokens signed with key AAAA\n {2}fix: copy private_key\.pem and root\.crt from a good node$/m);
+  assert.match(text, /^config: generation 3, loaded 2026-12-01T01:00:00\.000Z; last reload REFUSED at .*: nodes\[0\]\.url: expected an http\(s\) URL$/m);
+  assert.match(text, /^config: changed but waiting for a restart: listen\.port$/m);
+});
