@@ -3,7 +3,7 @@ import { chmodSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startApp, type StartedApp } from '../support/app.js';
 import { startDockerd, type Dockerd } from '../support/dockerd.js';
-import { makeImageArchive } from '../support/image-archive.js';
+import { loadImageArchive } from '../support/image-archive.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
 
@@ -26,9 +26,7 @@ describe('docker login / push / pull through harbor-lb', () => {
     }
     dockerd = started;
     // No registry to pull a base image from: the test makes an image and loads it.
-    const archive = await makeImageArchive(tmp.dir, 'demo', [512 * 1024, 64 * 1024], 'library/demo:v1');
-    const loaded = await dockerd.docker(['load', '-i', archive]);
-    assert.equal(loaded.code, 0, loaded.stderr);
+    await loadImageArchive((args) => dockerd!.docker(args), tmp.dir, 'demo', [512 * 1024, 64 * 1024], 'library/demo:v1');
   });
   after(async () => {
     await dockerd?.stop();
@@ -86,8 +84,7 @@ describe('docker login / push / pull through harbor-lb', () => {
     const names = [0, 1, 2, 3].map((i) => `library/app${i}`);
     // Four images with layers of their own (sizes differ, so their digests do).
     for (const [i, name] of names.entries()) {
-      const file = await makeImageArchive(tmp.dir, `app${i}`, [256 * 1024 + i * 4096, 32 * 1024 + i], `${host}/${name}:v1`);
-      assert.equal((await d.docker(['load', '-i', file])).code, 0);
+      await loadImageArchive((args) => d.docker(args), tmp.dir, `app${i}`, [256 * 1024 + i * 4096, 32 * 1024 + i], `${host}/${name}:v1`);
     }
     assert.equal((await d.docker(['login', '-u', 'admin', '--password-stdin', host], 'Harbor12345')).code, 0);
     const pushed = await Promise.all(names.map((n) => d.docker(['push', `${host}/${n}:v1`])));

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { startApp, type StartedApp } from '../support/app.js';
 import { trustRegistryCa } from '../support/docker-certs.js';
 import { startDockerd, type Dockerd } from '../support/dockerd.js';
-import { makeImageArchive } from '../support/image-archive.js';
+import { loadImageArchive } from '../support/image-archive.js';
 import { createNetnsLink, type NetnsLink } from '../support/netns.js';
 import { makeServerCert } from '../support/pki.js';
 import { startRealHarborCluster, type RealHarborCluster } from '../support/real-cluster.js';
@@ -43,9 +43,7 @@ describe('docker login / push / pull through harbor-lb over verified HTTPS', () 
       return;
     }
     dockerd = started;
-    const archive = await makeImageArchive(tmp.dir, 'demo', [512 * 1024, 64 * 1024], 'library/demo:v1');
-    const loaded = await dockerd.docker(['load', '-i', archive]);
-    assert.equal(loaded.code, 0, loaded.stderr);
+    await loadImageArchive((args) => dockerd!.docker(args), tmp.dir, 'demo', [512 * 1024, 64 * 1024], 'library/demo:v1');
     cluster = await startRealHarborCluster(join(tmp.dir, 'cluster'), 3);
   });
   after(async () => {

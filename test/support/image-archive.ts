@@ -15,3 +15,13 @@ export async function makeImageArchive(dir: string, name: string, layerSizes: nu
   if (made.code !== 0) throw new Error(`skopeo could not write the docker-archive of ${ref}: ${made.stderr}`);
   return file;
 }
+
+/** What runs `load -i FILE` in a container engine: docker's or podman's CLI. */
+export type EngineCli = (args: string[]) => Promise<{ code: number; stderr: string }>;
+
+/** Makes an image as makeImageArchive does and loads it into the engine; throws with the engine's words if it refuses. */
+export async function loadImageArchive(engine: EngineCli, dir: string, name: string, layerSizes: number[], ref: string): Promise<void> {
+  const file = await makeImageArchive(dir, name, layerSizes, ref);
+  const loaded = await engine(['load', '-i', file]);
+  if (loaded.code !== 0) throw new Error(`load of ${ref} failed: ${loaded.stderr}`);
+}
