@@ -14,7 +14,7 @@ import type { Server as TlsServer } from 'node:https';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe, type HttpProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
-import { ClockSkew } from './health/clock-skew.js';
+import { ClockSkew, clockSkewOptions } from './health/clock-skew.js';
 import { NodeFlags } from './nodes/node-flags.js';
 import { PassiveJudge } from './health/passive-judge.js';
 import { StickySelector } from './balance/sticky-selector.js';
@@ -94,7 +94,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     logger[active ? 'warn' : 'info']({ event: rule, active, nodes: names }, `${rule} ${active ? 'on' : 'off'}: ${why}`);
   });
   const flags = new NodeFlags(logger, clock);
-  const skew = new ClockSkew(flags, { warnAfter: config.health.maxClockSkew, tokensAwayAfter: config.token.leeway });
+  const skew = new ClockSkew(flags, clockSkewOptions(config));
   const health = new NodeHealth(nodes, config.health, clock, skew);
   const judge = new PassiveJudge(nodes, config.health.passive, clock, logger);
   // Rebuilt when a reload changes the health section; nodes joining or leaving are added and removed.
@@ -228,7 +228,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     nodes.configure(nodeSetOptions(next));
     health.configure(next.health);
     judge.configure(next.health.passive);
-    skew.configure({ warnAfter: next.health.maxClockSkew, tokensAwayAfter: next.token.leeway });
+    skew.configure(clockSkewOptions(next));
     if (plan.applied.some((p) => p.startsWith('health'))) {
       const old = { checker, httpProbe };
       old.checker?.stop();
@@ -264,15 +264,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       );
     }
   };
-  const reload = (): ReloadResult => {
-    const load = deps.loadConfig;
-    if (load === undefined) {
-      return live.reload(() => {
-        throw new ConfigError(['no config file to reload (started without one)'], '(reload)');
-      }, { prepare, apply });
-    }
-    return live.reload(load, { prepare, apply });
+  const noConfigFile = (): Config => {
+    throw new ConfigError(['no config file to reload (started without one)'], '(reload)');
   };
+  const reload = (): ReloadResult => live.reload(deps.loadConfig ?? noConfigFile, { prepare, apply });
 
   let closing: Promise<void> | undefined;
   /**

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { isLoopback } from '../config/loopback.js';
 import { NODE_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { NodeHealth } from '../health/node-health.js';
@@ -202,7 +203,8 @@ function loopbackHost(req: http.IncomingMessage): boolean {
   } catch {
     return false;
   }
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+  // The URL parser writes IPv4 in dotted form and IPv6 in brackets; loopback means what it means for admin.address.
+  return isLoopback(hostname.startsWith('[') ? hostname.slice(1, -1) : hostname);
 }
 
 function digest(s: string): Buffer {

@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeFlags } from '../nodes/node-flags.js';
 
@@ -8,6 +9,11 @@ export interface ClockSkewOptions {
   warnAfter: number;
   /** Past this offset (the registries' leeway) its tokens are refused elsewhere: token requests go to other nodes. */
   tokensAwayAfter: number;
+}
+
+/** The thresholds as the config gives them (at start and on every reload). */
+export function clockSkewOptions(cfg: Config): ClockSkewOptions {
+  return { warnAfter: cfg.health.maxClockSkew, tokensAwayAfter: cfg.token.leeway };
 }
 
 /**
