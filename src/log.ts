@@ -44,7 +44,7 @@ export interface Loggers {
  * The routing log: one JSON line per request, written straight to the log's destination in the
  * same shape pino writes (`level`, `time`, then the record's fields). It is the one line written
  * per request, so it is built in one JSON.stringify with a timestamp formatted once a second,
- * not field by field; the destination batches the writes and is flushed on shutdown.
+ * not field by field; the destination batches the writes (TurnBatchedDestination) and is flushed on shutdown.
  */
 export class RoutingLog {
   enabled: boolean;
@@ -53,7 +53,7 @@ export class RoutingLog {
 
   constructor(
     private readonly pinoLogger: Logger,
-    private readonly destination: DestinationStream,
+    private readonly destination: TurnBatchedDestination,
   ) {
     this.enabled = pinoLogger.isLevelEnabled('info');
   }
@@ -66,7 +66,7 @@ export class RoutingLog {
 
   write(record: object): void {
     if (!this.enabled) return;
-    this.destination.write(`{"level":"info","time":"${this.#now()}",${JSON.stringify(record).slice(1)}\n`);
+    this.destination.writeBatched(`{"level":"info","time":"${this.#now()}",${JSON.stringify(record).slice(1)}\n`);
   }
 
   flush(): Promise<void> {
@@ -86,11 +86,51 @@ export class RoutingLog {
   }
 }
 
+/**
+ * Routing lines of one event-loop turn go out in one write, at the end of the turn. Under load that
+ * is one write for many requests (a write per line cost about a tenth of the small-request rate, see
+ * docs/benchmarks.md); at low traffic a line waits for nothing but the end of its turn. Event lines
+ * (pino's writes) go out at once, after any routing lines held before them, so the order is kept
+ * and a last line before exit is never held. flush() writes what is held and flushes the
+ * destination (shutdown).
+ */
+export class TurnBatchedDestination implements DestinationStream {
+  #held = '';
+
+  constructor(private readonly inner: DestinationStream) {}
+
+  /** Holds `text` until the end of this turn. */
+  writeBatched(text: string): void {
+    if (this.#held === '') setImmediate(this.#writeHeld);
+    this.#held += text;
+  }
+
+  write(text: string): void {
+    this.#writeHeld();
+    this.inner.write(text);
+  }
+
+  flush(cb: (err?: Error | null) => void = () => {}): void {
+    this.#writeHeld();
+    const inner = this.inner as DestinationStream & { flush?: (cb: (err?: Error | null) => void) => void };
+    if (typeof inner.flush === 'function') inner.flush(cb);
+    else cb();
+  }
+
+  readonly #writeHeld = (): void => {
+    if (this.#held === '') return;
+    const text = this.#held;
+    this.#held = '';
+    this.inner.write(text);
+  };
+}
+
 export function createLoggers(opts: LogOptions): Loggers {
   // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
   const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
-  const destination =
-    opts.destination ?? (format === 'pretty' ? createPrettyDestination({ colorize: process.stdout.isTTY === true }) : pino.destination({ dest: 1, sync: false }));
+  const destination = new TurnBatchedDestination(
+    opts.destination ?? (format === 'pretty' ? createPrettyDestination({ colorize: process.stdout.isTTY === true }) : pino.destination({ dest: 1, sync: false })),
+  );
   const base = {
     level: opts.level,
     base: undefined,

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createLoggers, TurnBatchedDestination } from '../../../src/log.js';
+
+/** A destination that keeps each write apart, to count them. */
+function recorder(): { writes: string[]; write(text: string): void; flush(cb: () => void): void; flushed: number } {
+  return {
+    writes: [],
+    flushed: 0,
+    write(text: string) {
+      this.writes.push(text);
+    },
+    flush(cb: () => void) {
+      this.flushed++;
+      cb();
+    },
+  };
+}
+
+const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const record = (i: number) => ({ event: 'request', reqId: `r${i}`, client: { ip: '127.0.0.1' }, method: 'GET', path: `/v2/p/${i}`, status: 200 });
+
+describe('routing lines batched per event-loop turn', () => {
+  it('writes the lines of one turn in one write, in order, and nothing is lost', async () => {
+    const out = recorder();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out });
+    for (let i = 0; i < 200; i++) routing.write(record(i));
+    assert.equal(out.writes.length, 0, 'held until the end of the turn');
+    await endOfTurn();
+    assert.equal(out.writes.length, 1, 'one write for the whole turn');
+    const lines = out.writes[0]!.trimEnd().split('\n').map((l) => JSON.parse(l) as { reqId: string; level: string; time: string });
+    assert.deepEqual(
+      lines.map((l) => l.reqId),
+      Array.from({ length: 200 }, (_, i) => `r${i}`),
+    );
+    assert.equal(lines[0]!.level, 'info');
+    assert.match(lines[0]!.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // A later turn gets its own write; a turn with nothing written writes nothing.
+    await endOfTurn();
+    assert.equal(out.writes.length, 1);
+    routing.write(record(200));
+    await endOfTurn();
+    assert.equal(out.writes.length, 2);
+  });
+
+  it('writes an event line at once, after the routing lines held before it: order kept, no event held', () => {
+    const out = recorder();
+    const { logger, routing } = createLoggers({ level: 'info', format: 'json', destination: out });
+    routing.write(record(1));
+    logger.warn({ event: 'node_state', node: 'n2' }, 'node n2 is now unhealthy');
+    const events = out.writes.join('').trimEnd().split('\n').map((l) => (JSON.parse(l) as { event: string; reqId?: string }));
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['request', 'node_state'],
+    );
+  });
+
+  it('flush() writes the held lines at once and flushes the destination (shutdown)', async () => {
+    const out = recorder();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out });
+    routing.write(record(1));
+    routing.write(record(2));
+    await routing.flush();
+    assert.equal(out.writes.length, 1);
+    assert.equal(out.writes[0]!.trimEnd().split('\n').length, 2);
+    assert.ok(out.flushed >= 1);
+    await endOfTurn();
+    assert.equal(out.writes.length, 1, 'nothing written twice');
+  });
+
+  it('passes a flush through to a destination without one', async () => {
+    const writes: string[] = [];
+    const d = new TurnBatchedDestination({ write: (t: string) => void writes.push(t) });
+    d.writeBatched('a\n');
+    await new Promise<void>((resolve) => d.flush(() => resolve()));
+    assert.deepEqual(writes, ['a\n']);
+  });
+});
