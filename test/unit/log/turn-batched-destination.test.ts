@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { PassThrough } from 'node:stream';
 import { createLoggers, TurnBatchedDestination } from '../../../src/log.js';
+import { createPrettyDestination } from '../../../src/log-format.js';
 
 /** A destination that keeps each write apart, to count them. */
 function recorder(): { writes: string[]; write(text: string): void; flush(cb: () => void): void; flushed: number } {
@@ -75,5 +77,18 @@ describe('routing lines batched per event-loop turn', () => {
     d.writeBatched('a\n');
     await new Promise<void>((resolve) => d.flush(() => resolve()));
     assert.deepEqual(writes, ['a\n']);
+  });
+
+  it('pretty output: the lines of one write still print one readable line each', async () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => (text += c.toString()));
+    const { routing } = createLoggers({ level: 'info', format: 'pretty', destination: createPrettyDestination({ colorize: false, destination: out }) });
+    for (let i = 0; i < 3; i++) routing.write({ ...record(i), node: 'n1', reason: 'balanced', attempts: 1, durationMs: 2 });
+    await routing.flush();
+    await endOfTurn();
+    const lines = text.trim().split('\n');
+    assert.equal(lines.length, 3, text);
+    lines.forEach((l, i) => assert.match(l, new RegExp(`INFO: 200 GET /v2/p/${i} → n1 \\(balanced, 2\\.0 ms\\)$`)));
   });
 });
