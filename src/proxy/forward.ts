@@ -304,6 +304,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    // undici hands over an empty rest after every resume (each 64 KiB of a blob): written, each
+    // became a write() system call of nothing, one per chunk pulled.
+    if (chunk.length === 0) return !this.fr.res.writableNeedDrain;
     const held = this.#held;
     if (held) {
       if (held.size + chunk.length <= this.fr.hold!.maxBytes) {
