@@ -6,6 +6,7 @@
  *   node dist/bench/relay.js PORT BACKEND_PORT [BACKEND_PORT...]
  */
 import { createServer, connect, type Socket } from 'node:net';
+import { raiseMallocThresholds } from '../src/util/malloc-thresholds.js';
 
 const [portArg, ...backendArgs] = process.argv.slice(2);
 const port = Number(portArg);
@@ -14,6 +15,9 @@ if (!Number.isInteger(port) || backends.length === 0 || backends.some((p) => !Nu
   process.stderr.write('usage: relay.js PORT BACKEND_PORT [BACKEND_PORT...]\n');
   process.exit(2);
 }
+
+// The same allocator setting harbor-lb makes at start-up, so the ceiling is the runtime's best.
+raiseMallocThresholds();
 
 let next = 0;
 const open = new Set<Socket>();

@@ -5,6 +5,7 @@ import { createApp } from './app.js';
 import { formatStatusTable } from './admin/status-table.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { demoBanner, startDemo } from './demo/demo-cluster.js';
+import { raiseMallocThresholds } from './util/malloc-thresholds.js';
 import { diagnose } from './doctor/diagnose.js';
 import { formatDoctorReport } from './doctor/report.js';
 import { ListenError } from './proxy/listener.js';
@@ -47,6 +48,7 @@ async function serve(args: string[]): Promise<number> {
     return 2;
   }
   const file = values.config;
+  raiseMallocThresholds();
   const config = loadConfigFile(file);
   const app = createApp(config, { loadConfig: () => loadConfigFile(file) });
   // SIGHUP re-reads the file; the outcome is logged (config_reloaded or config_reload_failed).
@@ -92,6 +94,7 @@ async function demo(args: string[]): Promise<number> {
   if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) return usage('--admin-port takes a port number');
   if (values['log-format'] !== 'pretty' && values['log-format'] !== 'json') return usage('--log-format takes pretty or json');
   const faults = !values['no-faults'];
+  raiseMallocThresholds();
   const d = await startDemo({ nodes, port, adminPort, faults, tls: values.tls, logFormat: values['log-format'] === 'json' ? 'json' : 'pretty' });
   process.stderr.write(`${demoBanner(d, faults)}\n`);
   await new Promise<void>((resolve) => {

@@ -1,0 +1,33 @@
+/**
+ * Keeps glibc's malloc from handing the memory of socket read buffers back to the kernel between
+ * garbage collections.
+ *
+ * Node reads each socket into a fresh 64 KiB malloc'd buffer that lives until the garbage
+ * collector frees it, and V8 collects when some 64 MiB of such external memory has piled up: the
+ * buffers are freed in bulk. With glibc's start-up thresholds (mmap 128 KiB, trim 256 KiB) that
+ * bulk free leaves a large free top of the heap, which free() returns to the kernel (brk down),
+ * and the next 64 MiB of reads fault every page back in, zeroed. Measured on pulls through
+ * harbor-lb: about 240,000 minor page faults per GiB (every 4 KiB page) and 1.2–1.6 s of CPU per
+ * GiB, against under 2,000 faults and 0.7–0.9 s once the thresholds are raised. Whether a process
+ * had fallen into the slow state depended on its history, which is where the unexplained spread
+ * and "slower after a burst" of earlier pull measurements came from.
+ *
+ * glibc raises both thresholds itself (documented in mallopt(3), "dynamic mmap threshold") when it
+ * frees an mmap'd block bigger than the current mmap threshold, up to 32 MiB on 64-bit systems:
+ * the mmap threshold becomes the block's size and the trim threshold twice that. A 31 MiB buffer
+ * allocated once (never touched, so never resident) and left to the collector does exactly that.
+ * An explicit setting (GLIBC_TUNABLES, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_) turns the
+ * dynamic adjustment off and is the operator's choice: then nothing is done. Elsewhere (musl,
+ * macOS) the buffer is allocated and freed and nothing else happens.
+ */
+export function raiseMallocThresholds(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (process.platform !== 'linux') return false;
+  if (/malloc\.(trim|mmap)_threshold/.test(env.GLIBC_TUNABLES ?? '') || env.MALLOC_TRIM_THRESHOLD_ !== undefined || env.MALLOC_MMAP_THRESHOLD_ !== undefined) {
+    return false;
+  }
+  void Buffer.allocUnsafeSlow(DYNAMIC_THRESHOLD_BLOCK);
+  return true;
+}
+
+/** Under glibc's DEFAULT_MMAP_THRESHOLD_MAX (32 MiB on 64-bit) with room for the chunk header. */
+const DYNAMIC_THRESHOLD_BLOCK = 31 * 1024 * 1024;

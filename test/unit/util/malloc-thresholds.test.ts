@@ -1,0 +1,17 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { raiseMallocThresholds } from '../../../src/util/malloc-thresholds.js';
+
+describe('malloc thresholds raised at start-up', () => {
+  it('leaves an operator\'s explicit malloc setting alone (it turns the dynamic thresholds off)', () => {
+    assert.equal(raiseMallocThresholds({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=134217728' }), false);
+    assert.equal(raiseMallocThresholds({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=1048576' }), false);
+    assert.equal(raiseMallocThresholds({ MALLOC_TRIM_THRESHOLD_: '134217728' }), false);
+    assert.equal(raiseMallocThresholds({ MALLOC_MMAP_THRESHOLD_: '1048576' }), false);
+  });
+
+  it('raises them otherwise, on Linux', () => {
+    assert.equal(raiseMallocThresholds({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), process.platform === 'linux');
+    assert.equal(raiseMallocThresholds({}), process.platform === 'linux');
+  });
+});
