@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backendNginx, blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH, proxyNginx, TOKEN_PATH, uploadPath } from './lib/configs.js';
 import { hey, pull, push, wrk, wrkErrors, type BlobResult } from './lib/load.js';
-import { cpuSecondsOf, freePorts, portOpen, processTree, Procs, rssKiBOf, run, sampleRss, statusKiB, waitFor, type Managed } from './lib/procs.js';
+import { cpuSecondsOf, freePorts, minorFaultsOf, portOpen, processTree, Procs, rssKiBOf, run, sampleRss, statusKiB, waitFor, type Managed } from './lib/procs.js';
 import { machineFacts, renderReport, writeDoc, type Contender } from './lib/report.js';
 import type { Metric, Sample } from './lib/stats.js';
 import { makeToken } from './lib/token.js';
@@ -234,7 +234,7 @@ async function main(): Promise<number> {
       const v = s.ok
         ? s.reqPerS !== undefined
           ? `${Math.round(s.reqPerS)} req/s p50 ${s.p50Ms?.toFixed(2)} ms p99 ${s.p99Ms?.toFixed(2)} ms${s.cpuUsPerReq !== undefined ? ` cpu ${s.cpuUsPerReq.toFixed(1)} us/req` : ''}`
-          : `${s.mibPerS?.toFixed(0)} MiB/s${s.cpuSPerGiB !== undefined ? ` cpu ${s.cpuSPerGiB.toFixed(2)} s/GiB` : ''}${s.rssPeakMiB !== undefined ? ` rss ${s.rssBeforeMiB?.toFixed(0)}->${s.rssPeakMiB.toFixed(0)} MiB` : ''}`
+          : `${s.mibPerS?.toFixed(0)} MiB/s${s.cpuSPerGiB !== undefined ? ` cpu ${s.cpuSPerGiB.toFixed(2)} s/GiB` : ''}${s.faultsPerGiB !== undefined ? ` ${Math.round(s.faultsPerGiB)} faults/GiB` : ''}${s.rssPeakMiB !== undefined ? ` rss ${s.rssBeforeMiB?.toFixed(0)}->${s.rssPeakMiB.toFixed(0)} MiB` : ''}`
         : `FAILED ${s.failure}`;
       log(`  r${s.round + 1} ${s.metric} ${s.variant.padEnd(10)} ${s.contender.padEnd(19)} ${v}`);
     };
@@ -245,12 +245,14 @@ async function main(): Promise<number> {
       await sleep(settings.settleMs);
       const rssBefore = rssKiBOf(e.pids) / 1024;
       const cpu0 = cpuSecondsOf(e.pids);
+      const faults0 = minorFaultsOf(e.pids);
       const sampler = sampleRss(e.pids);
       const result = await load();
       const rssPeak = sampler.stop() / 1024;
       const cpuS = cpuSecondsOf(e.pids) - cpu0;
+      const faults = minorFaultsOf(e.pids) - faults0;
       const own = e.pids.length > 0;
-      return { result, cpuS: own ? cpuS : undefined, rssBeforeMiB: own ? rssBefore : undefined, rssPeakMiB: own ? rssPeak : undefined, loadAvg1: loadavg()[0] };
+      return { result, cpuS: own ? cpuS : undefined, faults: own ? faults : undefined, rssBeforeMiB: own ? rssBefore : undefined, rssPeakMiB: own ? rssPeak : undefined, loadAvg1: loadavg()[0] };
     };
 
     // The first small-request load a process sees runs cold (JIT, pools): each contender gets an
@@ -290,6 +292,7 @@ async function main(): Promise<number> {
         failure: ok ? undefined : alive(e) ? r.failures.join('; ') : `${e.id} exited`,
         streams, bytes: r.bytes, wallS: r.wallS, mibPerS: r.bytes / MiB / r.wallS,
         cpuSPerGiB: m.cpuS !== undefined ? m.cpuS / gib : undefined,
+        faultsPerGiB: m.faults !== undefined ? m.faults / gib : undefined,
         cpuS: m.cpuS, rssBeforeMiB: m.rssBeforeMiB, rssPeakMiB: m.rssPeakMiB, loadAvg1: m.loadAvg1,
       });
     };

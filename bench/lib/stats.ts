@@ -22,6 +22,8 @@ export interface Sample {
   wallS?: number;
   mibPerS?: number;
   cpuSPerGiB?: number;
+  /** Minor page faults of the contender's processes per GiB moved. */
+  faultsPerGiB?: number;
   /** The contender's processes: CPU used during the measurement, resident memory before it and at its peak. */
   cpuS?: number;
   rssBeforeMiB?: number;
@@ -46,8 +48,8 @@ export interface Summary {
   max: Partial<Record<NumericField, number>>;
 }
 
-export type NumericField = 'reqPerS' | 'p50Ms' | 'p99Ms' | 'cpuUsPerReq' | 'mibPerS' | 'cpuSPerGiB' | 'rssBeforeMiB' | 'rssPeakMiB';
-const FIELDS: NumericField[] = ['reqPerS', 'p50Ms', 'p99Ms', 'cpuUsPerReq', 'mibPerS', 'cpuSPerGiB', 'rssBeforeMiB', 'rssPeakMiB'];
+export type NumericField = 'reqPerS' | 'p50Ms' | 'p99Ms' | 'cpuUsPerReq' | 'mibPerS' | 'cpuSPerGiB' | 'faultsPerGiB' | 'rssBeforeMiB' | 'rssPeakMiB';
+const FIELDS: NumericField[] = ['reqPerS', 'p50Ms', 'p99Ms', 'cpuUsPerReq', 'mibPerS', 'cpuSPerGiB', 'faultsPerGiB', 'rssBeforeMiB', 'rssPeakMiB'];
 
 /** Medians (and ranges) over the rounds of the successful samples of one metric, variant and contender. */
 export function summarize(samples: readonly Sample[], metric: Metric, variant: string, contender: string): Summary | undefined {
