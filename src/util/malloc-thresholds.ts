@@ -3,22 +3,22 @@
  * garbage collections.
  *
  * Node reads each socket into a fresh 64 KiB malloc'd buffer that lives until the garbage
- * collector frees it, and V8 collects when some 64 MiB of such external memory has piled up: the
- * buffers are freed in bulk. With glibc's start-up thresholds (mmap 128 KiB, trim 256 KiB) that
+ * collector frees it, and V8 collects after some tens of MiB of such external memory: the buffers
+ * are freed in bulk. With glibc's start-up thresholds (mmap 128 KiB, trim 256 KiB) that
  * bulk free leaves a large free top of the heap, which free() returns to the kernel (brk down),
  * and the next 64 MiB of reads fault every page back in, zeroed. Measured on pulls through
  * harbor-lb: about 240,000 minor page faults per GiB (every 4 KiB page) and 1.2–1.6 s of CPU per
  * GiB, against under 2,000 faults and 0.7–0.9 s once the thresholds are raised. Whether a process
- * had fallen into the slow state depended on its history, which is where the unexplained spread
- * and "slower after a burst" of earlier pull measurements came from.
+ * had fallen into the slow state depended on its history: the likeliest source of the spread and
+ * of the "slower after a burst" in earlier pull measurements (docs/benchmarks.md).
  *
  * glibc raises both thresholds itself (documented in mallopt(3), "dynamic mmap threshold") when it
  * frees an mmap'd block bigger than the current mmap threshold, up to 32 MiB on 64-bit systems:
  * the mmap threshold becomes the block's size and the trim threshold twice that. A 31 MiB buffer
  * allocated once (never touched, so never resident) and left to the collector does exactly that.
  * An explicit setting (GLIBC_TUNABLES, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_) turns the
- * dynamic adjustment off and is the operator's choice: then nothing is done. Elsewhere (musl,
- * macOS) the buffer is allocated and freed and nothing else happens.
+ * dynamic adjustment off and is the operator's choice: then nothing is done. With musl the buffer
+ * is allocated and freed and nothing else happens; off Linux nothing is done.
  */
 export function raiseMallocThresholds(env: NodeJS.ProcessEnv = process.env): boolean {
   if (process.platform !== 'linux') return false;
