@@ -1,5 +1,8 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { createPrettyDestination } from './log-format.js';
+import { TurnBatchedDestination } from './log-batching.js';
+
+export { TurnBatchedDestination };
 
 export type { Logger };
 
@@ -84,45 +87,6 @@ export class RoutingLog {
     const ms = now - second * 1000;
     return `${this.#prefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
   }
-}
-
-/**
- * Routing lines of one event-loop turn go out in one write, at the end of the turn. Under load that
- * is one write for many requests (a write per line cost about a tenth of the small-request rate, see
- * docs/benchmarks.md); at low traffic a line waits for nothing but the end of its turn. Event lines
- * (pino's writes) go out at once, after any routing lines held before them, so the order is kept
- * and a last line before exit is never held. flush() writes what is held and flushes the
- * destination (shutdown).
- */
-export class TurnBatchedDestination implements DestinationStream {
-  #held = '';
-
-  constructor(private readonly inner: DestinationStream) {}
-
-  /** Holds `text` until the end of this turn. */
-  writeBatched(text: string): void {
-    if (this.#held === '') setImmediate(this.#writeHeld);
-    this.#held += text;
-  }
-
-  write(text: string): void {
-    this.#writeHeld();
-    this.inner.write(text);
-  }
-
-  flush(cb: (err?: Error | null) => void = () => {}): void {
-    this.#writeHeld();
-    const inner = this.inner as DestinationStream & { flush?: (cb: (err?: Error | null) => void) => void };
-    if (typeof inner.flush === 'function') inner.flush(cb);
-    else cb();
-  }
-
-  readonly #writeHeld = (): void => {
-    if (this.#held === '') return;
-    const text = this.#held;
-    this.#held = '';
-    this.inner.write(text);
-  };
 }
 
 export function createLoggers(opts: LogOptions): Loggers {

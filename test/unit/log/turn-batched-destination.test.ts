@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
-import { createLoggers, TurnBatchedDestination } from '../../../src/log.js';
+import { TurnBatchedDestination } from '../../../src/log-batching.js';
+import { createLoggers } from '../../../src/log.js';
 import { createPrettyDestination } from '../../../src/log-format.js';
 
 /** A destination that keeps each write apart, to count them. */
@@ -90,5 +92,17 @@ describe('routing lines batched per event-loop turn', () => {
     const lines = text.trim().split('\n');
     assert.equal(lines.length, 3, text);
     lines.forEach((l, i) => assert.match(l, new RegExp(`INFO: 200 GET /v2/p/${i} → n1 \\(balanced, 2\\.0 ms\\)$`)));
+  });
+
+  it('a process that crashes in the same turn still writes the lines it held (on exit, as pino does)', () => {
+    const log = new URL('../../../src/log.js', import.meta.url).href;
+    const script = `import { createLoggers } from ${JSON.stringify(log)};
+const { routing } = createLoggers({ level: 'info', format: 'json' });
+routing.write({ event: 'request', reqId: 'last-before-crash' });
+throw new Error('crash');`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.notEqual(child.status, 0, 'the script crashes');
+    assert.match(child.stderr, /crash/);
+    assert.match(child.stdout, /"reqId":"last-before-crash"/);
   });
 });
