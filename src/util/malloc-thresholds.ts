@@ -4,7 +4,7 @@
  *
  * Node reads each socket into a fresh 64 KiB malloc'd buffer that lives until the garbage
  * collector frees it, and V8 collects after some tens of MiB of such external memory: the buffers
- * are freed in bulk. With glibc's start-up thresholds (mmap 128 KiB, trim 256 KiB) that
+ * are freed in bulk. With glibc's start-up thresholds (mmap and trim 128 KiB) that
  * bulk free leaves a large free top of the heap, which free() returns to the kernel (brk down),
  * and the next 64 MiB of reads fault every page back in, zeroed. Measured on pulls through
  * harbor-lb: about 240,000 minor page faults per GiB (every 4 KiB page) and 1.2–1.6 s of CPU per
@@ -15,19 +15,22 @@
  * glibc raises both thresholds itself (documented in mallopt(3), "dynamic mmap threshold") when it
  * frees an mmap'd block bigger than the current mmap threshold, up to 32 MiB on 64-bit systems:
  * the mmap threshold becomes the block's size and the trim threshold twice that. A 31 MiB buffer
- * allocated once (never touched, so never resident) and left to the collector does exactly that.
- * An explicit setting (GLIBC_TUNABLES, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_) turns the
- * dynamic adjustment off and is the operator's choice: then nothing is done. With musl the buffer
+ * allocated once (never touched, so never resident, unless Node runs with --zero-fill-buffers) and
+ * left to the collector does exactly that. An explicit setting of the thresholds, the top pad or
+ * the mmap maximum (in GLIBC_TUNABLES or as MALLOC_*_ variables) turns the dynamic adjustment off
+ * and is the operator's choice: then nothing is done. With musl the buffer
  * is allocated and freed and nothing else happens; off Linux nothing is done.
  */
 export function raiseMallocThresholds(env: NodeJS.ProcessEnv = process.env): boolean {
   if (process.platform !== 'linux') return false;
-  if (/malloc\.(trim|mmap)_threshold/.test(env.GLIBC_TUNABLES ?? '') || env.MALLOC_TRIM_THRESHOLD_ !== undefined || env.MALLOC_MMAP_THRESHOLD_ !== undefined) {
-    return false;
-  }
+  if (EXPLICIT_TUNABLE.test(env.GLIBC_TUNABLES ?? '') || EXPLICIT_VARIABLES.some((name) => env[name] !== undefined)) return false;
   void Buffer.allocUnsafeSlow(DYNAMIC_THRESHOLD_BLOCK);
   return true;
 }
 
 /** Under glibc's DEFAULT_MMAP_THRESHOLD_MAX (32 MiB on 64-bit) with room for the chunk header. */
 const DYNAMIC_THRESHOLD_BLOCK = 31 * 1024 * 1024;
+
+/** glibc settings that turn its dynamic thresholds off (mallopt(3)); any of them set means hands off. */
+const EXPLICIT_TUNABLE = /glibc\.malloc\.(?:trim_threshold|mmap_threshold|top_pad|mmap_max)/;
+const EXPLICIT_VARIABLES = ['MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_MMAP_MAX_'];

@@ -8,6 +8,10 @@ describe('malloc thresholds raised at start-up', () => {
     assert.equal(raiseMallocThresholds({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=1048576' }), false);
     assert.equal(raiseMallocThresholds({ MALLOC_TRIM_THRESHOLD_: '134217728' }), false);
     assert.equal(raiseMallocThresholds({ MALLOC_MMAP_THRESHOLD_: '1048576' }), false);
+    assert.equal(raiseMallocThresholds({ MALLOC_TOP_PAD_: '1048576' }), false);
+    assert.equal(raiseMallocThresholds({ MALLOC_MMAP_MAX_: '0' }), false);
+    assert.equal(raiseMallocThresholds({ GLIBC_TUNABLES: 'glibc.malloc.top_pad=1048576' }), false);
+    assert.equal(raiseMallocThresholds({ GLIBC_TUNABLES: 'glibc.malloc.mmap_max=0' }), false);
   });
 
   it('raises them otherwise, on Linux', () => {
