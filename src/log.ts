@@ -2,8 +2,6 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { createPrettyDestination } from './log-format.js';
 import { TurnBatchedDestination } from './log-batching.js';
 
-export { TurnBatchedDestination };
-
 export type { Logger };
 
 /**
