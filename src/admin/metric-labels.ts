@@ -10,40 +10,17 @@ export const ROUTES: readonly Route[] = ['token', 'v2', 'upload', 'ui', 'other']
 export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OTHER'] as const;
 export const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const;
 
-export function routeIndex(route: Route): number {
-  switch (route) {
-    case 'token':
-      return 0;
-    case 'v2':
-      return 1;
-    case 'upload':
-      return 2;
-    case 'ui':
-      return 3;
-    default:
-      return 4;
-  }
+/** A value's place in its closed set, or the set's last place (its catch-all) when it is not in it. */
+function indexer<T extends string>(values: readonly T[]): (value: string) => number {
+  const at = new Map<string, number>(values.map((v, i) => [v, i]));
+  const last = values.length - 1;
+  return (value) => at.get(value) ?? last;
 }
 
+export const routeIndex: (route: Route) => number = indexer(ROUTES);
+
 /** Methods are case-sensitive (RFC 9110): `get` is not GET and counts as OTHER. */
-export function methodIndex(method: string): number {
-  switch (method) {
-    case 'GET':
-      return 0;
-    case 'HEAD':
-      return 1;
-    case 'POST':
-      return 2;
-    case 'PUT':
-      return 3;
-    case 'PATCH':
-      return 4;
-    case 'DELETE':
-      return 5;
-    default:
-      return 6;
-  }
-}
+export const methodIndex: (method: string) => number = indexer(METHODS);
 
 /** 0 (no answer was sent: the client left first) is `none`; anything outside 100-599 is `other`. */
 export function statusClassIndex(status: number): number {
