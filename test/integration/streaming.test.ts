@@ -4,6 +4,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { minorFaults } from '../../bench/lib/procs.js';
 import { startProcess, type RunningProcess } from '../support/processes.js';
 import { freePort, startServer, type TestServer } from '../support/servers.js';
 import { makeTempDir } from '../support/tmp.js';
@@ -32,12 +33,6 @@ function writeGenerated(out: NodeJS.WritableStream & { write(chunk: Buffer): boo
 function rssOf(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
-}
-
-/** Minor page faults of a process so far, from /proc (field 10 of stat). */
-function minorFaultsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
 }
 
 /** Whether this Node runs on glibc (the proxy runs on the same binary). */
@@ -110,9 +105,9 @@ describe('streaming through the proxy', () => {
 
   it('streams a 1 GiB download with bounded memory, reusing its read buffers\' memory', async (t) => {
     const started = process.hrtime.bigint();
-    const faults = minorFaultsOf(proxy.child.pid!);
+    const faults = minorFaults(proxy.child.pid!);
     const { result: bytes, growth } = await peakRssGrowth(proxy.child.pid!, () => download(`${proxyUrl}/v2/library/big/blobs/sha256:0?size=${GiB}`));
-    const faulted = minorFaultsOf(proxy.child.pid!) - faults;
+    const faulted = minorFaults(proxy.child.pid!) - faults;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     t.diagnostic(`download: ${GiB / MiB} MiB in ${seconds.toFixed(2)} s (${(GiB / MiB / seconds).toFixed(0)} MiB/s), peak RSS growth ${(growth / MiB).toFixed(1)} MiB, ${faulted} minor page faults`);
     assert.equal(bytes, GiB);
