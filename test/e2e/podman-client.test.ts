@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { startApp, type StartedApp } from '../support/app.js';
 import { loadImageArchive } from '../support/image-archive.js';
 import { preparePodman, type Podman } from '../support/podman.js';
-import { startRealHarborCluster } from '../support/real-cluster.js';
+import { startRealHarborCluster, type RealNodeOptions } from '../support/real-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
 
 /**
@@ -73,15 +73,21 @@ describe('podman login / push / pull through harbor-lb', () => {
     }
   }
 
-  it('three rounds against a healthy cluster all succeed', { timeout: 300_000 }, async (t) => {
-    if (skip) return t.skip(skip);
-    const cluster = await startRealHarborCluster(join(tmp.dir, 'healthy'), 3);
+  /** Three real registries (`nodes` their faults) behind a harbor-lb, and three rounds through it that must all succeed. */
+  async function threeRounds(t: TestContext, name: string, nodes?: RealNodeOptions[]): Promise<StartedApp> {
+    const cluster = await startRealHarborCluster(join(tmp.dir, name), 3, nodes);
     t.after(() => cluster.close());
     const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
     t.after(() => lb.close());
     const { failures, digests } = await rounds(lb, 3);
     assert.deepEqual(failures, []);
     assertSameDigests(digests);
+    return lb;
+  }
+
+  it('three rounds against a healthy cluster all succeed', { timeout: 300_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const lb = await threeRounds(t, 'healthy');
     const lines = lb.logs.requests();
     const manifestsPut = lines.filter((l) => l.method === 'PUT' && /\/manifests\/r\d$/.test(String(l.path)) && l.status === 201).length;
     const blobsGot = lines.filter((l) => l.method === 'GET' && /\/blobs\/sha256:/.test(String(l.path)) && l.status === 200).length;
@@ -95,13 +101,7 @@ describe('podman login / push / pull through harbor-lb', () => {
 
   it('with one node on a foreign key pair (the seed failure): every round succeeds, the node is flagged', { timeout: 300_000 }, async (t) => {
     if (skip) return t.skip(skip);
-    const cluster = await startRealHarborCluster(join(tmp.dir, 'foreign'), 3, [{}, { fault: 'foreign-key' }, {}]);
-    t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
-    t.after(() => lb.close());
-    const { failures, digests } = await rounds(lb, 3);
-    assert.deepEqual(failures, []);
-    assertSameDigests(digests);
+    const lb = await threeRounds(t, 'foreign', [{}, { fault: 'foreign-key' }, {}]);
     const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.node === 'n2' && l.code !== 'REALM_BYPASSES_PROXY', 30_000, 'a trust flag on n2');
     assert.match(String(flag.code), /TOKEN_SIGNED_WITH_FOREIGN_KEY|REGISTRY_REJECTS_CLUSTER_TOKEN/);
   });
