@@ -14,6 +14,8 @@ import type { Server as TlsServer } from 'node:https';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe, type HttpProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
+import type { CheckVerdict } from './health/verdict.js';
+import type { ClusterNode } from './nodes/node.js';
 import { ClockSkew, clockSkewOptions } from './health/clock-skew.js';
 import { NodeFlags } from './nodes/node-flags.js';
 import { PassiveJudge } from './health/passive-judge.js';
@@ -96,15 +98,24 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const flags = new NodeFlags(logger, clock);
   const skew = new ClockSkew(flags, clockSkewOptions(config));
   const health = new NodeHealth(nodes, config.health, clock, skew);
-  const judge = new PassiveJudge(nodes, config.health.passive, clock, logger);
-  // Rebuilt when a reload changes the health section; nodes joining or leaving are added and removed.
+  // Rebuilt when a reload changes the health section; nodes joining or leaving are added and
+  // removed. The probe exists with checks off too: failed requests ask for it (a liveness check then).
   let httpProbe: HttpProbe | undefined;
   let checker: ActiveHealthChecker | undefined;
+  let probe: HealthProbe;
   const buildChecker = (cfg: Config['health']) => {
-    httpProbe = cfg.enabled && deps.healthProbe === undefined ? createHttpProbe(cfg) : undefined;
-    checker = cfg.enabled ? new ActiveHealthChecker(nodes, health, deps.healthProbe ?? httpProbe!.probe, cfg.interval, clock, random) : undefined;
+    httpProbe = deps.healthProbe === undefined ? createHttpProbe(cfg) : undefined;
+    probe = deps.healthProbe ?? httpProbe!.probe;
+    checker = cfg.enabled ? new ActiveHealthChecker(nodes, health, probe, cfg.interval, clock, random) : undefined;
   };
   buildChecker(config.health);
+  // The check failed requests ask for: with checks on it is one more check like the periodic ones.
+  const recheck = async (node: ClusterNode): Promise<CheckVerdict> => {
+    const verdict = await probe(node);
+    if (checker !== undefined && nodes.has(node)) health.recordCheck(node, verdict);
+    return verdict;
+  };
+  const judge = new PassiveJudge(nodes, config.health.passive, clock, logger, recheck);
   const trust = loadTrustStore(config);
   const guard = trust
     ? new TokenGuard(
@@ -113,7 +124,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         trust,
         logger,
         clock,
-        { flags, skew },
+        // The probe is made below; suspicion only comes once traffic flows, after start().
+        { flags, skew, onSuspect: (node) => trustProbe?.suspect(node) },
       )
     : undefined;
   const store: StateStore =
@@ -175,8 +187,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const handler = createRequestHandler(proxyDeps);
   let proxy: Server | undefined;
   let admin: Server | undefined;
+  // With token checks on, the probe runs whenever traffic makes a node suspect; its periodic
+  // rounds only with token.probe.enabled.
   const trustProbe =
-    guard && config.token.probe.enabled
+    guard !== undefined
       ? new TrustProbe(
           nodes,
           guard,
@@ -336,7 +350,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         // No publicUrl was given and the port was "any": clients reach us on the port just bound.
         if (new URL(config.publicUrl).port === '0') rewriter.setPublicUrl(urls.proxyUrl);
         checker?.start();
-        trustProbe?.start();
+        trustProbe?.start({ periodic: config.token.probe.enabled });
         started = true;
         if (trust) warnExpiring(trust);
         logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');

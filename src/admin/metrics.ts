@@ -64,6 +64,7 @@ const VERDICTS = [
   ['good', 'good'],
   ['bad', 'bad'],
   ['registry_rejected', 'registryRejected'],
+  ['suspected', 'suspected'],
   ['not_verified', 'notVerified'],
   ['not_a_token', 'notAToken'],
 ] as const;

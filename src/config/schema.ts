@@ -124,7 +124,8 @@ const healthSchema = z.strictObject({
   maxClockSkew: duration('5s'),
   passive: z
     .strictObject({
-      consecutiveFailures: positiveInt(3),
+      /** Node-side failures in a row that make harbor-lb check the node at once (only a failed check ejects). */
+      consecutiveFailures: positiveInt(1),
       ejectFor: duration('10s'),
       maxEjectFor: duration('5m'),
       /** At most this fraction of the nodes is ejected at once (at least one node may be). */

@@ -17,8 +17,9 @@ const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOST
 /**
  * The HTTP probe: GET health.path over a connection of its own (one per node), so checks are not
  * queued behind traffic when the node's pool is busy, and a slow node fails by the check timeout.
- */
-/**
+ * With active checks on, the answer is judged as a health check (judgeHealth); with them off the
+ * probe still runs when failed requests ask for it, and then only asks whether the node answers
+ * at all: any status below 500 within health.timeout (its health path may not even exist).
  * `now` is the wall clock (Date.now): node clocks are compared with it through their Date headers.
  */
 export function createHttpProbe(cfg: Config['health'], now: () => number = Date.now): HttpProbe {
@@ -46,7 +47,7 @@ export function createHttpProbe(cfg: Config['health'], now: () => number = Date.
         }
       }
       const ct = res.headers['content-type'];
-      const verdict = judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents);
+      const verdict = cfg.enabled ? judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents) : judgeLiveness(res.statusCode);
       const clockOffsetMs = offsetFromDate(typeof res.headers.date === 'string' ? res.headers.date : undefined, sent, answered);
       return clockOffsetMs === undefined ? verdict : { ...verdict, clockOffsetMs };
     } catch (err) {
@@ -66,6 +67,11 @@ export function createHttpProbe(cfg: Config['health'], now: () => number = Date.
     },
     close: async () => void (await Promise.all([...pools.values()].map((p) => p.destroy()))),
   };
+}
+
+/** With active checks off: the node answers, whatever it answers below 500. */
+function judgeLiveness(status: number): CheckVerdict {
+  return status < 500 ? { ok: true, detail: `answers (${status})` } : { ok: false, detail: `answered ${status}` };
 }
 
 export interface HttpProbe {

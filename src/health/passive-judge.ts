@@ -3,7 +3,18 @@ import type { Logger } from '../log.js';
 import type { EjectionSetter, NodeConditions, ReachabilitySetter } from '../nodes/conditions.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
+import { LogRateLimit } from '../util/log-rate-limit.js';
+import { RecheckTrigger } from '../util/recheck-trigger.js';
 import { ClusterFailureDetector, type ClusterFailure } from './cluster-failure.js';
+import type { CheckVerdict } from './verdict.js';
+
+/** harbor-lb's own check of a node, on demand (the configured health check; a liveness check with checks off). */
+export type NodeRecheck = (node: ClusterNode) => Promise<CheckVerdict>;
+
+/** A node that failed requests is checked at once, then at most once per this while failures go on. */
+export const RECHECK_SPACING_MS = 1000;
+/** One `node_suspected` line per node per minute for failures a check then cleared. */
+const CLEARED_LOG_EVERY_MS = 60_000;
 
 /** What one attempt on a node says about that node. A client's doing says nothing and is not reported. */
 export type AttemptVerdict =
@@ -27,6 +38,8 @@ export type PassiveReportTarget = EjectionSetter &
 
 interface Series {
   consecutive: number;
+  /** How the last counted failure went (routing error code, or `answered 503`). */
+  last: string;
   ejections: number;
   /** Every ejection since start, for /metrics (`ejections` is the current back-off series only). */
   ejectedTotal: number;
@@ -37,22 +50,32 @@ interface Series {
 }
 
 /**
- * Passive failure detection (Envoy's consecutive-failure outlier detection, Caddy's fail_duration):
- * `passive.consecutiveFailures` failed requests in a row eject a node for a back-off that doubles
- * with each ejection up to `maxEjectFor`, and is forgotten once the node has stayed in that long.
- * A 5xx that every node answers at once is the cluster's: nobody is ejected for it, ejections it
- * caused are lifted, and it is logged once as `cluster_degraded` when it starts and when it ends.
+ * Passive failure detection, where traffic raises suspicion and harbor-lb's own check convicts
+ * (HAProxy's `observe layer7` with `on-error fastinter`): `passive.consecutiveFailures` failed
+ * requests in a row make harbor-lb check the node at once (at most once per RECHECK_SPACING_MS),
+ * and only a failed check ejects it, for a back-off that doubles with each ejection up to
+ * `maxEjectFor` and is forgotten once the node has stayed in that long. Requests a client could
+ * make fail never reach here (see attemptVerdict); a refused connection is immediate evidence
+ * (reachability), as no client can cause it. A 5xx that every node answers at once is the
+ * cluster's: nobody is ejected for it, ejections it caused are lifted, and it is logged once as
+ * `cluster_degraded` when it starts and when it ends.
  */
 export class PassiveJudge {
   readonly #series = new Map<ClusterNode, Series>();
   readonly #cluster: ClusterFailureDetector;
+  readonly #rechecks: RecheckTrigger<ClusterNode>;
+  readonly #clearedLog = new LogRateLimit(CLEARED_LOG_EVERY_MS);
+  /** Checks asked for by traffic since start, and how many found the node failing, for /metrics. */
+  readonly recheckCounts = { ok: 0, failed: 0 };
 
   constructor(
     private readonly nodes: PassiveReportTarget,
     private cfg: Config['health']['passive'],
     private readonly clock: Clock,
     private readonly logger: Logger,
+    private readonly recheck: NodeRecheck,
   ) {
+    this.#rechecks = new RecheckTrigger(clock, RECHECK_SPACING_MS, (node) => this.#checkSuspect(node));
     this.#cluster = new ClusterFailureDetector(cfg.clusterWindow, clock, {
       started: (f, routable) => this.#clusterStarted(f, routable),
       ended: (f) =>
@@ -91,29 +114,57 @@ export class PassiveJudge {
       if (s.ejections > 0 && !this.nodes.isEjected(node) && this.clock.now() > s.lastEjectedUntil + this.cfg.maxEjectFor) s.ejections = 0;
       return;
     }
+    if (v.kind === 'unreachable') {
+      // No client can make a node refuse connections: out at once (see NodeSet.setReachable).
+      this.nodes.setReachable(node, false, v.code);
+      return;
+    }
     if (v.kind === 'gateway') {
       this.nodes.setReachable(node, true);
       if (this.#cluster.failed(node, v.status, v.route, this.#routable())) return;
-    } else if (v.kind === 'unreachable') {
-      this.nodes.setReachable(node, false, v.code);
     }
     s.consecutive++;
-    if (s.consecutive < this.cfg.consecutiveFailures || this.nodes.isEjected(node)) return;
-    const what = v.kind === 'gateway' ? `answered ${v.status}` : v.code;
+    s.last = v.kind === 'gateway' ? `answered ${v.status}` : v.code;
+    if (s.consecutive >= this.cfg.consecutiveFailures && !this.nodes.isEjected(node)) this.#rechecks.request(node);
+  }
+
+  /** The check traffic asked for: a failure ejects (within the cap), a pass clears the count. */
+  async #checkSuspect(node: ClusterNode): Promise<void> {
+    const s = this.#series.get(node);
+    // Gone from the set, answered well since, or out already: nothing to decide.
+    if (s === undefined || s.consecutive < this.cfg.consecutiveFailures || this.nodes.isEjected(node)) return;
+    const failures = s.consecutive;
+    const what = s.last;
+    const verdict = await this.recheck(node);
+    if (!this.#series.has(node)) return;
+    if (verdict.ok) {
+      this.recheckCounts.ok++;
+      s.consecutive = 0;
+      const held = this.#clearedLog.take(node.name, this.clock.now());
+      if (held !== undefined) {
+        this.logger.info(
+          { event: 'node_suspected', node: node.name, cause: 'failures', failures, last: what, check: verdict.detail, cleared: true, notLogged: held },
+          `${node.name} failed ${failures} request(s) in a row (last: ${what}), but harbor-lb's check of it passed (${verdict.detail}): it stays in`,
+        );
+      }
+      return;
+    }
+    this.recheckCounts.failed++;
+    // A failure every node shows is the cluster's, not this node's.
+    if (this.nodes.isEjected(node) || this.#cluster.current !== undefined) return;
+    this.#eject(node, s, `${failures} request(s) failed in a row (last: ${what}) and harbor-lb's check then failed (${verdict.detail})`);
+  }
+
+  #eject(node: ClusterNode, s: Series, cause: string): void {
     const now = this.clock.now();
     const backoff = Math.min(this.cfg.ejectFor * 2 ** s.ejections, this.cfg.maxEjectFor);
-    const failures = s.consecutive;
-    const ejected = this.nodes.eject(
-      node,
-      now + backoff,
-      `${failures} requests failed in a row (last: ${what}); ejected for ${Math.round(backoff / 1000)}s, or until a health check passes`,
-    );
+    const ejected = this.nodes.eject(node, now + backoff, `${cause}; ejected for ${Math.round(backoff / 1000)}s, or until a health check passes`);
     if (!ejected) {
       if (!s.cappedSaid) {
         s.cappedSaid = true;
         this.logger.warn(
-          { event: 'ejection_capped', node: node.name, failures, last: what, maxEjectedFraction: this.cfg.maxEjectedFraction },
-          `${node.name} failed ${failures} requests in a row (last: ${what}) but stays in: ejecting it would take out more than ${this.cfg.maxEjectedFraction} of the nodes`,
+          { event: 'ejection_capped', node: node.name, failures: s.consecutive, last: s.last, maxEjectedFraction: this.cfg.maxEjectedFraction },
+          `${node.name} failed ${s.consecutive} requests in a row (last: ${s.last}) and its check, but stays in: ejecting it would take out more than ${this.cfg.maxEjectedFraction} of the nodes`,
         );
       }
       return;
@@ -122,17 +173,19 @@ export class PassiveJudge {
     s.ejectedTotal++;
     s.consecutive = 0;
     s.lastEjectedUntil = now + backoff;
-    s.ejectedFor = v.kind === 'gateway' ? { status: v.status, at: now } : undefined;
+    s.ejectedFor = s.last.startsWith('answered ') ? { status: Number(s.last.slice(9)), at: now } : undefined;
   }
 
   stop(): void {
     this.#cluster.stop();
+    this.#rechecks.stop();
   }
 
   /** A node left the set (config reload): its series goes with it. */
   forget(node: ClusterNode): void {
     this.#series.delete(node);
     this.#cluster.forget(node);
+    this.#rechecks.forget(node);
   }
 
   /** New settings from a reload; the current series and ejections keep their course. */
@@ -143,7 +196,7 @@ export class PassiveJudge {
 
   #s(node: ClusterNode): Series {
     let s = this.#series.get(node);
-    if (s === undefined) this.#series.set(node, (s = { consecutive: 0, ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }));
+    if (s === undefined) this.#series.set(node, (s = { consecutive: 0, last: '', ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }));
     return s;
   }
 

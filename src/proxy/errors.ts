@@ -73,8 +73,28 @@ export function sendRegistryError(
   return isHead ? 0 : Buffer.byteLength(body);
 }
 
+/**
+ * An answer undici could not parse (a broken status line, a NUL in a header): undici raises these
+ * without a code; the reason is in the message's parentheses.
+ */
+function parserReason(err: Error | undefined): string | undefined {
+  if (err?.name !== 'HTTPParserError') return undefined;
+  return /\(([^)]{1,120})\)\s*$/.exec(err.message)?.[1] ?? 'unparseable';
+}
+
+/**
+ * How a node failure reads in the routing line's `error`: its code, and for an unparseable answer
+ * the parser's reason (`NODE_ANSWER_UNPARSEABLE: Invalid status code`).
+ */
+export function nodeFailureLabel(err: Error | undefined): string {
+  const f = describeNodeFailure(err);
+  return f.detail === undefined ? f.code : `${f.code}: ${f.detail}`;
+}
+
 /** What the client is told when a node failed before answering: 502 for refused/reset, 504 for timeouts. */
-export function describeNodeFailure(err: Error | undefined): { status: number; code: string; message: string } {
+export function describeNodeFailure(err: Error | undefined): { status: number; code: string; message: string; detail?: string } {
+  const reason = parserReason(err);
+  if (reason !== undefined) return { status: 502, code: 'NODE_ANSWER_UNPARSEABLE', message: `the node's answer could not be parsed (${reason})`, detail: reason };
   const code = (err as { code?: string } | undefined)?.code ?? 'UNKNOWN';
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':

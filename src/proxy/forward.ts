@@ -38,6 +38,49 @@ export interface ForwardOutcome {
   body?: Buffer;
   /** When the node's (final) response head arrived, on performance.now()'s clock; undefined when none did. */
   headAt?: number;
+  /**
+   * harbor-lb waited on the client for a stretch of CLIENT_STALL_MS or more during the attempt
+   * (for more request body, or for it to read the response), or was waiting when it ended: a node
+   * that gave up then (nginx's client_body_timeout, send_timeout) gave up on the client.
+   */
+  clientStalled: boolean;
+}
+
+/**
+ * A wait on the client this long or longer makes a failure of the attempt the client's doing:
+ * far above what a client reading or sending at any real speed pauses for, far below the
+ * timeouts (60 s in Harbor's nginx) after which a node gives up on it.
+ */
+export const CLIENT_STALL_MS = 1000;
+
+/** Tracks stretches of waiting on the client: the longest, and the one under way. */
+class StallClock {
+  #since: number | undefined;
+  #longest = 0;
+
+  begin(): void {
+    this.#since ??= performance.now();
+  }
+
+  end(): void {
+    if (this.#since === undefined) return;
+    this.#longest = Math.max(this.#longest, performance.now() - this.#since);
+    this.#since = undefined;
+  }
+
+  get waiting(): boolean {
+    return this.#since !== undefined;
+  }
+
+  /** Forgets finished stretches (a small body's wait while it was read up front, before any node). */
+  reset(): void {
+    this.#longest = 0;
+  }
+
+  /** Whether a stretch reached CLIENT_STALL_MS, or one is under way now. */
+  stalled(): boolean {
+    return this.#since !== undefined || this.#longest >= CLIENT_STALL_MS;
+  }
 }
 
 /**
@@ -69,6 +112,8 @@ export class RequestBody {
   #pending: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | undefined;
   #ended = false;
   #error: Error | undefined;
+  /** Waits for the client's next bytes while a node asked for them. */
+  readonly stalls = new StallClock();
 
   constructor(private readonly req: IncomingMessage) {}
 
@@ -77,6 +122,7 @@ export class RequestBody {
     this.bytes += chunk.length;
     const p = this.#pending;
     this.#pending = undefined;
+    this.stalls.end();
     p?.resolve({ value: chunk, done: false });
   };
 
@@ -94,6 +140,7 @@ export class RequestBody {
   #settle(): void {
     const p = this.#pending;
     this.#pending = undefined;
+    this.stalls.end();
     if (p === undefined) return;
     if (this.#error) p.reject(this.#error);
     else p.resolve({ value: undefined, done: true });
@@ -131,6 +178,7 @@ export class RequestBody {
               if (this.#error) return reject(this.#error);
               if (this.#ended || this.#released) return resolve({ value: undefined, done: true });
               this.#pending = { resolve, reject };
+              this.stalls.begin();
               req.resume();
             }),
           return: () => {
@@ -214,6 +262,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #headAt: number | undefined;
   #resume: (() => void) | undefined;
   #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number } | undefined;
+  /** Pauses of the node's response while the client had not read what it was sent. */
+  readonly #readerStalls = new StallClock();
 
   constructor(
     private readonly fr: ForwardRequest,
@@ -229,6 +279,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return;
     }
     fr.res.on('close', this.#onClientClose);
+    fr.body?.stalls.reset();
     // A body streamed from the client may take as long as the client likes: it has its own budget.
     const pool = fr.body !== undefined && fr.body.buffered === undefined ? fr.node.uploadPool : fr.node.pool;
     pool.dispatch(
@@ -253,6 +304,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   };
 
   readonly #onDrain = (): void => {
+    this.#readerStalls.end();
     this.#resume?.();
   };
 
@@ -328,7 +380,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.fr.res.destroyed) return this.#clientLeft();
     this.#bytesOut += chunk.length;
     // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).
-    return this.fr.res.write(chunk);
+    if (this.fr.res.write(chunk)) return true;
+    this.#readerStalls.begin();
+    return false;
   }
 
   #clientLeft(): false {
@@ -353,7 +407,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       this.#finish('client-gone', err);
     } else if (this.#headersWritten) {
       // Never end cleanly: the client must see the body was cut, not a short "complete" blob.
-      res.destroy(err);
+      // Destroyed without the node's error: with one, node:http reports it as the client's
+      // connection error ('clientError'), and the node's cut was logged as a client rejection.
+      res.destroy();
       this.#finish('cut', err);
     } else if (this.#sent) {
       this.#finish('no-response', err);
@@ -368,7 +424,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const { res } = this.fr;
     res.off('close', this.#onClientClose);
     res.off('drain', this.#onDrain);
-    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, headAt: this.#headAt });
+    const clientStalled = this.#readerStalls.stalled() || (this.fr.body?.stalls.stalled() ?? false);
+    this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, headAt: this.#headAt, clientStalled });
   }
 }
 

@@ -16,7 +16,7 @@ import type { BodyRateWatch } from './body-rate.js';
 import type { ClientLimits } from './client-limits.js';
 import type { ConnectionGuard } from './connection-guard.js';
 import { routeOf, type Route } from './classify.js';
-import { describeNodeFailure, ProxyError, sendRegistryError } from './errors.js';
+import { describeNodeFailure, nodeFailureLabel, ProxyError, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
 import { pathRefusal, unforwardable } from './request-check.js';
@@ -217,7 +217,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       },
     });
     const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
-    void ready.then(() => run(deps, { req, res, method, url: forwardUrl, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie })).then(done, (err: unknown) => {
+    void ready.then(() => run(deps, { req, res, method, url: forwardUrl, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie, ranged: req.headers.range !== undefined })).then(done, (err: unknown) => {
       if (body?.clientFailed) {
         // The client hung up while its small body was being read: nothing to answer.
         record.error = 'CLIENT_GONE';
@@ -253,6 +253,8 @@ interface Exchange {
   clientIp: string;
   user: string | undefined;
   cookie: string | undefined;
+  /** The client asked for a byte range: a node's cut of that answer is the client's choice of range. */
+  ranged: boolean;
 }
 
 const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
@@ -291,7 +293,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
     for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
       // The client may leave during the pin lookup or between attempts: then no node is bothered.
       if (res.destroyed) {
-        outcome = { phase: 'client-gone', status: 0, bytesOut: 0 };
+        outcome = { phase: 'client-gone', status: 0, bytesOut: 0, clientStalled: false };
         break;
       }
       const node = choice.next(deps.nodes.available(), tried);
@@ -351,7 +353,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         if (attempt > 1) deps.budget.retrying--;
       }
       deps.metrics.attempt(ex.route, node.name, sentAt, outcome.headAt);
-      judge(deps, node, outcome, failureClass);
+      judge(deps, node, outcome, failureClass, ex.ranged);
       if (outcome.phase !== 'not-sent') reached = true;
       if (outcome.phase === 'buffered') {
         // A token the client must never see if it is bad: try another node while one is left.
@@ -403,7 +405,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
     // Every node tried refused the connection: no node answers at all.
     record.status = 503;
     const failure = describeNodeFailure(outcome.error);
-    record.error = `NO_NODE_AVAILABLE: ${failure.code}`;
+    record.error = `NO_NODE_AVAILABLE: ${nodeFailureLabel(outcome.error)}`;
     record.bytesOut = sendRegistryError(res, method === 'HEAD', 503, 'UNAVAILABLE', 'no Harbor node is available', { reason: failure.message }, ['retry-after', '5']);
     return;
   }
@@ -420,7 +422,8 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       record.error = 'CLIENT_GONE';
       return;
     case 'cut':
-      record.error = `NODE_CUT_RESPONSE: ${describeNodeFailure(outcome.error).code}`;
+      // A node that gave up on a client not reading (nginx's send_timeout): the client's doing.
+      record.error = outcome.clientStalled ? 'CLIENT_TOO_SLOW: response body (the node gave up)' : `NODE_CUT_RESPONSE: ${nodeFailureLabel(outcome.error)}`;
       return;
     case 'unsendable': {
       // undici refused the request as the client shaped it (a shape request-check does not know yet).
@@ -441,8 +444,15 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       });
       return;
     default: {
+      if (outcome.clientStalled) {
+        // The node stopped waiting for a body the client had stopped sending (nginx's client_body_timeout).
+        record.status = 408;
+        record.error = 'CLIENT_TOO_SLOW: request body (the node gave up)';
+        record.bytesOut = sendRegistryError(res, method === 'HEAD', 408, 'TIMEOUT', 'the node stopped waiting for the request body: the client paused sending it', null, ['connection', 'close']);
+        return;
+      }
       const failure = describeNodeFailure(outcome.error);
-      record.error = failure.code;
+      record.error = nodeFailureLabel(outcome.error);
       record.status = failure.status;
       record.bytesOut = sendRegistryError(res, method === 'HEAD', failure.status, 'UNAVAILABLE', failure.message, {
         node: record.node,
@@ -469,15 +479,21 @@ function bearerOf(req: IncomingMessage): string | undefined {
   return auth !== undefined && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
 }
 
-/** Passive health: what one attempt says about its node. A client hanging up, or a request undici refused, says nothing. */
-function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string): void {
-  const verdict = attemptVerdict(o, route);
+/** Passive health: what one attempt says about its node. A client's doing says nothing and is not reported. */
+function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string, ranged: boolean): void {
+  const verdict = attemptVerdict(o, route, ranged);
   if (verdict === undefined) return;
   if (verdict.kind !== 'answered') node.failures++;
   deps.judge.record(node, verdict);
 }
 
-function attemptVerdict(o: ForwardOutcome, route: string): AttemptVerdict | undefined {
+/**
+ * What an attempt says about its node, or undefined when it says nothing: the client hung up,
+ * undici refused what the client shaped, harbor-lb was waiting on the client when the node gave
+ * up (a stalled upload or reader: nginx's client_body_timeout and send_timeout), or the node
+ * cut an answer the client chose (a 4xx such as 416 for a Range past the end, or any ranged read).
+ */
+export function attemptVerdict(o: ForwardOutcome, route: string, ranged: boolean): AttemptVerdict | undefined {
   switch (o.phase) {
     case 'client-gone':
     case 'unsendable':
@@ -491,7 +507,9 @@ function attemptVerdict(o: ForwardOutcome, route: string): AttemptVerdict | unde
     case 'not-sent':
       return { kind: 'unreachable', code: describeNodeFailure(o.error).code };
     default:
-      return { kind: 'failed', code: describeNodeFailure(o.error).code };
+      if (o.clientStalled) return undefined;
+      if (o.phase === 'cut' && (ranged || (o.status >= 400 && o.status < 500))) return undefined;
+      return { kind: 'failed', code: nodeFailureLabel(o.error) };
   }
 }
 

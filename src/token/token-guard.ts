@@ -46,8 +46,15 @@ const LOG_EVERY_MS = 60_000;
 /** Counts of verdicts per node, for /metrics. */
 export interface VerdictCounts {
   good: number;
+  /** Tokens of the node's that harbor-lb's own probe found bad (the evidence behind a flag). */
   bad: number;
+  /** Good cluster tokens the node's registry refused to harbor-lb's own probe. */
   registryRejected: number;
+  /**
+   * Evidence from client traffic (a bad token issued to a client, a good token refused): never a
+   * flag by itself, it sends that request elsewhere and asks for a probe of the node.
+   */
+  suspected: number;
   /** Token responses passed to the client unverified (too large, compressed). */
   notVerified: number;
   /** 200 answers from the token service that carry no token (not JSON, `null`, an array, no `token`). */
@@ -60,12 +67,22 @@ export interface TokenHold {
   unheld(reason: 'too-large' | 'encoded', detail: string): void;
 }
 
+/** Where the evidence came from: a client's request and its answer, or harbor-lb's own probe. */
+export type EvidenceSource = 'traffic' | 'probe';
+
+/** One `node_suspected` line per node and cause per minute: clients can make these at will. */
+const SUSPECT_LOG_EVERY_MS = 60_000;
+
 /**
- * What harbor-lb does with what it learns about tokens: flags a node whose tokens do not verify
- * against the cluster's root.crt, or whose registry rejects tokens that do, and quarantines it
- * (no traffic of any kind) while at least one other node is known to issue good tokens.
- * If no node issues a good token, the proxy's own rootCert is the likelier error: it says so once
- * and fails open rather than take the whole cluster down.
+ * What harbor-lb does with what it learns about tokens. Only its own probe (a request harbor-lb
+ * builds, with the configured service and scope) convicts: it flags a node whose tokens do not
+ * verify against the cluster's root.crt, or whose registry rejects tokens that do, and
+ * quarantines it (no traffic of any kind) while at least one other node is known to issue good
+ * tokens. The same evidence in client traffic is suspicion: that request goes elsewhere where it
+ * safely can, and the node is probed at once (`onSuspect`), so a real fault is still caught within
+ * the probe's round trip while no client can shape a flag. If no node issues a good token, the
+ * proxy's own rootCert is the likelier error: it says so once and fails open rather than take the
+ * whole cluster down.
  */
 export class TokenGuard {
   /** Nodes whose most recent token verified. */
@@ -75,6 +92,8 @@ export class TokenGuard {
   readonly flags: NodeFlags;
   private readonly skew: ClockSkew | undefined;
   readonly #logLimit = new LogRateLimit(LOG_EVERY_MS);
+  readonly #suspectLog = new LogRateLimit(SUSPECT_LOG_EVERY_MS);
+  readonly #onSuspect: (node: ClusterNode) => void;
   #suspectSaid = false;
 
   constructor(
@@ -83,21 +102,21 @@ export class TokenGuard {
     private readonly trust: TrustStore,
     private readonly logger: Logger,
     private readonly clock: Clock,
-    /** Where flags are raised (shared with other evidence); the clock-skew monitor, when there is one. */
-    { flags, skew }: { flags?: NodeFlags; skew?: ClockSkew } = {},
+    /**
+     * Where flags are raised (shared with other evidence); the clock-skew monitor, when there is
+     * one; whom to ask for a probe of a node that client traffic made suspect.
+     */
+    { flags, skew, onSuspect }: { flags?: NodeFlags; skew?: ClockSkew; onSuspect?: (node: ClusterNode) => void } = {},
   ) {
     this.flags = flags ?? new NodeFlags(logger, clock);
     this.skew = skew;
+    this.#onSuspect = onSuspect ?? (() => {});
   }
 
-  /**
-   * Reads a 200 from /service/token: verifies `token` and a non-empty `access_token`. Never
-   * throws: whatever the body is, the client gets the node's answer unless a token is bad.
-   */
   /** A node's token verdict counters (metrics read them). */
   countsOf(node: ClusterNode): VerdictCounts {
     let c = this.#counts.get(node);
-    if (c === undefined) this.#counts.set(node, (c = { good: 0, bad: 0, registryRejected: 0, notVerified: 0, notAToken: 0 }));
+    if (c === undefined) this.#counts.set(node, (c = { good: 0, bad: 0, registryRejected: 0, suspected: 0, notVerified: 0, notAToken: 0 }));
     return c;
   }
 
@@ -108,7 +127,16 @@ export class TokenGuard {
     this.#badIssuers.delete(node);
   }
 
-  async judgeTokenResponse(node: ClusterNode, body: Buffer, source: 'traffic' | 'probe'): Promise<{ verdict: TokenResponseVerdict; token?: string; detail?: string }> {
+  /**
+   * Reads a 200 from /service/token: verifies `token` and a non-empty `access_token`. Never
+   * throws: whatever the body is, the client gets the node's answer unless a token is bad. A bad
+   * token in traffic makes the node suspect (probed at once); from the probe it is a flag.
+   */
+  async judgeTokenResponse(
+    node: ClusterNode,
+    body: Buffer,
+    source: EvidenceSource,
+  ): Promise<{ verdict: TokenResponseVerdict; token?: string; detail?: string; expiresAt?: number }> {
     const doc = jsonObjectOf(body);
     if (doc === undefined) return this.#notAToken(node, source, 'the body is not a JSON object');
     const tokens = [doc.token, doc.access_token].filter((t): t is string => typeof t === 'string' && t.length > 0);
@@ -118,15 +146,18 @@ export class TokenGuard {
       this.notVerified(node, 'token-too-large', detail, source);
       return { verdict: 'not-verified', detail };
     }
+    let expiresAt: number | undefined;
     for (const t of new Set(tokens)) {
       const v = await this.verifier.verify(t);
       if (!v.ok) {
-        this.#issuerBad(node, v, source);
+        if (source === 'probe') this.#issuerBad(node, v);
+        else this.#suspect(node, 'token', `it issued a client a token that does not verify: ${v.detail}`);
         return { verdict: 'bad', detail: v.detail };
       }
+      expiresAt = v.expiresAt;
     }
     this.#issuerGood(node);
-    return { verdict: 'good', token: tokens[0] };
+    return { verdict: 'good', token: tokens[0], expiresAt };
   }
 
   /** How much of `node`'s token response the forwarder holds, and the hook for one it passes through unheld. */
@@ -141,7 +172,7 @@ export class TokenGuard {
    * A token response went to the client unverified. Counted every time, logged at most once a
    * minute per node; never a flag, as what the client asked for shaped it.
    */
-  notVerified(node: ClusterNode, reason: NotVerifiedReason, detail: string, source: 'traffic' | 'probe'): void {
+  notVerified(node: ClusterNode, reason: NotVerifiedReason, detail: string, source: EvidenceSource): void {
     this.countsOf(node).notVerified++;
     const held = this.#logLimit.take(`token_not_verified:${node.name}`, this.clock.now());
     if (held === undefined) return;
@@ -151,7 +182,7 @@ export class TokenGuard {
     );
   }
 
-  #notAToken(node: ClusterNode, source: 'traffic' | 'probe', detail: string): { verdict: 'not-a-token'; detail: string } {
+  #notAToken(node: ClusterNode, source: EvidenceSource, detail: string): { verdict: 'not-a-token'; detail: string } {
     this.countsOf(node).notAToken++;
     const held = this.#logLimit.take(`token_not_a_token:${node.name}`, this.clock.now());
     if (held !== undefined) {
@@ -163,8 +194,14 @@ export class TokenGuard {
     return { verdict: 'not-a-token', detail };
   }
 
-  /** A node answered 401 invalid_token; `token` is the bearer token the client presented. Returns whether the node is to blame. */
-  async judgeRejection(node: ClusterNode, token: string | undefined, source: 'traffic' | 'probe'): Promise<boolean> {
+  /**
+   * A node answered 401 invalid_token to `token`. Returns whether the token verifies (and is not
+   * about to expire), so that the refusal says something about the node and the request may go
+   * to another node. From traffic that is suspicion (a probe of the node at once: the client's
+   * header may have reached the node otherwise than harbor-lb read it); from the probe, whose
+   * token and header harbor-lb made itself, it is a flag and a quarantine.
+   */
+  async judgeRejection(node: ClusterNode, token: string | undefined, source: EvidenceSource): Promise<boolean> {
     if (token === undefined) return false;
     const v = await this.verifier.verify(token);
     // A token that does not verify is the client's problem (say, one a misconfigured node issued): not this node's.
@@ -172,6 +209,10 @@ export class TokenGuard {
     // Near its expiry a registry whose clock runs a little ahead may refuse a good token: no
     // evidence about its trust (and a client could send such tokens on purpose).
     if (v.expiresAt !== undefined && this.clock.now() > v.expiresAt - NEAR_EXPIRY_MS) return false;
+    if (source === 'traffic') {
+      this.#suspect(node, 'registry', 'its registry refused a client token that verifies against token.rootCert');
+      return true;
+    }
     this.countsOf(node).registryRejected++;
     this.flags.raise(
       node,
@@ -243,7 +284,23 @@ export class TokenGuard {
     for (const n of this.nodes.all) if (!this.#asked(n) && QUARANTINING.some((c) => n.flags.has(c))) this.#quarantine(n);
   }
 
-  #issuerBad(node: ClusterNode, v: Extract<TokenVerdict, { ok: false }>, source: string): void {
+  /**
+   * Client traffic pointed at the node: counted, logged at most once a minute per node and cause,
+   * and a probe asked for (the probe is rate-limited per node, so no client can make a storm of them).
+   */
+  #suspect(node: ClusterNode, cause: 'token' | 'registry', detail: string): void {
+    this.countsOf(node).suspected++;
+    this.#onSuspect(node);
+    const held = this.#suspectLog.take(`${cause}:${node.name}`, this.clock.now());
+    if (held === undefined) return;
+    this.logger.info(
+      { event: 'node_suspected', node: node.name, cause, detail, notLogged: held },
+      `client traffic points at ${node.name} (${detail}); that request goes elsewhere where it can, and ${node.name} is probed now: only the probe raises a flag`,
+    );
+  }
+
+  #issuerBad(node: ClusterNode, v: Extract<TokenVerdict, { ok: false }>): void {
+    const source = 'probe';
     this.countsOf(node).bad++;
     this.#goodIssuers.delete(node);
     if ((v.problem === 'NOT_YET_VALID' || v.problem === 'EXPIRED') && v.issuedAt !== undefined && this.skew !== undefined) {

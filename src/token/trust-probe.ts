@@ -2,6 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
+import { RecheckTrigger } from '../util/recheck-trigger.js';
 import { csrfOutliers, type CsrfRequest } from './csrf-check.js';
 import { publicHostHeaders, realmOf, sameOrigin } from './realm.js';
 import type { TokenGuard, TokenResponseVerdict } from './token-guard.js';
@@ -29,14 +30,24 @@ export interface NodeProbeResult {
   realmBypasses?: boolean;
 }
 
+/** A node that client traffic made suspect is probed at once, then at most once per this. */
+export const SUSPECT_PROBE_SPACING_MS = 1000;
+/** A good token is used for registry checks until this long before it expires. */
+const GOOD_TOKEN_MARGIN_MS = 60_000;
+
 /**
- * The active trust probe: asks each node's token service for an anonymous token and verifies it,
- * then presents a good token to each node's /v2/ and checks it is not rejected as invalid_token,
- * and reads the realm the node advertises. A quarantined node leaves quarantine only when its own
- * token verifies and its registry accepts the cluster's tokens.
+ * The active trust probe, the only source of token-trust flags: asks each node's token service
+ * for an anonymous token (with the configured service and scope) and verifies it, then presents a
+ * good token to each node's /v2/ and checks it is not rejected as invalid_token, and reads the
+ * realm the node advertises. A quarantined node leaves quarantine only when its own token verifies
+ * and its registry accepts the cluster's tokens. It runs every `interval` (periodic rounds, unless
+ * turned off) and at once for a node that client traffic made suspect (`suspect`, rate-limited).
  */
 export class TrustProbe {
   readonly #pools = new Map<ClusterNode, Pool>();
+  readonly #suspects: RecheckTrigger<ClusterNode>;
+  /** The last good token a probe got from any node, for registry checks of the others. */
+  #good: { token: string; until: number } | undefined;
   #timer: Timer | undefined;
   #stopped = true;
 
@@ -47,12 +58,23 @@ export class TrustProbe {
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
+    this.#suspects = new RecheckTrigger(clock, SUSPECT_PROBE_SPACING_MS, (node) => this.#probeIfMember(node));
   }
 
   /** A node left the set (config reload): its probe connections are closed. */
   forget(node: ClusterNode): void {
+    this.#suspects.forget(node);
     void this.#pools.get(node)?.destroy();
     this.#pools.delete(node);
+  }
+
+  /** Client traffic points at the node: probe it now (at most once per SUSPECT_PROBE_SPACING_MS). */
+  suspect(node: ClusterNode): void {
+    if (!this.#stopped) this.#suspects.request(node);
+  }
+
+  async #probeIfMember(node: ClusterNode): Promise<void> {
+    if (!this.#stopped && this.members.all.includes(node)) await this.probeNode(node);
   }
 
   #pool(node: ClusterNode): Pool {
@@ -61,13 +83,15 @@ export class TrustProbe {
     return pool;
   }
 
-  start(): void {
+  /** Takes suspicions from now on; with `periodic`, probes every node now and every `interval`. */
+  start({ periodic }: { periodic: boolean } = { periodic: true }): void {
     this.#stopped = false;
-    void this.#loop();
+    if (periodic) void this.#loop();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#suspects.stop();
     if (this.#timer) this.clock.clearTimeout(this.#timer);
     await Promise.all([...this.#pools.values()].map((p) => p.destroy()));
   }
@@ -84,28 +108,7 @@ export class TrustProbe {
     const nodes = this.members.all;
     const results = await Promise.all(nodes.map((n) => this.#tokenOf(n)));
     const anyGood = results.find((r) => r.goodToken !== undefined)?.goodToken;
-    await Promise.all(
-      results.map(async (r) => {
-        if (!r.reachable || this.#stopped) return;
-        const challenge = await this.#v2(r.node, undefined);
-        if (challenge) {
-          r.realm = realmOf(challenge.authenticate);
-          if (r.realm !== undefined) {
-            r.realmBypasses = nodes.some((n) => sameOrigin(r.realm!, n.origin));
-            if (r.realmBypasses) this.guard.realmBypasses(r.node, r.realm);
-            else this.guard.realmOk(r.node);
-            this.guard.realmScheme(r.node, r.realm, this.opts.publicUrl());
-          }
-        }
-        const token = r.goodToken ?? anyGood;
-        if (token === undefined) return;
-        const answer = await this.#v2(r.node, token);
-        if (answer === undefined) return;
-        const rejected = answer.status === 401 && /error="?invalid_token/i.test(answer.authenticate ?? '');
-        r.registryAccepts = !rejected;
-        if (rejected) await this.guard.judgeRejection(r.node, token, 'probe');
-      }),
-    );
+    await Promise.all(results.map((r) => this.#registryAndRealm(r, r.goodToken ?? anyGood)));
     if (!this.#stopped) for (const r of results) if (r.goodToken !== undefined && r.registryAccepts === true) this.guard.probePassed(r.node);
     // A node that left the set during the round: the pool the round made for it again goes too.
     for (const [node, pool] of this.#pools) {
@@ -121,6 +124,53 @@ export class TrustProbe {
     return results;
   }
 
+  /**
+   * The probe of one node: its token, then its registry with a good token (its own, else the
+   * last good one a probe got, else one asked of another node now) and its realm.
+   */
+  async probeNode(node: ClusterNode): Promise<NodeProbeResult> {
+    const r = await this.#tokenOf(node);
+    const token = r.goodToken ?? this.#goodToken() ?? (await this.#goodTokenFromOthers(node));
+    await this.#registryAndRealm(r, token);
+    if (!this.#stopped && r.goodToken !== undefined && r.registryAccepts === true) this.guard.probePassed(node);
+    return r;
+  }
+
+  #goodToken(): string | undefined {
+    return this.#good !== undefined && this.#good.until > this.clock.now() ? this.#good.token : undefined;
+  }
+
+  async #goodTokenFromOthers(except: ClusterNode): Promise<string | undefined> {
+    for (const other of this.members.all) {
+      if (other === except || this.#stopped) continue;
+      const r = await this.#tokenOf(other);
+      if (r.goodToken !== undefined) return r.goodToken;
+    }
+    return undefined;
+  }
+
+  /** Presents `token` to the node's registry and reads the realm of its challenge. */
+  async #registryAndRealm(r: NodeProbeResult, token: string | undefined): Promise<void> {
+    if (!r.reachable || this.#stopped) return;
+    const nodes = this.members.all;
+    const challenge = await this.#v2(r.node, undefined);
+    if (challenge) {
+      r.realm = realmOf(challenge.authenticate);
+      if (r.realm !== undefined) {
+        r.realmBypasses = nodes.some((n) => sameOrigin(r.realm!, n.origin));
+        if (r.realmBypasses) this.guard.realmBypasses(r.node, r.realm);
+        else this.guard.realmOk(r.node);
+        this.guard.realmScheme(r.node, r.realm, this.opts.publicUrl());
+      }
+    }
+    if (token === undefined) return;
+    const answer = await this.#v2(r.node, token);
+    if (answer === undefined) return;
+    const rejected = answer.status === 401 && /error="?invalid_token/i.test(answer.authenticate ?? '');
+    r.registryAccepts = !rejected;
+    if (rejected) await this.guard.judgeRejection(r.node, token, 'probe');
+  }
+
   async #tokenOf(node: ClusterNode): Promise<NodeProbeResult> {
     const query = new URLSearchParams({ service: this.opts.service, scope: `repository:${this.opts.repository}:pull` });
     try {
@@ -133,6 +183,7 @@ export class TrustProbe {
       const body = Buffer.from(await res.body.arrayBuffer());
       if (res.statusCode !== 200) return { node, reachable: true, tokenDetail: `token service answered ${res.statusCode}` };
       const judged = await this.guard.judgeTokenResponse(node, body, 'probe');
+      if (judged.token !== undefined && judged.expiresAt !== undefined) this.#good = { token: judged.token, until: judged.expiresAt - GOOD_TOKEN_MARGIN_MS };
       return { node, reachable: true, goodToken: judged.token, tokenVerdict: judged.verdict, tokenDetail: judged.detail };
     } catch (err) {
       return { node, reachable: false, tokenDetail: (err as { code?: string }).code ?? (err as Error).message };

@@ -64,20 +64,21 @@ describe('real registries with a misconfigured node', () => {
     assert.notEqual(lb.app.nodes.get('n2')!.state, 'quarantined');
   });
 
-  it('the same with the probe off: traffic alone finds the node and no skopeo round trip fails', async (t) => {
+  it('the same with periodic probes off: traffic makes harbor-lb probe the node, which convicts it, and no skopeo round trip fails', async (t) => {
     const { lb, host, skopeo, imageDir } = await setup(t, 'foreign-key', { enabled: false });
     assert.deepEqual(await roundTrips(skopeo, host, imageDir, 'traffic', 10), []);
-    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
-    t.diagnostic(`flags raised by traffic: ${raisedFlags(lb).join(', ')}`);
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
+    t.diagnostic(`flags raised by the probes traffic asked for: ${raisedFlags(lb).join(', ')}`);
     assert.ok(raisedFlags(lb).every((f) => f.startsWith('n2:')));
   });
 
-  it('a node whose registry trusts a foreign root.crt: round trips succeed on traffic alone, it is flagged REGISTRY_REJECTS_CLUSTER_TOKEN', async (t) => {
+  it('a node whose registry trusts a foreign root.crt: round trips succeed, the refusals make harbor-lb probe it, it is flagged REGISTRY_REJECTS_CLUSTER_TOKEN', async (t) => {
     const { lb, host, skopeo, imageDir } = await setup(t, 'foreign-trust', { enabled: false });
     assert.deepEqual(await roundTrips(skopeo, host, imageDir, 'trust', 5), []);
     const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.code === 'REGISTRY_REJECTS_CLUSTER_TOKEN');
     assert.equal(flag.node, 'n2');
-    assert.equal((flag.evidence as { source: string }).source, 'traffic');
-    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
+    assert.equal((flag.evidence as { source: string }).source, 'probe', 'only harbor-lb\'s own probe convicts');
+    assert.ok(lb.logs.lines.some((l) => l.event === 'node_suspected' && l.node === 'n2' && l.cause === 'registry'), 'traffic raised the suspicion');
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
   });
 });

@@ -95,7 +95,7 @@ describe('admin API under hostile requests', () => {
     const server: http.Server = createAdminServer({
       nodes,
       health: new NodeHealth(nodes, config.health, clock),
-      judge: new PassiveJudge(nodes, config.health.passive, clock, logger),
+      judge: new PassiveJudge(nodes, config.health.passive, clock, logger, async () => ({ ok: true, detail: 'not checked in this test' })),
       sticky: () => {
         throw new Error('sticky store exploded');
       },

@@ -44,16 +44,22 @@ describe('token awareness', () => {
     }
     const second = (await lb.logs.waitForRequests(2))[1]!;
     assert.deepEqual([second.reason, second.node, second.attempts], ['reissued', 'n3', 2]);
-    const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true);
-    assert.deepEqual([flag.node, flag.code], ['n2', 'TOKEN_SIGNED_WITH_FOREIGN_KEY']);
+    // The client's bad token is suspicion; harbor-lb's own probe of n2, asked for at once, convicts.
+    const suspected = await lb.logs.waitFor((l) => l.event === 'node_suspected');
+    assert.deepEqual([suspected.node, suspected.cause], ['n2', 'token']);
+    const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.code === 'TOKEN_SIGNED_WITH_FOREIGN_KEY');
+    assert.equal(flag.node, 'n2');
     assert.match(String(flag.fix), /private_key\.pem and root\.crt/);
-    assert.equal((flag.evidence as { problem: string }).problem, 'FOREIGN_KEY');
-    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
+    assert.deepEqual([(flag.evidence as { problem: string }).problem, (flag.evidence as { source: string }).source], ['FOREIGN_KEY', 'probe']);
+    const quarantined = await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
+    const tookMs = Date.parse(String(quarantined.time)) - Date.parse(String(second.time)) + Number(second.durationMs);
+    t.diagnostic(`first bad token to quarantine: ${tookMs} ms`);
+    assert.ok(tookMs < 1000, `quarantined ${tookMs} ms after its first bad token`);
 
     const results = [];
     for (let i = 0; i < 20; i++) results.push(await roundTrip(lb));
     assert.deepEqual(results.filter((r) => r.token !== 200 || r.v2 !== 200), [], 'no client saw a failure');
-    assert.equal(lb.logs.lines.filter((l) => l.event === 'node_flag').length, 1, 'logged once');
+    assert.equal(lb.logs.lines.filter((l) => l.event === 'node_flag' && l.code === 'TOKEN_SIGNED_WITH_FOREIGN_KEY').length, 1, 'logged once');
     assert.ok(lb.logs.requests().slice(2).every((l) => l.node !== 'n2'), 'no traffic of any kind to a quarantined node');
     const status = JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as { nodes: Array<{ name: string; state: string; flags: Array<{ code: string; message: string }> }> };
     const n2 = status.nodes.find((n) => n.name === 'n2')!;
@@ -61,7 +67,8 @@ describe('token awareness', () => {
     assert.equal(n2.flags[0]!.code, 'TOKEN_SIGNED_WITH_FOREIGN_KEY');
     assert.match(n2.flags[0]!.message, /issues tokens signed with key [A-Z2-7:]{59}; the cluster's root\.crt holds/);
     const metrics = (await send(`${lb.adminUrl}/metrics`)).body.toString();
-    assert.match(metrics, /^harbor_lb_token_verdicts_total\{node="n2",verdict="bad"\} 1$/m);
+    assert.match(metrics, /^harbor_lb_token_verdicts_total\{node="n2",verdict="bad"\} 1$/m, 'the probe found one bad token');
+    assert.match(metrics, /^harbor_lb_token_verdicts_total\{node="n2",verdict="suspected"\} 1$/m, 'the client got one, suspicion');
     // The test certificates last 30 days: inside the warning window.
     const expiring = await lb.logs.waitFor((l) => l.event === 'root_cert_expiring');
     assert.match(String(expiring.msg), /expires .*rotate the cluster key pair/);
@@ -73,8 +80,9 @@ describe('token awareness', () => {
     const results = [];
     for (let i = 0; i < 20; i++) results.push(await roundTrip(lb));
     assert.deepEqual(results.filter((r) => r.token !== 200 || r.v2 !== 200), []);
-    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
-    assert.deepEqual([...new Set(lb.logs.lines.filter((l) => l.event === 'node_flag').map((l) => l.node))], ['n2']);
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
+    const trustFlags = lb.logs.lines.filter((l) => l.event === 'node_flag' && l.code !== 'REALM_BYPASSES_PROXY');
+    assert.deepEqual([...new Set(trustFlags.map((l) => l.node))], ['n2']);
   });
 
   it("a node whose registry trusts a foreign cert: its 401 invalid_token is held back, the GET retried, the node flagged", async (t) => {
@@ -82,9 +90,9 @@ describe('token awareness', () => {
     const results = [];
     for (let i = 0; i < 20; i++) results.push(await roundTrip(lb));
     assert.deepEqual(results.filter((r) => r.token !== 200 || r.v2 !== 200), []);
-    const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true);
-    assert.deepEqual([flag.node, flag.code], ['n2', 'REGISTRY_REJECTS_CLUSTER_TOKEN']);
-    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
+    const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.code === 'REGISTRY_REJECTS_CLUSTER_TOKEN');
+    assert.deepEqual([flag.node, (flag.evidence as { source: string }).source], ['n2', 'probe']);
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
     const retried = lb.logs.requests().find((l) => l.route === 'v2' && l.reason === 'retried');
     assert.ok(retried, 'the rejected GET went to another node');
     assert.equal(retried.status, 200);
@@ -100,7 +108,7 @@ describe('token awareness', () => {
     assert.notEqual(put.status, 401, 'the client never sees the refusal');
     const line = (await lb.logs.waitForRequests(2))[1]!;
     assert.deepEqual([line.node, line.reason, line.attempts, line.bytesIn], ['n3', 'retried', 2, manifest.length]);
-    assert.equal(lb.app.nodes.get('n2')!.state, 'quarantined');
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
 
     // A body over 64 KiB is streamed, so it cannot be sent twice: with n2 back in rotation the refusal reaches the client.
     lb.app.nodes.release(lb.app.nodes.get('n2')!);

@@ -57,7 +57,7 @@ describe('token size is no verdict on a node', () => {
     assert.equal(v2.status, 200, 'the big token works at the registry too');
 
     assert.deepEqual(nodeEvidence(lb), before);
-    for (const n of ['n1', 'n2', 'n3']) assert.deepEqual(await verdicts(lb, n), { good: 1, bad: 0, registry_rejected: 0, not_verified: 0, not_a_token: 0 }, n);
+    for (const n of ['n1', 'n2', 'n3']) assert.deepEqual(await verdicts(lb, n), { good: 1, bad: 0, registry_rejected: 0, suspected: 0, not_verified: 0, not_a_token: 0 }, n);
     assert.ok(!lb.logs.text().includes(tokens[0]!.slice(0, 60)), 'no token in the log');
   });
 

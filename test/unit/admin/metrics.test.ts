@@ -20,7 +20,7 @@ function setup(t: TestContext, names: string[], view?: (nodes: NodeSet) => NodeS
   const config = validateConfig({ nodes: names.map((name, i) => ({ name, url: `http://127.0.0.1:${i + 1}` })), health: { enabled: false } });
   const nodes = new NodeSet(config, clock);
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: new LogSink() });
-  const judge = new PassiveJudge(nodes, config.health.passive, clock, logger);
+  const judge = new PassiveJudge(nodes, config.health.passive, clock, logger, async () => ({ ok: true, detail: 'not checked in this test' }));
   const health = new NodeHealth(nodes, config.health, clock);
   const metrics = createMetrics({ nodes: view ? view(nodes) : nodes, judge, health, rejections: new Map(), store: new MemoryStateStore(clock, 10), clock });
   t.after(async () => {

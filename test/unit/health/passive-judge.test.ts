@@ -6,6 +6,13 @@ import { NodeSet } from '../../../src/nodes/node-set.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { LogSink } from '../../support/log-sink.js';
 import { createLoggers } from '../../../src/log.js';
+import type { CheckVerdict } from '../../../src/health/verdict.js';
+import type { ClusterNode } from '../../../src/nodes/node.js';
+
+/** Lets the judge's check (a resolved promise here) and what follows it run. */
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+};
 
 function setup(n = 3) {
   const clock = new FakeClock();
@@ -16,55 +23,110 @@ function setup(n = 3) {
   const nodes = new NodeSet(cfg, clock);
   const logs = new LogSink();
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
-  const judge = new PassiveJudge(nodes, cfg.health.passive, clock, logger);
-  return { clock, nodes, judge, logs, n1: nodes.all[0]!, n2: nodes.all[1]!, n3: nodes.all[2]! };
+  /** What harbor-lb's check of each node finds: failing unless a test says otherwise. */
+  const checkOk = new Map<ClusterNode, boolean>();
+  const checked: string[] = [];
+  const recheck = async (node: ClusterNode): Promise<CheckVerdict> => {
+    checked.push(node.name);
+    return checkOk.get(node) === true ? { ok: true, detail: 'all components healthy' } : { ok: false, detail: 'health check failed: no answer within 2000 ms' };
+  };
+  const judge = new PassiveJudge(nodes, cfg.health.passive, clock, logger, recheck);
+  return { clock, nodes, judge, logs, checkOk, checked, n1: nodes.all[0]!, n2: nodes.all[1]!, n3: nodes.all[2]! };
 }
 const s503 = { kind: 'gateway', status: 503, route: 'v2' } as const;
 const reset = { kind: 'failed', code: 'ECONNRESET' } as const;
 const ok = { kind: 'answered', route: 'v2' } as const;
 
 describe('passive failure detection', () => {
-  it('ejects after consecutive failures, a success resetting the count', () => {
-    const { judge, n1 } = setup();
+  it('consecutive failures ask for a check; a failed check ejects, a success resetting the count first', async () => {
+    const { judge, n1, checked } = setup();
     judge.record(n1, reset);
     judge.record(n1, reset);
     judge.record(n1, ok);
     judge.record(n1, reset);
     judge.record(n1, s503);
+    await settle();
+    assert.deepEqual(checked, [], 'two in a row: no check yet');
     assert.equal(n1.state, 'unknown');
     judge.record(n1, s503);
+    await settle();
+    assert.deepEqual(checked, ['n1']);
     assert.equal(n1.state, 'unhealthy');
-    assert.match(n1.stateWhy, /^3 requests failed in a row \(last: answered 503\); ejected for 10s/);
+    assert.match(n1.stateWhy, /^3 request\(s\) failed in a row \(last: answered 503\) and harbor-lb's check then failed \(health check failed: no answer within 2000 ms\); ejected for 10s/);
   });
 
-  it('doubles the back-off up to maxEjectFor, lets each ejection expire by itself, and forgets the series after a quiet period', () => {
+  // Issue 18: failed requests alone ejected nodes, and a client can make requests fail (a Range
+  // past the end, a stalled read or upload the node's nginx gives up on).
+  it('failures alone never eject: a passing check keeps the node in, however many fail, and checks are rate-limited', async () => {
+    const { judge, n1, checkOk, checked, clock, logs } = setup();
+    checkOk.set(n1, true);
+    for (let i = 0; i < 3000; i++) judge.record(n1, i % 2 === 0 ? reset : s503);
+    await settle();
+    assert.equal(n1.state, 'unknown');
+    assert.deepEqual(checked, ['n1'], 'one check for the burst');
+    for (let i = 0; i < 3000; i++) judge.record(n1, reset);
+    await settle();
+    assert.deepEqual(checked, ['n1'], 'failures after that check wait for the spacing');
+    clock.advance(999);
+    await settle();
+    assert.equal(checked.length, 1);
+    clock.advance(1);
+    await settle();
+    assert.equal(checked.length, 2, 'the failures went on: one more check a second later');
+    clock.advance(10_000);
+    await settle();
+    assert.equal(checked.length, 2, 'no failure since, no check');
+    assert.equal(n1.state, 'unknown');
+    const cleared = logs.lines.filter((l) => l.event === 'node_suspected');
+    assert.equal(cleared.length, 1, 'one line a minute');
+    assert.equal(cleared[0]!.cleared, true);
+    assert.equal(judge.recheckCounts.ok, 2);
+  });
+
+  it('a refused connection is out at once without a check (no client can cause it)', async () => {
+    const { judge, nodes, n1, checked } = setup();
+    judge.record(n1, { kind: 'unreachable', code: 'ECONNREFUSED' });
+    await settle();
+    assert.deepEqual(checked, []);
+    assert.equal(nodes.conditionsOf(n1).reachable, false);
+    assert.equal(n1.state, 'unhealthy');
+  });
+
+  it('doubles the back-off up to maxEjectFor, lets each ejection expire by itself, and forgets the series after a quiet period', async () => {
     const { judge, nodes, n1, clock } = setup();
-    const ejectFor = (): number => {
+    const ejectFor = async (): Promise<number> => {
       for (let i = 0; i < 3; i++) judge.record(n1, reset);
+      await settle();
       const d = nodes.conditionsOf(n1).ejectedUntil - clock.now();
       clock.advance(d);
       assert.equal(n1.state, 'unknown', 'back by itself, with active checks off');
       return d;
     };
-    assert.deepEqual([ejectFor(), ejectFor(), ejectFor(), ejectFor()], [10_000, 20_000, 40_000, 40_000]);
+    assert.deepEqual([await ejectFor(), await ejectFor(), await ejectFor(), await ejectFor()], [10_000, 20_000, 40_000, 40_000]);
     clock.advance(40_001);
     judge.record(n1, ok);
-    assert.equal(ejectFor(), 10_000);
+    assert.equal(await ejectFor(), 10_000);
   });
 
-  it('ejects no more than the cap, and says so once', () => {
-    const { judge, n1, n2, logs } = setup();
+  it('ejects no more than the cap, and says so once', async () => {
+    const { judge, n1, n2, logs, clock } = setup();
     for (let i = 0; i < 3; i++) judge.record(n1, reset);
-    for (let i = 0; i < 6; i++) judge.record(n2, reset);
+    await settle();
+    for (let i = 0; i < 3; i++) judge.record(n2, reset);
+    await settle();
+    clock.advance(1000);
+    for (let i = 0; i < 3; i++) judge.record(n2, reset);
+    await settle();
     assert.equal(n1.state, 'unhealthy');
     assert.equal(n2.state, 'unknown', 'a second ejection of three nodes is over the cap');
     assert.equal(logs.lines.filter((l) => l.event === 'ejection_capped').length, 1);
   });
 
-  it('takes the same 5xx from every node at once as the cluster failing: nobody ejected, logged once when it starts and ends', () => {
+  it('takes the same 5xx from every node at once as the cluster failing: nobody ejected, logged once when it starts and ends', async () => {
     const { judge, n1, n2, n3, clock, logs } = setup();
     // A storage hiccup: every node answers 503, 30 times.
     for (let i = 0; i < 10; i++) for (const n of [n1, n2, n3]) judge.record(n, s503);
+    await settle();
     assert.deepEqual([n1.state, n2.state, n3.state], ['unknown', 'unknown', 'unknown']);
     assert.equal(judge.clusterFailure?.status, 503);
     const lines = () => logs.lines.filter((l) => l.event === 'cluster_degraded').map((l) => l.active);
@@ -78,9 +140,10 @@ describe('passive failure detection', () => {
     assert.equal(judge.clusterFailure, undefined);
   });
 
-  it('lifts an ejection made for a failure that turned out to be the cluster\'s', () => {
+  it('lifts an ejection made for a failure that turned out to be the cluster\'s', async () => {
     const { judge, n1, n2, n3, logs } = setup();
     for (let i = 0; i < 3; i++) judge.record(n1, s503);
+    await settle();
     assert.equal(n1.state, 'unhealthy', 'on its own it looked like n1');
     judge.record(n2, s503);
     judge.record(n3, s503);
@@ -88,7 +151,7 @@ describe('passive failure detection', () => {
     assert.deepEqual(logs.lines.find((l) => l.event === 'cluster_degraded')?.lifted, ['n1']);
   });
 
-  it('does not call it the cluster\'s when one node answers well, or the 5xx differ', () => {
+  it('does not call it the cluster\'s when one node answers well, or the 5xx differ', async () => {
     const { judge, n1, n2, n3 } = setup();
     judge.record(n1, s503);
     judge.record(n2, s503);
@@ -97,23 +160,25 @@ describe('passive failure detection', () => {
     assert.equal(judge.clusterFailure, undefined);
     judge.record(n1, s503);
     judge.record(n1, s503);
+    await settle();
     assert.equal(n1.state, 'unhealthy');
   });
 
-  it('judges a shared failure over the nodes taking traffic: a node down for its checks does not hide it', () => {
+  it('judges a shared failure over the nodes taking traffic: a node down for its checks does not hide it', async () => {
     const { judge, nodes, n1, n2, n3 } = setup();
     nodes.setCheck(n1, 'unhealthy', 'health check failed: ECONNREFUSED');
     for (let i = 0; i < 5; i++) {
       judge.record(n2, s503);
       judge.record(n3, s503);
     }
+    await settle();
     assert.equal(judge.clusterFailure?.status, 503);
     assert.deepEqual([n2.state, n3.state], ['unknown', 'unknown'], 'the two that are left are not ejected');
   });
 
   // Found in review: once an episode was on, any 503 kept it on, so a node failing alone after a
   // shared hiccup was never ejected and nobody's GET was retried.
-  it('ends the episode when one node answers that route well again, and a node failing alone is its own failure again', () => {
+  it('ends the episode when one node answers that route well again, and a node failing alone is its own failure again', async () => {
     const { judge, n1, n2, n3, logs } = setup();
     for (const n of [n1, n2, n3]) judge.record(n, s503);
     assert.equal(judge.clusterFailure?.status, 503);
@@ -121,6 +186,7 @@ describe('passive failure detection', () => {
     assert.equal(judge.clusterFailure, undefined, 'n1 pulls again: the cause is no longer shared');
     judge.record(n2, ok);
     for (let i = 0; i < 3; i++) judge.record(n3, s503);
+    await settle();
     assert.equal(n3.state, 'unhealthy', 'n3 failing alone is ejected');
     assert.deepEqual(logs.lines.filter((l) => l.event === 'cluster_degraded').map((l) => l.active), [true, false]);
   });
@@ -133,9 +199,10 @@ describe('passive failure detection', () => {
     assert.equal(judge.clusterFailure?.status, 503);
   });
 
-  it('never ejects the only node for its answers', () => {
+  it('never ejects the only node for its answers', async () => {
     const { judge, n1 } = setup(1);
     for (let i = 0; i < 10; i++) judge.record(n1, s503);
+    await settle();
     assert.equal(n1.state, 'unknown');
   });
 });

@@ -21,6 +21,8 @@ describe('token guard: what a token response says about its node', () => {
   let logs: LogSink;
   let nodes: NodeSet;
   let guard: TokenGuard;
+  /** The nodes the guard asked to have probed, in order. */
+  let suspected: string[];
 
   before(() => {
     tmp = makeTempDir('guard');
@@ -37,7 +39,10 @@ describe('token guard: what a token response says about its node', () => {
     nodes = new NodeSet(config, clock);
     const trust = TrustStore.fromPem(cluster.certPem);
     const verifier = new TokenVerifier(trust, { issuer: 'harbor-token-issuer', audience: 'harbor-registry', leeway: 60_000 }, clock);
-    guard = new TokenGuard(nodes, verifier, trust, createLoggers({ level: 'info', format: 'json', destination: logs }).logger, clock);
+    suspected = [];
+    guard = new TokenGuard(nodes, verifier, trust, createLoggers({ level: 'info', format: 'json', destination: logs }).logger, clock, {
+      onSuspect: (n) => suspected.push(n.name),
+    });
     // n3 is known to issue good tokens, so a flag on another node would quarantine it at once.
     assert.equal((await guard.judgeTokenResponse(nodes.get('n3')!, await tokenBody(), 'traffic')).verdict, 'good');
   });
@@ -156,8 +161,53 @@ describe('token guard: what a token response says about its node', () => {
     clock.advance(1800_000 - 10_000);
     assert.equal(await guard.judgeRejection(n1, token, 'traffic'), false);
     untouched();
+    assert.deepEqual(suspected, []);
     const fresh = await sign();
-    assert.equal(await guard.judgeRejection(n1, fresh, 'traffic'), true, 'a fresh good token refused is evidence');
-    assert.ok(n1.flags.has('REGISTRY_REJECTS_CLUSTER_TOKEN'));
+    assert.equal(await guard.judgeRejection(n1, fresh, 'traffic'), true, 'a fresh good token refused: the request may go elsewhere');
+    untouched();
+    assert.deepEqual(suspected, ['n1'], 'and the node is probed');
+    assert.equal(await guard.judgeRejection(n1, fresh, 'probe'), true);
+    assert.ok(n1.flags.has('REGISTRY_REJECTS_CLUSTER_TOKEN'), 'the probe convicts');
+  });
+
+  // Issue 18: a client could shape a token (a made-up service a permissive token service copied
+  // into the audience) or a header the registry read differently, and have healthy nodes flagged.
+  it('traffic evidence never flags: a bad token or a refused good token is suspicion, counted and probed; the same from the probe flags and quarantines', async () => {
+    const n1 = nodes.get('n1')!;
+    const foreign = makeTokenKeyPair(tmp.dir, 'foreign-guard');
+    const now = Math.floor(clock.now() / 1000);
+    const wrongAudience = await new SignJWT({ access: [] })
+      .setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: libtrustKeyId(createPublicKey(cluster.key)) })
+      .setIssuer('harbor-token-issuer')
+      .setAudience('made-up-service')
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + 1800)
+      .sign(cluster.key);
+    const foreignSigned = await new SignJWT({ access: [] })
+      .setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: libtrustKeyId(createPublicKey(foreign.key)) })
+      .setIssuer('harbor-token-issuer')
+      .setAudience('harbor-registry')
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + 1800)
+      .sign(foreign.key);
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await guard.judgeTokenResponse(n1, await tokenBody(wrongAudience), 'traffic')).verdict, 'bad');
+      assert.equal((await guard.judgeTokenResponse(n1, await tokenBody(foreignSigned), 'traffic')).verdict, 'bad');
+      assert.equal(await guard.judgeRejection(n1, await sign(), 'traffic'), true);
+    }
+    untouched();
+    assert.equal(guard.countsOf(n1).suspected, 60);
+    assert.equal(guard.countsOf(n1).bad, 0, 'bad counts what the probe found');
+    assert.equal(suspected.length, 60, 'each asks for a probe (the probe itself is rate-limited)');
+    const lines = events('node_suspected');
+    assert.deepEqual(lines.map((l) => [l.node, l.cause]), [['n1', 'token'], ['n1', 'registry']], 'logged once a minute per node and cause');
+    assert.ok(!logs.text().includes(foreignSigned.slice(0, 40)), 'no token text in the log');
+
+    assert.equal((await guard.judgeTokenResponse(n1, await tokenBody(foreignSigned), 'probe')).verdict, 'bad');
+    assert.ok(n1.flags.has('TOKEN_SIGNED_WITH_FOREIGN_KEY'));
+    assert.equal(nodes.conditionsOf(n1).quarantine, 'token trust: TOKEN_SIGNED_WITH_FOREIGN_KEY');
+    assert.equal(guard.countsOf(n1).bad, 1);
   });
 });
