@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { StateStore } from '../state/state-store.js';
+import type { SessionCookie } from '../proxy/request-info.js';
 import { uploadOfLocation } from '../registry/upload-path.js';
 import { boundedLoadPick, rendezvousOrder } from './rendezvous.js';
 
@@ -15,13 +16,6 @@ export interface AffinityKey {
   key: string;
 }
 
-/** Harbor's UI session cookies: `sid` (2.x), `beegosessionID` (1.x). */
-const SESSION_COOKIE = /(?:^|;\s*)(sid|beegosessionID)=([^;]+)/;
-/**
- * Harbor core's CSRF cookie (gorilla/csrf): a browser without a session yet is kept on the node
- * that minted it, so its login works even while nodes have different CSRF keys.
- */
-const CSRF_COOKIE = /(?:^|;\s*)(_gorilla_csrf)=([^;]+)/;
 
 const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
 
@@ -60,13 +54,15 @@ export class Affinity {
     return this.#kinds.has(kind);
   }
 
-  /** The key of a request, or undefined when no configured kind applies. */
-  keyOf(uploadId: string | undefined, cookie: string | undefined, clientIp: string, user: string | undefined): AffinityKey | undefined {
+  /**
+   * The key of a request, or undefined when no configured kind applies. `session` is the UI
+   * session cookie, or before login Harbor core's CSRF cookie (gorilla/csrf): a browser without a
+   * session yet is kept on the node that minted it, so its login works even while nodes have
+   * different CSRF keys.
+   */
+  keyOf(uploadId: string | undefined, session: SessionCookie | undefined, clientIp: string, user: string | undefined): AffinityKey | undefined {
     if (uploadId !== undefined && this.#kinds.has('upload')) return { kind: 'upload', key: `upload:${uploadId}` };
-    if (cookie !== undefined && this.#kinds.has('session')) {
-      const m = SESSION_COOKIE.exec(cookie) ?? CSRF_COOKIE.exec(cookie);
-      if (m && m[2]!.length > 0 && m[2]!.length <= 512) return { kind: 'session', key: `session:${digest(m[2]!)}` };
-    }
+    if (session !== undefined && this.#kinds.has('session')) return { kind: 'session', key: `session:${digest(session.value)}` };
     if (this.#kinds.has('client') && clientIp !== '') {
       // Hashed once per client, not per request: a client sends many requests.
       const id = `${clientIp}|${user ?? ''}`;

@@ -29,6 +29,8 @@ export interface SimulatedHarborNodeOptions {
    * the request's Host like Harbor 2.x; any other string is used as it is.
    */
   realm?: string;
+  /** The token service issues tokens for any `service` a client names, as its `aud` (see TokenService). */
+  tokenAnyService?: boolean;
   /** Without registryUrl: run the embedded registry on this storage folder (shared by nodes). */
   storage?: string;
   /** The embedded registry's http.secret. */
@@ -65,6 +67,7 @@ export class SimulatedHarborNode {
       service: opts.service ?? 'harbor-registry',
       users: opts.users ?? { admin: 'Harbor12345' },
       now: () => Date.now() + (opts.clockOffsetMs ?? 0),
+      anyService: opts.tokenAnyService,
     });
     this.#auth = new RegistryAuth(
       opts.registryTrusts ?? [opts.signingKey],

@@ -32,8 +32,10 @@ export class RegistryAuth {
   }
 
   async check(authorization: string | undefined): Promise<RegistryAuthResult> {
-    if (authorization === undefined || !/^bearer /i.test(authorization)) return { ok: false, reason: 'missing', detail: 'authentication required' };
-    const token = authorization.slice(7).trim();
+    // distribution 2.8: split on single spaces, exactly "<bearer> <token>", the token taken as it is.
+    const parts = (authorization ?? '').split(' ');
+    if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer') return { ok: false, reason: 'missing', detail: 'authentication required' };
+    const token = parts[1]!;
     try {
       const { kid } = decodeProtectedHeader(token);
       const key = typeof kid === 'string' ? this.#keys.get(kid) : undefined;

@@ -17,6 +17,11 @@ export interface TokenServiceOptions {
   users: Readonly<Record<string, string>>;
   expiresIn?: number;
   now?: () => number;
+  /**
+   * Issue tokens for whatever `service` the client names, written into `aud` (a permissive token
+   * service); Harbor's refuses an unknown service with 400, the default here.
+   */
+  anyService?: boolean;
 }
 
 export type TokenAnswer =
@@ -33,7 +38,7 @@ export class TokenService {
   /** `query` as in GET /service/token; `authorization` the request's header, if any. */
   async issue(query: URLSearchParams, authorization: string | undefined): Promise<TokenAnswer> {
     const service = query.get('service');
-    if (service !== null && service !== this.opts.service) {
+    if (service !== null && service !== this.opts.service && this.opts.anyService !== true) {
       return { status: 400, body: errors('UNSUPPORTED', `invalid service: ${service}`) };
     }
     let user: string | undefined;
@@ -47,7 +52,7 @@ export class TokenService {
     const jwt = new SignJWT({ access })
       .setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: this.kid })
       .setIssuer(this.opts.issuer)
-      .setAudience(this.opts.service)
+      .setAudience(this.opts.anyService === true && service !== null ? service : this.opts.service)
       .setIssuedAt(now)
       .setNotBefore(now)
       .setExpirationTime(now + expiresIn)

@@ -19,8 +19,8 @@ import { routeOf, type Route } from './classify.js';
 import { describeNodeFailure, nodeFailureLabel, ProxyError, sendRegistryError } from './errors.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
-import { pathRefusal, unforwardable } from './request-check.js';
-import { loggablePath, readRequestHead, SubjectCache, type UserSource } from './request-info.js';
+import { credentialRefusal, pathRefusal, unforwardable } from './request-check.js';
+import { loggablePath, readRequestHead, SubjectCache, type SessionCookie, type UserSource } from './request-info.js';
 import { isBodylessRead, mayRetry, needsBudget } from './retry-policy.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
@@ -187,7 +187,8 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       requestId: reqId,
       identityEncoding: route === 'token',
     });
-    const refused = target.refused !== undefined ? pathRefusal(target.refused) : unforwardable(method, forwardUrl, req.rawHeaders, headers);
+    const refused =
+      target.refused !== undefined ? pathRefusal(target.refused) : (credentialRefusal(head) ?? unforwardable(method, forwardUrl, req.rawHeaders, headers));
     if (refused !== undefined) {
       // The client's problem, found before any node is involved: nothing is charged to a node.
       record.status = refused.status;
@@ -217,7 +218,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       },
     });
     const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
-    void ready.then(() => run(deps, { req, res, method, url: forwardUrl, path, headers, body, record, route, clientIp, user: head.user, cookie: head.cookie, ranged: req.headers.range !== undefined })).then(done, (err: unknown) => {
+    void ready.then(() => run(deps, { req, res, method, url: forwardUrl, path, headers, body, record, route, clientIp, user: head.user, bearer: head.bearer, session: head.session === 'ambiguous' ? undefined : head.session, ranged: req.headers.range !== undefined })).then(done, (err: unknown) => {
       if (body?.clientFailed) {
         // The client hung up while its small body was being read: nothing to answer.
         record.error = 'CLIENT_GONE';
@@ -252,7 +253,9 @@ interface Exchange {
   route: Route;
   clientIp: string;
   user: string | undefined;
-  cookie: string | undefined;
+  /** The bearer token exactly as the node reads it (credentials.ts), when there is one. */
+  bearer: string | undefined;
+  session: SessionCookie | undefined;
   /** The client asked for a byte range: a node's cut of that answer is the client's choice of range. */
   ranged: boolean;
 }
@@ -277,11 +280,11 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   }
   const guard = deps.guard;
   const inspectToken = guard !== undefined && ex.route === 'token' && method === 'GET' && body === undefined;
-  const bearer = guard !== undefined && (ex.route === 'v2' || ex.route === 'upload') ? bearerOf(ex.req) : undefined;
+  const bearer = guard !== undefined && (ex.route === 'v2' || ex.route === 'upload') ? ex.bearer : undefined;
   const affinity = deps.affinity;
   const upload = ex.route === 'upload' ? uploadOf(ex.path) : undefined;
   const startsUpload = upload !== undefined && upload.uuid === undefined && method === 'POST';
-  const key = affinity?.keyOf(upload?.uuid, ex.cookie, ex.clientIp, ex.user);
+  const key = affinity?.keyOf(upload?.uuid, ex.session, ex.clientIp, ex.user);
   const choice = await deps.sticky.begin(key);
   record.affinity = key?.kind ?? 'none';
   let outcome: ForwardOutcome | undefined;
@@ -340,7 +343,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           hold: inspectToken ? guard!.holdFor(node) : undefined,
           onHead: (status, h) => {
             if (bearer !== undefined && isTokenRejection(status, h)) tokenRejected = true;
-            if (status === 403 && ex.route === 'ui' && !isBodylessRead(method, undefined) && ex.cookie?.includes('_gorilla_csrf=')) deps.onCsrfRefusal?.();
+            if (status === 403 && ex.route === 'ui' && !isBodylessRead(method, undefined) && ex.session?.kind === 'csrf') deps.onCsrfRefusal?.();
             if (affinity === undefined) return;
             if (startsUpload && status === 202) affinity.learnUpload(node, h);
             else if (ex.route === 'ui') affinity.learnSession(node, h);
@@ -474,10 +477,6 @@ function writeHeld(res: ServerResponse, status: number, headers: string[], body:
   return body.length;
 }
 
-function bearerOf(req: IncomingMessage): string | undefined {
-  const auth = req.headers.authorization;
-  return auth !== undefined && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
-}
 
 /** Passive health: what one attempt says about its node. A client's doing says nothing and is not reported. */
 function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string, ranged: boolean): void {

@@ -26,6 +26,18 @@ export interface Refusal {
 
 const badRequest = (reason: string): Refusal => ({ status: 400, error: 'REQUEST_NOT_FORWARDABLE', code: 'BAD_REQUEST', reason });
 
+/**
+ * Credentials harbor-lb would read otherwise than some node or proxy behind it: two Authorization
+ * headers (which one counts is each reader's choice), or two different values of the session
+ * cookie. harbor-lb decides from them (a token it judges, a user or session it pins), so the node
+ * must see exactly what it read; here it cannot, and the request is the client's 400.
+ */
+export function credentialRefusal(head: { authorizations: number; session: unknown }): Refusal | undefined {
+  if (head.authorizations > 1) return badRequest('more than one Authorization header');
+  if (head.session === 'ambiguous') return badRequest('two different values of the session cookie (sid, beegosessionID or _gorilla_csrf)');
+  return undefined;
+}
+
 /** A path refused because harbor-lb and a node could read it as different requests (see classify). */
 export function pathRefusal(reason: string): Refusal {
   return { status: 400, error: 'PATH_NOT_CANONICAL', code: 'BAD_REQUEST', reason };

@@ -1,7 +1,18 @@
 import { Buffer } from 'node:buffer';
 import { HashedLru } from '../util/hashed-lru.js';
+import { basicUser, bearerToken, readCookie } from './credentials.js';
 
-/** What the proxy reads from a request head besides the path: body presence and the user, never kept. */
+/** Harbor's UI session cookies (`sid` in 2.x, `beegosessionID` in 1.x), then core's CSRF cookie (gorilla/csrf). */
+const SESSION_COOKIES = ['sid', 'beegosessionID', '_gorilla_csrf'] as const;
+
+/** The cookie a request's UI affinity is read from: a session, or before login the CSRF cookie. */
+export interface SessionCookie {
+  kind: 'session' | 'csrf';
+  /** The cookie's value: a secret, never logged (affinity keys hash it). */
+  value: string;
+}
+
+/** What the proxy reads from a request head besides the path: body presence and credentials, never kept. */
 export interface RequestHead {
   hasBody: boolean;
   /** The declared Content-Length, when there is one. */
@@ -10,8 +21,15 @@ export interface RequestHead {
   user: string | undefined;
   /** Where `user` came from; set whenever `user` is. */
   userFrom?: UserSource;
-  /** The Cookie header, for session affinity only: never logged. */
-  cookie: string | undefined;
+  /** The bearer token, when the Authorization header is exactly `Bearer <JWS>` (see credentials.ts). */
+  bearer?: string;
+  /** How many Authorization headers came: more than one is refused (which one a node reads is its own choice). */
+  authorizations: number;
+  /**
+   * The UI session or CSRF cookie as a node reads it; `ambiguous` when the request carries two
+   * different values of it (refused: nodes and proxies disagree on which one counts).
+   */
+  session: SessionCookie | 'ambiguous' | undefined;
 }
 
 /**
@@ -77,7 +95,9 @@ export function readRequestHead(raw: readonly string[], subjects: SubjectCache, 
   let contentLength: number | undefined;
   let user: string | undefined;
   let userFrom: UserSource | undefined;
-  let cookie: string | undefined;
+  let bearer: string | undefined;
+  let authorizations = 0;
+  let cookies: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length === 14 && name.toLowerCase() === 'content-length') {
@@ -87,31 +107,38 @@ export function readRequestHead(raw: readonly string[], subjects: SubjectCache, 
     } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       hasBody = true;
     } else if (name.length === 13 && name.toLowerCase() === 'authorization') {
-      ({ user, userFrom } = userOf(raw[i + 1]!, subjects, verified));
+      // Only the first is read; a second one makes the request refused (see request-check).
+      if (++authorizations === 1) ({ user, userFrom, bearer } = credentialsOf(raw[i + 1]!, subjects, verified));
     } else if (name.length === 6 && name.toLowerCase() === 'cookie') {
-      cookie = cookie === undefined ? raw[i + 1] : `${cookie}; ${raw[i + 1]}`;
+      (cookies ??= []).push(raw[i + 1]!);
     }
   }
-  return userFrom === undefined ? { hasBody, contentLength, user, cookie } : { hasBody, contentLength, user, userFrom, cookie };
+  const head: RequestHead = { hasBody, contentLength, user, authorizations, session: cookies === undefined ? undefined : sessionOf(cookies) };
+  if (userFrom !== undefined) head.userFrom = userFrom;
+  if (bearer !== undefined) head.bearer = bearer;
+  return head;
 }
 
-function userOf(auth: string, subjects: SubjectCache, verified: ((token: string) => boolean) | undefined): { user?: string; userFrom?: UserSource } {
-  const sp = auth.indexOf(' ');
-  if (sp < 0) return {};
-  const scheme = auth.slice(0, sp).toLowerCase();
-  const cred = auth.slice(sp + 1).trim();
-  if (scheme === 'basic') {
-    const decoded = Buffer.from(cred, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    const name = colon < 0 ? '' : decoded.slice(0, colon);
-    return name.length > 0 && name.length <= 256 ? { user: name, userFrom: 'basic' } : {};
-  }
-  if (scheme === 'bearer') {
-    const sub = subjects.subjectOf(cred);
-    if (sub === undefined) return {};
-    return { user: sub, userFrom: verified?.(cred) === true ? 'token' : 'unverified-token' };
-  }
-  return {};
+function sessionOf(cookies: readonly string[]): SessionCookie | 'ambiguous' | undefined {
+  const found = readCookie(cookies, SESSION_COOKIES);
+  if (found === undefined) return undefined;
+  if (found.read === 'ambiguous') return 'ambiguous';
+  if (found.read === undefined || found.read.value.length === 0 || found.read.value.length > 512) return undefined;
+  return { kind: found.name === '_gorilla_csrf' ? 'csrf' : 'session', value: found.read.value };
+}
+
+function credentialsOf(
+  auth: string,
+  subjects: SubjectCache,
+  verified: ((token: string) => boolean) | undefined,
+): { user?: string; userFrom?: UserSource; bearer?: string } {
+  const basic = basicUser(auth);
+  if (basic !== undefined) return { user: basic, userFrom: 'basic' };
+  const token = bearerToken(auth);
+  if (token === undefined) return {};
+  const sub = subjects.subjectOf(token);
+  if (sub === undefined) return { bearer: token };
+  return { user: sub, userFrom: verified?.(token) === true ? 'token' : 'unverified-token', bearer: token };
 }
 
 const SECRET_PARAM = /^(?:password|passwd|pwd|pass|token|access_token|refresh_token|id_token|secret|client_secret|api_key|apikey|code|signature|sig|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;

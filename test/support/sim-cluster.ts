@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
+import { SimulatedHarborNode, type SimulatedHarborNodeOptions } from '../../src/demo/harbor-node.js';
 import { makeTokenKeyPair, type TokenKeyPair } from './pki.js';
 
 export type NodeFault = 'none' | 'foreign-key' | 'foreign-trust';
@@ -26,10 +26,10 @@ export function faultKeys(fault: NodeFault, cluster: TokenKeyPair, foreign: Toke
 }
 
 /** Simulated Harbor nodes (token service + token-checking /v2/), one key pair for the cluster, faults per node. */
-export async function startSimCluster(dir: string, faults: NodeFault[]): Promise<SimCluster> {
+export async function startSimCluster(dir: string, faults: NodeFault[], common: Partial<SimulatedHarborNodeOptions> = {}): Promise<SimCluster> {
   const cluster = makeTokenKeyPair(dir, 'cluster');
   const foreign = makeTokenKeyPair(dir, 'foreign');
-  const nodes = await Promise.all(faults.map((f, i) => new SimulatedHarborNode({ name: `h${i + 1}`, ...faultKeys(f, cluster, foreign) }).start()));
+  const nodes = await Promise.all(faults.map((f, i) => new SimulatedHarborNode({ name: `h${i + 1}`, ...common, ...faultKeys(f, cluster, foreign) }).start()));
   return {
     cluster,
     foreign,
@@ -37,7 +37,7 @@ export async function startSimCluster(dir: string, faults: NodeFault[]): Promise
     async restart(i, fault) {
       const port = nodes[i]!.port;
       await nodes[i]!.close();
-      nodes[i] = await new SimulatedHarborNode({ name: `h${i + 1}`, port, ...faultKeys(fault, cluster, foreign) }).start();
+      nodes[i] = await new SimulatedHarborNode({ name: `h${i + 1}`, port, ...common, ...faultKeys(fault, cluster, foreign) }).start();
     },
     close: async () => void (await Promise.all(nodes.map((n) => n.close()))),
   };

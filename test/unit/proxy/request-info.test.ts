@@ -8,7 +8,14 @@ const jwt = (payload: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.string
 it('takes the user from Basic auth and bearer tokens, never the secret', () => {
   const subjects = new SubjectCache();
   const basic = Buffer.from('alice:s3cret:with:colons').toString('base64');
-  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), { hasBody: false, contentLength: undefined, user: 'alice', userFrom: 'basic', cookie: undefined });
+  assert.deepEqual(readRequestHead(['Authorization', `Basic ${basic}`], subjects), {
+    hasBody: false,
+    contentLength: undefined,
+    user: 'alice',
+    userFrom: 'basic',
+    authorizations: 1,
+    session: undefined,
+  });
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({ sub: 'bob' })}`], subjects).user, 'bob');
   assert.equal(readRequestHead(['authorization', `Bearer ${jwt({})}`], subjects).user, undefined, 'anonymous token');
   for (const bad of ['Bearer', 'Bearer not-a-jwt', 'Bearer a.%%%.c', 'Basic !!!', 'Basic ' + Buffer.from('nocolon').toString('base64'), 'Negotiate x']) {
@@ -54,8 +61,44 @@ it('caches subjects in a bounded LRU keyed by token hashes, never the tokens', (
   assert.ok(subjects.keys().every((k) => ![a, b, c].some((t) => t!.includes(k))));
 });
 
-it('keeps the cookies for session affinity, joining repeated headers', () => {
-  assert.equal(readRequestHead(['Cookie', 'sid=a', 'cookie', 'lang=en'], new SubjectCache()).cookie, 'sid=a; lang=en');
+it('reads the session cookie as Go does, over repeated Cookie headers, and calls two different values ambiguous', () => {
+  const session = (...lines: string[]) => readRequestHead(lines.flatMap((l) => ['Cookie', l]), new SubjectCache()).session;
+  assert.deepEqual(session('lang=en', 'sid=a'), { kind: 'session', value: 'a' });
+  assert.deepEqual(session('_gorilla_csrf=c; beegosessionID=b'), { kind: 'session', value: 'b' }, 'a session before the CSRF cookie');
+  assert.deepEqual(session('_gorilla_csrf=c'), { kind: 'csrf', value: 'c' });
+  assert.deepEqual(session('sid="quoted"'), { kind: 'session', value: 'quoted' }, 'Go strips the quotes');
+  assert.deepEqual(session(' sid=a ;x=y'), { kind: 'session', value: 'a' }, 'spaces around a pair are trimmed');
+  assert.deepEqual(session('sid=a', 'sid=a'), { kind: 'session', value: 'a' }, 'the same value twice is no ambiguity');
+  assert.equal(session('sid=a; sid=b'), 'ambiguous');
+  assert.equal(session('sid=a', 'sid=b'), 'ambiguous');
+  for (const nothing of ['sid=', 'sessionid=abc', 'xsid=abc', `sid=${'x'.repeat(600)}`, 'sid=a\\b', 'sid=a"b']) assert.equal(session(nothing), undefined, nothing);
+  assert.deepEqual(session('sid=a\\b; sid=c'), { kind: 'session', value: 'c' }, 'a value Go skips is skipped here too');
+});
+
+// Issue 18: harbor-lb trimmed the bearer token (a trailing 0xA0, say) before verifying it, the
+// registry did not, and the registry's invalid_token for a token harbor-lb had verified blamed
+// the node. Only the forms every reader agrees on are read now.
+it('reads credentials only in the canonical form the registry and Harbor core read them in', () => {
+  const subjects = new SubjectCache();
+  const token = jwt({ sub: 'bob' });
+  const read = (auth: string) => {
+    const h = readRequestHead(['Authorization', auth], subjects);
+    return [h.bearer, h.user];
+  };
+  assert.deepEqual(read(`Bearer ${token}`), [token, 'bob']);
+  assert.deepEqual(read(`bearer ${token}`), [token, 'bob'], 'distribution lower-cases the scheme');
+  for (const odd of [`Bearer  ${token}`, `Bearer ${token}\u00a0`, `Bearer ${token} x`, `Bearer\t${token}`, `Bearer ${token}\u2028`, `Bearer ${token}=`, `Bearer "${token}"`]) {
+    assert.deepEqual(read(odd), [undefined, undefined], JSON.stringify(odd.slice(-3)));
+  }
+  const b64 = Buffer.from('alice:pw').toString('base64');
+  assert.deepEqual(read(`Basic ${b64}`), [undefined, 'alice']);
+  assert.deepEqual(read(`BASIC ${b64}`), [undefined, 'alice']);
+  for (const odd of [`Basic  ${b64}`, `Basic ${b64.replace(/=+$/, '')}`, `Basic ${b64}\u00a0`, `Basic ${b64.slice(0, 4)}\n${b64.slice(4)}`, 'Basic YWxpY2U6cHd=']) {
+    assert.deepEqual(read(odd), [undefined, undefined], JSON.stringify(odd));
+  }
+  assert.deepEqual(read(`Basic ${Buffer.from([0x61, 0xff, 0x3a, 0x70]).toString('base64')}`), [undefined, undefined], 'a name that is not UTF-8 is not read');
+  const two = readRequestHead(['Authorization', `Bearer ${token}`, 'authorization', 'Basic eDp5'], subjects);
+  assert.deepEqual([two.authorizations, two.bearer], [2, token]);
 });
 
 it('knows whether a request has a body', () => {
