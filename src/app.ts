@@ -320,6 +320,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           metrics,
           sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
           token: config.admin.token,
+          allowedHosts: config.admin.allowedHosts,
           logger,
           reload,
           configStatus: () => live.status(),

@@ -170,10 +170,22 @@ const stickySchema = z.strictObject({
   loadFactor: z.number().min(0).prefault(0.25),
 });
 
+/** A DNS name as a Host header carries it (no scheme, port or wildcard), held lower case. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const hostName = z
+  .string({ error: 'expected a host name' })
+  .transform((name) => name.toLowerCase())
+  .refine((name) => HOST_NAME.test(name), 'expected a host name without scheme, port or wildcard, such as harbor-lb-admin.example.com');
+
 const adminSchema = z.strictObject({
   address: address.prefault('127.0.0.1'),
   port: port.prefault(9070),
   token: z.string().min(16, 'expected at least 16 characters').optional(),
+  /**
+   * Names the admin listener answers to besides IP literals and localhost (without the token):
+   * any other name in a Host header could be one an attacker re-points at it (DNS rebinding).
+   */
+  allowedHosts: z.array(hostName).prefault([]),
 });
 
 /** Per-client limits: what one client address may hold of the proxy and of the nodes behind it. */

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
 import { startApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
 import { deadPort } from '../support/servers.js';
 
 const DIR = fileURLToPath(new URL('../../../deploy/kubernetes/', import.meta.url));
@@ -78,10 +79,12 @@ describe('deploy/kubernetes manifests', () => {
     assert.equal(config.listen.address, '0.0.0.0');
   });
 
-  it('the probe paths are answered by the real admin server (ready: 200 or 503, never 404)', async (t) => {
-    const lb = await startApp([`http://127.0.0.1:${await deadPort()}`]);
+  it('the probe paths are answered by the real admin server (ready: 200 or 503, never 404), as the kubelet asks: by pod IP, no token', async (t) => {
+    const lb = await startApp([`http://127.0.0.1:${await deadPort()}`], { admin: { token: config.admin.token, allowedHosts: [...config.admin.allowedHosts] } });
     t.after(() => lb.close());
-    const status = async (path: string) => (await fetch(`${lb.adminUrl}${path}`)).status;
+    // httpGet probes without `host` send the pod's IP as Host; a name would need admin.allowedHosts.
+    for (const probe of [container.readinessProbe, container.livenessProbe]) assert.equal(probe.httpGet.host, undefined, 'probes go to the pod IP');
+    const status = async (path: string) => (await send(`${lb.adminUrl}${path}`, { headers: { host: `10.244.1.7:${config.admin.port}` } })).status;
     assert.equal(await status(container.livenessProbe.httpGet.path), 200);
     assert.ok([200, 503].includes(await status(container.readinessProbe.httpGet.path)));
     assert.equal(await status('/-/no-such-probe'), 404, 'an unknown path would have been noticed');

@@ -202,6 +202,19 @@ describe('config loading', () => {
     assert.equal(compose.admin.token, 'a-long-enough-admin-token');
   });
 
+  it('takes admin.allowedHosts as host names, lower-cased, and refuses ports, schemes and wildcards naming the entry', () => {
+    assert.deepEqual(validateConfig(minimal).admin.allowedHosts, []);
+    assert.deepEqual(validateConfig({ ...minimal, admin: { allowedHosts: ['Harbor-LB-Admin.example.com', 'harbor-lb-admin'] } }).admin.allowedHosts, [
+      'harbor-lb-admin.example.com',
+      'harbor-lb-admin',
+    ]);
+    for (const name of ['harbor-lb-admin:9070', 'http://harbor-lb-admin', '*.example.com', '', 'a..b', '-a.example.com', 'a b', `${'a'.repeat(64)}.example.com`]) {
+      const got = problems({ ...minimal, admin: { allowedHosts: ['ok.example.com', name] } });
+      assert.ok(got.some((p) => p.startsWith('admin.allowedHosts[1]: expected a host name')), `${JSON.stringify(name)}: ${JSON.stringify(got)}`);
+    }
+    assert.ok(problems({ ...minimal, admin: { allowedHosts: 'harbor-lb-admin' } })[0]?.startsWith('admin.allowedHosts:'), 'a list, not one name');
+  });
+
   it('takes secrets from environment variables and names the field when one is missing', () => {
     const withToken = { ...minimal, admin: { token: '${ADMIN_TOKEN}' } };
     assert.equal(validateConfig(withToken, { env: { ADMIN_TOKEN: 'a-long-enough-admin-token' } }).admin.token, 'a-long-enough-admin-token');
