@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_DURATION_MS, parseDuration } from './duration.js';
 import { isLoopback } from './loopback.js';
+import { cipherListProblem, INTERMEDIATE_CIPHERS } from './tls-ciphers.js';
 
 /**
  * A duration written as a string ("5s", "1m30s"), held as milliseconds. Zero is refused (a zero
@@ -65,6 +66,16 @@ const tlsSchema = z.strictObject({
   cert: z.string().min(1, 'expected the path of a PEM certificate file'),
   key: z.string().min(1, 'expected the path of a PEM private key file'),
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).prefault('TLSv1.2'),
+  /** OpenSSL cipher string for TLS 1.2 (TLS 1.3 suites too, when named); checked against OpenSSL here so a bad one stops start-up or a reload. */
+  ciphers: z
+    .string({ error: 'expected an OpenSSL cipher string' })
+    // Node reads "" as "its defaults", which is not what an empty setting looks like it says.
+    .min(1, 'expected an OpenSSL cipher string, not an empty one')
+    .superRefine((ciphers, ctx) => {
+      const why = cipherListProblem(ciphers);
+      if (why !== undefined) ctx.addIssue({ code: 'custom', message: `expected an OpenSSL cipher string such as "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305" (OpenSSL: ${why})` });
+    })
+    .prefault(INTERMEDIATE_CIPHERS),
 });
 
 const listenSchema = z.strictObject({
