@@ -159,10 +159,40 @@ const balanceSchema = z.strictObject({
   panicThreshold: z.number().min(0).max(1).prefault(0.3),
 });
 
+/**
+ * Why a Redis URL would not connect where it says, or undefined. ioredis parses it leniently: a
+ * port that is not a number or a database path that is not one would be dropped or passed on,
+ * and the store would fail at the first command instead of at start. The URL itself (it may hold
+ * a password) never goes into the message.
+ */
+function redisUrlProblem(text: string): string | undefined {
+  const authority = /^rediss?:\/\/([^/?#]*)/.exec(text)?.[1];
+  if (authority === undefined) return 'expected a redis:// or rediss:// URL';
+  const encodeHint = text.includes('@') ? ' (percent-encode / ? # @ % in a password)' : '';
+  // The port as written: the URL parser refuses a bad one without saying which part was bad.
+  const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(authority.slice(authority.lastIndexOf('@') + 1))?.[1];
+  if (port !== undefined && port !== '' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+    return `expected a port from 1 to 65535 after the host, such as redis://redis:6379/0${encodeHint}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `expected a URL such as redis://:PASSWORD@redis:6379/0${encodeHint}`;
+  }
+  // Empty or "/" means database 0; anything else must be one number.
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !(/^\d+$/.test(db) && Number.isSafeInteger(Number(db)))) return `expected a database number (0, 1, …) as the path, such as redis://redis:6379/0${encodeHint}`;
+  return undefined;
+}
+
 const redisSchema = z.strictObject({
   url: z
-    .string()
-    .refine((u) => /^rediss?:\/\//.test(u), 'expected a redis:// or rediss:// URL')
+    .string({ error: 'expected a redis:// or rediss:// URL' })
+    .superRefine((text, ctx) => {
+      const why = redisUrlProblem(text);
+      if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
+    })
     .prefault('redis://127.0.0.1:6379/0'),
   keyPrefix: z.string().prefault('harbor-lb:'),
   sentinels: z.array(z.strictObject({ host: z.string().min(1), port })).optional(),
