@@ -33,7 +33,7 @@ import { NodeSet, nodeSetOptions } from './nodes/node-set.js';
 import { checkNodeCas } from './nodes/node-tls.js';
 import { createRequestHandler, type ProxyDeps } from './proxy/handler.js';
 import { OriginRewriter } from './proxy/headers.js';
-import { closeServer, createListener, listen } from './proxy/listener.js';
+import { closeServer, createListener, listen, listenTlsContext } from './proxy/listener.js';
 import { TrustedPeers } from './proxy/trusted-peers.js';
 import { BodyRateWatch } from './proxy/body-rate.js';
 import { ClientLimits } from './proxy/client-limits.js';
@@ -334,6 +334,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           metrics,
           sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
           token: config.admin.token,
+          allowedHosts: config.admin.allowedHosts,
           logger,
           reload,
           configStatus: () => live.status(),
@@ -389,7 +390,7 @@ function loadListenTls(tls: NonNullable<Config['listen']['tls']>): SecureContext
       throw new ConfigError([`listen.tls.${field}: cannot use ${tls[field]}: ${(err as Error).message}`], `listen.tls.${field}`);
     }
   };
-  const options: SecureContextOptions = { cert: read('cert'), key: read('key'), minVersion: tls.minVersion };
+  const options = listenTlsContext(tls, read('cert'), read('key'));
   try {
     createSecureContext(options);
   } catch (err) {

@@ -2,7 +2,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { isLoopback } from '../config/loopback.js';
 import { NODE_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { NodeHealth } from '../health/node-health.js';
@@ -11,6 +10,7 @@ import type { PassiveJudge } from '../health/passive-judge.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { MetricsExposition } from './metrics.js';
+import { hostAllowed } from './admin-host.js';
 import { buildStatus } from './status.js';
 import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
 
@@ -22,6 +22,8 @@ export interface AdminDeps {
   sticky: () => { store: string; connected: boolean; entries?: number };
   /** When set, actions (drain, undrain) need `Authorization: Bearer <token>`. */
   token: string | undefined;
+  /** admin.allowedHosts: names (lower case) answered besides IP literals and localhost. */
+  allowedHosts?: readonly string[];
   logger: Logger;
   /** What GET /metrics answers. */
   metrics: MetricsExposition;
@@ -52,6 +54,10 @@ class AdminRequestError extends Error {
  */
 export function createAdminServer(deps: AdminDeps): http.Server {
   const expected = deps.token === undefined ? undefined : digest(deps.token);
+  const allowedHosts = new Set(deps.allowedHosts ?? []);
+  const hostRefused =
+    'this admin listener answers only to an IP address, localhost or a name in admin.allowedHosts as host (another name could be one re-pointed at it: DNS rebinding): ' +
+    (expected === undefined ? 'reach it by its IP address, or add the name to admin.allowedHosts' : 'reach it by its IP address, add the name to admin.allowedHosts, or send Authorization: Bearer <admin.token>');
   // Sockets with a response under way: a parse error on them must not write into that response.
   const answering = new WeakSet<Duplex>();
 
@@ -59,13 +65,15 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     const path = (req.url ?? '/').split('?')[0]!;
     // Origin-form only: "*", absolute-form and anything else is not a path of ours.
     if (!path.startsWith('/')) throw new AdminRequestError(400, 'malformed request target: expected a path starting with "/"');
-    // No token means a loopback listener: only loopback names reach it, so a page on a name an
-    // attacker re-points at 127.0.0.1 (DNS rebinding) cannot read the status or act.
-    if (expected === undefined && !loopbackHost(req)) return json(res, 403, { error: 'this admin listener answers only to a loopback host name (127.0.0.1, localhost, [::1]); set admin.token to reach it by another name' });
+    // A page cannot send the token cross-site, so a request with it may name any host. Without
+    // it, only names that cannot be re-pointed (DNS rebinding) are answered, reads included: the
+    // status shows node addresses, flags and reload problems.
+    const withToken = expected !== undefined && authorized(req.headers.authorization, expected);
+    if (!withToken && !hostAllowed(req.headers.host, allowedHosts)) return json(res, 403, { error: hostRefused });
     if (path === '/-/reload') {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
       if (crossOrigin(req)) return crossOriginRefused(res);
-      if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
+      if (expected && !withToken) return unauthorized(res);
       if (deps.reload === undefined) throw new AdminRequestError(404, 'this harbor-lb cannot reload');
       deps.logger.info({ event: 'admin_action', action: 'reload', peer: req.socket.remoteAddress }, 'config reload asked for through the admin API');
       const result = deps.reload();
@@ -76,7 +84,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     if (action) {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
       if (crossOrigin(req)) return crossOriginRefused(res);
-      if (expected && !authorized(req.headers.authorization, expected)) return unauthorized(res);
+      if (expected && !withToken) return unauthorized(res);
       const node = deps.nodes.get(nodeName(action[1]!));
       if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);
       deps.nodes.setDrained(node, action[2] === 'drain');
@@ -187,24 +195,6 @@ function crossOrigin(req: http.IncomingMessage): boolean {
   }
   const site = req.headers['sec-fetch-site'];
   return site !== undefined && site !== 'same-origin' && site !== 'none';
-}
-
-/**
- * With no admin token (allowed only on a loopback address), actions must name a loopback host:
- * a page on a name that an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with
- * the listener as far as the browser knows, but its Host header still carries that name.
- */
-function loopbackHost(req: http.IncomingMessage): boolean {
-  const host = req.headers.host;
-  if (host === undefined) return true; // HTTP/1.0 without Host: not a browser
-  let hostname: string;
-  try {
-    hostname = new URL(`http://${host}`).hostname;
-  } catch {
-    return false;
-  }
-  // The URL parser writes IPv4 in dotted form and IPv6 in brackets; loopback means what it means for admin.address.
-  return isLoopback(hostname.startsWith('[') ? hostname.slice(1, -1) : hostname);
 }
 
 function digest(s: string): Buffer {

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_DURATION_MS, parseDuration } from './duration.js';
 import { isLoopback } from './loopback.js';
+import { cipherListProblem, INTERMEDIATE_CIPHERS } from './tls-ciphers.js';
 
 /**
  * A duration written as a string ("5s", "1m30s"), held as milliseconds. Zero is refused (a zero
@@ -65,6 +66,16 @@ const tlsSchema = z.strictObject({
   cert: z.string().min(1, 'expected the path of a PEM certificate file'),
   key: z.string().min(1, 'expected the path of a PEM private key file'),
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).prefault('TLSv1.2'),
+  /** OpenSSL cipher string for TLS 1.2 (TLS 1.3 suites too, when named); checked against OpenSSL here so a bad one stops start-up or a reload. */
+  ciphers: z
+    .string({ error: 'expected an OpenSSL cipher string' })
+    // Node reads "" as "its defaults", which is not what an empty setting looks like it says.
+    .min(1, 'expected an OpenSSL cipher string, not an empty one')
+    .superRefine((ciphers, ctx) => {
+      const why = cipherListProblem(ciphers);
+      if (why !== undefined) ctx.addIssue({ code: 'custom', message: `expected an OpenSSL cipher string such as "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305" (OpenSSL: ${why})` });
+    })
+    .prefault(INTERMEDIATE_CIPHERS),
 });
 
 const listenSchema = z.strictObject({
@@ -149,10 +160,40 @@ const balanceSchema = z.strictObject({
   panicThreshold: z.number().min(0).max(1).prefault(0.3),
 });
 
+/**
+ * Why a Redis URL would not connect where it says, or undefined. ioredis parses it leniently: a
+ * port that is not a number or a database path that is not one would be dropped or passed on,
+ * and the store would fail at the first command instead of at start. The URL itself (it may hold
+ * a password) never goes into the message.
+ */
+function redisUrlProblem(text: string): string | undefined {
+  const authority = /^rediss?:\/\/([^/?#]*)/.exec(text)?.[1];
+  if (authority === undefined) return 'expected a redis:// or rediss:// URL';
+  const encodeHint = text.includes('@') ? ' (percent-encode / ? # @ % in a password)' : '';
+  // The port as written: the URL parser refuses a bad one without saying which part was bad.
+  const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(authority.slice(authority.lastIndexOf('@') + 1))?.[1];
+  if (port !== undefined && port !== '' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+    return `expected a port from 1 to 65535 after the host, such as redis://redis:6379/0${encodeHint}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `expected a URL such as redis://:PASSWORD@redis:6379/0${encodeHint}`;
+  }
+  // Empty or "/" means database 0; anything else must be one number.
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !(/^\d+$/.test(db) && Number.isSafeInteger(Number(db)))) return `expected a database number (0, 1, …) as the path, such as redis://redis:6379/0${encodeHint}`;
+  return undefined;
+}
+
 const redisSchema = z.strictObject({
   url: z
-    .string()
-    .refine((u) => /^rediss?:\/\//.test(u), 'expected a redis:// or rediss:// URL')
+    .string({ error: 'expected a redis:// or rediss:// URL' })
+    .superRefine((text, ctx) => {
+      const why = redisUrlProblem(text);
+      if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
+    })
     .prefault('redis://127.0.0.1:6379/0'),
   keyPrefix: z.string().prefault('harbor-lb:'),
   sentinels: z.array(z.strictObject({ host: z.string().min(1), port })).optional(),
@@ -171,10 +212,22 @@ const stickySchema = z.strictObject({
   loadFactor: z.number().min(0).prefault(0.25),
 });
 
+/** A DNS name as a Host header carries it (no scheme, port or wildcard), held lower case. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const hostName = z
+  .string({ error: 'expected a host name' })
+  .transform((name) => name.toLowerCase())
+  .refine((name) => HOST_NAME.test(name), 'expected a host name without scheme, port or wildcard, such as harbor-lb-admin.example.com');
+
 const adminSchema = z.strictObject({
   address: address.prefault('127.0.0.1'),
   port: port.prefault(9070),
   token: z.string().min(16, 'expected at least 16 characters').optional(),
+  /**
+   * Names the admin listener answers to besides IP literals and localhost (without the token):
+   * any other name in a Host header could be one an attacker re-points at it (DNS rebinding).
+   */
+  allowedHosts: z.array(hostName).prefault([]),
 });
 
 /** Per-client limits: what one client address may hold of the proxy and of the nodes behind it. */

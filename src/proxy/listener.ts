@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Config } from '../config/schema.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -23,9 +24,7 @@ export function createListener(cfg: Config['listen'], handler: Handler): http.Se
     ? https.createServer(
         {
           ...common,
-          cert: readFileSync(cfg.tls.cert),
-          key: readFileSync(cfg.tls.key),
-          minVersion: cfg.tls.minVersion,
+          ...listenTlsContext(cfg.tls, readFileSync(cfg.tls.cert), readFileSync(cfg.tls.key)),
           ALPNProtocols: ['http/1.1'],
         },
         handler,
@@ -33,6 +32,14 @@ export function createListener(cfg: Config['listen'], handler: Handler): http.Se
     : http.createServer(common, handler);
   server.timeout = cfg.idleTimeout;
   return server;
+}
+
+/**
+ * The listener's secure context, at start and on every reload: setSecureContext() replaces the
+ * whole context, so whatever a reload left out (the ciphers, say) would fall back to Node's defaults.
+ */
+export function listenTlsContext(tls: NonNullable<Config['listen']['tls']>, cert: Buffer, key: Buffer): SecureContextOptions {
+  return { cert, key, minVersion: tls.minVersion, ciphers: tls.ciphers };
 }
 
 /** A listener that could not be bound, naming what it was for and the address:port it wanted. */

@@ -105,10 +105,22 @@ describe('config loading', () => {
     ['an unknown balance policy', { ...minimal, balance: { policy: 'random' } }, 'balance.policy:'],
     ['redis store without redis settings', { ...minimal, sticky: { store: 'redis' } }, 'sticky.redis: required when sticky.store is redis'],
     ['a non-redis URL', { ...minimal, sticky: { store: 'redis', redis: { url: 'http://r' } } }, 'sticky.redis.url: expected a redis:// or rediss:// URL'],
+    ['a Redis port that is not a number', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://127.0.0.1:notaport/0' } } }, 'sticky.redis.url: expected a port from 1 to 65535'],
+    ['a Redis port of 0', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://127.0.0.1:0/0' } } }, 'sticky.redis.url: expected a port from 1 to 65535'],
+    ['a Redis port over 65535', { ...minimal, sticky: { store: 'redis', redis: { url: 'rediss://127.0.0.1:65536/0' } } }, 'sticky.redis.url: expected a port from 1 to 65535'],
+    ['a Redis URL that does not parse', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://red is:6379/0' } } }, 'sticky.redis.url: expected a URL such as redis://'],
+    ['a Redis password that breaks the URL', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://:pa/ss@redis:6379/0' } } }, 'sticky.redis.url: expected a port from 1 to 65535 after the host, such as redis://redis:6379/0 (percent-encode'],
+    ['a Redis database that is not a number', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://127.0.0.1:6379/zero' } } }, 'sticky.redis.url: expected a database number'],
+    ['a negative Redis database', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://127.0.0.1:6379/-1' } } }, 'sticky.redis.url: expected a database number'],
+    ['a fractional Redis database', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://127.0.0.1:6379/1.5' } } }, 'sticky.redis.url: expected a database number'],
+    ['a Redis path of two segments', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://127.0.0.1:6379/0/1' } } }, 'sticky.redis.url: expected a database number'],
     ['an unknown sticky key kind', { ...minimal, sticky: { keys: ['ip'] } }, 'sticky.keys[0]:'],
     ['a bad log level', { ...minimal, log: { level: 'verbose' } }, 'log.level:'],
     ['a bad trusted proxy', { ...minimal, listen: { trustedProxies: ['10.0.0.0/33'] } }, 'listen.trustedProxies[0]: expected an IP address or CIDR range'],
     ['tls without a key', { ...minimal, listen: { tls: { cert: 'a.crt' } } }, 'listen.tls.key: required'],
+    ['a cipher string OpenSSL matches nothing in', { ...minimal, listen: { tls: { cert: 'a.crt', key: 'a.key', ciphers: 'NO-SUCH-CIPHER:ALSO-NOT' } } }, 'listen.tls.ciphers: expected an OpenSSL cipher string'],
+    ['a cipher string of empty names', { ...minimal, listen: { tls: { cert: 'a.crt', key: 'a.key', ciphers: ':' } } }, 'listen.tls.ciphers: expected an OpenSSL cipher string'],
+    ['an empty cipher string', { ...minimal, listen: { tls: { cert: 'a.crt', key: 'a.key', ciphers: '' } } }, 'listen.tls.ciphers: expected an OpenSSL cipher string, not an empty one'],
     ['a health path without slash', { ...minimal, health: { path: 'api/health' } }, 'health.path: expected a path starting with "/"'],
     ['a publicUrl that is not a URL', { ...minimal, publicUrl: 'hub.example.com' }, 'publicUrl: expected an http(s) URL'],
     ['a publicUrl with a path', { ...minimal, publicUrl: 'https://hub.example.com/harbor' }, 'publicUrl: expected an origin without a path'],
@@ -200,6 +212,28 @@ describe('config loading', () => {
     const compose = loadConfigFile(join(dir, 'harbor-lb.compose.yaml'), { HARBOR_LB_ADMIN_TOKEN: 'a-long-enough-admin-token' });
     assert.equal(compose.admin.address, '0.0.0.0');
     assert.equal(compose.admin.token, 'a-long-enough-admin-token');
+  });
+
+  it('accepts Redis URLs with or without port, database and password, and never puts the URL in a problem', () => {
+    for (const url of ['redis://127.0.0.1:6379/0', 'redis://redis', 'redis://redis/', 'redis://redis/15', 'rediss://redis:6380/1', 'redis://[::1]:6379/0', 'redis://:p%2Fss@redis:6379/0', 'redis://user:pass@redis:6379/0', 'redis://:pw@mymaster/0']) {
+      assert.deepEqual(problems({ ...minimal, sticky: { store: 'redis', redis: { url } } }), [], url);
+    }
+    const got = problems({ ...minimal, sticky: { store: 'redis', redis: { url: 'redis://:secret-pass@redis:6379/db0' } } });
+    assert.equal(got.length, 1);
+    assert.ok(!got[0]!.includes('secret-pass'), got[0]);
+  });
+
+  it('takes admin.allowedHosts as host names, lower-cased, and refuses ports, schemes and wildcards naming the entry', () => {
+    assert.deepEqual(validateConfig(minimal).admin.allowedHosts, []);
+    assert.deepEqual(validateConfig({ ...minimal, admin: { allowedHosts: ['Harbor-LB-Admin.example.com', 'harbor-lb-admin'] } }).admin.allowedHosts, [
+      'harbor-lb-admin.example.com',
+      'harbor-lb-admin',
+    ]);
+    for (const name of ['harbor-lb-admin:9070', 'http://harbor-lb-admin', '*.example.com', '', 'a..b', '-a.example.com', 'a b', `${'a'.repeat(64)}.example.com`]) {
+      const got = problems({ ...minimal, admin: { allowedHosts: ['ok.example.com', name] } });
+      assert.ok(got.some((p) => p.startsWith('admin.allowedHosts[1]: expected a host name')), `${JSON.stringify(name)}: ${JSON.stringify(got)}`);
+    }
+    assert.ok(problems({ ...minimal, admin: { allowedHosts: 'harbor-lb-admin' } })[0]?.startsWith('admin.allowedHosts:'), 'a list, not one name');
   });
 
   it('takes secrets from environment variables and names the field when one is missing', () => {
