@@ -139,6 +139,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
             timeout: config.sticky.redis!.timeout,
             nearCacheTtl: 5_000,
             nearCacheMax: config.sticky.maxEntries,
+            maxEntries: config.sticky.maxEntries,
           },
           clock,
           logger,

@@ -7,6 +7,7 @@ import type { PassiveJudge } from '../health/passive-judge.js';
 import type { ClusterRuleChange, NodeSet } from '../nodes/node-set.js';
 import type { Route } from '../proxy/classify.js';
 import type { ForwardPhase } from '../proxy/forward.js';
+import { PIN_SPACES } from '../state/pin-spaces.js';
 import type { StateStore } from '../state/state-store.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import type { Clock } from '../util/clock.js';
@@ -242,6 +243,14 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     counter('harbor_lb_sticky_store_errors_total', 'Sticky store operations that failed (timed out or refused); routing goes on without the store.', ['store'], (emit) => emit({ store: store.kind }, store.errors));
     gauge('harbor_lb_sticky_store_connected', '1 while the sticky store is reachable (always 1 for memory).', ['store'], (emit) => emit({ store: store.kind }, store.connected() ? 1 : 0));
     gauge('harbor_lb_sticky_store_entries', "Pins held in this instance (Redis: its near cache only).", ['store'], (emit) => emit({ store: store.kind }, store.size()));
+    counter(
+      'harbor_lb_pin_evictions_total',
+      'Pins pushed out of a full space (sticky.maxEntries per space) to make room, by space: upload, session, csrf, client. Redis: keys this instance wrote, deleted from Redis when pushed out.',
+      ['store', 'space'],
+      (emit) => {
+        for (const space of PIN_SPACES) emit({ store: store.kind, space }, store.evictions[space]);
+      },
+    );
 
     nodes.on('rule', this.#onRule);
     if (nodes.panic) this.#panicSince ??= clock.now();

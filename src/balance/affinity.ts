@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { StateStore } from '../state/state-store.js';
-import type { SessionCookie } from '../proxy/request-info.js';
+import type { SessionCookie, UserSource } from '../proxy/request-info.js';
 import { uploadOfLocation } from '../registry/upload-path.js';
 import { boundedLoadPick, rendezvousOrder } from './rendezvous.js';
 
@@ -14,6 +14,14 @@ export interface AffinityKey {
   kind: AffinityKind;
   /** The store key: never a secret in clear (session ids are hashed). */
   key: string;
+  /**
+   * For a client key: its identity was vouched for already (the `sub` of a bearer token that
+   * verified), so a pin may be written for it. A name sent with Basic auth is vouched for only
+   * once a node issued that user a good token (see NodeChoice.answered); anonymous never.
+   */
+  vouched?: boolean;
+  /** For a client key: the user name sent with Basic auth, which a good token may vouch for. */
+  basicUser?: string;
 }
 
 
@@ -60,18 +68,20 @@ export class Affinity {
    * session yet is kept on the node that minted it, so its login works even while nodes have
    * different CSRF keys.
    */
-  keyOf(uploadId: string | undefined, session: SessionCookie | undefined, clientIp: string, user: string | undefined): AffinityKey | undefined {
+  keyOf(uploadId: string | undefined, session: SessionCookie | undefined, clientIp: string, user: string | undefined, userFrom?: UserSource): AffinityKey | undefined {
     if (uploadId !== undefined && this.#kinds.has('upload')) return { kind: 'upload', key: `upload:${uploadId}` };
-    if (session !== undefined && this.#kinds.has('session')) return { kind: 'session', key: `session:${digest(session.value)}` };
+    if (session !== undefined && this.#kinds.has('session')) return { kind: 'session', key: `${session.kind}:${digest(session.value)}` };
     if (this.#kinds.has('client') && clientIp !== '') {
+      // A token's name nobody verified is no identity: such a client is its address alone.
+      const name = userFrom === 'basic' || userFrom === 'token' ? (user ?? '') : '';
       // Hashed once per client, not per request: a client sends many requests.
-      const id = `${clientIp}|${user ?? ''}`;
+      const id = `${clientIp}|${name}`;
       let key = this.#clientKeys.get(id);
       if (key === undefined) {
         key = `client:${digest(id)}`;
         this.#clientKeys.set(id, key);
       }
-      return { kind: 'client', key };
+      return userFrom === 'basic' ? { kind: 'client', key, basicUser: name } : { kind: 'client', key, vouched: name !== '' };
     }
     return undefined;
   }
@@ -126,13 +136,17 @@ export class Affinity {
     if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) this.pin({ kind: 'upload', key: `upload:${uuid}` }, node);
   }
 
-  /** Learns a UI session from a Set-Cookie that starts one: the session stays on the node that holds it. */
+  /**
+   * Learns a UI session from a Set-Cookie that starts one: the session stays on the node that
+   * holds it. A CSRF cookie (core hands one to any visitor) goes to a space of its own, so a flood
+   * of anonymous visits cannot push out the pins of signed-in sessions.
+   */
   learnSession(node: ClusterNode, headers: readonly string[]): void {
     if (!this.#kinds.has('session')) return;
     for (let i = 0; i < headers.length; i += 2) {
       if (headers[i]!.toLowerCase() !== 'set-cookie') continue;
       const m = /^\s*(sid|beegosessionID|_gorilla_csrf)=([^;]+)/.exec(headers[i + 1]!);
-      if (m && m[2]!.length <= 512) this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node);
+      if (m && m[2]!.length <= 512) this.pin({ kind: 'session', key: `${m[1] === '_gorilla_csrf' ? 'csrf' : 'session'}:${digest(m[2]!)}` }, node);
     }
   }
 

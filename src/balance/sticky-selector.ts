@@ -46,19 +46,33 @@ export class NodeChoice {
 
   /**
    * The node for the next attempt, from `available` minus the nodes in `tried` (which may hold
-   * nodes ruled out before the first attempt); undefined when none is left.
+   * nodes ruled out before the first attempt); undefined when none is left. Choosing writes
+   * nothing: a pin is written only from what a node answers (see `answered`).
    */
   next(available: readonly ClusterNode[], tried: ReadonlySet<ClusterNode>): ClusterNode | undefined {
     const first = ++this.#attempts === 1;
     if (first && this.pinned && !tried.has(this.pinned)) return this.pinned;
     const affinity = this.affinity;
-    if (affinity === undefined) return this.fallback.select(available, tried);
-    const node = first ? affinity.hashed(this.key!, tried.size === 0 ? available : available.filter((n) => !tried.has(n))) : this.fallback.select(available, tried);
-    if (node === undefined) return undefined;
-    // A new key's first choice is claimed (the first writer among instances wins); a stale pin,
-    // or a node that failed this request, is replaced.
-    if (first && !this.stale) affinity.claim(this.key!, node);
-    else affinity.pin(this.key!, node);
-    return node;
+    if (affinity === undefined || !first) return this.fallback.select(available, tried);
+    return affinity.hashed(this.key!, tried.size === 0 ? available : available.filter((n) => !tried.has(n)));
+  }
+
+  /**
+   * `node` answered `status`. Pins come from evidence, so this writes the key's pin only when
+   * the answer is some: a 2xx to a request of that upload (the node knows it); for a session, only
+   * moving a pin it had (sessions are pinned from the Set-Cookie that starts them, never from a
+   * cookie a client made up); for a client, only an identity vouched for (a verified token's
+   * subject, or `vouched`: the node's token service accepted the Basic user's login in this very
+   * answer: a good token issued to that user, or without token checks its 200).
+   * A new key's pin is claimed (the first writer among instances wins); one that moved is replaced.
+   */
+  answered(node: ClusterNode, status: number, vouched = false): void {
+    const { affinity, key } = this;
+    if (affinity === undefined || key === undefined || node === this.pinned || status < 200 || status >= 300) return;
+    const hadPin = this.pinned !== undefined || this.stale;
+    if (key.kind === 'session' && !hadPin) return;
+    if (key.kind === 'client' && key.vouched !== true && !vouched) return;
+    if (hadPin) affinity.pin(key, node);
+    else affinity.claim(key, node);
   }
 }

@@ -218,7 +218,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       },
     });
     const ready = body && head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? body.preload() : Promise.resolve();
-    void ready.then(() => run(deps, { req, res, method, url: forwardUrl, path, headers, body, record, route, clientIp, user: head.user, bearer: head.bearer, session: head.session === 'ambiguous' ? undefined : head.session, ranged: req.headers.range !== undefined })).then(done, (err: unknown) => {
+    void ready.then(() => run(deps, { req, res, method, url: forwardUrl, path, headers, body, record, route, clientIp, user: head.user, userFrom: head.userFrom, bearer: head.bearer, session: head.session === 'ambiguous' ? undefined : head.session, ranged: req.headers.range !== undefined })).then(done, (err: unknown) => {
       if (body?.clientFailed) {
         // The client hung up while its small body was being read: nothing to answer.
         record.error = 'CLIENT_GONE';
@@ -253,6 +253,7 @@ interface Exchange {
   route: Route;
   clientIp: string;
   user: string | undefined;
+  userFrom: UserSource | undefined;
   /** The bearer token exactly as the node reads it (credentials.ts), when there is one. */
   bearer: string | undefined;
   session: SessionCookie | undefined;
@@ -284,7 +285,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const affinity = deps.affinity;
   const upload = ex.route === 'upload' ? uploadOf(ex.path) : undefined;
   const startsUpload = upload !== undefined && upload.uuid === undefined && method === 'POST';
-  const key = affinity?.keyOf(upload?.uuid, ex.session, ex.clientIp, ex.user);
+  const key = affinity?.keyOf(upload?.uuid, ex.session, ex.clientIp, ex.user, ex.userFrom);
   const choice = await deps.sticky.begin(key);
   record.affinity = key?.kind ?? 'none';
   let outcome: ForwardOutcome | undefined;
@@ -360,11 +361,13 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       if (outcome.phase !== 'not-sent') reached = true;
       if (outcome.phase === 'buffered') {
         // A token the client must never see if it is bad: try another node while one is left.
-        const { verdict } = await guard!.judgeTokenResponse(node, outcome.body!, 'traffic');
+        const { verdict, subject } = await guard!.judgeTokenResponse(node, outcome.body!, 'traffic');
         if (verdict === 'bad' && anotherNode) {
           reason = 'reissued';
           continue;
         }
+        // A good token issued to the Basic user is the node vouching for that login.
+        if (verdict === 'good') choice.answered(node, outcome.status, key?.basicUser !== undefined && subject === key.basicUser);
         break;
       }
       if (outcome.phase === 'held-back') {
@@ -375,6 +378,8 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         break;
       }
       if (tokenRejected) void guard!.judgeRejection(node, bearer, 'traffic');
+      // Without token checks, the token service answering a Basic login 200 is what vouches for it.
+      if (outcome.phase === 'complete') choice.answered(node, outcome.status, guard === undefined && ex.route === 'token' && outcome.status === 200);
       if (outcome.phase === 'complete' || outcome.phase === 'client-gone' || outcome.phase === 'cut' || outcome.phase === 'unsendable') break;
       if (!mayRetry(outcome, method, body) || (needsBudget(outcome) && !deps.budget.canRetry())) break;
       reason = outcome.phase === 'not-sent' ? 'failover' : 'retried';

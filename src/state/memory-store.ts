@@ -1,60 +1,59 @@
 import type { Clock } from '../util/clock.js';
+import { SpacedLru, type PinSpace } from './pin-spaces.js';
 import type { StateStore } from './state-store.js';
 
 /**
- * The embedded store for a single instance: a Map with a TTL per entry and a bound on entries.
- * Expired entries are dropped when read; when full, the oldest-written entry goes first
- * (Map keeps insertion order and a rewrite moves a key to the end).
+ * The embedded store for a single instance: pins with a TTL each, in bounded spaces per kind
+ * (pin-spaces.ts), so client pins can never push out upload or session pins. Expired entries are
+ * dropped when read; a full space drops its least recently used pin (reading a pin uses it).
  */
 export class MemoryStateStore implements StateStore {
   readonly kind = 'memory' as const;
   /** A Map does not fail. */
   readonly errors = 0;
-  readonly #map = new Map<string, { value: string; expires: number }>();
+  readonly #pins: SpacedLru<{ value: string; expires: number }>;
 
   constructor(
     private readonly clock: Clock,
-    private readonly maxEntries: number,
-  ) {}
+    /** The bound of each space (sticky.maxEntries). */
+    maxEntries: number,
+  ) {
+    this.#pins = new SpacedLru(maxEntries);
+  }
+
+  get evictions(): Readonly<Record<PinSpace, number>> {
+    return this.#pins.evictions;
+  }
 
   #live(key: string): string | undefined {
-    const e = this.#map.get(key);
+    const e = this.#pins.get(key);
     if (e === undefined) return undefined;
     if (e.expires <= this.clock.now()) {
-      this.#map.delete(key);
+      this.#pins.delete(key);
       return undefined;
     }
     return e.value;
   }
 
-  #put(key: string, value: string, ttlMs: number): void {
-    this.#map.delete(key);
-    if (this.#map.size >= this.maxEntries) {
-      const oldest = this.#map.keys().next();
-      if (!oldest.done) this.#map.delete(oldest.value);
-    }
-    this.#map.set(key, { value, expires: this.clock.now() + ttlMs });
-  }
-
   async get(key: string, renewMs?: number): Promise<string | undefined> {
     const value = this.#live(key);
-    if (value !== undefined && renewMs !== undefined) this.#map.get(key)!.expires = this.clock.now() + renewMs;
+    if (value !== undefined && renewMs !== undefined) this.#pins.peek(key)!.expires = this.clock.now() + renewMs;
     return value;
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
     const current = this.#live(key);
     if (current !== undefined) return current;
-    this.#put(key, value, ttlMs);
+    this.#pins.set(key, { value, expires: this.clock.now() + ttlMs });
     return value;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    this.#put(key, value, ttlMs);
+    this.#pins.set(key, { value, expires: this.clock.now() + ttlMs });
   }
 
   async delete(key: string): Promise<void> {
-    this.#map.delete(key);
+    this.#pins.delete(key);
   }
 
   connected(): boolean {
@@ -62,10 +61,14 @@ export class MemoryStateStore implements StateStore {
   }
 
   size(): number {
-    return this.#map.size;
+    return this.#pins.size;
+  }
+
+  sizeOf(space: PinSpace): number {
+    return this.#pins.sizeOf(space);
   }
 
   async close(): Promise<void> {
-    this.#map.clear();
+    this.#pins.clear();
   }
 }

@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
-import { HashedLru } from '../util/hashed-lru.js';
+import { SpacedLru, type PinSpace } from './pin-spaces.js';
 import type { StateStore } from './state-store.js';
 
 export interface RedisStoreOptions {
@@ -15,6 +15,8 @@ export interface RedisStoreOptions {
   /** How long a pin read from Redis is reused locally before asking again. */
   nearCacheTtl: number;
   nearCacheMax: number;
+  /** The most keys of each pin space this instance keeps written in Redis (sticky.maxEntries). */
+  maxEntries: number;
 }
 
 const BREAKER_OPEN_MS = 5_000;
@@ -25,12 +27,23 @@ const FAILURES_TO_OPEN = 3;
  * request and nothing while it is down: commands are not queued while disconnected, each is
  * bounded, and after a few failures a breaker skips Redis for a while. A bounded near cache
  * answers repeated reads of one key locally. An outage is logged once when it starts and once when it ends.
+ *
+ * Redis holds what it is given until the TTL ends, so its key count would grow with the write
+ * rate times the TTL. Each instance therefore keeps a ledger of the keys it wrote, bounded per pin
+ * space like the memory store; a key pushed out of the ledger is deleted in Redis. Redis holds
+ * at most `maxEntries` keys per space per instance, whatever the write rate.
  */
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
   readonly #client: Redis;
-  /** Pins read lately, least recently used evicted first; keys hashed like every cache keyed by client data. */
-  readonly #near: HashedLru<{ value: string; until: number }>;
+  /**
+   * Pins read lately, least recently used evicted first, bounded per space so a flood of client
+   * pins cannot push out the upload pins that routing relies on while Redis is down. The keys hold
+   * no secret in clear (session ids are hashed into them).
+   */
+  readonly #near: SpacedLru<{ value: string; until: number }>;
+  /** Keys this instance wrote, by space, least recently used first. */
+  readonly #written: SpacedLru<true>;
   /** Commands that failed since start (#failures resets; this does not). */
   errors = 0;
   #failures = 0;
@@ -43,7 +56,8 @@ export class RedisStateStore implements StateStore {
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {
-    this.#near = new HashedLru(o.nearCacheMax);
+    this.#near = new SpacedLru(o.nearCacheMax);
+    this.#written = new SpacedLru(o.maxEntries, (key) => void this.#forgetWritten(key));
     const common: RedisOptions = {
       keyPrefix: o.keyPrefix,
       enableOfflineQueue: false,
@@ -103,6 +117,26 @@ export class RedisStateStore implements StateStore {
     if (this.#outage) this.#up();
   }
 
+  get evictions(): Readonly<Record<PinSpace, number>> {
+    return this.#written.evictions;
+  }
+
+  /** A key written by this instance: recorded in the ledger (which may push an older one out). */
+  #wrote(key: string): void {
+    this.#written.set(key, true);
+  }
+
+  /** A key pushed out of the ledger: gone from Redis too (unless it has expired there already). */
+  async #forgetWritten(key: string): Promise<void> {
+    this.#near.delete(key);
+    if (!this.#usable()) return;
+    try {
+      await this.#client.del(key);
+    } catch (err) {
+      this.#failed(err);
+    }
+  }
+
   #remember(key: string, value: string): void {
     this.#near.set(key, { value, until: this.clock.now() + this.o.nearCacheTtl });
   }
@@ -115,8 +149,14 @@ export class RedisStateStore implements StateStore {
       // GETEX renews in the same round trip; the near cache means at most one renewal per key per nearCacheTtl.
       const v = renewMs === undefined ? await this.#client.get(key) : await this.#client.getex(key, 'PX', renewMs);
       this.#ok();
-      if (v !== null) this.#remember(key, v);
-      else this.#near.delete(key);
+      if (v !== null) {
+        this.#remember(key, v);
+        // A pin in use is the last one the ledger pushes out.
+        if (renewMs !== undefined) this.#written.get(key);
+      } else {
+        this.#near.delete(key);
+        this.#written.delete(key);
+      }
       return v ?? undefined;
     } catch (err) {
       this.#failed(err);
@@ -128,6 +168,7 @@ export class RedisStateStore implements StateStore {
     if (!this.#usable()) return value;
     try {
       const set = await this.#client.set(key, value, 'PX', ttlMs, 'NX');
+      if (set === 'OK') this.#wrote(key);
       const winner = set === 'OK' ? value : ((await this.#client.get(key)) ?? value);
       this.#ok();
       this.#remember(key, winner);
@@ -143,6 +184,7 @@ export class RedisStateStore implements StateStore {
     if (!this.#usable()) return;
     try {
       await this.#client.set(key, value, 'PX', ttlMs);
+      this.#wrote(key);
       this.#ok();
     } catch (err) {
       this.#failed(err);
@@ -151,6 +193,7 @@ export class RedisStateStore implements StateStore {
 
   async delete(key: string): Promise<void> {
     this.#near.delete(key);
+    this.#written.delete(key);
     if (!this.#usable()) return;
     try {
       await this.#client.del(key);

@@ -1,4 +1,10 @@
-/** Where pins live: memory for one instance, Redis so several instances agree. */
+import type { PinSpace } from './pin-spaces.js';
+
+/**
+ * Where pins live: memory for one instance, Redis so several instances agree. Keys name their
+ * space (`upload:…`, `session:…`, `csrf:…`, `client:…`, see pin-spaces.ts); each space is bounded
+ * on its own.
+ */
 export interface StateStore {
   readonly kind: 'memory' | 'redis';
   /** The value; with `renewMs`, its TTL starts over (a pin in use does not expire under its user). */
@@ -13,5 +19,7 @@ export interface StateStore {
   readonly errors: number;
   /** Entries held, for status. */
   size(): number;
+  /** Pins pushed out of a full space to make room, per space, since start (for /metrics). */
+  readonly evictions: Readonly<Record<PinSpace, number>>;
   close(): Promise<void>;
 }

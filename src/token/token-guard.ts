@@ -136,7 +136,7 @@ export class TokenGuard {
     node: ClusterNode,
     body: Buffer,
     source: EvidenceSource,
-  ): Promise<{ verdict: TokenResponseVerdict; token?: string; detail?: string; expiresAt?: number }> {
+  ): Promise<{ verdict: TokenResponseVerdict; token?: string; detail?: string; expiresAt?: number; subject?: string }> {
     const doc = jsonObjectOf(body);
     if (doc === undefined) return this.#notAToken(node, source, 'the body is not a JSON object');
     const tokens = [doc.token, doc.access_token].filter((t): t is string => typeof t === 'string' && t.length > 0);
@@ -147,6 +147,7 @@ export class TokenGuard {
       return { verdict: 'not-verified', detail };
     }
     let expiresAt: number | undefined;
+    let subject: string | undefined;
     for (const t of new Set(tokens)) {
       const v = await this.verifier.verify(t);
       if (!v.ok) {
@@ -154,10 +155,11 @@ export class TokenGuard {
         else this.#suspect(node, 'token', `it issued a client a token that does not verify: ${v.detail}`);
         return { verdict: 'bad', detail: v.detail };
       }
-      expiresAt = v.expiresAt;
+      expiresAt ??= v.expiresAt;
+      subject ??= v.subject;
     }
     this.#issuerGood(node);
-    return { verdict: 'good', token: tokens[0], expiresAt };
+    return { verdict: 'good', token: tokens[0], expiresAt, subject };
   }
 
   /** How much of `node`'s token response the forwarder holds, and the hook for one it passes through unheld. */

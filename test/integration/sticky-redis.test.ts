@@ -34,6 +34,12 @@ function nodesOf(user: string, ...apps: StartedApp[]): Set<unknown> {
   return new Set(apps.flatMap((a) => a.logs.requests().filter((l) => (l.client as { user?: string } | undefined)?.user === user).map((l) => l.node)));
 }
 
+/** docker login: a token request with Basic auth (the token service vouches for the user), then /v2/. */
+const login = async (app: StartedApp, user: string) => {
+  assert.equal((await send(`${app.url}/service/token?service=harbor-registry`, { headers: { authorization: basic(user) } })).status, 200);
+  return send(`${app.url}/v2/`, { headers: { authorization: basic(user) } });
+};
+
 const drain = (app: StartedApp, node: string, on: boolean) => send(`${app.adminUrl}/-/nodes/${node}/${on ? 'drain' : 'undrain'}`, { method: 'POST' });
 
 describe('stickiness shared through Redis', () => {
@@ -43,8 +49,8 @@ describe('stickiness shared through Redis', () => {
     const [a, b] = await twoInstances(t, (await nodes(t, 3)).map((s) => s.url), redis.url);
     // While a cannot use n1, its pins differ from what b would hash to on its own: b must follow them.
     await drain(a, 'n1', true);
-    for (const u of USERS) assert.equal((await send(`${a.url}/v2/`, { headers: { authorization: basic(u) } })).status, 200);
-    await a.logs.waitForRequests(USERS.length);
+    for (const u of USERS) assert.equal((await login(a, u)).status, 200);
+    await a.logs.waitForRequests(2 * USERS.length);
     await drain(a, 'n1', false);
     for (let round = 0; round < 3; round++) {
       for (const u of USERS) {
@@ -69,7 +75,7 @@ describe('stickiness shared through Redis', () => {
     const redis = await startRedis();
     t.after(() => redis.proc.stop());
     const [a, b] = await twoInstances(t, (await nodes(t, 3)).map((s) => s.url), redis.url);
-    for (const u of USERS.slice(0, 4)) await send(`${a.url}/v2/`, { headers: { authorization: basic(u) } });
+    for (const u of USERS.slice(0, 4)) await login(a, u);
     redis.proc.kill('SIGKILL');
     await Promise.all([a, b].map((x) => x.logs.waitFor((l) => l.event === 'redis_down')));
     let n = 0;
@@ -93,7 +99,7 @@ describe('stickiness shared through Redis', () => {
     await Promise.all([a, b].map((x) => x.logs.waitFor((l) => l.event === 'redis_up')));
     // New pins are shared again: made by a with n2 drained there, followed by b.
     await drain(a, 'n2', true);
-    await send(`${a.url}/v2/`, { headers: { authorization: basic('newcomer') } });
+    await login(a, 'newcomer');
     await drain(a, 'n2', false);
     await a.logs.waitFor((l) => (l.client as { user?: string } | undefined)?.user === 'newcomer');
     for (let i = 0; i < 3; i++) await send(`${b.url}/v2/`, { headers: { authorization: basic('newcomer') } });

@@ -6,6 +6,8 @@ import { validateConfig } from '../../../src/config/load.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { StickySelector } from '../../../src/balance/sticky-selector.js';
+import { createSelector } from '../../../src/balance/create-selector.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 function setup(keys: Array<'upload' | 'session' | 'client'> = ['upload', 'session', 'client'], n = 3) {
@@ -24,17 +26,21 @@ describe('affinity keys', () => {
     assert.equal(aff.keyOf('u-1', sid('abc'), '10.0.0.1', 'alice')?.kind, 'upload');
     assert.equal(aff.keyOf(undefined, sid('abc'), '10.0.0.1', 'alice')?.kind, 'session');
     assert.equal(aff.keyOf(undefined, { kind: 'csrf', value: 'xyz' }, '10.0.0.1', undefined)?.kind, 'session');
-    assert.equal(aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')?.kind, 'client');
+    assert.equal(aff.keyOf(undefined, undefined, '10.0.0.1', 'alice', 'basic')?.kind, 'client');
   });
 
   it('never keeps a session id in clear, and tells clients apart by address and user', () => {
     const { aff } = setup();
     const s = aff.keyOf(undefined, sid('secret-session-id'), '10.0.0.1', undefined)!;
     assert.ok(!s.key.includes('secret-session-id'));
-    const a = aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')!.key;
-    assert.notEqual(a, aff.keyOf(undefined, undefined, '10.0.0.1', 'bob')!.key);
-    assert.notEqual(a, aff.keyOf(undefined, undefined, '10.0.0.2', 'alice')!.key);
-    assert.equal(a, aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')!.key);
+    const a = aff.keyOf(undefined, undefined, '10.0.0.1', 'alice', 'token')!.key;
+    assert.notEqual(a, aff.keyOf(undefined, undefined, '10.0.0.1', 'bob', 'token')!.key);
+    assert.notEqual(a, aff.keyOf(undefined, undefined, '10.0.0.2', 'alice', 'token')!.key);
+    assert.equal(a, aff.keyOf(undefined, undefined, '10.0.0.1', 'alice', 'basic')!.key, 'one user, whether by Basic auth or a verified token');
+    const anonymous = aff.keyOf(undefined, undefined, '10.0.0.1', undefined)!;
+    assert.equal(aff.keyOf(undefined, undefined, '10.0.0.1', 'mallory', 'unverified-token')!.key, anonymous.key, 'a name nobody verified is no identity');
+    assert.deepEqual([anonymous.vouched, aff.keyOf(undefined, undefined, '10.0.0.1', 'alice', 'token')!.vouched], [false, true]);
+    assert.equal(aff.keyOf(undefined, undefined, '10.0.0.1', 'alice', 'basic')!.basicUser, 'alice');
   });
 
   it('ignores kinds that are not configured', () => {
@@ -92,13 +98,79 @@ describe('pins', () => {
 
   it('lets the first writer win a claim, and forgets pins after their TTL', async () => {
     const { aff, nodes, clock } = setup();
-    const k = aff.keyOf(undefined, undefined, '10.0.0.1', 'alice')!;
+    const k = aff.keyOf(undefined, undefined, '10.0.0.1', 'alice', 'token')!;
     aff.claim(k, nodes.get('n1')!);
     aff.claim(k, nodes.get('n3')!);
     await Promise.resolve();
     assert.equal((await aff.lookup(k)).node?.name, 'n1');
     clock.advance(30 * 60_000);
     assert.deepEqual(await aff.lookup(k), { stale: false });
+  });
+});
+
+// Issue 18: a pin was written for every request's key at its first choice, made-up logins and
+// made-up session cookies included; with Redis each wrote a key living 30 minutes.
+describe('pins come from evidence (NodeChoice.answered)', () => {
+  const choose = async (aff: Affinity, key: ReturnType<Affinity['keyOf']>, nodes: NodeSet) => {
+    const choice = await new StickySelector(aff, createSelector('round-robin', Math.random)).begin(key);
+    const node = choice.next(nodes.available(), new Set())!;
+    return { choice, node };
+  };
+
+  it('never writes a pin for a made-up Basic name, an anonymous client or a made-up session cookie, whatever the node answers', async () => {
+    const { aff, nodes, store } = setup();
+    for (let i = 0; i < 100; i++) {
+      for (const key of [
+        aff.keyOf(undefined, undefined, '10.0.0.1', `made-up-${i}`, 'basic'),
+        aff.keyOf(undefined, undefined, `10.0.1.${i}`, undefined),
+        aff.keyOf(undefined, sid(`made-up-${i}`), '10.0.0.1', undefined),
+        aff.keyOf(undefined, { kind: 'csrf', value: `made-up-${i}` }, '10.0.0.1', undefined),
+      ]) {
+        const { choice, node } = await choose(aff, key, nodes);
+        choice.answered(node, 401);
+        choice.answered(node, 200);
+      }
+    }
+    await Promise.resolve();
+    assert.equal(store.size(), 0, 'not one pin');
+  });
+
+  it('pins a Basic user once a node issued it a good token, a verified token’s user at its first 2xx, and an upload the node answered', async () => {
+    const { aff, nodes, store } = setup();
+    const alice = aff.keyOf(undefined, undefined, '10.0.0.1', 'alice', 'basic')!;
+    const a = await choose(aff, alice, nodes);
+    a.choice.answered(a.node, 200, true);
+    const bob = aff.keyOf(undefined, undefined, '10.0.0.1', 'bob', 'token')!;
+    const b = await choose(aff, bob, nodes);
+    b.choice.answered(b.node, 200);
+    const upload = aff.keyOf('u-1', undefined, '10.0.0.1', undefined)!;
+    const u = await choose(aff, upload, nodes);
+    u.choice.answered(u.node, 404);
+    await Promise.resolve();
+    assert.equal(store.size(), 2, 'the upload the node did not know is not pinned');
+    u.choice.answered(u.node, 202);
+    await Promise.resolve();
+    assert.deepEqual(
+      [(await aff.lookup(alice)).node, (await aff.lookup(bob)).node, (await aff.lookup(upload)).node],
+      [a.node, b.node, u.node],
+    );
+  });
+
+  it('moves a session pin whose node cannot serve to the node that served the session, and only then', async () => {
+    const { aff, nodes } = setup();
+    const [n1, n2] = [nodes.get('n1')!, nodes.get('n2')!];
+    aff.learnSession(n1, ['Set-Cookie', 'sid=real; Path=/']);
+    await Promise.resolve();
+    const key = aff.keyOf(undefined, sid('real'), 'ip', undefined)!;
+    nodes.setCheck(n1, 'unhealthy', 't');
+    const { choice, node } = await choose(aff, key, nodes);
+    assert.notEqual(node, n1);
+    choice.answered(node, 500);
+    assert.deepEqual(await aff.lookup(key), { stale: true }, 'a failed answer moves nothing');
+    choice.answered(node, 200);
+    await Promise.resolve();
+    assert.equal((await aff.lookup(key)).node, node);
+    assert.ok([n2, nodes.get('n3')].includes(node));
   });
 });
 

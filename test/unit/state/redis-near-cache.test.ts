@@ -10,7 +10,7 @@ import { deadPort } from '../../support/servers.js';
 async function storeWithoutRedis(t: { after: (fn: () => unknown) => void }, nearCacheMax: number) {
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: new LogSink() });
   const store = new RedisStateStore(
-    { url: `redis://127.0.0.1:${await deadPort()}/0`, keyPrefix: 't:', timeout: 100, nearCacheTtl: 5_000, nearCacheMax },
+    { url: `redis://127.0.0.1:${await deadPort()}/0`, keyPrefix: 't:', timeout: 100, nearCacheTtl: 5_000, nearCacheMax, maxEntries: 1000 },
     new FakeClock(),
     logger,
   );
@@ -29,5 +29,6 @@ it('keeps the near cache within nearCacheMax, evicting the least recently used p
   assert.equal(await store.get('upload:a'), 'n1', 'a kept: the cache is not emptied when full');
   assert.equal(await store.get('upload:c'), 'n3');
   for (let i = 0; i < 500; i++) await store.set(`client:${i}`, 'n1', 60_000);
-  assert.equal(store.size(), 2, 'bounded however many keys');
+  assert.equal(store.size(), 4, 'bounded per space however many keys');
+  assert.deepEqual([await store.get('upload:a'), await store.get('upload:c')], ['n1', 'n3'], 'client pins never push out upload pins (Redis is down: the near cache is all there is)');
 });

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
+import { startApp, type StartedApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
+import { makeTokenKeyPair } from '../support/pki.js';
+import { startRedis } from '../support/redis.js';
+import { makeTempDir } from '../support/tmp.js';
+
+type T = { after: (fn: () => unknown) => void };
+const REPO = 'library/flood';
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+/** Each space holds this many pins: a flood that wrote client pins would overflow it 60 times. */
+const MAX_ENTRIES = 50;
+
+/** Three nodes on one storage, each with its own http.secret: an upload works only on the node that began it. */
+async function cluster(t: T, store: 'memory' | 'redis'): Promise<{ lb: StartedApp; redis?: Redis }> {
+  const tmp = makeTempDir('pin-flood');
+  t.after(tmp.remove);
+  const keys = makeTokenKeyPair(tmp.dir, 'cluster');
+  const sims = await Promise.all(
+    [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `h${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request' }).start()),
+  );
+  t.after(() => Promise.all(sims.map((s) => s.close())));
+  let redis: Redis | undefined;
+  let sticky: Record<string, unknown> = { keys: ['upload', 'session', 'client'], maxEntries: MAX_ENTRIES };
+  if (store === 'redis') {
+    const server = await startRedis();
+    t.after(() => server.proc.stop());
+    sticky = { ...sticky, store: 'redis', redis: { url: server.url, keyPrefix: 'flood:', timeout: '500ms' } };
+    redis = new Redis(server.url);
+    t.after(() => redis!.quit());
+  }
+  const lb = await startApp(
+    sims.map((s) => s.url),
+    { balance: { policy: 'round-robin' }, token: { rootCert: keys.certFile, probe: { enabled: false } }, sticky },
+  );
+  t.after(() => lb.close());
+  if (store === 'redis') await lb.logs.waitFor((l) => l.event === 'redis_connected');
+  return { lb, redis };
+}
+
+/** A GET from a chosen loopback source address over a keep-alive agent. */
+function getFrom(url: string, headers: http.OutgoingHttpHeaders, agent: http.Agent, localAddress = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers, agent, localAddress }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      })
+      .on('error', reject);
+  });
+}
+
+async function tokenFor(lb: StartedApp): Promise<string> {
+  const q = new URLSearchParams({ service: 'harbor-registry', scope: `repository:${REPO}:pull,push` });
+  const r = await send(`${lb.url}/service/token?${q.toString()}`, { headers: { authorization: basic('admin', 'Harbor12345') } });
+  assert.equal(r.status, 200);
+  return (JSON.parse(r.body.toString()) as { token: string }).token;
+}
+
+async function evictions(lb: StartedApp): Promise<Record<string, number>> {
+  const text = (await send(`${lb.adminUrl}/metrics`)).body.toString();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^harbor_lb_pin_evictions_total\{store="\w+",space="(\w+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+/** Begins `n` uploads; returns their Locations. */
+async function beginUploads(lb: StartedApp, auth: Record<string, string>, n: number): Promise<string[]> {
+  const locations: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await send(`${lb.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: auth });
+    assert.equal(r.status, 202);
+    const loc = new URL(String(r.headers.location));
+    locations.push(`${loc.pathname}${loc.search}`);
+  }
+  return locations;
+}
+
+/** Sends each upload's body and commits it: the statuses, 201 for every upload whose requests stayed on its node. */
+async function finishUploads(lb: StartedApp, auth: Record<string, string>, locations: string[]): Promise<number[]> {
+  const statuses: number[] = [];
+  for (const [i, location] of locations.entries()) {
+    const blob = Buffer.alloc(10_000 + i, i);
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    const patched = await send(`${lb.url}${location}`, { method: 'PATCH', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: blob });
+    if (patched.status !== 202) {
+      statuses.push(patched.status);
+      continue;
+    }
+    const loc = new URL(String(patched.headers.location));
+    statuses.push((await send(`${lb.url}${loc.pathname}${loc.search}&digest=${digest}`, { method: 'PUT', headers: auth })).status);
+  }
+  return statuses;
+}
+
+describe('pins come from evidence; real work outranks guesses (issue 18)', () => {
+  for (const store of ['memory', 'redis'] as const) {
+    it(`${store}: 20 uploads on nodes with different http.secret survive 3000 made-up logins from one address; no pin, no Redis key for a refused login`, async (t) => {
+      const { lb, redis } = await cluster(t, store);
+      const auth = { authorization: `Bearer ${await tokenFor(lb)}` };
+      const locations = await beginUploads(lb, auth, 20);
+      const keysBefore = await redis?.dbsize();
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+      t.after(() => agent.destroy());
+      const q = new URLSearchParams({ service: 'harbor-registry', scope: `repository:${REPO}:pull` }).toString();
+      const refused: number[] = [];
+      for (let i = 0; i < 3000; i += 50) {
+        refused.push(...(await Promise.all(Array.from({ length: 50 }, (_, j) => getFrom(`${lb.url}/service/token?${q}`, { authorization: basic(`made-up-${i + j}`, 'guess') }, agent)))));
+      }
+      assert.ok(refused.every((s) => s === 401), 'every made-up login refused by the nodes');
+      if (redis) assert.equal(await redis.dbsize(), keysBefore, 'not one Redis key written for a refused login');
+      assert.deepEqual(await finishUploads(lb, auth, locations), Array(20).fill(201), 'every upload continues on the node that began it');
+      assert.deepEqual(await evictions(lb), { upload: 0, session: 0, csrf: 0, client: 0 });
+    });
+  }
+
+  it('redis: vouched clients beyond sticky.maxEntries push out only older client pins; Redis keys stay within the bound, uploads intact', async (t) => {
+    const { lb, redis } = await cluster(t, 'redis');
+    const auth = { authorization: `Bearer ${await tokenFor(lb)}` };
+    const locations = await beginUploads(lb, auth, 20);
+    const agent = new http.Agent({ keepAlive: false });
+    const q = new URLSearchParams({ service: 'harbor-registry', scope: `repository:${REPO}:pull` }).toString();
+    // 150 addresses, each a real login a node accepts: 150 vouched client pins for a space of 50.
+    for (let i = 0; i < 150; i++) {
+      assert.equal(await getFrom(`${lb.url}/service/token?${q}`, { authorization: basic('admin', 'Harbor12345') }, agent, `127.0.${1 + Math.floor(i / 200)}.${1 + (i % 200)}`), 200);
+    }
+    // Evicted keys are deleted from Redis without waiting for the request: let those commands land.
+    for (let i = 0; i < 50 && (await redis!.keys('flood:client:*')).length > MAX_ENTRIES; i++) await new Promise((r) => setImmediate(r));
+    const clientKeys = (await redis!.keys('flood:client:*')).length;
+    assert.ok(clientKeys <= MAX_ENTRIES, `${clientKeys} client keys in Redis`);
+    assert.equal((await redis!.keys('flood:upload:*')).length, 20);
+    const ev = await evictions(lb);
+    assert.equal(ev.upload, 0);
+    assert.ok(ev.client! >= 100, `client evictions counted: ${ev.client}`);
+    assert.deepEqual(await finishUploads(lb, auth, locations), Array(20).fill(201));
+  });
+});
