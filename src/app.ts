@@ -37,6 +37,7 @@ import { closeServer, createListener, listen, listenTlsContext } from './proxy/l
 import { TrustedPeers } from './proxy/trusted-peers.js';
 import { BodyRateWatch } from './proxy/body-rate.js';
 import { ClientLimits } from './proxy/client-limits.js';
+import { NodeAdmission } from './proxy/node-admission.js';
 import { ConnectionGuard } from './proxy/connection-guard.js';
 import { createSystemClock, type Clock, type Timer } from './util/clock.js';
 import type { Random } from './util/random.js';
@@ -154,13 +155,26 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     config.publicUrl,
   );
   const trusted = new TrustedPeers(config.listen.trustedProxies);
-  const share = (pool: number) => (config.limits.nodeShare >= 1 ? 0 : Math.max(1, Math.floor(pool * config.limits.nodeShare)));
-  const limits = new ClientLimits(config.limits.connectionsPerClient, config.limits.requestsPerClient, {
-    fast: share(config.proxy.maxConnectionsPerNode),
-    upload: share(config.proxy.maxUploadConnectionsPerNode),
-  });
+  const limits = new ClientLimits(config.limits.requestsPerClient);
+  const admission = new NodeAdmission(
+    {
+      sizes: { fast: config.proxy.maxConnectionsPerNode, upload: config.proxy.maxUploadConnectionsPerNode },
+      nodeShare: config.limits.nodeShare,
+      queueTimeout: config.limits.queueTimeout,
+    },
+    clock,
+    (ip) => limits.busy(ip),
+  );
   const rateWatch = new BodyRateWatch(config.limits.minBodyRate, config.limits.bodyRateWindow, clock);
-  const connections = new ConnectionGuard({ limits, trusted, logger, clock, tls: config.listen.tls !== undefined });
+  const connections = new ConnectionGuard({
+    limits,
+    maxConnections: config.listen.maxConnections,
+    connectionsPerClient: config.limits.connectionsPerClient,
+    trusted,
+    logger,
+    clock,
+    tls: config.listen.tls !== undefined,
+  });
   const metrics = createMetrics({ nodes, judge, health, skew, guard, rejections: connections.counts, store, affinity, clock });
   const proxyDeps: ProxyDeps = {
     nodes,
@@ -170,6 +184,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     skew,
     onCsrfRefusal: () => trustProbe?.csrfSuspected(),
     limits,
+    admission,
     rateWatch,
     minBodyRate: config.limits.minBodyRate,
     connections,
@@ -219,6 +234,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     trustProbe?.forget(node);
     health.forget(node);
     judge.forget(node);
+    admission.forget(node);
     skew.forget(node);
     guard?.forget(node);
   });

@@ -91,6 +91,11 @@ const listenSchema = z.strictObject({
   keepAliveTimeout: duration('65s'),
   /** On SIGTERM/SIGINT: stop accepting, let requests in flight finish for this long, then close. */
   shutdownGrace: duration('30s'),
+  /**
+   * Client connections open at once before the pressure rules apply (limits.connectionsPerClient,
+   * then closing idle connections of the heaviest address); never refused below it.
+   */
+  maxConnections: z.number().int().min(1).prefault(10_000),
 });
 
 /** What a node name may be; the admin API refuses anything else before looking it up. */
@@ -230,18 +235,29 @@ const adminSchema = z.strictObject({
   allowedHosts: z.array(hostName).prefault([]),
 });
 
-/** Per-client limits: what one client address may hold of the proxy and of the nodes behind it. */
+/**
+ * Per-client shares: what one client may hold of the proxy and of the nodes behind it when others
+ * want it too. None refuses a client while capacity is free.
+ */
 const limitsSchema = z.strictObject({
-  /** Connections open at once from one peer address (a trusted proxy's address is exempt). 0: no limit. */
+  /**
+   * At listen.maxConnections, an address already holding this many connections gets no more (a
+   * trusted proxy's address is exempt). 0: no share, idle connections are closed instead.
+   */
   connectionsPerClient: z.number().int().min(0).prefault(256),
-  /** Requests in flight at once from one client (address from X-Forwarded-For behind a trusted proxy). 0: no limit. */
+  /**
+   * Requests in flight from one client (address from X-Forwarded-For behind a trusted proxy)
+   * above which it waits behind other clients for a node's connections. 0: never.
+   */
   requestsPerClient: z.number().int().min(0).prefault(128),
   /**
    * The share of one node's connection budget (each of proxy.maxConnectionsPerNode and
-   * proxy.maxUploadConnectionsPerNode) one client may hold at once, so that no client can take a
-   * node's every connection. 1: no limit.
+   * proxy.maxUploadConnectionsPerNode) above which a client waits behind others for the next
+   * connection, and may not take the last tenth of the budget. 1: no share.
    */
   nodeShare: z.number().gt(0).max(1).prefault(0.25),
+  /** How long a request may wait for a node connection before it is answered 503. */
+  queueTimeout: duration('30s'),
   /**
    * A body the proxy is waiting on the client for (a request body being sent, a response being
    * read) must move at least this many bytes per second, judged over each `bodyRateWindow` of

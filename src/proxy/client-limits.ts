@@ -1,54 +1,58 @@
 /**
- * What one client may hold at once: connections per peer address, requests in flight per client.
- * Counts live only while something is held, so the maps never outgrow the clients connected now.
+ * What each client holds of the proxy now: connections per peer address and requests in flight
+ * per client. Counts live only while something is held, so the maps never outgrow the clients
+ * connected now. Nothing here refuses anyone: under pressure, the connection guard closes idle
+ * connections of the heaviest address, and node admission puts busy clients behind the others.
  */
 export class ClientLimits {
   readonly #connections = new Map<string, number>();
   readonly #requests = new Map<string, number>();
-  /** client|node|pool → requests the client has on that node's pool now. */
-  readonly #onNode = new Map<string, number>();
+  #openConnections = 0;
 
   constructor(
-    private readonly maxConnections: number,
+    /** limits.requestsPerClient: above this many in flight a client is busy (0: never). */
     private readonly maxRequests: number,
-    /** What one client may hold of one node's pools: [requests without a streamed body, streamed uploads]. */
-    private readonly nodeShare: { fast: number; upload: number } = { fast: 0, upload: 0 },
   ) {}
 
-  /** Takes a slot of a node's pool for `ip`; false (nothing taken) when the client holds its share of it already. */
-  startOnNode(ip: string, node: string, upload: boolean): boolean {
-    return take(this.#onNode, `${ip}|${node}|${upload ? 'u' : 'f'}`, upload ? this.nodeShare.upload : this.nodeShare.fast);
-  }
-
-  endOnNode(ip: string, node: string, upload: boolean): void {
-    give(this.#onNode, `${ip}|${node}|${upload ? 'u' : 'f'}`);
-  }
-
-  /** Takes a connection slot for `ip`; false (nothing taken) when the client holds its limit already. */
-  openConnection(ip: string): boolean {
-    return take(this.#connections, ip, this.maxConnections);
+  /** A connection from `ip` opened; returns how many it has open now. */
+  openConnection(ip: string): number {
+    this.#openConnections++;
+    const n = (this.#connections.get(ip) ?? 0) + 1;
+    this.#connections.set(ip, n);
+    return n;
   }
 
   closeConnection(ip: string): void {
+    this.#openConnections--;
     give(this.#connections, ip);
   }
 
-  /** Takes a request slot for `ip`; false (nothing taken) when the client has its limit in flight. */
-  startRequest(ip: string): boolean {
-    return take(this.#requests, ip, this.maxRequests);
+  /** Connections open now from every address counted (trusted proxies' aside). */
+  get openConnections(): number {
+    return this.#openConnections;
+  }
+
+  connectionsOf(ip: string): number {
+    return this.#connections.get(ip) ?? 0;
+  }
+
+  /** The addresses holding the most connections now, most first. */
+  heaviest(): string[] {
+    return [...this.#connections].sort((a, b) => b[1] - a[1]).map(([ip]) => ip);
+  }
+
+  startRequest(ip: string): void {
+    this.#requests.set(ip, (this.#requests.get(ip) ?? 0) + 1);
   }
 
   endRequest(ip: string): void {
     give(this.#requests, ip);
   }
-}
 
-function take(counts: Map<string, number>, key: string, max: number): boolean {
-  if (max === 0) return true;
-  const n = counts.get(key) ?? 0;
-  if (n >= max) return false;
-  counts.set(key, n + 1);
-  return true;
+  /** Whether the client has more requests in flight than limits.requestsPerClient: it waits behind others under contention. */
+  busy(ip: string): boolean {
+    return this.maxRequests > 0 && (this.#requests.get(ip) ?? 0) > this.maxRequests;
+  }
 }
 
 function give(counts: Map<string, number>, key: string): void {

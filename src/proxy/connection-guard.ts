@@ -8,6 +8,10 @@ import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
 export interface ConnectionGuardDeps {
   limits: ClientLimits;
+  /** listen.maxConnections: above it, the connection pressure rules apply. */
+  maxConnections: number;
+  /** limits.connectionsPerClient: under pressure, an address holding this many gets no more (0: no share). */
+  connectionsPerClient: number;
   trusted: TrustedPeers;
   logger: Logger;
   clock: Clock;
@@ -20,7 +24,8 @@ const REJECTIONS: Record<string, { status: number; text: string; message: string
   HPE_HEADER_OVERFLOW: { status: 431, text: 'Request Header Fields Too Large', message: 'the request head is larger than 64 KiB' },
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, text: 'Request Timeout', message: 'the request head did not arrive in time (listen.headersTimeout)' },
   ERR_HTTP_HEADERS_TIMEOUT: { status: 408, text: 'Request Timeout', message: 'the request head did not arrive in time (listen.headersTimeout)' },
-  TOO_MANY_CONNECTIONS: { status: 429, text: 'Too Many Requests', message: 'too many connections from this address (limits.connectionsPerClient)' },
+  TOO_MANY_CONNECTIONS: { status: 429, text: 'Too Many Requests', message: 'harbor-lb is at listen.maxConnections and this address holds limits.connectionsPerClient of them already' },
+  SERVER_FULL: { status: 503, text: 'Service Unavailable', message: 'harbor-lb is at listen.maxConnections and no connection is idle' },
   CONNECT: { status: 405, text: 'Method Not Allowed', message: 'harbor-lb is not a forward proxy: CONNECT is refused' },
 };
 const PARSE_ERROR = { status: 400, text: 'Bad Request', message: 'the request could not be parsed' };
@@ -28,12 +33,21 @@ const PARSE_ERROR = { status: 400, text: 'Bad Request', message: 'the request co
 /**
  * Connection-level rejections, each answered (a registry-style JSON error where the connection
  * can still take one) and logged with its reason and the client's address: parser errors and
- * oversized heads, head timeouts, CONNECT, and connections over the per-address limit. Log lines
- * are sampled per reason (a client can make these at will); the count of those held back is kept.
+ * oversized heads, head timeouts, CONNECT, and connections refused under pressure. Log lines are
+ * sampled per reason (a client can make these at will); the count of those held back is kept.
+ *
+ * Connections are never refused while harbor-lb has fewer than listen.maxConnections open,
+ * however many one address holds. At the bound, a new connection from an address that holds
+ * limits.connectionsPerClient already is refused (429); any other first makes room by closing an
+ * idle connection (no request under way) of the address holding the most, and is refused (503)
+ * only when none is idle.
  */
 export class ConnectionGuard {
   readonly #parseErrors = new WeakMap<Socket, string>();
   readonly #rejected = new WeakSet<Socket>();
+  /** The sockets HTTP requests arrive on (TLS sockets for https), per address, and requests under way on each. */
+  readonly #byIp = new Map<string, Set<Socket>>();
+  readonly #active = new WeakMap<Socket, number>();
   readonly #sample = new LogRateLimit(1000);
   /** Rejections by reason (connection-level, and the per-request limits the handler counts here), for /metrics. */
   readonly counts = new Map<string, number>();
@@ -45,8 +59,10 @@ export class ConnectionGuard {
   constructor(private readonly deps: ConnectionGuardDeps) {}
 
   attach(server: http.Server): void {
-    // A TLS listener's 'connection' is the raw TCP socket, as a plain one's.
+    // A TLS listener's 'connection' is the raw TCP socket, as a plain one's; requests arrive on
+    // the TLS socket made from it ('secureConnection').
     server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    server.on(this.deps.tls ? 'secureConnection' : 'connection', (socket: Socket) => this.#track(socket));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
     server.on('connect', (req: http.IncomingMessage, socket: Socket) => this.#reject(socket, 'CONNECT', normalizeIp(req.socket.remoteAddress)));
   }
@@ -61,12 +77,52 @@ export class ConnectionGuard {
     return this.#parseErrors.get(socket);
   }
 
+  /** A request began on the socket (node:http serves one at a time on a connection). */
+  requestStarted(socket: Socket): void {
+    this.#active.set(socket, (this.#active.get(socket) ?? 0) + 1);
+  }
+
+  requestEnded(socket: Socket): void {
+    const n = this.#active.get(socket);
+    if (n !== undefined) this.#active.set(socket, n - 1);
+  }
+
+  #track(socket: Socket): void {
+    const ip = normalizeIp(socket.remoteAddress);
+    let set = this.#byIp.get(ip);
+    if (set === undefined) this.#byIp.set(ip, (set = new Set()));
+    set.add(socket);
+    socket.once('close', () => {
+      set.delete(socket);
+      if (set.size === 0 && this.#byIp.get(ip) === set) this.#byIp.delete(ip);
+    });
+  }
+
   #onConnection(socket: Socket): void {
     const ip = normalizeIp(socket.remoteAddress);
-    // Behind a trusted proxy every client shares its address: limits apply per request instead.
+    // Behind a trusted proxy every client shares its address: its connections are not counted.
     if (this.deps.trusted.has(ip)) return;
-    if (!this.deps.limits.openConnection(ip)) return this.#reject(socket, 'TOO_MANY_CONNECTIONS', ip);
-    socket.once('close', () => this.deps.limits.closeConnection(ip));
+    const limits = this.deps.limits;
+    const held = limits.openConnection(ip);
+    socket.once('close', () => limits.closeConnection(ip));
+    if (limits.openConnections <= this.deps.maxConnections) return;
+    const share = this.deps.connectionsPerClient;
+    if (share > 0 && held > share) return this.#reject(socket, 'TOO_MANY_CONNECTIONS', ip);
+    if (!this.#closeIdle(ip)) this.#reject(socket, 'SERVER_FULL', ip);
+  }
+
+  /** Closes one idle connection of the address holding the most (not `newcomer`'s); whether one was. */
+  #closeIdle(newcomer: string): boolean {
+    for (const ip of this.deps.limits.heaviest()) {
+      if (ip === newcomer) continue;
+      for (const s of this.#byIp.get(ip) ?? []) {
+        if ((this.#active.get(s) ?? 0) > 0 || s.destroyed) continue;
+        this.count('IDLE_CLOSED');
+        s.destroy();
+        return true;
+      }
+    }
+    return false;
   }
 
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {

@@ -14,6 +14,7 @@ import { isTokenRejection } from '../token/challenge.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import type { BodyRateWatch } from './body-rate.js';
 import type { ClientLimits } from './client-limits.js';
+import type { NodeAdmission, PoolKind, Slot } from './node-admission.js';
 import type { ConnectionGuard } from './connection-guard.js';
 import { routeOf, type Route } from './classify.js';
 import { describeNodeFailure, nodeFailureLabel, ProxyError, sendRegistryError } from './errors.js';
@@ -54,8 +55,10 @@ export interface ProxyDeps {
   onCsrfRefusal?: () => void;
   /** Node clock offsets: token requests avoid a node whose tokens other registries would refuse. */
   skew: ClockSkew | undefined;
-  /** Per-client limits: requests in flight. */
+  /** Per-client counts: requests in flight. */
   limits: ClientLimits;
+  /** Fair shares of each node's connections: an attempt takes a slot before it is sent. */
+  admission: NodeAdmission;
   /** Minimum body rate while the proxy waits on a client. */
   rateWatch: BodyRateWatch;
   minBodyRate: number;
@@ -107,6 +110,8 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
     // The connection was refused already (over its client's connection limit): its answer is sent.
     if (deps.connections.rejected(req.socket)) return void res.destroy();
     const started = performance.now();
+    // The connection is busy until the request ends: under connection pressure it is never the idle one closed.
+    deps.connections.requestStarted(req.socket);
     const url = req.url ?? '';
     const method = req.method ?? 'GET';
     const isHead = method === 'HEAD';
@@ -159,17 +164,12 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       deps.logger.write(record);
       deps.metrics.finished(record);
+      deps.connections.requestEnded(req.socket);
       finished();
     };
 
-    if (!deps.limits.startRequest(clientIp)) {
-      record.status = 429;
-      record.error = 'CLIENT_LIMIT: requestsPerClient';
-      deps.connections.count('REQUESTS_PER_CLIENT');
-      record.bytesOut = sendRegistryError(res, isHead, 429, 'TOOMANYREQUESTS', 'too many requests in flight from this client (limits.requestsPerClient)', null, ['retry-after', '1']);
-      done();
-      return;
-    }
+    // Counted, never refused: a client with many in flight waits behind others for node connections.
+    deps.limits.startRequest(clientIp);
     counted = true;
 
     if (url.charCodeAt(0) !== 47 /* "/" */) {
@@ -291,7 +291,10 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   let outcome: ForwardOutcome | undefined;
   let reason: RouteReason = choice.first;
   let reached = false;
-  let overShare = false;
+  let queueTimedOut = false;
+  // An upload continues on its own node or not at all (another node may not know it), and a
+  // pinned session stays with its node: they wait for its connections, never go elsewhere for them.
+  const mayMove = !(key?.kind === 'upload' && upload?.uuid !== undefined) && !(key?.kind === 'session' && choice.first === 'pinned');
   deps.budget.active++;
   try {
     for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
@@ -300,21 +303,21 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         outcome = { phase: 'client-gone', status: 0, bytesOut: 0, clientStalled: false };
         break;
       }
-      const node = choice.next(deps.nodes.available(), tried);
-      if (node === undefined) break;
+      const chosen = choice.next(deps.nodes.available(), tried);
+      if (chosen === undefined) break;
+      const streamed = body !== undefined && body.buffered === undefined;
+      const admitted = await admit(deps, ex, chosen, streamed ? 'upload' : 'fast', mayMove, tried);
+      if (admitted === undefined) {
+        // No connection of the node came free within limits.queueTimeout, or the client left meanwhile.
+        if (res.destroyed) outcome = { phase: 'client-gone', status: 0, bytesOut: 0, clientStalled: false };
+        else queueTimedOut = true;
+        break;
+      }
+      const { node, slot } = admitted;
       tried.add(node);
       const anotherNode = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
       // A 5xx every node answers is passed on at once: retrying it elsewhere only adds load.
       const canRetryAfter = anotherNode && deps.budget.canRetry() && deps.judge.clusterFailure === undefined;
-      // No client may hold more than its share of a node's connections: another node, else 429.
-      const streamed = body !== undefined && body.buffered === undefined;
-      if (!deps.limits.startOnNode(ex.clientIp, node.name, streamed)) {
-        overShare = true;
-        // An upload continues on its own node or not at all (another node may not know it).
-        if (key?.kind === 'upload' && upload?.uuid !== undefined) break;
-        continue;
-      }
-      overShare = false;
       // An earlier attempt was sent: this one is a retry (record.node is still that attempt's node).
       if (outcome !== undefined) deps.metrics.retry(ex.route, record.node!, reason, outcome.phase);
       record.attempts = attempt;
@@ -353,7 +356,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         });
       } finally {
         node.inflight--;
-        deps.limits.endOnNode(ex.clientIp, node.name, streamed);
+        slot.release();
         if (attempt > 1) deps.budget.retrying--;
       }
       deps.metrics.attempt(ex.route, node.name, sentAt, outcome.headAt);
@@ -391,11 +394,11 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   // Whatever the node did not read (it answered early, or failed) is drained, never left to stall the client.
   body?.release();
   record.bytesIn = body?.bytes ?? 0;
-  if (outcome === undefined && overShare) {
-    record.status = 429;
-    record.error = 'CLIENT_LIMIT: nodeShare';
-    deps.connections.count('NODE_SHARE');
-    record.bytesOut = sendRegistryError(res, method === 'HEAD', 429, 'TOOMANYREQUESTS', "this client holds its share of the node's connections already (limits.nodeShare)", null, ['retry-after', '1']);
+  if (queueTimedOut && (outcome === undefined || outcome.phase === 'not-sent')) {
+    record.status = 503;
+    record.error = 'QUEUE_TIMEOUT';
+    deps.connections.count('QUEUE_TIMEOUT');
+    record.bytesOut = sendRegistryError(res, method === 'HEAD', 503, 'UNAVAILABLE', "every connection of the node was busy for limits.queueTimeout; try again", null, ['retry-after', '1']);
     return;
   }
   if (outcome === undefined) {
@@ -467,6 +470,37 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       });
     }
   }
+}
+
+/**
+ * A connection slot for the attempt: on the chosen node when it has one for this client now;
+ * else, when the request may move, on another available node that has one now; else the wait in
+ * the chosen node's fair queue (undefined: none came within limits.queueTimeout, or the client left).
+ */
+async function admit(
+  deps: ProxyDeps,
+  ex: Exchange,
+  chosen: ClusterNode,
+  pool: PoolKind,
+  mayMove: boolean,
+  tried: ReadonlySet<ClusterNode>,
+): Promise<{ node: ClusterNode; slot: Slot } | undefined> {
+  const now = deps.admission.tryTake(chosen, pool, ex.clientIp);
+  if (now !== undefined) return { node: chosen, slot: now };
+  if (mayMove) {
+    const others = deps.nodes.available().filter((n) => n !== chosen && !tried.has(n));
+    others.sort((a, b) => a.inflight / a.weight - b.inflight / b.weight);
+    for (const node of others) {
+      const slot = deps.admission.tryTake(node, pool, ex.clientIp);
+      if (slot !== undefined) return { node, slot };
+    }
+  }
+  let stop: (() => void) | undefined;
+  const onClose = () => stop?.();
+  ex.res.once('close', onClose);
+  const slot = await deps.admission.wait(chosen, pool, ex.clientIp, (s) => (stop = s));
+  ex.res.off('close', onClose);
+  return slot === undefined ? undefined : { node: chosen, slot };
 }
 
 /** A response held back for inspection, written now; its own Content-Length is replaced by the real one. */
