@@ -67,7 +67,13 @@ describe('real registries with a misconfigured node', () => {
   it('the same with periodic probes off: traffic makes harbor-lb probe the node, which convicts it, and no skopeo round trip fails', async (t) => {
     const { lb, host, skopeo, imageDir } = await setup(t, 'foreign-key', { enabled: false });
     assert.deepEqual(await roundTrips(skopeo, host, imageDir, 'traffic', 10), []);
-    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
+    const quarantined = await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'quarantined');
+    // From the first token request n2 answered with a bad token (the client got a good one elsewhere) to the quarantine.
+    const first = lb.logs.requests().find((l) => l.route === 'token' && l.reason === 'reissued')!;
+    const firstSentAt = Date.parse(String(first.time)) - Number(first.durationMs);
+    const tookMs = Date.parse(String(quarantined.time)) - firstSentAt;
+    t.diagnostic(`n2 quarantined ${tookMs.toFixed(0)} ms after the first client request it issued a bad token to`);
+    assert.ok(tookMs < 1000, `quarantined ${tookMs} ms after its first bad token`);
     t.diagnostic(`flags raised by the probes traffic asked for: ${raisedFlags(lb).join(', ')}`);
     assert.ok(raisedFlags(lb).every((f) => f.startsWith('n2:')));
   });
