@@ -18,7 +18,7 @@ import type { CheckVerdict } from './health/verdict.js';
 import type { ClusterNode } from './nodes/node.js';
 import { ClockSkew, clockSkewOptions } from './health/clock-skew.js';
 import { NodeFlags } from './nodes/node-flags.js';
-import { PassiveJudge } from './health/passive-judge.js';
+import { OutlierDetector } from './health/outlier-detector.js';
 import { StickySelector } from './balance/sticky-selector.js';
 import { ConfigError } from './config/load.js';
 import { LiveConfig, type ConfigStatus, type ReloadResult } from './config/live-config.js';
@@ -28,7 +28,7 @@ import { TokenGuard } from './token/token-guard.js';
 import { TrustProbe } from './token/trust-probe.js';
 import { TrustStore } from './token/trust-store.js';
 import { TokenVerifier } from './token/verifier.js';
-import { createLoggers, flushLogger, type Logger } from './log.js';
+import { createLoggers, flushLogger, type Logger } from './log/loggers.js';
 import { NodeSet, nodeSetOptions } from './nodes/node-set.js';
 import { checkNodeCas } from './nodes/node-tls.js';
 import { createRequestHandler, type ProxyDeps } from './proxy/handler.js';
@@ -61,7 +61,7 @@ export interface App {
   readonly config: Config;
   readonly nodes: NodeSet;
   readonly health: NodeHealth;
-  readonly judge: PassiveJudge;
+  readonly outliers: OutlierDetector;
   /** Token awareness, when token.rootCert is configured. */
   readonly guard: TokenGuard | undefined;
   readonly trustProbe: TrustProbe | undefined;
@@ -116,7 +116,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     if (checker !== undefined && nodes.has(node)) health.recordCheck(node, verdict);
     return verdict;
   };
-  const judge = new PassiveJudge(nodes, config.health.passive, clock, logger, recheck);
+  const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, recheck);
   const trust = loadTrustStore(config);
   const guard = trust
     ? new TokenGuard(
@@ -175,7 +175,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     clock,
     tls: config.listen.tls !== undefined,
   });
-  const metrics = createMetrics({ nodes, judge, health, skew, guard, rejections: connections.counts, store, affinity, clock });
+  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, affinity, clock });
   const proxyDeps: ProxyDeps = {
     nodes,
     sticky,
@@ -191,7 +191,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     logger: routing,
     metrics,
     proto,
-    judge,
+    outliers,
     guard,
     affinity,
     budget,
@@ -233,7 +233,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     httpProbe?.forget(node);
     trustProbe?.forget(node);
     health.forget(node);
-    judge.forget(node);
+    outliers.forget(node);
     admission.forget(node);
     skew.forget(node);
     guard?.forget(node);
@@ -258,7 +258,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     for (const name of plan.nodes.removed) nodes.remove(name);
     nodes.configure(nodeSetOptions(next));
     health.configure(next.health);
-    judge.configure(next.health.passive);
+    outliers.configure(next.health.passive);
     skew.configure(clockSkewOptions(next));
     if (plan.applied.some((p) => p.startsWith('health'))) {
       const old = { checker, httpProbe };
@@ -319,7 +319,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       }
     }
     checker?.stop();
-    judge.stop();
+    outliers.stop();
     metrics.close();
     rateWatch.stop();
     await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
@@ -333,7 +333,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     },
     nodes,
     health,
-    judge,
+    outliers,
     guard,
     trustProbe,
     logger,
@@ -346,7 +346,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         admin = createAdminServer({
           nodes,
           health,
-          judge,
+          outliers,
           skew,
           metrics,
           sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),

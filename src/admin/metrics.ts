@@ -3,10 +3,11 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { Affinity, AffinityKind } from '../balance/affinity.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { NodeHealth } from '../health/node-health.js';
-import type { PassiveJudge } from '../health/passive-judge.js';
+import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { ClusterRuleChange, NodeSet } from '../nodes/node-set.js';
 import type { Route } from '../proxy/classify.js';
 import type { ForwardPhase } from '../proxy/forward.js';
+import type { FinishedRequest, RequestMetrics } from '../proxy/request-metrics.js';
 import { PIN_SPACES } from '../state/pin-spaces.js';
 import type { StateStore } from '../state/state-store.js';
 import type { TokenGuard } from '../token/token-guard.js';
@@ -15,37 +16,16 @@ import { methodIndex, METHODS, retryCause, routeIndex, ROUTES, statusClassIndex,
 import { startRuntimeMetrics } from './runtime-metrics.js';
 import { SeriesHistogram, type HistogramSeries } from './series-histogram.js';
 
-/** What the request handler records: no prom-client type reaches the proxy. */
-export interface RequestMetrics {
-  /** One attempt on one node ended; times on performance.now()'s clock, `headAt` undefined when no response head came. */
-  attempt(route: Route, node: string, sentAt: number, headAt: number | undefined): void;
-  /** Another attempt is about to follow the one on `node`: the routing reason it carries, and how the one before ended. */
-  retry(route: Route, node: string, reason: string, after: ForwardPhase): void;
-  /** Once per request, where its routing line is written, with that line. */
-  finished(request: FinishedRequest): void;
-}
-
 /** What the admin listener serves at /metrics. */
 export interface MetricsExposition {
   readonly contentType: string;
   render(): Promise<string>;
 }
 
-/** The routing line's fields the request counters read. */
-export interface FinishedRequest {
-  readonly method: string;
-  readonly route: Route;
-  readonly node: string | null;
-  readonly status: number;
-  readonly durationMs: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-}
-
 /** The live objects the scrape-time families read: the same ones routing and /-/status use. */
 export interface MetricsSources {
   nodes: NodeSet;
-  judge: PassiveJudge;
+  outliers: OutlierDetector;
   health: NodeHealth;
   skew?: ClockSkew;
   guard?: TokenGuard;
@@ -116,7 +96,7 @@ export class Metrics implements RequestMetrics, MetricsExposition {
 
   constructor(private readonly src: MetricsSources) {
     const registers = [this.registry];
-    const { nodes, judge, health, skew, guard, rejections, store, affinity, clock } = src;
+    const { nodes, outliers, health, skew, guard, rejections, store, affinity, clock } = src;
     type Emit<L extends string> = (labels: Record<L, string>, value: number) => void;
     // Families whose values live elsewhere: emptied and refilled at every scrape.
     const counter = <L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void => {
@@ -172,10 +152,10 @@ export class Metrics implements RequestMetrics, MetricsExposition {
       for (const n of nodes.all) emit({ node: n.name }, n.inflight);
     });
     gauge('harbor_lb_node_ejections', 'Passive ejections in the current back-off series.', ['node'], (emit) => {
-      for (const n of nodes.all) emit({ node: n.name }, judge.ejections(n));
+      for (const n of nodes.all) emit({ node: n.name }, outliers.ejections(n));
     });
     counter('harbor_lb_node_passive_ejections_total', 'Passive ejections of the node (failed requests in a row) since start; harbor_lb_node_ejections counts the current back-off series only.', ['node'], (emit) => {
-      for (const n of nodes.all) emit({ node: n.name }, judge.ejectionsTotal(n));
+      for (const n of nodes.all) emit({ node: n.name }, outliers.ejectionsTotal(n));
     });
     gauge('harbor_lb_node_state', '1 for the state the node is in.', ['node', 'state'], (emit) => {
       for (const n of nodes.all) for (const state of STATES) emit({ node: n.name, state }, n.state === state ? 1 : 0);
@@ -218,7 +198,7 @@ export class Metrics implements RequestMetrics, MetricsExposition {
       const on = nodes.panic; // evaluates the rule now, so an episode that just began or ended is counted
       emit({}, (this.#panicMs + (on && this.#panicSince !== undefined ? clock.now() - this.#panicSince : 0)) / 1000);
     });
-    gauge('harbor_lb_cluster_degraded', '1 while every node answers the same 5xx (a shared dependency fails; nobody is ejected).', [], (emit) => emit({}, judge.clusterFailure ? 1 : 0));
+    gauge('harbor_lb_cluster_degraded', '1 while every node answers the same 5xx (a shared dependency fails; nobody is ejected).', [], (emit) => emit({}, outliers.clusterFailure ? 1 : 0));
     counter(
       'harbor_lb_client_rejections_total',
       'Clients refused by harbor-lb itself, by reason: a parser code, CONNECT, TOO_MANY_CONNECTIONS, REQUESTS_PER_CLIENT, NODE_SHARE, MIN_BODY_RATE.',

@@ -3,10 +3,10 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { NODE_NAME } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/loggers.js';
 import type { NodeHealth } from '../health/node-health.js';
 import type { ClockSkew } from '../health/clock-skew.js';
-import type { PassiveJudge } from '../health/passive-judge.js';
+import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { MetricsExposition } from './metrics.js';
@@ -17,7 +17,7 @@ import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
 export interface AdminDeps {
   nodes: NodeSet;
   health: NodeHealth;
-  judge: PassiveJudge;
+  outliers: OutlierDetector;
   skew?: ClockSkew;
   sticky: () => { store: string; connected: boolean; entries?: number };
   /** When set, actions (drain, undrain) need `Authorization: Bearer <token>`. */
@@ -105,7 +105,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return json(res, ready ? 200 : 503, { ready });
       }
       case '/-/status':
-        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.judge, deps.sticky(), deps.skew, deps.configStatus?.()));
+        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.outliers, deps.sticky(), deps.skew, deps.configStatus?.()));
       case '/metrics':
         // Collection is asynchronous in prom-client; a failure is answered like a throw here.
         return void deps.metrics.render().then(

@@ -1,6 +1,6 @@
 import type { NodeHealth } from '../health/node-health.js';
 import type { ClockSkew } from '../health/clock-skew.js';
-import type { PassiveJudge } from '../health/passive-judge.js';
+import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus } from '../config/live-config.js';
 
@@ -40,12 +40,12 @@ export interface StatusDocument {
 export function buildStatus(
   nodes: NodeSet,
   health: NodeHealth,
-  judge: PassiveJudge,
+  outliers: OutlierDetector,
   sticky: StatusDocument['sticky'],
   skew?: ClockSkew,
   config?: ConfigStatus,
 ): StatusDocument {
-  const degraded = judge.clusterFailure;
+  const degraded = outliers.clusterFailure;
   return {
     nodes: nodes.all.map((n) => {
       const c = nodes.conditionsOf(n);
@@ -64,7 +64,7 @@ export function buildStatus(
         failures: n.failures,
         lastCheck: check ? { at: new Date(check.at).toISOString(), ok: check.ok, detail: check.detail } : null,
         history: health.history(n).map((h) => ({ at: new Date(h.at).toISOString(), ok: h.ok, detail: h.detail })),
-        consecutiveFailures: judge.consecutiveFailures(n),
+        consecutiveFailures: outliers.consecutiveFailures(n),
         ejectedUntil: ejected ? new Date(c.ejectedUntil).toISOString() : null,
         conditions: { check: c.check, ejected, quarantine: c.quarantine ?? null, drained: c.drained, reachable: c.reachable },
         clockOffsetMs: ((o) => (o === undefined ? null : Math.round(o)))(skew?.offset(n)),

@@ -4,11 +4,24 @@ import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { StateStore } from '../state/state-store.js';
-import type { SessionCookie, UserSource } from '../proxy/request-info.js';
 import { uploadOfLocation } from '../registry/upload-path.js';
 import { boundedLoadPick, rendezvousOrder } from './rendezvous.js';
 
 export type AffinityKind = 'upload' | 'session' | 'client';
+
+/**
+ * `basic`: the name a client sent with Basic auth (the node checks the password). `token`: the
+ * `sub` of a bearer token that verified against token.rootCert. `unverified-token`: the `sub` of
+ * a bearer token not verified (yet): anyone can write any name into a token.
+ */
+export type UserSource = 'basic' | 'token' | 'unverified-token';
+
+/** The cookie a request's UI affinity is read from: a session, or before login the CSRF cookie. */
+export interface SessionCookie {
+  kind: 'session' | 'csrf';
+  /** The cookie's value: a secret, never logged (affinity keys hash it). */
+  value: string;
+}
 
 export interface AffinityKey {
   kind: AffinityKind;

@@ -1,7 +1,7 @@
 import { ConfigError } from './load.js';
 import { planReload, type ReloadPlan } from './reload-plan.js';
 import type { Config } from './schema.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 
 /** What a reload did: applied (with what changed and what waits for a restart), or refused with why. */

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 import type { ClusterNode } from './node.js';
 

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { ClientLimits } from './client-limits.js';

@@ -2,7 +2,7 @@
  * The credentials of a request, read the way the node will read them or not at all. harbor-lb
  * decides things from them (a token it blames a node for refusing, a user it pins, a session it
  * routes), so any byte-level room between its reading and the node's lets a client make
- * harbor-lb judge one thing while the node sees another. The rule is to accept only the forms on
+ * harbor-lb outliers one thing while the node sees another. The rule is to accept only the forms on
  * which every reader agrees and leave the rest unread (no decision is taken from them):
  * - distribution 2.8 splits `Authorization` on single spaces and wants exactly two parts, the
  *   first `bearer` in any case; Go's parseBasicAuth wants `Basic ` (any case) and strict standard

@@ -1,12 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { RequestMetrics } from '../admin/metrics.js';
 import type { RetryBudget } from '../balance/retry-budget.js';
 import type { Affinity } from '../balance/affinity.js';
 import type { StickySelector } from '../balance/sticky-selector.js';
 import type { ClockSkew } from '../health/clock-skew.js';
-import type { AttemptVerdict, PassiveJudge } from '../health/passive-judge.js';
-import type { RoutingLog } from '../log.js';
+import type { AttemptVerdict, OutlierDetector } from '../health/outlier-detector.js';
+import type { RoutingLog } from '../log/loggers.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import { uploadOf } from '../registry/upload-path.js';
@@ -14,6 +13,7 @@ import { isTokenRejection } from '../token/challenge.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import type { BodyRateWatch } from './body-rate.js';
 import type { ClientLimits } from './client-limits.js';
+import type { RequestMetrics } from './request-metrics.js';
 import type { NodeAdmission, PoolKind, Slot } from './node-admission.js';
 import type { ConnectionGuard } from './connection-guard.js';
 import { routeOf, type Route } from './classify.js';
@@ -21,7 +21,8 @@ import { describeNodeFailure, nodeFailureLabel, ProxyError, sendRegistryError } 
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
 import { credentialRefusal, pathRefusal, unforwardable } from './request-check.js';
-import { loggablePath, readRequestHead, SubjectCache, type SessionCookie, type UserSource } from './request-info.js';
+import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
+import type { SessionCookie, UserSource } from '../balance/affinity.js';
 import { isBodylessRead, mayRetry, needsBudget } from './retry-policy.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
@@ -39,7 +40,7 @@ export interface ProxyDeps {
   metrics: RequestMetrics;
   proto: 'http' | 'https';
   /** Passive failure detection: what each attempt says about its node. */
-  judge: PassiveJudge;
+  outliers: OutlierDetector;
   budget: RetryBudget;
   /** Token awareness; absent when token.rootCert is not configured. */
   guard: TokenGuard | undefined;
@@ -317,7 +318,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       tried.add(node);
       const anotherNode = attempt < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
       // A 5xx every node answers is passed on at once: retrying it elsewhere only adds load.
-      const canRetryAfter = anotherNode && deps.budget.canRetry() && deps.judge.clusterFailure === undefined;
+      const canRetryAfter = anotherNode && deps.budget.canRetry() && deps.outliers.clusterFailure === undefined;
       // An earlier attempt was sent: this one is a retry (record.node is still that attempt's node).
       if (outcome !== undefined) deps.metrics.retry(ex.route, record.node!, reason, outcome.phase);
       record.attempts = attempt;
@@ -360,7 +361,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         if (attempt > 1) deps.budget.retrying--;
       }
       deps.metrics.attempt(ex.route, node.name, sentAt, outcome.headAt);
-      judge(deps, node, outcome, failureClass, ex.ranged);
+      reportAttempt(deps, node, outcome, failureClass, ex.ranged);
       if (outcome.phase !== 'not-sent') reached = true;
       if (outcome.phase === 'buffered') {
         // A token the client must never see if it is bad: try another node while one is left.
@@ -518,11 +519,11 @@ function writeHeld(res: ServerResponse, status: number, headers: string[], body:
 
 
 /** Passive health: what one attempt says about its node. A client's doing says nothing and is not reported. */
-function judge(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string, ranged: boolean): void {
+function reportAttempt(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string, ranged: boolean): void {
   const verdict = attemptVerdict(o, route, ranged);
   if (verdict === undefined) return;
   if (verdict.kind !== 'answered') node.failures++;
-  deps.judge.record(node, verdict);
+  deps.outliers.record(node, verdict);
 }
 
 /**

@@ -1,16 +1,10 @@
 import { Buffer } from 'node:buffer';
 import { HashedLru } from '../util/hashed-lru.js';
+import type { SessionCookie, UserSource } from '../balance/affinity.js';
 import { basicUser, bearerToken, readCookie } from './credentials.js';
 
 /** Harbor's UI session cookies (`sid` in 2.x, `beegosessionID` in 1.x), then core's CSRF cookie (gorilla/csrf). */
 const SESSION_COOKIES = ['sid', 'beegosessionID', '_gorilla_csrf'] as const;
-
-/** The cookie a request's UI affinity is read from: a session, or before login the CSRF cookie. */
-export interface SessionCookie {
-  kind: 'session' | 'csrf';
-  /** The cookie's value: a secret, never logged (affinity keys hash it). */
-  value: string;
-}
 
 /** What the proxy reads from a request head besides the path: body presence and credentials, never kept. */
 export interface RequestHead {
@@ -32,12 +26,6 @@ export interface RequestHead {
   session: SessionCookie | 'ambiguous' | undefined;
 }
 
-/**
- * `basic`: the name a client sent with Basic auth (the node checks the password). `token`: the
- * `sub` of a bearer token that verified against token.rootCert. `unverified-token`: the `sub` of
- * a bearer token not verified (yet): anyone can write any name into a token.
- */
-export type UserSource = 'basic' | 'token' | 'unverified-token';
 
 /** Cached for a token without a usable `sub` (a subject is never empty). */
 const NO_SUBJECT = '';

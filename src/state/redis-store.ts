@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, type PinSpace } from './pin-spaces.js';
 import type { StateStore } from './state-store.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/loggers.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';

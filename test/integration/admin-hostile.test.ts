@@ -5,9 +5,9 @@ import { describe, it } from 'node:test';
 import request from 'supertest';
 import { createAdminServer } from '../../src/admin/server.js';
 import { validateConfig } from '../../src/config/load.js';
-import { createLoggers } from '../../src/log.js';
+import { createLoggers } from '../../src/log/loggers.js';
 import { NodeHealth } from '../../src/health/node-health.js';
-import { PassiveJudge } from '../../src/health/passive-judge.js';
+import { OutlierDetector } from '../../src/health/outlier-detector.js';
 import { NodeSet } from '../../src/nodes/node-set.js';
 import { closeServer, listen } from '../../src/proxy/listener.js';
 import { createSystemClock } from '../../src/util/clock.js';
@@ -95,7 +95,7 @@ describe('admin API under hostile requests', () => {
     const server: http.Server = createAdminServer({
       nodes,
       health: new NodeHealth(nodes, config.health, clock),
-      judge: new PassiveJudge(nodes, config.health.passive, clock, logger, async () => ({ ok: true, detail: 'not checked in this test' })),
+      outliers: new OutlierDetector(nodes, config.health.passive, clock, logger, async () => ({ ok: true, detail: 'not checked in this test' })),
       sticky: () => {
         throw new Error('sticky store exploded');
       },

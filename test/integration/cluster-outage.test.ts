@@ -56,7 +56,7 @@ describe('a failure every node shares (storage down) is passed on, never made wo
     assert.equal(lb.logs.lines.filter((l) => l.event === 'node_state' && l.to === 'unhealthy').length, 0, 'no node state change at all');
     const degraded = lb.logs.lines.filter((l) => l.event === 'cluster_degraded');
     assert.deepEqual(degraded.map((l) => l.active), [true], 'logged once when it started');
-    assert.equal(lb.app.judge.clusterFailure?.status, 503);
+    assert.equal(lb.app.outliers.clusterFailure?.status, 503);
     // Once it is known to be the cluster's, a 503 is passed on at once instead of being tried on every node.
     const last = lb.logs.requests().filter((l) => l.path === '/v2/library/a/manifests/v1').at(-1)!;
     assert.equal(last.attempts, 1);

@@ -6,8 +6,8 @@ import { createMetrics, type Metrics } from '../../../src/admin/metrics.js';
 import { SeriesHistogram } from '../../../src/admin/series-histogram.js';
 import { validateConfig } from '../../../src/config/load.js';
 import { NodeHealth } from '../../../src/health/node-health.js';
-import { PassiveJudge } from '../../../src/health/passive-judge.js';
-import { createLoggers } from '../../../src/log.js';
+import { OutlierDetector } from '../../../src/health/outlier-detector.js';
+import { createLoggers } from '../../../src/log/loggers.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
@@ -20,12 +20,12 @@ function setup(t: TestContext, names: string[], view?: (nodes: NodeSet) => NodeS
   const config = validateConfig({ nodes: names.map((name, i) => ({ name, url: `http://127.0.0.1:${i + 1}` })), health: { enabled: false } });
   const nodes = new NodeSet(config, clock);
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: new LogSink() });
-  const judge = new PassiveJudge(nodes, config.health.passive, clock, logger, async () => ({ ok: true, detail: 'not checked in this test' }));
+  const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, async () => ({ ok: true, detail: 'not checked in this test' }));
   const health = new NodeHealth(nodes, config.health, clock);
-  const metrics = createMetrics({ nodes: view ? view(nodes) : nodes, judge, health, rejections: new Map(), store: new MemoryStateStore(clock, 10), clock });
+  const metrics = createMetrics({ nodes: view ? view(nodes) : nodes, outliers, health, rejections: new Map(), store: new MemoryStateStore(clock, 10), clock });
   t.after(async () => {
     metrics.close();
-    judge.stop();
+    outliers.stop();
     await nodes.close();
   });
   return { clock, nodes, health, metrics };

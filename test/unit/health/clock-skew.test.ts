@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../../src/config/load.js';
 import { ClockSkew, FLAG_CLOCK_SKEW } from '../../../src/health/clock-skew.js';
-import { createLoggers } from '../../../src/log.js';
+import { createLoggers } from '../../../src/log/loggers.js';
 import { NodeFlags } from '../../../src/nodes/node-flags.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
 import { FakeClock } from '../../support/fake-clock.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLoggers } from '../../../src/log.js';
-import { createPrettyDestination, requestLine } from '../../../src/log-format.js';
+import { createLoggers } from '../../../src/log/loggers.js';
+import { createPrettyDestination, requestLine } from '../../../src/log/pretty-format.js';
 
 describe('readable log lines (log.format: pretty)', () => {
   it('says a request in one line: status, method, path, node, why, time', () => {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
-import { TurnBatchedDestination } from '../../../src/log-batching.js';
-import { createLoggers } from '../../../src/log.js';
-import { createPrettyDestination } from '../../../src/log-format.js';
+import { TurnBatchedDestination } from '../../../src/log/turn-batched-destination.js';
+import { createLoggers } from '../../../src/log/loggers.js';
+import { createPrettyDestination } from '../../../src/log/pretty-format.js';
 
 /** A destination that keeps each write apart, to count them. */
 function recorder(): { writes: string[]; write(text: string): void; flush(cb: () => void): void; flushed: number } {
@@ -95,7 +95,7 @@ describe('routing lines batched per event-loop turn', () => {
   });
 
   it('a process that crashes in the same turn still writes the lines it held (on exit, as pino does)', () => {
-    const log = new URL('../../../src/log.js', import.meta.url).href;
+    const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
     const script = `import { createLoggers } from ${JSON.stringify(log)};
 const { routing } = createLoggers({ level: 'info', format: 'json' });
 routing.write({ event: 'request', reqId: 'last-before-crash' });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { createLoggers } from '../../../src/log.js';
+import { createLoggers } from '../../../src/log/loggers.js';
 import { RedisStateStore } from '../../../src/state/redis-store.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { LogSink } from '../../support/log-sink.js';

@@ -3,7 +3,7 @@ import { createPublicKey } from 'node:crypto';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { validateConfig } from '../../../src/config/load.js';
-import { createLoggers } from '../../../src/log.js';
+import { createLoggers } from '../../../src/log/loggers.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
 import { libtrustKeyId } from '../../../src/token/libtrust.js';
 import { MAX_TOKEN_RESPONSE_BYTES, TokenGuard } from '../../../src/token/token-guard.js';

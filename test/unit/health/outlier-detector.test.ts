@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../../src/config/load.js';
-import { PassiveJudge } from '../../../src/health/passive-judge.js';
+import { OutlierDetector } from '../../../src/health/outlier-detector.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { LogSink } from '../../support/log-sink.js';
-import { createLoggers } from '../../../src/log.js';
+import { createLoggers } from '../../../src/log/loggers.js';
 import type { CheckVerdict } from '../../../src/health/verdict.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
 
@@ -30,8 +30,8 @@ function setup(n = 3) {
     checked.push(node.name);
     return checkOk.get(node) === true ? { ok: true, detail: 'all components healthy' } : { ok: false, detail: 'health check failed: no answer within 2000 ms' };
   };
-  const judge = new PassiveJudge(nodes, cfg.health.passive, clock, logger, recheck);
-  return { clock, nodes, judge, logs, checkOk, checked, n1: nodes.all[0]!, n2: nodes.all[1]!, n3: nodes.all[2]! };
+  const outliers = new OutlierDetector(nodes, cfg.health.passive, clock, logger, recheck);
+  return { clock, nodes, outliers, logs, checkOk, checked, n1: nodes.all[0]!, n2: nodes.all[1]!, n3: nodes.all[2]! };
 }
 const s503 = { kind: 'gateway', status: 503, route: 'v2' } as const;
 const reset = { kind: 'failed', code: 'ECONNRESET' } as const;
@@ -39,16 +39,16 @@ const ok = { kind: 'answered', route: 'v2' } as const;
 
 describe('passive failure detection', () => {
   it('consecutive failures ask for a check; a failed check ejects, a success resetting the count first', async () => {
-    const { judge, n1, checked } = setup();
-    judge.record(n1, reset);
-    judge.record(n1, reset);
-    judge.record(n1, ok);
-    judge.record(n1, reset);
-    judge.record(n1, s503);
+    const { outliers, n1, checked } = setup();
+    outliers.record(n1, reset);
+    outliers.record(n1, reset);
+    outliers.record(n1, ok);
+    outliers.record(n1, reset);
+    outliers.record(n1, s503);
     await settle();
     assert.deepEqual(checked, [], 'two in a row: no check yet');
     assert.equal(n1.state, 'unknown');
-    judge.record(n1, s503);
+    outliers.record(n1, s503);
     await settle();
     assert.deepEqual(checked, ['n1']);
     assert.equal(n1.state, 'unhealthy');
@@ -58,13 +58,13 @@ describe('passive failure detection', () => {
   // Issue 18: failed requests alone ejected nodes, and a client can make requests fail (a Range
   // past the end, a stalled read or upload the node's nginx gives up on).
   it('failures alone never eject: a passing check keeps the node in, however many fail, and checks are rate-limited', async () => {
-    const { judge, n1, checkOk, checked, clock, logs } = setup();
+    const { outliers, n1, checkOk, checked, clock, logs } = setup();
     checkOk.set(n1, true);
-    for (let i = 0; i < 3000; i++) judge.record(n1, i % 2 === 0 ? reset : s503);
+    for (let i = 0; i < 3000; i++) outliers.record(n1, i % 2 === 0 ? reset : s503);
     await settle();
     assert.equal(n1.state, 'unknown');
     assert.deepEqual(checked, ['n1'], 'one check for the burst');
-    for (let i = 0; i < 3000; i++) judge.record(n1, reset);
+    for (let i = 0; i < 3000; i++) outliers.record(n1, reset);
     await settle();
     assert.deepEqual(checked, ['n1'], 'failures after that check wait for the spacing');
     clock.advance(999);
@@ -80,12 +80,12 @@ describe('passive failure detection', () => {
     const cleared = logs.lines.filter((l) => l.event === 'node_suspected');
     assert.equal(cleared.length, 1, 'one line a minute');
     assert.equal(cleared[0]!.cleared, true);
-    assert.equal(judge.recheckCounts.ok, 2);
+    assert.equal(outliers.recheckCounts.ok, 2);
   });
 
   it('a refused connection is out at once without a check (no client can cause it)', async () => {
-    const { judge, nodes, n1, checked } = setup();
-    judge.record(n1, { kind: 'unreachable', code: 'ECONNREFUSED' });
+    const { outliers, nodes, n1, checked } = setup();
+    outliers.record(n1, { kind: 'unreachable', code: 'ECONNREFUSED' });
     await settle();
     assert.deepEqual(checked, []);
     assert.equal(nodes.conditionsOf(n1).reachable, false);
@@ -93,9 +93,9 @@ describe('passive failure detection', () => {
   });
 
   it('doubles the back-off up to maxEjectFor, lets each ejection expire by itself, and forgets the series after a quiet period', async () => {
-    const { judge, nodes, n1, clock } = setup();
+    const { outliers, nodes, n1, clock } = setup();
     const ejectFor = async (): Promise<number> => {
-      for (let i = 0; i < 3; i++) judge.record(n1, reset);
+      for (let i = 0; i < 3; i++) outliers.record(n1, reset);
       await settle();
       const d = nodes.conditionsOf(n1).ejectedUntil - clock.now();
       clock.advance(d);
@@ -104,18 +104,18 @@ describe('passive failure detection', () => {
     };
     assert.deepEqual([await ejectFor(), await ejectFor(), await ejectFor(), await ejectFor()], [10_000, 20_000, 40_000, 40_000]);
     clock.advance(40_001);
-    judge.record(n1, ok);
+    outliers.record(n1, ok);
     assert.equal(await ejectFor(), 10_000);
   });
 
   it('ejects no more than the cap, and says so once', async () => {
-    const { judge, n1, n2, logs, clock } = setup();
-    for (let i = 0; i < 3; i++) judge.record(n1, reset);
+    const { outliers, n1, n2, logs, clock } = setup();
+    for (let i = 0; i < 3; i++) outliers.record(n1, reset);
     await settle();
-    for (let i = 0; i < 3; i++) judge.record(n2, reset);
+    for (let i = 0; i < 3; i++) outliers.record(n2, reset);
     await settle();
     clock.advance(1000);
-    for (let i = 0; i < 3; i++) judge.record(n2, reset);
+    for (let i = 0; i < 3; i++) outliers.record(n2, reset);
     await settle();
     assert.equal(n1.state, 'unhealthy');
     assert.equal(n2.state, 'unknown', 'a second ejection of three nodes is over the cap');
@@ -123,85 +123,85 @@ describe('passive failure detection', () => {
   });
 
   it('takes the same 5xx from every node at once as the cluster failing: nobody ejected, logged once when it starts and ends', async () => {
-    const { judge, n1, n2, n3, clock, logs } = setup();
+    const { outliers, n1, n2, n3, clock, logs } = setup();
     // A storage hiccup: every node answers 503, 30 times.
-    for (let i = 0; i < 10; i++) for (const n of [n1, n2, n3]) judge.record(n, s503);
+    for (let i = 0; i < 10; i++) for (const n of [n1, n2, n3]) outliers.record(n, s503);
     await settle();
     assert.deepEqual([n1.state, n2.state, n3.state], ['unknown', 'unknown', 'unknown']);
-    assert.equal(judge.clusterFailure?.status, 503);
+    assert.equal(outliers.clusterFailure?.status, 503);
     const lines = () => logs.lines.filter((l) => l.event === 'cluster_degraded').map((l) => l.active);
     assert.deepEqual(lines(), [true]);
     clock.advance(9_000);
-    judge.record(n2, s503);
+    outliers.record(n2, s503);
     clock.advance(9_999);
     assert.deepEqual(lines(), [true], 'still failing 9 s ago');
     clock.advance(1);
     assert.deepEqual(lines(), [true, false]);
-    assert.equal(judge.clusterFailure, undefined);
+    assert.equal(outliers.clusterFailure, undefined);
   });
 
   it('lifts an ejection made for a failure that turned out to be the cluster\'s', async () => {
-    const { judge, n1, n2, n3, logs } = setup();
-    for (let i = 0; i < 3; i++) judge.record(n1, s503);
+    const { outliers, n1, n2, n3, logs } = setup();
+    for (let i = 0; i < 3; i++) outliers.record(n1, s503);
     await settle();
     assert.equal(n1.state, 'unhealthy', 'on its own it looked like n1');
-    judge.record(n2, s503);
-    judge.record(n3, s503);
+    outliers.record(n2, s503);
+    outliers.record(n3, s503);
     assert.equal(n1.state, 'unknown');
     assert.deepEqual(logs.lines.find((l) => l.event === 'cluster_degraded')?.lifted, ['n1']);
   });
 
   it('does not call it the cluster\'s when one node answers well, or the 5xx differ', async () => {
-    const { judge, n1, n2, n3 } = setup();
-    judge.record(n1, s503);
-    judge.record(n2, s503);
-    judge.record(n3, ok);
-    judge.record(n3, { kind: 'gateway', status: 502, route: 'v2' });
-    assert.equal(judge.clusterFailure, undefined);
-    judge.record(n1, s503);
-    judge.record(n1, s503);
+    const { outliers, n1, n2, n3 } = setup();
+    outliers.record(n1, s503);
+    outliers.record(n2, s503);
+    outliers.record(n3, ok);
+    outliers.record(n3, { kind: 'gateway', status: 502, route: 'v2' });
+    assert.equal(outliers.clusterFailure, undefined);
+    outliers.record(n1, s503);
+    outliers.record(n1, s503);
     await settle();
     assert.equal(n1.state, 'unhealthy');
   });
 
   it('judges a shared failure over the nodes taking traffic: a node down for its checks does not hide it', async () => {
-    const { judge, nodes, n1, n2, n3 } = setup();
+    const { outliers, nodes, n1, n2, n3 } = setup();
     nodes.setCheck(n1, 'unhealthy', 'health check failed: ECONNREFUSED');
     for (let i = 0; i < 5; i++) {
-      judge.record(n2, s503);
-      judge.record(n3, s503);
+      outliers.record(n2, s503);
+      outliers.record(n3, s503);
     }
     await settle();
-    assert.equal(judge.clusterFailure?.status, 503);
+    assert.equal(outliers.clusterFailure?.status, 503);
     assert.deepEqual([n2.state, n3.state], ['unknown', 'unknown'], 'the two that are left are not ejected');
   });
 
   // Found in review: once an episode was on, any 503 kept it on, so a node failing alone after a
   // shared hiccup was never ejected and nobody's GET was retried.
   it('ends the episode when one node answers that route well again, and a node failing alone is its own failure again', async () => {
-    const { judge, n1, n2, n3, logs } = setup();
-    for (const n of [n1, n2, n3]) judge.record(n, s503);
-    assert.equal(judge.clusterFailure?.status, 503);
-    judge.record(n1, ok);
-    assert.equal(judge.clusterFailure, undefined, 'n1 pulls again: the cause is no longer shared');
-    judge.record(n2, ok);
-    for (let i = 0; i < 3; i++) judge.record(n3, s503);
+    const { outliers, n1, n2, n3, logs } = setup();
+    for (const n of [n1, n2, n3]) outliers.record(n, s503);
+    assert.equal(outliers.clusterFailure?.status, 503);
+    outliers.record(n1, ok);
+    assert.equal(outliers.clusterFailure, undefined, 'n1 pulls again: the cause is no longer shared');
+    outliers.record(n2, ok);
+    for (let i = 0; i < 3; i++) outliers.record(n3, s503);
     await settle();
     assert.equal(n3.state, 'unhealthy', 'n3 failing alone is ejected');
     assert.deepEqual(logs.lines.filter((l) => l.event === 'cluster_degraded').map((l) => l.active), [true, false]);
   });
 
   it('a good answer on another route (a token while storage is down) does not end a pull episode', () => {
-    const { judge, n1, n2, n3 } = setup();
-    for (const n of [n1, n2, n3]) judge.record(n, s503);
-    judge.record(n1, { kind: 'answered', route: 'token' });
-    judge.record(n2, s503);
-    assert.equal(judge.clusterFailure?.status, 503);
+    const { outliers, n1, n2, n3 } = setup();
+    for (const n of [n1, n2, n3]) outliers.record(n, s503);
+    outliers.record(n1, { kind: 'answered', route: 'token' });
+    outliers.record(n2, s503);
+    assert.equal(outliers.clusterFailure?.status, 503);
   });
 
   it('never ejects the only node for its answers', async () => {
-    const { judge, n1 } = setup(1);
-    for (let i = 0; i < 10; i++) judge.record(n1, s503);
+    const { outliers, n1 } = setup(1);
+    for (let i = 0; i < 10; i++) outliers.record(n1, s503);
     await settle();
     assert.equal(n1.state, 'unknown');
   });

@@ -1,6 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { createPrettyDestination } from './log-format.js';
-import { TurnBatchedDestination } from './log-batching.js';
+import { createPrettyDestination } from './pretty-format.js';
+import { TurnBatchedDestination } from './turn-batched-destination.js';
 
 export type { Logger };
 

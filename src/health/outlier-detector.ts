@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/loggers.js';
 import type { EjectionSetter, NodeConditions, ReachabilitySetter } from '../nodes/conditions.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
@@ -28,7 +28,7 @@ export type AttemptVerdict =
   | { kind: 'failed'; code: string };
 
 /** The node set as passive detection sees it. */
-export type PassiveReportTarget = EjectionSetter &
+export type OutlierReportTarget = EjectionSetter &
   ReachabilitySetter & {
     readonly all: readonly ClusterNode[];
     isEjected(node: ClusterNode): boolean;
@@ -60,7 +60,7 @@ interface Series {
  * cluster's: nobody is ejected for it, ejections it caused are lifted, and it is logged once as
  * `cluster_degraded` when it starts and when it ends.
  */
-export class PassiveJudge {
+export class OutlierDetector {
   readonly #series = new Map<ClusterNode, Series>();
   readonly #cluster: ClusterFailureDetector;
   readonly #rechecks: RecheckTrigger<ClusterNode>;
@@ -69,7 +69,7 @@ export class PassiveJudge {
   readonly recheckCounts = { ok: 0, failed: 0 };
 
   constructor(
-    private readonly nodes: PassiveReportTarget,
+    private readonly nodes: OutlierReportTarget,
     private cfg: Config['health']['passive'],
     private readonly clock: Clock,
     private readonly logger: Logger,
