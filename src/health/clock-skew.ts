@@ -26,12 +26,6 @@ export function offsetFromDate(date: string | undefined, sent: number, answered:
   return Number.isNaN(at) ? undefined : at + 500 - (sent + answered) / 2;
 }
 
-/** "12 s ahead of" / "3 s behind": how a clock offset reads in a flag or a doctor report. */
-export function describeOffset(offsetMs: number): string {
-  const seconds = Math.round(offsetMs / 1000);
-  return `${Math.abs(seconds)} s ${seconds > 0 ? 'ahead of' : 'behind'}`;
-}
-
 /** Samples kept per node; the median of them is the node's offset, so one odd sample moves nothing. */
 const SAMPLES = 5;
 
@@ -68,14 +62,7 @@ export class ClockSkew {
     const offset = this.offset(node)!;
     if (Math.abs(offset) > this.opts.warnAfter) {
       const seconds = Math.round(offset / 1000);
-      this.flags.raise(
-        node,
-        FLAG_CLOCK_SKEW,
-        `${node.name}'s clock is ${describeOffset(offset)} harbor-lb's` +
-          (this.tokensAway(node) ? `: past the registries' leeway, its tokens are rejected elsewhere, so token requests go to other nodes` : ''),
-        { offsetSeconds: seconds, samples: list.length, source },
-        `sync ${node.name}'s clock (NTP: chrony or systemd-timesyncd); if every node shows the same offset, harbor-lb's own clock is the one off`,
-      );
+      this.flags.raise(node, FLAG_CLOCK_SKEW, { node: node.name, offsetMs: offset, tokensAway: this.tokensAway(node), observer: 'harbor-lb' }, { offsetSeconds: seconds, samples: list.length, source });
     } else if (list.length >= 2) {
       this.flags.clear(node, FLAG_CLOCK_SKEW);
     }

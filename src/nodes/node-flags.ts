@@ -1,11 +1,13 @@
+import { describeFinding, type FindingCode, type FindingFacts } from '../findings/catalogue.js';
 import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 import type { ClusterNode } from './node.js';
 
 /**
- * Raises and clears a node's flags (evidence about the node itself), each logged once when raised
- * (with the evidence and the fix) and once when cleared. Shared by everyone who finds evidence:
- * the token guard, the clock-skew monitor.
+ * Raises and clears a node's flags (evidence about the node itself, found by harbor-lb's own
+ * probes and checks), each logged once when raised (with the evidence and the fix) and once when
+ * cleared. Messages and fixes come from the findings catalogue, the same words doctor prints.
+ * Shared by everyone who finds evidence: the token guard, the clock-skew monitor.
  */
 export class NodeFlags {
   constructor(
@@ -13,13 +15,14 @@ export class NodeFlags {
     private readonly clock: Clock,
   ) {}
 
-  raise(node: ClusterNode, code: string, message: string, evidence: Record<string, unknown>, fix: string): void {
+  raise<C extends FindingCode>(node: ClusterNode, code: C, facts: FindingFacts[C], evidence: Record<string, unknown>): void {
     if (node.flags.has(code)) return;
-    node.flags.set(code, { code, message, since: new Date(this.clock.now()).toISOString(), fix });
-    this.logger.warn({ event: 'node_flag', node: node.name, code, raised: true, evidence, fix }, `${code}: ${message}. Fix: ${fix}`);
+    const { message, fix, severity } = describeFinding(code, facts);
+    node.flags.set(code, { code, message, since: new Date(this.clock.now()).toISOString(), fix, severity });
+    this.logger.warn({ event: 'node_flag', node: node.name, code, raised: true, severity, evidence, fix }, `${code}: ${message}. Fix: ${fix}`);
   }
 
-  clear(node: ClusterNode, code: string): void {
+  clear(node: ClusterNode, code: FindingCode): void {
     if (!node.flags.delete(code)) return;
     this.logger.info({ event: 'node_flag', node: node.name, code, raised: false }, `${code} cleared on ${node.name}`);
   }

@@ -7,8 +7,10 @@ export interface NodeFlag {
   code: string;
   message: string;
   since: string;
-  /** What an operator does about it, when the raiser knows. */
-  fix?: string;
+  /** What an operator does about it. */
+  fix: string;
+  /** `error`: clients hit it; `warning`: harbor-lb works around it (findings catalogue). */
+  severity: 'error' | 'warning';
 }
 
 export interface PoolOptions {

@@ -6,9 +6,6 @@ export type CsrfRequest = (
 
 export const FLAG_CSRF = 'CSRF_KEY_DIFFERS';
 
-export const FIX_CSRF =
-  'give every node the same CSRF_KEY (exactly 32 characters; the installer writes one per node into common/config/core/env, harbor-helm shares one Secret) and restart Harbor core on the nodes that differ';
-
 /** A path under /c/ that exists nowhere: with a matching key the answer is 404, with another 403. */
 const PROBE_PATH = '/c/harbor-lb-csrf-probe';
 

@@ -4,7 +4,7 @@ import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import { NodeFlags } from '../nodes/node-flags.js';
-import { FIX_CSRF, FLAG_CSRF } from './csrf-check.js';
+import { FLAG_CSRF } from './csrf-check.js';
 import { realmSchemeMismatch } from './realm.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { TrustStore } from './trust-store.js';
@@ -17,10 +17,7 @@ export const FLAG_REALM = 'REALM_BYPASSES_PROXY';
 export const FLAG_REALM_SCHEME = 'REALM_SCHEME_MISMATCH';
 /** A refusal of a token this close to its expiry says nothing about the node's trust. */
 const NEAR_EXPIRY_MS = 30_000;
-const QUARANTINING = [FLAG_FOREIGN_KEY, FLAG_TOKEN_CLAIMS, FLAG_REGISTRY_REJECTS];
-
-const FIX_KEYS =
-  "copy private_key.pem and root.crt from a good node to this node (Harbor: common/config/core/private_key.pem and common/config/registry/root.crt, or the values in harbor.yml's secret folder), then restart Harbor on it";
+const QUARANTINING = [FLAG_FOREIGN_KEY, FLAG_TOKEN_CLAIMS, FLAG_REGISTRY_REJECTS] as const;
 
 /** The node set as the guard sees it: it asks for quarantines and reads who has asked. */
 export type GuardNodes = QuarantineSetter & { readonly all: readonly ClusterNode[]; conditionsOf(node: ClusterNode): NodeConditions };
@@ -216,13 +213,7 @@ export class TokenGuard {
       return true;
     }
     this.countsOf(node).registryRejected++;
-    this.flags.raise(
-      node,
-      FLAG_REGISTRY_REJECTS,
-      `${node.name}'s registry rejects tokens signed with the cluster key ${v.kid} (answers 401 invalid_token)`,
-      { kid: v.kid, trustedKids: this.trust.kids, source },
-      `the registry on ${node.name} trusts another root.crt: ${FIX_KEYS}`,
-    );
+    this.flags.raise(node, FLAG_REGISTRY_REJECTS, { node: node.name, kid: v.kid }, { kid: v.kid, trustedKids: this.trust.kids, source });
     this.#quarantine(node);
     return true;
   }
@@ -233,14 +224,8 @@ export class TokenGuard {
     this.nodes.release(node);
   }
 
-  realmBypasses(node: ClusterNode, realm: string): void {
-    this.flags.raise(
-      node,
-      FLAG_REALM,
-      `${node.name} advertises the token realm ${realm}, which points at the node itself, not at the public URL (harbor-lb rewrites it meanwhile)`,
-      { realm },
-      `set hostname / external_url in ${node.name}'s harbor.yml to the public name (the domain name, not the node's IP) and run ./prepare`,
-    );
+  realmBypasses(node: ClusterNode, realm: string, publicUrl: string): void {
+    this.flags.raise(node, FLAG_REALM, { node: node.name, realm, publicUrl }, { realm });
   }
 
   realmOk(node: ClusterNode): void {
@@ -255,27 +240,14 @@ export class TokenGuard {
         this.flags.clear(node, FLAG_CSRF);
         continue;
       }
-      this.flags.raise(
-        node,
-        FLAG_CSRF,
-        `${node.name}'s CSRF key differs from ${o.differsFrom.join(', ')}'s: a UI session that changes node fails with 403 "CSRF token invalid"; harbor-lb keeps each browser on the node that minted its CSRF cookie meanwhile`,
-        { differsFrom: o.differsFrom, source: 'probe' },
-        FIX_CSRF,
-      );
+      this.flags.raise(node, FLAG_CSRF, { node: node.name, differsFrom: o.differsFrom }, { differsFrom: o.differsFrom, source: 'probe' });
     }
   }
 
   /** The realm names the public host with the other scheme (http behind TLS termination, harbor#3933). */
   realmScheme(node: ClusterNode, realm: string | undefined, publicUrl: string): void {
     if (realm === undefined || !realmSchemeMismatch(realm, publicUrl)) return this.flags.clear(node, FLAG_REALM_SCHEME);
-    const scheme = new URL(publicUrl).protocol.slice(0, -1);
-    this.flags.raise(
-      node,
-      FLAG_REALM_SCHEME,
-      `${node.name} advertises the token realm ${realm}, but clients use ${scheme} (harbor-lb rewrites it meanwhile; clients that follow it directly fail: docker says "server gave HTTP response to HTTPS client")`,
-      { realm, publicUrl },
-      `set external_url in ${node.name}'s harbor.yml to ${new URL(publicUrl).origin} (the scheme clients use) and run ./prepare`,
-    );
+    this.flags.raise(node, FLAG_REALM_SCHEME, { node: node.name, realm, publicUrl }, { realm, publicUrl });
   }
 
   #issuerGood(node: ClusterNode): void {
@@ -314,16 +286,9 @@ export class TokenGuard {
     }
     this.#badIssuers.add(node);
     const keyProblem = v.problem === 'FOREIGN_KEY' || v.problem === 'BAD_SIGNATURE';
-    const code = keyProblem ? FLAG_FOREIGN_KEY : FLAG_TOKEN_CLAIMS;
-    this.flags.raise(
-      node,
-      code,
-      keyProblem
-        ? `${node.name} issues tokens signed with ${v.kid ? `key ${v.kid}` : 'an unknown key'}; the cluster's root.crt holds ${this.trust.kids.join(', ')}`
-        : `${node.name} issues tokens the cluster's registries reject: ${v.detail}`,
-      { problem: v.problem, kid: v.kid, trustedKids: this.trust.kids, detail: v.detail, source },
-      keyProblem ? FIX_KEYS : v.problem === 'NOT_YET_VALID' || v.problem === 'EXPIRED' ? `sync ${node.name}'s clock (NTP)` : `check token issuer and service settings on ${node.name}`,
-    );
+    const evidence = { problem: v.problem, kid: v.kid, trustedKids: this.trust.kids, detail: v.detail, source };
+    if (keyProblem) this.flags.raise(node, FLAG_FOREIGN_KEY, { node: node.name, kid: v.kid, trustedKids: this.trust.kids }, evidence);
+    else this.flags.raise(node, FLAG_TOKEN_CLAIMS, { node: node.name, detail: v.detail, timeClaims: v.problem === 'NOT_YET_VALID' || v.problem === 'EXPIRED' }, evidence);
     this.#quarantine(node);
   }
 

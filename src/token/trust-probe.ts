@@ -158,7 +158,7 @@ export class TrustProbe {
       r.realm = realmOf(challenge.authenticate);
       if (r.realm !== undefined) {
         r.realmBypasses = nodes.some((n) => sameOrigin(r.realm!, n.origin));
-        if (r.realmBypasses) this.guard.realmBypasses(r.node, r.realm);
+        if (r.realmBypasses) this.guard.realmBypasses(r.node, r.realm, this.opts.publicUrl());
         else this.guard.realmOk(r.node);
         this.guard.realmScheme(r.node, r.realm, this.opts.publicUrl());
       }

@@ -85,6 +85,11 @@ export class TokenVerifier {
     return undefined;
   }
 
+  /** The key ids token.rootCert holds now. */
+  get trustedKids(): string[] {
+    return this.trust.kids;
+  }
+
   /** Forgets every verdict: the trusted keys changed, so old verdicts may no longer hold. */
   clearCache(): void {
     this.#cache.clear();

@@ -26,7 +26,7 @@ describe('harbor-lb doctor', () => {
     assert.equal(r.code, 0, r.text);
     assert.deepEqual(errorsOf(r), []);
     assert.match(r.text, /^n1\s+yes\s+healthy\s+good [A-Z2-7:]{14}…\s+node address$/m);
-    assert.match(r.text, /warning REALM_BYPASSES_PROXY on n1: .*\n  fix: set n1's hostname/);
+    assert.match(r.text, /warning REALM_BYPASSES_PROXY on n1: .*\n  fix: set hostname \/ external_url in n1's harbor\.yml to the public name/);
     assert.match(r.text, /^result: OK$/m);
   });
 

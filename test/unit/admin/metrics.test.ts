@@ -95,7 +95,7 @@ describe('metrics read at scrape time', () => {
       });
     });
     const [n1, n2, n3] = nodes.all;
-    n2!.flags.set('NODE_CLOCK_SKEW', { code: 'NODE_CLOCK_SKEW', message: 'off by 2 min', since: new Date().toISOString() });
+    n2!.flags.set('NODE_CLOCK_SKEW', { code: 'NODE_CLOCK_SKEW', message: 'off by 2 min', since: new Date().toISOString(), fix: 'sync the clock', severity: 'warning' });
     n2!.requests = 7;
     const named = async (name: string) => [...new Set((await values(metrics, name)).map((v) => v.labels.node))];
     assert.deepEqual(await named('harbor_lb_node_state'), ['n1', 'n2', 'n3']);
