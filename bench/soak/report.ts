@@ -1,6 +1,7 @@
 import type { InstanceSample, Sample } from './sampler.js';
 import { IDLE_FD_SLACK, type SoakResult } from './run.js';
 import { ROUTES } from './stats.js';
+import { HOSTILE_ADDRESS, HOSTILE_EVERY_MS, HOSTILE_SHAPES } from './hostile.js';
 
 /** Under load, the fds at the end of the run may exceed the largest count of the second quarter by this many. */
 export const LOAD_FD_SLACK = 16;
@@ -130,8 +131,20 @@ export function formatReport(r: SoakResult, command: string): string {
   );
   L.push(
     `| duplicate-Host client (throughout) | 0 s | 0 s | ${r.ranS} s | – | from 127.0.0.3: every ${d < 120 ? 3 : 5} s a burst of 10 connections, each \`GET /v2/ HTTP/1.1\` with two Host headers: ${Object.entries(r.duplicateHost).map(([k, n]) => `${k} ×${n}`).join(', ')} |`,
+  );
+  const hostileSent = Object.values(r.hostile).reduce((a, t) => a + Object.values(t).reduce((b, n) => b + n, 0), 0);
+  L.push(
+    `| hostile client (throughout) | 0 s | 0 s | ${r.ranS} s | – | ${cell(
+      `from ${HOSTILE_ADDRESS}: the shapes that convicted healthy nodes before issue 18, one every ${HOSTILE_EVERY_MS} ms in turn (${(hostileSent / Math.max(1, r.ranS)).toFixed(1)} answers a second in all), ` +
+        HOSTILE_SHAPES.map(({ shape, what }) => `**${shape}** (${what}): ${Object.entries(r.hostile[shape] ?? {}).map(([k, n]) => `${k} ×${n}`).join(', ') || 'no answer'}`).join('; ') +
+        `; what it needed: ${Object.entries(r.hostileSetup).map(([k, n]) => `${k} ×${n}`).join(', ') || 'nothing yet'}`,
+    )} |`,
     '',
   );
+  if (r.hostileSlowReads.length > 0) {
+    const after = r.hostileSlowReads.map((c) => c.afterS);
+    L.push(`The hostile client's slow reads took ${Math.min(...after)}–${Math.max(...after)} s each (${r.hostileSlowReads.length} of them).`, '');
+  }
   if (r.slowBodyCuts.length > 0) {
     const after = r.slowBodyCuts.map((c) => c.afterS);
     L.push(`The slow-body PATCH was ended ${r.slowBodyCuts.length} times, after ${Math.min(...after)}–${Math.max(...after)} s each.`, '');
