@@ -36,6 +36,8 @@ export interface OpCount {
 
 export interface FaultRecord {
   name: string;
+  /** The node the fault hits, if it hits one: that node may leave the path during the fault. */
+  node?: string;
   plannedAtS: number;
   startS?: number;
   endS?: number;

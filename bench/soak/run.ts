@@ -11,7 +11,7 @@ import { instanceConfig, startInstance, type LbInstance } from './instances.js';
 import { summarizeLog, type LogSummary } from './log-summary.js';
 import { hostileClient } from './hostile.js';
 import { duplicateHostClient, slowBodyClient } from './misbehave.js';
-import { sampleInstances, type InstanceSample, type Sample } from './sampler.js';
+import { readPinEvictions, sampleInstances, type InstanceSample, type Sample } from './sampler.js';
 import { seededRandom, type LatencySummary, type SoakRoute } from './stats.js';
 import { SimulatedUser, sleep } from './user.js';
 
@@ -66,6 +66,8 @@ export interface SoakResult {
   /** What the hostile client needed for its shapes (its token, its own blob), by outcome. */
   hostileSetup: Record<string, number>;
   hostileSlowReads: SoakContext['hostileSlowReads'];
+  /** `harbor_lb_pin_evictions_total` of each instance at the end of the run, by space (undefined: /metrics unreadable). */
+  pinEvictions: Array<{ name: string; evictions?: Record<string, number> }>;
   idleBefore: InstanceSample[];
   idleAfter: InstanceSample[];
   idleAfterWaitS: number;
@@ -220,6 +222,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     ctx.emit('idle_after', { idleAfter, waitedS: idleAfterWaitS });
     progress(`soak: idle after ${idleAfterWaitS} s: ${idleAfter.map((s) => `${s.name} rss ${mb(s.rssKb)} fds ${s.fds}`).join(', ')}`);
 
+    // What the instances pushed out of their pin spaces over the whole run (client traffic must evict no upload or session pin).
+    const pinEvictions = await readPinEvictions(instances);
+    ctx.emit('pin_evictions', { pinEvictions });
     for (const inst of instances) await inst.stop();
     const logs = await Promise.all(instances.map((i) => summarizeLog(i.name, i.logFile, start)));
     const result: SoakResult = {
@@ -243,6 +248,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       hostile: Object.fromEntries([...ctx.hostile].map(([shape, t]) => [shape, t.toObject()])),
       hostileSetup: ctx.hostileSetup.toObject(),
       hostileSlowReads: ctx.hostileSlowReads,
+      pinEvictions,
       idleBefore,
       idleAfter,
       idleAfterWaitS,
