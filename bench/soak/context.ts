@@ -36,6 +36,8 @@ export interface OpCount {
 
 export interface FaultRecord {
   name: string;
+  /** The node the fault hits, if it hits one: that node may leave the path during the fault. */
+  node?: string;
   plannedAtS: number;
   startS?: number;
   endS?: number;
@@ -61,6 +63,12 @@ export class SoakContext {
   readonly slowBody = new Tally();
   readonly slowBodyCuts: Array<{ t: number; instance: string; afterS: number; outcome: string }> = [];
   readonly duplicateHost = new Tally();
+  /** The hostile client's answers, by shape, then by what it was answered. */
+  readonly hostile = new Map<string, Tally>();
+  /** What the hostile client needed for its shapes (a token, a blob of its own), by outcome. */
+  readonly hostileSetup = new Tally();
+  /** Each slowly read pull of the hostile client (first 1000). */
+  readonly hostileSlowReads: Array<{ t: number; instance: string; afterS: number; outcome: string }> = [];
   readonly startedAt = Date.now();
   constructor(
     readonly targets: Target[],
@@ -87,6 +95,13 @@ export class SoakContext {
   /** Appends one raw record to the JSON lines file. */
   emit(type: string, data: Record<string, unknown>): void {
     appendFileSync(this.outFile, `${JSON.stringify({ type, t: this.t(), ...data })}\n`);
+  }
+
+  /** Counts one answer the hostile client got for one of its shapes. */
+  hostileAnswer(shape: string, outcome: string): void {
+    let t = this.hostile.get(shape);
+    if (t === undefined) this.hostile.set(shape, (t = new Tally()));
+    t.add(outcome);
   }
 
   rememberImage(img: PushedImage): void {

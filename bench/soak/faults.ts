@@ -50,7 +50,7 @@ export function runFaults(ctx: SoakContext, t: FaultTargets, plan: FaultPlan, du
   const done = (async () => {
     // 1. Node h1 dies (registry SIGKILL, core gone: connections refused), then comes back on its port.
     await at(plan.killAt);
-    const kill = record({ name: 'SIGKILL node h1, restart', plannedAtS: (plan.killAt * durationMs) / 1000, detail: '' });
+    const kill = record({ name: 'SIGKILL node h1, restart', node: 'h1', plannedAtS: (plan.killAt * durationMs) / 1000, detail: '' });
     kill.startS = ctx.t();
     ctx.emit('fault', { fault: kill.name, phase: 'start' });
     await t.cluster.kill(0);
@@ -62,7 +62,7 @@ export function runFaults(ctx: SoakContext, t: FaultTargets, plan: FaultPlan, du
 
     // 2. Node h2's registry is frozen: connections are accepted and never answered until SIGCONT.
     await at(plan.stopAt);
-    const freeze = record({ name: `SIGSTOP node h2 for ${Math.round(plan.stopForMs / 1000)} s`, plannedAtS: (plan.stopAt * durationMs) / 1000, detail: '' });
+    const freeze = record({ name: `SIGSTOP node h2 for ${Math.round(plan.stopForMs / 1000)} s`, node: 'h2', plannedAtS: (plan.stopAt * durationMs) / 1000, detail: '' });
     const proc = t.cluster.registries[1]!.process;
     freeze.startS = ctx.t();
     ctx.emit('fault', { fault: freeze.name, phase: 'start' });

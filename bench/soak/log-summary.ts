@@ -23,9 +23,19 @@ export interface LogSummary {
   warnings: Record<string, number>;
   /** Lines that were not JSON (a crash trace, say), first few. */
   otherLines: string[];
+  /** Every `node_flag` line (raised or cleared), for the "client traffic convicted no node" target. */
+  flags: Array<{ t: number; node: string; code: string; raised: boolean }>;
+  /** Every `node_state` line: a node's state changed (first 2000). */
+  states: Array<{ t: number; node: string; from: string; to: string; why: string }>;
+  /** `node_suspected` lines by cause (token, registry, failures): client traffic pointed at a node and harbor-lb checked it. */
+  suspected: Record<string, number>;
+  /** Suspicions held back by the once-a-minute limit of those lines (their `notLogged`), by cause. */
+  suspectedNotLogged: Record<string, number>;
+  /** The `node_suspected` lines themselves (first 200). */
+  suspectedLines: Array<{ t: number; node: string; cause: string; text: string }>;
 }
 
-const NOTABLE = new Set(['node_state', 'redis_down', 'redis_up', 'cluster_degraded', 'panic', 'ejection_capped', 'quarantine_fail_open', 'node_flag', 'token_trust_suspect', 'start_failed', 'stopping', 'draining_connections']);
+const NOTABLE = new Set(['node_state', 'redis_down', 'redis_up', 'cluster_degraded', 'panic', 'ejection_capped', 'quarantine_fail_open', 'node_flag', 'token_trust_suspect', 'node_suspected', 'start_failed', 'stopping', 'draining_connections']);
 
 export async function summarizeLog(name: string, file: string, startedAt: number): Promise<LogSummary> {
   const byRouteStatus = new Tally();
@@ -35,6 +45,11 @@ export async function summarizeLog(name: string, file: string, startedAt: number
   const warnings = new Tally();
   const slow = new Tally();
   const events: LogSummary['events'] = [];
+  const flags: LogSummary['flags'] = [];
+  const states: LogSummary['states'] = [];
+  const suspected = new Tally();
+  const suspectedNotLogged = new Tally();
+  const suspectedLines: LogSummary['suspectedLines'] = [];
   const otherLines: string[] = [];
   let lines = 0;
   let requests = 0;
@@ -63,6 +78,14 @@ export async function summarizeLog(name: string, file: string, startedAt: number
       rejections.add(String(l.reason), 1 + Number(l.notLogged ?? 0));
       continue;
     }
+    if (event === 'node_flag') flags.push({ t, node: String(l.node), code: String(l.code), raised: l.raised === true });
+    if (event === 'node_state' && states.length < 2000) states.push({ t, node: String(l.node), from: String(l.from), to: String(l.to), why: String(l.why ?? '').slice(0, 200) });
+    if (event === 'node_suspected') {
+      const cause = String(l.cause);
+      suspected.add(cause);
+      suspectedNotLogged.add(cause, Number(l.notLogged ?? 0));
+      if (suspectedLines.length < 200) suspectedLines.push({ t, node: String(l.node), cause, text: String(l.msg ?? '').slice(0, 300) });
+    }
     if (l.level === 'warn' || l.level === 'error' || l.level === 'fatal') warnings.add(event || String(l.msg).slice(0, 80));
     if (NOTABLE.has(event)) events.push({ t, event, text: String(l.msg ?? '').slice(0, 200) });
   }
@@ -78,5 +101,10 @@ export async function summarizeLog(name: string, file: string, startedAt: number
     slow: slow.toObject(),
     warnings: warnings.toObject(),
     otherLines,
+    flags,
+    states,
+    suspected: suspected.toObject(),
+    suspectedNotLogged: suspectedNotLogged.toObject(),
+    suspectedLines,
   };
 }

@@ -1,18 +1,51 @@
 import type { InstanceSample, Sample } from './sampler.js';
 import { IDLE_FD_SLACK, type SoakResult } from './run.js';
 import { ROUTES } from './stats.js';
+import { HOSTILE_ADDRESS, HOSTILE_EVERY_MS, HOSTILE_SHAPES } from './hostile.js';
 
 /** Under load, the fds at the end of the run may exceed the largest count of the second quarter by this many. */
 export const LOAD_FD_SLACK = 16;
 /** RSS in the last quarter may exceed the second quarter's largest by this factor plus this many MiB. */
 export const RSS_FACTOR = 1.2;
 export const RSS_SLACK_MIB = 8;
+/** A node a fault hits may go unhealthy (or quarantined) from the fault's start until this long after its end: checks, then the state change. */
+export const FAULT_MARGIN_S = 5;
+/** The states that take a node out of the path: client traffic must never put a node there. */
+const CONVICTED_STATES = new Set(['unhealthy', 'quarantined']);
+
+/** A flag raised or a state change into a convicted state, as one instance logged it. */
+export interface NodeEvent {
+  instance: string;
+  t: number;
+  node: string;
+  /** "flag CODE" or "unhealthy: why". */
+  what: string;
+}
+
+/** The figures of "client traffic convicted no node". */
+export interface ConvictionCheck {
+  /** Where a node's own fault lets it go unhealthy: [fromS, toS] (the margin included). */
+  windows: Array<{ fault: string; node: string; fromS: number; toS: number }>;
+  /** Flags raised before any client sent anything (harbor-lb's first probe of the cluster): shown, not held against the rule. */
+  flagsBefore: NodeEvent[];
+  /** Flags raised once the traffic had started: each one fails the target. */
+  flagsDuring: NodeEvent[];
+  /** Nodes gone unhealthy or quarantined within their own fault's window: expected. */
+  inWindow: NodeEvent[];
+  /** Nodes gone unhealthy or quarantined anywhere else: each one fails the target. */
+  outside: NodeEvent[];
+  /** node_suspected lines per instance, by cause, and the suspicions those lines held back. */
+  suspected: Array<{ instance: string; lines: Record<string, number>; notLogged: Record<string, number> }>;
+}
 
 export interface Verdict {
   noUnretryable: boolean;
   rssFlat: boolean;
   fdsFlat: boolean;
   faultsRan: boolean;
+  /** No flag raised during the traffic, no node unhealthy or quarantined outside its own fault's window. */
+  noConviction: boolean;
+  conviction: ConvictionCheck;
   pass: boolean;
   rss: Array<{ name: string; q2MaxKb: number; q4MaxKb: number; slopeMiBPerMin: number; ok: boolean }>;
   fds: Array<{ name: string; idleBefore: number; idleAfter: number; q2Max: number; q4Max: number; ok: boolean }>;
@@ -44,7 +77,71 @@ export function verdict(r: SoakResult): Verdict {
   const rssFlat = rss.every((x) => x.ok);
   const fdsFlat = fds.every((x) => x.ok);
   const faultsRan = r.faults.length === 3 && r.faults.every((f) => f.endS !== undefined);
-  return { noUnretryable, rssFlat, fdsFlat, faultsRan, pass: noUnretryable && rssFlat && fdsFlat && faultsRan && !r.interrupted, rss, fds };
+  const conviction = convictions(r);
+  const noConviction = conviction.flagsDuring.length === 0 && conviction.outside.length === 0;
+  return { noUnretryable, rssFlat, fdsFlat, faultsRan, noConviction, conviction, pass: noUnretryable && rssFlat && fdsFlat && faultsRan && noConviction && !r.interrupted, rss, fds };
+}
+
+/**
+ * The rule of issue 18 as the instances' logs show it: only harbor-lb's own checks convict a node,
+ * so with the soak's clients (the hostile one included) the only nodes that may leave the path are
+ * the ones its own faults hit, while those faults last (plus FAULT_MARGIN_S); and no flag is raised
+ * once the traffic has started (the cluster has no misconfigured node).
+ */
+export function convictions(r: SoakResult): ConvictionCheck {
+  const windows = r.faults
+    .filter((f) => f.node !== undefined && f.startS !== undefined)
+    .map((f) => ({ fault: f.name, node: f.node!, fromS: Math.max(0, f.startS! - 0.5), toS: (f.endS ?? r.ranS) + FAULT_MARGIN_S }));
+  const check: ConvictionCheck = { windows, flagsBefore: [], flagsDuring: [], inWindow: [], outside: [], suspected: [] };
+  for (const lg of r.logs) {
+    for (const f of lg.flags) {
+      if (!f.raised) continue;
+      (f.t < 0 ? check.flagsBefore : check.flagsDuring).push({ instance: lg.name, t: f.t, node: f.node, what: `flag ${f.code}` });
+    }
+    for (const s of lg.states) {
+      if (!CONVICTED_STATES.has(s.to)) continue;
+      const e = { instance: lg.name, t: s.t, node: s.node, what: `${s.to}: ${s.why}` };
+      const own = windows.some((w) => w.node === s.node && s.t >= w.fromS && s.t <= w.toS);
+      (own ? check.inWindow : check.outside).push(e);
+    }
+    check.suspected.push({ instance: lg.name, lines: lg.suspected, notLogged: lg.suspectedNotLogged });
+  }
+  return check;
+}
+
+/** The figures of the "client traffic convicted no node" row. */
+function convictionFigures(r: SoakResult, c: ConvictionCheck): string {
+  const ev = (e: NodeEvent) => `${e.instance} ${e.node} ${e.what.slice(0, 140)} at ${e.t} s`;
+  const byCode = (es: NodeEvent[]) => {
+    const m = new Map<string, number>();
+    for (const e of es) m.set(e.what, (m.get(e.what) ?? 0) + 1);
+    return [...m].map(([k, n]) => `${n} × ${k.replace(/^flag /, '')}`).join(', ');
+  };
+  const parts: string[] = [];
+  parts.push(
+    `flags raised during the traffic: ${c.flagsDuring.length === 0 ? 'none' : c.flagsDuring.map(ev).join('; ')}` +
+      (c.flagsBefore.length > 0 ? ` (before it, by harbor-lb's first probe: ${byCode(c.flagsBefore)})` : ''),
+  );
+  parts.push(
+    `nodes gone unhealthy or quarantined outside their own fault's window: ${c.outside.length === 0 ? 'none' : c.outside.map(ev).join('; ')}; ` +
+      `within it: ${c.inWindow.length === 0 ? 'none' : c.inWindow.map((e) => `${e.instance} ${e.node} ${e.what.split(':')[0]} at ${e.t} s`).join(', ')} ` +
+      `(windows: ${c.windows.map((w) => `${w.node} ${w.fromS}–${w.toS} s`).join(', ') || 'none'})`,
+  );
+  parts.push(
+    `node_suspected lines: ${c.suspected
+      .map((s) => {
+        const lines = Object.entries(s.lines);
+        if (lines.length === 0) return `${s.instance} none`;
+        return `${s.instance} ${lines.map(([cause, n]) => `${cause} ${n}${(s.notLogged[cause] ?? 0) > 0 ? ` (+${s.notLogged[cause]} held back)` : ''}`).join(', ')}`;
+      })
+      .join('; ')}`,
+  );
+  parts.push(
+    `pin evictions at the end: ${r.pinEvictions
+      .map((p) => `${p.name} ${p.evictions === undefined ? 'unreadable' : Object.entries(p.evictions).map(([space, n]) => `${space} ${n}`).join(', ')}`)
+      .join('; ')}`,
+  );
+  return parts.join('; ');
 }
 
 /** Least-squares slope of y over x. */
@@ -91,11 +188,13 @@ export function formatReport(r: SoakResult, command: string): string {
     `| open fds flat | ${pf(v.fdsFlat)} | ${v.fds.map((x) => `${x.name}: idle ${x.idleBefore} before, ${x.idleAfter} after; under load largest ${x.q2Max} in the 2nd quarter, ${x.q4Max} in the 4th`).join('; ')} |`,
   );
   L.push(`| every fault ran | ${pf(v.faultsRan)} | ${r.faults.map((f) => f.name).join(', ')} |`);
+  L.push(`| client traffic convicted no node | ${pf(v.noConviction)} | ${cell(convictionFigures(r, v.conviction))} |`);
   if (r.interrupted) L.push(`| run completed | **FAIL** | interrupted after ${r.ranS} s |`);
   L.push('');
   L.push(
     `Rules: RSS is flat when the largest RSS of the last quarter is at most ${RSS_FACTOR}× (+${RSS_SLACK_MIB} MiB) the largest of the second quarter (the first quarter is warm-up). ` +
-      `Fds are flat when, once the clients have gone, each instance holds at most ${IDLE_FD_SLACK} more than it did idle before the run (waited ${r.idleAfterWaitS} s for that), and under load the last quarter's largest count is at most ${LOAD_FD_SLACK} above the second quarter's.`,
+      `Fds are flat when, once the clients have gone, each instance holds at most ${IDLE_FD_SLACK} more than it did idle before the run (waited ${r.idleAfterWaitS} s for that), and under load the last quarter's largest count is at most ${LOAD_FD_SLACK} above the second quarter's. ` +
+      `No client convicts a node: from both instances' logs, no \`node_flag\` may be raised once the traffic has started (flags raised before it come from harbor-lb's first probe of the cluster, before any client), and a node may go \`unhealthy\` or \`quarantined\` only while a fault of the soak hits it (SIGKILL of h1 until its restart, SIGSTOP of h2 until SIGCONT) and up to ${FAULT_MARGIN_S} s after; \`node_suspected\` lines (client traffic pointed at a node and made harbor-lb check it at once; the check, not the traffic, decides) are counted, not failed. Pin evictions are read from each instance's \`harbor_lb_pin_evictions_total\` at the end.`,
     '',
   );
 
@@ -130,8 +229,20 @@ export function formatReport(r: SoakResult, command: string): string {
   );
   L.push(
     `| duplicate-Host client (throughout) | 0 s | 0 s | ${r.ranS} s | – | from 127.0.0.3: every ${d < 120 ? 3 : 5} s a burst of 10 connections, each \`GET /v2/ HTTP/1.1\` with two Host headers: ${Object.entries(r.duplicateHost).map(([k, n]) => `${k} ×${n}`).join(', ')} |`,
+  );
+  const hostileSent = Object.values(r.hostile).reduce((a, t) => a + Object.values(t).reduce((b, n) => b + n, 0), 0);
+  L.push(
+    `| hostile client (throughout) | 0 s | 0 s | ${r.ranS} s | – | ${cell(
+      `from ${HOSTILE_ADDRESS}: the shapes that convicted healthy nodes before issue 18, one every ${HOSTILE_EVERY_MS} ms in turn (${(hostileSent / Math.max(1, r.ranS)).toFixed(1)} answers a second in all), ` +
+        HOSTILE_SHAPES.map(({ shape, what }) => `**${shape}** (${what}): ${Object.entries(r.hostile[shape] ?? {}).map(([k, n]) => `${k} ×${n}`).join(', ') || 'no answer'}`).join('; ') +
+        `; what it needed: ${Object.entries(r.hostileSetup).map(([k, n]) => `${k} ×${n}`).join(', ') || 'nothing yet'}`,
+    )} |`,
     '',
   );
+  if (r.hostileSlowReads.length > 0) {
+    const after = r.hostileSlowReads.map((c) => c.afterS);
+    L.push(`The hostile client's slow reads took ${Math.min(...after)}–${Math.max(...after)} s each (${r.hostileSlowReads.length} of them).`, '');
+  }
   if (r.slowBodyCuts.length > 0) {
     const after = r.slowBodyCuts.map((c) => c.afterS);
     L.push(`The slow-body PATCH was ended ${r.slowBodyCuts.length} times, after ${Math.min(...after)}–${Math.max(...after)} s each.`, '');

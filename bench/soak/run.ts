@@ -9,8 +9,9 @@ import { SoakContext, type FaultRecord, type OpCount, type OpKind, type Unretrya
 import { faultPlan, runFaults } from './faults.js';
 import { instanceConfig, startInstance, type LbInstance } from './instances.js';
 import { summarizeLog, type LogSummary } from './log-summary.js';
+import { hostileClient } from './hostile.js';
 import { duplicateHostClient, slowBodyClient } from './misbehave.js';
-import { sampleInstances, type InstanceSample, type Sample } from './sampler.js';
+import { readPinEvictions, sampleInstances, type InstanceSample, type Sample } from './sampler.js';
 import { seededRandom, type LatencySummary, type SoakRoute } from './stats.js';
 import { SimulatedUser, sleep } from './user.js';
 
@@ -60,6 +61,13 @@ export interface SoakResult {
   slowBody: Record<string, number>;
   slowBodyCuts: SoakContext['slowBodyCuts'];
   duplicateHost: Record<string, number>;
+  /** The hostile client (hostile.ts): per shape, what it was answered. */
+  hostile: Record<string, Record<string, number>>;
+  /** What the hostile client needed for its shapes (its token, its own blob), by outcome. */
+  hostileSetup: Record<string, number>;
+  hostileSlowReads: SoakContext['hostileSlowReads'];
+  /** `harbor_lb_pin_evictions_total` of each instance at the end of the run, by space (undefined: /metrics unreadable). */
+  pinEvictions: Array<{ name: string; evictions?: Record<string, number> }>;
   idleBefore: InstanceSample[];
   idleAfter: InstanceSample[];
   idleAfterWaitS: number;
@@ -75,7 +83,8 @@ export const IDLE_FD_SLACK = 4;
 /**
  * The soak: three real registries behind simulated Harbor cores, one Redis, two harbor-lb
  * processes; simulated users push, pull, log in and browse through both instances while nodes die,
- * freeze and Redis restarts, and two clients misbehave. Bounded in time; cleans up everything.
+ * freeze and Redis restarts, two clients misbehave and a hostile one sends the shapes that convicted
+ * healthy nodes before issue 18. Bounded in time; cleans up everything.
  */
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const sampleEveryMs = o.sampleEveryMs ?? (o.durationMs < 120_000 ? 2000 : 5000);
@@ -156,7 +165,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const rand = seededRandom(seed);
     for (let i = 0; i < o.users; i++) users.push(new SimulatedUser(i, ctx, seededRandom(Math.floor(rand() * 2 ** 32))));
     const userRuns = users.map((u) => u.run());
-    const misbehaving = [slowBodyClient(ctx, stopMisbehaving.signal), duplicateHostClient(ctx, stopMisbehaving.signal, o.durationMs < 120_000 ? 3000 : 5000)];
+    const misbehaving = [
+      slowBodyClient(ctx, stopMisbehaving.signal),
+      duplicateHostClient(ctx, stopMisbehaving.signal, o.durationMs < 120_000 ? 3000 : 5000),
+      hostileClient(ctx, stopMisbehaving.signal),
+    ];
     const plan = faultPlan(o.durationMs);
     const faults = runFaults(ctx, { cluster, redis }, plan, o.durationMs, abort.signal);
     faultCleanup = faults.cleanup;
@@ -209,6 +222,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     ctx.emit('idle_after', { idleAfter, waitedS: idleAfterWaitS });
     progress(`soak: idle after ${idleAfterWaitS} s: ${idleAfter.map((s) => `${s.name} rss ${mb(s.rssKb)} fds ${s.fds}`).join(', ')}`);
 
+    // What the instances pushed out of their pin spaces over the whole run (client traffic must evict no upload or session pin).
+    const pinEvictions = await readPinEvictions(instances);
+    ctx.emit('pin_evictions', { pinEvictions });
     for (const inst of instances) await inst.stop();
     const logs = await Promise.all(instances.map((i) => summarizeLog(i.name, i.logFile, start)));
     const result: SoakResult = {
@@ -229,6 +245,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       slowBody: ctx.slowBody.toObject(),
       slowBodyCuts: ctx.slowBodyCuts,
       duplicateHost: ctx.duplicateHost.toObject(),
+      hostile: Object.fromEntries([...ctx.hostile].map(([shape, t]) => [shape, t.toObject()])),
+      hostileSetup: ctx.hostileSetup.toObject(),
+      hostileSlowReads: ctx.hostileSlowReads,
+      pinEvictions,
       idleBefore,
       idleAfter,
       idleAfterWaitS,

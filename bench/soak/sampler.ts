@@ -41,18 +41,39 @@ export async function sampleInstances(instances: LbInstance[], withStatus: boole
   );
 }
 
+/** Each instance's `harbor_lb_pin_evictions_total` from its admin /metrics, by space (summed over stores); undefined when unreadable. */
+export async function readPinEvictions(instances: LbInstance[]): Promise<Array<{ name: string; evictions?: Record<string, number> }>> {
+  return Promise.all(
+    instances.map(async (inst) => {
+      const got = await getText(`${inst.adminUrl}/metrics`).catch(() => undefined);
+      if (got?.status !== 200) return { name: inst.name };
+      const text = got.text;
+      const evictions: Record<string, number> = {};
+      let found = false;
+      for (const line of text.split('\n')) {
+        const m = /^harbor_lb_pin_evictions_total\{([^}]*)\}\s+(\S+)/.exec(line);
+        if (!m) continue;
+        const space = /(?:^|,)space="([^"]*)"/.exec(m[1]!)?.[1] ?? '?';
+        evictions[space] = (evictions[space] ?? 0) + Number(m[2]);
+        found = true;
+      }
+      return found ? { name: inst.name, evictions } : { name: inst.name };
+    }),
+  );
+}
+
 /** GET with a fresh connection (closed afterwards) and a 3 s bound. */
-function getJson(url: string): Promise<unknown> {
+async function getJson(url: string): Promise<unknown> {
+  return JSON.parse((await getText(url)).text) as unknown;
+}
+
+function getText(url: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false, timeout: 3000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString()));
-        } catch (err) {
-          reject(err as Error);
-        }
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() });
       });
       res.on('error', reject);
     });
