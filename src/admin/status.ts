@@ -4,7 +4,7 @@ import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus } from '../config/live-config.js';
 
-/** The `/-/status` document (shape fixed by design.md; fields are only ever added). */
+/** The `/-/status` document: a contract (docs/status-page.md, docs/operations.md); fields are only ever added. */
 export interface StatusDocument {
   nodes: Array<{
     name: string;

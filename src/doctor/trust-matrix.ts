@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { refusesToken } from '../token/challenge.js';
 import type { DoctorRequest } from './doctor-client.js';
 import type { NodeReport } from './node-inspection.js';
 import type { Problems } from './problems.js';
@@ -36,7 +37,7 @@ export async function trustMatrix(
 async function accepts(request: DoctorRequest, url: string, token: string): Promise<boolean | null> {
   try {
     const v = await request(new URL(url).origin, '/v2/', { authorization: `Bearer ${token}` });
-    return !(v.status === 401 && /invalid_token/.test(v.header('www-authenticate') ?? ''));
+    return !refusesToken(v.status, v.header('www-authenticate'));
   } catch {
     return null;
   }

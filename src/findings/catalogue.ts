@@ -3,8 +3,8 @@ import { describeOffset } from './offset.js';
 /**
  * Everything harbor-lb can find wrong with a cluster, each with one severity, one message and one
  * fix, shared by the flags a running harbor-lb raises and by `harbor-lb doctor`, so an operator
- * reads the same words in both. Codes are a contract (design.md): new findings get new codes, a
- * code never changes meaning.
+ * reads the same words in both. Codes are a contract (tools outside the repo read them): new
+ * findings get new codes, a code never changes meaning.
  */
 export interface FindingFacts {
   /** The node's tokens are signed by a key token.rootCert does not hold (or the signature does not match it). */

@@ -4,6 +4,7 @@ import type { ClusterNode } from '../nodes/node.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { NodeHealth } from './node-health.js';
+import { nodeFailure } from '../nodes/node-failure.js';
 import { offsetFromDate } from './clock-skew.js';
 import { judgeHealth, type CheckVerdict } from './verdict.js';
 
@@ -11,8 +12,6 @@ import { judgeHealth, type CheckVerdict } from './verdict.js';
 export type HealthProbe = (node: ClusterNode) => Promise<CheckVerdict>;
 
 const MAX_HEALTH_BODY = 64 * 1024;
-/** Errors of a connection never made. */
-const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /**
  * The HTTP probe: GET health.path over a connection of its own (one per node), so checks are not
@@ -56,7 +55,7 @@ export function createHttpProbe(cfg: Config['health'], now: () => number = Date.
       // Only a connection that could not be made says the node does not answer; a node that took
       // the connection and then hung (a frozen registry behind a live core) is left to the
       // unhealthyAfter threshold, so one answered request cannot flap it back in between checks.
-      return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED', reached: NOT_CONNECTED.has(e.code ?? '') ? false : undefined };
+      return { ok: false, detail: `health check failed: ${why}`, hard: e.code === 'ECONNREFUSED', reached: nodeFailure(err as Error).notConnected ? false : undefined };
     }
   };
   return {

@@ -1,7 +1,7 @@
 import type { ClusterNode } from './node.js';
 
 /** What active health checking alone says of a node. */
-export type CheckVerdict = 'unknown' | 'healthy' | 'unhealthy';
+export type CheckState = 'unknown' | 'healthy' | 'unhealthy';
 
 /**
  * The named inputs a node's state is derived from. Each has one reporter, through its own narrow
@@ -9,7 +9,7 @@ export type CheckVerdict = 'unknown' | 'healthy' | 'unhealthy';
  */
 export interface NodeConditions {
   /** Active checks (health/): the verdict after the healthy/unhealthy thresholds. */
-  readonly check: CheckVerdict;
+  readonly check: CheckState;
   readonly checkWhy: string;
   /** Passive ejection (health/): out until this time, 0 when not ejected. */
   readonly ejectedUntil: number;

@@ -3,7 +3,7 @@ import type { Config, NodeConfig } from '../config/schema.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type {
   CheckStatusSetter,
-  CheckVerdict,
+  CheckState,
   DrainSetter,
   EjectionSetter,
   NodeConditions,
@@ -61,7 +61,7 @@ const GONE: NodeConditions = Object.freeze({
 const SWEEP_EVERY = 1000;
 
 interface Conditions {
-  check: CheckVerdict;
+  check: CheckState;
   checkWhy: string;
   ejectedUntil: number;
   ejectionWhy: string;

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
-import { isConnectionFailure, ProxyError } from './errors.js';
+import { isConnectionFailure } from '../nodes/node-failure.js';
+import { ProxyError } from './errors.js';
 import { buildResponseHeaders, type OriginRewriter } from './headers.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
@@ -28,7 +29,7 @@ export type ForwardPhase =
 
 export interface ForwardOutcome {
   phase: ForwardPhase;
-  /** Status sent to the client (or held back, for 'buffered' and 'token-rejected'), 0 when none. */
+  /** Status sent to the client (or held back, for 'buffered' and 'held-back'), 0 when none. */
   status: number;
   bytesOut: number;
   error?: Error;

@@ -14,10 +14,12 @@ import type { TokenGuard } from '../token/token-guard.js';
 import type { BodyRateWatch } from './body-rate.js';
 import type { ClientLimits } from './client-limits.js';
 import type { RequestMetrics } from './request-metrics.js';
+import type { RoutingError } from './routing-error.js';
 import type { NodeAdmission, PoolKind, Slot } from './node-admission.js';
 import type { ConnectionGuard } from './connection-guard.js';
 import { routeOf, type Route } from './classify.js';
-import { describeNodeFailure, nodeFailureLabel, ProxyError, sendRegistryError } from './errors.js';
+import { ProxyError, sendRegistryError } from './errors.js';
+import { nodeFailure, nodeFailureLabel } from '../nodes/node-failure.js';
 import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
 import { credentialRefusal, pathRefusal, unforwardable } from './request-check.js';
@@ -83,7 +85,7 @@ interface RoutingRecord {
   attempts: number;
   bytesIn: number;
   bytesOut: number;
-  error?: string;
+  error?: RoutingError;
 }
 
 export interface RequestHandler {
@@ -144,7 +146,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
       bytesOut: 0,
     };
     inflight++;
-    let cut: { status?: number; error: string } | undefined;
+    let cut: { status?: number; error: RoutingError } | undefined;
     let unwatch: (() => void) | undefined;
     let counted = false;
     const done = (): void => {
@@ -227,7 +229,7 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
         // An answer harbor-lb already wrote (408 for a trickled body) is left to flush.
         if (!res.writableEnded) res.destroy();
       } else {
-        record.error = (err as Error).message;
+        record.error = `INTERNAL_ERROR: ${(err as Error).message}`;
         if (!res.headersSent) record.bytesOut = sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
         else res.destroy();
       }
@@ -416,7 +418,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   if (outcome.phase === 'not-sent' && !reached) {
     // Every node tried refused the connection: no node answers at all.
     record.status = 503;
-    const failure = describeNodeFailure(outcome.error);
+    const failure = nodeFailure(outcome.error);
     record.error = `NO_NODE_AVAILABLE: ${nodeFailureLabel(outcome.error)}`;
     record.bytesOut = sendRegistryError(res, method === 'HEAD', 503, 'UNAVAILABLE', 'no Harbor node is available', { reason: failure.message }, ['retry-after', '5']);
     return;
@@ -450,7 +452,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
     }
     case 'gateway-error':
       // Dropped for a retry that did not happen (budget spent meanwhile): answer in the node's stead.
-      record.error = `NODE_ANSWERED_${outcome.status}`;
+      record.error = `NODE_ANSWERED_${outcome.status as 502 | 503 | 504}`;
       record.bytesOut = sendRegistryError(res, method === 'HEAD', outcome.status, 'UNAVAILABLE', `the node answered ${outcome.status}`, {
         node: record.node,
       });
@@ -463,7 +465,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
         record.bytesOut = sendRegistryError(res, method === 'HEAD', 408, 'TIMEOUT', 'the node stopped waiting for the request body: the client paused sending it', null, ['connection', 'close']);
         return;
       }
-      const failure = describeNodeFailure(outcome.error);
+      const failure = nodeFailure(outcome.error);
       record.error = nodeFailureLabel(outcome.error);
       record.status = failure.status;
       record.bytesOut = sendRegistryError(res, method === 'HEAD', failure.status, 'UNAVAILABLE', failure.message, {
@@ -544,7 +546,7 @@ export function attemptVerdict(o: ForwardOutcome, route: string, ranged: boolean
     case 'gateway-error':
       return o.status >= 502 && o.status <= 504 ? { kind: 'gateway', status: o.status, route } : { kind: 'answered', route };
     case 'not-sent':
-      return { kind: 'unreachable', code: describeNodeFailure(o.error).code };
+      return { kind: 'unreachable', code: nodeFailure(o.error).code };
     default:
       if (o.clientStalled) return undefined;
       if (o.phase === 'cut' && (ranged || (o.status >= 400 && o.status < 500))) return undefined;

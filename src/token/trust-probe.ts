@@ -1,8 +1,10 @@
 import { Pool, type Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
+import { nodeFailure } from '../nodes/node-failure.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import { RecheckTrigger } from '../util/recheck-trigger.js';
+import { refusesToken } from './challenge.js';
 import { csrfOutliers, type CsrfRequest } from './csrf-check.js';
 import { publicHostHeaders, realmOf, sameOrigin } from './realm.js';
 import type { TokenGuard, TokenResponseVerdict } from './token-guard.js';
@@ -166,7 +168,7 @@ export class TrustProbe {
     if (token === undefined) return;
     const answer = await this.#v2(r.node, token);
     if (answer === undefined) return;
-    const rejected = answer.status === 401 && /error="?invalid_token/i.test(answer.authenticate ?? '');
+    const rejected = refusesToken(answer.status, answer.authenticate);
     r.registryAccepts = !rejected;
     if (rejected) await this.guard.judgeRejection(r.node, token, 'probe');
   }
@@ -212,8 +214,7 @@ export class TrustProbe {
     try {
       return await pool.request({ ...opts, method: 'GET' });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET' && code !== 'EPIPE') throw err;
+      if (!nodeFailure(err as Error).staleConnection) throw err;
       return pool.request({ ...opts, method: 'GET' });
     }
   }

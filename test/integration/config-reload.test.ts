@@ -161,7 +161,7 @@ describe('config reload', () => {
     assert.equal([...removedNode.uploads.values()][0], 2 << 20, 'every byte of the upload reached its node');
 
     // Every pull in flight completes, whole.
-    assert.ok(new Set(pulls.map((p) => p.node)).size >= 1);
+    assert.deepEqual(new Set(pulls.map((p) => p.node)), new Set(['n1', 'n2']), 'pulls were in flight on both nodes, the removed one included');
     for (const p of pulls) assert.deepEqual(await p.resume(), { bytes: BLOB.length, digest: BLOB_DIGEST });
 
     // New requests: never the removed node; the added one takes its share.
