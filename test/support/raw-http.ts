@@ -11,12 +11,14 @@ export interface RawReply {
 /**
  * Writes a request byte for byte (shapes http.request refuses to build) and reads the whole answer;
  * the head should say `Connection: close` so the server ends the connection when it has answered.
+ * Each character of `request` is one byte (latin1, as node:http reads header values and as the
+ * answer is read back); `localAddress` picks the loopback source address (another client).
  */
-export function rawRequest(url: string, request: string): Promise<RawReply> {
+export function rawRequest(url: string, request: string, opts: { localAddress?: string } = {}): Promise<RawReply> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     // Written without a FIN: node:http takes a half-closed connection as a client gone.
-    const sock = net.connect(Number(port), hostname, () => sock.write(request));
+    const sock = net.connect({ port: Number(port), host: hostname, localAddress: opts.localAddress }, () => sock.write(request, 'latin1'));
     let text = '';
     sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
     sock.on('error', reject);

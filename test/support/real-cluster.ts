@@ -15,6 +15,11 @@ export interface RealNodeOptions {
 export interface RealClusterOptions {
   /** Turns on each registry's storage-driver health check at this interval (see RealRegistryOptions). */
   storageHealthInterval?: string;
+  /**
+   * Each node's token service issues tokens for any `service` a client names, copied into `aud`
+   * (a permissive token service; Harbor's answers 400): client-shaped tokens with a wrong audience.
+   */
+  tokenAnyService?: boolean;
 }
 
 export interface RealHarborCluster {
@@ -66,7 +71,13 @@ export async function startRealHarborCluster(
       httpSecret: opts.httpSecret ?? SHARED_HTTP_SECRET,
       storageHealthInterval: shared.storageHealthInterval,
     });
-    nodes[i] = await new SimulatedHarborNode({ name: `h${i + 1}`, signingKey: signer.key, registryUrl: registries[i]!.url, port }).start();
+    nodes[i] = await new SimulatedHarborNode({
+      name: `h${i + 1}`,
+      signingKey: signer.key,
+      registryUrl: registries[i]!.url,
+      port,
+      tokenAnyService: shared.tokenAnyService,
+    }).start();
   };
   const close = async () => {
     await Promise.all(nodes.map((x) => x.close()));
