@@ -10,7 +10,9 @@
  * - Go's net/http reads cookies by splitting on `;`, trimming spaces, and skipping pairs with an
  *   invalid name or value; `Request.Cookie` takes the first of a name. Different parsers disagree
  *   on which of two values of one name counts, so two different values of a session cookie make
- *   the request ambiguous (refused with 400 by the caller).
+ *   the request ambiguous (refused with 400 by the caller). So does a session cookie spelled
+ *   otherwise than `name=value`: Go since 1.20 trims a name before `=` (`sid =a` is sid) and
+ *   takes a bare `sid` as an empty value, older Go and other readers skip both.
  */
 
 /** A JWS compact token: three base64url segments (a signature may be empty, never the others). */
@@ -50,17 +52,24 @@ export type CookieRead = { value: string } | 'ambiguous' | undefined;
 
 /**
  * The value of the first of `names` that the request carries, read as Go's net/http reads
- * cookies (`headers`: each Cookie header line as sent). Two different values of that name: ambiguous.
+ * cookies (`headers`: each Cookie header line as sent). Ambiguous: two different values of that
+ * name, or any of `names` spelled otherwise than `name=value`.
  */
 export function readCookie(headers: readonly string[], names: readonly string[]): { name: string; read: CookieRead } | undefined {
   const found = new Map<string, string | 'ambiguous'>();
+  let oddlySpelled: string | undefined;
   for (const line of headers) {
     for (const part of line.split(';')) {
       const pair = trimSpaces(part);
       const eq = pair.indexOf('=');
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq);
+      const spelled = eq < 0 ? pair : pair.slice(0, eq);
+      const name = trimSpaces(spelled);
       if (!names.includes(name) || !COOKIE_NAME.test(name)) continue;
+      if (eq < 0 || spelled !== name) {
+        // Which of these cookies counts then depends on the reader: the whole request is ambiguous.
+        oddlySpelled ??= name;
+        continue;
+      }
       let value = pair.slice(eq + 1);
       if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
       if (!COOKIE_VALUE.test(value)) continue;
@@ -69,6 +78,7 @@ export function readCookie(headers: readonly string[], names: readonly string[])
       else if (seen !== value) found.set(name, 'ambiguous');
     }
   }
+  if (oddlySpelled !== undefined) return { name: oddlySpelled, read: 'ambiguous' };
   for (const name of names) {
     const v = found.get(name);
     if (v !== undefined) return { name, read: v === 'ambiguous' ? 'ambiguous' : { value: v } };

@@ -73,6 +73,8 @@ it('reads the session cookie as Go does, over repeated Cookie headers, and calls
   assert.equal(session('sid=a', 'sid=b'), 'ambiguous');
   for (const nothing of ['sid=', 'sessionid=abc', 'xsid=abc', `sid=${'x'.repeat(600)}`, 'sid=a\\b', 'sid=a"b']) assert.equal(session(nothing), undefined, nothing);
   assert.deepEqual(session('sid=a\\b; sid=c'), { kind: 'session', value: 'c' }, 'a value Go skips is skipped here too');
+  // Go since 1.20 reads `sid =a` as sid and a bare `sid` as an empty sid; older readers skip both.
+  for (const odd of ['sid =a', 'sid', 'lang=en; _gorilla_csrf ; sid=b', '\tsid\t= "x"']) assert.equal(session(odd), 'ambiguous', odd);
 });
 
 // Issue 18: harbor-lb trimmed the bearer token (a trailing 0xA0, say) before verifying it, the
