@@ -431,7 +431,7 @@ async function duplicateHost(b: Build, scope: Scope): Promise<Outcome> {
       hostileStatuses: histogram(hostile.map((h) => h.status)),
       nodesEjected: ejected,
       peakOut: lb.peakOut,
-      nodeFailures: Object.fromEntries(lb.app.nodes.all.map((n) => [n.name, n.failures])),
+      nodeFailures: Object.fromEntries(lb.app.nodes.all.map((n) => [n.name, n.traffic.failures])),
       events: lb.events(),
       lbFailures: lb.failures(),
     },

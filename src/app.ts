@@ -96,8 +96,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   nodes.on('rule', ({ rule, active, nodes: names, why }) => {
     logger[active ? 'warn' : 'info']({ event: rule, active, nodes: names }, `${rule} ${active ? 'on' : 'off'}: ${why}`);
   });
-  const flags = new NodeFlags(logger, clock);
-  const skew = new ClockSkew(flags, clockSkewOptions(config));
+  const flags = new NodeFlags(nodes, logger, clock);
+  const skew = new ClockSkew(nodes, flags, clockSkewOptions(config));
   const health = new NodeHealth(nodes, config.health, clock, skew);
   // Rebuilt when a reload changes the health section; nodes joining or leaving are added and
   // removed. The probe exists with checks off too: failed requests ask for it (a liveness check then).
@@ -105,7 +105,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   let checker: ActiveHealthChecker | undefined;
   let probe: HealthProbe;
   const buildChecker = (cfg: Config['health']) => {
-    httpProbe = deps.healthProbe === undefined ? createHttpProbe(cfg) : undefined;
+    httpProbe = deps.healthProbe === undefined ? createHttpProbe(cfg, nodes) : undefined;
     probe = deps.healthProbe ?? httpProbe!.probe;
     checker = cfg.enabled ? new ActiveHealthChecker(nodes, health, probe, cfg.interval, clock, random) : undefined;
   };
@@ -157,6 +157,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const trusted = new TrustedPeers(config.listen.trustedProxies);
   const limits = new ClientLimits(config.limits.requestsPerClient);
   const admission = new NodeAdmission(
+    nodes,
     {
       sizes: { fast: config.proxy.maxConnectionsPerNode, upload: config.proxy.maxUploadConnectionsPerNode },
       nodeShare: config.limits.nodeShare,
@@ -228,15 +229,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   });
   nodes.on('removed', (node) => {
     logger.info({ event: 'node_removed', node: node.name }, `node ${node.name} has left the set: removed from the config and idle, or replaced`);
+    // What components kept about the node (in node slots) went with it.
     rewriter.setNodeUrls(nodes.urls());
-    checker?.remove(node);
-    httpProbe?.forget(node);
-    trustProbe?.forget(node);
-    health.forget(node);
-    outliers.forget(node);
-    admission.forget(node);
-    skew.forget(node);
-    guard?.forget(node);
   });
 
   const live = new LiveConfig(config, clock, logger);

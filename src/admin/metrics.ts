@@ -143,13 +143,13 @@ export class Metrics implements RequestMetrics, MetricsExposition {
 
     // ---- per node, read at scrape time ----------------------------------------------------------
     counter('harbor_lb_node_requests_total', 'Attempts forwarded to the node.', ['node'], (emit) => {
-      for (const n of nodes.all) emit({ node: n.name }, n.requests);
+      for (const n of nodes.all) emit({ node: n.name }, n.traffic.requests);
     });
     counter('harbor_lb_node_failures_total', 'Attempts the node failed (refused, reset, timed out, 502/503/504).', ['node'], (emit) => {
-      for (const n of nodes.all) emit({ node: n.name }, n.failures);
+      for (const n of nodes.all) emit({ node: n.name }, n.traffic.failures);
     });
     gauge('harbor_lb_node_inflight', 'Requests on the node now.', ['node'], (emit) => {
-      for (const n of nodes.all) emit({ node: n.name }, n.inflight);
+      for (const n of nodes.all) emit({ node: n.name }, n.traffic.inflight);
     });
     gauge('harbor_lb_node_ejections', 'Passive ejections in the current back-off series.', ['node'], (emit) => {
       for (const n of nodes.all) emit({ node: n.name }, outliers.ejections(n));

@@ -48,7 +48,7 @@ export function buildStatus(
   const degraded = outliers.clusterFailure;
   return {
     nodes: nodes.all.map((n) => {
-      const c = nodes.conditionsOf(n);
+      const c = n.conditions;
       const check = health.lastCheck(n);
       const ejected = nodes.isEjected(n);
       return {
@@ -59,9 +59,9 @@ export function buildStatus(
         why: n.stateWhy,
         weight: n.weight,
         flags: [...n.flags.values()],
-        inflight: n.inflight,
-        requests: n.requests,
-        failures: n.failures,
+        inflight: n.traffic.inflight,
+        requests: n.traffic.requests,
+        failures: n.traffic.failures,
         lastCheck: check ? { at: new Date(check.at).toISOString(), ok: check.ok, detail: check.detail } : null,
         history: health.history(n).map((h) => ({ at: new Date(h.at).toISOString(), ok: h.ok, detail: h.detail })),
         consecutiveFailures: outliers.consecutiveFailures(n),

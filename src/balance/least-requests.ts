@@ -20,8 +20,8 @@ export class LeastRequestsSelector implements Selector {
     const a = pool[i]!;
     const b = pool[j]!;
     // Compare (inflight+1)/weight without dividing: a new request lands on the less loaded.
-    const la = (a.inflight + 1) * b.weight;
-    const lb = (b.inflight + 1) * a.weight;
+    const la = (a.traffic.inflight + 1) * b.weight;
+    const lb = (b.traffic.inflight + 1) * a.weight;
     return la <= lb ? a : b;
   }
 }

@@ -39,12 +39,12 @@ export function boundedLoadPick(order: readonly ClusterNode[], loadFactor: numbe
   let total = 1;
   let weights = 0;
   for (const n of order) {
-    total += n.inflight;
+    total += n.traffic.inflight;
     weights += n.weight;
   }
   for (const n of order) {
     const cap = Math.ceil((1 + loadFactor) * total * (n.weight / weights));
-    if (n.inflight + 1 <= cap) return n;
+    if (n.traffic.inflight + 1 <= cap) return n;
   }
   return order[0];
 }

@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
+import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { NodeHealth } from './node-health.js';
@@ -21,11 +22,13 @@ const MAX_HEALTH_BODY = 64 * 1024;
  * at all: any status below 500 within health.timeout (its health path may not even exist).
  * `now` is the wall clock (Date.now): node clocks are compared with it through their Date headers.
  */
-export function createHttpProbe(cfg: Config['health'], now: () => number = Date.now): HttpProbe {
-  const pools = new Map<ClusterNode, Pool>();
+export function createHttpProbe(cfg: Config['health'], nodes: NodeSlots, now: () => number = Date.now): HttpProbe {
+  const pools = nodes.slot(
+    (node) => new Pool(node.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: node.tls }),
+    (pool) => void pool.destroy(),
+  );
   const probe: HealthProbe = async (node) => {
-    let pool = pools.get(node);
-    if (pool === undefined) pools.set(node, (pool = new Pool(node.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: node.tls })));
+    const pool = pools.get(node);
     const sent = now();
     try {
       const res = await pool.request({
@@ -60,11 +63,11 @@ export function createHttpProbe(cfg: Config['health'], now: () => number = Date.
   };
   return {
     probe,
-    forget(node) {
-      void pools.get(node)?.destroy();
-      pools.delete(node);
+    close: async () => {
+      const open = [...pools.values()];
+      pools.close();
+      await Promise.all(open.map((p) => p.close().catch(() => undefined)));
     },
-    close: async () => void (await Promise.all([...pools.values()].map((p) => p.destroy()))),
   };
 }
 
@@ -75,24 +78,30 @@ function judgeLiveness(status: number): CheckVerdict {
 
 export interface HttpProbe {
   probe: HealthProbe;
-  /** A node left the set: its connection is closed. */
-  forget(node: ClusterNode): void;
   close(): Promise<void>;
 }
 
 /** Runs each node's checks on the configured interval, with ±10% jitter so nodes are not hit in lockstep. */
 export class ActiveHealthChecker {
-  readonly #timers = new Map<ClusterNode, Timer>();
+  /** The next check of each node; a node that leaves the set takes its timer with it. */
+  readonly #next: NodeSlot<{ timer?: Timer }>;
   #stopped = true;
 
   constructor(
-    private readonly nodes: { readonly all: readonly ClusterNode[] },
+    private readonly nodes: NodeSlots & { readonly all: readonly ClusterNode[] },
     private readonly health: NodeHealth,
     private readonly probe: HealthProbe,
     private readonly interval: number,
     private readonly clock: Clock,
     private readonly random: Random,
-  ) {}
+  ) {
+    this.#next = nodes.slot<{ timer?: Timer }>(
+      () => ({}),
+      (n) => {
+        if (n.timer !== undefined) this.clock.clearTimeout(n.timer);
+      },
+    );
+  }
 
   start(): void {
     this.#stopped = false;
@@ -101,30 +110,23 @@ export class ActiveHealthChecker {
 
   /** A node joined the set (config reload): checked at once, then on the interval. */
   add(node: ClusterNode): void {
-    if (!this.#stopped && !this.#timers.has(node)) void this.#check(node);
+    if (!this.#stopped && this.#next.peek(node)?.timer === undefined) void this.#check(node);
   }
 
-  /** A node left the set: no more checks. */
-  remove(node: ClusterNode): void {
-    const t = this.#timers.get(node);
-    if (t) this.clock.clearTimeout(t);
-    this.#timers.delete(node);
-  }
-
+  /** Stops for good (a reload builds a new checker with new settings). */
   stop(): void {
     this.#stopped = true;
-    for (const t of this.#timers.values()) this.clock.clearTimeout(t);
-    this.#timers.clear();
+    this.#next.close();
   }
 
   async #check(node: ClusterNode): Promise<void> {
-    this.#timers.delete(node);
+    const next = this.#next.get(node);
+    next.timer = undefined;
     const verdict = await this.probe(node);
     if (this.#stopped || !this.nodes.all.includes(node)) return;
     this.health.recordCheck(node, verdict);
     const delay = this.interval * (0.9 + 0.2 * this.random());
-    const timer = this.clock.setTimeout(() => void this.#check(node), delay);
-    timer.unref?.();
-    this.#timers.set(node, timer);
+    next.timer = this.clock.setTimeout(() => void this.#check(node), delay);
+    next.timer.unref?.();
   }
 }

@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeFlags } from '../nodes/node-flags.js';
+import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 
 export const FLAG_CLOCK_SKEW = 'NODE_CLOCK_SKEW';
 
@@ -37,15 +38,14 @@ const SAMPLES = 5;
  * requests go to other nodes (it keeps serving everything else). Cleared when it is back in sync.
  */
 export class ClockSkew {
-  readonly #samples = new Map<ClusterNode, number[]>();
+  readonly #samples: NodeSlot<number[]>;
 
   constructor(
+    nodes: NodeSlots,
     private readonly flags: NodeFlags,
     private opts: ClockSkewOptions,
-  ) {}
-
-  forget(node: ClusterNode): void {
-    this.#samples.delete(node);
+  ) {
+    this.#samples = nodes.slot<number[]>(() => []);
   }
 
   /** New thresholds from a config reload; they apply from the next observation. */
@@ -55,10 +55,9 @@ export class ClockSkew {
 
   /** `offsetMs`: the node's clock minus harbor-lb's (+: the node is ahead). */
   observe(node: ClusterNode, offsetMs: number, source: 'date' | 'token'): void {
-    const list = this.#samples.get(node) ?? [];
+    const list = this.#samples.get(node);
     list.push(offsetMs);
     if (list.length > SAMPLES) list.shift();
-    this.#samples.set(node, list);
     const offset = this.offset(node)!;
     if (Math.abs(offset) > this.opts.warnAfter) {
       const seconds = Math.round(offset / 1000);
@@ -70,7 +69,7 @@ export class ClockSkew {
 
   /** The node's offset (median of recent samples), or undefined before any sample. */
   offset(node: ClusterNode): number | undefined {
-    const list = this.#samples.get(node);
+    const list = this.#samples.peek(node);
     if (list === undefined || list.length === 0) return undefined;
     const sorted = [...list].sort((a, b) => a - b);
     return sorted[Math.floor(sorted.length / 2)];

@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/loggers.js';
 import type { EjectionSetter, NodeConditions, ReachabilitySetter } from '../nodes/conditions.js';
 import type { ClusterNode } from '../nodes/node.js';
+import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 import type { Clock } from '../util/clock.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import { RecheckTrigger } from '../util/recheck-trigger.js';
@@ -29,7 +30,8 @@ export type AttemptVerdict =
 
 /** The node set as passive detection sees it. */
 export type OutlierReportTarget = EjectionSetter &
-  ReachabilitySetter & {
+  ReachabilitySetter &
+  NodeSlots & {
     readonly all: readonly ClusterNode[];
     isEjected(node: ClusterNode): boolean;
     available(): readonly ClusterNode[];
@@ -61,7 +63,7 @@ interface Series {
  * `cluster_degraded` when it starts and when it ends.
  */
 export class OutlierDetector {
-  readonly #series = new Map<ClusterNode, Series>();
+  readonly #series: NodeSlot<Series>;
   readonly #cluster: ClusterFailureDetector;
   readonly #rechecks: RecheckTrigger<ClusterNode>;
   readonly #clearedLog = new LogRateLimit(CLEARED_LOG_EVERY_MS);
@@ -76,6 +78,14 @@ export class OutlierDetector {
     private readonly recheck: NodeRecheck,
   ) {
     this.#rechecks = new RecheckTrigger(clock, RECHECK_SPACING_MS, (node) => this.#checkSuspect(node));
+    // A node that leaves takes its series, its last cluster-failure answers and any owed check with it.
+    this.#series = nodes.slot<Series>(
+      () => ({ consecutive: 0, last: '', ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }),
+      (_, node) => {
+        this.#cluster.forget(node);
+        this.#rechecks.forget(node);
+      },
+    );
     this.#cluster = new ClusterFailureDetector(cfg.clusterWindow, clock, {
       started: (f, routable) => this.#clusterStarted(f, routable),
       ended: (f) =>
@@ -92,20 +102,20 @@ export class OutlierDetector {
   }
 
   consecutiveFailures(node: ClusterNode): number {
-    return this.#s(node).consecutive;
+    return this.#series.peek(node)?.consecutive ?? 0;
   }
 
   ejections(node: ClusterNode): number {
-    return this.#s(node).ejections;
+    return this.#series.peek(node)?.ejections ?? 0;
   }
 
   /** Passive ejections of the node since start. */
   ejectionsTotal(node: ClusterNode): number {
-    return this.#series.get(node)?.ejectedTotal ?? 0;
+    return this.#series.peek(node)?.ejectedTotal ?? 0;
   }
 
   record(node: ClusterNode, v: AttemptVerdict): void {
-    const s = this.#s(node);
+    const s = this.#series.get(node);
     if (v.kind === 'answered') {
       s.consecutive = 0;
       s.cappedSaid = false;
@@ -130,13 +140,13 @@ export class OutlierDetector {
 
   /** The check traffic asked for: a failure ejects (within the cap), a pass clears the count. */
   async #checkSuspect(node: ClusterNode): Promise<void> {
-    const s = this.#series.get(node);
+    const s = this.#series.peek(node);
     // Gone from the set, answered well since, or out already: nothing to decide.
     if (s === undefined || s.consecutive < this.cfg.consecutiveFailures || this.nodes.isEjected(node)) return;
     const failures = s.consecutive;
     const what = s.last;
     const verdict = await this.recheck(node);
-    if (!this.#series.has(node)) return;
+    if (this.#series.peek(node) !== s) return;
     if (verdict.ok) {
       this.recheckCounts.ok++;
       s.consecutive = 0;
@@ -181,23 +191,10 @@ export class OutlierDetector {
     this.#rechecks.stop();
   }
 
-  /** A node left the set (config reload): its series goes with it. */
-  forget(node: ClusterNode): void {
-    this.#series.delete(node);
-    this.#cluster.forget(node);
-    this.#rechecks.forget(node);
-  }
-
   /** New settings from a reload; the current series and ejections keep their course. */
   configure(cfg: Config['health']['passive']): void {
     this.cfg = cfg;
     this.#cluster.window = cfg.clusterWindow;
-  }
-
-  #s(node: ClusterNode): Series {
-    let s = this.#series.get(node);
-    if (s === undefined) this.#series.set(node, (s = { consecutive: 0, last: '', ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }));
-    return s;
   }
 
   /**
@@ -215,7 +212,9 @@ export class OutlierDetector {
 
   #clusterStarted(f: ClusterFailure, routable: readonly ClusterNode[]): void {
     const lifted: string[] = [];
-    for (const [node, s] of this.#series) {
+    for (const node of this.nodes.all) {
+      const s = this.#series.peek(node);
+      if (s === undefined) continue;
       s.consecutive = 0;
       const cause = s.ejectedFor;
       if (cause && cause.status === f.status && f.since - cause.at <= this.cfg.clusterWindow && this.nodes.isEjected(node)) {

@@ -1,4 +1,4 @@
-import type { ClusterNode } from './node.js';
+import type { ClusterNode, NodeFlag } from './node.js';
 
 /** What active health checking alone says of a node. */
 export type CheckState = 'unknown' | 'healthy' | 'unhealthy';
@@ -49,4 +49,12 @@ export interface QuarantineSetter {
 /** Operators (admin API) report through this. */
 export interface DrainSetter {
   setDrained(node: ClusterNode, drained: boolean): void;
+}
+
+/** Findings about a node are recorded through this (NodeFlags, which words and logs them). */
+export interface FlagSetter {
+  /** Records the flag; false when the node has one of that code already, or left the set. */
+  setFlag(node: ClusterNode, flag: NodeFlag): boolean;
+  /** Whether the node had a flag of that code (now cleared). */
+  deleteFlag(node: ClusterNode, code: string): boolean;
 }

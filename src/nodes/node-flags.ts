@@ -1,6 +1,7 @@
 import { describeFinding, type FindingCode, type FindingFacts } from '../findings/catalogue.js';
 import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
+import type { FlagSetter } from './conditions.js';
 import type { ClusterNode } from './node.js';
 
 /**
@@ -11,6 +12,7 @@ import type { ClusterNode } from './node.js';
  */
 export class NodeFlags {
   constructor(
+    private readonly nodes: FlagSetter,
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {}
@@ -18,12 +20,12 @@ export class NodeFlags {
   raise<C extends FindingCode>(node: ClusterNode, code: C, facts: FindingFacts[C], evidence: Record<string, unknown>): void {
     if (node.flags.has(code)) return;
     const { message, fix, severity } = describeFinding(code, facts);
-    node.flags.set(code, { code, message, since: new Date(this.clock.now()).toISOString(), fix, severity });
+    if (!this.nodes.setFlag(node, { code, message, since: new Date(this.clock.now()).toISOString(), fix, severity })) return;
     this.logger.warn({ event: 'node_flag', node: node.name, code, raised: true, severity, evidence, fix }, `${code}: ${message}. Fix: ${fix}`);
   }
 
   clear(node: ClusterNode, code: FindingCode): void {
-    if (!node.flags.delete(code)) return;
+    if (!this.nodes.deleteFlag(node, code)) return;
     this.logger.info({ event: 'node_flag', node: node.name, code, raised: false }, `${code} cleared on ${node.name}`);
   }
 }

@@ -6,11 +6,13 @@ import type {
   CheckState,
   DrainSetter,
   EjectionSetter,
+  FlagSetter,
   NodeConditions,
   QuarantineSetter,
   ReachabilitySetter,
 } from './conditions.js';
-import { ClusterNode, type NodeState, type PoolOptions } from './node.js';
+import { ClusterNode, type NodeFlag, type NodeRecord, type NodeState, type PoolOptions } from './node.js';
+import { NodeSlot, type NodeSlots } from './node-slot.js';
 import { nodeTlsOptions } from './node-tls.js';
 
 export interface NodeStateChange {
@@ -60,6 +62,9 @@ const GONE: NodeConditions = Object.freeze({
 /** How often removed and replaced nodes are looked at to see whether they can go. */
 const SWEEP_EVERY = 1000;
 
+/** What NodeSet writes of a node: its record, with the flags map it alone changes. */
+type OwnedRecord = NodeRecord & { flags: Map<string, NodeFlag> };
+
 interface Conditions {
   check: CheckState;
   checkWhy: string;
@@ -89,11 +94,14 @@ interface Conditions {
  */
 export class NodeSet
   extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; added: [ClusterNode]; removed: [ClusterNode] }>
-  implements CheckStatusSetter, EjectionSetter, ReachabilitySetter, QuarantineSetter, DrainSetter
+  implements CheckStatusSetter, EjectionSetter, ReachabilitySetter, QuarantineSetter, DrainSetter, FlagSetter, NodeSlots
 {
   #all: readonly ClusterNode[];
   readonly #byName = new Map<string, ClusterNode>();
   readonly #cond = new Map<ClusterNode, Conditions>();
+  readonly #records = new Map<ClusterNode, OwnedRecord>();
+  /** Components' per-node data, dropped when a node leaves the set. */
+  #slots: Array<NodeSlot<unknown>> = [];
   readonly #poolOpts: PoolOptions;
   /** Nodes replaced by a reload (a new URL under the same name): closed once their requests finish. */
   readonly #retired = new Set<ClusterNode>();
@@ -147,7 +155,7 @@ export class NodeSet
   upsert(cfg: NodeConfig): ClusterNode {
     const old = this.#byName.get(cfg.name);
     if (old !== undefined && old.url === cfg.url && sameCa(old, cfg)) {
-      old.weight = cfg.weight;
+      this.#records.get(old)!.weight = cfg.weight;
       const c = this.#c(old);
       if (c.removed !== undefined) {
         c.removed = undefined;
@@ -200,15 +208,13 @@ export class NodeSet
     if (node === undefined) return;
     const c = this.#c(node);
     if (c.removed !== undefined) return;
-    c.removed = { requests: node.requests, quietSince: this.clock.now() };
+    c.removed = { requests: node.traffic.requests, quietSince: this.clock.now() };
     this.#evaluate();
     this.#armSweep();
   }
 
   #create(cfg: NodeConfig): ClusterNode {
-    const node = new ClusterNode(cfg, this.#poolOpts, this.clock.now());
-    this.#byName.set(node.name, node);
-    this.#cond.set(node, {
+    const conditions: Conditions = {
       check: 'unknown',
       checkWhy: 'not checked yet',
       ejectedUntil: 0,
@@ -220,8 +226,34 @@ export class NodeSet
       unreachableWhy: '',
       unreachableTimer: undefined,
       removed: undefined,
-    });
+    };
+    const record: OwnedRecord = { state: 'unknown', stateSince: this.clock.now(), stateWhy: 'not checked yet', weight: cfg.weight, conditions, flags: new Map() };
+    const node = new ClusterNode(cfg, this.#poolOpts, record);
+    this.#byName.set(node.name, node);
+    this.#cond.set(node, conditions);
+    this.#records.set(node, record);
     return node;
+  }
+
+  // ---- components' per-node data ------------------------------------------------------------
+
+  slot<T>(init: (node: ClusterNode) => T, dispose?: (value: T, node: ClusterNode) => void): NodeSlot<T> {
+    const slot = new NodeSlot((node) => this.#cond.has(node), init, dispose);
+    this.#slots = [...this.#slots.filter((s) => !s.closed), slot as NodeSlot<unknown>];
+    return slot;
+  }
+
+  // ---- flags (findings about a node, raised through NodeFlags) ------------------------------
+
+  setFlag(node: ClusterNode, flag: NodeFlag): boolean {
+    const r = this.#records.get(node);
+    if (r === undefined || r.flags.has(flag.code)) return false;
+    r.flags.set(flag.code, flag);
+    return true;
+  }
+
+  deleteFlag(node: ClusterNode, code: string): boolean {
+    return this.#records.get(node)?.flags.delete(code) ?? false;
   }
 
   /** Drops a node's conditions and timers; it is closed (and 'removed' said) once its requests are done. */
@@ -252,11 +284,11 @@ export class NodeSet
     for (const node of this.#all) {
       const removed = this.#cond.get(node)?.removed;
       if (removed === undefined) continue;
-      if (node.inflight > 0 || node.requests !== removed.requests) {
-        removed.requests = node.requests;
+      if (node.traffic.inflight > 0 || node.traffic.requests !== removed.requests) {
+        removed.requests = node.traffic.requests;
         removed.quietSince = now;
       }
-      if (node.inflight === 0 && now - removed.quietSince >= this.#opts.removeAfterIdle) {
+      if (node.traffic.inflight === 0 && now - removed.quietSince >= this.#opts.removeAfterIdle) {
         this.#dropConditions(node);
         this.#retired.add(node);
         dropped = true;
@@ -267,13 +299,15 @@ export class NodeSet
       this.#evaluate();
     }
     for (const node of [...this.#retired]) {
-      if (node.inflight > 0) {
+      if (node.traffic.inflight > 0) {
         pending = true;
         continue;
       }
       this.#retired.delete(node);
+      this.#records.delete(node);
       void node.close();
-      // Said once nothing can report on the node any more, so others forget it for good.
+      // Once nothing can report on the node any more, every component's data about it goes.
+      for (const slot of this.#slots) slot.drop(node);
       this.emit('removed', node);
     }
     if (pending) this.#armSweep();
@@ -445,6 +479,7 @@ export class NodeSet
       if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
       if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
     }
+    for (const slot of this.#slots) slot.clear();
     await Promise.all([...this.#all, ...this.#retired].map((n) => n.close()));
   }
 
@@ -518,12 +553,12 @@ export class NodeSet
   }
 
   #setState(node: ClusterNode, to: NodeState, why: string, now: number): void {
-    const from = node.state;
-    node.stateWhy = why;
+    const r = this.#records.get(node)!;
+    const from = r.state;
+    r.stateWhy = why;
     if (from === to) return;
-    node.state = to;
-    node.stateSince = now;
-    node.stateWhy = why;
+    r.state = to;
+    r.stateSince = now;
     this.#available = undefined;
     this.emit('state', { node, from, to, why });
   }

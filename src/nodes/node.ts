@@ -1,5 +1,7 @@
 import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
+import type { NodeConditions } from './conditions.js';
+import { NodeTraffic } from './node-traffic.js';
 import { nodeTlsOptions, type NodeTlsOptions } from './node-tls.js';
 
 export type NodeState = 'healthy' | 'unhealthy' | 'quarantined' | 'draining' | 'unknown';
@@ -21,13 +23,28 @@ export interface PoolOptions {
   maxUploadConnections: number;
 }
 
-/** One Harbor node: its configuration, its connection pools and the live state routing reads. */
+/**
+ * What NodeSet keeps of a node and alone writes: its derived state, its weight (a reload may
+ * change it), the conditions the state comes from, its flags. A ClusterNode reads it.
+ */
+export interface NodeRecord {
+  state: NodeState;
+  stateSince: number;
+  stateWhy: string;
+  weight: number;
+  readonly conditions: NodeConditions;
+  readonly flags: ReadonlyMap<string, NodeFlag>;
+}
+
+/**
+ * One Harbor node: what it is (name, URL, TLS, connection pools), its traffic counters, and a
+ * read-only view of the state NodeSet derives for it. Nobody but NodeSet changes its state,
+ * weight, conditions or flags; traffic is counted through `traffic.begin()`.
+ */
 export class ClusterNode {
   readonly name: string;
   readonly url: string;
   readonly origin: string;
-  /** Its share of new traffic; a reload may change it. */
-  weight: number;
   /** The private CA bundle's path (config nodes[].ca), when it has one. */
   readonly ca: string | undefined;
   /** Connections for requests whose body is not streamed (GET, HEAD, DELETE, small bodies read up front). */
@@ -39,29 +56,45 @@ export class ClusterNode {
   readonly uploadPool: Pool;
   /** TLS options of every pool that talks to this node (its private CA); undefined: the defaults. */
   readonly tls: NodeTlsOptions | undefined;
-  /** Derived by NodeSet from the node's conditions; nobody else writes these three. */
-  state: NodeState = 'unknown';
-  stateSince: number;
-  stateWhy = 'not checked yet';
-  /** Raised and cleared by the token guard, with evidence. */
-  readonly flags = new Map<string, NodeFlag>();
-  /** Traffic counters, written by the request handler: requests forwarded and not yet finished, */
-  inflight = 0;
-  /** attempts sent, */
-  requests = 0;
-  /** and attempts the node failed. */
-  failures = 0;
+  readonly traffic = new NodeTraffic();
+  readonly #record: NodeRecord;
 
-  constructor(cfg: NodeConfig, pool: PoolOptions, now: number) {
+  constructor(cfg: NodeConfig, pool: PoolOptions, record: NodeRecord) {
     this.name = cfg.name;
     this.url = cfg.url;
     this.origin = new URL(cfg.url).origin;
-    this.weight = cfg.weight;
     this.ca = cfg.ca;
-    this.stateSince = now;
+    this.#record = record;
     this.tls = nodeTlsOptions(cfg);
     this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);
     this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls);
+  }
+
+  get state(): NodeState {
+    return this.#record.state;
+  }
+
+  get stateSince(): number {
+    return this.#record.stateSince;
+  }
+
+  get stateWhy(): string {
+    return this.#record.stateWhy;
+  }
+
+  /** Its share of new traffic. */
+  get weight(): number {
+    return this.#record.weight;
+  }
+
+  /** The named inputs its state is derived from (see NodeSet). */
+  get conditions(): NodeConditions {
+    return this.#record.conditions;
+  }
+
+  /** Findings about the node itself, by code (raised by harbor-lb's own probes and checks). */
+  get flags(): ReadonlyMap<string, NodeFlag> {
+    return this.#record.flags;
   }
 
   close(): Promise<unknown> {

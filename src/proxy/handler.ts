@@ -326,8 +326,8 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       record.attempts = attempt;
       record.node = node.name;
       record.reason = reason;
-      node.inflight++;
-      node.requests++;
+      const endTraffic = node.traffic.begin();
+      let nodeFailed = false;
       if (attempt > 1) deps.budget.retrying++;
       let tokenRejected = false;
       // A registry refuses a token before it acts, so a request it refused can go elsewhere
@@ -357,13 +357,13 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           },
           holdBack: replayable ? isTokenRejection : undefined,
         });
+        nodeFailed = reportAttempt(deps, node, outcome, failureClass, ex.ranged);
       } finally {
-        node.inflight--;
+        endTraffic(nodeFailed);
         slot.release();
         if (attempt > 1) deps.budget.retrying--;
       }
       deps.metrics.attempt(ex.route, node.name, sentAt, outcome.headAt);
-      reportAttempt(deps, node, outcome, failureClass, ex.ranged);
       if (outcome.phase !== 'not-sent') reached = true;
       if (outcome.phase === 'buffered') {
         // A token the client must never see if it is bad: try another node while one is left.
@@ -492,7 +492,7 @@ async function admit(
   if (now !== undefined) return { node: chosen, slot: now };
   if (mayMove) {
     const others = deps.nodes.available().filter((n) => n !== chosen && !tried.has(n));
-    others.sort((a, b) => a.inflight / a.weight - b.inflight / b.weight);
+    others.sort((a, b) => a.traffic.inflight / a.weight - b.traffic.inflight / b.weight);
     for (const node of others) {
       const slot = deps.admission.tryTake(node, pool, ex.clientIp);
       if (slot !== undefined) return { node, slot };
@@ -520,12 +520,15 @@ function writeHeld(res: ServerResponse, status: number, headers: string[], body:
 }
 
 
-/** Passive health: what one attempt says about its node. A client's doing says nothing and is not reported. */
-function reportAttempt(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string, ranged: boolean): void {
+/**
+ * Passive health: what one attempt says about its node, told to outlier detection. A client's
+ * doing says nothing and is not reported. Returns whether the node failed the attempt.
+ */
+function reportAttempt(deps: ProxyDeps, node: ClusterNode, o: ForwardOutcome, route: string, ranged: boolean): boolean {
   const verdict = attemptVerdict(o, route, ranged);
-  if (verdict === undefined) return;
-  if (verdict.kind !== 'answered') node.failures++;
+  if (verdict === undefined) return false;
   deps.outliers.record(node, verdict);
+  return verdict.kind !== 'answered';
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { ClusterNode } from '../nodes/node.js';
+import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 import type { Clock, Timer } from '../util/clock.js';
 
 /** Which of a node's connection budgets an attempt uses: requests without a streamed body, or streamed uploads. */
@@ -92,29 +93,31 @@ class PoolSlots {
  * without a slot is answered 503. undici's own queue (first in, first out) is then never used.
  */
 export class NodeAdmission {
-  readonly #pools = new Map<ClusterNode, Record<PoolKind, PoolSlots>>();
-  #opts: AdmissionOptions;
+  /** Each node's two budgets; a node that leaves lets its waiters go (they fail over or time out). */
+  readonly #pools: NodeSlot<Record<PoolKind, PoolSlots>>;
 
   constructor(
-    opts: AdmissionOptions,
+    nodes: NodeSlots,
+    private readonly opts: AdmissionOptions,
     private readonly clock: Clock,
     /** Whether a client has more requests in flight than limits.requestsPerClient (heavy on every node). */
     private readonly busyClient: (client: string) => boolean = () => false,
   ) {
-    this.#opts = opts;
+    const make = (kind: PoolKind) => {
+      const size = opts.sizes[kind];
+      const share = opts.nodeShare >= 1 ? Infinity : Math.max(1, Math.floor(size * opts.nodeShare));
+      return new PoolSlots(size, share, Math.max(1, Math.floor(size * HEADROOM)));
+    };
+    this.#pools = nodes.slot(
+      () => ({ fast: make('fast'), upload: make('upload') }),
+      (p) => {
+        for (const s of [p.fast, p.upload]) for (const w of s.waiting.splice(0)) w.grant(undefined);
+      },
+    );
   }
 
   #slots(node: ClusterNode, pool: PoolKind): PoolSlots {
-    let p = this.#pools.get(node);
-    if (p === undefined) {
-      const make = (kind: PoolKind) => {
-        const size = this.#opts.sizes[kind];
-        const share = this.#opts.nodeShare >= 1 ? Infinity : Math.max(1, Math.floor(size * this.#opts.nodeShare));
-        return new PoolSlots(size, share, Math.max(1, Math.floor(size * HEADROOM)));
-      };
-      this.#pools.set(node, (p = { fast: make('fast'), upload: make('upload') }));
-    }
-    return p[pool];
+    return this.#pools.get(node)[pool];
   }
 
   #heavy(s: PoolSlots, client: string): boolean {
@@ -151,7 +154,7 @@ export class NodeAdmission {
         s.waiting.splice(i, 1);
         w.grant(undefined);
       };
-      timer = this.clock.setTimeout(leave, this.#opts.queueTimeout);
+      timer = this.clock.setTimeout(leave, this.opts.queueTimeout);
       timer.unref?.();
       s.waiting.push(w);
       cancelled(leave);
@@ -160,15 +163,7 @@ export class NodeAdmission {
 
   /** Requests waiting for a slot of the node now (either pool), for status and metrics. */
   queued(node: ClusterNode): number {
-    const p = this.#pools.get(node);
+    const p = this.#pools.peek(node);
     return p === undefined ? 0 : p.fast.waiting.length + p.upload.waiting.length;
-  }
-
-  /** A node left the set: its waiters (if any) are let go to fail over, its counts dropped. */
-  forget(node: ClusterNode): void {
-    const p = this.#pools.get(node);
-    this.#pools.delete(node);
-    if (p === undefined) return;
-    for (const s of [p.fast, p.upload]) for (const w of s.waiting.splice(0)) w.grant(undefined);
   }
 }

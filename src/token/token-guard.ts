@@ -1,9 +1,10 @@
 import type { Logger } from '../log/loggers.js';
 import type { ClusterNode } from '../nodes/node.js';
-import type { NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
+import type { FlagSetter, NodeConditions, QuarantineSetter } from '../nodes/conditions.js';
 import type { Clock } from '../util/clock.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import { NodeFlags } from '../nodes/node-flags.js';
+import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 import { FLAG_CSRF } from './csrf-check.js';
 import { realmSchemeMismatch } from './realm.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
@@ -20,7 +21,14 @@ const NEAR_EXPIRY_MS = 30_000;
 const QUARANTINING = [FLAG_FOREIGN_KEY, FLAG_TOKEN_CLAIMS, FLAG_REGISTRY_REJECTS] as const;
 
 /** The node set as the guard sees it: it asks for quarantines and reads who has asked. */
-export type GuardNodes = QuarantineSetter & { readonly all: readonly ClusterNode[]; conditionsOf(node: ClusterNode): NodeConditions };
+export type GuardNodes = QuarantineSetter & FlagSetter & NodeSlots & { readonly all: readonly ClusterNode[]; conditionsOf(node: ClusterNode): NodeConditions };
+
+/** What the guard knows of one node's tokens. */
+interface IssuerRecord {
+  counts: VerdictCounts;
+  /** Its most recent token verified (a good issuer), or did not (a bad one); neither before its first. */
+  issues: 'good' | 'bad' | undefined;
+}
 
 /**
  * `not-verified`: a token response passed to the client unchecked (too large to hold or verify,
@@ -82,10 +90,7 @@ const SUSPECT_LOG_EVERY_MS = 60_000;
  * whole cluster down.
  */
 export class TokenGuard {
-  /** Nodes whose most recent token verified. */
-  readonly #goodIssuers = new Set<ClusterNode>();
-  readonly #badIssuers = new Set<ClusterNode>();
-  readonly #counts = new Map<ClusterNode, VerdictCounts>();
+  readonly #issuers: NodeSlot<IssuerRecord>;
   readonly flags: NodeFlags;
   private readonly skew: ClockSkew | undefined;
   readonly #logLimit = new LogRateLimit(LOG_EVERY_MS);
@@ -105,23 +110,15 @@ export class TokenGuard {
      */
     { flags, skew, onSuspect }: { flags?: NodeFlags; skew?: ClockSkew; onSuspect?: (node: ClusterNode) => void } = {},
   ) {
-    this.flags = flags ?? new NodeFlags(logger, clock);
+    this.flags = flags ?? new NodeFlags(nodes, logger, clock);
     this.skew = skew;
     this.#onSuspect = onSuspect ?? (() => {});
+    this.#issuers = nodes.slot<IssuerRecord>(() => ({ counts: { good: 0, bad: 0, registryRejected: 0, suspected: 0, notVerified: 0, notAToken: 0 }, issues: undefined }));
   }
 
   /** A node's token verdict counters (metrics read them). */
   countsOf(node: ClusterNode): VerdictCounts {
-    let c = this.#counts.get(node);
-    if (c === undefined) this.#counts.set(node, (c = { good: 0, bad: 0, registryRejected: 0, suspected: 0, notVerified: 0, notAToken: 0 }));
-    return c;
-  }
-
-  /** A node left the set (config reload): its counters and verdicts go with it; its flags were its own. */
-  forget(node: ClusterNode): void {
-    this.#counts.delete(node);
-    this.#goodIssuers.delete(node);
-    this.#badIssuers.delete(node);
+    return this.#issuers.get(node).counts;
   }
 
   /**
@@ -251,9 +248,9 @@ export class TokenGuard {
   }
 
   #issuerGood(node: ClusterNode): void {
-    this.countsOf(node).good++;
-    this.#goodIssuers.add(node);
-    this.#badIssuers.delete(node);
+    const r = this.#issuers.get(node);
+    r.counts.good++;
+    r.issues = 'good';
     // Nodes flagged while nobody was known good can be sidelined now.
     for (const n of this.nodes.all) if (!this.#asked(n) && QUARANTINING.some((c) => n.flags.has(c))) this.#quarantine(n);
   }
@@ -275,8 +272,9 @@ export class TokenGuard {
 
   #issuerBad(node: ClusterNode, v: Extract<TokenVerdict, { ok: false }>): void {
     const source = 'probe';
-    this.countsOf(node).bad++;
-    this.#goodIssuers.delete(node);
+    const r = this.#issuers.get(node);
+    r.counts.bad++;
+    r.issues = undefined;
     if ((v.problem === 'NOT_YET_VALID' || v.problem === 'EXPIRED') && v.issuedAt !== undefined && this.skew !== undefined) {
       // A token made "in the future" (or already expired) says the issuer's clock is off: that is
       // what gets named and handled (its token requests go elsewhere), not a key problem, and
@@ -284,7 +282,7 @@ export class TokenGuard {
       this.skew.observe(node, v.issuedAt - this.clock.now(), 'token');
       return;
     }
-    this.#badIssuers.add(node);
+    r.issues = 'bad';
     const keyProblem = v.problem === 'FOREIGN_KEY' || v.problem === 'BAD_SIGNATURE';
     const evidence = { problem: v.problem, kid: v.kid, trustedKids: this.trust.kids, detail: v.detail, source };
     if (keyProblem) this.flags.raise(node, FLAG_FOREIGN_KEY, { node: node.name, kid: v.kid, trustedKids: this.trust.kids }, evidence);
@@ -304,9 +302,9 @@ export class TokenGuard {
    */
   #quarantine(node: ClusterNode): void {
     if (this.#asked(node)) return;
-    const alternative = this.nodes.all.some((n) => n !== node && !this.#asked(n) && this.#goodIssuers.has(n));
+    const alternative = this.nodes.all.some((n) => n !== node && !this.#asked(n) && this.#issuers.peek(n)?.issues === 'good');
     if (!alternative) {
-      if (this.#badIssuers.size === this.nodes.all.length && !this.#suspectSaid) {
+      if (this.nodes.all.every((n) => this.#issuers.peek(n)?.issues === 'bad') && !this.#suspectSaid) {
         this.#suspectSaid = true;
         this.logger.error(
           { event: 'token_trust_suspect', trustedKids: this.trust.kids },

@@ -1,6 +1,7 @@
 import { Pool, type Dispatcher } from 'undici';
 import type { ClusterNode } from '../nodes/node.js';
 import { nodeFailure } from '../nodes/node-failure.js';
+import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import { RecheckTrigger } from '../util/recheck-trigger.js';
@@ -46,7 +47,8 @@ const GOOD_TOKEN_MARGIN_MS = 60_000;
  * turned off) and at once for a node that client traffic made suspect (`suspect`, rate-limited).
  */
 export class TrustProbe {
-  readonly #pools = new Map<ClusterNode, Pool>();
+  /** A connection pool of its own per node; a node that leaves takes its pool and owed probe with it. */
+  readonly #pools: NodeSlot<Pool>;
   readonly #suspects: RecheckTrigger<ClusterNode>;
   /** The last good token a probe got from any node, for registry checks of the others. */
   #good: { token: string; until: number } | undefined;
@@ -54,20 +56,20 @@ export class TrustProbe {
   #stopped = true;
 
   constructor(
-    private readonly members: { readonly all: readonly ClusterNode[] },
+    private readonly members: NodeSlots & { readonly all: readonly ClusterNode[] },
     private readonly guard: TokenGuard,
     private readonly opts: TrustProbeOptions,
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
     this.#suspects = new RecheckTrigger(clock, SUSPECT_PROBE_SPACING_MS, (node) => this.#probeIfMember(node));
-  }
-
-  /** A node left the set (config reload): its probe connections are closed. */
-  forget(node: ClusterNode): void {
-    this.#suspects.forget(node);
-    void this.#pools.get(node)?.destroy();
-    this.#pools.delete(node);
+    this.#pools = members.slot(
+      (node) => new Pool(node.origin, { connections: 2, connectTimeout: this.opts.timeout, connect: node.tls }),
+      (pool, node) => {
+        this.#suspects.forget(node);
+        void pool.destroy();
+      },
+    );
   }
 
   /** Client traffic points at the node: probe it now (at most once per SUSPECT_PROBE_SPACING_MS). */
@@ -77,12 +79,6 @@ export class TrustProbe {
 
   async #probeIfMember(node: ClusterNode): Promise<void> {
     if (!this.#stopped && this.members.all.includes(node)) await this.probeNode(node);
-  }
-
-  #pool(node: ClusterNode): Pool {
-    let pool = this.#pools.get(node);
-    if (pool === undefined) this.#pools.set(node, (pool = new Pool(node.origin, { connections: 2, connectTimeout: this.opts.timeout, connect: node.tls })));
-    return pool;
   }
 
   /** Takes suspicions from now on; with `periodic`, probes every node now and every `interval`. */
@@ -95,7 +91,7 @@ export class TrustProbe {
     this.#stopped = true;
     this.#suspects.stop();
     if (this.#timer) this.clock.clearTimeout(this.#timer);
-    await Promise.all([...this.#pools.values()].map((p) => p.destroy()));
+    this.#pools.clear();
   }
 
   async #loop(): Promise<void> {
@@ -112,12 +108,6 @@ export class TrustProbe {
     const anyGood = results.find((r) => r.goodToken !== undefined)?.goodToken;
     await Promise.all(results.map((r) => this.#registryAndRealm(r, r.goodToken ?? anyGood)));
     if (!this.#stopped) for (const r of results) if (r.goodToken !== undefined && r.registryAccepts === true) this.guard.probePassed(r.node);
-    // A node that left the set during the round: the pool the round made for it again goes too.
-    for (const [node, pool] of this.#pools) {
-      if (this.members.all.includes(node)) continue;
-      void pool.destroy();
-      this.#pools.delete(node);
-    }
     const reachable = results.filter((r) => r.reachable).map((r) => r.node);
     if (!this.#stopped && reachable.length > 1) {
       const outliers = await csrfOutliers(this.#csrfRequest, reachable);
@@ -210,7 +200,7 @@ export class TrustProbe {
 
   /** One GET, sent again once if a kept-alive connection turns out dead (the node restarted since the last round). */
   async #request(node: ClusterNode, opts: Omit<Dispatcher.RequestOptions, 'method'>): Promise<Dispatcher.ResponseData> {
-    const pool = this.#pool(node);
+    const pool = this.#pools.get(node);
     try {
       return await pool.request({ ...opts, method: 'GET' });
     } catch (err) {
@@ -238,7 +228,7 @@ export class TrustProbe {
 
   readonly #csrfRequest: CsrfRequest = async (origin, r) => {
     const node = this.members.all.find((n) => n.origin === origin)!;
-    const res = await this.#pool(node).request({
+    const res = await this.#pools.get(node).request({
       path: r.path,
       method: r.method,
       headers: { ...this.#headers(), ...r.headers },

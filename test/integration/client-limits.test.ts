@@ -92,7 +92,7 @@ describe('per-client shares: fair queues, not refusals', () => {
     assert.match(answer.body, /limits\.queueTimeout/);
     const line = await lb.logs.waitFor((l) => l.event === 'request' && l.status === 503);
     assert.equal(line.error, 'QUEUE_TIMEOUT');
-    assert.equal(lb.app.nodes.get('n1')!.failures, 0);
+    assert.equal(lb.app.nodes.get('n1')!.traffic.failures, 0);
     held[0]!.end('done');
     assert.equal((await first).status, 200);
   });
@@ -172,7 +172,7 @@ describe('per-client shares: fair queues, not refusals', () => {
     assert.match(answer.body, /limits\.minBodyRate/);
     const line = await lb.logs.waitFor((l) => l.event === 'request');
     assert.deepEqual([line.status, line.error], [408, 'CLIENT_TOO_SLOW: request body']);
-    assert.equal(lb.app.nodes.get('n1')!.failures, 0);
+    assert.equal(lb.app.nodes.get('n1')!.traffic.failures, 0);
     req.destroy();
   });
 
@@ -204,7 +204,7 @@ describe('per-client shares: fair queues, not refusals', () => {
     assert.ok(line, 'the exchange was cut');
     assert.equal(line.error, 'CLIENT_TOO_SLOW: response body');
     assert.equal(line.status, 200, 'the status the client got, not 0');
-    assert.equal(lb.app.nodes.get('n1')!.failures, 0);
+    assert.equal(lb.app.nodes.get('n1')!.traffic.failures, 0);
   });
 
   it('a slow upload that keeps moving at the minimum rate is never cut', async (t) => {

@@ -166,7 +166,7 @@ describe('failover', () => {
     t.after(() => lb.close());
     for (let i = 0; i < 10; i++) await send(`${lb.url}/v2/${i % 2 ? 'denied' : 'missing'}/manifests/x`);
     const n1 = lb.app.nodes.get('n1')!;
-    assert.equal(n1.failures, 0);
+    assert.equal(n1.traffic.failures, 0);
     assert.notEqual(n1.state, 'unhealthy');
   });
 

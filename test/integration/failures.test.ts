@@ -40,7 +40,7 @@ describe('failures on either side', () => {
     assert.equal(await nodeSaw, false, 'the node response was cut, not finished');
     const line = await lb.logs.waitFor((l) => l.event === 'request');
     assert.equal(line.error, 'CLIENT_GONE');
-    assert.equal(lb.app.nodes.get('n1')!.failures, 0, 'a client hanging up is not a node failure');
+    assert.equal(lb.app.nodes.get('n1')!.traffic.failures, 0, 'a client hanging up is not a node failure');
   });
 
   it('a client that hangs up mid-upload closes the node side', async (t) => {
@@ -62,7 +62,7 @@ describe('failures on either side', () => {
     assert.equal(await nodeSaw, false, 'the node saw an incomplete upload end, not a short complete one');
     const line = await lb.logs.waitFor((l) => l.event === 'request');
     assert.equal(line.error, 'CLIENT_GONE');
-    assert.equal(lb.app.nodes.get('n1')!.failures, 0);
+    assert.equal(lb.app.nodes.get('n1')!.traffic.failures, 0);
   });
 
   for (const framing of ['content-length', 'chunked'] as const) {

@@ -22,7 +22,7 @@ describe('the HTTP health probe', () => {
     const dead = `http://127.0.0.1:${await deadPort()}`;
     const config = validateConfig({ nodes: [{ name: 'dead', url: dead }, { name: 'hung', url: hung.url }, { name: 'ahead', url: ahead.url }], health: { timeout: '300ms', path: '/' } });
     const nodes = new NodeSet(config, createSystemClock());
-    const { probe, close } = createHttpProbe(config.health);
+    const { probe, close } = createHttpProbe(config.health, nodes);
     t.after(async () => {
       await close();
       await nodes.close();

@@ -28,7 +28,7 @@ it('refuses paths harbor-lb and a node could read differently, and forwards the 
     assert.match(body.errors[0]!.message, /^harbor-lb cannot forward this request: the path /);
   }
   assert.deepEqual(seen, [], 'no node saw any of them');
-  assert.equal(lb.app.nodes.all[0]!.requests, 0);
+  assert.equal(lb.app.nodes.all[0]!.traffic.requests, 0);
   const lines = lb.logs.requests();
   assert.deepEqual(
     lines.map((l) => [l.path, l.route, l.status, l.error, l.node]),

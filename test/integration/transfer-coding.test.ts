@@ -32,8 +32,8 @@ it('answers 501 to transfer codings other than chunked, before any node, and for
     assert.equal(body.errors[0]!.code, 'UNSUPPORTED');
     assert.match(body.errors[0]!.message, /transfer coding "(gzip|identity), chunked" is not implemented/);
   }
-  assert.equal(lb.app.nodes.all[0]!.requests, 0, 'no node was involved');
-  assert.equal(lb.app.nodes.all[0]!.failures, 0);
+  assert.equal(lb.app.nodes.all[0]!.traffic.requests, 0, 'no node was involved');
+  assert.equal(lb.app.nodes.all[0]!.traffic.failures, 0);
   const lines = lb.logs.requests();
   assert.equal(lines.length, 3);
   assert.ok(lines.every((l) => l.status === 501 && l.error === 'TRANSFER_CODING_NOT_IMPLEMENTED' && l.node === null));

@@ -30,8 +30,8 @@ describe('a request the proxy cannot forward is the client\'s problem', () => {
         assert.equal(r.status, 400, `attempt ${i}: ${r.text.slice(0, 80)}`);
       }
       for (const n of lb.app.nodes.all) {
-        assert.equal(n.failures, 0, `${n.name} charged`);
-        assert.equal(n.requests, 0, `${n.name} was never even tried`);
+        assert.equal(n.traffic.failures, 0, `${n.name} charged`);
+        assert.equal(n.traffic.requests, 0, `${n.name} was never even tried`);
         assert.notEqual(n.state, 'unhealthy');
       }
       assert.equal((await send(`${lb.url}/v2/`)).status, 200, 'another client is served');

@@ -18,4 +18,4 @@ export async function startTrustedSimCluster(t: { after: (fn: () => unknown) => 
 
 /** What routing knows about each node: what a client's request must never change. */
 export const nodeEvidence = (lb: StartedApp) =>
-  lb.app.nodes.all.map((n) => ({ name: n.name, state: n.state, flags: [...n.flags.keys()], quarantined: lb.app.nodes.conditionsOf(n).quarantine !== undefined, failures: n.failures }));
+  lb.app.nodes.all.map((n) => ({ name: n.name, state: n.state, flags: [...n.flags.keys()], quarantined: lb.app.nodes.conditionsOf(n).quarantine !== undefined, failures: n.traffic.failures }));

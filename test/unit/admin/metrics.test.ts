@@ -95,8 +95,8 @@ describe('metrics read at scrape time', () => {
       });
     });
     const [n1, n2, n3] = nodes.all;
-    n2!.flags.set('NODE_CLOCK_SKEW', { code: 'NODE_CLOCK_SKEW', message: 'off by 2 min', since: new Date().toISOString(), fix: 'sync the clock', severity: 'warning' });
-    n2!.requests = 7;
+    nodes.setFlag(n2!, { code: 'NODE_CLOCK_SKEW', message: 'off by 2 min', since: new Date().toISOString(), fix: 'sync the clock', severity: 'warning' });
+    for (let i = 0; i < 7; i++) n2!.traffic.begin()(false);
     const named = async (name: string) => [...new Set((await values(metrics, name)).map((v) => v.labels.node))];
     assert.deepEqual(await named('harbor_lb_node_state'), ['n1', 'n2', 'n3']);
     assert.deepEqual(await values(metrics, 'harbor_lb_node_flag'), [{ labels: { node: 'n2', code: 'NODE_CLOCK_SKEW' }, value: 1 }]);
@@ -110,7 +110,7 @@ describe('metrics read at scrape time', () => {
 
     current = [n1!, n3!, n2!];
     assert.deepEqual(await named('harbor_lb_node_state'), ['n1', 'n3', 'n2']);
-    n2!.flags.delete('NODE_CLOCK_SKEW');
+    nodes.deleteFlag(n2!, 'NODE_CLOCK_SKEW');
     assert.deepEqual(await values(metrics, 'harbor_lb_node_flag'), [], 'a cleared flag has no series');
   });
 

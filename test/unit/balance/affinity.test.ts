@@ -4,6 +4,7 @@ import { Affinity } from '../../../src/balance/affinity.js';
 import { boundedLoadPick, rendezvousOrder } from '../../../src/balance/rendezvous.js';
 import { validateConfig } from '../../../src/config/load.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
+import { NodeTraffic } from '../../../src/nodes/node-traffic.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { StickySelector } from '../../../src/balance/sticky-selector.js';
@@ -18,7 +19,11 @@ function setup(keys: Array<'upload' | 'session' | 'client'> = ['upload', 'sessio
   return { clock, nodes, store, aff: new Affinity(store, nodes, cfg.sticky) };
 }
 const sid = (value: string) => ({ kind: 'session' as const, value });
-const fakeNode = (name: string, weight = 1, inflight = 0) => ({ name, weight, inflight }) as unknown as ClusterNode;
+const fakeNode = (name: string, weight = 1, inflight = 0) => {
+  const traffic = new NodeTraffic();
+  for (let i = 0; i < inflight; i++) traffic.begin();
+  return { name, weight, traffic } as unknown as ClusterNode;
+};
 
 describe('affinity keys', () => {
   it('prefers the upload, then the session, then the client', () => {

@@ -3,8 +3,14 @@ import { describe, it } from 'node:test';
 import { LeastRequestsSelector } from '../../../src/balance/least-requests.js';
 import { RoundRobinSelector } from '../../../src/balance/round-robin.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
+import { NodeTraffic } from '../../../src/nodes/node-traffic.js';
 
-const node = (name: string, inflight = 0, weight = 1) => ({ name, inflight, weight }) as unknown as ClusterNode;
+/** A node as selectors see it: a name, a weight and `inflight` attempts under way. */
+const node = (name: string, inflight = 0, weight = 1) => {
+  const traffic = new NodeTraffic();
+  for (let i = 0; i < inflight; i++) traffic.begin();
+  return { name, weight, traffic } as unknown as ClusterNode;
+};
 
 /** A random source that returns the given numbers in order. */
 const scripted = (...values: number[]) => {
@@ -42,8 +48,8 @@ describe('least requests (power of two choices)', () => {
     const nodes = [node('a'), node('b'), node('c')];
     const sel = new LeastRequestsSelector(Math.random);
     // Requests that stay in flight: each pick raises that node's load, so picks must even out.
-    for (let i = 0; i < 300; i++) (sel.select(nodes) as unknown as { inflight: number }).inflight++;
-    for (const n of nodes) assert.ok(n.inflight >= 90 && n.inflight <= 110, `${n.name} got ${n.inflight} of 300`);
+    for (let i = 0; i < 300; i++) sel.select(nodes)!.traffic.begin();
+    for (const n of nodes) assert.ok(n.traffic.inflight >= 90 && n.traffic.inflight <= 110, `${n.name} got ${n.traffic.inflight} of 300`);
   });
 });
 

@@ -13,7 +13,7 @@ function setup() {
   const nodes = new NodeSet(validateConfig({ nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }] }), clock);
   const logs = new LogSink();
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
-  const skew = new ClockSkew(new NodeFlags(logger, clock), { warnAfter: 5_000, tokensAwayAfter: 60_000 });
+  const skew = new ClockSkew(nodes, new NodeFlags(nodes, logger, clock), { warnAfter: 5_000, tokensAwayAfter: 60_000 });
   return { skew, n1: nodes.all[0]!, logs };
 }
 

@@ -107,7 +107,9 @@ describe('node health', () => {
     assert.deepEqual(h.at(-1), health.lastCheck(a));
     assert.deepEqual(h.slice(-2).map((r) => [r.ok, r.detail]), [[false, fail.detail], [true, pass.detail]]);
     assert.deepEqual(health.history(nodes.get('b')!), [], 'per node');
-    health.forget(a);
+    nodes.remove(a.name);
+    clock.advance(301_000);
+    assert.equal(nodes.has(a), false);
     assert.deepEqual(health.history(a), [], 'a node that left the config takes its history with it');
   });
 });

@@ -22,6 +22,35 @@ function setup() {
 }
 const names = (ns: readonly { name: string }[]) => ns.map((n) => n.name);
 
+describe('node slots: components\' data about a node goes with it', () => {
+  // Issue 19: eight components kept per-node tables, cleaned by a hand-written list of forget calls.
+  it('drops (and disposes of) every slot\'s value once a removed node has left, not before, and a closed slot is let go', () => {
+    const { clock, nodes, left } = setup();
+    const disposed: string[] = [];
+    const counters = nodes.slot(() => ({ n: 0 }), (_, node) => disposed.push(`counters:${node.name}`));
+    const pools = nodes.slot((node) => `pool of ${node.name}`, (v) => disposed.push(v));
+    const b = nodes.get('b')!;
+    counters.get(b).n = 7;
+    pools.get(b);
+    const ends = b.traffic.begin();
+    nodes.remove('b');
+    clock.advance(120_000);
+    assert.deepEqual([counters.peek(b)?.n, disposed], [7, []], 'kept while a request is on it');
+    ends(false);
+    clock.advance(62_000);
+    assert.deepEqual(left, ['b']);
+    assert.deepEqual(disposed.sort(), ['counters:b', 'pool of b']);
+    assert.equal(counters.peek(b), undefined);
+    // A request finishing on the node that left gets a value that is not kept (and is disposed of).
+    assert.equal(counters.get(b).n, 0);
+    assert.equal(counters.peek(b), undefined);
+    const a = nodes.get('a')!;
+    counters.get(a).n = 1;
+    counters.close();
+    assert.equal(counters.peek(a), undefined, 'a closed slot holds nothing');
+  });
+});
+
 describe('node set membership (config reload)', () => {
   it('a new node joins unknown and takes traffic once its check passes', () => {
     const { nodes } = setup();
@@ -39,7 +68,7 @@ describe('node set membership (config reload)', () => {
   it('a removed node drains, keeps serving what is in flight, and leaves once idle for removeAfterIdle', () => {
     const { clock, nodes, left } = setup();
     const b = nodes.get('b')!;
-    b.inflight = 1; // an upload still streaming
+    const uploadEnds = b.traffic.begin(); // an upload still streaming
     nodes.remove('b');
     assert.equal(b.state, 'draining');
     assert.match(b.stateWhy, /removed from the config/);
@@ -48,8 +77,8 @@ describe('node set membership (config reload)', () => {
     assert.equal(nodes.get('b'), b, 'pins naming it still find it');
     clock.advance(120_000);
     assert.deepEqual(left, [], 'not while a request is in flight');
-    b.inflight = 0;
-    b.requests++; // the upload's last request just finished
+    uploadEnds(false);
+    b.traffic.begin()(false); // the upload's last request just finished
     clock.advance(59_000);
     assert.deepEqual(left, [], 'the idle time counts from its last request');
     clock.advance(2_000);
@@ -76,7 +105,7 @@ describe('node set membership (config reload)', () => {
     const a = nodes.get('a')!;
     assert.equal(nodes.upsert({ name: 'a', url: 'http://127.0.0.1:1', weight: 5 }), a);
     assert.equal(a.weight, 5);
-    a.inflight = 1;
+    const onOld = a.traffic.begin();
     const a2 = nodes.upsert({ name: 'a', url: 'http://127.0.0.1:9', weight: 5 });
     assert.notEqual(a2, a);
     assert.equal(nodes.get('a'), a2);
@@ -89,7 +118,7 @@ describe('node set membership (config reload)', () => {
     assert.equal(nodes.conditionsOf(a).drained, true);
     clock.advance(5_000);
     assert.deepEqual(left, [], "others forget it only once nothing can report on it");
-    a.inflight = 0;
+    onOld(false);
     clock.advance(1_000);
     assert.deepEqual(left, ['a']);
     assert.equal(nodes.urls().length, 3);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClusterNode } from '../../../src/nodes/node.js';
+import { NodeSlot } from '../../../src/nodes/node-slot.js';
 import { NodeAdmission, type Slot } from '../../../src/proxy/node-admission.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
@@ -9,7 +10,9 @@ const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function setup(size = 10, nodeShare = 0.25, busy: (c: string) => boolean = () => false) {
   const clock = new FakeClock();
-  const admission = new NodeAdmission({ sizes: { fast: size, upload: size }, nodeShare, queueTimeout: 30_000 }, clock, busy);
+  // Every node is a member here: slots hold their data as a node set's would.
+  const slots = { slot: <T>(init: (n: ClusterNode) => T, dispose?: (v: T, n: ClusterNode) => void) => new NodeSlot(() => true, init, dispose) };
+  const admission = new NodeAdmission(slots, { sizes: { fast: size, upload: size }, nodeShare, queueTimeout: 30_000 }, clock, busy);
   return { clock, admission };
 }
 
