@@ -272,3 +272,55 @@ describe('real Harbor nodes behind their nginx: what a client shaped never count
     );
   });
 });
+
+describe('real Harbor nodes behind their nginx: a node that really fails still leaves at once', () => {
+  // Periodic checks far apart: only the checks that failed requests ask for can act within the test.
+  const traffic = { health: { enabled: true, interval: '1h', timeout: '1s' }, proxy: { headersTimeout: '1s' } } satisfies Partial<ConfigInput>;
+
+  it('a hung registry (SIGSTOP): out within 2 s of the first failed request, every pull still served', async (t) => {
+    // Harbor's own nginx timeouts: nginx waits on the hung node far longer than harbor-lb does.
+    const s = await setup(t, {}, traffic);
+    const blob = await pushBlob(s, 1024 * 1024);
+    const registry = s.fc.cluster.registries[0]!.process;
+    registry.kill('SIGSTOP');
+    s.beforeClose.push(() => registry.kill('SIGCONT'));
+    const stoppedAt = performance.timeOrigin + performance.now();
+    const out = s.lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n1' && l.to === 'unhealthy', 10_000, 'n1 taken out');
+    let taken: Record<string, unknown> | undefined;
+    void out.then((l) => (taken = l), () => undefined);
+    // Pulls one after another until n1 is out (bounded): each one that reached n1 is retried elsewhere.
+    const pulls: Pulled[] = [];
+    for (let i = 0; i < 10 && taken === undefined; i++) pulls.push(await pull(s, blob.digest));
+    const down = await out;
+    for (const p of pulls) {
+      assert.equal(p.status, 200);
+      assert.equal(p.body.length, blob.size, 'the whole blob');
+    }
+    const firstFailed = s.lb.logs.requests().find((l) => l.reason === 'retried' && Date.parse(String(l.time)) >= stoppedAt);
+    assert.ok(firstFailed, 'a pull failed on n1 and was retried');
+    const afterFailure = Date.parse(String(down.time)) - Date.parse(String(firstFailed.time));
+    const afterStop = Date.parse(String(down.time)) - stoppedAt;
+    t.diagnostic(
+      `n1 out ${afterFailure} ms after the first failed pull's routing line (that pull took ${String(firstFailed.durationMs)} ms, retried on ${String(firstFailed.node)}), ` +
+        `${Math.round(afterStop)} ms after SIGSTOP; ${pulls.length} pull(s), all 200: ${String(down.why)}`,
+    );
+    assert.match(String(down.why), /check then failed/, "harbor-lb's own check convicted it");
+    assert.ok(afterFailure < 2000, `out ${afterFailure} ms after the first failed request`);
+    assert.equal(s.lb.app.nodes.isEjected(s.lb.app.nodes.get('n1')!), true);
+  });
+
+  it('a dead node (registry SIGKILLed, core closed, its nginx answering 502): 20 pulls all get the whole blob', async (t) => {
+    const s = await setup(t, {}, traffic);
+    const blob = await pushBlob(s, 1024 * 1024);
+    await s.fc.cluster.kill(0);
+    const got: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const p = await pull(s, blob.digest);
+      got.push(p.status === 200 && p.body.length === blob.size && p.complete ? 'ok' : `${p.status}/${p.body.length}`);
+    }
+    assert.deepEqual(got, Array<string>(20).fill('ok'), 'every pull got the whole blob');
+    const down = await s.lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n1' && l.to === 'unhealthy', 10_000, 'n1 taken out');
+    const retried = s.lb.logs.requests().filter((l) => l.reason === 'retried').length;
+    t.diagnostic(`n1 out: ${String(down.why)}; ${retried} pull(s) retried on another node`);
+  });
+});
