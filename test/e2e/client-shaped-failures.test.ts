@@ -83,9 +83,9 @@ interface Pulled {
 }
 
 /**
- * A blob GET with node:http that reads to the end or to the cut. With `stall`, the client stops
- * reading after the first chunk (its socket is no longer read, so its buffers fill up) until
- * `stall` resolves.
+ * A blob GET with node:http that reads to the end or to the cut. With `stall`, the client reads
+ * nothing of the body (its socket is no longer read once node:http holds 16 KiB, so the buffers on
+ * the way fill up) until `stall` resolves.
  */
 function pull(s: Setup, digest: string, opts: { range?: string; stall?: () => Promise<unknown> } = {}): Promise<Pulled> {
   return new Promise((resolve, reject) => {
@@ -93,14 +93,12 @@ function pull(s: Setup, digest: string, opts: { range?: string; stall?: () => Pr
     if (opts.range !== undefined) headers.range = opts.range;
     const req = http.request(`${s.lb.url}/v2/${REPO}/blobs/${digest}`, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
-      let stalled = false;
-      res.on('data', (c: Buffer) => {
-        chunks.push(c);
-        if (opts.stall === undefined || stalled) return;
-        stalled = true;
+      res.on('data', (c: Buffer) => chunks.push(c));
+      if (opts.stall !== undefined) {
+        // Not a byte read: the client's receive window never grows, so less of the blob fits in the sockets.
         res.pause();
         opts.stall().then(() => res.resume(), reject);
-      });
+      }
       res.on('error', () => undefined); // a cut: 'close' says so through `complete`
       res.on('close', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: res.complete }));
     });
@@ -189,9 +187,10 @@ describe('real Harbor nodes behind their nginx: what a client shaped never count
   it('a client that stops reading a pull until the node nginx gives up (send_timeout 2s), 3 times: CLIENT_TOO_SLOW, no node is held to it', async (t) => {
     // harbor-lb's own minimum body rate must not cut the slow reader before nginx does.
     const s = await setup(t, GIVES_UP_FAST, { health: { enabled: true, interval: '1s' }, limits: { minBodyRate: 0 } });
-    // Big enough that what the sockets on the way hold (about 9-10 MB here: client, harbor-lb and
-    // nginx buffers) cannot take it all, so nginx's writes block and its send_timeout runs.
-    const blob = await pushBlob(s, 32 * 1024 * 1024);
+    // Big enough that the sockets on the way cannot hold it all, so nginx's writes block and its
+    // send_timeout runs: the kernel grows their buffers (nginx's and harbor-lb's send buffers to 4
+    // MB, the client's receive buffer to several), 8-19 MB were in flight when nginx gave up here.
+    const blob = await pushBlob(s, 64 * 1024 * 1024);
     const gaveUp = /client timed out .* while sending to client/;
     const pulls: string[] = [];
     for (let i = 1; i <= 3; i++) {
