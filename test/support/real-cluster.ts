@@ -4,6 +4,8 @@ import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
 import { makeTokenKeyPair, type TokenKeyPair } from './pki.js';
 import { startRealRegistry, type RealRegistry } from './registry.js';
 import type { NodeFault } from './sim-cluster.js';
+import { startNginx, type NginxTimeouts, type RunningNginx } from './nginx.js';
+import { freePort } from './servers.js';
 
 export interface RealNodeOptions {
   fault?: NodeFault;
@@ -20,6 +22,12 @@ export interface RealClusterOptions {
    * (a permissive token service; Harbor's answers 400): client-shaped tokens with a wrong audience.
    */
   tokenAnyService?: boolean;
+  /**
+   * The port each node is reached on from outside, which its registry names in its realm: the
+   * port of the node's own nginx when one stands in front of its core (startNginxFrontedCluster).
+   * By default the core's own port.
+   */
+  outsidePorts?: readonly number[];
 }
 
 export interface RealHarborCluster {
@@ -60,6 +68,7 @@ export async function startRealHarborCluster(
 
   const startNode = async (i: number, opts: RealNodeOptions, port: number): Promise<void> => {
     const fault = opts.fault ?? 'none';
+    const outside = shared.outsidePorts?.[i] ?? port;
     const signer = fault === 'foreign-key' ? foreign : keys;
     const trusted = fault === 'none' ? keys : foreign;
     registries[i] = await startRealRegistry({
@@ -67,7 +76,7 @@ export async function startRealHarborCluster(
       name: `h${i + 1}`,
       storage,
       rootCertBundle: trusted.certFile,
-      realm: `http://127.0.0.1:${port}/service/token`,
+      realm: `http://127.0.0.1:${outside}/service/token`,
       httpSecret: opts.httpSecret ?? SHARED_HTTP_SECRET,
       storageHealthInterval: shared.storageHealthInterval,
     });
@@ -118,4 +127,45 @@ export async function startRealHarborCluster(
     },
     close,
   };
+}
+
+/** A real cluster as it looks from outside: each node's Harbor core behind its own nginx. */
+export interface NginxFrontedCluster {
+  cluster: RealHarborCluster;
+  /** Node i's nginx, in front of cluster.nodes[i]. */
+  fronts: RunningNginx[];
+  /** What harbor-lb's nodes[] point at: the nginx of each node. */
+  urls: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * startRealHarborCluster with an nginx set up as Harbor's own (see nginx.ts) in front of each
+ * node's core, with the given nginx timeouts: a Harbor node as harbor-lb meets it. Each registry
+ * names its node's nginx in its realm, as a node configured with its external address does.
+ * restart(i) and kill(i) act behind the nginx, which stays up (as Harbor's proxy container does
+ * when core or registry die): harbor-lb then gets nginx's 502s, not refused connections.
+ */
+export async function startNginxFrontedCluster(
+  dir: string,
+  n: number,
+  timeouts: NginxTimeouts,
+  perNode: RealNodeOptions[] = [],
+  shared: Omit<RealClusterOptions, 'outsidePorts'> = {},
+): Promise<NginxFrontedCluster> {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) ports.push(await freePort());
+  const cluster = await startRealHarborCluster(dir, n, perNode, { ...shared, outsidePorts: ports });
+  const fronts: RunningNginx[] = [];
+  const close = async () => {
+    await Promise.all(fronts.map((f) => f.stop()));
+    await cluster.close();
+  };
+  try {
+    for (let i = 0; i < n; i++) fronts.push(await startNginx({ dir: join(dir, `nginx-h${i + 1}`), upstream: cluster.nodes[i]!.url, port: ports[i], ...timeouts }));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { cluster, fronts, urls: fronts.map((f) => f.url), close };
 }
