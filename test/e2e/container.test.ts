@@ -226,9 +226,23 @@ describe('the container image and docker-compose.yml', () => {
         () => logsOf(`harbor-lb-${i + 1}`),
       );
     }
-    // A UI session first seen by instance 1 is pinned in Redis; instance 2, which never saw it, follows the pin.
-    const cookie = 'sid=e2e-session-shared-through-redis';
-    assert.notEqual(await get(`http://127.0.0.1:${instances[0]!.port}/api/v2.0/systeminfo`, { cookie }), 0);
+    // A UI login through instance 1 (as a browser does it: the portal mints the CSRF cookie, the
+    // login form sends it back) starts a session the node vouched for with its Set-Cookie; the pin
+    // goes to Redis, and instance 2, which never saw the session, follows it.
+    const one = `http://127.0.0.1:${instances[0]!.port}`;
+    const portal = await fetch(`${one}/`, { signal: AbortSignal.timeout(5000) });
+    await portal.arrayBuffer();
+    const csrfCookie = portal.headers.getSetCookie().map((c) => /^_gorilla_csrf=[^;]+/.exec(c)?.[0]).find((c) => c !== undefined)!;
+    const login = await fetch(`${one}/c/login`, {
+      method: 'POST',
+      headers: { cookie: csrfCookie, 'x-harbor-csrf-token': portal.headers.get('x-harbor-csrf-token')!, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'principal=admin&password=Harbor12345',
+      signal: AbortSignal.timeout(5000),
+    });
+    await login.arrayBuffer();
+    assert.equal(login.status, 200);
+    const cookie = login.headers.getSetCookie().map((c) => /^sid=[^;]+/.exec(c)?.[0]).find((c) => c !== undefined)!;
+    assert.ok(cookie, 'the node started a session');
     let second = '';
     await until(
       async () => {
