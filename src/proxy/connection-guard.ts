@@ -4,6 +4,7 @@ import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { ClientLimits } from './client-limits.js';
+import { MAX_PIPELINE_DEPTH } from './pipeline-gate.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
 export interface ConnectionGuardDeps {
@@ -77,7 +78,26 @@ export class ConnectionGuard {
     return this.#parseErrors.get(socket);
   }
 
-  /** A request began on the socket (node:http serves one at a time on a connection). */
+  /**
+   * Closes a connection harbor-lb will not serve further (a client pipelining too deep): no
+   * answer can be written, as answers go out in order behind the one under way.
+   */
+  cutOff(socket: Socket, reason: 'PIPELINE_TOO_DEEP'): void {
+    if (this.#rejected.has(socket)) return;
+    this.#rejected.add(socket);
+    this.count(reason);
+    const ip = normalizeIp(socket.remoteAddress);
+    const held = this.#sample.take(reason, this.deps.clock.now());
+    if (held !== undefined) {
+      this.deps.logger.warn(
+        { event: 'connection_rejected', reason, status: 0, client: { ip }, notLogged: held },
+        `connection from ${ip} closed (${reason}): more than ${MAX_PIPELINE_DEPTH} pipelined requests waiting`,
+      );
+    }
+    socket.destroy();
+  }
+
+  /** A request began on the socket (one at a time on a connection, see PipelineGate). */
   requestStarted(socket: Socket): void {
     this.#active.set(socket, (this.#active.get(socket) ?? 0) + 1);
   }

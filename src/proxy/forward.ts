@@ -304,9 +304,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#abort?.(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
   };
 
+  /** Inside undici's onData: a 'drain' emitted from a write there must not resume undici from within its parser. */
+  #inData = false;
+
   readonly #onDrain = (): void => {
     this.#readerStalls.end();
-    this.#resume?.();
+    if (this.#inData) queueMicrotask(() => this.#resume?.());
+    else this.#resume?.();
   };
 
   onConnect(abort: (err?: Error) => void): void {
@@ -381,7 +385,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.fr.res.destroyed) return this.#clientLeft();
     this.#bytesOut += chunk.length;
     // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).
-    if (this.fr.res.write(chunk)) return true;
+    this.#inData = true;
+    const flowing = this.fr.res.write(chunk);
+    this.#inData = false;
+    if (flowing) return true;
     this.#readerStalls.begin();
     return false;
   }

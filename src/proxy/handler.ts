@@ -13,9 +13,10 @@ import { isTokenRejection } from '../token/challenge.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import type { BodyRateWatch } from './body-rate.js';
 import type { ClientLimits } from './client-limits.js';
+import { PipelineGate } from './pipeline-gate.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { RoutingError } from './routing-error.js';
-import type { NodeAdmission, PoolKind, Slot } from './node-admission.js';
+import type { Admitted, NodeAdmission, PoolKind } from './node-admission.js';
 import type { ConnectionGuard } from './connection-guard.js';
 import { routeOf, type Route } from './classify.js';
 import { ProxyError, sendRegistryError } from './errors.js';
@@ -98,6 +99,7 @@ export interface RequestHandler {
 
 export function createRequestHandler(deps: ProxyDeps): RequestHandler {
   const subjects = new SubjectCache();
+  const gate = new PipelineGate((socket) => deps.connections.cutOff(socket, 'PIPELINE_TOO_DEEP'));
   const verifiedToken = (token: string): boolean => deps.guard?.verifier.cached(token)?.ok === true;
   let seq = 0;
   let inflight = 0;
@@ -111,7 +113,11 @@ export function createRequestHandler(deps: ProxyDeps): RequestHandler {
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     // The connection was refused already (over its client's connection limit): its answer is sent.
-    if (deps.connections.rejected(req.socket)) return void res.destroy();
+    if (deps.connections.rejected(req.socket) || req.socket.destroyed) return void res.destroy();
+    gate.enter(req.socket, res, () => serve(req, res));
+  }
+
+  function serve(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     // The connection is busy until the request ends: under connection pressure it is never the idle one closed.
     deps.connections.requestStarted(req.socket);
@@ -310,9 +316,10 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       if (chosen === undefined) break;
       const streamed = body !== undefined && body.buffered === undefined;
       const admitted = await admit(deps, ex, chosen, streamed ? 'upload' : 'fast', mayMove, tried);
-      if (admitted === undefined) {
-        // No connection of the node came free within limits.queueTimeout, or the client left meanwhile.
-        if (res.destroyed) outcome = { phase: 'client-gone', status: 0, bytesOut: 0, clientStalled: false };
+      if (admitted.kind === 'gone') continue; // its node left the set while it waited: another, as a new attempt
+      if (admitted.kind !== 'slot') {
+        // No connection came free within limits.queueTimeout, or the client left meanwhile.
+        if (admitted.kind === 'left' || res.destroyed) outcome = { phase: 'client-gone', status: 0, bytesOut: 0, clientStalled: false };
         else queueTimedOut = true;
         break;
       }
@@ -478,32 +485,24 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
 /**
  * A connection slot for the attempt: on the chosen node when it has one for this client now;
  * else, when the request may move, on another available node that has one now; else the wait in
- * the chosen node's fair queue (undefined: none came within limits.queueTimeout, or the client left).
+ * the fair queues of the chosen node, and of the others too when the request may move (the first
+ * slot any frees is taken).
  */
-async function admit(
-  deps: ProxyDeps,
-  ex: Exchange,
-  chosen: ClusterNode,
-  pool: PoolKind,
-  mayMove: boolean,
-  tried: ReadonlySet<ClusterNode>,
-): Promise<{ node: ClusterNode; slot: Slot } | undefined> {
+async function admit(deps: ProxyDeps, ex: Exchange, chosen: ClusterNode, pool: PoolKind, mayMove: boolean, tried: ReadonlySet<ClusterNode>): Promise<Admitted> {
   const now = deps.admission.tryTake(chosen, pool, ex.clientIp);
-  if (now !== undefined) return { node: chosen, slot: now };
-  if (mayMove) {
-    const others = deps.nodes.available().filter((n) => n !== chosen && !tried.has(n));
-    others.sort((a, b) => a.traffic.inflight / a.weight - b.traffic.inflight / b.weight);
-    for (const node of others) {
-      const slot = deps.admission.tryTake(node, pool, ex.clientIp);
-      if (slot !== undefined) return { node, slot };
-    }
+  if (now !== undefined) return { kind: 'slot', node: chosen, slot: now };
+  const others = mayMove ? deps.nodes.available().filter((n) => n !== chosen && !tried.has(n)) : [];
+  others.sort((a, b) => a.traffic.inflight / a.weight - b.traffic.inflight / b.weight);
+  for (const node of others) {
+    const slot = deps.admission.tryTake(node, pool, ex.clientIp);
+    if (slot !== undefined) return { kind: 'slot', node, slot };
   }
   let stop: (() => void) | undefined;
   const onClose = () => stop?.();
   ex.res.once('close', onClose);
-  const slot = await deps.admission.wait(chosen, pool, ex.clientIp, (s) => (stop = s));
+  const admitted = await deps.admission.wait([chosen, ...others], pool, ex.clientIp, (s) => (stop = s));
   ex.res.off('close', onClose);
-  return slot === undefined ? undefined : { node: chosen, slot };
+  return admitted;
 }
 
 /** A response held back for inspection, written now; its own Content-Length is replaced by the real one. */

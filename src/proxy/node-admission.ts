@@ -19,17 +19,36 @@ export interface AdmissionOptions {
   queueTimeout: number;
 }
 
+/** How a wait for a slot ended. */
+export type Admitted =
+  | { kind: 'slot'; node: ClusterNode; slot: Slot }
+  /** No slot came within limits.queueTimeout. */
+  | { kind: 'timeout' }
+  /** Every node waited on left the set (a reload): the request may go to another. */
+  | { kind: 'gone' }
+  /** The client left while it waited. */
+  | { kind: 'left' };
+
 /**
- * The part of each pool a heavy client may not take while it is free: kept for everyone else, so
- * one address holding a pool (slow uploads, a CI farm behind one NAT) can never delay another
- * client by more than it takes a request to be sent, while still getting 90% of the pool alone.
+ * The part of each pool a heavy client does not take at once while it is free: kept for everyone
+ * else, so one address holding a pool (slow uploads, a CI farm behind one NAT) cannot delay a
+ * lighter client by more than the time a connection takes to come free.
  */
 const HEADROOM = 0.1;
+/**
+ * A heavy client waiting while only the headroom is free gets it after this long if no lighter
+ * client came for it: capacity that is free is never withheld until a refusal.
+ */
+export const HEADROOM_GRACE_MS = 1000;
 
 interface Waiter {
   client: string;
-  heavy: () => boolean;
-  grant: (slot: Slot | undefined) => void;
+  since: number;
+  /** The pools it waits in (one per candidate node); the first to grant wins. */
+  pools: PoolSlots[];
+  done: boolean;
+  graceTimer: Timer | undefined;
+  settle(result: Admitted): void;
 }
 
 class PoolSlots {
@@ -37,19 +56,27 @@ class PoolSlots {
   readonly held = new Map<string, number>();
   readonly waiting: Waiter[] = [];
   constructor(
+    readonly node: ClusterNode,
     readonly size: number,
     readonly share: number,
     readonly headroom: number,
+    private readonly busyClient: (client: string) => boolean,
+    private readonly now: () => number,
   ) {}
 
   heldBy(client: string): number {
     return this.held.get(client) ?? 0;
   }
 
-  /** Whether `client` may take a free slot now: any free slot if light, one beyond the headroom if heavy. */
-  mayTake(heavy: boolean): boolean {
+  heavy(client: string): boolean {
+    return this.heldBy(client) >= this.share || this.busyClient(client);
+  }
+
+  /** Whether a slot is free for `client` now: any free slot when light; beyond the headroom when heavy, or any after the grace. */
+  mayTake(client: string, waitedMs = 0): boolean {
     const free = this.size - this.busy;
-    return heavy ? free > this.headroom : free > 0;
+    if (free <= 0) return false;
+    return !this.heavy(client) || free > this.headroom || waitedMs >= HEADROOM_GRACE_MS;
   }
 
   take(client: string): Slot {
@@ -69,16 +96,17 @@ class PoolSlots {
     };
   }
 
-  /** Hands free slots to waiters: light clients first, in arrival order, then heavy ones beyond the headroom. */
+  /** Hands free slots to waiters: light clients first in arrival order, then heavy ones. */
   dispatch(): void {
-    while (this.busy < this.size && this.waiting.length > 0) {
-      let i = this.waiting.findIndex((w) => !w.heavy());
-      if (i < 0) {
-        if (!this.mayTake(true)) return;
-        i = 0;
-      }
-      const [w] = this.waiting.splice(i, 1);
-      w!.grant(this.take(w!.client));
+    for (;;) {
+      for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.done) this.waiting.splice(i, 1);
+      if (this.busy >= this.size || this.waiting.length === 0) return;
+      const now = this.now();
+      const light = this.waiting.find((w) => !this.heavy(w.client));
+      const next = light ?? this.waiting.find((w) => this.mayTake(w.client, now - w.since));
+      // A heavy waiter gets the headroom only when nobody lighter waits for it.
+      if (next === undefined || (light === undefined && !this.mayTake(next.client, now - next.since))) return;
+      next.settle({ kind: 'slot', node: this.node, slot: this.take(next.client) });
     }
   }
 }
@@ -86,14 +114,15 @@ class PoolSlots {
 /**
  * Fair shares of each node's connections, instead of refusals (HAProxy's maxconn and queue is
  * the model). An attempt takes a slot of its node's pool before it is sent; while the pool has
- * room, anyone gets one however many it holds. Under contention a client holding its share
- * (limits.nodeShare) or with more requests in flight than limits.requestsPerClient is heavy: it
- * waits behind every lighter client, and never takes the last tenth of a pool, which stays for
- * others. Nobody is refused while capacity is free; a request that waited limits.queueTimeout
- * without a slot is answered 503. undici's own queue (first in, first out) is then never used.
+ * room, anyone gets one however many it holds. A client holding its share (limits.nodeShare), or
+ * with more requests in flight than limits.requestsPerClient, is heavy: it waits behind every
+ * lighter client, and takes the last tenth of a pool only once no lighter one has claimed it for
+ * HEADROOM_GRACE_MS. A request that may go to any of several nodes waits on all of them. Nobody
+ * is refused while capacity is free; a request that waited limits.queueTimeout without a slot is
+ * answered 503. undici's own queue (first in, first out) is then never used.
  */
 export class NodeAdmission {
-  /** Each node's two budgets; a node that leaves lets its waiters go (they fail over or time out). */
+  /** Each node's two budgets; a node that leaves sends its waiters on to their other candidates. */
   readonly #pools: NodeSlot<Record<PoolKind, PoolSlots>>;
 
   constructor(
@@ -101,69 +130,76 @@ export class NodeAdmission {
     private readonly opts: AdmissionOptions,
     private readonly clock: Clock,
     /** Whether a client has more requests in flight than limits.requestsPerClient (heavy on every node). */
-    private readonly busyClient: (client: string) => boolean = () => false,
+    busyClient: (client: string) => boolean = () => false,
   ) {
-    const make = (kind: PoolKind) => {
+    const make = (node: ClusterNode, kind: PoolKind) => {
       const size = opts.sizes[kind];
       const share = opts.nodeShare >= 1 ? Infinity : Math.max(1, Math.floor(size * opts.nodeShare));
-      return new PoolSlots(size, share, Math.max(1, Math.floor(size * HEADROOM)));
+      return new PoolSlots(node, size, share, Math.max(1, Math.floor(size * HEADROOM)), busyClient, () => clock.now());
     };
     this.#pools = nodes.slot(
-      () => ({ fast: make('fast'), upload: make('upload') }),
+      (node) => ({ fast: make(node, 'fast'), upload: make(node, 'upload') }),
       (p) => {
-        for (const s of [p.fast, p.upload]) for (const w of s.waiting.splice(0)) w.grant(undefined);
+        for (const s of [p.fast, p.upload]) for (const w of s.waiting.splice(0)) this.#leave(w, s);
       },
     );
   }
 
-  #slots(node: ClusterNode, pool: PoolKind): PoolSlots {
-    return this.#pools.get(node)[pool];
-  }
-
-  #heavy(s: PoolSlots, client: string): boolean {
-    return s.heldBy(client) >= s.share || this.busyClient(client);
-  }
-
   /** A slot now, or undefined when the client would have to wait for one (nothing is taken then). */
   tryTake(node: ClusterNode, pool: PoolKind, client: string): Slot | undefined {
-    const s = this.#slots(node, pool);
-    const heavy = this.#heavy(s, client);
-    // Someone waiting: a heavy client goes behind them, a light one may pass heavy waiters only.
-    if (s.waiting.length > 0 && (heavy || s.waiting.some((w) => !w.heavy()))) return undefined;
-    return s.mayTake(heavy) ? s.take(client) : undefined;
+    const s = this.#pools.get(node)[pool];
+    // Someone lighter waiting goes first; a heavy client waits behind anyone waiting.
+    if (s.waiting.some((w) => !w.done && (!s.heavy(w.client) || s.heavy(client)))) return undefined;
+    return s.mayTake(client) ? s.take(client) : undefined;
   }
 
-  /** Waits for a slot; undefined after limits.queueTimeout, or when `cancelled` fires first (the client left). */
-  wait(node: ClusterNode, pool: PoolKind, client: string, cancelled: (stop: () => void) => void): Promise<Slot | undefined> {
-    const s = this.#slots(node, pool);
-    const now = this.tryTake(node, pool, client);
-    if (now !== undefined) return Promise.resolve(now);
+  /**
+   * Waits for a slot on any of `nodes` (the first to free one wins), up to limits.queueTimeout.
+   * `cancel` registers what ends the wait early (the client leaving).
+   */
+  wait(nodes: readonly ClusterNode[], pool: PoolKind, client: string, cancel: (stop: () => void) => void): Promise<Admitted> {
     return new Promise((resolve) => {
-      let timer: Timer | undefined;
+      let timeout: Timer | undefined;
       const w: Waiter = {
         client,
-        heavy: () => this.#heavy(s, client),
-        grant: (slot) => {
-          if (timer !== undefined) this.clock.clearTimeout(timer);
-          resolve(slot);
+        since: this.clock.now(),
+        pools: nodes.map((n) => this.#pools.get(n)[pool]),
+        done: false,
+        graceTimer: undefined,
+        settle: (result) => {
+          if (w.done) {
+            if (result.kind === 'slot') result.slot.release();
+            return;
+          }
+          w.done = true;
+          if (timeout !== undefined) this.clock.clearTimeout(timeout);
+          if (w.graceTimer !== undefined) this.clock.clearTimeout(w.graceTimer);
+          resolve(result);
         },
       };
-      const leave = () => {
-        const i = s.waiting.indexOf(w);
-        if (i < 0) return;
-        s.waiting.splice(i, 1);
-        w.grant(undefined);
-      };
-      timer = this.clock.setTimeout(leave, this.opts.queueTimeout);
-      timer.unref?.();
-      s.waiting.push(w);
-      cancelled(leave);
+      for (const s of w.pools) s.waiting.push(w);
+      timeout = this.clock.setTimeout(() => w.settle({ kind: 'timeout' }), this.opts.queueTimeout);
+      timeout.unref?.();
+      // A heavy client held back from the headroom looks again once its grace is over.
+      w.graceTimer = this.clock.setTimeout(() => {
+        w.graceTimer = undefined;
+        for (const s of w.pools) if (!w.done) s.dispatch();
+      }, HEADROOM_GRACE_MS);
+      w.graceTimer.unref?.();
+      cancel(() => w.settle({ kind: 'left' }));
+      for (const s of w.pools) if (!w.done) s.dispatch();
     });
   }
 
-  /** Requests waiting for a slot of the node now (either pool), for status and metrics. */
+  /** A node left: the waiter waits on its other candidates, or, with none left, may go elsewhere. */
+  #leave(w: Waiter, s: PoolSlots): void {
+    w.pools = w.pools.filter((p) => p !== s);
+    if (w.pools.length === 0) w.settle({ kind: 'gone' });
+  }
+
+  /** Requests waiting for a connection of the node now (either budget), for status and metrics. */
   queued(node: ClusterNode): number {
     const p = this.#pools.peek(node);
-    return p === undefined ? 0 : p.fast.waiting.length + p.upload.waiting.length;
+    return p === undefined ? 0 : p.fast.waiting.filter((w) => !w.done).length + p.upload.waiting.filter((w) => !w.done).length;
   }
 }

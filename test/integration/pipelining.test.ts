@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { startApp } from '../support/app.js';
+import { startServer } from '../support/servers.js';
+
+const BIG = 4 * 1024 * 1024;
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A node serving 4 MiB blobs and counting what it was asked. */
+async function blobNode(t: { after: (fn: () => unknown) => void }) {
+  const seen: string[] = [];
+  const node = await startServer((req, res) => {
+    seen.push(req.url!);
+    res.writeHead(200, { 'content-length': BIG });
+    res.end(Buffer.alloc(BIG, 1));
+  });
+  t.after(() => node.close());
+  return { node, seen };
+}
+
+function pipelined(n: number): string {
+  return Array.from({ length: n }, (_, i) => `GET /v2/a/blobs/sha256:${i} HTTP/1.1\r\nHost: x\r\n\r\n`).join('');
+}
+
+// Found in review (issue 18): a pipelined request's response is queued behind the one under way
+// and never hears its client leave, so each held a node connection and memory for good, and a
+// buffered response's 'drain' resumed undici inside its own parser (ERR_ASSERTION, a node failure).
+describe('pipelined requests are served one at a time per connection', () => {
+  it('a client that pipelines 8 large GETs and reads late gets all 8 whole, in order; no node failure', async (t) => {
+    const { node, seen } = await blobNode(t);
+    const lb = await startApp([node.url]);
+    t.after(() => lb.close());
+    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    t.after(() => s.destroy());
+    await once(s, 'connect');
+    s.pause();
+    s.write(pipelined(8));
+    for (let i = 0; i < 20; i++) await settle();
+    assert.ok(seen.length <= 2, `the node was asked for ${seen.length} before the client read anything`);
+    let received = 0;
+    s.on('data', (c: Buffer) => (received += c.length));
+    s.resume();
+    await lb.logs.waitForRequests(8);
+    while (received < 8 * BIG) await once(s, 'data');
+    const lines = lb.logs.requests();
+    assert.deepEqual(
+      lines.map((l) => [l.path, l.status, l.error]),
+      Array.from({ length: 8 }, (_, i) => [`/v2/a/blobs/sha256:${i}`, 200, undefined]),
+    );
+    assert.equal(lb.app.nodes.all[0]!.traffic.failures, 0);
+  });
+
+  it('a client that pipelines and hangs up leaves nothing behind: no node connection held, the waiting requests never sent', async (t) => {
+    const { node, seen } = await blobNode(t);
+    const lb = await startApp([node.url]);
+    t.after(() => lb.close());
+    for (let c = 0; c < 6; c++) {
+      const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+      await once(s, 'connect');
+      s.pause();
+      s.write(pipelined(8));
+      for (let i = 0; i < 10; i++) await settle();
+      s.destroy();
+    }
+    const n1 = lb.app.nodes.all[0]!;
+    for (let i = 0; i < 200 && n1.traffic.inflight > 0; i++) await settle();
+    assert.equal(n1.traffic.inflight, 0, 'every attempt ended');
+    assert.ok(seen.length <= 6, `the node was asked ${seen.length} times for 6 clients`);
+  });
+
+  it(`a connection pipelining more than 16 requests deep is closed, and harbor-lb held no more than that`, async (t) => {
+    const { node, seen } = await blobNode(t);
+    const lb = await startApp([node.url]);
+    t.after(() => lb.close());
+    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    s.on('error', () => {});
+    await once(s, 'connect');
+    const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    s.write(pipelined(2000));
+    await closed;
+    const line = await lb.logs.waitFor((l) => l.event === 'connection_rejected');
+    assert.equal(line.reason, 'PIPELINE_TOO_DEEP');
+    assert.ok(seen.length <= 1, `the node was asked ${seen.length} times`);
+  });
+});
