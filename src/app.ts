@@ -14,6 +14,7 @@ import type { Server as TlsServer } from 'node:https';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe, type HttpProbe } from './health/active-checker.js';
 import { NodeHealth } from './health/node-health.js';
+import { AnswerWatch } from './health/answer-watch.js';
 import type { CheckVerdict } from './health/verdict.js';
 import type { ClusterNode } from './nodes/node.js';
 import { ClockSkew, clockSkewOptions } from './health/clock-skew.js';
@@ -117,6 +118,11 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     return verdict;
   };
   const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, recheck);
+  const answers = new AnswerWatch(clock, (node) => outliers.slowAnswer(node));
+  // Requests still waiting on a node taken out go elsewhere at once, rather than wait out their timeout.
+  nodes.on('state', ({ node, to }) => {
+    if (to === 'unhealthy') answers.nodeOut(node);
+  });
   const trust = loadTrustStore(config);
   const guard = trust
     ? new TokenGuard(
@@ -176,7 +182,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     clock,
     tls: config.listen.tls !== undefined,
   });
-  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, affinity, clock });
+  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, affinity, clock, queued: (node) => admission.queued(node) });
   const proxyDeps: ProxyDeps = {
     nodes,
     sticky,
@@ -186,6 +192,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     onCsrfRefusal: () => trustProbe?.csrfSuspected(),
     limits,
     admission,
+    answers,
     rateWatch,
     minBodyRate: config.limits.minBodyRate,
     connections,
@@ -314,6 +321,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     }
     checker?.stop();
     outliers.stop();
+    answers.stop();
     metrics.close();
     rateWatch.stop();
     await Promise.all([trustProbe?.stop(), store.close(), proxy && closeServer(proxy), admin && closeServer(admin), httpProbe?.close()]);
@@ -346,6 +354,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           sticky: () => ({ store: store.kind, connected: store.connected(), entries: store.size() }),
           token: config.admin.token,
           allowedHosts: config.admin.allowedHosts,
+          queued: (node) => admission.queued(node),
           logger,
           reload,
           configStatus: () => live.status(),

@@ -4,6 +4,7 @@ import type { Affinity, AffinityKind } from '../balance/affinity.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { NodeHealth } from '../health/node-health.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
+import type { ClusterNode } from '../nodes/node.js';
 import type { ClusterRuleChange, NodeSet } from '../nodes/node-set.js';
 import type { Route } from '../proxy/classify.js';
 import type { ForwardPhase } from '../proxy/forward.js';
@@ -34,6 +35,8 @@ export interface MetricsSources {
   store: StateStore;
   affinity?: Affinity;
   clock: Clock;
+  /** Requests waiting for a node's connections now. */
+  queued?: (node: ClusterNode) => number;
 }
 
 /** From 1 ms to 5 minutes: token and ping answers take milliseconds, a large blob pull minutes. */
@@ -151,6 +154,9 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     gauge('harbor_lb_node_inflight', 'Requests on the node now.', ['node'], (emit) => {
       for (const n of nodes.all) emit({ node: n.name }, n.traffic.inflight);
     });
+    gauge('harbor_lb_node_queued', "Requests waiting for one of the node's connections (all busy), in the fair queue of limits.nodeShare.", ['node'], (emit) => {
+      for (const n of nodes.all) emit({ node: n.name }, this.src.queued?.(n) ?? 0);
+    });
     gauge('harbor_lb_node_ejections', 'Passive ejections in the current back-off series.', ['node'], (emit) => {
       for (const n of nodes.all) emit({ node: n.name }, outliers.ejections(n));
     });
@@ -225,7 +231,7 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     gauge('harbor_lb_sticky_store_entries', "Pins held in this instance (Redis: its near cache only).", ['store'], (emit) => emit({ store: store.kind }, store.size()));
     counter(
       'harbor_lb_pin_evictions_total',
-      'Pins pushed out of a full space (sticky.maxEntries per space) to make room, by space: upload, session, csrf, client. Redis: keys this instance wrote, deleted from Redis when pushed out.',
+      'Pins pushed out of a full space (sticky.maxEntries per space) to make room, by space: upload, session, visitor, client. Redis: keys this instance wrote (visitor keys pushed out are deleted from Redis).',
       ['store', 'space'],
       (emit) => {
         for (const space of PIN_SPACES) emit({ store: store.kind, space }, store.evictions[space]);

@@ -7,6 +7,7 @@ import type { Logger } from '../log/loggers.js';
 import type { NodeHealth } from '../health/node-health.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
+import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { MetricsExposition } from './metrics.js';
@@ -25,6 +26,8 @@ export interface AdminDeps {
   /** admin.allowedHosts: names (lower case) answered besides IP literals and localhost. */
   allowedHosts?: readonly string[];
   logger: Logger;
+  /** Requests waiting for a node's connections now. */
+  queued?: (node: ClusterNode) => number;
   /** What GET /metrics answers. */
   metrics: MetricsExposition;
   /** POST /-/reload: re-reads and applies the config file. */
@@ -105,7 +108,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return json(res, ready ? 200 : 503, { ready });
       }
       case '/-/status':
-        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.outliers, deps.sticky(), deps.skew, deps.configStatus?.()));
+        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.outliers, deps.sticky(), deps.skew, deps.configStatus?.(), deps.queued));
       case '/metrics':
         // Collection is asynchronous in prom-client; a failure is answered like a throw here.
         return void deps.metrics.render().then(

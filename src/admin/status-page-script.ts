@@ -98,7 +98,7 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
     c.traffic.replaceChildren(
       el('div', 'rate', reqRate + ' req/s'),
       el('div', failRate !== '-' && Number(failRate) > 0 ? 'rate bad' : 'rate', failRate + ' failed/s'),
-      el('div', 'muted', n.inflight + ' in flight'),
+      el('div', n.queued > 0 ? 'rate bad' : 'muted', n.inflight + ' in flight' + (n.queued > 0 ? ', ' + n.queued + ' waiting' : '')),
       el('div', 'muted', n.requests + ' sent, ' + n.failures + ' failed in all'),
     );
     row.prev = { requests: n.requests, failures: n.failures, t: t };

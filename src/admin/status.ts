@@ -1,6 +1,7 @@
 import type { NodeHealth } from '../health/node-health.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
+import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus } from '../config/live-config.js';
 
@@ -16,6 +17,8 @@ export interface StatusDocument {
     /** `fix`: what the operator does about it, when the raiser knows. */
     flags: Array<{ code: string; message: string; since: string; fix?: string }>;
     inflight: number;
+    /** Requests waiting for one of the node's connections (all busy: the fair queue, limits). */
+    queued: number;
     requests: number;
     failures: number;
     lastCheck: { at: string; ok: boolean; detail: string } | null;
@@ -44,6 +47,7 @@ export function buildStatus(
   sticky: StatusDocument['sticky'],
   skew?: ClockSkew,
   config?: ConfigStatus,
+  queued: (node: ClusterNode) => number = () => 0,
 ): StatusDocument {
   const degraded = outliers.clusterFailure;
   return {
@@ -60,6 +64,7 @@ export function buildStatus(
         weight: n.weight,
         flags: [...n.flags.values()],
         inflight: n.traffic.inflight,
+        queued: queued(n),
         requests: n.traffic.requests,
         failures: n.traffic.failures,
         lastCheck: check ? { at: new Date(check.at).toISOString(), ok: check.ok, detail: check.detail } : null,

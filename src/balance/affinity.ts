@@ -35,6 +35,24 @@ export interface AffinityKey {
   vouched?: boolean;
   /** For a client key: the user name sent with Basic auth, which a good token may vouch for. */
   basicUser?: string;
+  /** For a session cookie: where its pin is while no login has made it a session (visitor space). */
+  visitorKey?: string;
+}
+
+/** How many visitor pins one address keeps: a flood from it pushes out its own, not other visitors'. */
+export const VISITOR_PINS_PER_ADDRESS = 32;
+
+/** Harbor's UI login: a 2xx to it makes the browser's session one a node vouched for. */
+const LOGIN_PATHS = new Set(['/c/login', '/login']);
+
+/** What an answer tells about a UI session. */
+export interface SessionEvidence {
+  clientIp: string;
+  method: string;
+  path: string;
+  status: number;
+  /** The session cookie the request carried (a login may keep it rather than set a new one). */
+  requestSession: SessionCookie | undefined;
 }
 
 
@@ -50,6 +68,8 @@ export class Affinity {
   #kinds: ReadonlySet<AffinityKind>;
   /** Address|user → store key; neither is a secret, so they may be kept as they are. */
   readonly #clientKeys = new LRUCache<string, string>({ max: 10_000 });
+  /** Visitor pins each address wrote lately, oldest first (bounded: the addresses seen lately). */
+  readonly #visitorPins = new LRUCache<string, string[]>({ max: 10_000 });
   /** Pin lookups by key kind and what they found (a usable pin, none, or a stale one), for /metrics. */
   readonly lookups: Readonly<Record<AffinityKind, { hit: number; miss: number; stale: number }>> = {
     upload: { hit: 0, miss: 0, stale: 0 },
@@ -83,7 +103,11 @@ export class Affinity {
    */
   keyOf(uploadId: string | undefined, session: SessionCookie | undefined, clientIp: string, user: string | undefined, userFrom?: UserSource): AffinityKey | undefined {
     if (uploadId !== undefined && this.#kinds.has('upload')) return { kind: 'upload', key: `upload:${uploadId}` };
-    if (session !== undefined && this.#kinds.has('session')) return { kind: 'session', key: `${session.kind}:${digest(session.value)}` };
+    if (session !== undefined && this.#kinds.has('session')) {
+      const d = digest(session.value);
+      // A session cookie is a signed-in session's pin, or while nobody logged in with it, a visitor's.
+      return session.kind === 'session' ? { kind: 'session', key: `session:${d}`, visitorKey: `visitor:${d}` } : { kind: 'session', key: `visitor:${d}` };
+    }
     if (this.#kinds.has('client') && clientIp !== '') {
       // A token's name nobody verified is no identity: such a client is its address alone.
       const name = userFrom === 'basic' || userFrom === 'token' ? (user ?? '') : '';
@@ -104,8 +128,10 @@ export class Affinity {
    * (it is then replaced, never kept: a stale pin must not hold a client on a dead node). Reading
    * a pin renews it, so an upload or session that outlasts its TTL while in use keeps its node.
    */
-  async lookup(k: AffinityKey): Promise<{ node?: ClusterNode; stale: boolean }> {
-    const name = await this.store.get(k.key, this.#ttl(k.kind));
+  async lookup(k: AffinityKey): Promise<{ node?: ClusterNode; stale: boolean; at?: string }> {
+    let at = k.key;
+    let name = await this.store.get(at, this.#ttl(k.kind));
+    if (name === undefined && k.visitorKey !== undefined) name = await this.store.get((at = k.visitorKey), this.#ttl(k.kind));
     const counts = this.lookups[k.kind];
     if (name === undefined) {
       counts.miss++;
@@ -113,12 +139,14 @@ export class Affinity {
     }
     const node = this.nodes.get(name);
     // Uploads and sessions already on a draining node finish there; new clients go elsewhere.
+    // `at`: the pin was found under the visitor key, where writes to it go too.
+    const where = at === k.key ? {} : { at };
     if (node && (this.nodes.available().includes(node) || (node.state === 'draining' && k.kind !== 'client'))) {
       counts.hit++;
-      return { node, stale: false };
+      return { node, stale: false, ...where };
     }
     counts.stale++;
-    return { stale: true };
+    return { stale: true, ...where };
   }
 
   /** A node for a key without a usable pin: rendezvous order, bounded load for new clients. */
@@ -150,17 +178,35 @@ export class Affinity {
   }
 
   /**
-   * Learns a UI session from a Set-Cookie that starts one: the session stays on the node that
-   * holds it. A CSRF cookie (core hands one to any visitor) goes to a space of its own, so a flood
-   * of anonymous visits cannot push out the pins of signed-in sessions.
+   * Learns a UI session from the node's answer, so it stays on the node that holds it. Only a
+   * login the node accepted makes a session pin: Harbor hands a session cookie (and core a CSRF
+   * cookie) to any anonymous visitor, and such cookies go to the visitor space, at most
+   * VISITOR_PINS_PER_ADDRESS per address, so no flood of anonymous visits can push out a
+   * signed-in session's pin, nor one address's flood another visitor's.
    */
-  learnSession(node: ClusterNode, headers: readonly string[]): void {
+  learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): void {
     if (!this.#kinds.has('session')) return;
+    const login = e.method === 'POST' && LOGIN_PATHS.has(e.path) && e.status >= 200 && e.status < 300;
+    let setSession = false;
     for (let i = 0; i < headers.length; i += 2) {
       if (headers[i]!.toLowerCase() !== 'set-cookie') continue;
       const m = /^\s*(sid|beegosessionID|_gorilla_csrf)=([^;]+)/.exec(headers[i + 1]!);
-      if (m && m[2]!.length <= 512) this.pin({ kind: 'session', key: `${m[1] === '_gorilla_csrf' ? 'csrf' : 'session'}:${digest(m[2]!)}` }, node);
+      if (!m || m[2]!.length > 512) continue;
+      const isSession = m[1] !== '_gorilla_csrf';
+      setSession ||= isSession;
+      if (isSession && login) this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node);
+      else this.#pinVisitor(e.clientIp, `visitor:${digest(m[2]!)}`, node);
     }
+    // A login that kept the visitor's session cookie signs that session in.
+    if (login && !setSession && e.requestSession?.kind === 'session') this.pin({ kind: 'session', key: `session:${digest(e.requestSession.value)}` }, node);
+  }
+
+  #pinVisitor(ip: string, key: string, node: ClusterNode): void {
+    let mine = this.#visitorPins.get(ip);
+    if (mine === undefined) this.#visitorPins.set(ip, (mine = []));
+    this.pin({ kind: 'session', key }, node);
+    mine.push(key);
+    if (mine.length > VISITOR_PINS_PER_ADDRESS) void this.store.delete(mine.shift()!);
   }
 
   #ttl(kind: AffinityKind): number {

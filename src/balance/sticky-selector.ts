@@ -24,8 +24,10 @@ export class StickySelector {
   /** Starts choosing for one request; reads its pin (the only asynchronous step). */
   async begin(key: AffinityKey | undefined): Promise<NodeChoice> {
     const affinity = key === undefined ? undefined : this.affinity;
-    const pin = affinity ? await affinity.lookup(key!) : { stale: false };
-    return new NodeChoice(affinity, this.fallback, key, pin.node, pin.stale);
+    const pin = affinity ? await affinity.lookup(key!) : { stale: false, at: undefined };
+    // Writes go where the pin was found (a visitor's session cookie stays a visitor pin).
+    const at = key !== undefined && pin.at !== undefined && pin.at !== key.key ? { ...key, key: pin.at } : key;
+    return new NodeChoice(affinity, this.fallback, at, pin.node, pin.stale);
   }
 }
 
@@ -71,7 +73,8 @@ export class NodeChoice {
     if (affinity === undefined || key === undefined || node === this.pinned || status < 200 || status >= 300) return;
     const hadPin = this.pinned !== undefined || this.stale;
     if (key.kind === 'session' && !hadPin) return;
-    if (key.kind === 'client' && key.vouched !== true && !vouched) return;
+    // Anonymous is no identity: only a name sent with Basic auth can be vouched for by an answer.
+    if (key.kind === 'client' && key.vouched !== true && !(vouched && key.basicUser !== undefined && key.basicUser !== '')) return;
     if (hadPin) affinity.pin(key, node);
     else affinity.claim(key, node);
   }

@@ -7,6 +7,7 @@ import type { Clock } from '../util/clock.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
 import { RecheckTrigger } from '../util/recheck-trigger.js';
 import { ClusterFailureDetector, type ClusterFailure } from './cluster-failure.js';
+import { SLOW_ANSWER_MS } from './answer-watch.js';
 import type { CheckVerdict } from './verdict.js';
 
 /** harbor-lb's own check of a node, on demand (the configured health check; a liveness check with checks off). */
@@ -40,6 +41,8 @@ export type OutlierReportTarget = EjectionSetter &
 
 interface Series {
   consecutive: number;
+  /** A request to the node waited SLOW_ANSWER_MS without an answer: a check is owed. */
+  slow: boolean;
   /** How the last counted failure went (routing error code, or `answered 503`). */
   last: string;
   ejections: number;
@@ -80,7 +83,7 @@ export class OutlierDetector {
     this.#rechecks = new RecheckTrigger(clock, RECHECK_SPACING_MS, (node) => this.#checkSuspect(node));
     // A node that leaves takes its series, its last cluster-failure answers and any owed check with it.
     this.#series = nodes.slot<Series>(
-      () => ({ consecutive: 0, last: '', ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }),
+      () => ({ consecutive: 0, slow: false, last: '', ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }),
       (_, node) => {
         this.#cluster.forget(node);
         this.#rechecks.forget(node);
@@ -138,13 +141,25 @@ export class OutlierDetector {
     if (s.consecutive >= this.cfg.consecutiveFailures && !this.nodes.isEjected(node)) this.#rechecks.request(node);
   }
 
+  /**
+   * A request to the node has waited SLOW_ANSWER_MS for its answer (see AnswerWatch): no failure
+   * is counted, but the node is checked at once. A hung node fails that check and is out long
+   * before its first request would time out.
+   */
+  slowAnswer(node: ClusterNode): void {
+    if (this.nodes.isEjected(node)) return;
+    this.#series.get(node).slow = true;
+    this.#rechecks.request(node);
+  }
+
   /** The check traffic asked for: a failure ejects (within the cap), a pass clears the count. */
   async #checkSuspect(node: ClusterNode): Promise<void> {
     const s = this.#series.peek(node);
     // Gone from the set, answered well since, or out already: nothing to decide.
-    if (s === undefined || s.consecutive < this.cfg.consecutiveFailures || this.nodes.isEjected(node)) return;
+    if (s === undefined || (s.consecutive < this.cfg.consecutiveFailures && !s.slow) || this.nodes.isEjected(node)) return;
     const failures = s.consecutive;
-    const what = s.last;
+    const what = s.consecutive > 0 ? `${failures} request(s) failed in a row (last: ${s.last})` : `a request waited ${SLOW_ANSWER_MS / 1000}s for its answer`;
+    s.slow = false;
     const verdict = await this.recheck(node);
     if (this.#series.peek(node) !== s) return;
     if (verdict.ok) {
@@ -153,8 +168,8 @@ export class OutlierDetector {
       const held = this.#clearedLog.take(node.name, this.clock.now());
       if (held !== undefined) {
         this.logger.info(
-          { event: 'node_suspected', node: node.name, cause: 'failures', failures, last: what, check: verdict.detail, cleared: true, notLogged: held },
-          `${node.name} failed ${failures} request(s) in a row (last: ${what}), but harbor-lb's check of it passed (${verdict.detail}): it stays in`,
+          { event: 'node_suspected', node: node.name, cause: failures > 0 ? 'failures' : 'slow-answer', failures, last: s.last, check: verdict.detail, cleared: true, notLogged: held },
+          `${node.name}: ${what}, but harbor-lb's check of it passed (${verdict.detail}): it stays in`,
         );
       }
       return;
@@ -162,7 +177,7 @@ export class OutlierDetector {
     this.recheckCounts.failed++;
     // A failure every node shows is the cluster's, not this node's.
     if (this.nodes.isEjected(node) || this.#cluster.current !== undefined) return;
-    this.#eject(node, s, `${failures} request(s) failed in a row (last: ${what}) and harbor-lb's check then failed (${verdict.detail})`);
+    this.#eject(node, s, `${what} and harbor-lb's check then failed (${verdict.detail})`);
   }
 
   #eject(node: ClusterNode, s: Series, cause: string): void {

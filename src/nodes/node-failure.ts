@@ -22,6 +22,8 @@ export const NODE_FAILURE_CODES = [
   'UND_ERR_DESTROYED',
   /** An answer that is not HTTP/1.1 (undici's parser error; its reason follows as detail). */
   'NODE_ANSWER_UNPARSEABLE',
+  /** The node was taken out (ejected, unreachable) while the request waited for its answer. */
+  'NODE_TAKEN_OUT',
   /** Any other failure; the raw code follows as detail. */
   'NODE_FAILED',
 ] as const;
@@ -64,6 +66,7 @@ const MESSAGES: Record<string, string> = {
   EAI_AGAIN: 'the node name does not resolve',
   EHOSTUNREACH: 'the node cannot be reached',
   ENETUNREACH: 'the node cannot be reached',
+  NODE_TAKEN_OUT: 'the node was taken out of rotation while the request waited for its answer',
   ECONNRESET: 'the node closed the connection',
   UND_ERR_SOCKET: 'the node closed the connection',
   EPIPE: 'the node closed the connection',

@@ -46,9 +46,11 @@ const PARSE_ERROR = { status: 400, text: 'Bad Request', message: 'the request co
 export class ConnectionGuard {
   readonly #parseErrors = new WeakMap<Socket, string>();
   readonly #rejected = new WeakSet<Socket>();
-  /** The sockets HTTP requests arrive on (TLS sockets for https), per address, and requests under way on each. */
+  /** Client TCP connections per address, and requests under way on each. */
   readonly #byIp = new Map<string, Set<Socket>>();
   readonly #active = new WeakMap<Socket, number>();
+  /** A TLS listener's request sockets, to the TCP connection under each. */
+  readonly #rawOf = new WeakMap<Socket, Socket>();
   readonly #sample = new LogRateLimit(1000);
   /** Rejections by reason (connection-level, and the per-request limits the handler counts here), for /metrics. */
   readonly counts = new Map<string, number>();
@@ -63,7 +65,7 @@ export class ConnectionGuard {
     // A TLS listener's 'connection' is the raw TCP socket, as a plain one's; requests arrive on
     // the TLS socket made from it ('secureConnection').
     server.on('connection', (socket: Socket) => this.#onConnection(socket));
-    server.on(this.deps.tls ? 'secureConnection' : 'connection', (socket: Socket) => this.#track(socket));
+    if (this.deps.tls) server.on('secureConnection', (tls: Socket) => this.#linkTls(tls));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
     server.on('connect', (req: http.IncomingMessage, socket: Socket) => this.#reject(socket, 'CONNECT', normalizeIp(req.socket.remoteAddress)));
   }
@@ -99,12 +101,21 @@ export class ConnectionGuard {
 
   /** A request began on the socket (one at a time on a connection, see PipelineGate). */
   requestStarted(socket: Socket): void {
-    this.#active.set(socket, (this.#active.get(socket) ?? 0) + 1);
+    const raw = this.#rawOf.get(socket) ?? socket;
+    this.#active.set(raw, (this.#active.get(raw) ?? 0) + 1);
   }
 
   requestEnded(socket: Socket): void {
-    const n = this.#active.get(socket);
-    if (n !== undefined) this.#active.set(socket, n - 1);
+    const raw = this.#rawOf.get(socket) ?? socket;
+    const n = this.#active.get(raw);
+    if (n !== undefined) this.#active.set(raw, n - 1);
+  }
+
+  /** The TLS socket requests arrive on is matched to its TCP connection by the client's port. */
+  #linkTls(tls: Socket): void {
+    for (const raw of this.#byIp.get(normalizeIp(tls.remoteAddress)) ?? []) {
+      if (raw.remotePort === tls.remotePort) return void this.#rawOf.set(tls, raw);
+    }
   }
 
   #track(socket: Socket): void {
@@ -125,17 +136,18 @@ export class ConnectionGuard {
     const limits = this.deps.limits;
     const held = limits.openConnection(ip);
     socket.once('close', () => limits.closeConnection(ip));
+    this.#track(socket);
     if (limits.openConnections <= this.deps.maxConnections) return;
     const share = this.deps.connectionsPerClient;
     if (share > 0 && held > share) return this.#reject(socket, 'TOO_MANY_CONNECTIONS', ip);
-    if (!this.#closeIdle(ip)) this.#reject(socket, 'SERVER_FULL', ip);
+    if (!this.#closeIdle(socket)) this.#reject(socket, 'SERVER_FULL', ip);
   }
 
-  /** Closes one idle connection of the address holding the most (not `newcomer`'s); whether one was. */
-  #closeIdle(newcomer: string): boolean {
+  /** Closes one idle connection of the address holding the most (the newcomer's own when it is that address); whether one was. */
+  #closeIdle(newcomer: Socket): boolean {
     for (const ip of this.deps.limits.heaviest()) {
-      if (ip === newcomer) continue;
       for (const s of this.#byIp.get(ip) ?? []) {
+        if (s === newcomer) continue;
         if ((this.#active.get(s) ?? 0) > 0 || s.destroyed) continue;
         this.count('IDLE_CLOSED');
         s.destroy();
@@ -166,7 +178,8 @@ export class ConnectionGuard {
     }
     // A response already under way on this connection cannot be followed by another one.
     const inProgress = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (this.deps.tls && reason === 'TOO_MANY_CONNECTIONS') return void socket.destroy();
+    // Before the TLS handshake nothing can be answered in plain text.
+    if (this.deps.tls && (reason === 'TOO_MANY_CONNECTIONS' || reason === 'SERVER_FULL')) return void socket.destroy();
     if (!socket.writable || inProgress?.headersSent === true) return void socket.destroy();
     const body = JSON.stringify({ errors: [{ code: r.status === 429 ? 'TOOMANYREQUESTS' : 'BAD_REQUEST', message: r.message, detail: null }] });
     socket.end(

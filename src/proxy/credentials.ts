@@ -2,18 +2,23 @@
  * The credentials of a request, read the way the node will read them or not at all. harbor-lb
  * decides things from them (a token it blames a node for refusing, a user it pins, a session it
  * routes), so any byte-level room between its reading and the node's lets a client make
- * harbor-lb outliers one thing while the node sees another. The rule is to accept only the forms on
+ * harbor-lb judge one thing while the node sees another. The rule is to accept only the forms on
  * which every reader agrees and leave the rest unread (no decision is taken from them):
  * - distribution 2.8 splits `Authorization` on single spaces and wants exactly two parts, the
- *   first `bearer` in any case; Go's parseBasicAuth wants `Basic ` (any case) and strict standard
- *   base64. A header that is not exactly `<scheme> <credentials>` in those alphabets is not read;
+ *   first `bearer` in any case; Go's parseBasicAuth wants `Basic ` (any case) and standard base64
+ *   (it forgives bits left over in the last character: such a header is one more left unread
+ *   here). A header that is not exactly `<scheme> <credentials>` in those alphabets is not read;
  * - Go's net/http reads cookies by splitting on `;`, trimming spaces, and skipping pairs with an
  *   invalid name or value; `Request.Cookie` takes the first of a name. Different parsers disagree
  *   on which of two values of one name counts, so two different values of a session cookie make
  *   the request ambiguous (refused with 400 by the caller). So does a session cookie spelled
  *   otherwise than `name=value`: Go since 1.20 trims a name before `=` (`sid =a` is sid) and
- *   takes a bare `sid` as an empty value, older Go and other readers skip both.
+ *   takes a bare `sid` as an empty value, older Go and other readers skip both. A request with
+ *   more than MAX_COOKIES cookies is ambiguous too: Go reads none of them past its limit.
  */
+
+/** Go's net/http reads no cookie of a request that carries more (httpcookiemaxnum). */
+export const MAX_COOKIES = 3000;
 
 /** A JWS compact token: three base64url segments (a signature may be empty, never the others). */
 const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
@@ -58,8 +63,10 @@ export type CookieRead = { value: string } | 'ambiguous' | undefined;
 export function readCookie(headers: readonly string[], names: readonly string[]): { name: string; read: CookieRead } | undefined {
   const found = new Map<string, string | 'ambiguous'>();
   let oddlySpelled: string | undefined;
+  let count = 0;
   for (const line of headers) {
     for (const part of line.split(';')) {
+      if (++count > MAX_COOKIES) return { name: names[0]!, read: 'ambiguous' };
       const pair = trimSpaces(part);
       const eq = pair.indexOf('=');
       const spelled = eq < 0 ? pair : pair.slice(0, eq);

@@ -16,7 +16,9 @@ export type ProxyErrorCode =
   /** undici refused the request as the client shaped it: the client's problem, never a node's. */
   | 'REQUEST_NOT_FORWARDABLE'
   /** A body moved slower than limits.minBodyRate while the proxy waited on the client. */
-  | 'CLIENT_TOO_SLOW';
+  | 'CLIENT_TOO_SLOW'
+  /** The node was taken out while the attempt waited for its answer: it goes to another node. */
+  | 'NODE_TAKEN_OUT';
 
 /** A failure of the proxy's own, with a stable code, the HTTP status it maps to and its cause. */
 export class ProxyError extends Error {

@@ -231,6 +231,8 @@ export interface ForwardRequest {
   hold?: ResponseHold;
   /** Sees the response head before it goes to the client (learning upload pins). */
   onHead?: (status: number, headers: readonly string[]) => void;
+  /** Gets, once the request is on its way, what ends the attempt early (its node was taken out). */
+  onSent?: (abort: (err: Error) => void) => void;
   /**
    * Sees each response head first; true holds it back (the rest is dropped, nothing reaches the
    * client) so the caller can send the request elsewhere. The token rules supply it.
@@ -316,6 +318,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     this.#sent = true;
+    this.fr.onSent?.((err) => abort(err));
     if (this.#clientGone) abort(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
   }
 

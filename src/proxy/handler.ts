@@ -17,6 +17,7 @@ import { PipelineGate } from './pipeline-gate.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { RoutingError } from './routing-error.js';
 import type { Admitted, NodeAdmission, PoolKind } from './node-admission.js';
+import type { AnswerWatch } from '../health/answer-watch.js';
 import type { ConnectionGuard } from './connection-guard.js';
 import { routeOf, type Route } from './classify.js';
 import { ProxyError, sendRegistryError } from './errors.js';
@@ -63,6 +64,8 @@ export interface ProxyDeps {
   limits: ClientLimits;
   /** Fair shares of each node's connections: an attempt takes a slot before it is sent. */
   admission: NodeAdmission;
+  /** Attempts waiting for an answer: a slow one asks for a check, and a node taken out lets them go elsewhere. */
+  answers: AnswerWatch;
   /** Minimum body rate while the proxy waits on a client. */
   rateWatch: BodyRateWatch;
   minBodyRate: number;
@@ -341,6 +344,9 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
       // when its body (if any) can be sent again.
       const replayable = bearer !== undefined && (body === undefined || body.buffered !== undefined) && anotherNode;
       const sentAt = performance.now();
+      // A body-less read that has no answer yet may go to another node if this one is taken out.
+      let abortAttempt: ((err: Error) => void) | undefined;
+      const answered = deps.answers.begin(node, isBodylessRead(method, body) ? () => abortAttempt?.(new ProxyError('NODE_TAKEN_OUT', 502, 'the node was taken out')) : undefined);
       try {
         outcome = await forward({
           node,
@@ -355,17 +361,20 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           // Only drop a 502/503/504 when there is somewhere else to go and budget to go there.
           retryOnGatewayError: isBodylessRead(method, body) && canRetryAfter,
           hold: inspectToken ? guard!.holdFor(node) : undefined,
+          onSent: (abort) => (abortAttempt = abort),
           onHead: (status, h) => {
+            answered();
             if (bearer !== undefined && isTokenRejection(status, h)) tokenRejected = true;
             if (status === 403 && ex.route === 'ui' && !isBodylessRead(method, undefined) && ex.session?.kind === 'csrf') deps.onCsrfRefusal?.();
             if (affinity === undefined) return;
             if (startsUpload && status === 202) affinity.learnUpload(node, h);
-            else if (ex.route === 'ui') affinity.learnSession(node, h);
+            else if (ex.route === 'ui') affinity.learnSession(node, h, { clientIp: ex.clientIp, method, path: ex.path, status, requestSession: ex.session });
           },
           holdBack: replayable ? isTokenRejection : undefined,
         });
         nodeFailed = reportAttempt(deps, node, outcome, failureClass, ex.ranged);
       } finally {
+        answered();
         endTraffic(nodeFailed);
         slot.release();
         if (attempt > 1) deps.budget.retrying--;

@@ -26,5 +26,7 @@ export function isBodylessRead(method: string, body: RequestBody | undefined): b
  * only dropped because the budget allowed its retry when it was dropped.
  */
 export function needsBudget(o: ForwardOutcome): boolean {
+  // An attempt ended because its node was taken out is failover too: that node serves nothing now.
+  if ((o.error as { code?: string } | undefined)?.code === 'NODE_TAKEN_OUT') return false;
   return o.phase !== 'not-sent' && o.phase !== 'gateway-error';
 }

@@ -1,14 +1,15 @@
 /**
  * Pins live in separate bounded spaces by what made them, so that pins anyone can cause cannot
  * push out pins of real work: an upload pin comes from a node's 202 to an authenticated POST, a
- * session pin from a node's Set-Cookie of a session, a CSRF pin from the CSRF cookie core hands
- * any anonymous visitor, a client pin from an identity a node vouched for. Each space evicts its
- * own least recently used entry when full; a flood in one never touches another.
+ * session pin from a login a node accepted, a visitor pin from a cookie a node hands any anonymous
+ * visitor (core's CSRF cookie, a session cookie before login), a client pin from an identity a node
+ * vouched for. Each space evicts its own least recently used entry when full; a flood in one never
+ * touches another.
  */
-export const PIN_SPACES = ['upload', 'session', 'csrf', 'client'] as const;
+export const PIN_SPACES = ['upload', 'session', 'visitor', 'client'] as const;
 export type PinSpace = (typeof PIN_SPACES)[number];
 
-/** The space of a store key (`upload:…`, `session:…`, `csrf:…`, `client:…`); anything else counts as a client pin. */
+/** The space of a store key (`upload:…`, `session:…`, `visitor:…`, `client:…`); anything else counts as a client pin. */
 export function spaceOf(key: string): PinSpace {
   const colon = key.indexOf(':');
   const prefix = colon < 0 ? '' : key.slice(0, colon);
@@ -23,7 +24,7 @@ export function spaceOf(key: string): PinSpace {
 export class SpacedLru<V> {
   readonly #spaces = new Map<PinSpace, Map<string, V>>(PIN_SPACES.map((s) => [s, new Map()]));
   /** Entries pushed out to make room, per space, since start (for /metrics). */
-  readonly evictions: Record<PinSpace, number> = { upload: 0, session: 0, csrf: 0, client: 0 };
+  readonly evictions: Record<PinSpace, number> = { upload: 0, session: 0, visitor: 0, client: 0 };
 
   constructor(
     private readonly maxPerSpace: number,

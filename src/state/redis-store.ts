@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
-import { SpacedLru, type PinSpace } from './pin-spaces.js';
+import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
 import type { StateStore } from './state-store.js';
 
 export interface RedisStoreOptions {
@@ -28,10 +28,13 @@ const FAILURES_TO_OPEN = 3;
  * bounded, and after a few failures a breaker skips Redis for a while. A bounded near cache
  * answers repeated reads of one key locally. An outage is logged once when it starts and once when it ends.
  *
- * Redis holds what it is given until the TTL ends, so its key count would grow with the write
- * rate times the TTL. Each instance therefore keeps a ledger of the keys it wrote, bounded per pin
- * space like the memory store; a key pushed out of the ledger is deleted in Redis. Redis holds
- * at most `maxEntries` keys per space per instance, whatever the write rate.
+ * Redis holds what it is given until the TTL ends, so its key count grows with the write rate
+ * times the TTL. Upload, session and client pins are written only for work a node accepted from
+ * an authenticated client (pins.ts), so no anonymous flood adds any; they are never deleted here,
+ * as another instance may be using one (an upload continued through it). Visitor pins, which any
+ * anonymous visit causes, are kept in a ledger of the keys this instance wrote, bounded like the
+ * memory store: a key pushed out of it is deleted in Redis, so Redis holds at most `maxEntries`
+ * visitor keys per instance whatever the rate of visits.
  */
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
@@ -42,8 +45,8 @@ export class RedisStateStore implements StateStore {
    * no secret in clear (session ids are hashed into them).
    */
   readonly #near: SpacedLru<{ value: string; until: number }>;
-  /** Keys this instance wrote, by space, least recently used first. */
-  readonly #written: SpacedLru<true>;
+  /** Visitor keys this instance wrote, least recently used first. */
+  readonly #visitors: SpacedLru<true>;
   /** Commands that failed since start (#failures resets; this does not). */
   errors = 0;
   #failures = 0;
@@ -57,7 +60,7 @@ export class RedisStateStore implements StateStore {
     private readonly logger: Logger,
   ) {
     this.#near = new SpacedLru(o.nearCacheMax);
-    this.#written = new SpacedLru(o.maxEntries, (key) => void this.#forgetWritten(key));
+    this.#visitors = new SpacedLru(o.maxEntries, (key) => void this.#forgetVisitor(key));
     const common: RedisOptions = {
       keyPrefix: o.keyPrefix,
       enableOfflineQueue: false,
@@ -118,16 +121,16 @@ export class RedisStateStore implements StateStore {
   }
 
   get evictions(): Readonly<Record<PinSpace, number>> {
-    return this.#written.evictions;
+    return this.#visitors.evictions;
   }
 
-  /** A key written by this instance: recorded in the ledger (which may push an older one out). */
+  /** A key written by this instance: a visitor key is recorded in the ledger (which may push an older one out). */
   #wrote(key: string): void {
-    this.#written.set(key, true);
+    if (spaceOf(key) === 'visitor') this.#visitors.set(key, true);
   }
 
-  /** A key pushed out of the ledger: gone from Redis too (unless it has expired there already). */
-  async #forgetWritten(key: string): Promise<void> {
+  /** A visitor key pushed out of the ledger: gone from Redis too (unless it has expired there already). */
+  async #forgetVisitor(key: string): Promise<void> {
     this.#near.delete(key);
     if (!this.#usable()) return;
     try {
@@ -152,10 +155,10 @@ export class RedisStateStore implements StateStore {
       if (v !== null) {
         this.#remember(key, v);
         // A pin in use is the last one the ledger pushes out.
-        if (renewMs !== undefined) this.#written.get(key);
+        if (renewMs !== undefined) this.#visitors.get(key);
       } else {
         this.#near.delete(key);
-        this.#written.delete(key);
+        this.#visitors.delete(key);
       }
       return v ?? undefined;
     } catch (err) {
@@ -193,7 +196,7 @@ export class RedisStateStore implements StateStore {
 
   async delete(key: string): Promise<void> {
     this.#near.delete(key);
-    this.#written.delete(key);
+    this.#visitors.delete(key);
     if (!this.#usable()) return;
     try {
       await this.#client.del(key);

@@ -2,7 +2,7 @@ import type { PinSpace } from './pin-spaces.js';
 
 /**
  * Where pins live: memory for one instance, Redis so several instances agree. Keys name their
- * space (`upload:…`, `session:…`, `csrf:…`, `client:…`, see pin-spaces.ts); each space is bounded
+ * space (`upload:…`, `session:…`, `visitor:…`, `client:…`, see pin-spaces.ts); each space is bounded
  * on its own.
  */
 export interface StateStore {

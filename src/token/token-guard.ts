@@ -152,7 +152,7 @@ export class TokenGuard {
       expiresAt ??= v.expiresAt;
       subject ??= v.subject;
     }
-    this.#issuerGood(node);
+    this.#issuerGood(node, source);
     return { verdict: 'good', token: tokens[0], expiresAt, subject };
   }
 
@@ -247,11 +247,13 @@ export class TokenGuard {
     this.flags.raise(node, FLAG_REALM_SCHEME, { node: node.name, realm, publicUrl }, { realm, publicUrl });
   }
 
-  #issuerGood(node: ClusterNode): void {
+  #issuerGood(node: ClusterNode, source: EvidenceSource): void {
     const r = this.#issuers.get(node);
     r.counts.good++;
     r.issues = 'good';
-    // Nodes flagged while nobody was known good can be sidelined now.
+    // Nodes flagged while nobody was known good can be sidelined now: on the probe's word, so no
+    // client's request chooses the moment a quarantine takes effect.
+    if (source !== 'probe') return;
     for (const n of this.nodes.all) if (!this.#asked(n) && QUARANTINING.some((c) => n.flags.has(c))) this.#quarantine(n);
   }
 

@@ -116,28 +116,26 @@ describe('pins come from evidence; real work outranks guesses (issue 18)', () =>
       assert.ok(refused.every((s) => s === 401), 'every made-up login refused by the nodes');
       if (redis) assert.equal(await redis.dbsize(), keysBefore, 'not one Redis key written for a refused login');
       assert.deepEqual(await finishUploads(lb, auth, locations), Array(20).fill(201), 'every upload continues on the node that began it');
-      assert.deepEqual(await evictions(lb), { upload: 0, session: 0, csrf: 0, client: 0 });
+      assert.deepEqual(await evictions(lb), { upload: 0, session: 0, visitor: 0, client: 0 });
     });
   }
 
-  it('redis: vouched clients beyond sticky.maxEntries push out only older client pins; Redis keys stay within the bound, uploads intact', async (t) => {
+  it('redis: visitors beyond sticky.maxEntries (anonymous visits from 150 addresses, then 200 from one) push out only visitor pins; Redis visitor keys stay within the bound, uploads intact', async (t) => {
     const { lb, redis } = await cluster(t, 'redis');
     const auth = { authorization: `Bearer ${await tokenFor(lb)}` };
     const locations = await beginUploads(lb, auth, 20);
     const agent = new http.Agent({ keepAlive: false });
-    const q = new URLSearchParams({ service: 'harbor-registry', scope: `repository:${REPO}:pull` }).toString();
-    // 150 addresses, each a real login a node accepts: 150 vouched client pins for a space of 50.
-    for (let i = 0; i < 150; i++) {
-      assert.equal(await getFrom(`${lb.url}/service/token?${q}`, { authorization: basic('admin', 'Harbor12345') }, agent, `127.0.${1 + Math.floor(i / 200)}.${1 + (i % 200)}`), 200);
-    }
+    // Each visit to the portal gets a CSRF cookie from the node: a visitor pin.
+    for (let i = 0; i < 150; i++) assert.equal(await getFrom(`${lb.url}/`, {}, agent, `127.0.${1 + Math.floor(i / 200)}.${1 + (i % 200)}`), 200);
+    for (let i = 0; i < 200; i++) assert.equal(await getFrom(`${lb.url}/`, {}, agent, '127.0.9.9'), 200);
     // Evicted keys are deleted from Redis without waiting for the request: let those commands land.
-    for (let i = 0; i < 50 && (await redis!.keys('flood:client:*')).length > MAX_ENTRIES; i++) await new Promise((r) => setImmediate(r));
-    const clientKeys = (await redis!.keys('flood:client:*')).length;
-    assert.ok(clientKeys <= MAX_ENTRIES, `${clientKeys} client keys in Redis`);
+    for (let i = 0; i < 50 && (await redis!.keys('flood:visitor:*')).length > MAX_ENTRIES; i++) await new Promise((r) => setImmediate(r));
+    const visitorKeys = (await redis!.keys('flood:visitor:*')).length;
+    assert.ok(visitorKeys <= MAX_ENTRIES, `${visitorKeys} visitor keys in Redis`);
     assert.equal((await redis!.keys('flood:upload:*')).length, 20);
     const ev = await evictions(lb);
-    assert.equal(ev.upload, 0);
-    assert.ok(ev.client! >= 100, `client evictions counted: ${ev.client}`);
+    assert.deepEqual([ev.upload, ev.session], [0, 0]);
+    assert.ok(ev.visitor! >= 100, `visitor evictions counted: ${ev.visitor}`);
     assert.deepEqual(await finishUploads(lb, auth, locations), Array(20).fill(201));
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Affinity } from '../../../src/balance/affinity.js';
+import { Affinity, VISITOR_PINS_PER_ADDRESS } from '../../../src/balance/affinity.js';
 import { boundedLoadPick, rendezvousOrder } from '../../../src/balance/rendezvous.js';
 import { validateConfig } from '../../../src/config/load.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
@@ -19,6 +19,8 @@ function setup(keys: Array<'upload' | 'session' | 'client'> = ['upload', 'sessio
   return { clock, nodes, store, aff: new Affinity(store, nodes, cfg.sticky) };
 }
 const sid = (value: string) => ({ kind: 'session' as const, value });
+const login = (clientIp: string) => ({ clientIp, method: 'POST', path: '/c/login', status: 200, requestSession: undefined });
+const visit = (clientIp: string) => ({ clientIp, method: 'GET', path: '/', status: 200, requestSession: undefined });
 const fakeNode = (name: string, weight = 1, inflight = 0) => {
   const traffic = new NodeTraffic();
   for (let i = 0; i < inflight; i++) traffic.begin();
@@ -57,12 +59,29 @@ describe('affinity keys', () => {
 
 describe('pins', () => {
   it('learns uploads from the POST answer and sessions from Set-Cookie', async () => {
-    const { aff, nodes } = setup();
+    const { aff, nodes, store } = setup();
     aff.learnUpload(nodes.get('n2')!, ['Location', '/v2/a/blobs/uploads/u-9?_state=x']);
-    aff.learnSession(nodes.get('n3')!, ['Set-Cookie', 'sid=s-1; Path=/; HttpOnly']);
+    aff.learnSession(nodes.get('n3')!, ['Set-Cookie', 'sid=s-1; Path=/; HttpOnly'], login('ip'));
+    aff.learnSession(nodes.get('n1')!, ['Set-Cookie', 'sid=anon; Path=/'], visit('ip'));
     await Promise.resolve();
     assert.equal((await aff.lookup(aff.keyOf('u-9', undefined, 'ip', undefined)!)).node?.name, 'n2');
     assert.equal((await aff.lookup(aff.keyOf(undefined, sid('s-1'), 'ip', undefined)!)).node?.name, 'n3');
+    assert.equal((await aff.lookup(aff.keyOf(undefined, sid('anon'), 'ip', undefined)!)).node?.name, 'n1', "a visitor's session cookie routes too");
+    assert.deepEqual([store.sizeOf('session'), store.sizeOf('visitor')], [1, 1], 'only the login made a session pin');
+  });
+
+  // Found in review (issue 18): Harbor hands any anonymous visitor a session (and a CSRF) cookie;
+  // a flood of visits pinned each in the session space and pushed signed-in sessions out.
+  it('pins a signed-in session only from a login the node accepted; visitors\' cookies are capped per address', async () => {
+    const { aff, nodes, store } = setup();
+    const n1 = nodes.get('n1')!;
+    aff.learnSession(n1, ['Set-Cookie', 'sid=kept-at-login; Path=/'], visit('10.0.0.1'));
+    aff.learnSession(n1, [], { ...login('10.0.0.1'), requestSession: { kind: 'session', value: 'kept-at-login' } });
+    for (let i = 0; i < 1000; i++) aff.learnSession(nodes.get('n2')!, ['Set-Cookie', `sid=flood-${i}`, 'Set-Cookie', `_gorilla_csrf=c-${i}`], visit('10.6.6.6'));
+    await Promise.resolve();
+    assert.equal(store.sizeOf('session'), 1, 'the login signed the kept session in; the flood made no session pin');
+    assert.ok(store.sizeOf('visitor') <= VISITOR_PINS_PER_ADDRESS + 1, `visitor pins: ${store.sizeOf('visitor')}`);
+    assert.equal((await aff.lookup(aff.keyOf(undefined, sid('kept-at-login'), 'ip', undefined)!)).node, n1);
   });
 
   it('replaces a pin whose node cannot serve; lets uploads and sessions finish on a draining node, not new clients', async () => {
@@ -134,6 +153,8 @@ describe('pins come from evidence (NodeChoice.answered)', () => {
         const { choice, node } = await choose(aff, key, nodes);
         choice.answered(node, 401);
         choice.answered(node, 200);
+        // Found in review: without token.rootCert a token service's 200 vouched, even for anonymous.
+        if (key?.kind === 'client' && key.basicUser === undefined) choice.answered(node, 200, true);
       }
     }
     await Promise.resolve();
@@ -164,7 +185,7 @@ describe('pins come from evidence (NodeChoice.answered)', () => {
   it('moves a session pin whose node cannot serve to the node that served the session, and only then', async () => {
     const { aff, nodes } = setup();
     const [n1, n2] = [nodes.get('n1')!, nodes.get('n2')!];
-    aff.learnSession(n1, ['Set-Cookie', 'sid=real; Path=/']);
+    aff.learnSession(n1, ['Set-Cookie', 'sid=real; Path=/'], login('ip'));
     await Promise.resolve();
     const key = aff.keyOf(undefined, sid('real'), 'ip', undefined)!;
     nodes.setCheck(n1, 'unhealthy', 't');

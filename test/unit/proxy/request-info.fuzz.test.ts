@@ -17,7 +17,7 @@ const authValues = fc.oneof(
 const names = fc.oneof(fc.constantFrom('authorization', 'cookie', 'content-length', 'transfer-encoding', 'host').chain(anyCase), anyText(6));
 const values = fc.oneof(authValues, anyText(12), fc.constantFrom('0', '-1', '1e3', '9007199254740993', ''));
 
-/** Fields that carry secrets onwards (the bearer token to outliers, the session cookie to pin), never logged. */
+/** Fields that carry secrets onwards (the bearer token to judge, the session cookie to pin), never logged. */
 const SECRET_FIELDS = new Set(['bearer', 'session']);
 
 /** The text values of a head, its secrets aside. */

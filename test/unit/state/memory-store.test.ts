@@ -41,11 +41,11 @@ it('keeps each kind of pin in its own bounded space: no flood of one kind evicts
   for (let i = 0; i < 20; i++) await store.set(`upload:u${i}`, 'n1', 3_600_000);
   for (let i = 0; i < 5; i++) await store.set(`session:s${i}`, 'n2', 1_800_000);
   for (let i = 0; i < 100_000; i++) await store.set(`client:c${i}`, 'n3', 1_800_000);
-  for (let i = 0; i < 100_000; i++) await store.set(`csrf:k${i}`, 'n3', 1_800_000);
+  for (let i = 0; i < 100_000; i++) await store.set(`visitor:k${i}`, 'n3', 1_800_000);
   for (let i = 0; i < 20; i++) assert.equal(await store.get(`upload:u${i}`), 'n1', `upload u${i} kept`);
   for (let i = 0; i < 5; i++) assert.equal(await store.get(`session:s${i}`), 'n2', `session s${i} kept`);
-  assert.deepEqual([store.sizeOf('upload'), store.sizeOf('session'), store.sizeOf('client'), store.sizeOf('csrf')], [20, 5, 100, 100]);
-  assert.deepEqual(store.evictions, { upload: 0, session: 0, csrf: 99_900, client: 99_900 });
+  assert.deepEqual([store.sizeOf('upload'), store.sizeOf('session'), store.sizeOf('client'), store.sizeOf('visitor')], [20, 5, 100, 100]);
+  assert.deepEqual(store.evictions, { upload: 0, session: 0, visitor: 99_900, client: 99_900 });
 });
 
 it('evicts the least recently used pin of a full space: a pin in use stays', async () => {

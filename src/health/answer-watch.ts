@@ -1,0 +1,74 @@
+import type { ClusterNode } from '../nodes/node.js';
+import type { Clock, Timer } from '../util/clock.js';
+
+/** A request waiting this long for its answer's head makes harbor-lb check the node. */
+export const SLOW_ANSWER_MS = 2000;
+const TICK_MS = 500;
+
+interface Waiting {
+  node: ClusterNode;
+  since: number;
+  suspected: boolean;
+  /** Ends the attempt so it can go to another node (only attempts that may be sent again). */
+  abort: (() => void) | undefined;
+}
+
+/**
+ * Attempts waiting for a node's answer. A hung node takes connections and never answers: its
+ * requests would only fail after proxy.headersTimeout (60 s), and so would its first failed
+ * request. Instead, an attempt that has waited SLOW_ANSWER_MS asks for a check of its node (only
+ * suspicion: the check decides), and when the node is taken out, the attempts still waiting on
+ * it that may be sent again (body-less reads, nothing of the answer received) end at once and go
+ * to another node. One timer for all, ticking only while something waits.
+ */
+export class AnswerWatch {
+  readonly #waiting = new Set<Waiting>();
+  #timer: Timer | undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly suspect: (node: ClusterNode) => void,
+  ) {}
+
+  /** An attempt was sent; the function returned says its answer's head came (or the attempt ended). */
+  begin(node: ClusterNode, abort: (() => void) | undefined): () => void {
+    const w: Waiting = { node, since: this.clock.now(), suspected: false, abort };
+    this.#waiting.add(w);
+    this.#arm();
+    return () => void this.#waiting.delete(w);
+  }
+
+  /** The node was taken out: its waiting attempts that may go elsewhere do. */
+  nodeOut(node: ClusterNode): void {
+    for (const w of [...this.#waiting]) {
+      if (w.node !== node || w.abort === undefined) continue;
+      this.#waiting.delete(w);
+      w.abort();
+    }
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#waiting.clear();
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined || this.#waiting.size === 0) return;
+    this.#timer = this.clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#tick();
+      this.#arm();
+    }, TICK_MS);
+    this.#timer.unref?.();
+  }
+
+  #tick(): void {
+    const now = this.clock.now();
+    for (const w of this.#waiting) {
+      if (w.suspected || now - w.since < SLOW_ANSWER_MS) continue;
+      w.suspected = true;
+      this.suspect(w.node);
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { startApp } from '../support/app.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { send } from '../support/http-client.js';
+import { startServer } from '../support/servers.js';
+
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+// Found in review (issue 18): a node that accepts connections and never answers was out only
+// after its first request timed out (proxy.headersTimeout, 60 s), and that request waited as long.
+describe('a hung node', () => {
+  it('is checked once a request has waited 2 s for its answer, taken out by the failed check, and the waiting GET goes to another node', async (t) => {
+    const hung = await startServer(() => {});
+    const good = await startServer((_q, r) => r.end('from the good node'));
+    t.after(() => Promise.all([hung.close(), good.close()]));
+    const clock = new FakeClock(Date.now());
+    // Checks off (a liveness check then) with a short timeout; the request timeout is the default 60 s.
+    const lb = await startApp([hung.url, good.url], { health: { enabled: false, timeout: '300ms' }, balance: { policy: 'round-robin' } }, { clock });
+    t.after(() => lb.close());
+    const pull = send(`${lb.url}/v2/a/blobs/sha256:1`);
+    for (let i = 0; i < 20 && lb.app.nodes.all[0]!.traffic.inflight === 0; i++) await settle();
+    assert.equal(lb.app.nodes.all[0]!.traffic.inflight, 1, 'the GET is waiting on the hung node');
+    clock.advance(1_500);
+    await settle();
+    assert.equal(lb.logs.lines.filter((l) => l.event === 'node_state').length, 0, 'under 2 s of waiting: no check yet');
+    clock.advance(1_000);
+    const out = await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n1' && l.to === 'unhealthy', 10_000, 'n1 taken out');
+    assert.match(String(out.why), /a request waited 2s for its answer and harbor-lb's check then failed \(health check failed: no answer within 300 ms\)/);
+    const r = await pull;
+    assert.deepEqual([r.status, r.body.toString()], [200, 'from the good node']);
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.deepEqual([line!.node, line!.reason, line!.attempts], ['n2', 'retried', 2]);
+  });
+});
