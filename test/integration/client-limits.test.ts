@@ -133,6 +133,31 @@ describe('per-client shares: fair queues, not refusals', () => {
     assert.deepEqual([line.reason, line.status, (line.client as { ip: string }).ip], ['TOO_MANY_CONNECTIONS', 429, '127.0.0.1']);
   });
 
+  // Found in review: the heaviest address's new connection closed another address's idle ones.
+  it('at listen.maxConnections, a new connection of the heaviest address closes one of its own idle connections, not another address\'s', async (t) => {
+    const node = await startServer((_q, r) => r.end('ok'));
+    t.after(() => node.close());
+    const lb = await startApp([node.url], { listen: { maxConnections: 10 }, limits: { connectionsPerClient: 8 } });
+    t.after(() => lb.close());
+    const { port } = new URL(lb.url);
+    const open: Array<{ s: net.Socket; from: string; closed: boolean }> = [];
+    t.after(() => open.forEach((o) => o.s.destroy()));
+    const connect = async (localAddress: string) => {
+      const s = net.connect({ port: Number(port), host: '127.0.0.1', localAddress });
+      const o = { s, from: localAddress, closed: false };
+      s.on('close', () => (o.closed = true));
+      s.on('error', () => {});
+      await once(s, 'connect');
+      open.push(o);
+    };
+    for (let i = 0; i < 6; i++) await connect('127.0.0.1');
+    for (let i = 0; i < 4; i++) await connect('127.0.0.2');
+    await connect('127.0.0.1');
+    for (let i = 0; i < 50 && !open.some((o) => o.closed); i++) await settle();
+    const closed = open.filter((o) => o.closed).map((o) => o.from);
+    assert.deepEqual(closed, ['127.0.0.1'], 'one idle connection of the heaviest address, its own');
+  });
+
   it('a request body trickled slower than limits.minBodyRate is cut with 408 after its window; the node is not charged', async (t) => {
     const clock = new FakeClock();
     let nodeSaw!: () => void;
