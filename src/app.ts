@@ -5,10 +5,10 @@ import { createMetrics } from './admin/metrics.js';
 import { createAdminServer } from './admin/server.js';
 import { createSelector } from './balance/create-selector.js';
 import { RetryBudget } from './balance/retry-budget.js';
-import { Affinity } from './balance/affinity.js';
-import { MemoryStateStore } from './state/memory-store.js';
-import { RedisStateStore } from './state/redis-store.js';
-import type { StateStore } from './state/state-store.js';
+import { Pins } from './pins/pins.js';
+import { MemoryPinStore } from './pins/memory-pin-store.js';
+import { RedisPinStore } from './pins/redis-pin-store.js';
+import type { PinStore } from './pins/pin-store.js';
 import { readFileSync } from 'node:fs';
 import type { Server as TlsServer } from 'node:https';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
@@ -20,7 +20,6 @@ import type { ClusterNode } from './nodes/node.js';
 import { ClockSkew, clockSkewOptions } from './health/clock-skew.js';
 import { NodeFlags } from './nodes/node-flags.js';
 import { OutlierDetector } from './health/outlier-detector.js';
-import { StickySelector } from './balance/sticky-selector.js';
 import { ConfigError } from './config/load.js';
 import { LiveConfig, type ConfigStatus, type ReloadResult } from './config/live-config.js';
 import type { ReloadPlan } from './config/reload-plan.js';
@@ -135,9 +134,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         { flags, skew, onSuspect: (node) => trustProbe?.suspect(node) },
       )
     : undefined;
-  const store: StateStore =
+  const store: PinStore =
     config.sticky.store === 'redis'
-      ? new RedisStateStore(
+      ? new RedisPinStore(
           {
             url: config.sticky.redis!.url,
             keyPrefix: config.sticky.redis!.keyPrefix,
@@ -151,9 +150,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
           clock,
           logger,
         )
-      : new MemoryStateStore(clock, config.sticky.maxEntries);
-  const affinity = config.sticky.keys.length > 0 ? new Affinity(store, nodes, config.sticky) : undefined;
-  const sticky = new StickySelector(affinity, createSelector(config.balance.policy, random));
+      : new MemoryPinStore(clock, config.sticky.maxEntries);
+  const pins = new Pins(store, nodes, config.sticky, createSelector(config.balance.policy, random), (node) => skew.tokensAway(node));
   const budget = new RetryBudget(config.balance.retries.budget);
   const proto = config.listen.tls ? 'https' : 'http';
   const rewriter = new OriginRewriter(
@@ -182,13 +180,12 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     clock,
     tls: config.listen.tls !== undefined,
   });
-  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, affinity, clock, queued: (node) => admission.queued(node) });
+  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node) });
   const proxyDeps: ProxyDeps = {
     nodes,
-    sticky,
+    pins,
     rewriter,
     trusted,
-    skew,
     onCsrfRefusal: () => trustProbe?.csrfSuspected(),
     limits,
     admission,
@@ -201,7 +198,6 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     proto,
     outliers,
     guard,
-    affinity,
     budget,
     maxAttempts: config.balance.retries.attempts,
     headersTimeout: config.proxy.headersTimeout,
@@ -270,10 +266,10 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // Checks turned off: their last verdicts must not hold nodes out (or in) for good.
       if (old.checker && !checker) nodes.clearChecks();
     }
-    if (next.balance.policy !== live.current.balance.policy) sticky.setFallback(createSelector(next.balance.policy, random));
+    if (next.balance.policy !== live.current.balance.policy) pins.setFallback(createSelector(next.balance.policy, random));
     budget.ratio = next.balance.retries.budget;
     proxyDeps.maxAttempts = next.balance.retries.attempts;
-    affinity?.configure(next.sticky);
+    pins.configure(next.sticky);
     if (trust && nextTrust) {
       const before = trust.kids;
       trust.replaceWith(nextTrust);

@@ -1,5 +1,5 @@
 import type { ForwardPhase } from '../proxy/forward.js';
-import type { Route } from '../proxy/classify.js';
+import type { Route } from '../registry/route.js';
 
 /**
  * Label values taken from requests come from closed sets, so no client can add series (or break

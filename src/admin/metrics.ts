@@ -1,16 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Affinity, AffinityKind } from '../balance/affinity.js';
+import type { Pins, PinKind } from '../pins/pins.js';
 import type { ClockSkew } from '../health/clock-skew.js';
 import type { NodeHealth } from '../health/node-health.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { ClusterRuleChange, NodeSet } from '../nodes/node-set.js';
-import type { Route } from '../proxy/classify.js';
+import type { Route } from '../registry/route.js';
 import type { ForwardPhase } from '../proxy/forward.js';
 import type { FinishedRequest, RequestMetrics } from '../proxy/request-metrics.js';
-import { PIN_SPACES } from '../state/pin-spaces.js';
-import type { StateStore } from '../state/state-store.js';
+import { PIN_SPACES } from '../pins/pin-spaces.js';
+import type { PinStore } from '../pins/pin-store.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import type { Clock } from '../util/clock.js';
 import { methodIndex, METHODS, retryCause, routeIndex, ROUTES, statusClassIndex, STATUS_CLASSES } from './metric-labels.js';
@@ -32,8 +32,8 @@ export interface MetricsSources {
   guard?: TokenGuard;
   /** Rejections of clients by reason (connection-level and per-client limits). */
   rejections: ReadonlyMap<string, number>;
-  store: StateStore;
-  affinity?: Affinity;
+  store: PinStore;
+  pins: Pins;
   clock: Clock;
   /** Requests waiting for a node's connections now. */
   queued?: (node: ClusterNode) => number;
@@ -43,7 +43,7 @@ export interface MetricsSources {
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 const STATES = ['healthy', 'unhealthy', 'quarantined', 'draining', 'unknown'] as const;
-const KINDS: readonly AffinityKind[] = ['upload', 'session', 'client'];
+const KINDS: readonly PinKind[] = ['upload', 'session', 'client'];
 const VERDICTS = [
   ['good', 'good'],
   ['bad', 'bad'],
@@ -99,7 +99,7 @@ export class Metrics implements RequestMetrics, MetricsExposition {
 
   constructor(private readonly src: MetricsSources) {
     const registers = [this.registry];
-    const { nodes, outliers, health, skew, guard, rejections, store, affinity, clock } = src;
+    const { nodes, outliers, health, skew, guard, rejections, store, pins, clock } = src;
     type Emit<L extends string> = (labels: Record<L, string>, value: number) => void;
     // Families whose values live elsewhere: emptied and refilled at every scrape.
     const counter = <L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void => {
@@ -215,17 +215,15 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     );
 
     // ---- sticky store ---------------------------------------------------------------------------
-    if (affinity) {
-      counter('harbor_lb_sticky_lookups_total', 'Pin lookups by key kind (upload, session, client) and result: hit (a pin to a node that may take the request), miss (no pin), stale (a pin to a node that may not; it is replaced).', ['kind', 'result'], (emit) => {
-        for (const kind of KINDS) {
-          if (!affinity.has(kind)) continue;
-          const c = affinity.lookups[kind];
-          emit({ kind, result: 'hit' }, c.hit);
-          emit({ kind, result: 'miss' }, c.miss);
-          emit({ kind, result: 'stale' }, c.stale);
-        }
-      });
-    }
+    counter('harbor_lb_sticky_lookups_total', 'Pin lookups by key kind (upload, session, client) and result: hit (a pin to a node that may take the request), miss (no pin), stale (a pin to a node that may not; it is replaced).', ['kind', 'result'], (emit) => {
+      for (const kind of KINDS) {
+        if (!pins.has(kind)) continue;
+        const c = pins.lookups[kind];
+        emit({ kind, result: 'hit' }, c.hit);
+        emit({ kind, result: 'miss' }, c.miss);
+        emit({ kind, result: 'stale' }, c.stale);
+      }
+    });
     counter('harbor_lb_sticky_store_errors_total', 'Sticky store operations that failed (timed out or refused); routing goes on without the store.', ['store'], (emit) => emit({ store: store.kind }, store.errors));
     gauge('harbor_lb_sticky_store_connected', '1 while the sticky store is reachable (always 1 for memory).', ['store'], (emit) => emit({ store: store.kind }, store.connected() ? 1 : 0));
     gauge('harbor_lb_sticky_store_entries', "Pins held in this instance (Redis: its near cache only).", ['store'], (emit) => emit({ store: store.kind }, store.size()));

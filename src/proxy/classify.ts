@@ -1,8 +1,8 @@
+import type { Route } from '../registry/route.js';
 import { uploadOf } from '../registry/upload-path.js';
 import { hasDotSegment, hasEncodedSlash, hasMalformedEscape, normalizePath, withSlashesDecoded } from './path-normalize.js';
 
-/** What kind of traffic a request is; decides affinity, retries and what is inspected. */
-export type Route = 'token' | 'v2' | 'upload' | 'ui' | 'other';
+export type { Route } from '../registry/route.js';
 
 /** Classifies by path alone (no query), as Harbor's own nginx routes. */
 export function classify(path: string): Route {

@@ -1,14 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { RetryBudget } from '../balance/retry-budget.js';
-import type { Affinity } from '../balance/affinity.js';
-import type { StickySelector } from '../balance/sticky-selector.js';
-import type { ClockSkew } from '../health/clock-skew.js';
+import type { Pins } from '../pins/pins.js';
 import type { AttemptVerdict, OutlierDetector } from '../health/outlier-detector.js';
 import type { RoutingLog } from '../log/loggers.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
-import { uploadOf } from '../registry/upload-path.js';
 import { isTokenRejection } from '../token/challenge.js';
 import type { TokenGuard } from '../token/token-guard.js';
 import type { BodyRateWatch } from './body-rate.js';
@@ -26,7 +23,7 @@ import { forward, RequestBody, type ForwardOutcome } from './forward.js';
 import { buildRequestHeaders, type OriginRewriter } from './headers.js';
 import { credentialRefusal, pathRefusal, unforwardable } from './request-check.js';
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
-import type { SessionCookie, UserSource } from '../balance/affinity.js';
+import type { SessionCookie, UserSource } from '../pins/pins.js';
 import { isBodylessRead, mayRetry, needsBudget } from './retry-policy.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
@@ -34,8 +31,8 @@ export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failov
 
 export interface ProxyDeps {
   nodes: NodeSet;
-  /** Picks the node of each attempt: pins and hashing first, balancing after. */
-  sticky: StickySelector;
+  /** Places each request: its pin, else its key's hash, else balancing; learns pins from answers. */
+  pins: Pins;
   rewriter: OriginRewriter;
   trusted: TrustedPeers;
   /** The routing log: one line per request. */
@@ -48,8 +45,6 @@ export interface ProxyDeps {
   budget: RetryBudget;
   /** Token awareness; absent when token.rootCert is not configured. */
   guard: TokenGuard | undefined;
-  /** Stickiness; absent when sticky.keys is empty. */
-  affinity: Affinity | undefined;
   /** Attempts per request, the first included. */
   maxAttempts: number;
   headersTimeout: number;
@@ -58,8 +53,6 @@ export interface ProxyDeps {
   instanceId: string;
   /** A UI request carrying a CSRF cookie was refused 403: the CSRF key check should run. */
   onCsrfRefusal?: () => void;
-  /** Node clock offsets: token requests avoid a node whose tokens other registries would refuse. */
-  skew: ClockSkew | undefined;
   /** Per-client counts: requests in flight. */
   limits: ClientLimits;
   /** Fair shares of each node's connections: an attempt takes a slot before it is sent. */
@@ -281,32 +274,21 @@ export const REPLAYABLE_BODY = 64 * 1024;
 /** Attempts on one node after another while it is safe; ends with the client answered one way or another. */
 async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
   const { record, res, method, body } = ex;
-  const tried = new Set<ClusterNode>();
   // Which answers a shared failure is judged on: the /v2/ ping needs no storage, pulls do.
   const failureClass = ex.route === 'v2' && (ex.path === '/v2/' || ex.path === '/v2') ? 'v2-base' : ex.route;
-  if (ex.route === 'token' && deps.skew !== undefined) {
-    // Tokens from a node whose clock is past the registries' leeway are refused elsewhere: ask
-    // the others (while there are others).
-    const available = deps.nodes.available();
-    const skewed = available.filter((n) => deps.skew!.tokensAway(n));
-    if (skewed.length > 0 && skewed.length < available.length) for (const n of skewed) tried.add(n);
-  }
   const guard = deps.guard;
   const inspectToken = guard !== undefined && ex.route === 'token' && method === 'GET' && body === undefined;
   const bearer = guard !== undefined && (ex.route === 'v2' || ex.route === 'upload') ? ex.bearer : undefined;
-  const affinity = deps.affinity;
-  const upload = ex.route === 'upload' ? uploadOf(ex.path) : undefined;
-  const startsUpload = upload !== undefined && upload.uuid === undefined && method === 'POST';
-  const key = affinity?.keyOf(upload?.uuid, ex.session, ex.clientIp, ex.user, ex.userFrom);
-  const choice = await deps.sticky.begin(key);
-  record.affinity = key?.kind ?? 'none';
+  const choice = await deps.pins.begin({ route: ex.route, method, path: ex.path, clientIp: ex.clientIp, user: ex.user, userFrom: ex.userFrom, session: ex.session });
+  record.affinity = choice.kind;
+  const tried = new Set<ClusterNode>(choice.avoid);
   let outcome: ForwardOutcome | undefined;
   let reason: RouteReason = choice.first;
   let reached = false;
   let queueTimedOut = false;
   // An upload continues on its own node or not at all (another node may not know it), and a
   // pinned session stays with its node: they wait for its connections, never go elsewhere for them.
-  const mayMove = !(key?.kind === 'upload' && upload?.uuid !== undefined) && !(key?.kind === 'session' && choice.first === 'pinned');
+  const mayMove = !choice.mustStay;
   deps.budget.active++;
   try {
     for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
@@ -366,9 +348,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
             answered();
             if (bearer !== undefined && isTokenRejection(status, h)) tokenRejected = true;
             if (status === 403 && ex.route === 'ui' && !isBodylessRead(method, undefined) && ex.session?.kind === 'csrf') deps.onCsrfRefusal?.();
-            if (affinity === undefined) return;
-            if (startsUpload && status === 202) affinity.learnUpload(node, h);
-            else if (ex.route === 'ui') affinity.learnSession(node, h, { clientIp: ex.clientIp, method, path: ex.path, status, requestSession: ex.session });
+            choice.observe(node, status, h);
           },
           holdBack: replayable ? isTokenRejection : undefined,
         });
@@ -389,7 +369,7 @@ async function run(deps: ProxyDeps, ex: Exchange): Promise<void> {
           continue;
         }
         // A good token issued to the Basic user is the node vouching for that login.
-        if (verdict === 'good') choice.answered(node, outcome.status, key?.basicUser !== undefined && subject === key.basicUser);
+        if (verdict === 'good') choice.answered(node, outcome.status, choice.basicUser !== undefined && subject === choice.basicUser);
         break;
       }
       if (outcome.phase === 'held-back') {

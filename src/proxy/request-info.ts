@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { HashedLru } from '../util/hashed-lru.js';
-import type { SessionCookie, UserSource } from '../balance/affinity.js';
+import type { SessionCookie, UserSource } from '../pins/pins.js';
 import { basicUser, bearerToken, readCookie } from './credentials.js';
 
 /** Harbor's UI session cookies (`sid` in 2.x, `beegosessionID` in 1.x), then core's CSRF cookie (gorilla/csrf). */

@@ -1,4 +1,4 @@
-import type { Route } from './classify.js';
+import type { Route } from '../registry/route.js';
 import type { ForwardPhase } from './forward.js';
 
 /**

@@ -10,7 +10,9 @@ import { OutlierDetector } from '../../../src/health/outlier-detector.js';
 import { createLoggers } from '../../../src/log/loggers.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
 import { NodeSet } from '../../../src/nodes/node-set.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { MemoryPinStore } from '../../../src/pins/memory-pin-store.js';
+import { Pins } from '../../../src/pins/pins.js';
+import { createSelector } from '../../../src/balance/create-selector.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { LogSink } from '../../support/log-sink.js';
 
@@ -22,7 +24,9 @@ function setup(t: TestContext, names: string[], view?: (nodes: NodeSet) => NodeS
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: new LogSink() });
   const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, async () => ({ ok: true, detail: 'not checked in this test' }));
   const health = new NodeHealth(nodes, config.health, clock);
-  const metrics = createMetrics({ nodes: view ? view(nodes) : nodes, outliers, health, rejections: new Map(), store: new MemoryStateStore(clock, 10), clock });
+  const store = new MemoryPinStore(clock, 10);
+  const pins = new Pins(store, nodes, config.sticky, createSelector('round-robin', Math.random));
+  const metrics = createMetrics({ nodes: view ? view(nodes) : nodes, outliers, health, rejections: new Map(), store, pins, clock });
   t.after(async () => {
     metrics.close();
     outliers.stop();

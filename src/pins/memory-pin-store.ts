@@ -1,13 +1,13 @@
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, type PinSpace } from './pin-spaces.js';
-import type { StateStore } from './state-store.js';
+import type { PinStore } from './pin-store.js';
 
 /**
  * The embedded store for a single instance: pins with a TTL each, in bounded spaces per kind
  * (pin-spaces.ts), so client pins can never push out upload or session pins. Expired entries are
  * dropped when read; a full space drops its least recently used pin (reading a pin uses it).
  */
-export class MemoryStateStore implements StateStore {
+export class MemoryPinStore implements PinStore {
   readonly kind = 'memory' as const;
   /** A Map does not fail. */
   readonly errors = 0;

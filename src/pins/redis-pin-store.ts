@@ -2,9 +2,9 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
-import type { StateStore } from './state-store.js';
+import type { PinStore } from './pin-store.js';
 
-export interface RedisStoreOptions {
+export interface RedisPinStoreOptions {
   url: string;
   keyPrefix: string;
   sentinels?: Array<{ host: string; port: number }>;
@@ -36,7 +36,7 @@ const FAILURES_TO_OPEN = 3;
  * memory store: a key pushed out of it is deleted in Redis, so Redis holds at most `maxEntries`
  * visitor keys per instance whatever the rate of visits.
  */
-export class RedisStateStore implements StateStore {
+export class RedisPinStore implements PinStore {
   readonly kind = 'redis' as const;
   readonly #client: Redis;
   /**
@@ -55,7 +55,7 @@ export class RedisStateStore implements StateStore {
   #everReady = false;
 
   constructor(
-    private readonly o: RedisStoreOptions,
+    private readonly o: RedisPinStoreOptions,
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {

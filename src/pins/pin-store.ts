@@ -5,7 +5,7 @@ import type { PinSpace } from './pin-spaces.js';
  * space (`upload:…`, `session:…`, `visitor:…`, `client:…`, see pin-spaces.ts); each space is bounded
  * on its own.
  */
-export interface StateStore {
+export interface PinStore {
   readonly kind: 'memory' | 'redis';
   /** The value; with `renewMs`, its TTL starts over (a pin in use does not expire under its user). */
   get(key: string, renewMs?: number): Promise<string | undefined>;

@@ -1,43 +1,15 @@
-import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { boundedLoadPick, rendezvousOrder } from '../balance/rendezvous.js';
+import type { Selector } from '../balance/selector.js';
 import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
-import type { StateStore } from '../state/state-store.js';
 import { uploadOfLocation } from '../registry/upload-path.js';
-import { boundedLoadPick, rendezvousOrder } from './rendezvous.js';
+import { digest, PinKeys, type PinFacts, type PinKey, type PinKind, type SessionCookie } from './pin-key.js';
+import type { PinStore } from './pin-store.js';
+import { Placement } from './placement.js';
 
-export type AffinityKind = 'upload' | 'session' | 'client';
-
-/**
- * `basic`: the name a client sent with Basic auth (the node checks the password). `token`: the
- * `sub` of a bearer token that verified against token.rootCert. `unverified-token`: the `sub` of
- * a bearer token not verified (yet): anyone can write any name into a token.
- */
-export type UserSource = 'basic' | 'token' | 'unverified-token';
-
-/** The cookie a request's UI affinity is read from: a session, or before login the CSRF cookie. */
-export interface SessionCookie {
-  kind: 'session' | 'csrf';
-  /** The cookie's value: a secret, never logged (affinity keys hash it). */
-  value: string;
-}
-
-export interface AffinityKey {
-  kind: AffinityKind;
-  /** The store key: never a secret in clear (session ids are hashed). */
-  key: string;
-  /**
-   * For a client key: its identity was vouched for already (the `sub` of a bearer token that
-   * verified), so a pin may be written for it. A name sent with Basic auth is vouched for only
-   * once a node issued that user a good token (see NodeChoice.answered); anonymous never.
-   */
-  vouched?: boolean;
-  /** For a client key: the user name sent with Basic auth, which a good token may vouch for. */
-  basicUser?: string;
-  /** For a session cookie: where its pin is while no login has made it a session (visitor space). */
-  visitorKey?: string;
-}
+export type { PinFacts, PinKey, PinKind, SessionCookie, UserSource } from './pin-key.js';
 
 /** How many visitor pins one address keeps: a flood from it pushes out its own, not other visitors'. */
 export const VISITOR_PINS_PER_ADDRESS = 32;
@@ -55,72 +27,70 @@ export interface SessionEvidence {
   requestSession: SessionCookie | undefined;
 }
 
-
-const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
+/** Pin lookups by kind and what they found (a usable pin, none, or a stale one), for /metrics. */
+export type PinLookups = Readonly<Record<PinKind, { hit: number; miss: number; stale: number }>>;
 
 /**
- * Which node a request belongs to, in this order: the upload it continues, the UI session it
- * carries, the client (address and user) it comes from. Pins live in the state store, so several
- * harbor-lb instances agree; without a pin, rendezvous hashing gives every instance the same
- * answer even before the store does (or while it is down).
+ * Which node a request belongs to: the one entry point of stickiness. `begin(facts)` reads the
+ * request's pin and returns its Placement, which chooses each attempt's node and learns from the
+ * answers (an upload's POST, a login's session); pins are written only from such evidence.
+ * Pins live in the pin store, so several harbor-lb instances agree; without a pin, rendezvous
+ * hashing gives every instance the same answer even before the store does (or while it is down).
+ * Token requests avoid nodes whose clock is past the registries' leeway (`tokensAway`).
  */
-export class Affinity {
-  #kinds: ReadonlySet<AffinityKind>;
-  /** Address|user → store key; neither is a secret, so they may be kept as they are. */
-  readonly #clientKeys = new LRUCache<string, string>({ max: 10_000 });
+export class Pins {
+  #kinds: ReadonlySet<PinKind>;
+  readonly #keys: PinKeys;
   /** Visitor pins each address wrote lately, oldest first (bounded: the addresses seen lately). */
   readonly #visitorPins = new LRUCache<string, string[]>({ max: 10_000 });
-  /** Pin lookups by key kind and what they found (a usable pin, none, or a stale one), for /metrics. */
-  readonly lookups: Readonly<Record<AffinityKind, { hit: number; miss: number; stale: number }>> = {
+  readonly lookups: PinLookups = {
     upload: { hit: 0, miss: 0, stale: 0 },
     session: { hit: 0, miss: 0, stale: 0 },
     client: { hit: 0, miss: 0, stale: 0 },
   };
 
   constructor(
-    private readonly store: StateStore,
+    private readonly store: PinStore,
     private readonly nodes: NodeSet,
     private cfg: Config['sticky'],
+    private fallback: Selector,
+    private readonly tokensAway: (node: ClusterNode) => boolean = () => false,
   ) {
     this.#kinds = new Set(cfg.keys);
+    this.#keys = new PinKeys(this.#kinds);
   }
 
-  /** New TTLs, keys and load factor from a config reload; pins already written keep their TTL until renewed. */
+  /** New TTLs, kinds and load factor from a config reload; pins already written keep their TTL until renewed. */
   configure(cfg: Config['sticky']): void {
     this.cfg = cfg;
     this.#kinds = new Set(cfg.keys);
+    this.#keys.configure(this.#kinds);
   }
 
-  has(kind: AffinityKind): boolean {
+  /** A new balancing policy from a config reload; requests under way keep the one they began with. */
+  setFallback(fallback: Selector): void {
+    this.fallback = fallback;
+  }
+
+  has(kind: PinKind): boolean {
     return this.#kinds.has(kind);
   }
 
-  /**
-   * The key of a request, or undefined when no configured kind applies. `session` is the UI
-   * session cookie, or before login Harbor core's CSRF cookie (gorilla/csrf): a browser without a
-   * session yet is kept on the node that minted it, so its login works even while nodes have
-   * different CSRF keys.
-   */
-  keyOf(uploadId: string | undefined, session: SessionCookie | undefined, clientIp: string, user: string | undefined, userFrom?: UserSource): AffinityKey | undefined {
-    if (uploadId !== undefined && this.#kinds.has('upload')) return { kind: 'upload', key: `upload:${uploadId}` };
-    if (session !== undefined && this.#kinds.has('session')) {
-      const d = digest(session.value);
-      // A session cookie is a signed-in session's pin, or while nobody logged in with it, a visitor's.
-      return session.kind === 'session' ? { kind: 'session', key: `session:${d}`, visitorKey: `visitor:${d}` } : { kind: 'session', key: `visitor:${d}` };
-    }
-    if (this.#kinds.has('client') && clientIp !== '') {
-      // A token's name nobody verified is no identity: such a client is its address alone.
-      const name = userFrom === 'basic' || userFrom === 'token' ? (user ?? '') : '';
-      // Hashed once per client, not per request: a client sends many requests.
-      const id = `${clientIp}|${name}`;
-      let key = this.#clientKeys.get(id);
-      if (key === undefined) {
-        key = `client:${digest(id)}`;
-        this.#clientKeys.set(id, key);
-      }
-      return userFrom === 'basic' ? { kind: 'client', key, basicUser: name } : { kind: 'client', key, vouched: name !== '' };
-    }
-    return undefined;
+  /** Starts placing one request: its pin key and pin (the only asynchronous step). */
+  async begin(facts: PinFacts): Promise<Placement> {
+    const key = this.#keys.keyOf(facts);
+    const pin = key === undefined ? { stale: false } : await this.#lookup(key);
+    // Writes go where the pin was found (a visitor's session cookie stays a visitor pin).
+    const at = key !== undefined && pin.at !== undefined ? { ...key, key: pin.at } : key;
+    return new Placement(this, this.fallback, facts, at, pin.node, pin.stale, this.#avoid(facts));
+  }
+
+  /** Token requests avoid nodes whose tokens the other registries refuse (clock), while there are others. */
+  #avoid(facts: PinFacts): ReadonlySet<ClusterNode> {
+    if (facts.route !== 'token') return new Set();
+    const available = this.nodes.available();
+    const away = available.filter((n) => this.tokensAway(n));
+    return away.length > 0 && away.length < available.length ? new Set(away) : new Set();
   }
 
   /**
@@ -128,7 +98,7 @@ export class Affinity {
    * (it is then replaced, never kept: a stale pin must not hold a client on a dead node). Reading
    * a pin renews it, so an upload or session that outlasts its TTL while in use keeps its node.
    */
-  async lookup(k: AffinityKey): Promise<{ node?: ClusterNode; stale: boolean; at?: string }> {
+  async #lookup(k: PinKey): Promise<{ node?: ClusterNode; stale: boolean; at?: string }> {
     let at = k.key;
     let name = await this.store.get(at, this.#ttl(k.kind));
     if (name === undefined && k.visitorKey !== undefined) name = await this.store.get((at = k.visitorKey), this.#ttl(k.kind));
@@ -138,9 +108,9 @@ export class Affinity {
       return { stale: false };
     }
     const node = this.nodes.get(name);
-    // Uploads and sessions already on a draining node finish there; new clients go elsewhere.
     // `at`: the pin was found under the visitor key, where writes to it go too.
     const where = at === k.key ? {} : { at };
+    // Uploads and sessions already on a draining node finish there; new clients go elsewhere.
     if (node && (this.nodes.available().includes(node) || (node.state === 'draining' && k.kind !== 'client'))) {
       counts.hit++;
       return { node, stale: false, ...where };
@@ -150,18 +120,18 @@ export class Affinity {
   }
 
   /** A node for a key without a usable pin: rendezvous order, bounded load for new clients. */
-  hashed(k: AffinityKey, candidates: readonly ClusterNode[]): ClusterNode | undefined {
+  hashed(k: PinKey, candidates: readonly ClusterNode[]): ClusterNode | undefined {
     const order = rendezvousOrder(k.key, candidates);
     return k.kind === 'client' ? boundedLoadPick(order, this.cfg.loadFactor) : order[0];
   }
 
   /** Records a first choice; another instance's earlier pin wins (set-if-absent). */
-  claim(k: AffinityKey, node: ClusterNode): void {
+  claim(k: PinKey, node: ClusterNode): void {
     void this.store.setIfAbsent(k.key, node.name, this.#ttl(k.kind));
   }
 
   /** Moves a pin (the pinned node could not serve, or the node told us: an upload POST, a new session). */
-  pin(k: AffinityKey, node: ClusterNode): void {
+  pin(k: PinKey, node: ClusterNode): void {
     void this.store.set(k.key, node.name, this.#ttl(k.kind));
   }
 
@@ -209,7 +179,7 @@ export class Affinity {
     if (mine.length > VISITOR_PINS_PER_ADDRESS) void this.store.delete(mine.shift()!);
   }
 
-  #ttl(kind: AffinityKind): number {
+  #ttl(kind: PinKind): number {
     return this.cfg.ttl[kind];
   }
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { MemoryPinStore } from '../../../src/pins/memory-pin-store.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 it('keeps entries for their TTL only', async () => {
   const clock = new FakeClock();
-  const store = new MemoryStateStore(clock, 10);
+  const store = new MemoryPinStore(clock, 10);
   await store.set('a', 'n1', 1000);
   clock.advance(999);
   assert.equal(await store.get('a'), 'n1');
@@ -16,7 +16,7 @@ it('keeps entries for their TTL only', async () => {
 
 it('lets the first writer win set-if-absent until the entry expires', async () => {
   const clock = new FakeClock();
-  const store = new MemoryStateStore(clock, 10);
+  const store = new MemoryPinStore(clock, 10);
   assert.equal(await store.setIfAbsent('k', 'n1', 1000), 'n1');
   assert.equal(await store.setIfAbsent('k', 'n2', 1000), 'n1');
   clock.advance(1000);
@@ -24,7 +24,7 @@ it('lets the first writer win set-if-absent until the entry expires', async () =
 });
 
 it('stays within its bound, dropping the least recently written or read entry', async () => {
-  const store = new MemoryStateStore(new FakeClock(), 3);
+  const store = new MemoryPinStore(new FakeClock(), 3);
   for (const k of ['a', 'b', 'c']) await store.set(`client:${k}`, k, 60_000);
   await store.set('client:a', 'a2', 60_000); // rewritten: now the newest
   await store.set('client:d', 'd', 60_000);
@@ -37,7 +37,7 @@ it('stays within its bound, dropping the least recently written or read entry', 
 // Issue 18: made-up logins made client pins in the same bounded cache as upload pins; a flood of
 // them pushed real uploads' pins out and the uploads failed with BLOB_UPLOAD_INVALID.
 it('keeps each kind of pin in its own bounded space: no flood of one kind evicts another, evictions counted', async () => {
-  const store = new MemoryStateStore(new FakeClock(), 100);
+  const store = new MemoryPinStore(new FakeClock(), 100);
   for (let i = 0; i < 20; i++) await store.set(`upload:u${i}`, 'n1', 3_600_000);
   for (let i = 0; i < 5; i++) await store.set(`session:s${i}`, 'n2', 1_800_000);
   for (let i = 0; i < 100_000; i++) await store.set(`client:c${i}`, 'n3', 1_800_000);
@@ -49,7 +49,7 @@ it('keeps each kind of pin in its own bounded space: no flood of one kind evicts
 });
 
 it('evicts the least recently used pin of a full space: a pin in use stays', async () => {
-  const store = new MemoryStateStore(new FakeClock(), 3);
+  const store = new MemoryPinStore(new FakeClock(), 3);
   for (const k of ['a', 'b', 'c']) await store.set(`upload:${k}`, k, 60_000);
   assert.equal(await store.get('upload:a', 60_000), 'a'); // in use: now the most recent
   await store.set('upload:d', 'd', 60_000);

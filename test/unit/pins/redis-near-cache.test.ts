@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { createLoggers } from '../../../src/log/loggers.js';
-import { RedisStateStore } from '../../../src/state/redis-store.js';
+import { RedisPinStore } from '../../../src/pins/redis-pin-store.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { LogSink } from '../../support/log-sink.js';
 import { deadPort } from '../../support/servers.js';
@@ -9,7 +9,7 @@ import { deadPort } from '../../support/servers.js';
 /** A store whose Redis never answers: every read is the near cache's alone. */
 async function storeWithoutRedis(t: { after: (fn: () => unknown) => void }, nearCacheMax: number) {
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: new LogSink() });
-  const store = new RedisStateStore(
+  const store = new RedisPinStore(
     { url: `redis://127.0.0.1:${await deadPort()}/0`, keyPrefix: 't:', timeout: 100, nearCacheTtl: 5_000, nearCacheMax, maxEntries: 1000 },
     new FakeClock(),
     logger,
