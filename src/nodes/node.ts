@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
-import type { NodeConditions } from './conditions.js';
+import type { NodeConditions } from './node-conditions.js';
 import { NodeTraffic } from './node-traffic.js';
 import { nodeTlsOptions, type NodeTlsOptions } from './node-tls.js';
 

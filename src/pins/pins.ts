@@ -5,9 +5,10 @@ import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import { uploadOfLocation } from '../registry/upload-path.js';
-import { digest, PinKeys, type PinFacts, type PinKey, type PinKind, type SessionCookie } from './pin-key.js';
+import { digest, PinKeys, type PinFacts, type PinKey, type PinKind } from './pin-key.js';
 import type { PinStore } from './pin-store.js';
-import { Placement } from './placement.js';
+import { Placement, type PinWriter } from './placement.js';
+import type { SessionEvidence } from './session-evidence.js';
 
 export type { PinFacts, PinKey, PinKind, SessionCookie, UserSource } from './pin-key.js';
 
@@ -17,15 +18,7 @@ export const VISITOR_PINS_PER_ADDRESS = 32;
 /** Harbor's UI login: a 2xx to it makes the browser's session one a node vouched for. */
 const LOGIN_PATHS = new Set(['/c/login', '/login']);
 
-/** What an answer tells about a UI session. */
-export interface SessionEvidence {
-  clientIp: string;
-  method: string;
-  path: string;
-  status: number;
-  /** The session cookie the request carried (a login may keep it rather than set a new one). */
-  requestSession: SessionCookie | undefined;
-}
+export type { SessionEvidence } from './session-evidence.js';
 
 /** Pin lookups by kind and what they found (a usable pin, none, or a stale one), for /metrics. */
 export type PinLookups = Readonly<Record<PinKind, { hit: number; miss: number; stale: number }>>;
@@ -38,7 +31,7 @@ export type PinLookups = Readonly<Record<PinKind, { hit: number; miss: number; s
  * hashing gives every instance the same answer even before the store does (or while it is down).
  * Token requests avoid nodes whose clock is past the registries' leeway (`tokensAway`).
  */
-export class Pins {
+export class Pins implements PinWriter {
   #kinds: ReadonlySet<PinKind>;
   readonly #keys: PinKeys;
   /** Visitor pins each address wrote lately, oldest first (bounded: the addresses seen lately). */

@@ -2,7 +2,16 @@ import type { Selector } from '../balance/selector.js';
 import type { ClusterNode } from '../nodes/node.js';
 import { uploadOf } from '../registry/upload-path.js';
 import type { PinFacts, PinKey } from './pin-key.js';
-import type { Pins } from './pins.js';
+import type { SessionEvidence } from './session-evidence.js';
+
+/** What a placement asks of the pins it came from (Pins is the one). */
+export interface PinWriter {
+  hashed(k: PinKey, candidates: readonly ClusterNode[]): ClusterNode | undefined;
+  claim(k: PinKey, node: ClusterNode): void;
+  pin(k: PinKey, node: ClusterNode): void;
+  learnUpload(node: ClusterNode, headers: readonly string[]): void;
+  learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): void;
+}
 
 /** How the first node of a request was found. */
 export type ChoiceReason = 'pinned' | 'hashed' | 'balanced';
@@ -26,7 +35,7 @@ export class Placement {
   #attempts = 0;
 
   constructor(
-    private readonly pins: Pins,
+    private readonly pins: PinWriter,
     private readonly fallback: Selector,
     private readonly facts: PinFacts,
     private readonly key: PinKey | undefined,
