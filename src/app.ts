@@ -31,7 +31,8 @@ import { TokenVerifier } from './token/verifier.js';
 import { createLoggers, flushLogger, type Logger } from './log/loggers.js';
 import { NodeSet, nodeSetOptions } from './nodes/node-set.js';
 import { checkNodeCas } from './nodes/node-tls.js';
-import { createRequestHandler, type ProxyDeps } from './proxy/handler.js';
+import type { ProxyDeps } from './proxy/proxy-deps.js';
+import { createRequestHandler } from './proxy/request-handler.js';
 import { OriginRewriter } from './proxy/headers.js';
 import { closeServer, createListener, listen, listenTlsContext } from './proxy/listener.js';
 import { TrustedPeers } from './proxy/trusted-peers.js';
@@ -339,7 +340,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // All or nothing: if any step fails, whatever was bound, connected or started before it is
       // closed again, so a failed start leaves no listener, Redis client or timer behind.
       try {
-        proxy = createListener(config.listen, handler.handle);
+        proxy = createListener(config.listen, (req, res) => handler.handle(req, res));
         connections.attach(proxy);
         admin = createAdminServer({
           nodes,

@@ -36,7 +36,7 @@ export interface Loggers {
   logger: Logger;
   /**
    * One line per proxied request. Its records are built field by field from values that hold no
-   * secret (see proxy/handler.ts), so the per-line cost of redaction is not paid on the hot path.
+   * secret (see proxy/routing-record.ts), so the per-line cost of redaction is not paid on the hot path.
    */
   routing: RoutingLog;
 }

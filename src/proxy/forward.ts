@@ -5,6 +5,8 @@ import type { ClusterNode } from '../nodes/node.js';
 import { isConnectionFailure } from '../nodes/node-failure.js';
 import { ProxyError } from './errors.js';
 import { buildResponseHeaders, type OriginRewriter } from './headers.js';
+import type { RequestBody } from './request-body.js';
+import { StallClock } from './stall-clock.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
 export type ForwardPhase =
@@ -48,43 +50,6 @@ export interface ForwardOutcome {
 }
 
 /**
- * A wait on the client this long or longer makes a failure of the attempt the client's doing:
- * far above what a client reading or sending at any real speed pauses for, far below the
- * timeouts (60 s in Harbor's nginx) after which a node gives up on it.
- */
-export const CLIENT_STALL_MS = 1000;
-
-/** Tracks stretches of waiting on the client: the longest, and the one under way. */
-class StallClock {
-  #since: number | undefined;
-  #longest = 0;
-
-  begin(): void {
-    this.#since ??= performance.now();
-  }
-
-  end(): void {
-    if (this.#since === undefined) return;
-    this.#longest = Math.max(this.#longest, performance.now() - this.#since);
-    this.#since = undefined;
-  }
-
-  get waiting(): boolean {
-    return this.#since !== undefined;
-  }
-
-  /** Forgets finished stretches (a small body's wait while it was read up front, before any node). */
-  reset(): void {
-    this.#longest = 0;
-  }
-
-  /** Whether a stretch reached CLIENT_STALL_MS, or one is under way now. */
-  stalled(): boolean {
-    return this.#since !== undefined || this.#longest >= CLIENT_STALL_MS;
-  }
-}
-
-/**
  * How a 200 is held back whole for inspection (token responses) before the client sees it. A
  * response that cannot be held is not an error: it goes to the client as it is, and `unheld` says why.
  */
@@ -93,125 +58,6 @@ export interface ResponseHold {
   maxBytes: number;
   /** The response went to the client without being held: larger than maxBytes, or compressed. */
   unheld(reason: 'too-large' | 'encoded', detail: string): void;
-}
-
-/**
- * The client's request body as undici reads it: pulled one chunk at a time (so the node's pace
- * sets the client's), counted, and detachable. A node may answer before it has read the whole
- * body (an early 401 or 404 to an upload); the rest must then be discarded rather than left
- * unread, or the client stalls with a full TCP window and never finishes sending.
- */
-export class RequestBody {
-  bytes = 0;
-  /** Set once undici starts reading; an untouched body can still be sent to another node. */
-  touched = false;
-  /** The client failed while sending it (hung up mid-upload). */
-  clientFailed = false;
-  /** The whole body, read up front when it is small: it can then be sent to another node. */
-  buffered: Buffer | undefined;
-  #released = false;
-  #pending: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | undefined;
-  #ended = false;
-  #error: Error | undefined;
-  /** Waits for the client's next bytes while a node asked for them. */
-  readonly stalls = new StallClock();
-
-  constructor(private readonly req: IncomingMessage) {}
-
-  readonly #onData = (chunk: Buffer): void => {
-    this.req.pause();
-    this.bytes += chunk.length;
-    const p = this.#pending;
-    this.#pending = undefined;
-    this.stalls.end();
-    p?.resolve({ value: chunk, done: false });
-  };
-
-  readonly #onEnd = (): void => {
-    this.#ended = true;
-    this.#settle();
-  };
-
-  readonly #onError = (err: Error): void => {
-    this.clientFailed = true;
-    this.#error = err;
-    this.#settle();
-  };
-
-  #settle(): void {
-    const p = this.#pending;
-    this.#pending = undefined;
-    this.stalls.end();
-    if (p === undefined) return;
-    if (this.#error) p.reject(this.#error);
-    else p.resolve({ value: undefined, done: true });
-  }
-
-  /**
-   * Reads a small body whole (a manifest, a short chunk) so that it can be replayed where that is
-   * safe: when nothing reached the node, or a registry refused the token before acting.
-   */
-  async preload(): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of this.iterable()) chunks.push(c);
-    this.buffered = Buffer.concat(chunks, this.bytes);
-  }
-
-  /** What undici sends: the preloaded bytes (the same on every attempt), or the live stream. */
-  source(): Buffer | AsyncIterable<Buffer> {
-    return this.buffered ?? this.iterable();
-  }
-
-  /** A fresh iterable over the client's body; undici pulls the next chunk only when the node took the last. */
-  iterable(): AsyncIterable<Buffer> {
-    const { req } = this;
-    return {
-      [Symbol.asyncIterator]: () => {
-        this.touched = true;
-        req.on('data', this.#onData);
-        req.once('end', this.#onEnd);
-        req.once('error', this.#onError);
-        // 'aborted' without 'error' happens on some Node versions when the client hangs up.
-        req.once('aborted', () => this.#onError(new Error('client aborted the upload')));
-        return {
-          next: () =>
-            new Promise<IteratorResult<Buffer>>((resolve, reject) => {
-              if (this.#error) return reject(this.#error);
-              if (this.#ended || this.#released) return resolve({ value: undefined, done: true });
-              this.#pending = { resolve, reject };
-              this.stalls.begin();
-              req.resume();
-            }),
-          return: () => {
-            this.release();
-            return Promise.resolve({ value: undefined, done: true as const });
-          },
-        };
-      },
-    };
-  }
-
-  /** Whether the node is waiting for the client's next bytes now. */
-  get waiting(): boolean {
-    return this.#pending !== undefined;
-  }
-
-  /** Ends the body with `err` (the client is too slow): the node's request fails, the client's problem. */
-  abort(err: Error): void {
-    if (this.#error !== undefined) return;
-    this.clientFailed = true;
-    this.#error = err;
-    this.#settle();
-  }
-
-  /** Stops feeding the node; what the client still sends is read and dropped. */
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.req.off('data', this.#onData);
-    this.#settle();
-    if (!this.req.complete && !this.req.destroyed) this.req.resume();
-  }
 }
 
 export interface ForwardRequest {

@@ -38,6 +38,11 @@ export function credentialRefusal(head: { authorizations: number; session: unkno
   return undefined;
 }
 
+/** A request target other than a path (absolute-form, authority-form, asterisk-form): harbor-lb is no forward proxy. */
+export function targetRefusal(): Refusal {
+  return { status: 400, error: 'REQUEST_NOT_FORWARDABLE', code: 'UNSUPPORTED', reason: 'only origin-form request targets (a path starting with /) are taken' };
+}
+
 /** A path refused because harbor-lb and a node could read it as different requests (see classify). */
 export function pathRefusal(reason: string): Refusal {
   return { status: 400, error: 'PATH_NOT_CANONICAL', code: 'BAD_REQUEST', reason };

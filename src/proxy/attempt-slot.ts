@@ -1,0 +1,34 @@
+import type { ClusterNode } from '../nodes/node.js';
+import type { Exchange } from './exchange.js';
+import type { Admitted, PoolKind } from './node-admission.js';
+import type { ProxyDeps } from './proxy-deps.js';
+
+/**
+ * A connection slot for the attempt: on the chosen node when it has one for this client now;
+ * else, when the request may move, on another available node that has one now; else the wait in
+ * the fair queues of the chosen node, and of the others too when the request may move (the first
+ * slot any frees is taken).
+ */
+export async function slotFor(
+  deps: ProxyDeps,
+  ex: Exchange,
+  chosen: ClusterNode,
+  pool: PoolKind,
+  mayMove: boolean,
+  tried: ReadonlySet<ClusterNode>,
+): Promise<Admitted> {
+  const now = deps.admission.tryTake(chosen, pool, ex.clientIp);
+  if (now !== undefined) return { kind: 'slot', node: chosen, slot: now };
+  const others = mayMove ? deps.nodes.available().filter((n) => n !== chosen && !tried.has(n)) : [];
+  others.sort((a, b) => a.traffic.inflight / a.weight - b.traffic.inflight / b.weight);
+  for (const node of others) {
+    const slot = deps.admission.tryTake(node, pool, ex.clientIp);
+    if (slot !== undefined) return { kind: 'slot', node, slot };
+  }
+  let stop: (() => void) | undefined;
+  const onClose = () => stop?.();
+  ex.res.once('close', onClose);
+  const admitted = await deps.admission.wait([chosen, ...others], pool, ex.clientIp, (s) => (stop = s));
+  ex.res.off('close', onClose);
+  return admitted;
+}

@@ -1,0 +1,110 @@
+import type { ServerResponse } from 'node:http';
+import { nodeFailure, nodeFailureLabel } from '../nodes/node-failure.js';
+import { sendRegistryError } from './errors.js';
+import type { ForwardOutcome } from './forward.js';
+import type { RoutingRecord } from './routing-record.js';
+
+/** How the attempts ended: the last attempt's outcome, if any was sent. */
+export interface AttemptsEnding {
+  outcome: ForwardOutcome | undefined;
+  /** Some attempt reached a node (not every node refused the connection). */
+  reached: boolean;
+  /** The last wait for a node connection ran out (limits.queueTimeout). */
+  queueTimedOut: boolean;
+}
+
+const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
+
+/**
+ * What the client gets, and what its routing line says, once no more attempts are made: the
+ * node's answer as it streamed, a held answer written now, or harbor-lb's own registry-style
+ * error in the node's stead.
+ */
+export function answerClient(res: ServerResponse, record: RoutingRecord, method: string, end: AttemptsEnding): void {
+  const { outcome } = end;
+  const isHead = method === 'HEAD';
+  if (end.queueTimedOut && (outcome === undefined || outcome.phase === 'not-sent')) {
+    record.status = 503;
+    record.error = 'QUEUE_TIMEOUT';
+    record.bytesOut = sendRegistryError(res, isHead, 503, 'UNAVAILABLE', 'every connection of the node was busy for limits.queueTimeout; try again', null, ['retry-after', '1']);
+    return;
+  }
+  if (outcome === undefined) {
+    record.status = 503;
+    record.error = 'NO_NODE_AVAILABLE';
+    record.bytesOut = sendRegistryError(res, isHead, 503, 'UNAVAILABLE', 'no Harbor node is available', null, ['retry-after', '5']);
+    return;
+  }
+  record.bytesOut = outcome.bytesOut;
+  record.status = outcome.status;
+  if (outcome.phase === 'not-sent' && !end.reached) {
+    // Every node tried refused the connection: no node answers at all.
+    record.status = 503;
+    record.error = `NO_NODE_AVAILABLE: ${nodeFailureLabel(outcome.error)}`;
+    record.bytesOut = sendRegistryError(res, isHead, 503, 'UNAVAILABLE', 'no Harbor node is available', { reason: nodeFailure(outcome.error).message }, ['retry-after', '5']);
+    return;
+  }
+  answerOutcome(res, record, isHead, outcome);
+}
+
+function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boolean, outcome: ForwardOutcome): void {
+  switch (outcome.phase) {
+    case 'complete':
+      return;
+    case 'buffered':
+      record.bytesOut = writeHeld(res, outcome.status, outcome.headers!, outcome.body!);
+      return;
+    case 'held-back':
+      record.bytesOut = writeHeld(res, 401, outcome.headers!, isHead ? Buffer.alloc(0) : Buffer.from(REGISTRY_401));
+      return;
+    case 'client-gone':
+      record.error = 'CLIENT_GONE';
+      return;
+    case 'cut':
+      // A node that gave up on a client not reading (nginx's send_timeout): the client's doing.
+      record.error = outcome.clientStalled ? 'CLIENT_TOO_SLOW: response body (the node gave up)' : `NODE_CUT_RESPONSE: ${nodeFailureLabel(outcome.error)}`;
+      return;
+    case 'unsendable': {
+      // undici refused the request as the client shaped it (a shape request-check does not know yet).
+      const code = (outcome.error as { code?: string } | undefined)?.code;
+      const clients = code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED';
+      record.status = clients ? 400 : 500;
+      record.error = `REQUEST_NOT_FORWARDABLE: ${code ?? 'UNKNOWN'}`;
+      record.bytesOut = clients
+        ? sendRegistryError(res, isHead, 400, 'BAD_REQUEST', `harbor-lb cannot forward this request: ${outcome.error?.message ?? 'invalid request'}`)
+        : sendRegistryError(res, isHead, 500, 'UNAVAILABLE', 'internal proxy error');
+      return;
+    }
+    case 'gateway-error':
+      // Dropped for a retry that did not happen (budget spent meanwhile): answer in the node's stead.
+      record.error = `NODE_ANSWERED_${outcome.status as 502 | 503 | 504}`;
+      record.bytesOut = sendRegistryError(res, isHead, outcome.status, 'UNAVAILABLE', `the node answered ${outcome.status}`, { node: record.node });
+      return;
+    default: {
+      if (outcome.clientStalled) {
+        // The node stopped waiting for a body the client had stopped sending (nginx's client_body_timeout).
+        record.status = 408;
+        record.error = 'CLIENT_TOO_SLOW: request body (the node gave up)';
+        record.bytesOut = sendRegistryError(res, isHead, 408, 'TIMEOUT', 'the node stopped waiting for the request body: the client paused sending it', null, ['connection', 'close']);
+        return;
+      }
+      const failure = nodeFailure(outcome.error);
+      record.error = nodeFailureLabel(outcome.error);
+      record.status = failure.status;
+      record.bytesOut = sendRegistryError(res, isHead, failure.status, 'UNAVAILABLE', failure.message, { node: record.node });
+    }
+  }
+}
+
+/** A response held back for inspection, written now; its own Content-Length is replaced by the real one. */
+function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer): number {
+  if (res.headersSent || res.destroyed) return 0;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
+  }
+  out.push('content-length', String(body.length));
+  res.writeHead(status, out);
+  res.end(body);
+  return body.length;
+}

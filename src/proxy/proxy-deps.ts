@@ -1,0 +1,52 @@
+import type { RetryBudget } from '../balance/retry-budget.js';
+import type { AnswerWatch } from '../health/answer-watch.js';
+import type { OutlierDetector } from '../health/outlier-detector.js';
+import type { RoutingLog } from '../log/loggers.js';
+import type { NodeSet } from '../nodes/node-set.js';
+import type { Pins } from '../pins/pins.js';
+import type { TokenGuard } from '../token/token-guard.js';
+import type { BodyRateWatch } from './body-rate.js';
+import type { ClientLimits } from './client-limits.js';
+import type { ConnectionGuard } from './connection-guard.js';
+import type { OriginRewriter } from './headers.js';
+import type { NodeAdmission } from './node-admission.js';
+import type { RequestMetrics } from './request-metrics.js';
+import type { TrustedPeers } from './trusted-peers.js';
+
+/** What the request path is given by the composition root (app.ts): the only parts it may use. */
+export interface ProxyDeps {
+  nodes: NodeSet;
+  /** Places each request: its pin, else its key's hash, else balancing; learns pins from answers. */
+  pins: Pins;
+  rewriter: OriginRewriter;
+  trusted: TrustedPeers;
+  /** The routing log: one line per request. */
+  logger: RoutingLog;
+  /** Request counters and latencies, recorded with the routing line and per attempt. */
+  metrics: RequestMetrics;
+  proto: 'http' | 'https';
+  /** Passive failure detection: what each attempt says about its node. */
+  outliers: OutlierDetector;
+  budget: RetryBudget;
+  /** Token awareness; absent when token.rootCert is not configured. */
+  guard: TokenGuard | undefined;
+  /** Attempts per request, the first included. */
+  maxAttempts: number;
+  headersTimeout: number;
+  uploadHeadersTimeout: number;
+  /** Unique per app instance, so request ids from two proxies never collide. */
+  instanceId: string;
+  /** A UI request carrying a CSRF cookie was refused 403: the CSRF key check should run. */
+  onCsrfRefusal?: () => void;
+  /** Per-client counts: requests in flight. */
+  limits: ClientLimits;
+  /** Fair shares of each node's connections: an attempt takes a slot before it is sent. */
+  admission: NodeAdmission;
+  /** Attempts waiting for an answer: a slow one asks for a check, and a node taken out lets them go elsewhere. */
+  answers: AnswerWatch;
+  /** Minimum body rate while the proxy waits on a client. */
+  rateWatch: BodyRateWatch;
+  minBodyRate: number;
+  /** Connection-level rejections (for the parser error behind a request that ended badly). */
+  connections: ConnectionGuard;
+}

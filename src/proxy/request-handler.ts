@@ -1,0 +1,218 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { routeOf } from './classify.js';
+import { ProxyError, sendRegistryError } from './errors.js';
+import { failureClassOf, REPLAYABLE_BODY, runExchange, type Exchange } from './exchange.js';
+import { buildRequestHeaders } from './headers.js';
+import { PipelineGate } from './pipeline-gate.js';
+import type { ProxyDeps } from './proxy-deps.js';
+import { RequestBody } from './request-body.js';
+import { credentialRefusal, pathRefusal, targetRefusal, unforwardable, type Refusal } from './request-check.js';
+import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
+import type { RoutingError } from './routing-error.js';
+import { normalizeIp } from './trusted-peers.js';
+
+export interface RequestHandler {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Requests being proxied now. */
+  inflight(): number;
+  /** Resolves once no request is in flight (at once when none is). */
+  idle(): Promise<void>;
+}
+
+/** A request harbor-lb read, before it is refused or sent on. */
+interface Received {
+  ex: Exchange;
+  /** Why harbor-lb answers it itself, before any node is involved. */
+  refusal: Refusal | undefined;
+  /** A body small enough to read whole up front (so it can be sent again), or any body at all. */
+  body: 'none' | 'small' | 'streamed';
+}
+
+/** What ended a request on harbor-lb's side rather than the node's: the client too slow. */
+interface ClientCut {
+  status?: number;
+  error: RoutingError;
+}
+
+/**
+ * The front of the request path: one request per connection at a time, read and checked, then
+ * run as an exchange with the nodes (exchange.ts); one routing line when it ends, however it ends.
+ */
+export function createRequestHandler(deps: ProxyDeps): RequestHandler {
+  return new FrontDoor(deps);
+}
+
+class FrontDoor implements RequestHandler {
+  readonly #deps: ProxyDeps;
+  readonly #subjects = new SubjectCache();
+  readonly #gate: PipelineGate;
+  readonly #verifiedToken: (token: string) => boolean;
+  #seq = 0;
+  #inflight = 0;
+  #waiters: Array<() => void> = [];
+
+  constructor(deps: ProxyDeps) {
+    this.#deps = deps;
+    this.#gate = new PipelineGate((socket) => deps.connections.cutOff(socket, 'PIPELINE_TOO_DEEP'));
+    this.#verifiedToken = (token) => deps.guard?.verifier.cached(token)?.ok === true;
+  }
+
+  inflight(): number {
+    return this.#inflight;
+  }
+
+  idle(): Promise<void> {
+    return this.#inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    // The connection was refused already (over its client's connection limit): its answer is sent.
+    if (this.#deps.connections.rejected(req.socket) || req.socket.destroyed) return void res.destroy();
+    this.#gate.enter(req.socket, res, () => this.#serve(req, res));
+  }
+
+  #serve(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    this.#inflight++;
+    // The connection is busy until the request ends: under connection pressure it is never the idle one closed.
+    this.#deps.connections.requestStarted(req.socket);
+    const { ex, refusal, body } = this.#receive(req, res);
+    // Counted, never refused: a client with many in flight waits behind others for node connections.
+    this.#deps.limits.startRequest(ex.clientIp);
+    let cut: ClientCut | undefined;
+    let unwatch: (() => void) | undefined;
+    const end = (): void => {
+      unwatch?.();
+      this.#finish(ex, cut, started);
+    };
+    if (refusal !== undefined) {
+      // The client's problem, found before any node is involved: nothing is charged to a node.
+      ex.record.status = refusal.status;
+      ex.record.error = refusal.error;
+      ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', refusal.status, refusal.code, `harbor-lb cannot forward this request: ${refusal.reason}`);
+      return end();
+    }
+    if (body !== 'none') ex.body = new RequestBody(req);
+    unwatch = this.#watchRate(ex, (c) => (cut = c));
+    const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
+    void ready.then(() => runExchange(this.#deps, ex)).then(end, (err: unknown) => {
+      this.#failed(ex, err);
+      end();
+    });
+  }
+
+  /** Reads what the request says: its client, user, route, target, and the headers the node will get. */
+  #receive(req: IncomingMessage, res: ServerResponse): Received {
+    const url = req.url ?? '';
+    const method = req.method ?? 'GET';
+    const reqId = `${this.#deps.instanceId}-${(++this.#seq).toString(36)}`;
+    const peerIp = normalizeIp(req.socket.remoteAddress);
+    const trusted = this.#deps.trusted.has(peerIp);
+    const clientIp = trusted ? this.#deps.trusted.clientOf(peerIp, headerOf(req, 'x-forwarded-for')) : peerIp;
+    const head = readRequestHead(req.rawHeaders, this.#subjects, this.#verifiedToken);
+    const q = url.indexOf('?');
+    // Routed on the normalized path, which is also what the node gets (the query as sent).
+    const target = routeOf(q < 0 ? url : url.slice(0, q));
+    const { path, route } = target;
+    const forwardUrl = q < 0 ? path : path + url.slice(q);
+    const originForm = url.charCodeAt(0) === 47; /* "/" */
+    const headers = originForm ? buildRequestHeaders(req.rawHeaders, { peerIp, clientIp, proto: this.#deps.proto, trusted, requestId: reqId, identityEncoding: route === 'token' }) : [];
+    const refusal = !originForm
+      ? targetRefusal()
+      : target.refused !== undefined
+        ? pathRefusal(target.refused)
+        : (credentialRefusal(head) ?? unforwardable(method, forwardUrl, req.rawHeaders, headers));
+    const user = head.user === undefined ? { ip: clientIp } : { ip: clientIp, user: head.user, userFrom: head.userFrom };
+    const ex: Exchange = {
+      req,
+      res,
+      method,
+      url: forwardUrl,
+      path,
+      headers,
+      body: undefined,
+      record: { event: 'request', reqId, client: user, method, path: loggablePath(url), route, node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 },
+      route,
+      failureClass: failureClassOf(route, path),
+      clientIp,
+      user: head.user,
+      userFrom: head.userFrom,
+      bearer: head.bearer,
+      session: head.session === 'ambiguous' ? undefined : head.session,
+      ranged: req.headers.range !== undefined,
+    };
+    const body = !head.hasBody ? 'none' : head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? 'small' : 'streamed';
+    return { ex, refusal, body };
+  }
+
+  /** Watches the transfer's pace while harbor-lb waits on the client; too slow, and the client is cut off (limits.minBodyRate). */
+  #watchRate(ex: Exchange, onCut: (cut: ClientCut) => void): () => void {
+    const { res, body } = ex;
+    const socket = ex.req.socket;
+    return this.#deps.rateWatch.watch({
+      bytes: () => socket.bytesRead + socket.bytesWritten,
+      waitingOnClient: () => (body?.waiting ?? false) || res.writableNeedDrain,
+      cut: () => {
+        this.#deps.connections.count('MIN_BODY_RATE');
+        if (!res.headersSent) {
+          onCut({ status: 408, error: 'CLIENT_TOO_SLOW: request body' });
+          ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', 408, 'TIMEOUT', `the request body arrived slower than ${this.#deps.minBodyRate} bytes/s (limits.minBodyRate)`, null, ['connection', 'close']);
+          body?.abort(new ProxyError('CLIENT_TOO_SLOW', 408, 'request body too slow'));
+          // The rest of a trickled body is not waited for.
+          res.once('finish', () => socket.destroySoon());
+        } else {
+          // The status is what the node answered (set when the exchange ends): only the error is ours.
+          onCut({ error: 'CLIENT_TOO_SLOW: response body' });
+          res.destroy();
+        }
+      },
+    });
+  }
+
+  /** The exchange threw: the client hung up while its small body was read, or harbor-lb has a bug. */
+  #failed(ex: Exchange, err: unknown): void {
+    const { res, record, body } = ex;
+    if (body?.clientFailed) {
+      record.error = 'CLIENT_GONE';
+      record.bytesIn = body.bytes;
+      // An answer harbor-lb already wrote (408 for a trickled body) is left to flush.
+      if (!res.writableEnded) res.destroy();
+    } else {
+      record.error = `INTERNAL_ERROR: ${(err as Error).message}`;
+      if (!res.headersSent) record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', 500, 'UNAVAILABLE', 'internal proxy error');
+      else res.destroy();
+    }
+  }
+
+  /** Writes the routing line (what ended the request, however it ended) and lets go of the request's counts. */
+  #finish(ex: Exchange, cut: ClientCut | undefined, started: number): void {
+    const { record, req } = ex;
+    this.#deps.limits.endRequest(ex.clientIp);
+    if (cut !== undefined) {
+      // Cut for a too slow body: that, not the client leaving, is what happened.
+      if (cut.status !== undefined) record.status = cut.status;
+      record.error = cut.error;
+    } else if (record.error === 'CLIENT_GONE') {
+      // The request ended on a parser error (bad chunk framing): the client got a 400 for it.
+      const parseError = this.#deps.connections.parseErrorOf(req.socket);
+      if (parseError !== undefined) {
+        record.status = 400;
+        record.error = `BAD_REQUEST_FRAMING: ${parseError}`;
+      }
+    }
+    record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    this.#deps.logger.write(record);
+    this.#deps.metrics.finished(record);
+    this.#deps.connections.requestEnded(req.socket);
+    if (--this.#inflight === 0 && this.#waiters.length > 0) {
+      for (const w of this.#waiters) w();
+      this.#waiters = [];
+    }
+  }
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}

@@ -1,0 +1,25 @@
+import type { UserSource } from '../pins/pins.js';
+import type { Route } from '../registry/route.js';
+import type { RoutingError } from './routing-error.js';
+
+/** Why the request's (last) node was chosen: its pin, its key's hash, balancing, or a later attempt. */
+export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failover' | 'reissued';
+
+/** The routing line's fields (docs/logging.md), filled in as the request goes and written once when it ends. */
+export interface RoutingRecord {
+  event: 'request';
+  reqId: string;
+  client: { ip: string; user?: string; userFrom?: UserSource };
+  method: string;
+  path: string;
+  route: Route;
+  node: string | null;
+  reason: RouteReason | null;
+  affinity: 'upload' | 'session' | 'client' | 'none';
+  status: number;
+  durationMs: number;
+  attempts: number;
+  bytesIn: number;
+  bytesOut: number;
+  error?: RoutingError;
+}
