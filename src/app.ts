@@ -31,6 +31,7 @@ import { TokenVerifier } from './token/verifier.js';
 import { createLoggers, flushLogger, type Logger } from './log/loggers.js';
 import { NodeSet, nodeSetOptions } from './nodes/node-set.js';
 import { checkNodeCas } from './nodes/node-tls.js';
+import { answerWaits, attemptTimes, nodeTraffic, outlierReports, retriesInFlight } from './proxy/attempt-observers.js';
 import type { ProxyDeps } from './proxy/proxy-deps.js';
 import { createRequestHandler } from './proxy/request-handler.js';
 import { OriginRewriter } from './proxy/headers.js';
@@ -190,7 +191,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     onCsrfRefusal: () => trustProbe?.csrfSuspected(),
     limits,
     admission,
-    answers,
+    observers: [nodeTraffic, outlierReports(outliers), answerWaits(answers), retriesInFlight(budget), attemptTimes(metrics)],
     rateWatch,
     minBodyRate: config.limits.minBodyRate,
     connections,

@@ -1,10 +1,8 @@
-import { performance } from 'node:perf_hooks';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Placement } from '../pins/placement.js';
 import type { TokenHold } from '../token/token-guard.js';
 import { isTokenRejection } from '../token/challenge.js';
 import { attemptVerdict } from './attempt-verdict.js';
-import { ProxyError } from './errors.js';
 import type { Exchange } from './exchange.js';
 import { forward, type ForwardOutcome } from './forward.js';
 import type { Slot } from './node-admission.js';
@@ -33,23 +31,20 @@ export interface AttemptResult {
 }
 
 /**
- * Sends the request to one node and streams its answer, and tells what it saw to those that keep
- * account: the node's traffic and passive health (a client's doing is not the node's), the
- * answer watch (a slow answer asks for a check; a node taken out frees a waiting read), the
- * placement (upload locations and sessions pin), metrics. The slot is always released.
+ * Sends the request to one node and streams its answer. Those that keep account of attempts
+ * (deps.observers: node traffic, passive health, the answer watch, retries in flight, metrics)
+ * are told when it starts, when the node's answer begins and when it ends, with what the attempt
+ * says about its node; the placement sees the answer's head (upload locations and sessions pin).
+ * The slot is always released.
  */
 export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Placement, plan: AttemptPlan): Promise<AttemptResult> {
   const { node } = plan;
   const bodylessRead = ex.body === undefined && (ex.method === 'GET' || ex.method === 'HEAD');
-  const endTraffic = node.traffic.begin();
-  if (plan.number > 1) deps.budget.retrying++;
-  let nodeFailed = false;
-  let tokenRefused = false;
-  const sentAt = performance.now();
-  // A body-less read that has no answer yet may go to another node if this one is taken out.
   let abortAttempt: ((err: Error) => void) | undefined;
-  const answered = deps.answers.begin(node, bodylessRead ? () => abortAttempt?.(new ProxyError('NODE_TAKEN_OUT', 502, 'the node was taken out')) : undefined);
-  let outcome: ForwardOutcome;
+  const start = { node, route: ex.route, number: plan.number, bodylessRead, abort: (err: Error) => abortAttempt?.(err) };
+  const watches = deps.observers.map((o) => o.begin(start));
+  let tokenRefused = false;
+  let outcome: ForwardOutcome | undefined;
   try {
     outcome = await forward({
       node,
@@ -65,22 +60,17 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       hold: plan.hold,
       onSent: (abort) => (abortAttempt = abort),
       onHead: (status, h) => {
-        answered();
+        for (const w of watches) w.head?.();
         if (plan.bearer !== undefined && isTokenRejection(status, h)) tokenRefused = true;
         if (status === 403 && ex.route === 'ui' && ex.method !== 'GET' && ex.method !== 'HEAD' && ex.session?.kind === 'csrf') deps.onCsrfRefusal?.();
         placement.observe(node, status, h);
       },
       holdBack: plan.holdRefusals ? isTokenRejection : undefined,
     });
-    const verdict = attemptVerdict(outcome, ex.failureClass, ex.ranged);
-    if (verdict !== undefined) deps.outliers.record(node, verdict);
-    nodeFailed = verdict !== undefined && verdict.kind !== 'answered';
+    return { outcome, tokenRefused };
   } finally {
-    answered();
-    endTraffic(nodeFailed);
+    const end = { outcome, verdict: outcome === undefined ? undefined : attemptVerdict(outcome, ex.failureClass, ex.ranged) };
+    for (const w of watches) w.end(end);
     plan.slot.release();
-    if (plan.number > 1) deps.budget.retrying--;
   }
-  deps.metrics.attempt(ex.route, node.name, sentAt, outcome.headAt);
-  return { outcome, tokenRefused };
 }

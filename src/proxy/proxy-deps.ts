@@ -1,10 +1,10 @@
 import type { RetryBudget } from '../balance/retry-budget.js';
-import type { AnswerWatch } from '../health/answer-watch.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { RoutingLog } from '../log/loggers.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { Pins } from '../pins/pins.js';
 import type { TokenGuard } from '../token/token-guard.js';
+import type { AttemptObserver } from './attempt-observers.js';
 import type { BodyRateWatch } from './body-rate.js';
 import type { ClientLimits } from './client-limits.js';
 import type { ConnectionGuard } from './connection-guard.js';
@@ -25,8 +25,8 @@ export interface ProxyDeps {
   /** Request counters and latencies, recorded with the routing line and per attempt. */
   metrics: RequestMetrics;
   proto: 'http' | 'https';
-  /** Passive failure detection: what each attempt says about its node. */
-  outliers: OutlierDetector;
+  /** Passive failure detection: a failure shared by every node makes retrying elsewhere pointless. */
+  outliers: Pick<OutlierDetector, 'clusterFailure'>;
   budget: RetryBudget;
   /** Token awareness; absent when token.rootCert is not configured. */
   guard: TokenGuard | undefined;
@@ -42,8 +42,8 @@ export interface ProxyDeps {
   limits: ClientLimits;
   /** Fair shares of each node's connections: an attempt takes a slot before it is sent. */
   admission: NodeAdmission;
-  /** Attempts waiting for an answer: a slow one asks for a check, and a node taken out lets them go elsewhere. */
-  answers: AnswerWatch;
+  /** Keep account of each attempt (node traffic, passive health, answer waits, retries in flight, metrics). */
+  observers: readonly AttemptObserver[];
   /** Minimum body rate while the proxy waits on a client. */
   rateWatch: BodyRateWatch;
   minBodyRate: number;

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RetryBudget } from '../../../src/balance/retry-budget.js';
+import type { AttemptVerdict } from '../../../src/health/outlier-detector.js';
+import type { ClusterNode } from '../../../src/nodes/node.js';
+import { NodeTraffic } from '../../../src/nodes/node-traffic.js';
+import { nodeTraffic, outlierReports, retriesInFlight, type AttemptStart } from '../../../src/proxy/attempt-observers.js';
+
+const node = { name: 'n1', traffic: new NodeTraffic() } as unknown as ClusterNode;
+const start = (number = 1): AttemptStart => ({ node, route: 'v2', number, bodylessRead: true, abort: () => {} });
+const answered: AttemptVerdict = { kind: 'answered', route: 'v2' };
+const failed: AttemptVerdict = { kind: 'failed', code: 'NODE_RESET' };
+
+describe('attempt observers', () => {
+  it('node traffic counts an attempt in flight until it ends, and a failure only when the node failed it', () => {
+    const a = nodeTraffic.begin(start());
+    const b = nodeTraffic.begin(start());
+    const c = nodeTraffic.begin(start());
+    assert.equal(node.traffic.inflight, 3);
+    a.end({ outcome: undefined, verdict: answered });
+    b.end({ outcome: undefined, verdict: undefined }); // the client's doing
+    c.end({ outcome: undefined, verdict: failed });
+    c.end({ outcome: undefined, verdict: failed });
+    assert.deepEqual([node.traffic.inflight, node.traffic.requests, node.traffic.failures], [0, 3, 1]);
+  });
+
+  it('passive health hears what an attempt says about its node, and nothing of what the client did', () => {
+    const heard: AttemptVerdict[] = [];
+    const observer = outlierReports({ record: (_n: ClusterNode, v: AttemptVerdict) => heard.push(v) } as never);
+    observer.begin(start()).end({ outcome: undefined, verdict: undefined });
+    observer.begin(start()).end({ outcome: undefined, verdict: failed });
+    assert.deepEqual(heard, [failed]);
+  });
+
+  it('the retry budget counts retries in flight, not first attempts, once each', () => {
+    const budget = new RetryBudget(0.2);
+    const first = retriesInFlight(budget).begin(start(1));
+    const retry = retriesInFlight(budget).begin(start(2));
+    assert.equal(budget.retrying, 1);
+    retry.end({ outcome: undefined, verdict: undefined });
+    retry.end({ outcome: undefined, verdict: undefined });
+    first.end({ outcome: undefined, verdict: undefined });
+    assert.equal(budget.retrying, 0);
+  });
+});
