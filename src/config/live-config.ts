@@ -35,6 +35,8 @@ export class LiveConfig {
     initial: Config,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    /** The settings taken live, as path prefixes (see planReload). */
+    private readonly live: readonly string[],
   ) {
     this.#current = initial;
     this.#loadedAt = clock.now();
@@ -52,7 +54,7 @@ export class LiveConfig {
     const at = this.clock.now();
     let plan: ReloadPlan;
     try {
-      plan = planReload(this.#current, load());
+      plan = planReload(this.#current, load(), this.live);
       steps.prepare(plan);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];

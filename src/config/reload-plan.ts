@@ -15,21 +15,18 @@ export interface ReloadPlan {
 }
 
 /**
- * Settings a running harbor-lb applies on reload, as path prefixes. Everything else (listen and
- * admin addresses and ports, the sticky store and its Redis, token issuer and service, limits,
- * connection pools) is bound into listeners, clients or pools at start and needs a restart.
+ * Compares the config in force with a newly loaded one (both validated). `live` lists the settings
+ * a running harbor-lb applies, as path prefixes (app/reload.ts derives it from the parts that
+ * apply them); every other change waits for a restart.
  */
-const LIVE = ['nodes', 'health', 'balance', 'sticky.ttl', 'sticky.loadFactor', 'sticky.keys', 'log.level', 'listen.tls', 'token.rootCert', 'doctor'];
-
-/** Compares the config in force with a newly loaded one. Both are validated configs. */
-export function planReload(current: Config, next: Config): ReloadPlan {
+export function planReload(current: Config, next: Config, live: readonly string[]): ReloadPlan {
   const changed = changedPaths(current, next, []);
   const applied: string[] = [];
   const restart: PropertyKey[][] = [];
   for (const path of changed) {
     const text = formatPath(path);
-    const live = LIVE.some((p) => text === p || text.startsWith(`${p}.`) || text.startsWith(`${p}[`)) && !needsRestartAnyway(path, current, next);
-    if (live) applied.push(text);
+    const isLive = live.some((p) => text === p || text.startsWith(`${p}.`) || text.startsWith(`${p}[`)) && !needsRestartAnyway(path, current, next);
+    if (isLive) applied.push(text);
     else restart.push(path);
   }
   const effective = structuredClone(next) as Config;

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../../src/config/load.js';
-import { planReload } from '../../../src/config/reload-plan.js';
+import { LIVE_SETTINGS } from '../../../src/app/reload.js';
+import { planReload as planWith } from '../../../src/config/reload-plan.js';
+import type { Config } from '../../../src/config/schema.js';
 
 const base = {
   listen: { address: '127.0.0.1', port: 8070 },
@@ -11,6 +13,8 @@ const base = {
     { name: 'b', url: 'http://127.0.0.1:2' },
   ],
 };
+/** Planned with the live settings the running app derives from its parts. */
+const planReload = (current: Config, next: Config) => planWith(current, next, LIVE_SETTINGS);
 const cfg = (over: Record<string, unknown> = {}) => validateConfig({ ...base, ...over });
 
 describe('config reload plan', () => {
@@ -78,5 +82,22 @@ describe('config reload plan', () => {
   it('the same file twice changes nothing', () => {
     const plan = planReload(cfg(), cfg());
     assert.deepEqual(plan, { ...plan, nodes: { added: [], removed: [], changed: [] }, applied: [], restartNeeded: [] });
+  });
+
+  it('derives the live settings from the parts that apply them, each a setting of the config', () => {
+    const defaults = cfg() as unknown as Record<string, unknown>;
+    for (const path of LIVE_SETTINGS) {
+      let v: unknown = defaults;
+      for (const k of path.split('.')) v = (v as Record<string, unknown> | undefined)?.[k];
+      // token.rootCert and listen.tls are optional; every other live path names a setting with a default.
+      if (path !== 'token.rootCert' && path !== 'listen.tls') assert.notEqual(v, undefined, `${path} is no config setting`);
+    }
+    // What the reload docs promise is live: any setting under these applies without a restart.
+    for (const path of ['nodes', 'health.interval', 'health.passive.consecutiveFailures', 'balance.policy', 'balance.retries.attempts', 'balance.panicThreshold', 'sticky.ttl.session', 'sticky.loadFactor', 'log.level', 'listen.tls.cert', 'doctor.repository']) {
+      assert.ok(LIVE_SETTINGS.some((p) => path === p || path.startsWith(`${p}.`)), `${path} is live`);
+    }
+    for (const path of ['listen.port', 'sticky.store', 'sticky.maxEntries', 'token.issuer', 'token.leeway', 'limits.nodeShare', 'proxy.maxConnectionsPerNode']) {
+      assert.ok(!LIVE_SETTINGS.some((p) => path === p || path.startsWith(`${p}.`)), `${path} needs a restart`);
+    }
   });
 });

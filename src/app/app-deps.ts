@@ -1,0 +1,23 @@
+import type { DestinationStream } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { HealthProbe } from '../health/active-checker.js';
+import type { Clock } from '../util/clock.js';
+import type { Random } from '../util/random.js';
+
+/** What a caller may replace when making an app (tests inject the clock, randomness, log destination, probe). */
+export interface AppDeps {
+  clock?: Clock;
+  random?: Random;
+  /** Where log lines go (tests capture them); stdout by default. */
+  logDestination?: DestinationStream;
+  /** Replaces the HTTP health probe (unit tests script answers with it). */
+  healthProbe?: HealthProbe;
+  /**
+   * Reads the config again for a reload (SIGHUP, POST /-/reload): the config file, validated.
+   * Without it the app cannot reload.
+   */
+  loadConfig?: () => Config;
+}
+
+/** AppDeps with the clock and randomness decided. */
+export type ResolvedDeps = AppDeps & { clock: Clock; random: Random };

@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import { createMetrics, type Metrics } from '../admin/metrics.js';
+import { createSelector } from '../balance/create-selector.js';
+import { RetryBudget } from '../balance/retry-budget.js';
+import { ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { AnswerWatch } from '../health/answer-watch.js';
+import { ClockSkew, clockSkewOptions } from '../health/clock-skew.js';
+import { HealthChecks } from '../health/health-checks.js';
+import { NodeHealth } from '../health/node-health.js';
+import { OutlierDetector } from '../health/outlier-detector.js';
+import { createLoggers, type Logger, type RoutingLog } from '../log/loggers.js';
+import { NodeFlags } from '../nodes/node-flags.js';
+import { NodeSet } from '../nodes/node-set.js';
+import { checkNodeCas } from '../nodes/node-tls.js';
+import { MemoryPinStore } from '../pins/memory-pin-store.js';
+import type { PinStore } from '../pins/pin-store.js';
+import { Pins } from '../pins/pins.js';
+import { RedisPinStore } from '../pins/redis-pin-store.js';
+import { answerWaits, attemptTimes, nodeTraffic, outlierReports, retriesInFlight } from '../proxy/attempt-observers.js';
+import { BodyRateWatch } from '../proxy/body-rate.js';
+import { ClientLimits } from '../proxy/client-limits.js';
+import { ConnectionGuard } from '../proxy/connection-guard.js';
+import { OriginRewriter } from '../proxy/headers.js';
+import { NodeAdmission } from '../proxy/node-admission.js';
+import type { ProxyDeps } from '../proxy/proxy-deps.js';
+import { createRequestHandler, type RequestHandler } from '../proxy/request-handler.js';
+import { TrustedPeers } from '../proxy/trusted-peers.js';
+import { TokenGuard } from '../token/token-guard.js';
+import { TrustProbe } from '../token/trust-probe.js';
+import { TrustStore } from '../token/trust-store.js';
+import { TokenVerifier } from '../token/verifier.js';
+import type { Clock } from '../util/clock.js';
+import type { Random } from '../util/random.js';
+import type { ResolvedDeps } from './app-deps.js';
+
+/** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
+export interface Parts {
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  routing: RoutingLog;
+  nodes: NodeSet;
+  flags: NodeFlags;
+  skew: ClockSkew;
+  health: NodeHealth;
+  checks: HealthChecks;
+  outliers: OutlierDetector;
+  answers: AnswerWatch;
+  /** The cluster's token certificates, when token.rootCert is set. */
+  trust: TrustStore | undefined;
+  guard: TokenGuard | undefined;
+  trustProbe: TrustProbe | undefined;
+  store: PinStore;
+  pins: Pins;
+  budget: RetryBudget;
+  rewriter: OriginRewriter;
+  admission: NodeAdmission;
+  rateWatch: BodyRateWatch;
+  connections: ConnectionGuard;
+  metrics: Metrics;
+  /** What the request path was given; a reload changes its retry attempts. */
+  proxyDeps: ProxyDeps;
+  handler: RequestHandler;
+  /** The listeners, once start() has made them. */
+  servers: { proxy?: Server; admin?: Server };
+}
+
+type NodeParts = Pick<Parts, 'clock' | 'random' | 'logger' | 'routing' | 'nodes' | 'flags' | 'skew' | 'health' | 'checks' | 'outliers' | 'answers'>;
+type TrustParts = Pick<Parts, 'trust' | 'guard' | 'trustProbe' | 'rewriter'>;
+
+/** Composition root: builds every part from the config; nothing stateful lives outside the returned object. */
+export function composeParts(config: Config, deps: ResolvedDeps): Parts {
+  const base = composeNodes(config, deps);
+  const trust = composeTrust(config, base);
+  const store = createPinStore(config, base);
+  const pins = new Pins(store, base.nodes, config.sticky, createSelector(config.balance.policy, base.random), (node) => base.skew.tokensAway(node));
+  const budget = new RetryBudget(config.balance.retries.budget);
+  return { ...base, ...trust, store, pins, budget, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
+}
+
+/** The node set and what watches its nodes: flags, clock skew, active and passive health. */
+function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
+  const clock = deps.clock;
+  const random = deps.random;
+  const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination });
+  checkNodeCas(config);
+  const nodes = new NodeSet(config, clock);
+  nodes.on('state', ({ node, from, to, why }) => {
+    const level = to === 'healthy' ? 'info' : 'warn';
+    logger[level]({ event: 'node_state', node: node.name, from, to, why }, `node ${node.name} is now ${to}: ${why}`);
+  });
+  nodes.on('rule', ({ rule, active, nodes: names, why }) => {
+    logger[active ? 'warn' : 'info']({ event: rule, active, nodes: names }, `${rule} ${active ? 'on' : 'off'}: ${why}`);
+  });
+  nodes.on('removed', (node) => {
+    logger.info({ event: 'node_removed', node: node.name }, `node ${node.name} has left the set: removed from the config and idle, or replaced`);
+  });
+  const flags = new NodeFlags(nodes, logger, clock);
+  const skew = new ClockSkew(nodes, flags, clockSkewOptions(config));
+  const health = new NodeHealth(nodes, config.health, clock, skew);
+  const checks = new HealthChecks(nodes, health, config.health, clock, random, deps.healthProbe);
+  nodes.on('added', (node) => checks.add(node));
+  const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, checks.recheck);
+  const answers = new AnswerWatch(clock, (node) => outliers.slowAnswer(node));
+  // Requests still waiting on a node taken out go elsewhere at once, rather than wait out their timeout.
+  nodes.on('state', ({ node, to }) => {
+    if (to === 'unhealthy') answers.nodeOut(node);
+  });
+  return { clock, random, logger, routing, nodes, flags, skew, health, checks, outliers, answers };
+}
+
+/** Token awareness, when token.rootCert is set: the verifier, the guard that judges traffic, the probe that convicts. */
+function composeTrust(config: Config, { nodes, flags, skew, logger, clock, random }: NodeParts): TrustParts {
+  const rewriter = new OriginRewriter(
+    config.nodes.map((n) => n.url),
+    config.publicUrl,
+  );
+  nodes.on('added', () => rewriter.setNodeUrls(nodes.urls()));
+  nodes.on('removed', () => rewriter.setNodeUrls(nodes.urls()));
+  const trust = loadTrustStore(config);
+  if (trust === undefined) return { trust, guard: undefined, trustProbe: undefined, rewriter };
+  const verifier = new TokenVerifier(trust, { issuer: config.token.issuer, audience: config.token.service, leeway: config.token.leeway }, clock);
+  // The probe is made below; suspicion only comes once traffic flows, after start().
+  const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect: (node) => trustProbe.suspect(node) });
+  const probeOptions = {
+    service: config.token.service,
+    repository: config.token.probe.repository,
+    interval: config.token.probe.interval,
+    timeout: config.token.probe.timeout,
+    publicUrl: () => rewriter.publicOrigin,
+  };
+  const trustProbe = new TrustProbe(nodes, guard, probeOptions, clock, random);
+  return { trust, guard, trustProbe, rewriter };
+}
+
+function createPinStore(config: Config, { clock, logger }: NodeParts): PinStore {
+  const redis = config.sticky.redis;
+  if (config.sticky.store !== 'redis') return new MemoryPinStore(clock, config.sticky.maxEntries);
+  const options = {
+    url: redis!.url,
+    keyPrefix: redis!.keyPrefix,
+    sentinels: redis!.sentinels,
+    name: redis!.name,
+    timeout: redis!.timeout,
+    nearCacheTtl: 5_000,
+    nearCacheMax: config.sticky.maxEntries,
+    maxEntries: config.sticky.maxEntries,
+  };
+  return new RedisPinStore(options, clock, logger);
+}
+
+type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler'>;
+
+/** The request path and what bounds it: client limits, fair node shares, body rates, connections, metrics. */
+function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 'store' | 'pins' | 'budget'>): ProxyParts {
+  const { nodes, clock, logger } = p;
+  const trusted = new TrustedPeers(config.listen.trustedProxies);
+  const limits = new ClientLimits(config.limits.requestsPerClient);
+  const sizes = { fast: config.proxy.maxConnectionsPerNode, upload: config.proxy.maxUploadConnectionsPerNode };
+  const admission = new NodeAdmission(nodes, { sizes, nodeShare: config.limits.nodeShare, queueTimeout: config.limits.queueTimeout }, clock, (ip) => limits.busy(ip));
+  const rateWatch = new BodyRateWatch(config.limits.minBodyRate, config.limits.bodyRateWindow, clock);
+  const connections = new ConnectionGuard({
+    limits,
+    maxConnections: config.listen.maxConnections,
+    connectionsPerClient: config.limits.connectionsPerClient,
+    trusted,
+    logger,
+    clock,
+    tls: config.listen.tls !== undefined,
+  });
+  const { outliers, health, skew, guard, store, pins } = p;
+  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node) });
+  const proxyDeps: ProxyDeps = {
+    nodes,
+    pins,
+    rewriter: p.rewriter,
+    trusted,
+    onCsrfRefusal: () => p.trustProbe?.csrfSuspected(),
+    limits,
+    admission,
+    observers: [nodeTraffic, outlierReports(outliers), answerWaits(p.answers), retriesInFlight(p.budget), attemptTimes(metrics)],
+    rateWatch,
+    minBodyRate: config.limits.minBodyRate,
+    connections,
+    logger: p.routing,
+    metrics,
+    proto: config.listen.tls ? 'https' : 'http',
+    outliers,
+    guard,
+    budget: p.budget,
+    maxAttempts: config.balance.retries.attempts,
+    headersTimeout: config.proxy.headersTimeout,
+    uploadHeadersTimeout: config.proxy.uploadHeadersTimeout,
+    instanceId: randomBytes(3).toString('hex'),
+  };
+  return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps) };
+}
+
+/** The cluster's token certificates, or undefined when token.rootCert is not set; an unreadable file stops start-up. */
+export function loadTrustStore(config: Config): TrustStore | undefined {
+  if (config.token.rootCert === undefined) return undefined;
+  try {
+    return TrustStore.fromFile(config.token.rootCert);
+  } catch (err) {
+    throw new ConfigError([`token.rootCert: cannot use ${config.token.rootCert}: ${(err as Error).message}`], 'token.rootCert');
+  }
+}

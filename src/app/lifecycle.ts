@@ -1,0 +1,119 @@
+import { createAdminServer } from '../admin/server.js';
+import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
+import type { Config } from '../config/schema.js';
+import { flushLogger } from '../log/loggers.js';
+import { closeServer, createListener, listen } from '../proxy/listener.js';
+import { warnExpiringRootCerts } from '../token/root-cert-expiry.js';
+import type { Timer } from '../util/clock.js';
+import type { Parts } from './compose.js';
+
+export interface StartedUrls {
+  proxyUrl: string;
+  adminUrl: string;
+  proxyPort: number;
+  adminPort: number;
+}
+
+/** What the admin API offers about the config: a reload, and the state of the config in force. */
+export interface ConfigControl {
+  reload(): ReloadResult;
+  status(): ConfigStatus;
+}
+
+/**
+ * Starting and stopping an instance: the listeners bound, the loops started, and on close the
+ * requests in flight drained before everything is closed in order.
+ */
+export class Lifecycle {
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly parts: Parts,
+    private readonly config: Config,
+    private readonly control: ConfigControl,
+  ) {}
+
+  /** All or nothing: if any step fails, whatever was bound, connected or started before it is closed again. */
+  async start(): Promise<StartedUrls> {
+    const { parts, config } = this;
+    const { logger } = parts;
+    try {
+      const urls = await this.#listen();
+      // No publicUrl was given and the port was "any": clients reach us on the port just bound.
+      if (new URL(config.publicUrl).port === '0') parts.rewriter.setPublicUrl(urls.proxyUrl);
+      parts.checks.start();
+      parts.trustProbe?.start({ periodic: config.token.probe.enabled });
+      if (parts.trust) warnExpiringRootCerts(parts.trust, parts.logger, parts.clock.now());
+      logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
+      return urls;
+    } catch (err) {
+      logger.error({ event: 'start_failed', err }, `harbor-lb could not start: ${(err as Error).message}`);
+      await this.close(0);
+      throw err;
+    }
+  }
+
+  async #listen(): Promise<StartedUrls> {
+    const { parts, config } = this;
+    const proxy = createListener(config.listen, (req, res) => parts.handler.handle(req, res));
+    parts.servers.proxy = proxy;
+    parts.connections.attach(proxy);
+    const admin = createAdminServer({
+      nodes: parts.nodes,
+      health: parts.health,
+      outliers: parts.outliers,
+      skew: parts.skew,
+      metrics: parts.metrics,
+      sticky: () => ({ store: parts.store.kind, connected: parts.store.connected(), entries: parts.store.size() }),
+      token: config.admin.token,
+      allowedHosts: config.admin.allowedHosts,
+      queued: (node) => parts.admission.queued(node),
+      logger: parts.logger,
+      reload: () => this.control.reload(),
+      configStatus: () => this.control.status(),
+    });
+    parts.servers.admin = admin;
+    const proxyPort = await listen(proxy, config.listen.port, config.listen.address, 'client traffic (listen)');
+    const adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
+    const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
+    const proto = config.listen.tls ? 'https' : 'http';
+    return { proxyUrl: `${proto}://${host(config.listen.address)}:${proxyPort}`, adminUrl: `http://${host(config.admin.address)}:${adminPort}`, proxyPort, adminPort };
+  }
+
+  /**
+   * Once: a second call (after a failed start(), or a second signal) waits for the first rather
+   * than closing pools and clients that are already gone.
+   */
+  close(graceMs = this.config.listen.shutdownGrace): Promise<void> {
+    return (this.#closing ??= this.#closeAll(graceMs));
+  }
+
+  async #closeAll(graceMs: number): Promise<void> {
+    const p = this.parts;
+    const { proxy, admin } = p.servers;
+    if (proxy?.listening) {
+      proxy.close();
+      proxy.closeIdleConnections();
+      await this.#drain(graceMs);
+    }
+    p.checks.stop();
+    p.outliers.stop();
+    p.answers.stop();
+    p.metrics.close();
+    p.rateWatch.stop();
+    await Promise.all([p.trustProbe?.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);
+    await p.nodes.close();
+    await Promise.all([flushLogger(p.logger), p.routing.flush()]);
+  }
+
+  /** Lets the requests in flight finish, for up to graceMs. */
+  async #drain(graceMs: number): Promise<void> {
+    const { handler, logger, clock } = this.parts;
+    const inflight = handler.inflight();
+    if (inflight === 0) return;
+    logger.info({ event: 'draining_connections', inflight, graceMs }, `waiting up to ${graceMs} ms for ${inflight} request(s) in flight`);
+    let timer: Timer | undefined;
+    await Promise.race([handler.idle(), new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, graceMs)))]);
+    if (timer) clock.clearTimeout(timer);
+  }
+}
