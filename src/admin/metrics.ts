@@ -78,6 +78,8 @@ class NodeSeries {
   }
 }
 
+type Emit<L extends string> = (labels: Record<L, string>, value: number) => void;
+
 /**
  * harbor-lb's metrics in a registry of the app's own (never prom-client's global one), so two apps
  * in one process keep theirs apart. Request counts, bytes and latencies are recorded as requests
@@ -99,26 +101,8 @@ export class Metrics implements RequestMetrics, MetricsExposition {
 
   constructor(private readonly src: MetricsSources) {
     const registers = [this.registry];
-    const { nodes, outliers, health, skew, guard, rejections, store, pins, clock } = src;
-    type Emit<L extends string> = (labels: Record<L, string>, value: number) => void;
-    // Families whose values live elsewhere: emptied and refilled at every scrape.
-    const counter = <L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void => {
-      const c: Counter<L> = new Counter({ name, help, labelNames, registers, collect: () => (c.reset(), read((l, v) => c.inc(l, v))) });
-    };
-    const gauge = <L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void => {
-      const g: Gauge<L> = new Gauge({ name, help, labelNames, registers, collect: () => (g.reset(), read((l, v) => g.set(l, v))) });
-    };
-
-    // ---- per request ----------------------------------------------------------------------
-    counter('harbor_lb_requests_total', 'Requests by route class, node that answered ("" when harbor-lb answered itself), method (GET, HEAD, POST, PUT, PATCH, DELETE or OTHER) and status class (none: the client left before an answer).', ['route', 'node', 'method', 'status_class'], (emit) => {
-      for (const n of this.#byNode.values()) for (const s of n.requests) if (s !== undefined) emit(s.labels, s.count);
-    });
-    counter('harbor_lb_request_body_bytes_total', 'Request body bytes read from clients, by route class and node.', ['route', 'node'], (emit) => {
-      for (const n of this.#byNode.values()) for (const s of n.routes) if (s !== undefined) emit(s.labels, s.bytesIn);
-    });
-    counter('harbor_lb_response_body_bytes_total', 'Response body bytes sent to clients, by route class and node.', ['route', 'node'], (emit) => {
-      for (const n of this.#byNode.values()) for (const s of n.routes) if (s !== undefined) emit(s.labels, s.bytesOut);
-    });
+    const { nodes, clock } = src;
+    this.#requestFamilies();
     this.#requestDuration = new SeriesHistogram(
       'harbor_lb_request_duration_seconds',
       'Requests from arrival to the last byte sent, as clients see them, by route class.',
@@ -144,7 +128,43 @@ export class Metrics implements RequestMetrics, MetricsExposition {
       registers,
     });
 
-    // ---- per node, read at scrape time ----------------------------------------------------------
+    this.#nodeFamilies();
+    this.#clusterFamilies();
+    this.#stickyFamilies();
+    nodes.on('rule', this.#onRule);
+    if (nodes.panic) this.#panicSince ??= clock.now();
+    this.#stopRuntime = startRuntimeMetrics(this.registry);
+  }
+
+  /** A counter whose values live elsewhere: emptied and refilled at every scrape. */
+  #counter<L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void {
+    const c: Counter<L> = new Counter({ name, help, labelNames, registers: [this.registry], collect: () => (c.reset(), read((l, v) => c.inc(l, v))) });
+  }
+
+  /** A gauge whose values live elsewhere: emptied and refilled at every scrape. */
+  #gauge<L extends string>(name: string, help: string, labelNames: L[], read: (emit: Emit<L>) => void): void {
+    const g: Gauge<L> = new Gauge({ name, help, labelNames, registers: [this.registry], collect: () => (g.reset(), read((l, v) => g.set(l, v))) });
+  }
+
+  /** Per request: counts and bytes by route and node, kept here as requests end. */
+  #requestFamilies(): void {
+    const counter = this.#counter.bind(this);
+    counter('harbor_lb_requests_total', 'Requests by route class, node that answered ("" when harbor-lb answered itself), method (GET, HEAD, POST, PUT, PATCH, DELETE or OTHER) and status class (none: the client left before an answer).', ['route', 'node', 'method', 'status_class'], (emit) => {
+      for (const n of this.#byNode.values()) for (const s of n.requests) if (s !== undefined) emit(s.labels, s.count);
+    });
+    counter('harbor_lb_request_body_bytes_total', 'Request body bytes read from clients, by route class and node.', ['route', 'node'], (emit) => {
+      for (const n of this.#byNode.values()) for (const s of n.routes) if (s !== undefined) emit(s.labels, s.bytesIn);
+    });
+    counter('harbor_lb_response_body_bytes_total', 'Response body bytes sent to clients, by route class and node.', ['route', 'node'], (emit) => {
+      for (const n of this.#byNode.values()) for (const s of n.routes) if (s !== undefined) emit(s.labels, s.bytesOut);
+    });
+  }
+
+  /** Per node, read at scrape time: traffic, queues, ejections, state, flags, checks, clock, tokens. */
+  #nodeFamilies(): void {
+    const counter = this.#counter.bind(this);
+    const gauge = this.#gauge.bind(this);
+    const { nodes, outliers, health, skew, guard } = this.src;
     counter('harbor_lb_node_requests_total', 'Attempts forwarded to the node.', ['node'], (emit) => {
       for (const n of nodes.all) emit({ node: n.name }, n.traffic.requests);
     });
@@ -197,8 +217,13 @@ export class Metrics implements RequestMetrics, MetricsExposition {
         },
       );
     }
+  }
 
-    // ---- cluster ------------------------------------------------------------------------------
+  /** The cluster: panic routing, a shared failure, clients refused. */
+  #clusterFamilies(): void {
+    const counter = this.#counter.bind(this);
+    const gauge = this.#gauge.bind(this);
+    const { nodes, outliers, rejections, clock } = this.src;
     gauge('harbor_lb_panic', '1 while panic routing is on (too few nodes available: every node that answers takes traffic).', [], (emit) => emit({}, nodes.panic ? 1 : 0));
     counter('harbor_lb_panic_seconds_total', 'Seconds spent in panic routing since start (rate() gives the share of time in panic, short episodes included).', [], (emit) => {
       const on = nodes.panic; // evaluates the rule now, so an episode that just began or ended is counted
@@ -213,8 +238,13 @@ export class Metrics implements RequestMetrics, MetricsExposition {
         for (const [reason, n] of rejections) emit({ reason }, n);
       },
     );
+  }
 
-    // ---- sticky store ---------------------------------------------------------------------------
+  /** The sticky store and the pins. */
+  #stickyFamilies(): void {
+    const counter = this.#counter.bind(this);
+    const gauge = this.#gauge.bind(this);
+    const { store, pins } = this.src;
     counter('harbor_lb_sticky_lookups_total', 'Pin lookups by key kind (upload, session, client) and result: hit (a pin to a node that may take the request), miss (no pin), stale (a pin to a node that may not; it is replaced).', ['kind', 'result'], (emit) => {
       for (const kind of KINDS) {
         if (!pins.has(kind)) continue;
@@ -235,10 +265,6 @@ export class Metrics implements RequestMetrics, MetricsExposition {
         for (const space of PIN_SPACES) emit({ store: store.kind, space }, store.evictions[space]);
       },
     );
-
-    nodes.on('rule', this.#onRule);
-    if (nodes.panic) this.#panicSince ??= clock.now();
-    this.#stopRuntime = startRuntimeMetrics(this.registry);
   }
 
   readonly #onRule = (change: ClusterRuleChange): void => {

@@ -56,45 +56,95 @@ class AdminRequestError extends Error {
  * ours) and nothing escapes the request listener: an exception there would end the process.
  */
 export function createAdminServer(deps: AdminDeps): http.Server {
-  const expected = deps.token === undefined ? undefined : digest(deps.token);
-  const allowedHosts = new Set(deps.allowedHosts ?? []);
-  const hostRefused =
-    'this admin listener answers only to an IP address, localhost or a name in admin.allowedHosts as host (another name could be one re-pointed at it: DNS rebinding): ' +
-    (expected === undefined ? 'reach it by its IP address, or add the name to admin.allowedHosts' : 'reach it by its IP address, add the name to admin.allowedHosts, or send Authorization: Bearer <admin.token>');
+  const api = new AdminApi(deps);
   // Sockets with a response under way: a parse error on them must not write into that response.
   const answering = new WeakSet<Duplex>();
+  const server = http.createServer((req, res) => {
+    answering.add(req.socket);
+    res.once('close', () => answering.delete(req.socket));
+    try {
+      api.route(req, res);
+    } catch (err) {
+      api.answerFailure(req, res, err);
+    }
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => unparsable(err, socket, answering.has(socket)));
+  return server;
+}
 
-  const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+/**
+ * Requests node:http cannot even parse (a NUL in the path, a head over the size limit): a JSON
+ * answer like every other refusal, unless a response is already being written on the socket.
+ */
+function unparsable(err: NodeJS.ErrnoException, socket: Duplex, answering: boolean): void {
+  if (err.code !== 'ECONNRESET' && socket.writable && !answering) {
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = JSON.stringify({ error: status === 431 ? 'request head too large' : status === 408 ? 'request timeout' : 'malformed request' });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  // After what was written has gone out; a bare destroy() could discard the answer.
+  if (socket instanceof net.Socket) socket.destroySoon();
+  else socket.destroy();
+}
+
+/** The admin API's routes: who may ask (host rule, token, same origin), and what each path answers. */
+class AdminApi {
+  readonly #deps: AdminDeps;
+  readonly #expected: Buffer | undefined;
+  readonly #allowedHosts: Set<string>;
+  readonly #hostRefused: string;
+
+  constructor(deps: AdminDeps) {
+    this.#deps = deps;
+    this.#expected = deps.token === undefined ? undefined : digest(deps.token);
+    this.#allowedHosts = new Set(deps.allowedHosts ?? []);
+    this.#hostRefused =
+      'this admin listener answers only to an IP address, localhost or a name in admin.allowedHosts as host (another name could be one re-pointed at it: DNS rebinding): ' +
+      (this.#expected === undefined ? 'reach it by its IP address, or add the name to admin.allowedHosts' : 'reach it by its IP address, add the name to admin.allowedHosts, or send Authorization: Bearer <admin.token>');
+  }
+
+  route(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     // Origin-form only: "*", absolute-form and anything else is not a path of ours.
     if (!path.startsWith('/')) throw new AdminRequestError(400, 'malformed request target: expected a path starting with "/"');
     // A page cannot send the token cross-site, so a request with it may name any host. Without
     // it, only names that cannot be re-pointed (DNS rebinding) are answered, reads included: the
     // status shows node addresses, flags and reload problems.
-    const withToken = expected !== undefined && authorized(req.headers.authorization, expected);
-    if (!withToken && !hostAllowed(req.headers.host, allowedHosts)) return json(res, 403, { error: hostRefused });
-    if (path === '/-/reload') {
-      if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
-      if (crossOrigin(req)) return crossOriginRefused(res);
-      if (expected && !withToken) return unauthorized(res);
-      if (deps.reload === undefined) throw new AdminRequestError(404, 'this harbor-lb cannot reload');
-      deps.logger.info({ event: 'admin_action', action: 'reload', peer: req.socket.remoteAddress }, 'config reload asked for through the admin API');
-      const result = deps.reload();
-      // 422: the new file was refused; the old config serves on.
-      return json(res, result.ok ? 200 : 422, result);
-    }
+    const withToken = this.#expected !== undefined && authorized(req.headers.authorization, this.#expected);
+    if (!withToken && !hostAllowed(req.headers.host, this.#allowedHosts)) return json(res, 403, { error: this.#hostRefused });
     const action = NODE_ACTION.exec(path);
-    if (action) {
+    if (path === '/-/reload' || action) {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
       if (crossOrigin(req)) return crossOriginRefused(res);
-      if (expected && !withToken) return unauthorized(res);
-      const node = deps.nodes.get(nodeName(action[1]!));
-      if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);
-      deps.nodes.setDrained(node, action[2] === 'drain');
-      deps.logger.info({ event: 'admin_action', action: action[2], node: node.name, peer: req.socket.remoteAddress }, `node ${node.name}: ${action[2]}`);
-      return json(res, 200, { node: node.name, state: node.state });
+      if (this.#expected && !withToken) return unauthorized(res);
+      return action ? this.#nodeAction(req, res, action) : this.#reload(req, res);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+    this.#read(req, res, path);
+  }
+
+  #reload(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const deps = this.#deps;
+    if (deps.reload === undefined) throw new AdminRequestError(404, 'this harbor-lb cannot reload');
+    deps.logger.info({ event: 'admin_action', action: 'reload', peer: req.socket.remoteAddress }, 'config reload asked for through the admin API');
+    const result = deps.reload();
+    // 422: the new file was refused; the old config serves on.
+    json(res, result.ok ? 200 : 422, result);
+  }
+
+  #nodeAction(req: http.IncomingMessage, res: http.ServerResponse, action: RegExpExecArray): void {
+    const deps = this.#deps;
+    const node = deps.nodes.get(nodeName(action[1]!));
+    if (!node) throw new AdminRequestError(404, `no node named ${action[1]}`);
+    deps.nodes.setDrained(node, action[2] === 'drain');
+    deps.logger.info({ event: 'admin_action', action: action[2], node: node.name, peer: req.socket.remoteAddress }, `node ${node.name}: ${action[2]}`);
+    json(res, 200, { node: node.name, state: node.state });
+  }
+
+  #read(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+    const deps = this.#deps;
     const asset = STATUS_PAGE_ASSETS.get(path);
     if (asset) {
       res.writeHead(200, pageHeaders(asset));
@@ -116,59 +166,34 @@ export function createAdminServer(deps: AdminDeps): http.Server {
             res.writeHead(200, { 'content-type': deps.metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
             res.end(text);
           },
-          (err: unknown) => answerFailure(req, res, err),
+          (err: unknown) => this.answerFailure(req, res, err),
         );
       default:
         throw new AdminRequestError(404, 'not found');
     }
-  };
+  }
 
-  const failed = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
+  #failed(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
     if (err instanceof AdminRequestError) {
       if (!res.headersSent) return json(res, err.status, { error: err.message });
     } else {
-      deps.logger.error(
+      this.#deps.logger.error(
         { event: 'admin_error', method: req.method, path: (req.url ?? '').slice(0, LOGGED_PATH_MAX), err },
         `admin API: ${req.method} failed: ${(err as Error).message}`,
       );
       if (!res.headersSent) return json(res, 500, { error: 'internal error; see the harbor-lb log (event admin_error)' });
     }
     res.destroy();
-  };
+  }
 
-  const answerFailure = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
+  answerFailure(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
     try {
-      failed(req, res, err);
+      this.#failed(req, res, err);
     } catch {
       // Answering failed too (socket gone): drop the connection, never the process.
       res.destroy();
     }
-  };
-
-  const server = http.createServer((req, res) => {
-    answering.add(req.socket);
-    res.once('close', () => answering.delete(req.socket));
-    try {
-      route(req, res);
-    } catch (err) {
-      answerFailure(req, res, err);
-    }
-  });
-  // Requests node:http cannot even parse (a NUL in the path, a head over the size limit): a JSON
-  // answer like every other refusal, unless a response is already being written on the socket.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (err.code !== 'ECONNRESET' && socket.writable && !answering.has(socket)) {
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = JSON.stringify({ error: status === 431 ? 'request head too large' : status === 408 ? 'request timeout' : 'malformed request' });
-      socket.end(
-        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
-      );
-    }
-    // After what was written has gone out; a bare destroy() could discard the answer.
-    if (socket instanceof net.Socket) socket.destroySoon();
-    else socket.destroy();
-  });
-  return server;
+  }
 }
 
 /** The node name in an action path, percent-decoded and checked against what a node name may be. */
