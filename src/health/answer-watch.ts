@@ -1,5 +1,6 @@
 import type { ClusterNode } from '../nodes/node.js';
-import type { Clock, Timer } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
+import { TickingSet } from '../util/ticking-set.js';
 
 /** A request waiting this long for its answer's head makes harbor-lb check the node. */
 export const SLOW_ANSWER_MS = 2000;
@@ -22,50 +23,36 @@ interface Waiting {
  * to another node. One timer for all, ticking only while something waits.
  */
 export class AnswerWatch {
-  readonly #waiting = new Set<Waiting>();
-  #timer: Timer | undefined;
+  readonly #waiting: TickingSet<Waiting>;
 
   constructor(
     private readonly clock: Clock,
     private readonly suspect: (node: ClusterNode) => void,
-  ) {}
+  ) {
+    this.#waiting = new TickingSet(clock, TICK_MS, (waiting) => this.#tick(waiting));
+  }
 
   /** An attempt was sent; the function returned says its answer's head came (or the attempt ended). */
   begin(node: ClusterNode, abort: (() => void) | undefined): () => void {
-    const w: Waiting = { node, since: this.clock.now(), suspected: false, abort };
-    this.#waiting.add(w);
-    this.#arm();
-    return () => void this.#waiting.delete(w);
+    return this.#waiting.add({ node, since: this.clock.now(), suspected: false, abort });
   }
 
   /** The node was taken out: its waiting attempts that may go elsewhere do. */
   nodeOut(node: ClusterNode): void {
-    for (const w of [...this.#waiting]) {
+    for (const w of [...this.#waiting.items]) {
       if (w.node !== node || w.abort === undefined) continue;
-      this.#waiting.delete(w);
+      this.#waiting.items.delete(w);
       w.abort();
     }
   }
 
   stop(): void {
-    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#waiting.clear();
+    this.#waiting.stop();
   }
 
-  #arm(): void {
-    if (this.#timer !== undefined || this.#waiting.size === 0) return;
-    this.#timer = this.clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#tick();
-      this.#arm();
-    }, TICK_MS);
-    this.#timer.unref?.();
-  }
-
-  #tick(): void {
+  #tick(waiting: Set<Waiting>): void {
     const now = this.clock.now();
-    for (const w of this.#waiting) {
+    for (const w of waiting) {
       if (w.suspected || now - w.since < SLOW_ANSWER_MS) continue;
       w.suspected = true;
       this.suspect(w.node);

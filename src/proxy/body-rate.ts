@@ -1,4 +1,5 @@
-import type { Clock, Timer } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
+import { TickingSet } from '../util/ticking-set.js';
 
 /** A request/response exchange as the rate watch sees it. */
 export interface Transfer {
@@ -25,14 +26,15 @@ const TICK_MS = 1000;
  * window is the grace, so a slow upload that keeps moving is never cut. One timer for all.
  */
 export class BodyRateWatch {
-  readonly #watched = new Set<Watched>();
-  #timer: Timer | undefined;
+  readonly #watched: TickingSet<Watched>;
 
   constructor(
     private readonly minRate: number,
     private readonly window: number,
-    private readonly clock: Clock,
-  ) {}
+    clock: Clock,
+  ) {
+    this.#watched = new TickingSet(clock, TICK_MS, (watched) => this.#tick(watched));
+  }
 
   get enabled(): boolean {
     return this.minRate > 0;
@@ -41,37 +43,22 @@ export class BodyRateWatch {
   /** Starts watching; the returned function stops it (call it when the exchange ends). */
   watch(transfer: Transfer): () => void {
     if (!this.enabled) return noop;
-    const w: Watched = { transfer, waited: 0, bytesAtStart: transfer.bytes() };
-    this.#watched.add(w);
-    this.#schedule();
-    return () => void this.#watched.delete(w);
+    return this.#watched.add({ transfer, waited: 0, bytesAtStart: transfer.bytes() });
   }
 
   stop(): void {
-    if (this.#timer) this.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#watched.clear();
+    this.#watched.stop();
   }
 
-  #schedule(): void {
-    if (this.#timer !== undefined || this.#watched.size === 0) return;
-    this.#timer = this.clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#tick();
-      this.#schedule();
-    }, TICK_MS);
-    this.#timer.unref?.();
-  }
-
-  #tick(): void {
+  #tick(watched: Set<Watched>): void {
     const needed = (this.minRate * this.window) / 1000;
-    for (const w of this.#watched) {
+    for (const w of watched) {
       if (!w.transfer.waitingOnClient()) continue;
       w.waited += TICK_MS;
       if (w.waited < this.window) continue;
       const bytes = w.transfer.bytes();
       if (bytes - w.bytesAtStart < needed) {
-        this.#watched.delete(w);
+        watched.delete(w);
         w.transfer.cut();
       } else {
         w.waited = 0;
