@@ -12,13 +12,15 @@ export class StallClock {
   #since: number | undefined;
   #longest = 0;
 
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
   begin(): void {
-    this.#since ??= performance.now();
+    this.#since ??= this.now();
   }
 
   end(): void {
     if (this.#since === undefined) return;
-    this.#longest = Math.max(this.#longest, performance.now() - this.#since);
+    this.#longest = Math.max(this.#longest, this.now() - this.#since);
     this.#since = undefined;
   }
 
@@ -31,8 +33,13 @@ export class StallClock {
     this.#longest = 0;
   }
 
-  /** Whether a stretch reached CLIENT_STALL_MS, or one is under way now. */
+  /**
+   * Whether a stretch reached CLIENT_STALL_MS, the one under way included. A short wait under way
+   * is no stall: streaming waits on the client between any two chunks, and a node that dies
+   * then is the node's failure (a node gives up on a client only after a long silence).
+   */
   stalled(): boolean {
-    return this.#since !== undefined || this.#longest >= CLIENT_STALL_MS;
+    const current = this.#since === undefined ? 0 : this.now() - this.#since;
+    return Math.max(current, this.#longest) >= CLIENT_STALL_MS;
   }
 }
