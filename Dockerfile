@@ -1,10 +1,10 @@
 # harbor-lb container image: `docker build -t harbor-lb .` from a clone.
 #
 # The base image is a build argument so the image can be built where Docker Hub is out of reach:
-# any image with Node.js 20 (node and npm on PATH) and a `node` user will do, e.g.
-#   docker build --build-arg NODE_IMAGE=registry.example.com/library/node:20-bookworm-slim .
+# any image with Node.js 24 or later (node and npm on PATH) and a `node` user will do, e.g.
+#   docker build --build-arg NODE_IMAGE=registry.example.com/library/node:24-bookworm-slim .
 # The end-to-end test builds it on a base made from the test machine's own Node.js.
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # Build stage: installs every dependency from the lockfile (this needs the npm registry, as any
 # `npm ci` does), compiles TypeScript, then drops the dev dependencies. The build context holds

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on an unsupported Node.js, stop before anything else loads.
+import './runtime-check.js';
 import { parseArgs } from 'node:util';
 import type { StatusDocument } from './admin/status.js';
 import { createApp } from './app.js';

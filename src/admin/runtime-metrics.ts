@@ -1,6 +1,9 @@
 import { createRequire } from 'node:module';
-import type { IntervalHistogram, PerformanceObserver as Observer } from 'node:perf_hooks';
+import type { monitorEventLoopDelay, PerformanceObserver as Observer } from 'node:perf_hooks';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
+
+/** The event-loop delay monitor (its type's name differs between @types/node lines). */
+type LoopDelayMonitor = ReturnType<typeof monitorEventLoopDelay>;
 
 // The CommonJS view of perf_hooks: the same object prom-client's own require() gets.
 const perfHooks = createRequire(import.meta.url)('node:perf_hooks') as typeof import('node:perf_hooks');
@@ -16,7 +19,7 @@ const perfHooks = createRequire(import.meta.url)('node:perf_hooks') as typeof im
  * what prom-client creates; the wrappers are removed before anything else can run.
  */
 export function startRuntimeMetrics(registry: Registry): () => void {
-  const monitors: IntervalHistogram[] = [];
+  const monitors: LoopDelayMonitor[] = [];
   const observers: Observer[] = [];
   const { monitorEventLoopDelay, PerformanceObserver } = perfHooks;
   perfHooks.monitorEventLoopDelay = (options) => {

@@ -34,10 +34,10 @@ describe('the container image and docker-compose.yml', () => {
     }
     dockerd = started;
     const t0 = Date.now();
-    await importHostImage(dockerd, join(tmp.dir, 'node-base'), 'local/node-base:20', nodeBaseSpec());
+    await importHostImage(dockerd, join(tmp.dir, 'node-base'), 'local/node-base:24', nodeBaseSpec());
     const t1 = Date.now();
     // --network host: the build stage's `npm ci` reaches the npm registry the way npm here does.
-    const built = await dockerd.docker(['build', '--network', 'host', '--build-arg', 'NODE_IMAGE=local/node-base:20', '-t', image, REPO]);
+    const built = await dockerd.docker(['build', '--network', 'host', '--build-arg', 'NODE_IMAGE=local/node-base:24', '-t', image, REPO]);
     assert.equal(built.code, 0, `docker build failed:\n${built.stdout}\n${built.stderr}`);
     process.stderr.write(`container test: base image ${t1 - t0} ms, harbor-lb image build ${Date.now() - t1} ms\n`);
   });

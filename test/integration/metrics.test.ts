@@ -169,7 +169,7 @@ describe('/metrics', () => {
 
   it('keeps two apps in one process apart, and each app stops its runtime monitors on close', async (t) => {
     // What prom-client's default metrics start, per app: the event-loop-delay monitor and the GC observer.
-    const started: Array<{ monitors: perfHooks.IntervalHistogram[]; observers: Array<{ disconnected: boolean }> }> = [];
+    const started: Array<{ monitors: Array<ReturnType<typeof perfHooks.monitorEventLoopDelay>>; observers: Array<{ disconnected: boolean }> }> = [];
     const { monitorEventLoopDelay, PerformanceObserver } = perfHooks;
     const watch = () => {
       const seen: (typeof started)[number] = { monitors: [], observers: [] };

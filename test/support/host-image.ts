@@ -12,6 +12,8 @@ import type { Dockerd } from './dockerd.js';
 export interface HostImageSpec {
   /** Executables, by absolute path or by name on PATH; each at the same path in the image, with its libraries. */
   programs: string[];
+  /** Executables placed elsewhere in the image: path here → path in the image, with their libraries. */
+  placed?: Record<string, string>;
   /** Files or folders copied to the same path (links followed). */
   copies?: string[];
   /** Symbolic links to create: path in the image → target. */
@@ -27,8 +29,8 @@ export async function importHostImage(dockerd: Dockerd, dir: string, tag: string
   mkdirSync(join(root, 'tmp'), { recursive: true });
   chmodSync(join(root, 'tmp'), 0o1777);
   mkdirSync(join(root, 'root'), { recursive: true });
-  const place = (path: string) => {
-    const dest = join(root, path);
+  const place = (path: string, inImage = path) => {
+    const dest = join(root, inImage);
     if (existsSync(dest)) return;
     mkdirSync(dirname(dest), { recursive: true });
     // Links followed: the image gets the file itself under the name callers use (ld.so, lib*.so.N).
@@ -37,6 +39,10 @@ export async function importHostImage(dockerd: Dockerd, dir: string, tag: string
   for (const program of spec.programs) {
     const path = program.startsWith('/') ? program : which(program);
     place(path);
+    for (const lib of sharedLibraries(path)) place(lib);
+  }
+  for (const [path, inImage] of Object.entries(spec.placed ?? {})) {
+    place(path, inImage);
     for (const lib of sharedLibraries(path)) place(lib);
   }
   for (const path of spec.copies ?? []) place(path);
@@ -72,16 +78,23 @@ export function nodeBaseSpec(): HostImageSpec {
   const npmCli = realpathSync(which('npm'));
   const npmRoot = dirname(dirname(npmCli));
   const npmBin = dirname(which('npm'));
-  const prefix = execFileSync('npm', ['prefix', '-g'], { encoding: 'utf8' }).trim();
+  // npm's global prefix, read off where npm is installed (<prefix>/lib/node_modules/npm): asking
+  // `npm prefix -g` would answer for the node that runs it, the project's own under npm test.
+  const prefix = dirname(dirname(dirname(npmRoot)));
   const copies = [npmRoot, join(prefix, 'etc', 'npmrc'), '/etc/ssl/certs/ca-certificates.crt', '/etc/nsswitch.conf'].filter((p) => existsSync(p));
   return {
-    programs: ['node', '/bin/sh', '/usr/bin/env'],
+    programs: ['/bin/sh', '/usr/bin/env'],
+    // The Node.js running the tests (the project's own, from its `node` devDependency), where
+    // this machine's npm prefix puts it: npm finds its global npmrc (registry, CA) next to node.
+    placed: { [process.execPath]: join(prefix, 'bin', 'node') },
     copies,
     links: {
       [join(npmBin, 'npm')]: relative(npmBin, npmCli),
       [join(npmBin, 'npx')]: relative(npmBin, join(dirname(npmCli), 'npx-cli.js')),
     },
     users: { node: 1000 },
+    // The official Node.js binary trusts its own CA list: the machine's bundle (copied) is added.
+    changes: ['ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt'],
   };
 }
 
