@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
 import type { NodeConditions } from './node-conditions.js';
+import { BlobReadPool } from './blob-read-pool.js';
 import { NodeTraffic } from './node-traffic.js';
 import { nodeTlsOptions, type NodeTlsOptions } from './node-tls.js';
 
@@ -54,6 +55,11 @@ export class ClusterNode {
    * own: slow uploads can fill it, never the connections pulls and token requests need.
    */
   readonly uploadPool: Pool;
+  /**
+   * Connections for blob pulls that reuse their read buffers (blob-read-pool.ts), on a node spoken
+   * to in plain HTTP; undefined for a TLS node, whose pulls go through `pool`.
+   */
+  readonly blobReads: BlobReadPool | undefined;
   /** TLS options of every pool that talks to this node (its private CA); undefined: the defaults. */
   readonly tls: NodeTlsOptions | undefined;
   readonly traffic = new NodeTraffic();
@@ -68,6 +74,11 @@ export class ClusterNode {
     this.tls = nodeTlsOptions(cfg);
     this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);
     this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls);
+    const url = new URL(cfg.url);
+    this.blobReads =
+      url.protocol === 'http:'
+        ? new BlobReadPool(url, { connectTimeout: pool.connectTimeout, bodyTimeout: pool.idleTimeout, keepAliveTimeout: 4_000, maxIdle: pool.maxConnections })
+        : undefined;
   }
 
   get state(): NodeState {
@@ -98,6 +109,7 @@ export class ClusterNode {
   }
 
   close(): Promise<unknown> {
+    this.blobReads?.close();
     return Promise.all([this.pool.destroy(), this.uploadPool.destroy()]);
   }
 }

@@ -73,6 +73,8 @@ export interface ForwardRequest {
   headersTimeout: number;
   /** Whether a 502/503/504 should be dropped (for a retry elsewhere) instead of passed on. */
   retryOnGatewayError: boolean;
+  /** A blob pull: goes through the node's blob read pool when it has one (reused read buffers). */
+  blobRead?: boolean;
   /** Hold a 200 back whole instead of streaming it (token responses, to verify before the client sees them). */
   hold?: ResponseHold;
   /** Sees the response head before it goes to the client (learning upload pins). */
@@ -129,6 +131,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     }
     fr.res.on('close', this.#onClientClose);
     fr.body?.stalls.reset();
+    const blobReads = fr.blobRead === true && fr.body === undefined && fr.method === 'GET' && fr.hold === undefined ? fr.node.blobReads : undefined;
+    if (blobReads !== undefined) {
+      blobReads.dispatch({ method: 'GET', path: fr.path, headers: fr.headers, headersTimeout: fr.headersTimeout }, this);
+      return;
+    }
     // A body streamed from the client may take as long as the client likes: it has its own budget.
     const pool = fr.body !== undefined && fr.body.buffered === undefined ? fr.node.uploadPool : fr.node.pool;
     pool.dispatch(
@@ -209,10 +216,17 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#headersWritten = true;
   }
 
-  onData(chunk: Buffer): boolean {
+  /**
+   * `written` (the blob read pool's): called once the chunk is out, so the buffer it is a view
+   * into may be read into again; a chunk kept (held, or the client gone) never calls it.
+   */
+  onData(chunk: Buffer, written?: () => void): boolean {
     // undici hands over an empty rest after every resume (each 64 KiB of a blob): written, each
     // became a write() system call of nothing, one per chunk pulled.
-    if (chunk.length === 0) return !this.fr.res.writableNeedDrain;
+    if (chunk.length === 0) {
+      written?.();
+      return !this.fr.res.writableNeedDrain;
+    }
     const held = this.#held;
     if (held) {
       if (held.size + chunk.length <= this.fr.hold!.maxBytes) {
@@ -235,7 +249,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#bytesOut += chunk.length;
     // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).
     this.#inData = true;
-    const flowing = this.fr.res.write(chunk);
+    const flowing = written === undefined ? this.fr.res.write(chunk) : this.fr.res.write(chunk, (err) => err === undefined || err === null ? written() : undefined);
     this.#inData = false;
     if (flowing) return true;
     this.#readerStalls.begin();

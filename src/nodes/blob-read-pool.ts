@@ -1,0 +1,304 @@
+import { connect, type Socket } from 'node:net';
+import { errors } from 'undici';
+import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
+
+/**
+ * Keep-alive connections to one plain-HTTP node for blob pulls, each reading into one buffer it
+ * reuses (net.Socket's `onread`) instead of a fresh 64 KiB buffer per read.
+ *
+ * Why: on Node 24 a fresh buffer per read cost a full garbage collection per 64 MiB streamed and
+ * about 2 s of CPU per GiB pulled, against 1.0 for a relay that reuses its buffers
+ * (docs/benchmarks.md). A body chunk handed on is a view into the buffer it was read into, so a
+ * buffer is read into again only once the handler has said, for each chunk, that it is written out
+ * (the `written` callback of onData). A connection reads into a few buffers in turn (node:http
+ * writes a response on the next tick); a chunk never reported written leaves its buffer to the
+ * garbage collector.
+ *
+ * It speaks the same handler callbacks as undici's Pool.dispatch (onConnect, onHeaders, onData,
+ * onComplete, onError), raises undici's error classes for timeouts and cuts, and so the attempt
+ * that uses it reads its failures as it reads undici's.
+ */
+export interface ReadHandler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  /** `written`: to be called once the chunk is written out and referenced nowhere, so its buffer may be read into again. */
+  onData(chunk: Buffer, written: () => void): boolean;
+  onComplete(trailers: null): void;
+  onError(err: Error): void;
+}
+
+/** One read's buffer and how many hold it: the read being handled, and each chunk of it not yet written. */
+interface Lease {
+  buf: Buffer;
+  holders: number;
+}
+
+export interface ReadRequest {
+  method: 'GET' | 'HEAD';
+  path: string;
+  /** Alternating names and values. */
+  headers: readonly string[];
+  headersTimeout: number;
+}
+
+export interface BlobReadPoolOptions {
+  connectTimeout: number;
+  /** Longest silence while a body is read. */
+  bodyTimeout: number;
+  /** How long an idle connection is kept. */
+  keepAliveTimeout: number;
+  /** The most idle connections kept. */
+  maxIdle: number;
+}
+
+/** A socket read's size, as Node's own. */
+const READ_SIZE = 64 * 1024;
+/** Buffers a connection keeps to read into in turn. */
+const SPARE_BUFFERS = 4;
+
+export class BlobReadPool {
+  readonly #idle: Connection[] = [];
+  #closed = false;
+
+  constructor(
+    private readonly url: URL,
+    private readonly options: BlobReadPoolOptions,
+  ) {}
+
+  dispatch(request: ReadRequest, handler: ReadHandler): void {
+    if (this.#closed) {
+      handler.onError(new errors.ClientDestroyedError());
+      return;
+    }
+    const idle = this.#idle.pop();
+    if (idle !== undefined) idle.take();
+    new ReadExchange(this, idle ?? this.connect(), request, handler, idle !== undefined).start();
+  }
+
+  /** A new connection to the node. */
+  connect(): Connection {
+    return new Connection(this.url, this.options.connectTimeout, (c) => this.#forget(c));
+  }
+
+  /** A connection whose response ended cleanly: kept for the next request, within the bounds. */
+  release(c: Connection): void {
+    if (this.#closed || this.#idle.length >= this.options.maxIdle) c.socket.destroy();
+    else {
+      this.#idle.push(c);
+      c.idle(this.options.keepAliveTimeout);
+    }
+  }
+
+  get bodyTimeout(): number {
+    return this.options.bodyTimeout;
+  }
+
+  get hostHeader(): string {
+    return this.url.host;
+  }
+
+  #forget(c: Connection): void {
+    const i = this.#idle.indexOf(c);
+    if (i !== -1) this.#idle.splice(i, 1);
+  }
+
+  /** Closes idle connections now; those in use close when their response ends. */
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#idle.splice(0)) c.socket.destroy();
+  }
+}
+
+/** One keep-alive connection and its one read buffer. */
+class Connection {
+  readonly socket: Socket;
+  exchange: ReadExchange | undefined;
+  connected = false;
+  readonly #spare: Buffer[] = [];
+  #idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(url: URL, connectTimeout: number, onGone: (c: Connection) => void) {
+    this.socket = connect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 80),
+      noDelay: true,
+      onread: { buffer: () => this.#nextBuffer(), callback: (n, buf) => this.#read(n, buf as Buffer) },
+    });
+    const timer = setTimeout(() => this.socket.destroy(new errors.ConnectTimeoutError()), connectTimeout);
+    this.socket.once('connect', () => {
+      clearTimeout(timer);
+      this.connected = true;
+      this.exchange?.connected();
+    });
+    this.socket.on('error', (err) => this.exchange?.lost(err));
+    this.socket.on('close', () => {
+      clearTimeout(timer);
+      clearTimeout(this.#idleTimer);
+      onGone(this);
+      this.exchange?.lost(undefined);
+    });
+  }
+
+  /** Kept idle: closed after `ms` unless taken. */
+  idle(ms: number): void {
+    this.exchange = undefined;
+    this.#idleTimer = setTimeout(() => this.socket.destroy(), ms);
+    this.#idleTimer.unref();
+  }
+
+  take(): void {
+    clearTimeout(this.#idleTimer);
+  }
+
+  #read(n: number, buf: Buffer): boolean {
+    const ex = this.exchange;
+    // Bytes on an idle connection: no request is waiting for them; the connection cannot be trusted.
+    if (ex === undefined) {
+      this.socket.destroy();
+      return false;
+    }
+    const lease: Lease = { buf, holders: 1 };
+    const more = ex.read(buf.subarray(0, n), lease);
+    this.settle(lease);
+    return more;
+  }
+
+  /** One holder of a read's buffer is done with it; the last one gives it back. */
+  settle(lease: Lease): void {
+    if (--lease.holders === 0 && this.#spare.length < SPARE_BUFFERS) this.#spare.push(lease.buf);
+  }
+
+  /** Called by Node for the buffer of each read (after the one before was handled). */
+  #nextBuffer(): Buffer {
+    return this.#spare.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
+  }
+}
+
+/** One request and its response on one connection. */
+class ReadExchange {
+  readonly #reader: Http1ResponseReader;
+  #timer: NodeJS.Timeout | undefined;
+  #ended = false;
+  #paused = false;
+  #received = false;
+  #lease: Lease | undefined;
+
+  constructor(
+    private readonly pool: BlobReadPool,
+    private readonly conn: Connection,
+    private readonly request: ReadRequest,
+    private readonly handler: ReadHandler,
+    /** On a connection used before: a close before any answer is a stale connection, tried again once on a new one. */
+    private readonly reused: boolean,
+  ) {
+    this.#reader = new Http1ResponseReader(request.method, {
+      // Once ended (the handler aborted on the head), the rest of the read goes nowhere.
+      head: (status, raw, text) => {
+        if (this.#ended) return;
+        clearTimeout(this.#timer);
+        this.#arm(this.pool.bodyTimeout, () => new errors.BodyTimeoutError());
+        if (!this.handler.onHeaders(status, raw, this.#resume, text)) this.#paused = true;
+      },
+      body: (chunk) => {
+        if (this.#ended) return;
+        const lease = this.#lease!;
+        lease.holders++;
+        if (!this.handler.onData(chunk, () => this.conn.settle(lease))) this.#paused = true;
+      },
+    });
+  }
+
+  start(): void {
+    this.conn.exchange = this;
+    if (this.conn.connected) this.connected();
+  }
+
+  connected(): void {
+    if (this.#ended) return;
+    this.handler.onConnect(this.#abort);
+    if (this.#ended) return;
+    this.conn.socket.write(this.#head());
+    this.#arm(this.request.headersTimeout, () => new errors.HeadersTimeoutError());
+  }
+
+  #head(): string {
+    const { method, path, headers } = this.request;
+    let text = `${method} ${path} HTTP/1.1\r\n`;
+    let host = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]!.toLowerCase() === 'host') host = true;
+      text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    }
+    if (!host) text += `host: ${this.pool.hostHeader}\r\n`;
+    return `${text}\r\n`;
+  }
+
+  #arm(ms: number, error: () => Error): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#abort(error()), ms);
+  }
+
+  /** One read: false stops reading until resumed. */
+  read(chunk: Buffer, lease: Lease): boolean {
+    if (this.#ended) return false;
+    this.#lease = lease;
+    this.#received = true;
+    if (this.#timer !== undefined && this.#reader.headRead) this.#timer.refresh();
+    try {
+      this.#reader.feed(chunk);
+    } catch (err) {
+      this.#abort(err as ResponseParseError);
+      return false;
+    }
+    if (this.#ended) return false;
+    if (this.#reader.done) {
+      this.#complete();
+      // Kept alive: read on, so a close of the idle connection is seen.
+      return !this.conn.socket.destroyed;
+    }
+    return !this.#paused;
+  }
+
+  readonly #resume = (): void => {
+    if (this.#ended || !this.#paused) return;
+    this.#paused = false;
+    this.conn.socket.resume();
+  };
+
+  readonly #abort = (err?: Error): void => {
+    if (this.#ended) return;
+    this.conn.socket.destroy();
+    this.fail(err ?? new errors.RequestAbortedError());
+  };
+
+  #complete(): void {
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    if (this.#reader.keepAlive && !this.conn.socket.destroyed) this.pool.release(this.conn);
+    else this.conn.socket.destroy();
+    this.handler.onComplete(null);
+  }
+
+  fail(err: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    this.conn.exchange = undefined;
+    this.conn.socket.destroy();
+    this.handler.onError(err);
+  }
+
+  /** The connection failed (err) or closed while this exchange had it. */
+  lost(err: Error | undefined): void {
+    if (this.#ended) return;
+    if (err === undefined && this.#reader.closed()) return this.#complete();
+    if (this.reused && !this.#received) {
+      // The node had closed the idle connection as this request went out: once more, on a new one.
+      this.#ended = true;
+      clearTimeout(this.#timer);
+      new ReadExchange(this.pool, this.pool.connect(), this.request, this.handler, false).start();
+      return;
+    }
+    this.fail(err ?? new errors.SocketError('other side closed'));
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Reads one HTTP/1.1 response from the bytes a node sends, read after read, without copying the
+ * body: each piece of body is handed on as a view into the read it came in. What the blob read
+ * pool (blob-read-pool.ts) parses with; undici parses everything else.
+ *
+ * Strict where a lenient reading could make two parties disagree on where a response ends:
+ * a folded or malformed header line, differing Content-Length values, bytes after the end of
+ * the response, a chunk size that is not hex. Any of these is the node's malformed answer.
+ */
+export interface ResponseSink {
+  /** The final (non-1xx) head; rawHeaders alternate name and value, as undici hands them over. */
+  head(status: number, rawHeaders: Buffer[], statusText: string): void;
+  /** A piece of body: a view into the read it came in, valid until the reader is fed again. */
+  body(chunk: Buffer): void;
+}
+
+/** A node's answer that does not parse as HTTP/1.1; named and worded as undici's parser errors, so it reads the same. */
+export class ResponseParseError extends Error {
+  constructor(reason: string) {
+    super(`the node's answer is not valid HTTP/1.1 (${reason})`);
+    this.name = 'HTTPParserError';
+  }
+}
+
+type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
+
+/** The most a response head may take; as undici's maxHeaderSize in node.ts. */
+const MAX_HEAD = 65_536;
+const MAX_CHUNK_LINE = 1024;
+const EMPTY = Buffer.alloc(0);
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export class Http1ResponseReader {
+  #head: Buffer = EMPTY;
+  #framing: Framing | undefined;
+  /** Chunked decoding: reading a size line, chunk data, the CRLF after it, or the trailer lines. */
+  #chunk: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
+  #chunkLeft = 0;
+  #line = '';
+  #done = false;
+  #keepAlive = false;
+
+  constructor(
+    private readonly method: string,
+    private readonly sink: ResponseSink,
+  ) {}
+
+  /** The whole response has been read. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** The connection may carry another request once this response is done. */
+  get keepAlive(): boolean {
+    return this.#done && this.#keepAlive;
+  }
+
+  /** The final head has been read. */
+  get headRead(): boolean {
+    return this.#framing !== undefined;
+  }
+
+  /** Feeds one read. Throws ResponseParseError on a malformed answer. */
+  feed(data: Buffer): void {
+    let at = 0;
+    while (at < data.length) {
+      if (this.#done) throw new ResponseParseError('bytes after the end of the response');
+      at = this.#framing === undefined ? this.#readHead(data, at) : this.#readBody(data, at);
+    }
+  }
+
+  /** The node closed the connection: true when that ends the response (a body read until close). */
+  closed(): boolean {
+    if (this.#framing?.kind === 'close' && !this.#done) {
+      this.#done = true;
+      this.#keepAlive = false;
+    }
+    return this.#done;
+  }
+
+  #readHead(data: Buffer, at: number): number {
+    // The head ends at the first empty line; it may span reads, so what came before is kept (copied:
+    // the read buffer is reused for the next read).
+    const kept = this.#head.length;
+    const joined = kept === 0 ? data.subarray(at) : Buffer.concat([this.#head, data.subarray(at)]);
+    const end = joined.indexOf('\r\n\r\n', Math.max(0, kept - 3), 'latin1');
+    if (end === -1 ? joined.length > MAX_HEAD : end > MAX_HEAD) throw new ResponseParseError(`response head over ${MAX_HEAD} bytes`);
+    if (end === -1) {
+      this.#head = Buffer.from(joined);
+      return data.length;
+    }
+    const text = joined.toString('latin1', 0, end);
+    this.#head = EMPTY;
+    this.#parseHead(text);
+    return at + end + 4 - kept;
+  }
+
+  #parseHead(text: string): void {
+    const lines = text.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
+    if (m === null) throw new ResponseParseError('a malformed status line');
+    const minor = m[1]!;
+    const status = Number(m[2]);
+    const raw: Buffer[] = [];
+    let length: string | undefined;
+    let chunked = false;
+    let encoded = false;
+    let close = minor === '0';
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      const name = colon > 0 ? line.slice(0, colon) : '';
+      if (!TOKEN.test(name)) throw new ResponseParseError('a malformed or folded header line');
+      const value = line.slice(colon + 1).trim();
+      if (/[\0\r\n]/.test(value)) throw new ResponseParseError('a control character in a header value');
+      const lower = name.toLowerCase();
+      if (lower === 'content-length') {
+        if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== value)) throw new ResponseParseError('an invalid Content-Length');
+        length = value;
+      } else if (lower === 'transfer-encoding') {
+        encoded = true;
+        chunked = value.toLowerCase().split(',').pop()!.trim() === 'chunked';
+      } else if (lower === 'connection') {
+        if (value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
+      }
+      raw.push(Buffer.from(name, 'latin1'), Buffer.from(value, 'latin1'));
+    }
+    // 1xx: an interim answer; the final one follows.
+    if (status < 200) return;
+    this.#keepAlive = !close;
+    if (this.method === 'HEAD' || status === 204 || status === 304) this.#framing = { kind: 'none' };
+    else if (encoded) {
+      this.#framing = chunked ? { kind: 'chunked' } : { kind: 'close' };
+      // Both: the length is ignored and the connection not reused (RFC 9112 6.3).
+      if (length !== undefined || !chunked) this.#keepAlive = false;
+    } else if (length !== undefined) this.#framing = { kind: 'length', left: Number(length) };
+    else {
+      this.#framing = { kind: 'close' };
+      this.#keepAlive = false;
+    }
+    this.sink.head(status, raw, m[3] ?? '');
+    if (this.#framing.kind === 'none' || (this.#framing.kind === 'length' && this.#framing.left === 0)) this.#done = true;
+  }
+
+  #readBody(data: Buffer, at: number): number {
+    const framing = this.#framing!;
+    if (framing.kind === 'close') {
+      this.sink.body(data.subarray(at));
+      return data.length;
+    }
+    if (framing.kind === 'length') {
+      const n = Math.min(framing.left, data.length - at);
+      framing.left -= n;
+      if (framing.left === 0) this.#done = true;
+      this.sink.body(data.subarray(at, at + n));
+      return at + n;
+    }
+    return this.#readChunked(data, at);
+  }
+
+  #readChunked(data: Buffer, at: number): number {
+    switch (this.#chunk) {
+      case 'data': {
+        const n = Math.min(this.#chunkLeft, data.length - at);
+        this.#chunkLeft -= n;
+        if (this.#chunkLeft === 0) this.#chunk = 'data-end';
+        this.sink.body(data.subarray(at, at + n));
+        return at + n;
+      }
+      default: {
+        const eol = data.indexOf(10, at);
+        const end = eol === -1 ? data.length : eol + 1;
+        this.#line += data.toString('latin1', at, end);
+        if (this.#line.length > MAX_CHUNK_LINE) throw new ResponseParseError('a chunk line too long');
+        if (eol !== -1) this.#chunkLine(this.#line);
+        return end;
+      }
+    }
+  }
+
+  #chunkLine(raw: string): void {
+    this.#line = '';
+    if (!raw.endsWith('\r\n')) throw new ResponseParseError('a chunk line not ended by CRLF');
+    const line = raw.slice(0, -2);
+    if (this.#chunk === 'data-end') {
+      if (line !== '') throw new ResponseParseError('chunk data longer than its size');
+      this.#chunk = 'size';
+    } else if (this.#chunk === 'size') {
+      const size = /^([0-9a-fA-F]{1,12})(?:[ \t]*;.*)?$/.exec(line);
+      if (size === null) throw new ResponseParseError('a malformed chunk size');
+      this.#chunkLeft = parseInt(size[1]!, 16);
+      this.#chunk = this.#chunkLeft === 0 ? 'trailer' : 'data';
+    } else if (line === '') this.#done = true;
+  }
+}

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { BlobReadPool, type ReadHandler } from '../../src/nodes/blob-read-pool.js';
+
+const BLOB = randomBytes(24 * 1024 * 1024 + 123);
+const DIGEST = createHash('sha256').update(BLOB).digest('hex');
+
+interface Result {
+  status: number;
+  digest: string;
+  error?: Error;
+}
+
+/**
+ * A handler that keeps each chunk a while (as node:http does, writing on a later tick), pauses
+ * now and then, and hashes a chunk only when it lets it go: a buffer read into again too early
+ * shows as a wrong digest.
+ */
+function slowHandler(done: (r: Result) => void): ReadHandler {
+  const hash = createHash('sha256');
+  let status = 0;
+  let resume: () => void = () => {};
+  let n = 0;
+  let held: Array<() => void> = [];
+  const flush = () => {
+    const now = held;
+    held = [];
+    for (const f of now) f();
+  };
+  return {
+    onConnect() {},
+    onHeaders(s, _raw, r) {
+      status = s;
+      resume = r;
+      return true;
+    },
+    onData(chunk, written) {
+      held.push(() => {
+        hash.update(chunk);
+        written();
+      });
+      n++;
+      if (n % 3 === 0) {
+        // Paused: let go of everything later, then read on.
+        setTimeout(() => {
+          flush();
+          resume();
+        }, 1);
+        return false;
+      }
+      setImmediate(flush);
+      return true;
+    },
+    onComplete() {
+      setTimeout(() => {
+        flush();
+        done({ status, digest: hash.digest('hex') });
+      }, 5);
+    },
+    onError(error) {
+      done({ status, digest: '', error });
+    },
+  };
+}
+
+function pull(pool: BlobReadPool, path = '/v2/lib/a/blobs/sha256:x'): Promise<Result> {
+  return new Promise((resolve) => pool.dispatch({ method: 'GET', path, headers: ['host', 'registry.test'], headersTimeout: 10_000 }, slowHandler(resolve)));
+}
+
+function listen(server: Server | ReturnType<typeof createTcpServer>): Promise<URL> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))));
+}
+
+const OPTIONS = { connectTimeout: 5_000, bodyTimeout: 10_000, keepAliveTimeout: 10_000, maxIdle: 4 };
+
+describe('blob read pool: reused read buffers against a real HTTP server', () => {
+  let server: Server;
+  let url: URL;
+  const connections = new Set<Socket>();
+  let perSocket = new WeakMap<Socket, number>();
+  let dropSecond = false;
+
+  before(async () => {
+    server = createServer((req, res) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      // A node that closed a kept-alive connection just as the next request came.
+      if (dropSecond && n === 2) return req.socket.destroy();
+      if (req.url!.endsWith('/chunked')) {
+        res.writeHead(200);
+        for (let at = 0; at < BLOB.length; at += 1_000_003) res.write(BLOB.subarray(at, at + 1_000_003));
+        return res.end();
+      }
+      res.writeHead(200, { 'content-length': BLOB.length, 'docker-content-digest': `sha256:${DIGEST}` });
+      res.end(BLOB);
+    });
+    server.on('connection', (s) => connections.add(s));
+    url = await listen(server);
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('hands every byte over intact to a handler that lets chunks go late and pauses, length-framed and chunked', async () => {
+    const pool = new BlobReadPool(url, OPTIONS);
+    const results = await Promise.all([pull(pool), pull(pool), pull(pool, '/v2/lib/a/blobs/chunked')]);
+    pool.close();
+    for (const r of results) {
+      assert.equal(r.error, undefined);
+      assert.equal(r.status, 200);
+      assert.equal(r.digest, DIGEST);
+    }
+  });
+
+  it('hands nothing more to a handler that aborted on the head (a 503 to retry elsewhere)', async () => {
+    const pool = new BlobReadPool(url, OPTIONS);
+    let abort: (err?: Error) => void = () => {};
+    let data = 0;
+    const error = await new Promise<Error>((resolve) =>
+      pool.dispatch(
+        { method: 'GET', path: '/v2/lib/a/blobs/sha256:x', headers: [], headersTimeout: 10_000 },
+        {
+          onConnect: (a) => (abort = a),
+          onHeaders: () => {
+            abort(new Error('held back'));
+            return false;
+          },
+          onData: () => {
+            data++;
+            return true;
+          },
+          onComplete: () => resolve(new Error('completed')),
+          onError: resolve,
+        },
+      ),
+    );
+    pool.close();
+    assert.equal(error.message, 'held back');
+    assert.equal(data, 0);
+  });
+
+  it('keeps a connection alive for the next pull', async () => {
+    connections.clear();
+    const pool = new BlobReadPool(url, OPTIONS);
+    assert.equal((await pull(pool)).digest, DIGEST);
+    assert.equal((await pull(pool)).digest, DIGEST);
+    pool.close();
+    assert.equal(connections.size, 1);
+  });
+
+  it('sends a pull again on a new connection when the kept one was closed before any answer', async () => {
+    connections.clear();
+    perSocket = new WeakMap();
+    dropSecond = true;
+    try {
+      const pool = new BlobReadPool(url, OPTIONS);
+      assert.equal((await pull(pool)).digest, DIGEST);
+      const second = await pull(pool);
+      pool.close();
+      assert.equal(second.error, undefined);
+      assert.equal(second.digest, DIGEST);
+      assert.equal(connections.size, 2);
+    } finally {
+      dropSecond = false;
+    }
+  });
+});
+
+describe('blob read pool: a node whose answer is not HTTP', () => {
+  it('fails the pull with the parser error the routing line reads, and a cut as undici words it', async () => {
+    const answers = ['HTTP/1.1 200 OK\r\nContent-Length: 5\r\n folded\r\n\r\nhello', 'HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nonly this'];
+    let i = 0;
+    const raw = createTcpServer((s) => {
+      s.once('data', () => {
+        const answer = answers[i++]!;
+        s.end(answer);
+      });
+    });
+    const url = await listen(raw);
+    try {
+      const pool = new BlobReadPool(url, OPTIONS);
+      const bad = await pull(pool);
+      assert.equal(bad.error?.name, 'HTTPParserError');
+      const cut = await pull(pool);
+      assert.equal((cut.error as { code?: string } | undefined)?.code, 'UND_ERR_SOCKET');
+      pool.close();
+    } finally {
+      raw.close();
+    }
+  });
+});

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Http1ResponseReader, ResponseParseError } from '../../../src/nodes/http1-response.js';
+
+interface Read {
+  status?: number;
+  headers?: string[];
+  text?: string;
+  body: Buffer[];
+  reader: Http1ResponseReader;
+}
+
+function reader(method = 'GET'): Read {
+  const out: Read = { body: [], reader: undefined as unknown as Http1ResponseReader };
+  out.reader = new Http1ResponseReader(method, {
+    head: (status, raw, text) => {
+      out.status = status;
+      out.headers = raw.map((b) => b.toString('latin1'));
+      out.text = text;
+    },
+    // Copied as it comes: the reader's views are only valid until the next read.
+    body: (chunk) => out.body.push(Buffer.from(chunk)),
+  });
+  return out;
+}
+
+/** Feeds `wire` cut at the given offsets, each read into a buffer that is overwritten afterwards. */
+function feedCut(r: Read, wire: Buffer, cuts: number[]): void {
+  let from = 0;
+  for (const to of [...cuts, wire.length]) {
+    const read = Buffer.from(wire.subarray(from, to));
+    r.reader.feed(read);
+    read.fill(0x58);
+    from = to;
+  }
+}
+
+const BODY = Buffer.from('0123456789abcdef'.repeat(64));
+const LENGTH_WIRE = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\nDocker-Content-Digest: sha256:abc\r\n\r\n`), BODY]);
+
+describe('HTTP/1.1 response reader', () => {
+  it('reads a head and a length-framed body cut at every offset, the blank line straddling reads included', () => {
+    for (let cut = 1; cut < 90; cut++) {
+      const r = reader();
+      feedCut(r, LENGTH_WIRE, [cut, cut + 7]);
+      assert.equal(r.status, 200, `cut at ${cut}`);
+      assert.deepEqual(r.headers, ['Content-Length', String(BODY.length), 'Docker-Content-Digest', 'sha256:abc']);
+      assert.deepEqual(Buffer.concat(r.body), BODY, `cut at ${cut}`);
+      assert.ok(r.reader.done && r.reader.keepAlive);
+    }
+  });
+
+  it('decodes a chunked body fed a byte at a time, extensions and trailers included', () => {
+    const wire = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n, world!!!\r\n0\r\nX-Trailer: t\r\n\r\n');
+    const r = reader();
+    feedCut(r, wire, Array.from({ length: wire.length - 1 }, (_, i) => i + 1));
+    assert.equal(Buffer.concat(r.body).toString(), 'hello, world!!!');
+    assert.ok(r.reader.done && r.reader.keepAlive);
+  });
+
+  it('skips interim 1xx answers, and reads no body for HEAD, 204 and 304', () => {
+    const r = reader();
+    r.reader.feed(Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    assert.equal(r.status, 200);
+    assert.equal(Buffer.concat(r.body).toString(), 'ok');
+    for (const [method, status] of [['HEAD', 200], ['GET', 204], ['GET', 304]] as const) {
+      const h = reader(method);
+      h.reader.feed(Buffer.from(`HTTP/1.1 ${status} X\r\nContent-Length: 10\r\n\r\n`));
+      assert.ok(h.reader.done, `${method} ${status}`);
+    }
+  });
+
+  it('reads a body without length until the node closes, and does not keep that connection', () => {
+    const r = reader();
+    r.reader.feed(Buffer.from('HTTP/1.1 200 OK\r\n\r\nsome'));
+    r.reader.feed(Buffer.from(' bytes'));
+    assert.equal(r.reader.done, false);
+    assert.equal(r.reader.closed(), true);
+    assert.equal(Buffer.concat(r.body).toString(), 'some bytes');
+    assert.equal(r.reader.keepAlive, false);
+  });
+
+  it('does not keep a connection the node closes, or an HTTP/1.0 one', () => {
+    for (const wire of ['HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', 'HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n']) {
+      const r = reader();
+      r.reader.feed(Buffer.from(wire));
+      assert.ok(r.reader.done);
+      assert.equal(r.reader.keepAlive, false, wire);
+    }
+  });
+
+  it('refuses what two parties could read differently: folded lines, differing lengths, bytes after the end, bad chunk sizes, a huge head', () => {
+    const bad = [
+      'HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabEXTRA',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n',
+      'HTTP/2 200\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n',
+      `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`,
+    ];
+    for (const wire of bad) {
+      const r = reader();
+      assert.throws(() => r.reader.feed(Buffer.from(wire)), (err: Error) => err instanceof ResponseParseError && err.name === 'HTTPParserError', wire.slice(0, 60));
+    }
+  });
+});
