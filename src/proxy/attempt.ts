@@ -49,6 +49,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
   try {
     outcome = await forward({
       node,
+      requestId: ex.record.requestId,
       method: ex.method,
       path: ex.url,
       headers: ex.headers,

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { requestIdOf } from './request-identity.js';
 
 /** Registry error codes (distribution's errcode names) that the proxy itself answers with. */
 export type RegistryErrorCode = 'UNAVAILABLE' | 'UNSUPPORTED' | 'DENIED' | 'UNAUTHORIZED' | 'TOOMANYREQUESTS' | 'BAD_REQUEST' | 'TIMEOUT';
@@ -56,7 +57,14 @@ export function sendRegistryError(
     'docker-distribution-api-version',
     'registry/2.0',
     ...extraHeaders,
+    ...requestIdHeader(res),
   ]);
   res.end(isHead ? undefined : body);
   return isHead ? 0 : Buffer.byteLength(body);
+}
+
+/** The X-Request-Id of a response harbor-lb answers itself, when the request got one. */
+function requestIdHeader(res: ServerResponse): string[] {
+  const id = requestIdOf(res);
+  return id === undefined ? [] : ['x-request-id', id];
 }

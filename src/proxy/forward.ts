@@ -62,6 +62,8 @@ export interface ResponseHold {
 
 export interface ForwardRequest {
   node: ClusterNode;
+  /** Sent back to the client as X-Request-Id (the node's own echo is dropped). */
+  requestId: string;
   method: string;
   path: string;
   headers: string[];
@@ -188,6 +190,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return false;
     }
     const headers = buildResponseHeaders(rawHeaders, rewriter);
+    headers.push('x-request-id', this.fr.requestId);
     this.#status = statusCode;
     if (this.fr.holdBack?.(statusCode, headers)) {
       this.#finish('held-back', undefined, headers);

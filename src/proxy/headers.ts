@@ -3,6 +3,7 @@
  * (node:http rawHeaders in, undici out; undici raw headers in, writeHead out) so no header
  * object is built per request.
  */
+import { IDENTITY_HEADERS, type RequestIdentity } from './request-identity.js';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus `expect`, which node:http has already answered. */
 const HOP_BY_HOP = new Set([
@@ -75,7 +76,8 @@ export interface ForwardingInfo {
   proto: 'http' | 'https';
   /** Whether peerIp is a trusted proxy whose forwarding headers are kept and appended to. */
   trusted: boolean;
-  requestId: string;
+  /** The request id and trace context the node gets, whatever the client sent under those names. */
+  identity: RequestIdentity;
   /**
    * Ask the node for an uncompressed answer (`accept-encoding: identity`, the client's own value
    * dropped): set on the token route, whose responses the proxy reads to verify the token.
@@ -108,11 +110,11 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let host: string | undefined;
-  let reqId: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
+    if (IDENTITY_HEADERS.has(lower)) continue;
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') clientHopTokens(value, (extraHop ??= new Set()));
       continue;
@@ -122,7 +124,6 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
         if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
         else if (lower === 'x-forwarded-proto') xfProto ??= value;
         else if (lower === 'x-forwarded-host') xfHost ??= value;
-        else if (lower === 'x-request-id') reqId ??= value;
         else out.push(name, value);
       }
       continue;
@@ -144,8 +145,11 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
     'x-real-ip',
     info.clientIp,
     'x-request-id',
-    reqId ?? info.requestId,
+    info.identity.requestId,
+    'traceparent',
+    info.identity.traceparent,
   );
+  if (info.identity.tracestate !== undefined) out.push('tracestate', info.identity.tracestate);
   if (xfHost !== undefined || host !== undefined) out.push('x-forwarded-host', (xfHost ?? host)!);
   if (info.identityEncoding === true) out.push('accept-encoding', 'identity');
   return out;
@@ -235,6 +239,8 @@ export function buildResponseHeaders(raw: readonly (Buffer | string)[], rewriter
       if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
       continue;
     }
+    // harbor-lb's own goes back to the client (forward.ts), whatever the node echoes.
+    if (lower === 'x-request-id') continue;
     if (lower === 'location' || lower === 'content-location') value = rewriter.rewriteUrl(value);
     else if (lower === 'www-authenticate') value = rewriter.rewriteChallenge(value);
     out.push(name, value);

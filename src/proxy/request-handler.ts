@@ -12,6 +12,7 @@ import { credentialRefusal, pathRefusal, targetRefusal, unforwardable, type Refu
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
 import type { RoutingError } from './routing-error.js';
 import { normalizeIp } from './trusted-peers.js';
+import { requestIdentity, tagResponse } from './request-identity.js';
 
 export interface RequestHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
@@ -118,7 +119,9 @@ class FrontDoor implements RequestHandler {
     const { path, route } = target;
     const forwardUrl = q < 0 ? path : path + url.slice(q);
     const originForm = url.charCodeAt(0) === 47; /* "/" */
-    const headers = originForm ? buildRequestHeaders(req.rawHeaders, { peerIp, clientIp, proto: this.#deps.proto, trusted, requestId: reqId, identityEncoding: route === 'token' }) : [];
+    const identity = requestIdentity(req.rawHeaders, reqId);
+    tagResponse(res, identity.requestId);
+    const headers = originForm ? buildRequestHeaders(req.rawHeaders, { peerIp, clientIp, proto: this.#deps.proto, trusted, identity, identityEncoding: route === 'token' }) : [];
     const refusal = !originForm
       ? targetRefusal()
       : target.refused !== undefined
@@ -133,7 +136,7 @@ class FrontDoor implements RequestHandler {
       path,
       headers,
       body: undefined,
-      record: { event: 'request', reqId, client: user, method, path: loggablePath(url), route, node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 },
+      record: { event: 'request', reqId, requestId: identity.requestId, traceId: identity.traceId, client: user, method, path: loggablePath(url), route, node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 },
       route,
       failureClass: failureClassOf(route, path),
       clientIp,

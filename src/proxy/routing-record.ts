@@ -9,6 +9,10 @@ export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failov
 export interface RoutingRecord {
   event: 'request';
   reqId: string;
+  /** The X-Request-Id the node and the client saw: the client's own when well formed, else reqId. */
+  requestId: string;
+  /** The W3C trace id sent to the node in traceparent: the client's trace, or one harbor-lb started. */
+  traceId: string;
   client: { ip: string; user?: string; userFrom?: UserSource };
   method: string;
   path: string;

@@ -106,7 +106,7 @@ describe('registry awareness', () => {
     assert.deepEqual([...perNode.keys()].sort(), ['n1', 'n2', 'n3']);
     const l = lines[0]!;
     assert.deepEqual(Object.keys(l).filter((k) => !['level', 'time'].includes(k)).sort(), [
-      'affinity', 'attempts', 'bytesIn', 'bytesOut', 'client', 'durationMs', 'event', 'method', 'node', 'path', 'reason', 'reqId', 'route', 'status',
+      'affinity', 'attempts', 'bytesIn', 'bytesOut', 'client', 'durationMs', 'event', 'method', 'node', 'path', 'reason', 'reqId', 'requestId', 'route', 'status', 'traceId',
     ]);
     assert.deepEqual(l.client, { ip: '127.0.0.1' });
     assert.equal(l.route, 'v2');

@@ -28,7 +28,7 @@ const infos: fc.Arbitrary<ForwardingInfo> = fc.record({
   clientIp: fc.constantFrom('192.0.2.10', '2001:db8::1'),
   proto: fc.constantFrom('http' as const, 'https' as const),
   trusted: fc.constant(false),
-  requestId: fc.constantFrom('abc-1', 'f00-2'),
+  identity: fc.constantFrom('abc-1', 'f00-2').map((requestId) => ({ requestId, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', traceId: '0af7651916cd43dd8448eb211c80319c', tracestate: undefined })),
   identityEncoding: fc.boolean(),
 });
 
@@ -53,7 +53,7 @@ it('no hop-by-hop or forwarding-style header from an untrusted client reaches th
         ['x-forwarded-for', [info.peerIp]],
         ['x-forwarded-proto', [info.proto]],
         ['x-real-ip', [info.clientIp]],
-        ['x-request-id', [info.requestId]],
+        ['x-request-id', [info.identity.requestId]],
         ['x-forwarded-host', hosts],
       ]);
       for (const n of named) if (!END_TO_END.includes(n) && !own.has(n)) assert.ok(!sent.includes(n), `${n} named by Connection yet forwarded`);

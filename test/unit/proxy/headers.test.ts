@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildRequestHeaders, buildResponseHeaders, OriginRewriter, type ForwardingInfo } from '../../../src/proxy/headers.js';
+import { requestIdentity } from '../../../src/proxy/request-identity.js';
 
-const info: ForwardingInfo = { peerIp: '192.0.2.10', clientIp: '192.0.2.10', proto: 'https', trusted: false, requestId: 'abc-1' };
+const TRACE = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+const info: ForwardingInfo = { peerIp: '192.0.2.10', clientIp: '192.0.2.10', proto: 'https', trusted: false, identity: { requestId: 'abc-1', traceparent: TRACE, traceId: '0af7651916cd43dd8448eb211c80319c', tracestate: undefined } };
 
 function toMap(flat: string[]): Map<string, string[]> {
   const m = new Map<string, string[]>();
@@ -69,7 +71,7 @@ describe('request headers sent to a node', () => {
     assert.deepEqual(out.get('x-real-ip'), ['192.0.2.10'], 'X-Real-IP is the proxy\'s');
     assert.deepEqual(
       [...out.keys()].sort(),
-      ['host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-request-id'],
+      ['host', 'traceparent', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-request-id'],
       'only the proxy\'s own forwarding headers remain',
     );
   });
@@ -112,9 +114,8 @@ describe('request headers sent to a node', () => {
 
   it('appends to the forwarding headers of a trusted proxy', () => {
     const trusted = { ...info, trusted: true, clientIp: '203.0.113.7' };
-    const out = toMap(
-      buildRequestHeaders(['Host', 'hub', 'X-Forwarded-For', '203.0.113.7', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'hub.example.com', 'X-Request-Id', 'edge-9'], trusted),
-    );
+    const raw = ['Host', 'hub', 'X-Forwarded-For', '203.0.113.7', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'hub.example.com', 'X-Request-Id', 'edge-9'];
+    const out = toMap(buildRequestHeaders(raw, { ...trusted, identity: requestIdentity(raw, 'abc-1') }));
     assert.deepEqual(out.get('x-forwarded-for'), ['203.0.113.7, 192.0.2.10']);
     assert.deepEqual(out.get('x-forwarded-proto'), ['https']);
     assert.deepEqual(out.get('x-forwarded-host'), ['hub.example.com']);

@@ -51,7 +51,7 @@ const targets = fc.oneof(fc.constantFrom('/v2/', '*', 'http://x/v2/'), stringFro
 it('request-check never throws and refuses everything undici would refuse to send', () => {
   fc.assert(
     fc.property(methods, targets, fc.oneof(headerArray(names, values, 8), wellFormed), fc.boolean(), (method, target, raw, trusted) => {
-      const headers = buildRequestHeaders(raw, { peerIp: '192.0.2.1', clientIp: '192.0.2.1', proto: 'http', trusted, requestId: 'r-1' });
+      const headers = buildRequestHeaders(raw, { peerIp: '192.0.2.1', clientIp: '192.0.2.1', proto: 'http', trusted, identity: { requestId: 'r-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', traceId: '0af7651916cd43dd8448eb211c80319c', tracestate: undefined } });
       const refusal = unforwardable(method, target, raw, headers);
       if (undiciRefuses(method, target, headers)) assert.ok(refusal !== undefined, 'undici refuses it, request-check let it through');
     }),

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+
+/**
+ * What ties one request together across the client, harbor-lb and the node: its `X-Request-Id`
+ * (Harbor logs it) and its W3C trace context (`traceparent`, what tracing systems follow).
+ */
+export interface RequestIdentity {
+  /** Sent to the node and back to the client: the client's own when well formed, else harbor-lb's id. */
+  requestId: string;
+  /** Sent to the node: the client's when valid, else a new trace harbor-lb starts. */
+  traceparent: string;
+  /** The trace id in it (32 hex digits), for the routing line. */
+  traceId: string;
+  /** The client's tracestate, kept only with the client's own traceparent (W3C: it belongs to that trace). */
+  tracestate: string | undefined;
+}
+
+/**
+ * A request id a client may choose: printable, no spaces or separators a log or a header could
+ * trip on, at most 128 characters (a UUID, a ULID, a CI job's id). Anything else is replaced.
+ */
+const WELL_FORMED_ID = /^[A-Za-z0-9._:+/=@-]{1,128}$/;
+
+/** W3C Trace Context, version 00 exactly; a later version's first four fields, more may follow (spec 3.2.4). */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/** Reads the client's request id and trace context from its raw headers; starts what is missing or malformed. */
+export function requestIdentity(raw: readonly string[], ownId: string): RequestIdentity {
+  let ids = 0;
+  let id: string | undefined;
+  let parents = 0;
+  let parent: string | undefined;
+  const states: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 12 && name.length !== 11 && name.length !== 10) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'x-request-id') {
+      ids++;
+      id = raw[i + 1]!.trim();
+    } else if (lower === 'traceparent') {
+      parents++;
+      parent = raw[i + 1]!.trim();
+    } else if (lower === 'tracestate') states.push(raw[i + 1]!);
+  }
+  const requestId = ids === 1 && WELL_FORMED_ID.test(id!) ? id! : ownId;
+  const trace = parents === 1 ? validTrace(parent!) : undefined;
+  if (trace !== undefined) return { requestId, traceparent: parent!, traceId: trace, tracestate: states.length > 0 ? states.join(',') : undefined };
+  const traceId = randomBytes(16).toString('hex');
+  return { requestId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-00`, traceId, tracestate: undefined };
+}
+
+/** The trace id of a valid traceparent, else undefined. */
+function validTrace(value: string): string | undefined {
+  const m = TRACEPARENT.exec(value);
+  if (m === null) return undefined;
+  const [, version, traceId, parentId, , rest] = m;
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+  if (/^0+$/.test(traceId!) || /^0+$/.test(parentId!)) return undefined;
+  return traceId;
+}
+
+/** Headers harbor-lb sets itself from the identity: whatever the client sent under these names is replaced. */
+export const IDENTITY_HEADERS: ReadonlySet<string> = new Set(['x-request-id', 'traceparent', 'tracestate']);
+
+const RESPONSE_ID = Symbol('harbor-lb.requestId');
+type Tagged = ServerResponse & { [RESPONSE_ID]?: string };
+
+/** Marks a response with its request id, for answers harbor-lb writes itself (errors.ts). */
+export function tagResponse(res: ServerResponse, requestId: string): void {
+  (res as Tagged)[RESPONSE_ID] = requestId;
+}
+
+/** The request id a response was tagged with, if any. */
+export function requestIdOf(res: ServerResponse): string | undefined {
+  return (res as Tagged)[RESPONSE_ID];
+}
