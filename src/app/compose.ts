@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { createMetrics, type Metrics } from '../admin/metrics.js';
 import { createSelector } from '../balance/create-selector.js';
 import { RetryBudget } from '../balance/retry-budget.js';
+import { SlowStart } from '../balance/slow-start.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { AnswerWatch } from '../health/answer-watch.js';
@@ -54,6 +55,8 @@ export interface Parts {
   trustProbe: TrustProbe | undefined;
   store: PinStore;
   pins: Pins;
+  /** Balanced traffic's weights while a node ramps up (balance.slowStart). */
+  slowStart: SlowStart;
   budget: RetryBudget;
   rewriter: OriginRewriter;
   admission: NodeAdmission;
@@ -75,9 +78,10 @@ export function composeParts(config: Config, deps: ResolvedDeps): Parts {
   const base = composeNodes(config, deps);
   const trust = composeTrust(config, base);
   const store = createPinStore(config, base);
-  const pins = new Pins(store, base.nodes, config.sticky, createSelector(config.balance.policy, base.random), (node) => base.skew.tokensAway(node));
+  const slowStart = new SlowStart(config.balance.slowStart, base.nodes, base.clock);
+  const pins = new Pins(store, base.nodes, config.sticky, createSelector(config.balance.policy, base.random, slowStart.weight), (node) => base.skew.tokensAway(node));
   const budget = new RetryBudget(config.balance.retries.budget);
-  return { ...base, ...trust, store, pins, budget, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
+  return { ...base, ...trust, store, pins, budget, slowStart, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
 }
 
 /** The node set and what watches its nodes: flags, clock skew, active and passive health. */

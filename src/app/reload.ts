@@ -53,11 +53,12 @@ const LIVE_PARTS: readonly LivePart[] = [
   { paths: ['health.maxClockSkew'], apply: ({ skew }, next) => skew.configure(clockSkewOptions(next)) },
   {
     paths: ['balance.policy', 'sticky.ttl', 'sticky.loadFactor', 'sticky.keys'],
-    apply: ({ pins, random }, next, plan) => {
-      if (changed(plan, 'balance.policy')) pins.setFallback(createSelector(next.balance.policy, random));
+    apply: ({ pins, random, slowStart }, next, plan) => {
+      if (changed(plan, 'balance.policy')) pins.setFallback(createSelector(next.balance.policy, random, slowStart.weight));
       pins.configure(next.sticky);
     },
   },
+  { paths: ['balance.slowStart'], apply: ({ slowStart }, next) => slowStart.configure(next.balance.slowStart) },
   {
     paths: ['balance.retries'],
     apply: ({ budget, proxyDeps }, next) => {

@@ -8,7 +8,11 @@ import type { Selector } from './selector.js';
  * strict "least" causes when several proxies share one view.
  */
 export class LeastRequestsSelector implements Selector {
-  constructor(private readonly random: Random) {}
+  constructor(
+    private readonly random: Random,
+    /** A node's weight for balancing (its configured weight, scaled down while it slow-starts). */
+    private readonly weight: (node: ClusterNode) => number = (node) => node.weight,
+  ) {}
 
   select(candidates: readonly ClusterNode[], exclude?: ReadonlySet<ClusterNode>): ClusterNode | undefined {
     const pool = exclude && exclude.size > 0 ? candidates.filter((n) => !exclude.has(n)) : candidates;
@@ -20,8 +24,8 @@ export class LeastRequestsSelector implements Selector {
     const a = pool[i]!;
     const b = pool[j]!;
     // Compare (inflight+1)/weight without dividing: a new request lands on the less loaded.
-    const la = (a.traffic.inflight + 1) * b.weight;
-    const lb = (b.traffic.inflight + 1) * a.weight;
+    const la = (a.traffic.inflight + 1) * this.weight(b);
+    const lb = (b.traffic.inflight + 1) * this.weight(a);
     return la <= lb ? a : b;
   }
 }

@@ -8,15 +8,19 @@ import type { Selector } from './selector.js';
 export class RoundRobinSelector implements Selector {
   readonly #current = new WeakMap<ClusterNode, number>();
 
+  /** weight: a node's weight for balancing (its configured weight, scaled down while it slow-starts). */
+  constructor(private readonly weight: (node: ClusterNode) => number = (node) => node.weight) {}
+
   select(candidates: readonly ClusterNode[], exclude?: ReadonlySet<ClusterNode>): ClusterNode | undefined {
     let total = 0;
     let best: ClusterNode | undefined;
     let bestScore = -Infinity;
     for (const node of candidates) {
       if (exclude?.has(node)) continue;
-      const score = (this.#current.get(node) ?? 0) + node.weight;
+      const w = this.weight(node);
+      const score = (this.#current.get(node) ?? 0) + w;
       this.#current.set(node, score);
-      total += node.weight;
+      total += w;
       if (score > bestScore) {
         bestScore = score;
         best = node;

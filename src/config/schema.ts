@@ -9,7 +9,8 @@ import { cipherListProblem, INTERMEDIATE_CIPHERS } from './tls-ciphers.js';
  * timeout or interval means "never" or "spin" to the libraries it reaches), and so is anything
  * over 24h (timers past 2^31-1 ms fire at once).
  */
-const duration = (fallback: string) =>
+/** min 0: "0s" is allowed (a setting that "0s" turns off). */
+const duration = (fallback: string, min: 0 | 1 = 1) =>
   z
     .string({ error: 'expected a duration such as "5s"' })
     .transform((text, ctx) => {
@@ -18,8 +19,8 @@ const duration = (fallback: string) =>
         ctx.addIssue({ code: 'custom', message: `expected a duration such as "5s", got "${text}"` });
         return z.NEVER;
       }
-      if (ms < 1 || ms > MAX_DURATION_MS) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration from 1ms to 24h, got "${text}"` });
+      if (ms < min || ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration from ${min === 0 ? '0s' : '1ms'} to 24h, got "${text}"` });
         return z.NEVER;
       }
       return ms;
@@ -163,6 +164,8 @@ const balanceSchema = z.strictObject({
     .prefault({}),
   /** Below this fraction of nodes available, route over every node that answers instead of the healthy few. */
   panicThreshold: z.number().min(0).max(1).prefault(0.3),
+  /** A node back in rotation (or added) ramps from a tenth of its weight to all of it over this window; "0s": off. */
+  slowStart: duration('0s', 0),
 });
 
 /**
