@@ -70,7 +70,9 @@ export class BlobReadPool {
       handler.onError(new errors.ClientDestroyedError());
       return;
     }
-    const idle = this.#idle.pop();
+    let idle = this.#idle.pop();
+    // Its idle timer may have closed it, its 'close' not yet seen.
+    while (idle !== undefined && idle.socket.destroyed) idle = this.#idle.pop();
     if (idle !== undefined) idle.take();
     new ReadExchange(this, idle ?? this.connect(), request, handler, idle !== undefined).start();
   }
@@ -95,6 +97,10 @@ export class BlobReadPool {
 
   get hostHeader(): string {
     return this.url.host;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
   }
 
   #forget(c: Connection): void {
@@ -197,13 +203,13 @@ class ReadExchange {
         if (this.#ended) return;
         clearTimeout(this.#timer);
         this.#arm(this.pool.bodyTimeout, () => new errors.BodyTimeoutError());
-        if (!this.handler.onHeaders(status, raw, this.#resume, text)) this.#paused = true;
+        if (!this.handler.onHeaders(status, raw, this.#resume, text)) this.#pause();
       },
       body: (chunk) => {
         if (this.#ended) return;
         const lease = this.#lease!;
         lease.holders++;
-        if (!this.handler.onData(chunk, () => this.conn.settle(lease))) this.#paused = true;
+        if (!this.handler.onData(chunk, () => this.conn.settle(lease))) this.#pause();
       },
     });
   }
@@ -217,7 +223,8 @@ class ReadExchange {
     if (this.#ended) return;
     this.handler.onConnect(this.#abort);
     if (this.#ended) return;
-    this.conn.socket.write(this.#head());
+    // Header bytes as node:http read them (latin1), byte for byte, as undici writes them.
+    this.conn.socket.write(this.#head(), 'latin1');
     this.#arm(this.request.headersTimeout, () => new errors.HeadersTimeoutError());
   }
 
@@ -259,9 +266,16 @@ class ReadExchange {
     return !this.#paused;
   }
 
+  /** The handler's client is not reading: no body timeout while it waits (undici's rule too). */
+  #pause(): void {
+    this.#paused = true;
+    clearTimeout(this.#timer);
+  }
+
   readonly #resume = (): void => {
     if (this.#ended || !this.#paused) return;
     this.#paused = false;
+    this.#arm(this.pool.bodyTimeout, () => new errors.BodyTimeoutError());
     this.conn.socket.resume();
   };
 
@@ -292,7 +306,7 @@ class ReadExchange {
   lost(err: Error | undefined): void {
     if (this.#ended) return;
     if (err === undefined && this.#reader.closed()) return this.#complete();
-    if (this.reused && !this.#received) {
+    if (this.reused && !this.#received && !this.pool.closed) {
       // The node had closed the idle connection as this request went out: once more, on a new one.
       this.#ended = true;
       clearTimeout(this.#timer);

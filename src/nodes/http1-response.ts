@@ -4,8 +4,10 @@
  * pool (blob-read-pool.ts) parses with; undici parses everything else.
  *
  * Strict where a lenient reading could make two parties disagree on where a response ends:
- * a folded or malformed header line, differing Content-Length values, bytes after the end of
- * the response, a chunk size that is not hex. Any of these is the node's malformed answer.
+ * a folded or malformed header line, a control character, differing Content-Length values, a
+ * chunk size that is not hex, an unasked-for protocol switch. Any of these is the node's malformed
+ * answer. Bytes after the end of a response are not read (`trailing`): the response stands, as
+ * undici has it, and the connection is not used again.
  */
 export interface ResponseSink {
   /** The final (non-1xx) head; rawHeaders alternate name and value, as undici hands them over. */
@@ -28,6 +30,9 @@ type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'ch
 const MAX_HEAD = 65_536;
 const MAX_CHUNK_LINE = 1024;
 const EMPTY = Buffer.alloc(0);
+/** Bytes no header value or reason phrase may hold: controls other than tab, and DEL. */
+const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
+const MAX_TRAILERS = 16_384;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export class Http1ResponseReader {
@@ -39,6 +44,8 @@ export class Http1ResponseReader {
   #line = '';
   #done = false;
   #keepAlive = false;
+  #trailing = false;
+  #trailerBytes = 0;
 
   constructor(
     private readonly method: string,
@@ -52,7 +59,7 @@ export class Http1ResponseReader {
 
   /** The connection may carry another request once this response is done. */
   get keepAlive(): boolean {
-    return this.#done && this.#keepAlive;
+    return this.#done && this.#keepAlive && !this.#trailing;
   }
 
   /** The final head has been read. */
@@ -64,7 +71,10 @@ export class Http1ResponseReader {
   feed(data: Buffer): void {
     let at = 0;
     while (at < data.length) {
-      if (this.#done) throw new ResponseParseError('bytes after the end of the response');
+      if (this.#done) {
+        this.#trailing = true;
+        return;
+      }
       at = this.#framing === undefined ? this.#readHead(data, at) : this.#readBody(data, at);
     }
   }
@@ -98,9 +108,11 @@ export class Http1ResponseReader {
   #parseHead(text: string): void {
     const lines = text.split('\r\n');
     const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
-    if (m === null) throw new ResponseParseError('a malformed status line');
+    if (m === null || UNSAFE.test(m[3] ?? '')) throw new ResponseParseError('a malformed status line');
     const minor = m[1]!;
     const status = Number(m[2]);
+    // A protocol switch nobody asked for (a GET never asks), or no status at all.
+    if (status < 100 || status === 101) throw new ResponseParseError(`status ${status}`);
     const raw: Buffer[] = [];
     let length: string | undefined;
     let chunked = false;
@@ -111,15 +123,18 @@ export class Http1ResponseReader {
       const colon = line.indexOf(':');
       const name = colon > 0 ? line.slice(0, colon) : '';
       if (!TOKEN.test(name)) throw new ResponseParseError('a malformed or folded header line');
-      const value = line.slice(colon + 1).trim();
-      if (/[\0\r\n]/.test(value)) throw new ResponseParseError('a control character in a header value');
+      // Only spaces and tabs are whitespace around a value (RFC 9110 5.5); \v or \xa0 are not.
+      const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+      if (UNSAFE.test(value)) throw new ResponseParseError('a control character in a header value');
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
         if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== value)) throw new ResponseParseError('an invalid Content-Length');
         length = value;
       } else if (lower === 'transfer-encoding') {
+        const codings = value.toLowerCase().split(',').map((c) => c.replace(/^[ \t]+|[ \t]+$/g, ''));
+        if (codings.filter((c) => c === 'chunked').length + (chunked ? 1 : 0) > 1) throw new ResponseParseError('chunked twice');
         encoded = true;
-        chunked = value.toLowerCase().split(',').pop()!.trim() === 'chunked';
+        chunked = codings[codings.length - 1] === 'chunked';
       } else if (lower === 'connection') {
         if (value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
       }
@@ -191,5 +206,8 @@ export class Http1ResponseReader {
       this.#chunkLeft = parseInt(size[1]!, 16);
       this.#chunk = this.#chunkLeft === 0 ? 'trailer' : 'data';
     } else if (line === '') this.#done = true;
+    else if ((this.#trailerBytes += raw.length) > MAX_TRAILERS || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\0\r\n]*$/.test(line)) {
+      throw new ResponseParseError('a malformed or oversized trailer');
+    }
   }
 }

@@ -171,9 +171,36 @@ describe('blob read pool: reused read buffers against a real HTTP server', () =>
   });
 });
 
+describe('blob read pool: the request as the client sent it', () => {
+  it('sends header bytes as node:http read them (latin1), byte for byte', async () => {
+    let seen: string | undefined;
+    const server = createServer((req, res) => {
+      seen = req.rawHeaders[req.rawHeaders.findIndex((h) => h.toLowerCase() === 'x-name') + 1];
+      res.writeHead(200, { 'content-length': 0 }).end();
+    });
+    const url = await listen(server);
+    try {
+      const pool = new BlobReadPool(url, OPTIONS);
+      const r = await new Promise<Result>((resolve) =>
+        pool.dispatch({ method: 'GET', path: '/v2/a/blobs/sha256:x', headers: ['x-name', Buffer.from('café', 'utf8').toString('latin1')], headersTimeout: 10_000 }, slowHandler(resolve)),
+      );
+      pool.close();
+      assert.equal(r.status, 200);
+      assert.equal(Buffer.from(seen!, 'latin1').toString('utf8'), 'café');
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
 describe('blob read pool: a node whose answer is not HTTP', () => {
-  it('fails the pull with the parser error the routing line reads, and a cut as undici words it', async () => {
-    const answers = ['HTTP/1.1 200 OK\r\nContent-Length: 5\r\n folded\r\n\r\nhello', 'HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nonly this'];
+  it('fails the pull with the parser error the routing line reads, and a cut as undici words it; stray bytes after a whole answer do not cut it', async () => {
+    const answers = [
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n folded\r\n\r\nhello',
+      'HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nonly this',
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\r\n',
+    ];
     let i = 0;
     const raw = createTcpServer((s) => {
       s.once('data', () => {
@@ -188,6 +215,9 @@ describe('blob read pool: a node whose answer is not HTTP', () => {
       assert.equal(bad.error?.name, 'HTTPParserError');
       const cut = await pull(pool);
       assert.equal((cut.error as { code?: string } | undefined)?.code, 'UND_ERR_SOCKET');
+      const extra = await pull(pool);
+      assert.equal(extra.error, undefined, 'a whole response followed by stray bytes is whole');
+      assert.equal(extra.digest, createHash('sha256').update('hello').digest('hex'));
       pool.close();
     } finally {
       raw.close();

@@ -89,16 +89,32 @@ describe('HTTP/1.1 response reader', () => {
     }
   });
 
-  it('refuses what two parties could read differently: folded lines, differing lengths, bytes after the end, bad chunk sizes, a huge head', () => {
+  it('ends a response at its length even when more bytes follow (as undici does), and does not use that connection again', () => {
+    for (const wire of ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabEXTRA', 'HTTP/1.1 204 No Content\r\n\r\nbody']) {
+      const r = reader();
+      r.reader.feed(Buffer.from(wire));
+      assert.ok(r.reader.done, wire);
+      assert.equal(r.reader.keepAlive, false, wire);
+    }
+  });
+
+  it('refuses what two parties could read differently: folded lines, odd whitespace and controls, differing lengths, bad chunk sizes, a huge head, a protocol switch', () => {
     const bad = [
       'HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n',
       'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
-      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabEXTRA',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n',
       'HTTP/2 200\r\n\r\n',
       'HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n',
       `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`,
+      'HTTP/1.1 200 OK\r\nContent-Length: \v1\xa0\r\n\r\na',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: \vchunked\r\n\r\n0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 200 O\x00K\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n',
+      'HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nnot a trailer\r\n\r\n',
     ];
     for (const wire of bad) {
       const r = reader();
