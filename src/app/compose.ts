@@ -9,6 +9,8 @@ import type { Config } from '../config/schema.js';
 import { AnswerWatch } from '../health/answer-watch.js';
 import { ClockSkew, clockSkewOptions } from '../health/clock-skew.js';
 import { HealthChecks } from '../health/health-checks.js';
+import { UploadSecretProbe, type UploadSecretProbeOptions } from '../health/upload-secret-probe.js';
+import { createNodeClient } from '../doctor/doctor-client.js';
 import { NodeHealth } from '../health/node-health.js';
 import { OutlierDetector } from '../health/outlier-detector.js';
 import { createLoggers, type Logger, type RoutingLog } from '../log/loggers.js';
@@ -57,6 +59,8 @@ export interface Parts {
   pins: Pins;
   /** Balanced traffic's weights while a node ramps up (balance.slowStart). */
   slowStart: SlowStart;
+  /** HTTP_SECRET_DIFFERS found live (doctor.credentials). */
+  uploadProbe: UploadSecretProbe;
   budget: RetryBudget;
   rewriter: OriginRewriter;
   admission: NodeAdmission;
@@ -81,7 +85,16 @@ export function composeParts(config: Config, deps: ResolvedDeps): Parts {
   const slowStart = new SlowStart(config.balance.slowStart, base.nodes, base.clock);
   const pins = new Pins(store, base.nodes, config.sticky, createSelector(config.balance.policy, base.random, slowStart.weight), (node) => base.skew.tokensAway(node));
   const budget = new RetryBudget(config.balance.retries.budget);
-  return { ...base, ...trust, store, pins, budget, slowStart, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
+  const uploadProbe = new UploadSecretProbe(
+    base.nodes,
+    base.flags,
+    uploadProbeOptions(config),
+    (nodes) => createNodeClient({ tlsOf: (origin) => nodes.find((n) => n.origin === origin)?.tls, publicUrl: trust.rewriter.publicOrigin, timeout: config.doctor.timeout, userAgent: 'harbor-lb' }),
+    base.logger,
+    base.clock,
+    base.random,
+  );
+  return { ...base, ...trust, store, pins, budget, slowStart, uploadProbe, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
 }
 
 /** The node set and what watches its nodes: flags, clock skew, active and passive health. */
@@ -210,4 +223,9 @@ export function loadTrustStore(config: Config): TrustStore | undefined {
   } catch (err) {
     throw new ConfigError([`token.rootCert: cannot use ${config.token.rootCert}: ${(err as Error).message}`], 'token.rootCert');
   }
+}
+
+/** What the live upload check takes from the config: doctor's credentials and repository, the token service. */
+export function uploadProbeOptions(config: Config): UploadSecretProbeOptions {
+  return { credentials: config.doctor.credentials, repository: config.doctor.repository, service: config.token.service, interval: config.doctor.uploadCheckInterval };
 }

@@ -43,6 +43,7 @@ export class Lifecycle {
       if (new URL(config.publicUrl).port === '0') parts.rewriter.setPublicUrl(urls.proxyUrl);
       parts.checks.start();
       parts.trustProbe?.start({ periodic: config.token.probe.enabled });
+      parts.uploadProbe.start();
       if (parts.trust) warnExpiringRootCerts(parts.trust, parts.logger, parts.clock.now());
       logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
       return urls;
@@ -101,7 +102,7 @@ export class Lifecycle {
     p.answers.stop();
     p.metrics.close();
     p.rateWatch.stop();
-    await Promise.all([p.trustProbe?.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);
+    await Promise.all([p.trustProbe?.stop(), p.uploadProbe.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);
     await p.nodes.close();
     await Promise.all([flushLogger(p.logger), p.routing.flush()]);
   }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server as TlsServer } from 'node:https';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { createSelector } from '../balance/create-selector.js';
+import { uploadProbeOptions } from './compose.js';
 import { ConfigError } from '../config/load.js';
 import type { ReloadPlan } from '../config/reload-plan.js';
 import type { Config } from '../config/schema.js';
@@ -82,7 +83,7 @@ const LIVE_PARTS: readonly LivePart[] = [
     },
   },
   // The doctor reads its settings from the config in force each time it runs: nothing to apply.
-  { paths: ['doctor'], apply: () => {} },
+  { paths: ['doctor'], apply: ({ uploadProbe }, next) => uploadProbe.configure(uploadProbeOptions(next)) },
 ];
 
 /** Settings a running harbor-lb applies on reload, as path prefixes; every other change waits for a restart. */

@@ -295,6 +295,8 @@ const doctorSchema = z.strictObject({
   credentials: z.strictObject({ username: z.string().min(1), password: z.string().min(1) }).optional(),
   repository: z.string().min(1).prefault('library/harbor-lb-doctor'),
   timeout: duration('5s'),
+  /** With credentials, harbor-lb serve runs the upload check too: once two nodes are healthy, then this often ("0s": only then). */
+  uploadCheckInterval: duration('5m', 0),
 });
 
 export const configSchema = z
