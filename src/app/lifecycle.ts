@@ -6,6 +6,9 @@ import { closeServer, createListener, listen } from '../proxy/listener.js';
 import { warnExpiringRootCerts } from '../token/root-cert-expiry.js';
 import type { Timer } from '../util/clock.js';
 import type { Parts } from './compose.js';
+import type { Socket } from 'node:net';
+import { ProxyProtocolGate } from '../proxy/proxy-protocol-gate.js';
+import { TrustedPeers } from '../proxy/trusted-peers.js';
 
 export interface StartedUrls {
   proxyUrl: string;
@@ -59,6 +62,11 @@ export class Lifecycle {
     const proxy = createListener(config.listen, (req, res) => parts.handler.handle(req, res));
     parts.servers.proxy = proxy;
     parts.connections.attach(proxy);
+    // After every other 'connection' handler: it stands in front of them all.
+    if (config.listen.proxyProtocol.length > 0) {
+      const refuse = (socket: Socket, ip: string, why: string) => parts.connections.refuseProxyHeader(socket, ip, why);
+      new ProxyProtocolGate(new TrustedPeers(config.listen.proxyProtocol), config.listen.headersTimeout, refuse).attach(proxy);
+    }
     const admin = createAdminServer({
       nodes: parts.nodes,
       health: parts.health,

@@ -85,6 +85,8 @@ const listenSchema = z.strictObject({
   tls: tlsSchema.optional(),
   /** Peers whose X-Forwarded-* headers are believed and appended to; everyone else's are replaced. */
   trustedProxies: z.array(cidr).prefault([]),
+  /** L4 balancers (addresses or CIDRs) whose connections may begin with a PROXY header (v1/v2) naming the client; empty: none. */
+  proxyProtocol: z.array(cidr).prefault([]),
   /** A client connection with no traffic for this long is closed. */
   idleTimeout: duration('900s'),
   /** Time a client has to send the request head. */

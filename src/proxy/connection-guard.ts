@@ -70,6 +70,23 @@ export class ConnectionGuard {
     server.on('connect', (req: http.IncomingMessage, socket: Socket) => this.#reject(socket, 'CONNECT', normalizeIp(req.socket.remoteAddress)));
   }
 
+  /**
+   * A connection that began with a PROXY header harbor-lb does not take (listen.proxyProtocol):
+   * closed unanswered, as a PROXY sender expects no answer to its header.
+   */
+  refuseProxyHeader(socket: Socket, ip: string, why: string): void {
+    this.#rejected.add(socket);
+    this.count('PROXY_HEADER_REFUSED');
+    const held = this.#sample.take('PROXY_HEADER_REFUSED', this.deps.clock.now());
+    if (held !== undefined) {
+      this.deps.logger.warn(
+        { event: 'connection_rejected', reason: 'PROXY_HEADER_REFUSED', status: 0, client: { ip }, why, notLogged: held },
+        `connection from ${ip} rejected (PROXY_HEADER_REFUSED): a PROXY protocol header was refused: ${why}`,
+      );
+    }
+    socket.destroy();
+  }
+
   /** Whether the connection was refused already (a request parsed from it meanwhile is dropped). */
   rejected(socket: Socket): boolean {
     return this.#rejected.has(socket);
