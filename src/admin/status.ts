@@ -32,6 +32,8 @@ export interface StatusDocument {
     clockOffsetMs: number | null;
     /** Removed from the config by a reload: draining, it leaves the list once idle. */
     removed: boolean;
+    /** Routes the node is out of while it serves the others (a failing component, health.componentRoutes), and why; null when none. */
+    routesOut: { routes: string[]; why: string } | null;
   }>;
   sticky: { store: string; connected: boolean; entries?: number };
   /** Rules that span nodes, when they are in force. */
@@ -74,6 +76,7 @@ export function buildStatus(
         conditions: { check: c.check, ejected, quarantine: c.quarantine ?? null, drained: c.drained, reachable: c.reachable },
         clockOffsetMs: ((o) => (o === undefined ? null : Math.round(o)))(skew?.offset(n)),
         removed: nodes.isRemoved(n),
+        routesOut: c.routesOut.length > 0 ? { routes: [...c.routesOut], why: c.routesOutWhy } : null,
       };
     }),
     sticky,

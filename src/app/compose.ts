@@ -111,6 +111,10 @@ function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
   nodes.on('rule', ({ rule, active, nodes: names, why }) => {
     logger[active ? 'warn' : 'info']({ event: rule, active, nodes: names }, `${rule} ${active ? 'on' : 'off'}: ${why}`);
   });
+  nodes.on('routes', ({ node, routes, why }) => {
+    if (routes.length > 0) logger.warn({ event: 'node_routes', node: node.name, out: routes, why }, `node ${node.name} is out of ${routes.join(', ')} (the others still go to it): ${why}`);
+    else logger.info({ event: 'node_routes', node: node.name, out: routes }, `node ${node.name} takes every route again`);
+  });
   nodes.on('removed', (node) => {
     logger.info({ event: 'node_removed', node: node.name }, `node ${node.name} has left the set: removed from the config and idle, or replaced`);
   });

@@ -139,6 +139,14 @@ const healthSchema = z.strictObject({
   healthyAfter: positiveInt(2),
   unhealthyAfter: positiveInt(3),
   requiredComponents: z.array(z.string().min(1)).prefault(['core', 'registry']),
+  /**
+   * Which routes each Harbor component serves: a node whose component is unhealthy leaves those
+   * routes (all five: leaves altogether). A failing component named in neither this nor
+   * requiredComponents is ignored.
+   */
+  componentRoutes: z
+    .record(z.string().min(1), z.array(z.enum(['token', 'v2', 'upload', 'ui', 'other'])))
+    .prefault({ registry: ['v2', 'upload'], registryctl: ['v2', 'upload'], core: ['token', 'v2', 'upload', 'ui', 'other'], database: ['token', 'v2', 'upload', 'ui', 'other'], redis: ['token', 'v2', 'upload', 'ui', 'other'] }),
   /** A node whose clock is off by more than this is flagged NODE_CLOCK_SKEW (past token.leeway its token requests go elsewhere). */
   maxClockSkew: duration('5s'),
   passive: z

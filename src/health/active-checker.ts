@@ -49,7 +49,7 @@ export function createHttpProbe(cfg: Config['health'], nodes: NodeSlots, now: ()
         }
       }
       const ct = res.headers['content-type'];
-      const verdict = cfg.enabled ? judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents) : judgeLiveness(res.statusCode);
+      const verdict = cfg.enabled ? judgeHealth(cfg.path, res.statusCode, Array.isArray(ct) ? ct[0] : ct, body, cfg.requiredComponents, cfg.componentRoutes) : judgeLiveness(res.statusCode);
       const clockOffsetMs = offsetFromDate(typeof res.headers.date === 'string' ? res.headers.date : undefined, sent, answered);
       return clockOffsetMs === undefined ? verdict : { ...verdict, clockOffsetMs };
     } catch (err) {

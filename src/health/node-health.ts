@@ -67,7 +67,7 @@ export class NodeHealth {
     return this.#checks.peek(node)?.results;
   }
 
-  recordCheck(node: ClusterNode, { ok, detail, hard, reached, clockOffsetMs }: CheckVerdict): void {
+  recordCheck(node: ClusterNode, { ok, detail, hard, reached, clockOffsetMs, routesOut }: CheckVerdict): void {
     const c = this.#checks.get(node);
     const result = { at: this.clock.now(), ok, detail };
     c.last = result;
@@ -84,6 +84,8 @@ export class NodeHealth {
       const streak = prev > 0 ? prev + 1 : 1;
       c.streak = streak;
       this.nodes.endEjection(node, `a health check passed: ${detail}`);
+      // Each passing check says which routes its failing components take the node out of, if any.
+      this.nodes.setRoutesOut(node, routesOut?.routes ?? [], routesOut?.why ?? '');
       if (check === 'unknown') this.nodes.setCheck(node, 'healthy', `first check passed: ${detail}`);
       else if (check === 'unhealthy' && streak >= this.cfg.healthyAfter) this.nodes.setCheck(node, 'healthy', `${streak} checks passed in a row: ${detail}`);
     } else {

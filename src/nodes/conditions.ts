@@ -1,4 +1,5 @@
 import type { ClusterNode, NodeFlag } from './node.js';
+import type { Route } from '../registry/route.js';
 import type { CheckState } from './node-conditions.js';
 
 export type { CheckState, NodeConditions } from './node-conditions.js';
@@ -6,6 +7,8 @@ export type { CheckState, NodeConditions } from './node-conditions.js';
 /** Active health checking reports through this (Traefik's StatusSetter is the model). */
 export interface CheckStatusSetter {
   setCheck(node: ClusterNode, verdict: 'healthy' | 'unhealthy', why: string): void;
+  /** The routes the node's failing components take it out of (empty: none). */
+  setRoutesOut(node: ClusterNode, routes: readonly Route[], why: string): void;
 }
 
 /** Passive failure detection reports through this. */

@@ -1,3 +1,5 @@
+import type { Route } from '../registry/route.js';
+
 /** What active health checking alone says of a node. */
 export type CheckState = 'unknown' | 'healthy' | 'unhealthy';
 
@@ -18,4 +20,7 @@ export interface NodeConditions {
   readonly drained: boolean;
   /** Whether the node's last connection attempt (check or request) got an HTTP answer. */
   readonly reachable: boolean;
+  /** Routes the node is out of while it stays in for the others (health.componentRoutes); empty when none. */
+  readonly routesOut: readonly Route[];
+  readonly routesOutWhy: string;
 }

@@ -14,6 +14,7 @@ import type {
 import { ClusterNode, type NodeFlag, type NodeRecord, type NodeState, type PoolOptions } from './node.js';
 import { NodeSlot, type NodeSlots } from './node-slot.js';
 import { nodeTlsOptions } from './node-tls.js';
+import type { Route } from '../registry/route.js';
 
 export interface NodeStateChange {
   node: ClusterNode;
@@ -23,6 +24,13 @@ export interface NodeStateChange {
 }
 
 /** A rule that spans nodes switched on or off; logged once per change. */
+/** A node left or came back into some routes (health.componentRoutes); `routes` is what it is out of now. */
+export interface NodeRoutesChange {
+  node: ClusterNode;
+  routes: readonly Route[];
+  why: string;
+}
+
 export interface ClusterRuleChange {
   rule: 'panic' | 'quarantine_fail_open';
   active: boolean;
@@ -57,6 +65,8 @@ const GONE: NodeConditions = Object.freeze({
   quarantine: undefined,
   drained: true,
   reachable: true,
+  routesOut: [],
+  routesOutWhy: '',
 });
 
 /** How often removed and replaced nodes are looked at to see whether they can go. */
@@ -76,6 +86,8 @@ interface Conditions {
   reachable: boolean;
   unreachableWhy: string;
   unreachableTimer: Timer | undefined;
+  routesOut: readonly Route[];
+  routesOutWhy: string;
   /** Removed from the config by a reload: drains, then leaves the set once idle. */
   removed: { requests: number; quietSince: number } | undefined;
 }
@@ -93,12 +105,14 @@ interface Conditions {
  *   routable node that answers takes traffic, so the proxy never refuses what a node could serve.
  */
 export class NodeSet
-  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; added: [ClusterNode]; removed: [ClusterNode] }>
+  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; routes: [NodeRoutesChange]; added: [ClusterNode]; removed: [ClusterNode] }>
   implements CheckStatusSetter, EjectionSetter, ReachabilitySetter, QuarantineSetter, DrainSetter, FlagSetter, NodeSlots
 {
   #all: readonly ClusterNode[];
   readonly #byName = new Map<string, ClusterNode>();
   readonly #cond = new Map<ClusterNode, Conditions>();
+  /** Nodes out of some routes only: none, and availableFor() is available(). */
+  #partlyOut = 0;
   readonly #records = new Map<ClusterNode, OwnedRecord>();
   /** Components' per-node data, dropped when a node leaves the set. */
   #slots: Array<NodeSlot<unknown>> = [];
@@ -225,6 +239,8 @@ export class NodeSet
       reachable: true,
       unreachableWhy: '',
       unreachableTimer: undefined,
+      routesOut: [],
+      routesOutWhy: '',
       removed: undefined,
     };
     const record: OwnedRecord = { state: 'unknown', stateSince: this.clock.now(), stateWhy: 'not checked yet', weight: cfg.weight, conditions, flags: new Map() };
@@ -262,6 +278,7 @@ export class NodeSet
     if (c === undefined) return;
     if (c.ejectionTimer) this.clock.clearTimeout(c.ejectionTimer);
     if (c.unreachableTimer) this.clock.clearTimeout(c.unreachableTimer);
+    if (c.routesOut.length > 0) this.#partlyOut--;
     this.#cond.delete(node);
     if (this.#byName.get(node.name) === node) this.#byName.delete(node.name);
   }
@@ -369,7 +386,31 @@ export class NodeSet
     return chosen;
   }
 
+  /**
+   * The nodes that may take a request of this route: available() less those out of the route
+   * (health.componentRoutes). When that leaves none, available() itself: a node whose registry
+   * says it is down may still answer, and refusing outright would be worse than trying.
+   */
+  availableFor(route: Route): readonly ClusterNode[] {
+    const all = this.available();
+    if (this.#partlyOut === 0) return all;
+    const some = all.filter((n) => !this.#c(n).routesOut.includes(route));
+    return some.length > 0 ? some : all;
+  }
+
   // ---- reporters' inputs -------------------------------------------------------------------
+
+  /** Active checks: the routes a node's failing components take it out of (empty: none), and why. */
+  setRoutesOut(node: ClusterNode, routes: readonly Route[], why: string): void {
+    const c = this.#cond.get(node);
+    if (c === undefined) return;
+    const same = c.routesOut.length === routes.length && routes.every((r) => c.routesOut.includes(r));
+    if (same) return;
+    this.#partlyOut += (routes.length > 0 ? 1 : 0) - (c.routesOut.length > 0 ? 1 : 0);
+    c.routesOut = [...routes];
+    c.routesOutWhy = routes.length > 0 ? why : '';
+    this.emit('routes', { node, routes: c.routesOut, why: c.routesOutWhy });
+  }
 
   setCheck(node: ClusterNode, verdict: 'healthy' | 'unhealthy', why: string): void {
     const c = this.#cond.get(node);

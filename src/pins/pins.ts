@@ -9,6 +9,7 @@ import { digest, PinKeys, type PinFacts, type PinKey, type PinKind } from './pin
 import type { PinStore } from './pin-store.js';
 import { Placement, type PinWriter } from './placement.js';
 import type { SessionEvidence } from './session-evidence.js';
+import type { Route } from '../registry/route.js';
 
 export type { PinFacts, PinKey, PinKind, SessionCookie, UserSource } from './pin-key.js';
 
@@ -72,7 +73,7 @@ export class Pins implements PinWriter {
   /** Starts placing one request: its pin key and pin (the only asynchronous step). */
   async begin(facts: PinFacts): Promise<Placement> {
     const key = this.#keys.keyOf(facts);
-    const pin = key === undefined ? { stale: false } : await this.#lookup(key);
+    const pin = key === undefined ? { stale: false } : await this.#lookup(key, facts.route);
     // Writes go where the pin was found (a visitor's session cookie stays a visitor pin).
     const at = key !== undefined && pin.at !== undefined ? { ...key, key: pin.at } : key;
     return new Placement(this, this.fallback, facts, at, pin.node, pin.stale, this.#avoid(facts));
@@ -91,7 +92,7 @@ export class Pins implements PinWriter {
    * (it is then replaced, never kept: a stale pin must not hold a client on a dead node). Reading
    * a pin renews it, so an upload or session that outlasts its TTL while in use keeps its node.
    */
-  async #lookup(k: PinKey): Promise<{ node?: ClusterNode; stale: boolean; at?: string }> {
+  async #lookup(k: PinKey, route: Route): Promise<{ node?: ClusterNode; stale: boolean; at?: string }> {
     let at = k.key;
     let name = await this.store.get(at, this.#ttl(k.kind));
     if (name === undefined && k.visitorKey !== undefined) name = await this.store.get((at = k.visitorKey), this.#ttl(k.kind));
@@ -104,7 +105,7 @@ export class Pins implements PinWriter {
     // `at`: the pin was found under the visitor key, where writes to it go too.
     const where = at === k.key ? {} : { at };
     // Uploads and sessions already on a draining node finish there; new clients go elsewhere.
-    if (node && (this.nodes.available().includes(node) || (node.state === 'draining' && k.kind !== 'client'))) {
+    if (node && (this.nodes.availableFor(route).includes(node) || (node.state === 'draining' && k.kind !== 'client'))) {
       counts.hit++;
       return { node, stale: false, ...where };
     }

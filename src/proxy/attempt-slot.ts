@@ -19,7 +19,7 @@ export async function slotFor(
 ): Promise<Admitted> {
   const now = deps.admission.tryTake(chosen, pool, ex.clientIp);
   if (now !== undefined) return { kind: 'slot', node: chosen, slot: now };
-  const others = mayMove ? deps.nodes.available().filter((n) => n !== chosen && !tried.has(n)) : [];
+  const others = mayMove ? deps.nodes.availableFor(ex.route).filter((n) => n !== chosen && !tried.has(n)) : [];
   others.sort((a, b) => a.traffic.inflight / a.weight - b.traffic.inflight / b.weight);
   for (const node of others) {
     const slot = deps.admission.tryTake(node, pool, ex.clientIp);

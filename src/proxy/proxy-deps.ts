@@ -16,7 +16,7 @@ import type { TrustedPeers } from './trusted-peers.js';
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
   /** The nodes that may take traffic now: the request path reads them, never writes node state. */
-  nodes: Pick<NodeSet, 'available'>;
+  nodes: Pick<NodeSet, 'available' | 'availableFor'>;
   /** Places each request: its pin, else its key's hash, else balancing; learns pins from answers. */
   pins: Pins;
   rewriter: OriginRewriter;

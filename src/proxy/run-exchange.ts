@@ -47,7 +47,7 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
   for (let number = 1; number <= deps.maxAttempts; number++) {
     // The client may leave during the pin lookup or between attempts: then no node is bothered.
     if (ex.res.destroyed) return { ...end, outcome: CLIENT_LEFT };
-    const chosen = placement.next(deps.nodes.available(), tried);
+    const chosen = placement.next(deps.nodes.availableFor(ex.route), tried);
     if (chosen === undefined) return end;
     const admitted = await slotFor(deps, ex, chosen, pool, mayMove, tried);
     if (admitted.kind === 'gone') continue; // its node left the set while it waited: another, as a new attempt
@@ -59,7 +59,7 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
     const { node, slot } = admitted;
     tried.add(node);
     // Whether another node is left to try; asked again after the attempt, which may have changed the answer.
-    const untried = (): boolean => number < deps.maxAttempts && deps.nodes.available().some((n) => !tried.has(n));
+    const untried = (): boolean => number < deps.maxAttempts && deps.nodes.availableFor(ex.route).some((n) => !tried.has(n));
     const anotherNode = untried();
     // An earlier attempt was sent: this one is a retry (record.node is still that attempt's node).
     if (end.outcome !== undefined) deps.metrics.retry(ex.route, ex.record.node!, reason, end.outcome.phase);

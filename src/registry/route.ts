@@ -4,3 +4,6 @@
  * and what is inspected (proxy/classify.ts reads it off a path).
  */
 export type Route = 'token' | 'v2' | 'upload' | 'ui' | 'other';
+
+/** Every route, in the order status and docs list them. */
+export const ROUTES: readonly Route[] = ['token', 'v2', 'upload', 'ui', 'other'];

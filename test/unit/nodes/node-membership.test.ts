@@ -163,3 +163,19 @@ describe('node set membership (config reload)', () => {
     assert.equal(nodes.eject(nodes.get('b')!, clock.now() + 1000, 'x'), false);
   });
 });
+
+describe('routes a node is out of (health.componentRoutes)', () => {
+  it('keeps a node out of those routes only, and sends the route to every node when none is left for it', () => {
+    const { nodes } = setup();
+    const [a, b, c] = nodes.all as [ReturnType<typeof nodes.get> & object, ReturnType<typeof nodes.get> & object, ReturnType<typeof nodes.get> & object];
+    nodes.setRoutesOut(a, ['v2', 'upload'], 'registry: unhealthy');
+    assert.deepEqual(names(nodes.availableFor('v2')), ['b', 'c']);
+    assert.deepEqual(names(nodes.availableFor('ui')), ['a', 'b', 'c']);
+    nodes.setRoutesOut(b, ['v2'], 'registry: unhealthy');
+    nodes.setRoutesOut(c, ['v2'], 'registry: unhealthy');
+    assert.deepEqual(names(nodes.availableFor('v2')), ['a', 'b', 'c'], 'fails open rather than refuse');
+    assert.deepEqual(names(nodes.availableFor('upload')), ['b', 'c']);
+    nodes.setRoutesOut(a, [], '');
+    assert.deepEqual(names(nodes.availableFor('upload')), ['a', 'b', 'c']);
+  });
+});
