@@ -13,6 +13,7 @@ import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { MetricsExposition } from './metrics.js';
 import { hostAllowed } from './admin-host.js';
 import { buildStatus } from './status.js';
+import type { TrafficHistoryDocument } from './traffic-history.js';
 import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
 
 export interface AdminDeps {
@@ -33,6 +34,8 @@ export interface AdminDeps {
   /** POST /-/reload: re-reads and applies the config file. */
   reload?: () => ReloadResult;
   configStatus?: () => ConfigStatus;
+  /** GET /-/history: the status page's charts. */
+  history?: () => TrafficHistoryDocument;
 }
 
 const NODE_ACTION = /^\/-\/nodes\/([^/]*)\/(drain|undrain)$/;
@@ -159,6 +162,9 @@ class AdminApi {
       }
       case '/-/status':
         return json(res, 200, buildStatus(deps.nodes, deps.health, deps.outliers, deps.sticky(), deps.skew, deps.configStatus?.(), deps.queued));
+      case '/-/history':
+        if (deps.history === undefined) throw new AdminRequestError(404, 'not found');
+        return json(res, 200, deps.history());
       case '/metrics':
         // Collection is asynchronous in prom-client; a failure is answered like a throw here.
         return void deps.metrics.render().then(

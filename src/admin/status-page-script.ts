@@ -1,6 +1,7 @@
 /**
  * The status page's script, served as /-/status.js (a file of our origin, so the page's CSP needs
- * no inline script). Plain browser JavaScript, no framework: it polls /-/status, renders with
+ * no inline script). Plain browser JavaScript, no framework: it polls /-/status and /-/history
+ * (drawing each node's last 15 minutes as inline SVG), renders with
  * textContent only (node names and flag messages come from the nodes' own answers), computes
  * request rates from the counters' deltas between polls, and sends drain/undrain with the admin
  * token the operator typed, kept in sessionStorage (this tab only, never in the URL).
@@ -200,6 +201,54 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
     }
   }
 
+  var SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, text) {
+    var e = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  /** One node's chart: a bar per step (requests, failures in front), its events as marks; x is the same for every node. */
+  function chart(h, n) {
+    var W = 720, H = 90, BASE = 76;
+    var from = h.now - h.spanMs;
+    var x = function (t) { return Math.max(0, Math.min(W, ((t - from) / h.spanMs) * W)); };
+    var max = 1;
+    n.points.forEach(function (p) { if (p[1] > max) max = p[1]; });
+    var y = function (v) { return (v / max) * (BASE - 12); };
+    var box = el('figure', 'chart-box');
+    box.setAttribute('data-node', n.name);
+    box.append(el('h3', '', n.name));
+    var g = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', preserveAspectRatio: 'none' });
+    var total = 0;
+    n.points.forEach(function (p) { total += p[1]; });
+    g.setAttribute('aria-label', n.name + ': up to ' + max + ' requests per second over the last ' + Math.round(h.spanMs / 60000) + ' minutes');
+    var barW = Math.max(1, (h.stepMs / h.spanMs) * W - 1);
+    n.points.forEach(function (p) {
+      var right = x(p[0]);
+      var req = svg('rect', { class: 'req', x: right - barW, width: barW, y: BASE - y(p[1]), height: y(p[1]) });
+      req.append(svg('title', {}, localTime(new Date(p[0]).toISOString()) + ': ' + p[1] + ' req/s, ' + p[2] + ' failed/s'));
+      g.append(req);
+      if (p[2] > 0) g.append(svg('rect', { class: 'fail', x: right - barW, width: barW, y: BASE - y(p[2]), height: y(p[2]) }));
+    });
+    h.events.forEach(function (e) {
+      if (e.node !== n.name) return;
+      var mark = svg('line', { class: 'mark ' + e.kind, x1: x(e.at), x2: x(e.at), y1: 0, y2: BASE });
+      mark.append(svg('title', {}, localTime(new Date(e.at).toISOString()) + ': ' + e.text));
+      g.append(mark);
+    });
+    g.append(svg('text', { x: 2, y: H - 2 }, '-' + Math.round(h.spanMs / 60000) + ' min'));
+    g.append(svg('text', { x: W - 2, y: H - 2, 'text-anchor': 'end' }, 'now'));
+    g.append(svg('text', { x: 2, y: 10 }, max + ' req/s'));
+    box.append(g);
+    return box;
+  }
+
+  function renderCharts(h) {
+    byId('charts').replaceChildren.apply(byId('charts'), h.nodes.map(function (n) { return chart(h, n); }));
+  }
+
   async function poll() {
     clearTimeout(timer);
     if (polling) return;
@@ -208,6 +257,8 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
       var res = await fetch('/-/status', { cache: 'no-store', headers: { accept: 'application/json' } });
       if (!res.ok) throw new Error('HTTP ' + res.status);
       render(await res.json());
+      var hist = await fetch('/-/history', { cache: 'no-store', headers: { accept: 'application/json' } });
+      if (hist.ok) renderCharts(await hist.json());
       byId('error').hidden = true;
       document.body.classList.remove('stale');
       byId('updated').textContent = 'updated ' + new Date().toLocaleTimeString() + ', every ' + POLL_MS / 1000 + ' s';

@@ -37,6 +37,11 @@ const HTML = `<!doctype html>
   </table>
   </div>
 </section>
+<section>
+  <h2>Traffic, last 15 minutes</h2>
+  <p class="muted">Requests (blue) and failures (red) per second, every 10 s, one time axis for every node; marks: state changes (orange) and flags (red). Kept by harbor-lb in memory: since its start, at most 15 minutes.</p>
+  <div id="charts"></div>
+</section>
 <div class="panels">
 <section><h2>Sticky store</h2><dl id="sticky"></dl></section>
 <section><h2>Cluster rules</h2><dl id="cluster"></dl></section>
@@ -94,6 +99,16 @@ input#token { font: inherit; padding: 0.25rem; width: 22rem; max-width: 100%; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; margin: 0; }
 dt { color: var(--muted); }
 dd { margin: 0; }
+
+#charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(24rem, 1fr)); gap: 0.8rem 1.5rem; }
+.chart-box h3 { font-size: 0.95rem; margin: 0 0 0.2rem; }
+svg.chart { width: 100%; height: 6rem; border-bottom: 1px solid var(--line); }
+svg.chart .req { fill: #4a78c2; }
+svg.chart .fail { fill: var(--bad); }
+svg.chart .mark { stroke-width: 2; }
+svg.chart .mark.state { stroke: var(--warn); }
+svg.chart .mark.flag { stroke: var(--bad); stroke-dasharray: 3 2; }
+svg.chart text { font-size: 10px; fill: var(--muted); }
 `;
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { createMetrics, type Metrics } from '../admin/metrics.js';
+import { TrafficHistory } from '../admin/traffic-history.js';
 import { createSelector } from '../balance/create-selector.js';
 import { RetryBudget } from '../balance/retry-budget.js';
 import { SlowStart } from '../balance/slow-start.js';
@@ -61,6 +62,8 @@ export interface Parts {
   slowStart: SlowStart;
   /** HTTP_SECRET_DIFFERS found live (doctor.credentials). */
   uploadProbe: UploadSecretProbe;
+  /** The status page's charts: each node's last 15 minutes of traffic, state changes and flags. */
+  history: TrafficHistory;
   budget: RetryBudget;
   rewriter: OriginRewriter;
   admission: NodeAdmission;
@@ -94,7 +97,8 @@ export function composeParts(config: Config, deps: ResolvedDeps): Parts {
     base.clock,
     base.random,
   );
-  return { ...base, ...trust, store, pins, budget, slowStart, uploadProbe, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
+  const history = new TrafficHistory(base.nodes, base.clock);
+  return { ...base, ...trust, store, pins, budget, slowStart, uploadProbe, history, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
 }
 
 /** The node set and what watches its nodes: flags, clock skew, active and passive health. */

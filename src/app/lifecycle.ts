@@ -47,6 +47,7 @@ export class Lifecycle {
       parts.checks.start();
       parts.trustProbe?.start({ periodic: config.token.probe.enabled });
       parts.uploadProbe.start();
+      parts.history.start();
       if (parts.trust) warnExpiringRootCerts(parts.trust, parts.logger, parts.clock.now());
       logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
       return urls;
@@ -80,6 +81,7 @@ export class Lifecycle {
       logger: parts.logger,
       reload: () => this.control.reload(),
       configStatus: () => this.control.status(),
+      history: () => parts.history.document(),
     });
     parts.servers.admin = admin;
     const proxyPort = await listen(proxy, config.listen.port, config.listen.address, 'client traffic (listen)');
@@ -110,6 +112,7 @@ export class Lifecycle {
     p.answers.stop();
     p.metrics.close();
     p.rateWatch.stop();
+    p.history.stop();
     await Promise.all([p.trustProbe?.stop(), p.uploadProbe.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);
     await p.nodes.close();
     await Promise.all([flushLogger(p.logger), p.routing.flush()]);

@@ -105,7 +105,7 @@ interface Conditions {
  *   routable node that answers takes traffic, so the proxy never refuses what a node could serve.
  */
 export class NodeSet
-  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; routes: [NodeRoutesChange]; added: [ClusterNode]; removed: [ClusterNode] }>
+  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; routes: [NodeRoutesChange]; flag: [{ node: ClusterNode; code: string; raised: boolean }]; added: [ClusterNode]; removed: [ClusterNode] }>
   implements CheckStatusSetter, EjectionSetter, ReachabilitySetter, QuarantineSetter, DrainSetter, FlagSetter, NodeSlots
 {
   #all: readonly ClusterNode[];
@@ -265,11 +265,14 @@ export class NodeSet
     const r = this.#records.get(node);
     if (r === undefined || r.flags.has(flag.code)) return false;
     r.flags.set(flag.code, flag);
+    this.emit('flag', { node, code: flag.code, raised: true });
     return true;
   }
 
   deleteFlag(node: ClusterNode, code: string): boolean {
-    return this.#records.get(node)?.flags.delete(code) ?? false;
+    const had = this.#records.get(node)?.flags.delete(code) ?? false;
+    if (had) this.emit('flag', { node, code, raised: false });
+    return had;
   }
 
   /** Drops a node's conditions and timers; it is closed (and 'removed' said) once its requests are done. */

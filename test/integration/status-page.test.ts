@@ -124,6 +124,21 @@ describe('the status page on the admin listener', () => {
       WAIT,
     );
 
+    // Charts: every node's last 15 minutes on one time axis, its requests as bars, its state changes and flags as marks.
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('figure.chart-box rect.req')].some((r) => Number((r as unknown as { getAttribute(n: string): string }).getAttribute('height')) > 0),
+      undefined,
+      WAIT,
+    );
+    assert.deepEqual(await page.locator('figure.chart-box').evaluateAll((fs) => fs.map((f) => f.getAttribute('data-node'))), ['n1', 'n2', 'n3']);
+    const viewBoxes = await page.locator('figure.chart-box svg.chart').evaluateAll((svgs) => svgs.map((g) => g.getAttribute('viewBox')));
+    assert.equal(new Set(viewBoxes).size, 1, 'one time axis for all');
+    const marks = (name: string, kind: string) =>
+      page.locator(`figure.chart-box[data-node="${name}"] line.mark.${kind} title`).evaluateAll((ts) => ts.map((x) => x.textContent ?? ''));
+    assert.ok((await marks('n2', 'state')).some((t) => /to quarantined/.test(t)), 'n2 quarantined is marked on its chart');
+    assert.ok((await marks('n2', 'flag')).some((t) => /TOKEN_SIGNED_WITH_FOREIGN_KEY raised/.test(t)), 'and its flag');
+    assert.ok(!(await marks('n1', 'flag')).some((t) => /TOKEN_SIGNED_WITH_FOREIGN_KEY/.test(t)), `another node's flag is not marked on n1: ${(await marks('n1', 'flag')).join('; ')}`);
+
     // The sticky store panel.
     assert.match((await page.locator('#sticky').textContent()) ?? '', /storememoryconnectedyes/);
 
