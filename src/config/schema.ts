@@ -305,7 +305,7 @@ const doctorSchema = z.strictObject({
   credentials: z.strictObject({ username: z.string().min(1), password: z.string().min(1) }).optional(),
   repository: z.string().min(1).prefault('library/harbor-lb-doctor'),
   timeout: duration('5s'),
-  /** With credentials, harbor-lb serve runs the upload check too: once two nodes are healthy, then this often ("0s": only then). */
+  /** With credentials, harbor-lb serve runs the upload check too: once two nodes take traffic, then this often ("0s": never). */
   uploadCheckInterval: duration('5m', 0),
 });
 

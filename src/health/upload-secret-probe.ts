@@ -14,14 +14,14 @@ export interface UploadSecretProbeOptions {
   credentials: { username: string; password: string } | undefined;
   repository: string;
   service: string;
-  /** doctor.uploadCheckInterval; 0: only at start. */
+  /** doctor.uploadCheckInterval; 0: off. */
   interval: number;
 }
 
 /**
  * HTTP_SECRET_DIFFERS while harbor-lb runs, not only when someone runs doctor: harbor-lb's own
  * upload, begun on one node and continued on each other one (nodes taking traffic), once at
- * least two take traffic and then every `interval`. It raises the flag on a node whose registry refuses the
+ * least two take traffic and then every `interval` ("0s": never). It raises the flag on a node whose registry refuses the
  * continued upload as invalid, and clears it once the upload continues there. Harbor-lb's pins keep
  * each push on its node and so hide the mismatch, until a pin is lost (Redis gone, a node failing
  * over): then pushes fail with "blob upload unknown". Only this probe raises the flag (client
@@ -32,11 +32,11 @@ export class UploadSecretProbe {
   #timer: Timer | undefined;
   #stopped = true;
   #ran = false;
-  #running: Promise<void> | undefined;
+  #running = false;
   #refused = false;
 
   constructor(
-    private readonly nodes: Pick<NodeSet, 'available' | 'on' | 'off'>,
+    private readonly nodes: Pick<NodeSet, 'all' | 'available' | 'on' | 'off'>,
     private readonly flags: NodeFlags,
     opts: UploadSecretProbeOptions,
     private readonly client: RoundClient,
@@ -47,8 +47,23 @@ export class UploadSecretProbe {
     this.#opts = opts;
   }
 
+  /** Runs only with credentials and a non-zero interval ("0s" turns it off). */
+  #on(): boolean {
+    return this.#opts.credentials !== undefined && this.#opts.interval > 0;
+  }
+
+  /** A reload's settings: turned off, its flags go (nothing would keep them true); a new interval applies from now. */
   configure(opts: UploadSecretProbeOptions): void {
     this.#opts = opts;
+    if (this.#timer) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (!this.#on()) {
+      for (const n of this.nodes.all) this.flags.clear(n, 'HTTP_SECRET_DIFFERS');
+      return;
+    }
+    if (this.#stopped) return;
+    if (!this.#ran) this.#onState();
+    else if (!this.#running) this.#schedule();
   }
 
   start(): void {
@@ -58,23 +73,27 @@ export class UploadSecretProbe {
     this.#onState();
   }
 
+  /** Stops its rounds; one under way ends by its requests' timeouts and changes nothing. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.nodes.off('state', this.#onState);
     if (this.#timer) this.clock.clearTimeout(this.#timer);
-    await this.#running;
   }
 
   readonly #onState = (): void => {
-    if (this.#ran || this.#stopped || this.#serving().length < 2) return;
+    if (this.#ran || this.#stopped || !this.#on() || this.#serving().length < 2) return;
     this.#ran = true;
     void this.#loop();
   };
 
   async #loop(): Promise<void> {
-    this.#running = this.round();
-    await this.#running;
-    if (this.#stopped || this.#opts.interval <= 0) return;
+    this.#running = true;
+    await this.round();
+    this.#running = false;
+    if (!this.#stopped && this.#on()) this.#schedule();
+  }
+
+  #schedule(): void {
     this.#timer = this.clock.setTimeout(() => void this.#loop(), this.#opts.interval * (0.9 + 0.2 * this.random()));
     this.#timer.unref?.();
   }

@@ -206,9 +206,11 @@ export class NodeSet
 
   /** Active checks were turned off (config reload): their last verdicts no longer speak for anyone. */
   clearChecks(): void {
-    for (const c of this.#cond.values()) {
+    for (const [node, c] of this.#cond) {
       c.check = 'unknown';
       c.checkWhy = 'active checks are off';
+      // Routes out came from checks too: with no check to end them, they must not outlive them.
+      this.setRoutesOut(node, [], '');
     }
     this.#evaluate();
   }

@@ -1,21 +1,25 @@
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
-import type { Socket } from 'node:net';
-import { MAX_PROXY_HEADER, readProxyHeader } from './proxy-protocol.js';
+import { announcesProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import { normalizeIp, type TrustedPeers } from './trusted-peers.js';
 
 /**
- * listen.proxyProtocol: connections from the L4 balancers named there may begin with a PROXY
- * header (v1 or v2); the client address it carries becomes the connection's address for
- * everything that reads one (limits, the routing line, X-Forwarded-For to nodes). The header is
- * optional from them (a balancer's own health check may come without). A connection from anyone
- * else that begins with a PROXY header, or a malformed header from anyone, is refused: a client
- * must not choose the address harbor-lb believes.
+ * listen.proxyProtocol: connections from the L4 balancers named there must begin with a PROXY
+ * header (v1 or v2; the balancer's own checks send one too, v2 LOCAL or v1 UNKNOWN), and the
+ * client address it carries becomes the connection's address for everything that reads one
+ * (limits, the routing line, X-Forwarded-For to nodes). A connection from a named balancer without
+ * a header is refused: guessing whether one is there would let a client behind a balancer that
+ * forgot to send it write its own (the PROXY specification forbids guessing). A connection from
+ * anyone else that begins like a PROXY header is refused as soon as that shows; any other goes on
+ * untouched.
  *
  * It stands in front of the listener's own 'connection' handlers (node:http's parser, TLS, the
  * connection guard): they see the connection once its first bytes were read, those bytes put back.
  */
 export class ProxyProtocolGate {
+  /** Connections still in the gate: closed with the listener. */
+  readonly #waiting = new Set<Socket>();
+
   constructor(
     private readonly senders: TrustedPeers,
     private readonly headerTimeout: number,
@@ -38,41 +42,66 @@ export class ProxyProtocolGate {
       }),
     );
     // A TLS listener's requests arrive on the TLS socket made from the TCP one: it carries the same client.
-    server.prependListener('secureConnection', (tls: Socket) => {
-      const raw = (tls as unknown as { _parent?: Socket })._parent;
-      if (raw !== undefined && Object.hasOwn(raw, 'remoteAddress')) carry(tls, raw.remoteAddress!, raw.remotePort!);
+    server.prependListener('secureConnection', (tlsSocket: Socket) => {
+      const raw = (tlsSocket as unknown as { _parent?: Socket })._parent;
+      if (raw !== undefined && Object.hasOwn(raw, 'remoteAddress')) carry(tlsSocket, raw.remoteAddress!, raw.remotePort!);
+    });
+    server.once('close', () => {
+      for (const s of this.#waiting) s.destroy();
     });
   }
 
   #admit(socket: Socket, pass: () => void): void {
     const ip = normalizeIp(socket.remoteAddress);
     const sender = this.senders.has(ip);
-    let read: Buffer = Buffer.alloc(0);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    this.#waiting.add(socket);
     const timer = setTimeout(() => socket.destroy(), this.headerTimeout);
+    timer.unref();
     const done = () => {
       clearTimeout(timer);
+      this.#waiting.delete(socket);
       socket.off('data', onData);
-      socket.off('close', onClose);
+      socket.off('close', done);
       socket.pause();
     };
-    const onClose = () => clearTimeout(timer);
-    const onData = (chunk: Buffer) => {
-      read = read.length === 0 ? chunk : Buffer.concat([read, chunk]);
-      const r = readProxyHeader(read);
-      if (r.kind === 'more' && read.length < MAX_PROXY_HEADER) return;
+    const refused = (why: string) => {
       done();
+      socket.off('error', onError);
+      socket.on('error', () => socket.destroy());
+      this.refuse(socket, ip, why);
+    };
+    // Until the listener's own handlers take it, a reset must not go unheard (it would end the process).
+    const onError = () => {
+      done();
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      const read = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
+      const r = readProxyHeader(read);
       if (r.kind === 'absent') {
+        if (sender) return refused(`${ip} is in listen.proxyProtocol, and its connection began without a PROXY header`);
+        done();
+        socket.off('error', onError);
         socket.unshift(read);
         return pass();
       }
-      if (r.kind !== 'header') return this.refuse(socket, ip, r.kind === 'invalid' ? r.reason : 'an oversized header');
-      if (!sender) return this.refuse(socket, ip, `${ip} is not in listen.proxyProtocol`);
+      // Anyone else is refused as soon as the bytes say "PROXY header", whole or not.
+      if (!sender && (r.kind !== 'more' || announcesProxyHeader(read))) return refused(`${ip} is not in listen.proxyProtocol`);
+      if (r.kind === 'more') return;
+      if (r.kind === 'invalid') return refused(r.reason);
+      done();
+      socket.off('error', onError);
       if (r.header.source !== undefined) carry(socket, r.header.source.address, r.header.source.port);
       if (read.length > r.header.length) socket.unshift(read.subarray(r.header.length));
       pass();
     };
     socket.on('data', onData);
-    socket.on('close', onClose);
+    socket.on('close', done);
+    socket.on('error', onError);
   }
 }
 

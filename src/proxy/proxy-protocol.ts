@@ -35,6 +35,11 @@ export function readProxyHeader(buf: Buffer): ProxyHeaderRead {
   return { kind: 'absent' };
 }
 
+/** Whether buf begins with a whole PROXY signature (v1's "PROXY ", v2's 12 bytes): it means to be a header. */
+export function announcesProxyHeader(buf: Buffer): boolean {
+  return (buf.length >= V1_PREFIX.length && startsLike(buf, V1_PREFIX)) || (buf.length >= V2_SIGNATURE.length && startsLike(buf, V2_SIGNATURE));
+}
+
 /** Whether buf's first bytes (as many as it has, up to the prefix's length) are the prefix's. */
 function startsLike(buf: Buffer, prefix: Buffer): boolean {
   const n = Math.min(buf.length, prefix.length);
@@ -65,14 +70,21 @@ function readV2(buf: Buffer): ProxyHeaderRead {
   // LOCAL: the balancer's own connection (a health check); the peer is who it is.
   if (command === 0) return { kind: 'header', header: { length, source: undefined } };
   const family = buf[13]!;
-  if (family === 0x11 && length >= 16 + 12) {
-    return { kind: 'header', header: { length, source: { address: [...buf.subarray(16, 20)].join('.'), port: buf.readUInt16BE(24) } } };
-  }
-  if (family === 0x21 && length >= 16 + 36) {
-    const groups: string[] = [];
-    for (let i = 16; i < 32; i += 2) groups.push(buf.readUInt16BE(i).toString(16));
-    return { kind: 'header', header: { length, source: { address: groups.join(':'), port: buf.readUInt16BE(48) } } };
+  if (family === 0x11 || family === 0x21) {
+    const need = family === 0x11 ? 12 : 36;
+    if (length < 16 + need) return { kind: 'invalid', reason: 'a v2 address block shorter than its family needs' };
+    if (family === 0x11) return { kind: 'header', header: { length, source: { address: [...buf.subarray(16, 20)].join('.'), port: buf.readUInt16BE(24) } } };
+    return { kind: 'header', header: { length, source: { address: ipv6Text(buf.subarray(16, 32)), port: buf.readUInt16BE(48) } } };
   }
   // UNSPEC, UNIX or UDP: no TCP client address to take.
   return { kind: 'header', header: { length, source: undefined } };
+}
+
+/** An IPv6 address as Node writes a peer's: compressed (RFC 5952), an IPv4-mapped one as ::ffff:a.b.c.d. */
+function ipv6Text(bytes: Buffer): string {
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${[...bytes.subarray(12, 16)].join('.')}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  // The URL parser writes IPv6 hosts in the canonical compressed form.
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
 }

@@ -22,6 +22,8 @@ export interface RequestIdentity {
  */
 const WELL_FORMED_ID = /^[A-Za-z0-9._:+/=@-]{1,128}$/;
 
+const MAX_TRACESTATE = 512;
+
 /** W3C Trace Context, version 00 exactly; a later version's first four fields, more may follow (spec 3.2.4). */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
@@ -46,7 +48,11 @@ export function requestIdentity(raw: readonly string[], ownId: string): RequestI
   }
   const requestId = ids === 1 && WELL_FORMED_ID.test(id!) ? id! : ownId;
   const trace = parents === 1 ? validTrace(parent!) : undefined;
-  if (trace !== undefined) return { requestId, traceparent: parent!, traceId: trace, tracestate: states.length > 0 ? states.join(',') : undefined };
+  if (trace !== undefined) {
+    const tracestate = states.length > 0 ? states.join(',') : undefined;
+    // W3C: a tracestate past 512 characters may be dropped; one that long is not passed on whole.
+    return { requestId, traceparent: parent!, traceId: trace, tracestate: tracestate !== undefined && tracestate.length <= MAX_TRACESTATE ? tracestate : undefined };
+  }
   const traceId = randomBytes(16).toString('hex');
   return { requestId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-00`, traceId, tracestate: undefined };
 }

@@ -75,8 +75,10 @@ const CASES: Case[] = [
     checksSeeIt: false,
   },
   {
-    // The same with the default required components: every node's health reports its registry
-    // unhealthy, so the checks take every node out; panic routing must still pass answers on.
+    // The same with checks on: every node's health reports its registry unhealthy, so the checks
+    // take every node out of the registry routes (health.componentRoutes); with none left for
+    // them, pulls still go to the nodes and their answers are passed on, while logins and the UI
+    // are served as ever.
     name: 'every node answers 503 and every health check fails with it',
     storageHealthInterval: '100ms',
     failing: { status: 503, code: 'UNAVAILABLE' },
@@ -136,7 +138,7 @@ describe('real registries: the shared storage fails for a moment', () => {
       });
       if (c.checksSeeIt) {
         for (const name of ['n1', 'n2', 'n3']) {
-          await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === name && l.to === 'unhealthy', 30_000, `${name}'s checks fail`);
+          await lb.logs.waitFor((l) => l.event === 'node_routes' && l.node === name && Array.isArray(l.out) && l.out.includes('v2'), 30_000, `${name}'s checks see its registry fail`);
         }
       }
 
@@ -200,11 +202,16 @@ describe('real registries: the shared storage fails for a moment', () => {
         for (const n of snapshot.nodes) assert.equal(n.ejectedUntil, null, `${n.name} is not ejected`);
       }
       if (c.checksSeeIt) {
-        // The checks saw the outage on every node; panic routing passed the nodes' answers on.
-        assert.equal(panic.length, 1, 'panic routing switched on once');
-        for (const n of during.nodes) assert.equal(n.state, 'unhealthy', `${n.name}: ${n.why}`);
-        // and the checks alone bring the nodes back.
-        await lb.logs.waitFor((l) => l.event === 'panic' && l.active === false, 30_000, 'panic routing off');
+        // The checks saw the outage on every node: out of the registry routes, healthy for the rest, no panic.
+        assert.equal(panic.length, 0, 'no panic routing: every node still serves logins and the UI');
+        for (const n of during.nodes) {
+          assert.equal(n.state, 'healthy', `${n.name}: ${n.why}`);
+          assert.deepEqual(n.routesOut?.routes, ['v2', 'upload'], `${n.name} out of the registry routes`);
+        }
+        // and the checks alone bring the nodes back into them.
+        for (const name of ['n1', 'n2', 'n3']) {
+          await lb.logs.waitFor((l) => l.event === 'node_routes' && l.node === name && Array.isArray(l.out) && l.out.length === 0, 30_000, `${name} back in every route`);
+        }
       } else {
         assert.deepEqual(stateLines, [], 'no node left the healthy state');
         for (const snapshot of [during, after]) {

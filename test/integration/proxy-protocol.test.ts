@@ -94,19 +94,39 @@ describe('listen.proxyProtocol: the client address from a trusted L4 balancer (h
     assert.deepEqual(line!.client, { ip: CLIENT });
   });
 
-  it('serves the balancer\'s own connections without a header (its health checks), and refuses a malformed one even from it', async (t) => {
+  it("requires the header from a listed balancer (no guessing), takes v2 LOCAL (its own checks) as itself, and survives resets mid-header", async (t) => {
     const { lb, lbPort } = await setup(t);
-    assert.equal((await get(lbPort, BALANCER)).status, 200);
+    const talk = (from: string, bytes: Buffer) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: lbPort, localAddress: from }, () => s.write(bytes));
+        let got = '';
+        s.on('data', (c: Buffer) => (got += c.toString()));
+        s.on('close', () => resolve(got));
+        s.on('error', () => undefined);
+      });
+    // Plain HTTP from the balancer, no header: refused, not served as the balancer.
+    assert.equal(await talk(BALANCER, Buffer.from('GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')), '');
+    await lb.logs.waitFor((l) => l.event === 'connection_rejected' && l.reason === 'PROXY_HEADER_REFUSED' && (l.client as { ip: string }).ip === BALANCER);
+    // v2 LOCAL (a health check of the balancer's own): served as the balancer.
+    const local = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x20, 0x00, 0, 0]), Buffer.from('GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')]);
+    assert.match(await talk(BALANCER, local), /^HTTP\/1\.1 200/);
     const [line] = await lb.logs.waitForRequests(1);
     assert.deepEqual(line!.client, { ip: BALANCER });
-    const closed = await new Promise<string>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: lbPort, localAddress: BALANCER }, () => s.write('PROXY TCP4 not-an-ip 127.0.0.1 1 2\r\n'));
-      let got = '';
-      s.on('data', (c: Buffer) => (got += c.toString()));
-      s.on('close', () => resolve(got));
-      s.on('error', () => undefined);
-    });
-    assert.equal(closed, '');
-    await lb.logs.waitFor((l) => l.event === 'connection_rejected' && l.reason === 'PROXY_HEADER_REFUSED' && l.client !== undefined && (l.client as { ip: string }).ip === BALANCER);
+    // A malformed header from the balancer: refused.
+    assert.equal(await talk(BALANCER, Buffer.from('PROXY TCP4 not-an-ip 127.0.0.1 1 2\r\n')), '');
+    // Resets while harbor-lb waits for a header, from anyone: the process lives on and serves.
+    for (const from of [CLIENT, BALANCER]) {
+      for (const first of ['', 'P', 'PROXY TCP4 1.2']) {
+        await new Promise<void>((resolve) => {
+          const s = net.connect({ host: '127.0.0.1', port: lbPort, localAddress: from }, () => {
+            if (first !== '') s.write(first);
+            setImmediate(() => s.resetAndDestroy());
+          });
+          s.on('close', () => resolve());
+          s.on('error', () => undefined);
+        });
+      }
+    }
+    assert.equal((await get(lbPort, CLIENT)).status, 200, 'still serving');
   });
 });

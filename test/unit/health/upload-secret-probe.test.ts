@@ -12,7 +12,7 @@ import { LogSink } from '../../support/log-sink.js';
 const answer = (status: number, text = '', headers: Record<string, string> = {}): UploadAnswer => ({ status, text, header: (n) => headers[n] });
 
 /** Three nodes; each node's registry says whether an upload begun on n1 continues there (`secretOk`). */
-function setup(credentials: boolean) {
+function setup(credentials: boolean, interval = 300_000) {
   const clock = new FakeClock();
   const logs = new LogSink();
   const config = validateConfig({
@@ -27,7 +27,7 @@ function setup(credentials: boolean) {
   const probe = new UploadSecretProbe(
     nodes,
     flags,
-    { credentials: config.doctor.credentials, repository: 'library/x', service: 'harbor-registry', interval: 300_000 },
+    { credentials: config.doctor.credentials, repository: 'library/x', service: 'harbor-registry', interval },
     () => ({
       request: async (origin, path, _h, method = 'GET') => {
         calls.push(`${method} ${origin}${path}`);
@@ -42,7 +42,8 @@ function setup(credentials: boolean) {
     clock,
     () => 0.5,
   );
-  return { clock, nodes, probe, calls, secretOk, flagged: () => nodes.all.filter((n) => n.flags.has('HTTP_SECRET_DIFFERS')).map((n) => n.name) };
+  const options = (interval: number) => ({ credentials: config.doctor.credentials, repository: 'library/x', service: 'harbor-registry', interval });
+  return { clock, nodes, probe, calls, secretOk, options, flagged: () => nodes.all.filter((n) => n.flags.has('HTTP_SECRET_DIFFERS')).map((n) => n.name) };
 }
 
 /** Lets the probe's awaited requests (all answered at once) run to the end of a round. */
@@ -66,6 +67,24 @@ describe('upload secret probe (HTTP_SECRET_DIFFERS while serving)', () => {
     clock.advance(330_000);
     await settle();
     assert.deepEqual(flagged(), []);
+    await probe.stop();
+  });
+
+  it('is off at 0s, starts when a reload turns it on, and clears its flags when a reload turns it off', async () => {
+    const { clock, nodes, probe, calls, options, flagged } = setup(true, 0);
+    for (const n of nodes.all) nodes.setCheck(n, 'healthy', 'ok');
+    probe.start();
+    await settle();
+    assert.equal(calls.length, 0, '0s: no upload begun');
+    probe.configure(options(60_000));
+    await settle();
+    assert.deepEqual(flagged(), ['n2'], 'turned on: a round at once');
+    const before = calls.length;
+    clock.advance(70_000);
+    await settle();
+    assert.ok(calls.length > before, 'and every interval after');
+    probe.configure(options(0));
+    assert.deepEqual(flagged(), [], 'turned off: nothing keeps its flag true');
     await probe.stop();
   });
 

@@ -177,5 +177,9 @@ describe('routes a node is out of (health.componentRoutes)', () => {
     assert.deepEqual(names(nodes.availableFor('upload')), ['b', 'c']);
     nodes.setRoutesOut(a, [], '');
     assert.deepEqual(names(nodes.availableFor('upload')), ['a', 'b', 'c']);
+    // Checks turned off by a reload: no check is left to end them, so they end with the checks.
+    nodes.clearChecks();
+    assert.deepEqual(names(nodes.availableFor('v2')), ['a', 'b', 'c']);
+    assert.deepEqual(nodes.conditionsOf(b).routesOut, []);
   });
 });

@@ -30,7 +30,12 @@ describe('PROXY protocol header', () => {
     six.writeUInt16BE(7, 14);
     six.writeUInt16BE(51000, 32);
     const r6 = readProxyHeader(v2(1, 0x21, six));
-    assert.deepEqual(r6.kind === 'header' && r6.header.source, { address: '2001:db8:0:0:0:0:0:7', port: 51000 });
+    assert.deepEqual(r6.kind === 'header' && r6.header.source, { address: '2001:db8::7', port: 51000 }, 'as Node writes peers: compressed');
+    const mapped = Buffer.alloc(36);
+    mapped.writeUInt16BE(0xffff, 10);
+    Buffer.from([192, 0, 2, 7]).copy(mapped, 12);
+    const rm = readProxyHeader(v2(1, 0x21, mapped));
+    assert.deepEqual(rm.kind === 'header' && rm.header.source?.address, '::ffff:192.0.2.7', 'IPv4-mapped as normalizeIp reads it');
     assert.deepEqual(readProxyHeader(v2(0, 0x00, Buffer.alloc(0))), { kind: 'header', header: { length: 16, source: undefined } });
   });
 
@@ -48,5 +53,6 @@ describe('PROXY protocol header', () => {
     const badVersion = Buffer.concat([SIG, Buffer.from([0x31, 0x11, 0, 0])]);
     assert.equal(readProxyHeader(badVersion).kind, 'invalid');
     assert.equal(readProxyHeader(Buffer.concat([SIG, Buffer.from([0x2f, 0x11, 0, 0])])).kind, 'invalid');
+    assert.equal(readProxyHeader(v2(1, 0x11, Buffer.alloc(8))).kind, 'invalid', 'an IPv4 block too short');
   });
 });

@@ -45,6 +45,11 @@ describe('request identity: X-Request-Id and W3C trace context', () => {
     assert.notEqual(requestIdentity([], 'a').traceId, requestIdentity([], 'a').traceId, 'each new trace is its own');
   });
 
+  it('does not pass on a tracestate over 512 characters', () => {
+    assert.equal(requestIdentity(['traceparent', PARENT, 'tracestate', `a=${'x'.repeat(511)}`], 'x').tracestate, undefined);
+    assert.equal(requestIdentity(['traceparent', PARENT, 'tracestate', `a=${'x'.repeat(500)}`], 'x').tracestate?.length, 502);
+  });
+
   it('takes a later version\'s first four fields, and refuses two traceparents', () => {
     const later = '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next';
     assert.equal(requestIdentity(['traceparent', later], 'x').traceparent, later);
