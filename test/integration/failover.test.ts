@@ -107,7 +107,7 @@ describe('failover', () => {
     assert.equal(line.attempts, 1, 'a PATCH whose body was partly sent is never sent again');
   });
 
-  it("stops sending traffic to a node whose health says registry is unhealthy, but not for jobservice", async (t) => {
+  it("stops sending pulls to a node whose health says registry is unhealthy (it keeps the UI), but not for jobservice", async (t) => {
     const components = [
       { core: 'healthy', registry: 'unhealthy', jobservice: 'healthy' },
       { core: 'healthy', registry: 'healthy', jobservice: 'unhealthy' },
@@ -128,13 +128,16 @@ describe('failover', () => {
     t.after(() => Promise.all(nodes.map((n) => n.close())));
     const lb = await startApp(nodes.map((n) => n.url), { health: { enabled: true, interval: '1m' } });
     t.after(() => lb.close());
-    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n1' && l.to === 'unhealthy');
+    // n1's registry is down: it leaves the registry routes (health.componentRoutes), and stays for the rest.
+    await lb.logs.waitFor((l) => l.event === 'node_routes' && l.node === 'n1' && Array.isArray(l.out) && l.out.includes('v2'));
     await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'healthy');
     await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n3' && l.to === 'healthy');
     for (let i = 0; i < 30; i++) assert.equal((await send(`${lb.url}/v2/library/a/manifests/${i}`)).status, 200);
     const perNode = new Set(lb.logs.requests().map((l) => l.node));
     assert.deepEqual([...perNode].sort(), ['n2', 'n3']);
-    assert.match(lb.app.nodes.get('n1')!.stateWhy, /registry: unhealthy/);
+    assert.match(lb.app.nodes.conditionsOf(lb.app.nodes.get('n1')!).routesOutWhy, /registry: unhealthy/);
+    for (let i = 0; i < 12; i++) assert.equal((await send(`${lb.url}/api/v2.0/projects?i=${i}`)).status, 200);
+    assert.ok(lb.logs.requests().some((l) => l.route === 'ui' && l.node === 'n1'), 'n1 still serves the UI and API');
   });
 
   it('with every node down: 503 with Retry-After, not ready; recovers by itself', async (t) => {
