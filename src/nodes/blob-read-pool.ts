@@ -115,7 +115,7 @@ export class BlobReadPool {
   }
 }
 
-/** One keep-alive connection and its one read buffer. */
+/** One keep-alive connection and the few buffers it reads into in turn. */
 class Connection {
   readonly socket: Socket;
   exchange: ReadExchange | undefined;
