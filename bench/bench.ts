@@ -161,7 +161,8 @@ async function main(): Promise<number> {
       const conf = join(work, `${name}.yaml`);
       writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis }));
       // The routing log on at info, written to a file, as in production.
-      return procs.start(name, process.execPath, [cli, 'serve', '--config', conf], join(work, `logs/${name}.log`));
+      // As the container runs it (Dockerfile's ENTRYPOINT).
+      return procs.start(name, process.execPath, ['--max-semi-space-size=16', cli, 'serve', '--config', conf], join(work, `logs/${name}.log`));
     };
     const lb = harborLb('harbor-lb', pLb!, aLb!, 'memory', true);
     const lbRedis = harborLb('harbor-lb-redis', pLbRedis!, aLbRedis!, 'redis', true);

@@ -12,7 +12,7 @@ import { credentialRefusal, pathRefusal, targetRefusal, unforwardable, type Refu
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
 import type { RoutingError } from './routing-error.js';
 import { normalizeIp } from './trusted-peers.js';
-import { requestIdentity, tagResponse } from './request-identity.js';
+import { requestIdentity, tagResponse, TraceIds } from './request-identity.js';
 
 export interface RequestHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
@@ -51,6 +51,8 @@ class FrontDoor implements RequestHandler {
   readonly #gate: PipelineGate;
   readonly #verifiedToken: (token: string) => boolean;
   #seq = 0;
+  /** New traces' ids (this front door's own block of random bytes). */
+  readonly #traceIds = new TraceIds();
   #inflight = 0;
   #waiters: Array<() => void> = [];
 
@@ -119,7 +121,7 @@ class FrontDoor implements RequestHandler {
     const { path, route } = target;
     const forwardUrl = q < 0 ? path : path + url.slice(q);
     const originForm = url.charCodeAt(0) === 47; /* "/" */
-    const identity = requestIdentity(req.rawHeaders, reqId);
+    const identity = requestIdentity(req.rawHeaders, reqId, this.#traceIds);
     tagResponse(res, identity.requestId);
     const headers = originForm ? buildRequestHeaders(req.rawHeaders, { peerIp, clientIp, proto: this.#deps.proto, trusted, identity, identityEncoding: route === 'token' }) : [];
     const refusal = !originForm

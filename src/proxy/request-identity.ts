@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 
 /**
@@ -27,8 +27,28 @@ const MAX_TRACESTATE = 512;
 /** W3C Trace Context, version 00 exactly; a later version's first four fields, more may follow (spec 3.2.4). */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
+/**
+ * Random ids for new traces, drawn from a block of random bytes taken 4 KiB at a time: one
+ * randomFillSync per 170 requests instead of two per request (which cost ~4% of a small GET's CPU).
+ */
+export class TraceIds {
+  readonly #block = Buffer.allocUnsafe(4096);
+  #at = this.#block.length;
+
+  /** `bytes` random bytes as lower-case hex. */
+  next(bytes: number): string {
+    if (this.#at + bytes > this.#block.length) {
+      randomFillSync(this.#block);
+      this.#at = 0;
+    }
+    const hex = this.#block.toString('hex', this.#at, this.#at + bytes);
+    this.#at += bytes;
+    return hex;
+  }
+}
+
 /** Reads the client's request id and trace context from its raw headers; starts what is missing or malformed. */
-export function requestIdentity(raw: readonly string[], ownId: string): RequestIdentity {
+export function requestIdentity(raw: readonly string[], ownId: string, traceIds: TraceIds = new TraceIds()): RequestIdentity {
   let ids = 0;
   let id: string | undefined;
   let parents = 0;
@@ -53,8 +73,12 @@ export function requestIdentity(raw: readonly string[], ownId: string): RequestI
     // W3C: a tracestate past 512 characters may be dropped; one that long is not passed on whole.
     return { requestId, traceparent: parent!, traceId: trace, tracestate: tracestate !== undefined && tracestate.length <= MAX_TRACESTATE ? tracestate : undefined };
   }
-  const traceId = randomBytes(16).toString('hex');
-  return { requestId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-00`, traceId, tracestate: undefined };
+  let traceId = traceIds.next(16);
+  // All zeros is not a valid trace id (nor span id): 2^-128, but the rule is the rule.
+  while (/^0+$/.test(traceId)) traceId = traceIds.next(16);
+  let spanId = traceIds.next(8);
+  while (/^0+$/.test(spanId)) spanId = traceIds.next(8);
+  return { requestId, traceparent: `00-${traceId}-${spanId}-00`, traceId, tracestate: undefined };
 }
 
 /** The trace id of a valid traceparent, else undefined. */
