@@ -66,7 +66,7 @@ export class Lifecycle {
     // After every other 'connection' handler: it stands in front of them all.
     if (config.listen.proxyProtocol.length > 0) {
       const refuse = (socket: Socket, ip: string, why: string) => parts.connections.refuseProxyHeader(socket, ip, why);
-      new ProxyProtocolGate(new TrustedPeers(config.listen.proxyProtocol), config.listen.headersTimeout, refuse).attach(proxy);
+      new ProxyProtocolGate(new TrustedPeers(config.listen.proxyProtocol), config.listen.headersTimeout, refuse, config.listen.maxConnections).attach(proxy);
     }
     const admin = createAdminServer({
       nodes: parts.nodes,

@@ -24,6 +24,8 @@ export class ProxyProtocolGate {
     private readonly senders: TrustedPeers,
     private readonly headerTimeout: number,
     private readonly refuse: (socket: Socket, ip: string, why: string) => void,
+    /** listen.maxConnections: the connection guard counts a connection once it leaves the gate; until then this bounds them. */
+    private readonly maxWaiting: number,
   ) {}
 
   attach(server: Server): void {
@@ -56,6 +58,10 @@ export class ProxyProtocolGate {
     const sender = this.senders.has(ip);
     const chunks: Buffer[] = [];
     let size = 0;
+    if (this.#waiting.size >= this.maxWaiting) {
+      socket.on('error', () => socket.destroy());
+      return this.refuse(socket, ip, `${this.#waiting.size} connections are waiting for their first bytes (listen.maxConnections)`);
+    }
     this.#waiting.add(socket);
     const timer = setTimeout(() => socket.destroy(), this.headerTimeout);
     timer.unref();
@@ -64,7 +70,13 @@ export class ProxyProtocolGate {
       this.#waiting.delete(socket);
       socket.off('data', onData);
       socket.off('close', done);
+      socket.off('end', onEnd);
       socket.pause();
+    };
+    // node:http listens half-open: a client that ends before its first byte would stay in the gate.
+    const onEnd = () => {
+      done();
+      socket.destroy();
     };
     const refused = (why: string) => {
       done();
@@ -101,6 +113,7 @@ export class ProxyProtocolGate {
     };
     socket.on('data', onData);
     socket.on('close', done);
+    socket.on('end', onEnd);
     socket.on('error', onError);
   }
 }

@@ -30,7 +30,7 @@ function get(port: number, from: string, ca?: Buffer): Promise<{ status: number;
   });
 }
 
-async function setup(t: { after: (fn: () => unknown) => void }, tls = false) {
+async function setup(t: { after: (fn: () => unknown) => void }, tls = false, maxConnections?: number) {
   const tmp = makeTempDir('proxy-protocol');
   t.after(tmp.remove);
   const seen: IncomingHttpHeaders[] = [];
@@ -41,7 +41,7 @@ async function setup(t: { after: (fn: () => unknown) => void }, tls = false) {
   t.after(() => node.close());
   const cert = tls ? makeServerCert(join(tmp.dir, 'pki')) : undefined;
   const lb = await startApp([node.url], {
-    listen: { address: '127.0.0.1', port: 0, proxyProtocol: [BALANCER], ...(cert ? { tls: { cert: cert.certFile, key: cert.keyFile } } : {}) },
+    listen: { address: '127.0.0.1', port: 0, proxyProtocol: [BALANCER], ...(maxConnections ? { maxConnections } : {}), ...(cert ? { tls: { cert: cert.certFile, key: cert.keyFile } } : {}) },
   });
   t.after(() => lb.close());
   const lbPort = Number(new URL(lb.url).port);
@@ -128,5 +128,26 @@ describe('listen.proxyProtocol: the client address from a trusted L4 balancer (h
       }
     }
     assert.equal((await get(lbPort, CLIENT)).status, 200, 'still serving');
+  });
+
+  it('bounds the connections waiting for their first bytes by listen.maxConnections (they are not yet the guard\'s to count)', async (t) => {
+    const { lb, lbPort } = await setup(t, false, 3);
+    const silent = await Promise.all([1, 2, 3].map(() => new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: lbPort, localAddress: CLIENT }, () => resolve(s));
+      s.on('error', () => undefined);
+    })));
+    const fourth = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: lbPort, localAddress: CLIENT });
+      s.on('close', () => resolve('closed'));
+      s.on('error', () => undefined);
+    });
+    assert.equal(fourth, 'closed');
+    const refused = await lb.logs.waitFor((l) => l.event === 'connection_rejected' && l.reason === 'PROXY_HEADER_REFUSED');
+    assert.match(String(refused.why), /waiting for their first bytes/);
+    for (const s of silent) s.end();
+    // Once they are gone, connections are taken again.
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) status = await get(lbPort, CLIENT).then((r) => r.status, () => 0);
+    assert.equal(status, 200);
   });
 });
