@@ -1,12 +1,12 @@
 import type { ForwardPhase } from '../proxy/forward.js';
-import type { Route } from '../registry/route.js';
+import { ROUTES, type Route } from '../registry/route.js';
 
 /**
  * Label values taken from requests come from closed sets, so no client can add series (or break
  * the exposition) by what it sends: a method outside the list is OTHER, a status becomes its class.
  * Indexes let the request path find its series in arrays instead of building keys.
  */
-export const ROUTES: readonly Route[] = ['token', 'v2', 'upload', 'ui', 'other'];
+export { ROUTES };
 export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OTHER'] as const;
 export const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const;
 

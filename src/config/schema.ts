@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_DURATION_MS, parseDuration } from './duration.js';
+import { ROUTES } from '../registry/route.js';
 import { isLoopback } from './loopback.js';
 import { cipherListProblem, INTERMEDIATE_CIPHERS } from './tls-ciphers.js';
 
@@ -145,8 +146,8 @@ const healthSchema = z.strictObject({
    * requiredComponents is ignored.
    */
   componentRoutes: z
-    .record(z.string().min(1), z.array(z.enum(['token', 'v2', 'upload', 'ui', 'other'])))
-    .prefault({ registry: ['v2', 'upload'], registryctl: ['v2', 'upload'], core: ['token', 'v2', 'upload', 'ui', 'other'], database: ['token', 'v2', 'upload', 'ui', 'other'], redis: ['token', 'v2', 'upload', 'ui', 'other'] }),
+    .record(z.string().min(1), z.array(z.enum(ROUTES)))
+    .prefault({ registry: ['v2', 'upload'], registryctl: ['v2', 'upload'], core: [...ROUTES], database: [...ROUTES], redis: [...ROUTES] }),
   /** A node whose clock is off by more than this is flagged NODE_CLOCK_SKEW (past token.leeway its token requests go elsewhere). */
   maxClockSkew: duration('5s'),
   passive: z

@@ -60,7 +60,7 @@ export class RedisPinStore implements PinStore {
     private readonly logger: Logger,
   ) {
     this.#near = new SpacedLru(o.nearCacheMax);
-    this.#visitors = new SpacedLru(o.maxEntries, (key) => void this.#forgetVisitor(key));
+    this.#visitors = new SpacedLru(o.maxEntries, (key) => void this.#drop(key));
     const common: RedisOptions = {
       keyPrefix: o.keyPrefix,
       enableOfflineQueue: false,
@@ -129,8 +129,8 @@ export class RedisPinStore implements PinStore {
     if (spaceOf(key) === 'visitor') this.#visitors.set(key, true);
   }
 
-  /** A visitor key pushed out of the ledger: gone from Redis too (unless it has expired there already). */
-  async #forgetVisitor(key: string): Promise<void> {
+  /** A key gone from the near cache and from Redis (a visitor key pushed out of the ledger comes here too). */
+  async #drop(key: string): Promise<void> {
     this.#near.delete(key);
     if (!this.#usable()) return;
     try {
@@ -195,14 +195,8 @@ export class RedisPinStore implements PinStore {
   }
 
   async delete(key: string): Promise<void> {
-    this.#near.delete(key);
     this.#visitors.delete(key);
-    if (!this.#usable()) return;
-    try {
-      await this.#client.del(key);
-    } catch (err) {
-      this.#failed(err);
-    }
+    await this.#drop(key);
   }
 
   connected(): boolean {

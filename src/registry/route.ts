@@ -5,5 +5,5 @@
  */
 export type Route = 'token' | 'v2' | 'upload' | 'ui' | 'other';
 
-/** Every route, in the order status and docs list them. */
-export const ROUTES: readonly Route[] = ['token', 'v2', 'upload', 'ui', 'other'];
+/** Every route, in the order status, metrics and docs list them; `other` last (the metric labels' catch-all). */
+export const ROUTES = ['token', 'v2', 'upload', 'ui', 'other'] as const satisfies readonly Route[];
