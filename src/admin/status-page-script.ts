@@ -221,8 +221,6 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
     box.setAttribute('data-node', n.name);
     box.append(el('h3', '', n.name));
     var g = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', preserveAspectRatio: 'none' });
-    var total = 0;
-    n.points.forEach(function (p) { total += p[1]; });
     g.setAttribute('aria-label', n.name + ': up to ' + max + ' requests per second over the last ' + Math.round(h.spanMs / 60000) + ' minutes');
     var barW = Math.max(1, (h.stepMs / h.spanMs) * W - 1);
     n.points.forEach(function (p) {

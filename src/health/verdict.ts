@@ -24,7 +24,8 @@ interface HarborHealth {
  * body, per component. A failing component takes the node out of the routes it serves
  * (`componentRoutes`: registry the registry routes, core or database every route); of every
  * route, it takes the node out altogether, as a failing `required` component not mapped there
- * does. Other components are ignored (a failing jobservice must not stop pulls). Anything else (Harbor 1.x /api/ping, a bare registry's /) is judged by status:
+ * does. Other components are ignored (a failing jobservice must not stop pulls). Anything else
+ * (Harbor 1.x /api/ping, a bare registry's /) is judged by status:
  * 2xx passes, and 401 on a /v2/ path passes too (token auth answering means the registry is up).
  */
 export function judgeHealth(

@@ -68,13 +68,13 @@ export class ClusterNode {
   constructor(cfg: NodeConfig, pool: PoolOptions, record: NodeRecord) {
     this.name = cfg.name;
     this.url = cfg.url;
-    this.origin = new URL(cfg.url).origin;
+    const url = new URL(cfg.url);
+    this.origin = url.origin;
     this.ca = cfg.ca;
     this.#record = record;
     this.tls = nodeTlsOptions(cfg);
     this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);
     this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls);
-    const url = new URL(cfg.url);
     this.blobReads =
       url.protocol === 'http:'
         ? new BlobReadPool(url, { connectTimeout: pool.connectTimeout, bodyTimeout: pool.idleTimeout, keepAliveTimeout: 4_000, maxIdle: pool.maxConnections })

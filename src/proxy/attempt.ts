@@ -49,7 +49,6 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
   try {
     outcome = await forward({
       node,
-      requestId: ex.record.requestId,
       method: ex.method,
       path: ex.url,
       headers: ex.headers,
@@ -60,7 +59,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       headersTimeout: ex.body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
       retryOnGatewayError: bodylessRead && plan.dropGatewayErrors,
       hold: plan.hold,
-      blobRead: bodylessRead && isBlobPath(ex.path),
+      blob: isBlobPath(ex.path),
       onSent: (abort) => (abortAttempt = abort),
       onHead: (status, h) => {
         for (const w of watches) w.head?.();

@@ -6,6 +6,7 @@ import { isConnectionFailure } from '../nodes/node-failure.js';
 import { ProxyError } from './errors.js';
 import { buildResponseHeaders, type OriginRewriter } from './headers.js';
 import type { RequestBody } from './request-body.js';
+import { requestIdOf } from './request-identity.js';
 import { StallClock } from './stall-clock.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
@@ -62,8 +63,6 @@ export interface ResponseHold {
 
 export interface ForwardRequest {
   node: ClusterNode;
-  /** Sent back to the client as X-Request-Id (the node's own echo is dropped). */
-  requestId: string;
   method: string;
   path: string;
   headers: string[];
@@ -75,8 +74,8 @@ export interface ForwardRequest {
   headersTimeout: number;
   /** Whether a 502/503/504 should be dropped (for a retry elsewhere) instead of passed on. */
   retryOnGatewayError: boolean;
-  /** A blob pull: goes through the node's blob read pool when it has one (reused read buffers). */
-  blobRead?: boolean;
+  /** The target is a blob by digest (registry/blob-path.ts): a GET of it may use the node's blob read pool. */
+  blob?: boolean;
   /** Hold a 200 back whole instead of streaming it (token responses, to verify before the client sees them). */
   hold?: ResponseHold;
   /** Sees the response head before it goes to the client (learning upload pins). */
@@ -133,7 +132,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     }
     fr.res.on('close', this.#onClientClose);
     fr.body?.stalls.reset();
-    const blobReads = fr.blobRead === true && fr.body === undefined && fr.method === 'GET' && fr.hold === undefined ? fr.node.blobReads : undefined;
+    // A blob pull goes through the node's blob read pool when it has one (reused read buffers).
+    const blobReads = fr.blob === true && fr.body === undefined && fr.method === 'GET' && fr.hold === undefined ? fr.node.blobReads : undefined;
     if (blobReads !== undefined) {
       blobReads.dispatch({ method: 'GET', path: fr.path, headers: fr.headers, headersTimeout: fr.headersTimeout }, this);
       return;
@@ -190,7 +190,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return false;
     }
     const headers = buildResponseHeaders(rawHeaders, rewriter);
-    headers.push('x-request-id', this.fr.requestId);
+    // The request's own id goes back to the client (buildResponseHeaders dropped the node's echo).
+    const requestId = requestIdOf(res);
+    if (requestId !== undefined) headers.push('x-request-id', requestId);
     this.#status = statusCode;
     if (this.fr.holdBack?.(statusCode, headers)) {
       this.#finish('held-back', undefined, headers);

@@ -18,7 +18,6 @@ async function front(t: { after: (fn: () => unknown) => void }, nodeUrl: string,
     await before(req, res);
     const o = await forward({
       node: lb.app.nodes.all[0]!,
-      requestId: 'r-1',
       method: 'GET',
       path: '/v2/x/blobs/sha256:1',
       headers,
