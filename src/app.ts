@@ -13,6 +13,10 @@ import type { AppDeps } from './app/app-deps.js';
 import { composeParts } from './app/compose.js';
 import { Lifecycle, type StartedUrls } from './app/lifecycle.js';
 import { LIVE_SETTINGS, reloadSteps } from './app/reload.js';
+import type { Parts } from './app/compose.js';
+import type { Role } from './app/lifecycle.js';
+import { WorkerPool } from './workers/worker-pool.js';
+import { fileURLToPath } from 'node:url';
 
 export type { AppDeps } from './app/app-deps.js';
 
@@ -48,15 +52,33 @@ export interface App {
  * object, so apps can run side by side.
  */
 export function createApp(config: Config, deps: AppDeps = {}): App {
+  // With several request workers this process is their control plane: they serve, it decides.
+  const control = deps.worker === undefined && config.proxy.workers > 1;
+  return composeApp(config, deps, (parts) =>
+    control ? { kind: 'control', pool: new WorkerPool(parts, config, { count: config.proxy.workers, entry: WORKER_ENTRY, logDestination: deps.logDestination }, parts.clock) } : { kind: 'single' },
+  ).app;
+}
+
+/** The request worker's entry module (workers/worker-main.ts). */
+const WORKER_ENTRY = fileURLToPath(new URL('./workers/worker-main.js', import.meta.url));
+
+/** An app in the role `roleOf` gives it, with its parts (a request worker reads them to report). */
+export function composeApp(config: Config, deps: AppDeps, roleOf: (parts: Parts) => Role): { app: App; parts: Parts } {
   const parts = composeParts(config, { ...deps, clock: deps.clock ?? createSystemClock(), random: deps.random ?? Math.random });
-  const live = new LiveConfig(config, parts.clock, parts.logger, LIVE_SETTINGS);
+  // A worker takes the config its control plane already checked and logged: it says nothing more of it.
+  const live = new LiveConfig(config, parts.clock, deps.worker ? parts.logger.child({}, { level: 'silent' }) : parts.logger, LIVE_SETTINGS);
   const steps = reloadSteps(parts);
+  const role = roleOf(parts);
   const noConfigFile = (): Config => {
     throw new ConfigError(['no config file to reload (started without one)'], '(reload)');
   };
-  const reload = (): ReloadResult => live.reload(deps.loadConfig ?? noConfigFile, steps);
-  const lifecycle = new Lifecycle(parts, config, { reload, status: () => live.status() });
-  return {
+  const reload = (): ReloadResult => {
+    const result = live.reload(deps.loadConfig ?? noConfigFile, steps);
+    if (result.ok && role.kind === 'control') role.pool.configure(live.current);
+    return result;
+  };
+  const lifecycle = new Lifecycle(parts, config, { reload, status: () => live.status() }, role);
+  const app: App = {
     get config() {
       return live.current;
     },
@@ -71,4 +93,5 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     reload,
     configStatus: () => live.status(),
   };
+  return { app, parts };
 }

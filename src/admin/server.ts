@@ -14,6 +14,7 @@ import type { MetricsExposition } from './metrics.js';
 import { hostAllowed } from './admin-host.js';
 import { buildStatus } from './status.js';
 import type { TrafficHistoryDocument } from './traffic-history.js';
+import type { WorkerStatus } from '../workers/worker-pool.js';
 import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
 
 export interface AdminDeps {
@@ -36,6 +37,8 @@ export interface AdminDeps {
   configStatus?: () => ConfigStatus;
   /** GET /-/history: the status page's charts. */
   history?: () => TrafficHistoryDocument;
+  /** The processes serving traffic: brought up to date before /-/status answers, then listed in it. */
+  workers?: { refresh(): Promise<void>; status(): WorkerStatus[] };
 }
 
 const NODE_ACTION = /^\/-\/nodes\/([^/]*)\/(drain|undrain)$/;
@@ -160,8 +163,16 @@ class AdminApi {
         const ready = deps.nodes.ready();
         return json(res, ready ? 200 : 503, { ready });
       }
-      case '/-/status':
-        return json(res, 200, buildStatus(deps.nodes, deps.health, deps.outliers, deps.sticky(), deps.skew, deps.configStatus?.(), deps.queued));
+      case '/-/status': {
+        const workers = deps.workers;
+        const status = () => buildStatus(deps.nodes, deps.health, deps.outliers, deps.sticky(), deps.skew, deps.configStatus?.(), deps.queued);
+        if (workers === undefined) return json(res, 200, status());
+        // With request workers, their counters are asked for first: the answer adds up what they have done.
+        return void workers.refresh().then(
+          () => json(res, 200, { ...status(), workers: workers.status() }),
+          (err: unknown) => this.answerFailure(req, res, err),
+        );
+      }
       case '/-/history':
         if (deps.history === undefined) throw new AdminRequestError(404, 'not found');
         return json(res, 200, deps.history());

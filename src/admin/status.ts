@@ -4,6 +4,7 @@ import type { OutlierDetector } from '../health/outlier-detector.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus } from '../config/live-config.js';
+import type { WorkerStatus } from '../workers/worker-pool.js';
 
 /** The `/-/status` document: a contract (docs/status-page.md, docs/operations.md); fields are only ever added. */
 export interface StatusDocument {
@@ -40,6 +41,11 @@ export interface StatusDocument {
   cluster: { panic: boolean; degraded: { status: number; since: string } | null; maxEjected: number };
   /** The config in force: its generation (1 at start, +1 per reload), when loaded, what waits for a restart. */
   config?: ConfigStatus;
+  /**
+   * The processes that serve client traffic (proxy.workers), with what each has handled; one entry,
+   * this process, when it serves the traffic itself.
+   */
+  workers?: WorkerStatus[];
 }
 
 export function buildStatus(

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { HealthProbe } from '../health/active-checker.js';
 import type { Clock } from '../util/clock.js';
 import type { Random } from '../util/random.js';
+import type { WorkerSide } from '../workers/worker-side.js';
 
 /** What a caller may replace when making an app (tests inject the clock, randomness, log destination, probe). */
 export interface AppDeps {
@@ -17,6 +18,11 @@ export interface AppDeps {
    * Without it the app cannot reload.
    */
   loadConfig?: () => Config;
+  /**
+   * Set in a request worker (workers/worker-main.ts): evidence goes to the control plane, node
+   * state and pins come from it, and nothing is started but the proxy listener.
+   */
+  worker?: WorkerSide;
 }
 
 /** AppDeps with the clock and randomness decided. */

@@ -38,6 +38,7 @@ import { TokenVerifier } from '../token/verifier.js';
 import type { Clock } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { ResolvedDeps } from './app-deps.js';
+import { RemotePinStore } from '../workers/remote-pin-store.js';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
 export interface Parts {
@@ -83,10 +84,12 @@ type TrustParts = Pick<Parts, 'trust' | 'guard' | 'trustProbe' | 'rewriter'>;
 /** Composition root: builds every part from the config; nothing stateful lives outside the returned object. */
 export function composeParts(config: Config, deps: ResolvedDeps): Parts {
   const base = composeNodes(config, deps);
-  const trust = composeTrust(config, base);
-  const store = createPinStore(config, base);
+  const trust = composeTrust(config, base, deps);
+  const store = createPinStore(config, base, deps);
   const slowStart = new SlowStart(config.balance.slowStart, base.nodes, base.clock);
-  const pins = new Pins(store, base.nodes, config.sticky, createSelector(config.balance.policy, base.random, slowStart.weight), (node) => base.skew.tokensAway(node));
+  const cluster = deps.worker?.cluster;
+  const tokensAway = cluster ? (node: { name: string }) => cluster.tokensAway.has(node.name) : (node: Parameters<typeof base.skew.tokensAway>[0]) => base.skew.tokensAway(node);
+  const pins = new Pins(store, base.nodes, config.sticky, createSelector(config.balance.policy, base.random, slowStart.weight), tokensAway);
   const budget = new RetryBudget(config.balance.retries.budget);
   const uploadProbe = new UploadSecretProbe(
     base.nodes,
@@ -98,7 +101,7 @@ export function composeParts(config: Config, deps: ResolvedDeps): Parts {
     base.random,
   );
   const history = new TrafficHistory(base.nodes, base.clock);
-  return { ...base, ...trust, store, pins, budget, slowStart, uploadProbe, history, ...composeProxy(config, { ...base, ...trust, store, pins, budget }), servers: {} };
+  return { ...base, ...trust, store, pins, budget, slowStart, uploadProbe, history, ...composeProxy(config, { ...base, ...trust, store, pins, budget }, deps), servers: {} };
 }
 
 /** The node set and what watches its nodes: flags, clock skew, active and passive health. */
@@ -108,6 +111,25 @@ function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
   const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination });
   checkNodeCas(config);
   const nodes = new NodeSet(config, clock);
+  // In a request worker the node set follows the control plane's, which alone logs its changes.
+  if (deps.worker === undefined) logNodeChanges(nodes, logger);
+  const flags = new NodeFlags(nodes, logger, clock);
+  const skew = new ClockSkew(nodes, flags, clockSkewOptions(config));
+  const health = new NodeHealth(nodes, config.health, clock, skew);
+  const checks = new HealthChecks(nodes, health, config.health, clock, random, deps.healthProbe);
+  nodes.on('added', (node) => checks.add(node));
+  const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, checks.recheck);
+  const link = deps.worker?.link;
+  const answers = new AnswerWatch(clock, link ? (node) => link.slowAnswer(node.name) : (node) => outliers.slowAnswer(node));
+  // Requests still waiting on a node taken out go elsewhere at once, rather than wait out their timeout.
+  nodes.on('state', ({ node, to }) => {
+    if (to === 'unhealthy') answers.nodeOut(node);
+  });
+  return { clock, random, logger, routing, nodes, flags, skew, health, checks, outliers, answers };
+}
+
+/** The node set's changes as log lines: one per change, from the process that derives them. */
+function logNodeChanges(nodes: NodeSet, logger: Logger): void {
   nodes.on('state', ({ node, from, to, why }) => {
     const level = to === 'healthy' ? 'info' : 'warn';
     logger[level]({ event: 'node_state', node: node.name, from, to, why }, `node ${node.name} is now ${to}: ${why}`);
@@ -122,22 +144,10 @@ function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
   nodes.on('removed', (node) => {
     logger.info({ event: 'node_removed', node: node.name }, `node ${node.name} has left the set: removed from the config and idle, or replaced`);
   });
-  const flags = new NodeFlags(nodes, logger, clock);
-  const skew = new ClockSkew(nodes, flags, clockSkewOptions(config));
-  const health = new NodeHealth(nodes, config.health, clock, skew);
-  const checks = new HealthChecks(nodes, health, config.health, clock, random, deps.healthProbe);
-  nodes.on('added', (node) => checks.add(node));
-  const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, checks.recheck);
-  const answers = new AnswerWatch(clock, (node) => outliers.slowAnswer(node));
-  // Requests still waiting on a node taken out go elsewhere at once, rather than wait out their timeout.
-  nodes.on('state', ({ node, to }) => {
-    if (to === 'unhealthy') answers.nodeOut(node);
-  });
-  return { clock, random, logger, routing, nodes, flags, skew, health, checks, outliers, answers };
 }
 
 /** Token awareness, when token.rootCert is set: the verifier, the guard that judges traffic, the probe that convicts. */
-function composeTrust(config: Config, { nodes, flags, skew, logger, clock, random }: NodeParts): TrustParts {
+function composeTrust(config: Config, { nodes, flags, skew, logger, clock, random }: NodeParts, deps: ResolvedDeps): TrustParts {
   const rewriter = new OriginRewriter(
     config.nodes.map((n) => n.url),
     config.publicUrl,
@@ -148,7 +158,9 @@ function composeTrust(config: Config, { nodes, flags, skew, logger, clock, rando
   if (trust === undefined) return { trust, guard: undefined, trustProbe: undefined, rewriter };
   const verifier = new TokenVerifier(trust, { issuer: config.token.issuer, audience: config.token.service, leeway: config.token.leeway }, clock);
   // The probe is made below; suspicion only comes once traffic flows, after start().
-  const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect: (node) => trustProbe.suspect(node) });
+  const link = deps.worker?.link;
+  const onSuspect = link ? (node: { name: string }) => link.suspect(node.name) : (node: Parameters<TrustProbe['suspect']>[0]) => trustProbe.suspect(node);
+  const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect });
   const probeOptions = {
     service: config.token.service,
     repository: config.token.probe.repository,
@@ -160,9 +172,10 @@ function composeTrust(config: Config, { nodes, flags, skew, logger, clock, rando
   return { trust, guard, trustProbe, rewriter };
 }
 
-function createPinStore(config: Config, { clock, logger }: NodeParts): PinStore {
+function createPinStore(config: Config, { clock, logger }: NodeParts, deps: ResolvedDeps): PinStore {
   const redis = config.sticky.redis;
-  if (config.sticky.store !== 'redis') return new MemoryPinStore(clock, config.sticky.maxEntries);
+  // A worker's memory pins live in the control plane, so that every worker agrees.
+  if (config.sticky.store !== 'redis') return deps.worker ? new RemotePinStore(deps.worker.link, clock, config.sticky.maxEntries) : new MemoryPinStore(clock, config.sticky.maxEntries);
   const options = {
     url: redis!.url,
     keyPrefix: redis!.keyPrefix,
@@ -179,7 +192,7 @@ function createPinStore(config: Config, { clock, logger }: NodeParts): PinStore 
 type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler'>;
 
 /** The request path and what bounds it: client limits, fair node shares, body rates, connections, metrics. */
-function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 'store' | 'pins' | 'budget'>): ProxyParts {
+function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 'store' | 'pins' | 'budget'>, deps: ResolvedDeps): ProxyParts {
   const { nodes, clock, logger } = p;
   const trusted = new TrustedPeers(config.listen.trustedProxies);
   const limits = new ClientLimits(config.limits.requestsPerClient);
@@ -196,23 +209,24 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     tls: config.listen.tls !== undefined,
   });
   const { outliers, health, skew, guard, store, pins } = p;
+  const worker = deps.worker;
   const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node) });
   const proxyDeps: ProxyDeps = {
     nodes,
     pins,
     rewriter: p.rewriter,
     trusted,
-    onCsrfRefusal: () => p.trustProbe?.csrfSuspected(),
+    onCsrfRefusal: deps.worker ? () => deps.worker!.link.csrfSuspected() : () => p.trustProbe?.csrfSuspected(),
     limits,
     admission,
-    observers: [nodeTraffic, outlierReports(outliers), answerWaits(p.answers), retriesInFlight(p.budget), attemptTimes(metrics)],
+    observers: [nodeTraffic, outlierReports(worker ? { record: (node, v) => worker.link.verdict(node.name, v) } : outliers), answerWaits(p.answers), retriesInFlight(p.budget), attemptTimes(metrics)],
     rateWatch,
     minBodyRate: config.limits.minBodyRate,
     connections,
     logger: p.routing,
     metrics,
     proto: config.listen.tls ? 'https' : 'http',
-    outliers,
+    outliers: worker ? { get clusterFailure() { return worker.cluster.failure; } } : outliers,
     guard,
     budget: p.budget,
     maxAttempts: config.balance.retries.attempts,

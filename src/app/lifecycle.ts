@@ -7,8 +7,18 @@ import { warnExpiringRootCerts } from '../token/root-cert-expiry.js';
 import type { Timer } from '../util/clock.js';
 import type { Parts } from './compose.js';
 import type { Socket } from 'node:net';
+import type { Server } from 'node:http';
 import { ProxyProtocolGate } from '../proxy/proxy-protocol-gate.js';
 import { TrustedPeers } from '../proxy/trusted-peers.js';
+import type { WorkerPool, WorkerStatus } from '../workers/worker-pool.js';
+import { AggregatedMetrics } from '../workers/worker-metrics.js';
+
+/**
+ * What this process is: the whole of harbor-lb (`single`, proxy.workers 1), a request worker
+ * (the proxy listener alone, on the port the control plane gives it), or the control plane of
+ * request workers (the admin listener, checks and probes; the workers serve the traffic).
+ */
+export type Role = { kind: 'single' } | { kind: 'worker'; port: number } | { kind: 'control'; pool: WorkerPool };
 
 export interface StartedUrls {
   proxyUrl: string;
@@ -29,27 +39,33 @@ export interface ConfigControl {
  */
 export class Lifecycle {
   #closing: Promise<void> | undefined;
+  #startedAt: number | undefined;
 
   constructor(
     private readonly parts: Parts,
     private readonly config: Config,
     private readonly control: ConfigControl,
+    private readonly role: Role = { kind: 'single' },
   ) {}
 
   /** All or nothing: if any step fails, whatever was bound, connected or started before it is closed again. */
   async start(): Promise<StartedUrls> {
     const { parts, config } = this;
+    this.#startedAt = parts.clock.now();
     const { logger } = parts;
     try {
       const urls = await this.#listen();
       // No publicUrl was given and the port was "any": clients reach us on the port just bound.
       if (new URL(config.publicUrl).port === '0') parts.rewriter.setPublicUrl(urls.proxyUrl);
+      // A request worker serves; checks, probes and their findings are the control plane's.
+      if (this.role.kind === 'worker') return urls;
       parts.checks.start();
       parts.trustProbe?.start({ periodic: config.token.probe.enabled });
       parts.uploadProbe.start();
       parts.history.start();
       if (parts.trust) warnExpiringRootCerts(parts.trust, parts.logger, parts.clock.now());
-      logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name) }, 'harbor-lb listening');
+      const workers = this.role.kind === 'control' ? this.role.pool.count : 1;
+      logger.info({ event: 'listening', proxy: urls.proxyUrl, admin: urls.adminUrl, nodes: config.nodes.map((n) => n.name), workers }, `harbor-lb listening (${workers} request worker${workers === 1 ? '' : 's'})`);
       return urls;
     } catch (err) {
       logger.error({ event: 'start_failed', err }, `harbor-lb could not start: ${(err as Error).message}`);
@@ -59,6 +75,47 @@ export class Lifecycle {
   }
 
   async #listen(): Promise<StartedUrls> {
+    const { parts, config, role } = this;
+    const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
+    const proto = config.listen.tls ? 'https' : 'http';
+    const proxyUrl = (port: number) => `${proto}://${host(config.listen.address)}:${port}`;
+    if (role.kind === 'worker') {
+      const proxyPort = await listen(this.#proxyListener(), role.port, config.listen.address, 'client traffic (listen)', true);
+      return { proxyUrl: proxyUrl(proxyPort), adminUrl: '', proxyPort, adminPort: 0 };
+    }
+    const pool = role.kind === 'control' ? role.pool : undefined;
+    const proxy = pool === undefined ? this.#proxyListener() : undefined;
+    const admin = createAdminServer({
+      nodes: parts.nodes,
+      health: parts.health,
+      outliers: parts.outliers,
+      skew: parts.skew,
+      metrics: pool ? new AggregatedMetrics(parts.metrics, pool) : parts.metrics,
+      sticky: () => ({ store: parts.store.kind, connected: parts.store.connected(), entries: parts.store.size() }),
+      token: config.admin.token,
+      allowedHosts: config.admin.allowedHosts,
+      queued: pool ? (node) => pool.queued(node) : (node) => parts.admission.queued(node),
+      workers: pool ? { refresh: () => pool.refresh(), status: () => pool.status() } : { refresh: async () => {}, status: () => [this.#ownStatus()] },
+      logger: parts.logger,
+      reload: () => this.control.reload(),
+      configStatus: () => this.control.status(),
+      history: () => parts.history.document(),
+    });
+    parts.servers.admin = admin;
+    let proxyPort: number;
+    let adminPort: number;
+    if (pool === undefined) {
+      proxyPort = await listen(proxy!, config.listen.port, config.listen.address, 'client traffic (listen)');
+      adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
+    } else {
+      adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
+      proxyPort = await pool.start(config.listen.port);
+    }
+    return { proxyUrl: proxyUrl(proxyPort), adminUrl: `http://${host(config.admin.address)}:${adminPort}`, proxyPort, adminPort };
+  }
+
+  /** The client-facing listener, with its connection guard and PROXY protocol gate. */
+  #proxyListener(): Server {
     const { parts, config } = this;
     const proxy = createListener(config.listen, (req, res) => parts.handler.handle(req, res));
     parts.servers.proxy = proxy;
@@ -68,27 +125,13 @@ export class Lifecycle {
       const refuse = (socket: Socket, ip: string, why: string) => parts.connections.refuseProxyHeader(socket, ip, why);
       new ProxyProtocolGate(new TrustedPeers(config.listen.proxyProtocol), config.listen.headersTimeout, refuse, config.listen.maxConnections).attach(proxy);
     }
-    const admin = createAdminServer({
-      nodes: parts.nodes,
-      health: parts.health,
-      outliers: parts.outliers,
-      skew: parts.skew,
-      metrics: parts.metrics,
-      sticky: () => ({ store: parts.store.kind, connected: parts.store.connected(), entries: parts.store.size() }),
-      token: config.admin.token,
-      allowedHosts: config.admin.allowedHosts,
-      queued: (node) => parts.admission.queued(node),
-      logger: parts.logger,
-      reload: () => this.control.reload(),
-      configStatus: () => this.control.status(),
-      history: () => parts.history.document(),
-    });
-    parts.servers.admin = admin;
-    const proxyPort = await listen(proxy, config.listen.port, config.listen.address, 'client traffic (listen)');
-    const adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
-    const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
-    const proto = config.listen.tls ? 'https' : 'http';
-    return { proxyUrl: `${proto}://${host(config.listen.address)}:${proxyPort}`, adminUrl: `http://${host(config.admin.address)}:${adminPort}`, proxyPort, adminPort };
+    return proxy;
+  }
+
+  /** This process as /-/status lists it when it serves the traffic itself. */
+  #ownStatus(): WorkerStatus {
+    const { handler, clock } = this.parts;
+    return { index: 1, pid: process.pid, state: 'running', requests: handler.handled(), inflight: handler.inflight(), rssBytes: process.memoryUsage.rss(), restarts: 0, startedAt: new Date(this.#startedAt ?? clock.now()).toISOString() };
   }
 
   /**
@@ -102,6 +145,8 @@ export class Lifecycle {
   async #closeAll(graceMs: number): Promise<void> {
     const p = this.parts;
     const { proxy, admin } = p.servers;
+    // The workers let their requests finish first; the control plane's checks keep the nodes' state right meanwhile.
+    if (this.role.kind === 'control') await this.role.pool.close(graceMs);
     if (proxy?.listening) {
       proxy.close();
       proxy.closeIdleConnections();

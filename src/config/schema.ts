@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_DURATION_MS, parseDuration } from './duration.js';
@@ -299,6 +300,12 @@ const proxySchema = z.strictObject({
   maxConnectionsPerNode: positiveInt(128),
   /** A separate budget per node for streamed request bodies (uploads), so slow uploads never starve pulls. */
   maxUploadConnectionsPerNode: positiveInt(128),
+  /**
+   * Request workers: processes that share the listening port, each serving its share of the
+   * connections, beside one control plane (checks, probes, node state, admin). 1: one process
+   * does it all. Default: the cores this process may use.
+   */
+  workers: z.number().int().min(1).max(256).prefault(() => availableParallelism()),
 });
 
 const doctorSchema = z.strictObject({

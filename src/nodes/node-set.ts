@@ -39,6 +39,24 @@ export interface ClusterRuleChange {
   why: string;
 }
 
+/** One node's conditions and flags as the control plane sends them to request workers (workers/). */
+export interface MirroredNode {
+  name: string;
+  url: string;
+  check: CheckState;
+  checkWhy: string;
+  /** How much longer a passive ejection lasts (0: none); a duration, as clocks differ between processes. */
+  ejectedForMs: number;
+  ejectionWhy: string;
+  quarantine: string | undefined;
+  drained: boolean;
+  reachable: boolean;
+  unreachableWhy: string;
+  routesOut: Route[];
+  routesOutWhy: string;
+  flags: NodeFlag[];
+}
+
 export interface NodeSetOptions {
   /** At most this fraction of nodes ejected at once; at least one node may always be. */
   maxEjectedFraction: number;
@@ -516,6 +534,56 @@ export class NodeSet
     if (c.drained === drained) return;
     c.drained = drained;
     this.#evaluate();
+  }
+
+  /**
+   * A request worker's copy of the set follows the control plane's (workers/): the conditions it
+   * derived are taken as they are, with no timers of its own (the control plane sends the end of
+   * an ejection or of a retry wait as one more change), and the state re-derived from them here.
+   */
+  follow(mirrored: readonly MirroredNode[]): void {
+    const now = this.clock.now();
+    for (const m of mirrored) {
+      const node = this.#byName.get(m.name);
+      if (node === undefined || node.url !== m.url) continue;
+      const c = this.#c(node);
+      c.check = m.check;
+      c.checkWhy = m.checkWhy;
+      c.ejectedUntil = m.ejectedForMs > 0 ? now + m.ejectedForMs : 0;
+      c.ejectionWhy = m.ejectionWhy;
+      c.quarantine = m.quarantine;
+      c.drained = m.drained;
+      c.reachable = m.reachable;
+      c.unreachableWhy = m.unreachableWhy;
+      this.setRoutesOut(node, m.routesOut, m.routesOutWhy);
+      const flags = this.#records.get(node)!.flags;
+      for (const code of [...flags.keys()]) if (!m.flags.some((f) => f.code === code)) this.deleteFlag(node, code);
+      for (const f of m.flags) this.setFlag(node, f);
+    }
+    this.#evaluate();
+  }
+
+  /** What a worker's copy needs of each node (see follow()). */
+  mirror(): MirroredNode[] {
+    const now = this.clock.now();
+    return this.#all.map((node) => {
+      const c = this.#c(node);
+      return {
+        name: node.name,
+        url: node.url,
+        check: c.check,
+        checkWhy: c.checkWhy,
+        ejectedForMs: Math.max(0, c.ejectedUntil - now),
+        ejectionWhy: c.ejectionWhy,
+        quarantine: c.quarantine,
+        drained: c.drained,
+        reachable: c.reachable,
+        unreachableWhy: c.unreachableWhy,
+        routesOut: [...c.routesOut],
+        routesOutWhy: c.routesOutWhy,
+        flags: [...node.flags.values()],
+      };
+    });
   }
 
   async close(): Promise<void> {

@@ -22,6 +22,16 @@ export class NodeTraffic {
     return this.#failures;
   }
 
+  /**
+   * The control plane's copy of a node, which sends nothing itself: its counters are its request
+   * workers' added up (workers/worker-pool.ts), never changed by begin().
+   */
+  setTotals(inflight: number, requests: number, failures: number): void {
+    this.#inflight = inflight;
+    this.#requests = requests;
+    this.#failures = failures;
+  }
+
   /** An attempt begins; the function returned ends it (once; `failed`: the node failed it). */
   begin(): (failed: boolean) => void {
     this.#inflight++;

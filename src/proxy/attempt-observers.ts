@@ -46,7 +46,7 @@ export const nodeTraffic: AttemptObserver = {
 };
 
 /** Passive failure detection: what each attempt says about its node; a client's doing says nothing. */
-export function outlierReports(outliers: OutlierDetector): AttemptObserver {
+export function outlierReports(outliers: Pick<OutlierDetector, 'record'>): AttemptObserver {
   return {
     begin: ({ node }) => ({
       end: ({ verdict }) => {

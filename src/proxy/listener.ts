@@ -61,11 +61,12 @@ const BIND_ERRORS: Record<string, string> = {
 };
 
 /** Binds `server`; resolves with the port bound (the one picked, for port 0), rejects with a ListenError. */
-export function listen(server: http.Server, port: number, address: string, what = 'connections'): Promise<number> {
+export function listen(server: http.Server, port: number, address: string, what = 'connections', reusePort = false): Promise<number> {
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => reject(new ListenError(what, address, port, err));
     server.once('error', failed);
-    server.listen(port, address, () => {
+    // reusePort: request workers each bind the port, and the kernel spreads connections among them.
+    server.listen({ port, host: address, reusePort }, () => {
       server.off('error', failed);
       const a = server.address();
       resolve(typeof a === 'object' && a !== null ? a.port : port);

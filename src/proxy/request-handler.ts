@@ -18,6 +18,8 @@ export interface RequestHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
   /** Requests being proxied now. */
   inflight(): number;
+  /** Requests received since start (a worker's share, in /-/status). */
+  handled(): number;
   /** Resolves once no request is in flight (at once when none is). */
   idle(): Promise<void>;
 }
@@ -64,6 +66,10 @@ class FrontDoor implements RequestHandler {
 
   inflight(): number {
     return this.#inflight;
+  }
+
+  handled(): number {
+    return this.#seq;
   }
 
   idle(): Promise<void> {

@@ -23,7 +23,9 @@ export async function startApp(nodeUrls: string[], overrides: Partial<ConfigInpu
     health: { enabled: false },
     // Tests send everything from one address: client and session affinity only where a test is about them.
     sticky: { keys: ['upload'] },
-    ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'listen' && k !== 'admin')),
+    // One process unless a test asks for request workers: most tests inject a clock or a probe, which stay in this process.
+    proxy: { workers: 1, ...overrides.proxy },
+    ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'listen' && k !== 'admin' && k !== 'proxy')),
   });
   const app = createApp(config, { logDestination: logs, ...deps });
   const { proxyUrl, adminUrl } = await app.start();

@@ -14,9 +14,14 @@ export interface FileApp {
  * A harbor-lb started from a config file, as `harbor-lb serve` does, that reloads from the same
  * file (app.reload(), POST /-/reload); its log captured. The caller closes it (app.close(0)).
  */
-export async function startFromFile(file: string, deps: AppDeps = {}): Promise<FileApp> {
+export async function startFromFile(file: string, deps: AppDeps = {}, opts: { workers?: number } = {}): Promise<FileApp> {
   const logs = new LogSink();
-  const app = createApp(loadConfigFile(file), { logDestination: logs, loadConfig: () => loadConfigFile(file), ...deps });
+  // One process unless the test asks for request workers: an injected clock stays in this process.
+  const load = () => {
+    const config = loadConfigFile(file);
+    return { ...config, proxy: { ...config.proxy, workers: opts.workers ?? 1 } };
+  };
+  const app = createApp(load(), { logDestination: logs, loadConfig: load, ...deps });
   const { proxyUrl, adminUrl, proxyPort } = await app.start();
   return { app, logs, proxyUrl, adminUrl, proxyPort };
 }

@@ -1,0 +1,103 @@
+import type { AttemptVerdict } from '../health/outlier-detector.js';
+import type { FromWorker, PinOp, ToWorker } from './messages.js';
+
+/** How long a worker waits for the control plane to answer a pin operation before routing without it. */
+const PIN_TIMEOUT_MS = 1000;
+/** Attempt verdicts wait at most this long to go to the control plane together. */
+const VERDICT_BATCH_MS = 10;
+
+/** The channel to the control plane, as a worker's parts use it: evidence out, pin operations answered. */
+export interface ControlLink {
+  /** What an attempt said about its node (passive detection runs in the control plane). */
+  verdict(node: string, v: AttemptVerdict): void;
+  /** A request waited long for its node's answer: the control plane checks the node. */
+  slowAnswer(node: string): void;
+  /** Client traffic pointed at a node's tokens: the control plane probes it. */
+  suspect(node: string): void;
+  /** A UI request with a CSRF cookie was refused: the control plane runs the CSRF key check. */
+  csrfSuspected(): void;
+  /** A pin operation on the control plane's memory store; undefined when it did not answer in time. */
+  pin(op: PinOp): Promise<unknown>;
+}
+
+/** Where a worker's messages go: process.send in a forked worker. */
+export type Send = (msg: FromWorker) => void;
+
+/**
+ * The worker's end of its IPC channel. Verdicts are sent in batches (a run of the same answer
+ * from the same node and route collapses to one: passive detection needs the order of failures
+ * and successes, not every success), so a busy worker sends at most one message per batch window.
+ */
+export class ProcessControlLink implements ControlLink {
+  #nextId = 1;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; timer: NodeJS.Timeout }>();
+  #batch: Array<[string, AttemptVerdict]> = [];
+  #batchTimer: NodeJS.Timeout | undefined;
+  /** Pin operations the control plane did not answer in time, since start. */
+  timeouts = 0;
+
+  constructor(private readonly send: Send) {}
+
+  verdict(node: string, v: AttemptVerdict): void {
+    const last = this.#batch.at(-1);
+    if (last !== undefined && v.kind === 'answered' && last[0] === node && last[1].kind === 'answered' && last[1].route === v.route) return;
+    this.#batch.push([node, v]);
+    this.#batchTimer ??= setTimeout(() => this.flush(), VERDICT_BATCH_MS);
+  }
+
+  /** Sends the verdicts waiting (before any message that must come after them). */
+  flush(): void {
+    if (this.#batchTimer) clearTimeout(this.#batchTimer);
+    this.#batchTimer = undefined;
+    if (this.#batch.length === 0) return;
+    const items = this.#batch;
+    this.#batch = [];
+    this.send({ t: 'verdicts', items });
+  }
+
+  slowAnswer(node: string): void {
+    this.flush();
+    this.send({ t: 'slow', node });
+  }
+
+  suspect(node: string): void {
+    this.flush();
+    this.send({ t: 'suspect', node });
+  }
+
+  csrfSuspected(): void {
+    this.send({ t: 'csrf' });
+  }
+
+  pin(op: PinOp): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        this.timeouts++;
+        resolve(undefined);
+      }, PIN_TIMEOUT_MS);
+      timer.unref();
+      this.#pending.set(id, { resolve, timer });
+      this.send({ t: 'pin', id, pin: op });
+    });
+  }
+
+  /** An answer from the control plane (to a pin operation). */
+  answered(msg: Extract<ToWorker, { t: 'answer' }>): void {
+    const p = this.#pending.get(msg.id);
+    if (p === undefined) return;
+    this.#pending.delete(msg.id);
+    clearTimeout(p.timer);
+    p.resolve(msg.value);
+  }
+
+  close(): void {
+    this.flush();
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.resolve(undefined);
+    }
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,49 @@
+import type { Config } from '../config/schema.js';
+import type { ClusterFailure } from '../health/cluster-failure.js';
+import type { AttemptVerdict } from '../health/outlier-detector.js';
+import type { MirroredNode } from '../nodes/node-set.js';
+
+/** What the control plane sends a request worker's node set: every node's conditions, the cluster's failure, who keeps tokens away. */
+export interface NodeMirror {
+  nodes: MirroredNode[];
+  clusterFailure: ClusterFailure | undefined;
+  /** Nodes whose clock is so far off that token requests go elsewhere (health/clock-skew.ts). */
+  tokensAway: string[];
+}
+
+/** What one worker has done, for /-/status, /metrics and the status page's charts. */
+export interface WorkerReport {
+  /** Per node: attempts in flight, sent, failed; requests waiting for its connections. */
+  nodes: Record<string, { inflight: number; requests: number; failures: number; queued: number }>;
+  /** Client requests handled since the worker started, and in flight now. */
+  requests: number;
+  inflight: number;
+  rss: number;
+}
+
+export type PinOp =
+  | { op: 'get'; key: string; renewMs?: number }
+  | { op: 'setIfAbsent'; key: string; value: string; ttlMs: number }
+  | { op: 'set'; key: string; value: string; ttlMs: number }
+  | { op: 'delete'; key: string };
+
+/** Control plane to worker. */
+export type ToWorker =
+  | { t: 'start'; config: Config; port: number; index: number }
+  | { t: 'nodes'; mirror: NodeMirror }
+  | { t: 'config'; config: Config }
+  | { t: 'answer'; id: number; value: unknown }
+  | { t: 'ask'; id: number; what: 'report' | 'metrics' }
+  | { t: 'drain'; graceMs: number };
+
+/** Worker to control plane. */
+export type FromWorker =
+  | { t: 'listening'; port: number }
+  | { t: 'failed'; message: string }
+  /** Attempt verdicts in the order they ended (runs of the same answer sent once). */
+  | { t: 'verdicts'; items: Array<[node: string, verdict: AttemptVerdict]> }
+  | { t: 'slow'; node: string }
+  | { t: 'suspect'; node: string }
+  | { t: 'csrf' }
+  | { t: 'pin'; id: number; pin: PinOp }
+  | { t: 'answer'; id: number; value: unknown };

@@ -1,0 +1,88 @@
+import type { Config } from '../config/schema.js';
+import { composeApp, type App } from '../app.js';
+import type { Parts } from '../app/compose.js';
+import { ProcessControlLink } from './control-link.js';
+import type { FromWorker, ToWorker, WorkerReport } from './messages.js';
+import { workerMetrics } from './worker-metrics.js';
+import type { WorkerSide } from './worker-side.js';
+
+/**
+ * A request worker (proxy.workers > 1), forked by the control plane's WorkerPool: it serves
+ * client traffic on the shared port and nothing else. Everything it knows of the nodes and the
+ * pins comes from the control plane over the IPC channel, and everything it observes goes there.
+ */
+const send = (msg: FromWorker): void => {
+  if (process.connected) process.send!(msg);
+};
+
+const link = new ProcessControlLink(send);
+const side: WorkerSide & { cluster: { failure: WorkerSide['cluster']['failure']; tokensAway: Set<string> } } = {
+  link,
+  cluster: { failure: undefined, tokensAway: new Set() },
+};
+let worker: { app: App; parts: Parts } | undefined;
+/** The config the next reload applies (the control plane sends it, checked). */
+let nextConfig: Config | undefined;
+let stopping: Promise<void> | undefined;
+
+function stop(graceMs?: number): void {
+  stopping ??= (async () => {
+    link.close();
+    if (worker) await worker.app.close(graceMs);
+    process.disconnect?.();
+    process.exit(0);
+  })();
+}
+
+async function start(config: Config, port: number): Promise<void> {
+  try {
+    worker = composeApp(config, { worker: side, loadConfig: () => nextConfig ?? config }, () => ({ kind: 'worker', port }));
+    const urls = await worker.app.start();
+    send({ t: 'listening', port: urls.proxyPort });
+  } catch (err) {
+    send({ t: 'failed', message: (err as Error).message });
+    process.exit(1);
+  }
+}
+
+function report(parts: Parts): WorkerReport {
+  const nodes: WorkerReport['nodes'] = {};
+  for (const n of parts.nodes.all) nodes[n.name] = { inflight: n.traffic.inflight, requests: n.traffic.requests, failures: n.traffic.failures, queued: parts.admission.queued(n) };
+  return { nodes, requests: parts.handler.handled(), inflight: parts.handler.inflight(), rss: process.memoryUsage.rss() };
+}
+
+process.on('message', (msg: ToWorker) => {
+  switch (msg.t) {
+    case 'start':
+      return void start(msg.config, msg.port);
+    case 'nodes':
+      side.cluster.failure = msg.mirror.clusterFailure;
+      side.cluster.tokensAway = new Set(msg.mirror.tokensAway);
+      return worker?.parts.nodes.follow(msg.mirror.nodes);
+    case 'config':
+      nextConfig = msg.config;
+      return void worker?.app.reload();
+    case 'answer':
+      return link.answered(msg);
+    case 'ask': {
+      const parts = worker?.parts;
+      if (parts === undefined) return send({ t: 'answer', id: msg.id, value: undefined });
+      if (msg.what === 'report') return send({ t: 'answer', id: msg.id, value: report(parts) });
+      return void workerMetrics(parts.metrics).then(
+        (value) => send({ t: 'answer', id: msg.id, value }),
+        () => send({ t: 'answer', id: msg.id, value: undefined }),
+      );
+    }
+    case 'drain':
+      return stop(msg.graceMs);
+  }
+});
+
+// The control plane gone (it crashed or was killed): a worker must not go on serving on stale
+// node state with nobody to replace it. It drains and ends; the supervisor restarts harbor-lb.
+process.on('disconnect', () => stop());
+// Signals sent to the whole process group: SIGTERM and SIGINT drain as the control plane's message
+// would; SIGHUP is the control plane's to act on (it sends the reloaded config), never the end of a worker.
+process.on('SIGTERM', () => stop());
+process.on('SIGINT', () => stop());
+process.on('SIGHUP', () => {});

@@ -1,0 +1,392 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { DestinationStream } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Parts } from '../app/compose.js';
+import type { ClusterNode } from '../nodes/node.js';
+import type { Clock } from '../util/clock.js';
+import type { FromWorker, NodeMirror, PinOp, ToWorker, WorkerReport } from './messages.js';
+import { workerConfig } from './worker-config.js';
+
+/** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
+const REPORT_EVERY_MS = 1000;
+/** How often node conditions are compared with what workers were last sent, besides on every change. */
+const MIRROR_EVERY_MS = 250;
+/** A worker that does not answer a question in this long is left out of the answer. */
+const ASK_TIMEOUT_MS = 2000;
+/** A worker that has not listened after this long is given up on (start-up fails, or it is replaced). */
+const START_TIMEOUT_MS = 30_000;
+/** A crashed worker is replaced after this long, doubling while it keeps crashing young, up to MAX. */
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 30_000;
+/** A worker that lived this long before it crashed resets the back-off. */
+const STABLE_AFTER_MS = 60_000;
+
+/** One worker in /-/status. */
+export interface WorkerStatus {
+  index: number;
+  pid: number | null;
+  state: 'starting' | 'running' | 'restarting' | 'stopping';
+  /** Client requests it received since it started, and has in flight now. */
+  requests: number;
+  inflight: number;
+  rssBytes: number | null;
+  /** Times this slot's worker was replaced after it ended unasked. */
+  restarts: number;
+  startedAt: string | null;
+}
+
+export interface WorkerPoolOptions {
+  count: number;
+  /** The worker's entry module. */
+  entry: string;
+  /** Where worker log lines go when not straight to this process's stdout (tests capture them). */
+  logDestination?: DestinationStream;
+}
+
+interface Slot {
+  index: number;
+  child: ChildProcess | undefined;
+  state: WorkerStatus['state'];
+  startedAt: number;
+  restarts: number;
+  backoff: number;
+  report: WorkerReport | undefined;
+  /** What workers that ended in this slot had counted: the totals never go back when one is replaced. */
+  retired: Map<string, { requests: number; failures: number }>;
+  retiredRequests: number;
+  restartTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * The control plane's request workers (proxy.workers): it forks them, sends each the config,
+ * the nodes' conditions and pin answers, takes in what they observe (attempt verdicts, slow
+ * answers, token suspicion), asks them for their counters and metrics, replaces one that ends
+ * unasked, and drains them all on close. Workers bind the proxy port themselves (reusePort): no
+ * process stands between clients and the worker that serves them.
+ */
+export class WorkerPool {
+  readonly #slots: Slot[] = [];
+  #port = 0;
+  #config: Config;
+  #closing = false;
+  #lastMirror = '';
+  #started = false;
+  #mirrorTimer: NodeJS.Timeout | undefined;
+  #reportTimer: NodeJS.Timeout | undefined;
+  #mirrorQueued = false;
+  #askId = 1;
+  readonly #asks = new Map<number, (value: unknown) => void>();
+  /** Queued per node: what the workers last reported. */
+  readonly #queued = new Map<string, number>();
+
+  constructor(
+    private readonly parts: Parts,
+    config: Config,
+    private readonly opts: WorkerPoolOptions,
+    private readonly clock: Clock,
+  ) {
+    this.#config = config;
+    for (let index = 1; index <= opts.count; index++) {
+      this.#slots.push({ index, child: undefined, state: 'starting', startedAt: 0, restarts: 0, backoff: RESTART_MIN_MS, report: undefined, retired: new Map(), retiredRequests: 0, restartTimer: undefined });
+    }
+  }
+
+  /**
+   * Starts every worker and resolves with the port they serve on once all listen. With port 0
+   * the first worker's bind chooses it and the others join it. Rejects if one cannot start.
+   */
+  async start(port: number): Promise<number> {
+    const { nodes } = this.parts;
+    for (const event of ['state', 'rule', 'routes', 'flag', 'added', 'removed'] as const) nodes.on(event, this.#queueMirror);
+    const [first, ...rest] = this.#slots;
+    this.#port = await this.#spawn(first!, port);
+    await Promise.all(rest.map((slot) => this.#spawn(slot, this.#port)));
+    this.#started = true;
+    // Real timers: these keep processes in step, whatever clock the control plane's rules use.
+    this.#mirrorTimer = setInterval(() => this.#sendMirror(), MIRROR_EVERY_MS).unref();
+    this.#reportTimer = setInterval(() => void this.refresh(), REPORT_EVERY_MS).unref();
+    return this.#port;
+  }
+
+  get count(): number {
+    return this.#slots.length;
+  }
+
+  /** A reload was applied: every worker takes the config in force (each applies its live parts). */
+  configure(config: Config): void {
+    this.#config = config;
+    for (const slot of this.#slots) this.#send(slot, { t: 'config', config: workerConfig(config, this.#slots.length) });
+  }
+
+  /** Asks every running worker for its counters and updates the control plane's copy of each node's traffic. */
+  async refresh(): Promise<void> {
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        const report = (await this.#ask(slot, 'report')) as WorkerReport | undefined;
+        if (report !== undefined) slot.report = report;
+      }),
+    );
+    this.#sumTraffic();
+  }
+
+  /** Every running worker's metric families (prom-client JSON), for /metrics to add up. */
+  async metrics(): Promise<object[][]> {
+    const answers = await Promise.all(this.#slots.map((slot) => this.#ask(slot, 'metrics')));
+    return answers.filter((a): a is object[] => Array.isArray(a));
+  }
+
+  queued(node: ClusterNode): number {
+    return this.#queued.get(node.name) ?? 0;
+  }
+
+  status(): WorkerStatus[] {
+    return this.#slots.map((s) => ({
+      index: s.index,
+      pid: s.child?.pid ?? null,
+      state: s.state,
+      requests: s.retiredRequests + (s.report?.requests ?? 0),
+      inflight: s.report?.inflight ?? 0,
+      rssBytes: s.report?.rss ?? null,
+      restarts: s.restarts,
+      startedAt: s.startedAt > 0 ? new Date(s.startedAt).toISOString() : null,
+    }));
+  }
+
+  /** Drains every worker (each lets its requests finish for up to graceMs) and waits for them to end. */
+  async close(graceMs: number): Promise<void> {
+    this.#closing = true;
+    const { nodes } = this.parts;
+    for (const event of ['state', 'rule', 'routes', 'flag', 'added', 'removed'] as const) nodes.off(event, this.#queueMirror);
+    clearInterval(this.#mirrorTimer);
+    clearInterval(this.#reportTimer);
+    await Promise.all(
+      this.#slots.map((slot) => {
+        clearTimeout(slot.restartTimer);
+        const child = slot.child;
+        if (child === undefined || child.exitCode !== null || child.signalCode !== null) return undefined;
+        slot.state = 'stopping';
+        return new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          this.#send(slot, { t: 'drain', graceMs });
+          // A worker that does not end within its grace (plus time to close) is ended.
+          const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 10_000);
+          kill.unref();
+          child.once('exit', () => clearTimeout(kill));
+        });
+      }),
+    );
+    for (const resolve of this.#asks.values()) resolve(undefined);
+    this.#asks.clear();
+  }
+
+  // ---- one worker ------------------------------------------------------------------------------
+
+  #spawn(slot: Slot, port: number): Promise<number> {
+    const capture = this.opts.logDestination !== undefined;
+    // The worker runs under the same Node.js flags (heap sizes), less the test runner's and debugger's.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
+    const child = fork(this.opts.entry, [], { execArgv, serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });
+    if (capture) createInterface({ input: child.stdout! }).on('line', (line) => this.opts.logDestination!.write(`${line}\n`));
+    slot.child = child;
+    slot.state = 'starting';
+    slot.startedAt = this.clock.now();
+    slot.report = undefined;
+    return new Promise<number>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => fail(new Error(`request worker ${slot.index} did not start within ${START_TIMEOUT_MS / 1000}s`)), START_TIMEOUT_MS);
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        reject(err);
+      };
+      child.on('message', (msg: FromWorker) => {
+        if (msg.t === 'listening' && !settled) {
+          settled = true;
+          clearTimeout(timer);
+          slot.state = 'running';
+          this.#lastMirror = '';
+          this.#sendMirror();
+          return resolve(msg.port);
+        }
+        if (msg.t === 'failed') return fail(new Error(msg.message));
+        this.#received(slot, msg);
+      });
+      child.once('exit', (code, signal) => {
+        fail(new Error(`request worker ${slot.index} ended before it listened (${signal ?? `exit code ${code}`})`));
+        this.#ended(slot, child, code, signal);
+      });
+      child.send({ t: 'start', config: workerConfig(this.#config, this.#slots.length), port, index: slot.index } satisfies ToWorker);
+    });
+  }
+
+  #ended(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (slot.child !== child) return;
+    for (const [name, t] of Object.entries(slot.report?.nodes ?? {})) {
+      const r = slot.retired.get(name) ?? { requests: 0, failures: 0 };
+      slot.retired.set(name, { requests: r.requests + t.requests, failures: r.failures + t.failures });
+    }
+    slot.retiredRequests += slot.report?.requests ?? 0;
+    slot.report = undefined;
+    slot.child = undefined;
+    for (const resolve of this.#asks.values()) resolve(undefined);
+    this.#asks.clear();
+    // During start-up a worker that ends fails the start instead.
+    if (this.#closing || !this.#started) return;
+    this.#restartLater(slot, code, signal);
+  }
+
+  #restartLater(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
+    const lived = this.clock.now() - slot.startedAt;
+    if (lived >= STABLE_AFTER_MS) slot.backoff = RESTART_MIN_MS;
+    const wait = slot.backoff;
+    slot.backoff = Math.min(slot.backoff * 2, RESTART_MAX_MS);
+    slot.state = 'restarting';
+    slot.restarts++;
+    this.parts.logger.error(
+      { event: 'worker_exited', worker: slot.index, code, signal, restartInMs: wait, restarts: slot.restarts },
+      `request worker ${slot.index} ended unasked (${signal ?? `exit code ${code}`}); its requests in flight failed, the other workers go on; a new one starts in ${wait} ms`,
+    );
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (this.#closing) return;
+      this.#spawn(slot, this.#port).then(
+        () => this.parts.logger.info({ event: 'worker_started', worker: slot.index, pid: slot.child?.pid }, `request worker ${slot.index} is back`),
+        (err: Error) => this.parts.logger.error({ event: 'worker_start_failed', worker: slot.index, err: err.message }, `request worker ${slot.index} could not start: ${err.message}`),
+      );
+    }, wait).unref();
+  }
+
+  #send(slot: Slot, msg: ToWorker): void {
+    const child = slot.child;
+    if (child === undefined || !child.connected) return;
+    child.send(msg, (err) => {
+      // The worker is gone; its exit is handled there.
+      void err;
+    });
+  }
+
+  #ask(slot: Slot, what: 'report' | 'metrics'): Promise<unknown> {
+    if (slot.state !== 'running' || slot.child === undefined) return Promise.resolve(undefined);
+    const id = this.#askId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#asks.delete(id);
+        resolve(undefined);
+      }, ASK_TIMEOUT_MS);
+      timer.unref();
+      this.#asks.set(id, (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      });
+      this.#send(slot, { t: 'ask', id, what });
+    });
+  }
+
+  /** What a worker observed, applied as if the control plane had seen it itself. */
+  #received(slot: Slot, msg: FromWorker): void {
+    const { nodes, outliers, trustProbe } = this.parts;
+    switch (msg.t) {
+      case 'verdicts':
+        for (const [name, verdict] of msg.items) {
+          const node = nodes.get(name);
+          if (node !== undefined) outliers.record(node, verdict);
+        }
+        // A shared failure begins or ends with verdicts: the workers hear of it now.
+        this.#queueMirror();
+        return;
+      case 'slow': {
+        const node = nodes.get(msg.node);
+        if (node !== undefined) outliers.slowAnswer(node);
+        return;
+      }
+      case 'suspect': {
+        const node = nodes.get(msg.node);
+        if (node !== undefined) trustProbe?.suspect(node);
+        return;
+      }
+      case 'csrf':
+        trustProbe?.csrfSuspected();
+        return;
+      case 'pin':
+        void this.#pin(msg.pin).then((value) => this.#send(slot, { t: 'answer', id: msg.id, value }));
+        return;
+      case 'answer': {
+        const resolve = this.#asks.get(msg.id);
+        this.#asks.delete(msg.id);
+        resolve?.(msg.value);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** A worker's pin operation on the control plane's store: null for no pin, true for done. */
+  async #pin(op: PinOp): Promise<unknown> {
+    const store = this.parts.store;
+    switch (op.op) {
+      case 'get':
+        return (await store.get(op.key, op.renewMs)) ?? null;
+      case 'setIfAbsent':
+        return store.setIfAbsent(op.key, op.value, op.ttlMs);
+      case 'set':
+        await store.set(op.key, op.value, op.ttlMs);
+        return true;
+      case 'delete':
+        await store.delete(op.key);
+        return true;
+    }
+  }
+
+  // ---- node state to the workers ----------------------------------------------------------------
+
+  readonly #queueMirror = (): void => {
+    if (this.#mirrorQueued) return;
+    this.#mirrorQueued = true;
+    setImmediate(() => {
+      this.#mirrorQueued = false;
+      this.#sendMirror();
+    });
+  };
+
+  /** Sends the nodes' conditions to every worker when they differ from what was sent last. */
+  #sendMirror(): void {
+    if (this.#closing) return;
+    const { nodes, outliers, skew } = this.parts;
+    const mirror: NodeMirror = {
+      nodes: nodes.mirror(),
+      clusterFailure: outliers.clusterFailure,
+      tokensAway: nodes.all.filter((n) => skew.tokensAway(n)).map((n) => n.name),
+    };
+    // An ejection's remaining time shrinks by the millisecond: compared by when it ends.
+    const now = this.clock.now();
+    const key = JSON.stringify({ ...mirror, nodes: mirror.nodes.map((n) => ({ ...n, ejectedForMs: n.ejectedForMs > 0 ? Math.round((now + n.ejectedForMs) / 100) : 0 })) });
+    if (key === this.#lastMirror) return;
+    this.#lastMirror = key;
+    for (const slot of this.#slots) this.#send(slot, { t: 'nodes', mirror });
+  }
+
+  /** The control plane's nodes count what their workers sent, those since replaced included. */
+  #sumTraffic(): void {
+    this.#queued.clear();
+    for (const node of this.parts.nodes.all) {
+      let inflight = 0;
+      let requests = 0;
+      let failures = 0;
+      let queued = 0;
+      for (const slot of this.#slots) {
+        const r = slot.report?.nodes[node.name];
+        const gone = slot.retired.get(node.name);
+        inflight += r?.inflight ?? 0;
+        queued += r?.queued ?? 0;
+        requests += (r?.requests ?? 0) + (gone?.requests ?? 0);
+        failures += (r?.failures ?? 0) + (gone?.failures ?? 0);
+      }
+      node.traffic.setTotals(inflight, requests, failures);
+      this.#queued.set(node.name, queued);
+    }
+  }
+}
