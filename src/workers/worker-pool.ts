@@ -119,8 +119,13 @@ export class WorkerPool {
     for (const slot of this.#slots) this.#send(slot, { t: 'config', config: workerConfig(config, this.#slots.length) });
   }
 
-  /** Asks every running worker for its counters and updates the control plane's copy of each node's traffic. */
+  /**
+   * Asks every running worker for its counters and updates the control plane's copy of each
+   * node's traffic. The nodes' conditions go out first and a worker answers in order, so once this
+   * resolves every worker runs on the state the control plane has now (an admin drain included).
+   */
   async refresh(): Promise<void> {
+    this.#sendMirror();
     await Promise.all(
       this.#slots.map(async (slot) => {
         const report = (await this.#ask(slot, 'report')) as WorkerReport | undefined;

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { WorkerStatus } from '../../src/workers/worker-pool.js';
+import { startApp, type StartedApp } from '../support/app.js';
+import { startFromFile } from '../support/file-app.js';
+import { send } from '../support/http-client.js';
+import { parseExposition, samplesOf } from '../support/prometheus-text.js';
+import { startServer, type TestServer } from '../support/servers.js';
+import { makeTempDir } from '../support/tmp.js';
+
+type T = { after: (fn: () => unknown) => void };
+
+interface Status {
+  nodes: Array<{ name: string; state: string; requests: number }>;
+  workers: WorkerStatus[];
+}
+
+async function nodes(t: T, n: number, handler: Parameters<typeof startServer>[0] = (req, res) => (req.resume(), res.end('ok'))): Promise<TestServer[]> {
+  const list = await Promise.all(Array.from({ length: n }, () => startServer(handler)));
+  t.after(() => Promise.all(list.map((s) => s.close())));
+  return list;
+}
+
+async function withWorkers(t: T, urls: string[], extra: Parameters<typeof startApp>[1] = {}): Promise<StartedApp> {
+  const lb = await startApp(urls, { ...extra, proxy: { workers: 2, ...extra.proxy } });
+  t.after(() => lb.close());
+  return lb;
+}
+
+/** /-/status: with workers it first brings every worker up to date, so it also serves as a barrier. */
+async function status(lb: { adminUrl: string }): Promise<Status> {
+  return JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as Status;
+}
+
+const basic = (user: string) => `Basic ${Buffer.from(`${user}:pw`).toString('base64')}`;
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
+
+describe('request workers (proxy.workers)', () => {
+  it('spread connections over the workers; the routing log, /-/status and /metrics add up to one system', async (t) => {
+    const lb = await withWorkers(t, (await nodes(t, 2)).map((s) => s.url));
+    // Every request on its own connection: the kernel spreads connections over the workers' sockets.
+    for (let i = 0; i < 40; i++) assert.equal((await send(`${lb.url}/v2/lib/a/manifests/${i}`)).status, 200);
+    const lines = await lb.logs.waitForRequests(40);
+    assert.equal(lines.length, 40, 'one routing line per request');
+    assert.equal(new Set(lines.map((l) => l.reqId)).size, 40, 'request ids unique across workers');
+
+    const s = await status(lb);
+    assert.equal(s.workers.length, 2);
+    for (const w of s.workers) {
+      assert.equal(w.state, 'running');
+      assert.ok(w.requests > 0, `worker ${w.index} served some of the requests (${w.requests})`);
+      assert.ok(typeof w.pid === 'number' && w.pid !== process.pid);
+    }
+    assert.equal(s.workers.reduce((a, w) => a + w.requests, 0), 40);
+    assert.equal(s.nodes.reduce((a, n) => a + n.requests, 0), 40, "the nodes' counters are the workers' added up");
+
+    const families = await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString());
+    const total = (name: string) => samplesOf(families, name).reduce((a, x) => a + x.value, 0);
+    assert.equal(total('harbor_lb_requests_total'), 40);
+    assert.equal(total('harbor_lb_node_requests_total'), 40);
+    assert.equal(samplesOf(families, 'harbor_lb_request_duration_seconds_count').reduce((a, x) => a + x.value, 0), 40);
+  });
+
+  it('memory pins agree across workers: each client stays on the node it was pinned to, whichever worker serves it', async (t) => {
+    const lb = await withWorkers(
+      t,
+      (await nodes(t, 3)).map((s) => s.url),
+      { sticky: { keys: ['upload', 'session', 'client'] } },
+    );
+    // Pins made while n1 is drained differ from what a worker would hash to on its own.
+    assert.equal((await send(`${lb.adminUrl}/-/nodes/n1/drain`, { method: 'POST' })).status, 200);
+    await status(lb);
+    for (const u of USERS) {
+      assert.equal((await send(`${lb.url}/service/token?service=harbor-registry`, { headers: { authorization: basic(u) } })).status, 200);
+      assert.equal((await send(`${lb.url}/v2/`, { headers: { authorization: basic(u) } })).status, 200);
+    }
+    assert.equal((await send(`${lb.adminUrl}/-/nodes/n1/undrain`, { method: 'POST' })).status, 200);
+    await status(lb);
+    for (let round = 0; round < 3; round++) {
+      for (const u of USERS) assert.equal((await send(`${lb.url}/v2/x/manifests/${round}`, { headers: { authorization: basic(u) } })).status, 200);
+    }
+    const lines = await lb.logs.waitForRequests(USERS.length * 5);
+    const used = new Set<unknown>();
+    for (const u of USERS) {
+      const mine = lines.filter((l) => (l.client as { user?: string } | undefined)?.user === u);
+      const went = new Set(mine.map((l) => l.node));
+      assert.equal(went.size, 1, `${u} went to ${[...went].join(', ')}`);
+      used.add([...went][0]);
+    }
+    assert.ok(!used.has('n1'), 'pins made while n1 was drained hold in both workers');
+    const s = await status(lb);
+    assert.ok(s.workers.every((w) => w.requests > 0), 'both workers served pinned clients');
+  });
+
+  it("a node that refuses connections is taken out once, by the control plane, for every worker", async (t) => {
+    const servers = await nodes(t, 2);
+    const lb = await withWorkers(t, servers.map((s) => s.url));
+    await servers[1]!.close();
+    for (let i = 0; i < 20; i++) assert.equal((await send(`${lb.url}/v2/lib/a/blobs/sha256:${i}`)).status, 200, 'retried on the other node');
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === 'n2' && l.to === 'unhealthy', 5000);
+    await status(lb);
+    const before = lb.logs.requests().length;
+    for (let i = 0; i < 20; i++) assert.equal((await send(`${lb.url}/v2/lib/a/blobs/sha256:${i}`)).status, 200);
+    const after = (await lb.logs.waitForRequests(before + 20)).slice(before);
+    assert.deepEqual([...new Set(after.map((l) => `${String(l.node)} after ${String(l.attempts)} attempt(s)`))], ['n1 after 1 attempt(s)'], 'no worker tries the node taken out');
+    assert.equal(lb.logs.lines.filter((l) => l.event === 'node_state' && l.node === 'n2').length, 1, 'one state change, logged once');
+    assert.equal(lb.app.nodes.get('n2')!.state, 'unhealthy');
+  });
+
+  it('a worker that crashes is replaced; the other serves meanwhile', async (t) => {
+    const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
+    const first = await status(lb);
+    const victim = first.workers[0]!;
+    process.kill(victim.pid!, 'SIGKILL');
+    const exited = await lb.logs.waitFor((l) => l.event === 'worker_exited', 5000);
+    assert.equal(exited.worker, victim.index);
+    assert.equal(exited.signal, 'SIGKILL');
+    for (let i = 0; i < 10; i++) assert.equal((await send(`${lb.url}/v2/`)).status, 200, 'the other worker serves while one is down');
+    await lb.logs.waitFor((l) => l.event === 'worker_started' && l.worker === victim.index, 10_000);
+    const s = await status(lb);
+    const slot = s.workers.find((w) => w.index === victim.index)!;
+    assert.equal(slot.state, 'running');
+    assert.equal(slot.restarts, 1);
+    assert.notEqual(slot.pid, victim.pid);
+    for (let i = 0; i < 20; i++) assert.equal((await send(`${lb.url}/v2/`)).status, 200);
+    assert.ok((await status(lb)).workers.every((w) => w.state === 'running'));
+  });
+
+  it('a reload reaches every worker: an added node takes traffic from all of them', async (t) => {
+    const servers = await nodes(t, 2);
+    const tmp = makeTempDir('workers-reload');
+    t.after(() => tmp.remove());
+    const file = join(tmp.dir, 'harbor-lb.yaml');
+    const write = (n: number) =>
+      writeFileSync(
+        file,
+        [
+          'listen: {address: 127.0.0.1, port: 0}',
+          'admin: {address: 127.0.0.1, port: 0}',
+          'nodes:',
+          ...servers.slice(0, n).map((s, i) => `  - {name: n${i + 1}, url: "${s.url}"}`),
+          'health: {enabled: false}',
+          'balance: {policy: round-robin}',
+          'log: {level: info}',
+        ].join('\n'),
+      );
+    write(1);
+    const lb = await startFromFile(file, {}, { workers: 2 });
+    t.after(() => lb.app.close(0));
+    write(2);
+    assert.equal(lb.app.reload().ok, true);
+    await status(lb);
+    for (let i = 0; i < 30; i++) assert.equal((await send(`${lb.proxyUrl}/v2/lib/a/manifests/${i}`)).status, 200);
+    const lines = await lb.logs.waitForRequests(30);
+    const s = await status(lb);
+    assert.ok(s.workers.every((w) => w.requests > 0));
+    assert.ok(lines.filter((l) => l.node === 'n2').length >= 10, 'the added node takes its share');
+    assert.equal(lb.logs.lines.filter((l) => l.event === 'config_reloaded').length, 1, 'the reload is logged once');
+  });
+
+  it('close() lets every worker finish its requests in flight', async (t) => {
+    let release: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const servers = await nodes(t, 1, (req, res) => {
+      req.resume();
+      if (req.url === '/slow') void held.then(() => res.end('done'));
+      else res.end('ok');
+    });
+    const lb = await startApp(servers.map((s) => s.url), { proxy: { workers: 2 } });
+    const pending = send(`${lb.url}/slow`);
+    // Wait until the request is on a node, then ask to close.
+    while ((await status(lb)).workers.every((w) => w.inflight === 0)) await new Promise((r) => setImmediate(r));
+    const closing = lb.app.close(10_000);
+    release!();
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'done');
+    await closing;
+  });
+});
