@@ -38,7 +38,7 @@ export interface AdminDeps {
   /** GET /-/history: the status page's charts. */
   history?: () => TrafficHistoryDocument;
   /** The processes serving traffic: brought up to date before /-/status answers, then listed in it. */
-  workers?: { refresh(): Promise<void>; status(): WorkerStatus[] };
+  workers?: { refresh(): Promise<void>; status(): WorkerStatus[]; serving(): boolean };
 }
 
 const NODE_ACTION = /^\/-\/nodes\/([^/]*)\/(drain|undrain)$/;
@@ -160,7 +160,7 @@ class AdminApi {
       case '/-/healthz':
         return json(res, 200, { status: 'ok' });
       case '/-/ready': {
-        const ready = deps.nodes.ready();
+        const ready = deps.nodes.ready() && (deps.workers?.serving() ?? true);
         return json(res, ready ? 200 : 503, { ready });
       }
       case '/-/status': {

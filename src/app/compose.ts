@@ -160,7 +160,8 @@ function composeTrust(config: Config, { nodes, flags, skew, logger, clock, rando
   // The probe is made below; suspicion only comes once traffic flows, after start().
   const link = deps.worker?.link;
   const onSuspect = link ? (node: { name: string }) => link.suspect(node.name) : (node: Parameters<TrustProbe['suspect']>[0]) => trustProbe.suspect(node);
-  const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect });
+  const onGoodIssuer = link ? (node: { name: string }) => link.goodIssuer(node.name) : undefined;
+  const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect, onGoodIssuer });
   const probeOptions = {
     service: config.token.service,
     repository: config.token.probe.repository,

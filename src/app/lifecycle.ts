@@ -95,7 +95,9 @@ export class Lifecycle {
       token: config.admin.token,
       allowedHosts: config.admin.allowedHosts,
       queued: pool ? (node) => pool.queued(node) : (node) => parts.admission.queued(node),
-      workers: pool ? { refresh: () => pool.refresh(), status: () => pool.status() } : { refresh: async () => {}, status: () => [this.#ownStatus()] },
+      workers: pool
+        ? { refresh: () => pool.refresh(), status: () => pool.status(), serving: () => pool.serving() }
+        : { refresh: async () => {}, status: () => [this.#ownStatus()], serving: () => true },
       logger: parts.logger,
       reload: () => this.control.reload(),
       configStatus: () => this.control.status(),
@@ -108,8 +110,9 @@ export class Lifecycle {
       proxyPort = await listen(proxy!, config.listen.port, config.listen.address, 'client traffic (listen)');
       adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
     } else {
-      adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
+      // The workers first: /-/ready must not answer before anything serves the proxy port.
       proxyPort = await pool.start(config.listen.port);
+      adminPort = await listen(admin, config.admin.port, config.admin.address, 'the admin API (admin)');
     }
     return { proxyUrl: proxyUrl(proxyPort), adminUrl: `http://${host(config.admin.address)}:${adminPort}`, proxyPort, adminPort };
   }

@@ -96,6 +96,7 @@ export class TokenGuard {
   readonly #logLimit = new LogRateLimit(LOG_EVERY_MS);
   readonly #suspectLog = new LogRateLimit(SUSPECT_LOG_EVERY_MS);
   readonly #onSuspect: (node: ClusterNode) => void;
+  readonly #onGoodIssuer: (node: ClusterNode) => void;
   #suspectSaid = false;
 
   constructor(
@@ -108,11 +109,23 @@ export class TokenGuard {
      * Where flags are raised (shared with other evidence); the clock-skew monitor, when there is
      * one; whom to ask for a probe of a node that client traffic made suspect.
      */
-    { flags, skew, onSuspect }: { flags?: NodeFlags; skew?: ClockSkew; onSuspect?: (node: ClusterNode) => void } = {},
+    {
+      flags,
+      skew,
+      onSuspect,
+      onGoodIssuer,
+    }: {
+      flags?: NodeFlags;
+      skew?: ClockSkew;
+      onSuspect?: (node: ClusterNode) => void;
+      /** A client got a good token from the node (a request worker tells its control plane, whose quarantines need to know). */
+      onGoodIssuer?: (node: ClusterNode) => void;
+    } = {},
   ) {
     this.flags = flags ?? new NodeFlags(nodes, logger, clock);
     this.skew = skew;
     this.#onSuspect = onSuspect ?? (() => {});
+    this.#onGoodIssuer = onGoodIssuer ?? (() => {});
     this.#issuers = nodes.slot<IssuerRecord>(() => ({ counts: { good: 0, bad: 0, registryRejected: 0, suspected: 0, notVerified: 0, notAToken: 0 }, issues: undefined }));
   }
 
@@ -247,10 +260,19 @@ export class TokenGuard {
     this.flags.raise(node, FLAG_REALM_SCHEME, { node: node.name, realm, publicUrl }, { realm, publicUrl });
   }
 
+  /**
+   * A request worker saw the node issue a client a good token: the control plane learns who issues
+   * good tokens (which its quarantines wait for) as if it had seen the token itself; the counts are the worker's.
+   */
+  goodIssuerSeen(node: ClusterNode): void {
+    this.#issuers.get(node).issues = 'good';
+  }
+
   #issuerGood(node: ClusterNode, source: EvidenceSource): void {
     const r = this.#issuers.get(node);
     r.counts.good++;
     r.issues = 'good';
+    if (source === 'traffic') this.#onGoodIssuer(node);
     // Nodes flagged while nobody was known good can be sidelined now: on the probe's word, so no
     // client's request chooses the moment a quarantine takes effect.
     if (source !== 'probe') return;

@@ -3,6 +3,8 @@ import type { FromWorker, PinOp, ToWorker } from './messages.js';
 
 /** How long a worker waits for the control plane to answer a pin operation before routing without it. */
 const PIN_TIMEOUT_MS = 1000;
+/** A node's good tokens are said to the control plane at most this often: what matters is that it issues them. */
+const GOOD_ISSUER_EVERY_MS = 5_000;
 /** Attempt verdicts wait at most this long to go to the control plane together. */
 const VERDICT_BATCH_MS = 10;
 
@@ -14,6 +16,8 @@ export interface ControlLink {
   slowAnswer(node: string): void;
   /** Client traffic pointed at a node's tokens: the control plane probes it. */
   suspect(node: string): void;
+  /** A client got a good token from the node: the control plane's quarantines wait for such a node. */
+  goodIssuer(node: string): void;
   /** A UI request with a CSRF cookie was refused: the control plane runs the CSRF key check. */
   csrfSuspected(): void;
   /** A pin operation on the control plane's memory store; undefined when it did not answer in time. */
@@ -33,6 +37,7 @@ export class ProcessControlLink implements ControlLink {
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; timer: NodeJS.Timeout }>();
   #batch: Array<[string, AttemptVerdict]> = [];
   #batchTimer: NodeJS.Timeout | undefined;
+  readonly #goodIssuerSaid = new Map<string, number>();
   /** Pin operations the control plane did not answer in time, since start. */
   timeouts = 0;
 
@@ -63,6 +68,13 @@ export class ProcessControlLink implements ControlLink {
   suspect(node: string): void {
     this.flush();
     this.send({ t: 'suspect', node });
+  }
+
+  goodIssuer(node: string): void {
+    const now = Date.now();
+    if (now - (this.#goodIssuerSaid.get(node) ?? -Infinity) < GOOD_ISSUER_EVERY_MS) return;
+    this.#goodIssuerSaid.set(node, now);
+    this.send({ t: 'good-issuer', node });
   }
 
   csrfSuspected(): void {

@@ -44,6 +44,8 @@ export type FromWorker =
   | { t: 'verdicts'; items: Array<[node: string, verdict: AttemptVerdict]> }
   | { t: 'slow'; node: string }
   | { t: 'suspect'; node: string }
+  /** A client got a good token from the node (sent at most every few seconds per node). */
+  | { t: 'good-issuer'; node: string }
   | { t: 'csrf' }
   | { t: 'pin'; id: number; pin: PinOp }
   | { t: 'answer'; id: number; value: unknown };

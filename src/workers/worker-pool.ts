@@ -141,6 +141,11 @@ export class WorkerPool {
     return answers.filter((a): a is object[] => Array.isArray(a));
   }
 
+  /** Whether some worker serves the proxy port now (readiness: none while every one is being replaced). */
+  serving(): boolean {
+    return this.#slots.some((s) => s.state === 'running');
+  }
+
   queued(node: ClusterNode): number {
     return this.#queued.get(node.name) ?? 0;
   }
@@ -310,6 +315,11 @@ export class WorkerPool {
       case 'suspect': {
         const node = nodes.get(msg.node);
         if (node !== undefined) trustProbe?.suspect(node);
+        return;
+      }
+      case 'good-issuer': {
+        const node = nodes.get(msg.node);
+        if (node !== undefined) this.parts.guard?.goodIssuerSeen(node);
         return;
       }
       case 'csrf':

@@ -61,7 +61,7 @@ describe('docker login / push / pull through harbor-lb', () => {
     if (skip) return t.skip(skip);
     const cluster = await startRealHarborCluster(tmp.dir + '/healthy', 3);
     t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
     t.after(() => lb.close());
     assert.deepEqual(await rounds(lb, 3), []);
     const lines = lb.logs.requests();
@@ -78,7 +78,7 @@ describe('docker login / push / pull through harbor-lb', () => {
     const d = dockerd!;
     const cluster = await startRealHarborCluster(tmp.dir + '/parallel', 3);
     t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
     t.after(() => lb.close());
     const host = new URL(lb.url).host;
     const names = [0, 1, 2, 3].map((i) => `library/app${i}`);
@@ -100,7 +100,7 @@ describe('docker login / push / pull through harbor-lb', () => {
     if (skip) return t.skip(skip);
     const cluster = await startRealHarborCluster(tmp.dir + '/foreign', 3, [{}, { fault: 'foreign-key' }, {}]);
     t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
     t.after(() => lb.close());
     assert.deepEqual(await rounds(lb, 3), []);
     const flag = await lb.logs.waitFor((l) => l.event === 'node_flag' && l.raised === true && l.node === 'n2' && l.code !== 'REALM_BYPASSES_PROXY');

@@ -58,7 +58,7 @@ describe('docker login / push / pull through harbor-lb over verified HTTPS', () 
     const cert = makeServerCert(join(tmp.dir, pkiDir), { ip: link!.hostAddress });
     const lb = await startApp(
       cluster!.nodes.map((n) => n.url),
-      { listen: { address: link!.hostAddress, port: 0, tls: { cert: cert.certFile, key: cert.keyFile } }, token: { rootCert: cluster!.keys.certFile } },
+      { proxy: { workers: 2 }, listen: { address: link!.hostAddress, port: 0, tls: { cert: cert.certFile, key: cert.keyFile } }, token: { rootCert: cluster!.keys.certFile } },
     );
     assert.match(lb.url, /^https:\/\//);
     return { lb, host: new URL(lb.url).host, caFile: cert.caFile };

@@ -37,7 +37,7 @@ describe('docker push / pull of a layer over 1 GiB through harbor-lb', () => {
     const d = dockerd!;
     const cluster = await startRealHarborCluster(join(tmp.dir, 'cluster'), 3);
     t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile } });
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile } });
     t.after(() => lb.close());
     const host = new URL(lb.url).host;
     const ref = `${host}/library/big:v1`;

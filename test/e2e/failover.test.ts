@@ -20,7 +20,7 @@ describe('real registries: one killed mid-run', () => {
     cluster = await startRealHarborCluster(tmp.dir, 3);
     lb = await startApp(
       cluster.nodes.map((n) => n.url),
-      { health: { enabled: true, interval: '500ms', timeout: '1s' } },
+      { proxy: { workers: 2 }, health: { enabled: true, interval: '500ms', timeout: '1s' } },
     );
     host = new URL(lb.url).host;
     skopeo = new Skopeo(tmp.dir);

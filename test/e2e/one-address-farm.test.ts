@@ -93,7 +93,7 @@ describe('one address, many clients (issue 18: fair shares, not refusals)', () =
     t.after(tmp.remove);
     const cluster = await startRealHarborCluster(tmp.dir, 3);
     t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), {
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 },
       token: { rootCert: cluster.keys.certFile, probe: { enabled: false } },
       sticky: { keys: ['upload', 'session', 'client'] },
       health: { enabled: true, interval: '2s' },

@@ -77,7 +77,7 @@ describe('podman login / push / pull through harbor-lb', () => {
   async function threeRounds(t: TestContext, name: string, nodes?: RealNodeOptions[]): Promise<StartedApp> {
     const cluster = await startRealHarborCluster(join(tmp.dir, name), 3, nodes);
     t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe: { interval: '1s' } } });
     t.after(() => lb.close());
     const { failures, digests } = await rounds(lb, 3);
     assert.deepEqual(failures, []);

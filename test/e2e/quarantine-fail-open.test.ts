@@ -63,7 +63,7 @@ describe('real registries: the quarantined node is the last one left', () => {
     t.after(() => cluster.close());
     const lb = await startApp(
       cluster.nodes.map((n) => n.url),
-      {
+      { proxy: { workers: 2 },
         token: { rootCert: cluster.keys.certFile, probe: { interval: '500ms' } },
         health: { enabled: true, interval: '200ms', timeout: '1s' },
       },

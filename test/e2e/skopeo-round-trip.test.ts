@@ -29,7 +29,7 @@ for (const scheme of ['http', 'https'] as const) {
       // Round robin, so "requests spread over all three nodes" holds on every run (p2c is random).
       lb = await startApp(
         cluster.nodes.map((n) => n.url),
-        { balance: { policy: 'round-robin' }, ...(tls ? { listen: { tls: { cert: tls.certFile, key: tls.keyFile } } } : {}) },
+        { proxy: { workers: 2 }, balance: { policy: 'round-robin' }, ...(tls ? { listen: { tls: { cert: tls.certFile, key: tls.keyFile } } } : {}) },
       );
       host = new URL(lb.url).host;
       // publicUrl defaults to the listener; realms must point there, not at the nodes.

@@ -109,7 +109,7 @@ describe('real registries: the shared storage fails for a moment', () => {
       t.after(() => cluster.close());
       const lb = await startApp(
         cluster.nodes.map((n) => n.url),
-        { token: { rootCert: cluster.keys.certFile, probe: { enabled: false } }, health: c.health },
+        { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe: { enabled: false } }, health: c.health },
       );
       t.after(() => lb.close());
       for (const name of ['n1', 'n2', 'n3']) await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === name && l.to === 'healthy', 30_000, `${name} healthy`);

@@ -29,7 +29,7 @@ async function setup(t: { after: (fn: () => unknown) => void }, fault: 'foreign-
   t.after(tmp.remove);
   const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault }, {}]);
   t.after(() => cluster.close());
-  const lb = await startApp(cluster.nodes.map((n) => n.url), { token: { rootCert: cluster.keys.certFile, probe } });
+  const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe } });
   t.after(() => lb.close());
   const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
   return { cluster, lb, host: new URL(lb.url).host, skopeo: new Skopeo(tmp.dir), imageDir: image.dir };

@@ -23,7 +23,7 @@ it('skopeo pushes through two harbor-lb instances sharing one Redis, one registr
   const instances = [];
   for (let i = 0; i < 2; i++) {
     // Both instances send clients back through the front balancer.
-    const app = await startApp(cluster.nodes.map((n) => n.url), { sticky, publicUrl: `http://${host}` });
+    const app = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, sticky, publicUrl: `http://${host}` });
     t.after(() => app.close());
     await app.logs.waitFor((l) => l.event === 'redis_connected');
     instances.push(app);

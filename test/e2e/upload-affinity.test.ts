@@ -12,7 +12,7 @@ it("pushes succeed through harbor-lb although one registry's http.secret differs
   t.after(tmp.remove);
   const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { httpSecret: 'a-different-secret' }, {}]);
   t.after(() => cluster.close());
-  const lb = await startApp(cluster.nodes.map((n) => n.url), { balance: { policy: 'round-robin' } });
+  const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, balance: { policy: 'round-robin' } });
   t.after(() => lb.close());
   const host = new URL(lb.url).host;
   const skopeo = new Skopeo(tmp.dir);

@@ -14,7 +14,7 @@ it("raises HTTP_SECRET_DIFFERS live on the node whose registry's http.secret dif
   t.after(() => cluster.close());
   const lb = await startApp(
     cluster.nodes.map((n) => n.url),
-    { doctor: { credentials: { username: 'admin', password: 'Harbor12345' }, uploadCheckInterval: '1s' } },
+    { proxy: { workers: 2 }, doctor: { credentials: { username: 'admin', password: 'Harbor12345' }, uploadCheckInterval: '1s' } },
   );
   t.after(() => lb.close());
 
