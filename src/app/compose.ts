@@ -34,7 +34,7 @@ import { TrustedPeers } from '../proxy/trusted-peers.js';
 import { TokenGuard } from '../token/token-guard.js';
 import { TrustProbe } from '../token/trust-probe.js';
 import { TrustStore } from '../token/trust-store.js';
-import { TokenVerifier } from '../token/verifier.js';
+import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
 import type { Clock } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { ResolvedDeps } from './app-deps.js';
@@ -156,9 +156,10 @@ function composeTrust(config: Config, { nodes, flags, skew, logger, clock, rando
   nodes.on('removed', () => rewriter.setNodeUrls(nodes.urls()));
   const trust = loadTrustStore(config);
   if (trust === undefined) return { trust, guard: undefined, trustProbe: undefined, rewriter };
-  const verifier = new TokenVerifier(trust, { issuer: config.token.issuer, audience: config.token.service, leeway: config.token.leeway }, clock);
-  // The probe is made below; suspicion only comes once traffic flows, after start().
   const link = deps.worker?.link;
+  const shareVerdict = link ? (hash: string, verdict: TokenVerdict, until: number) => link.verified({ hash, verdict, until }) : undefined;
+  const verifier = new TokenVerifier(trust, { issuer: config.token.issuer, audience: config.token.service, leeway: config.token.leeway }, clock, shareVerdict);
+  // The probe is made below; suspicion only comes once traffic flows, after start().
   const onSuspect = link ? (node: { name: string }) => link.suspect(node.name) : (node: Parameters<TrustProbe['suspect']>[0]) => trustProbe.suspect(node);
   const onGoodIssuer = link ? (node: { name: string }) => link.goodIssuer(node.name) : undefined;
   const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect, onGoodIssuer });

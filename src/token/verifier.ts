@@ -1,7 +1,7 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, errors, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import type { Clock } from '../util/clock.js';
-import { HashedLru } from '../util/hashed-lru.js';
+import { HashedLru, hashKey } from '../util/hashed-lru.js';
 import { libtrustKeyId } from './libtrust.js';
 import type { TrustStore } from './trust-store.js';
 
@@ -59,6 +59,8 @@ export class TokenVerifier {
     private readonly trust: TrustStore,
     private readonly opts: VerifierOptions,
     private readonly clock: Clock,
+    /** A token verified good here (request workers share these, by the token's hash only: hashKey()). */
+    private readonly onGood: (hash: string, verdict: TokenVerdict, until: number) => void = () => {},
   ) {
     this.#cache = new HashedLru(opts.cacheMax ?? DEFAULT_CACHE_MAX);
   }
@@ -69,7 +71,13 @@ export class TokenVerifier {
     if (hit) return hit;
     const { verdict, until } = await this.#verify(token, this.clock.now());
     this.#cache.set(token, { verdict, until });
+    if (verdict.ok) this.onGood(hashKey(token), verdict, until);
     return verdict;
+  }
+
+  /** A good verdict another request worker reached for the token of this hash: known here too, without verifying again. */
+  learn(hash: string, verdict: TokenVerdict, until: number): void {
+    if (verdict.ok && until > this.clock.now()) this.#cache.setHashed(hash, { verdict, until });
   }
 
   /**

@@ -26,6 +26,11 @@ export class HashedLru<V extends {}> {
     this.#lru.set(hashKey(text), value);
   }
 
+  /** Stores under a key already hashed with hashKey() (what another process learned of the same secret). */
+  setHashed(hash: string, value: V): void {
+    this.#lru.set(hash, value);
+  }
+
   delete(text: string): void {
     this.#lru.delete(hashKey(text));
   }

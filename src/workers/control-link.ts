@@ -1,5 +1,5 @@
 import type { AttemptVerdict } from '../health/outlier-detector.js';
-import type { FromWorker, PinOp, ToWorker } from './messages.js';
+import type { FromWorker, PinOp, SharedVerdict, ToWorker } from './messages.js';
 
 /** How long a worker waits for the control plane to answer a pin operation before routing without it. */
 const PIN_TIMEOUT_MS = 1000;
@@ -18,6 +18,8 @@ export interface ControlLink {
   suspect(node: string): void;
   /** A client got a good token from the node: the control plane's quarantines wait for such a node. */
   goodIssuer(node: string): void;
+  /** A token verified good here: the other workers take it as verified too (client identity is the same whichever worker serves). */
+  verified(v: SharedVerdict): void;
   /** A UI request with a CSRF cookie was refused: the control plane runs the CSRF key check. */
   csrfSuspected(): void;
   /** A pin operation on the control plane's memory store; undefined when it did not answer in time. */
@@ -75,6 +77,10 @@ export class ProcessControlLink implements ControlLink {
     if (now - (this.#goodIssuerSaid.get(node) ?? -Infinity) < GOOD_ISSUER_EVERY_MS) return;
     this.#goodIssuerSaid.set(node, now);
     this.send({ t: 'good-issuer', node });
+  }
+
+  verified(v: SharedVerdict): void {
+    this.send({ t: 'verified', ...v });
   }
 
   csrfSuspected(): void {

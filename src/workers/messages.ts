@@ -2,6 +2,14 @@ import type { Config } from '../config/schema.js';
 import type { ClusterFailure } from '../health/cluster-failure.js';
 import type { AttemptVerdict } from '../health/outlier-detector.js';
 import type { MirroredNode } from '../nodes/node-set.js';
+import type { TokenVerdict } from '../token/verifier.js';
+
+/** A good token verdict one worker reached, for the others: the token's hash only, never the token. */
+export interface SharedVerdict {
+  hash: string;
+  verdict: TokenVerdict;
+  until: number;
+}
 
 /** What the control plane sends a request worker's node set: every node's conditions, the cluster's failure, who keeps tokens away. */
 export interface NodeMirror {
@@ -32,6 +40,7 @@ export type ToWorker =
   | { t: 'start'; config: Config; port: number; index: number }
   | { t: 'nodes'; mirror: NodeMirror }
   | { t: 'config'; config: Config }
+  | ({ t: 'verified' } & SharedVerdict)
   | { t: 'answer'; id: number; value: unknown }
   | { t: 'ask'; id: number; what: 'report' | 'metrics' }
   | { t: 'drain'; graceMs: number };
@@ -47,5 +56,6 @@ export type FromWorker =
   /** A client got a good token from the node (sent at most every few seconds per node). */
   | { t: 'good-issuer'; node: string }
   | { t: 'csrf' }
+  | ({ t: 'verified' } & SharedVerdict)
   | { t: 'pin'; id: number; pin: PinOp }
   | { t: 'answer'; id: number; value: unknown };

@@ -1,10 +1,18 @@
-import { PIN_SPACES, SpacedLru, type PinSpace } from '../pins/pin-spaces.js';
+import { PIN_SPACES, SpacedLru, spaceOf, type PinSpace } from '../pins/pin-spaces.js';
 import type { PinStore } from '../pins/pin-store.js';
 import type { Clock } from '../util/clock.js';
 import type { ControlLink } from './control-link.js';
 
 /** How long a pin read from the control plane is reused in the worker before asking again (as RedisPinStore's near cache). */
 const NEAR_CACHE_MS = 5_000;
+/**
+ * How long a worker takes "no pin" for an answer for client and visitor keys: anonymous clients
+ * are never pinned, and asking the control plane on each of their requests would make it a hop
+ * in the request path. A pin made meanwhile by another worker is seen this much later; until then
+ * the client is placed by hashing, which mostly picks the same node. Upload and session keys are
+ * always asked for: they are new when first used, and their pins are what uploads depend on.
+ */
+const NO_PIN_MS = 1_000;
 
 /**
  * A request worker's view of the memory pin store, which the control plane holds so that every
@@ -14,7 +22,7 @@ const NEAR_CACHE_MS = 5_000;
  */
 export class RemotePinStore implements PinStore {
   readonly kind = 'memory' as const;
-  readonly #near: SpacedLru<{ value: string; until: number }>;
+  readonly #near: SpacedLru<{ value: string | undefined; until: number }>;
   readonly evictions: Readonly<Record<PinSpace, number>> = Object.fromEntries(PIN_SPACES.map((s) => [s, 0])) as Record<PinSpace, number>;
   errors = 0;
 
@@ -26,7 +34,13 @@ export class RemotePinStore implements PinStore {
     this.#near = new SpacedLru(maxEntries);
   }
 
-  #remember(key: string, value: string): void {
+  #remember(key: string, value: string | undefined): void {
+    if (value === undefined) {
+      const space = spaceOf(key);
+      if (space === 'client' || space === 'visitor') this.#near.set(key, { value, until: this.clock.now() + NO_PIN_MS });
+      else this.#near.delete(key);
+      return;
+    }
     this.#near.set(key, { value, until: this.clock.now() + NEAR_CACHE_MS });
   }
 
@@ -39,9 +53,9 @@ export class RemotePinStore implements PinStore {
       this.errors++;
       return hit?.value;
     }
-    if (typeof v === 'string') this.#remember(key, v);
-    else this.#near.delete(key);
-    return typeof v === 'string' ? v : undefined;
+    const value = typeof v === 'string' ? v : undefined;
+    this.#remember(key, value);
+    return value;
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {

@@ -64,6 +64,8 @@ process.on('message', (msg: ToWorker) => {
       return void worker?.app.reload();
     case 'answer':
       return link.answered(msg);
+    case 'verified':
+      return worker?.parts.guard?.verifier.learn(msg.hash, msg.verdict, msg.until);
     case 'ask': {
       const parts = worker?.parts;
       if (parts === undefined) return send({ t: 'answer', id: msg.id, value: undefined });

@@ -322,6 +322,10 @@ export class WorkerPool {
         if (node !== undefined) this.parts.guard?.goodIssuerSeen(node);
         return;
       }
+      case 'verified':
+        // To every other worker: a client's token is as verified there as where it was checked.
+        for (const other of this.#slots) if (other !== slot) this.#send(other, msg);
+        return;
       case 'csrf':
         trustProbe?.csrfSuspected();
         return;
