@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import { cpuSecondsOf, freePorts, minorFaultsOf, portOpen, processTree, Procs, r
 import { machineFacts, renderReport, writeDoc, type Contender } from './lib/report.js';
 import type { Metric, Sample } from './lib/stats.js';
 import { makeToken } from './lib/token.js';
+import { runScale } from './scale.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MiB = 1024 * 1024;
@@ -37,13 +38,15 @@ interface Settings {
   settleMs: number;
   keep: boolean;
   doc: boolean;
+  /** --scale: the cores table (bench/scale.ts) instead of the contenders' rounds. */
+  scale: boolean;
 }
 
 function parseArgs(argv: string[]): Settings {
   const quick = argv.includes('--quick');
   const s: Settings = quick
-    ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false }
-    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true };
+    ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false, scale: false }
+    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true, scale: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') continue;
@@ -51,10 +54,13 @@ function parseArgs(argv: string[]): Settings {
     else if (a === '--keep') s.keep = true;
     else if (a === '--no-doc') s.doc = false;
     else if (a === '--doc') s.doc = true;
+    else if (a === '--scale') s.scale = true;
     else if (a === '--help' || a === '-h') {
       process.stdout.write('usage: npm run bench [-- --quick] [--rounds N] [--keep] [--no-doc|--doc]\n' +
         '  --quick    one short round (about a minute): a smoke run; docs/benchmarks.md is left alone unless --doc\n' +
-        '  --rounds N rounds of interleaved contenders (default 3)\n  --keep     keep the work folder (configs, logs) under /tmp\n');
+        '  --rounds N rounds of interleaved contenders (default 3)\n  --keep     keep the work folder (configs, logs) under /tmp\n' +
+        '  --scale    harbor-lb with 1, 2, 4, 8... workers next to haproxy with as many threads, pinned (taskset), for a machine with 2k cores;\n' +
+        '             written to bench/results and, with --doc, to docs/benchmarks.md\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (try --help)`);
   }
@@ -135,7 +141,8 @@ async function main(): Promise<number> {
     if (statSync(join(www, 'manifest.json')).size !== MANIFEST_SIZE) throw new Error('manifest is not 2 KiB');
     const token = await makeToken(join(work, 'pki'), www, 3600);
 
-    const [b1, b2, b3, pHaproxy, pNginx, pRelay, pRedis, pLb, aLb, pLbRedis, aLbRedis, pLbNoVerify, aLbNoVerify] = await freePorts(13);
+    const [b1, b2, b3, pHaproxy, pNginx, pRelay, pRedis, pLb, aLb, pLbRedis, aLbRedis, pLbNoVerify, aLbNoVerify, pHaproxy1, pLb1, aLb1] = await freePorts(16);
+    const cores = availableParallelism();
     const backends = [b1!, b2!, b3!];
 
     // Backends.
@@ -147,19 +154,30 @@ async function main(): Promise<number> {
     }
     for (const p of backends) await waitFor(`backend on port ${p}`, () => portOpen(p));
 
+    if (settings.scale) {
+      const report = await runScale({ root: ROOT, procs, work, cli, backends, rootCert: token.rootCert, blobHex, blobSize: BLOB_SIZE, seconds: settings.quick ? 3 : settings.m1Seconds, log });
+      writeFileSync(join(resultsDir, `${runId}-scale.md`), report);
+      if (settings.doc) writeDoc(join(ROOT, 'docs/benchmarks.md'), report, 'bench-scale');
+      process.stdout.write(`\n${report}\n`);
+      return 0;
+    }
+
     // Contenders.
     const redis = procs.start('redis', 'redis-server', ['--port', String(pRedis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], join(work, 'logs/redis.log'));
     await waitFor('redis-server', () => portOpen(pRedis!));
     const haproxyConf = join(work, 'haproxy.cfg');
-    writeFileSync(haproxyConf, haproxyCfg({ port: pHaproxy!, work, backends, checkPath: MANIFEST_PATH }));
+    writeFileSync(haproxyConf, haproxyCfg({ port: pHaproxy!, work, backends, checkPath: MANIFEST_PATH, threads: cores }));
     const haproxy = procs.start('haproxy', 'haproxy', ['-f', haproxyConf, '-db'], join(work, 'logs/haproxy.log'));
+    const haproxy1Conf = join(work, 'haproxy-1t.cfg');
+    writeFileSync(haproxy1Conf, haproxyCfg({ port: pHaproxy1!, work, backends, checkPath: MANIFEST_PATH, threads: 1 }));
+    const haproxy1 = procs.start('haproxy-1t', 'haproxy', ['-f', haproxy1Conf, '-db'], join(work, 'logs/haproxy-1t.log'));
     const nginxConf = join(work, 'nginx-proxy.conf');
     writeFileSync(nginxConf, proxyNginx({ port: pNginx!, work, backends }));
     const nginx = procs.start('nginx proxy', 'nginx', ['-p', work, '-c', nginxConf, '-e', join(work, 'logs/nginx-proxy-error.log')], join(work, 'logs/nginx-proxy.out'));
     const relay = procs.start('node relay', process.execPath, [join(ROOT, 'dist/bench/relay.js'), String(pRelay), ...backends.map(String)], join(work, 'logs/relay.log'));
-    const harborLb = (name: string, port: number, adminPort: number, store: 'memory' | 'redis', verify: boolean) => {
+    const harborLb = (name: string, port: number, adminPort: number, store: 'memory' | 'redis', verify: boolean, workers?: number) => {
       const conf = join(work, `${name}.yaml`);
-      writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis }));
+      writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis, workers }));
       // The routing log on at info, written to a file, as in production.
       // As the container runs it (Dockerfile's ENTRYPOINT).
       return procs.start(name, process.execPath, ['--max-semi-space-size=16', cli, 'serve', '--config', conf], join(work, `logs/${name}.log`));
@@ -167,13 +185,17 @@ async function main(): Promise<number> {
     const lb = harborLb('harbor-lb', pLb!, aLb!, 'memory', true);
     const lbRedis = harborLb('harbor-lb-redis', pLbRedis!, aLbRedis!, 'redis', true);
     const lbNoVerify = harborLb('harbor-lb-noverify', pLbNoVerify!, aLbNoVerify!, 'memory', false);
+    const lb1 = harborLb('harbor-lb-1w', pLb1!, aLb1!, 'memory', true, 1);
+    const cores3 = new Set<Metric>(['M1', 'M2', 'M3']);
 
     const all = new Set<Metric>(['M1', 'M2', 'M3', 'M4', 'M5', 'hey']);
     const entries: Entry[] = [
       { id: 'direct', label: 'direct (one backend, the limit)', port: backends[0]!, pids: [], metrics: new Set(['M1', 'M2', 'M3', 'hey']) },
-      { id: 'haproxy', label: 'haproxy 2.6', port: pHaproxy!, pids: [haproxy.pid], main: haproxy, metrics: all },
+      { id: 'haproxy', label: `haproxy 2.6, ${cores} threads`, port: pHaproxy!, pids: [haproxy.pid], main: haproxy, metrics: all },
+      { id: 'haproxy-1t', label: 'haproxy 2.6, 1 thread', port: pHaproxy1!, pids: [haproxy1.pid], main: haproxy1, metrics: cores3 },
       { id: 'nginx', label: 'nginx (proxy)', port: pNginx!, pids: [], main: nginx, metrics: new Set(['M1', 'M2', 'M3']) },
-      { id: 'harbor-lb', label: 'harbor-lb', port: pLb!, pids: [lb.pid], main: lb, adminPort: aLb, metrics: all },
+      { id: 'harbor-lb', label: `harbor-lb, ${cores} workers (default)`, port: pLb!, pids: [lb.pid], main: lb, adminPort: aLb, metrics: all },
+      { id: 'harbor-lb-1w', label: 'harbor-lb, 1 worker', port: pLb1!, pids: [lb1.pid], main: lb1, adminPort: aLb1, metrics: cores3 },
       { id: 'node-relay', label: 'bare Node relay (ceiling)', port: pRelay!, pids: [relay.pid], main: relay, metrics: new Set(['M2']) },
       { id: 'harbor-lb-redis', label: 'harbor-lb, sticky.store: redis', port: pLbRedis!, pids: [lbRedis.pid], main: lbRedis, adminPort: aLbRedis, metrics: new Set(['M5']) },
       { id: 'harbor-lb-noverify', label: 'harbor-lb, no token section', port: pLbNoVerify!, pids: [lbNoVerify.pid], main: lbNoVerify, adminPort: aLbNoVerify, metrics: new Set(['M4']) },
@@ -193,7 +215,13 @@ async function main(): Promise<number> {
         }
       });
     }
+    // With request workers, harbor-lb is its control plane and the workers it forked (all
+    // listening once its admin port answers, which the loop above waited for).
+    for (const e of entries.filter((x) => x.id === 'harbor-lb' || x.id === 'harbor-lb-noverify')) e.pids = processTree(e.main!.pid);
+    entries.find((e) => e.id === 'harbor-lb-redis')!.pids = [...processTree(lbRedis.pid), redis.pid];
     const rssStartMiB = new Map(entries.map((e) => [e.id, rssKiBOf(e.pids) / 1024]));
+    /** Each harbor-lb process's resident memory when idle, to hold its peak under load against. */
+    const lbIdleKiB = new Map(entries.find((e) => e.id === 'harbor-lb')!.pids.map((p) => [p, statusKiB(p, 'VmRSS')]));
     log(`started: 3 backends, ${entries.map((e) => e.id).join(', ')}, redis (work folder ${work})`);
 
     // Every contender answers correctly before it is measured (wrk counts error answers as requests).
@@ -331,6 +359,7 @@ async function main(): Promise<number> {
 
     // What harbor-lb wrote, and how much memory each process ever held.
     const hwmMiB = new Map(entries.filter((e) => e.pids.length > 0).map((e) => [e.id, e.pids.reduce((s, p) => s + statusKiB(p, 'VmHWM'), 0) / 1024]));
+    const lbProcesses = [...lbIdleKiB].map(([pid, idle]) => ({ pid, idleMiB: idle / 1024, hwmMiB: statusKiB(pid, 'VmHWM') / 1024 }));
     const crashed = entries.filter((e) => !alive(e)).map((e) => e.id);
     await procs.stopAll(); // harbor-lb flushes its routing log on SIGTERM
     const lbLog = join(work, 'logs/harbor-lb.log');
@@ -343,7 +372,7 @@ async function main(): Promise<number> {
 
     const report = renderReport({
       settings: { quick: settings.quick, rounds: settings.rounds, m1Seconds: settings.m1Seconds, m4Seconds: settings.m4Seconds, m5Seconds: settings.m5Seconds, blobsPerRun: settings.blobsPerRun },
-      facts, samples, contenders: entries, rssStartMiB, hwmMiB, routingLines, lbRequests, crashed, jsonl: jsonl.slice(ROOT.length + 1),
+      facts, samples, contenders: entries, rssStartMiB, hwmMiB, routingLines, lbRequests, crashed, jsonl: jsonl.slice(ROOT.length + 1), lbProcesses, cores,
     });
     writeFileSync(join(resultsDir, `${runId}.md`), report);
     if (settings.doc) writeDoc(join(ROOT, 'docs/benchmarks.md'), report);

@@ -114,9 +114,10 @@ ${o.backends.map((p) => `    server 127.0.0.1:${p} max_fails=3 fail_timeout=10s;
 }
 
 /** haproxy 2.6: round robin, keep-alive on both sides with connection reuse, active health checks. */
-export function haproxyCfg(o: ProxyOpts & { checkPath: string }): string {
+export function haproxyCfg(o: ProxyOpts & { checkPath: string; threads: number }): string {
   return `global
   maxconn 4096
+  nbthread ${o.threads}
 defaults
   mode http
   option http-keep-alive
@@ -145,6 +146,8 @@ export interface HarborLbOpts {
   /** token.rootCert, or none: no token section (verification off). */
   rootCert?: string;
   store: 'memory' | 'redis';
+  /** proxy.workers; the default (the usable cores) when not given. */
+  workers?: number;
   redisPort?: number;
 }
 
@@ -158,6 +161,7 @@ export function harborLbYaml(o: HarborLbOpts): string {
   ];
   if (o.rootCert !== undefined) lines.push(`token: {rootCert: "${o.rootCert}", issuer: harbor-token-issuer, service: harbor-registry}`);
   lines.push(`health: {path: "${MANIFEST_PATH}", interval: 2s}`);
+  if (o.workers !== undefined) lines.push(`proxy: {workers: ${o.workers}}`);
   lines.push(o.store === 'redis' ? `sticky: {store: redis, redis: {url: "redis://127.0.0.1:${o.redisPort}/0"}}` : 'sticky: {store: memory}');
   lines.push(`admin: {address: 127.0.0.1, port: ${o.adminPort}}`, 'log: {level: info}', '');
   return lines.join('\n');

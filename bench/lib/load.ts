@@ -16,9 +16,10 @@ export interface WrkResult {
 }
 
 /** wrk -t2 -cN -dS --latency, summary read from bench/wrk-json.lua. */
-export async function wrk(url: string, opts: { threads: number; connections: number; seconds: number; script: string }): Promise<WrkResult> {
+export async function wrk(url: string, opts: { threads: number; connections: number; seconds: number; script: string; cpus?: string }): Promise<WrkResult> {
   const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${opts.seconds}s`, '--timeout', '10s', '-s', opts.script, url];
-  const r = await run('wrk', args, (opts.seconds + 30) * 1000);
+  // cpus: pinned (taskset) to those cores, away from the contender's.
+  const r = opts.cpus === undefined ? await run('wrk', args, (opts.seconds + 30) * 1000) : await run('taskset', ['-c', opts.cpus, 'wrk', ...args], (opts.seconds + 30) * 1000);
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (r.code !== 0 || line === undefined) throw new Error(`wrk ${url} failed (exit ${r.code}): ${r.stderr || r.stdout}`.slice(0, 2000));
   return JSON.parse(line.slice('WRKJSON '.length)) as WrkResult;
@@ -38,10 +39,14 @@ export interface BlobResult {
  * `streams` curl processes at once, each moving `perStream` blobs one after the other over one
  * keep-alive connection. Wall time from the start of the first to the end of the last.
  */
-async function curlStreams(streams: number, argsFor: (stream: number) => string[], expect: (line: string) => string | undefined, perStream: number, timeoutS: number): Promise<Omit<BlobResult, 'bytes'>> {
+async function curlStreams(streams: number, argsFor: (stream: number) => string[], expect: (line: string) => string | undefined, perStream: number, timeoutS: number, cpus?: string): Promise<Omit<BlobResult, 'bytes'>> {
   const started = process.hrtime.bigint();
+  const pin = cpus === undefined ? [] : ['taskset', '-c', cpus];
   const results = await Promise.all(
-    Array.from({ length: streams }, (_, s) => run('curl', ['-sS', '--max-time', String(timeoutS), ...argsFor(s)], (timeoutS + 10) * 1000)),
+    Array.from({ length: streams }, (_, s) => {
+      const args = ['-sS', '--max-time', String(timeoutS), ...argsFor(s)];
+      return pin.length === 0 ? run('curl', args, (timeoutS + 10) * 1000) : run(pin[0]!, [...pin.slice(1), 'curl', ...args], (timeoutS + 10) * 1000);
+    }),
   );
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   const failures: string[] = [];
@@ -58,13 +63,14 @@ async function curlStreams(streams: number, argsFor: (stream: number) => string[
 }
 
 /** GET `url` perStream times on each of `streams` connections; every answer must be 200 with `size` bytes. */
-export async function pull(url: string, size: number, streams: number, perStream: number, timeoutS: number): Promise<BlobResult> {
+export async function pull(url: string, size: number, streams: number, perStream: number, timeoutS: number, cpus?: string): Promise<BlobResult> {
   const r = await curlStreams(
     streams,
     () => Array.from({ length: perStream }, () => ['-o', '/dev/null', '-w', '%{http_code} %{size_download}\\n', url]).flat(),
     (l) => (l === `200 ${size}` ? undefined : `got "${l}", expected "200 ${size}"`),
     perStream,
     timeoutS,
+    cpus,
   );
   return { ...r, bytes: size * r.transfers };
 }

@@ -45,6 +45,15 @@ export class Procs {
     return m;
   }
 
+  /** SIGTERM to one process, SIGKILL if it is still there after `graceMs`. */
+  async stop(m: Managed, graceMs = 5000): Promise<void> {
+    if (m.child.exitCode !== null || m.child.signalCode !== null) return;
+    m.child.kill('SIGTERM');
+    await Promise.race([m.exited, sleep(graceMs)]);
+    if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGKILL');
+    await m.exited;
+  }
+
   /** SIGTERM to everything still running, SIGKILL to what is left after `graceMs`. */
   async stopAll(graceMs = 5000): Promise<void> {
     const running = this.#all.filter((m) => m.child.exitCode === null && m.child.signalCode === null);

@@ -80,6 +80,10 @@ export interface ReportInput {
   hwmMiB: Map<string, number>;
   routingLines: number;
   lbRequests: number;
+  /** The default harbor-lb's processes (control plane first, then its workers): idle RSS after start, peak over the run. */
+  lbProcesses: Array<{ pid: number; idleMiB: number; hwmMiB: number }>;
+  /** The cores the machine gives this process: harbor-lb's default workers and haproxy's threads. */
+  cores: number;
   crashed: string[];
   jsonl: string;
 }
@@ -267,6 +271,49 @@ export function renderReport(input: ReportInput): string {
     '',
   );
 
+  // Cores (issue 20)
+  const N = input.cores;
+  const cell = (id: string, metric: Metric, variant: string, f: NumericField, d = 0) => (d === 0 ? int(med(metric, variant, id, f)) : fix(med(metric, variant, id, f), d));
+  const ratio = (a: string, b: string, metric: Metric, variant: string, f: NumericField) => times(div(med(metric, variant, a, f), med(metric, variant, b, f)));
+  const row = (label: string, id: string) =>
+    `| ${label} | ${cell(id, 'M1', 'small GET', 'reqPerS')} | ${cell(id, 'M1', 'small GET', 'cpuUsPerReq', 1)} | ${cell(id, 'M2', '4 streams', 'mibPerS')} | ${cell(id, 'M2', '4 streams', 'cpuSPerGiB')} | ${cell(id, 'M3', '4 streams', 'mibPerS')} | ${cell(id, 'M3', '4 streams', 'cpuSPerGiB')} |`;
+  const ratioRow = (label: string, a: string, b: string) =>
+    `| ${label} | ${ratio(a, b, 'M1', 'small GET', 'reqPerS')} | ${ratio(a, b, 'M1', 'small GET', 'cpuUsPerReq')} | ${ratio(a, b, 'M2', '4 streams', 'mibPerS')} | ${ratio(a, b, 'M2', '4 streams', 'cpuSPerGiB')} | ${ratio(a, b, 'M3', '4 streams', 'mibPerS')} | ${ratio(a, b, 'M3', '4 streams', 'cpuSPerGiB')} |`;
+  if (ids('M1').includes('harbor-lb-1w')) {
+    p(
+      `#### Cores: one request worker or thread, and ${N} (harbor-lb's default: the usable cores)`,
+      '',
+      'CPU is every process of the contender (harbor-lb: its control plane and workers). The load generators share the machine\'s cores.',
+      '',
+      '| contender | small GET req/s | CPU µs/req | pulls, 4 streams MiB/s | CPU s/GiB | pushes, 4 streams MiB/s | CPU s/GiB |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      row('haproxy, 1 thread', 'haproxy-1t'),
+      row('harbor-lb, 1 worker', 'harbor-lb-1w'),
+      ratioRow('harbor-lb × haproxy, 1', 'harbor-lb-1w', 'haproxy-1t'),
+      row(`haproxy, ${N} threads`, 'haproxy'),
+      row(`harbor-lb, ${N} workers`, 'harbor-lb'),
+      ratioRow(`harbor-lb × haproxy, ${N}`, 'harbor-lb', 'haproxy'),
+      ratioRow(`harbor-lb, ${N} workers × 1 worker`, 'harbor-lb', 'harbor-lb-1w'),
+      '',
+    );
+  }
+  const procs = input.lbProcesses;
+  const growth = procs.length === 0 ? undefined : Math.max(...procs.map((x) => x.hwmMiB - x.idleMiB));
+  const faults = med('M2', '4 streams', 'harbor-lb', 'faultsPerGiB');
+  const faultsPush = med('M3', '4 streams', 'harbor-lb', 'faultsPerGiB');
+  p(
+    '#### harbor-lb against the targets of issue 20 (ratios within this run, default workers against haproxy with as many threads)',
+    '',
+    '| target | measured | |',
+    '|---|---:|---|',
+    `| small GETs ≥ 0.5x haproxy | ${times(m1)} | ${check(m1 === undefined ? undefined : m1 >= 0.5)} |`,
+    `| pulls and pushes, 4 streams, ≥ 1.0x haproxy | ${times(m2)}; ${times(m3)} | ${check(m2 === undefined || m3 === undefined ? undefined : m2 >= 1 && m3 >= 1)} |`,
+    `| CPU per GiB ≤ 1.25x haproxy's (pull; push) | ${times(cpuPull)}; ${times(cpuPush)} | ${check(cpuPull === undefined || cpuPush === undefined ? undefined : cpuPull <= 1.25 && cpuPush <= 1.25)} |`,
+    `| minor page faults per GiB under 2,000 (pull; push) | ${int(faults)}; ${int(faultsPush)} | ${check(faults === undefined || faultsPush === undefined ? undefined : faults < 2000 && faultsPush < 2000)} |`,
+    `| each process's RSS under load within 64 MiB of its idle (${procs.map((x) => `${fix(x.idleMiB, 0)} → ${fix(x.hwmMiB, 0)}`).join(', ')} MiB) | +${fix(growth, 0)} MiB | ${check(growth === undefined ? undefined : growth <= 64)} |`,
+    '',
+  );
+
   // Bookkeeping
   const hwm = [...input.hwmMiB.entries()].map(([id, m]) => `${id} ${m.toFixed(0)}`).join(', ');
   const failed = samples.filter((s) => !s.ok);
@@ -278,11 +325,10 @@ export function renderReport(input: ReportInput): string {
   return lines.join('\n') + '\n';
 }
 
-const BEGIN = '<!-- bench:begin (written by npm run bench; edit outside these markers) -->';
-const END = '<!-- bench:end -->';
-
-/** Replaces the generated part of docs/benchmarks.md, keeping what people wrote around it. */
-export function writeDoc(path: string, report: string): void {
+/** Replaces the generated part of docs/benchmarks.md (`marker`: bench, or bench-scale for --scale), keeping what people wrote around it. */
+export function writeDoc(path: string, report: string, marker = 'bench'): void {
+  const BEGIN = `<!-- ${marker}:begin (written by npm run bench; edit outside these markers) -->`;
+  const END = `<!-- ${marker}:end -->`;
   const block = `${BEGIN}\n${report}${END}`;
   if (existsSync(path)) {
     const text = readFileSync(path, 'utf8');
@@ -292,7 +338,7 @@ export function writeDoc(path: string, report: string): void {
       writeFileSync(path, text.slice(0, a) + block + text.slice(b + END.length));
       return;
     }
-    writeFileSync(path, `${text.trimEnd()}\n\n## Latest run\n\n${block}\n`);
+    writeFileSync(path, `${text.trimEnd()}\n\n## ${marker === 'bench' ? 'Latest run' : 'Scaling with cores: latest run'}\n\n${block}\n`);
     return;
   }
   writeFileSync(path, `# Benchmarks\n\nRun with \`npm run bench\` (see bench/bench.ts).\n\n## Latest run\n\n${block}\n`);

@@ -14,6 +14,12 @@ export function formatStatusTable(doc: StatusDocument): string {
   ]);
   const out = formatTable(['NODE', 'STATE', 'INFLIGHT', 'REQUESTS', 'FAILURES', 'FLAGS', 'URL'], rows);
   out.push('', `sticky store: ${doc.sticky.store} (${doc.sticky.connected ? 'connected' : 'NOT connected'})`);
+  const workers = doc.workers ?? [];
+  if (workers.length > 1) {
+    const mib = (b: number | null) => (b === null ? '?' : `${Math.round(b / 1048576)} MiB`);
+    const each = workers.map((w) => `${w.index}: ${w.state}, ${w.requests} requests, ${mib(w.rssBytes)}${w.restarts > 0 ? `, restarted ${w.restarts}x` : ''}`);
+    out.push(`workers: ${workers.length} (${each.join('; ')})`);
+  }
   const c = doc.config;
   if (c !== undefined) {
     out.push(`config: generation ${c.generation}, loaded ${c.loadedAt}${c.lastReload?.ok === false ? `; last reload REFUSED at ${c.lastReload.at}: ${(c.lastReload.problems ?? []).join('; ')}` : ''}`);

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { validateConfig } from '../../../src/config/load.js';
+import { NodeSet } from '../../../src/nodes/node-set.js';
+import { ProcessControlLink } from '../../../src/workers/control-link.js';
+import type { FromWorker, PinOp } from '../../../src/workers/messages.js';
+import { RemotePinStore } from '../../../src/workers/remote-pin-store.js';
+import { workerConfig } from '../../../src/workers/worker-config.js';
+import { FakeClock } from '../../support/fake-clock.js';
+
+describe('request workers: what crosses to the control plane', () => {
+  it('sends attempt verdicts in order, a run of the same answer once, and before any message that must follow them', () => {
+    const sent: FromWorker[] = [];
+    const link = new ProcessControlLink((m) => sent.push(m));
+    for (let i = 0; i < 50; i++) link.verdict('n1', { kind: 'answered', route: 'v2' });
+    link.verdict('n1', { kind: 'failed', code: 'ECONNRESET' });
+    link.verdict('n1', { kind: 'answered', route: 'v2' });
+    link.verdict('n1', { kind: 'answered', route: 'token' });
+    link.verdict('n2', { kind: 'answered', route: 'v2' });
+    assert.deepEqual(sent, [], 'batched, not one message per request');
+    link.slowAnswer('n2');
+    assert.deepEqual(sent, [
+      {
+        t: 'verdicts',
+        items: [
+          ['n1', { kind: 'answered', route: 'v2' }],
+          ['n1', { kind: 'failed', code: 'ECONNRESET' }],
+          ['n1', { kind: 'answered', route: 'v2' }],
+          ['n1', { kind: 'answered', route: 'token' }],
+          ['n2', { kind: 'answered', route: 'v2' }],
+        ],
+      },
+      { t: 'slow', node: 'n2' },
+    ]);
+    link.close();
+  });
+
+  it('shares out node connection budgets among workers, never below one', () => {
+    const cfg = validateConfig({ nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }], proxy: { maxConnectionsPerNode: 128, maxUploadConnectionsPerNode: 3 } });
+    const w = workerConfig(cfg, 4);
+    assert.deepEqual([w.proxy.maxConnectionsPerNode, w.proxy.maxUploadConnectionsPerNode], [32, 1]);
+    assert.equal(cfg.proxy.maxConnectionsPerNode, 128, 'the control plane keeps its own');
+  });
+});
+
+describe('RemotePinStore: the control plane\'s memory pins, from a worker', () => {
+  const store = (answer: (op: PinOp) => unknown) => {
+    const clock = new FakeClock();
+    const asked: PinOp[] = [];
+    const link = { verdict() {}, slowAnswer() {}, suspect() {}, goodIssuer() {}, verified() {}, csrfSuspected() {}, pin: async (op: PinOp) => (asked.push(op), answer(op)) };
+    return { s: new RemotePinStore(link, clock, 100), clock, asked };
+  };
+
+  it('reuses a pin it read for 5 s, then asks again', async () => {
+    const { s, clock, asked } = store(() => 'n2');
+    assert.equal(await s.get('upload:abc', 1000), 'n2');
+    assert.equal(await s.get('upload:abc', 1000), 'n2');
+    assert.equal(asked.length, 1);
+    clock.advance(5001);
+    assert.equal(await s.get('upload:abc', 1000), 'n2');
+    assert.equal(asked.length, 2);
+  });
+
+  it('takes "no pin" for 1 s for client keys (anonymous traffic asks once), never for upload keys', async () => {
+    const { s, clock, asked } = store((op) => (op.op === 'get' ? null : true));
+    for (let i = 0; i < 10; i++) assert.equal(await s.get('client:xyz'), undefined);
+    assert.equal(asked.length, 1);
+    clock.advance(1001);
+    await s.get('client:xyz');
+    assert.equal(asked.length, 2);
+    for (let i = 0; i < 3; i++) await s.get('upload:u1');
+    assert.equal(asked.length, 5, 'an upload pin may be made by another worker at any moment');
+  });
+
+  it('a pin it wrote is known at once; setIfAbsent answers the first writer', async () => {
+    const { s, asked } = store((op) => (op.op === 'setIfAbsent' ? 'n1' : op.op === 'get' ? null : true));
+    assert.equal(await s.setIfAbsent('upload:u2', 'n3', 60_000), 'n1');
+    assert.equal(await s.get('upload:u2'), 'n1');
+    assert.equal(asked.filter((o) => o.op === 'get').length, 0);
+  });
+
+  it('a control plane that does not answer costs the pin, not the request; counted as an error', async () => {
+    const { s } = store(() => undefined);
+    assert.equal(await s.get('upload:u3'), undefined);
+    assert.equal(await s.setIfAbsent('upload:u3', 'n2', 1000), 'n2');
+    assert.equal(s.errors, 2);
+  });
+});
+
+describe('NodeSet.mirror/follow: a worker\'s node set follows the control plane\'s', () => {
+  it('derives the same state from the mirrored conditions, with flags, and follows them back', () => {
+    const clock = new FakeClock();
+    const cfg = validateConfig({ nodes: ['n1', 'n2', 'n3'].map((name, i) => ({ name, url: `http://127.0.0.1:${i + 1}` })) });
+    const control = new NodeSet(cfg, clock);
+    const worker = new NodeSet(cfg, clock);
+    const [c1, c2, c3] = control.all;
+    control.setCheck(c1!, 'healthy', 'ok');
+    control.setCheck(c2!, 'healthy', 'ok');
+    control.setCheck(c3!, 'healthy', 'ok');
+    control.eject(c2!, clock.now() + 30_000, 'failed requests');
+    control.setDrained(c3!, true);
+    control.setFlag(c1!, { code: 'NODE_CLOCK_SKEW', message: 'off', since: 'now', fix: 'ntp', severity: 'warning' });
+    worker.follow(control.mirror());
+    assert.deepEqual(worker.all.map((n) => n.state), ['healthy', 'unhealthy', 'draining']);
+    assert.deepEqual(worker.available().map((n) => n.name), ['n1']);
+    assert.deepEqual([...worker.all[0]!.flags.keys()], ['NODE_CLOCK_SKEW']);
+
+    control.endEjection(c2!, 'check passed');
+    control.setDrained(c3!, false);
+    control.deleteFlag(c1!, 'NODE_CLOCK_SKEW');
+    worker.follow(control.mirror());
+    assert.deepEqual(worker.all.map((n) => n.state), ['healthy', 'healthy', 'healthy']);
+    assert.equal(worker.all[0]!.flags.size, 0);
+  });
+});
