@@ -276,7 +276,7 @@ export function renderReport(input: ReportInput): string {
   const cell = (id: string, metric: Metric, variant: string, f: NumericField, d = 0) => (d === 0 ? int(med(metric, variant, id, f)) : fix(med(metric, variant, id, f), d));
   const ratio = (a: string, b: string, metric: Metric, variant: string, f: NumericField) => times(div(med(metric, variant, a, f), med(metric, variant, b, f)));
   const row = (label: string, id: string) =>
-    `| ${label} | ${cell(id, 'M1', 'small GET', 'reqPerS')} | ${cell(id, 'M1', 'small GET', 'cpuUsPerReq', 1)} | ${cell(id, 'M2', '4 streams', 'mibPerS')} | ${cell(id, 'M2', '4 streams', 'cpuSPerGiB')} | ${cell(id, 'M3', '4 streams', 'mibPerS')} | ${cell(id, 'M3', '4 streams', 'cpuSPerGiB')} |`;
+    `| ${label} | ${cell(id, 'M1', 'small GET', 'reqPerS')} | ${cell(id, 'M1', 'small GET', 'cpuUsPerReq', 1)} | ${cell(id, 'M2', '4 streams', 'mibPerS')} | ${cell(id, 'M2', '4 streams', 'cpuSPerGiB', 2)} | ${cell(id, 'M3', '4 streams', 'mibPerS')} | ${cell(id, 'M3', '4 streams', 'cpuSPerGiB', 2)} |`;
   const ratioRow = (label: string, a: string, b: string) =>
     `| ${label} | ${ratio(a, b, 'M1', 'small GET', 'reqPerS')} | ${ratio(a, b, 'M1', 'small GET', 'cpuUsPerReq')} | ${ratio(a, b, 'M2', '4 streams', 'mibPerS')} | ${ratio(a, b, 'M2', '4 streams', 'cpuSPerGiB')} | ${ratio(a, b, 'M3', '4 streams', 'mibPerS')} | ${ratio(a, b, 'M3', '4 streams', 'cpuSPerGiB')} |`;
   if (ids('M1').includes('harbor-lb-1w')) {

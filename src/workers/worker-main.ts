@@ -5,12 +5,16 @@ import { ProcessControlLink } from './control-link.js';
 import type { FromWorker, ToWorker, WorkerReport } from './messages.js';
 import { workerMetrics } from './worker-metrics.js';
 import type { WorkerSide } from './worker-side.js';
+import { raiseMallocThresholds } from '../util/malloc-thresholds.js';
 
 /**
  * A request worker (proxy.workers > 1), forked by the control plane's WorkerPool: it serves
  * client traffic on the shared port and nothing else. Everything it knows of the nodes and the
  * pins comes from the control plane over the IPC channel, and everything it observes goes there.
  */
+// The worker reads the client and node sockets: it needs what `harbor-lb serve` does for this at start (see there).
+raiseMallocThresholds();
+
 const send = (msg: FromWorker): void => {
   if (process.connected) process.send!(msg);
 };
