@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { processTree } from '../lib/procs.js';
 
 /** A harbor-lb `serve` child process, its log going to a file so RSS and fds are its own. */
 export interface LbInstance {
@@ -89,8 +90,24 @@ async function waitForLine(file: string, child: ChildProcess, match: (l: Record<
   throw new Error(`harbor-lb wrote no matching line to ${file} within ${timeoutMs} ms`);
 }
 
-/** RSS (kB), open file descriptors and CPU time used so far (s) of a process, from /proc. */
+/**
+ * RSS (kB), open file descriptors and CPU time used so far (s) of a harbor-lb instance, from /proc:
+ * the process and its request workers (proxy.workers), added up.
+ */
 export function procUsage(pid: number): { rssKb: number; fds: number; cpuS: number } | undefined {
+  const own = oneProcUsage(pid);
+  if (own === undefined) return undefined;
+  for (const child of processTree(pid).filter((p) => p !== pid)) {
+    const u = oneProcUsage(child);
+    if (u === undefined) continue;
+    own.rssKb += u.rssKb;
+    own.fds += u.fds;
+    own.cpuS += u.cpuS;
+  }
+  return own;
+}
+
+function oneProcUsage(pid: number): { rssKb: number; fds: number; cpuS: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
