@@ -108,7 +108,8 @@ export function composeParts(config: Config, deps: ResolvedDeps): Parts {
 function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
   const clock = deps.clock;
   const random = deps.random;
-  const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination });
+  // With request workers, the control plane and every worker write to the same output.
+  const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination, shared: config.proxy.workers > 1 });
   checkNodeCas(config);
   const nodes = new NodeSet(config, clock);
   // In a request worker the node set follows the control plane's, which alone logs its changes.
@@ -120,7 +121,7 @@ function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
   nodes.on('added', (node) => checks.add(node));
   const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, checks.recheck);
   const link = deps.worker?.link;
-  const answers = new AnswerWatch(clock, link ? (node) => link.slowAnswer(node.name) : (node) => outliers.slowAnswer(node));
+  const answers = new AnswerWatch(clock, link ? (node) => link.slowAnswer(node) : (node) => outliers.slowAnswer(node));
   // Requests still waiting on a node taken out go elsewhere at once, rather than wait out their timeout.
   nodes.on('state', ({ node, to }) => {
     if (to === 'unhealthy') answers.nodeOut(node);
@@ -160,8 +161,8 @@ function composeTrust(config: Config, { nodes, flags, skew, logger, clock, rando
   const shareVerdict = link ? (hash: string, verdict: TokenVerdict, until: number) => link.verified({ hash, verdict, until }) : undefined;
   const verifier = new TokenVerifier(trust, { issuer: config.token.issuer, audience: config.token.service, leeway: config.token.leeway }, clock, shareVerdict);
   // The probe is made below; suspicion only comes once traffic flows, after start().
-  const onSuspect = link ? (node: { name: string }) => link.suspect(node.name) : (node: Parameters<TrustProbe['suspect']>[0]) => trustProbe.suspect(node);
-  const onGoodIssuer = link ? (node: { name: string }) => link.goodIssuer(node.name) : undefined;
+  const onSuspect = link ? (node: { name: string; url: string }) => link.suspect(node) : (node: Parameters<TrustProbe['suspect']>[0]) => trustProbe.suspect(node);
+  const onGoodIssuer = link ? (node: { name: string; url: string }) => link.goodIssuer(node) : undefined;
   const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect, onGoodIssuer });
   const probeOptions = {
     service: config.token.service,
@@ -221,7 +222,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     onCsrfRefusal: deps.worker ? () => deps.worker!.link.csrfSuspected() : () => p.trustProbe?.csrfSuspected(),
     limits,
     admission,
-    observers: [nodeTraffic, outlierReports(worker ? { record: (node, v) => worker.link.verdict(node.name, v) } : outliers), answerWaits(p.answers), retriesInFlight(p.budget), attemptTimes(metrics)],
+    observers: [nodeTraffic, outlierReports(worker ? { record: (node, v) => worker.link.verdict(node, v) } : outliers), answerWaits(p.answers), retriesInFlight(p.budget), attemptTimes(metrics)],
     rateWatch,
     minBodyRate: config.limits.minBodyRate,
     connections,

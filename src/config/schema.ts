@@ -288,6 +288,9 @@ const logSchema = z.strictObject({
   format: z.enum(['json', 'pretty']).optional(),
 });
 
+/** Where Node's listen({ reusePort }) works (its documentation: Linux 3.9+, FreeBSD 12+, DragonFly, Solaris 11.4, AIX 7.2.5). */
+const REUSE_PORT_SYSTEMS: readonly string[] = ['linux', 'freebsd', 'sunos', 'aix'];
+
 const proxySchema = z.strictObject({
   connectTimeout: duration('5s'),
   /** Time a node has to start answering a request without a body (GET, HEAD, DELETE). */
@@ -303,9 +306,10 @@ const proxySchema = z.strictObject({
   /**
    * Request workers: processes that share the listening port, each serving its share of the
    * connections, beside one control plane (checks, probes, node state, admin). 1: one process
-   * does it all. Default: the cores this process may use.
+   * does it all. Default: the cores this process may use, where the system lets several
+   * processes share a port (SO_REUSEPORT: Linux, FreeBSD); 1 elsewhere.
    */
-  workers: z.number().int().min(1).max(256).prefault(() => availableParallelism()),
+  workers: z.number().int().min(1).max(256).prefault(() => (REUSE_PORT_SYSTEMS.includes(process.platform) ? availableParallelism() : 1)),
 });
 
 const doctorSchema = z.strictObject({

@@ -29,7 +29,15 @@ export interface LogOptions {
   format?: 'json' | 'pretty';
   /** Where lines go; the default is stdout, written asynchronously so the request path never blocks on it. */
   destination?: DestinationStream;
+  /**
+   * Several processes write to the same output (request workers): every write is whole lines of at
+   * most PIPE_BUF bytes, which a pipe never interleaves with another process's.
+   */
+  shared?: boolean;
 }
+
+/** Writes of at most this many bytes to a pipe are atomic (POSIX PIPE_BUF on Linux). */
+const PIPE_BUF = 4096;
 
 export interface Loggers {
   /** Events, state changes, warnings: redacted as a second line of defence. */
@@ -90,8 +98,10 @@ export class RoutingLog {
 export function createLoggers(opts: LogOptions): Loggers {
   // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
   const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  const maxWrite = opts.shared ? PIPE_BUF : undefined;
   const destination = new TurnBatchedDestination(
-    opts.destination ?? (format === 'pretty' ? createPrettyDestination({ colorize: process.stdout.isTTY === true }) : pino.destination({ dest: 1, sync: false })),
+    opts.destination ?? (format === 'pretty' ? createPrettyDestination({ colorize: process.stdout.isTTY === true }) : pino.destination({ dest: 1, sync: false, ...(maxWrite ? { maxWrite } : {}) })),
+    maxWrite,
   );
   const base = {
     level: opts.level,

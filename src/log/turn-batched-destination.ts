@@ -13,7 +13,11 @@ import { register } from 'on-exit-leak-free';
 export class TurnBatchedDestination implements DestinationStream {
   #held = '';
 
-  constructor(private readonly inner: DestinationStream) {
+  constructor(
+    private readonly inner: DestinationStream,
+    /** Each write of held lines at most this many bytes, cut at line ends (see LogOptions.shared). */
+    private readonly maxWrite = Infinity,
+  ) {
     register(this, (d) => d.#writeHeldSync());
   }
 
@@ -50,6 +54,22 @@ export class TurnBatchedDestination implements DestinationStream {
     if (this.#held === '') return;
     const text = this.#held;
     this.#held = '';
-    this.inner.write(text);
+    if (text.length <= this.maxWrite / 4 || Buffer.byteLength(text) <= this.maxWrite) return void this.inner.write(text);
+    // Whole lines per write, each write within maxWrite (a single longer line goes alone).
+    let start = 0;
+    while (start < text.length) {
+      let end = start;
+      let bytes = 0;
+      while (end < text.length) {
+        const nl = text.indexOf('\n', end);
+        const next = nl < 0 ? text.length : nl + 1;
+        const size = Buffer.byteLength(text.slice(end, next));
+        if (bytes > 0 && bytes + size > this.maxWrite) break;
+        bytes += size;
+        end = next;
+      }
+      this.inner.write(text.slice(start, end));
+      start = end;
+    }
   };
 }

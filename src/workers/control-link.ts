@@ -1,5 +1,5 @@
 import type { AttemptVerdict } from '../health/outlier-detector.js';
-import type { FromWorker, PinOp, SharedVerdict, ToWorker } from './messages.js';
+import type { FromWorker, NodeRef, PinOp, SharedVerdict, ToWorker } from './messages.js';
 
 /** How long a worker waits for the control plane to answer a pin operation before routing without it. */
 const PIN_TIMEOUT_MS = 1000;
@@ -11,13 +11,13 @@ const VERDICT_BATCH_MS = 10;
 /** The channel to the control plane, as a worker's parts use it: evidence out, pin operations answered. */
 export interface ControlLink {
   /** What an attempt said about its node (passive detection runs in the control plane). */
-  verdict(node: string, v: AttemptVerdict): void;
+  verdict(node: NodeRef, v: AttemptVerdict): void;
   /** A request waited long for its node's answer: the control plane checks the node. */
-  slowAnswer(node: string): void;
+  slowAnswer(node: NodeRef): void;
   /** Client traffic pointed at a node's tokens: the control plane probes it. */
-  suspect(node: string): void;
+  suspect(node: NodeRef): void;
   /** A client got a good token from the node: the control plane's quarantines wait for such a node. */
-  goodIssuer(node: string): void;
+  goodIssuer(node: NodeRef): void;
   /** A token verified good here: the other workers take it as verified too (client identity is the same whichever worker serves). */
   verified(v: SharedVerdict): void;
   /** A UI request with a CSRF cookie was refused: the control plane runs the CSRF key check. */
@@ -37,7 +37,7 @@ export type Send = (msg: FromWorker) => void;
 export class ProcessControlLink implements ControlLink {
   #nextId = 1;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; timer: NodeJS.Timeout }>();
-  #batch: Array<[string, AttemptVerdict]> = [];
+  #batch: Array<[NodeRef, AttemptVerdict]> = [];
   #batchTimer: NodeJS.Timeout | undefined;
   readonly #goodIssuerSaid = new Map<string, number>();
   /** Pin operations the control plane did not answer in time, since start. */
@@ -45,10 +45,10 @@ export class ProcessControlLink implements ControlLink {
 
   constructor(private readonly send: Send) {}
 
-  verdict(node: string, v: AttemptVerdict): void {
+  verdict(node: NodeRef, v: AttemptVerdict): void {
     const last = this.#batch.at(-1);
-    if (last !== undefined && v.kind === 'answered' && last[0] === node && last[1].kind === 'answered' && last[1].route === v.route) return;
-    this.#batch.push([node, v]);
+    if (last !== undefined && v.kind === 'answered' && last[0].name === node.name && last[0].url === node.url && last[1].kind === 'answered' && last[1].route === v.route) return;
+    this.#batch.push([{ name: node.name, url: node.url }, v]);
     this.#batchTimer ??= setTimeout(() => this.flush(), VERDICT_BATCH_MS);
   }
 
@@ -62,21 +62,22 @@ export class ProcessControlLink implements ControlLink {
     this.send({ t: 'verdicts', items });
   }
 
-  slowAnswer(node: string): void {
+  slowAnswer(node: NodeRef): void {
     this.flush();
-    this.send({ t: 'slow', node });
+    this.send({ t: 'slow', node: { name: node.name, url: node.url } });
   }
 
-  suspect(node: string): void {
+  suspect(node: NodeRef): void {
     this.flush();
-    this.send({ t: 'suspect', node });
+    this.send({ t: 'suspect', node: { name: node.name, url: node.url } });
   }
 
-  goodIssuer(node: string): void {
+  goodIssuer(node: NodeRef): void {
     const now = Date.now();
-    if (now - (this.#goodIssuerSaid.get(node) ?? -Infinity) < GOOD_ISSUER_EVERY_MS) return;
-    this.#goodIssuerSaid.set(node, now);
-    this.send({ t: 'good-issuer', node });
+    const key = `${node.name} ${node.url}`;
+    if (now - (this.#goodIssuerSaid.get(key) ?? -Infinity) < GOOD_ISSUER_EVERY_MS) return;
+    this.#goodIssuerSaid.set(key, now);
+    this.send({ t: 'good-issuer', node: { name: node.name, url: node.url } });
   }
 
   verified(v: SharedVerdict): void {

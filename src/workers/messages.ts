@@ -19,6 +19,12 @@ export interface NodeMirror {
   tokensAway: string[];
 }
 
+/** A node as a worker names it to the control plane. */
+export interface NodeRef {
+  name: string;
+  url: string;
+}
+
 /** What one worker has done, for /-/status, /metrics and the status page's charts. */
 export interface WorkerReport {
   /** Per node: attempts in flight, sent, failed; requests waiting for its connections. */
@@ -37,7 +43,8 @@ export type PinOp =
 
 /** Control plane to worker. */
 export type ToWorker =
-  | { t: 'start'; config: Config; port: number; index: number }
+  /** The nodes' state comes with the config: a worker serves on it from its first connection. */
+  | { t: 'start'; config: Config; port: number; index: number; mirror: NodeMirror }
   | { t: 'nodes'; mirror: NodeMirror }
   | { t: 'config'; config: Config }
   | ({ t: 'verified' } & SharedVerdict)
@@ -49,12 +56,17 @@ export type ToWorker =
 export type FromWorker =
   | { t: 'listening'; port: number }
   | { t: 'failed'; message: string }
-  /** Attempt verdicts in the order they ended (runs of the same answer sent once). */
-  | { t: 'verdicts'; items: Array<[node: string, verdict: AttemptVerdict]> }
-  | { t: 'slow'; node: string }
-  | { t: 'suspect'; node: string }
+  /**
+   * Attempt verdicts in the order they ended (runs of the same answer sent once). Nodes are named
+   * with their URL: after a reload gave a name a new URL, what the old address did is not the new one's.
+   */
+  | { t: 'verdicts'; items: Array<[node: NodeRef, verdict: AttemptVerdict]> }
+  | { t: 'slow'; node: NodeRef }
+  | { t: 'suspect'; node: NodeRef }
   /** A client got a good token from the node (sent at most every few seconds per node). */
-  | { t: 'good-issuer'; node: string }
+  | { t: 'good-issuer'; node: NodeRef }
+  /** A reload the control plane sent could not be applied here (this worker keeps its config). */
+  | { t: 'reload-failed'; problems: string[] }
   | { t: 'csrf' }
   | ({ t: 'verified' } & SharedVerdict)
   | { t: 'pin'; id: number; pin: PinOp }

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import { composeApp, type App } from '../app.js';
 import type { Parts } from '../app/compose.js';
 import { ProcessControlLink } from './control-link.js';
-import type { FromWorker, ToWorker, WorkerReport } from './messages.js';
+import type { FromWorker, NodeMirror, ToWorker, WorkerReport } from './messages.js';
 import { workerMetrics } from './worker-metrics.js';
 import type { WorkerSide } from './worker-side.js';
 import { raiseMallocThresholds } from '../util/malloc-thresholds.js';
@@ -15,8 +15,10 @@ import { raiseMallocThresholds } from '../util/malloc-thresholds.js';
 // The worker reads the client and node sockets: it needs what `harbor-lb serve` does for this at start (see there).
 raiseMallocThresholds();
 
-const send = (msg: FromWorker): void => {
-  if (process.connected) process.send!(msg);
+const send = (msg: FromWorker, then?: () => void): void => {
+  // A control plane gone mid-write is an error to the callback, never an uncaught one: 'disconnect' drains.
+  if (process.connected) process.send!(msg, undefined, {}, () => then?.());
+  else then?.();
 };
 
 const link = new ProcessControlLink(send);
@@ -38,14 +40,21 @@ function stop(graceMs?: number): void {
   })();
 }
 
-async function start(config: Config, port: number): Promise<void> {
+function follow(mirror: NodeMirror): void {
+  side.cluster.failure = mirror.clusterFailure;
+  side.cluster.tokensAway = new Set(mirror.tokensAway);
+  worker?.parts.nodes.follow(mirror.nodes);
+}
+
+async function start(config: Config, port: number, mirror: NodeMirror): Promise<void> {
   try {
     worker = composeApp(config, { worker: side, loadConfig: () => nextConfig ?? config }, () => ({ kind: 'worker', port }));
+    // The kernel hands this worker connections as soon as it binds: it knows the nodes' state before.
+    follow(mirror);
     const urls = await worker.app.start();
     send({ t: 'listening', port: urls.proxyPort });
   } catch (err) {
-    send({ t: 'failed', message: (err as Error).message });
-    process.exit(1);
+    send({ t: 'failed', message: (err as Error).message }, () => process.exit(1));
   }
 }
 
@@ -58,14 +67,15 @@ function report(parts: Parts): WorkerReport {
 process.on('message', (msg: ToWorker) => {
   switch (msg.t) {
     case 'start':
-      return void start(msg.config, msg.port);
+      return void start(msg.config, msg.port, msg.mirror);
     case 'nodes':
-      side.cluster.failure = msg.mirror.clusterFailure;
-      side.cluster.tokensAway = new Set(msg.mirror.tokensAway);
-      return worker?.parts.nodes.follow(msg.mirror.nodes);
-    case 'config':
+      return follow(msg.mirror);
+    case 'config': {
       nextConfig = msg.config;
-      return void worker?.app.reload();
+      const result = worker?.app.reload();
+      if (result !== undefined && !result.ok) send({ t: 'reload-failed', problems: result.problems });
+      return;
+    }
     case 'answer':
       return link.answered(msg);
     case 'verified':

@@ -5,7 +5,8 @@ import type { Config } from '../config/schema.js';
 import type { Parts } from '../app/compose.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
-import type { FromWorker, NodeMirror, PinOp, ToWorker, WorkerReport } from './messages.js';
+import { AggregatorRegistry } from 'prom-client';
+import type { FromWorker, NodeMirror, NodeRef, PinOp, ToWorker, WorkerReport } from './messages.js';
 import { workerConfig } from './worker-config.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
@@ -55,6 +56,10 @@ interface Slot {
   /** What workers that ended in this slot had counted: the totals never go back when one is replaced. */
   retired: Map<string, { requests: number; failures: number }>;
   retiredRequests: number;
+  /** Its worker's metric families as last answered (a late worker's last answer stands in for it). */
+  metrics: object[] | undefined;
+  /** What the workers that ended in this slot had counted, added up: /metrics counters never go back. */
+  retiredMetrics: object[] | undefined;
   restartTimer: NodeJS.Timeout | undefined;
 }
 
@@ -76,7 +81,9 @@ export class WorkerPool {
   #reportTimer: NodeJS.Timeout | undefined;
   #mirrorQueued = false;
   #askId = 1;
-  readonly #asks = new Map<number, (value: unknown) => void>();
+  readonly #asks = new Map<number, { slot: Slot; resolve: (value: unknown) => void }>();
+  /** Nodes the control plane has had: one replaced by a reload keeps its totals but nothing in flight. */
+  readonly #seen = new Set<ClusterNode>();
   /** Queued per node: what the workers last reported. */
   readonly #queued = new Map<string, number>();
 
@@ -88,7 +95,20 @@ export class WorkerPool {
   ) {
     this.#config = config;
     for (let index = 1; index <= opts.count; index++) {
-      this.#slots.push({ index, child: undefined, state: 'starting', startedAt: 0, restarts: 0, backoff: RESTART_MIN_MS, report: undefined, retired: new Map(), retiredRequests: 0, restartTimer: undefined });
+      this.#slots.push({
+        index,
+        child: undefined,
+        state: 'starting',
+        startedAt: 0,
+        restarts: 0,
+        backoff: RESTART_MIN_MS,
+        report: undefined,
+        retired: new Map(),
+        retiredRequests: 0,
+        metrics: undefined,
+        retiredMetrics: undefined,
+        restartTimer: undefined,
+      });
     }
   }
 
@@ -103,6 +123,8 @@ export class WorkerPool {
     this.#port = await this.#spawn(first!, port);
     await Promise.all(rest.map((slot) => this.#spawn(slot, this.#port)));
     this.#started = true;
+    // A worker that ended while the others were still starting is replaced like any other.
+    for (const slot of this.#slots) if (slot.child === undefined && !this.#closing) this.#restartLater(slot, null, null);
     // Real timers: these keep processes in step, whatever clock the control plane's rules use.
     this.#mirrorTimer = setInterval(() => this.#sendMirror(), MIRROR_EVERY_MS).unref();
     this.#reportTimer = setInterval(() => void this.refresh(), REPORT_EVERY_MS).unref();
@@ -135,10 +157,19 @@ export class WorkerPool {
     this.#sumTraffic();
   }
 
-  /** Every running worker's metric families (prom-client JSON), for /metrics to add up. */
+  /**
+   * Every worker's metric families (prom-client JSON), for /metrics to add up: a worker that does
+   * not answer in time counts with its last answer, and workers that ended count with what they
+   * had, so no counter ever goes back (Prometheus would read a drop as a reset).
+   */
   async metrics(): Promise<object[][]> {
-    const answers = await Promise.all(this.#slots.map((slot) => this.#ask(slot, 'metrics')));
-    return answers.filter((a): a is object[] => Array.isArray(a));
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        const answer = await this.#ask(slot, 'metrics');
+        if (Array.isArray(answer)) slot.metrics = answer as object[];
+      }),
+    );
+    return this.#slots.flatMap((s) => [s.metrics, s.retiredMetrics].filter((m): m is object[] => m !== undefined));
   }
 
   /** Whether some worker serves the proxy port now (readiness: none while every one is being replaced). */
@@ -186,7 +217,7 @@ export class WorkerPool {
         });
       }),
     );
-    for (const resolve of this.#asks.values()) resolve(undefined);
+    for (const ask of this.#asks.values()) ask.resolve(undefined);
     this.#asks.clear();
   }
 
@@ -196,7 +227,13 @@ export class WorkerPool {
     const capture = this.opts.logDestination !== undefined;
     // The worker runs under the same Node.js flags (heap sizes), less the test runner's and debugger's.
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
-    const child = fork(this.opts.entry, [], { execArgv, serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let child: ChildProcess;
+    try {
+      child = fork(this.opts.entry, [], { execArgv, serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });
+    } catch (err) {
+      // No process at all (ENOMEM): the slot waits for its next try.
+      return Promise.reject(err as Error);
+    }
     if (capture) createInterface({ input: child.stdout! }).on('line', (line) => this.opts.logDestination!.write(`${line}\n`));
     slot.child = child;
     slot.state = 'starting';
@@ -228,7 +265,12 @@ export class WorkerPool {
         fail(new Error(`request worker ${slot.index} ended before it listened (${signal ?? `exit code ${code}`})`));
         this.#ended(slot, child, code, signal);
       });
-      child.send({ t: 'start', config: workerConfig(this.#config, this.#slots.length), port, index: slot.index } satisfies ToWorker);
+      // A fork that could not start (EAGAIN, EMFILE) says so here and never exits: ended all the same.
+      child.on('error', (err) => {
+        fail(new Error(`request worker ${slot.index} could not start: ${err.message}`));
+        if (child.exitCode === null && child.signalCode === null && child.pid === undefined) this.#ended(slot, child, null, null);
+      });
+      this.#send(slot, { t: 'start', config: workerConfig(this.#config, this.#slots.length), port, index: slot.index, mirror: this.#mirror() });
     });
   }
 
@@ -240,9 +282,18 @@ export class WorkerPool {
     }
     slot.retiredRequests += slot.report?.requests ?? 0;
     slot.report = undefined;
+    if (slot.metrics !== undefined) {
+      // Counters and histograms live on in the totals; gauges (in flight, memory) end with the process.
+      const lasting = slot.metrics.filter((m) => ['counter', 'histogram'].includes((m as { type?: string }).type ?? ''));
+      slot.retiredMetrics = slot.retiredMetrics === undefined ? lasting : retiredSum(slot.retiredMetrics, lasting);
+      slot.metrics = undefined;
+    }
     slot.child = undefined;
-    for (const resolve of this.#asks.values()) resolve(undefined);
-    this.#asks.clear();
+    for (const [id, ask] of this.#asks) {
+      if (ask.slot !== slot) continue;
+      this.#asks.delete(id);
+      ask.resolve(undefined);
+    }
     // During start-up a worker that ends fails the start instead.
     if (this.#closing || !this.#started) return;
     this.#restartLater(slot, code, signal);
@@ -262,7 +313,7 @@ export class WorkerPool {
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
       if (this.#closing) return;
-      this.#spawn(slot, this.#port).then(
+      void this.#spawn(slot, this.#port).then(
         () => this.parts.logger.info({ event: 'worker_started', worker: slot.index, pid: slot.child?.pid }, `request worker ${slot.index} is back`),
         (err: Error) => this.parts.logger.error({ event: 'worker_start_failed', worker: slot.index, err: err.message }, `request worker ${slot.index} could not start: ${err.message}`),
       );
@@ -272,10 +323,14 @@ export class WorkerPool {
   #send(slot: Slot, msg: ToWorker): void {
     const child = slot.child;
     if (child === undefined || !child.connected) return;
-    child.send(msg, (err) => {
-      // The worker is gone; its exit is handled there.
-      void err;
-    });
+    try {
+      child.send(msg, (err) => {
+        // The worker is gone; its exit is handled there.
+        void err;
+      });
+    } catch {
+      // No IPC channel (the fork failed): its 'error' and 'exit' handle it.
+    }
   }
 
   #ask(slot: Slot, what: 'report' | 'metrics'): Promise<unknown> {
@@ -287,9 +342,12 @@ export class WorkerPool {
         resolve(undefined);
       }, ASK_TIMEOUT_MS);
       timer.unref();
-      this.#asks.set(id, (value) => {
-        clearTimeout(timer);
-        resolve(value);
+      this.#asks.set(id, {
+        slot,
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
       });
       this.#send(slot, { t: 'ask', id, what });
     });
@@ -300,25 +358,33 @@ export class WorkerPool {
     const { nodes, outliers, trustProbe } = this.parts;
     switch (msg.t) {
       case 'verdicts':
-        for (const [name, verdict] of msg.items) {
-          const node = nodes.get(name);
+        for (const [ref, verdict] of msg.items) {
+          const node = this.#node(ref);
           if (node !== undefined) outliers.record(node, verdict);
         }
         // A shared failure begins or ends with verdicts: the workers hear of it now.
         this.#queueMirror();
         return;
       case 'slow': {
-        const node = nodes.get(msg.node);
+        const node = this.#node(msg.node);
         if (node !== undefined) outliers.slowAnswer(node);
         return;
       }
       case 'suspect': {
-        const node = nodes.get(msg.node);
+        const node = this.#node(msg.node);
         if (node !== undefined) trustProbe?.suspect(node);
         return;
       }
+      case 'reload-failed':
+        this.parts.logger.error(
+          { event: 'worker_reload_failed', worker: slot.index, problems: msg.problems },
+          `request worker ${slot.index} could not apply the reloaded config and keeps its old one: ${msg.problems.join('; ')}; it is replaced to take the new one`,
+        );
+        // A fresh worker starts from the config in force.
+        slot.child?.kill('SIGTERM');
+        return;
       case 'good-issuer': {
-        const node = nodes.get(msg.node);
+        const node = this.#node(msg.node);
         if (node !== undefined) this.parts.guard?.goodIssuerSeen(node);
         return;
       }
@@ -333,9 +399,9 @@ export class WorkerPool {
         void this.#pin(msg.pin).then((value) => this.#send(slot, { t: 'answer', id: msg.id, value }));
         return;
       case 'answer': {
-        const resolve = this.#asks.get(msg.id);
+        const ask = this.#asks.get(msg.id);
         this.#asks.delete(msg.id);
-        resolve?.(msg.value);
+        ask?.resolve(msg.value);
         return;
       }
       default:
@@ -371,15 +437,27 @@ export class WorkerPool {
     });
   };
 
+  /** The node a worker names, if it is still the one of that name (not replaced by a reload since). */
+  #node(ref: NodeRef): ClusterNode | undefined {
+    const node = this.parts.nodes.get(ref.name);
+    return node?.url === ref.url ? node : undefined;
+  }
+
+  #mirror(): NodeMirror {
+    const { nodes, outliers, skew } = this.parts;
+    const f = outliers.clusterFailure;
+    return {
+      nodes: nodes.mirror(),
+      // lastSeen moves with every failed answer: workers need only whether and since when.
+      clusterFailure: f === undefined ? undefined : { ...f, lastSeen: f.since },
+      tokensAway: nodes.all.filter((n) => skew.tokensAway(n)).map((n) => n.name),
+    };
+  }
+
   /** Sends the nodes' conditions to every worker when they differ from what was sent last. */
   #sendMirror(): void {
     if (this.#closing) return;
-    const { nodes, outliers, skew } = this.parts;
-    const mirror: NodeMirror = {
-      nodes: nodes.mirror(),
-      clusterFailure: outliers.clusterFailure,
-      tokensAway: nodes.all.filter((n) => skew.tokensAway(n)).map((n) => n.name),
-    };
+    const mirror = this.#mirror();
     // An ejection's remaining time shrinks by the millisecond: compared by when it ends.
     const now = this.clock.now();
     const key = JSON.stringify({ ...mirror, nodes: mirror.nodes.map((n) => ({ ...n, ejectedForMs: n.ejectedForMs > 0 ? Math.round((now + n.ejectedForMs) / 100) : 0 })) });
@@ -391,6 +469,14 @@ export class WorkerPool {
   /** The control plane's nodes count what their workers sent, those since replaced included. */
   #sumTraffic(): void {
     this.#queued.clear();
+    const all = new Set(this.parts.nodes.all);
+    // A node replaced by a reload: the workers finish its requests on their own copies; here it keeps its totals and nothing in flight, so it can leave.
+    for (const node of this.#seen) {
+      if (all.has(node)) continue;
+      node.traffic.setTotals(0, node.traffic.requests, node.traffic.failures);
+      if (!this.parts.nodes.has(node)) this.#seen.delete(node);
+    }
+    for (const node of all) this.#seen.add(node);
     for (const node of this.parts.nodes.all) {
       let inflight = 0;
       let requests = 0;
@@ -408,4 +494,11 @@ export class WorkerPool {
       this.#queued.set(node.name, queued);
     }
   }
+}
+
+/** Two sets of a slot's retired metric families added up, series by series (counters and histograms only grow). */
+function retiredSum(a: object[], b: object[]): object[] {
+  return AggregatorRegistry.aggregate([a, b] as Parameters<typeof AggregatorRegistry.aggregate>[0])
+    .getMetricsAsArray()
+    .map((m) => (m as unknown as { get(): object }).get());
 }

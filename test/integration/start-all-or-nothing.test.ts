@@ -48,6 +48,8 @@ function config(redis: RedisServer, proxyPort: number, adminPort: number, extra:
     nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }],
     health: { enabled: false },
     sticky: { store: 'redis', redis: { url: redis.url, timeout: '200ms' } },
+    // Two request workers, whatever the machine: the control plane starts them before its admin port.
+    proxy: { workers: 2 },
     ...extra,
   };
 }

@@ -8,6 +8,7 @@ import { startFromFile } from '../support/file-app.js';
 import { send } from '../support/http-client.js';
 import { parseExposition, samplesOf } from '../support/prometheus-text.js';
 import { startServer, type TestServer } from '../support/servers.js';
+import { startSimCluster } from '../support/sim-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
 
 type T = { after: (fn: () => unknown) => void };
@@ -111,8 +112,11 @@ describe('request workers (proxy.workers)', () => {
 
   it('a worker that crashes is replaced; the other serves meanwhile', async (t) => {
     const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
+    for (let i = 0; i < 10; i++) assert.equal((await send(`${lb.url}/v2/`)).status, 200);
+    const requestsTotal = async () => samplesOf(await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString()), 'harbor_lb_requests_total').reduce((a, x) => a + x.value, 0);
+    assert.equal(await requestsTotal(), 10);
     const first = await status(lb);
-    const victim = first.workers[0]!;
+    const victim = first.workers.find((w) => w.requests > 0)!;
     process.kill(victim.pid!, 'SIGKILL');
     const exited = await lb.logs.waitFor((l) => l.event === 'worker_exited', 5000);
     assert.equal(exited.worker, victim.index);
@@ -126,6 +130,8 @@ describe('request workers (proxy.workers)', () => {
     assert.notEqual(slot.pid, victim.pid);
     for (let i = 0; i < 20; i++) assert.equal((await send(`${lb.url}/v2/`)).status, 200);
     assert.ok((await status(lb)).workers.every((w) => w.state === 'running'));
+    // The crashed worker's counts live on: a counter going back would read as a reset to Prometheus.
+    assert.equal(await requestsTotal(), 40);
   });
 
   it('a reload reaches every worker: an added node takes traffic from all of them', async (t) => {
@@ -158,6 +164,38 @@ describe('request workers (proxy.workers)', () => {
     assert.ok(s.workers.every((w) => w.requests > 0));
     assert.ok(lines.filter((l) => l.node === 'n2').length >= 10, 'the added node takes its share');
     assert.equal(lb.logs.lines.filter((l) => l.event === 'config_reloaded').length, 1, 'the reload is logged once');
+  });
+
+  it('a token one worker verified is verified in the other: a client has one identity, whichever worker serves it', async (t) => {
+    const tmp = makeTempDir('workers-token');
+    t.after(tmp.remove);
+    const sim = await startSimCluster(tmp.dir, ['none', 'none', 'none']);
+    t.after(() => sim.close());
+    const lb = await withWorkers(t, sim.nodes.map((n) => n.url), { token: { rootCert: sim.cluster.certFile, probe: { enabled: false } }, sticky: { keys: ['upload', 'session', 'client'] } });
+    const tok = await send(`${lb.url}/service/token?account=admin&service=harbor-registry`, { headers: { authorization: `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}` } });
+    assert.equal(tok.status, 200);
+    const { token } = JSON.parse(tok.body.toString()) as { token: string };
+    await status(lb);
+    // Fresh connections: both workers serve some of these, only one of them saw the token issued.
+    for (let i = 0; i < 20; i++) assert.equal((await send(`${lb.url}/v2/`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    const lines = (await lb.logs.waitForRequests(21)).filter((l) => l.route === 'v2');
+    assert.deepEqual([...new Set(lines.map((l) => (l.client as { userFrom?: string }).userFrom))], ['token'], 'verified wherever it lands');
+    assert.equal(new Set(lines.map((l) => l.node)).size, 1, 'one identity, one client pin');
+    assert.ok((await status(lb)).workers.every((w) => w.requests > 0));
+  });
+
+  it('/-/ready says 503 while no worker serves the port, 200 once one is back', async (t) => {
+    const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
+    const ready = async () => (await send(`${lb.adminUrl}/-/ready`)).status;
+    assert.equal(await ready(), 200);
+    const pids = (await status(lb)).workers.map((w) => w.pid!);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await lb.logs.waitFor((l) => l.event === 'worker_exited' && l.worker === 1, 5000);
+    await lb.logs.waitFor((l) => l.event === 'worker_exited' && l.worker === 2, 5000);
+    // Replacements start after a back-off (at least 0.5 s): until then nothing serves.
+    assert.equal(await ready(), 503);
+    await lb.logs.waitFor((l) => l.event === 'worker_started', 10_000);
+    assert.equal(await ready(), 200);
   });
 
   it('close() lets every worker finish its requests in flight', async (t) => {

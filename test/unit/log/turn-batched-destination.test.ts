@@ -48,6 +48,20 @@ describe('routing lines batched per event-loop turn', () => {
     assert.equal(out.writes.length, 2);
   });
 
+  it('shared with other processes (request workers): each write is whole lines within PIPE_BUF, none lost, in order', async () => {
+    const out = recorder();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out, shared: true });
+    for (let i = 0; i < 200; i++) routing.write(record(i));
+    await endOfTurn();
+    assert.ok(out.writes.length > 1, 'the turn is split');
+    for (const w of out.writes) {
+      assert.ok(Buffer.byteLength(w) <= 4096, `a write of ${Buffer.byteLength(w)} bytes`);
+      assert.ok(w.endsWith('\n'), 'whole lines only');
+    }
+    const ids = out.writes.join('').trimEnd().split('\n').map((l) => (JSON.parse(l) as { reqId: string }).reqId);
+    assert.deepEqual(ids, Array.from({ length: 200 }, (_, i) => `r${i}`));
+  });
+
   it('writes an event line at once, after the routing lines held before it: order kept, no event held', () => {
     const out = recorder();
     const { logger, routing } = createLoggers({ level: 'info', format: 'json', destination: out });

@@ -12,25 +12,30 @@ describe('request workers: what crosses to the control plane', () => {
   it('sends attempt verdicts in order, a run of the same answer once, and before any message that must follow them', () => {
     const sent: FromWorker[] = [];
     const link = new ProcessControlLink((m) => sent.push(m));
-    for (let i = 0; i < 50; i++) link.verdict('n1', { kind: 'answered', route: 'v2' });
-    link.verdict('n1', { kind: 'failed', code: 'ECONNRESET' });
-    link.verdict('n1', { kind: 'answered', route: 'v2' });
-    link.verdict('n1', { kind: 'answered', route: 'token' });
-    link.verdict('n2', { kind: 'answered', route: 'v2' });
+    const n1 = { name: 'n1', url: 'http://127.0.0.1:1' };
+    const n2 = { name: 'n2', url: 'http://127.0.0.1:2' };
+    const n1moved = { name: 'n1', url: 'http://127.0.0.1:11' };
+    for (let i = 0; i < 50; i++) link.verdict(n1, { kind: 'answered', route: 'v2' });
+    link.verdict(n1, { kind: 'failed', code: 'ECONNRESET' });
+    link.verdict(n1, { kind: 'answered', route: 'v2' });
+    link.verdict(n1, { kind: 'answered', route: 'token' });
+    link.verdict(n1moved, { kind: 'answered', route: 'token' });
+    link.verdict(n2, { kind: 'answered', route: 'v2' });
     assert.deepEqual(sent, [], 'batched, not one message per request');
-    link.slowAnswer('n2');
+    link.slowAnswer(n2);
     assert.deepEqual(sent, [
       {
         t: 'verdicts',
         items: [
-          ['n1', { kind: 'answered', route: 'v2' }],
-          ['n1', { kind: 'failed', code: 'ECONNRESET' }],
-          ['n1', { kind: 'answered', route: 'v2' }],
-          ['n1', { kind: 'answered', route: 'token' }],
-          ['n2', { kind: 'answered', route: 'v2' }],
+          [n1, { kind: 'answered', route: 'v2' }],
+          [n1, { kind: 'failed', code: 'ECONNRESET' }],
+          [n1, { kind: 'answered', route: 'v2' }],
+          [n1, { kind: 'answered', route: 'token' }],
+          [n1moved, { kind: 'answered', route: 'token' }],
+          [n2, { kind: 'answered', route: 'v2' }],
         ],
       },
-      { t: 'slow', node: 'n2' },
+      { t: 'slow', node: n2 },
     ]);
     link.close();
   });
