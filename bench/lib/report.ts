@@ -297,6 +297,7 @@ export function renderReport(input: ReportInput): string {
       '',
     );
   }
+  const cpuVsUndici = div(med('M1', 'small GET', 'harbor-lb', 'cpuUsPerReq'), med('M1', 'small GET', 'undici-proxy', 'cpuUsPerReq'));
   const procs = input.lbProcesses;
   const growth = procs.length === 0 ? undefined : Math.max(...procs.map((x) => x.hwmMiB - x.idleMiB));
   const faults = med('M2', '4 streams', 'harbor-lb', 'faultsPerGiB');
@@ -307,6 +308,7 @@ export function renderReport(input: ReportInput): string {
     '| target | measured | |',
     '|---|---:|---|',
     `| small GETs ≥ 0.5x haproxy | ${times(m1)} | ${check(m1 === undefined ? undefined : m1 >= 0.5)} |`,
+    `| CPU per small GET ≤ 1.2x the minimal undici proxy's (${fix(med('M1', 'small GET', 'undici-proxy', 'cpuUsPerReq'), 1)} µs) | ${times(cpuVsUndici)} | ${check(cpuVsUndici === undefined ? undefined : cpuVsUndici <= 1.2)} |`,
     `| pulls and pushes, 4 streams, ≥ 1.0x haproxy | ${times(m2)}; ${times(m3)} | ${check(m2 === undefined || m3 === undefined ? undefined : m2 >= 1 && m3 >= 1)} |`,
     `| CPU per GiB ≤ 1.25x haproxy's (pull; push) | ${times(cpuPull)}; ${times(cpuPush)} | ${check(cpuPull === undefined || cpuPush === undefined ? undefined : cpuPull <= 1.25 && cpuPush <= 1.25)} |`,
     `| minor page faults per GiB under 2,000 (pull; push) | ${int(faults)}; ${int(faultsPush)} | ${check(faults === undefined || faultsPush === undefined ? undefined : faults < 2000 && faultsPush < 2000)} |`,
