@@ -37,6 +37,8 @@ export interface MetricsSources {
   clock: Clock;
   /** Requests waiting for a node's connections now. */
   queued?: (node: ClusterNode) => number;
+  /** Clients that joined another's blob pull, and the bytes served to them without a node read (coalesce.enabled). */
+  coalesced?: { readonly joins: number; readonly bytes: number };
 }
 
 /** From 1 ms to 5 minutes: token and ping answers take milliseconds, a large blob pull minutes. */
@@ -131,6 +133,11 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     this.#nodeFamilies();
     this.#clusterFamilies();
     this.#stickyFamilies();
+    const coalesced = src.coalesced;
+    if (coalesced !== undefined) {
+      this.#counter('harbor_lb_coalesced_requests_total', "Blob pulls served by joining another client's pull of the same digest (coalesce.enabled), each after the registry said yes to that client.", [], (emit) => emit({}, coalesced.joins));
+      this.#counter('harbor_lb_coalesced_bytes_total', 'Blob bytes served to clients that joined another pull: bytes no node was asked to read again.', [], (emit) => emit({}, coalesced.bytes));
+    }
     nodes.on('rule', this.#onRule);
     if (nodes.panic) this.#panicSince ??= clock.now();
     this.#stopRuntime = startRuntimeMetrics(this.registry);

@@ -39,6 +39,10 @@ import type { Clock } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { ResolvedDeps } from './app-deps.js';
 import { RemotePinStore } from '../workers/remote-pin-store.js';
+import { BlobFlights } from '../coalesce/blob-flights.js';
+import { Coalescer } from '../coalesce/coalescer.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
 export interface Parts {
@@ -76,6 +80,8 @@ export interface Parts {
   handler: RequestHandler;
   /** The listeners, once start() has made them. */
   servers: { proxy?: Server; admin?: Server };
+  /** Blob pulls others may join (coalesce.enabled), with their spill files. */
+  flights: BlobFlights | undefined;
 }
 
 type NodeParts = Pick<Parts, 'clock' | 'random' | 'logger' | 'routing' | 'nodes' | 'flags' | 'skew' | 'health' | 'checks' | 'outliers' | 'answers'>;
@@ -192,7 +198,7 @@ function createPinStore(config: Config, { clock, logger }: NodeParts, deps: Reso
   return new RedisPinStore(options, clock, logger);
 }
 
-type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler'>;
+type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler' | 'flights'>;
 
 /** The request path and what bounds it: client limits, fair node shares, body rates, connections, metrics. */
 function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 'store' | 'pins' | 'budget'>, deps: ResolvedDeps): ProxyParts {
@@ -213,7 +219,9 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   });
   const { outliers, health, skew, guard, store, pins } = p;
   const worker = deps.worker;
-  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node) });
+  // A folder of this process's own: request workers each have theirs, and it goes when the process closes.
+  const flights = config.coalesce.enabled ? new BlobFlights(join(config.coalesce.dir ?? tmpdir(), `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`)) : undefined;
+  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights?.counts });
   const proxyDeps: ProxyDeps = {
     nodes,
     pins,
@@ -236,8 +244,9 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     headersTimeout: config.proxy.headersTimeout,
     uploadHeadersTimeout: config.proxy.uploadHeadersTimeout,
     instanceId: randomBytes(3).toString('hex'),
+    coalescer: flights === undefined ? undefined : new Coalescer(flights, nodes),
   };
-  return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps) };
+  return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights };
 }
 
 /** The cluster's token certificates, or undefined when token.rootCert is not set; an unreadable file stops start-up. */

@@ -163,6 +163,7 @@ export class Lifecycle {
     p.history.stop();
     await Promise.all([p.trustProbe?.stop(), p.uploadProbe.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);
     await p.nodes.close();
+    p.flights?.close();
     await Promise.all([flushLogger(p.logger), p.routing.flush()]);
   }
 

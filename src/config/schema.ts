@@ -291,6 +291,13 @@ const logSchema = z.strictObject({
 /** Where Node's listen({ reusePort }) works (its documentation: Linux 3.9+, FreeBSD 12+, DragonFly, Solaris 11.4, AIX 7.2.5). */
 const REUSE_PORT_SYSTEMS: readonly string[] = ['linux', 'freebsd', 'sunos', 'aix'];
 
+const coalesceSchema = z.strictObject({
+  /** Identical blob pulls share one node read: off by default (every pull is then teed to a spill file and hashed). */
+  enabled: z.boolean().prefault(false),
+  /** Where spill files go; a folder of its own per process is made under it. Default: the system's temporary folder. */
+  dir: z.string().min(1).optional(),
+});
+
 const proxySchema = z.strictObject({
   connectTimeout: duration('5s'),
   /** Time a node has to start answering a request without a body (GET, HEAD, DELETE). */
@@ -340,6 +347,7 @@ export const configSchema = z
     limits: limitsSchema.prefault({}),
     log: logSchema.prefault({}),
     proxy: proxySchema.prefault({}),
+    coalesce: coalesceSchema.prefault({}),
     doctor: doctorSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {

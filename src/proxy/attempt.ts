@@ -68,6 +68,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
         placement.observe(node, status, h);
       },
       holdBack: plan.holdRefusals ? isTokenRejection : undefined,
+      tee: ex.tee,
     });
     return { outcome, tokenRefused };
   } finally {

@@ -19,7 +19,9 @@ export type ProxyErrorCode =
   /** A body moved slower than limits.minBodyRate while the proxy waited on the client. */
   | 'CLIENT_TOO_SLOW'
   /** The node was taken out while the attempt waited for its answer: it goes to another node. */
-  | 'NODE_TAKEN_OUT';
+  | 'NODE_TAKEN_OUT'
+  /** A coalesced blob pull's body did not match its digest: every client got a cut. */
+  | 'BLOB_DIGEST_MISMATCH';
 
 /** A failure of the proxy's own, with a stable code, the HTTP status it maps to and its cause. */
 export class ProxyError extends Error {

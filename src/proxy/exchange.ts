@@ -3,6 +3,7 @@ import type { SessionCookie, UserSource } from '../pins/pins.js';
 import type { Route } from '../registry/route.js';
 import type { RequestBody } from './request-body.js';
 import type { RoutingRecord } from './routing-record.js';
+import type { BodyTee } from '../coalesce/blob-flights.js';
 
 /** One client request on its way to the nodes: what was read from it, and its routing line. */
 export interface Exchange {
@@ -26,6 +27,8 @@ export interface Exchange {
   session: SessionCookie | undefined;
   /** The client asked for a byte range: a node's cut of that answer is the client's choice of range. */
   ranged: boolean;
+  /** A blob pull other clients may join (coalesce.enabled): set by the coalescer, passed to the forward. */
+  tee?: BodyTee;
 }
 
 /** Which answers a failure shared by every node is judged on: the /v2/ ping needs no storage, pulls do. */

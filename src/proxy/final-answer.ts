@@ -61,6 +61,10 @@ function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boole
       record.error = 'CLIENT_GONE';
       return;
     case 'cut':
+      if ((outcome.error as { code?: string } | undefined)?.code === 'BLOB_DIGEST_MISMATCH') {
+        record.error = 'BLOB_DIGEST_MISMATCH';
+        return;
+      }
       // A node that gave up on a client not reading (nginx's send_timeout): the client's doing.
       record.error = outcome.clientStalled ? 'CLIENT_TOO_SLOW: response body (the node gave up)' : `NODE_CUT_RESPONSE: ${nodeFailureLabel(outcome.error)}`;
       return;

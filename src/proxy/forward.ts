@@ -8,6 +8,7 @@ import { buildResponseHeaders, type OriginRewriter } from './headers.js';
 import type { RequestBody } from './request-body.js';
 import { requestIdOf } from './request-identity.js';
 import { StallClock } from './stall-clock.js';
+import { streamFlight, type BodyTee } from '../coalesce/blob-flights.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
 export type ForwardPhase =
@@ -87,6 +88,11 @@ export interface ForwardRequest {
    * client) so the caller can send the request elsewhere. The token rules supply it.
    */
   holdBack?: (status: number, headers: readonly string[]) => boolean;
+  /**
+   * A blob pull others may join (coalesce.enabled): its body is teed as it passes, and its last
+   * byte goes to the client only once the whole body matched its digest.
+   */
+  tee?: BodyTee;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE' as const;
@@ -114,6 +120,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #headAt: number | undefined;
   #resume: (() => void) | undefined;
   #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number } | undefined;
+  /** The flight this pull leads, once its 200 began one; and the body's last byte, held until the digest matched. */
+  #tee: BodyTee | undefined;
+  #lastByte: Buffer | undefined;
+  /**
+   * The leading client fell behind (its response would not take more): it reads the rest from the
+   * spill file like a joined client, while the node's body goes on into the file at the node's pace.
+   */
+  #fromFile: Promise<'ok' | 'failed' | 'gone'> | undefined;
+  /** The leading client left while others read its flight: the node's body goes on into the file for them. */
+  #orphaned = false;
   /** Pauses of the node's response while the client had not read what it was sent. */
   readonly #readerStalls = new StallClock();
 
@@ -158,6 +174,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   readonly #onClientClose = (): void => {
     if (this.fr.res.writableFinished) return;
     this.#clientGone = true;
+    const flight = this.#tee?.flight();
+    if (flight !== undefined && flight.state === 'open' && flight.readers - (this.#fromFile === undefined ? 0 : 1) > 0) {
+      // Clients joined this pull: their bytes keep coming from the node; this client's leaving ends nothing else.
+      this.#orphaned = true;
+      return;
+    }
     this.#abort?.(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
   };
 
@@ -210,6 +232,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       }
       hold.unheld(cannot.reason, cannot.detail);
     }
+    if (this.fr.tee?.head(statusCode, headers) === true) this.#tee = this.fr.tee;
     this.#writeHead(statusCode, statusText, headers);
     return true;
   }
@@ -249,14 +272,44 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         this.fr.res.write(c);
       }
     }
+    if (this.#orphaned) {
+      this.#tee!.data(chunk);
+      written?.();
+      return true;
+    }
     // A write to a destroyed response never drains: that is the client leaving, not a pause.
     if (this.fr.res.destroyed) return this.#clientLeft();
+    if (this.#tee !== undefined) {
+      this.#tee.data(chunk);
+      if (this.#fromFile !== undefined) {
+        // In the file already (a synchronous write): the read buffer is free, the node goes on.
+        written?.();
+        return true;
+      }
+      // The last byte of the body (when this chunk ends it) waits for the digest check in onComplete.
+      if (this.#tee.last(chunk.length)) {
+        this.#lastByte = Buffer.from(chunk.subarray(chunk.length - 1));
+        chunk = chunk.subarray(0, chunk.length - 1);
+        if (chunk.length === 0) {
+          written?.();
+          return true;
+        }
+      }
+    }
     this.#bytesOut += chunk.length;
     // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).
     this.#inData = true;
     const flowing = written === undefined ? this.fr.res.write(chunk) : this.fr.res.write(chunk, (err) => err === undefined || err === null ? written() : undefined);
     this.#inData = false;
     if (flowing) return true;
+    const flight = this.#tee?.flight();
+    if (flight !== undefined && flight.state === 'open') {
+      // Others may be waiting on this read: the node is not paused for this client, which reads the rest from the file.
+      this.fr.res.off('drain', this.#onDrain);
+      flight.attach();
+      this.#fromFile = streamFlight(flight, this.fr.res, this.#bytesOut, (n) => (this.#bytesOut += n)).finally(() => flight.detach());
+      return true;
+    }
     this.#readerStalls.begin();
     return false;
   }
@@ -268,14 +321,38 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
+    if (this.#orphaned) {
+      this.#tee!.end();
+      return this.#finish('client-gone');
+    }
     const held = this.#held;
     if (held) return this.#finish('buffered', undefined, held.headers, Buffer.concat(held.chunks, held.size));
-    this.fr.res.end();
+    if (this.#tee !== undefined && !this.#tee.end()) {
+      // The node's blob is not the one its digest names: the client sees a cut, never a wrong blob.
+      this.fr.res.destroy();
+      return this.#finish('cut', new ProxyError('BLOB_DIGEST_MISMATCH', 502, 'the blob the node sent does not match its digest'));
+    }
+    if (this.#fromFile !== undefined) {
+      // The node is done; the client gets the rest from the file at its pace, then the attempt ends.
+      void this.#fromFile.then((r) => (r === 'ok' ? this.#finish('complete') : this.#finish('client-gone')));
+      return;
+    }
+    if (this.#lastByte !== undefined) {
+      this.#bytesOut += 1;
+      this.fr.res.end(this.#lastByte);
+    } else this.fr.res.end();
     this.#finish('complete');
   }
 
   onError(err: Error): void {
     if (this.#done) return;
+    this.#tee?.fail();
+    if (this.#orphaned) return this.#finish('client-gone', err);
+    if (this.#fromFile !== undefined && !this.#clientGone) {
+      // The node's answer was cut: the file reader cuts the client when it reaches the end of what came.
+      void this.#fromFile.then(() => this.#finish('cut', err));
+      return;
+    }
     const { res, body } = this.fr;
     if (this.#clientGone || body?.clientFailed || (err as ProxyError).code === CLIENT_GONE) {
       // An answer the proxy already wrote (408 for a too slow body) is left to flush.

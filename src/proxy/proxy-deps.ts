@@ -12,6 +12,7 @@ import type { OriginRewriter } from './headers.js';
 import type { NodeAdmission } from './node-admission.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { TrustedPeers } from './trusted-peers.js';
+import type { Coalescer } from '../coalesce/coalescer.js';
 
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
@@ -50,4 +51,6 @@ export interface ProxyDeps {
   minBodyRate: number;
   /** Connection-level rejections (for the parser error behind a request that ended badly). */
   connections: ConnectionGuard;
+  /** Identical blob pulls share one node read (coalesce.enabled). */
+  coalescer?: Coalescer;
 }

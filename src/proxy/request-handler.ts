@@ -106,7 +106,9 @@ class FrontDoor implements RequestHandler {
     if (body !== 'none') ex.body = new RequestBody(req);
     unwatch = this.#watchRate(ex, (c) => (cut = c));
     const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
-    void ready.then(() => runExchange(this.#deps, ex)).then(end, (err: unknown) => {
+    const coalescer = this.#deps.coalescer;
+    const run = () => runExchange(this.#deps, ex);
+    void ready.then(() => (coalescer === undefined ? run() : coalescer.serve(ex, run))).then(end, (err: unknown) => {
       this.#failed(ex, err);
       end();
     });

@@ -18,6 +18,7 @@ export const ROUTING_ERROR_CODES = [
   'NO_NODE_AVAILABLE',
   // A node's, besides its connection failures.
   'NODE_CUT_RESPONSE',
+  'BLOB_DIGEST_MISMATCH',
   'NODE_ANSWERED_502',
   'NODE_ANSWERED_503',
   'NODE_ANSWERED_504',

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { describe, it } from 'node:test';
+import { startApp, type StartedApp } from '../support/app.js';
+import { send } from '../support/http-client.js';
+import { parseExposition, samplesOf } from '../support/prometheus-text.js';
+import { startServer } from '../support/servers.js';
+
+const BLOB = randomBytes(3 * 1024 * 1024 + 17);
+const DIGEST = `sha256:${createHash('sha256').update(BLOB).digest('hex')}`;
+const PATH = `/v2/lib/app/blobs/${DIGEST}`;
+
+/**
+ * A registry node for one blob: the registry's own answers by Authorization (Bearer good: 200;
+ * Bearer other: 404, another repository's token; none: 401). A GET sends half the blob, then
+ * waits for the test's release(); `wrong` sends other bytes of the same length.
+ */
+async function blobNode(t: { after: (fn: () => unknown) => void }, opts: { wrong?: boolean } = {}) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const counts = { get: 0, head: 0, headWaiters: [] as Array<{ n: number; resolve: () => void }> };
+  const body = opts.wrong ? Buffer.from(BLOB).fill(7, 100, 200) : BLOB;
+  const server = await startServer((req, res) => {
+    req.resume();
+    if (req.url !== PATH) return void res.writeHead(404).end();
+    const auth = req.headers.authorization;
+    if (auth !== 'Bearer good') {
+      const status = auth === 'Bearer other' ? 404 : 401;
+      const text = JSON.stringify({ errors: [{ code: status === 404 ? 'BLOB_UNKNOWN' : 'UNAUTHORIZED', message: 'no' }] });
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(status === 401 ? { 'www-authenticate': 'Bearer realm="http://x/service/token"' } : {}) });
+      return void res.end(req.method === 'HEAD' ? undefined : text);
+    }
+    const head = { 'content-type': 'application/octet-stream', 'content-length': BLOB.length, 'docker-content-digest': DIGEST };
+    if (req.method === 'HEAD') {
+      counts.head++;
+      for (const w of counts.headWaiters) if (counts.head >= w.n) w.resolve();
+      res.writeHead(200, head);
+      return void res.end();
+    }
+    counts.get++;
+    res.writeHead(200, head);
+    res.write(body.subarray(0, BLOB.length >> 1));
+    void released.then(() => res.end(body.subarray(BLOB.length >> 1)));
+  });
+  t.after(() => server.close());
+  const heads = (n: number) => new Promise<void>((resolve) => (counts.head >= n ? resolve() : counts.headWaiters.push({ n, resolve })));
+  return { url: server.url, counts, release, heads };
+}
+
+interface Pulled {
+  status: number;
+  bytes: number;
+  sha: string;
+  aborted: boolean;
+}
+
+/** A GET of the blob on its own connection; resolves once the body ended or was cut. `paused` reads nothing until resume(). */
+function pull(lb: StartedApp, auth: string | undefined, opts: { onHead?: () => void; paused?: Promise<void> } = {}): Promise<Pulled> {
+  return new Promise((resolve) => {
+    const req = http.get(`${lb.url}${PATH}`, { agent: false, headers: auth ? { authorization: auth } : {} }, (res) => {
+      opts.onHead?.();
+      const hash = createHash('sha256');
+      let bytes = 0;
+      let aborted = false;
+      res.on('aborted', () => (aborted = true));
+      res.on('error', () => (aborted = true));
+      const consume = () =>
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          hash.update(c);
+        });
+      if (opts.paused) void opts.paused.then(consume);
+      else consume();
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, bytes, sha: `sha256:${hash.digest('hex')}`, aborted: aborted || !res.complete }));
+    });
+    req.on('error', () => resolve({ status: 0, bytes: 0, sha: '', aborted: true }));
+  });
+}
+
+const withCoalescing = (urls: string[], extra: Parameters<typeof startApp>[1] = {}) => startApp(urls, { coalesce: { enabled: true }, ...extra });
+
+describe('coalescing identical blob pulls (coalesce.enabled)', () => {
+  it('five clients pulling one digest while the first is under way: one node read, each asked of the registry, everyone gets the whole blob', async (t) => {
+    const node = await blobNode(t);
+    const lb = await withCoalescing([node.url]);
+    t.after(() => lb.close());
+    let leaderHead!: () => void;
+    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
+    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
+    await leaderStarted;
+    const joiners = Array.from({ length: 4 }, () => pull(lb, 'Bearer good'));
+    await node.heads(4);
+    node.release();
+    const all = await Promise.all([leader, ...joiners]);
+    for (const p of all) assert.deepEqual(p, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
+    assert.equal(node.counts.get, 1, 'one read from the node');
+    assert.equal(node.counts.head, 4, "each joining client's own HEAD");
+    const lines = await lb.logs.waitForRequests(5);
+    assert.deepEqual(lines.map((l) => l.reason).sort(), ['balanced', 'coalesced', 'coalesced', 'coalesced', 'coalesced']);
+    for (const l of lines) assert.equal(l.node, 'n1');
+    const families = await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString());
+    assert.equal(samplesOf(families, 'harbor_lb_coalesced_requests_total')[0]!.value, 4);
+    assert.equal(samplesOf(families, 'harbor_lb_coalesced_bytes_total')[0]!.value, 4 * BLOB.length);
+  });
+
+  it("a client the registry refuses while a pull is under way gets the registry's own 401 or 404 and no byte of the blob", async (t) => {
+    const node = await blobNode(t);
+    const lb = await withCoalescing([node.url]);
+    t.after(() => lb.close());
+    let leaderHead!: () => void;
+    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
+    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
+    await leaderStarted;
+    const anonymous = await send(`${lb.url}${PATH}`);
+    const otherRepo = await send(`${lb.url}${PATH}`, { headers: { authorization: 'Bearer other' } });
+    node.release();
+    assert.equal((await leader).sha, DIGEST);
+    assert.equal(anonymous.status, 401);
+    assert.match(String(anonymous.headers['www-authenticate']), /^Bearer realm=/);
+    assert.equal(otherRepo.status, 404);
+    for (const r of [anonymous, otherRepo]) assert.ok(!r.body.includes(BLOB.subarray(0, 64)), 'no blob bytes');
+    const lines = await lb.logs.waitForRequests(3);
+    assert.equal(lines.filter((l) => l.reason === 'coalesced').length, 0);
+  });
+
+  it('a body that does not match its digest: every client sees a cut transfer, none gets the whole wrong blob', async (t) => {
+    const node = await blobNode(t, { wrong: true });
+    const lb = await withCoalescing([node.url]);
+    t.after(() => lb.close());
+    let leaderHead!: () => void;
+    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
+    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
+    await leaderStarted;
+    const joiners = Array.from({ length: 2 }, () => pull(lb, 'Bearer good'));
+    await node.heads(2);
+    node.release();
+    for (const p of await Promise.all([leader, ...joiners])) {
+      assert.equal(p.aborted, true);
+      assert.ok(p.bytes < BLOB.length, `${p.bytes} of ${BLOB.length} bytes`);
+    }
+    const lines = await lb.logs.waitForRequests(3);
+    assert.deepEqual(lines.map((l) => l.error).sort(), ['BLOB_DIGEST_MISMATCH', 'NODE_CUT_RESPONSE: coalesced pull', 'NODE_CUT_RESPONSE: coalesced pull']);
+  });
+
+  it('a joined client that reads nothing holds nobody: the others finish, it finishes when it reads', async (t) => {
+    const node = await blobNode(t);
+    const lb = await withCoalescing([node.url]);
+    t.after(() => lb.close());
+    let leaderHead!: () => void;
+    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
+    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
+    await leaderStarted;
+    let resume!: () => void;
+    const slow = pull(lb, 'Bearer good', { paused: new Promise<void>((r) => (resume = r)) });
+    const fast = pull(lb, 'Bearer good');
+    await node.heads(2);
+    node.release();
+    assert.equal((await leader).sha, DIGEST);
+    assert.equal((await fast).sha, DIGEST);
+    resume();
+    assert.deepEqual(await slow, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
+    assert.equal(node.counts.get, 1);
+  });
+
+  it('a leading client that reads nothing holds nobody: the node is read on for the others, the leader gets the rest from the spill file', async (t) => {
+    const node = await blobNode(t);
+    const lb = await withCoalescing([node.url]);
+    t.after(() => lb.close());
+    let resume!: () => void;
+    let leaderHead!: () => void;
+    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
+    const leader = pull(lb, 'Bearer good', { onHead: leaderHead, paused: new Promise<void>((r) => (resume = r)) });
+    await leaderStarted;
+    const joiners = Array.from({ length: 2 }, () => pull(lb, 'Bearer good'));
+    await node.heads(2);
+    node.release();
+    for (const p of await Promise.all(joiners)) assert.equal(p.sha, DIGEST);
+    resume();
+    assert.deepEqual(await leader, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
+    assert.equal(node.counts.get, 1);
+  });
+
+  it('the leading client leaving cuts only itself: the clients that joined get the whole blob', async (t) => {
+    const node = await blobNode(t);
+    const lb = await withCoalescing([node.url]);
+    t.after(() => lb.close());
+    let leaderReq!: http.ClientRequest;
+    const leaderStarted = new Promise<void>((resolve) => {
+      leaderReq = http.get(`${lb.url}${PATH}`, { agent: false, headers: { authorization: 'Bearer good' } }, (res) => {
+        res.on('error', () => {});
+        resolve();
+      });
+      leaderReq.on('error', () => {});
+    });
+    await leaderStarted;
+    const joiners = Array.from({ length: 2 }, () => pull(lb, 'Bearer good'));
+    await node.heads(2);
+    leaderReq.destroy();
+    node.release();
+    for (const p of await Promise.all(joiners)) assert.deepEqual(p, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
+    assert.equal(node.counts.get, 1);
+    const leaderLine = (await lb.logs.waitForRequests(3)).find((l) => l.reason !== 'coalesced')!;
+    assert.equal(leaderLine.error, 'CLIENT_GONE');
+  });
+
+  it('off by default: the same pulls each read from the node', async (t) => {
+    const node = await blobNode(t);
+    const lb = await startApp([node.url]);
+    t.after(() => lb.close());
+    const pulls = Array.from({ length: 3 }, () => pull(lb, 'Bearer good'));
+    while (node.counts.get < 3) await new Promise((r) => setImmediate(r));
+    node.release();
+    for (const p of await Promise.all(pulls)) assert.equal(p.sha, DIGEST);
+    assert.equal(node.counts.get, 3);
+    assert.equal(node.counts.head, 0);
+  });
+});
