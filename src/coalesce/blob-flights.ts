@@ -21,6 +21,8 @@ export interface BodyTee {
   fail(): void;
   /** The flight this pull leads, once head() began one. */
   flight(): Flight | undefined;
+  /** The pull's exchange is over (whatever it got): clients waiting for its answer stop waiting. */
+  done(): void;
 }
 
 /** The headers a joining client gets: those the leading client got that describe the blob. */
@@ -136,6 +138,8 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> {
 /** The blob flights of one process, by digest, with their spill files in `dir`. */
 export class BlobFlights {
   readonly #flights = new Map<string, Flight>();
+  /** Pulls sent to a node and not answered yet, by digest: what arrives meanwhile waits for their answer. */
+  readonly #pending = new Map<string, { settled: Promise<void>; settle: () => void }>();
   #seq = 0;
   /** Clients that joined a flight, and the bytes they were served from it (no node read), since start. */
   readonly counts = { joins: 0, bytes: 0 };
@@ -150,11 +154,39 @@ export class BlobFlights {
     return f?.state === 'open' ? f : undefined;
   }
 
+  /**
+   * The flight of this digest, waiting up to `ms` for a pull sent before and not answered yet
+   * (clients of a rollout arrive together, before the first answer): undefined when none comes.
+   */
+  async awaitFlight(digest: string, ms: number): Promise<Flight | undefined> {
+    const pending = this.#pending.get(digest);
+    if (pending !== undefined && this.current(digest) === undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pending.settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+      clearTimeout(timer);
+    }
+    return this.current(digest);
+  }
+
   /** A tee for a client's pull of `digest`: it becomes the flight others join, if none is under way when its 200 arrives. */
   tee(digest: string): BodyTee {
     let flight: Flight | undefined;
+    let settle: (() => void) | undefined;
+    if (!this.#pending.has(digest) && !this.#flights.has(digest)) {
+      let resolve!: () => void;
+      const settled = new Promise<void>((r) => (resolve = r));
+      const entry = { settled, settle: resolve };
+      this.#pending.set(digest, entry);
+      settle = () => {
+        if (this.#pending.get(digest) === entry) this.#pending.delete(digest);
+        resolve();
+      };
+    }
     return {
+      done: () => settle?.(),
       head: (status, headers) => {
+        // Whatever this answer is, clients waiting for it go on (to join, or their own way).
+        queueMicrotask(() => settle?.());
         if (status !== 200 || this.#flights.has(digest)) return false;
         const kept: string[] = [];
         let size: number | undefined;

@@ -7,6 +7,8 @@ import { streamFlight, type BlobFlights, type Flight } from './blob-flights.js';
 /** The HEAD that asks the registry whether this client may read the blob. */
 const AUTHORIZE_TIMEOUT_MS = 10_000;
 const DIGEST = /\/blobs\/(sha256:[a-f0-9]{64})$/;
+/** How long a pull waits for the answer to an identical pull sent just before it, to join it. */
+const PENDING_WAIT_MS = 2_000;
 
 /**
  * Identical blob pulls share one read from a node (coalesce.enabled). The first client's pull is
@@ -28,7 +30,8 @@ export class Coalescer {
   async serve(ex: Exchange, run: () => Promise<void>): Promise<void> {
     const digest = this.#digestOf(ex);
     if (digest === undefined) return run();
-    const flight = this.flights.current(digest);
+    // A pull of this digest sent before and not answered yet is waited for (a rollout's clients arrive together).
+    const flight = this.flights.current(digest) ?? (await this.flights.awaitFlight(digest, PENDING_WAIT_MS));
     if (flight !== undefined) {
       // Held while the registry is asked, so the flight's file cannot go meanwhile.
       flight.attach();
@@ -37,8 +40,13 @@ export class Coalescer {
       if (joins) return this.#join(ex, flight, node);
       flight.detach();
     }
-    ex.tee = this.flights.tee(digest);
-    return run();
+    const tee = this.flights.tee(digest);
+    ex.tee = tee;
+    try {
+      await run();
+    } finally {
+      tee.done();
+    }
   }
 
   #digestOf(ex: Exchange): string | undefined {

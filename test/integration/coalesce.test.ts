@@ -16,9 +16,11 @@ const PATH = `/v2/lib/app/blobs/${DIGEST}`;
  * Bearer other: 404, another repository's token; none: 401). A GET sends half the blob, then
  * waits for the test's release(); `wrong` sends other bytes of the same length.
  */
-async function blobNode(t: { after: (fn: () => unknown) => void }, opts: { wrong?: boolean } = {}) {
+async function blobNode(t: { after: (fn: () => unknown) => void }, opts: { wrong?: boolean; holdHead?: boolean } = {}) {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let answer!: () => void;
+  const answered = opts.holdHead ? new Promise<void>((resolve) => (answer = resolve)) : Promise.resolve();
   const counts = { get: 0, head: 0, headWaiters: [] as Array<{ n: number; resolve: () => void }> };
   const body = opts.wrong ? Buffer.from(BLOB).fill(7, 100, 200) : BLOB;
   const server = await startServer((req, res) => {
@@ -39,13 +41,15 @@ async function blobNode(t: { after: (fn: () => unknown) => void }, opts: { wrong
       return void res.end();
     }
     counts.get++;
-    res.writeHead(200, head);
-    res.write(body.subarray(0, BLOB.length >> 1));
-    void released.then(() => res.end(body.subarray(BLOB.length >> 1)));
+    void answered.then(() => {
+      res.writeHead(200, head);
+      res.write(body.subarray(0, BLOB.length >> 1));
+      void released.then(() => res.end(body.subarray(BLOB.length >> 1)));
+    });
   });
   t.after(() => server.close());
   const heads = (n: number) => new Promise<void>((resolve) => (counts.head >= n ? resolve() : counts.headWaiters.push({ n, resolve })));
-  return { url: server.url, counts, release, heads };
+  return { url: server.url, counts, release, heads, answer: () => answer() };
 }
 
 interface Pulled {
@@ -202,6 +206,23 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
     assert.equal(node.counts.get, 1);
     const leaderLine = (await lb.logs.waitForRequests(3)).find((l) => l.reason !== 'coalesced')!;
     assert.equal(leaderLine.error, 'CLIENT_GONE');
+  });
+
+  it('clients arriving before the node answered the first one wait for that answer and join: one node read for a herd', async (t) => {
+    const node = await blobNode(t, { holdHead: true });
+    const lb = await withCoalescing([node.url]);
+    t.after(() => lb.close());
+    const leader = pull(lb, 'Bearer good');
+    while (node.counts.get === 0) await new Promise((r) => setImmediate(r));
+    const herd = Array.from({ length: 6 }, () => pull(lb, 'Bearer good'));
+    // All seven are in harbor-lb before the node has answered anything.
+    const inflight = async () => (JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as { workers: Array<{ inflight: number }> }).workers[0]!.inflight;
+    while ((await inflight()) < 7) await new Promise((r) => setImmediate(r));
+    node.answer();
+    await node.heads(6);
+    node.release();
+    for (const p of await Promise.all([leader, ...herd])) assert.deepEqual(p, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
+    assert.equal(node.counts.get, 1, 'one read from the node for the whole herd');
   });
 
   it('off by default: the same pulls each read from the node', async (t) => {
