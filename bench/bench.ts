@@ -20,6 +20,7 @@ import { machineFacts, renderReport, writeDoc, type Contender } from './lib/repo
 import type { Metric, Sample } from './lib/stats.js';
 import { makeToken } from './lib/token.js';
 import { runScale } from './scale.js';
+import { runCoalesce } from './coalesce.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MiB = 1024 * 1024;
@@ -40,13 +41,15 @@ interface Settings {
   doc: boolean;
   /** --scale: the cores table (bench/scale.ts) instead of the contenders' rounds. */
   scale: boolean;
+  /** --coalesce: a hundred clients on one layer (bench/coalesce.ts) instead of the contenders' rounds. */
+  coalesce: boolean;
 }
 
 function parseArgs(argv: string[]): Settings {
   const quick = argv.includes('--quick');
   const s: Settings = quick
-    ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false, scale: false }
-    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true, scale: false };
+    ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false, scale: false, coalesce: false }
+    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true, scale: false, coalesce: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') continue;
@@ -55,12 +58,14 @@ function parseArgs(argv: string[]): Settings {
     else if (a === '--no-doc') s.doc = false;
     else if (a === '--doc') s.doc = true;
     else if (a === '--scale') s.scale = true;
+    else if (a === '--coalesce') s.coalesce = true;
     else if (a === '--help' || a === '-h') {
       process.stdout.write('usage: npm run bench [-- --quick] [--rounds N] [--keep] [--no-doc|--doc]\n' +
         '  --quick    one short round (about a minute): a smoke run; docs/benchmarks.md is left alone unless --doc\n' +
         '  --rounds N rounds of interleaved contenders (default 3)\n  --keep     keep the work folder (configs, logs) under /tmp\n' +
         '  --scale    harbor-lb with 1, 2, 4, 8... workers next to haproxy with as many threads, pinned (taskset), for a machine with 2k cores;\n' +
-        '             written to bench/results and, with --doc, to docs/benchmarks.md\n');
+        '             written to bench/results and, with --doc, to docs/benchmarks.md\n' +
+        '  --coalesce 100 clients pull one layer at once from throttled nodes, through haproxy and harbor-lb with coalesce.enabled\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (try --help)`);
   }
@@ -154,6 +159,13 @@ async function main(): Promise<number> {
     }
     for (const p of backends) await waitFor(`backend on port ${p}`, () => portOpen(p));
 
+    if (settings.coalesce) {
+      const report = await runCoalesce({ procs, work, cli, root: ROOT, blobFile, blobHex, blobSize: BLOB_SIZE, tokenJson: token.tokenJson, rootCert: token.rootCert, clients: settings.quick ? 20 : 100, nodeRate: 40 * MiB, log });
+      writeFileSync(join(resultsDir, `${runId}-coalesce.md`), report);
+      if (settings.doc) writeDoc(join(ROOT, 'docs/benchmarks.md'), report, 'bench-coalesce');
+      process.stdout.write(`\n${report}\n`);
+      return 0;
+    }
     if (settings.scale) {
       const report = await runScale({ root: ROOT, procs, work, cli, backends, rootCert: token.rootCert, blobHex, blobSize: BLOB_SIZE, seconds: settings.quick ? 3 : settings.m1Seconds, log });
       writeFileSync(join(resultsDir, `${runId}-scale.md`), report);

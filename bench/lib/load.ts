@@ -63,10 +63,10 @@ async function curlStreams(streams: number, argsFor: (stream: number) => string[
 }
 
 /** GET `url` perStream times on each of `streams` connections; every answer must be 200 with `size` bytes. */
-export async function pull(url: string, size: number, streams: number, perStream: number, timeoutS: number, cpus?: string): Promise<BlobResult> {
+export async function pull(url: string, size: number, streams: number, perStream: number, timeoutS: number, cpus?: string, headers: string[] = []): Promise<BlobResult> {
   const r = await curlStreams(
     streams,
-    () => Array.from({ length: perStream }, () => ['-o', '/dev/null', '-w', '%{http_code} %{size_download}\\n', url]).flat(),
+    () => [...headers.flatMap((h) => ['-H', h]), ...Array.from({ length: perStream }, () => ['-o', '/dev/null', '-w', '%{http_code} %{size_download}\\n', url]).flat()],
     (l) => (l === `200 ${size}` ? undefined : `got "${l}", expected "200 ${size}"`),
     perStream,
     timeoutS,

@@ -340,7 +340,8 @@ export function writeDoc(path: string, report: string, marker = 'bench'): void {
       writeFileSync(path, text.slice(0, a) + block + text.slice(b + END.length));
       return;
     }
-    writeFileSync(path, `${text.trimEnd()}\n\n## ${marker === 'bench' ? 'Latest run' : 'Scaling with cores: latest run'}\n\n${block}\n`);
+    const heading = marker === 'bench' ? 'Latest run' : marker === 'bench-scale' ? 'Scaling with cores: latest run' : 'Coalescing: latest run';
+    writeFileSync(path, `${text.trimEnd()}\n\n## ${heading}\n\n${block}\n`);
     return;
   }
   writeFileSync(path, `# Benchmarks\n\nRun with \`npm run bench\` (see bench/bench.ts).\n\n## Latest run\n\n${block}\n`);

@@ -4,8 +4,8 @@ import { closeSync, mkdirSync, openSync, readSync, rmSync, unlinkSync, writeSync
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
-/** A client's read from a spill file: 256 KiB at a time. */
-const READ_CHUNK = 256 * 1024;
+/** A client's read from a spill file: 64 KiB at a time, into one buffer of its own. */
+const READ_CHUNK = 64 * 1024;
 
 /** What a blob pull tells the flight it leads (forward.ts calls these; see ForwardRequest.tee). */
 export interface BodyTee {
@@ -49,7 +49,8 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> {
     /** Name/value pairs for a joining client's response head. */
     readonly headers: string[],
     private readonly file: string,
-    private readonly onDone: (f: Flight) => void,
+    /** The flight failed, or its file is gone: no client may join it any more. */
+    private readonly onOver: (f: Flight) => void,
   ) {
     super();
     this.setMaxListeners(0);
@@ -96,8 +97,13 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> {
     this.#settle();
   }
 
+  /** Whether a client may still join: under way, or complete and verified while its file is still there. */
+  get joinable(): boolean {
+    return !this.#closed && this.#state !== 'failed';
+  }
+
   #settle(): void {
-    this.onDone(this);
+    if (this.#state === 'failed') this.onOver(this);
     this.emit('end');
     this.#maybeClose();
   }
@@ -126,6 +132,7 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> {
   #maybeClose(): void {
     if (this.#closed || this.#state === 'open' || this.#readers > 0) return;
     this.#closed = true;
+    this.onOver(this);
     closeSync(this.#fd);
     try {
       unlinkSync(this.file);
@@ -148,10 +155,14 @@ export class BlobFlights {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
-  /** The flight of this digest under way, if any (a joining client still has to be authorized). */
+  /**
+   * The flight of this digest a client may join, if any (it still has to be authorized): one under
+   * way, or one complete and verified whose clients are still reading (a late client of the same
+   * rollout reads the same verified copy).
+   */
   current(digest: string): Flight | undefined {
     const f = this.#flights.get(digest);
-    return f?.state === 'open' ? f : undefined;
+    return f?.joinable === true ? f : undefined;
   }
 
   /**
@@ -233,14 +244,16 @@ export class BlobFlights {
  */
 export async function streamFlight(flight: Flight, res: ServerResponse, from: number, onBytes: (n: number) => void): Promise<'ok' | 'failed' | 'gone'> {
   let position = from;
+  // One buffer per client, read into again once its last write is flushed: a hundred clients of
+  // one layer hold a hundred buffers, whatever their pace, and churn no memory.
+  const buf = Buffer.allocUnsafe(READ_CHUNK);
   for (;;) {
     if (res.destroyed) return 'gone';
-    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(READ_CHUNK, flight.size - position)));
     const n = flight.read(buf, position);
     if (n > 0) {
       position += n;
       onBytes(n);
-      if (!res.write(buf.subarray(0, n))) await until(res, 'drain');
+      await new Promise<void>((resolve) => res.write(buf.subarray(0, n), () => resolve()));
       continue;
     }
     if (flight.state === 'ok' && position >= flight.size) {
@@ -252,23 +265,21 @@ export async function streamFlight(flight: Flight, res: ServerResponse, from: nu
       res.destroy();
       return 'failed';
     }
-    await until(res, undefined, flight);
+    await until(res, flight);
   }
 }
 
-/** Until the response drains (or, with a flight, the flight moves), or the client leaves. */
-function until(res: ServerResponse, event: 'drain' | undefined, flight?: Flight): Promise<void> {
+/** Until the flight moves on, or the client leaves. */
+function until(res: ServerResponse, flight: Flight): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
-      if (event) res.off(event, done);
       res.off('close', done);
-      flight?.off('progress', done);
-      flight?.off('end', done);
+      flight.off('progress', done);
+      flight.off('end', done);
       resolve();
     };
-    if (event) res.on(event, done);
     res.on('close', done);
-    flight?.on('progress', done);
-    flight?.on('end', done);
+    flight.on('progress', done);
+    flight.on('end', done);
   });
 }
