@@ -220,7 +220,9 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   const { outliers, health, skew, guard, store, pins } = p;
   const worker = deps.worker;
   // A folder of this process's own: request workers each have theirs, and it goes when the process closes.
-  const flights = config.coalesce.enabled ? new BlobFlights(join(config.coalesce.dir ?? tmpdir(), `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`)) : undefined;
+  const flights = config.coalesce.enabled
+    ? new BlobFlights(join(config.coalesce.dir ?? tmpdir(), `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`), deps.worker?.link.flights)
+    : undefined;
   const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights?.counts });
   const proxyDeps: ProxyDeps = {
     nodes,

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
@@ -25,6 +25,36 @@ export interface BodyTee {
   done(): void;
 }
 
+/** What a client reading a flight needs of it: a flight of this process, or one another request worker leads. */
+export interface FlightReader {
+  readonly size: number;
+  readonly headers: string[];
+  readonly state: 'open' | 'ok' | 'failed';
+  read(buf: Buffer, position: number): number;
+  detach(): void;
+  on(event: 'progress' | 'end', fn: () => void): unknown;
+  off(event: 'progress' | 'end', fn: () => void): unknown;
+}
+
+/** A flight as request workers tell each other of it (through the control plane): where its file is. */
+export interface SharedFlight {
+  digest: string;
+  file: string;
+  headers: string[];
+  size: number;
+  state: 'open' | 'ok' | 'failed';
+}
+
+/** How a request worker's flights are known to the others (workers/): one read per digest per host. */
+export interface FlightBus {
+  /** 'lead': no other worker reads this digest or is about to; 'elsewhere': one does (its flight is said with started()). */
+  claim(digest: string): Promise<'lead' | 'elsewhere'>;
+  started(flight: SharedFlight): void;
+  settled(digest: string, ok: boolean): void;
+  /** The claim is over: the flight's file is gone, or no flight came of it. */
+  closed(digest: string): void;
+}
+
 /** The headers a joining client gets: those the leading client got that describe the blob. */
 const KEPT = new Set(['content-length', 'content-type', 'docker-content-digest', 'etag', 'accept-ranges', 'cache-control', 'last-modified']);
 
@@ -35,7 +65,7 @@ const KEPT = new Set(['content-length', 'content-type', 'docker-content-digest',
  * last byte becomes readable only once the whole body matched its digest, so a joined client
  * never receives a wrong blob in full.
  */
-export class Flight extends EventEmitter<{ progress: []; end: [] }> {
+export class Flight extends EventEmitter<{ progress: []; end: [] }> implements FlightReader {
   readonly #fd: number;
   readonly #hash: Hash;
   #written = 0;
@@ -49,7 +79,7 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> {
     /** Name/value pairs for a joining client's response head. */
     readonly headers: string[],
     private readonly file: string,
-    /** The flight failed, or its file is gone: no client may join it any more. */
+    /** The flight settled (verified or failed), or its file is gone (see joinable). */
     private readonly onOver: (f: Flight) => void,
   ) {
     super();
@@ -103,7 +133,7 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> {
   }
 
   #settle(): void {
-    if (this.#state === 'failed') this.onOver(this);
+    this.onOver(this);
     this.emit('end');
     this.#maybeClose();
   }
@@ -151,8 +181,86 @@ export class BlobFlights {
   /** Clients that joined a flight, and the bytes they were served from it (no node read), since start. */
   readonly counts = { joins: 0, bytes: 0 };
 
-  constructor(private readonly dir: string) {
+  /** Flights other request workers lead (bus), by digest, and the clients waiting to hear of one. */
+  readonly #remote = new Map<string, SharedFlight>();
+  readonly #remoteWaiters = new Map<string, Set<() => void>>();
+  readonly #remoteReaders = new Map<string, Set<RemoteFlight>>();
+  /** Digests this worker holds the claim of (it leads, or is about to). */
+  readonly #claims = new Set<string>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly bus?: FlightBus,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Whether flights are shared with other request workers. */
+  get shared(): boolean {
+    return this.bus !== undefined;
+  }
+
+  /** Whether a pull of this digest sent from this process is waiting for its answer. */
+  pendingHere(digest: string): boolean {
+    return this.#pending.has(digest);
+  }
+
+  /** Asks whether this worker may lead a pull of the digest (held until the flight's file is gone). */
+  async claim(digest: string): Promise<'lead' | 'elsewhere'> {
+    if (this.bus === undefined || this.#claims.has(digest)) return 'lead';
+    const answer = await this.bus.claim(digest);
+    if (answer === 'lead') this.#claims.add(digest);
+    return answer;
+  }
+
+  /** A flight another worker leads that a client here may read, waiting up to `ms` to hear of one. */
+  async awaitRemote(digest: string, ms: number): Promise<RemoteFlight | undefined> {
+    if (!this.#remote.has(digest)) {
+      let timer: NodeJS.Timeout | undefined;
+      let wake!: () => void;
+      const heard = new Promise<void>((resolve) => (wake = resolve));
+      const waiters = this.#remoteWaiters.get(digest) ?? new Set();
+      waiters.add(wake);
+      this.#remoteWaiters.set(digest, waiters);
+      await Promise.race([heard, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+      clearTimeout(timer);
+      waiters.delete(wake);
+      if (waiters.size === 0) this.#remoteWaiters.delete(digest);
+    }
+    return this.remote(digest);
+  }
+
+  /** A reader of the flight another worker leads for this digest, if there is one to read (its file opened). */
+  remote(digest: string): RemoteFlight | undefined {
+    const info = this.#remote.get(digest);
+    if (info === undefined || info.state === 'failed') return undefined;
+    let reader: RemoteFlight;
+    try {
+      reader = new RemoteFlight(info, (r) => this.#remoteReaders.get(digest)?.delete(r));
+    } catch {
+      // Its file went meanwhile: the flight is over.
+      return undefined;
+    }
+    const readers = this.#remoteReaders.get(digest) ?? new Set();
+    readers.add(reader);
+    this.#remoteReaders.set(digest, readers);
+    return reader;
+  }
+
+  /** What the control plane says of another worker's flight: started, settled, or gone (undefined). */
+  remoteUpdate(digest: string, info: SharedFlight | undefined): void {
+    if (info === undefined || info.state === 'failed') this.#remote.delete(digest);
+    else this.#remote.set(digest, info);
+    for (const wake of this.#remoteWaiters.get(digest) ?? []) wake();
+    for (const reader of this.#remoteReaders.get(digest) ?? []) {
+      if (info?.state === 'ok') reader.settle(true);
+      else if (info === undefined || info.state === 'failed') reader.settle(false);
+    }
+  }
+
+  /** This worker's claim of the digest is over. */
+  #release(digest: string): void {
+    if (this.#claims.delete(digest)) this.bus?.closed(digest);
   }
 
   /**
@@ -163,6 +271,19 @@ export class BlobFlights {
   current(digest: string): Flight | undefined {
     const f = this.#flights.get(digest);
     return f?.joinable === true ? f : undefined;
+  }
+
+  /** A reader of this process's joinable flight of the digest (attached: its file stays until the reader detaches). */
+  reader(digest: string): Flight | undefined {
+    const f = this.current(digest);
+    f?.attach();
+    return f;
+  }
+
+  /** reader(), waiting up to `ms` for a pull of this process sent before and not answered yet. */
+  async awaitReader(digest: string, ms: number): Promise<Flight | undefined> {
+    await this.awaitFlight(digest, ms);
+    return this.reader(digest);
   }
 
   /**
@@ -194,7 +315,10 @@ export class BlobFlights {
       };
     }
     return {
-      done: () => settle?.(),
+      done: () => {
+        settle?.();
+        if (flight === undefined) this.#release(digest);
+      },
       head: (status, headers) => {
         // Whatever this answer is, clients waiting for it go on (to join, or their own way).
         queueMicrotask(() => settle?.());
@@ -209,15 +333,24 @@ export class BlobFlights {
         }
         if (size === undefined || !Number.isSafeInteger(size) || size <= 0) return false;
         const file = join(this.dir, `${digest.replace(/[^a-zA-Z0-9]/g, '_')}.${++this.#seq}`);
+        const claimed = this.#claims.has(digest);
         try {
+          let said = false;
           flight = new Flight(digest, size, kept, file, (f) => {
-            if (this.#flights.get(digest) === f) this.#flights.delete(digest);
+            if (!f.joinable && this.#flights.get(digest) === f) this.#flights.delete(digest);
+            if (!claimed) return;
+            if (!said && f.state !== 'open') {
+              said = true;
+              this.bus?.settled(digest, f.state === 'ok');
+            }
+            if (!f.joinable) this.#release(digest);
           });
         } catch {
           // No spill file (disk full, folder gone): this pull goes on alone.
           return false;
         }
         this.#flights.set(digest, flight);
+        if (claimed) this.bus?.started({ digest, file, headers: kept, size, state: 'open' });
         return true;
       },
       data: (chunk) => flight?.write(chunk),
@@ -242,7 +375,7 @@ export class BlobFlights {
  * once the client has the whole verified blob ('ok'), the flight failed and the client was cut
  * ('failed'), or the client left ('gone'). The caller holds the flight (attach) meanwhile.
  */
-export async function streamFlight(flight: Flight, res: ServerResponse, from: number, onBytes: (n: number) => void): Promise<'ok' | 'failed' | 'gone'> {
+export async function streamFlight(flight: FlightReader, res: ServerResponse, from: number, onBytes: (n: number) => void): Promise<'ok' | 'failed' | 'gone'> {
   let position = from;
   // One buffer per client, read into again once its last write is flushed: a hundred clients of
   // one layer hold a hundred buffers, whatever their pace, and churn no memory.
@@ -270,7 +403,7 @@ export async function streamFlight(flight: Flight, res: ServerResponse, from: nu
 }
 
 /** Until the flight moves on, or the client leaves. */
-function until(res: ServerResponse, flight: Flight): Promise<void> {
+function until(res: ServerResponse, flight: FlightReader): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('close', done);
@@ -282,4 +415,57 @@ function until(res: ServerResponse, flight: Flight): Promise<void> {
     flight.on('progress', done);
     flight.on('end', done);
   });
+}
+
+/**
+ * A client's reader of a flight another request worker leads: the leader's spill file, opened
+ * read-only, read up to what the leader has written (all but the last byte until the control
+ * plane says it verified). Looked at every few milliseconds while a client waits on it.
+ */
+export class RemoteFlight extends EventEmitter<{ progress: []; end: [] }> implements FlightReader {
+  readonly size: number;
+  readonly headers: string[];
+  #state: 'open' | 'ok' | 'failed';
+  readonly #fd: number;
+  readonly #timer: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(
+    info: SharedFlight,
+    private readonly onClose: (r: RemoteFlight) => void,
+  ) {
+    super();
+    this.size = info.size;
+    this.headers = info.headers;
+    this.#state = info.state;
+    this.#fd = openSync(info.file, 'r');
+    this.#timer = setInterval(() => this.emit('progress'), 5);
+    this.#timer.unref();
+  }
+
+  get state(): 'open' | 'ok' | 'failed' {
+    return this.#state;
+  }
+
+  settle(ok: boolean): void {
+    if (this.#state !== 'open') return;
+    this.#state = ok ? 'ok' : 'failed';
+    this.emit('end');
+  }
+
+  read(buf: Buffer, position: number): number {
+    if (this.#closed) return 0;
+    const written = fstatSync(this.#fd).size;
+    const readable = this.#state === 'ok' ? Math.min(written, this.size) : Math.min(written, this.size - 1);
+    const n = Math.min(buf.length, readable - position);
+    return n <= 0 ? 0 : readSync(this.#fd, buf, 0, n, position);
+  }
+
+  detach(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    closeSync(this.#fd);
+    this.onClose(this);
+  }
 }

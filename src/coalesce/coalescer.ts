@@ -2,7 +2,7 @@ import { isBlobPath } from '../registry/blob-path.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { Exchange } from '../proxy/exchange.js';
-import { streamFlight, type BlobFlights, type Flight } from './blob-flights.js';
+import { streamFlight, type BlobFlights, type FlightReader } from './blob-flights.js';
 
 /** The HEAD that asks the registry whether this client may read the blob. */
 const AUTHORIZE_TIMEOUT_MS = 10_000;
@@ -31,14 +31,20 @@ export class Coalescer {
     const digest = this.#digestOf(ex);
     if (digest === undefined) return run();
     // A pull of this digest sent before and not answered yet is waited for (a rollout's clients arrive together).
-    const flight = this.flights.current(digest) ?? (await this.flights.awaitFlight(digest, PENDING_WAIT_MS));
-    if (flight !== undefined) {
-      // Held while the registry is asked, so the flight's file cannot go meanwhile.
-      flight.attach();
+    let reader: FlightReader | undefined = this.flights.reader(digest) ?? (await this.flights.awaitReader(digest, PENDING_WAIT_MS));
+    if (reader === undefined && this.flights.shared && !this.flights.pendingHere(digest)) {
+      // Another request worker may read it already, or be about to: one read per digest per host.
+      reader = this.flights.remote(digest);
+      if (reader === undefined && (await this.flights.claim(digest)) === 'elsewhere') reader = await this.flights.awaitRemote(digest, PENDING_WAIT_MS);
+      // Claimed here meanwhile by another request of this worker: its flight, as above.
+      reader ??= this.flights.reader(digest) ?? (await this.flights.awaitReader(digest, PENDING_WAIT_MS));
+    }
+    if (reader !== undefined) {
+      // The reader holds the flight's file while the registry is asked.
       const node = this.#node();
-      const joins = node !== undefined && (await this.#authorized(node, ex, digest)) && flight.state !== 'failed';
-      if (joins) return this.#join(ex, flight, node);
-      flight.detach();
+      const joins = node !== undefined && (await this.#authorized(node, ex, digest)) && reader.state !== 'failed';
+      if (joins) return this.#join(ex, reader, node);
+      reader.detach();
     }
     const tee = this.flights.tee(digest);
     ex.tee = tee;
@@ -71,7 +77,7 @@ export class Coalescer {
   }
 
   /** Streams the flight's bytes to the client at the client's pace; a failed flight cuts it. */
-  async #join(ex: Exchange, flight: Flight, node: ClusterNode): Promise<void> {
+  async #join(ex: Exchange, flight: FlightReader, node: ClusterNode): Promise<void> {
     const { res, record } = ex;
     record.node = node.name;
     record.reason = 'coalesced';

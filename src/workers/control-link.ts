@@ -1,5 +1,6 @@
 import type { AttemptVerdict } from '../health/outlier-detector.js';
 import type { FromWorker, NodeRef, PinOp, SharedVerdict, ToWorker } from './messages.js';
+import type { FlightBus } from '../coalesce/blob-flights.js';
 
 /** How long a worker waits for the control plane to answer a pin operation before routing without it. */
 const PIN_TIMEOUT_MS = 1000;
@@ -24,6 +25,8 @@ export interface ControlLink {
   csrfSuspected(): void;
   /** A pin operation on the control plane's memory store; undefined when it did not answer in time. */
   pin(op: PinOp): Promise<unknown>;
+  /** Blob flights shared between workers (coalesce.enabled). */
+  readonly flights: FlightBus;
 }
 
 /** Where a worker's messages go: process.send in a forked worker. */
@@ -88,7 +91,19 @@ export class ProcessControlLink implements ControlLink {
     this.send({ t: 'csrf' });
   }
 
+  readonly flights: FlightBus = {
+    // No answer in time: lead (one more read from a node is the worst it costs).
+    claim: async (digest) => ((await this.#ask((id) => ({ t: 'flight-claim', id, digest }))) === 'elsewhere' ? 'elsewhere' : 'lead'),
+    started: (flight) => this.send({ t: 'flight-started', flight }),
+    settled: (digest, ok) => this.send({ t: 'flight-settled', digest, ok }),
+    closed: (digest) => this.send({ t: 'flight-closed', digest }),
+  };
+
   pin(op: PinOp): Promise<unknown> {
+    return this.#ask((id) => ({ t: 'pin', id, pin: op }));
+  }
+
+  #ask(message: (id: number) => FromWorker): Promise<unknown> {
     const id = this.#nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -98,7 +113,7 @@ export class ProcessControlLink implements ControlLink {
       }, PIN_TIMEOUT_MS);
       timer.unref();
       this.#pending.set(id, { resolve, timer });
-      this.send({ t: 'pin', id, pin: op });
+      this.send(message(id));
     });
   }
 

@@ -3,6 +3,7 @@ import type { ClusterFailure } from '../health/cluster-failure.js';
 import type { AttemptVerdict } from '../health/outlier-detector.js';
 import type { MirroredNode } from '../nodes/node-set.js';
 import type { TokenVerdict } from '../token/verifier.js';
+import type { SharedFlight } from '../coalesce/blob-flights.js';
 
 /** A good token verdict one worker reached, for the others: the token's hash only, never the token. */
 export interface SharedVerdict {
@@ -48,6 +49,8 @@ export type ToWorker =
   | { t: 'nodes'; mirror: NodeMirror }
   | { t: 'config'; config: Config }
   | ({ t: 'verified' } & SharedVerdict)
+  /** Another worker's blob flight (coalesce.enabled) started, settled, or is gone (undefined). */
+  | { t: 'flight'; digest: string; flight: SharedFlight | undefined }
   | { t: 'answer'; id: number; value: unknown }
   | { t: 'ask'; id: number; what: 'report' | 'metrics' }
   | { t: 'drain'; graceMs: number };
@@ -69,5 +72,10 @@ export type FromWorker =
   | { t: 'reload-failed'; problems: string[] }
   | { t: 'csrf' }
   | ({ t: 'verified' } & SharedVerdict)
+  /** Blob flights (coalesce.enabled): may this worker lead the digest's pull; its flight's course. */
+  | { t: 'flight-claim'; id: number; digest: string }
+  | { t: 'flight-started'; flight: SharedFlight }
+  | { t: 'flight-settled'; digest: string; ok: boolean }
+  | { t: 'flight-closed'; digest: string }
   | { t: 'pin'; id: number; pin: PinOp }
   | { t: 'answer'; id: number; value: unknown };

@@ -78,6 +78,8 @@ process.on('message', (msg: ToWorker) => {
     }
     case 'answer':
       return link.answered(msg);
+    case 'flight':
+      return worker?.parts.flights?.remoteUpdate(msg.digest, msg.flight);
     case 'verified':
       return worker?.parts.guard?.verifier.learn(msg.hash, msg.verdict, msg.until);
     case 'ask': {

@@ -7,6 +7,7 @@ import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
 import { AggregatorRegistry } from 'prom-client';
 import type { FromWorker, NodeMirror, NodeRef, PinOp, ToWorker, WorkerReport } from './messages.js';
+import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
@@ -84,6 +85,8 @@ export class WorkerPool {
   readonly #asks = new Map<number, { slot: Slot; resolve: (value: unknown) => void }>();
   /** Nodes the control plane has had: one replaced by a reload keeps its totals but nothing in flight. */
   readonly #seen = new Set<ClusterNode>();
+  /** Blob flights (coalesce.enabled) by digest: the worker that leads each, and its flight once started. */
+  readonly #flights = new Map<string, { slot: Slot; flight: SharedFlight | undefined }>();
   /** Queued per node: what the workers last reported. */
   readonly #queued = new Map<string, number>();
 
@@ -289,6 +292,12 @@ export class WorkerPool {
       slot.metrics = undefined;
     }
     slot.child = undefined;
+    // Its flights are over: their readers elsewhere see them end (a cut, unless verified already).
+    for (const [digest, held] of this.#flights) {
+      if (held.slot !== slot) continue;
+      this.#flights.delete(digest);
+      this.#tellFlight(slot, digest, held.flight?.state === 'ok' ? undefined : held.flight && { ...held.flight, state: 'failed' });
+    }
     for (const [id, ask] of this.#asks) {
       if (ask.slot !== slot) continue;
       this.#asks.delete(id);
@@ -395,6 +404,33 @@ export class WorkerPool {
       case 'csrf':
         trustProbe?.csrfSuspected();
         return;
+      case 'flight-claim': {
+        const held = this.#flights.get(msg.digest);
+        if (held === undefined || held.slot === slot) {
+          this.#flights.set(msg.digest, held ?? { slot, flight: undefined });
+          return this.#send(slot, { t: 'answer', id: msg.id, value: 'lead' });
+        }
+        // What is known of it first (channels keep order): a worker that started after the flight did hears of it.
+        if (held.flight !== undefined) this.#send(slot, { t: 'flight', digest: msg.digest, flight: held.flight });
+        return this.#send(slot, { t: 'answer', id: msg.id, value: 'elsewhere' });
+      }
+      case 'flight-started':
+      case 'flight-settled': {
+        const digest = msg.t === 'flight-started' ? msg.flight.digest : msg.digest;
+        const held = this.#flights.get(digest);
+        if (held === undefined || held.slot !== slot) return;
+        if (msg.t === 'flight-started') held.flight = msg.flight;
+        else if (held.flight !== undefined) held.flight = { ...held.flight, state: msg.ok ? 'ok' : 'failed' };
+        this.#tellFlight(slot, digest, held.flight);
+        return;
+      }
+      case 'flight-closed': {
+        const held = this.#flights.get(msg.digest);
+        if (held === undefined || held.slot !== slot) return;
+        this.#flights.delete(msg.digest);
+        this.#tellFlight(slot, msg.digest, undefined);
+        return;
+      }
       case 'pin':
         void this.#pin(msg.pin).then((value) => this.#send(slot, { t: 'answer', id: msg.id, value }));
         return;
@@ -407,6 +443,11 @@ export class WorkerPool {
       default:
         return;
     }
+  }
+
+  /** Every other worker hears of a worker's flight. */
+  #tellFlight(from: Slot, digest: string, flight: SharedFlight | undefined): void {
+    for (const slot of this.#slots) if (slot !== from) this.#send(slot, { t: 'flight', digest, flight });
   }
 
   /** A worker's pin operation on the control plane's store: null for no pin, true for done. */

@@ -225,6 +225,25 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
     assert.equal(node.counts.get, 1, 'one read from the node for the whole herd');
   });
 
+  it('with two request workers, a herd spread over both reads the blob from the nodes once per host', async (t) => {
+    const node = await blobNode(t, { holdHead: true });
+    const lb = await withCoalescing([node.url], { proxy: { workers: 2 } });
+    t.after(() => lb.close());
+    const leader = pull(lb, 'Bearer good');
+    while (node.counts.get === 0) await new Promise((r) => setImmediate(r));
+    const herd = Array.from({ length: 12 }, () => pull(lb, 'Bearer good'));
+    const status = async () => JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as { workers: Array<{ inflight: number; requests: number }> };
+    while ((await status()).workers.reduce((a, w) => a + w.inflight, 0) < 13) await new Promise((r) => setImmediate(r));
+    node.answer();
+    await node.heads(12);
+    node.release();
+    for (const p of await Promise.all([leader, ...herd])) assert.deepEqual(p, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
+    assert.equal(node.counts.get, 1, 'one read from the node for both workers');
+    assert.ok((await status()).workers.every((w) => w.requests > 0), 'both workers served some of the herd');
+    const families = await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString());
+    assert.equal(samplesOf(families, 'harbor_lb_coalesced_requests_total')[0]!.value, 12);
+  });
+
   it('off by default: the same pulls each read from the node', async (t) => {
     const node = await blobNode(t);
     const lb = await startApp([node.url]);
