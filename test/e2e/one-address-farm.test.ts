@@ -93,7 +93,10 @@ describe('one address, many clients (issue 18: fair shares, not refusals)', () =
     t.after(tmp.remove);
     const cluster = await startRealHarborCluster(tmp.dir, 3);
     t.after(() => cluster.close());
-    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 },
+    // One process: the fair queue this measures lives in each worker, and the 2 s bound is a
+    // latency on a 2-core machine shared with three registries and 830 client connections, where
+    // two workers and a control plane compete with them for the cores (1.2-2.1 s measured with two).
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 1 },
       token: { rootCert: cluster.keys.certFile, probe: { enabled: false } },
       sticky: { keys: ['upload', 'session', 'client'] },
       health: { enabled: true, interval: '2s' },
