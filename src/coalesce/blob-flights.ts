@@ -4,6 +4,9 @@ import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, unlinkSync
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
+/** A verified flight with no reader left stays joinable this long: a rollout's stragglers read it too. */
+const LINGER_MS = 5_000;
+
 /** A client's read from a spill file: 64 KiB at a time, into one buffer of its own. */
 const READ_CHUNK = 64 * 1024;
 
@@ -72,6 +75,8 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> implements F
   #state: 'open' | 'ok' | 'failed' = 'open';
   #readers = 0;
   #closed = false;
+  #linger: 'no' | 'waiting' | 'done' = 'no';
+  #lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly digest: string,
@@ -143,6 +148,13 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> implements F
     return this.#readers;
   }
 
+  /** Shutdown: no more lingering; closed once its readers are done. */
+  stopLingering(): void {
+    clearTimeout(this.#lingerTimer);
+    this.#linger = 'done';
+    this.#maybeClose();
+  }
+
   /** A joined client starts reading (the file stays until its last reader is done). */
   attach(): void {
     this.#readers++;
@@ -161,6 +173,17 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> implements F
 
   #maybeClose(): void {
     if (this.#closed || this.#state === 'open' || this.#readers > 0) return;
+    if (this.#state === 'ok' && this.#linger === 'no') {
+      // Verified: the late clients of the same rollout (here or in another worker) may still read it a moment.
+      this.#linger = 'waiting';
+      this.#lingerTimer = setTimeout(() => {
+        this.#linger = 'done';
+        this.#maybeClose();
+      }, LINGER_MS);
+      this.#lingerTimer.unref();
+      return;
+    }
+    if (this.#linger === 'waiting') return;
     this.#closed = true;
     this.onOver(this);
     closeSync(this.#fd);
@@ -187,6 +210,8 @@ export class BlobFlights {
   readonly #remoteReaders = new Map<string, Set<RemoteFlight>>();
   /** Digests this worker holds the claim of (it leads, or is about to). */
   readonly #claims = new Set<string>();
+  /** Pending marks made by a claim, handed to the claiming pull's tee(). */
+  readonly #owned = new Map<string, () => void>();
 
   constructor(
     private readonly dir: string,
@@ -207,10 +232,30 @@ export class BlobFlights {
 
   /** Asks whether this worker may lead a pull of the digest (held until the flight's file is gone). */
   async claim(digest: string): Promise<'lead' | 'elsewhere'> {
-    if (this.bus === undefined || this.#claims.has(digest)) return 'lead';
+    // Pending here from the moment it is asked: this worker's other pulls of it wait, not claim too.
+    const owned = this.#pend(digest);
+    if (this.bus === undefined || this.#claims.has(digest)) {
+      this.#owned.set(digest, owned);
+      return 'lead';
+    }
     const answer = await this.bus.claim(digest);
-    if (answer === 'lead') this.#claims.add(digest);
+    if (answer === 'lead') {
+      this.#claims.add(digest);
+      this.#owned.set(digest, owned);
+    } else owned();
     return answer;
+  }
+
+  /** Marks a pull of the digest pending here; the function returned ends that (waiters go on). */
+  #pend(digest: string): () => void {
+    let resolve!: () => void;
+    const settled = new Promise<void>((r) => (resolve = r));
+    const entry = { settled, settle: resolve };
+    this.#pending.set(digest, entry);
+    return () => {
+      if (this.#pending.get(digest) === entry) this.#pending.delete(digest);
+      resolve();
+    };
   }
 
   /** A flight another worker leads that a client here may read, waiting up to `ms` to hear of one. */
@@ -258,8 +303,9 @@ export class BlobFlights {
     }
   }
 
-  /** This worker's claim of the digest is over. */
+  /** This worker's claim of the digest is over, unless another of its pulls of it is under way or about to be. */
   #release(digest: string): void {
+    if (this.#pending.has(digest) || this.current(digest) !== undefined) return;
     if (this.#claims.delete(digest)) this.bus?.closed(digest);
   }
 
@@ -303,17 +349,10 @@ export class BlobFlights {
   /** A tee for a client's pull of `digest`: it becomes the flight others join, if none is under way when its 200 arrives. */
   tee(digest: string): BodyTee {
     let flight: Flight | undefined;
-    let settle: (() => void) | undefined;
-    if (!this.#pending.has(digest) && !this.#flights.has(digest)) {
-      let resolve!: () => void;
-      const settled = new Promise<void>((r) => (resolve = r));
-      const entry = { settled, settle: resolve };
-      this.#pending.set(digest, entry);
-      settle = () => {
-        if (this.#pending.get(digest) === entry) this.#pending.delete(digest);
-        resolve();
-      };
-    }
+    // The pending mark a claim made for this pull, or a new one when nothing of the digest is under way here.
+    let settle: (() => void) | undefined = this.#owned.get(digest);
+    this.#owned.delete(digest);
+    if (settle === undefined && !this.#pending.has(digest) && !this.#flights.has(digest)) settle = this.#pend(digest);
     return {
       done: () => {
         settle?.();
@@ -363,7 +402,10 @@ export class BlobFlights {
 
   /** Ends every flight (the app closes): joined clients see a cut; the folder goes. */
   close(): void {
-    for (const f of [...this.#flights.values()]) f.fail();
+    for (const f of [...this.#flights.values()]) {
+      f.fail();
+      f.stopLingering();
+    }
     this.#flights.clear();
     rmSync(this.dir, { recursive: true, force: true });
   }

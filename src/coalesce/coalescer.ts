@@ -32,12 +32,17 @@ export class Coalescer {
     if (digest === undefined) return run();
     // A pull of this digest sent before and not answered yet is waited for (a rollout's clients arrive together).
     let reader: FlightReader | undefined = this.flights.reader(digest) ?? (await this.flights.awaitReader(digest, PENDING_WAIT_MS));
-    if (reader === undefined && this.flights.shared && !this.flights.pendingHere(digest)) {
+    if (reader === undefined && this.flights.shared) {
       // Another request worker may read it already, or be about to: one read per digest per host.
       reader = this.flights.remote(digest);
-      if (reader === undefined && (await this.flights.claim(digest)) === 'elsewhere') reader = await this.flights.awaitRemote(digest, PENDING_WAIT_MS);
-      // Claimed here meanwhile by another request of this worker: its flight, as above.
-      reader ??= this.flights.reader(digest) ?? (await this.flights.awaitReader(digest, PENDING_WAIT_MS));
+      if (reader === undefined && this.flights.pendingHere(digest)) {
+        // Another pull of this worker is claiming it or waiting for its answer: that one's flight.
+        reader = await this.flights.awaitReader(digest, PENDING_WAIT_MS);
+        reader ??= this.flights.remote(digest) ?? (await this.flights.awaitRemote(digest, PENDING_WAIT_MS));
+      } else if (reader === undefined && (await this.flights.claim(digest)) === 'elsewhere') {
+        // 'lead' goes on below: this pull leads, its tee taking the pending mark the claim made.
+        reader = await this.flights.awaitRemote(digest, PENDING_WAIT_MS);
+      }
     }
     if (reader !== undefined) {
       // The reader holds the flight's file while the registry is asked.
