@@ -111,7 +111,14 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> implements F
     if (this.#written + chunk.length > this.size) return this.fail();
     // Synchronous: into the page cache, and the chunk (a reused read buffer) is free when this returns.
     let off = 0;
-    while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off, this.#written + off);
+    try {
+      while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off, this.#written + off);
+    } catch {
+      // The spill file cannot take it (disk full, I/O error): the clients that joined are cut, the
+      // leading client's pull goes on alone; nothing is held against the node.
+      this.spillFailed = true;
+      return this.fail();
+    }
     this.#hash.update(chunk);
     this.#written += chunk.length;
     this.emit('progress');
@@ -131,6 +138,12 @@ export class Flight extends EventEmitter<{ progress: []; end: [] }> implements F
     this.#state = 'failed';
     this.#settle();
   }
+
+  /** The spill file failed, not the node: the leading client's pull is not judged by this flight. */
+  spillFailed = false;
+
+  /** Other request workers were told of it (their clients may read it, uncounted in `readers`). */
+  shared = false;
 
   /** Whether a client may still join: under way, or complete and verified while its file is still there. */
   get joinable(): boolean {
@@ -281,7 +294,11 @@ export class BlobFlights {
     if (info === undefined || info.state === 'failed') return undefined;
     let reader: RemoteFlight;
     try {
-      reader = new RemoteFlight(info, (r) => this.#remoteReaders.get(digest)?.delete(r));
+      reader = new RemoteFlight(info, (r) => {
+        const readers = this.#remoteReaders.get(digest);
+        readers?.delete(r);
+        if (readers?.size === 0) this.#remoteReaders.delete(digest);
+      });
     } catch {
       // Its file went meanwhile: the flight is over.
       return undefined;
@@ -389,12 +406,15 @@ export class BlobFlights {
           return false;
         }
         this.#flights.set(digest, flight);
-        if (claimed) this.bus?.started({ digest, file, headers: kept, size, state: 'open' });
+        if (claimed && this.bus !== undefined) {
+          flight.shared = true;
+          this.bus.started({ digest, file, headers: kept, size, state: 'open' });
+        }
         return true;
       },
       data: (chunk) => flight?.write(chunk),
       last: (length) => flight !== undefined && flight.written === flight.size && length > 0,
-      end: () => flight?.finish() ?? true,
+      end: () => (flight === undefined ? true : flight.finish() || flight.spillFailed),
       fail: () => flight?.fail(),
       flight: () => flight,
     };
@@ -428,7 +448,7 @@ export async function streamFlight(flight: FlightReader, res: ServerResponse, fr
     if (n > 0) {
       position += n;
       onBytes(n);
-      await new Promise<void>((resolve) => res.write(buf.subarray(0, n), () => resolve()));
+      await written(res, buf.subarray(0, n));
       continue;
     }
     if (flight.state === 'ok' && position >= flight.size) {
@@ -442,6 +462,21 @@ export async function streamFlight(flight: FlightReader, res: ServerResponse, fr
     }
     await until(res, flight);
   }
+}
+
+/**
+ * Until the write is flushed, or the client leaves: a write to a socket already gone may never
+ * call back (node:http drops the callback), and the client's 'close' is what ends the wait then.
+ */
+function written(res: ServerResponse, chunk: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('close', done);
+      resolve();
+    };
+    res.on('close', done);
+    res.write(chunk, done);
+  });
 }
 
 /** Until the flight moves on, or the client leaves. */

@@ -94,7 +94,7 @@ export class Coalescer {
       const result = await streamFlight(flight, res, 0, (n) => {
         record.bytesOut += n;
         this.flights.counts.bytes += n;
-      });
+      }).catch((): 'failed' => (res.destroy(), 'failed'));
       if (result === 'gone') record.error = 'CLIENT_GONE';
       if (result === 'failed') record.error = 'NODE_CUT_RESPONSE: coalesced pull';
     } finally {

@@ -175,7 +175,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.fr.res.writableFinished) return;
     this.#clientGone = true;
     const flight = this.#tee?.flight();
-    if (flight !== undefined && flight.state === 'open' && flight.readers - (this.#fromFile === undefined ? 0 : 1) > 0) {
+    // Readers in other request workers are not counted here: a flight they were told of is read on for them.
+    if (flight !== undefined && flight.state === 'open' && (flight.shared || flight.readers - (this.#fromFile === undefined ? 0 : 1) > 0)) {
       // Clients joined this pull: their bytes keep coming from the node; this client's leaving ends nothing else.
       this.#orphaned = true;
       return;
@@ -307,7 +308,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       // Others may be waiting on this read: the node is not paused for this client, which reads the rest from the file.
       this.fr.res.off('drain', this.#onDrain);
       flight.attach();
-      this.#fromFile = streamFlight(flight, this.fr.res, this.#bytesOut, (n) => (this.#bytesOut += n)).finally(() => flight.detach());
+      // Never rejects (a read of the file that fails is the client's cut, not a crash).
+      this.#fromFile = streamFlight(flight, this.fr.res, this.#bytesOut, (n) => (this.#bytesOut += n))
+        .catch((): 'failed' => {
+          this.fr.res.destroy();
+          return 'failed';
+        })
+        .finally(() => flight.detach());
       return true;
     }
     this.#readerStalls.begin();

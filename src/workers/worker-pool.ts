@@ -1,5 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { DestinationStream } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Parts } from '../app/compose.js';
@@ -296,6 +298,8 @@ export class WorkerPool {
     for (const [digest, held] of this.#flights) {
       if (held.slot !== slot) continue;
       this.#flights.delete(digest);
+      // Its spill folder has nobody left to remove it (readers elsewhere keep their open files).
+      if (held.flight !== undefined) rmSync(dirname(held.flight.file), { recursive: true, force: true });
       this.#tellFlight(slot, digest, held.flight?.state === 'ok' ? undefined : held.flight && { ...held.flight, state: 'failed' });
     }
     for (const [id, ask] of this.#asks) {
