@@ -7,8 +7,12 @@ import type { PinSpace } from './pin-spaces.js';
  */
 export interface PinStore {
   readonly kind: 'memory' | 'redis';
-  /** The value; with `renewMs`, its TTL starts over (a pin in use does not expire under its user). */
-  get(key: string, renewMs?: number): Promise<string | undefined>;
+  /**
+   * The value; with `renewMs`, its TTL starts over (a pin in use does not expire under its user).
+   * `anonymous`: the key is an anonymous client's, which is never pinned (a store may take a miss
+   * for an answer a while).
+   */
+  get(key: string, renewMs?: number, anonymous?: boolean): Promise<string | undefined>;
   /** Sets the value unless one is there; answers the value that holds afterwards (the first writer's). */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<string>;
   set(key: string, value: string, ttlMs: number): Promise<void>;

@@ -94,7 +94,8 @@ export class Pins implements PinWriter {
    */
   async #lookup(k: PinKey, route: Route): Promise<{ node?: ClusterNode; stale: boolean; at?: string }> {
     let at = k.key;
-    let name = await this.store.get(at, this.#ttl(k.kind));
+    const anonymous = k.kind === 'client' && k.vouched !== true && k.basicUser === undefined;
+    let name = await this.store.get(at, this.#ttl(k.kind), anonymous);
     if (name === undefined && k.visitorKey !== undefined) name = await this.store.get((at = k.visitorKey), this.#ttl(k.kind));
     const counts = this.lookups[k.kind];
     if (name === undefined) {

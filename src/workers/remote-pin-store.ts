@@ -6,11 +6,11 @@ import type { ControlLink } from './control-link.js';
 /** How long a pin read from the control plane is reused in the worker before asking again (as RedisPinStore's near cache). */
 const NEAR_CACHE_MS = 5_000;
 /**
- * How long a worker takes "no pin" for an answer for client and visitor keys: anonymous clients
- * are never pinned, and asking the control plane on each of their requests would make it a hop
- * in the request path. A pin made meanwhile by another worker is seen this much later; until then
- * the client is placed by hashing, which mostly picks the same node. Upload and session keys are
- * always asked for: they are new when first used, and their pins are what uploads depend on.
+ * How long a worker takes "no pin" for an answer for an anonymous client's key: anonymous clients
+ * are never pinned, and asking the control plane on each of their requests would make it a hop in
+ * the request path. Every other key is always asked for: a named client's pin may have been made
+ * a moment ago by another worker (right after its login), and upload and session pins are what
+ * uploads and UI sessions depend on.
  */
 const NO_PIN_MS = 1_000;
 
@@ -34,17 +34,16 @@ export class RemotePinStore implements PinStore {
     this.#near = new SpacedLru(maxEntries);
   }
 
-  #remember(key: string, value: string | undefined): void {
+  #remember(key: string, value: string | undefined, anonymous = false): void {
     if (value === undefined) {
-      const space = spaceOf(key);
-      if (space === 'client' || space === 'visitor') this.#near.set(key, { value, until: this.clock.now() + NO_PIN_MS });
+      if (anonymous && spaceOf(key) === 'client') this.#near.set(key, { value, until: this.clock.now() + NO_PIN_MS });
       else this.#near.delete(key);
       return;
     }
     this.#near.set(key, { value, until: this.clock.now() + NEAR_CACHE_MS });
   }
 
-  async get(key: string, renewMs?: number): Promise<string | undefined> {
+  async get(key: string, renewMs?: number, anonymous = false): Promise<string | undefined> {
     const hit = this.#near.get(key);
     if (hit !== undefined && hit.until > this.clock.now()) return hit.value;
     const v = await this.link.pin(renewMs === undefined ? { op: 'get', key } : { op: 'get', key, renewMs });
@@ -54,7 +53,7 @@ export class RemotePinStore implements PinStore {
       return hit?.value;
     }
     const value = typeof v === 'string' ? v : undefined;
-    this.#remember(key, value);
+    this.#remember(key, value, anonymous);
     return value;
   }
 

@@ -66,15 +66,17 @@ describe('RemotePinStore: the control plane\'s memory pins, from a worker', () =
     assert.equal(asked.length, 2);
   });
 
-  it('takes "no pin" for 1 s for client keys (anonymous traffic asks once), never for upload keys', async () => {
+  it('takes "no pin" for 1 s for an anonymous client (its traffic asks once), never for a named client or an upload', async () => {
     const { s, clock, asked } = store((op) => (op.op === 'get' ? null : true));
-    for (let i = 0; i < 10; i++) assert.equal(await s.get('client:xyz'), undefined);
+    for (let i = 0; i < 10; i++) assert.equal(await s.get('client:xyz', undefined, true), undefined);
     assert.equal(asked.length, 1);
     clock.advance(1001);
-    await s.get('client:xyz');
+    await s.get('client:xyz', undefined, true);
     assert.equal(asked.length, 2);
+    for (let i = 0; i < 3; i++) await s.get('client:named');
+    assert.equal(asked.length, 5, "a named client's pin may have been made by another worker a moment ago");
     for (let i = 0; i < 3; i++) await s.get('upload:u1');
-    assert.equal(asked.length, 5, 'an upload pin may be made by another worker at any moment');
+    assert.equal(asked.length, 8, 'an upload pin may be made by another worker at any moment');
   });
 
   it('a pin it wrote is known at once; setIfAbsent answers the first writer', async () => {
