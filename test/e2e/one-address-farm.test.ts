@@ -7,64 +7,21 @@ import { describe, it } from 'node:test';
 import { startApp, type StartedApp } from '../support/app.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
+import { ADMIN_BASIC as BASIC, hashedRequest, pushBlob as pushBlobTo, registryToken } from '../support/registry-requests.js';
 
 const REPO = 'library/farm';
-const BASIC = `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}`;
 const FARM = '127.0.0.20';
 const TRICKLER = '127.0.0.21';
 const OTHER = '127.0.0.22';
 
-/**
- * A request from a chosen loopback address over `agent`; resolves with the status, the body's
- * length and SHA-256 (and its text when small), and the time taken.
- */
-function request(
-  lb: StartedApp,
-  path: string,
-  opts: { method?: string; headers?: http.OutgoingHttpHeaders; body?: Buffer; agent?: http.Agent | false; localAddress: string },
-): Promise<{ status: number; bytes: number; sha256: string; ms: number; headers: http.IncomingHttpHeaders; text: string }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${lb.url}${path}`, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false, localAddress: opts.localAddress }, (res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      let text = '';
-      res.on('data', (c: Buffer) => {
-        bytes += c.length;
-        hash.update(c);
-        if (bytes <= 64 * 1024) text += c.toString();
-      });
-      res.on('end', () => resolve({ status: res.statusCode!, bytes, sha256: hash.digest('hex'), ms: performance.now() - started, headers: res.headers, text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
+/** A request from a chosen loopback address through harbor-lb. */
+const request = (lb: StartedApp, path: string, opts: Parameters<typeof hashedRequest>[1] & { localAddress: string }) => hashedRequest(`${lb.url}${path}`, opts);
 
 /** docker login from `localAddress`: a token for the robot account, which also vouches for that client. */
-async function token(lb: StartedApp, localAddress: string): Promise<string> {
-  const q = new URLSearchParams({ service: 'harbor-registry', scope: `repository:${REPO}:pull,push` });
-  const r = await request(lb, `/service/token?${q.toString()}`, { headers: { authorization: BASIC }, localAddress });
-  assert.equal(r.status, 200);
-  return (JSON.parse(r.text) as { token: string }).token;
-}
+const token = (lb: StartedApp, localAddress: string) => registryToken(lb.url, `repository:${REPO}:pull,push`, localAddress);
 
 /** Pushes one blob with the registry API through harbor-lb; returns its digest. */
-async function pushBlob(lb: StartedApp, auth: string, blob: Buffer, localAddress: string): Promise<string> {
-  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
-  const started = await request(lb, `/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: { authorization: auth }, localAddress });
-  assert.equal(started.status, 202);
-  const loc = new URL(String(started.headers.location));
-  const put = await request(lb, `${loc.pathname}${loc.search}&digest=${digest}`, {
-    method: 'PUT',
-    headers: { authorization: auth, 'content-type': 'application/octet-stream', 'content-length': blob.length },
-    body: blob,
-    localAddress,
-  });
-  assert.equal(put.status, 201);
-  return digest;
-}
+const pushBlob = (lb: StartedApp, auth: string, blob: Buffer, localAddress: string) => pushBlobTo(lb.url, REPO, auth, blob, localAddress);
 
 /**
  * Begins a real upload, then trickles its PATCH: announces 1 MB, sends 2 KiB a second (above

@@ -84,15 +84,27 @@ function pull(lb: StartedApp, auth: string | undefined, opts: { onHead?: () => v
 
 const withCoalescing = (urls: string[], extra: Parameters<typeof startApp>[1] = {}) => startApp(urls, { coalesce: { enabled: true }, ...extra });
 
+/** A blob node and harbor-lb in front of it with coalescing on, both closed after the test. */
+async function setup(t: { after: (fn: () => unknown) => void }, nodeOpts: Parameters<typeof blobNode>[1] = {}) {
+  const node = await blobNode(t, nodeOpts);
+  const lb = await withCoalescing([node.url]);
+  t.after(() => lb.close());
+  return { node, lb };
+}
+
+/** The pull that leads: returned once its answer's head arrived (the node then holds the rest until release()). */
+async function leadingPull(lb: StartedApp, paused?: Promise<void>): Promise<{ pulled: Promise<Pulled> }> {
+  let headed!: () => void;
+  const started = new Promise<void>((r) => (headed = r));
+  const pulled = pull(lb, 'Bearer good', { onHead: headed, paused });
+  await started;
+  return { pulled };
+}
+
 describe('coalescing identical blob pulls (coalesce.enabled)', () => {
   it('five clients pulling one digest while the first is under way: one node read, each asked of the registry, everyone gets the whole blob', async (t) => {
-    const node = await blobNode(t);
-    const lb = await withCoalescing([node.url]);
-    t.after(() => lb.close());
-    let leaderHead!: () => void;
-    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
-    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
-    await leaderStarted;
+    const { node, lb } = await setup(t);
+    const leader = (await leadingPull(lb)).pulled;
     const joiners = Array.from({ length: 4 }, () => pull(lb, 'Bearer good'));
     await node.heads(4);
     node.release();
@@ -109,13 +121,8 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
   });
 
   it("a client the registry refuses while a pull is under way gets the registry's own 401 or 404 and no byte of the blob", async (t) => {
-    const node = await blobNode(t);
-    const lb = await withCoalescing([node.url]);
-    t.after(() => lb.close());
-    let leaderHead!: () => void;
-    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
-    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
-    await leaderStarted;
+    const { node, lb } = await setup(t);
+    const leader = (await leadingPull(lb)).pulled;
     const anonymous = await send(`${lb.url}${PATH}`);
     const otherRepo = await send(`${lb.url}${PATH}`, { headers: { authorization: 'Bearer other' } });
     node.release();
@@ -129,13 +136,8 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
   });
 
   it('a body that does not match its digest: every client sees a cut transfer, none gets the whole wrong blob', async (t) => {
-    const node = await blobNode(t, { wrong: true });
-    const lb = await withCoalescing([node.url]);
-    t.after(() => lb.close());
-    let leaderHead!: () => void;
-    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
-    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
-    await leaderStarted;
+    const { node, lb } = await setup(t, { wrong: true });
+    const leader = (await leadingPull(lb)).pulled;
     const joiners = Array.from({ length: 2 }, () => pull(lb, 'Bearer good'));
     await node.heads(2);
     node.release();
@@ -148,13 +150,8 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
   });
 
   it('a joined client that reads nothing holds nobody: the others finish, it finishes when it reads', async (t) => {
-    const node = await blobNode(t);
-    const lb = await withCoalescing([node.url]);
-    t.after(() => lb.close());
-    let leaderHead!: () => void;
-    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
-    const leader = pull(lb, 'Bearer good', { onHead: leaderHead });
-    await leaderStarted;
+    const { node, lb } = await setup(t);
+    const leader = (await leadingPull(lb)).pulled;
     let resume!: () => void;
     const slow = pull(lb, 'Bearer good', { paused: new Promise<void>((r) => (resume = r)) });
     const fast = pull(lb, 'Bearer good');
@@ -168,14 +165,9 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
   });
 
   it('a leading client that reads nothing holds nobody: the node is read on for the others, the leader gets the rest from the spill file', async (t) => {
-    const node = await blobNode(t);
-    const lb = await withCoalescing([node.url]);
-    t.after(() => lb.close());
+    const { node, lb } = await setup(t);
     let resume!: () => void;
-    let leaderHead!: () => void;
-    const leaderStarted = new Promise<void>((r) => (leaderHead = r));
-    const leader = pull(lb, 'Bearer good', { onHead: leaderHead, paused: new Promise<void>((r) => (resume = r)) });
-    await leaderStarted;
+    const leader = (await leadingPull(lb, new Promise<void>((r) => (resume = r)))).pulled;
     const joiners = Array.from({ length: 2 }, () => pull(lb, 'Bearer good'));
     await node.heads(2);
     node.release();
@@ -186,9 +178,7 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
   });
 
   it('the leading client leaving cuts only itself: the clients that joined get the whole blob', async (t) => {
-    const node = await blobNode(t);
-    const lb = await withCoalescing([node.url]);
-    t.after(() => lb.close());
+    const { node, lb } = await setup(t);
     let leaderReq!: http.ClientRequest;
     const leaderStarted = new Promise<void>((resolve) => {
       leaderReq = http.get(`${lb.url}${PATH}`, { agent: false, headers: { authorization: 'Bearer good' } }, (res) => {
@@ -209,9 +199,7 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
   });
 
   it('clients arriving before the node answered the first one wait for that answer and join: one node read for a herd', async (t) => {
-    const node = await blobNode(t, { holdHead: true });
-    const lb = await withCoalescing([node.url]);
-    t.after(() => lb.close());
+    const { node, lb } = await setup(t, { holdHead: true });
     const leader = pull(lb, 'Bearer good');
     while (node.counts.get === 0) await new Promise((r) => setImmediate(r));
     const herd = Array.from({ length: 6 }, () => pull(lb, 'Bearer good'));
