@@ -13,9 +13,9 @@ import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backendNginx, blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH, proxyNginx, TOKEN_PATH, uploadPath } from './lib/configs.js';
+import { backendNginx, blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH, proxyNginx, serveArgs, TOKEN_PATH, uploadPath } from './lib/configs.js';
 import { hey, pull, push, wrk, wrkErrors, type BlobResult } from './lib/load.js';
-import { cpuSecondsOf, freePorts, minorFaultsOf, portOpen, processTree, Procs, rssKiBOf, run, sampleRss, statusKiB, waitFor, type Managed } from './lib/procs.js';
+import { cpuSecondsOf, freePorts, harborLbReady, minorFaultsOf, portOpen, processTree, Procs, rssKiBOf, run, sampleRss, statusKiB, waitFor, type Managed } from './lib/procs.js';
 import { machineFacts, renderReport, writeDoc, type Contender } from './lib/report.js';
 import type { Metric, Sample } from './lib/stats.js';
 import { makeToken } from './lib/token.js';
@@ -193,7 +193,7 @@ async function main(): Promise<number> {
       writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis, workers }));
       // The routing log on at info, written to a file, as in production.
       // As the container runs it (Dockerfile's ENTRYPOINT).
-      return procs.start(name, process.execPath, ['--max-semi-space-size=16', cli, 'serve', '--config', conf], join(work, `logs/${name}.log`));
+      return procs.start(name, process.execPath, serveArgs(cli, conf), join(work, `logs/${name}.log`));
     };
     const lb = harborLb('harbor-lb', pLb!, aLb!, 'memory', true);
     const lbRedis = harborLb('harbor-lb-redis', pLbRedis!, aLbRedis!, 'redis', true);
@@ -219,15 +219,7 @@ async function main(): Promise<number> {
     entries.find((e) => e.id === 'nginx')!.pids = processTree(nginx.pid);
     entries.find((e) => e.id === 'harbor-lb-redis')!.pids = [lbRedis.pid, redis.pid];
     for (const e of entries.filter((x) => x.adminPort !== undefined)) {
-      await waitFor(`${e.id}: all three nodes healthy`, async () => {
-        try {
-          const res = await fetch(`http://127.0.0.1:${e.adminPort}/-/status`);
-          const status = (await res.json()) as { nodes: Array<{ state: string }>; sticky: { connected?: boolean } };
-          return status.nodes.filter((n) => n.state === 'healthy').length === 3 && status.sticky.connected !== false;
-        } catch {
-          return false;
-        }
-      });
+      await waitFor(`${e.id}: all three nodes healthy`, harborLbReady(e.adminPort!));
     }
     // With request workers, harbor-lb is its control plane and the workers it forked (all
     // listening once its admin port answers, which the loop above waited for).

@@ -8,9 +8,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH } from './lib/configs.js';
+import { blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH, serveArgs } from './lib/configs.js';
 import { pull } from './lib/load.js';
-import { freePorts, portOpen, processTree, type Procs, rssKiBOf, sampleRss, waitFor } from './lib/procs.js';
+import { freePorts, harborLbReady, portOpen, processTree, type Procs, rssKiBOf, sampleRss, waitFor } from './lib/procs.js';
 
 export interface CoalesceContext {
   procs: Procs;
@@ -54,16 +54,9 @@ export async function runCoalesce(c: CoalesceContext): Promise<string> {
   const haproxy = c.procs.start('haproxy (coalesce)', 'haproxy', ['-f', hConf, '-db'], join(c.work, 'logs/coalesce-haproxy.log'));
   const lConf = join(c.work, 'coalesce-harbor-lb.yaml');
   writeFileSync(lConf, `${harborLbYaml({ port: pL!, adminPort: aL!, backends: nodes, rootCert: c.rootCert, store: 'memory' }).replace(`health: {path: "${MANIFEST_PATH}"`, 'health: {path: "/stats"')}coalesce: {enabled: true}\n`);
-  const lb = c.procs.start('harbor-lb (coalesce)', process.execPath, ['--max-semi-space-size=16', c.cli, 'serve', '--config', lConf], join(c.work, 'logs/coalesce-harbor-lb.log'));
+  const lb = c.procs.start('harbor-lb (coalesce)', process.execPath, serveArgs(c.cli, lConf), join(c.work, 'logs/coalesce-harbor-lb.log'));
   await waitFor('haproxy (coalesce)', () => portOpen(pH!));
-  await waitFor('harbor-lb (coalesce): nodes healthy', async () => {
-    try {
-      const s = (await (await fetch(`http://127.0.0.1:${aL}/-/status`)).json()) as { nodes: Array<{ state: string }> };
-      return s.nodes.filter((n) => n.state === 'healthy').length === 3;
-    } catch {
-      return false;
-    }
-  }, 60_000);
+  await waitFor('harbor-lb (coalesce): nodes healthy', harborLbReady(aL!), 60_000);
   const token = (JSON.parse(readFileSync(c.tokenJson, 'utf8')) as { token: string }).token;
   const nodeStats = async () => {
     const all = await Promise.all(nodes.map(async (p) => (await (await fetch(`http://127.0.0.1:${p}/stats`)).json()) as { gets: number; heads: number; bytes: number }));

@@ -8,9 +8,9 @@
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH } from './lib/configs.js';
+import { blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH, serveArgs } from './lib/configs.js';
 import { pull, wrk, wrkErrors } from './lib/load.js';
-import { cpuSecondsOf, freePorts, portOpen, processTree, type Procs, run, waitFor } from './lib/procs.js';
+import { cpuSecondsOf, freePorts, harborLbReady, portOpen, processTree, type Procs, run, waitFor } from './lib/procs.js';
 import { writeFileSync } from 'node:fs';
 
 export interface ScaleContext {
@@ -59,17 +59,10 @@ export async function runScale(c: ScaleContext): Promise<string> {
     const haproxy = c.procs.start(`haproxy ${k}t`, h.cmd, h.args, join(c.work, `logs/scale-haproxy-${k}.log`));
     const lConf = join(c.work, `scale-harbor-lb-${k}.yaml`);
     writeFileSync(lConf, harborLbYaml({ port: pL!, adminPort: aL!, backends: c.backends, rootCert: c.rootCert, store: 'memory', workers: k }));
-    const l = pin(process.execPath, ['--max-semi-space-size=16', c.cli, 'serve', '--config', lConf]);
+    const l = pin(process.execPath, serveArgs(c.cli, lConf));
     const lb = c.procs.start(`harbor-lb ${k}w`, l.cmd, l.args, join(c.work, `logs/scale-harbor-lb-${k}.log`));
     await waitFor(`haproxy ${k}t`, () => portOpen(pH!));
-    await waitFor(`harbor-lb ${k}w: three nodes healthy`, async () => {
-      try {
-        const s = (await (await fetch(`http://127.0.0.1:${aL}/-/status`)).json()) as { nodes: Array<{ state: string }> };
-        return s.nodes.filter((n) => n.state === 'healthy').length === 3;
-      } catch {
-        return false;
-      }
-    }, 60_000);
+    await waitFor(`harbor-lb ${k}w: three nodes healthy`, harborLbReady(aL!), 60_000);
     for (const [contender, port, pids] of [
       ['haproxy', pH!, [haproxy.pid]],
       ['harbor-lb', pL!, processTree(lb.pid)],

@@ -139,6 +139,9 @@ ${o.backends.map((p, i) => `  server n${i + 1} 127.0.0.1:${p}`).join('\n')}
 `;
 }
 
+/** `node` arguments that run harbor-lb serve on `conf` as the container does (Dockerfile's ENTRYPOINT). */
+export const serveArgs = (cli: string, conf: string): string[] => ['--max-semi-space-size=16', cli, 'serve', '--config', conf];
+
 export interface HarborLbOpts {
   port: number;
   adminPort: number;

@@ -207,6 +207,18 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
   }
 }
 
+/** Whether the harbor-lb with this admin port has `nodes` nodes healthy and its sticky store connected (for waitFor). */
+export function harborLbReady(adminPort: number, nodes = 3): () => Promise<boolean> {
+  return async () => {
+    try {
+      const status = (await (await fetch(`http://127.0.0.1:${adminPort}/-/status`)).json()) as { nodes: Array<{ state: string }>; sticky: { connected?: boolean } };
+      return status.nodes.filter((n) => n.state === 'healthy').length === nodes && status.sticky.connected !== false;
+    } catch {
+      return false;
+    }
+  };
+}
+
 export interface RunResult {
   code: number | null;
   stdout: string;
