@@ -274,14 +274,12 @@ export class BlobFlights {
   /** A flight another worker leads that a client here may read, waiting up to `ms` to hear of one. */
   async awaitRemote(digest: string, ms: number): Promise<RemoteFlight | undefined> {
     if (!this.#remote.has(digest)) {
-      let timer: NodeJS.Timeout | undefined;
       let wake!: () => void;
       const heard = new Promise<void>((resolve) => (wake = resolve));
       const waiters = this.#remoteWaiters.get(digest) ?? new Set();
       waiters.add(wake);
       this.#remoteWaiters.set(digest, waiters);
-      await Promise.race([heard, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-      clearTimeout(timer);
+      await within(heard, ms);
       waiters.delete(wake);
       if (waiters.size === 0) this.#remoteWaiters.delete(digest);
     }
@@ -322,7 +320,7 @@ export class BlobFlights {
 
   /** This worker's claim of the digest is over, unless another of its pulls of it is under way or about to be. */
   #release(digest: string): void {
-    if (this.#pending.has(digest) || this.current(digest) !== undefined) return;
+    if (this.#pending.has(digest) || this.#current(digest) !== undefined) return;
     if (this.#claims.delete(digest)) this.bus?.closed(digest);
   }
 
@@ -331,36 +329,26 @@ export class BlobFlights {
    * way, or one complete and verified whose clients are still reading (a late client of the same
    * rollout reads the same verified copy).
    */
-  current(digest: string): Flight | undefined {
+  #current(digest: string): Flight | undefined {
     const f = this.#flights.get(digest);
     return f?.joinable === true ? f : undefined;
   }
 
   /** A reader of this process's joinable flight of the digest (attached: its file stays until the reader detaches). */
   reader(digest: string): Flight | undefined {
-    const f = this.current(digest);
+    const f = this.#current(digest);
     f?.attach();
     return f;
   }
 
-  /** reader(), waiting up to `ms` for a pull of this process sent before and not answered yet. */
-  async awaitReader(digest: string, ms: number): Promise<Flight | undefined> {
-    await this.awaitFlight(digest, ms);
-    return this.reader(digest);
-  }
-
   /**
-   * The flight of this digest, waiting up to `ms` for a pull sent before and not answered yet
+   * reader(), waiting up to `ms` for a pull of this process sent before and not answered yet
    * (clients of a rollout arrive together, before the first answer): undefined when none comes.
    */
-  async awaitFlight(digest: string, ms: number): Promise<Flight | undefined> {
+  async awaitReader(digest: string, ms: number): Promise<Flight | undefined> {
     const pending = this.#pending.get(digest);
-    if (pending !== undefined && this.current(digest) === undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([pending.settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-      clearTimeout(timer);
-    }
-    return this.current(digest);
+    if (pending !== undefined && this.#current(digest) === undefined) await within(pending.settled, ms);
+    return this.reader(digest);
   }
 
   /** A tee for a client's pull of `digest`: it becomes the flight others join, if none is under way when its 200 arrives. */
@@ -477,6 +465,13 @@ function written(res: ServerResponse, chunk: Buffer): Promise<void> {
     res.on('close', done);
     res.write(chunk, done);
   });
+}
+
+/** Until `p` settles, or `ms` have passed. */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Until the flight moves on, or the client leaves. */
