@@ -232,6 +232,17 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
     assert.equal(samplesOf(families, 'harbor_lb_coalesced_requests_total')[0]!.value, 12);
   });
 
+  it('a straggler asking just after a verified pull ended reads that copy, after its own HEAD: no second node read', async (t) => {
+    const { node, lb } = await setup(t);
+    const leader = (await leadingPull(lb)).pulled;
+    node.release();
+    assert.equal((await leader).sha, DIGEST);
+    const straggler = await pull(lb, 'Bearer good');
+    assert.deepEqual(straggler, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
+    assert.deepEqual([node.counts.get, node.counts.head], [1, 1]);
+    assert.equal((await lb.logs.waitForRequests(2))[1]!.reason, 'coalesced');
+  });
+
   it('off by default: the same pulls each read from the node', async (t) => {
     const node = await blobNode(t);
     const lb = await startApp([node.url]);
