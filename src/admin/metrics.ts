@@ -39,6 +39,8 @@ export interface MetricsSources {
   queued?: (node: ClusterNode) => number;
   /** Clients that joined another's blob pull, and the bytes served to them without a node read (coalesce.enabled). */
   coalesced?: { readonly joins: number; readonly bytes: number };
+  /** The blob cache (cache.dir): its hits, and its size where this process keeps it within cache.maxSize. */
+  cache?: { readonly counts: { readonly hits: number; readonly bytes: number }; stats(): { size: number; blobs: number; maxSize: number } };
 }
 
 /** From 1 ms to 5 minutes: token and ping answers take milliseconds, a large blob pull minutes. */
@@ -137,6 +139,13 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     if (coalesced !== undefined) {
       this.#counter('harbor_lb_coalesced_requests_total', "Blob pulls served by joining another client's pull of the same digest (coalesce.enabled), each after the registry said yes to that client.", [], (emit) => emit({}, coalesced.joins));
       this.#counter('harbor_lb_coalesced_bytes_total', 'Blob bytes served to clients that joined another pull: bytes no node was asked to read again.', [], (emit) => emit({}, coalesced.bytes));
+    }
+    const cache = src.cache;
+    if (cache !== undefined) {
+      this.#counter('harbor_lb_cache_hits_total', 'Blob pulls served from the blob cache (cache.dir), each after the registry said yes to that client; Range requests included.', [], (emit) => emit({}, cache.counts.hits));
+      this.#counter('harbor_lb_cache_bytes_total', 'Blob bytes served from the blob cache: bytes no node was asked to read again.', [], (emit) => emit({}, cache.counts.bytes));
+      this.#gauge('harbor_lb_cache_size_bytes', 'Bytes the blob cache keeps on disk (cache.maxSize bounds it).', [], (emit) => emit({}, cache.stats().size));
+      this.#gauge('harbor_lb_cache_blobs', 'Blobs the blob cache keeps on disk.', [], (emit) => emit({}, cache.stats().blobs));
     }
     nodes.on('rule', this.#onRule);
     if (nodes.panic) this.#panicSince ??= clock.now();

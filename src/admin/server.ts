@@ -13,6 +13,7 @@ import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { MetricsExposition } from './metrics.js';
 import { hostAllowed } from './admin-host.js';
 import { buildStatus } from './status.js';
+import type { CacheStats } from '../coalesce/blob-cache.js';
 import type { TrafficHistoryDocument } from './traffic-history.js';
 import type { WorkerStatus } from '../workers/worker-pool.js';
 import { pageHeaders, STATUS_PAGE_ASSETS } from './status-page.js';
@@ -39,6 +40,8 @@ export interface AdminDeps {
   history?: () => TrafficHistoryDocument;
   /** The processes serving traffic: brought up to date before /-/status answers, then listed in it. */
   workers?: { refresh(): Promise<void>; status(): WorkerStatus[]; serving(): boolean };
+  /** The blob cache's size (cache.dir), when there is one. */
+  cache?: () => CacheStats | undefined;
 }
 
 const NODE_ACTION = /^\/-\/nodes\/([^/]*)\/(drain|undrain)$/;
@@ -166,10 +169,10 @@ class AdminApi {
       case '/-/status': {
         const workers = deps.workers;
         const status = () => buildStatus(deps.nodes, deps.health, deps.outliers, deps.sticky(), deps.skew, deps.configStatus?.(), deps.queued);
-        if (workers === undefined) return json(res, 200, status());
+        if (workers === undefined) return json(res, 200, { ...status(), ...cacheOf(deps) });
         // With request workers, their counters are asked for first: the answer adds up what they have done.
         return void workers.refresh().then(
-          () => json(res, 200, { ...status(), workers: workers.status() }),
+          () => json(res, 200, { ...status(), workers: workers.status(), ...cacheOf(deps) }),
           (err: unknown) => this.answerFailure(req, res, err),
         );
       }
@@ -265,4 +268,10 @@ function json(res: http.ServerResponse, status: number, doc: unknown): void {
   const body = JSON.stringify(doc);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
+}
+
+/** /-/status's `cache` member: there only when cache.dir is set. */
+function cacheOf(deps: AdminDeps): { cache?: CacheStats } {
+  const cache = deps.cache?.();
+  return cache === undefined ? {} : { cache };
 }

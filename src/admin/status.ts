@@ -5,6 +5,7 @@ import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { ConfigStatus } from '../config/live-config.js';
 import type { WorkerStatus } from '../workers/worker-pool.js';
+import type { CacheStats } from '../coalesce/blob-cache.js';
 
 /** The `/-/status` document: a contract (docs/status-page.md, docs/operations.md); fields are only ever added. */
 export interface StatusDocument {
@@ -46,6 +47,8 @@ export interface StatusDocument {
    * this process, when it serves the traffic itself.
    */
   workers?: WorkerStatus[];
+  /** The blob cache (cache.dir): its folder, limit, and what it keeps now. */
+  cache?: CacheStats;
 }
 
 export function buildStatus(

@@ -41,6 +41,7 @@ import type { ResolvedDeps } from './app-deps.js';
 import { RemotePinStore } from '../workers/remote-pin-store.js';
 import { BlobFlights } from '../coalesce/blob-flights.js';
 import { Coalescer } from '../coalesce/coalescer.js';
+import { BlobCache } from '../coalesce/blob-cache.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -80,8 +81,11 @@ export interface Parts {
   handler: RequestHandler;
   /** The listeners, once start() has made them. */
   servers: { proxy?: Server; admin?: Server };
-  /** Blob pulls others may join (coalesce.enabled), with their spill files. */
-  flights: BlobFlights | undefined;
+  /** Blob pulls others may join (coalesce.enabled) or the cache keeps, with their spill files. */
+  flights: BlobFlights;
+  coalescer: Coalescer;
+  /** Verified blobs kept by digest (cache.dir); the control plane's evicts for its workers. */
+  cache: BlobCache | undefined;
 }
 
 type NodeParts = Pick<Parts, 'clock' | 'random' | 'logger' | 'routing' | 'nodes' | 'flags' | 'skew' | 'health' | 'checks' | 'outliers' | 'answers'>;
@@ -198,7 +202,7 @@ function createPinStore(config: Config, { clock, logger }: NodeParts, deps: Reso
   return new RedisPinStore(options, clock, logger);
 }
 
-type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler' | 'flights'>;
+type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler' | 'flights' | 'coalescer' | 'cache'>;
 
 /** The request path and what bounds it: client limits, fair node shares, body rates, connections, metrics. */
 function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 'store' | 'pins' | 'budget'>, deps: ResolvedDeps): ProxyParts {
@@ -219,11 +223,13 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   });
   const { outliers, health, skew, guard, store, pins } = p;
   const worker = deps.worker;
-  // A folder of this process's own: request workers each have theirs, and it goes when the process closes.
-  const flights = config.coalesce.enabled
-    ? new BlobFlights(join(config.coalesce.dir ?? tmpdir(), `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`), deps.worker?.link.flights)
-    : undefined;
-  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights?.counts });
+  const cache = createBlobCache(config, p, deps);
+  // A folder of this process's own (made with its first flight): request workers each have theirs,
+  // and it goes when the process closes. Beside the cache, so a verified blob enters it by a link.
+  const spillDir = join(config.coalesce.dir ?? config.cache.dir ?? tmpdir(), `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`);
+  const flights = new BlobFlights(spillDir, config.coalesce.enabled ? deps.worker?.link.flights : undefined, cache);
+  const coalescer = new Coalescer(flights, nodes, config.coalesce.enabled, cache);
+  const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights.counts, cache });
   const proxyDeps: ProxyDeps = {
     nodes,
     pins,
@@ -246,9 +252,21 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     headersTimeout: config.proxy.headersTimeout,
     uploadHeadersTimeout: config.proxy.uploadHeadersTimeout,
     instanceId: randomBytes(3).toString('hex'),
-    coalescer: flights === undefined ? undefined : new Coalescer(flights, nodes),
+    coalescer,
   };
-  return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights };
+  return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache };
+}
+
+/** The blob cache, when cache.dir is set: a folder that cannot be made stops start-up naming it. */
+function createBlobCache(config: Config, { clock, logger }: NodeParts, deps: ResolvedDeps): BlobCache | undefined {
+  const { dir, maxSize } = config.cache;
+  if (dir === undefined) return undefined;
+  const link = deps.worker?.link;
+  try {
+    return new BlobCache(dir, maxSize, clock, logger, link ? (digest, size) => link.cacheAdded(digest, size) : undefined);
+  } catch (err) {
+    throw new ConfigError([`cache.dir: cannot use ${dir}: ${(err as Error).message}`], 'cache.dir');
+  }
 }
 
 /** The cluster's token certificates, or undefined when token.rootCert is not set; an unreadable file stops start-up. */

@@ -54,6 +54,8 @@ export class Lifecycle {
     this.#startedAt = parts.clock.now();
     const { logger } = parts;
     try {
+      // What a previous run kept, before anything is served from it or added (the evicting process; workers open files).
+      if (this.role.kind !== 'worker') await parts.cache?.load();
       const urls = await this.#listen();
       // No publicUrl was given and the port was "any": clients reach us on the port just bound.
       if (new URL(config.publicUrl).port === '0') parts.rewriter.setPublicUrl(urls.proxyUrl);
@@ -102,6 +104,7 @@ export class Lifecycle {
       reload: () => this.control.reload(),
       configStatus: () => this.control.status(),
       history: () => parts.history.document(),
+      cache: () => parts.cache?.stats(),
     });
     parts.servers.admin = admin;
     let proxyPort: number;
@@ -163,7 +166,7 @@ export class Lifecycle {
     p.history.stop();
     await Promise.all([p.trustProbe?.stop(), p.uploadProbe.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);
     await p.nodes.close();
-    p.flights?.close();
+    p.flights.close();
     await Promise.all([flushLogger(p.logger), p.routing.flush()]);
   }
 

@@ -82,6 +82,9 @@ const LIVE_PARTS: readonly LivePart[] = [
       if (prepared.tls && servers.proxy) (servers.proxy as TlsServer).setSecureContext(prepared.tls);
     },
   },
+  // New pulls follow it; flights under way finish with the clients on them. cache.dir needs a restart.
+  { paths: ['coalesce.enabled'], apply: ({ coalescer }, next) => coalescer.configure(next.coalesce.enabled) },
+  { paths: ['cache.maxSize'], apply: ({ cache }, next) => void cache?.configure(next.cache.maxSize) },
   // The doctor reads its settings from the config in force each time it runs: nothing to apply.
   { paths: ['doctor'], apply: ({ uploadProbe }, next) => uploadProbe.configure(uploadProbeOptions(next)) },
 ];

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import type { BlobCache } from './blob-cache.js';
 
 /** A verified flight with no reader left stays joinable this long: a rollout's stragglers read it too. */
 const LINGER_MS = 5_000;
@@ -33,7 +34,8 @@ export interface FlightReader {
   readonly size: number;
   readonly headers: string[];
   readonly state: 'open' | 'ok' | 'failed';
-  read(buf: Buffer, position: number): number;
+  /** Bytes read into `buf` from `position` (0: nothing readable there yet). */
+  read(buf: Buffer, position: number): number | Promise<number>;
   detach(): void;
   on(event: 'progress' | 'end', fn: () => void): unknown;
   off(event: 'progress' | 'end', fn: () => void): unknown;
@@ -59,7 +61,7 @@ export interface FlightBus {
 }
 
 /** The headers a joining client gets: those the leading client got that describe the blob. */
-const KEPT = new Set(['content-length', 'content-type', 'docker-content-digest', 'etag', 'accept-ranges', 'cache-control', 'last-modified']);
+export const BLOB_HEADERS: ReadonlySet<string> = new Set(['content-length', 'content-type', 'docker-content-digest', 'etag', 'accept-ranges', 'cache-control', 'last-modified']);
 
 /**
  * One pull of a blob from a node whose bytes other clients share: written to a spill file as
@@ -226,12 +228,14 @@ export class BlobFlights {
   /** Pending marks made by a claim, handed to the claiming pull's tee(). */
   readonly #owned = new Map<string, () => void>();
 
+  #made = false;
+
   constructor(
     private readonly dir: string,
     private readonly bus?: FlightBus,
-  ) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  }
+    /** Where verified flights are kept (cache.dir), if anywhere. */
+    private readonly cache?: BlobCache,
+  ) {}
 
   /** Whether flights are shared with other request workers. */
   get shared(): boolean {
@@ -373,14 +377,22 @@ export class BlobFlights {
           const name = headers[i]!.toLowerCase();
           if (name === 'content-length') size = Number(headers[i + 1]);
           if (name === 'content-encoding' || name === 'transfer-encoding') return false;
-          if (KEPT.has(name)) kept.push(headers[i]!, headers[i + 1]!);
+          if (BLOB_HEADERS.has(name)) kept.push(headers[i]!, headers[i + 1]!);
         }
         if (size === undefined || !Number.isSafeInteger(size) || size <= 0) return false;
         const file = join(this.dir, `${digest.replace(/[^a-zA-Z0-9]/g, '_')}.${++this.#seq}`);
         const claimed = this.#claims.has(digest);
         try {
+          // Made with the first flight: a process that never coalesces leaves no folder behind.
+          if (!this.#made) mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+          this.#made = true;
           let said = false;
+          let cached = false;
           flight = new Flight(digest, size, kept, file, (f) => {
+            if (f.state === 'ok' && !cached) {
+              cached = true;
+              this.cache?.admit(file, digest, size);
+            }
             if (!f.joinable && this.#flights.get(digest) === f) this.#flights.delete(digest);
             if (!claimed) return;
             if (!said && f.state !== 'open') {
@@ -432,7 +444,8 @@ export async function streamFlight(flight: FlightReader, res: ServerResponse, fr
   const buf = Buffer.allocUnsafe(READ_CHUNK);
   for (;;) {
     if (res.destroyed) return 'gone';
-    const n = flight.read(buf, position);
+    const got = flight.read(buf, position);
+    const n = typeof got === 'number' ? got : await got;
     if (n > 0) {
       position += n;
       onBytes(n);

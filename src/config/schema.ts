@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseByteSize } from './byte-size.js';
 import { MAX_DURATION_MS, parseDuration } from './duration.js';
 import { ROUTES } from '../registry/route.js';
 import { isLoopback } from './loopback.js';
@@ -298,6 +299,26 @@ const coalesceSchema = z.strictObject({
   dir: z.string().min(1).optional(),
 });
 
+const byteSize = (fallback: string) =>
+  z
+    .union([z.number().int().nonnegative(), z.string()], { error: 'expected a size such as "10GiB"' })
+    .transform((v, ctx) => {
+      const bytes = typeof v === 'number' ? v : parseByteSize(v);
+      if (bytes === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a size such as "10GiB" or "500MB", got "${v}"` });
+        return z.NEVER;
+      }
+      return bytes;
+    })
+    .prefault(fallback);
+
+const cacheSchema = z.strictObject({
+  /** The blob cache's folder: set, blobs fully read and verified are kept there by digest (off when unset). */
+  dir: z.string().min(1).optional(),
+  /** Past this, the least recently used blobs go. */
+  maxSize: byteSize('10GiB'),
+});
+
 const proxySchema = z.strictObject({
   connectTimeout: duration('5s'),
   /** Time a node has to start answering a request without a body (GET, HEAD, DELETE). */
@@ -348,6 +369,7 @@ export const configSchema = z
     log: logSchema.prefault({}),
     proxy: proxySchema.prefault({}),
     coalesce: coalesceSchema.prefault({}),
+    cache: cacheSchema.prefault({}),
     doctor: doctorSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {

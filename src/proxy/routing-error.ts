@@ -22,6 +22,8 @@ export const ROUTING_ERROR_CODES = [
   'NODE_ANSWERED_502',
   'NODE_ANSWERED_503',
   'NODE_ANSWERED_504',
+  // The host's: the blob cache's disk failed a read (the client saw a cut; no node is involved).
+  'CACHE_READ_FAILED',
   // A bug of harbor-lb's: the client got 500.
   'INTERNAL_ERROR',
 ] as const;

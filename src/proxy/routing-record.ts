@@ -3,7 +3,7 @@ import type { Route } from '../registry/route.js';
 import type { RoutingError } from './routing-error.js';
 
 /** Why the request's (last) node was chosen: its pin, its key's hash, balancing, or a later attempt. */
-export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failover' | 'reissued' | 'coalesced';
+export type RouteReason = 'pinned' | 'hashed' | 'balanced' | 'retried' | 'failover' | 'reissued' | 'coalesced' | 'cache';
 
 /** The routing line's fields (docs/logging.md), filled in as the request goes and written once when it ends. */
 export interface RoutingRecord {

@@ -27,6 +27,8 @@ export interface ControlLink {
   pin(op: PinOp): Promise<unknown>;
   /** Blob flights shared between workers (coalesce.enabled). */
   readonly flights: FlightBus;
+  /** A verified blob entered the host's cache (cache.dir); the control plane evicts. */
+  cacheAdded(digest: string, size: number): void;
 }
 
 /** Where a worker's messages go: process.send in a forked worker. */
@@ -98,6 +100,10 @@ export class ProcessControlLink implements ControlLink {
     settled: (digest, ok) => this.send({ t: 'flight-settled', digest, ok }),
     closed: (digest) => this.send({ t: 'flight-closed', digest }),
   };
+
+  cacheAdded(digest: string, size: number): void {
+    this.send({ t: 'cache-added', digest, size });
+  }
 
   pin(op: PinOp): Promise<unknown> {
     return this.#ask((id) => ({ t: 'pin', id, pin: op }));

@@ -77,5 +77,7 @@ export type FromWorker =
   | { t: 'flight-started'; flight: SharedFlight }
   | { t: 'flight-settled'; digest: string; ok: boolean }
   | { t: 'flight-closed'; digest: string }
+  /** A verified blob entered the cache (cache.dir): the control plane keeps the host's cache within its size. */
+  | { t: 'cache-added'; digest: string; size: number }
   | { t: 'pin'; id: number; pin: PinOp }
   | { t: 'answer'; id: number; value: unknown };

@@ -22,6 +22,8 @@ const WORKER_FAMILIES: ReadonlySet<string> = new Set([
   'harbor_lb_sticky_store_errors_total',
   'harbor_lb_coalesced_requests_total',
   'harbor_lb_coalesced_bytes_total',
+  'harbor_lb_cache_hits_total',
+  'harbor_lb_cache_bytes_total',
 ]);
 
 /** Whether a worker reports this family: its own request families, and the runtime's (added up as prom-client's cluster mode does). */

@@ -435,6 +435,9 @@ export class WorkerPool {
         this.#tellFlight(slot, msg.digest, undefined);
         return;
       }
+      case 'cache-added':
+        this.parts.cache?.added(msg.digest, msg.size);
+        return;
       case 'pin':
         void this.#pin(msg.pin).then((value) => this.#send(slot, { t: 'answer', id: msg.id, value }));
         return;

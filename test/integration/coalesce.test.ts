@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { describe, it } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startApp, type StartedApp } from '../support/app.js';
+import { startFromFile } from '../support/file-app.js';
+import { makeTempDir } from '../support/tmp.js';
 import { send } from '../support/http-client.js';
 import { parseExposition, samplesOf } from '../support/prometheus-text.js';
 import { startServer } from '../support/servers.js';
@@ -241,6 +245,26 @@ describe('coalescing identical blob pulls (coalesce.enabled)', () => {
     assert.deepEqual(straggler, { status: 200, bytes: BLOB.length, sha: DIGEST, aborted: false });
     assert.deepEqual([node.counts.get, node.counts.head], [1, 1]);
     assert.equal((await lb.logs.waitForRequests(2))[1]!.reason, 'coalesced');
+  });
+
+  it('a reload turns coalescing off live: pulls after it each read from the node', async (t) => {
+    const node = await blobNode(t);
+    const tmp = makeTempDir('coalesce-reload');
+    t.after(() => tmp.remove());
+    const file = join(tmp.dir, 'harbor-lb.yaml');
+    const yaml = (enabled: boolean) => ['listen: {address: 127.0.0.1, port: 0}', 'admin: {address: 127.0.0.1, port: 0}', `nodes: [{name: n1, url: "${node.url}"}]`, 'health: {enabled: false}', `coalesce: {enabled: ${enabled}}`].join('\n');
+    writeFileSync(file, yaml(true));
+    const { app, adminUrl, proxyUrl } = await startFromFile(file);
+    t.after(() => app.close(0));
+    writeFileSync(file, yaml(false));
+    const reloaded = JSON.parse((await send(`${adminUrl}/-/reload`, { method: 'POST' })).body.toString()) as { applied: string[] };
+    assert.deepEqual(reloaded.applied, ['coalesce.enabled']);
+    const lb = { url: proxyUrl } as StartedApp;
+    const pulls = Array.from({ length: 3 }, () => pull(lb, 'Bearer good'));
+    while (node.counts.get < 3) await new Promise((r) => setImmediate(r));
+    node.release();
+    for (const p of await Promise.all(pulls)) assert.equal(p.sha, DIGEST);
+    assert.deepEqual([node.counts.get, node.counts.head], [3, 0]);
   });
 
   it('off by default: the same pulls each read from the node', async (t) => {

@@ -1,0 +1,243 @@
+import { close, fstatSync, futimes, linkSync, mkdirSync, openSync, read, renameSync, unlinkSync, utimesSync } from 'node:fs';
+import { copyFile, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../log/loggers.js';
+import type { Clock } from '../util/clock.js';
+import type { FlightReader } from './blob-flights.js';
+
+const DIGEST = /^sha256:([a-f0-9]{64})$/;
+/** A temporary file older than this is left from a process that stopped mid-copy. */
+const STALE_TMP_MS = 10 * 60_000;
+
+/** The cache's size as /-/status shows it. */
+export interface CacheStats {
+  dir: string;
+  maxSize: number;
+  size: number;
+  blobs: number;
+}
+
+/**
+ * Blobs fully read and verified, kept by digest on disk (cache.dir): `sha256/<hex>`, one file per
+ * blob, least recently used out first once past maxSize. The file system is the truth that every
+ * process of the host shares: a lookup opens the file, a hit sets its modification time (the
+ * recency a restart and the evicting process read back), and a blob enters with a link and a
+ * rename, so a file in `sha256/` is always whole. One process per host evicts: the single process,
+ * or the control plane, which request workers tell of each blob they add (`share`).
+ */
+export class BlobCache {
+  readonly #blobs: string;
+  readonly #tmp: string;
+  /** Blobs by hex digest, least recently used first (the evicting process's view). */
+  readonly #index = new Map<string, { size: number; used: number }>();
+  #size = 0;
+  #seq = 0;
+  #evicting: Promise<void> | undefined;
+  #again = false;
+  /** Clients served from the cache, and the bytes sent them (no node read), since start. */
+  readonly counts = { hits: 0, bytes: 0 };
+
+  constructor(
+    readonly dir: string,
+    private maxSize: number,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    /** A request worker's cache: tells the evicting process of each blob it adds, and evicts nothing itself. */
+    private readonly share?: (digest: string, size: number) => void,
+  ) {
+    this.#blobs = join(dir, 'sha256');
+    this.#tmp = join(dir, 'tmp');
+    mkdirSync(this.#blobs, { recursive: true, mode: 0o700 });
+    mkdirSync(this.#tmp, { recursive: true, mode: 0o700 });
+  }
+
+  /** Reads what a previous run kept (the evicting process): sizes and recency, oldest first; stale temporary files go. */
+  async load(): Promise<void> {
+    if (this.share !== undefined) return;
+    const found: { hex: string; size: number; used: number }[] = [];
+    for (const name of await readdir(this.#blobs)) {
+      if (!/^[a-f0-9]{64}$/.test(name)) continue;
+      const st = await stat(join(this.#blobs, name)).catch(() => undefined);
+      if (st?.isFile()) found.push({ hex: name, size: st.size, used: st.mtimeMs });
+    }
+    found.sort((a, b) => a.used - b.used);
+    for (const f of found) this.#remember(f.hex, f.size, f.used);
+    const now = this.clock.now();
+    for (const name of await readdir(this.#tmp)) {
+      const file = join(this.#tmp, name);
+      const st = await stat(file).catch(() => undefined);
+      if (st !== undefined && now - st.mtimeMs > STALE_TMP_MS) await unlink(file).catch(() => {});
+    }
+    if (found.length > 0) this.logger.info({ event: 'cache_loaded', dir: this.dir, blobs: found.length, size: this.#size }, `blob cache ${this.dir}: ${found.length} blob(s), ${this.#size} bytes kept from before`);
+    await this.#evict();
+  }
+
+  /** A new limit (reload): a smaller one evicts at once. */
+  configure(maxSize: number): Promise<void> {
+    this.maxSize = maxSize;
+    return this.#evict();
+  }
+
+  stats(): CacheStats {
+    return { dir: this.dir, maxSize: this.maxSize, size: this.#size, blobs: this.#index.size };
+  }
+
+  /** The blob of this digest opened for reading, or undefined when the cache does not have it. */
+  open(digest: string): CachedBlob | undefined {
+    const hex = DIGEST.exec(digest)?.[1];
+    if (hex === undefined) return undefined;
+    let fd: number;
+    try {
+      fd = openSync(join(this.#blobs, hex), 'r');
+    } catch {
+      return undefined;
+    }
+    const size = fstatSync(fd).size;
+    this.#touch(fd, hex);
+    return new CachedBlob(fd, size);
+  }
+
+  /**
+   * A verified blob's file (a flight's spill file) enters the cache: linked in, or copied when it
+   * is on another file system. Bigger than the whole cache, it does not.
+   */
+  admit(file: string, digest: string, size: number): void {
+    const hex = DIGEST.exec(digest)?.[1];
+    if (hex === undefined || size > this.maxSize) return;
+    const tmp = join(this.#tmp, `${process.pid}-${++this.#seq}`);
+    const final = join(this.#blobs, hex);
+    // Its time is its recency, on the clock hits are told by (the evicting process compares the two).
+    const now = this.clock.now() / 1000;
+    try {
+      linkSync(file, tmp);
+      utimesSync(tmp, now, now);
+      renameSync(tmp, final);
+      this.#added(hex, size);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') return this.#failed(err, tmp);
+      // coalesce.dir is on another file system: a copy, off the event loop, renamed in whole.
+      copyFile(file, tmp)
+        .then(() => utimes(tmp, now, now))
+        .then(() => rename(tmp, final))
+        .then(
+          () => this.#added(hex, size),
+          (e: unknown) => this.#failed(e, tmp),
+        );
+    }
+  }
+
+  /** A request worker added this blob (the evicting process hears it from the control plane). */
+  added(digest: string, size: number): void {
+    const hex = DIGEST.exec(digest)?.[1];
+    if (hex !== undefined) this.#added(hex, size);
+  }
+
+  #added(hex: string, size: number): void {
+    if (this.share !== undefined) return this.share(`sha256:${hex}`, size);
+    this.#remember(hex, size, this.clock.now());
+    void this.#evict();
+  }
+
+  #remember(hex: string, size: number, used: number): void {
+    const had = this.#index.get(hex);
+    if (had !== undefined) this.#size -= had.size;
+    this.#index.delete(hex);
+    this.#index.set(hex, { size, used });
+    this.#size += size;
+  }
+
+  #failed(err: unknown, tmp: string): void {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Never made.
+    }
+    this.logger.warn({ event: 'cache_write_failed', dir: this.dir, err }, `blob cache ${this.dir}: a verified blob could not be kept (${(err as Error).message}); pulls go on from the nodes`);
+  }
+
+  /** A hit: the file's time says so to the evicting process and to the next run; the index here too. */
+  #touch(fd: number, hex: string): void {
+    const now = this.clock.now();
+    futimes(fd, now / 1000, now / 1000, () => {});
+    const entry = this.#index.get(hex);
+    if (entry !== undefined) this.#remember(hex, entry.size, now);
+  }
+
+  /** Least recently used out until the cache fits; one pass at a time, another after it if asked meanwhile. */
+  #evict(): Promise<void> {
+    if (this.share !== undefined || this.#size <= this.maxSize) return Promise.resolve();
+    if (this.#evicting !== undefined) {
+      this.#again = true;
+      return this.#evicting;
+    }
+    this.#evicting = (async () => {
+      do {
+        this.#again = false;
+        await this.#evictPass();
+      } while (this.#again);
+    })().finally(() => (this.#evicting = undefined));
+    return this.#evicting;
+  }
+
+  async #evictPass(): Promise<void> {
+    // Each blob is looked at once a pass: one a worker read since (its time moved) goes to the back.
+    for (const [hex, entry] of [...this.#index]) {
+      if (this.#size <= this.maxSize) return;
+      if (this.#index.get(hex) !== entry) continue;
+      const file = join(this.#blobs, hex);
+      const st = await stat(file).catch(() => undefined);
+      if (this.#index.get(hex) !== entry) continue;
+      if (st !== undefined && st.mtimeMs > entry.used + 1) {
+        this.#remember(hex, st.size, st.mtimeMs);
+        continue;
+      }
+      // A client reading it keeps its open file; the name goes now.
+      await unlink(file).catch(() => {});
+      if (this.#index.get(hex) === entry) {
+        this.#index.delete(hex);
+        this.#size -= entry.size;
+      }
+    }
+  }
+}
+
+/**
+ * A cached blob opened for one client, read at the client's pace. Reads go to the thread pool, so a cold disk holds
+ * nobody else's request.
+ */
+export class CachedBlob implements FlightReader {
+  readonly headers: string[] = [];
+  readonly state = 'ok';
+  /** Where this client's read ends: the blob's end, or its Range's. */
+  size: number;
+  #closed = false;
+
+  constructor(
+    private readonly fd: number,
+    /** The whole blob's size. */
+    readonly blobSize: number,
+  ) {
+    this.size = blobSize;
+  }
+
+  read(buf: Buffer, position: number): Promise<number> {
+    const n = Math.min(buf.length, this.size - position);
+    if (n <= 0 || this.#closed) return Promise.resolve(0);
+    return new Promise((resolve, reject) => read(this.fd, buf, 0, n, position, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+  }
+
+  detach(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    close(this.fd, () => {});
+  }
+
+  // A whole, verified blob: nothing to wait for.
+  on(): this {
+    return this;
+  }
+
+  off(): this {
+    return this;
+  }
+}
