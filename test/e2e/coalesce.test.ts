@@ -45,4 +45,35 @@ describe('coalescing against real registries (coalesce.enabled)', () => {
     assert.equal(lines.length, 20);
     assert.ok(nodeReads <= 2, `${nodeReads} node reads`);
   });
+
+  it('the blob cache against real registries: a kept layer is served whole and by Range as the registry serves it, after the registry said yes to each client', { timeout: 180_000 }, async (t) => {
+    const tmp = makeTempDir('e2e-cache');
+    t.after(tmp.remove);
+    const cluster = await startRealHarborCluster(tmp.dir, 2);
+    t.after(() => cluster.close());
+    const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, cache: { dir: `${tmp.dir}/cache` }, token: { rootCert: cluster.keys.certFile, probe: { enabled: false } } });
+    t.after(() => lb.close());
+    const auth = `Bearer ${await token(lb, `repository:${REPO}:pull,push`)}`;
+    const layer = randomBytes(8 * 1024 * 1024 + 5);
+    const digest = await pushBlob(lb.url, REPO, auth, layer);
+    const path = `/v2/${REPO}/blobs/${digest}`;
+    const withAuth = { headers: { authorization: auth } };
+    const ranged = { headers: { authorization: auth, range: 'bytes=1048576-2097151' } };
+    const first = await request(lb.url, path, withAuth);
+    assert.equal(`sha256:${first.sha256}`, digest);
+    const [whole, part] = [await request(lb.url, path, withAuth), await request(lb.url, path, ranged)];
+    const [directWhole, directPart] = [await request(cluster.nodes[0]!.url, path, withAuth), await request(cluster.nodes[0]!.url, path, ranged)];
+    const [anonymous, directAnonymous] = [await request(lb.url, path), await request(cluster.nodes[0]!.url, path)];
+    // Two workers write their routing lines each on its own: counted, not ordered.
+    const gets = () => lb.logs.requests().filter((l) => l.path === path && l.method === 'GET');
+    while (gets().length < 4) await lb.logs.waitForRequests(lb.logs.requests().length + 1);
+    const lines = gets();
+    assert.deepEqual(lines.map((l) => `${l.status} ${l.reason}`).sort(), ['200 balanced', '200 cache', '206 cache', `${directAnonymous.status} balanced`].sort());
+    // What a client sees is what the registry itself sends.
+    const head = (a: typeof whole) => ({ status: a.status, bytes: a.bytes, sha256: a.sha256, type: a.headers['content-type'], length: a.headers['content-length'], digest: a.headers['docker-content-digest'], range: a.headers['content-range'] });
+    assert.deepEqual(head(whole), head(directWhole));
+    assert.deepEqual(head(part), head(directPart));
+    assert.equal(part.status, 206);
+    assert.deepEqual([anonymous.status, anonymous.bytes < 4096], [directAnonymous.status, true]);
+  });
 });
