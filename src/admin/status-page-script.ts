@@ -182,6 +182,15 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
       ['connected', s.connected ? 'yes' : 'no', s.connected ? 'good' : 'bad'],
       ['entries', s.entries === undefined ? 'unknown' : s.entries],
     ]);
+    var ca = doc.cache;
+    byId('cache-panel').hidden = !ca;
+    if (ca) {
+      renderList(byId('cache'), [
+        ['kept', (ca.size / 1048576).toFixed(1) + ' MiB of ' + (ca.maxSize / 1048576).toFixed(0) + ' MiB'],
+        ['blobs', ca.blobs],
+        ['folder', ca.dir],
+      ]);
+    }
     var cl = doc.cluster || {};
     renderList(byId('cluster'), [
       ['panic mode', cl.panic ? 'on: too few nodes available, routing over every node that answers' : 'off', cl.panic ? 'bad' : ''],

@@ -45,6 +45,7 @@ const HTML = `<!doctype html>
 <div class="panels">
 <section><h2>Sticky store</h2><dl id="sticky"></dl></section>
 <section><h2>Cluster rules</h2><dl id="cluster"></dl></section>
+<section id="cache-panel" hidden><h2>Blob cache</h2><dl id="cache"></dl></section>
 <section id="config-panel" hidden><h2>Config</h2><dl id="config"></dl></section>
 </div>
 </main>

@@ -20,6 +20,8 @@ export function formatStatusTable(doc: StatusDocument): string {
     const each = workers.map((w) => `${w.index}: ${w.state}, ${w.requests} requests, ${mib(w.rssBytes)}${w.restarts > 0 ? `, restarted ${w.restarts}x` : ''}`);
     out.push(`workers: ${workers.length} (${each.join('; ')})`);
   }
+  const cache = doc.cache;
+  if (cache !== undefined) out.push(`blob cache: ${bytes(cache.size)} of ${bytes(cache.maxSize)}, ${cache.blobs} blob${cache.blobs === 1 ? '' : 's'} (${cache.dir})`);
   const c = doc.config;
   if (c !== undefined) {
     out.push(`config: generation ${c.generation}, loaded ${c.loadedAt}${c.lastReload?.ok === false ? `; last reload REFUSED at ${c.lastReload.at}: ${(c.lastReload.problems ?? []).join('; ')}` : ''}`);
@@ -33,4 +35,8 @@ export function formatStatusTable(doc: StatusDocument): string {
     }
   }
   return out.join('\n');
+}
+
+function bytes(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -49,6 +49,7 @@ async function startCluster(t: After): Promise<StartedApp> {
     {
       admin: { token: ADMIN_TOKEN },
       health: { enabled: true, interval: '300ms' },
+      cache: { dir: join(tmp.dir, 'cache'), maxSize: '2GiB' },
       token: { rootCert: sim.cluster.certFile, probe: { enabled: true, interval: '1h' } },
     },
     {
@@ -139,8 +140,9 @@ describe('the status page on the admin listener', () => {
     assert.ok((await marks('n2', 'flag')).some((t) => /TOKEN_SIGNED_WITH_FOREIGN_KEY raised/.test(t)), 'and its flag');
     assert.ok(!(await marks('n1', 'flag')).some((t) => /TOKEN_SIGNED_WITH_FOREIGN_KEY/.test(t)), `another node's flag is not marked on n1: ${(await marks('n1', 'flag')).join('; ')}`);
 
-    // The sticky store panel.
+    // The sticky store panel, and the blob cache's.
     assert.match((await page.locator('#sticky').textContent()) ?? '', /storememoryconnectedyes/);
+    assert.match((await page.locator('#cache').textContent()) ?? '', /^kept0\.0 MiB of 2048 MiBblobs0folder.*cache$/);
 
     const drainN1 = row(page, 'n1').locator('button[data-action="drain"]');
     const result = page.locator('#action-result');
