@@ -7,6 +7,7 @@ import { createApp } from './app.js';
 import { formatStatusTable } from './admin/status-table.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { demoBanner, startDemo } from './demo/demo-cluster.js';
+import { SavingsReport } from './demo/savings-report.js';
 import { raiseMallocThresholds } from './util/malloc-thresholds.js';
 import { diagnose } from './doctor/diagnose.js';
 import { formatDoctorReport } from './doctor/report.js';
@@ -99,10 +100,16 @@ async function demo(args: string[]): Promise<number> {
   raiseMallocThresholds();
   const d = await startDemo({ nodes, port, adminPort, faults, tls: values.tls, logFormat: values['log-format'] === 'json' ? 'json' : 'pretty' });
   process.stderr.write(`${demoBanner(d, faults)}\n`);
+  const savings = new SavingsReport(
+    () => fetch(`${d.adminUrl}/metrics`).then((r) => r.text()),
+    (line) => process.stderr.write(`${line}\n`),
+  );
+  savings.start(2_000);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  savings.stop();
   await d.close();
   process.stderr.write('harbor-lb demo stopped; temporary data removed\n');
   return 0;

@@ -81,6 +81,9 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       health: { interval: '2s' },
       admin: { address: '127.0.0.1', port: o.adminPort },
       log: { level: 'info', format: o.logFormat },
+      // Overlapping pulls share one node read, and pulls of a layer seen before come from disk.
+      coalesce: { enabled: true },
+      cache: { dir: join(dir, 'cache'), maxSize: '1GiB' },
     });
     app = createApp(config);
     const { proxyUrl, adminUrl } = await app.start();
@@ -121,6 +124,7 @@ export function demoBanner(d: Demo, faults: boolean): string {
     `  npx harbor-lb status --admin ${d.adminUrl}     node states and flags`,
     `  curl ${d.adminUrl}/metrics`,
     '  the lines below: one per request (node, reason, status) and one per node event',
+    '  pull the same image again, or from several shells at once: a "saved the nodes" line counts the blob bytes no node had to read',
     faults ? '  harbor-lb flags the misconfigured nodes (TOKEN_SIGNED_WITH_FOREIGN_KEY, CSRF_KEY_DIFFERS) and keeps clients working.' : '',
     '',
     'Ctrl-C stops everything and removes the temporary data.',

@@ -16,7 +16,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const demoDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('harbor-lb-demo-'));
 
 /** Starts the demo as a user does and resolves once its banner is out; stop() is Ctrl-C. */
-async function startDemoProcess(cmd: string, args: string[]): Promise<{ banner: string; stop: () => Promise<{ code: number | null; cleanedUp: boolean }> }> {
+async function startDemoProcess(cmd: string, args: string[]): Promise<{ banner: string; said: (text: string) => Promise<void>; stop: () => Promise<{ code: number | null; cleanedUp: boolean }> }> {
   const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let err = '';
   const said = (text: string) =>
@@ -32,6 +32,7 @@ async function startDemoProcess(cmd: string, args: string[]): Promise<{ banner: 
   let stopping: Promise<{ code: number | null; cleanedUp: boolean }> | undefined;
   return {
     banner: err,
+    said,
     stop: () =>
       (stopping ??= (async () => {
         process.kill(-child.pid!, 'SIGINT'); // the whole group, as a terminal's Ctrl-C does
@@ -75,6 +76,10 @@ describe('the demo', () => {
     assert.equal(pushOffered.code, 0, pushOffered.stderr);
     const image = makeOciImage(join(tmp.dir, 'image'), [2 * 1024 * 1024, 512 * 1024]);
     for (let i = 0; i < 3; i++) await roundTrip(skopeo, '127.0.0.1:8070', image, `r${i}`);
+    // The same layers pulled again came from the blob cache: the banner line says what the nodes were spared.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no "saved the nodes" line within 15 s')), 15_000)));
+    await Promise.race([demo.said('harbor-lb saved the nodes'), late]).finally(() => clearTimeout(timer));
     const status = JSON.parse((await send('http://127.0.0.1:9070/-/status')).body.toString()) as { nodes: Array<{ name: string; state: string; flags: Array<{ code: string }> }> };
     const bad = status.nodes.find((n) => n.name === 'harbor3')!;
     assert.equal(bad.state, 'quarantined');
