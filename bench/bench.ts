@@ -134,15 +134,7 @@ async function main(): Promise<number> {
     const www = join(work, 'www');
     writeFileSync(join(www, 'manifest.json'), manifestJson());
     const blobFile = join(www, 'blob.bin');
-    const hash = createHash('sha256');
-    const fd = openSync(blobFile, 'w');
-    for (let i = 0; i < BLOB_SIZE / MiB; i++) {
-      const chunk = randomBytes(MiB);
-      hash.update(chunk);
-      writeSync(fd, chunk);
-    }
-    closeSync(fd);
-    const blobHex = hash.digest('hex');
+    const blobHex = writeRandomBlob(blobFile, BLOB_SIZE);
     if (statSync(join(www, 'manifest.json')).size !== MANIFEST_SIZE) throw new Error('manifest is not 2 KiB');
     const token = await makeToken(join(work, 'pki'), www, 3600);
 
@@ -160,7 +152,11 @@ async function main(): Promise<number> {
     for (const p of backends) await waitFor(`backend on port ${p}`, () => portOpen(p));
 
     if (settings.coalesce) {
-      const report = await runCoalesce({ procs, work, cli, root: ROOT, blobFile, blobHex, blobSize: BLOB_SIZE, tokenJson: token.tokenJson, rootCert: token.rootCert, clients: settings.quick ? 20 : 100, nodeRate: 40 * MiB, log });
+      // Issue 21's layer: 256 MiB (64 MiB for --quick).
+      const layerSize = (settings.quick ? 64 : 256) * MiB;
+      const layerFile = join(www, 'layer.bin');
+      const layerHex = writeRandomBlob(layerFile, layerSize);
+      const report = await runCoalesce({ procs, work, cli, root: ROOT, blobFile: layerFile, blobHex: layerHex, blobSize: layerSize, tokenJson: token.tokenJson, rootCert: token.rootCert, clients: settings.quick ? 20 : 100, nodeRate: 40 * MiB, log });
       writeFileSync(join(resultsDir, `${runId}-coalesce.md`), report);
       if (settings.doc) writeDoc(join(ROOT, 'docs/benchmarks.md'), report, 'bench-coalesce');
       process.stdout.write(`\n${report}\n`);
@@ -423,3 +419,16 @@ main().then(
     process.exit(1);
   },
 );
+
+/** A file of `size` random bytes, written 1 MiB at a time; its SHA-256 (hex). */
+function writeRandomBlob(file: string, size: number): string {
+  const hash = createHash('sha256');
+  const fd = openSync(file, 'w');
+  for (let i = 0; i < size / MiB; i++) {
+    const chunk = randomBytes(MiB);
+    hash.update(chunk);
+    writeSync(fd, chunk);
+  }
+  closeSync(fd);
+  return hash.digest('hex');
+}

@@ -1,4 +1,4 @@
-import { close, fstatSync, futimes, linkSync, mkdirSync, openSync, read, renameSync, unlinkSync, utimesSync } from 'node:fs';
+import { close, fstatSync, futimes, linkSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync } from 'node:fs';
 import { copyFile, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log/loggers.js';
@@ -202,8 +202,10 @@ export class BlobCache {
 }
 
 /**
- * A cached blob opened for one client, read at the client's pace. Reads go to the thread pool, so a cold disk holds
- * nobody else's request.
+ * A cached blob opened for one client, read at the client's pace. Reads are synchronous, as the
+ * spill files' are (and nginx's without aio): a hundred clients of one blob read it from the page
+ * cache, where the thread pool's round trips cost more than the reads. A cold cache on a slow
+ * disk would stall the worker's other requests for each read: keep cache.dir on a local SSD.
  */
 export class CachedBlob implements FlightReader {
   readonly headers: string[] = [];
@@ -220,10 +222,9 @@ export class CachedBlob implements FlightReader {
     this.size = blobSize;
   }
 
-  read(buf: Buffer, position: number): Promise<number> {
+  read(buf: Buffer, position: number): number {
     const n = Math.min(buf.length, this.size - position);
-    if (n <= 0 || this.#closed) return Promise.resolve(0);
-    return new Promise((resolve, reject) => read(this.fd, buf, 0, n, position, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+    return n <= 0 || this.#closed ? 0 : readSync(this.fd, buf, 0, n, position);
   }
 
   detach(): void {

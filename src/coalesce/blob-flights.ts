@@ -35,7 +35,7 @@ export interface FlightReader {
   readonly headers: string[];
   readonly state: 'open' | 'ok' | 'failed';
   /** Bytes read into `buf` from `position` (0: nothing readable there yet). */
-  read(buf: Buffer, position: number): number | Promise<number>;
+  read(buf: Buffer, position: number): number;
   detach(): void;
   on(event: 'progress' | 'end', fn: () => void): unknown;
   off(event: 'progress' | 'end', fn: () => void): unknown;
@@ -444,8 +444,7 @@ export async function streamFlight(flight: FlightReader, res: ServerResponse, fr
   const buf = Buffer.allocUnsafe(READ_CHUNK);
   for (;;) {
     if (res.destroyed) return 'gone';
-    const got = flight.read(buf, position);
-    const n = typeof got === 'number' ? got : await got;
+    const n = flight.read(buf, position);
     if (n > 0) {
       position += n;
       onBytes(n);

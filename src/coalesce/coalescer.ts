@@ -51,8 +51,10 @@ export class Coalescer {
     if (!this.joins && this.cache === undefined) return run();
     const digest = this.#digestOf(ex);
     if (digest === undefined) return run();
-    if (this.cache !== undefined && (await this.#fromCache(ex, digest, this.cache))) return;
-    if (ex.ranged) return run();
+    const cached = this.cache === undefined ? 'absent' : await this.#fromCache(ex, digest, this.cache);
+    if (cached === 'served') return;
+    // Refused: the registry said no to this client, which joins nothing either (its request gets the registry's own answer).
+    if (ex.ranged || cached === 'refused') return run();
     const reader = this.joins ? await this.#flightOf(digest) : undefined;
     if (reader !== undefined) {
       // The reader holds the flight's file while the registry is asked.
@@ -120,20 +122,21 @@ export class Coalescer {
 
   /**
    * Serves the blob from the cache, whole or the one byte range asked (docker resumes with Range),
-   * once the registry said yes to this client: false when it may not be served here (the cache
-   * has it not, the registry said no or something else, a Range the node should answer).
+   * once the registry said yes to this client. 'absent': the cache has it not, or not for this
+   * request (a Range the node should answer); 'refused': the registry did not say yes.
    */
-  async #fromCache(ex: Exchange, digest: string, cache: BlobCache): Promise<boolean> {
-    if (ex.req.headers['if-range'] !== undefined) return false;
+  async #fromCache(ex: Exchange, digest: string, cache: BlobCache): Promise<'served' | 'refused' | 'absent'> {
+    if (ex.req.headers['if-range'] !== undefined) return 'absent';
     const blob = cache.open(digest);
-    if (blob === undefined) return false;
+    if (blob === undefined) return 'absent';
     try {
       const range = byteRange(ex.req.headers.range, blob.blobSize);
       const node = range.kind === 'other' ? undefined : this.#node();
-      if (node === undefined) return false;
+      if (node === undefined) return 'absent';
       const head = await this.#authorized(node, ex, digest);
+      if (head === undefined) return 'refused';
       // A size the registry does not agree with is not served (nor is it trusted to be the blob).
-      if (head === undefined || head.size !== blob.blobSize) return false;
+      if (head.size !== blob.blobSize) return 'absent';
       let status = 200;
       let headers = head.headers;
       let from = 0;
@@ -149,7 +152,7 @@ export class Coalescer {
       record.status = status;
       cache.counts.hits++;
       await this.#send(ex, blob, node, status, headers, from, (n) => (cache.counts.bytes += n));
-      return true;
+      return 'served';
     } finally {
       blob.detach();
     }
