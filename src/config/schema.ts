@@ -287,6 +287,8 @@ const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),
   /** Unset: pretty (one readable line per request) when stdout is a terminal, JSON lines otherwise. */
   format: z.enum(['json', 'pretty']).optional(),
+  /** Routing lines go out together, at most this long after the first of them ("0s": at the end of its event-loop turn). */
+  batchWindow: duration('20ms', 0).refine((ms) => ms <= 1000, 'expected at most 1s: a routing line held longer is late for whoever tails the log'),
 });
 
 /** Where Node's listen({ reusePort }) works (its documentation: Linux 3.9+, FreeBSD 12+, DragonFly, Solaris 11.4, AIX 7.2.5). */

@@ -1,6 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { createPrettyDestination } from './pretty-format.js';
-import { TurnBatchedDestination } from './turn-batched-destination.js';
+import { BatchedDestination } from './batched-destination.js';
 
 export type { Logger };
 
@@ -34,6 +34,10 @@ export interface LogOptions {
    * most PIPE_BUF bytes, which a pipe never interleaves with another process's.
    */
   shared?: boolean;
+  /** Routing lines go out together, this many ms after the first of them (0: at the end of its turn); default 20. */
+  batchWindow?: number;
+  /** When held routing lines go out, instead of batchWindow's timer (unit tests). */
+  scheduleFlush?: (flush: () => void) => void;
 }
 
 /** Writes of at most this many bytes to a pipe are atomic (POSIX PIPE_BUF on Linux). */
@@ -53,7 +57,7 @@ export interface Loggers {
  * The routing log: one JSON line per request, written straight to the log's destination in the
  * same shape pino writes (`level`, `time`, then the record's fields). It is the one line written
  * per request, so it is built in one JSON.stringify with a timestamp formatted once a second,
- * not field by field; the destination batches the writes (TurnBatchedDestination) and is flushed on shutdown.
+ * not field by field; the destination batches the writes (BatchedDestination, 20 ms) and is flushed on shutdown.
  */
 export class RoutingLog {
   enabled: boolean;
@@ -62,7 +66,7 @@ export class RoutingLog {
 
   constructor(
     private readonly pinoLogger: Logger,
-    private readonly destination: TurnBatchedDestination,
+    private readonly destination: BatchedDestination,
   ) {
     this.enabled = pinoLogger.isLevelEnabled('info');
   }
@@ -99,9 +103,10 @@ export function createLoggers(opts: LogOptions): Loggers {
   // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
   const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
   const maxWrite = opts.shared ? PIPE_BUF : undefined;
-  const destination = new TurnBatchedDestination(
+  const destination = new BatchedDestination(
     opts.destination ?? (format === 'pretty' ? createPrettyDestination({ colorize: process.stdout.isTTY === true }) : pino.destination({ dest: 1, sync: false, ...(maxWrite ? { maxWrite } : {}) })),
     maxWrite,
+    opts.scheduleFlush ?? batchTimer(opts.batchWindow ?? 20),
   );
   const base = {
     level: opts.level,
@@ -113,6 +118,11 @@ export function createLoggers(opts: LogOptions): Loggers {
     logger: pino({ ...base, redact: { paths: REDACT, censor: '[REDACTED]' } }, destination),
     routing: new RoutingLog(pino(base, destination), destination),
   };
+}
+
+/** Calls a batch's flush at the end of its window: a timer, or the end of the event-loop turn for 0. */
+function batchTimer(ms: number): (flush: () => void) => void {
+  return ms === 0 ? (flush) => void setImmediate(flush) : (flush) => void setTimeout(flush, ms).unref();
 }
 
 /** Flushes buffered lines; used on shutdown so the last routing lines are not lost. */

@@ -18,7 +18,8 @@ export async function startApp(nodeUrls: string[], overrides: Partial<ConfigInpu
     listen: { address: '127.0.0.1', port: 0, ...overrides.listen },
     admin: { address: '127.0.0.1', port: 0, ...overrides.admin },
     nodes: nodeUrls.map((url, i) => ({ name: `n${i + 1}`, url })),
-    log: { level: 'info' },
+    // Each turn's routing lines at its end, as tests read them right after a response.
+    log: { level: 'info', batchWindow: '0s' },
     // Active checks only where a test asks for them, so other tests see no background traffic.
     health: { enabled: false },
     // Tests send everything from one address: client and session affinity only where a test is about them.

@@ -116,6 +116,10 @@ describe('config loading', () => {
     ['a Redis path of two segments', { ...minimal, sticky: { store: 'redis', redis: { url: 'redis://127.0.0.1:6379/0/1' } } }, 'sticky.redis.url: expected a database number'],
     ['an unknown sticky key kind', { ...minimal, sticky: { keys: ['ip'] } }, 'sticky.keys[0]:'],
     ['a bad log level', { ...minimal, log: { level: 'verbose' } }, 'log.level:'],
+    ['a routing-log batch window over 1s', { ...minimal, log: { batchWindow: '2s' } }, 'log.batchWindow: expected at most 1s'],
+    ['a cache size without a number', { ...minimal, cache: { dir: '/var/cache/h', maxSize: 'lots' } }, 'cache.maxSize: expected a size such as "10GiB"'],
+    ['a cache size in an unknown unit', { ...minimal, cache: { dir: '/var/cache/h', maxSize: '10 GiBs' } }, 'cache.maxSize: expected a size such as "10GiB"'],
+    ['an empty cache folder', { ...minimal, cache: { dir: '' } }, 'cache.dir:'],
     ['a bad trusted proxy', { ...minimal, listen: { trustedProxies: ['10.0.0.0/33'] } }, 'listen.trustedProxies[0]: expected an IP address or CIDR range'],
     ['tls without a key', { ...minimal, listen: { tls: { cert: 'a.crt' } } }, 'listen.tls.key: required'],
     ['a cipher string OpenSSL matches nothing in', { ...minimal, listen: { tls: { cert: 'a.crt', key: 'a.key', ciphers: 'NO-SUCH-CIPHER:ALSO-NOT' } } }, 'listen.tls.ciphers: expected an OpenSSL cipher string'],
@@ -250,5 +254,13 @@ describe('config loading', () => {
 
   it('names an unreadable file', () => {
     assert.throws(() => loadConfigFile('/nonexistent/harbor-lb.yaml'), (e: unknown) => e instanceof ConfigError && /cannot read the file/.test(e.message));
+  });
+});
+
+describe('sizes (cache.maxSize)', () => {
+  it('takes bytes, SI and binary units', async () => {
+    const { parseByteSize } = await import('../../../src/config/byte-size.js');
+    assert.deepEqual(['4096', '500MB', '10GiB', '1.5 TB', '64KiB', '7B'].map(parseByteSize), [4096, 500e6, 10 * 2 ** 30, 1.5e12, 65536, 7]);
+    assert.deepEqual(['', 'ten', '10gib', '-1GiB', '1e3'].map(parseByteSize), [undefined, undefined, undefined, undefined, undefined]);
   });
 });

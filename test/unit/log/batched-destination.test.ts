@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
-import { TurnBatchedDestination } from '../../../src/log/turn-batched-destination.js';
+import { BatchedDestination } from '../../../src/log/batched-destination.js';
 import { createLoggers } from '../../../src/log/loggers.js';
 import { createPrettyDestination } from '../../../src/log/pretty-format.js';
 
@@ -23,16 +23,34 @@ function recorder(): { writes: string[]; write(text: string): void; flush(cb: ()
 
 const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** The batch's timer, run by hand: `due()` is what the 20 ms timer would do now. */
+function batchTimer(): { scheduleFlush: (flush: () => void) => void; due: () => void; pending: () => number } {
+  let waiting: Array<() => void> = [];
+  return {
+    scheduleFlush: (flush) => void waiting.push(flush),
+    due: () => {
+      const now = waiting;
+      waiting = [];
+      for (const f of now) f();
+    },
+    pending: () => waiting.length,
+  };
+}
+
 const record = (i: number) => ({ event: 'request', reqId: `r${i}`, client: { ip: '127.0.0.1' }, method: 'GET', path: `/v2/p/${i}`, status: 200 });
 
-describe('routing lines batched per event-loop turn', () => {
-  it('writes the lines of one turn in one write, in order, and nothing is lost', async () => {
+describe('routing lines batched: at most 20 ms, one write', () => {
+  it('writes the lines of one batch in one write once its time is up, in order, and nothing is lost', async () => {
     const out = recorder();
-    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out });
-    for (let i = 0; i < 200; i++) routing.write(record(i));
-    assert.equal(out.writes.length, 0, 'held until the end of the turn');
+    const timer = batchTimer();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out, scheduleFlush: timer.scheduleFlush });
+    for (let i = 0; i < 100; i++) routing.write(record(i));
     await endOfTurn();
-    assert.equal(out.writes.length, 1, 'one write for the whole turn');
+    for (let i = 100; i < 200; i++) routing.write(record(i));
+    assert.equal(timer.pending(), 1, 'one timer for the batch');
+    assert.equal(out.writes.length, 0, 'held until the time is up, over turns');
+    timer.due();
+    assert.equal(out.writes.length, 1, 'one write for the whole batch');
     const lines = out.writes[0]!.trimEnd().split('\n').map((l) => JSON.parse(l) as { reqId: string; level: string; time: string });
     assert.deepEqual(
       lines.map((l) => l.reqId),
@@ -40,19 +58,37 @@ describe('routing lines batched per event-loop turn', () => {
     );
     assert.equal(lines[0]!.level, 'info');
     assert.match(lines[0]!.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-    // A later turn gets its own write; a turn with nothing written writes nothing.
-    await endOfTurn();
+    // A later line starts a batch of its own; nothing held, nothing written.
+    timer.due();
     assert.equal(out.writes.length, 1);
     routing.write(record(200));
-    await endOfTurn();
+    timer.due();
     assert.equal(out.writes.length, 2);
+  });
+
+  it('a batch of 256 KiB goes out at once, without waiting for its time', () => {
+    const out = recorder();
+    const timer = batchTimer();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out, scheduleFlush: timer.scheduleFlush });
+    let i = 0;
+    while (out.writes.length === 0) routing.write(record(i++));
+    assert.ok(out.writes[0]!.length >= 256 * 1024 && i < 5000, `${out.writes[0]!.length} characters after ${i} lines`);
+  });
+
+  it('by default, a line is written within a moment on its own (the timer is real)', async () => {
+    const out = recorder();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out });
+    routing.write(record(1));
+    while (out.writes.length === 0) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(out.writes.length, 1);
   });
 
   it('shared with other processes (request workers): each write is whole lines within PIPE_BUF, none lost, in order', async () => {
     const out = recorder();
-    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out, shared: true });
+    const timer = batchTimer();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out, shared: true, scheduleFlush: timer.scheduleFlush });
     for (let i = 0; i < 200; i++) routing.write(record(i));
-    await endOfTurn();
+    timer.due();
     assert.ok(out.writes.length > 1, 'the turn is split');
     for (const w of out.writes) {
       assert.ok(Buffer.byteLength(w) <= 4096, `a write of ${Buffer.byteLength(w)} bytes`);
@@ -76,20 +112,21 @@ describe('routing lines batched per event-loop turn', () => {
 
   it('flush() writes the held lines at once and flushes the destination (shutdown)', async () => {
     const out = recorder();
-    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out });
+    const timer = batchTimer();
+    const { routing } = createLoggers({ level: 'info', format: 'json', destination: out, scheduleFlush: timer.scheduleFlush });
     routing.write(record(1));
     routing.write(record(2));
     await routing.flush();
     assert.equal(out.writes.length, 1);
     assert.equal(out.writes[0]!.trimEnd().split('\n').length, 2);
     assert.ok(out.flushed >= 1);
-    await endOfTurn();
+    timer.due();
     assert.equal(out.writes.length, 1, 'nothing written twice');
   });
 
   it('passes a flush through to a destination without one', async () => {
     const writes: string[] = [];
-    const d = new TurnBatchedDestination({ write: (t: string) => void writes.push(t) });
+    const d = new BatchedDestination({ write: (t: string) => void writes.push(t) }, Infinity, () => {});
     d.writeBatched('a\n');
     await new Promise<void>((resolve) => d.flush(() => resolve()));
     assert.deepEqual(writes, ['a\n']);
