@@ -1,6 +1,8 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { createPrettyDestination } from './pretty-format.js';
 import { BatchedDestination } from './batched-destination.js';
+import { routingLine } from './routing-line.js';
+import type { RoutingRecord } from '../proxy/routing-record.js';
 
 export type { Logger };
 
@@ -56,8 +58,8 @@ export interface Loggers {
 /**
  * The routing log: one JSON line per request, written straight to the log's destination in the
  * same shape pino writes (`level`, `time`, then the record's fields). It is the one line written
- * per request, so it is built in one JSON.stringify with a timestamp formatted once a second,
- * not field by field; the destination batches the writes (BatchedDestination, 20 ms) and is flushed on shutdown.
+ * per request, so it is built field by field (routingLine) with a timestamp formatted once a
+ * second; the destination batches the writes (BatchedDestination, 20 ms) and is flushed on shutdown.
  */
 export class RoutingLog {
   enabled: boolean;
@@ -77,9 +79,9 @@ export class RoutingLog {
     this.enabled = this.pinoLogger.isLevelEnabled('info');
   }
 
-  write(record: object): void {
+  write(record: RoutingRecord): void {
     if (!this.enabled) return;
-    this.destination.writeBatched(`{"level":"info","time":"${this.#now()}",${JSON.stringify(record).slice(1)}\n`);
+    this.destination.writeBatched(routingLine(this.#now(), record));
   }
 
   flush(): Promise<void> {

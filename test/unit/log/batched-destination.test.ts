@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import { BatchedDestination } from '../../../src/log/batched-destination.js';
 import { createLoggers } from '../../../src/log/loggers.js';
 import { createPrettyDestination } from '../../../src/log/pretty-format.js';
+import type { RoutingRecord } from '../../../src/proxy/routing-record.js';
 
 /** A destination that keeps each write apart, to count them. */
 function recorder(): { writes: string[]; write(text: string): void; flush(cb: () => void): void; flushed: number } {
@@ -37,7 +38,24 @@ function batchTimer(): { scheduleFlush: (flush: () => void) => void; due: () => 
   };
 }
 
-const record = (i: number) => ({ event: 'request', reqId: `r${i}`, client: { ip: '127.0.0.1' }, method: 'GET', path: `/v2/p/${i}`, status: 200 });
+const record = (i: number): RoutingRecord => ({
+  event: 'request',
+  reqId: `r${i}`,
+  requestId: `r${i}`,
+  traceId: '0af7651916cd43dd8448eb211c80319c',
+  client: { ip: '127.0.0.1' },
+  method: 'GET',
+  path: `/v2/p/${i}`,
+  route: 'v2',
+  node: null,
+  reason: null,
+  affinity: 'none',
+  status: 200,
+  durationMs: 1,
+  attempts: 1,
+  bytesIn: 0,
+  bytesOut: 0,
+});
 
 describe('routing lines batched: at most 20 ms, one write', () => {
   it('writes the lines of one batch in one write once its time is up, in order, and nothing is lost', async () => {
@@ -149,7 +167,7 @@ describe('routing lines batched: at most 20 ms, one write', () => {
     const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
     const script = `import { createLoggers } from ${JSON.stringify(log)};
 const { routing } = createLoggers({ level: 'info', format: 'json' });
-routing.write({ event: 'request', reqId: 'last-before-crash' });
+routing.write({ event: 'request', reqId: 'last-before-crash', requestId: 'x', traceId: 'x', client: { ip: '127.0.0.1' }, method: 'GET', path: '/', route: 'v2', node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 });
 throw new Error('crash');`;
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
     assert.notEqual(child.status, 0, 'the script crashes');

@@ -20,7 +20,7 @@ describe('readable log lines (log.format: pretty)', () => {
     let text = '';
     out.on('data', (c: Buffer) => (text += c.toString()));
     const { logger, routing } = createLoggers({ level: 'info', format: 'pretty', destination: createPrettyDestination({ colorize: false, destination: out }) });
-    routing.write({ event: 'request', reqId: 'r1', client: { ip: '127.0.0.1' }, method: 'GET', path: '/v2/', route: 'v2', node: 'n1', reason: 'balanced', affinity: 'none', status: 401, durationMs: 2, attempts: 1, bytesIn: 0, bytesOut: 10 });
+    routing.write({ event: 'request', reqId: 'r1', requestId: 'r1', traceId: '0af7651916cd43dd8448eb211c80319c', client: { ip: '127.0.0.1' }, method: 'GET', path: '/v2/', route: 'v2', node: 'n1', reason: 'balanced', affinity: 'none', status: 401, durationMs: 2, attempts: 1, bytesIn: 0, bytesOut: 10 });
     logger.warn({ event: 'node_state', node: 'n2', from: 'healthy', to: 'unhealthy' }, 'node n2 is now unhealthy: 3 checks failed in a row');
     await new Promise<void>((resolve) => logger.flush(() => resolve()));
     await new Promise<void>((resolve) => setImmediate(resolve));

@@ -1,0 +1,33 @@
+import type { RoutingRecord } from '../proxy/routing-record.js';
+
+/** What JSON.stringify would escape in a string: quotes, backslashes, control characters, lone surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A JSON string: quoted as it is when nothing in it needs escaping (nearly always), else as JSON.stringify writes it. */
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/** A JSON number, as JSON.stringify writes it (null for NaN and the infinities). */
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
+const strOrNull = (s: string | null): string => (s === null ? 'null' : str(s));
+
+/**
+ * The routing line of a request, as JSON, field by field in a fixed order: the same text
+ * JSON.stringify gives for the record (after `level` and `time`, as pino writes them), at about a
+ * third of its cost. It is written once per request, and a record's shape varies (optional fields
+ * set or not), which keeps JSON.stringify off its fast path.
+ */
+export function routingLine(time: string, r: RoutingRecord): string {
+  const c = r.client;
+  const client = `{"ip":${str(c.ip)}${c.user === undefined ? '' : `,"user":${str(c.user)}`}${c.userFrom === undefined ? '' : `,"userFrom":${str(c.userFrom)}`}}`;
+  return (
+    `{"level":"info","time":"${time}","event":"request","reqId":${str(r.reqId)},"requestId":${str(r.requestId)},"traceId":${str(r.traceId)},"client":${client},` +
+    `"method":${str(r.method)},"path":${str(r.path)},"route":${str(r.route)},"node":${strOrNull(r.node)},"reason":${strOrNull(r.reason)},"affinity":${str(r.affinity)},` +
+    `"status":${num(r.status)},"durationMs":${num(r.durationMs)},"attempts":${num(r.attempts)},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)}` +
+    `${r.error === undefined ? '' : `,"error":${str(r.error)}`}}\n`
+  );
+}

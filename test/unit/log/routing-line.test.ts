@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { routingLine } from '../../../src/log/routing-line.js';
+import type { RoutingRecord } from '../../../src/proxy/routing-record.js';
+import { ROUTES } from '../../../src/registry/route.js';
+
+/** Any text, including what JSON must escape: quotes, backslashes, control characters, lone surrogates, non-ASCII. */
+const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000\u001f', '\ud800', 'é→😀', '/v2/a"b\\c/manifests/v1'));
+const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(NaN, Infinity, -0, 1.234));
+
+const record: fc.Arbitrary<RoutingRecord> = fc.record(
+  {
+    event: fc.constant('request' as const),
+    reqId: text,
+    requestId: text,
+    traceId: text,
+    client: fc.record({ ip: text, user: text, userFrom: fc.constantFrom('basic' as const, 'token' as const, 'unverified-token' as const) }, { requiredKeys: ['ip'] }),
+    method: text,
+    path: text,
+    route: fc.constantFrom(...ROUTES),
+    node: fc.option(text, { nil: null }),
+    reason: fc.option(fc.constantFrom('pinned' as const, 'balanced' as const, 'coalesced' as const, 'cache' as const), { nil: null }),
+    affinity: fc.constantFrom('upload' as const, 'session' as const, 'client' as const, 'none' as const),
+    status: number,
+    durationMs: number,
+    attempts: number,
+    bytesIn: number,
+    bytesOut: number,
+    // Any text: the line must be right whatever a code's detail holds.
+    error: text as fc.Arbitrary<NonNullable<RoutingRecord['error']>>,
+  },
+  { requiredKeys: ['event', 'reqId', 'requestId', 'traceId', 'client', 'method', 'path', 'route', 'node', 'reason', 'affinity', 'status', 'durationMs', 'attempts', 'bytesIn', 'bytesOut'] },
+);
+
+describe('the routing line', () => {
+  it('is the text JSON.stringify gives for the record, after level and time, whatever the record holds', () => {
+    fc.assert(
+      fc.property(record, (r) => {
+        const time = '2026-12-05T03:00:00.123Z';
+        assert.equal(routingLine(time, r), `{"level":"info","time":"${time}",${JSON.stringify(r).slice(1)}\n`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
