@@ -35,13 +35,14 @@ import { TokenGuard } from '../token/token-guard.js';
 import { TrustProbe } from '../token/trust-probe.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
-import type { Clock } from '../util/clock.js';
+import { createSystemClock, type Clock } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { ResolvedDeps } from './app-deps.js';
 import { RemotePinStore } from '../workers/remote-pin-store.js';
 import { BlobFlights } from '../coalesce/blob-flights.js';
 import { Coalescer } from '../coalesce/coalescer.js';
 import { BlobCache } from '../coalesce/blob-cache.js';
+import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -253,6 +254,8 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     uploadHeadersTimeout: config.proxy.uploadHeadersTimeout,
     instanceId: randomBytes(3).toString('hex'),
     coalescer,
+    // On real time, as undici's own timers (which these replace) were.
+    deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createSystemClock()),
   };
   return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache };
 }

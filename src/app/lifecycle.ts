@@ -163,6 +163,7 @@ export class Lifecycle {
     p.answers.stop();
     p.metrics.close();
     p.rateWatch.stop();
+    p.proxyDeps.deadlines?.stop();
     p.history.stop();
     await Promise.all([p.trustProbe?.stop(), p.uploadProbe.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);
     await p.nodes.close();

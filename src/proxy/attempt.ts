@@ -69,6 +69,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       },
       holdBack: plan.holdRefusals ? isTokenRejection : undefined,
       tee: ex.tee,
+      deadlines: deps.deadlines,
     });
     return { outcome, tokenRefused };
   } finally {

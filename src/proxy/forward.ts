@@ -9,6 +9,7 @@ import type { RequestBody } from './request-body.js';
 import { requestIdOf } from './request-identity.js';
 import { StallClock } from './stall-clock.js';
 import { streamFlight, type BodyTee } from '../coalesce/blob-flights.js';
+import type { AttemptDeadline, AttemptDeadlines } from './attempt-deadlines.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
 export type ForwardPhase =
@@ -93,6 +94,8 @@ export interface ForwardRequest {
    * byte goes to the client only once the whole body matched its digest.
    */
   tee?: BodyTee;
+  /** The time limits of requests without a body (headersTimeout, proxy.idleTimeout), instead of undici's timers. */
+  deadlines?: AttemptDeadlines;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE' as const;
@@ -132,6 +135,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #orphaned = false;
   /** Pauses of the node's response while the client had not read what it was sent. */
   readonly #readerStalls = new StallClock();
+  /** The node's time limits, when fr.deadlines keeps them (requests without a body). */
+  #deadline: AttemptDeadline | undefined;
+  #blobRead = false;
 
   constructor(
     private readonly fr: ForwardRequest,
@@ -151,11 +157,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     // A blob pull goes through the node's blob read pool when it has one (reused read buffers).
     const blobReads = fr.blob === true && fr.body === undefined && fr.method === 'GET' && fr.hold === undefined ? fr.node.blobReads : undefined;
     if (blobReads !== undefined) {
+      // The blob read pool keeps its own time limits.
+      this.#blobRead = true;
       blobReads.dispatch({ method: 'GET', path: fr.path, headers: fr.headers, headersTimeout: fr.headersTimeout }, this);
       return;
     }
     // A body streamed from the client may take as long as the client likes: it has its own budget.
     const pool = fr.body !== undefined && fr.body.buffered === undefined ? fr.node.uploadPool : fr.node.pool;
+    // Without a body, the time limits are kept here (AttemptDeadlines); with one, undici's, which
+    // also count the body's progress as the node's.
+    const ownTimers = fr.deadlines !== undefined && fr.body === undefined;
     pool.dispatch(
       {
         path: fr.path,
@@ -165,7 +176,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         // A request with a body is never replayed by undici itself; retry policy is ours.
         idempotent: fr.body === undefined && (fr.method === 'GET' || fr.method === 'HEAD'),
         blocking: true,
-        headersTimeout: fr.headersTimeout,
+        headersTimeout: ownTimers ? 0 : fr.headersTimeout,
+        ...(ownTimers ? { bodyTimeout: 0 } : {}),
       },
       this,
     );
@@ -189,6 +201,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   readonly #onDrain = (): void => {
     this.#readerStalls.end();
+    if (this.#deadline !== undefined) {
+      this.#deadline.paused = false;
+      this.#deadline.seen = true;
+    }
     if (this.#inData) queueMicrotask(() => this.#resume?.());
     else this.#resume?.();
   };
@@ -196,6 +212,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     this.#sent = true;
+    // From here, as undici's own headers timer: the request is going out on a connection.
+    if (this.fr.deadlines !== undefined && this.fr.body === undefined && !this.#blobRead) this.#deadline = this.fr.deadlines.watch(this.fr.headersTimeout, abort);
     this.fr.onSent?.((err) => abort(err));
     if (this.#clientGone) abort(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
   }
@@ -203,6 +221,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: node:http already told the client to continue
     this.#headAt = performance.now();
+    this.#deadline?.headed();
     const { res, rewriter } = this.fr;
     // Gone, or already answered by the proxy itself (a client cut for a too slow body).
     if (res.destroyed || res.writableEnded) return this.#clientLeft();
@@ -250,6 +269,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
    * into may be read into again; a chunk kept (held, or the client gone) never calls it.
    */
   onData(chunk: Buffer, written?: () => void): boolean {
+    if (this.#deadline !== undefined) this.#deadline.seen = true;
     // undici hands over an empty rest after every resume (each 64 KiB of a blob): written, each
     // became a write() system call of nothing, one per chunk pulled.
     if (chunk.length === 0) {
@@ -318,6 +338,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return true;
     }
     this.#readerStalls.begin();
+    if (this.#deadline !== undefined) this.#deadline.paused = true;
     return false;
   }
 
@@ -381,6 +402,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #finish(phase: ForwardPhase, error?: Error, headers?: string[], body?: Buffer): void {
     if (this.#done) return;
     this.#done = true;
+    this.#deadline?.done();
     const { res } = this.fr;
     res.off('close', this.#onClientClose);
     res.off('drain', this.#onDrain);

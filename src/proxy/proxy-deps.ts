@@ -13,6 +13,7 @@ import type { NodeAdmission } from './node-admission.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { TrustedPeers } from './trusted-peers.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
+import type { AttemptDeadlines } from './attempt-deadlines.js';
 
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
@@ -51,6 +52,8 @@ export interface ProxyDeps {
   minBodyRate: number;
   /** Connection-level rejections (for the parser error behind a request that ended badly). */
   connections: ConnectionGuard;
+  /** The node's time limits for requests without a body (one timer for all, not undici's per request). */
+  deadlines?: AttemptDeadlines;
   /** Identical blob pulls share one node read (coalesce.enabled). */
   coalescer?: Coalescer;
 }
