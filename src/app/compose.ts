@@ -35,7 +35,7 @@ import { TokenGuard } from '../token/token-guard.js';
 import { TrustProbe } from '../token/trust-probe.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
-import { createSystemClock, type Clock } from '../util/clock.js';
+import { createMonotonicClock, type Clock } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { ResolvedDeps } from './app-deps.js';
 import { RemotePinStore } from '../workers/remote-pin-store.js';
@@ -228,7 +228,8 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   // A folder of this process's own (made with its first flight): request workers each have theirs,
   // and it goes when the process closes. Beside the cache, so a verified blob enters it by a link.
   const spillDir = join(config.coalesce.dir ?? config.cache.dir ?? tmpdir(), `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`);
-  const flights = new BlobFlights(spillDir, config.coalesce.enabled ? deps.worker?.link.flights : undefined, cache);
+  // Shared with the other workers whether or not coalescing is on now: a reload may turn it on.
+  const flights = new BlobFlights(spillDir, deps.worker?.link.flights, cache);
   const coalescer = new Coalescer(flights, nodes, config.coalesce.enabled, cache);
   const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights.counts, cache });
   const proxyDeps: ProxyDeps = {
@@ -254,8 +255,8 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     uploadHeadersTimeout: config.proxy.uploadHeadersTimeout,
     instanceId: randomBytes(3).toString('hex'),
     coalescer,
-    // On real time, as undici's own timers (which these replace) were.
-    deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createSystemClock()),
+    // On monotonic time, as undici's own timers (which these replace) were.
+    deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
   };
   return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache };
 }

@@ -1,5 +1,6 @@
-import { close, fstatSync, futimes, linkSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync } from 'node:fs';
-import { copyFile, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { close, closeSync, constants, fstatSync, futimes, linkSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync } from 'node:fs';
+import { copyFile, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
@@ -34,6 +35,14 @@ export class BlobCache {
   #seq = 0;
   #evicting: Promise<void> | undefined;
   #again = false;
+  /**
+   * Blobs whose bytes this process has seen match their digest (it kept them, or served one whole
+   * and hashed it). Any other file (kept before a restart, by another worker, or changed on disk
+   * since) is hashed as it is first served whole, and never served by Range before that.
+   */
+  readonly #verified = new Set<string>();
+  /** Copies of blobs from another file system, one at a time (each may be gigabytes). */
+  #copies: Promise<void> = Promise.resolve();
   /** Clients served from the cache, and the bytes sent them (no node read), since start. */
   readonly counts = { hits: 0, bytes: 0 };
 
@@ -68,6 +77,11 @@ export class BlobCache {
       const st = await stat(file).catch(() => undefined);
       if (st !== undefined && now - st.mtimeMs > STALE_TMP_MS) await unlink(file).catch(() => {});
     }
+    // Spill folders go beside the cache: those of a process that is gone (a crash) go now.
+    for (const name of await readdir(this.dir)) {
+      const pid = /^harbor-lb-flights-(\d+)-/.exec(name)?.[1];
+      if (pid !== undefined && !alive(Number(pid))) await rm(join(this.dir, name), { recursive: true, force: true });
+    }
     if (found.length > 0) this.logger.info({ event: 'cache_loaded', dir: this.dir, blobs: found.length, size: this.#size }, `blob cache ${this.dir}: ${found.length} blob(s), ${this.#size} bytes kept from before`);
     await this.#evict();
   }
@@ -76,6 +90,11 @@ export class BlobCache {
   configure(maxSize: number): Promise<void> {
     this.maxSize = maxSize;
     return this.#evict();
+  }
+
+  /** Whether a blob of this size may be kept (not bigger than the whole cache). */
+  fits(size: number): boolean {
+    return size <= this.maxSize;
   }
 
   stats(): CacheStats {
@@ -92,9 +111,38 @@ export class BlobCache {
     } catch {
       return undefined;
     }
-    const size = fstatSync(fd).size;
-    this.#touch(fd, hex);
-    return new CachedBlob(fd, size);
+    try {
+      return new CachedBlob(fd, fstatSync(fd).size, hex, this.#verified.has(hex));
+    } catch {
+      closeSync(fd);
+      return undefined;
+    }
+  }
+
+  /** The blob went to a client the registry said yes to: it is recently used (not on a mere lookup). */
+  served(blob: CachedBlob): void {
+    this.#touch(blob.fd, blob.hex);
+  }
+
+  /** A whole read of the blob matched its digest. */
+  verified(blob: CachedBlob): void {
+    this.#verified.add(blob.hex);
+  }
+
+  /** A blob whose bytes do not match its digest (the disk, or a hand, changed it): it goes. */
+  discard(blob: CachedBlob): void {
+    this.#verified.delete(blob.hex);
+    this.logger.warn({ event: 'cache_blob_corrupt', dir: this.dir, digest: `sha256:${blob.hex}` }, `blob cache ${this.dir}: sha256:${blob.hex} does not match its digest; removed (the client got a cut and will pull it again)`);
+    try {
+      unlinkSync(join(this.#blobs, blob.hex));
+    } catch {
+      // Gone already.
+    }
+    const entry = this.#index.get(blob.hex);
+    if (entry !== undefined) {
+      this.#index.delete(blob.hex);
+      this.#size -= entry.size;
+    }
   }
 
   /**
@@ -104,7 +152,8 @@ export class BlobCache {
   admit(file: string, digest: string, size: number): void {
     const hex = DIGEST.exec(digest)?.[1];
     if (hex === undefined || size > this.maxSize) return;
-    const tmp = join(this.#tmp, `${process.pid}-${++this.#seq}`);
+    // Unique on the host, whatever shares the folder (containers reuse pids).
+    const tmp = join(this.#tmp, `${process.pid}-${++this.#seq}-${randomBytes(4).toString('hex')}`);
     const final = join(this.#blobs, hex);
     // Its time is its recency, on the clock hits are told by (the evicting process compares the two).
     const now = this.clock.now() / 1000;
@@ -112,17 +161,21 @@ export class BlobCache {
       linkSync(file, tmp);
       utimesSync(tmp, now, now);
       renameSync(tmp, final);
+      this.#verified.add(hex);
       this.#added(hex, size);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') return this.#failed(err, tmp);
-      // coalesce.dir is on another file system: a copy, off the event loop, renamed in whole.
-      copyFile(file, tmp)
-        .then(() => utimes(tmp, now, now))
-        .then(() => rename(tmp, final))
-        .then(
-          () => this.#added(hex, size),
-          (e: unknown) => this.#failed(e, tmp),
-        );
+      if (!CANNOT_LINK.has((err as NodeJS.ErrnoException).code ?? '')) return this.#failed(err, tmp);
+      // coalesce.dir is on another file system (or this one cannot link): a copy, off the event
+      // loop and one at a time, renamed in whole. Checked again when first served.
+      this.#copies = this.#copies.then(() =>
+        copyFile(file, tmp, constants.COPYFILE_EXCL)
+          .then(() => utimes(tmp, now, now))
+          .then(() => rename(tmp, final))
+          .then(
+            () => this.#added(hex, size),
+            (e: unknown) => this.#failed(e, tmp),
+          ),
+      );
     }
   }
 
@@ -147,10 +200,13 @@ export class BlobCache {
   }
 
   #failed(err: unknown, tmp: string): void {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // Never made.
+    // A name made by someone else is theirs to remove.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // Never made.
+      }
     }
     this.logger.warn({ event: 'cache_write_failed', dir: this.dir, err }, `blob cache ${this.dir}: a verified blob could not be kept (${(err as Error).message}); pulls go on from the nodes`);
   }
@@ -206,6 +262,8 @@ export class BlobCache {
  * spill files' are (and nginx's without aio): a hundred clients of one blob read it from the page
  * cache, where the thread pool's round trips cost more than the reads. A cold cache on a slow
  * disk would stall the worker's other requests for each read: keep cache.dir on a local SSD.
+ * A blob not yet verified by this process is hashed as it is read whole; its last chunk is given
+ * out only if the whole matched (else the read throws: the client sees a cut, never a wrong blob).
  */
 export class CachedBlob implements FlightReader {
   readonly headers: string[] = [];
@@ -213,18 +271,43 @@ export class CachedBlob implements FlightReader {
   /** Where this client's read ends: the blob's end, or its Range's. */
   size: number;
   #closed = false;
+  #hash: Hash | undefined;
+  #hashed = 0;
 
   constructor(
-    private readonly fd: number,
+    readonly fd: number,
     /** The whole blob's size. */
     readonly blobSize: number,
+    readonly hex: string,
+    /** Its bytes are known to match (see BlobCache.verified). */
+    readonly trusted: boolean,
   ) {
     this.size = blobSize;
   }
 
+  /** Whole reads of a blob not yet verified are checked as they go (a Range cannot be). */
+  checkWhole(): void {
+    if (!this.trusted) this.#hash = createHash('sha256');
+  }
+
+  /** Whether the whole read just ended and matched its digest (the caller records it). */
+  matched = false;
+
   read(buf: Buffer, position: number): number {
-    const n = Math.min(buf.length, this.size - position);
-    return n <= 0 || this.#closed ? 0 : readSync(this.fd, buf, 0, n, position);
+    const want = Math.min(buf.length, this.size - position);
+    if (want <= 0 || this.#closed) return 0;
+    const n = readSync(this.fd, buf, 0, want, position);
+    // Shorter than its size (cut on disk since it was opened): a cut, not a wait for more.
+    if (n === 0) throw new Error(`sha256:${this.hex} ends at ${position} of ${this.size} bytes`);
+    if (this.#hash !== undefined && position === this.#hashed) {
+      this.#hash.update(buf.subarray(0, n));
+      this.#hashed += n;
+      if (this.#hashed === this.blobSize) {
+        if (this.#hash.digest('hex') !== this.hex) throw new CorruptBlob(this.hex);
+        this.matched = true;
+      }
+    }
+    return n;
   }
 
   detach(): void {
@@ -233,12 +316,32 @@ export class CachedBlob implements FlightReader {
     close(this.fd, () => {});
   }
 
-  // A whole, verified blob: nothing to wait for.
+  // A whole blob on disk: nothing to wait for.
   on(): this {
     return this;
   }
 
   off(): this {
     return this;
+  }
+}
+
+/** A cached blob whose bytes do not match its digest. */
+export class CorruptBlob extends Error {
+  constructor(readonly hex: string) {
+    super(`sha256:${hex} does not match its digest`);
+  }
+}
+
+/** Link errors that mean "this file system cannot link it here": copy instead. */
+const CANNOT_LINK: ReadonlySet<string> = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
+
+/** Whether a process with this pid exists (signal 0 checks without sending). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

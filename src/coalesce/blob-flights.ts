@@ -355,8 +355,11 @@ export class BlobFlights {
     return this.reader(digest);
   }
 
-  /** A tee for a client's pull of `digest`: it becomes the flight others join, if none is under way when its 200 arrives. */
-  tee(digest: string): BodyTee {
+  /**
+   * A tee for a client's pull of `digest`: it becomes the flight others join, if none is under way
+   * when its 200 arrives (and `wanted` takes its size, when given).
+   */
+  tee(digest: string, wanted?: (size: number) => boolean): BodyTee {
     let flight: Flight | undefined;
     // The pending mark a claim made for this pull, or a new one when nothing of the digest is under way here.
     let settle: (() => void) | undefined = this.#owned.get(digest);
@@ -379,7 +382,7 @@ export class BlobFlights {
           if (name === 'content-encoding' || name === 'transfer-encoding') return false;
           if (BLOB_HEADERS.has(name)) kept.push(headers[i]!, headers[i + 1]!);
         }
-        if (size === undefined || !Number.isSafeInteger(size) || size <= 0) return false;
+        if (size === undefined || !Number.isSafeInteger(size) || size <= 0 || wanted?.(size) === false) return false;
         const file = join(this.dir, `${digest.replace(/[^a-zA-Z0-9]/g, '_')}.${++this.#seq}`);
         const claimed = this.#claims.has(digest);
         try {

@@ -2,7 +2,7 @@ import { isBlobPath } from '../registry/blob-path.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { Exchange } from '../proxy/exchange.js';
-import type { BlobCache, CachedBlob } from './blob-cache.js';
+import { CorruptBlob, type BlobCache } from './blob-cache.js';
 import { BLOB_HEADERS, streamFlight, type BlobFlights, type FlightReader } from './blob-flights.js';
 import { byteRange } from './byte-range.js';
 
@@ -63,7 +63,8 @@ export class Coalescer {
       if (joins) return this.#join(ex, reader, node);
       reader.detach();
     }
-    const tee = this.flights.tee(digest);
+    // Not joinable, only to be kept: a blob bigger than the cache is not spilled at all.
+    const tee = this.flights.tee(digest, this.joins ? undefined : (size) => this.cache!.fits(size));
     ex.tee = tee;
     try {
       await run();
@@ -131,7 +132,8 @@ export class Coalescer {
     if (blob === undefined) return 'absent';
     try {
       const range = byteRange(ex.req.headers.range, blob.blobSize);
-      const node = range.kind === 'other' ? undefined : this.#node();
+      // A Range of a blob this process has not seen match its digest goes to a node: it cannot be checked.
+      const node = range.kind === 'other' || (range.kind === 'range' && !blob.trusted) ? undefined : this.#node();
       if (node === undefined) return 'absent';
       const head = await this.#authorized(node, ex, digest);
       if (head === undefined) return 'refused';
@@ -151,7 +153,12 @@ export class Coalescer {
       record.reason = 'cache';
       record.status = status;
       cache.counts.hits++;
-      await this.#send(ex, blob, node, status, headers, from, (n) => (cache.counts.bytes += n));
+      cache.served(blob);
+      if (range.kind === 'whole') blob.checkWhole();
+      await this.#send(ex, blob, node, status, headers, from, (n) => (cache.counts.bytes += n), (err) => {
+        if (err instanceof CorruptBlob) cache.discard(blob);
+      });
+      if (blob.matched) cache.verified(blob);
       return 'served';
     } finally {
       blob.detach();
@@ -170,7 +177,7 @@ export class Coalescer {
     }
   }
 
-  async #send(ex: Exchange, from: FlightReader | CachedBlob, node: ClusterNode, status: number, headers: string[], start: number, count: (n: number) => void): Promise<void> {
+  async #send(ex: Exchange, from: FlightReader, node: ClusterNode, status: number, headers: string[], start: number, count: (n: number) => void, failed?: (err: unknown) => void): Promise<void> {
     const { res, record } = ex;
     record.node = node.name;
     record.attempts = 1;
@@ -178,7 +185,11 @@ export class Coalescer {
     const result = await streamFlight(from, res, start, (n) => {
       record.bytesOut += n;
       count(n);
-    }).catch((): 'failed' => (res.destroy(), 'failed'));
+    }).catch((err: unknown): 'failed' => {
+      res.destroy();
+      failed?.(err);
+      return 'failed';
+    });
     if (result === 'gone') record.error = 'CLIENT_GONE';
     if (result === 'failed') record.error = record.reason === 'cache' ? 'CACHE_READ_FAILED' : 'NODE_CUT_RESPONSE: coalesced pull';
   }

@@ -51,6 +51,8 @@ export function validateConfig(raw: unknown, opts: { source?: string; baseDir?: 
   }
   if (cfg.token.rootCert !== undefined) cfg.token.rootCert = abs(cfg.token.rootCert);
   for (const node of cfg.nodes) if (node.ca !== undefined) node.ca = abs(node.ca);
+  if (cfg.cache.dir !== undefined) cfg.cache.dir = abs(cfg.cache.dir);
+  if (cfg.coalesce.dir !== undefined) cfg.coalesce.dir = abs(cfg.coalesce.dir);
   const publicUrl = (cfg.publicUrl ?? defaultPublicUrl(cfg)).replace(/\/+$/, '');
   return deepFreeze({ ...cfg, publicUrl });
 }
