@@ -20,7 +20,7 @@ export class AttemptDeadlines {
   constructor(
     /** proxy.idleTimeout: the longest gap between two chunks of a node's answer. */
     private readonly idleMs: number,
-    /** Real time, as undici's timers were (tests that move an injected clock leave these alone). */
+    /** Monotonic time, as undici's timers were (tests that move an injected clock leave these alone). */
     private readonly clock: Clock,
   ) {
     this.#watched = new TickingSet(clock, TICK_MS, (items) => this.#tick(items));
@@ -41,6 +41,11 @@ export class AttemptDeadlines {
 
   done(d: AttemptDeadline): void {
     this.#watched.items.delete(d);
+  }
+
+  /** Attempts watched now. */
+  get size(): number {
+    return this.#watched.items.size;
   }
 
   stop(): void {

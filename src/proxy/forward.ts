@@ -274,7 +274,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     // became a write() system call of nothing, one per chunk pulled.
     if (chunk.length === 0) {
       written?.();
-      return !this.fr.res.writableNeedDrain;
+      if (!this.fr.res.writableNeedDrain) return true;
+      // Paused for the client: that wait is not the node's.
+      if (this.#deadline !== undefined) this.#deadline.paused = true;
+      return false;
     }
     const held = this.#held;
     if (held) {

@@ -17,3 +17,11 @@ export function createSystemClock(): Clock {
     clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
   };
 }
+
+/**
+ * Timers on the monotonic clock (performance.now()): for deadlines that must not jump when the
+ * wall clock is stepped (NTP, a VM resumed).
+ */
+export function createMonotonicClock(): Clock {
+  return { ...createSystemClock(), now: () => performance.now() };
+}

@@ -2,6 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AttemptDeadlines } from '../../../src/proxy/attempt-deadlines.js';
 import { FakeClock } from '../../support/fake-clock.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { forward } from '../../../src/proxy/forward.js';
+import { OriginRewriter } from '../../../src/proxy/headers.js';
+import type { ClusterNode } from '../../../src/nodes/node.js';
 
 const setup = () => {
   const clock = new FakeClock(0);
@@ -54,5 +59,29 @@ describe("the node's time limits for requests without a body", () => {
     watch(500).done();
     clock.advance(5_000);
     assert.deepEqual(aborted, []);
+  });
+});
+
+describe('forward() keeps the time limits of a request without a body itself', () => {
+  it("tells undici to keep none (its per-request timers are what this replaces), and watches the attempt until it ends", async () => {
+    const deadlines = new AttemptDeadlines(1_000, new FakeClock(0));
+    const dispatched: Array<Record<string, unknown>> = [];
+    let handler: { onConnect(abort: () => void): void; onHeaders(s: number, h: Buffer[], r: () => void, t: string): boolean; onComplete(): void } | undefined;
+    const node = { name: 'n1', blobReads: undefined, pool: { dispatch: (opts: Record<string, unknown>, h: typeof handler) => (dispatched.push(opts), (handler = h)) } };
+    const seen: number[] = [];
+    const server = http.createServer((req, res) => {
+      const done = forward({ node: node as unknown as ClusterNode, method: 'GET', path: '/v2/', headers: [], body: undefined, req, res, rewriter: new OriginRewriter(['http://n1'], 'http://lb'), headersTimeout: 500, retryOnGatewayError: false, deadlines });
+      handler!.onConnect(() => {});
+      seen.push(deadlines.size);
+      handler!.onHeaders(200, [Buffer.from('content-length'), Buffer.from('0')], () => {}, 'OK');
+      handler!.onComplete();
+      void done.then(() => seen.push(deadlines.size));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => http.get(`http://127.0.0.1:${port}/`, (res) => res.resume().on('end', resolve)));
+    server.close();
+    assert.deepEqual([dispatched[0]!.headersTimeout, dispatched[0]!.bodyTimeout], [0, 0]);
+    assert.deepEqual(seen, [1, 0], 'watched from the request going out until it ended');
   });
 });
