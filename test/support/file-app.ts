@@ -19,7 +19,8 @@ export async function startFromFile(file: string, deps: AppDeps = {}, opts: { wo
   // One process unless the test asks for request workers: an injected clock stays in this process.
   const load = () => {
     const config = loadConfigFile(file);
-    return { ...config, proxy: { ...config.proxy, workers: opts.workers ?? 1 } };
+    // Each turn's routing lines at its end, as tests read them right after a response.
+    return { ...config, proxy: { ...config.proxy, workers: opts.workers ?? 1 }, log: { ...config.log, batchWindow: 0 } };
   };
   const app = createApp(load(), { logDestination: logs, loadConfig: load, ...deps });
   const { proxyUrl, adminUrl, proxyPort } = await app.start();
