@@ -94,11 +94,21 @@ export async function startRealHarborCluster(
   };
   try {
     for (let i = 0; i < n; i++) {
-      // The node's port must be known before its registry's realm can name it.
-      const probe = await new SimulatedHarborNode({ name: 'port-probe', signingKey: keys.key }).start();
-      const port = probe.port;
-      await probe.close();
-      await startNode(i, perNode[i] ?? {}, port);
+      for (let attempt = 1; ; attempt++) {
+        // The node's port must be known before its registry's realm can name it.
+        const probe = await new SimulatedHarborNode({ name: 'port-probe', signingKey: keys.key }).start();
+        const port = probe.port;
+        await probe.close();
+        try {
+          await startNode(i, perNode[i] ?? {}, port);
+          break;
+        } catch (err) {
+          // Another test process took the port while the registry started: another port.
+          if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 5) throw err;
+          await registries[i]?.stop();
+          registries.length = i;
+        }
+      }
     }
   } catch (err) {
     await close();
