@@ -267,7 +267,7 @@ function createBlobCache(config: Config, { clock, logger }: NodeParts, deps: Res
   if (dir === undefined) return undefined;
   const link = deps.worker?.link;
   try {
-    return new BlobCache(dir, maxSize, clock, logger, link ? (digest, size) => link.cacheAdded(digest, size) : undefined);
+    return new BlobCache(dir, maxSize, clock, logger, link?.cache);
   } catch (err) {
     throw new ConfigError([`cache.dir: cannot use ${dir}: ${(err as Error).message}`], 'cache.dir');
   }

@@ -10,6 +10,12 @@ const DIGEST = /^sha256:([a-f0-9]{64})$/;
 /** A temporary file older than this is left from a process that stopped mid-copy. */
 const STALE_TMP_MS = 10 * 60_000;
 
+/** What a request worker's cache tells the control plane. */
+export interface CacheShare {
+  added(digest: string, size: number): void;
+  verified(digest: string): void;
+}
+
 /** The cache's size as /-/status shows it. */
 export interface CacheStats {
   dir: string;
@@ -51,8 +57,11 @@ export class BlobCache {
     private maxSize: number,
     private readonly clock: Clock,
     private readonly logger: Logger,
-    /** A request worker's cache: tells the evicting process of each blob it adds, and evicts nothing itself. */
-    private readonly share?: (digest: string, size: number) => void,
+    /**
+     * A request worker's cache: tells the control plane of each blob it adds (the control plane
+     * evicts; this one evicts nothing) and of each it saw match, which the other workers then trust.
+     */
+    private readonly share?: CacheShare,
   ) {
     this.#blobs = join(dir, 'sha256');
     this.#tmp = join(dir, 'tmp');
@@ -127,6 +136,13 @@ export class BlobCache {
   /** A whole read of the blob matched its digest. */
   verified(blob: CachedBlob): void {
     this.#verified.add(blob.hex);
+    this.share?.verified(`sha256:${blob.hex}`);
+  }
+
+  /** Another request worker of this host kept this blob or saw it match: this one trusts it too. */
+  trust(digest: string): void {
+    const hex = DIGEST.exec(digest)?.[1];
+    if (hex !== undefined) this.#verified.add(hex);
   }
 
   /** A blob whose bytes do not match its digest (the disk, or a hand, changed it): it goes. */
@@ -186,7 +202,7 @@ export class BlobCache {
   }
 
   #added(hex: string, size: number): void {
-    if (this.share !== undefined) return this.share(`sha256:${hex}`, size);
+    if (this.share !== undefined) return this.share.added(`sha256:${hex}`, size);
     this.#remember(hex, size, this.clock.now());
     void this.#evict();
   }

@@ -1,6 +1,7 @@
 import type { AttemptVerdict } from '../health/outlier-detector.js';
 import type { FromWorker, NodeRef, PinOp, SharedVerdict, ToWorker } from './messages.js';
 import type { FlightBus } from '../coalesce/blob-flights.js';
+import type { CacheShare } from '../coalesce/blob-cache.js';
 
 /** How long a worker waits for the control plane to answer a pin operation before routing without it. */
 const PIN_TIMEOUT_MS = 1000;
@@ -27,8 +28,8 @@ export interface ControlLink {
   pin(op: PinOp): Promise<unknown>;
   /** Blob flights shared between workers (coalesce.enabled). */
   readonly flights: FlightBus;
-  /** A verified blob entered the host's cache (cache.dir); the control plane evicts. */
-  cacheAdded(digest: string, size: number): void;
+  /** The host's blob cache (cache.dir): blobs this worker added (the control plane evicts) or saw match its digest. */
+  readonly cache: CacheShare;
 }
 
 /** Where a worker's messages go: process.send in a forked worker. */
@@ -101,9 +102,10 @@ export class ProcessControlLink implements ControlLink {
     closed: (digest) => this.send({ t: 'flight-closed', digest }),
   };
 
-  cacheAdded(digest: string, size: number): void {
-    this.send({ t: 'cache-added', digest, size });
-  }
+  readonly cache: CacheShare = {
+    added: (digest, size) => this.send({ t: 'cache-added', digest, size }),
+    verified: (digest) => this.send({ t: 'cache-verified', digest }),
+  };
 
   pin(op: PinOp): Promise<unknown> {
     return this.#ask((id) => ({ t: 'pin', id, pin: op }));

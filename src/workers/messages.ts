@@ -51,6 +51,8 @@ export type ToWorker =
   | ({ t: 'verified' } & SharedVerdict)
   /** Another worker's blob flight (coalesce.enabled) started, settled, or is gone (undefined). */
   | { t: 'flight'; digest: string; flight: SharedFlight | undefined }
+  /** Another worker kept this cached blob or saw it match its digest: trust it. */
+  | { t: 'cache-trusted'; digest: string }
   | { t: 'answer'; id: number; value: unknown }
   | { t: 'ask'; id: number; what: 'report' | 'metrics' }
   | { t: 'drain'; graceMs: number };
@@ -79,5 +81,7 @@ export type FromWorker =
   | { t: 'flight-closed'; digest: string }
   /** A verified blob entered the cache (cache.dir): the control plane keeps the host's cache within its size. */
   | { t: 'cache-added'; digest: string; size: number }
+  /** A whole read of a cached blob matched its digest: the other workers trust it too. */
+  | { t: 'cache-verified'; digest: string }
   | { t: 'pin'; id: number; pin: PinOp }
   | { t: 'answer'; id: number; value: unknown };

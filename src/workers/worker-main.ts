@@ -80,6 +80,8 @@ process.on('message', (msg: ToWorker) => {
       return link.answered(msg);
     case 'flight':
       return worker?.parts.flights?.remoteUpdate(msg.digest, msg.flight);
+    case 'cache-trusted':
+      return worker?.parts.cache?.trust(msg.digest);
     case 'verified':
       return worker?.parts.guard?.verifier.learn(msg.hash, msg.verdict, msg.until);
     case 'ask': {

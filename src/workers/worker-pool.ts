@@ -437,6 +437,10 @@ export class WorkerPool {
       }
       case 'cache-added':
         this.parts.cache?.added(msg.digest, msg.size);
+        for (const other of this.#slots) if (other !== slot) this.#send(other, { t: 'cache-trusted', digest: msg.digest });
+        return;
+      case 'cache-verified':
+        for (const other of this.#slots) if (other !== slot) this.#send(other, { t: 'cache-trusted', digest: msg.digest });
         return;
       case 'pin':
         void this.#pin(msg.pin).then((value) => this.#send(slot, { t: 'answer', id: msg.id, value }));

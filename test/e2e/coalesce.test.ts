@@ -61,6 +61,8 @@ describe('coalescing against real registries (coalesce.enabled)', () => {
     const ranged = { headers: { authorization: auth, range: 'bytes=1048576-2097151' } };
     const first = await request(lb.url, path, withAuth);
     assert.equal(`sha256:${first.sha256}`, digest);
+    // /-/status asks every worker first: the other worker has heard that the layer was kept (and matched).
+    assert.equal(((await request(lb.adminUrl, '/-/status')).text.includes('"blobs":1')), true);
     const [whole, part] = [await request(lb.url, path, withAuth), await request(lb.url, path, ranged)];
     const [directWhole, directPart] = [await request(cluster.nodes[0]!.url, path, withAuth), await request(cluster.nodes[0]!.url, path, ranged)];
     const [anonymous, directAnonymous] = [await request(lb.url, path), await request(cluster.nodes[0]!.url, path)];

@@ -52,7 +52,7 @@ describe('RemotePinStore: the control plane\'s memory pins, from a worker', () =
   const store = (answer: (op: PinOp) => unknown) => {
     const clock = new FakeClock();
     const asked: PinOp[] = [];
-    const link = { verdict() {}, slowAnswer() {}, suspect() {}, goodIssuer() {}, verified() {}, csrfSuspected() {}, pin: async (op: PinOp) => (asked.push(op), answer(op)), flights: { claim: async () => 'lead' as const, started() {}, settled() {}, closed() {} }, cacheAdded() {} };
+    const link = { verdict() {}, slowAnswer() {}, suspect() {}, goodIssuer() {}, verified() {}, csrfSuspected() {}, pin: async (op: PinOp) => (asked.push(op), answer(op)), flights: { claim: async () => 'lead' as const, started() {}, settled() {}, closed() {} }, cache: { added() {}, verified() {} } };
     return { s: new RemotePinStore(link, clock, 100), clock, asked };
   };
 
