@@ -5,11 +5,11 @@ import { register } from 'on-exit-leak-free';
 const MAX_HELD = 256 * 1024;
 
 /**
- * Routing lines go out together: a line waits at most log.batchWindow (20 ms; or until 256 KiB are
- * held) for the lines after it, and then they all go out in one write. Under load that is one write for hundreds
- * of requests: a write per event-loop turn, as before, cost about 13 µs of CPU per request on
- * small GETs (the destination's write to the thread pool and back), a sixth of the whole request
- * path; see docs/benchmarks.md. Event lines (pino's writes) go out at once, after any routing lines
+ * Routing lines go out together: a line waits at most log.batchWindow (20 ms; or until 256 KiB
+ * are held) for the lines after it, and then they all go out in one write. Under load that is one
+ * write for hundreds of requests: a write per event-loop turn, as before, cost about 13 µs of CPU
+ * per request on small GETs (the destination's write to the thread pool and back), a sixth of the
+ * whole request path; see docs/benchmarks.md. Event lines (pino's writes) go out at once, after any routing lines
  * held before them, so the order is kept and a last line before exit is never held. flush() writes
  * what is held and flushes the destination (shutdown); a process that exits with lines held (a
  * crash) writes them synchronously on 'exit', as pino does for its own buffer.
