@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startApp, type StartedApp } from '../support/app.js';
@@ -217,6 +217,21 @@ describe('the blob cache (cache.dir)', () => {
     assert.deepEqual(readdirSync(join(lb.dir, 'sha256')).sort(), [a.digest.slice(7), c.digest.slice(7)].sort());
     await pull(lb, b);
     assert.deepEqual([node.gets(a), node.gets(b), node.gets(c)], [1, 2, 1], 'b was read again, a was not');
+  });
+
+  it('spill files on another file system (coalesce.dir on tmpfs): the verified blob is copied in whole, and served', async (t) => {
+    if (!existsSync('/dev/shm')) return t.skip('no /dev/shm here');
+    const a = blob(2 * 1024 * 1024 + 1);
+    const node = await blobsNode(t, [a]);
+    const spill = mkdtempSync('/dev/shm/harbor-lb-spill-');
+    t.after(() => rmSync(spill, { recursive: true, force: true }));
+    const lb = await withCache(t, [node.url], {}, { coalesce: { enabled: true, dir: spill } });
+    assert.notEqual(statSync(spill).dev, statSync(lb.dir).dev, 'two file systems: a link between them fails with EXDEV');
+    await pull(lb, a);
+    await cacheHolds(lb, 1);
+    assert.deepEqual(readdirSync(join(lb.dir, 'tmp')), [], 'the copy was renamed in whole');
+    assert.equal(sha((await pull(lb, a)).body), a.digest);
+    assert.equal(node.gets(a), 1, 'the second pull came from the copy');
   });
 
   it('a blob that does not match its digest is never kept', async (t) => {
