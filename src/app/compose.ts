@@ -39,12 +39,11 @@ import { createMonotonicClock, type Clock } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { ResolvedDeps } from './app-deps.js';
 import { RemotePinStore } from '../workers/remote-pin-store.js';
-import { BlobFlights } from '../coalesce/blob-flights.js';
+import { BlobFlights, spillFolder } from '../coalesce/blob-flights.js';
 import { Coalescer } from '../coalesce/coalescer.js';
 import { BlobCache } from '../coalesce/blob-cache.js';
 import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
 export interface Parts {
@@ -227,7 +226,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   const cache = createBlobCache(config, p, deps);
   // A folder of this process's own (made with its first flight): request workers each have theirs,
   // and it goes when the process closes. Beside the cache, so a verified blob enters it by a link.
-  const spillDir = join(config.coalesce.dir ?? config.cache.dir ?? tmpdir(), `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`);
+  const spillDir = spillFolder(config.coalesce.dir ?? config.cache.dir ?? tmpdir());
   // Shared with the other workers whether or not coalescing is on now: a reload may turn it on.
   const flights = new BlobFlights(spillDir, deps.worker?.link.flights, cache);
   const coalescer = new Coalescer(flights, nodes, config.coalesce.enabled, cache);

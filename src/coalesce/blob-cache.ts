@@ -4,7 +4,7 @@ import { copyFile, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/pro
 import { join } from 'node:path';
 import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
-import type { FlightReader } from './blob-flights.js';
+import { spillFolderPid, type FlightReader } from './blob-flights.js';
 
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 /** A temporary file older than this is left from a process that stopped mid-copy. */
@@ -88,8 +88,8 @@ export class BlobCache {
     }
     // Spill folders go beside the cache: those of a process that is gone (a crash) go now.
     for (const name of await readdir(this.dir)) {
-      const pid = /^harbor-lb-flights-(\d+)-/.exec(name)?.[1];
-      if (pid !== undefined && !alive(Number(pid))) await rm(join(this.dir, name), { recursive: true, force: true });
+      const pid = spillFolderPid(name);
+      if (pid !== undefined && !alive(pid)) await rm(join(this.dir, name), { recursive: true, force: true });
     }
     if (found.length > 0) this.logger.info({ event: 'cache_loaded', dir: this.dir, blobs: found.length, size: this.#size }, `blob cache ${this.dir}: ${found.length} blob(s), ${this.#size} bytes kept from before`);
     await this.#evict();

@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
@@ -58,6 +58,17 @@ export interface FlightBus {
   settled(digest: string, ok: boolean): void;
   /** The claim is over: the flight's file is gone, or no flight came of it. */
   closed(digest: string): void;
+}
+
+/** A process's spill folder under `base`: named with its pid, so the folder of a process that is gone can be told. */
+export function spillFolder(base: string): string {
+  return join(base, `harbor-lb-flights-${process.pid}-${randomBytes(3).toString('hex')}`);
+}
+
+/** The pid in a spill folder's name (spillFolder), or undefined for any other name. */
+export function spillFolderPid(name: string): number | undefined {
+  const pid = /^harbor-lb-flights-(\d+)-/.exec(name)?.[1];
+  return pid === undefined ? undefined : Number(pid);
 }
 
 /** The headers a joining client gets: those the leading client got that describe the blob. */

@@ -135,9 +135,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #orphaned = false;
   /** Pauses of the node's response while the client had not read what it was sent. */
   readonly #readerStalls = new StallClock();
-  /** The node's time limits, when fr.deadlines keeps them (requests without a body). */
+  /** The node's time limits, when fr.deadlines keeps them (requests without a body, not through the blob read pool). */
+  #ownTimers = false;
   #deadline: AttemptDeadline | undefined;
-  #blobRead = false;
 
   constructor(
     private readonly fr: ForwardRequest,
@@ -158,7 +158,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const blobReads = fr.blob === true && fr.body === undefined && fr.method === 'GET' && fr.hold === undefined ? fr.node.blobReads : undefined;
     if (blobReads !== undefined) {
       // The blob read pool keeps its own time limits.
-      this.#blobRead = true;
       blobReads.dispatch({ method: 'GET', path: fr.path, headers: fr.headers, headersTimeout: fr.headersTimeout }, this);
       return;
     }
@@ -166,7 +165,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const pool = fr.body !== undefined && fr.body.buffered === undefined ? fr.node.uploadPool : fr.node.pool;
     // Without a body, the time limits are kept here (AttemptDeadlines); with one, undici's, which
     // also count the body's progress as the node's.
-    const ownTimers = fr.deadlines !== undefined && fr.body === undefined;
+    this.#ownTimers = fr.deadlines !== undefined && fr.body === undefined;
     pool.dispatch(
       {
         path: fr.path,
@@ -176,8 +175,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         // A request with a body is never replayed by undici itself; retry policy is ours.
         idempotent: fr.body === undefined && (fr.method === 'GET' || fr.method === 'HEAD'),
         blocking: true,
-        headersTimeout: ownTimers ? 0 : fr.headersTimeout,
-        ...(ownTimers ? { bodyTimeout: 0 } : {}),
+        headersTimeout: this.#ownTimers ? 0 : fr.headersTimeout,
+        ...(this.#ownTimers ? { bodyTimeout: 0 } : {}),
       },
       this,
     );
@@ -213,7 +212,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#abort = abort;
     this.#sent = true;
     // From here, as undici's own headers timer: the request is going out on a connection.
-    if (this.fr.deadlines !== undefined && this.fr.body === undefined && !this.#blobRead) this.#deadline = this.fr.deadlines.watch(this.fr.headersTimeout, abort);
+    if (this.#ownTimers) this.#deadline = this.fr.deadlines!.watch(this.fr.headersTimeout, abort);
     this.fr.onSent?.((err) => abort(err));
     if (this.#clientGone) abort(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
   }

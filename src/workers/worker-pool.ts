@@ -403,7 +403,7 @@ export class WorkerPool {
       }
       case 'verified':
         // To every other worker: a client's token is as verified there as where it was checked.
-        for (const other of this.#slots) if (other !== slot) this.#send(other, msg);
+        this.#tellOthers(slot, msg);
         return;
       case 'csrf':
         trustProbe?.csrfSuspected();
@@ -436,11 +436,10 @@ export class WorkerPool {
         return;
       }
       case 'cache-added':
-        this.parts.cache?.added(msg.digest, msg.size);
-        for (const other of this.#slots) if (other !== slot) this.#send(other, { t: 'cache-trusted', digest: msg.digest });
-        return;
       case 'cache-verified':
-        for (const other of this.#slots) if (other !== slot) this.#send(other, { t: 'cache-trusted', digest: msg.digest });
+        if (msg.t === 'cache-added') this.parts.cache?.added(msg.digest, msg.size);
+        // Kept, or seen to match: the other workers serve it without hashing it again.
+        this.#tellOthers(slot, { t: 'cache-trusted', digest: msg.digest });
         return;
       case 'pin':
         void this.#pin(msg.pin).then((value) => this.#send(slot, { t: 'answer', id: msg.id, value }));
@@ -458,7 +457,12 @@ export class WorkerPool {
 
   /** Every other worker hears of a worker's flight. */
   #tellFlight(from: Slot, digest: string, flight: SharedFlight | undefined): void {
-    for (const slot of this.#slots) if (slot !== from) this.#send(slot, { t: 'flight', digest, flight });
+    this.#tellOthers(from, { t: 'flight', digest, flight });
+  }
+
+  /** To every worker but the one it came from. */
+  #tellOthers(from: Slot, msg: ToWorker): void {
+    for (const slot of this.#slots) if (slot !== from) this.#send(slot, msg);
   }
 
   /** A worker's pin operation on the control plane's store: null for no pin, true for done. */
