@@ -85,6 +85,29 @@ async function withCache(t: { after: (fn: () => unknown) => void }, urls: string
   return { ...lb, dir };
 }
 
+/** A blob of `size` pulled through a harbor-lb that kept it in a cache folder and stopped: the folder a restart finds. */
+async function keptByEarlierRun(t: { after: (fn: () => unknown) => void }, size: number) {
+  const a = blob(size);
+  const node = await blobsNode(t, [a]);
+  const tmp = makeTempDir('cache-restart');
+  t.after(() => tmp.remove());
+  const first = await startApp([node.url], { cache: { dir: tmp.dir } });
+  await pull(first, a);
+  await first.close();
+  return { a, node, dir: tmp.dir };
+}
+
+/** A cache with room for two of three blobs, holding the first two (a kept before b). */
+async function cacheFullOfTwo(t: { after: (fn: () => unknown) => void }) {
+  const [a, b, c] = [blob(100_000), blob(100_000), blob(100_000)];
+  const node = await blobsNode(t, [a, b, c]);
+  const lb = await withCache(t, [node.url], { maxSize: 250_000 });
+  await pull(lb, a);
+  await pull(lb, b);
+  await cacheHolds(lb, 2);
+  return { a, b, c, node, lb };
+}
+
 describe('the blob cache (cache.dir)', () => {
   it('a verified pull is kept; the next client is served from it after the registry said yes to that client: no node read', async (t) => {
     const a = blob(1024 * 1024 + 3);
@@ -148,14 +171,8 @@ describe('the blob cache (cache.dir)', () => {
   });
 
   it('survives a restart: a new harbor-lb on the same folder finds the blobs and serves them', async (t) => {
-    const a = blob(100_000);
-    const node = await blobsNode(t, [a]);
-    const tmp = makeTempDir('cache-restart');
-    t.after(() => tmp.remove());
-    const first = await startApp([node.url], { cache: { dir: tmp.dir } });
-    await pull(first, a);
-    await first.close();
-    const lb = await startApp([node.url], { cache: { dir: tmp.dir } });
+    const { a, node, dir } = await keptByEarlierRun(t, 100_000);
+    const lb = await startApp([node.url], { cache: { dir } });
     t.after(() => lb.close());
     assert.equal((await status(lb)).cache?.blobs, 1, 'found at start');
     assert.equal(sha((await pull(lb, a)).body), a.digest);
@@ -163,18 +180,12 @@ describe('the blob cache (cache.dir)', () => {
   });
 
   it('a cached file whose bytes changed on disk (kept before a restart) is caught as it is read: the client is cut, the file goes, the next pull reads a node', async (t) => {
-    const a = blob(300_000);
-    const node = await blobsNode(t, [a]);
-    const tmp = makeTempDir('cache-corrupt');
-    t.after(() => tmp.remove());
-    const first = await startApp([node.url], { cache: { dir: tmp.dir } });
-    await pull(first, a);
-    await first.close();
-    const file = join(tmp.dir, 'sha256', a.digest.slice(7));
+    const { a, node, dir } = await keptByEarlierRun(t, 300_000);
+    const file = join(dir, 'sha256', a.digest.slice(7));
     const bytes = readFileSync(file);
     bytes[123_456] = bytes[123_456]! ^ 0xff;
     writeFileSync(file, bytes);
-    const lb = await startApp([node.url], { cache: { dir: tmp.dir } });
+    const lb = await startApp([node.url], { cache: { dir } });
     t.after(() => lb.close());
     // Not verified by this process yet: a Range of it is the node's to answer.
     const part = await pull(lb, a, { authorization: 'Bearer good', range: 'bytes=0-99' });
@@ -190,12 +201,7 @@ describe('the blob cache (cache.dir)', () => {
   });
 
   it("a client the registry refuses does not make a cached blob recently used", async (t) => {
-    const [a, b, c] = [blob(100_000), blob(100_000), blob(100_000)];
-    const node = await blobsNode(t, [a, b, c]);
-    const lb = await withCache(t, [node.url], { maxSize: 250_000 });
-    await pull(lb, a);
-    await pull(lb, b);
-    await cacheHolds(lb, 2);
+    const { a, b, c, node, lb } = await cacheFullOfTwo(t);
     assert.equal((await pull(lb, a, {})).status, 401);
     await pull(lb, c);
     await cacheHolds(lb, 2);
@@ -203,12 +209,7 @@ describe('the blob cache (cache.dir)', () => {
   });
 
   it('keeps within maxSize, least recently used out first', async (t) => {
-    const [a, b, c] = [blob(100_000), blob(100_000), blob(100_000)];
-    const node = await blobsNode(t, [a, b, c]);
-    const lb = await withCache(t, [node.url], { maxSize: 250_000 });
-    await pull(lb, a);
-    await pull(lb, b);
-    await cacheHolds(lb, 2);
+    const { a, b, c, node, lb } = await cacheFullOfTwo(t);
     // a is read again: b is now the least recently used.
     assert.equal(sha((await pull(lb, a)).body), a.digest);
     await pull(lb, c);
