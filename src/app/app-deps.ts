@@ -2,6 +2,7 @@ import type { DestinationStream } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { HealthProbe } from '../health/active-checker.js';
 import type { Clock } from '../util/clock.js';
+import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { Random } from '../util/random.js';
 import type { WorkerSide } from '../workers/worker-side.js';
 
@@ -23,6 +24,8 @@ export interface AppDeps {
    * state and pins come from it, and nothing is started but the proxy listener.
    */
   worker?: WorkerSide;
+  /** Told of short-lived body buffers (tests count them); a young-generation collector by default. */
+  reclaimer?: BufferReclaimer;
 }
 
 /** AppDeps with the clock and randomness decided. */

@@ -43,6 +43,7 @@ import { BlobFlights, spillFolder } from '../coalesce/blob-flights.js';
 import { Coalescer } from '../coalesce/coalescer.js';
 import { BlobCache } from '../coalesce/blob-cache.js';
 import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
+import { createBufferReclaimer } from '../util/buffer-reclaimer.js';
 import { tmpdir } from 'node:os';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
@@ -256,6 +257,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     coalescer,
     // On monotonic time, as undici's own timers (which these replace) were.
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
+    reclaimer: deps.reclaimer ?? createBufferReclaimer(),
   };
   return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache };
 }

@@ -70,6 +70,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       holdBack: plan.holdRefusals ? isTokenRejection : undefined,
       tee: ex.tee,
       deadlines: deps.deadlines,
+      reclaimer: deps.reclaimer,
     });
     return { outcome, tokenRefused };
   } finally {

@@ -10,6 +10,7 @@ import { requestIdOf } from './request-identity.js';
 import { StallClock } from './stall-clock.js';
 import { streamFlight, type BodyTee } from '../coalesce/blob-flights.js';
 import type { AttemptDeadline, AttemptDeadlines } from './attempt-deadlines.js';
+import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
 export type ForwardPhase =
@@ -96,6 +97,8 @@ export interface ForwardRequest {
   tee?: BodyTee;
   /** The time limits of requests without a body (headersTimeout, proxy.idleTimeout), instead of undici's timers. */
   deadlines?: AttemptDeadlines;
+  /** Told of each chunk undici read into a buffer of its own (not the blob read pool's reused ones). */
+  reclaimer?: BufferReclaimer;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE' as const;
@@ -278,6 +281,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       if (this.#deadline !== undefined) this.#deadline.paused = true;
       return false;
     }
+    if (written === undefined) this.fr.reclaimer?.allocated(chunk.length);
     const held = this.#held;
     if (held) {
       if (held.size + chunk.length <= this.fr.hold!.maxBytes) {

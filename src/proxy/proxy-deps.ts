@@ -14,6 +14,7 @@ import type { RequestMetrics } from './request-metrics.js';
 import type { TrustedPeers } from './trusted-peers.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
 import type { AttemptDeadlines } from './attempt-deadlines.js';
+import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
@@ -56,4 +57,6 @@ export interface ProxyDeps {
   deadlines?: AttemptDeadlines;
   /** Identical blob pulls share one node read (coalesce.enabled). */
   coalescer?: Coalescer;
+  /** Told of each body chunk allocated per socket read, so V8 frees them before a full collection is due. */
+  reclaimer: BufferReclaimer;
 }

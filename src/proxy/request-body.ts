@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { NO_RECLAIMER, type BufferReclaimer } from '../util/buffer-reclaimer.js';
 import { StallClock } from './stall-clock.js';
 
 /**
@@ -22,11 +23,16 @@ export class RequestBody {
   /** Waits for the client's next bytes while a node asked for them. */
   readonly stalls = new StallClock();
 
-  constructor(private readonly req: IncomingMessage) {}
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly reclaimer: BufferReclaimer = NO_RECLAIMER,
+  ) {}
 
   readonly #onData = (chunk: Buffer): void => {
     this.req.pause();
     this.bytes += chunk.length;
+    // node:http copies each read's body bytes into a buffer of their own, dropped once sent on.
+    this.reclaimer.allocated(chunk.length);
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();

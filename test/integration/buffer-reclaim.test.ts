@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import type { BufferReclaimer } from '../../src/util/buffer-reclaimer.js';
+import { startApp, type StartedApp } from '../support/app.js';
+import { startServer, type TestServer } from '../support/servers.js';
+
+const MiB = 1024 * 1024;
+const BODY = Buffer.alloc(4 * MiB, 0x61);
+
+/** Counts what the proxy reports as short-lived body buffers. */
+class CountingReclaimer implements BufferReclaimer {
+  bytes = 0;
+  allocated(bytes: number): void {
+    this.bytes += bytes;
+  }
+}
+
+let node: TestServer;
+let lb: StartedApp;
+const reclaimer = new CountingReclaimer();
+
+before(async () => {
+  node = await startServer((req, res) => {
+    let received = 0;
+    req.on('data', (c: Buffer) => (received += c.length));
+    req.on('end', () => {
+      if (req.method === 'PUT') return void res.writeHead(201, { 'content-length': 0, 'x-received': received }).end();
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY.length }).end(BODY);
+    });
+  });
+  lb = await startApp([node.url], {}, { reclaimer });
+});
+
+after(async () => {
+  await lb?.close();
+  await node?.close();
+});
+
+it("reports an upload's body buffers, which node:http allocates per read", async () => {
+  const before = reclaimer.bytes;
+  const res = await fetch(`${lb.url}/v2/r/blobs/uploads/u1?digest=sha256:00`, { method: 'PUT', body: BODY });
+  assert.equal(res.status, 201);
+  assert.equal(res.headers.get('x-received'), String(BODY.length));
+  assert.equal(reclaimer.bytes - before, BODY.length);
+});
+
+it("reports a response's body buffers when undici read them, and not the blob read pool's reused ones", async () => {
+  let before = reclaimer.bytes;
+  const viaUndici = await fetch(`${lb.url}/api/v2.0/systeminfo/big`);
+  assert.equal((await viaUndici.arrayBuffer()).byteLength, BODY.length);
+  assert.equal(reclaimer.bytes - before, BODY.length);
+
+  before = reclaimer.bytes;
+  const blob = await fetch(`${lb.url}/v2/r/blobs/sha256:${'a'.repeat(64)}`);
+  assert.equal((await blob.arrayBuffer()).byteLength, BODY.length);
+  assert.equal(reclaimer.bytes - before, 0, 'a pull through the blob read pool reads into buffers it reuses');
+});
