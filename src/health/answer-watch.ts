@@ -1,12 +1,12 @@
 import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
-import { TickingSet } from '../util/ticking-set.js';
+import { TickingSet, type Ticked } from '../util/ticking-set.js';
 
 /** A request waiting this long for its answer's head makes harbor-lb check the node. */
 export const SLOW_ANSWER_MS = 2000;
 const TICK_MS = 500;
 
-interface Waiting {
+interface Waiting extends Ticked {
   node: ClusterNode;
   since: number;
   suspected: boolean;
@@ -34,14 +34,14 @@ export class AnswerWatch {
 
   /** An attempt was sent; the function returned says its answer's head came (or the attempt ended). */
   begin(node: ClusterNode, abort: (() => void) | undefined): () => void {
-    return this.#waiting.add({ node, since: this.clock.now(), suspected: false, abort });
+    return this.#waiting.add({ node, since: this.clock.now(), suspected: false, abort, tickIndex: -1 });
   }
 
   /** The node was taken out: its waiting attempts that may go elsewhere do. */
   nodeOut(node: ClusterNode): void {
-    for (const w of [...this.#waiting.items]) {
-      if (w.node !== node || w.abort === undefined) continue;
-      this.#waiting.items.delete(w);
+    for (const w of this.#waiting.snapshot()) {
+      if (w.node !== node || w.abort === undefined || !this.#waiting.has(w)) continue;
+      this.#waiting.delete(w);
       w.abort();
     }
   }
@@ -50,7 +50,7 @@ export class AnswerWatch {
     this.#waiting.stop();
   }
 
-  #tick(waiting: Set<Waiting>): void {
+  #tick(waiting: readonly Waiting[]): void {
     const now = this.clock.now();
     for (const w of waiting) {
       if (w.suspected || now - w.since < SLOW_ANSWER_MS) continue;

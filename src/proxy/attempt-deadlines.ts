@@ -1,6 +1,6 @@
 import { errors } from 'undici';
 import type { Clock } from '../util/clock.js';
-import { TickingSet } from '../util/ticking-set.js';
+import { TickingSet, type Ticked } from '../util/ticking-set.js';
 
 /** How often the deadlines of the attempts in flight are looked at: a timeout fires up to this much late. */
 const TICK_MS = 100;
@@ -40,27 +40,28 @@ export class AttemptDeadlines {
   }
 
   done(d: AttemptDeadline): void {
-    this.#watched.items.delete(d);
+    this.#watched.delete(d);
   }
 
   /** Attempts watched now. */
   get size(): number {
-    return this.#watched.items.size;
+    return this.#watched.size;
   }
 
   stop(): void {
     this.#watched.stop();
   }
 
-  #tick(items: Set<AttemptDeadline>): void {
+  #tick(items: readonly AttemptDeadline[]): void {
     const now = this.clock.now();
     for (const d of items) {
+      if (!this.#watched.has(d)) continue;
       if (!d.head && (d.seen || d.paused)) {
         // A chunk came, or harbor-lb itself holds the node back (the client reads slowly): not a gap.
         d.seen = false;
         d.until = now + this.idleMs;
       } else if (now >= d.until) {
-        items.delete(d);
+        this.#watched.delete(d);
         d.abort(d.head ? new errors.HeadersTimeoutError() : new errors.BodyTimeoutError());
       }
     }
@@ -68,8 +69,9 @@ export class AttemptDeadlines {
 }
 
 /** One attempt's deadline (forward.ts tells it what happens: head, chunks, pauses). */
-export class AttemptDeadline {
+export class AttemptDeadline implements Ticked {
   head = true;
+  tickIndex = -1;
   seen = false;
   paused = false;
 

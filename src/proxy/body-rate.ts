@@ -1,5 +1,5 @@
 import type { Clock } from '../util/clock.js';
-import { TickingSet } from '../util/ticking-set.js';
+import { TickingSet, type Ticked } from '../util/ticking-set.js';
 
 /** A request/response exchange as the rate watch sees it. */
 export interface Transfer {
@@ -11,7 +11,7 @@ export interface Transfer {
   cut(): void;
 }
 
-interface Watched {
+interface Watched extends Ticked {
   transfer: Transfer;
   waited: number;
   bytesAtStart: number;
@@ -43,22 +43,22 @@ export class BodyRateWatch {
   /** Starts watching; the returned function stops it (call it when the exchange ends). */
   watch(transfer: Transfer): () => void {
     if (!this.enabled) return noop;
-    return this.#watched.add({ transfer, waited: 0, bytesAtStart: transfer.bytes() });
+    return this.#watched.add({ transfer, waited: 0, bytesAtStart: transfer.bytes(), tickIndex: -1 });
   }
 
   stop(): void {
     this.#watched.stop();
   }
 
-  #tick(watched: Set<Watched>): void {
+  #tick(watched: readonly Watched[]): void {
     const needed = (this.minRate * this.window) / 1000;
     for (const w of watched) {
-      if (!w.transfer.waitingOnClient()) continue;
+      if (!this.#watched.has(w) || !w.transfer.waitingOnClient()) continue;
       w.waited += TICK_MS;
       if (w.waited < this.window) continue;
       const bytes = w.transfer.bytes();
       if (bytes - w.bytesAtStart < needed) {
-        watched.delete(w);
+        this.#watched.delete(w);
         w.transfer.cut();
       } else {
         w.waited = 0;
