@@ -53,7 +53,7 @@ export class AnswerWatch {
   #tick(waiting: readonly Waiting[]): void {
     const now = this.clock.now();
     for (const w of waiting) {
-      if (w.suspected || now - w.since < SLOW_ANSWER_MS) continue;
+      if (w.suspected || now - w.since < SLOW_ANSWER_MS || !this.#waiting.has(w)) continue;
       w.suspected = true;
       this.suspect(w.node);
     }

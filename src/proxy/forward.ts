@@ -98,7 +98,7 @@ export interface ForwardRequest {
   /** The time limits of requests without a body (headersTimeout, proxy.idleTimeout), instead of undici's timers. */
   deadlines?: AttemptDeadlines;
   /** Told of each chunk undici read into a buffer of its own (not the blob read pool's reused ones). */
-  reclaimer?: BufferReclaimer;
+  reclaimer: BufferReclaimer;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE' as const;
@@ -281,7 +281,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       if (this.#deadline !== undefined) this.#deadline.paused = true;
       return false;
     }
-    if (written === undefined) this.fr.reclaimer?.allocated(chunk.length);
+    if (written === undefined) this.fr.reclaimer.allocated(chunk.length);
     const held = this.#held;
     if (held) {
       if (held.size + chunk.length <= this.fr.hold!.maxBytes) {

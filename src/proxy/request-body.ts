@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { NO_RECLAIMER, type BufferReclaimer } from '../util/buffer-reclaimer.js';
+import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import { StallClock } from './stall-clock.js';
 
 /**
@@ -25,7 +25,7 @@ export class RequestBody {
 
   constructor(
     private readonly req: IncomingMessage,
-    private readonly reclaimer: BufferReclaimer = NO_RECLAIMER,
+    private readonly reclaimer: BufferReclaimer,
   ) {}
 
   readonly #onData = (chunk: Buffer): void => {
@@ -37,6 +37,11 @@ export class RequestBody {
     this.#pending = undefined;
     this.stalls.end();
     p?.resolve({ value: chunk, done: false });
+  };
+
+  /** After release: what the client still sends is dropped, its buffers counted all the same. */
+  readonly #onDropped = (chunk: Buffer): void => {
+    this.reclaimer.allocated(chunk.length);
   };
 
   readonly #onEnd = (): void => {
@@ -122,6 +127,9 @@ export class RequestBody {
     this.#released = true;
     this.req.off('data', this.#onData);
     this.#settle();
-    if (!this.req.complete && !this.req.destroyed) this.req.resume();
+    if (!this.req.complete && !this.req.destroyed) {
+      this.req.on('data', this.#onDropped);
+      this.req.resume();
+    }
   }
 }

@@ -1,25 +1,31 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { v8Collector } from './v8-collector.js';
 
 /**
- * Told of the fresh buffers that die young: the body chunks node:http and undici allocate per
- * socket read (64 KiB each) that the proxy writes out and drops.
+ * Told of the fresh buffers that die young: the upload chunks node:http copies each socket read
+ * into (up to 64 KiB each), and the fresh read buffers undici hands on views of, which the proxy
+ * writes out and drops.
  *
  * Why: V8 counts such buffers as external memory and, once 64 MiB more of it is held than after
  * the last collection, starts a full mark-compact of the whole heap. The chunks make almost no
- * garbage inside the heap, so the cheap young-generation collection that would free them never
- * comes first: an upload paid a full collection per 64 MiB, about 40% of the process's CPU
- * (perf: concurrent marking and sweeping; 1.9 s of CPU per GiB pushed). A young-generation
- * collection every few MiB of such buffers frees them first (1.1 s per GiB, docs/benchmarks.md).
+ * garbage inside the heap, so the cheap young-generation collection that would free them does not
+ * come first: an upload paid a full collection per 64 MiB. One process, 4 streams of 64 MiB PUTs
+ * to nginx: 1.90 s of CPU per GiB, 23-27 full collections per GiB; with a young-generation
+ * collection every 16 MiB of such buffers, 0.99 s and 1 (docs/benchmarks.md).
  */
 export interface BufferReclaimer {
   /** `bytes` of buffers were allocated that live only until written out. */
   allocated(bytes: number): void;
+  close(): void;
 }
 
-/** Asks V8 for a young-generation collection once `everyBytes` of short-lived buffers were allocated. */
+/** The kinds of a young-generation collection in a 'gc' performance entry (Scavenger, or Minor Mark-Sweep). */
+const YOUNG_KINDS = new Set<number>([constants.NODE_PERFORMANCE_GC_MINOR, (constants as unknown as Record<string, number>).NODE_PERFORMANCE_GC_MINOR_MARK_SWEEP ?? constants.NODE_PERFORMANCE_GC_MINOR]);
+
+/** Asks V8 for a young-generation collection once `everyBytes` of short-lived buffers were allocated since the last one. */
 export class MinorGcReclaimer implements BufferReclaimer {
   #bytes = 0;
+  #observer: PerformanceObserver | undefined;
   /** Collections asked for, for tests and diagnostics. */
   collections = 0;
 
@@ -35,32 +41,38 @@ export class MinorGcReclaimer implements BufferReclaimer {
     this.collections++;
     this.collect();
   }
-}
 
-/** For runtimes that give no way to ask for a collection: V8's own heuristics then decide. */
-export const NO_RECLAIMER: BufferReclaimer = Object.freeze({ allocated: () => {} });
+  /**
+   * V8 collected the young generation on its own, which frees the same buffers: the count starts
+   * again. Under mixed load (small requests alongside uploads) V8's own collections come often
+   * enough that few are asked for, and no more objects of requests in flight are promoted.
+   */
+  youngCollected(): void {
+    this.#bytes = 0;
+  }
 
-type GcFunction = (options: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
+  /** Listens for V8's own young-generation collections (those not asked for here). */
+  watchYoungCollections(): this {
+    this.#observer = new PerformanceObserver((list) => {
+      for (const e of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number; flags?: number } }>) {
+        const forced = ((e.detail?.flags ?? 0) & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0;
+        if (!forced && YOUNG_KINDS.has(e.detail?.kind ?? -1)) this.youngCollected();
+      }
+    });
+    this.#observer.observe({ entryTypes: ['gc'] });
+    return this;
+  }
 
-/**
- * V8's `gc` function, taken without exposing it to the program: the flag is set only while a
- * fresh context is made (the way jest's leak detector does), so `globalThis.gc` stays undefined
- * unless node was started with --expose-gc.
- */
-function minorCollector(): (() => void) | undefined {
-  const exposed = typeof (globalThis as { gc?: unknown }).gc === 'function';
-  try {
-    if (!exposed) setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as GcFunction | undefined;
-    return typeof gc === 'function' ? () => gc({ type: 'minor' }) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    if (!exposed) setFlagsFromString('--no-expose-gc');
+  close(): void {
+    this.#observer?.disconnect();
+    this.#observer = undefined;
   }
 }
 
+/** For runtimes that give no way to ask for a collection: V8's own heuristics then decide. */
+export const NO_RECLAIMER: BufferReclaimer = Object.freeze({ allocated: () => {}, close: () => {} });
+
 export function createBufferReclaimer(): BufferReclaimer {
-  const collect = minorCollector();
-  return collect === undefined ? NO_RECLAIMER : new MinorGcReclaimer(collect);
+  const gc = v8Collector();
+  return gc === undefined ? NO_RECLAIMER : new MinorGcReclaimer(() => gc({ type: 'minor' })).watchYoungCollections();
 }

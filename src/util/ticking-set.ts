@@ -1,6 +1,6 @@
 import type { Clock, Timer } from './clock.js';
 
-/** What a TickingSet holds: it keeps the item's place in its array here (-1: not held). */
+/** What a TickingSet holds: it keeps the item's place in its array here (-1: not held; start with -1). */
 export interface Ticked {
   tickIndex: number;
 }
@@ -29,6 +29,8 @@ export class TickingSet<T extends Ticked> {
 
   /** Watches `item` until the returned function is called (or it is deleted). */
   add(item: T): () => void {
+    // The index lives on the item: it can be held once, by one set.
+    if (item.tickIndex !== -1) throw new Error('TickingSet: the item is already held');
     item.tickIndex = this.#items.length;
     this.#items.push(item);
     this.#arm();

@@ -13,6 +13,7 @@ class CountingReclaimer implements BufferReclaimer {
   allocated(bytes: number): void {
     this.bytes += bytes;
   }
+  close(): void {}
 }
 
 let node: TestServer;

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { describe, it } from 'node:test';
 import { forward, type ForwardOutcome } from '../../src/proxy/forward.js';
 import { OriginRewriter } from '../../src/proxy/headers.js';
+import { NO_RECLAIMER } from '../../src/util/buffer-reclaimer.js';
 import { startApp } from '../support/app.js';
 import { startServer } from '../support/servers.js';
 
@@ -27,6 +28,7 @@ async function front(t: { after: (fn: () => unknown) => void }, nodeUrl: string,
       rewriter: new OriginRewriter([nodeUrl], 'http://127.0.0.1:1'),
       headersTimeout: 5000,
       retryOnGatewayError: false,
+      reclaimer: NO_RECLAIMER,
     });
     outcomes.push(o);
     first(o);

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { forward } from '../../../src/proxy/forward.js';
 import { OriginRewriter } from '../../../src/proxy/headers.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
+import { NO_RECLAIMER } from '../../../src/util/buffer-reclaimer.js';
 
 const setup = () => {
   const clock = new FakeClock(0);
@@ -70,7 +71,7 @@ describe('forward() keeps the time limits of a request without a body itself', (
     const node = { name: 'n1', blobReads: undefined, pool: { dispatch: (opts: Record<string, unknown>, h: typeof handler) => (dispatched.push(opts), (handler = h)) } };
     const seen: number[] = [];
     const server = http.createServer((req, res) => {
-      const done = forward({ node: node as unknown as ClusterNode, method: 'GET', path: '/v2/', headers: [], body: undefined, req, res, rewriter: new OriginRewriter(['http://n1'], 'http://lb'), headersTimeout: 500, retryOnGatewayError: false, deadlines });
+      const done = forward({ node: node as unknown as ClusterNode, method: 'GET', path: '/v2/', headers: [], body: undefined, req, res, rewriter: new OriginRewriter(['http://n1'], 'http://lb'), headersTimeout: 500, retryOnGatewayError: false, deadlines, reclaimer: NO_RECLAIMER });
       handler!.onConnect(() => {});
       seen.push(deadlines.size);
       handler!.onHeaders(200, [Buffer.from('content-length'), Buffer.from('0')], () => {}, 'OK');

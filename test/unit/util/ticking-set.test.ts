@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { TickingSet, type Ticked } from '../../../src/util/ticking-set.js';
+import { v8Collector } from '../../../src/util/v8-collector.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 interface Item extends Ticked {
@@ -29,6 +29,18 @@ it('holds what was added until it is deleted, in any order', () => {
   set.delete(c!);
   set.delete(d!);
   assert.equal(set.size, 0);
+});
+
+it('refuses an item it already holds: its index lives on the item', () => {
+  const set = new TickingSet<Item>(new FakeClock(), 100, () => {});
+  const other = new TickingSet<Item>(new FakeClock(), 100, () => {});
+  const a = item('a');
+  const remove = set.add(a);
+  assert.throws(() => set.add(a), /already held/);
+  assert.throws(() => other.add(a), /already held/);
+  remove();
+  other.add(a);
+  assert.ok(other.has(a) && !set.has(a));
 });
 
 it('ticks only while it holds something, and a tick may delete what it is given', () => {
@@ -58,9 +70,7 @@ it('leaves nothing it held for the young generation to promote once deleted', ()
   // A JS Set here was rehashed as its size swung, and V8 links each old table to its successor
   // with the entries still in it: once one table was old, deleted items were kept alive by the
   // dead table, promoted, and whole requests with them, until the next full collection.
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as (o: { type: 'minor' }) => void;
-  setFlagsFromString('--no-expose-gc');
+  const gc = v8Collector()!;
   const set = new TickingSet<Ticked & { payload?: number[] }>(new FakeClock(), 1000, () => {});
   // A steady few in flight, long enough for the set's storage to reach the old generation.
   for (let i = 0; i < 4; i++) set.add({ tickIndex: -1 });
