@@ -193,19 +193,22 @@ export function renderReport(input: ReportInput): string {
   p('');
 
   // The ceiling
-  const g4 = (id: string) => med('M2', '4 streams', id, 'cpuSPerGiB');
-  const g1 = (id: string) => med('M2', '1 stream', id, 'cpuSPerGiB');
-  p(
-    '#### The ceiling: CPU per GiB pulled (M2)',
-    '',
-    '| process | CPU s/GiB, 1 stream | CPU s/GiB, 4 streams | × haproxy (4) | × bare Node relay (4) |',
-    '|---|---:|---:|---:|---:|',
-  );
-  for (const id of ['haproxy', 'nginx', 'node-relay', 'harbor-lb']) {
-    if (g4(id) === undefined) continue;
-    p(`| ${name(id)} | ${fix(g1(id))} | ${fix(g4(id))} | ${times(div(g4(id), g4('haproxy')))} | ${times(div(g4(id), g4('node-relay')))} |`);
+  for (const [metric, what] of [['M2', 'pulled'], ['M3', 'pushed']] as const) {
+    const g4 = (id: string) => med(metric, '4 streams', id, 'cpuSPerGiB');
+    const g1 = (id: string) => med(metric, '1 stream', id, 'cpuSPerGiB');
+    if (g4('node-relay') === undefined) continue;
+    p(
+      `#### The ceiling: CPU per GiB ${what} (${metric})`,
+      '',
+      '| process | CPU s/GiB, 1 stream | CPU s/GiB, 4 streams | × haproxy (4) | × bare Node relay (4) |',
+      '|---|---:|---:|---:|---:|',
+    );
+    for (const id of ['haproxy', 'nginx', 'node-relay', 'harbor-lb', 'harbor-lb-1w']) {
+      if (g4(id) === undefined) continue;
+      p(`| ${name(id)} | ${fix(g1(id))} | ${fix(g4(id))} | ${times(div(g4(id), g4('haproxy')))} | ${times(div(g4(id), g4('node-relay')))} |`);
+    }
+    p('');
   }
-  p('');
 
   // Pulls round by round
   if (settings.rounds > 1) {
