@@ -46,8 +46,8 @@ export class MinorGcReclaimer implements BufferReclaimer {
 
   /**
    * V8 collected the young generation on its own, which frees the same buffers: the count starts
-   * again. Under mixed load (small requests alongside uploads) V8's own collections come often
-   * enough that few are asked for, and no more objects of requests in flight are promoted.
+   * again. Under mixed load (small requests alongside uploads) V8's own collections come often, so
+   * few are asked for: each one asked for also promotes what requests in flight then hold.
    */
   youngCollected(): void {
     this.#bytes = 0;
