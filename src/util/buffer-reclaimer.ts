@@ -11,9 +11,11 @@ import { v8Collector } from './v8-collector.js';
  * garbage inside the heap, so the cheap young-generation collection that would free them does not
  * come first: an upload paid a full collection per 64 MiB. One process, 4 streams of 64 MiB PUTs
  * to nginx: 1.90 s of CPU per GiB, 23-27 full collections per GiB; with a young-generation
- * collection every 16 MiB of such buffers, 0.99 s and 1 (docs/benchmarks.md). Every 8 MiB: the
- * buffers freed between two collections stay with malloc for the next ones, so fewer of them is
- * less memory (2 workers, 4 streams: 8 MiB less per worker, and no more CPU, than at 16).
+ * collection every 16 MiB of such buffers, 0.99 s and 1 (docs/benchmarks.md). Every 4 MiB: with
+ * 8 or more, V8 still began marking the old generation now and then, and a collection asked for
+ * then finished it as a full one (2 workers, one 1 GiB stream: 4-10 full collections in 2 of 5
+ * runs at 8 MiB, 20-37 at 32, none beyond start-up's 3-4 in 10 of 10 at 4 or 2), and fewer
+ * buffers between two collections is less memory kept by malloc, at the same CPU.
  */
 export interface BufferReclaimer {
   /** `bytes` of buffers were allocated that live only until written out. */
@@ -33,7 +35,7 @@ export class MinorGcReclaimer implements BufferReclaimer {
 
   constructor(
     private readonly collect: () => void,
-    private readonly everyBytes = 8 * 1024 * 1024,
+    private readonly everyBytes = 4 * 1024 * 1024,
   ) {}
 
   allocated(bytes: number): void {
