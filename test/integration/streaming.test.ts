@@ -4,7 +4,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { minorFaults } from '../../bench/lib/procs.js';
+import { minorFaultsOf, processTree } from '../../bench/lib/procs.js';
 import { startProcess, type RunningProcess } from '../support/processes.js';
 import { freePort, startServer, type TestServer } from '../support/servers.js';
 import { makeTempDir } from '../support/tmp.js';
@@ -41,17 +41,19 @@ function usesGlibc(): boolean {
   return typeof header?.glibcVersionRuntime === 'string';
 }
 
-/** Samples the proxy's RSS while `work` runs; the peak growth over the baseline taken just before. */
-async function peakRssGrowth<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; growth: number }> {
-  const baseline = rssOf(pid);
-  let peak = baseline;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, rssOf(pid));
-  }, 20);
+/**
+ * Samples the RSS of each of the proxy's processes (the control plane and its request workers)
+ * while `work` runs; the most any one of them grew over the baseline taken just before.
+ */
+async function peakRssGrowth<T>(pids: readonly number[], work: () => Promise<T>): Promise<{ result: T; growth: number }> {
+  const baseline = pids.map(rssOf);
+  const peak = [...baseline];
+  const sample = () => pids.forEach((pid, i) => (peak[i] = Math.max(peak[i]!, rssOf(pid))));
+  const timer = setInterval(sample, 20);
   try {
     const result = await work();
-    peak = Math.max(peak, rssOf(pid));
-    return { result, growth: peak - baseline };
+    sample();
+    return { result, growth: Math.max(...peak.map((p, i) => p - baseline[i]!)) };
   } finally {
     clearInterval(timer);
   }
@@ -65,6 +67,8 @@ describe('streaming through the proxy', () => {
   let node: TestServer;
   let proxy: RunningProcess;
   let proxyUrl: string;
+  /** The control plane and its request workers. */
+  let pids: number[];
   let tmp: ReturnType<typeof makeTempDir>;
 
   before(async () => {
@@ -93,6 +97,7 @@ describe('streaming through the proxy', () => {
     // --trace-gc: the upload test counts the proxy's full collections (its request workers inherit the flag).
     proxy = await startProcess(process.execPath, ['--trace-gc', CLI, 'serve', '--config', config], /"event":"listening"/, { env });
     proxyUrl = `http://127.0.0.1:${port}`;
+    pids = processTree(proxy.child.pid!);
     // Warm up pools, JIT and buffers so the baseline is not taken from a cold process.
     await download(`${proxyUrl}/blob?size=${32 * MiB}`);
     await upload(`${proxyUrl}/v2/r/blobs/uploads/warm`, 32 * MiB);
@@ -106,9 +111,9 @@ describe('streaming through the proxy', () => {
 
   it('streams a 1 GiB download with bounded memory, reusing its read buffers\' memory', async (t) => {
     const started = process.hrtime.bigint();
-    const faults = minorFaults(proxy.child.pid!);
-    const { result: bytes, growth } = await peakRssGrowth(proxy.child.pid!, () => download(`${proxyUrl}/v2/library/big/blobs/sha256:0?size=${GiB}`));
-    const faulted = minorFaults(proxy.child.pid!) - faults;
+    const faults = minorFaultsOf(pids);
+    const { result: bytes, growth } = await peakRssGrowth(pids, () => download(`${proxyUrl}/v2/library/big/blobs/sha256:0?size=${GiB}`));
+    const faulted = minorFaultsOf(pids) - faults;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     t.diagnostic(`download: ${GiB / MiB} MiB in ${seconds.toFixed(2)} s (${(GiB / MiB / seconds).toFixed(0)} MiB/s), peak RSS growth ${(growth / MiB).toFixed(1)} MiB, ${faulted} minor page faults`);
     assert.equal(bytes, GiB);
@@ -123,7 +128,7 @@ describe('streaming through the proxy', () => {
   it('streams a 1 GiB upload with bounded memory and keeps Content-Length', async (t) => {
     const started = process.hrtime.bigint();
     const logged = proxy.output().length;
-    const { result, growth } = await peakRssGrowth(proxy.child.pid!, () => upload(`${proxyUrl}/v2/library/big/blobs/uploads/u1`, GiB));
+    const { result, growth } = await peakRssGrowth(pids, () => upload(`${proxyUrl}/v2/library/big/blobs/uploads/u1`, GiB));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const fullCollections = proxy.output().slice(logged).match(/Mark-Compact/g)?.length ?? 0;
     t.diagnostic(`upload: ${GiB / MiB} MiB in ${seconds.toFixed(2)} s (${(GiB / MiB / seconds).toFixed(0)} MiB/s), peak RSS growth ${(growth / MiB).toFixed(1)} MiB, ${fullCollections} full collections`);
