@@ -126,20 +126,25 @@ export class Pins implements PinWriter {
   }
 
   /** Moves a pin (the pinned node could not serve, or the node told us: an upload POST, a new session). */
-  pin(k: PinKey, node: ClusterNode): void {
-    void this.store.set(k.key, node.name, this.#ttl(k.kind));
+  pin(k: PinKey, node: ClusterNode): Promise<void> {
+    // Never rejects: a store that fails costs the pin, not the request.
+    return this.store.set(k.key, node.name, this.#ttl(k.kind)).catch(() => {});
   }
 
-  /** Learns an upload's id from the answer to its POST. */
-  learnUpload(node: ClusterNode, headers: readonly string[]): void {
-    if (!this.#kinds.has('upload')) return;
+  /**
+   * Learns an upload's id from the answer to its POST; the promise settles once the pin is stored
+   * (undefined: nothing to store).
+   */
+  learnUpload(node: ClusterNode, headers: readonly string[]): Promise<void> | undefined {
+    if (!this.#kinds.has('upload')) return undefined;
     let uuid: string | undefined;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
       if (name === 'docker-upload-uuid') uuid = headers[i + 1];
       else if (name === 'location' && uuid === undefined) uuid = uploadOfLocation(headers[i + 1]!);
     }
-    if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) this.pin({ kind: 'upload', key: `upload:${uuid}` }, node);
+    if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) return this.pin({ kind: 'upload', key: `upload:${uuid}` }, node);
+    return undefined;
   }
 
   /**

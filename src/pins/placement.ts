@@ -8,8 +8,8 @@ import type { SessionEvidence } from './session-evidence.js';
 export interface PinWriter {
   hashed(k: PinKey, candidates: readonly ClusterNode[]): ClusterNode | undefined;
   claim(k: PinKey, node: ClusterNode): void;
-  pin(k: PinKey, node: ClusterNode): void;
-  learnUpload(node: ClusterNode, headers: readonly string[]): void;
+  pin(k: PinKey, node: ClusterNode): Promise<void>;
+  learnUpload(node: ClusterNode, headers: readonly string[]): Promise<void> | undefined;
   learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): void;
 }
 
@@ -60,11 +60,17 @@ export class Placement {
     return this.pins.hashed(this.key, tried.size === 0 ? available : available.filter((n) => !tried.has(n)));
   }
 
-  /** Sees the head of a node's answer before the client does: an upload begun, a session started. */
-  observe(node: ClusterNode, status: number, headers: readonly string[]): void {
+  /**
+   * Sees the head of a node's answer before the client does: an upload begun, a session started.
+   * For an upload begun, the promise settles once its pin is stored: the client must not learn the
+   * upload's location before then, or its next request, on another worker or instance, may find
+   * no pin (and go to a node that does not know the upload).
+   */
+  observe(node: ClusterNode, status: number, headers: readonly string[]): Promise<void> | undefined {
     const f = this.facts;
-    if (f.route === 'upload' && f.method === 'POST' && status === 202 && uploadOf(f.path)?.uuid === undefined) this.pins.learnUpload(node, headers);
-    else if (f.route === 'ui') this.pins.learnSession(node, headers, { clientIp: f.clientIp, method: f.method, path: f.path, status, requestSession: f.session });
+    if (f.route === 'upload' && f.method === 'POST' && status === 202 && uploadOf(f.path)?.uuid === undefined) return this.pins.learnUpload(node, headers);
+    if (f.route === 'ui') this.pins.learnSession(node, headers, { clientIp: f.clientIp, method: f.method, path: f.path, status, requestSession: f.session });
+    return undefined;
   }
 
   /**

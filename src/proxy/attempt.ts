@@ -65,7 +65,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
         for (const w of watches) w.head?.();
         if (plan.bearer !== undefined && isTokenRejection(status, h)) tokenRefused = true;
         if (status === 403 && ex.route === 'ui' && ex.method !== 'GET' && ex.method !== 'HEAD' && ex.session?.kind === 'csrf') deps.onCsrfRefusal?.();
-        placement.observe(node, status, h);
+        return placement.observe(node, status, h);
       },
       holdBack: plan.holdRefusals ? isTokenRejection : undefined,
       tee: ex.tee,

@@ -81,8 +81,11 @@ export interface ForwardRequest {
   blob?: boolean;
   /** Hold a 200 back whole instead of streaming it (token responses, to verify before the client sees them). */
   hold?: ResponseHold;
-  /** Sees the response head before it goes to the client (learning upload pins). */
-  onHead?: (status: number, headers: readonly string[]) => void;
+  /**
+   * Sees the response head before it goes to the client (learning upload pins). A promise holds
+   * the head back until it settles: the client learns an upload's location only once its pin is stored.
+   */
+  onHead?: (status: number, headers: readonly string[]) => Promise<void> | void;
   /** Gets, once the request is on its way, what ends the attempt early (its node was taken out). */
   onSent?: (abort: (err: Error) => void) => void;
   /**
@@ -243,8 +246,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       this.#abort?.(new ProxyError('ANSWER_HELD_BACK', statusCode, `node answered ${statusCode}; held back`));
       return false;
     }
-    this.fr.onHead?.(statusCode, headers);
+    const stored = this.fr.onHead?.(statusCode, headers);
     this.#resume = resume;
+    if (stored !== undefined) {
+      // Paused (false) until the pin is stored; then the head goes out and the node is read on.
+      void stored.then(() => {
+        // The attempt may have ended meanwhile (the node failed, or was taken out): then nothing goes out.
+        if (this.#done || this.#clientGone || this.fr.res.destroyed) return;
+        this.#writeHead(statusCode, statusText, headers);
+        resume();
+      });
+      return false;
+    }
     const hold = statusCode === 200 ? this.fr.hold : undefined;
     if (hold) {
       const cannot = unholdable(headers, hold.maxBytes);

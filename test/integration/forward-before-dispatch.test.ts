@@ -81,3 +81,62 @@ describe('forward: before anything reaches the node', () => {
     assert.equal(reached, 0);
   });
 });
+
+describe('forward: an answer held until what it teaches is stored', () => {
+  // An upload's POST answer carries its location: the client may send the next request (to
+  // another worker or instance) as soon as it has it, so the pin must be stored first.
+  it('the head goes to the client only once onHead\'s promise settles', async (t) => {
+    const node = await startServer((_q, r) => {
+      r.writeHead(202, { location: '/v2/x/blobs/uploads/u1', 'content-length': 0 }).end();
+    });
+    t.after(() => node.close());
+    const lb = await startApp([node.url]);
+    t.after(() => lb.close());
+    let seen!: () => void;
+    const headSeen = new Promise<void>((resolve) => (seen = resolve));
+    let store!: () => void;
+    const stored = new Promise<void>((resolve) => (store = resolve));
+    let sentBeforeStored: boolean | undefined;
+    const server = http.createServer(async (req, res) => {
+      const done = forward({
+        node: lb.app.nodes.all[0]!,
+        method: 'POST',
+        path: '/v2/x/blobs/uploads/',
+        headers: ['host', 'lb'],
+        body: undefined,
+        req,
+        res,
+        rewriter: new OriginRewriter([node.url], 'http://127.0.0.1:1'),
+        headersTimeout: 5000,
+        retryOnGatewayError: false,
+        reclaimer: NO_RECLAIMER,
+        onHead: () => {
+          seen();
+          return stored;
+        },
+      });
+      await headSeen;
+      // Turns enough for a head written at once to be on its way.
+      for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+      sentBeforeStored = res.headersSent;
+      store();
+      const o = await done;
+      if (!res.writableEnded) res.end();
+      assert.equal(o.phase, 'complete');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const status = await new Promise<number>((resolve, reject) => {
+      http
+        .request(`http://127.0.0.1:${(server.address() as { port: number }).port}/`, { method: 'POST' }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(sentBeforeStored, false, 'the head waited for the pin');
+    assert.equal(status, 202);
+  });
+});
