@@ -152,10 +152,12 @@ export class Pins implements PinWriter {
    * login the node accepted makes a session pin: Harbor hands a session cookie (and core a CSRF
    * cookie) to any anonymous visitor, and such cookies go to the visitor space, at most
    * VISITOR_PINS_PER_ADDRESS per address, so no flood of anonymous visits can push out a
-   * signed-in session's pin, nor one address's flood another visitor's.
+   * signed-in session's pin, nor one address's flood another visitor's. The promise settles once
+   * a signed-in session's pin is stored (undefined: none to store).
    */
-  learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): void {
-    if (!this.#kinds.has('session')) return;
+  learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): Promise<void> | undefined {
+    if (!this.#kinds.has('session')) return undefined;
+    const stored: Promise<void>[] = [];
     const login = e.method === 'POST' && LOGIN_PATHS.has(e.path) && e.status >= 200 && e.status < 300;
     let setSession = false;
     for (let i = 0; i < headers.length; i += 2) {
@@ -164,11 +166,12 @@ export class Pins implements PinWriter {
       if (!m || m[2]!.length > 512) continue;
       const isSession = m[1] !== '_gorilla_csrf';
       setSession ||= isSession;
-      if (isSession && login) this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node);
+      if (isSession && login) stored.push(this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node));
       else this.#pinVisitor(e.clientIp, `visitor:${digest(m[2]!)}`, node);
     }
     // A login that kept the visitor's session cookie signs that session in.
-    if (login && !setSession && e.requestSession?.kind === 'session') this.pin({ kind: 'session', key: `session:${digest(e.requestSession.value)}` }, node);
+    if (login && !setSession && e.requestSession?.kind === 'session') stored.push(this.pin({ kind: 'session', key: `session:${digest(e.requestSession.value)}` }, node));
+    return stored.length === 0 ? undefined : Promise.all(stored).then(() => {});
   }
 
   #pinVisitor(ip: string, key: string, node: ClusterNode): void {

@@ -10,7 +10,7 @@ export interface PinWriter {
   claim(k: PinKey, node: ClusterNode): void;
   pin(k: PinKey, node: ClusterNode): Promise<void>;
   learnUpload(node: ClusterNode, headers: readonly string[]): Promise<void> | undefined;
-  learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): void;
+  learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): Promise<void> | undefined;
 }
 
 /** How the first node of a request was found. */
@@ -62,14 +62,14 @@ export class Placement {
 
   /**
    * Sees the head of a node's answer before the client does: an upload begun, a session started.
-   * For an upload begun, the promise settles once its pin is stored: the client must not learn the
-   * upload's location before then, or its next request, on another worker or instance, may find
-   * no pin (and go to a node that does not know the upload).
+   * For an upload begun or a login, the promise settles once the pin is stored: the client must not
+   * learn the upload's location or its session before then, or its next request, on another worker
+   * or instance, may find no pin (and go to a node that does not know the upload or the session).
    */
   observe(node: ClusterNode, status: number, headers: readonly string[]): Promise<void> | undefined {
     const f = this.facts;
     if (f.route === 'upload' && f.method === 'POST' && status === 202 && uploadOf(f.path)?.uuid === undefined) return this.pins.learnUpload(node, headers);
-    if (f.route === 'ui') this.pins.learnSession(node, headers, { clientIp: f.clientIp, method: f.method, path: f.path, status, requestSession: f.session });
+    if (f.route === 'ui') return this.pins.learnSession(node, headers, { clientIp: f.clientIp, method: f.method, path: f.path, status, requestSession: f.session });
     return undefined;
   }
 

@@ -66,6 +66,29 @@ describe('pin keys', () => {
 });
 
 describe('pins', () => {
+  it('hands back the pin write of an upload begun or a login, to be awaited before the client sees the answer', async () => {
+    const { pins, nodes, store } = setup();
+    // A store whose writes complete only when the test says so (a control plane or Redis away).
+    const writes: Array<() => void> = [];
+    const set = store.set.bind(store);
+    store.set = (key, value, ttl) => new Promise<void>((resolve) => writes.push(() => void set(key, value, ttl).then(resolve)));
+    const post = await pins.begin(req({ route: 'upload', method: 'POST', path: '/v2/a/blobs/uploads/' }));
+    const uploadStored = post.observe(nodes.get('n2')!, 202, ['Location', '/v2/a/blobs/uploads/u-7?_state=x']);
+    const ui = await pins.begin(req({ route: 'ui', method: 'POST', path: '/c/login' }));
+    const loginStored = ui.observe(nodes.get('n3')!, 200, ['Set-Cookie', 'sid=s-7; Path=/']);
+    const visitor = await pins.begin(req({ route: 'ui', method: 'GET', path: '/' }));
+    assert.equal(visitor.observe(nodes.get('n1')!, 200, ['Set-Cookie', 'sid=anon-7; Path=/']), undefined, 'an anonymous visit is not waited for');
+    assert.equal((await pins.begin(req())).observe(nodes.get('n1')!, 200, []), undefined);
+    let settled = 0;
+    void uploadStored!.then(() => settled++);
+    void loginStored!.then(() => settled++);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, 0, 'not before the store has the pins');
+    for (const w of writes) w();
+    await Promise.all([uploadStored, loginStored]);
+    assert.equal(await pinnedTo(pins, upload('u-7')), nodes.get('n2'));
+  });
+
   it('learns uploads from the POST answer and sessions from Set-Cookie', async () => {
     const { pins, nodes, store } = setup();
     const post = await pins.begin(req({ route: 'upload', method: 'POST', path: '/v2/a/blobs/uploads/' }));
