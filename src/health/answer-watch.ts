@@ -39,8 +39,8 @@ export class AnswerWatch {
 
   /** The node was taken out: its waiting attempts that may go elsewhere do. */
   nodeOut(node: ClusterNode): void {
-    for (const w of this.#waiting.snapshot()) {
-      if (w.node !== node || w.abort === undefined || !this.#waiting.has(w)) continue;
+    for (const w of this.#waiting.held()) {
+      if (w.node !== node || w.abort === undefined) continue;
       this.#waiting.delete(w);
       w.abort();
     }
@@ -50,10 +50,10 @@ export class AnswerWatch {
     this.#waiting.stop();
   }
 
-  #tick(waiting: readonly Waiting[]): void {
+  #tick(waiting: Iterable<Waiting>): void {
     const now = this.clock.now();
     for (const w of waiting) {
-      if (w.suspected || now - w.since < SLOW_ANSWER_MS || !this.#waiting.has(w)) continue;
+      if (w.suspected || now - w.since < SLOW_ANSWER_MS) continue;
       w.suspected = true;
       this.suspect(w.node);
     }

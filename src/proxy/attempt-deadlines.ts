@@ -52,10 +52,9 @@ export class AttemptDeadlines {
     this.#watched.stop();
   }
 
-  #tick(items: readonly AttemptDeadline[]): void {
+  #tick(items: Iterable<AttemptDeadline>): void {
     const now = this.clock.now();
     for (const d of items) {
-      if (!this.#watched.has(d)) continue;
       if (!d.head && (d.seen || d.paused)) {
         // A chunk came, or harbor-lb itself holds the node back (the client reads slowly): not a gap.
         d.seen = false;

@@ -50,10 +50,10 @@ export class BodyRateWatch {
     this.#watched.stop();
   }
 
-  #tick(watched: readonly Watched[]): void {
+  #tick(watched: Iterable<Watched>): void {
     const needed = (this.minRate * this.window) / 1000;
     for (const w of watched) {
-      if (!this.#watched.has(w) || !w.transfer.waitingOnClient()) continue;
+      if (!w.transfer.waitingOnClient()) continue;
       w.waited += TICK_MS;
       if (w.waited < this.window) continue;
       const bytes = w.transfer.bytes();

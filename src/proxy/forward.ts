@@ -284,7 +284,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
    * into may be read into again; a chunk kept (held, or the client gone) never calls it.
    */
   onData(chunk: Buffer, written?: () => void): boolean {
-    if (this.#deadline !== undefined) this.#deadline.seen = true;
+    this.#deadline?.data();
     // undici hands over an empty rest after every resume (each 64 KiB of a blob): written, each
     // became a write() system call of nothing, one per chunk pulled.
     if (chunk.length === 0) {

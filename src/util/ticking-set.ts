@@ -23,8 +23,8 @@ export class TickingSet<T extends Ticked> {
   constructor(
     private readonly clock: Clock,
     private readonly tickMs: number,
-    /** Given what is held when the timer fires (a copy: it may delete from the set). */
-    private readonly tick: (items: readonly T[]) => void,
+    /** Given what is held when the timer fires; it may delete from the set as it goes. */
+    private readonly tick: (items: Iterable<T>) => void,
   ) {}
 
   /** Watches `item` until the returned function is called (or it is deleted). */
@@ -57,9 +57,12 @@ export class TickingSet<T extends Ticked> {
     return this.#items.length;
   }
 
-  /** What is held now, as a copy. */
-  snapshot(): T[] {
-    return this.#items.slice();
+  /**
+   * What is held now, each item given only if it is still held when reached: whoever iterates may
+   * delete any item (itself or others, through what it calls) as it goes.
+   */
+  *held(): Generator<T> {
+    for (const item of this.#items.slice()) if (this.has(item)) yield item;
   }
 
   stop(): void {
@@ -73,7 +76,7 @@ export class TickingSet<T extends Ticked> {
     if (this.#timer !== undefined || this.#items.length === 0) return;
     this.#timer = this.clock.setTimeout(() => {
       this.#timer = undefined;
-      this.tick(this.snapshot());
+      this.tick(this.held());
       this.#arm();
     }, this.tickMs);
     this.#timer.unref?.();

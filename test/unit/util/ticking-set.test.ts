@@ -21,7 +21,7 @@ it('holds what was added until it is deleted, in any order', () => {
   set.delete(b!); // from the middle: the last takes its place
   removeA();
   assert.equal(set.size, 2);
-  assert.deepEqual(set.snapshot().map((i) => i.name).sort(), ['c', 'd']);
+  assert.deepEqual([...set.held()].map((i) => i.name).sort(), ['c', 'd']);
   assert.ok(!set.has(a!) && !set.has(b!) && set.has(c!) && set.has(d!));
   set.delete(b!); // not held: nothing happens
   removeA();
@@ -43,22 +43,30 @@ it('refuses an item it already holds: its index lives on the item', () => {
   assert.ok(other.has(a) && !set.has(a));
 });
 
-it('ticks only while it holds something, and a tick may delete what it is given', () => {
+it('ticks only while it holds something; a tick may delete as it goes, and is not given what it deleted', () => {
   const clock = new FakeClock();
   const ticks: string[][] = [];
+  const [x, keep, y] = ['x', 'keep', 'y'].map(item);
   const set: TickingSet<Item> = new TickingSet<Item>(clock, 100, (items) => {
-    ticks.push(items.map((i) => i.name));
-    // Deleting during the tick, including items the tick has not reached yet.
-    for (const i of items) if (i.name !== 'keep') set.delete(i);
+    const seen: string[] = [];
+    for (const i of items) {
+      seen.push(i.name);
+      // Deleting during the tick: the item in hand, and one the tick has not reached yet.
+      if (i === x) {
+        set.delete(x!);
+        set.delete(y!);
+      }
+    }
+    ticks.push(seen);
   });
   assert.equal(clock.pending, 0, 'an empty set has no timer');
-  set.add(item('x'));
-  set.add(item('keep'));
-  set.add(item('y'));
+  set.add(x!);
+  set.add(keep!);
+  set.add(y!);
   assert.equal(clock.pending, 1, 'one timer for all');
   clock.advance(100);
-  assert.deepEqual(ticks, [['x', 'keep', 'y']]);
-  assert.deepEqual(set.snapshot().map((i) => i.name), ['keep']);
+  assert.deepEqual(ticks, [['x', 'keep']], 'y, deleted before it was reached, is not given');
+  assert.deepEqual([...set.held()].map((i) => i.name), ['keep']);
   clock.advance(100);
   assert.equal(ticks.length, 2);
   set.stop();
