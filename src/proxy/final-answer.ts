@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { nodeFailure, nodeFailureLabel } from '../nodes/node-failure.js';
 import { sendRegistryError } from './errors.js';
 import type { ForwardOutcome } from './forward.js';
-import type { RoutingRecord } from './routing-record.js';
+import type { RouteReason, RoutingRecord } from './routing-record.js';
 
 /** How the attempts ended: the last attempt's outcome, if any was sent. */
 export interface AttemptsEnding {
@@ -11,6 +11,11 @@ export interface AttemptsEnding {
   reached: boolean;
   /** The last wait for a node connection ran out (limits.queueTimeout). */
   queueTimedOut: boolean;
+  /**
+   * The last 502/503/504 held for a retry elsewhere, and the node and reason of its attempt: what
+   * the client gets when no later attempt brought an answer (nothing reached the node, or no head came).
+   */
+  gatewayAnswer?: { outcome: ForwardOutcome; node: string; reason: RouteReason };
 }
 
 const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
@@ -21,8 +26,15 @@ const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authenticatio
  * error in the node's stead.
  */
 export function answerClient(res: ServerResponse, record: RoutingRecord, method: string, end: AttemptsEnding): void {
-  const { outcome } = end;
+  let { outcome } = end;
   const isHead = method === 'HEAD';
+  const kept = end.gatewayAnswer;
+  if (kept !== undefined && outcome !== kept.outcome && (outcome?.phase === 'not-sent' || outcome?.phase === 'no-response')) {
+    // A node's own answer beats harbor-lb's word for a later node that never answered.
+    outcome = kept.outcome;
+    record.node = kept.node;
+    record.reason = kept.reason;
+  }
   if (end.queueTimedOut && (outcome === undefined || outcome.phase === 'not-sent')) {
     record.status = 503;
     record.error = 'QUEUE_TIMEOUT';
@@ -80,7 +92,11 @@ function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boole
       return;
     }
     case 'gateway-error':
-      // Dropped for a retry that did not happen (budget spent meanwhile): answer in the node's stead.
+      // Held for a retry that did not happen, or did and found no node to answer: the node's own answer.
+      if (outcome.headers !== undefined && outcome.body !== undefined) {
+        record.bytesOut = writeHeld(res, outcome.status, outcome.headers, isHead ? undefined : outcome.body);
+        return;
+      }
       record.error = `NODE_ANSWERED_${outcome.status as 502 | 503 | 504}`;
       record.bytesOut = sendRegistryError(res, isHead, outcome.status, 'UNAVAILABLE', `the node answered ${outcome.status}`, { node: record.node });
       return;
@@ -100,9 +116,17 @@ function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boole
   }
 }
 
-/** A response held back for inspection, written now; its own Content-Length is replaced by the real one. */
-function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer): number {
+/**
+ * A response held back, written now; its own Content-Length is replaced by the real one. The
+ * answer to a HEAD (`body` undefined) keeps the node's head as it came.
+ */
+function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer | undefined): number {
   if (res.headersSent || res.destroyed) return 0;
+  if (body === undefined) {
+    res.writeHead(status, headers);
+    res.end();
+    return 0;
+  }
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!);

@@ -26,7 +26,10 @@ export type ForwardPhase =
   | 'cut'
   /** The client went away; not the node's fault. */
   | 'client-gone'
-  /** The node answered 502/503/504 to a request that may go elsewhere; nothing was sent to the client. */
+  /**
+   * The node answered 502/503/504 to a request that may go elsewhere; nothing was sent to the
+   * client. Its answer is held whole (`headers`, `body`) in case no other node answers.
+   */
   | 'gateway-error'
   /** A 200 held back for inspection (token responses); the caller writes it or tries elsewhere. */
   | 'buffered'
@@ -39,9 +42,9 @@ export interface ForwardOutcome {
   status: number;
   bytesOut: number;
   error?: Error;
-  /** Response head as it would go to the client, for 'buffered' and 'held-back'. */
+  /** Response head as it would go to the client, for 'buffered', 'held-back' and 'gateway-error'. */
   headers?: string[];
-  /** The whole body, for 'buffered'. */
+  /** The whole body, for 'buffered' and 'gateway-error'. */
   body?: Buffer;
   /** When the node's (final) response head arrived, on performance.now()'s clock; undefined when none did. */
   headAt?: number;
@@ -128,7 +131,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #status = 0;
   #headAt: number | undefined;
   #resume: (() => void) | undefined;
-  #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number } | undefined;
+  /** A 200 held for inspection (fr.hold), or a gateway error held for a retry elsewhere (`gateway`). */
+  #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number; max: number; gateway: boolean } | undefined;
   /** The flight this pull leads, once its 200 began one; and the body's last byte, held until the digest matched. */
   #tee: BodyTee | undefined;
   #lastByte: Buffer | undefined;
@@ -230,17 +234,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const { res, rewriter } = this.fr;
     // Gone, or already answered by the proxy itself (a client cut for a too slow body).
     if (res.destroyed || res.writableEnded) return this.#clientLeft();
-    if (this.fr.retryOnGatewayError && statusCode >= 502 && statusCode <= 504) {
-      this.#status = statusCode;
-      this.#finish('gateway-error');
-      this.#abort?.(new ProxyError('GATEWAY_ERROR_RETRIED', statusCode, `node answered ${statusCode}`));
-      return false;
-    }
     const headers = buildResponseHeaders(rawHeaders, rewriter);
     // The request's own id goes back to the client (buildResponseHeaders dropped the node's echo).
     const requestId = requestIdOf(res);
     if (requestId !== undefined) headers.push('x-request-id', requestId);
     this.#status = statusCode;
+    if (this.fr.retryOnGatewayError && statusCode >= 502 && statusCode <= 504 && !declaredOver(headers, GATEWAY_HOLD_BYTES)) {
+      // Held whole rather than dropped: should no other node answer after all, the client gets this one.
+      this.#held = { headers, statusText, chunks: [], size: 0, max: GATEWAY_HOLD_BYTES, gateway: true };
+      return true;
+    }
     if (this.fr.holdBack?.(statusCode, headers)) {
       this.#finish('held-back', undefined, headers);
       this.#abort?.(new ProxyError('ANSWER_HELD_BACK', statusCode, `node answered ${statusCode}; held back`));
@@ -262,7 +265,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (hold) {
       const cannot = unholdable(headers, hold.maxBytes);
       if (cannot === undefined) {
-        this.#held = { headers, statusText, chunks: [], size: 0 };
+        this.#held = { headers, statusText, chunks: [], size: 0, max: hold.maxBytes, gateway: false };
         return true;
       }
       hold.unheld(cannot.reason, cannot.detail);
@@ -297,15 +300,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (written === undefined) this.fr.reclaimer.allocated(chunk.length);
     const held = this.#held;
     if (held) {
-      if (held.size + chunk.length <= this.fr.hold!.maxBytes) {
+      if (held.size + chunk.length <= held.max) {
         held.size += chunk.length;
         held.chunks.push(chunk);
         return true;
       }
       // Larger than any token response we verify: the client gets it as it is, unverified. Not the
-      // node's failure (a client asking for enough scopes makes one); the hook counts it.
+      // node's failure (a client asking for enough scopes makes one); the hook counts it. A gateway
+      // error that large is passed on too, and not retried.
       this.#held = undefined;
-      this.fr.hold!.unheld('too-large', `response over ${this.fr.hold!.maxBytes} bytes`);
+      if (!held.gateway) this.fr.hold!.unheld('too-large', `response over ${held.max} bytes`);
       this.#writeHead(this.#status, held.statusText, held.headers);
       for (const c of held.chunks) {
         this.#bytesOut += c.length;
@@ -373,7 +377,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return this.#finish('client-gone');
     }
     const held = this.#held;
-    if (held) return this.#finish('buffered', undefined, held.headers, Buffer.concat(held.chunks, held.size));
+    if (held) return this.#finish(held.gateway ? 'gateway-error' : 'buffered', undefined, held.headers, Buffer.concat(held.chunks, held.size));
     if (this.#tee !== undefined && !this.#tee.end()) {
       // The node's blob is not the one its digest names: the client sees a cut, never a wrong blob.
       this.fr.res.destroy();
@@ -428,6 +432,17 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const clientStalled = this.#readerStalls.stalled() || (this.fr.body?.stalls.stalled() ?? false);
     this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, headAt: this.#headAt, clientStalled });
   }
+}
+
+/** Most of a 502/503/504 held for a retry elsewhere: registries' and proxies' error bodies are far smaller. */
+const GATEWAY_HOLD_BYTES = 64 * 1024;
+
+/** The head declares a body longer than `max` bytes. */
+function declaredOver(headers: string[], max: number): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() === 'content-length') return Number(headers[i + 1]!.trim()) > max;
+  }
+  return false;
 }
 
 /**

@@ -79,6 +79,7 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
     });
     end.outcome = result.outcome;
     if (result.outcome.phase !== 'not-sent') end.reached = true;
+    if (result.outcome.phase === 'gateway-error') end.gatewayAnswer = { outcome: result.outcome, node: node.name, reason };
     const learned = await learnFromAnswer(deps, ex, placement, node, result, bearer);
     const next = decideNext({
       phase: result.outcome.phase,

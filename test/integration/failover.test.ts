@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { startNodeProcess, type NodeProcess } from '../support/node-process.js';
-import { startServer } from '../support/servers.js';
+import { deadPort, startServer } from '../support/servers.js';
 
 const BLOB = 256 * 1024;
 
@@ -193,5 +193,27 @@ describe('failover', () => {
     const passed = await send(`${alone.url}/v2/x/manifests/1`);
     assert.equal(passed.status, 503);
     assert.equal(passed.body.toString(), 'busy', "the node's own answer when it is the only one");
+  });
+
+  it("gives the client a node's own 503 held for a retry when the retry reaches no node, for GET and HEAD", async (t) => {
+    const sick = await startServer((_q, r) => {
+      r.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '7', 'x-from': 'sick' });
+      r.end('busy');
+    });
+    const down = `http://127.0.0.1:${await deadPort()}`;
+    t.after(() => sick.close());
+    for (const method of ['GET', 'HEAD']) {
+      // Round robin tries the sick node first, then the one that refuses connections.
+      const lb = await startApp([sick.url, down], { balance: { policy: 'round-robin' } });
+      t.after(() => lb.close());
+      const r = await send(`${lb.url}/v2/x/manifests/1`, { method });
+      assert.deepEqual(
+        [r.status, r.body.toString(), r.headers['retry-after'], r.headers['x-from']],
+        [503, method === 'GET' ? 'busy' : '', '7', 'sick'],
+        `${method}: the sick node's answer, not harbor-lb's`,
+      );
+      const line = await lb.logs.waitFor((l) => l.event === 'request');
+      assert.deepEqual([line.node, line.reason, line.attempts, line.status, line.error], ['n1', 'balanced', 2, 503, undefined], method);
+    }
   });
 });
