@@ -23,6 +23,12 @@ export class BatchedDestination implements DestinationStream {
     private readonly maxWrite = Infinity,
     /** Calls `flush` once the batch's time is up (log.batchWindow). */
     private readonly schedule: (flush: () => void) => void,
+    /**
+     * `inner` is written Buffers, not strings (sonic-boom's `contentMode: 'buffer'`). The held
+     * lines are encoded once, and the pieces waiting for the thread pool are off the JS heap:
+     * queued as strings, 4 KiB pieces outlived young collections and filled the old generation.
+     */
+    private readonly bytes = false,
   ) {
     register(this, (d) => d.#writeHeldSync());
   }
@@ -36,7 +42,7 @@ export class BatchedDestination implements DestinationStream {
 
   write(text: string): void {
     this.#writeHeld();
-    this.inner.write(text);
+    this.inner.write((this.bytes ? Buffer.from(text) : text) as string);
   }
 
   flush(cb: (err?: Error | null) => void = () => {}): void {
@@ -61,22 +67,33 @@ export class BatchedDestination implements DestinationStream {
     if (this.#held === '') return;
     const text = this.#held;
     this.#held = '';
-    if (text.length <= this.maxWrite / 4 || Buffer.byteLength(text) <= this.maxWrite) return void this.inner.write(text);
-    // Whole lines per write, each write within maxWrite (a single longer line goes alone).
-    let start = 0;
-    while (start < text.length) {
-      let end = start;
-      let bytes = 0;
-      while (end < text.length) {
-        const nl = text.indexOf('\n', end);
-        const next = nl < 0 ? text.length : nl + 1;
-        const size = Buffer.byteLength(text.slice(end, next));
-        if (bytes > 0 && bytes + size > this.maxWrite) break;
-        bytes += size;
-        end = next;
-      }
-      this.inner.write(text.slice(start, end));
-      start = end;
-    }
+    // At most 3 bytes per UTF-16 unit: short enough whatever it holds.
+    if (!this.bytes && text.length <= this.maxWrite / 3) return void this.inner.write(text);
+    const encoded = Buffer.from(text);
+    for (const piece of wholeLines(encoded, this.maxWrite)) this.inner.write((this.bytes ? piece : piece.toString()) as string);
   };
+}
+
+/** `bytes` cut at line ends into pieces of at most `max` bytes (a single longer line is a piece of its own). */
+function wholeLines(bytes: Buffer, max: number): Buffer[] {
+  if (bytes.length <= max) return [bytes];
+  const pieces: Buffer[] = [];
+  let start = 0;
+  while (start < bytes.length) {
+    let end = bytes.length;
+    if (end - start > max) {
+      const lastEnd = bytes.lastIndexOf(NEWLINE, start + max - 1);
+      end = lastEnd >= start ? lastEnd + 1 : nextLineEnd(bytes, start + max);
+    }
+    pieces.push(bytes.subarray(start, end));
+    start = end;
+  }
+  return pieces;
+}
+
+const NEWLINE = 0x0a;
+
+function nextLineEnd(bytes: Buffer, from: number): number {
+  const nl = bytes.indexOf(NEWLINE, from);
+  return nl < 0 ? bytes.length : nl + 1;
 }

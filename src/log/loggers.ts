@@ -105,10 +105,16 @@ export function createLoggers(opts: LogOptions): Loggers {
   // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
   const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
   const maxWrite = opts.shared ? PIPE_BUF : undefined;
+  // stdout as JSON is written Buffers (see BatchedDestination's `bytes`).
+  const bytes = opts.destination === undefined && format === 'json';
   const destination = new BatchedDestination(
-    opts.destination ?? (format === 'pretty' ? createPrettyDestination({ colorize: process.stdout.isTTY === true }) : pino.destination({ dest: 1, sync: false, ...(maxWrite ? { maxWrite } : {}) })),
+    opts.destination ??
+      (format === 'pretty'
+        ? createPrettyDestination({ colorize: process.stdout.isTTY === true })
+        : pino.destination({ dest: 1, sync: false, contentMode: 'buffer', ...(maxWrite ? { maxWrite } : {}) })),
     maxWrite,
     opts.scheduleFlush ?? batchTimer(opts.batchWindow ?? 20),
+    bytes,
   );
   const base = {
     level: opts.level,

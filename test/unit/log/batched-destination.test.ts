@@ -116,6 +116,26 @@ describe('routing lines batched: at most 20 ms, one write', () => {
     assert.deepEqual(ids, Array.from({ length: 200 }, (_, i) => `r${i}`));
   });
 
+  it('to stdout (bytes): the held lines are cut into Buffers of whole lines within PIPE_BUF, a longer line alone, event lines too', () => {
+    const writes: unknown[] = [];
+    const timer = batchTimer();
+    const d = new BatchedDestination({ write: (b: string) => void writes.push(b) }, 4096, timer.scheduleFlush, true);
+    const line = (i: number, size = 300) => `{"reqId":"r${i}","pad":"${'é'.repeat(size)}"}\n`;
+    for (let i = 0; i < 40; i++) d.writeBatched(line(i, i === 20 ? 5000 : 300));
+    d.write('{"event":"node_state"}\n');
+    assert.ok(writes.every((w) => Buffer.isBuffer(w)), 'Buffers, not strings');
+    const pieces = writes as Buffer[];
+    for (const p of pieces.slice(0, -1)) {
+      assert.ok(p.length <= 4096 || p.toString().trimEnd().split('\n').length === 1, `a piece of ${p.length} bytes holds one line only when over PIPE_BUF`);
+      assert.equal(p.at(-1), 0x0a, 'whole lines only');
+    }
+    const text = Buffer.concat(pieces).toString();
+    assert.equal(text, Array.from({ length: 40 }, (_, i) => line(i, i === 20 ? 5000 : 300)).join('') + '{"event":"node_state"}\n');
+    assert.ok(pieces.length >= 8, 'cut');
+    timer.due();
+    assert.equal(writes.length, pieces.length, 'nothing held is written twice');
+  });
+
   it('writes an event line at once, after the routing lines held before it: order kept, no event held', () => {
     const out = recorder();
     const { logger, routing } = createLoggers({ level: 'info', format: 'json', destination: out });
