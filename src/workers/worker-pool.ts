@@ -11,6 +11,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { FromWorker, NodeMirror, NodeRef, PinOp, ToWorker, WorkerReport } from './messages.js';
 import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
+import { workerEnv } from '../util/malloc-thresholds.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
 const REPORT_EVERY_MS = 1000;
@@ -234,7 +235,7 @@ export class WorkerPool {
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
     let child: ChildProcess;
     try {
-      child = fork(this.opts.entry, [], { execArgv, serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child = fork(this.opts.entry, [], { execArgv, env: workerEnv(), serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });
     } catch (err) {
       // No process at all (ENOMEM): the slot waits for its next try.
       return Promise.reject(err as Error);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { WorkerStatus } from '../../src/workers/worker-pool.js';
@@ -53,6 +53,9 @@ describe('request workers (proxy.workers)', () => {
       assert.equal(w.state, 'running');
       assert.ok(w.requests > 0, `worker ${w.index} served some of the requests (${w.requests})`);
       assert.ok(typeof w.pid === 'number' && w.pid !== process.pid);
+      if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
+        assert.ok(readFileSync(`/proc/${w.pid}/environ`, 'utf8').split('\0').includes('MALLOC_ARENA_MAX=2'), 'started with 2 malloc arenas');
+      }
     }
     assert.equal(s.workers.reduce((a, w) => a + w.requests, 0), 40);
     assert.equal(s.nodes.reduce((a, n) => a + n.requests, 0), 40, "the nodes' counters are the workers' added up");

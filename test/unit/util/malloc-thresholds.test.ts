@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { raiseMallocThresholds } from '../../../src/util/malloc-thresholds.js';
+import { raiseMallocThresholds, workerEnv } from '../../../src/util/malloc-thresholds.js';
 
 describe('malloc thresholds raised at start-up', () => {
   it('leaves an operator\'s explicit malloc setting alone (it turns the dynamic thresholds off)', () => {
@@ -17,5 +17,12 @@ describe('malloc thresholds raised at start-up', () => {
   it('raises them otherwise, on Linux', () => {
     assert.equal(raiseMallocThresholds({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), process.platform === 'linux');
     assert.equal(raiseMallocThresholds({}), process.platform === 'linux');
+  });
+
+  it("starts request workers with 2 malloc arenas, unless the operator chose a number", () => {
+    assert.equal(workerEnv({ PATH: '/bin' }).MALLOC_ARENA_MAX, '2');
+    assert.equal(workerEnv({ PATH: '/bin' }).PATH, '/bin', 'the rest of the environment as it is');
+    assert.equal(workerEnv({ MALLOC_ARENA_MAX: '8' }).MALLOC_ARENA_MAX, '8');
+    assert.equal(workerEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=4' }).MALLOC_ARENA_MAX, undefined);
   });
 });
