@@ -36,7 +36,7 @@ export function createNodeClient(o: { tlsOf: (origin: string) => NodeTlsOptions 
     headersTimeout: o.timeout,
     bodyTimeout: o.timeout,
     connections: 4,
-    factory: (origin, opts) => new Pool(origin, { ...opts, connect: o.tlsOf(new URL(String(origin)).origin) }),
+    factory: (origin, opts) => new Pool(origin, { ...opts, allowH2: false, connect: o.tlsOf(new URL(String(origin)).origin) }),
   });
   const baseHeaders = publicHostHeaders(o.publicUrl, o.userAgent);
   const request: DoctorRequest = async (origin, path, headers = {}, method = 'GET', body) => {

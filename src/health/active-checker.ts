@@ -24,7 +24,7 @@ const MAX_HEALTH_BODY = 64 * 1024;
  */
 export function createHttpProbe(cfg: Config['health'], nodes: NodeSlots, now: () => number = Date.now): HttpProbe {
   const pools = nodes.slot(
-    (node) => new Pool(node.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: node.tls }),
+    (node) => new Pool(node.origin, { connections: 1, pipelining: 1, connectTimeout: cfg.timeout, connect: node.tls, allowH2: false }),
     (pool) => void pool.destroy(),
   );
   const probe: HealthProbe = async (node) => {

@@ -126,5 +126,7 @@ function createNodePool(origin: string, pool: PoolOptions, connections: number, 
     keepAliveMaxTimeout: 300_000,
     // node:http clients may send heads up to 64 KiB (large bearer tokens); allow the same back.
     maxHeaderSize: 65_536,
+    // HTTP/1.1 only: connection counts, limits and the blob read pool are per connection (undici 8 would take h2 where ALPN offers it).
+    allowH2: false,
   });
 }

@@ -11,6 +11,7 @@ import { StallClock } from './stall-clock.js';
 import { streamFlight, type BodyTee } from '../coalesce/blob-flights.js';
 import type { AttemptDeadline, AttemptDeadlines } from './attempt-deadlines.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
+import type { ReadHandler } from '../nodes/blob-read-pool.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
 export type ForwardPhase =
@@ -111,9 +112,9 @@ const CLIENT_GONE = 'CLIENT_GONE' as const;
 
 /**
  * One attempt on one node. Streams the client's body up and the node's body down with
- * backpressure both ways (res.write() false pauses undici; 'drain' resumes it), never buffering.
- * Uses undici's native handler callbacks: its newer controller API wraps them and parses headers
- * into an object that the proxy would only turn back into an array.
+ * backpressure both ways (res.write() false pauses the node's response; 'drain' resumes it), never
+ * buffering. The steps are those the blob read pool drives (onConnect, onHeaders, onData,
+ * onComplete, onError: ReadHandler); undici's own handler API reaches them through thin adapters.
  */
 export function forward(fr: ForwardRequest): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
@@ -121,7 +122,7 @@ export function forward(fr: ForwardRequest): Promise<ForwardOutcome> {
   });
 }
 
-class ProxyHandler implements Dispatcher.DispatchHandler {
+class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
   #abort: ((err?: Error) => void) | undefined;
   #sent = false;
   #headersWritten = false;
@@ -218,6 +219,33 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     else this.#resume?.();
   };
 
+  // ---- undici's handler API (v2): each callback is one of the steps below --------------------
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.onConnect((err) => controller.abort(err ?? new Error('attempt aborted')));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusText?: string): void {
+    // The node's header lines as sent: they are rewritten one by one, never through an object.
+    const raw = controller.rawHeaders;
+    const lines = Array.isArray(raw) ? raw : Object.entries(raw ?? {}).flatMap(([name, v]) => (Array.isArray(v) ? v.flatMap((x) => [name, x]) : [name, String(v)]));
+    if (!this.onHeaders(statusCode, lines, () => controller.resume(), statusText ?? '')) controller.pause();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.onData(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.onComplete();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.onError(err);
+  }
+
+  // ---- the steps of an attempt -----------------------------------------------------------------
+
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     this.#sent = true;
@@ -227,7 +255,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.#clientGone) abort(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: node:http already told the client to continue
     this.#headAt = performance.now();
     this.#deadline?.headed();

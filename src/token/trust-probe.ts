@@ -64,7 +64,7 @@ export class TrustProbe {
   ) {
     this.#suspects = new RecheckTrigger(clock, SUSPECT_PROBE_SPACING_MS, (node) => this.#probeIfMember(node));
     this.#pools = members.slot(
-      (node) => new Pool(node.origin, { connections: 2, connectTimeout: this.opts.timeout, connect: node.tls }),
+      (node) => new Pool(node.origin, { connections: 2, connectTimeout: this.opts.timeout, connect: node.tls, allowH2: false }),
       (pool, node) => {
         this.#suspects.forget(node);
         void pool.destroy();
