@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import http2 from 'node:http2';
 import type net from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -75,6 +76,44 @@ describe('nodes[].ca: HTTPS nodes with a private CA', () => {
 
     const report = await diagnose(validateConfig({ nodes: [{ name: 'n1', url: node.url, ca: node.pki.caFile }] }));
     assert.equal(report.nodes[0]!.reachable, true, report.nodes[0]!.health);
+  });
+
+  it('a node that offers HTTP/2 (ALPN h2) is spoken to in HTTP/1.1: traffic, health checks, the trust probe and doctor', async (t) => {
+    const tmp = makeTempDir('node-h2');
+    t.after(tmp.remove);
+    const pki = makeServerCert(tmp.dir);
+    const versions: string[] = [];
+    const server = http2.createSecureServer({ cert: readFileSync(pki.certFile), key: readFileSync(pki.keyFile), allowHTTP1: true }, (req, res) => {
+      versions.push(`${req.httpVersion} ${req.url}`);
+      if (req.url === '/api/v2.0/health') {
+        res.setHeader('content-type', 'application/json');
+        return res.end(JSON.stringify({ status: 'healthy', components: [{ name: 'core', status: 'healthy' }, { name: 'registry', status: 'healthy' }] }));
+      }
+      res.statusCode = req.url === '/v2/' ? 200 : 404;
+      res.end(req.url === '/v2/' ? '{}' : '');
+    });
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (session) => sessions.add(session.once('close', () => sessions.delete(session))));
+    const sockets = new Set<net.Socket>();
+    server.on('secureConnection', (socket: net.Socket) => sockets.add(socket.once('close', () => sockets.delete(socket))));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sessions) s.destroy();
+          for (const s of sockets) s.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    const node: HttpsNode = { url: `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`, pki, rootCert: makeTokenKeyPair(tmp.dir, 'token').certFile };
+    const lb = await proxyTo(t, node, pki.caFile);
+    assert.equal((await send(`${lb.url}/v2/`)).status, 200);
+    await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'healthy');
+    await lb.app.trustProbe!.round();
+    await diagnose(validateConfig({ nodes: [{ name: 'n1', url: node.url, ca: pki.caFile }] }));
+    assert.ok(versions.some((v) => v === '1.1 /v2/'), versions.join(', '));
+    assert.ok(versions.some((v) => v === '1.1 /api/v2.0/health'), versions.join(', '));
+    assert.deepEqual(versions.filter((v) => !v.startsWith('1.1 ')), [], 'no request in HTTP/2');
   });
 
   it('without the CA, verification stays on: 503 (no node can be reached) with the TLS code in the routing log, and every check fails', async (t) => {
