@@ -14,9 +14,9 @@ import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
  * writes a response on the next tick); a chunk never reported written leaves its buffer to the
  * garbage collector.
  *
- * It speaks the same handler callbacks as undici's Pool.dispatch (onConnect, onHeaders, onData,
- * onComplete, onError), raises undici's error classes for timeouts and cuts, and so the attempt
- * that uses it reads its failures as it reads undici's.
+ * It drives the same steps of an attempt (onConnect, onHeaders, onData, onComplete, onError) that
+ * forward.ts's handler takes from undici's handler callbacks, raises undici's error classes for
+ * timeouts and cuts, and so the attempt that uses it reads its failures as it reads undici's.
  */
 export interface ReadHandler {
   onConnect(abort: (err?: Error) => void): void;

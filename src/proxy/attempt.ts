@@ -15,8 +15,8 @@ export interface AttemptPlan {
   slot: Slot;
   /** 1 for the first attempt: later ones are retries, counted against the retry budget's share in flight. */
   number: number;
-  /** A 502/503/504 from this node may be dropped for a retry elsewhere (somewhere to go, budget to go there). */
-  dropGatewayErrors: boolean;
+  /** A 502/503/504 from this node may be held back for a retry elsewhere (somewhere to go, budget to go there). */
+  retryGatewayErrors: boolean;
   /** Hold a 200 whole for token inspection. */
   hold: TokenHold | undefined;
   /** The bearer token a refusal of which is judged (token checks on, registry route). */
@@ -57,7 +57,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       res: ex.res,
       rewriter: deps.rewriter,
       headersTimeout: ex.body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
-      retryOnGatewayError: bodylessRead && plan.dropGatewayErrors,
+      retryOnGatewayError: bodylessRead && plan.retryGatewayErrors,
       hold: plan.hold,
       blob: isBlobPath(ex.path),
       onSent: (abort) => (abortAttempt = abort),

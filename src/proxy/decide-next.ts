@@ -51,7 +51,7 @@ export function decideNext(f: NextFacts): Next {
   if (f.phase === 'not-sent') return { kind: 'again', reason: 'failover' };
   const bodylessRead = f.body === 'none' && (f.method === 'GET' || f.method === 'HEAD');
   if (!bodylessRead || (f.phase !== 'no-response' && f.phase !== 'gateway-error')) return done;
-  // A 502/503/504 was dropped only because the budget allowed its retry then; a node taken out serves nothing.
+  // A 502/503/504 was held back only because the budget allowed its retry then; a node taken out serves nothing.
   if (f.phase === 'no-response' && !f.nodeTakenOut && !f.budgetAllows) return done;
   return { kind: 'again', reason: 'retried' };
 }

@@ -79,7 +79,7 @@ export interface ForwardRequest {
   rewriter: OriginRewriter;
   /** Time the node has to start answering. */
   headersTimeout: number;
-  /** Whether a 502/503/504 should be dropped (for a retry elsewhere) instead of passed on. */
+  /** Whether a 502/503/504 should be held back (for a retry elsewhere) instead of passed on. */
   retryOnGatewayError: boolean;
   /** The target is a blob by digest (registry/blob-path.ts): a GET of it may use the node's blob read pool. */
   blob?: boolean;
@@ -134,6 +134,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
   #resume: (() => void) | undefined;
   /** A 200 held for inspection (fr.hold), or a gateway error held for a retry elsewhere (`gateway`). */
   #held: { headers: string[]; statusText: string; chunks: Buffer[]; size: number; max: number; gateway: boolean } | undefined;
+  #gatewayTimer: NodeJS.Timeout | undefined;
   /** The flight this pull leads, once its 200 began one; and the body's last byte, held until the digest matched. */
   #tee: BodyTee | undefined;
   #lastByte: Buffer | undefined;
@@ -222,7 +223,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
   // ---- undici's handler API (v2): each callback is one of the steps below --------------------
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.onConnect((err) => controller.abort(err ?? new Error('attempt aborted')));
+    this.onConnect((err) => controller.abort(err!));
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusText?: string): void {
@@ -267,9 +268,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     const requestId = requestIdOf(res);
     if (requestId !== undefined) headers.push('x-request-id', requestId);
     this.#status = statusCode;
-    if (this.fr.retryOnGatewayError && statusCode >= 502 && statusCode <= 504 && !declaredOver(headers, GATEWAY_HOLD_BYTES)) {
-      // Held whole rather than dropped: should no other node answer after all, the client gets this one.
+    this.#resume = resume;
+    // A HEAD's Content-Length is the GET's: there is no body to hold.
+    if (this.fr.retryOnGatewayError && statusCode >= 502 && statusCode <= 504 && (this.fr.method === 'HEAD' || !declaredOver(headers, GATEWAY_HOLD_BYTES))) {
+      // Held whole rather than dropped: should no other node answer after all, the client gets this
+      // one. Its body gets a moment, not the node's idle timeout: a retry elsewhere must not wait on a drip.
       this.#held = { headers, statusText, chunks: [], size: 0, max: GATEWAY_HOLD_BYTES, gateway: true };
+      this.#gatewayTimer = setTimeout(this.#gatewayBodyLate, GATEWAY_BODY_MS);
       return true;
     }
     if (this.fr.holdBack?.(statusCode, headers)) {
@@ -278,7 +283,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       return false;
     }
     const stored = this.fr.onHead?.(statusCode, headers);
-    this.#resume = resume;
     if (stored !== undefined) {
       // Paused (false) until the pin is stored; then the head goes out and the node is read on.
       void stored.then(() => {
@@ -437,6 +441,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       // An answer the proxy already wrote (408 for a too slow body) is left to flush.
       if (!res.destroyed && !res.writableEnded) res.destroy();
       this.#finish('client-gone', err);
+    } else if (this.#held?.gateway === true) {
+      // The node cut the body of the 5xx it answered: still a gateway error, only without an answer to keep.
+      this.#finish('gateway-error', err);
     } else if (this.#headersWritten) {
       // Never end cleanly: the client must see the body was cut, not a short "complete" blob.
       // Destroyed without the node's error: with one, node:http reports it as the client's
@@ -450,10 +457,19 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     }
   }
 
+  /** A held gateway error's body did not come in time: the attempt ends without it (harbor-lb answers in its stead if need be). */
+  readonly #gatewayBodyLate = (): void => {
+    if (this.#done || this.#held?.gateway !== true) return;
+    this.#held = undefined;
+    this.#finish('gateway-error');
+    this.#abort?.(new ProxyError('GATEWAY_ERROR_RETRIED', this.#status, `node answered ${this.#status}; its body was too slow to keep`));
+  };
+
   #finish(phase: ForwardPhase, error?: Error, headers?: string[], body?: Buffer): void {
     if (this.#done) return;
     this.#done = true;
     this.#deadline?.done();
+    if (this.#gatewayTimer !== undefined) clearTimeout(this.#gatewayTimer);
     const { res } = this.fr;
     res.off('close', this.#onClientClose);
     res.off('drain', this.#onDrain);
@@ -464,6 +480,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
 
 /** Most of a 502/503/504 held for a retry elsewhere: registries' and proxies' error bodies are far smaller. */
 const GATEWAY_HOLD_BYTES = 64 * 1024;
+/** How long a held 502/503/504's body may take after its head (it normally comes with it). */
+const GATEWAY_BODY_MS = 1_000;
 
 /** The head declares a body longer than `max` bytes. */
 function declaredOver(headers: string[], max: number): boolean {

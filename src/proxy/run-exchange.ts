@@ -71,7 +71,7 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
       slot,
       number,
       // A 5xx every node answers is passed on at once: retrying it elsewhere only adds load.
-      dropGatewayErrors: anotherNode && deps.budget.canRetry() && deps.outliers.clusterFailure === undefined,
+      retryGatewayErrors: anotherNode && deps.budget.canRetry() && deps.outliers.clusterFailure === undefined,
       hold: inspectToken ? guard.holdFor(node) : undefined,
       bearer,
       // A registry refuses a token before it acts: a refused request can go elsewhere if its body can be sent again.

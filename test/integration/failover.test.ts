@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { startNodeProcess, type NodeProcess } from '../support/node-process.js';
+import { parseExposition, samplesOf } from '../support/prometheus-text.js';
 import { deadPort, startServer } from '../support/servers.js';
 
 const BLOB = 256 * 1024;
@@ -215,5 +216,79 @@ describe('failover', () => {
       const line = await lb.logs.waitFor((l) => l.event === 'request');
       assert.deepEqual([line.node, line.reason, line.attempts, line.status, line.error], ['n1', 'balanced', 2, 503, undefined], method);
     }
+  });
+
+  it('a held 503 over 64 KiB with no length declared reaches the client whole and ends (passed on, not retried)', { timeout: 20_000 }, async (t) => {
+    const big = Buffer.alloc(70_000, 'x');
+    const sick = await startServer((_q, r) => {
+      r.writeHead(503, { 'content-type': 'text/plain' }); // chunked: the size is not known up front
+      r.write(big.subarray(0, 30_000));
+      setImmediate(() => r.end(big.subarray(30_000)));
+    });
+    const ok = await startServer((_q, r) => r.end('fine'));
+    t.after(() => Promise.all([sick.close(), ok.close()]));
+    const lb = await startApp([sick.url, ok.url], { balance: { policy: 'round-robin' } });
+    t.after(() => lb.close());
+    const r = await send(`${lb.url}/v2/x/manifests/1`);
+    assert.deepEqual([r.status, r.body.length], [503, 70_000]);
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.deepEqual([line.node, line.attempts, line.bytesOut, line.error], ['n1', 1, 70_000, undefined]);
+  });
+
+  it('a node that answers 503 and then drips its body is not waited on: the GET goes to the next node at once', { timeout: 20_000 }, async (t) => {
+    const drip = await startServer((_q, r) => {
+      r.writeHead(503, { 'content-type': 'text/plain', 'content-length': '10' });
+      r.write('busy'); // and the rest never comes
+    });
+    const ok = await startServer((_q, r) => r.end('fine'));
+    t.after(() => Promise.all([drip.close(), ok.close()]));
+    const lb = await startApp([drip.url, ok.url], { balance: { policy: 'round-robin' } });
+    t.after(() => lb.close());
+    const r = await send(`${lb.url}/v2/x/manifests/1`);
+    assert.deepEqual([r.status, r.body.toString()], [200, 'fine']);
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.deepEqual([line.node, line.reason, line.attempts], ['n2', 'retried', 2]);
+    // The held body gets 1 s; without that deadline the wait ends only when the answer watch takes
+    // the node out (4 s here) or at the node's idle timeout (15 min by default).
+    assert.ok(Number(line.durationMs) < 3000, `answered after ${String(line.durationMs)} ms`);
+    // Retried for the 503 it answered, not because the wait for it ran out and the node was taken out.
+    const families = await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString());
+    assert.deepEqual(
+      samplesOf(families, 'harbor_lb_retries_total').map((s) => [s.labels, s.value]),
+      [[{ route: 'v2', node: 'n1', reason: 'retried', cause: 'gateway_error' }, 1]],
+    );
+    assert.equal(lb.logs.lines.filter((l) => l.node === 'n1' && l.event !== 'request' && l.event !== 'node_state').length, 0, 'nothing said against n1');
+  });
+
+  it('a node that cuts the body of its 503 is retried for the 503 it answered, not as a node that failed to answer', async (t) => {
+    const cut = await startServer((_q, r) => {
+      r.writeHead(503, { 'content-type': 'text/plain', 'content-length': '10' });
+      r.write('busy', () => r.socket?.destroy());
+    });
+    const ok = await startServer((_q, r) => r.end('fine'));
+    t.after(() => Promise.all([cut.close(), ok.close()]));
+    const lb = await startApp([cut.url, ok.url], { balance: { policy: 'round-robin' } });
+    t.after(() => lb.close());
+    assert.equal((await send(`${lb.url}/v2/x/manifests/1`)).body.toString(), 'fine');
+    const families = await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString());
+    assert.deepEqual(
+      samplesOf(families, 'harbor_lb_retries_total').map((s) => [s.labels, s.value]),
+      [[{ route: 'v2', node: 'n1', reason: 'retried', cause: 'gateway_error' }, 1]],
+    );
+  });
+
+  it("a HEAD's 503 is retried whatever Content-Length it declares (a HEAD has no body)", async (t) => {
+    const sick = await startServer((_q, r) => {
+      r.writeHead(503, { 'content-length': '100000' });
+      r.end();
+    });
+    const ok = await startServer((_q, r) => r.end('fine'));
+    t.after(() => Promise.all([sick.close(), ok.close()]));
+    const lb = await startApp([sick.url, ok.url], { balance: { policy: 'round-robin' } });
+    t.after(() => lb.close());
+    const r = await send(`${lb.url}/v2/x/manifests/1`, { method: 'HEAD' });
+    assert.equal(r.status, 200);
+    const line = await lb.logs.waitFor((l) => l.event === 'request');
+    assert.deepEqual([line.node, line.reason, line.attempts], ['n2', 'retried', 2]);
   });
 });
