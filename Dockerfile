@@ -33,8 +33,8 @@ EXPOSE 8070 9070
 ENV HARBOR_LB_HEALTHCHECK_URL=http://127.0.0.1:9070/-/healthz
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "require('node:http').get(process.env.HARBOR_LB_HEALTHCHECK_URL, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).setTimeout(4000, () => process.exit(1))"]
-# Node is PID 1 and handles SIGTERM itself (drain, then exit 0); harbor-lb starts no child
-# processes, so there are no zombies to reap and no init (tini, --init) is needed.
+# Node is PID 1 and handles SIGTERM itself (drain, then exit 0); its only child processes are
+# its own request workers, which it reaps, so no init (tini, --init) is needed.
 # Two malloc arenas rather than one per allocating thread: each worker peaked about 12 MiB lower
 # under load, for no measurable CPU (docs/operations.md). Request workers get it anyway.
 ENV MALLOC_ARENA_MAX=2

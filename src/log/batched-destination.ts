@@ -52,15 +52,19 @@ export class BatchedDestination implements DestinationStream {
     else cb();
   }
 
-  #writeHeldSync(): void {
-    if (this.#held === '') return;
+  /** What pino calls after a fatal line: everything held is written, and the destination flushed, before it returns. */
+  flushSync(): void {
     this.#writeHeld();
     const inner = this.inner as DestinationStream & { flushSync?: () => void };
     try {
       inner.flushSync?.();
     } catch {
-      // Exiting: a destination that cannot flush now has nothing better to do.
+      // A destination that cannot flush now (exiting, not open yet) has nothing better to do.
     }
+  }
+
+  #writeHeldSync(): void {
+    if (this.#held !== '') this.flushSync();
   }
 
   readonly #writeHeld = (): void => {

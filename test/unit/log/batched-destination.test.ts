@@ -183,6 +183,33 @@ describe('routing lines batched: at most 20 ms, one write', () => {
     lines.forEach((l, i) => assert.match(l, new RegExp(`INFO: 200 GET /v2/p/${i} → n1 \\(balanced, 2\\.0 ms\\)$`)));
   });
 
+  it('a fatal line flushes the destination synchronously, as pino asks of it', () => {
+    let synced = 0;
+    const out = { ...recorder(), flushSync: () => void synced++ };
+    const { logger, routing } = createLoggers({ level: 'info', format: 'json', destination: out, scheduleFlush: () => {} });
+    routing.write(record(1));
+    logger.fatal({ event: 'last_words' }, 'stopping');
+    assert.equal(synced, 1);
+    assert.deepEqual(out.writes.join('').trimEnd().split('\n').map((l) => (JSON.parse(l) as { event: string }).event), ['request', 'last_words']);
+  });
+
+  it('to a real stdout shared with other processes: every line whole and in order, a fatal line flushed before exit', () => {
+    const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
+    const script = `import { createLoggers } from ${JSON.stringify(log)};
+const { logger, routing } = createLoggers({ level: 'info', format: 'json', shared: true });
+for (let i = 0; i < 300; i++) routing.write({ event: 'request', reqId: 'r' + i, requestId: 'x', traceId: 'x', client: { ip: '127.0.0.1', user: 'ü'.repeat(i % 7) }, method: 'GET', path: '/v2/é/' + i, route: 'v2', node: null, reason: null, affinity: 'none', status: 200, durationMs: 1.5, attempts: 1, bytesIn: 0, bytesOut: 0 });
+logger.fatal({ event: 'last_words' }, 'stopping');
+process.exit(0);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.status, 0, child.stderr);
+    const lines = child.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { reqId?: string; event: string; path?: string });
+    assert.deepEqual(
+      lines.map((l) => l.reqId ?? l.event),
+      [...Array.from({ length: 300 }, (_, i) => `r${i}`), 'last_words'],
+    );
+    assert.equal(lines[299]!.path, '/v2/é/299');
+  });
+
   it('a process that crashes in the same turn still writes the lines it held (on exit, as pino does)', () => {
     const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
     const script = `import { createLoggers } from ${JSON.stringify(log)};
