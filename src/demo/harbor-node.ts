@@ -84,7 +84,7 @@ export class SimulatedHarborNode {
           realm: (req) => this.#realm(req),
         })
       : undefined;
-    this.#registry = opts.registryUrl ? new Pool(opts.registryUrl, { connections: 32, bodyTimeout: 900_000, headersTimeout: 900_000 }) : undefined;
+    this.#registry = opts.registryUrl ? new Pool(opts.registryUrl, { connections: 32, bodyTimeout: 900_000, headersTimeout: 900_000, allowH2: false }) : undefined;
     // Large heads: a token request with ~190 scopes, then that ~50 KB token as a bearer (the proxy allows 64 KiB too).
     this.#server = http.createServer({ requestTimeout: 0, maxHeaderSize: 65_536 }, (req, res) => {
       this.#handle(req, res).catch((err: Error) => {
