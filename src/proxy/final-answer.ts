@@ -29,7 +29,7 @@ export function answerClient(res: ServerResponse, record: RoutingRecord, method:
   let { outcome } = end;
   const isHead = method === 'HEAD';
   const kept = end.gatewayAnswer;
-  if (kept !== undefined && outcome !== kept.outcome && (outcome?.phase === 'not-sent' || outcome?.phase === 'no-response')) {
+  if (kept !== undefined && (outcome?.phase === 'not-sent' || outcome?.phase === 'no-response')) {
     // A node's own answer beats harbor-lb's word for a later node that never answered.
     outcome = kept.outcome;
     record.node = kept.node;
