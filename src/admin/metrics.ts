@@ -248,7 +248,7 @@ export class Metrics implements RequestMetrics, MetricsExposition {
     gauge('harbor_lb_cluster_degraded', '1 while every node answers the same 5xx (a shared dependency fails; nobody is ejected).', [], (emit) => emit({}, outliers.clusterFailure ? 1 : 0));
     counter(
       'harbor_lb_client_rejections_total',
-      'Clients refused by harbor-lb itself, by reason: a parser code, CONNECT, TOO_MANY_CONNECTIONS, REQUESTS_PER_CLIENT, NODE_SHARE, MIN_BODY_RATE.',
+      'Clients refused by harbor-lb itself, by reason: a parser code, CONNECT, TOO_MANY_CONNECTIONS, REQUESTS_PER_CLIENT, NODE_SHARE, MIN_BODY_RATE, UNREAD_BODY.',
       ['reason'],
       (emit) => {
         for (const [reason, n] of rejections) emit({ reason }, n);

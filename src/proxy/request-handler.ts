@@ -12,6 +12,7 @@ import { credentialRefusal, pathRefusal, targetRefusal, unforwardable, type Refu
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
 import type { RoutingError } from './routing-error.js';
 import { normalizeIp } from './trusted-peers.js';
+import { limitUnreadBody, UNREAD_BODY_LIMIT } from './unread-body.js';
 import { requestIdentity, tagResponse, TraceIds } from './request-identity.js';
 
 export interface RequestHandler {
@@ -219,6 +220,13 @@ class FrontDoor implements RequestHandler {
     this.#deps.logger.write(record);
     this.#deps.metrics.finished(record);
     this.#deps.connections.requestEnded(req.socket);
+    // A body the answer came before: read no further than UNREAD_BODY_LIMIT. A forwarded body's
+    // dropped chunks are counted by its RequestBody already.
+    limitUnreadBody(req, ex.res, {
+      limit: UNREAD_BODY_LIMIT,
+      reclaimer: ex.body === undefined ? this.#deps.reclaimer : undefined,
+      onCut: () => this.#deps.connections.count('UNREAD_BODY'),
+    });
     if (--this.#inflight === 0 && this.#waiters.length > 0) {
       for (const w of this.#waiters) w();
       this.#waiters = [];

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { BufferReclaimer } from '../../src/util/buffer-reclaimer.js';
+import { UNREAD_BODY_LIMIT } from '../../src/proxy/unread-body.js';
+import { startApp, type StartedApp } from '../support/app.js';
+import { startServer, type TestServer } from '../support/servers.js';
+
+const MiB = 1024 * 1024;
+/** Far more than harbor-lb reads after answering, and than loopback's socket buffers hold. */
+const DECLARED = 256 * MiB;
+
+class CountingReclaimer implements BufferReclaimer {
+  bytes = 0;
+  allocated(bytes: number): void {
+    this.bytes += bytes;
+  }
+  close(): void {}
+}
+
+interface Sent {
+  /** The answer's status line. */
+  status: string;
+  /** Body bytes the client got into its socket before harbor-lb closed the connection (or all of them). */
+  sent: number;
+  closed: boolean;
+}
+
+/**
+ * Sends a request head declaring `declared` body bytes and then the body, as fast as the
+ * connection takes it, until it is all sent or harbor-lb closes the connection. Once all of it is
+ * sent, `then` may send a next request on the same connection and read its status line.
+ */
+function upload(url: string, head: string, declared: number, then?: string): Promise<Sent & { next?: string }> {
+  const { hostname, port } = new URL(url);
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  return new Promise((resolve) => {
+    let text = '';
+    let sent = 0;
+    let closed = false;
+    let settled = false;
+    const sock = net.connect(Number(port), hostname);
+    const statusOf = (from: number) => /HTTP\/1\.1 \d{3}/.exec(text.slice(from))?.[0] ?? '';
+    const done = (next?: string) => {
+      if (settled) return;
+      settled = true;
+      resolve({ status: statusOf(0), sent, closed, next });
+      sock.destroy();
+    };
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      closed = true;
+      done();
+    });
+    sock.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      const second = text.indexOf('HTTP/1.1', 1);
+      if (then !== undefined && second > 0) done(statusOf(second));
+    });
+    const pump = (): void => {
+      while (!closed && sent < declared) {
+        const piece = chunk.subarray(0, Math.min(chunk.length, declared - sent));
+        sent += piece.length;
+        if (!sock.write(piece)) return void sock.once('drain', pump);
+      }
+      if (closed) return;
+      if (then !== undefined) sock.write(then);
+      // Everything was taken: nothing closed the connection (a keep-alive one stays open).
+      else sock.end(() => setImmediate(() => done()));
+    };
+    sock.once('connect', () => {
+      sock.write(head);
+      pump();
+    });
+  });
+}
+
+let node: TestServer;
+let lb: StartedApp;
+const reclaimer = new CountingReclaimer();
+
+before(async () => {
+  node = await startServer((req, res) => {
+    // An upload refused before its body is read, as a registry refuses an expired token.
+    if (req.url?.includes('/early/')) return void res.writeHead(401, { 'content-type': 'application/json', 'content-length': 2 }).end('{}');
+    req.resume();
+    req.on('end', () => res.writeHead(201, { 'content-length': 0 }).end());
+  });
+  lb = await startApp([node.url], {}, { reclaimer });
+});
+
+after(async () => {
+  await lb?.close();
+  await node?.close();
+});
+
+const put = (path: string, length: number) => `PUT ${path} HTTP/1.1\r\nhost: lb\r\ncontent-type: application/octet-stream\r\ncontent-length: ${length}\r\n\r\n`;
+
+describe('a body the answer came before is read no further than 1 MiB after the answer', () => {
+  it('a request harbor-lb refuses (a dot segment): the connection is closed, not read to the end, and the dropped chunks are reported', async () => {
+    const before = reclaimer.bytes;
+    const r = await upload(lb.url, put('/v2/r/../x/blobs/uploads/u1?digest=sha256:00', DECLARED), DECLARED);
+    assert.match(r.status, / 400$/);
+    assert.ok(r.closed && r.sent < DECLARED, `harbor-lb took ${r.sent} of ${DECLARED} bytes and ${r.closed ? 'closed' : 'kept'} the connection`);
+    assert.ok(reclaimer.bytes - before > UNREAD_BODY_LIMIT, `reported ${reclaimer.bytes - before} bytes`);
+    const metrics = await (await fetch(`${lb.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^harbor_lb_client_rejections_total\{reason="UNREAD_BODY"\} [1-9]/m);
+  });
+
+  it("a node's early answer to an upload: the client gets it, and the rest of the body is not read", async () => {
+    const r = await upload(lb.url, put('/v2/r/early/blobs/uploads/u1?digest=sha256:00', DECLARED), DECLARED);
+    assert.match(r.status, / 401$/);
+    assert.ok(r.closed && r.sent < DECLARED, `harbor-lb took ${r.sent} of ${DECLARED} bytes and ${r.closed ? 'closed' : 'kept'} the connection`);
+  });
+
+  it('a body that ends within the limit keeps its connection for the next request', async () => {
+    const length = UNREAD_BODY_LIMIT / 2;
+    const r = await upload(lb.url, put('/v2/r/../x/blobs/uploads/u1?digest=sha256:00', length), length, 'GET /v2/r/manifests/v1 HTTP/1.1\r\nhost: lb\r\n\r\n');
+    assert.match(r.status, / 400$/);
+    assert.equal(r.sent, length);
+    assert.match(r.next ?? '', / 200$| 201$/, `the next request on the connection was answered: ${r.next}`);
+  });
+});
