@@ -206,7 +206,7 @@ async function main(): Promise<number> {
       { id: 'harbor-lb', label: `harbor-lb, ${cores} workers (default)`, port: pLb!, pids: [lb.pid], main: lb, adminPort: aLb, metrics: all },
       { id: 'harbor-lb-1w', label: 'harbor-lb, 1 worker', port: pLb1!, pids: [lb1.pid], main: lb1, adminPort: aLb1, metrics: cores3 },
       { id: 'node-relay', label: 'bare Node relay (ceiling)', port: pRelay!, pids: [relay.pid], main: relay, metrics: new Set(['M2', 'M3']) },
-      { id: 'undici-proxy', label: `minimal undici proxy, ${cores} workers`, port: pUndici!, pids: [undici.pid], main: undici, metrics: new Set(['M1']) },
+      { id: 'undici-proxy', label: `minimal undici proxy, ${cores} workers`, port: pUndici!, pids: [undici.pid], main: undici, metrics: cores3 },
       { id: 'harbor-lb-redis', label: 'harbor-lb, sticky.store: redis', port: pLbRedis!, pids: [lbRedis.pid], main: lbRedis, adminPort: aLbRedis, metrics: new Set(['M5']) },
       { id: 'harbor-lb-noverify', label: 'harbor-lb, no token section', port: pLbNoVerify!, pids: [lbNoVerify.pid], main: lbNoVerify, adminPort: aLbNoVerify, metrics: new Set(['M4']) },
     ];
