@@ -44,6 +44,7 @@ import { Coalescer } from '../coalesce/coalescer.js';
 import { BlobCache } from '../coalesce/blob-cache.js';
 import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
 import { createBufferReclaimer } from '../util/buffer-reclaimer.js';
+import { UNREAD_BODY_LIMIT, UNREAD_BODY_TIME, UnreadBodyLimit } from '../proxy/unread-body.js';
 import { tmpdir } from 'node:os';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
@@ -258,6 +259,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     // On monotonic time, as undici's own timers (which these replace) were.
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
     reclaimer: deps.reclaimer ?? createBufferReclaimer(),
+    unreadBodies: new UnreadBodyLimit({ limit: UNREAD_BODY_LIMIT, within: UNREAD_BODY_TIME, clock, close: (socket, why) => connections.closeAfterAnswer(socket, why) }),
   };
   return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache };
 }

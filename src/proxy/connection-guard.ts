@@ -29,6 +29,9 @@ const REJECTIONS: Record<string, { status: number; text: string; message: string
   SERVER_FULL: { status: 503, text: 'Service Unavailable', message: 'harbor-lb is at listen.maxConnections and no connection is idle' },
   CONNECT: { status: 405, text: 'Method Not Allowed', message: 'harbor-lb is not a forward proxy: CONNECT is refused' },
 };
+/** How long a connection closed after its answer stays half-open before the socket is closed. */
+const LINGER_MS = 500;
+
 const PARSE_ERROR = { status: 400, text: 'Bad Request', message: 'the request could not be parsed' };
 
 /**
@@ -114,6 +117,29 @@ export class ConnectionGuard {
       );
     }
     socket.destroy();
+  }
+
+  /**
+   * Closes a connection whose client went on sending a body its answer came before (UNREAD_BODY,
+   * see unread-body.ts). The answer is out: it is followed by a FIN, so the client reads it and then
+   * the end. The socket itself is closed only LINGER_MS later: closed at once with the client's
+   * bytes unread, the kernel answers with a reset, which can take the answer with it before the
+   * client has read it (Go's net/http waits the same 500 ms, nginx has lingering_close).
+   */
+  closeAfterAnswer(socket: Socket, why: string): void {
+    if (this.#rejected.has(socket) || socket.destroyed) return;
+    this.#rejected.add(socket);
+    const reason = 'UNREAD_BODY';
+    this.count(reason);
+    const ip = normalizeIp(socket.remoteAddress);
+    const held = this.#sample.take(reason, this.deps.clock.now());
+    if (held !== undefined) {
+      this.deps.logger.warn({ event: 'connection_rejected', reason, status: 0, client: { ip }, why, notLogged: held }, `connection from ${ip} closed (${reason}): ${why}`);
+    }
+    socket.end();
+    const timer = this.deps.clock.setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref?.();
+    socket.once('close', () => this.deps.clock.clearTimeout(timer));
   }
 
   /** A request began on the socket (one at a time on a connection, see PipelineGate). */

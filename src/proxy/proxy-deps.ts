@@ -15,6 +15,7 @@ import type { TrustedPeers } from './trusted-peers.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
 import type { AttemptDeadlines } from './attempt-deadlines.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
+import type { UnreadBodyLimit } from './unread-body.js';
 
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
@@ -59,4 +60,6 @@ export interface ProxyDeps {
   coalescer?: Coalescer;
   /** Told of each body chunk allocated per socket read, so V8 frees them before a full collection is due. */
   reclaimer: BufferReclaimer;
+  /** Bounds what is read of a body after its answer (unread-body.ts). */
+  unreadBodies: UnreadBodyLimit;
 }

@@ -12,7 +12,6 @@ import { credentialRefusal, pathRefusal, targetRefusal, unforwardable, type Refu
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
 import type { RoutingError } from './routing-error.js';
 import { normalizeIp } from './trusted-peers.js';
-import { limitUnreadBody, UNREAD_BODY_LIMIT } from './unread-body.js';
 import { requestIdentity, tagResponse, TraceIds } from './request-identity.js';
 
 export interface RequestHandler {
@@ -220,13 +219,10 @@ class FrontDoor implements RequestHandler {
     this.#deps.logger.write(record);
     this.#deps.metrics.finished(record);
     this.#deps.connections.requestEnded(req.socket);
-    // A body the answer came before: read no further than UNREAD_BODY_LIMIT. A forwarded body's
-    // dropped chunks are counted by its RequestBody already.
-    limitUnreadBody(req, ex.res, {
-      limit: UNREAD_BODY_LIMIT,
-      reclaimer: ex.body === undefined ? this.#deps.reclaimer : undefined,
-      onCut: () => this.#deps.connections.count('UNREAD_BODY'),
-    });
+    // A body the answer came before is read no further than unread-body.ts allows. A forwarded
+    // body's dropped chunks are counted by its RequestBody (released already, unless the exchange threw).
+    ex.body?.release();
+    this.#deps.unreadBodies.watch(req, ex.res, ex.body === undefined ? this.#deps.reclaimer : undefined);
     if (--this.#inflight === 0 && this.#waiters.length > 0) {
       for (const w of this.#waiters) w();
       this.#waiters = [];

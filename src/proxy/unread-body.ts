@@ -1,52 +1,72 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
+import type { Clock, Timer } from '../util/clock.js';
 
 /** How much of a request's body harbor-lb still reads and drops after it has answered the request. */
 export const UNREAD_BODY_LIMIT = 1024 * 1024;
+/** How long after the answer such a body may take to end (nginx's lingering_time). */
+export const UNREAD_BODY_TIME = 30_000;
 
 export interface UnreadBodyOptions {
   /** Bytes read and dropped after the answer before the connection is closed. */
   limit: number;
-  /** Told of the dropped chunks (node:http allocates each), unless someone else already tells it. */
-  reclaimer: BufferReclaimer | undefined;
-  /** The connection is being closed for a body that went on past `limit`. */
-  onCut: () => void;
+  /** Milliseconds after the answer within which the body must end. */
+  within: number;
+  clock: Clock;
+  /**
+   * Closes the connection, the answer written whole (ConnectionGuard.closeAfterAnswer: counted,
+   * logged, and closed gently).
+   */
+  close: (socket: IncomingMessage['socket'], why: string) => void;
 }
 
 /**
- * Called once harbor-lb has answered a request, or begun passing a node's answer on.
- *
- * A request answered before its body arrived whole (refused by harbor-lb, or a node's early answer
- * to an upload): node:http reads whatever the client still sends and drops it, so the connection
- * can carry the next request, however much that is. A client sending gigabytes to a refused path
- * had harbor-lb read them all, on a worker other clients share. A body that ends within `limit`
- * bytes keeps its connection; past that the connection is closed, as haproxy closes it, once the
- * answer is written whole.
+ * A request answered before its body arrived whole: refused by harbor-lb, or an upload a node
+ * answered early (as a registry refuses an expired token). node:http reads whatever the client
+ * still sends and drops it, so that the connection can carry the next request, however much and
+ * however slowly that is: a client sending gigabytes to a refused path had harbor-lb read them all,
+ * on a worker other clients share. A body that ends within `limit` bytes and `within` ms keeps its
+ * connection; otherwise nothing more is read and the connection is closed once the answer is
+ * written whole, as haproxy and nginx close it.
  */
-export function limitUnreadBody(req: IncomingMessage, res: ServerResponse, opts: UnreadBodyOptions): void {
-  if (req.complete || req.destroyed) return;
-  let dropped = 0;
-  const stop = (): void => {
-    req.off('data', onData);
-    req.off('end', stop);
-    req.off('close', stop);
-  };
-  const close = (): void => void req.socket.destroy();
-  const onData = (chunk: Buffer): void => {
-    opts.reclaimer?.allocated(chunk.length);
-    dropped += chunk.length;
-    if (dropped <= opts.limit) return;
-    stop();
-    opts.onCut();
-    if (res.writableFinished) return close();
-    // Not a byte more is read meanwhile: the client waits on a full window.
-    req.pause();
-    res.once('finish', close);
-  };
-  // Read from here on by this listener. node:http, left to drop an unread body itself once the
-  // answer is finished, hands its chunks to no one, and so could not be told to stop.
-  req.on('data', onData);
-  req.once('end', stop);
-  req.once('close', stop);
-  req.resume();
+export class UnreadBodyLimit {
+  constructor(private readonly opts: UnreadBodyOptions) {}
+
+  /**
+   * Called once harbor-lb has answered the request, or passed a node's answer on. `reclaimer`
+   * is told of the dropped chunks (node:http allocates each) unless someone else tells it already.
+   */
+  watch(req: IncomingMessage, res: ServerResponse, reclaimer: BufferReclaimer | undefined): void {
+    if (req.complete || req.destroyed) return;
+    const { limit, within, clock, close } = this.opts;
+    let dropped = 0;
+    let timer: Timer | undefined;
+    const stop = (): void => {
+      req.off('data', onData);
+      req.off('end', stop);
+      req.off('close', stop);
+      if (timer !== undefined) clock.clearTimeout(timer);
+      timer = undefined;
+    };
+    const cut = (why: string): void => {
+      stop();
+      // Not a byte more is read: the client's window fills and it waits for the close.
+      req.pause();
+      if (res.writableFinished) close(req.socket, why);
+      else res.once('finish', () => close(req.socket, why));
+    };
+    const onData = (chunk: Buffer): void => {
+      reclaimer?.allocated(chunk.length);
+      dropped += chunk.length;
+      if (dropped > limit) cut(`more than ${limit} bytes of the request body came after its answer`);
+    };
+    // Read from here on by this listener. node:http, left to drop an unread body itself once the
+    // answer is finished, hands its chunks to no one, and so could not be told to stop.
+    req.on('data', onData);
+    req.once('end', stop);
+    req.once('close', stop);
+    timer = clock.setTimeout(() => cut(`the request body did not end within ${within} ms of its answer`), within);
+    timer.unref?.();
+    req.resume();
+  }
 }

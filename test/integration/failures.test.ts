@@ -97,8 +97,9 @@ describe('failures on either side', () => {
   }
 
   // Regression: a node that answers an upload before reading it (an early 401 or 404) left the
-  // rest of the body unread; the client's TCP window filled and it stalled for a minute.
-  it('a node that answers before reading the upload: the client gets the answer and its connection stays usable', { timeout: 20_000 }, async (t) => {
+  // rest of the body unread; the client's TCP window filled and it stalled for a minute. (Past
+  // 1 MiB after the answer the connection is then closed, unread-body.test.ts: the agent opens another.)
+  it('a node that answers before reading the upload: the client gets the answer at once and goes on', { timeout: 20_000 }, async (t) => {
     const node = await startServer((req, res) => {
       res.writeHead(401, { 'content-type': 'application/json' });
       res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}');
@@ -114,7 +115,7 @@ describe('failures on either side', () => {
     const first = await send(`${lb.url}/v2/r/blobs/uploads/u1`, { method: 'PATCH', agent, body: Buffer.alloc(32 * MiB, 3) });
     assert.equal(first.status, 401);
     const second = await send(`${lb.url}/v2/`, { agent });
-    assert.equal(second.status, 401, 'the same connection serves the next request');
+    assert.equal(second.status, 401, 'the next request is served');
   });
 
   it('an unreachable node gives a registry-style JSON error', async (t) => {

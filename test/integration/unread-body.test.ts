@@ -21,6 +21,10 @@ class CountingReclaimer implements BufferReclaimer {
 interface Sent {
   /** The answer's status line. */
   status: string;
+  /** The answer's body arrived whole (as long as its Content-Length says). */
+  wholeAnswer: boolean;
+  /** harbor-lb ended the connection cleanly (a FIN after the answer), not with a reset. */
+  ended: boolean;
   /** Body bytes the client got into its socket before harbor-lb closed the connection (or all of them). */
   sent: number;
   closed: boolean;
@@ -38,16 +42,21 @@ function upload(url: string, head: string, declared: number, then?: string): Pro
     let text = '';
     let sent = 0;
     let closed = false;
+    let ended = false;
     let settled = false;
     const sock = net.connect(Number(port), hostname);
     const statusOf = (from: number) => /HTTP\/1\.1 \d{3}/.exec(text.slice(from))?.[0] ?? '';
     const done = (next?: string) => {
       if (settled) return;
       settled = true;
-      resolve({ status: statusOf(0), sent, closed, next });
+      const at = text.indexOf('\r\n\r\n');
+      const length = Number(/content-length: *(\d+)/i.exec(text)?.[1] ?? -1);
+      resolve({ status: statusOf(0), wholeAnswer: at > 0 && text.length - at - 4 >= length, ended, sent, closed, next });
       sock.destroy();
     };
+    // A reset once harbor-lb closes the socket (the client's unread bytes) is expected; what counts is what came before it.
     sock.on('error', () => {});
+    sock.on('end', () => (ended = true));
     sock.on('close', () => {
       closed = true;
       done();
@@ -102,15 +111,29 @@ describe('a body the answer came before is read no further than 1 MiB after the 
     const r = await upload(lb.url, put('/v2/r/../x/blobs/uploads/u1?digest=sha256:00', DECLARED), DECLARED);
     assert.match(r.status, / 400$/);
     assert.ok(r.closed && r.sent < DECLARED, `harbor-lb took ${r.sent} of ${DECLARED} bytes and ${r.closed ? 'closed' : 'kept'} the connection`);
+    assert.ok(r.wholeAnswer && r.ended, 'the client reads the whole answer and then the end of the connection, before any reset');
     assert.ok(reclaimer.bytes - before > UNREAD_BODY_LIMIT, `reported ${reclaimer.bytes - before} bytes`);
     const metrics = await (await fetch(`${lb.adminUrl}/metrics`)).text();
     assert.match(metrics, /^harbor_lb_client_rejections_total\{reason="UNREAD_BODY"\} [1-9]/m);
+    const line = await lb.logs.waitFor((l) => l.event === 'connection_rejected' && l.reason === 'UNREAD_BODY');
+    assert.match(String(line.why), /more than 1048576 bytes/);
   });
 
   it("a node's early answer to an upload: the client gets it, and the rest of the body is not read", async () => {
     const r = await upload(lb.url, put('/v2/r/early/blobs/uploads/u1?digest=sha256:00', DECLARED), DECLARED);
     assert.match(r.status, / 401$/);
     assert.ok(r.closed && r.sent < DECLARED, `harbor-lb took ${r.sent} of ${DECLARED} bytes and ${r.closed ? 'closed' : 'kept'} the connection`);
+    assert.ok(r.wholeAnswer && r.ended, 'the client reads the whole answer and then the end of the connection, before any reset');
+  });
+
+  it('an upload the node answers after reading it whole keeps its connection, however long the body', async () => {
+    const cuts = async () => /^harbor_lb_client_rejections_total\{reason="UNREAD_BODY"\} (\d+)$/m.exec(await (await fetch(`${lb.adminUrl}/metrics`)).text())?.[1];
+    const before = await cuts();
+    const length = 8 * MiB;
+    const r = await upload(lb.url, put('/v2/r/blobs/uploads/u1?digest=sha256:00', length), length, 'GET /v2/r/manifests/v1 HTTP/1.1\r\nhost: lb\r\n\r\n');
+    assert.match(r.status, / 201$/);
+    assert.match(r.next ?? '', / 201$/, `the next request on the connection was answered: ${r.next}`);
+    assert.equal(await cuts(), before);
   });
 
   it('a body that ends within the limit keeps its connection for the next request', async () => {

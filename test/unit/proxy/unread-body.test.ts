@@ -3,12 +3,12 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
-import { limitUnreadBody } from '../../../src/proxy/unread-body.js';
+import { UnreadBodyLimit } from '../../../src/proxy/unread-body.js';
+import { FakeClock } from '../../support/fake-clock.js';
 
-/** A client's body as node:http gives it (a stream, not yet complete) on a connection that records being closed. */
-function clientBody(): PassThrough & { complete: boolean; socket: { destroyed: boolean; destroy: () => void } } {
-  const socket = { destroyed: false, destroy: () => void (socket.destroyed = true) };
-  return Object.assign(new PassThrough(), { complete: false, socket });
+/** A client's body as node:http gives it: a stream, not yet complete. */
+function clientBody(): PassThrough & { complete: boolean; socket: object } {
+  return Object.assign(new PassThrough(), { complete: false, socket: {} });
 }
 
 /** An answer that is written whole when `finish` is emitted. */
@@ -18,37 +18,62 @@ function answer(finished: boolean): EventEmitter & { writableFinished: boolean }
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-it('closes the connection once more than the limit was dropped, not before', async () => {
+function setup() {
+  const clock = new FakeClock();
+  const closed: string[] = [];
+  const limit = new UnreadBodyLimit({ limit: 1000, within: 30_000, clock, close: (_socket, why) => void closed.push(why) });
+  const watch = (req: ReturnType<typeof clientBody>, res: ReturnType<typeof answer>) => limit.watch(req as unknown as IncomingMessage, res as unknown as ServerResponse, undefined);
+  return { clock, closed, watch };
+}
+
+it('closes the connection once more than the limit was dropped, not before, and reads no more', async () => {
+  const { closed, watch } = setup();
   const req = clientBody();
-  let cuts = 0;
-  limitUnreadBody(req as unknown as IncomingMessage, answer(true) as unknown as ServerResponse, { limit: 1000, reclaimer: undefined, onCut: () => cuts++ });
+  watch(req, answer(true));
   req.write(Buffer.alloc(1000));
   await turn();
-  assert.equal(req.socket.destroyed, false);
+  assert.deepEqual(closed, []);
   req.write(Buffer.alloc(1));
   await turn();
-  assert.equal(req.socket.destroyed, true);
-  assert.equal(cuts, 1);
+  assert.equal(closed.length, 1);
+  assert.match(closed[0]!, /more than 1000 bytes/);
+  assert.equal(req.isPaused(), true);
+});
+
+it('closes the connection of a body that does not end within the time limit, however little of it comes', async () => {
+  const { clock, closed, watch } = setup();
+  const req = clientBody();
+  watch(req, answer(true));
+  req.write(Buffer.alloc(10));
+  clock.advance(29_999);
+  assert.deepEqual(closed, []);
+  clock.advance(1);
+  assert.equal(closed.length, 1);
+  assert.match(closed[0]!, /did not end within 30000 ms/);
 });
 
 it('with the answer still being written, stops reading and closes the connection only once the answer is written', async () => {
+  const { closed, watch } = setup();
   const req = clientBody();
   const res = answer(false);
-  limitUnreadBody(req as unknown as IncomingMessage, res as unknown as ServerResponse, { limit: 1000, reclaimer: undefined, onCut: () => {} });
+  watch(req, res);
   req.write(Buffer.alloc(1001));
   await turn();
-  assert.equal(req.socket.destroyed, false, 'the answer would be cut');
+  assert.deepEqual(closed, [], 'the answer would be cut');
   assert.equal(req.isPaused(), true, 'the body is read on meanwhile');
   res.writableFinished = true;
   res.emit('finish');
-  assert.equal(req.socket.destroyed, true);
+  assert.equal(closed.length, 1);
 });
 
-it('lets a body that ends within the limit end, and leaves the connection open', async () => {
+it('lets a body that ends within the limits end, and leaves the connection and no timer behind', async () => {
+  const { clock, closed, watch } = setup();
   const req = clientBody();
-  limitUnreadBody(req as unknown as IncomingMessage, answer(true) as unknown as ServerResponse, { limit: 1000, reclaimer: undefined, onCut: () => {} });
+  watch(req, answer(true));
   req.end(Buffer.alloc(1000));
   await turn();
   assert.equal(req.listenerCount('data'), 0);
-  assert.equal(req.socket.destroyed, false);
+  assert.equal(clock.pending, 0);
+  clock.advance(60_000);
+  assert.deepEqual(closed, []);
 });
