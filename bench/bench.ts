@@ -138,7 +138,7 @@ async function main(): Promise<number> {
     if (statSync(join(www, 'manifest.json')).size !== MANIFEST_SIZE) throw new Error('manifest is not 2 KiB');
     const token = await makeToken(join(work, 'pki'), www, 3600);
 
-    const [b1, b2, b3, pHaproxy, pNginx, pRelay, pRedis, pLb, aLb, pLbRedis, aLbRedis, pLbNoVerify, aLbNoVerify, pHaproxy1, pLb1, aLb1, pUndici] = await freePorts(17);
+    const [b1, b2, b3, pHaproxy, pNginx, pRelay, pRedis, pLb, aLb, pLbRedis, aLbRedis, pLbNoVerify, aLbNoVerify, pHaproxy1, pLb1, aLb1, pUndici, pUndiciBlobs] = await freePorts(18);
     const cores = availableParallelism();
     const backends = [b1!, b2!, b3!];
 
@@ -184,6 +184,9 @@ async function main(): Promise<number> {
     const nginx = procs.start('nginx proxy', 'nginx', ['-p', work, '-c', nginxConf, '-e', join(work, 'logs/nginx-proxy-error.log')], join(work, 'logs/nginx-proxy.out'));
     const relay = procs.start('node relay', process.execPath, [join(ROOT, 'dist/bench/relay.js'), String(pRelay), ...backends.map(String)], join(work, 'logs/relay.log'));
     const undici = procs.start('undici proxy', process.execPath, [join(ROOT, 'dist/bench/undici-proxy.js'), String(pUndici), String(cores), ...backends.map(String)], join(work, 'logs/undici-proxy.log'));
+    // A second one for blobs: pulls through it grow its heap by hundreds of MiB, which makes its
+    // small requests cheaper, and M1's reference must not depend on what ran before it.
+    const undiciBlobs = procs.start('undici proxy (blobs)', process.execPath, [join(ROOT, 'dist/bench/undici-proxy.js'), String(pUndiciBlobs), String(cores), ...backends.map(String)], join(work, 'logs/undici-proxy-blobs.log'));
     const harborLb = (name: string, port: number, adminPort: number, store: 'memory' | 'redis', verify: boolean, workers?: number) => {
       const conf = join(work, `${name}.yaml`);
       writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis, workers }));
@@ -206,7 +209,8 @@ async function main(): Promise<number> {
       { id: 'harbor-lb', label: `harbor-lb, ${cores} workers (default)`, port: pLb!, pids: [lb.pid], main: lb, adminPort: aLb, metrics: all },
       { id: 'harbor-lb-1w', label: 'harbor-lb, 1 worker', port: pLb1!, pids: [lb1.pid], main: lb1, adminPort: aLb1, metrics: cores3 },
       { id: 'node-relay', label: 'bare Node relay (ceiling)', port: pRelay!, pids: [relay.pid], main: relay, metrics: new Set(['M2', 'M3']) },
-      { id: 'undici-proxy', label: `minimal undici proxy, ${cores} workers`, port: pUndici!, pids: [undici.pid], main: undici, metrics: cores3 },
+      { id: 'undici-proxy', label: `minimal undici proxy, ${cores} workers`, port: pUndici!, pids: [undici.pid], main: undici, metrics: new Set(['M1']) },
+      { id: 'undici-blobs', label: `minimal undici proxy, ${cores} workers`, port: pUndiciBlobs!, pids: [undiciBlobs.pid], main: undiciBlobs, metrics: new Set(['M2', 'M3']) },
       { id: 'harbor-lb-redis', label: 'harbor-lb, sticky.store: redis', port: pLbRedis!, pids: [lbRedis.pid], main: lbRedis, adminPort: aLbRedis, metrics: new Set(['M5']) },
       { id: 'harbor-lb-noverify', label: 'harbor-lb, no token section', port: pLbNoVerify!, pids: [lbNoVerify.pid], main: lbNoVerify, adminPort: aLbNoVerify, metrics: new Set(['M4']) },
     ];
@@ -219,7 +223,7 @@ async function main(): Promise<number> {
     }
     // With request workers, harbor-lb is its control plane and the workers it forked (all
     // listening once its admin port answers, which the loop above waited for).
-    for (const e of entries.filter((x) => x.id === 'harbor-lb' || x.id === 'harbor-lb-noverify' || x.id === 'undici-proxy')) e.pids = processTree(e.main!.pid);
+    for (const e of entries.filter((x) => x.id === 'harbor-lb' || x.id === 'harbor-lb-noverify' || x.id === 'undici-proxy' || x.id === 'undici-blobs')) e.pids = processTree(e.main!.pid);
     entries.find((e) => e.id === 'harbor-lb-redis')!.pids = [...processTree(lbRedis.pid), redis.pid];
     const rssStartMiB = new Map(entries.map((e) => [e.id, rssKiBOf(e.pids) / 1024]));
     /** Each harbor-lb process's resident memory when idle, to hold its peak under load against. */

@@ -203,7 +203,7 @@ export function renderReport(input: ReportInput): string {
       '| process | CPU s/GiB, 1 stream | CPU s/GiB, 4 streams | × haproxy (4) | × bare Node relay (4) |',
       '|---|---:|---:|---:|---:|',
     );
-    for (const id of ['haproxy', 'nginx', 'node-relay', 'undici-proxy', 'harbor-lb', 'harbor-lb-1w']) {
+    for (const id of ['haproxy', 'nginx', 'node-relay', 'undici-blobs', 'harbor-lb', 'harbor-lb-1w']) {
       if (g4(id) === undefined) continue;
       p(`| ${name(id)} | ${fix(g1(id))} | ${fix(g4(id))} | ${times(div(g4(id), g4('haproxy')))} | ${times(div(g4(id), g4('node-relay')))} |`);
     }
