@@ -52,8 +52,15 @@ export class UnreadBodyLimit {
       stop();
       // Not a byte more is read: the client's window fills and it waits for the close.
       req.pause();
-      if (res.writableFinished) close(req.socket, why);
-      else res.once('finish', () => close(req.socket, why));
+      if (res.writableFinished) return close(req.socket, why);
+      // The answer is still being written, to a client that sends without reading it: it has
+      // `within` more to take it, then the connection is closed all the same.
+      const late = clock.setTimeout(() => close(req.socket, `${why}, and its answer was not read within ${within} ms`), within);
+      late.unref?.();
+      res.once('finish', () => {
+        clock.clearTimeout(late);
+        close(req.socket, why);
+      });
     };
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);

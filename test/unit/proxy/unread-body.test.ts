@@ -53,7 +53,7 @@ it('closes the connection of a body that does not end within the time limit, how
 });
 
 it('with the answer still being written, stops reading and closes the connection only once the answer is written', async () => {
-  const { closed, watch } = setup();
+  const { clock, closed, watch } = setup();
   const req = clientBody();
   const res = answer(false);
   watch(req, res);
@@ -64,6 +64,20 @@ it('with the answer still being written, stops reading and closes the connection
   res.writableFinished = true;
   res.emit('finish');
   assert.equal(closed.length, 1);
+  assert.equal(clock.pending, 0, 'the late close is called off');
+});
+
+it('closes the connection of a client that does not read the answer being written, within the time limit', async () => {
+  const { clock, closed, watch } = setup();
+  const req = clientBody();
+  watch(req, answer(false));
+  req.write(Buffer.alloc(1001));
+  await turn();
+  clock.advance(29_999);
+  assert.deepEqual(closed, []);
+  clock.advance(1);
+  assert.equal(closed.length, 1);
+  assert.match(closed[0]!, /answer was not read within 30000 ms/);
 });
 
 it('lets a body that ends within the limits end, and leaves the connection and no timer behind', async () => {
