@@ -124,14 +124,14 @@ export class ConnectionGuard {
    * see unread-body.ts). The answer is out: it is followed by a FIN, so the client reads it and then
    * the end. The socket itself is closed only LINGER_MS later: closed at once with the client's
    * bytes unread, the kernel answers with a reset, which can take the answer with it before the
-   * client has read it (Go's net/http waits the same 500 ms, nginx has lingering_close).
+   * client has read it (Go's net/http waits the same 500 ms, nginx has lingering_close). `ip` is
+   * the client's address as its routing line names it (behind a trusted proxy, not the proxy's).
    */
-  closeAfterAnswer(socket: Socket, why: string): void {
+  closeAfterAnswer(socket: Socket, why: string, ip: string): void {
     if (this.#rejected.has(socket) || socket.destroyed) return;
     this.#rejected.add(socket);
     const reason = 'UNREAD_BODY';
     this.count(reason);
-    const ip = normalizeIp(socket.remoteAddress);
     const held = this.#sample.take(reason, this.deps.clock.now());
     if (held !== undefined) {
       this.deps.logger.warn({ event: 'connection_rejected', reason, status: 0, client: { ip }, why, notLogged: held }, `connection from ${ip} closed (${reason}): ${why}`);

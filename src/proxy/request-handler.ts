@@ -222,7 +222,7 @@ class FrontDoor implements RequestHandler {
     // A body the answer came before is read no further than unread-body.ts allows. A forwarded
     // body's dropped chunks are counted by its RequestBody (released already, unless the exchange threw).
     ex.body?.release();
-    this.#deps.unreadBodies.watch(req, ex.res, ex.body === undefined ? this.#deps.reclaimer : undefined);
+    this.#deps.unreadBodies.watch(req, ex.res, ex.clientIp, ex.body === undefined ? this.#deps.reclaimer : undefined);
     if (--this.#inflight === 0 && this.#waiters.length > 0) {
       for (const w of this.#waiters) w();
       this.#waiters = [];

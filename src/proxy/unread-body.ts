@@ -17,7 +17,7 @@ export interface UnreadBodyOptions {
    * Closes the connection, the answer written whole (ConnectionGuard.closeAfterAnswer: counted,
    * logged, and closed gently).
    */
-  close: (socket: IncomingMessage['socket'], why: string) => void;
+  close: (socket: IncomingMessage['socket'], why: string, clientIp: string) => void;
 }
 
 /**
@@ -36,31 +36,42 @@ export class UnreadBodyLimit {
    * Called once harbor-lb has answered the request, or passed a node's answer on. `reclaimer`
    * is told of the dropped chunks (node:http allocates each) unless someone else tells it already.
    */
-  watch(req: IncomingMessage, res: ServerResponse, reclaimer: BufferReclaimer | undefined): void {
+  watch(req: IncomingMessage, res: ServerResponse, clientIp: string, reclaimer: BufferReclaimer | undefined): void {
     if (req.complete || req.destroyed) return;
-    const { limit, within, clock, close } = this.opts;
+    const { limit, within, clock } = this.opts;
+    const { socket } = req;
+    const close = (why: string): void => this.opts.close(socket, why, clientIp);
     let dropped = 0;
     let timer: Timer | undefined;
+    // node:http no longer tells a finished request that its connection closed: the socket does.
     const stop = (): void => {
       req.off('data', onData);
       req.off('end', stop);
       req.off('close', stop);
+      socket.off('close', stop);
       if (timer !== undefined) clock.clearTimeout(timer);
       timer = undefined;
     };
     const cut = (why: string): void => {
       stop();
-      // Not a byte more is read: the client's window fills and it waits for the close.
+      // Nothing more is read (past the read under way): the client's window fills and it waits for the close.
       req.pause();
-      if (res.writableFinished) return close(req.socket, why);
+      if (res.writableFinished) return close(why);
       // The answer is still being written, to a client that sends without reading it: it has
       // `within` more to take it, then the connection is closed all the same.
-      const late = clock.setTimeout(() => close(req.socket, `${why}, and its answer was not read within ${within} ms`), within);
+      const late = clock.setTimeout(() => close(`${why}, and its answer was not read within ${within} ms`), within);
       late.unref?.();
-      res.once('finish', () => {
+      const settle = (): void => {
         clock.clearTimeout(late);
-        close(req.socket, why);
-      });
+        res.off('finish', onFinish);
+        socket.off('close', settle);
+      };
+      const onFinish = (): void => {
+        settle();
+        close(why);
+      };
+      res.once('finish', onFinish);
+      socket.once('close', settle);
     };
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);
@@ -72,6 +83,7 @@ export class UnreadBodyLimit {
     req.on('data', onData);
     req.once('end', stop);
     req.once('close', stop);
+    socket.once('close', stop);
     timer = clock.setTimeout(() => cut(`the request body did not end within ${within} ms of its answer`), within);
     timer.unref?.();
     req.resume();

@@ -6,9 +6,9 @@ import { it } from 'node:test';
 import { UnreadBodyLimit } from '../../../src/proxy/unread-body.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
-/** A client's body as node:http gives it: a stream, not yet complete. */
-function clientBody(): PassThrough & { complete: boolean; socket: object } {
-  return Object.assign(new PassThrough(), { complete: false, socket: {} });
+/** A client's body as node:http gives it: a stream, not yet complete, on its connection. */
+function clientBody(): PassThrough & { complete: boolean; socket: EventEmitter } {
+  return Object.assign(new PassThrough(), { complete: false, socket: new EventEmitter() });
 }
 
 /** An answer that is written whole when `finish` is emitted. */
@@ -21,13 +21,23 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 function setup() {
   const clock = new FakeClock();
   const closed: string[] = [];
-  const limit = new UnreadBodyLimit({ limit: 1000, within: 30_000, clock, close: (_socket, why) => void closed.push(why) });
-  const watch = (req: ReturnType<typeof clientBody>, res: ReturnType<typeof answer>) => limit.watch(req as unknown as IncomingMessage, res as unknown as ServerResponse, undefined);
-  return { clock, closed, watch };
+  const ips: string[] = [];
+  const limit = new UnreadBodyLimit({
+    limit: 1000,
+    within: 30_000,
+    clock,
+    close: (_socket, why, ip) => {
+      closed.push(why);
+      ips.push(ip);
+    },
+  });
+  const watch = (req: ReturnType<typeof clientBody>, res: ReturnType<typeof answer>) =>
+    limit.watch(req as unknown as IncomingMessage, res as unknown as ServerResponse, '127.0.0.9', undefined);
+  return { clock, closed, ips, watch };
 }
 
 it('closes the connection once more than the limit was dropped, not before, and reads no more', async () => {
-  const { closed, watch } = setup();
+  const { closed, ips, watch } = setup();
   const req = clientBody();
   watch(req, answer(true));
   req.write(Buffer.alloc(1000));
@@ -37,7 +47,19 @@ it('closes the connection once more than the limit was dropped, not before, and 
   await turn();
   assert.equal(closed.length, 1);
   assert.match(closed[0]!, /more than 1000 bytes/);
+  assert.deepEqual(ips, ['127.0.0.9'], "the client as its routing line names it");
   assert.equal(req.isPaused(), true);
+});
+
+it('lets go of a request whose connection closed after its answer, timers included', async () => {
+  const { clock, closed, watch } = setup();
+  const req = clientBody();
+  watch(req, answer(true));
+  req.socket.emit('close');
+  assert.equal(clock.pending, 0);
+  assert.equal(req.listenerCount('data'), 0);
+  assert.equal(req.socket.listenerCount('close'), 0);
+  assert.deepEqual(closed, []);
 });
 
 it('closes the connection of a body that does not end within the time limit, however little of it comes', async () => {
