@@ -6,9 +6,11 @@ import type { Clock, Timer } from '../util/clock.js';
 export const UNREAD_BODY_LIMIT = 1024 * 1024;
 /** How long after the answer such a body may take to end (nginx's lingering_time). */
 export const UNREAD_BODY_TIME = 30_000;
+/** How often what the connection read is checked, between the body's chunks. */
+const CHECK_EVERY_MS = 1_000;
 
 export interface UnreadBodyOptions {
-  /** Bytes read and dropped after the answer before the connection is closed. */
+  /** Bytes read off the connection after the answer (framing included) before it is closed. */
   limit: number;
   /** Milliseconds after the answer within which the body must end. */
   within: number;
@@ -25,8 +27,8 @@ export interface UnreadBodyOptions {
  * answered early (as a registry refuses an expired token). node:http reads whatever the client
  * still sends and drops it, so that the connection can carry the next request, however much and
  * however slowly that is: a client sending gigabytes to a refused path had harbor-lb read them all,
- * on a worker other clients share. A body that ends within `limit` bytes and `within` ms keeps its
- * connection; otherwise nothing more is read and the connection is closed once the answer is
+ * on a worker other clients share. A body that ends within `limit` bytes read off the connection
+ * and `within` ms keeps its connection; otherwise nothing more is read and the connection is closed once the answer is
  * written whole, as haproxy and nginx close it.
  */
 export class UnreadBodyLimit {
@@ -41,8 +43,13 @@ export class UnreadBodyLimit {
     const { limit, within, clock } = this.opts;
     const { socket } = req;
     const close = (why: string): void => this.opts.close(socket, why, clientIp);
-    let dropped = 0;
+    // What the connection reads, not the body's bytes: chunk framing that carries one byte of body
+    // per 60 KB (a size padded with zeros, a long extension) must count all the same.
+    const readBefore = socket.bytesRead;
+    const over = (): boolean => socket.bytesRead - readBefore > limit;
+    const overWhy = `more than ${limit} bytes came after its answer`;
     let timer: Timer | undefined;
+    let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.
     const stop = (): void => {
       req.off('data', onData);
@@ -50,7 +57,8 @@ export class UnreadBodyLimit {
       req.off('close', stop);
       socket.off('close', stop);
       if (timer !== undefined) clock.clearTimeout(timer);
-      timer = undefined;
+      if (check !== undefined) clock.clearTimeout(check);
+      timer = check = undefined;
     };
     const cut = (why: string): void => {
       stop();
@@ -75,8 +83,13 @@ export class UnreadBodyLimit {
     };
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);
-      dropped += chunk.length;
-      if (dropped > limit) cut(`more than ${limit} bytes of the request body came after its answer`);
+      if (over()) cut(overWhy);
+    };
+    // Between chunks too: a chunk size of endless zeros is read without a chunk ever arriving.
+    const recheck = (): void => {
+      if (over()) return cut(overWhy);
+      check = clock.setTimeout(recheck, CHECK_EVERY_MS);
+      check.unref?.();
     };
     // Read from here on by this listener. node:http, left to drop an unread body itself once the
     // answer is finished, hands its chunks to no one, and so could not be told to stop.
@@ -86,6 +99,8 @@ export class UnreadBodyLimit {
     socket.once('close', stop);
     timer = clock.setTimeout(() => cut(`the request body did not end within ${within} ms of its answer`), within);
     timer.unref?.();
+    check = clock.setTimeout(recheck, CHECK_EVERY_MS);
+    check.unref?.();
     req.resume();
   }
 }

@@ -31,13 +31,12 @@ interface Sent {
 }
 
 /**
- * Sends a request head declaring `declared` body bytes and then the body, as fast as the
+ * Sends a request head and then `declared` bytes of body (`chunk` over and over), as fast as the
  * connection takes it, until it is all sent or harbor-lb closes the connection. Once all of it is
  * sent, `then` may send a next request on the same connection and read its status line.
  */
-function upload(url: string, head: string, declared: number, then?: string): Promise<Sent & { next?: string }> {
+function upload(url: string, head: string, declared: number, then?: string, chunk = Buffer.alloc(64 * 1024, 0x61)): Promise<Sent & { next?: string }> {
   const { hostname, port } = new URL(url);
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
   return new Promise((resolve) => {
     let text = '';
     let sent = 0;
@@ -117,6 +116,15 @@ describe('a body the answer came before is read no further than 1 MiB after the 
     assert.match(metrics, /^harbor_lb_client_rejections_total\{reason="UNREAD_BODY"\} [1-9]/m);
     const line = await lb.logs.waitFor((l) => l.event === 'connection_rejected' && l.reason === 'UNREAD_BODY');
     assert.match(String(line.why), /more than 1048576 bytes/);
+  });
+
+  it('a chunked body whose chunks carry one byte in 60 KB (sizes padded with zeros) is cut by what the connection read', async () => {
+    const piece = Buffer.from(`${'0'.repeat(60_000)}1\r\nX\r\n`);
+    const head = 'PUT /v2/r/../x/blobs/uploads/u1?digest=sha256:00 HTTP/1.1\r\nhost: lb\r\ntransfer-encoding: chunked\r\n\r\n';
+    const r = await upload(lb.url, head, 64 * MiB, undefined, piece);
+    assert.match(r.status, / 400$/);
+    assert.ok(r.closed && r.sent < 64 * MiB, `harbor-lb took ${r.sent} of ${64 * MiB} bytes and ${r.closed ? 'closed' : 'kept'} the connection`);
+    assert.ok(r.wholeAnswer && r.ended, 'the client reads the whole answer and then the end of the connection, before any reset');
   });
 
   it("a node's early answer to an upload: the client gets it, and the rest of the body is not read", async () => {

@@ -7,8 +7,14 @@ import { UnreadBodyLimit } from '../../../src/proxy/unread-body.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 /** A client's body as node:http gives it: a stream, not yet complete, on its connection. */
-function clientBody(): PassThrough & { complete: boolean; socket: EventEmitter } {
-  return Object.assign(new PassThrough(), { complete: false, socket: new EventEmitter() });
+function clientBody(): PassThrough & { complete: boolean; socket: EventEmitter & { bytesRead: number } } {
+  return Object.assign(new PassThrough(), { complete: false, socket: Object.assign(new EventEmitter(), { bytesRead: 0 }) });
+}
+
+/** `n` bytes of body arrive, read off the connection as `wire` bytes (chunk framing included). */
+function send(req: ReturnType<typeof clientBody>, n: number, wire = n): void {
+  req.socket.bytesRead += wire;
+  req.write(Buffer.alloc(n));
 }
 
 /** An answer that is written whole when `finish` is emitted. */
@@ -40,15 +46,36 @@ it('closes the connection once more than the limit was dropped, not before, and 
   const { closed, ips, watch } = setup();
   const req = clientBody();
   watch(req, answer(true));
-  req.write(Buffer.alloc(1000));
+  send(req, 1000);
   await turn();
   assert.deepEqual(closed, []);
-  req.write(Buffer.alloc(1));
+  send(req, 1);
   await turn();
   assert.equal(closed.length, 1);
-  assert.match(closed[0]!, /more than 1000 bytes/);
+  assert.match(closed[0]!, /more than 1000 bytes came after its answer/);
   assert.deepEqual(ips, ['127.0.0.9'], "the client as its routing line names it");
   assert.equal(req.isPaused(), true);
+});
+
+it('counts what the connection reads, chunk framing included: one byte of body in 2000 read closes it', async () => {
+  const { closed, watch } = setup();
+  const req = clientBody();
+  watch(req, answer(true));
+  send(req, 1, 2000);
+  await turn();
+  assert.equal(closed.length, 1);
+});
+
+it('checks what the connection read between chunks too (a chunk size of endless zeros brings no chunk)', async () => {
+  const { clock, closed, watch } = setup();
+  const req = clientBody();
+  watch(req, answer(true));
+  req.socket.bytesRead += 2000;
+  clock.advance(999);
+  assert.deepEqual(closed, []);
+  clock.advance(1);
+  assert.equal(closed.length, 1);
+  assert.match(closed[0]!, /more than 1000 bytes/);
 });
 
 it('lets go of a request whose connection closed after its answer, timers included', async () => {
@@ -66,7 +93,7 @@ it('closes the connection of a body that does not end within the time limit, how
   const { clock, closed, watch } = setup();
   const req = clientBody();
   watch(req, answer(true));
-  req.write(Buffer.alloc(10));
+  send(req, 10);
   clock.advance(29_999);
   assert.deepEqual(closed, []);
   clock.advance(1);
@@ -79,7 +106,7 @@ it('with the answer still being written, stops reading and closes the connection
   const req = clientBody();
   const res = answer(false);
   watch(req, res);
-  req.write(Buffer.alloc(1001));
+  send(req, 1001);
   await turn();
   assert.deepEqual(closed, [], 'the answer would be cut');
   assert.equal(req.isPaused(), true, 'the body is read on meanwhile');
@@ -93,7 +120,7 @@ it('closes the connection of a client that does not read the answer being writte
   const { clock, closed, watch } = setup();
   const req = clientBody();
   watch(req, answer(false));
-  req.write(Buffer.alloc(1001));
+  send(req, 1001);
   await turn();
   clock.advance(29_999);
   assert.deepEqual(closed, []);
@@ -106,6 +133,7 @@ it('lets a body that ends within the limits end, and leaves the connection and n
   const { clock, closed, watch } = setup();
   const req = clientBody();
   watch(req, answer(true));
+  req.socket.bytesRead += 1000;
   req.end(Buffer.alloc(1000));
   await turn();
   assert.equal(req.listenerCount('data'), 0);
