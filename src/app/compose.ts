@@ -259,7 +259,12 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     // On monotonic time, as undici's own timers (which these replace) were.
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
     reclaimer: deps.reclaimer ?? createBufferReclaimer(),
-    unreadBodies: new UnreadBodyLimit({ limit: UNREAD_BODY_LIMIT, within: UNREAD_BODY_TIME, clock, close: (socket, why, clientIp) => connections.closeAfterAnswer(socket, why, clientIp) }),
+    unreadBodies: new UnreadBodyLimit({
+      limit: UNREAD_BODY_LIMIT,
+      within: UNREAD_BODY_TIME,
+      clock,
+      close: (socket, why, clientIp) => connections.closeAfterAnswer(socket, why, clientIp),
+    }),
   };
   return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache };
 }

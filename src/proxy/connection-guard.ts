@@ -55,6 +55,9 @@ export class ConnectionGuard {
   /** A TLS listener's request sockets, to the TCP connection under each. */
   readonly #rawOf = new WeakMap<Socket, Socket>();
   readonly #sample = new LogRateLimit(1000);
+  /** Connections whose own close after an answer lingers (lingerOnClose), and those closing so now. */
+  readonly #lingering = new WeakSet<Socket>();
+  readonly #closing = new WeakSet<Socket>();
   /** Rejections by reason (connection-level, and the per-request limits the handler counts here), for /metrics. */
   readonly counts = new Map<string, number>();
 
@@ -136,6 +139,25 @@ export class ConnectionGuard {
     if (held !== undefined) {
       this.deps.logger.warn({ event: 'connection_rejected', reason, status: 0, client: { ip }, why, notLogged: held }, `connection from ${ip} closed (${reason}): ${why}`);
     }
+    this.#linger(socket);
+  }
+
+  /**
+   * node:http closes a connection whose answer says so (the client's `Connection: close`, HTTP/1.0,
+   * harbor-lb's own 408) with destroySoon: at once, with whatever the client still sends unread,
+   * which is the reset closeAfterAnswer avoids. For a connection whose body is still coming
+   * (unread-body.ts), that close lingers the same way.
+   */
+  lingerOnClose(socket: Socket): void {
+    if (this.#lingering.has(socket)) return;
+    this.#lingering.add(socket);
+    socket.destroySoon = () => this.#linger(socket);
+  }
+
+  /** A FIN after what is written, the socket closed LINGER_MS later. */
+  #linger(socket: Socket): void {
+    if (socket.destroyed || this.#closing.has(socket)) return;
+    this.#closing.add(socket);
     socket.end();
     const timer = this.deps.clock.setTimeout(() => socket.destroy(), LINGER_MS);
     timer.unref?.();

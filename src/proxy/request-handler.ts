@@ -88,6 +88,9 @@ class FrontDoor implements RequestHandler {
     // The connection is busy until the request ends: under connection pressure it is never the idle one closed.
     this.#deps.connections.requestStarted(req.socket);
     const { ex, refusal, body } = this.#receive(req, res);
+    // Whoever closes this connection while a body may still be coming (node:http for `Connection:
+    // close` or HTTP/1.0, the 408 for a trickled body), the client reads its answer before any reset.
+    if (body !== 'none') this.#deps.connections.lingerOnClose(req.socket);
     // Counted, never refused: a client with many in flight waits behind others for node connections.
     this.#deps.limits.startRequest(ex.clientIp);
     let cut: ClientCut | undefined;

@@ -127,6 +127,18 @@ describe('a body the answer came before is read no further than 1 MiB after the 
     assert.ok(r.wholeAnswer && r.ended, 'the client reads the whole answer and then the end of the connection, before any reset');
   });
 
+  for (const [what, head] of [
+    ['Connection: close', `PUT /v2/r/../x/blobs/uploads/u1?digest=sha256:00 HTTP/1.1\r\nhost: lb\r\nconnection: close\r\ncontent-length: ${DECLARED}\r\n\r\n`],
+    ['HTTP/1.0', `PUT /v2/r/../x/blobs/uploads/u1?digest=sha256:00 HTTP/1.0\r\nhost: lb\r\ncontent-length: ${DECLARED}\r\n\r\n`],
+  ]) {
+    it(`a refused request with ${what}, which node:http closes itself: the client reads the whole answer and a FIN before any reset`, async () => {
+      const r = await upload(lb.url, head!, DECLARED);
+      assert.match(r.status, / 400$/);
+      assert.ok(r.closed && r.sent < DECLARED, `harbor-lb took ${r.sent} of ${DECLARED} bytes and ${r.closed ? 'closed' : 'kept'} the connection`);
+      assert.ok(r.wholeAnswer && r.ended, `the client read ${r.wholeAnswer ? 'the whole' : 'not all of the'} answer and ${r.ended ? 'a FIN' : 'no FIN'} before the reset`);
+    });
+  }
+
   it("a node's early answer to an upload: the client gets it, and the rest of the body is not read", async () => {
     const r = await upload(lb.url, put('/v2/r/early/blobs/uploads/u1?digest=sha256:00', DECLARED), DECLARED);
     assert.match(r.status, / 401$/);
