@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { Logger } from '../log/loggers.js';
 import type { Clock } from '../util/clock.js';
 import { LogRateLimit } from '../util/log-rate-limit.js';
@@ -55,8 +55,7 @@ export class ConnectionGuard {
   /** A TLS listener's request sockets, to the TCP connection under each. */
   readonly #rawOf = new WeakMap<Socket, Socket>();
   readonly #sample = new LogRateLimit(1000);
-  /** Connections whose own close after an answer lingers (lingerOnClose), and those closing so now. */
-  readonly #lingering = new WeakSet<Socket>();
+  /** Connections closing with a linger now (#linger). */
   readonly #closing = new WeakSet<Socket>();
   /** Rejections by reason (connection-level, and the per-request limits the handler counts here), for /metrics. */
   readonly counts = new Map<string, number>();
@@ -145,13 +144,11 @@ export class ConnectionGuard {
   /**
    * node:http closes a connection whose answer says so (the client's `Connection: close`, HTTP/1.0,
    * harbor-lb's own 408) with destroySoon: at once, with whatever the client still sends unread,
-   * which is the reset closeAfterAnswer avoids. For a connection whose body is still coming
-   * (unread-body.ts), that close lingers the same way.
+   * which is the reset closeAfterAnswer avoids. While `bodyComing()` (the request being served has
+   * not sent its whole body), that close lingers the same way; otherwise it is node:http's own.
    */
-  lingerOnClose(socket: Socket): void {
-    if (this.#lingering.has(socket)) return;
-    this.#lingering.add(socket);
-    socket.destroySoon = () => this.#linger(socket);
+  lingerOnClose(socket: Socket, bodyComing: () => boolean): void {
+    socket.destroySoon = () => (bodyComing() ? this.#linger(socket) : Socket.prototype.destroySoon.call(socket));
   }
 
   /** A FIN after what is written, the socket closed LINGER_MS later. */

@@ -90,7 +90,7 @@ class FrontDoor implements RequestHandler {
     const { ex, refusal, body } = this.#receive(req, res);
     // Whoever closes this connection while a body may still be coming (node:http for `Connection:
     // close` or HTTP/1.0, the 408 for a trickled body), the client reads its answer before any reset.
-    if (body !== 'none') this.#deps.connections.lingerOnClose(req.socket);
+    if (body !== 'none') this.#deps.connections.lingerOnClose(req.socket, () => !req.complete);
     // Counted, never refused: a client with many in flight waits behind others for node connections.
     this.#deps.limits.startRequest(ex.clientIp);
     let cut: ClientCut | undefined;
