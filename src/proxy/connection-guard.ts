@@ -80,15 +80,7 @@ export class ConnectionGuard {
    * closed unanswered, as a PROXY sender expects no answer to its header.
    */
   refuseProxyHeader(socket: Socket, ip: string, why: string): void {
-    this.#rejected.add(socket);
-    this.count('PROXY_HEADER_REFUSED');
-    const held = this.#sample.take('PROXY_HEADER_REFUSED', this.deps.clock.now());
-    if (held !== undefined) {
-      this.deps.logger.warn(
-        { event: 'connection_rejected', reason: 'PROXY_HEADER_REFUSED', status: 0, client: { ip }, why, notLogged: held },
-        `connection from ${ip} rejected (PROXY_HEADER_REFUSED): a PROXY protocol header was refused: ${why}`,
-      );
-    }
+    this.#refused(socket, 'PROXY_HEADER_REFUSED', { ip, status: 0, why }, 'rejected', `a PROXY protocol header was refused: ${why}`);
     socket.destroy();
   }
 
@@ -108,16 +100,8 @@ export class ConnectionGuard {
    */
   cutOff(socket: Socket, reason: 'PIPELINE_TOO_DEEP'): void {
     if (this.#rejected.has(socket)) return;
-    this.#rejected.add(socket);
-    this.count(reason);
     const ip = normalizeIp(socket.remoteAddress);
-    const held = this.#sample.take(reason, this.deps.clock.now());
-    if (held !== undefined) {
-      this.deps.logger.warn(
-        { event: 'connection_rejected', reason, status: 0, client: { ip }, notLogged: held },
-        `connection from ${ip} closed (${reason}): more than ${MAX_PIPELINE_DEPTH} pipelined requests waiting`,
-      );
-    }
+    this.#refused(socket, reason, { ip, status: 0 }, 'closed', `more than ${MAX_PIPELINE_DEPTH} pipelined requests waiting`);
     socket.destroy();
   }
 
@@ -131,13 +115,7 @@ export class ConnectionGuard {
    */
   closeAfterAnswer(socket: Socket, why: string, ip: string): void {
     if (this.#rejected.has(socket) || socket.destroyed) return;
-    this.#rejected.add(socket);
-    const reason = 'UNREAD_BODY';
-    this.count(reason);
-    const held = this.#sample.take(reason, this.deps.clock.now());
-    if (held !== undefined) {
-      this.deps.logger.warn({ event: 'connection_rejected', reason, status: 0, client: { ip }, why, notLogged: held }, `connection from ${ip} closed (${reason}): ${why}`);
-    }
+    this.#refused(socket, 'UNREAD_BODY', { ip, status: 0, why }, 'closed', why);
     this.#linger(socket);
   }
 
@@ -227,17 +205,25 @@ export class ConnectionGuard {
     this.#reject(socket, code, normalizeIp(socket.remoteAddress));
   }
 
-  #reject(socket: Socket, reason: string, ip: string): void {
-    const r = REJECTIONS[reason] ?? PARSE_ERROR;
+  /**
+   * The connection is refused or closed for `reason`: marked (a request parsed from it meanwhile
+   * is dropped), counted, and told in a connection_rejected line, at most one per reason a second.
+   */
+  #refused(socket: Socket, reason: string, line: { ip: string; status: number; why?: string }, done: 'rejected' | 'closed', text: string): void {
     this.#rejected.add(socket);
     this.count(reason);
     const held = this.#sample.take(reason, this.deps.clock.now());
-    if (held !== undefined) {
-      this.deps.logger.warn(
-        { event: 'connection_rejected', reason, status: r.status, client: { ip }, notLogged: held },
-        `connection from ${ip} rejected (${reason}): ${r.message}`,
-      );
-    }
+    if (held === undefined) return;
+    const { ip, status, why } = line;
+    this.deps.logger.warn(
+      { event: 'connection_rejected', reason, status, client: { ip }, ...(why === undefined ? {} : { why }), notLogged: held },
+      `connection from ${ip} ${done} (${reason}): ${text}`,
+    );
+  }
+
+  #reject(socket: Socket, reason: string, ip: string): void {
+    const r = REJECTIONS[reason] ?? PARSE_ERROR;
+    this.#refused(socket, reason, { ip, status: r.status }, 'rejected', r.message);
     // A response already under way on this connection cannot be followed by another one.
     const inProgress = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     // Before the TLS handshake nothing can be answered in plain text.
