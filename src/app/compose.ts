@@ -45,6 +45,7 @@ import { BlobCache } from '../coalesce/blob-cache.js';
 import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
 import { createBufferReclaimer } from '../util/buffer-reclaimer.js';
 import { UNREAD_BODY_LIMIT, UNREAD_BODY_TIME, UnreadBodyLimit } from '../proxy/unread-body.js';
+import { ChunkPacing } from '../proxy/chunk-pace.js';
 import { tmpdir } from 'node:os';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
@@ -259,6 +260,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     // On monotonic time, as undici's own timers (which these replace) were.
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
     reclaimer: deps.reclaimer ?? createBufferReclaimer(),
+    bodyPacing: new ChunkPacing(clock),
     unreadBodies: new UnreadBodyLimit({
       limit: UNREAD_BODY_LIMIT,
       within: UNREAD_BODY_TIME,

@@ -16,6 +16,7 @@ import type { Coalescer } from '../coalesce/coalescer.js';
 import type { AttemptDeadlines } from './attempt-deadlines.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { UnreadBodyLimit } from './unread-body.js';
+import type { ChunkPacing } from './chunk-pace.js';
 
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
@@ -62,4 +63,6 @@ export interface ProxyDeps {
   reclaimer: BufferReclaimer;
   /** Bounds what is read of a body after its answer (unread-body.ts). */
   unreadBodies: UnreadBodyLimit;
+  /** How fast a request body may come in small pieces (chunk-pace.ts). */
+  bodyPacing: ChunkPacing;
 }

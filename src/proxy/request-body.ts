@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
+import type { Timer } from '../util/clock.js';
+import type { ChunkPace } from './chunk-pace.js';
 import { StallClock } from './stall-clock.js';
 
 /**
@@ -22,14 +24,25 @@ export class RequestBody {
   #error: Error | undefined;
   /** Waits for the client's next bytes while a node asked for them. */
   readonly stalls = new StallClock();
+  /** Milliseconds the body was not read because it came in too many small pieces (chunk-pace.ts). */
+  pacedMs = 0;
+  /** Set while the body is not read for its small pieces; its end reads on. */
+  #pacing: Timer | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
     private readonly reclaimer: BufferReclaimer,
+    /** How fast the body may come in small pieces; undefined: as fast as it comes. */
+    private readonly pace?: ChunkPace,
   ) {}
 
   readonly #onData = (chunk: Buffer): void => {
     this.req.pause();
+    const wait = this.pace?.took(chunk.length) ?? 0;
+    if (wait > 0 && this.#pacing === undefined) {
+      this.pacedMs += wait;
+      this.#pacing = this.pace!.clock.setTimeout(this.#paced, wait);
+    }
     this.bytes += chunk.length;
     // node:http copies each read's body bytes into a buffer of their own, dropped once sent on.
     this.reclaimer.allocated(chunk.length);
@@ -37,6 +50,11 @@ export class RequestBody {
     this.#pending = undefined;
     this.stalls.end();
     p?.resolve({ value: chunk, done: false });
+  };
+
+  readonly #paced = (): void => {
+    this.#pacing = undefined;
+    if (this.#pending !== undefined) this.req.resume();
   };
 
   /** After release: what the client still sends is dropped, its buffers counted all the same. */
@@ -97,7 +115,7 @@ export class RequestBody {
               if (this.#ended || this.#released) return resolve({ value: undefined, done: true });
               this.#pending = { resolve, reject };
               this.stalls.begin();
-              req.resume();
+              if (this.#pacing === undefined) req.resume();
             }),
           return: () => {
             this.release();
@@ -126,6 +144,8 @@ export class RequestBody {
     if (this.#released) return;
     this.#released = true;
     this.req.off('data', this.#onData);
+    if (this.#pacing !== undefined) this.pace!.clock.clearTimeout(this.#pacing);
+    this.#pacing = undefined;
     this.#settle();
     if (!this.req.complete && !this.req.destroyed) {
       this.req.on('data', this.#onDropped);

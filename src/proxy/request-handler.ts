@@ -106,7 +106,7 @@ class FrontDoor implements RequestHandler {
       ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', refusal.status, refusal.code, `harbor-lb cannot forward this request: ${refusal.reason}`);
       return end();
     }
-    if (body !== 'none') ex.body = new RequestBody(req, this.#deps.reclaimer);
+    if (body !== 'none') ex.body = new RequestBody(req, this.#deps.reclaimer, this.#deps.bodyPacing.start());
     unwatch = this.#watchRate(ex, (c) => (cut = c));
     const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
     const coalescer = this.#deps.coalescer;
@@ -218,6 +218,7 @@ class FrontDoor implements RequestHandler {
         record.error = `BAD_REQUEST_FRAMING: ${parseError}`;
       }
     }
+    if (ex.body !== undefined && ex.body.pacedMs > 0) record.pacedMs = Math.round(ex.body.pacedMs);
     record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     this.#deps.logger.write(record);
     this.#deps.metrics.finished(record);

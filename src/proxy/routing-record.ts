@@ -26,4 +26,6 @@ export interface RoutingRecord {
   bytesIn: number;
   bytesOut: number;
   error?: RoutingError;
+  /** Milliseconds harbor-lb did not read the request body because it came in too many small pieces (chunk-pace.ts); absent when none. */
+  pacedMs?: number;
 }

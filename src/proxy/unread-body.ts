@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { Clock, Timer } from '../util/clock.js';
+import { ChunkPace, PACE_WINDOW_MS, SMALL_PIECE, SMALL_PIECES_PER_WINDOW } from './chunk-pace.js';
 
 /** How much of a request's body harbor-lb still reads and drops after it has answered the request. */
 export const UNREAD_BODY_LIMIT = 1024 * 1024;
@@ -29,7 +30,8 @@ export interface UnreadBodyOptions {
  * however slowly that is: a client sending gigabytes to a refused path had harbor-lb read them all,
  * on a worker other clients share. A body that ends within `limit` bytes read off the connection
  * and `within` ms keeps its connection; otherwise nothing more is read and the connection is closed once the answer is
- * written whole, as haproxy and nginx close it.
+ * written whole, as haproxy and nginx close it. So is one whose rest comes in more small pieces a
+ * second than chunk-pace.ts lets a body bring before its answer: each costs the worker a 'data' event.
  */
 export class UnreadBodyLimit {
   constructor(private readonly opts: UnreadBodyOptions) {}
@@ -48,6 +50,7 @@ export class UnreadBodyLimit {
     const readBefore = socket.bytesRead;
     const over = (): boolean => socket.bytesRead - readBefore > limit;
     const overWhy = `more than ${limit} bytes came after its answer`;
+    const pace = new ChunkPace(clock);
     let timer: Timer | undefined;
     let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.
@@ -84,6 +87,7 @@ export class UnreadBodyLimit {
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);
       if (over()) cut(overWhy);
+      else if (pace.took(chunk.length) > 0) cut(`more than ${SMALL_PIECES_PER_WINDOW} pieces under ${SMALL_PIECE} bytes came within ${PACE_WINDOW_MS} ms after its answer`);
     };
     // Between chunks too: a chunk size of endless zeros is read without a chunk ever arriving.
     const recheck = (): void => {

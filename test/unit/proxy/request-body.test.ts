@@ -3,6 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
 import { RequestBody } from '../../../src/proxy/request-body.js';
+import { ChunkPace, PACE_WINDOW_MS, SMALL_PIECE, SMALL_PIECES_PER_WINDOW } from '../../../src/proxy/chunk-pace.js';
+import { FakeClock } from '../../support/fake-clock.js';
 import type { BufferReclaimer } from '../../../src/util/buffer-reclaimer.js';
 
 class CountingReclaimer implements BufferReclaimer {
@@ -36,4 +38,48 @@ it("reports every chunk of the client's body as a short-lived buffer, those sent
   await turn();
   assert.equal(reclaimer.bytes, 6000);
   assert.equal(body.bytes, 1000, 'what reached the node');
+});
+
+it('reads a body that comes in small pieces 4,096 of them a second: the next waits for the second to end, large pieces never do', async () => {
+  const req = clientBody();
+  const clock = new FakeClock();
+  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), new ChunkPace(clock));
+  const it = body.iterable()[Symbol.asyncIterator]();
+  const first = it.next();
+  for (let i = 0; i < SMALL_PIECES_PER_WINDOW + 100; i++) req.write(Buffer.from('x'));
+  req.write(Buffer.alloc(SMALL_PIECE));
+  let got = (await first).value!.length;
+  // One piece past the allowance is handed on; then the body waits.
+  for (let i = 1; i <= SMALL_PIECES_PER_WINDOW; i++) got += (await it.next()).value!.length;
+  assert.equal(got, SMALL_PIECES_PER_WINDOW + 1);
+  clock.advance(400);
+  let next = false;
+  const waiting = it.next().then((r) => ((next = true), r));
+  for (let i = 0; i < 20; i++) await turn();
+  assert.equal(next, false, 'held while the second lasts, with the pieces ready to read');
+  assert.equal(body.waiting, true, 'a wait on the client, as the body-rate minimum sees it');
+  clock.advance(600);
+  got += (await waiting).value!.length;
+  for (let i = 0; i < 98; i++) got += (await it.next()).value!.length;
+  // A new second: the pieces and the large one after them come at once.
+  assert.equal((await it.next()).value!.length, SMALL_PIECE);
+  assert.equal(got, SMALL_PIECES_PER_WINDOW + 100);
+  assert.equal(body.pacedMs, PACE_WINDOW_MS, 'held from the piece past the allowance to the end of its second');
+  body.release();
+  assert.equal(clock.pending, 0, 'nothing left waiting');
+});
+
+it('never holds a body of large pieces, however many come', async () => {
+  const req = clientBody();
+  const clock = new FakeClock();
+  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), new ChunkPace(clock));
+  const it = body.iterable()[Symbol.asyncIterator]();
+  const first = it.next();
+  const n = SMALL_PIECES_PER_WINDOW * 2;
+  for (let i = 0; i < n; i++) req.write(Buffer.alloc(SMALL_PIECE));
+  await first;
+  for (let i = 1; i < n; i++) await it.next();
+  assert.equal(body.bytes, n * SMALL_PIECE);
+  assert.equal(body.pacedMs, 0);
+  assert.equal(clock.pending, 0);
 });

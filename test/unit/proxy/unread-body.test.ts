@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
 import { UnreadBodyLimit } from '../../../src/proxy/unread-body.js';
+import { PACE_WINDOW_MS, SMALL_PIECES_PER_WINDOW } from '../../../src/proxy/chunk-pace.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 /** A client's body as node:http gives it: a stream, not yet complete, on its connection. */
@@ -140,4 +141,24 @@ it('lets a body that ends within the limits end, and leaves the connection and n
   assert.equal(clock.pending, 0);
   clock.advance(60_000);
   assert.deepEqual(closed, []);
+});
+
+it('closes the connection when the rest comes in more small pieces a second than a body may bring, not before', async () => {
+  const { clock, closed, watch } = setup();
+  const req = clientBody();
+  watch(req, answer(true));
+  // Within the byte limit (1 byte each, 5 read each): only the count of pieces says no.
+  for (let i = 0; i < SMALL_PIECES_PER_WINDOW; i++) send(req, 1, 0);
+  await turn();
+  assert.deepEqual(closed, []);
+  clock.advance(PACE_WINDOW_MS);
+  // A new second: as many again pass, one more does not.
+  for (let i = 0; i < SMALL_PIECES_PER_WINDOW; i++) send(req, 1, 0);
+  await turn();
+  assert.deepEqual(closed, []);
+  send(req, 1, 0);
+  await turn();
+  assert.equal(closed.length, 1);
+  assert.match(closed[0]!, /more than 4096 pieces under 1024 bytes came within 1000 ms after its answer/);
+  assert.equal(req.isPaused(), true);
 });
