@@ -234,6 +234,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   const flights = new BlobFlights(spillDir, deps.worker?.link.flights, cache);
   const coalescer = new Coalescer(flights, nodes, config.coalesce.enabled, cache);
   const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights.counts, cache });
+  const bodyPacing = new ChunkPacing(clock);
   const proxyDeps: ProxyDeps = {
     nodes,
     pins,
@@ -260,11 +261,12 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     // On monotonic time, as undici's own timers (which these replace) were.
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
     reclaimer: deps.reclaimer ?? createBufferReclaimer(),
-    bodyPacing: new ChunkPacing(clock),
+    bodyPacing,
     unreadBodies: new UnreadBodyLimit({
       limit: UNREAD_BODY_LIMIT,
       within: UNREAD_BODY_TIME,
       clock,
+      pacing: bodyPacing,
       close: (socket, why, clientIp) => connections.closeAfterAnswer(socket, why, clientIp),
     }),
   };

@@ -143,6 +143,7 @@ export class RequestBody {
   release(): void {
     if (this.#released) return;
     this.#released = true;
+    this.pace?.done();
     this.req.off('data', this.#onData);
     if (this.#pacing !== undefined) this.pace!.clock.clearTimeout(this.#pacing);
     this.#pacing = undefined;

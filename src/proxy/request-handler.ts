@@ -106,7 +106,7 @@ class FrontDoor implements RequestHandler {
       ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', refusal.status, refusal.code, `harbor-lb cannot forward this request: ${refusal.reason}`);
       return end();
     }
-    if (body !== 'none') ex.body = new RequestBody(req, this.#deps.reclaimer, this.#deps.bodyPacing.start());
+    if (body !== 'none') ex.body = new RequestBody(req, this.#deps.reclaimer, this.#deps.bodyPacing.start(ex.clientIp));
     unwatch = this.#watchRate(ex, (c) => (cut = c));
     const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
     const coalescer = this.#deps.coalescer;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { Clock, Timer } from '../util/clock.js';
-import { ChunkPace, PACE_WINDOW_MS, SMALL_PIECE, SMALL_PIECES_PER_WINDOW } from './chunk-pace.js';
+import { PACE_WINDOW_MS, SMALL_PIECE, SMALL_PIECES_PER_WINDOW, type ChunkPacing } from './chunk-pace.js';
 
 /** How much of a request's body harbor-lb still reads and drops after it has answered the request. */
 export const UNREAD_BODY_LIMIT = 1024 * 1024;
@@ -16,6 +16,8 @@ export interface UnreadBodyOptions {
   /** Milliseconds after the answer within which the body must end. */
   within: number;
   clock: Clock;
+  /** How fast a client's bodies may come in small pieces: past that, the connection is closed. */
+  pacing: ChunkPacing;
   /**
    * Closes the connection, the answer written whole (ConnectionGuard.closeAfterAnswer: counted,
    * logged, and closed gently).
@@ -50,11 +52,12 @@ export class UnreadBodyLimit {
     const readBefore = socket.bytesRead;
     const over = (): boolean => socket.bytesRead - readBefore > limit;
     const overWhy = `more than ${limit} bytes came after its answer`;
-    const pace = new ChunkPace(clock);
+    const pace = this.opts.pacing.start(clientIp);
     let timer: Timer | undefined;
     let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.
     const stop = (): void => {
+      pace.done();
       req.off('data', onData);
       req.off('end', stop);
       req.off('close', stop);

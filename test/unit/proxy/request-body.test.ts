@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
 import { RequestBody } from '../../../src/proxy/request-body.js';
-import { ChunkPace, PACE_WINDOW_MS, SMALL_PIECE, SMALL_PIECES_PER_WINDOW } from '../../../src/proxy/chunk-pace.js';
+import { ChunkPacing, PACE_WINDOW_MS, SMALL_PIECE, SMALL_PIECES_PER_WINDOW } from '../../../src/proxy/chunk-pace.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import type { BufferReclaimer } from '../../../src/util/buffer-reclaimer.js';
 
@@ -43,7 +43,8 @@ it("reports every chunk of the client's body as a short-lived buffer, those sent
 it('reads a body that comes in small pieces 4,096 of them a second: the next waits for the second to end, large pieces never do', async () => {
   const req = clientBody();
   const clock = new FakeClock();
-  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), new ChunkPace(clock));
+  const pacing = new ChunkPacing(clock);
+  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), pacing.start('192.0.2.1'));
   const it = body.iterable()[Symbol.asyncIterator]();
   const first = it.next();
   for (let i = 0; i < SMALL_PIECES_PER_WINDOW + 100; i++) req.write(Buffer.from('x'));
@@ -67,12 +68,13 @@ it('reads a body that comes in small pieces 4,096 of them a second: the next wai
   assert.equal(body.pacedMs, PACE_WINDOW_MS, 'held from the piece past the allowance to the end of its second');
   body.release();
   assert.equal(clock.pending, 0, 'nothing left waiting');
+  assert.equal(pacing.clients, 0, 'the client is forgotten with its last request');
 });
 
 it('never holds a body of large pieces, however many come', async () => {
   const req = clientBody();
   const clock = new FakeClock();
-  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), new ChunkPace(clock));
+  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), new ChunkPacing(clock).start('192.0.2.1'));
   const it = body.iterable()[Symbol.asyncIterator]();
   const first = it.next();
   const n = SMALL_PIECES_PER_WINDOW * 2;
@@ -82,4 +84,24 @@ it('never holds a body of large pieces, however many come', async () => {
   assert.equal(body.bytes, n * SMALL_PIECE);
   assert.equal(body.pacedMs, 0);
   assert.equal(clock.pending, 0);
+});
+
+it("shares a client's allowance of small pieces among its requests, so more connections buy no more; other clients keep theirs", () => {
+  const clock = new FakeClock();
+  const pacing = new ChunkPacing(clock);
+  const a = pacing.start('192.0.2.1');
+  const b = pacing.start('192.0.2.1');
+  const other = pacing.start('192.0.2.2');
+  for (let i = 0; i < SMALL_PIECES_PER_WINDOW / 2; i++) assert.equal(a.took(1) + b.took(1), 0);
+  assert.equal(a.took(1), PACE_WINDOW_MS);
+  assert.equal(b.took(1), PACE_WINDOW_MS);
+  assert.equal(other.took(1), 0);
+  clock.advance(PACE_WINDOW_MS);
+  assert.equal(b.took(1), 0, 'a new second, a new allowance');
+  a.done();
+  a.done();
+  assert.equal(pacing.clients, 2);
+  b.done();
+  other.done();
+  assert.equal(pacing.clients, 0);
 });

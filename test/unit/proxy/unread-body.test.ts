@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
 import { UnreadBodyLimit } from '../../../src/proxy/unread-body.js';
-import { PACE_WINDOW_MS, SMALL_PIECES_PER_WINDOW } from '../../../src/proxy/chunk-pace.js';
+import { ChunkPacing, PACE_WINDOW_MS, SMALL_PIECES_PER_WINDOW } from '../../../src/proxy/chunk-pace.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 /** A client's body as node:http gives it: a stream, not yet complete, on its connection. */
@@ -29,10 +29,12 @@ function setup() {
   const clock = new FakeClock();
   const closed: string[] = [];
   const ips: string[] = [];
+  const pacing = new ChunkPacing(clock);
   const limit = new UnreadBodyLimit({
     limit: 1000,
     within: 30_000,
     clock,
+    pacing,
     close: (_socket, why, ip) => {
       closed.push(why);
       ips.push(ip);
@@ -40,7 +42,7 @@ function setup() {
   });
   const watch = (req: ReturnType<typeof clientBody>, res: ReturnType<typeof answer>) =>
     limit.watch(req as unknown as IncomingMessage, res as unknown as ServerResponse, '127.0.0.9', undefined);
-  return { clock, closed, ips, watch };
+  return { clock, closed, ips, watch, pacing };
 }
 
 it('closes the connection once more than the limit was dropped, not before, and reads no more', async () => {
@@ -131,7 +133,7 @@ it('closes the connection of a client that does not read the answer being writte
 });
 
 it('lets a body that ends within the limits end, and leaves the connection and no timer behind', async () => {
-  const { clock, closed, watch } = setup();
+  const { clock, closed, watch, pacing } = setup();
   const req = clientBody();
   watch(req, answer(true));
   req.socket.bytesRead += 1000;
@@ -139,6 +141,7 @@ it('lets a body that ends within the limits end, and leaves the connection and n
   await turn();
   assert.equal(req.listenerCount('data'), 0);
   assert.equal(clock.pending, 0);
+  assert.equal(pacing.clients, 0, 'its client forgotten by the small-piece pacing');
   clock.advance(60_000);
   assert.deepEqual(closed, []);
 });
