@@ -24,20 +24,36 @@ interface Allowance {
  */
 export class ChunkPacing {
   readonly #clients = new Map<string, Allowance>();
+  #swept: number;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(private readonly clock: Clock) {
+    this.#swept = clock.now();
+  }
 
   /** The pace of one request's body from `client` (its address, as its routing line names it). */
   start(client: string): ChunkPace {
+    const now = this.clock.now();
+    if (Math.abs(now - this.#swept) >= PACE_WINDOW_MS) this.#sweep(now);
     let allowance = this.#clients.get(client);
-    if (allowance === undefined) this.#clients.set(client, (allowance = { windowStart: this.clock.now(), small: 0, requests: 0 }));
+    if (allowance === undefined) this.#clients.set(client, (allowance = { windowStart: now, small: 0, requests: 0 }));
     allowance.requests++;
     return new ChunkPace(this.clock, allowance, () => {
-      if (--allowance.requests === 0) this.#clients.delete(client);
+      // Kept while its window lasts if it holds small pieces: a client's next request, on the
+      // same connection or another, must not start from a new allowance.
+      if (--allowance.requests === 0 && allowance.small === 0) this.#clients.delete(client);
     });
   }
 
-  /** Clients with a request under way, for tests. */
+  /** Forgets the clients with no request under way whose window is over (once a window, not per request). */
+  #sweep(now: number): void {
+    this.#swept = now;
+    for (const [client, a] of this.#clients) {
+      const into = now - a.windowStart;
+      if (a.requests === 0 && (into >= PACE_WINDOW_MS || into < 0)) this.#clients.delete(client);
+    }
+  }
+
+  /** Clients remembered: with a request under way, or small pieces in the current window. For tests. */
   get clients(): number {
     return this.#clients.size;
   }
@@ -57,7 +73,9 @@ export class ChunkPace {
     if (bytes >= SMALL_PIECE) return 0;
     const a = this.allowance;
     const now = this.clock.now();
-    if (now - a.windowStart >= PACE_WINDOW_MS) {
+    const into = now - a.windowStart;
+    // A clock stepped back starts a new window too: a wait is never longer than one.
+    if (into >= PACE_WINDOW_MS || into < 0) {
       a.windowStart = now;
       a.small = 0;
     }

@@ -28,6 +28,7 @@ export class RequestBody {
   pacedMs = 0;
   /** Set while the body is not read for its small pieces; its end reads on. */
   #pacing: Timer | undefined;
+  #pacedFrom = 0;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -40,7 +41,7 @@ export class RequestBody {
     this.req.pause();
     const wait = this.pace?.took(chunk.length) ?? 0;
     if (wait > 0 && this.#pacing === undefined) {
-      this.pacedMs += wait;
+      this.#pacedFrom = this.pace!.clock.now();
       this.#pacing = this.pace!.clock.setTimeout(this.#paced, wait);
     }
     this.bytes += chunk.length;
@@ -53,9 +54,18 @@ export class RequestBody {
   };
 
   readonly #paced = (): void => {
-    this.#pacing = undefined;
-    if (this.#pending !== undefined) this.req.resume();
+    this.#endHold();
+    if (this.#pending === undefined) return;
+    this.stalls.begin();
+    this.req.resume();
   };
+
+  #endHold(): void {
+    if (this.#pacing === undefined) return;
+    this.pace!.clock.clearTimeout(this.#pacing);
+    this.#pacing = undefined;
+    this.pacedMs += Math.max(0, this.pace!.clock.now() - this.#pacedFrom);
+  }
 
   /** After release: what the client still sends is dropped, its buffers counted all the same. */
   readonly #onDropped = (chunk: Buffer): void => {
@@ -74,6 +84,7 @@ export class RequestBody {
   };
 
   #settle(): void {
+    this.#endHold();
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
@@ -114,8 +125,11 @@ export class RequestBody {
               if (this.#error) return reject(this.#error);
               if (this.#ended || this.#released) return resolve({ value: undefined, done: true });
               this.#pending = { resolve, reject };
+              // A hold for small pieces is harbor-lb's doing, not a stall of the client's (the
+              // client sends as fast as it can): its wait begins when the hold ends.
+              if (this.#pacing !== undefined) return;
               this.stalls.begin();
-              if (this.#pacing === undefined) req.resume();
+              req.resume();
             }),
           return: () => {
             this.release();
@@ -145,8 +159,7 @@ export class RequestBody {
     this.#released = true;
     this.pace?.done();
     this.req.off('data', this.#onData);
-    if (this.#pacing !== undefined) this.pace!.clock.clearTimeout(this.#pacing);
-    this.#pacing = undefined;
+    this.#endHold();
     this.#settle();
     if (!this.req.complete && !this.req.destroyed) {
       this.req.on('data', this.#onDropped);

@@ -68,7 +68,6 @@ it('reads a body that comes in small pieces 4,096 of them a second: the next wai
   assert.equal(body.pacedMs, PACE_WINDOW_MS, 'held from the piece past the allowance to the end of its second');
   body.release();
   assert.equal(clock.pending, 0, 'nothing left waiting');
-  assert.equal(pacing.clients, 0, 'the client is forgotten with its last request');
 });
 
 it('never holds a body of large pieces, however many come', async () => {
@@ -100,8 +99,55 @@ it("shares a client's allowance of small pieces among its requests, so more conn
   assert.equal(b.took(1), 0, 'a new second, a new allowance');
   a.done();
   a.done();
-  assert.equal(pacing.clients, 2);
   b.done();
   other.done();
-  assert.equal(pacing.clients, 0);
+  // Both hold small pieces in the current second: kept for the client's next requests.
+  assert.equal(pacing.clients, 2);
+  clock.advance(PACE_WINDOW_MS);
+  pacing.start('192.0.2.3').done();
+  assert.equal(pacing.clients, 0, 'forgotten once their second is over and no request of theirs is under way');
+});
+
+it('keeps a client\'s allowance from one request to the next: requests one after another buy no more', () => {
+  const clock = new FakeClock();
+  const pacing = new ChunkPacing(clock);
+  const first = pacing.start('192.0.2.1');
+  for (let i = 0; i < SMALL_PIECES_PER_WINDOW; i++) assert.equal(first.took(1), 0);
+  first.done();
+  const next = pacing.start('192.0.2.1');
+  assert.equal(next.took(1), PACE_WINDOW_MS);
+  next.done();
+  // A client that brought no small piece is not kept.
+  pacing.start('192.0.2.2').done();
+  assert.equal(pacing.clients, 1);
+});
+
+it('a body released or cut while held lets go of the hold, counting only the time it was held, and waits on the client only after a hold', async () => {
+  const req = clientBody();
+  const clock = new FakeClock();
+  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), new ChunkPacing(clock).start('192.0.2.1'));
+  const it = body.iterable()[Symbol.asyncIterator]();
+  const first = it.next();
+  for (let i = 0; i <= SMALL_PIECES_PER_WINDOW + 1; i++) req.write(Buffer.from('x'));
+  await first;
+  for (let i = 1; i <= SMALL_PIECES_PER_WINDOW; i++) await it.next();
+  void it.next();
+  clock.advance(300);
+  assert.equal(body.stalls.waiting, false, 'a hold is not a wait on the client');
+  assert.equal(clock.pending, 1, 'held');
+  body.release();
+  assert.equal(clock.pending, 0, 'the hold is let go with the body');
+  assert.equal(body.pacedMs, 300);
+});
+
+it('never holds a body longer than a second when the clock is stepped back', () => {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1, 12));
+  const pace = new ChunkPacing(clock).start('192.0.2.1');
+  for (let i = 0; i < SMALL_PIECES_PER_WINDOW; i++) pace.took(1);
+  const at = clock.now();
+  // Stepped back an hour (NTP, a VM resumed): a new window, not an hour's wait.
+  (clock as unknown as { now: () => number }).now = () => at - 3_600_000;
+  assert.equal(pace.took(1), 0);
+  for (let i = 1; i < SMALL_PIECES_PER_WINDOW; i++) pace.took(1);
+  assert.equal(pace.took(1), PACE_WINDOW_MS);
 });
