@@ -83,7 +83,7 @@ export class ChunkPace {
     return Math.max(1, PACE_WINDOW_MS - (now - a.windowStart));
   }
 
-  /** The request is over: its client's allowance is forgotten once none of its requests is under way. */
+  /** The request is over: its client's allowance is forgotten once none of its requests is under way and its second is over. */
   done(): void {
     if (this.#done) return;
     this.#done = true;

@@ -26,7 +26,7 @@ export class RequestBody {
   readonly stalls = new StallClock();
   /** Milliseconds the body was not read because it came in too many small pieces (chunk-pace.ts). */
   pacedMs = 0;
-  /** Set while the body is not read for its small pieces; its end reads on. */
+  /** Set while the body is not read for its client's small pieces (chunk-pace.ts); when it fires, reading goes on. */
   #pacing: Timer | undefined;
   #pacedFrom = 0;
 

@@ -90,7 +90,7 @@ export class UnreadBodyLimit {
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);
       if (over()) cut(overWhy);
-      else if (pace.took(chunk.length) > 0) cut(`more than ${SMALL_PIECES_PER_WINDOW} pieces under ${SMALL_PIECE} bytes came within ${PACE_WINDOW_MS} ms after its answer`);
+      else if (pace.took(chunk.length) > 0) cut(`after its answer, the body came in pieces under ${SMALL_PIECE} bytes past its client's ${SMALL_PIECES_PER_WINDOW} in ${PACE_WINDOW_MS} ms`);
     };
     // Between chunks too: a chunk size of endless zeros is read without a chunk ever arriving.
     const recheck = (): void => {
