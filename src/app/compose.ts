@@ -45,7 +45,7 @@ import { BlobCache } from '../coalesce/blob-cache.js';
 import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
 import { createBufferReclaimer } from '../util/buffer-reclaimer.js';
 import { UNREAD_BODY_LIMIT, UNREAD_BODY_TIME, UnreadBodyLimit } from '../proxy/unread-body.js';
-import { ChunkPacing } from '../proxy/chunk-pace.js';
+import { TinyPieceLimit } from '../proxy/tiny-pieces.js';
 import { tmpdir } from 'node:os';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
@@ -234,7 +234,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   const flights = new BlobFlights(spillDir, deps.worker?.link.flights, cache);
   const coalescer = new Coalescer(flights, nodes, config.coalesce.enabled, cache);
   const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights.counts, cache });
-  const bodyPacing = new ChunkPacing(clock);
+  const tinyPieces = new TinyPieceLimit(clock);
   const proxyDeps: ProxyDeps = {
     nodes,
     pins,
@@ -261,12 +261,12 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     // On monotonic time, as undici's own timers (which these replace) were.
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
     reclaimer: deps.reclaimer ?? createBufferReclaimer(),
-    bodyPacing,
+    tinyPieces,
     unreadBodies: new UnreadBodyLimit({
       limit: UNREAD_BODY_LIMIT,
       within: UNREAD_BODY_TIME,
       clock,
-      pacing: bodyPacing,
+      pieces: tinyPieces,
       close: (socket, why, clientIp) => connections.closeAfterAnswer(socket, why, clientIp),
     }),
   };

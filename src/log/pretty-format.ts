@@ -21,13 +21,12 @@ export function createPrettyDestination(opts: { colorize: boolean; destination?:
   });
 }
 
-/** `STATUS METHOD PATH → NODE (REASON[, N attempts], MS ms[, body paced MS ms])[ ERROR]`. */
+/** `STATUS METHOD PATH → NODE (REASON[, N attempts], MS ms)[ ERROR]`. */
 export function requestLine(log: Record<string, unknown>, colors?: Colors): string {
   const status = Number(log.status);
   const paint = colors === undefined ? (s: string) => s : status >= 500 ? colors.red : status >= 400 ? colors.yellow : colors.green;
   const attempts = Number(log.attempts);
-  const paced = typeof log.pacedMs === 'number' ? `body paced ${formatMs(log.pacedMs)}` : '';
-  const why = [log.reason ?? 'not forwarded', attempts > 1 ? `${attempts} attempts` : '', `${formatMs(Number(log.durationMs))}`, paced].filter((p) => p !== '').join(', ');
+  const why = [log.reason ?? 'not forwarded', attempts > 1 ? `${attempts} attempts` : '', `${formatMs(Number(log.durationMs))}`].filter((p) => p !== '').join(', ');
   const error = typeof log.error === 'string' ? ` ${log.error}` : '';
   return `${paint(String(status))} ${String(log.method)} ${String(log.path)} → ${String(log.node ?? '-')} (${why})${error}`;
 }

@@ -28,6 +28,6 @@ export function routingLine(time: string, r: RoutingRecord): string {
     `{"level":"info","time":"${time}","event":"request","reqId":${str(r.reqId)},"requestId":${str(r.requestId)},"traceId":${str(r.traceId)},"client":${client},` +
     `"method":${str(r.method)},"path":${str(r.path)},"route":${str(r.route)},"node":${strOrNull(r.node)},"reason":${strOrNull(r.reason)},"affinity":${str(r.affinity)},` +
     `"status":${num(r.status)},"durationMs":${num(r.durationMs)},"attempts":${num(r.attempts)},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)}` +
-    `${r.error === undefined ? '' : `,"error":${str(r.error)}`}${r.pacedMs === undefined ? '' : `,"pacedMs":${num(r.pacedMs)}`}}\n`
+    `${r.error === undefined ? '' : `,"error":${str(r.error)}`}}\n`
   );
 }

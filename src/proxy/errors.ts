@@ -18,6 +18,8 @@ export type ProxyErrorCode =
   | 'REQUEST_NOT_FORWARDABLE'
   /** A body moved slower than limits.minBodyRate while the proxy waited on the client. */
   | 'CLIENT_TOO_SLOW'
+  /** A request body came in too many tiny pieces (tiny-pieces.ts). */
+  | 'BODY_IN_TINY_PIECES'
   /** The node was taken out while the attempt waited for its answer: it goes to another node. */
   | 'NODE_TAKEN_OUT'
   /** A coalesced blob pull's body did not match its digest: every client got a cut. */

@@ -16,7 +16,7 @@ import type { Coalescer } from '../coalesce/coalescer.js';
 import type { AttemptDeadlines } from './attempt-deadlines.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { UnreadBodyLimit } from './unread-body.js';
-import type { ChunkPacing } from './chunk-pace.js';
+import type { TinyPieceLimit } from './tiny-pieces.js';
 
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
@@ -63,6 +63,6 @@ export interface ProxyDeps {
   reclaimer: BufferReclaimer;
   /** Bounds what is read of a body after its answer (unread-body.ts). */
   unreadBodies: UnreadBodyLimit;
-  /** How fast a request body may come in small pieces (chunk-pace.ts). */
-  bodyPacing: ChunkPacing;
+  /** How many tiny pieces a request body may come in (tiny-pieces.ts). */
+  tinyPieces: TinyPieceLimit;
 }

@@ -1,8 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
-import type { Timer } from '../util/clock.js';
-import type { ChunkPace } from './chunk-pace.js';
 import { StallClock } from './stall-clock.js';
+import { mostlyFraming, MOSTLY_FRAMING, TINY_AVERAGE, TOO_MANY_PIECES, type TinyPieces } from './tiny-pieces.js';
+
+/** The body's pieces, counted, and what to do when they are too many and too small (tiny-pieces.ts). */
+export interface TinyPieceWatch {
+  pieces: TinyPieces;
+  /** Called once, from within the piece that went over, with why: the caller refuses the request (`refuse`). */
+  over: (why: string) => void;
+}
 
 /**
  * The client's request body as undici reads it: pulled one chunk at a time (so the node's pace
@@ -24,48 +30,41 @@ export class RequestBody {
   #error: Error | undefined;
   /** Waits for the client's next bytes while a node asked for them. */
   readonly stalls = new StallClock();
-  /** Milliseconds the body was not read because it came in too many small pieces (chunk-pace.ts). */
-  pacedMs = 0;
-  /** Set while the body is not read for its client's small pieces (chunk-pace.ts); when it fires, reading goes on. */
-  #pacing: Timer | undefined;
-  #pacedFrom = 0;
 
   constructor(
     private readonly req: IncomingMessage,
     private readonly reclaimer: BufferReclaimer,
-    /** How fast the body may come in small pieces; undefined: as fast as it comes. */
-    private readonly pace?: ChunkPace,
-  ) {}
+    private readonly tiny?: TinyPieceWatch,
+  ) {
+    this.#readBefore = req.socket?.bytesRead ?? 0;
+  }
+
+  /** What the connection had read when the body began (its head, perhaps some of the body). */
+  readonly #readBefore: number;
+
+  /** The piece (`bytes` of it) shows the body to be in tiny pieces: why, or undefined. */
+  #tinyWhy(bytes: number): string | undefined {
+    if (this.tiny!.pieces.took(bytes)) return TOO_MANY_PIECES;
+    if (bytes >= TINY_AVERAGE) return undefined;
+    const socket = this.req.socket;
+    if (socket === undefined || socket === null) return undefined;
+    return mostlyFraming(socket.bytesRead - this.#readBefore, this.bytes + this.req.readableLength) ? MOSTLY_FRAMING : undefined;
+  }
 
   readonly #onData = (chunk: Buffer): void => {
     this.req.pause();
-    const wait = this.pace?.took(chunk.length) ?? 0;
-    if (wait > 0 && this.#pacing === undefined) {
-      this.#pacedFrom = this.pace!.clock.now();
-      this.#pacing = this.pace!.clock.setTimeout(this.#paced, wait);
-    }
     this.bytes += chunk.length;
     // node:http copies each read's body bytes into a buffer of their own, dropped once sent on.
     this.reclaimer.allocated(chunk.length);
+    if (this.tiny !== undefined && this.#error === undefined) {
+      const why = this.#tinyWhy(chunk.length);
+      if (why !== undefined) return this.tiny.over(why);
+    }
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
     p?.resolve({ value: chunk, done: false });
   };
-
-  readonly #paced = (): void => {
-    this.#endHold();
-    if (this.#pending === undefined) return;
-    this.stalls.begin();
-    this.req.resume();
-  };
-
-  #endHold(): void {
-    if (this.#pacing === undefined) return;
-    this.pace!.clock.clearTimeout(this.#pacing);
-    this.#pacing = undefined;
-    this.pacedMs += Math.max(0, this.pace!.clock.now() - this.#pacedFrom);
-  }
 
   /** After release: what the client still sends is dropped, its buffers counted all the same. */
   readonly #onDropped = (chunk: Buffer): void => {
@@ -84,7 +83,6 @@ export class RequestBody {
   };
 
   #settle(): void {
-    this.#endHold();
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
@@ -125,9 +123,6 @@ export class RequestBody {
               if (this.#error) return reject(this.#error);
               if (this.#ended || this.#released) return resolve({ value: undefined, done: true });
               this.#pending = { resolve, reject };
-              // A hold for small pieces is harbor-lb's doing, not a stall of the client's (the
-              // client sends as fast as it can): its wait begins when the hold ends.
-              if (this.#pacing !== undefined) return;
               this.stalls.begin();
               req.resume();
             }),
@@ -153,15 +148,26 @@ export class RequestBody {
     this.#settle();
   }
 
-  /** Stops feeding the node; what the client still sends is read and dropped. */
+  /**
+   * Ends the body with `err` and reads none of the rest: the connection is closed once the refusal
+   * is out. For a body in tiny pieces, each of which node:http would make a buffer of its own.
+   */
+  refuse(err: Error): void {
+    this.refused = true;
+    this.req.pause();
+    this.abort(err);
+  }
+
+  /** Refused (`refuse`): what the client still sends is never read. */
+  refused = false;
+
+  /** Stops feeding the node; what the client still sends is read and dropped, unless the body was refused. */
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.pace?.done();
     this.req.off('data', this.#onData);
-    this.#endHold();
     this.#settle();
-    if (!this.req.complete && !this.req.destroyed) {
+    if (!this.refused && !this.req.complete && !this.req.destroyed) {
       this.req.on('data', this.#onDropped);
       this.req.resume();
     }

@@ -106,7 +106,7 @@ class FrontDoor implements RequestHandler {
       ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', refusal.status, refusal.code, `harbor-lb cannot forward this request: ${refusal.reason}`);
       return end();
     }
-    if (body !== 'none') ex.body = new RequestBody(req, this.#deps.reclaimer, this.#deps.bodyPacing.start(ex.clientIp));
+    if (body !== 'none') ex.body = new RequestBody(req, this.#deps.reclaimer, { pieces: this.#deps.tinyPieces.start(), over: (why) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) });
     unwatch = this.#watchRate(ex, (c) => (cut = c));
     const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
     const coalescer = this.#deps.coalescer;
@@ -161,6 +161,25 @@ class FrontDoor implements RequestHandler {
     };
     const body = !head.hasBody ? 'none' : head.contentLength !== undefined && head.contentLength <= REPLAYABLE_BODY ? 'small' : 'streamed';
     return { ex, refusal, body };
+  }
+
+  /**
+   * The request's body came in too many tiny pieces (tiny-pieces.ts): refused with 400 as a
+   * trickled body is with 408, the attempt ended as the client's doing, the connection closed
+   * once the answer is out. Counted, never against a node.
+   */
+  #refuseTinyPieces(ex: Exchange, why: string, onCut: (cut: ClientCut) => void): void {
+    const { res, body } = ex;
+    this.#deps.connections.count('BODY_IN_TINY_PIECES');
+    if (!res.headersSent) {
+      onCut({ status: 400, error: `BODY_IN_TINY_PIECES: ${why}` });
+      ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', 400, 'BAD_REQUEST', `the request body came in pieces too small to forward (${why}): send it in larger pieces`, null, ['connection', 'close']);
+      res.once('finish', () => ex.req.socket.destroySoon());
+    } else {
+      onCut({ error: `BODY_IN_TINY_PIECES: ${why}` });
+      res.destroy();
+    }
+    body?.refuse(new ProxyError('BODY_IN_TINY_PIECES', 400, 'request body in tiny pieces'));
   }
 
   /** Watches the transfer's pace while harbor-lb waits on the client; too slow, and the client is cut off (limits.minBodyRate). */
@@ -218,7 +237,6 @@ class FrontDoor implements RequestHandler {
         record.error = `BAD_REQUEST_FRAMING: ${parseError}`;
       }
     }
-    if (ex.body !== undefined && ex.body.pacedMs > 0) record.pacedMs = Math.round(ex.body.pacedMs);
     record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     this.#deps.logger.write(record);
     this.#deps.metrics.finished(record);
@@ -226,7 +244,8 @@ class FrontDoor implements RequestHandler {
     // A body the answer came before is read no further than unread-body.ts allows. A forwarded
     // body's dropped chunks are counted by its RequestBody (released already, unless the exchange threw).
     ex.body?.release();
-    this.#deps.unreadBodies.watch(req, ex.res, ex.clientIp, ex.body === undefined ? this.#deps.reclaimer : undefined);
+    // A body refused for its tiny pieces is read no further at all: its connection closes after the answer.
+    if (ex.body?.refused !== true) this.#deps.unreadBodies.watch(req, ex.res, ex.clientIp, ex.body === undefined ? this.#deps.reclaimer : undefined);
     if (--this.#inflight === 0 && this.#waiters.length > 0) {
       for (const w of this.#waiters) w();
       this.#waiters = [];

@@ -9,6 +9,7 @@ export const ROUTING_ERROR_CODES = [
   // The client's doing: nothing is held against a node.
   'CLIENT_GONE',
   'CLIENT_TOO_SLOW',
+  'BODY_IN_TINY_PIECES',
   'BAD_REQUEST_FRAMING',
   'REQUEST_NOT_FORWARDABLE',
   'TRANSFER_CODING_NOT_IMPLEMENTED',

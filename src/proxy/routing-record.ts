@@ -26,6 +26,4 @@ export interface RoutingRecord {
   bytesIn: number;
   bytesOut: number;
   error?: RoutingError;
-  /** Milliseconds harbor-lb did not read the request body because it came in too many small pieces (chunk-pace.ts); absent when none. */
-  pacedMs?: number;
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { Clock, Timer } from '../util/clock.js';
-import { PACE_WINDOW_MS, SMALL_PIECE, SMALL_PIECES_PER_WINDOW, type ChunkPacing } from './chunk-pace.js';
+import { TOO_MANY_PIECES, type TinyPieceLimit } from './tiny-pieces.js';
 
 /** How much of a request's body harbor-lb still reads and drops after it has answered the request. */
 export const UNREAD_BODY_LIMIT = 1024 * 1024;
@@ -16,8 +16,8 @@ export interface UnreadBodyOptions {
   /** Milliseconds after the answer within which the body must end. */
   within: number;
   clock: Clock;
-  /** How fast a client's bodies may come in small pieces: past that, the connection is closed. */
-  pacing: ChunkPacing;
+  /** How many tiny pieces a body may come in (tiny-pieces.ts): past that, the connection is closed. */
+  pieces: TinyPieceLimit;
   /**
    * Closes the connection, the answer written whole (ConnectionGuard.closeAfterAnswer: counted,
    * logged, and closed gently).
@@ -32,8 +32,8 @@ export interface UnreadBodyOptions {
  * however slowly that is: a client sending gigabytes to a refused path had harbor-lb read them all,
  * on a worker other clients share. A body that ends within `limit` bytes read off the connection
  * and `within` ms keeps its connection; otherwise nothing more is read and the connection is closed once the answer is
- * written whole, as haproxy and nginx close it. So is one whose rest comes in more small pieces a
- * second than chunk-pace.ts lets a body bring before its answer: each costs the worker a 'data' event.
+ * written whole, as haproxy and nginx close it. So is one whose rest comes in more tiny pieces than
+ * tiny-pieces.ts lets a body bring before its answer: each costs the worker a 'data' event.
  */
 export class UnreadBodyLimit {
   constructor(private readonly opts: UnreadBodyOptions) {}
@@ -52,12 +52,11 @@ export class UnreadBodyLimit {
     const readBefore = socket.bytesRead;
     const over = (): boolean => socket.bytesRead - readBefore > limit;
     const overWhy = `more than ${limit} bytes came after its answer`;
-    const pace = this.opts.pacing.start(clientIp);
+    const pieces = this.opts.pieces.start();
     let timer: Timer | undefined;
     let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.
     const stop = (): void => {
-      pace.done();
       req.off('data', onData);
       req.off('end', stop);
       req.off('close', stop);
@@ -90,7 +89,7 @@ export class UnreadBodyLimit {
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);
       if (over()) cut(overWhy);
-      else if (pace.took(chunk.length) > 0) cut(`after its answer, the body came in pieces under ${SMALL_PIECE} bytes past its client's ${SMALL_PIECES_PER_WINDOW} in ${PACE_WINDOW_MS} ms`);
+      else if (pieces.took(chunk.length)) cut(`${TOO_MANY_PIECES} came after its answer`);
     };
     // Between chunks too: a chunk size of endless zeros is read without a chunk ever arriving.
     const recheck = (): void => {

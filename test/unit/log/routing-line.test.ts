@@ -29,7 +29,6 @@ const record: fc.Arbitrary<RoutingRecord> = fc.record(
     bytesOut: number,
     // Any text: the line must be right whatever a code's detail holds.
     error: text as fc.Arbitrary<NonNullable<RoutingRecord['error']>>,
-    pacedMs: number,
   },
   { requiredKeys: ['event', 'reqId', 'requestId', 'traceId', 'client', 'method', 'path', 'route', 'node', 'reason', 'affinity', 'status', 'durationMs', 'attempts', 'bytesIn', 'bytesOut'] },
 );

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
 import { UnreadBodyLimit } from '../../../src/proxy/unread-body.js';
-import { ChunkPacing, PACE_WINDOW_MS, SMALL_PIECES_PER_WINDOW } from '../../../src/proxy/chunk-pace.js';
+import { PIECES_PER_WINDOW, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 /** A client's body as node:http gives it: a stream, not yet complete, on its connection. */
@@ -29,12 +29,11 @@ function setup() {
   const clock = new FakeClock();
   const closed: string[] = [];
   const ips: string[] = [];
-  const pacing = new ChunkPacing(clock);
   const limit = new UnreadBodyLimit({
     limit: 1000,
     within: 30_000,
     clock,
-    pacing,
+    pieces: new TinyPieceLimit(clock),
     close: (_socket, why, ip) => {
       closed.push(why);
       ips.push(ip);
@@ -42,7 +41,7 @@ function setup() {
   });
   const watch = (req: ReturnType<typeof clientBody>, res: ReturnType<typeof answer>) =>
     limit.watch(req as unknown as IncomingMessage, res as unknown as ServerResponse, '127.0.0.9', undefined);
-  return { clock, closed, ips, watch, pacing };
+  return { clock, closed, ips, watch };
 }
 
 it('closes the connection once more than the limit was dropped, not before, and reads no more', async () => {
@@ -133,7 +132,7 @@ it('closes the connection of a client that does not read the answer being writte
 });
 
 it('lets a body that ends within the limits end, and leaves the connection and no timer behind', async () => {
-  const { clock, closed, watch, pacing } = setup();
+  const { clock, closed, watch } = setup();
   const req = clientBody();
   watch(req, answer(true));
   req.socket.bytesRead += 1000;
@@ -142,28 +141,25 @@ it('lets a body that ends within the limits end, and leaves the connection and n
   assert.equal(req.listenerCount('data'), 0);
   assert.equal(clock.pending, 0);
   clock.advance(60_000);
-  pacing.start('192.0.2.7');
-  assert.equal(pacing.clients, 1, 'its client forgotten by the small-piece pacing once its second is over');
-  clock.advance(60_000);
   assert.deepEqual(closed, []);
 });
 
-it('closes the connection when the rest comes in more small pieces a second than a body may bring, not before', async () => {
+it('closes the connection when the rest comes in more tiny pieces within a second than a body may bring, not before', async () => {
   const { clock, closed, watch } = setup();
   const req = clientBody();
   watch(req, answer(true));
-  // Within the byte limit (1 byte each, 5 read each): only the count of pieces says no.
-  for (let i = 0; i < SMALL_PIECES_PER_WINDOW; i++) send(req, 1, 0);
+  // Within the byte limit (1 byte each, none of it counted as read): only the count of pieces says no.
+  for (let i = 0; i < PIECES_PER_WINDOW; i++) send(req, 1, 0);
   await turn();
   assert.deepEqual(closed, []);
-  clock.advance(PACE_WINDOW_MS);
+  clock.advance(1000);
   // A new second: as many again pass, one more does not.
-  for (let i = 0; i < SMALL_PIECES_PER_WINDOW; i++) send(req, 1, 0);
+  for (let i = 0; i < PIECES_PER_WINDOW; i++) send(req, 1, 0);
   await turn();
   assert.deepEqual(closed, []);
   send(req, 1, 0);
   await turn();
   assert.equal(closed.length, 1);
-  assert.match(closed[0]!, /after its answer, the body came in pieces under 1024 bytes past its client's 4096 in 1000 ms/);
+  assert.match(closed[0]!, /more than 4096 pieces of body averaging under 512 bytes within 1000 ms came after its answer/);
   assert.equal(req.isPaused(), true);
 });

@@ -1,0 +1,79 @@
+import type { Clock } from '../util/clock.js';
+
+/** Pieces one request's body may bring within a window... */
+export const PIECES_PER_WINDOW = 4096;
+/**
+ * ...unless they average at least this many bytes. node:http splits a chunk where a socket read
+ * ends, so chunks of 1 KiB arrive as pieces averaging about 1,000 bytes.
+ */
+export const TINY_AVERAGE = 512;
+export const PIECES_WINDOW_MS = 1000;
+/** Read off the connection for a body before its framing is judged. */
+export const FRAMING_JUDGED_AFTER = 16 * 1024;
+
+/** Why a body is refused when more than half of what its connection read for it is chunk framing. */
+export const MOSTLY_FRAMING = `chunk framing made up more than half of its first ${FRAMING_JUDGED_AFTER / 1024} KiB or more`;
+/** Why a body is refused for the count of its pieces. */
+export const TOO_MANY_PIECES = `more than ${PIECES_PER_WINDOW} pieces of body averaging under ${TINY_AVERAGE} bytes within ${PIECES_WINDOW_MS} ms`;
+
+/**
+ * Whether more than half of what a connection read for a body is chunk framing (`wire` bytes read,
+ * `body` bytes of body among them): chunks of a few bytes each. Judged at once, before node:http
+ * has made thousands of them into buffers: the count of pieces comes only as they are handed on.
+ */
+export function mostlyFraming(wire: number, body: number): boolean {
+  return wire >= FRAMING_JUDGED_AFTER && wire > 2 * body;
+}
+
+/**
+ * Whether a request body comes in too many tiny pieces. node:http hands each chunk of a chunked
+ * body (and each short socket read) over as one 'data' event, and each costs the worker a few
+ * microseconds whatever its size: one client sending 1-byte chunks for 6 s kept a worker busy for
+ * 10 s of CPU, and other clients' small GETs took 0.7 s instead of 2 ms. Such a body is refused
+ * (`400`) and its connection closed, which frees what node:http holds of it at once. Holding it
+ * instead was tried: while held, node:http keeps every piece of the reads under way as a buffer
+ * of its own, tens of thousands of them, about 50 MiB per connection.
+ *
+ * Counted per request: a client's other requests are not judged by it, and a connection that is
+ * cut costs its client a new one. A fast upload brings a few thousand pieces a second of 16 KiB
+ * and more (docker, podman, skopeo, curl), with now and then a short read between them; a slow
+ * producer's small pieces come far slower than this: neither is ever refused.
+ */
+export class TinyPieceLimit {
+  constructor(private readonly clock: Clock) {}
+
+  /** The count of one request's body. */
+  start(): TinyPieces {
+    return new TinyPieces(this.clock);
+  }
+}
+
+export class TinyPieces {
+  #windowStart: number;
+  #pieces = 0;
+  #bytes = 0;
+
+  constructor(private readonly clock: Clock) {
+    this.#windowStart = clock.now();
+  }
+
+  /** One piece of `bytes` came: true when the body is now over the limit. */
+  took(bytes: number): boolean {
+    // Counted only until the window's pieces run out; the clock is read only then.
+    if (++this.#pieces <= PIECES_PER_WINDOW) {
+      this.#bytes += bytes;
+      return false;
+    }
+    const now = this.clock.now();
+    const into = now - this.#windowStart;
+    // A new window (a clock stepped back starts one too).
+    if (into >= PIECES_WINDOW_MS || into < 0) {
+      this.#windowStart = now;
+      this.#pieces = 1;
+      this.#bytes = bytes;
+      return false;
+    }
+    this.#bytes += bytes;
+    return this.#bytes < this.#pieces * TINY_AVERAGE;
+  }
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { MOSTLY_FRAMING, PIECES_PER_WINDOW, TOO_MANY_PIECES } from '../../src/proxy/tiny-pieces.js';
+import { startApp } from '../support/app.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { startServer } from '../support/servers.js';
+
+/** A node that reads upload bodies whole and answers 201 with the bytes it got. */
+async function uploadNode(t: { after: (fn: () => unknown) => void }) {
+  const state = { received: 0 };
+  const node = await startServer((req, res) => {
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      state.received += c.length;
+    });
+    req.on('end', () => {
+      const body = JSON.stringify({ received: n });
+      res.writeHead(201, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  t.after(() => node.close());
+  return { node, state };
+}
+
+interface Reply {
+  /** Everything the client read, as text. */
+  text: string;
+  /** harbor-lb ended the connection with a FIN (not a reset). */
+  ended: boolean;
+}
+
+/** Sends a chunked upload whose body is `chunk` framed `count` times, at once, and reads until harbor-lb closes or answers 201. */
+function chunkedUpload(port: number, chunk: Buffer, count: number): Promise<Reply> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let text = '';
+    let ended = false;
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.startsWith('HTTP/1.1 201') && text.endsWith('}')) s.end();
+    });
+    s.on('end', () => (ended = true));
+    s.on('close', () => resolve({ text, ended }));
+    const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
+    s.write(`PATCH /v2/library/a/blobs/uploads/u1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    s.write(Buffer.concat(Array.from({ length: count }, () => frame)));
+    s.write('0\r\n\r\n');
+  });
+}
+
+// Found by measuring (issue 20): one client sending 1-byte chunks for 6 s kept a worker busy for
+// 10 s of CPU, and other clients' small GETs took 0.7 s.
+describe('request bodies in tiny pieces', () => {
+  it('an upload sent in 1-byte chunks is refused 400 at its first read, its connection closed, no node charged', async (t) => {
+    const { node, state } = await uploadNode(t);
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    const reply = await chunkedUpload(Number(new URL(lb.url).port), Buffer.from('x'), 40_000);
+    assert.match(reply.text, /^HTTP\/1\.1 400 /);
+    assert.match(reply.text, /"code":"BAD_REQUEST".*came in pieces too small to forward \(chunk framing made up more than half of its first 16 KiB or more\)/);
+    assert.equal(reply.ended, true, 'closed after the answer, with a FIN');
+    // Judged on what the first read brought, before a piece went on.
+    assert.equal(state.received, 0);
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.equal(line!.status, 400);
+    assert.equal(line!.error, `BODY_IN_TINY_PIECES: ${MOSTLY_FRAMING}`);
+    assert.equal(lb.app.nodes.all[0]!.traffic.failures, 0);
+    const metrics = await (await fetch(`${lb.adminUrl}/metrics`)).text();
+    assert.match(metrics, /harbor_lb_client_rejections_total\{reason="BODY_IN_TINY_PIECES"\} 1/);
+  });
+
+  it('an upload in 100-byte chunks is refused 400 once more than 4,096 come within a second', async (t) => {
+    const { node, state } = await uploadNode(t);
+    // The clock stands still: every piece is within one second.
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    const reply = await chunkedUpload(Number(new URL(lb.url).port), Buffer.alloc(100, 0x61), 20_000);
+    assert.match(reply.text, /^HTTP\/1\.1 400 /);
+    assert.equal(reply.ended, true);
+    assert.ok(state.received <= PIECES_PER_WINDOW * 100, `the node got ${state.received} bytes`);
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.equal(line!.error, `BODY_IN_TINY_PIECES: ${TOO_MANY_PIECES}`);
+  });
+
+  it('an upload in 1 KiB chunks goes through, however many come within a second', async (t) => {
+    const { node } = await uploadNode(t);
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    const count = PIECES_PER_WINDOW * 2;
+    const reply = await chunkedUpload(Number(new URL(lb.url).port), Buffer.alloc(1024, 0x61), count);
+    assert.match(reply.text, /^HTTP\/1\.1 201 /, JSON.stringify([reply, lb.logs.requests()]));
+    assert.match(reply.text, new RegExp(`\\{"received":${count * 1024}\\}$`));
+  });
+});
