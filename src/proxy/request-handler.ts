@@ -106,7 +106,11 @@ class FrontDoor implements RequestHandler {
       ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', refusal.status, refusal.code, `harbor-lb cannot forward this request: ${refusal.reason}`);
       return end();
     }
-    if (body !== 'none') ex.body = new RequestBody(req, this.#deps.reclaimer, { pieces: this.#deps.tinyPieces.start(), over: (why) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) });
+    if (body !== 'none') {
+      // Only chunk framing makes one read bring many pieces: a body with Content-Length comes a piece per read.
+      const tiny = req.headers['transfer-encoding'] === undefined ? undefined : { pieces: this.#deps.tinyPieces.start(), over: (why: string) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) };
+      ex.body = new RequestBody(req, this.#deps.reclaimer, tiny);
+    }
     unwatch = this.#watchRate(ex, (c) => (cut = c));
     const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
     const coalescer = this.#deps.coalescer;

@@ -34,8 +34,9 @@ export function mostlyFraming(wire: number, body: number): boolean {
  * instead was tried: while held, node:http keeps every piece of the reads under way as a buffer
  * of its own, tens of thousands of them, about 50 MiB per connection.
  *
- * Counted per request: a client's other requests are not judged by it, and a connection that is
- * cut costs its client a new one. A fast upload brings a few thousand pieces a second of 16 KiB
+ * Counted per request, for chunked bodies only: one read can bring thousands of chunks, while a
+ * body with Content-Length comes in a piece per read, which its client pays a packet for. A client's
+ * other requests are not judged by it, and a connection that is cut costs its client a new one. A fast upload brings a few thousand pieces a second of 16 KiB
  * and more (docker, podman, skopeo, curl), with now and then a short read between them; a slow
  * producer's small pieces come far slower than this: neither is ever refused.
  */

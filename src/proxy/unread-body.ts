@@ -52,7 +52,8 @@ export class UnreadBodyLimit {
     const readBefore = socket.bytesRead;
     const over = (): boolean => socket.bytesRead - readBefore > limit;
     const overWhy = `more than ${limit} bytes came after its answer`;
-    const pieces = this.opts.pieces.start();
+    // Only chunk framing makes one read bring many pieces (tiny-pieces.ts).
+    const pieces = req.headers['transfer-encoding'] === undefined ? undefined : this.opts.pieces.start();
     let timer: Timer | undefined;
     let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.
@@ -89,7 +90,7 @@ export class UnreadBodyLimit {
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);
       if (over()) cut(overWhy);
-      else if (pieces.took(chunk.length)) cut(`${TOO_MANY_PIECES} came after its answer`);
+      else if (pieces?.took(chunk.length) === true) cut(`${TOO_MANY_PIECES} came after its answer`);
     };
     // Between chunks too: a chunk size of endless zeros is read without a chunk ever arriving.
     const recheck = (): void => {

@@ -86,6 +86,32 @@ describe('request bodies in tiny pieces', () => {
     assert.equal(line!.error, `BODY_IN_TINY_PIECES: ${TOO_MANY_PIECES}`);
   });
 
+  it('an upload with Content-Length written a byte at a time is never refused: each piece is a read', async (t) => {
+    const { node } = await uploadNode(t);
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    const size = PIECES_PER_WINDOW + 1000;
+    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    t.after(() => s.destroy());
+    s.setNoDelay(true);
+    let text = '';
+    const answered = new Promise<void>((resolve) =>
+      s.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (/\r\n\r\n.*\}$/s.test(text)) resolve();
+      }),
+    );
+    s.write(`PUT /v2/library/a/blobs/uploads/u1?digest=sha256:0 HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${size}\r\n\r\n`);
+    // A byte a turn: a read for each, as a client that writes byte by byte makes.
+    for (let sent = 0; sent < size; sent++) {
+      s.write('x');
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await answered;
+    assert.match(text, /^HTTP\/1\.1 201 /);
+    assert.match(text, new RegExp(`\\{"received":${size}\\}$`));
+  });
+
   it('an upload in 1 KiB chunks goes through, however many come within a second', async (t) => {
     const { node } = await uploadNode(t);
     const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });

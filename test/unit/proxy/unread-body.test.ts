@@ -7,9 +7,9 @@ import { UnreadBodyLimit } from '../../../src/proxy/unread-body.js';
 import { PIECES_PER_WINDOW, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
-/** A client's body as node:http gives it: a stream, not yet complete, on its connection. */
-function clientBody(): PassThrough & { complete: boolean; socket: EventEmitter & { bytesRead: number } } {
-  return Object.assign(new PassThrough(), { complete: false, socket: Object.assign(new EventEmitter(), { bytesRead: 0 }) });
+/** A client's body as node:http gives it: a stream, not yet complete, on its connection; chunked unless said. */
+function clientBody(headers: Record<string, string> = { 'transfer-encoding': 'chunked' }): PassThrough & { complete: boolean; socket: EventEmitter & { bytesRead: number } } {
+  return Object.assign(new PassThrough(), { complete: false, headers, socket: Object.assign(new EventEmitter(), { bytesRead: 0 }) });
 }
 
 /** `n` bytes of body arrive, read off the connection as `wire` bytes (chunk framing included). */
@@ -162,4 +162,13 @@ it('closes the connection when the rest comes in more tiny pieces within a secon
   assert.equal(closed.length, 1);
   assert.match(closed[0]!, /more than 4096 pieces of body averaging under 512 bytes within 1000 ms came after its answer/);
   assert.equal(req.isPaused(), true);
+});
+
+it('does not count the pieces of a body with Content-Length: each is a read its client paid a packet for', async () => {
+  const { closed, watch } = setup();
+  const req = clientBody({ 'content-length': '900' });
+  watch(req, answer(true));
+  for (let i = 0; i < PIECES_PER_WINDOW + 100; i++) send(req, 1, 0);
+  await turn();
+  assert.deepEqual(closed, []);
 });
