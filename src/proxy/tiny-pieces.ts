@@ -26,19 +26,20 @@ export function mostlyFraming(wire: number, body: number): boolean {
 }
 
 /**
- * Whether a request body comes in too many tiny pieces. node:http hands each chunk of a chunked
- * body (and each short socket read) over as one 'data' event, and each costs the worker a few
- * microseconds whatever its size: one client sending 1-byte chunks for 6 s kept a worker busy for
- * 10 s of CPU, and other clients' small GETs took 0.7 s instead of 2 ms. Such a body is refused
- * (`400`) and its connection closed, which frees what node:http holds of it at once. Holding it
- * instead was tried: while held, node:http keeps every piece of the reads under way as a buffer
- * of its own, tens of thousands of them, about 50 MiB per connection.
+ * Whether a chunked request body comes in too many tiny pieces. node:http hands each chunk over
+ * as one 'data' event and a buffer of its own, and each costs the worker a few microseconds
+ * whatever its size: one client sending 1-byte chunks for 6 s kept a worker busy for 10 s of CPU,
+ * and other clients' small GETs took 0.7 s instead of 2 ms. Such a body is refused (`400`) and its
+ * connection closed, which frees what node:http holds of it at once. Holding it instead was tried:
+ * while held, node:http keeps every piece of the reads under way as a buffer of its own, tens of
+ * thousands of them, about 50 MiB per connection.
  *
  * Counted per request, for chunked bodies only: one read can bring thousands of chunks, while a
- * body with Content-Length comes in a piece per read, which its client pays a packet for. A client's
- * other requests are not judged by it, and a connection that is cut costs its client a new one. A fast upload brings a few thousand pieces a second of 16 KiB
- * and more (docker, podman, skopeo, curl), with now and then a short read between them; a slow
- * producer's small pieces come far slower than this: neither is ever refused.
+ * body with Content-Length comes in a piece per read, which its client pays a packet for. A
+ * client's other requests are not judged by it, and a connection that is cut costs its client a
+ * new one. A fast upload brings a few thousand pieces a second of 16 KiB and more (docker, podman,
+ * skopeo, curl), with now and then a short read between them; a slow producer's small pieces come
+ * far slower than this: neither is ever refused.
  */
 export class TinyPieceLimit {
   constructor(private readonly clock: Clock) {}
