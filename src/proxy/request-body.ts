@@ -22,6 +22,8 @@ export class RequestBody {
   touched = false;
   /** The client failed while sending it (hung up mid-upload). */
   clientFailed = false;
+  /** Refused (`refuse`): what the client still sends is never read. */
+  refused = false;
   /** The whole body, read up front when it is small: it can then be sent to another node. */
   buffered: Buffer | undefined;
   #released = false;
@@ -157,9 +159,6 @@ export class RequestBody {
     this.req.pause();
     this.abort(err);
   }
-
-  /** Refused (`refuse`): what the client still sends is never read. */
-  refused = false;
 
   /** Stops feeding the node; what the client still sends is read and dropped, unless the body was refused. */
   release(): void {

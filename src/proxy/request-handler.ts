@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { routeOf } from './classify.js';
-import { ProxyError, sendRegistryError } from './errors.js';
+import { ProxyError, sendRegistryError, type RegistryErrorCode } from './errors.js';
 import { failureClassOf, REPLAYABLE_BODY, type Exchange } from './exchange.js';
 import { runExchange } from './run-exchange.js';
 import { buildRequestHeaders } from './headers.js';
@@ -177,13 +177,21 @@ class FrontDoor implements RequestHandler {
     this.#deps.connections.count('BODY_IN_TINY_PIECES');
     if (!res.headersSent) {
       onCut({ status: 400, error: `BODY_IN_TINY_PIECES: ${why}` });
-      ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', 400, 'BAD_REQUEST', `the request body came in pieces too small to forward (${why}): send it in larger pieces`, null, ['connection', 'close']);
-      res.once('finish', () => ex.req.socket.destroySoon());
+      this.#answerAndClose(ex, 400, 'BAD_REQUEST', `the request body came in pieces too small to forward (${why}): send it in larger pieces`);
     } else {
       onCut({ error: `BODY_IN_TINY_PIECES: ${why}` });
       res.destroy();
     }
     body?.refuse(new ProxyError('BODY_IN_TINY_PIECES', 400, 'request body in tiny pieces'));
+  }
+
+  /**
+   * Answers the client's body with a registry error and closes the connection once the answer is
+   * out (lingering, see ConnectionGuard.lingerOnClose): the rest of the body is not waited for.
+   */
+  #answerAndClose(ex: Exchange, status: number, code: RegistryErrorCode, message: string): void {
+    ex.record.bytesOut = sendRegistryError(ex.res, ex.method === 'HEAD', status, code, message, null, ['connection', 'close']);
+    ex.res.once('finish', () => ex.req.socket.destroySoon());
   }
 
   /** Watches the transfer's pace while harbor-lb waits on the client; too slow, and the client is cut off (limits.minBodyRate). */
@@ -197,10 +205,9 @@ class FrontDoor implements RequestHandler {
         this.#deps.connections.count('MIN_BODY_RATE');
         if (!res.headersSent) {
           onCut({ status: 408, error: 'CLIENT_TOO_SLOW: request body' });
-          ex.record.bytesOut = sendRegistryError(res, ex.method === 'HEAD', 408, 'TIMEOUT', `the request body arrived slower than ${this.#deps.minBodyRate} bytes/s (limits.minBodyRate)`, null, ['connection', 'close']);
-          body?.abort(new ProxyError('CLIENT_TOO_SLOW', 408, 'request body too slow'));
           // The rest of a trickled body is not waited for.
-          res.once('finish', () => socket.destroySoon());
+          this.#answerAndClose(ex, 408, 'TIMEOUT', `the request body arrived slower than ${this.#deps.minBodyRate} bytes/s (limits.minBodyRate)`);
+          body?.abort(new ProxyError('CLIENT_TOO_SLOW', 408, 'request body too slow'));
         } else {
           // The status is what the node answered (set when the exchange ends): only the error is ours.
           onCut({ error: 'CLIENT_TOO_SLOW: response body' });
