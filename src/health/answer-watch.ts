@@ -2,7 +2,7 @@ import type { ClusterNode } from '../nodes/node.js';
 import type { Clock } from '../util/clock.js';
 import { TickingSet, type Ticked } from '../util/ticking-set.js';
 
-/** A request waiting this long for its answer's head makes harbor-lb check the node. */
+/** A request waiting this long for its answer's head, once all of it was sent, makes harbor-lb check the node. */
 export const SLOW_ANSWER_MS = 2000;
 const TICK_MS = 500;
 
@@ -32,7 +32,7 @@ export class AnswerWatch {
     this.#waiting = new TickingSet(clock, TICK_MS, (waiting) => this.#tick(waiting));
   }
 
-  /** An attempt was sent; the function returned says its answer's head came (or the attempt ended). */
+  /** An attempt was sent whole; the function returned says its answer's head came (or the attempt ended). */
   begin(node: ClusterNode, abort: (() => void) | undefined): () => void {
     return this.#waiting.add({ node, since: this.clock.now(), suspected: false, abort, tickIndex: -1 });
   }

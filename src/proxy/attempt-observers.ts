@@ -18,6 +18,11 @@ export interface AttemptStart {
   bodylessRead: boolean;
   /** Ends the attempt early (its node was taken out): it fails as 'no-response' with the error given. */
   abort(err: Error): void;
+  /**
+   * Calls `then` once the whole request has gone to the node: at once without a body or with one
+   * read up front, when the client's last byte was handed on for a streamed one.
+   */
+  sent(then: () => void): void;
 }
 
 /** How the attempt ended; `verdict` is what it says about its node (undefined: nothing, the client's doing). */
@@ -73,12 +78,25 @@ export function retriesInFlight(budget: RetryBudget): AttemptObserver {
   };
 }
 
-/** Waits for an answer: a slow one asks for a check, and a body-less read whose node is taken out is ended to go elsewhere. */
+/**
+ * Waits for an answer once the whole request was sent: a slow one asks for a check, and a
+ * body-less read whose node is taken out is ended to go elsewhere. The time a client takes to
+ * send its body is not the node's: a slow upload must not make harbor-lb check a healthy node.
+ */
 export function answerWaits(answers: AnswerWatch): AttemptObserver {
   return {
-    begin: ({ node, bodylessRead, abort }) => {
-      const answered = answers.begin(node, bodylessRead ? () => abort(new ProxyError('NODE_TAKEN_OUT', 502, 'the node was taken out')) : undefined);
-      return { head: answered, end: answered };
+    begin: ({ node, bodylessRead, abort, sent }) => {
+      const elsewhere = bodylessRead ? () => abort(new ProxyError('NODE_TAKEN_OUT', 502, 'the node was taken out')) : undefined;
+      let answered: (() => void) | undefined;
+      let over = false;
+      sent(() => {
+        if (!over) answered = answers.begin(node, elsewhere);
+      });
+      const stop = () => {
+        over = true;
+        answered?.();
+      };
+      return { head: stop, end: stop };
     },
   };
 }

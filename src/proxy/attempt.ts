@@ -42,7 +42,14 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
   const { node } = plan;
   const bodylessRead = ex.body === undefined && (ex.method === 'GET' || ex.method === 'HEAD');
   let abortAttempt: ((err: Error) => void) | undefined;
-  const start = { node, route: ex.route, number: plan.number, bodylessRead, abort: (err: Error) => abortAttempt?.(err) };
+  const start = {
+    node,
+    route: ex.route,
+    number: plan.number,
+    bodylessRead,
+    abort: (err: Error) => abortAttempt?.(err),
+    sent: (then: () => void) => (ex.body === undefined ? then() : ex.body.whenRead(then)),
+  };
   const watches = deps.observers.map((o) => o.begin(start));
   let tokenRefused = false;
   let outcome: ForwardOutcome | undefined;

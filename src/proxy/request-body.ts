@@ -30,6 +30,8 @@ export class RequestBody {
   #pending: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | undefined;
   #ended = false;
   #error: Error | undefined;
+  /** Called once the client's whole body has been handed on (whenRead). */
+  #whenRead: (() => void)[] | undefined;
   /** Waits for the client's next bytes while a node asked for them. */
   readonly stalls = new StallClock();
 
@@ -76,6 +78,10 @@ export class RequestBody {
   readonly #onEnd = (): void => {
     this.#ended = true;
     this.#settle();
+    const fns = this.#whenRead;
+    this.#whenRead = undefined;
+    // Ended while still feeding a node: each chunk went on before node:http read the next.
+    if (!this.#released && fns !== undefined) for (const fn of fns) fn();
   };
 
   readonly #onError = (err: Error): void => {
@@ -135,6 +141,15 @@ export class RequestBody {
         };
       },
     };
+  }
+
+  /**
+   * Calls `fn` once the client's whole body has been handed on to the node: at once when it was
+   * read up front. Never when the body fails or is released first.
+   */
+  whenRead(fn: () => void): void {
+    if (this.buffered !== undefined || (this.#ended && !this.#released)) return fn();
+    (this.#whenRead ??= []).push(fn);
   }
 
   /** Whether the node is waiting for the client's next bytes now. */

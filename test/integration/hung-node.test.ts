@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { describe, it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { FakeClock } from '../support/fake-clock.js';
@@ -31,5 +32,52 @@ describe('a hung node', () => {
     assert.deepEqual([r.status, r.body.toString()], [200, 'from the good node']);
     const [line] = await lb.logs.waitForRequests(1);
     assert.deepEqual([line!.node, line!.reason, line!.attempts], ['n2', 'retried', 2]);
+  });
+
+  it('an upload is checked only once its node had the whole body for 2 s: a client slow to send makes no check of a healthy node', async (t) => {
+    const held: http.ServerResponse[] = [];
+    const node = await startServer((q, r) => {
+      q.resume();
+      q.on('end', () => (q.url!.endsWith('/hold') ? held.push(r) : r.writeHead(202).end()));
+    });
+    t.after(() => node.close());
+    const clock = new FakeClock(Date.now());
+    // Checks off; the check traffic asks for is this probe, which notes each check as it starts.
+    const checked: string[] = [];
+    const healthProbe = async (n: { name: string }) => (checked.push(n.name), { ok: true, detail: 'alive' });
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock, healthProbe });
+    t.after(() => lb.close());
+    const upload = (path: string) => {
+      const req = http.request(`${lb.url}/v2/a/blobs/uploads/${path}`, { method: 'PATCH', agent: false });
+      const answer = new Promise<number>((resolve, reject) => {
+        req.on('response', (res) => (res.resume(), resolve(res.statusCode!)));
+        req.on('error', reject);
+      });
+      return { req, answer };
+    };
+
+    // The client sends part of its body, then takes 10 s for the rest.
+    const slow = upload('u1');
+    slow.req.write(Buffer.alloc(20_000));
+    for (let i = 0; i < 50 && lb.app.nodes.all[0]!.traffic.inflight === 0; i++) await settle();
+    assert.equal(lb.app.nodes.all[0]!.traffic.inflight, 1, 'the upload is under way');
+    for (let s = 0; s < 20; s++) {
+      clock.advance(500);
+      await settle();
+    }
+    assert.deepEqual(checked, [], 'no check while the client is still sending');
+    slow.req.end(Buffer.alloc(20_000));
+    assert.equal(await slow.answer, 202);
+
+    // The node has a whole body and sits on it: that is the node's time.
+    const sitting = upload('u2/hold');
+    sitting.req.end(Buffer.alloc(20_000));
+    for (let i = 0; i < 200 && held.length === 0; i++) await settle();
+    assert.equal(held.length, 1, 'the node has the whole request');
+    clock.advance(2_500);
+    const line = await lb.logs.waitFor((l) => l.event === 'node_suspected', 10_000, 'the node is checked');
+    assert.deepEqual([line.cause, line.cleared, checked], ['slow-answer', true, ['n1']]);
+    held[0]!.writeHead(202).end();
+    assert.equal(await sitting.answer, 202);
   });
 });

@@ -4,10 +4,12 @@ import { RetryBudget } from '../../../src/balance/retry-budget.js';
 import type { AttemptVerdict } from '../../../src/health/outlier-detector.js';
 import type { ClusterNode } from '../../../src/nodes/node.js';
 import { NodeTraffic } from '../../../src/nodes/node-traffic.js';
-import { nodeTraffic, outlierReports, retriesInFlight, type AttemptStart } from '../../../src/proxy/attempt-observers.js';
+import { AnswerWatch } from '../../../src/health/answer-watch.js';
+import { answerWaits, nodeTraffic, outlierReports, retriesInFlight, type AttemptStart } from '../../../src/proxy/attempt-observers.js';
+import { FakeClock } from '../../support/fake-clock.js';
 
 const node = { name: 'n1', traffic: new NodeTraffic() } as unknown as ClusterNode;
-const start = (number = 1): AttemptStart => ({ node, route: 'v2', number, bodylessRead: true, abort: () => {} });
+const start = (number = 1): AttemptStart => ({ node, route: 'v2', number, bodylessRead: true, abort: () => {}, sent: (then) => then() });
 const answered: AttemptVerdict = { kind: 'answered', route: 'v2' };
 const failed: AttemptVerdict = { kind: 'failed', code: 'NODE_RESET' };
 
@@ -41,5 +43,30 @@ describe('attempt observers', () => {
     retry.end({ outcome: undefined, verdict: undefined });
     first.end({ outcome: undefined, verdict: undefined });
     assert.equal(budget.retrying, 0);
+  });
+
+  it('the answer watch counts from when the whole request was sent: the time a client takes to send its body is not the node\'s', () => {
+    const clock = new FakeClock();
+    const checked: string[] = [];
+    const observer = answerWaits(new AnswerWatch(clock, (n) => checked.push(n.name)));
+    let sendAll: (() => void) | undefined;
+    const upload = observer.begin({ ...start(), bodylessRead: false, sent: (then) => (sendAll = then) });
+    clock.advance(10_000); // the client is still sending
+    assert.deepEqual(checked, [], 'no check while the body is on its way');
+    sendAll!();
+    clock.advance(1_500);
+    assert.deepEqual(checked, [], 'under 2 s since the last byte');
+    clock.advance(1_000);
+    assert.deepEqual(checked, ['n1'], 'the node had the whole request for 2 s and did not answer');
+    upload.end({ outcome: undefined, verdict: undefined });
+
+    // The node answered before the body was all sent (an early 401): nothing to wait for after.
+    let late: (() => void) | undefined;
+    const early = observer.begin({ ...start(), bodylessRead: false, sent: (then) => (late = then) });
+    early.head!();
+    late!();
+    clock.advance(10_000);
+    early.end({ outcome: undefined, verdict: undefined });
+    assert.deepEqual(checked, ['n1']);
   });
 });
