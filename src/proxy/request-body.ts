@@ -39,6 +39,11 @@ export class RequestBody {
     private readonly req: IncomingMessage,
     private readonly reclaimer: BufferReclaimer,
     private readonly tiny?: TinyPieceWatch,
+    /**
+     * Called once, before the body is first read: the client waits for a 100 Continue before it
+     * sends its body (Expect: 100-continue), so it gets one only once harbor-lb wants the body.
+     */
+    private goAhead?: () => void,
   ) {
     this.#readBefore = req.socket?.bytesRead ?? 0;
   }
@@ -120,6 +125,9 @@ export class RequestBody {
     return {
       [Symbol.asyncIterator]: () => {
         this.touched = true;
+        const goAhead = this.goAhead;
+        this.goAhead = undefined;
+        goAhead?.();
         req.on('data', this.#onData);
         req.once('end', this.#onEnd);
         req.once('error', this.#onError);

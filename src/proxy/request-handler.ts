@@ -109,7 +109,12 @@ class FrontDoor implements RequestHandler {
     if (body !== 'none') {
       // Only chunk framing makes one read bring many pieces: a body with Content-Length comes a piece per read.
       const tiny = req.headers['transfer-encoding'] === undefined ? undefined : { pieces: this.#deps.tinyPieces.start(), over: (why: string) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) };
-      ex.body = new RequestBody(req, this.#deps.reclaimer, tiny);
+      const goAhead = expectsContinue(req)
+        ? () => {
+            if (!res.headersSent) res.writeContinue();
+          }
+        : undefined;
+      ex.body = new RequestBody(req, this.#deps.reclaimer, tiny, goAhead);
     }
     unwatch = this.#watchRate(ex, (c) => (cut = c));
     const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
@@ -263,6 +268,12 @@ class FrontDoor implements RequestHandler {
     }
   }
 }
+
+/** The test node:http makes before it emits 'checkContinue' instead of 'request' (and sends no 100 Continue itself). */
+function expectsContinue(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && CONTINUE.test(req.headers.expect ?? '');
+}
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];

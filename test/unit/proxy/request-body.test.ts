@@ -99,3 +99,20 @@ it('says when the whole body was handed on, and never for a body released or fai
   preloaded.whenRead(() => told.push('preloaded'));
   assert.deepEqual(told, ['whole', 'after', 'preloaded']);
 });
+
+it('tells the client to go ahead (100 Continue) once, when the body is first read, and never for a body left unread', async () => {
+  const req = clientBody();
+  let told = 0;
+  const body = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), undefined, () => told++);
+  assert.equal(told, 0, 'nothing read yet: the client is not told to send');
+  const loading = body.preload();
+  assert.equal(told, 1);
+  req.end(Buffer.from('{}'));
+  await loading;
+  for await (const _ of body.iterable());
+  assert.equal(told, 1, 'once');
+
+  const unread = new RequestBody(clientBody() as unknown as IncomingMessage, new CountingReclaimer(), undefined, () => told++);
+  unread.release();
+  assert.equal(told, 1);
+});
