@@ -11,6 +11,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { FromWorker, NodeMirror, NodeRef, PinOp, ToWorker, WorkerReport } from './messages.js';
 import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
+import { workerExecArgv } from './worker-exec-argv.js';
 import { workerEnv } from '../util/malloc-thresholds.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
@@ -231,8 +232,7 @@ export class WorkerPool {
 
   #spawn(slot: Slot, port: number): Promise<number> {
     const capture = this.opts.logDestination !== undefined;
-    // The worker runs under the same Node.js flags (heap sizes), less the test runner's and debugger's.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
+    const execArgv = workerExecArgv(process.execArgv, process.env);
     let child: ChildProcess;
     try {
       child = fork(this.opts.entry, [], { execArgv, env: workerEnv(), serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });

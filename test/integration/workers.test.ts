@@ -56,6 +56,9 @@ describe('request workers (proxy.workers)', () => {
       if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
         assert.ok(readFileSync(`/proc/${w.pid}/environ`, 'utf8').split('\0').includes('MALLOC_ARENA_MAX=2'), 'started with 2 malloc arenas');
       }
+      if (process.platform === 'linux' && !/semi.space/.test(process.env.NODE_OPTIONS ?? '')) {
+        assert.ok(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=16'), 'a young generation of at most 16 MiB per semi-space');
+      }
     }
     assert.equal(s.workers.reduce((a, w) => a + w.requests, 0), 40);
     assert.equal(s.nodes.reduce((a, n) => a + n.requests, 0), 40, "the nodes' counters are the workers' added up");
