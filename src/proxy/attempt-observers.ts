@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { RetryBudget } from '../balance/retry-budget.js';
-import type { AnswerWatch } from '../health/answer-watch.js';
+import type { AnswerWatch, StreamedBody } from '../health/answer-watch.js';
 import type { AttemptVerdict, OutlierDetector } from '../health/outlier-detector.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Route } from '../registry/route.js';
@@ -18,11 +18,8 @@ export interface AttemptStart {
   bodylessRead: boolean;
   /** Ends the attempt early (its node was taken out): it fails as 'no-response' with the error given. */
   abort(err: Error): void;
-  /**
-   * Calls `then` once the whole request has gone to the node: at once without a body or with one
-   * read up front, when the client's last byte was handed on for a streamed one.
-   */
-  sent(then: () => void): void;
+  /** The client's body as it streams to the node (none, or read up front: undefined). */
+  streamed: StreamedBody | undefined;
 }
 
 /** How the attempt ended; `verdict` is what it says about its node (undefined: nothing, the client's doing). */
@@ -79,24 +76,15 @@ export function retriesInFlight(budget: RetryBudget): AttemptObserver {
 }
 
 /**
- * Waits for an answer once the whole request was sent: a slow one asks for a check, and a
- * body-less read whose node is taken out is ended to go elsewhere. The time a client takes to
- * send its body is not the node's: a slow upload must not make harbor-lb check a healthy node.
+ * Waits for an answer: a slow one asks for a check, and a body-less read whose node is taken out
+ * is ended to go elsewhere. While a body streams, only the node's time counts (see AnswerWatch).
  */
 export function answerWaits(answers: AnswerWatch): AttemptObserver {
   return {
-    begin: ({ node, bodylessRead, abort, sent }) => {
+    begin: ({ node, bodylessRead, abort, streamed }) => {
       const elsewhere = bodylessRead ? () => abort(new ProxyError('NODE_TAKEN_OUT', 502, 'the node was taken out')) : undefined;
-      let answered: (() => void) | undefined;
-      let over = false;
-      sent(() => {
-        if (!over) answered = answers.begin(node, elsewhere);
-      });
-      const stop = () => {
-        over = true;
-        answered?.();
-      };
-      return { head: stop, end: stop };
+      const answered = answers.begin(node, elsewhere, streamed);
+      return { head: answered, end: answered };
     },
   };
 }

@@ -48,7 +48,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
     number: plan.number,
     bodylessRead,
     abort: (err: Error) => abortAttempt?.(err),
-    sent: (then: () => void) => (ex.body === undefined ? then() : ex.body.whenRead(then)),
+    streamed: ex.body?.buffered === undefined ? ex.body : undefined,
   };
   const watches = deps.observers.map((o) => o.begin(start));
   let tokenRefused = false;

@@ -18,6 +18,8 @@ export interface TinyPieceWatch {
  */
 export class RequestBody {
   bytes = 0;
+  /** Times the node's side asked for more (undici pulls the next chunk once the node took the last): its progress. */
+  taken = 0;
   /** Set once undici starts reading; an untouched body can still be sent to another node. */
   touched = false;
   /** The client failed while sending it (hung up mid-upload). */
@@ -30,8 +32,6 @@ export class RequestBody {
   #pending: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | undefined;
   #ended = false;
   #error: Error | undefined;
-  /** Called once the client's whole body has been handed on (whenRead). */
-  #whenRead: (() => void)[] | undefined;
   /** Waits for the client's next bytes while a node asked for them. */
   readonly stalls = new StallClock();
 
@@ -83,10 +83,6 @@ export class RequestBody {
   readonly #onEnd = (): void => {
     this.#ended = true;
     this.#settle();
-    const fns = this.#whenRead;
-    this.#whenRead = undefined;
-    // Ended while still feeding a node: each chunk went on before node:http read the next.
-    if (!this.#released && fns !== undefined) for (const fn of fns) fn();
   };
 
   readonly #onError = (err: Error): void => {
@@ -136,6 +132,7 @@ export class RequestBody {
         return {
           next: () =>
             new Promise<IteratorResult<Buffer>>((resolve, reject) => {
+              this.taken++;
               if (this.#error) return reject(this.#error);
               if (this.#ended || this.#released) return resolve({ value: undefined, done: true });
               this.#pending = { resolve, reject };
@@ -149,15 +146,6 @@ export class RequestBody {
         };
       },
     };
-  }
-
-  /**
-   * Calls `fn` once the client's whole body has been handed on to the node: at once when it was
-   * read up front. Never when the body fails or is released first.
-   */
-  whenRead(fn: () => void): void {
-    if (this.buffered !== undefined || (this.#ended && !this.#released)) return fn();
-    (this.#whenRead ??= []).push(fn);
   }
 
   /** Whether the node is waiting for the client's next bytes now. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { FakeClock } from '../support/fake-clock.js';
@@ -79,5 +80,32 @@ describe('a hung node', () => {
     assert.deepEqual([line.cause, line.cleared, checked], ['slow-answer', true, ['n1']]);
     held[0]!.writeHead(202).end();
     assert.equal(await sitting.answer, 202);
+  });
+
+  it('a node that stops reading an upload is checked once it has taken nothing of it for 2 s, and taken out by the failed check', async (t) => {
+    // Takes the connection and never reads from it, as a registry stopped with SIGSTOP.
+    const hung = net.createServer((s) => s.pause());
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const sockets: net.Socket[] = [];
+    hung.on('connection', (s) => sockets.push(s));
+    t.after(() => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), hung.close(() => resolve()))));
+    const clock = new FakeClock(Date.now());
+    const checked: string[] = [];
+    const healthProbe = async (n: { name: string }) => (checked.push(n.name), { ok: false, detail: 'no answer within 2000 ms' });
+    const lb = await startApp([`http://127.0.0.1:${(hung.address() as net.AddressInfo).port}`], { health: { enabled: false } }, { clock, healthProbe });
+    t.after(() => lb.close());
+    const client = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    client.on('error', () => {});
+    t.after(() => client.destroy());
+    client.write(`PUT /v2/library/a/blobs/uploads/u1?digest=sha256:1 HTTP/1.1\r\nHost: x\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`);
+    client.write(Buffer.alloc(16 * 1024 * 1024));
+    // The body moves until the buffers on the way fill; from then on the node takes nothing.
+    for (let step = 0; step < 100 && checked.length === 0; step++) {
+      clock.advance(500);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.deepEqual(checked, ['n1'], 'the node was checked');
+    const out = await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'unhealthy', 10_000, 'n1 taken out');
+    assert.match(String(out.why), /a request waited 2s for its answer and harbor-lb's check then failed/);
   });
 });

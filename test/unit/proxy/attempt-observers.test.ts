@@ -9,7 +9,7 @@ import { answerWaits, nodeTraffic, outlierReports, retriesInFlight, type Attempt
 import { FakeClock } from '../../support/fake-clock.js';
 
 const node = { name: 'n1', traffic: new NodeTraffic() } as unknown as ClusterNode;
-const start = (number = 1): AttemptStart => ({ node, route: 'v2', number, bodylessRead: true, abort: () => {}, sent: (then) => then() });
+const start = (number = 1): AttemptStart => ({ node, route: 'v2', number, bodylessRead: true, abort: () => {}, streamed: undefined });
 const answered: AttemptVerdict = { kind: 'answered', route: 'v2' };
 const failed: AttemptVerdict = { kind: 'failed', code: 'NODE_RESET' };
 
@@ -45,28 +45,29 @@ describe('attempt observers', () => {
     assert.equal(budget.retrying, 0);
   });
 
-  it('the answer watch counts from when the whole request was sent: the time a client takes to send its body is not the node\'s', () => {
+  it("the answer watch counts only the node's time while a body streams: not the client's, and a node that stops taking the body is checked", () => {
     const clock = new FakeClock();
     const checked: string[] = [];
     const observer = answerWaits(new AnswerWatch(clock, (n) => checked.push(n.name)));
-    let sendAll: (() => void) | undefined;
-    const upload = observer.begin({ ...start(), bodylessRead: false, sent: (then) => (sendAll = then) });
-    clock.advance(10_000); // the client is still sending
-    assert.deepEqual(checked, [], 'no check while the body is on its way');
-    sendAll!();
+    const body = { taken: 1, waiting: true };
+    const upload = observer.begin({ ...start(), bodylessRead: false, streamed: body });
+    clock.advance(10_000); // the node waits for the client's bytes all along
+    assert.deepEqual(checked, [], 'no check while the client is slow to send');
+    body.waiting = false;
+    for (let i = 0; i < 8; i++) {
+      body.taken++; // the node takes a chunk every 500 ms: slow, but moving
+      clock.advance(500);
+    }
+    assert.deepEqual(checked, [], 'no check while the node takes the body');
     clock.advance(1_500);
-    assert.deepEqual(checked, [], 'under 2 s since the last byte');
+    assert.deepEqual(checked, [], 'under 2 s since the node last took a chunk');
     clock.advance(1_000);
-    assert.deepEqual(checked, ['n1'], 'the node had the whole request for 2 s and did not answer');
+    assert.deepEqual(checked, ['n1'], 'the node took nothing for 2 s (it stopped reading, or sits on the whole body)');
     upload.end({ outcome: undefined, verdict: undefined });
 
-    // The node answered before the body was all sent (an early 401): nothing to wait for after.
-    let late: (() => void) | undefined;
-    const early = observer.begin({ ...start(), bodylessRead: false, sent: (then) => (late = then) });
-    early.head!();
-    late!();
-    clock.advance(10_000);
-    early.end({ outcome: undefined, verdict: undefined });
-    assert.deepEqual(checked, ['n1']);
+    const read = observer.begin(start());
+    clock.advance(2_500);
+    read.head!();
+    assert.deepEqual(checked, ['n1', 'n1'], 'without a body the wait is the node\'s from the start');
   });
 });
