@@ -46,8 +46,9 @@ export class PipelineGate {
         this.#waiting.delete(socket);
         return;
       }
-      if (socket.destroyed) {
-        // The client left: what waited behind never started and holds nothing.
+      if (socket.destroyed || socket.writableEnded) {
+        // The client left, or the answer closed the connection (RFC 9112 9.6: nothing after it is
+        // served): what waited behind never started and holds nothing.
         queue.length = 0;
         this.#waiting.delete(socket);
         return;

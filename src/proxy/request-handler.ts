@@ -78,7 +78,8 @@ class FrontDoor implements RequestHandler {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     // The connection was refused already (over its client's connection limit): its answer is sent.
-    if (this.#deps.connections.rejected(req.socket) || req.socket.destroyed) return void res.destroy();
+    // Or an answer before this request closed it: nothing after that is served (RFC 9112 9.6).
+    if (this.#deps.connections.rejected(req.socket) || req.socket.destroyed || req.socket.writableEnded) return void res.destroy();
     this.#gate.enter(req.socket, res, () => this.#serve(req, res));
   }
 
@@ -88,6 +89,9 @@ class FrontDoor implements RequestHandler {
     // The connection is busy until the request ends: under connection pressure it is never the idle one closed.
     this.#deps.connections.requestStarted(req.socket);
     const { ex, refusal, body } = this.#receive(req, res);
+    // A request without a body that asked to be told to send it: go ahead at once, as node:http
+    // would, or it would close the connection after the answer for a body that never comes.
+    if (body === 'none' && expectsContinue(req)) res.writeContinue();
     // Whoever closes this connection while a body may still be coming (node:http for `Connection:
     // close` or HTTP/1.0, the 408 for a trickled body), the client reads its answer before any reset.
     if (body !== 'none') this.#deps.connections.lingerOnClose(req.socket, () => !req.complete);
