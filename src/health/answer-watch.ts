@@ -33,7 +33,8 @@ interface Waiting extends Ticked {
  * it that may be sent again (body-less reads, nothing of the answer received) end at once and go
  * to another node. While a request body streams, the wait is the node's only when it neither
  * takes the body nor waits for the client: a client slow to send never makes harbor-lb check a
- * healthy node, and a node that stops reading an upload (a hung one) is checked 2 s later. One
+ * healthy node, and a node that stops reading an upload (a hung one) is checked 2 s after it took
+ * its last chunk (once the socket buffers on the way are full). One
  * timer for all, ticking only while something waits.
  */
 export class AnswerWatch {
@@ -69,9 +70,11 @@ export class AnswerWatch {
     for (const w of waiting) {
       const { body } = w;
       if (body !== undefined && (body.waiting || body.taken !== w.taken)) {
-        // The node took more of the body, or waits for the client: none of this wait is the node's.
+        // The node took more of the body, or waits for the client: none of this wait is the node's,
+        // and a later stall of this long upload may ask for a check again.
         w.taken = body.taken;
         w.since = now;
+        w.suspected = false;
         continue;
       }
       if (w.suspected || now - w.since < SLOW_ANSWER_MS) continue;
