@@ -5,7 +5,7 @@
  */
 import { IDENTITY_HEADERS, type RequestIdentity } from './request-identity.js';
 
-/** Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus `expect`, which node:http has already answered. */
+/** Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus `expect`, which harbor-lb answers itself (RequestBody). */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',

@@ -32,8 +32,9 @@ export function createListener(cfg: Config['listen'], handler: Handler): http.Se
     : http.createServer(common, handler);
   server.timeout = cfg.idleTimeout;
   // A client that asks before sending its body (Expect: 100-continue) gets its 100 Continue only
-  // once a node is to get the body (RequestBody): a request harbor-lb answers first (a 400, no node
-  // left) is answered before the client sends any of it, and node:http then closes the connection.
+  // once harbor-lb reads the body (RequestBody): for a node, or up front when it is small. A request
+  // harbor-lb answers first (a 400, no node left) is answered before the client sends any of it,
+  // and node:http then closes the connection.
   server.on('checkContinue', handler);
   return server;
 }

@@ -77,9 +77,11 @@ class FrontDoor implements RequestHandler {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
-    // The connection was refused already (over its client's connection limit): its answer is sent.
-    // Or an answer before this request closed it: nothing after that is served (RFC 9112 9.6).
-    if (this.#deps.connections.rejected(req.socket) || req.socket.destroyed || req.socket.writableEnded) return void res.destroy();
+    if (req.socket.destroyed) return void res.destroy();
+    // The connection was refused already (over its client's connection limit), or an answer before
+    // this request closed it: nothing after that is served (RFC 9112 9.6). Its close is under way
+    // (lingering, so the client reads that answer before any reset): left to it, not hastened.
+    if (this.#deps.connections.rejected(req.socket) || req.socket.writableEnded) return void req.resume();
     this.#gate.enter(req.socket, res, () => this.#serve(req, res));
   }
 
@@ -89,9 +91,10 @@ class FrontDoor implements RequestHandler {
     // The connection is busy until the request ends: under connection pressure it is never the idle one closed.
     this.#deps.connections.requestStarted(req.socket);
     const { ex, refusal, body } = this.#receive(req, res);
+    const continued = expectsContinue(req);
     // A request without a body that asked to be told to send it: go ahead at once, as node:http
     // would, or it would close the connection after the answer for a body that never comes.
-    if (body === 'none' && expectsContinue(req)) res.writeContinue();
+    if (body === 'none' && continued) res.writeContinue();
     // Whoever closes this connection while a body may still be coming (node:http for `Connection:
     // close` or HTTP/1.0, the 408 for a trickled body), the client reads its answer before any reset.
     if (body !== 'none') this.#deps.connections.lingerOnClose(req.socket, () => !req.complete);
@@ -113,7 +116,7 @@ class FrontDoor implements RequestHandler {
     if (body !== 'none') {
       // Only chunk framing makes one read bring many pieces: a body with Content-Length comes a piece per read.
       const tiny = req.headers['transfer-encoding'] === undefined ? undefined : { pieces: this.#deps.tinyPieces.start(), over: (why: string) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) };
-      const goAhead = expectsContinue(req)
+      const goAhead = continued
         ? () => {
             if (!res.headersSent) res.writeContinue();
           }

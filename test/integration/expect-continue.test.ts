@@ -94,4 +94,40 @@ describe('Expect: 100-continue', () => {
     });
     assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 [^]*keep-alive[^]*HTTP\/1\.1 201 /i);
   });
+
+  it('an upload waiting for a node connection gets no 100 Continue until one is free', async (t) => {
+    const held: Array<() => void> = [];
+    let received = 0;
+    const node = await startServer((req, res) => {
+      req.on('data', (c: Buffer) => (received += c.length));
+      req.on('end', () => (req.url!.includes('hold') ? held.push(() => res.writeHead(201, { 'content-length': '0' }).end()) : res.writeHead(201, { 'content-length': '0' }).end()));
+    });
+    t.after(() => node.close());
+    const lb = await startApp([node.url], { health: { enabled: false }, proxy: { maxUploadConnectionsPerNode: 1 }, limits: { nodeShare: 1 } });
+    t.after(() => lb.close());
+    // The node's one upload connection is taken by an upload it sits on.
+    const first = expectingUpload(lb.url, '/v2/library/a/blobs/uploads/hold?digest=sha256:1', BODY);
+    for (let i = 0; i < 500 && held.length === 0; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(held.length, 1, 'the first upload holds the connection');
+
+    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    let got = '';
+    const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got === 'HTTP/1.1 100 Continue\r\n\r\n') s.write(BODY);
+      if (/HTTP\/1\.1 201 [^]*\r\n\r\n$/.test(got)) s.end();
+    });
+    s.write(`PUT /v2/library/a/blobs/uploads/u2?digest=sha256:2 HTTP/1.1\r\nHost: x\r\nContent-Length: ${BODY.length}\r\nExpect: 100-continue\r\n\r\n`);
+    const queued = async () => (JSON.parse((await send(`${lb.adminUrl}/-/status`)).body.toString()) as { nodes: Array<{ queued: number }> }).nodes[0]!.queued;
+    for (let i = 0; i < 200 && (await queued()) === 0; i++);
+    assert.equal(await queued(), 1, 'the second upload waits for the connection');
+    assert.equal(got, '', 'and has not been told to send its body');
+
+    held[0]!();
+    assert.equal((await first).status, 201);
+    await closed;
+    assert.match(got, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+    assert.equal(received, 2 * BODY.length);
+  });
 });
