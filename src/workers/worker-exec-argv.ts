@@ -4,7 +4,7 @@ export const WORKER_SEMI_SPACE_MIB = 16;
 /**
  * The Node.js flags a request worker is started with: the control plane's own (heap sizes an
  * operator chose), less the test runner's and debugger's, and a young generation capped at
- * WORKER_SEMI_SPACE_MIB unless a semi-space size was given (on the command line or in
+ * WORKER_SEMI_SPACE_MIB unless its largest size was given (on the command line or in
  * NODE_OPTIONS). On Node 24 V8 lets the young generation grow to 64 MiB under load: about 140 MiB
  * more per process at the same CPU (docs/operations.md). Workers are where the load is, so they
  * get the cap however harbor-lb was started (a systemd unit, npx), not only from the container.
@@ -15,5 +15,5 @@ export function workerExecArgv(execArgv: readonly string[], env: NodeJS.ProcessE
   return chosen ? args : [...args, `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`];
 }
 
-/** A semi-space size flag as V8 reads it: dashes or underscores. */
-const SEMI_SPACE = /--(?:max|min)[-_]semi[-_]space[-_]size/;
+/** The largest semi-space's flag as V8 reads it: dashes or underscores. */
+const SEMI_SPACE = /--max[-_]semi[-_]space[-_]size/;
