@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Clock } from '../util/clock.js';
 
 /** Pieces one request's body may bring within a window... */
@@ -78,4 +79,18 @@ export class TinyPieces {
     this.#bytes += bytes;
     return this.#bytes < this.#pieces * TINY_AVERAGE;
   }
+}
+
+/**
+ * How much of a chunked body node:http may hold unread before it stops reading the connection, in
+ * bytes. Its limit counts bytes, not pieces: at Node 24's default (64 KiB) a body of 1-byte chunks
+ * was 65,536 buffers, about 20 MB, before harbor-lb read the first and could judge it. 16 KiB is
+ * Node 20's default; a chunked upload in large pieces is paused after each read either way.
+ */
+export const CHUNKED_BODY_BUFFER = 16 * 1024;
+
+/** Lowers what node:http holds of this request's body unread to CHUNKED_BODY_BUFFER (a Readable's limit has no public setter). */
+export function holdFewPieces(req: IncomingMessage): void {
+  const state = (req as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
+  if (typeof state?.highWaterMark === 'number' && state.highWaterMark > CHUNKED_BODY_BUFFER) state.highWaterMark = CHUNKED_BODY_BUFFER;
 }

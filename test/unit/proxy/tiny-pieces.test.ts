@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { getDefaultHighWaterMark } from 'node:stream';
 import { it } from 'node:test';
-import { PIECES_PER_WINDOW, PIECES_WINDOW_MS, TINY_AVERAGE, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
+import type { ProxyDeps } from '../../../src/proxy/proxy-deps.js';
+import { createRequestHandler } from '../../../src/proxy/request-handler.js';
+import { CHUNKED_BODY_BUFFER, holdFewPieces, PIECES_PER_WINDOW, PIECES_WINDOW_MS, TINY_AVERAGE, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 it('a body of 1-byte pieces is over once more than 4,096 come within a second, not before', () => {
@@ -32,4 +37,50 @@ it('starts a new window when the clock is stepped back', () => {
   const at = clock.now();
   (clock as unknown as { now: () => number }).now = () => at - 3_600_000;
   assert.equal(pieces.took(1), false);
+});
+
+/** A real server whose `onRequest` runs for each request; a raw client sends `head` then `body`. */
+async function serverAndClient(onRequest: http.RequestListener, head: string, body: Buffer) {
+  const server = http.createServer({ requestTimeout: 0 }, onRequest);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  client.write(head);
+  client.write(body);
+  return {
+    close: () => {
+      client.destroy();
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+it('node:http holds at most 16 KiB of a chunked body in 1-byte pieces unread (a read\'s worth over), not 64 KiB', async (t) => {
+  const oneBytePieces = Buffer.from('1\r\nx\r\n'.repeat(200_000));
+  const head = 'PATCH /v2/a/blobs/uploads/u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n';
+  let req: http.IncomingMessage | undefined;
+  const s = await serverAndClient((q) => (holdFewPieces(q), (req = q)), head, oneBytePieces);
+  t.after(s.close);
+  for (let i = 0; i < 2000 && (req?.readableLength ?? 0) < CHUNKED_BODY_BUFFER; i++) await turn();
+  for (let i = 0; i < 50; i++) await turn();
+  assert.equal(req!.readableHighWaterMark, CHUNKED_BODY_BUFFER);
+  const held = req!.readableLength;
+  assert.ok(held >= CHUNKED_BODY_BUFFER && held < 2 * CHUNKED_BODY_BUFFER, `node:http stopped reading at ${held} pieces`);
+});
+
+it('the request handler lowers it for a chunked body as it gets the request, and leaves a body with Content-Length alone', async (t) => {
+  // Connections refused already: the handler drops the request right after its first step.
+  const handler = createRequestHandler({ connections: { rejected: () => true } } as unknown as ProxyDeps);
+  const marks: number[] = [];
+  const s = await serverAndClient(
+    (q, r) => (handler.handle(q, r), marks.push(q.readableHighWaterMark)),
+    'PUT /v2/a/blobs/uploads/u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\nPUT /v2/a/blobs/uploads/v HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n',
+    Buffer.from('x'),
+  );
+  t.after(s.close);
+  for (let i = 0; i < 2000 && marks.length < 2; i++) await turn();
+  assert.deepEqual(marks, [CHUNKED_BODY_BUFFER, getDefaultHighWaterMark(false)]);
 });
