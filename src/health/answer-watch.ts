@@ -36,13 +36,14 @@ interface Waiting extends Ticked {
  * request. Instead, an attempt that has waited SLOW_ANSWER_MS asks for a check of its node (only
  * suspicion: the check decides), and when the node is taken out, the attempts still waiting on
  * it that may be sent again (body-less reads, nothing of the answer received) end at once and go
- * to another node, and uploads it had stopped reading end too (they cannot go elsewhere, and the
- * node's own check found it failing: the client can start again on another node at once instead
- * of waiting out proxy.uploadHeadersTimeout). While a request body streams, the wait is the node's only when it neither
- * takes the body nor waits for the client: a client slow to send never makes harbor-lb check a
- * healthy node, and a node that stops reading an upload (a hung one) is checked 2 s after it took
- * its last chunk (once the socket buffers on the way are full). One
- * timer for all, ticking only while something waits.
+ * to another node. Uploads it had stopped reading end too: they cannot go elsewhere, and the
+ * node's own check found it failing, so the client can start again on another node at once
+ * instead of waiting out proxy.uploadHeadersTimeout.
+ *
+ * While a request body streams, the wait is the node's only when it neither takes the body nor
+ * waits for the client: a client slow to send never makes harbor-lb check a healthy node, and a
+ * node that stops reading an upload (a hung one) is checked 2 s after it took its last chunk (once
+ * the socket buffers on the way are full). One timer for all, ticking only while something waits.
  */
 export class AnswerWatch {
   readonly #waiting: TickingSet<Waiting>;
