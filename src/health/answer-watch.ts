@@ -12,8 +12,6 @@ export interface StreamedBody {
   readonly taken: number;
   /** The node waits for the client's next bytes now. */
   readonly waiting: boolean;
-  /** The client's whole body has gone on to the node. */
-  readonly whole: boolean;
 }
 
 interface Waiting extends Ticked {
@@ -23,10 +21,7 @@ interface Waiting extends Ticked {
   body: StreamedBody | undefined;
   taken: number;
   suspected: boolean;
-  /**
-   * Ends the attempt when its node is taken out: a body-less read, to go to another node; an
-   * upload, only if the node stopped taking its body (see nodeOut). Undefined: never ended.
-   */
+  /** Ends the attempt so it can go to another node (only attempts that may be sent again). */
   abort: (() => void) | undefined;
 }
 
@@ -36,9 +31,9 @@ interface Waiting extends Ticked {
  * request. Instead, an attempt that has waited SLOW_ANSWER_MS asks for a check of its node (only
  * suspicion: the check decides), and when the node is taken out, the attempts still waiting on
  * it that may be sent again (body-less reads, nothing of the answer received) end at once and go
- * to another node. Uploads it had stopped reading end too: they cannot go elsewhere, and the
- * node's own check found it failing, so the client can start again on another node at once
- * instead of waiting out proxy.uploadHeadersTimeout.
+ * to another node. An upload cannot go elsewhere and is left to its node: how much of its body
+ * the node has read, harbor-lb cannot tell (undici takes the next chunk only once megabytes of
+ * socket buffers have drained), so a node that reads slowly would look like one that stopped.
  *
  * While a request body streams, the wait is the node's only when it neither takes the body nor
  * waits for the client: a client slow to send never makes harbor-lb check a healthy node, and a
@@ -60,18 +55,10 @@ export class AnswerWatch {
     return this.#waiting.add({ node, since: this.clock.now(), body, taken: body?.taken ?? 0, suspected: false, abort, tickIndex: -1 });
   }
 
-  /**
-   * The node was taken out: its waiting attempts that may go elsewhere do, and uploads whose body it
-   * stopped taking (SLOW_ANSWER_MS without a chunk, not waiting for the client, the client not
-   * done) end. An upload the node is still reading, or whose whole body it has (a registry may
-   * take long to store a blob), is left to finish.
-   */
+  /** The node was taken out: its waiting attempts that may go elsewhere do. */
   nodeOut(node: ClusterNode): void {
-    const now = this.clock.now();
     for (const w of this.#waiting.held()) {
       if (w.node !== node || w.abort === undefined) continue;
-      const { body } = w;
-      if (body !== undefined && (body.whole || body.waiting || body.taken !== w.taken || now - w.since < SLOW_ANSWER_MS)) continue;
       this.#waiting.delete(w);
       w.abort();
     }

@@ -76,15 +76,14 @@ export function retriesInFlight(budget: RetryBudget): AttemptObserver {
 }
 
 /**
- * Waits for an answer: a slow one asks for a check; when the node is taken out, a body-less read
- * is ended to go elsewhere, and an upload the node stopped reading ends. While a body streams,
- * only the node's time counts (see AnswerWatch).
+ * Waits for an answer: a slow one asks for a check, and a body-less read whose node is taken out
+ * is ended to go elsewhere. While a body streams, only the node's time counts (see AnswerWatch).
  */
 export function answerWaits(answers: AnswerWatch): AttemptObserver {
   return {
     begin: ({ node, bodylessRead, abort, streamed }) => {
-      const out = bodylessRead || streamed !== undefined ? () => abort(new ProxyError('NODE_TAKEN_OUT', 502, 'the node was taken out')) : undefined;
-      const answered = answers.begin(node, out, streamed);
+      const elsewhere = bodylessRead ? () => abort(new ProxyError('NODE_TAKEN_OUT', 502, 'the node was taken out')) : undefined;
+      const answered = answers.begin(node, elsewhere, streamed);
       return { head: answered, end: answered };
     },
   };

@@ -148,11 +148,6 @@ export class RequestBody {
     };
   }
 
-  /** Whether the client's whole body has been handed on (its end was read). */
-  get whole(): boolean {
-    return this.#ended;
-  }
-
   /** Whether the node is waiting for the client's next bytes now. */
   get waiting(): boolean {
     return this.#pending !== undefined;

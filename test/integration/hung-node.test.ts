@@ -82,7 +82,7 @@ describe('a hung node', () => {
     assert.equal(await sitting.answer, 202);
   });
 
-  it('a node that stops reading an upload is checked once it has taken nothing of it for 2 s, taken out by the failed check, and the upload ends 502', async (t) => {
+  it('a node that stops reading an upload is checked once it has taken nothing of it for 2 s, and taken out by the failed check', async (t) => {
     // Takes the connection and never reads from it, as a registry stopped with SIGSTOP.
     const hung = net.createServer((s) => s.pause());
     await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
@@ -97,8 +97,6 @@ describe('a hung node', () => {
     const client = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
     client.on('error', () => {});
     t.after(() => client.destroy());
-    let answer = '';
-    const answered = new Promise<void>((resolve) => client.on('data', (d: Buffer) => ((answer += d.toString('latin1')), answer.includes('\r\n\r\n') && resolve())));
     const size = 256 * 1024 * 1024;
     client.write(`PUT /v2/library/a/blobs/uploads/u1?digest=sha256:1 HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
     // The client sends as fast as it may; the body moves until the buffers on the way are full,
@@ -120,10 +118,5 @@ describe('a hung node', () => {
     assert.deepEqual(checked, ['n1'], 'the node was checked');
     const out = await lb.logs.waitFor((l) => l.event === 'node_state' && l.to === 'unhealthy', 10_000, 'n1 taken out');
     assert.match(String(out.why), /a request waited 2s for its answer and harbor-lb's check then failed/);
-    // It cannot go elsewhere, and would wait out uploadHeadersTimeout (900 s): it ends, and the client can start again.
-    const line = await lb.logs.waitFor((l) => l.event === 'request', 10_000, 'the upload ended');
-    assert.deepEqual([line.status, line.error], [502, 'NODE_TAKEN_OUT']);
-    await answered;
-    assert.match(answer, /^HTTP\/1\.1 502 /);
   });
 });
