@@ -201,6 +201,9 @@ export class ConnectionGuard {
     const code = err.code ?? 'UNKNOWN';
     // The client went away (mid-body, too: the parser's end-of-file state): nothing to answer.
     if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') return void socket.destroy();
+    // More bytes after a request that asked to close the connection: nothing after it is served
+    // (RFC 9112 9.6). Its own answer is under way, and node:http closes the connection after it.
+    if (code === 'HPE_CLOSED_CONNECTION') return void socket.pause();
     this.#parseErrors.set(socket, code);
     this.#reject(socket, code, normalizeIp(socket.remoteAddress));
   }

@@ -90,4 +90,23 @@ describe('pipelined requests are served one at a time per connection', () => {
     assert.equal(line.reason, 'PIPELINE_TOO_DEEP');
     assert.ok(seen.length <= 1, `the node was asked ${seen.length} times`);
   });
+
+  it('a request after one that asked to close the connection is ignored: the first gets its own answer, not a 400 for the second', async (t) => {
+    const { node, seen } = await blobNode(t, 1000);
+    const lb = await startApp([node.url]);
+    t.after(() => lb.close());
+    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    s.on('error', () => {});
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    s.write('GET /v2/a/blobs/sha256:0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await closed;
+    assert.match(got, /^HTTP\/1\.1 200 /);
+    assert.equal(got.match(/HTTP\/1\.1 /g)!.length, 1, 'one answer, then the connection closed');
+    assert.deepEqual(seen, ['/v2/a/blobs/sha256:0']);
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.deepEqual([line!.status, line!.error], [200, undefined]);
+    assert.equal(lb.logs.lines.filter((l) => l.event === 'connection_rejected').length, 0);
+  });
 });
