@@ -8,7 +8,7 @@ import { buildRequestHeaders } from './headers.js';
 import { PipelineGate } from './pipeline-gate.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import { RequestBody } from './request-body.js';
-import { holdFewPieces } from './tiny-pieces.js';
+import { chunked, holdFewPieces } from './tiny-pieces.js';
 import { credentialRefusal, pathRefusal, targetRefusal, unforwardable, type Refusal } from './request-check.js';
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
 import type { RoutingError } from './routing-error.js';
@@ -79,7 +79,7 @@ class FrontDoor implements RequestHandler {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     // Before node:http parses on into the body: a chunked one may come in pieces of a byte.
-    if (req.headers['transfer-encoding'] !== undefined) holdFewPieces(req);
+    if (chunked(req)) holdFewPieces(req);
     if (req.socket.destroyed) return void res.destroy();
     // The connection was refused already (over its client's connection limit), or an answer before
     // this request closed it: nothing after that is served (RFC 9112 9.6). Its close is under way
@@ -117,8 +117,7 @@ class FrontDoor implements RequestHandler {
       return end();
     }
     if (body !== 'none') {
-      // Only chunk framing makes one read bring many pieces: a body with Content-Length comes a piece per read.
-      const tiny = req.headers['transfer-encoding'] === undefined ? undefined : { pieces: this.#deps.tinyPieces.start(), over: (why: string) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) };
+      const tiny = !chunked(req) ? undefined : { pieces: this.#deps.tinyPieces.start(), over: (why: string) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) };
       const goAhead = continued
         ? () => {
             if (!res.headersSent) res.writeContinue();

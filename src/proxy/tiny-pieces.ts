@@ -82,6 +82,14 @@ export class TinyPieces {
 }
 
 /**
+ * Whether the request's body is chunked: only chunk framing makes one read bring many pieces, while
+ * a body with Content-Length comes a piece per read, which its client pays a packet for.
+ */
+export function chunked(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/**
  * How much of a chunked body node:http may hold unread before it stops reading the connection, in
  * bytes. Its limit counts bytes, not pieces: at Node 24's default (64 KiB) a body of 1-byte chunks
  * was 65,536 buffers, about 20 MB, before harbor-lb read the first and could judge it. 16 KiB is

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { Clock, Timer } from '../util/clock.js';
-import { TOO_MANY_PIECES, type TinyPieceLimit } from './tiny-pieces.js';
+import { chunked, TOO_MANY_PIECES, type TinyPieceLimit } from './tiny-pieces.js';
 
 /** How much of a request's body harbor-lb still reads and drops after it has answered the request. */
 export const UNREAD_BODY_LIMIT = 1024 * 1024;
@@ -52,8 +52,7 @@ export class UnreadBodyLimit {
     const readBefore = socket.bytesRead;
     const over = (): boolean => socket.bytesRead - readBefore > limit;
     const overWhy = `more than ${limit} bytes came after its answer`;
-    // Only chunk framing makes one read bring many pieces (tiny-pieces.ts).
-    const pieces = req.headers['transfer-encoding'] === undefined ? undefined : this.opts.pieces.start();
+    const pieces = chunked(req) ? this.opts.pieces.start() : undefined;
     let timer: Timer | undefined;
     let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.
