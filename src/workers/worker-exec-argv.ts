@@ -1,19 +1,43 @@
+import { spawnSync } from 'node:child_process';
+
 /** The largest young-generation semi-space a request worker gets unless told otherwise, in MiB. */
 export const WORKER_SEMI_SPACE_MIB = 16;
 
+/** V8's mid-tier compiler, which a request worker runs without unless told otherwise. */
+export const NO_MAGLEV = '--no-maglev';
+
 /**
  * The Node.js flags a request worker is started with: the control plane's own (heap sizes an
- * operator chose), less the test runner's and debugger's, and a young generation capped at
- * WORKER_SEMI_SPACE_MIB unless its largest size was given (on the command line or in
- * NODE_OPTIONS). On Node 24 V8 lets the young generation grow to 64 MiB under load: about 140 MiB
- * more per process at the same CPU (docs/operations.md). Workers are where the load is, so they
- * get the cap however harbor-lb was started (a systemd unit, npx), not only from the container.
+ * operator chose), less the test runner's and debugger's, and, unless the operator chose them
+ * (on the command line, or the semi-space in NODE_OPTIONS):
+ * - a young generation capped at WORKER_SEMI_SPACE_MIB. On Node 24 V8 lets it grow to 64 MiB
+ *   under load: about 140 MiB more per process at the same CPU (docs/operations.md).
+ * - no Maglev (`withoutMaglev`, when this Node has the flag). Under small GETs its compilations
+ *   raised V8's own malloc'd memory to 34–49 MiB at their peak, against 27 without, and a
+ *   worker's peak resident memory by about 10 MiB, for no measurable CPU per request
+ *   (docs/operations.md). Code hot enough is still compiled by TurboFan.
+ * Workers are where the load is, so they get these however harbor-lb was started (a systemd unit,
+ * npx), not only from the container.
  */
-export function workerExecArgv(execArgv: readonly string[], env: NodeJS.ProcessEnv): string[] {
+export function workerExecArgv(execArgv: readonly string[], env: NodeJS.ProcessEnv, withoutMaglev = false): string[] {
   const args = execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
-  const chosen = [...args, env.NODE_OPTIONS ?? ''].some((a) => SEMI_SPACE.test(a));
-  return chosen ? args : [...args, `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`];
+  const out = [...args];
+  if (![...args, env.NODE_OPTIONS ?? ''].some((a) => SEMI_SPACE.test(a))) out.push(`--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`);
+  if (withoutMaglev && !args.some((a) => MAGLEV.test(a))) out.push(NO_MAGLEV);
+  return out;
 }
 
 /** The largest semi-space's flag as V8 reads it: dashes or underscores. */
 const SEMI_SPACE = /--max[-_]semi[-_]space[-_]size/;
+/** Any choice about Maglev: `--maglev`, `--no-maglev`, `--maglev-…`. */
+const MAGLEV = /^--(?:no[-_])?maglev/;
+
+/**
+ * Whether the Node.js at `execPath` starts with `flag`. V8 flags come and go between releases,
+ * and Node refuses to start with one it does not know: a worker started with it would never
+ * come up. Asked once, when the worker pool is made (a process that exits at once, ~40 ms).
+ */
+export function nodeAccepts(execPath: string, flag: string): boolean {
+  const r = spawnSync(execPath, [flag, '-e', ''], { stdio: 'ignore', timeout: 10_000 });
+  return r.status === 0;
+}

@@ -11,7 +11,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { FromWorker, NodeMirror, NodeRef, PinOp, ToWorker, WorkerReport } from './messages.js';
 import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
-import { workerExecArgv } from './worker-exec-argv.js';
+import { NO_MAGLEV, nodeAccepts, workerExecArgv } from './worker-exec-argv.js';
 import { workerEnv } from '../util/malloc-thresholds.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
@@ -79,6 +79,8 @@ export class WorkerPool {
   readonly #slots: Slot[] = [];
   #port = 0;
   #config: Config;
+  /** Workers start without Maglev when this Node knows the flag (worker-exec-argv.ts). */
+  readonly #withoutMaglev: boolean;
   #closing = false;
   #lastMirror = '';
   #started = false;
@@ -101,6 +103,7 @@ export class WorkerPool {
     private readonly clock: Clock,
   ) {
     this.#config = config;
+    this.#withoutMaglev = nodeAccepts(process.execPath, NO_MAGLEV);
     for (let index = 1; index <= opts.count; index++) {
       this.#slots.push({
         index,
@@ -232,7 +235,7 @@ export class WorkerPool {
 
   #spawn(slot: Slot, port: number): Promise<number> {
     const capture = this.opts.logDestination !== undefined;
-    const execArgv = workerExecArgv(process.execArgv, process.env);
+    const execArgv = workerExecArgv(process.execArgv, process.env, this.#withoutMaglev);
     let child: ChildProcess;
     try {
       child = fork(this.opts.entry, [], { execArgv, env: workerEnv(), serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -59,6 +59,9 @@ describe('request workers (proxy.workers)', () => {
       if (process.platform === 'linux' && !/semi.space/.test(process.env.NODE_OPTIONS ?? '')) {
         assert.ok(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=16'), 'a young generation of at most 16 MiB per semi-space');
       }
+      if (process.platform === 'linux' && !process.execArgv.some((a) => /maglev/.test(a))) {
+        assert.ok(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0').includes('--no-maglev'), 'without Maglev');
+      }
     }
     assert.equal(s.workers.reduce((a, w) => a + w.requests, 0), 40);
     assert.equal(s.nodes.reduce((a, n) => a + n.requests, 0), 40, "the nodes' counters are the workers' added up");

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
+import { nodeAccepts, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
 
 it("a worker runs with the control plane's flags, less the test runner's and debugger's, and a young generation capped unless one was chosen", () => {
   assert.deepEqual(workerExecArgv(['--enable-source-maps', '--test-timeout=1', '--inspect=0'], {}), ['--enable-source-maps', '--max-semi-space-size=16']);
@@ -9,4 +9,17 @@ it("a worker runs with the control plane's flags, less the test runner's and deb
   assert.deepEqual(workerExecArgv(['--min-semi-space-size=4'], {}), ['--min-semi-space-size=4', '--max-semi-space-size=16'], 'a smallest size alone leaves the largest to harbor-lb');
   assert.deepEqual(workerExecArgv([], { NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=32' }), [], 'or in NODE_OPTIONS, which the worker inherits');
   assert.deepEqual(workerExecArgv([], { NODE_OPTIONS: '--max-old-space-size=512' }), ['--max-semi-space-size=16']);
+});
+
+it('a worker runs without Maglev when this Node knows the flag, unless the operator chose about Maglev', () => {
+  assert.deepEqual(workerExecArgv([], {}, true), ['--max-semi-space-size=16', '--no-maglev']);
+  assert.deepEqual(workerExecArgv([], {}, false), ['--max-semi-space-size=16'], 'a Node without the flag would refuse to start');
+  assert.deepEqual(workerExecArgv(['--maglev'], {}, true), ['--maglev', '--max-semi-space-size=16'], 'the operator chose Maglev');
+  assert.deepEqual(workerExecArgv(['--no_maglev'], {}, true), ['--no_maglev', '--max-semi-space-size=16']);
+  assert.deepEqual(workerExecArgv(['--maglev-inlining'], {}, true), ['--maglev-inlining', '--max-semi-space-size=16'], 'a Maglev tuning is a choice to keep it');
+});
+
+it('asks Node whether it starts with a flag: it refuses one it does not know', () => {
+  assert.equal(nodeAccepts(process.execPath, '--no-maglev'), true, 'Node 24 has Maglev');
+  assert.equal(nodeAccepts(process.execPath, '--no-such-v8-flag-here'), false);
 });
