@@ -13,9 +13,9 @@ export const NO_MAGLEV = '--no-maglev';
  * - a young generation capped at WORKER_SEMI_SPACE_MIB. On Node 24 V8 lets it grow to 64 MiB
  *   under load: about 140 MiB more per process at the same CPU (docs/operations.md).
  * - no Maglev (`withoutMaglev`, when this Node has the flag). Under small GETs its compilations
- *   raised V8's own malloc'd memory to 34–49 MiB at their peak, against 27 without, and a
- *   worker's peak resident memory by about 10 MiB, for no measurable CPU per request
- *   (docs/operations.md). Code hot enough is still compiled by TurboFan.
+ *   raised V8's own malloc'd memory to 34–49 MiB at their peak, against 26–28 without, and a
+ *   worker's peak resident memory over its idle from a median of 49 MiB to 63, for no measurable
+ *   CPU per request (docs/benchmarks.md). Code hot enough is still compiled by TurboFan.
  * Workers are where the load is, so they get these however harbor-lb was started (a systemd unit,
  * npx), not only from the container.
  */
