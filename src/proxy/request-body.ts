@@ -6,7 +6,10 @@ import { mostlyFraming, MOSTLY_FRAMING, TINY_AVERAGE, TOO_MANY_PIECES, type Tiny
 /** The body's pieces, counted, and what to do when they are too many and too small (tiny-pieces.ts). */
 export interface TinyPieceWatch {
   pieces: TinyPieces;
-  /** Called once, from within the piece that went over, with why: the caller refuses the request (`refuse`). */
+  /**
+   * Called once, with why: the caller refuses the request (`refuse`). From within the piece that
+   * went over, or, for the framing rule, once the read that brought it is parsed whole.
+   */
   over: (why: string) => void;
 }
 
@@ -55,9 +58,17 @@ export class RequestBody {
   #tinyWhy(bytes: number): string | undefined {
     if (this.tiny!.pieces.took(bytes)) return TOO_MANY_PIECES;
     if (bytes >= TINY_AVERAGE) return undefined;
+    return this.#mostlyFraming() ? MOSTLY_FRAMING : undefined;
+  }
+
+  /**
+   * Whether more than half of what the connection read for the body is chunk framing. Once the
+   * body is complete, what the connection reads is the requests after it: not judged then.
+   */
+  #mostlyFraming(): boolean {
     const socket = this.req.socket;
-    if (socket === undefined || socket === null) return undefined;
-    return mostlyFraming(socket.bytesRead - this.#readBefore, this.bytes + this.req.readableLength) ? MOSTLY_FRAMING : undefined;
+    if (socket === undefined || socket === null || this.req.complete) return false;
+    return mostlyFraming(socket.bytesRead - this.#readBefore, this.bytes + this.req.readableLength);
   }
 
   readonly #onData = (chunk: Buffer): void => {
@@ -67,13 +78,28 @@ export class RequestBody {
     this.reclaimer.allocated(chunk.length);
     if (this.tiny !== undefined && this.#error === undefined) {
       const why = this.#tinyWhy(chunk.length);
-      if (why !== undefined) return this.tiny.over(why);
+      if (why === TOO_MANY_PIECES) return this.tiny.over(why);
+      // A flowing body gets its pieces from within node:http's parse of a read, when bytesRead
+      // counts all of that read but the body only what is parsed of it so far (the tail of a 1 KiB
+      // chunk split between reads, first in a 64 KiB read, looked like 400 bytes of body in 64 KiB).
+      // The piece is held (the body is paused) and judged again once every read is parsed whole:
+      // setImmediate runs after the poll phase's reads (ticks run between node:http's callbacks).
+      if (why !== undefined) return void setImmediate(this.#judged, chunk);
     }
+    this.#pass(chunk);
+  };
+
+  readonly #judged = (chunk: Buffer): void => {
+    if (this.#error === undefined && !this.#released && this.#mostlyFraming()) return this.tiny!.over(MOSTLY_FRAMING);
+    this.#pass(chunk);
+  };
+
+  #pass(chunk: Buffer): void {
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
     p?.resolve({ value: chunk, done: false });
-  };
+  }
 
   /** After release: what the client still sends is dropped, its buffers counted all the same. */
   readonly #onDropped = (chunk: Buffer): void => {

@@ -8,12 +8,13 @@ import { startServer } from '../support/servers.js';
 
 /** A node that reads upload bodies whole and answers 201 with the bytes it got. */
 async function uploadNode(t: { after: (fn: () => unknown) => void }) {
-  const state = { received: 0 };
+  const state: { received: number; progress?: () => void } = { received: 0 };
   const node = await startServer((req, res) => {
     let n = 0;
     req.on('data', (c: Buffer) => {
       n += c.length;
       state.received += c.length;
+      state.progress?.();
     });
     req.on('end', () => {
       const body = JSON.stringify({ received: n });
@@ -50,6 +51,38 @@ function chunkedUpload(port: number, chunk: Buffer, count: number): Promise<Repl
     s.write(Buffer.concat(Array.from({ length: count }, () => frame)));
     s.write('0\r\n\r\n');
   });
+}
+
+/**
+ * A chunked upload in 1 KiB chunks whose second read begins with the short tail (424 bytes) of a
+ * chunk split between reads: head and the first 600 bytes of a chunk, then, once the node has those
+ * (harbor-lb's body flows, waiting for more), the rest of the body in one write (one read), and,
+ * when `next` is set, a second upload of `next` KiB pipelined behind it in that same write.
+ */
+async function splitChunkUpload(port: number, state: { received: number; progress?: () => void }, kib: number, next?: number): Promise<string> {
+  const s = net.connect(port, '127.0.0.1');
+  s.setNoDelay(true);
+  let text = '';
+  const answers = next === undefined ? 1 : 2;
+  const done = new Promise<void>((resolve) => {
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if ((text.match(/\{"received":\d+\}/g) ?? []).length >= answers) resolve();
+    });
+    s.on('close', () => resolve());
+  });
+  s.on('error', () => {});
+  const head = (u: string) => `PATCH /v2/library/a/blobs/uploads/${u} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`;
+  const frames = (n: number) => Buffer.concat(Array.from({ length: n }, () => Buffer.concat([Buffer.from('400\r\n'), Buffer.alloc(1024, 0x61), Buffer.from('\r\n')])));
+  const got600 = new Promise<void>((resolve) => (state.progress = () => state.received >= 600 && resolve()));
+  s.write(Buffer.concat([Buffer.from(head('u1') + '400\r\n'), Buffer.alloc(600, 0x61)]));
+  await got600;
+  const rest = [Buffer.alloc(424, 0x61), Buffer.from('\r\n'), frames(kib - 1), Buffer.from('0\r\n\r\n')];
+  if (next !== undefined) rest.push(Buffer.from(head('u2')), frames(next), Buffer.from('0\r\n\r\n'));
+  s.write(Buffer.concat(rest));
+  await done;
+  s.destroy();
+  return text;
 }
 
 // Found by measuring (issue 20): one client sending 1-byte chunks for 6 s kept a worker busy for
@@ -120,5 +153,25 @@ describe('request bodies in tiny pieces', () => {
     const reply = await chunkedUpload(Number(new URL(lb.url).port), Buffer.alloc(1024, 0x61), count);
     assert.match(reply.text, /^HTTP\/1\.1 201 /, JSON.stringify([reply, lb.logs.requests()]));
     assert.match(reply.text, new RegExp(`\\{"received":${count * 1024}\\}$`));
+  });
+
+  it('an upload in 1 KiB chunks whose read begins with the short tail of a split chunk goes through', async (t) => {
+    const { node, state } = await uploadNode(t);
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    // Judged mid-read, the 424-byte tail was 1 KiB of body against the 41 KiB the read brought.
+    const text = await splitChunkUpload(Number(new URL(lb.url).port), state, 41);
+    assert.match(text, /^HTTP\/1\.1 201 /, JSON.stringify(lb.logs.requests()));
+    assert.match(text, /\{"received":41984\}$/);
+  });
+
+  it('an upload in 1 KiB chunks with another pipelined behind it in the same read goes through, both', async (t) => {
+    const { node, state } = await uploadNode(t);
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    // The read brought the 10 KiB body's rest and all 40 KiB of the next: not this body's framing.
+    const text = await splitChunkUpload(Number(new URL(lb.url).port), state, 10, 40);
+    assert.equal((text.match(/HTTP\/1\.1 201 /g) ?? []).length, 2, JSON.stringify([text, lb.logs.requests()]));
+    assert.match(text, /\{"received":10240\}.*\{"received":40960\}$/s);
   });
 });
