@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import { StallClock } from './stall-clock.js';
-import { mostlyFraming, MOSTLY_FRAMING, TINY_AVERAGE, TOO_MANY_PIECES, type TinyPieces } from './tiny-pieces.js';
+import { FEW_BYTE_PIECES, fewBytePieces, mostlyFraming, MOSTLY_FRAMING, TINY_AVERAGE, TOO_MANY_PIECES, type TinyPieces } from './tiny-pieces.js';
 
 /** The body's pieces, counted, and what to do when they are too many and too small (tiny-pieces.ts). */
 export interface TinyPieceWatch {
@@ -54,10 +54,17 @@ export class RequestBody {
   /** What the connection had read when the body began (its head, perhaps some of the body). */
   readonly #readBefore: number;
 
+  /** Pieces of this body handed on so far (the connection's count is the TinyPieceWatch's). */
+  #pieces = 0;
+
   /** The piece (`bytes` of it) shows the body to be in tiny pieces: why, or undefined. */
   #tinyWhy(bytes: number): string | undefined {
+    this.#pieces++;
     if (this.tiny!.pieces.took(bytes)) return TOO_MANY_PIECES;
     if (bytes >= TINY_AVERAGE) return undefined;
+    // From the pieces alone: a body whole in the read that brought its head, or complete before it
+    // was judged (below), is never judged by what the connection read.
+    if (fewBytePieces(this.#pieces, this.bytes)) return FEW_BYTE_PIECES;
     return this.#mostlyFraming() ? MOSTLY_FRAMING : undefined;
   }
 
@@ -78,7 +85,7 @@ export class RequestBody {
     this.reclaimer.allocated(chunk.length);
     if (this.tiny !== undefined && this.#error === undefined) {
       const why = this.#tinyWhy(chunk.length);
-      if (why === TOO_MANY_PIECES) return this.tiny.over(why);
+      if (why !== undefined && why !== MOSTLY_FRAMING) return this.tiny.over(why);
       // A flowing body gets its pieces from within node:http's parse of a read, when bytesRead
       // counts all of that read but the body only what is parsed of it so far (the tail of a 1 KiB
       // chunk split between reads, first in a 64 KiB read, looked like 400 bytes of body in 64 KiB).

@@ -12,8 +12,15 @@ export const PIECES_WINDOW_MS = 1000;
 /** Read off the connection for a body before its framing is judged. */
 export const FRAMING_JUDGED_AFTER = 16 * 1024;
 
+/** Pieces of one body after which their average alone tells a body of chunks of a few bytes... */
+export const FEW_BYTES_JUDGED_AFTER = 2048;
+/** ...when they average under this many bytes: each brings at least this much framing (`1\r\n`, `\r\n`). */
+export const FEW_BYTES = 5;
+
 /** Why a body is refused when more than half of what its connection read for it is chunk framing. */
 export const MOSTLY_FRAMING = `chunk framing made up more than half of its first ${FRAMING_JUDGED_AFTER / 1024} KiB or more`;
+/** Why a body is refused when its pieces average a few bytes (more framing than body, whatever was read with it). */
+export const FEW_BYTE_PIECES = `more than ${FEW_BYTES_JUDGED_AFTER} pieces of body averaging under ${FEW_BYTES} bytes: more chunk framing than body`;
 /** Why a body is refused for the count of its pieces. */
 export const TOO_MANY_PIECES = `more than ${PIECES_PER_WINDOW} pieces of body averaging under ${TINY_AVERAGE} bytes within ${PIECES_WINDOW_MS} ms`;
 
@@ -26,6 +33,11 @@ export function mostlyFraming(wire: number, body: number): boolean {
   return wire >= FRAMING_JUDGED_AFTER && wire > 2 * body;
 }
 
+/** Whether the pieces of one body so far (`pieces` of them, `bytes` in all) average a few bytes. */
+export function fewBytePieces(pieces: number, bytes: number): boolean {
+  return pieces > FEW_BYTES_JUDGED_AFTER && bytes < pieces * FEW_BYTES;
+}
+
 /**
  * Whether a chunked request body comes in too many tiny pieces. node:http hands each chunk over
  * as one 'data' event and a buffer of its own, and each costs the worker a few microseconds
@@ -35,19 +47,30 @@ export function mostlyFraming(wire: number, body: number): boolean {
  * while held, node:http keeps every piece of the reads under way as a buffer of its own, tens of
  * thousands of them, about 50 MiB per connection.
  *
- * Counted per request, for chunked bodies only: one read can bring thousands of chunks, while a
- * body with Content-Length comes in a piece per read, which its client pays a packet for. A
- * client's other requests are not judged by it, and a connection that is cut costs its client a
- * new one. A fast upload brings a few thousand pieces a second of 16 KiB and more (docker, podman,
- * skopeo, curl), with now and then a short read between them; a slow producer's small pieces come
- * far slower than this: neither is ever refused.
+ * Counted per connection, over the chunked bodies of its requests only: one read can bring
+ * thousands of chunks, while a body with Content-Length comes in a piece per read, which its
+ * client pays a packet for. Per connection, not per request: requests of a few thousand tiny
+ * pieces each, one after another or pipelined, would otherwise each stay under the limit and
+ * together keep a worker busy (a probe: 136 such requests in 4 s on one connection, a core's
+ * worth of CPU). Other connections of the same client are not judged by it, and a connection that
+ * is cut costs its client a new one. A fast upload brings a few thousand pieces a second of
+ * 16 KiB and more (docker, podman, skopeo, curl), with now and then a short read between them; a
+ * slow producer's small pieces come far slower than this: neither is ever refused.
  */
 export class TinyPieceLimit {
+  /** Each connection's count, for as long as the connection lives. */
+  readonly #counts = new WeakMap<object, TinyPieces>();
+
   constructor(private readonly clock: Clock) {}
 
-  /** The count of one request's body. */
-  start(): TinyPieces {
-    return new TinyPieces(this.clock);
+  /** The count of a connection's bodies (`connection`: its socket). */
+  of(connection: object): TinyPieces {
+    let count = this.#counts.get(connection);
+    if (count === undefined) {
+      count = new TinyPieces(this.clock);
+      this.#counts.set(connection, count);
+    }
+    return count;
   }
 }
 

@@ -52,7 +52,7 @@ export class UnreadBodyLimit {
     const readBefore = socket.bytesRead;
     const over = (): boolean => socket.bytesRead - readBefore > limit;
     const overWhy = `more than ${limit} bytes came after its answer`;
-    const pieces = chunked(req) ? this.opts.pieces.start() : undefined;
+    const pieces = chunked(req) ? this.opts.pieces.of(socket) : undefined;
     let timer: Timer | undefined;
     let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { MOSTLY_FRAMING, PIECES_PER_WINDOW, TOO_MANY_PIECES } from '../../src/proxy/tiny-pieces.js';
+import { FEW_BYTE_PIECES, FEW_BYTES_JUDGED_AFTER, MOSTLY_FRAMING, PIECES_PER_WINDOW, TOO_MANY_PIECES } from '../../src/proxy/tiny-pieces.js';
 import { startApp } from '../support/app.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { startServer } from '../support/servers.js';
@@ -117,6 +117,47 @@ describe('request bodies in tiny pieces', () => {
     assert.ok(state.received <= PIECES_PER_WINDOW * 100, `the node got ${state.received} bytes`);
     const [line] = await lb.logs.waitForRequests(1);
     assert.equal(line!.error, `BODY_IN_TINY_PIECES: ${TOO_MANY_PIECES}`);
+  });
+
+  it('a body of 4,000 1-byte chunks, whole in one read after its head, is refused once 2,048 of them went on', async (t) => {
+    const { node, state } = await uploadNode(t);
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    // Under the count rule's 4,096; complete before the framing rule can weigh what was read.
+    const reply = await chunkedUpload(Number(new URL(lb.url).port), Buffer.from('x'), 4000);
+    assert.match(reply.text, /^HTTP\/1\.1 400 /, reply.text);
+    assert.ok(state.received <= FEW_BYTES_JUDGED_AFTER, `the node got ${state.received} bytes`);
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.ok([`BODY_IN_TINY_PIECES: ${FEW_BYTE_PIECES}`, `BODY_IN_TINY_PIECES: ${MOSTLY_FRAMING}`].includes(String(line!.error)), String(line!.error));
+  });
+
+  it("bodies of 2,000 1-byte chunks, pipelined 15 deep, are counted together: the connection is refused within the first 4,096 pieces", async (t) => {
+    const { node, state } = await uploadNode(t);
+    const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
+    t.after(() => lb.close());
+    const one = Buffer.concat([
+      Buffer.from('PATCH /v2/library/a/blobs/uploads/u HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n'),
+      Buffer.from('1\r\nx\r\n'.repeat(2000)),
+      Buffer.from('0\r\n\r\n'),
+    ]);
+    const text = await new Promise<string>((resolve) => {
+      const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+      let got = '';
+      s.on('error', () => {});
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        // Without the connection's count every one is answered, and the connection stays open.
+        if ((got.match(/\{"received":\d+\}/g) ?? []).length === 15) s.destroy();
+      });
+      s.on('close', () => resolve(got));
+      s.write(Buffer.concat(Array.from({ length: 15 }, () => one)));
+    });
+    const statuses = (text.match(/HTTP\/1\.1 \d{3}/g) ?? []).map((h) => h.slice(9));
+    assert.equal(statuses.at(-1), '400', JSON.stringify(statuses));
+    assert.ok(statuses.length <= 3, `answered ${statuses.length} of 15 before the refusal`);
+    assert.ok(state.received <= PIECES_PER_WINDOW, `the node got ${state.received} bytes`);
+    const lines = await lb.logs.waitForRequests(statuses.length);
+    assert.equal(lines.at(-1)!.error, `BODY_IN_TINY_PIECES: ${TOO_MANY_PIECES}`);
   });
 
   it('an upload with Content-Length written a byte at a time is never refused: each piece is a read', async (t) => {

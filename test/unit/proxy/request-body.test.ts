@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
 import { RequestBody } from '../../../src/proxy/request-body.js';
-import { PIECES_PER_WINDOW, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
+import { FEW_BYTE_PIECES, FEW_BYTES_JUDGED_AFTER, PIECES_PER_WINDOW, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import type { BufferReclaimer } from '../../../src/util/buffer-reclaimer.js';
 
@@ -40,11 +40,32 @@ it("reports every chunk of the client's body as a short-lived buffer, those sent
   assert.equal(body.bytes, 1000, 'what reached the node');
 });
 
+it('a body of 1-byte pieces is told after 2,048 of them, from their average alone (no socket here to read bytes from)', async () => {
+  const req = clientBody();
+  const told: string[] = [];
+  const body: RequestBody = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), {
+    pieces: new TinyPieceLimit(new FakeClock()).of({}),
+    over: (why) => {
+      told.push(why);
+      body.abort(new Error('refused'));
+    },
+  });
+  const it = body.iterable()[Symbol.asyncIterator]();
+  const first = it.next();
+  for (let i = 0; i < FEW_BYTES_JUDGED_AFTER + 10; i++) req.write(Buffer.from('x'));
+  let got = (await first).value!.length;
+  for (let i = 1; i < FEW_BYTES_JUDGED_AFTER; i++) got += (await it.next()).value!.length;
+  assert.equal(got, FEW_BYTES_JUDGED_AFTER);
+  await assert.rejects(it.next(), /refused/);
+  assert.deepEqual(told, [FEW_BYTE_PIECES]);
+  body.release();
+});
+
 it('a body over the tiny-piece limit is handed on no further: the watch is told once, and the refusal it makes ends the body', async () => {
   const req = clientBody();
   let told = 0;
   const body: RequestBody = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), {
-    pieces: new TinyPieceLimit(new FakeClock()).start(),
+    pieces: new TinyPieceLimit(new FakeClock()).of({}),
     over: () => {
       told++;
       body.abort(new Error('refused'));
@@ -52,10 +73,11 @@ it('a body over the tiny-piece limit is handed on no further: the watch is told 
   });
   const it = body.iterable()[Symbol.asyncIterator]();
   const first = it.next();
-  for (let i = 0; i < PIECES_PER_WINDOW + 10; i++) req.write(Buffer.from('x'));
+  // 10-byte pieces: the count rule's (1-byte ones would be told by their average first).
+  for (let i = 0; i < PIECES_PER_WINDOW + 10; i++) req.write(Buffer.from('0123456789'));
   let got = (await first).value!.length;
   for (let i = 1; i < PIECES_PER_WINDOW; i++) got += (await it.next()).value!.length;
-  assert.equal(got, PIECES_PER_WINDOW);
+  assert.equal(got, PIECES_PER_WINDOW * 10);
   await assert.rejects(it.next(), /refused/);
   assert.equal(told, 1);
   body.release();

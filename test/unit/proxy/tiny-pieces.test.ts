@@ -5,34 +5,51 @@ import { getDefaultHighWaterMark } from 'node:stream';
 import { it } from 'node:test';
 import type { ProxyDeps } from '../../../src/proxy/proxy-deps.js';
 import { createRequestHandler } from '../../../src/proxy/request-handler.js';
-import { CHUNKED_BODY_BUFFER, holdFewPieces, PIECES_PER_WINDOW, PIECES_WINDOW_MS, TINY_AVERAGE, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
+import { CHUNKED_BODY_BUFFER, FEW_BYTES_JUDGED_AFTER, fewBytePieces, holdFewPieces, PIECES_PER_WINDOW, PIECES_WINDOW_MS, TINY_AVERAGE, TinyPieceLimit } from '../../../src/proxy/tiny-pieces.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 it('a body of 1-byte pieces is over once more than 4,096 come within a second, not before', () => {
-  const pieces = new TinyPieceLimit(new FakeClock()).start();
+  const pieces = new TinyPieceLimit(new FakeClock()).of({});
   for (let i = 0; i < PIECES_PER_WINDOW; i++) assert.equal(pieces.took(1), false);
   assert.equal(pieces.took(1), true);
 });
 
 it('is never over for pieces that average 1 KiB or more, however many, short reads among them included', () => {
-  const pieces = new TinyPieceLimit(new FakeClock()).start();
+  const pieces = new TinyPieceLimit(new FakeClock()).of({});
   for (let i = 0; i < PIECES_PER_WINDOW * 4; i++) assert.equal(pieces.took(i % 10 === 0 ? 100 : 16 * 1024), false);
-  const even = new TinyPieceLimit(new FakeClock()).start();
+  const even = new TinyPieceLimit(new FakeClock()).of({});
   for (let i = 0; i < PIECES_PER_WINDOW * 2; i++) assert.equal(even.took(TINY_AVERAGE), false);
 });
 
 it('is never over for small pieces that come slower than 4,096 a second (a slow producer)', () => {
   const clock = new FakeClock();
-  const pieces = new TinyPieceLimit(clock).start();
+  const pieces = new TinyPieceLimit(clock).of({});
   for (let second = 0; second < 5; second++) {
     for (let i = 0; i < PIECES_PER_WINDOW - 1; i++) assert.equal(pieces.took(1), false);
     clock.advance(PIECES_WINDOW_MS);
   }
 });
 
+it("counts a connection's bodies together: requests of a few thousand tiny pieces each do not each start afresh", () => {
+  const limit = new TinyPieceLimit(new FakeClock());
+  const connection = {};
+  for (let i = 0; i < PIECES_PER_WINDOW / 2; i++) assert.equal(limit.of(connection).took(1), false, 'the first request');
+  for (let i = 0; i < PIECES_PER_WINDOW / 2; i++) assert.equal(limit.of(connection).took(1), false, 'the second, within the same second');
+  assert.equal(limit.of({}).took(1), false, 'another connection has a count of its own');
+  assert.equal(limit.of(connection).took(1), true, 'the third piece over, on the same connection');
+});
+
+it('a body whose pieces average under 5 bytes is told after 2,048 of them, whatever the connection read; 1 KiB pieces never', () => {
+  assert.equal(fewBytePieces(FEW_BYTES_JUDGED_AFTER, FEW_BYTES_JUDGED_AFTER), false);
+  assert.equal(fewBytePieces(FEW_BYTES_JUDGED_AFTER + 1, FEW_BYTES_JUDGED_AFTER + 1), true, '1-byte chunks');
+  assert.equal(fewBytePieces(10_000, 4 * 10_000), true, '4-byte chunks');
+  assert.equal(fewBytePieces(10_000, 5 * 10_000), false, '5-byte chunks carry more body than framing');
+  assert.equal(fewBytePieces(100_000, 100_000 * 1000), false);
+});
+
 it('starts a new window when the clock is stepped back', () => {
   const clock = new FakeClock(Date.UTC(2026, 0, 1, 12));
-  const pieces = new TinyPieceLimit(clock).start();
+  const pieces = new TinyPieceLimit(clock).of({});
   for (let i = 0; i < PIECES_PER_WINDOW; i++) pieces.took(1);
   const at = clock.now();
   (clock as unknown as { now: () => number }).now = () => at - 3_600_000;
