@@ -91,12 +91,12 @@ export class RequestBody {
       // chunk split between reads, first in a 64 KiB read, looked like 400 bytes of body in 64 KiB).
       // The piece is held (the body is paused) and judged again once every read is parsed whole:
       // setImmediate runs after the poll phase's reads (ticks run between node:http's callbacks).
-      if (why !== undefined) return void setImmediate(this.#judged, chunk);
+      if (why !== undefined) return void setImmediate(this.#judgeHeld, chunk);
     }
     this.#pass(chunk);
   };
 
-  readonly #judged = (chunk: Buffer): void => {
+  readonly #judgeHeld = (chunk: Buffer): void => {
     if (this.#error === undefined && !this.#released && this.#mostlyFraming()) return this.tiny!.over(MOSTLY_FRAMING);
     this.#pass(chunk);
   };

@@ -117,7 +117,7 @@ class FrontDoor implements RequestHandler {
       return end();
     }
     if (body !== 'none') {
-      const tiny = !chunked(req) ? undefined : { pieces: this.#deps.tinyPieces.of(req.socket), over: (why: string) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) };
+      const tiny = !chunked(req) ? undefined : { pieces: this.#deps.tinyPieces.of(req.socket, ex.clientIp), over: (why: string) => this.#refuseTinyPieces(ex, why, (c) => (cut = c)) };
       const goAhead = continued
         ? () => {
             if (!res.headersSent) res.writeContinue();

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Clock } from '../util/clock.js';
 
-/** Pieces one request's body may bring within a window... */
+/** Pieces a connection's chunked bodies may bring within a window, per client... */
 export const PIECES_PER_WINDOW = 4096;
 /**
  * ...unless they average at least this many bytes. node:http splits a chunk where a socket read
@@ -22,7 +22,7 @@ export const MOSTLY_FRAMING = `chunk framing made up more than half of its first
 /** Why a body is refused when its pieces average a few bytes (more framing than body, whatever was read with it). */
 export const FEW_BYTE_PIECES = `more than ${FEW_BYTES_JUDGED_AFTER} pieces of body averaging under ${FEW_BYTES} bytes: more chunk framing than body`;
 /** Why a body is refused for the count of its pieces. */
-export const TOO_MANY_PIECES = `more than ${PIECES_PER_WINDOW} pieces of body averaging under ${TINY_AVERAGE} bytes within ${PIECES_WINDOW_MS} ms`;
+export const TOO_MANY_PIECES = `more than ${PIECES_PER_WINDOW} pieces of body averaging under ${TINY_AVERAGE} bytes within ${PIECES_WINDOW_MS} ms on its connection`;
 
 /**
  * Whether more than half of what a connection read for a body is chunk framing (`wire` bytes read,
@@ -47,32 +47,49 @@ export function fewBytePieces(pieces: number, bytes: number): boolean {
  * while held, node:http keeps every piece of the reads under way as a buffer of its own, tens of
  * thousands of them, about 50 MiB per connection.
  *
- * Counted per connection, over the chunked bodies of its requests only: one read can bring
- * thousands of chunks, while a body with Content-Length comes in a piece per read, which its
- * client pays a packet for. Per connection, not per request: requests of a few thousand tiny
+ * Counted per connection and client, over the chunked bodies of its requests only: one read can
+ * bring thousands of chunks, while a body with Content-Length comes in a piece per read, which
+ * its client pays a packet for. Per connection, not per request: requests of a few thousand tiny
  * pieces each, one after another or pipelined, would otherwise each stay under the limit and
  * together keep a worker busy (a probe: 136 such requests in 4 s on one connection, a core's
- * worth of CPU). Other connections of the same client are not judged by it, and a connection that
- * is cut costs its client a new one. A fast upload brings a few thousand pieces a second of
- * 16 KiB and more (docker, podman, skopeo, curl), with now and then a short read between them; a
- * slow producer's small pieces come far slower than this: neither is ever refused.
+ * worth of CPU). Per client too: a trusted proxy in front (listen.trustedProxies) carries many
+ * clients' requests on a few connections, and one client's pieces must not refuse another's body.
+ * Other connections of the same client are not judged by it, and a connection that is cut costs
+ * its client a new one. A fast upload brings a few thousand pieces a second of 16 KiB and more
+ * (docker, podman, skopeo, curl), with now and then a short read between them; a slow producer's
+ * small pieces come far slower than this: neither is refused by this count (pieces of under 5
+ * bytes are, however slowly they come: fewBytePieces and the framing rule).
  */
 export class TinyPieceLimit {
-  /** Each connection's count, for as long as the connection lives. */
-  readonly #counts = new WeakMap<object, TinyPieces>();
+  /** Each connection's counts by client, for as long as the connection lives. */
+  readonly #counts = new WeakMap<object, Map<string, TinyPieces>>();
 
   constructor(private readonly clock: Clock) {}
 
-  /** The count of a connection's bodies (`connection`: its socket). */
-  of(connection: object): TinyPieces {
-    let count = this.#counts.get(connection);
+  /** The count of the bodies a client sends on a connection (`connection`: its socket). */
+  of(connection: object, client: string): TinyPieces {
+    let counts = this.#counts.get(connection);
+    if (counts === undefined) {
+      counts = new Map();
+      this.#counts.set(connection, counts);
+    }
+    let count = counts.get(client);
     if (count === undefined) {
+      // Clients come and go on a trusted proxy's connection: those whose window is over would
+      // start a new one anyway, so they are forgotten before the map grows.
+      if (counts.size >= CLIENTS_BEFORE_PRUNING) {
+        const now = this.clock.now();
+        for (const [ip, c] of counts) if (c.over(now)) counts.delete(ip);
+      }
       count = new TinyPieces(this.clock);
-      this.#counts.set(connection, count);
+      counts.set(client, count);
     }
     return count;
   }
 }
+
+/** Clients counted on one connection before those whose window is over are forgotten. */
+const CLIENTS_BEFORE_PRUNING = 64;
 
 export class TinyPieces {
   #windowStart: number;
@@ -81,6 +98,12 @@ export class TinyPieces {
 
   constructor(private readonly clock: Clock) {
     this.#windowStart = clock.now();
+  }
+
+  /** Whether this count's window is over at `now` (its next piece over the limit starts a new one). */
+  over(now: number): boolean {
+    const into = now - this.#windowStart;
+    return into >= PIECES_WINDOW_MS || into < 0;
   }
 
   /** One piece of `bytes` came: true when the body is now over the limit. */

@@ -32,8 +32,9 @@ export interface UnreadBodyOptions {
  * however slowly that is: a client sending gigabytes to a refused path had harbor-lb read them all,
  * on a worker other clients share. A body that ends within `limit` bytes read off the connection
  * and `within` ms keeps its connection; otherwise nothing more is read and the connection is closed once the answer is
- * written whole, as haproxy and nginx close it. So is one whose rest comes in more tiny pieces than
- * tiny-pieces.ts lets a body bring before its answer: each costs the worker a 'data' event.
+ * written whole, as haproxy and nginx close it. So is one whose rest takes its connection's count of
+ * tiny pieces (tiny-pieces.ts, this body's pieces before the answer included) over the limit:
+ * each costs the worker a 'data' event.
  */
 export class UnreadBodyLimit {
   constructor(private readonly opts: UnreadBodyOptions) {}
@@ -52,7 +53,7 @@ export class UnreadBodyLimit {
     const readBefore = socket.bytesRead;
     const over = (): boolean => socket.bytesRead - readBefore > limit;
     const overWhy = `more than ${limit} bytes came after its answer`;
-    const pieces = chunked(req) ? this.opts.pieces.of(socket) : undefined;
+    const pieces = chunked(req) ? this.opts.pieces.of(socket, clientIp) : undefined;
     let timer: Timer | undefined;
     let check: Timer | undefined;
     // node:http no longer tells a finished request that its connection closed: the socket does.
@@ -89,7 +90,7 @@ export class UnreadBodyLimit {
     const onData = (chunk: Buffer): void => {
       reclaimer?.allocated(chunk.length);
       if (over()) cut(overWhy);
-      else if (pieces?.took(chunk.length) === true) cut(`${TOO_MANY_PIECES} came after its answer`);
+      else if (pieces?.took(chunk.length) === true) cut(`${TOO_MANY_PIECES}, the last after its answer`);
     };
     // Between chunks too: a chunk size of endless zeros is read without a chunk ever arriving.
     const recheck = (): void => {

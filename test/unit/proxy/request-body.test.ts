@@ -44,7 +44,7 @@ it('a body of 1-byte pieces is told after 2,048 of them, from their average alon
   const req = clientBody();
   const told: string[] = [];
   const body: RequestBody = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), {
-    pieces: new TinyPieceLimit(new FakeClock()).of({}),
+    pieces: new TinyPieceLimit(new FakeClock()).of({}, '127.0.0.1'),
     over: (why) => {
       told.push(why);
       body.abort(new Error('refused'));
@@ -65,7 +65,7 @@ it('a body over the tiny-piece limit is handed on no further: the watch is told 
   const req = clientBody();
   let told = 0;
   const body: RequestBody = new RequestBody(req as unknown as IncomingMessage, new CountingReclaimer(), {
-    pieces: new TinyPieceLimit(new FakeClock()).of({}),
+    pieces: new TinyPieceLimit(new FakeClock()).of({}, '127.0.0.1'),
     over: () => {
       told++;
       body.abort(new Error('refused'));

@@ -9,21 +9,21 @@ import { CHUNKED_BODY_BUFFER, FEW_BYTES_JUDGED_AFTER, fewBytePieces, holdFewPiec
 import { FakeClock } from '../../support/fake-clock.js';
 
 it('a body of 1-byte pieces is over once more than 4,096 come within a second, not before', () => {
-  const pieces = new TinyPieceLimit(new FakeClock()).of({});
+  const pieces = new TinyPieceLimit(new FakeClock()).of({}, '127.0.0.1');
   for (let i = 0; i < PIECES_PER_WINDOW; i++) assert.equal(pieces.took(1), false);
   assert.equal(pieces.took(1), true);
 });
 
 it('is never over for pieces that average 1 KiB or more, however many, short reads among them included', () => {
-  const pieces = new TinyPieceLimit(new FakeClock()).of({});
+  const pieces = new TinyPieceLimit(new FakeClock()).of({}, '127.0.0.1');
   for (let i = 0; i < PIECES_PER_WINDOW * 4; i++) assert.equal(pieces.took(i % 10 === 0 ? 100 : 16 * 1024), false);
-  const even = new TinyPieceLimit(new FakeClock()).of({});
+  const even = new TinyPieceLimit(new FakeClock()).of({}, '127.0.0.1');
   for (let i = 0; i < PIECES_PER_WINDOW * 2; i++) assert.equal(even.took(TINY_AVERAGE), false);
 });
 
 it('is never over for small pieces that come slower than 4,096 a second (a slow producer)', () => {
   const clock = new FakeClock();
-  const pieces = new TinyPieceLimit(clock).of({});
+  const pieces = new TinyPieceLimit(clock).of({}, '127.0.0.1');
   for (let second = 0; second < 5; second++) {
     for (let i = 0; i < PIECES_PER_WINDOW - 1; i++) assert.equal(pieces.took(1), false);
     clock.advance(PIECES_WINDOW_MS);
@@ -33,10 +33,25 @@ it('is never over for small pieces that come slower than 4,096 a second (a slow 
 it("counts a connection's bodies together: requests of a few thousand tiny pieces each do not each start afresh", () => {
   const limit = new TinyPieceLimit(new FakeClock());
   const connection = {};
-  for (let i = 0; i < PIECES_PER_WINDOW / 2; i++) assert.equal(limit.of(connection).took(1), false, 'the first request');
-  for (let i = 0; i < PIECES_PER_WINDOW / 2; i++) assert.equal(limit.of(connection).took(1), false, 'the second, within the same second');
-  assert.equal(limit.of({}).took(1), false, 'another connection has a count of its own');
-  assert.equal(limit.of(connection).took(1), true, 'the third piece over, on the same connection');
+  for (let i = 0; i < PIECES_PER_WINDOW / 2; i++) assert.equal(limit.of(connection, 'a').took(1), false, 'the first request');
+  for (let i = 0; i < PIECES_PER_WINDOW / 2; i++) assert.equal(limit.of(connection, 'a').took(1), false, 'the second, within the same second');
+  assert.equal(limit.of({}, 'a').took(1), false, 'another connection has a count of its own');
+  assert.equal(limit.of(connection, 'b').took(1), false, "another client on the same connection (behind a trusted proxy) has its own");
+  assert.equal(limit.of(connection, 'a').took(1), true, 'the third piece over, on the same connection');
+});
+
+it("forgets a connection's clients whose window is over once many came, not those counting now", () => {
+  const clock = new FakeClock();
+  const limit = new TinyPieceLimit(clock);
+  const connection = {};
+  const first = limit.of(connection, 'gone-0');
+  for (let i = 0; i < 100; i++) limit.of(connection, `gone-${i}`).took(1);
+  clock.advance(PIECES_WINDOW_MS);
+  const busy = limit.of(connection, 'busy');
+  busy.took(1);
+  limit.of(connection, 'new').took(1);
+  assert.equal(limit.of(connection, 'busy'), busy, 'a client counting now keeps its count');
+  assert.notEqual(limit.of(connection, 'gone-0'), first, 'one whose window is over was forgotten');
 });
 
 it('a body whose pieces average under 5 bytes is told after 2,048 of them, whatever the connection read; 1 KiB pieces never', () => {
@@ -49,7 +64,7 @@ it('a body whose pieces average under 5 bytes is told after 2,048 of them, whate
 
 it('starts a new window when the clock is stepped back', () => {
   const clock = new FakeClock(Date.UTC(2026, 0, 1, 12));
-  const pieces = new TinyPieceLimit(clock).of({});
+  const pieces = new TinyPieceLimit(clock).of({}, '127.0.0.1');
   for (let i = 0; i < PIECES_PER_WINDOW; i++) pieces.took(1);
   const at = clock.now();
   (clock as unknown as { now: () => number }).now = () => at - 3_600_000;

@@ -160,7 +160,7 @@ it('closes the connection when the rest comes in more tiny pieces within a secon
   send(req, 1, 0);
   await turn();
   assert.equal(closed.length, 1);
-  assert.match(closed[0]!, /more than 4096 pieces of body averaging under 512 bytes within 1000 ms came after its answer/);
+  assert.match(closed[0]!, /more than 4096 pieces of body averaging under 512 bytes within 1000 ms on its connection, the last after its answer/);
   assert.equal(req.isPaused(), true);
 });
 
