@@ -23,7 +23,7 @@ export function workerExecArgv(execArgv: readonly string[], env: NodeJS.ProcessE
   const args = execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
   const out = [...args];
   if (![...args, env.NODE_OPTIONS ?? ''].some((a) => SEMI_SPACE.test(a))) out.push(`--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`);
-  if (withoutMaglev && !args.some((a) => MAGLEV.test(a))) out.push(NO_MAGLEV);
+  if (withoutMaglev && !choseMaglev(args)) out.push(NO_MAGLEV);
   return out;
 }
 
@@ -35,9 +35,15 @@ const MAGLEV = /^--(?:no[-_])?maglev/;
 /**
  * Whether the Node.js at `execPath` starts with `flag`. V8 flags come and go between releases,
  * and Node refuses to start with one it does not know: a worker started with it would never
- * come up. Asked once, when the worker pool is made (a process that exits at once, ~40 ms).
+ * come up. Asked once, when the worker pool is made (a process that exits at once, ~40 ms),
+ * without NODE_OPTIONS: a preload there (a tracing agent's timer) would keep it alive.
  */
 export function nodeAccepts(execPath: string, flag: string): boolean {
-  const r = spawnSync(execPath, [flag, '-e', ''], { stdio: 'ignore', timeout: 10_000 });
+  const r = spawnSync(execPath, [flag, '-e', ''], { stdio: 'ignore', timeout: 10_000, env: { ...process.env, NODE_OPTIONS: '' } });
   return r.status === 0;
+}
+
+/** Whether the operator chose about Maglev on Node's command line (then nothing is asked or added). */
+export function choseMaglev(execArgv: readonly string[]): boolean {
+  return execArgv.some((a) => MAGLEV.test(a));
 }

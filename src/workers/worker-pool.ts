@@ -11,7 +11,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { FromWorker, NodeMirror, NodeRef, PinOp, ToWorker, WorkerReport } from './messages.js';
 import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
-import { NO_MAGLEV, nodeAccepts, workerExecArgv } from './worker-exec-argv.js';
+import { choseMaglev, NO_MAGLEV, nodeAccepts, workerExecArgv } from './worker-exec-argv.js';
 import { workerEnv } from '../util/malloc-thresholds.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
@@ -103,7 +103,7 @@ export class WorkerPool {
     private readonly clock: Clock,
   ) {
     this.#config = config;
-    this.#withoutMaglev = nodeAccepts(process.execPath, NO_MAGLEV);
+    this.#withoutMaglev = !choseMaglev(process.execArgv) && nodeAccepts(process.execPath, NO_MAGLEV);
     for (let index = 1; index <= opts.count; index++) {
       this.#slots.push({
         index,

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { nodeAccepts, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
+import { writeFileSync } from 'node:fs';
+import { choseMaglev, nodeAccepts, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
+import { makeTempDir } from '../../support/tmp.js';
 
 it("a worker runs with the control plane's flags, less the test runner's and debugger's, and a young generation capped unless one was chosen", () => {
   assert.deepEqual(workerExecArgv(['--enable-source-maps', '--test-timeout=1', '--inspect=0'], {}), ['--enable-source-maps', '--max-semi-space-size=16']);
@@ -22,4 +24,21 @@ it('a worker runs without Maglev when this Node knows the flag, unless the opera
 it('asks Node whether it starts with a flag: it refuses one it does not know', () => {
   assert.equal(nodeAccepts(process.execPath, '--no-maglev'), true, 'Node 24 has Maglev');
   assert.equal(nodeAccepts(process.execPath, '--no-such-v8-flag-here'), false);
+});
+
+it("asks without NODE_OPTIONS: a preload there that keeps a process alive (a tracing agent's timer) does not hold the answer", (t) => {
+  const tmp = makeTempDir('exec-argv');
+  t.after(tmp.remove);
+  const preload = `${tmp.dir}/agent.cjs`;
+  writeFileSync(preload, 'setInterval(() => {}, 1000);\n');
+  const before = process.env.NODE_OPTIONS;
+  process.env.NODE_OPTIONS = `--require ${preload}`;
+  t.after(() => (before === undefined ? delete process.env.NODE_OPTIONS : (process.env.NODE_OPTIONS = before)));
+  assert.equal(nodeAccepts(process.execPath, '--no-maglev'), true);
+});
+
+it("tells an operator's Maglev flag on the command line: then Node is not asked", () => {
+  assert.equal(choseMaglev(['--maglev']), true);
+  assert.equal(choseMaglev(['--no_maglev']), true);
+  assert.equal(choseMaglev(['--max-semi-space-size=16']), false);
 });
