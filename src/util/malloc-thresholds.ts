@@ -14,7 +14,7 @@
  *
  * glibc raises both thresholds itself (documented in mallopt(3), "dynamic mmap threshold") when it
  * frees an mmap'd block bigger than the current mmap threshold, up to 32 MiB on 64-bit systems:
- * the mmap threshold becomes the block's size and the trim threshold twice that. A 31 MiB buffer
+ * the mmap threshold becomes the block's size and the trim threshold twice that. An 8 MiB buffer
  * allocated once (never touched, so never resident, unless Node runs with --zero-fill-buffers) and
  * left to the collector does exactly that. An explicit setting of the thresholds, the top pad or
  * the mmap maximum (in GLIBC_TUNABLES or as MALLOC_*_ variables) turns the dynamic adjustment off
@@ -28,8 +28,14 @@ export function raiseMallocThresholds(env: NodeJS.ProcessEnv = process.env): boo
   return true;
 }
 
-/** Under glibc's DEFAULT_MMAP_THRESHOLD_MAX (32 MiB on 64-bit) with room for the chunk header. */
-const DYNAMIC_THRESHOLD_BLOCK = 31 * 1024 * 1024;
+/**
+ * The mmap threshold it leaves, and half the trim threshold (16 MiB): above the 4 MiB of upload
+ * buffers freed at a time (the reclaimer's young collections) and the 64 KiB reads, so those are
+ * reused, not faulted in again. It was 31 MiB (glibc's largest), which let each arena keep up to
+ * 62 MiB it no longer used: over the bench's three rounds the workers grew 102–111 MiB over their
+ * idle with it and 72 with this, at 520 faults per GiB pushed (docs/benchmarks.md).
+ */
+const DYNAMIC_THRESHOLD_BLOCK = 8 * 1024 * 1024;
 
 /** glibc settings that turn its dynamic thresholds off (mallopt(3)); any of them set means hands off. */
 const EXPLICIT_TUNABLE = /glibc\.malloc\.(?:trim_threshold|mmap_threshold|top_pad|mmap_max)/;
