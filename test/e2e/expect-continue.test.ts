@@ -5,10 +5,10 @@ import { startApp } from '../support/app.js';
 import { expectingUpload } from '../support/expecting-upload.js';
 import { send } from '../support/http-client.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
+import { pushBearer } from '../support/registry-token.js';
 import { makeTempDir } from '../support/tmp.js';
 
 const REPO = 'library/expect';
-const BASIC = `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}`;
 
 it('a blob PUT sent as curl sends large ones (Expect: 100-continue) reaches the real registry whole; one harbor-lb refuses is answered before its body is sent', async (t) => {
   const tmp = makeTempDir('e2e-expect');
@@ -17,9 +17,7 @@ it('a blob PUT sent as curl sends large ones (Expect: 100-continue) reaches the 
   t.after(() => cluster.close());
   const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 } });
   t.after(() => lb.close());
-  const token = await send(`${lb.url}/service/token?service=harbor-registry&scope=${encodeURIComponent(`repository:${REPO}:pull,push`)}`, { headers: { authorization: BASIC } });
-  assert.equal(token.status, 200, token.body.toString());
-  const bearer = `Bearer ${(JSON.parse(token.body.toString()) as { token: string }).token}`;
+  const bearer = await pushBearer(lb.url, REPO);
 
   const blob = randomBytes(2 * 1024 * 1024 + 17);
   const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;

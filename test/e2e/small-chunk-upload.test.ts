@@ -5,10 +5,10 @@ import { it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { startRealHarborCluster } from '../support/real-cluster.js';
+import { pushBearer } from '../support/registry-token.js';
 import { makeTempDir } from '../support/tmp.js';
 
 const REPO = 'library/small-chunks';
-const BASIC = `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}`;
 
 /** A chunked PATCH of `body` in 1 KiB chunks: its head and framed bytes. */
 function smallChunkPatch(host: string, path: string, body: Buffer, authorization: string): Buffer {
@@ -44,9 +44,7 @@ it('uploads in 1 KiB chunks, pipelined, reach the real registry whole (2 workers
   t.after(() => cluster.close());
   const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 } });
   t.after(() => lb.close());
-  const token = await send(`${lb.url}/service/token?service=harbor-registry&scope=${encodeURIComponent(`repository:${REPO}:pull,push`)}`, { headers: { authorization: BASIC } });
-  assert.equal(token.status, 200, token.body.toString());
-  const bearer = `Bearer ${(JSON.parse(token.body.toString()) as { token: string }).token}`;
+  const bearer = await pushBearer(lb.url, REPO);
 
   // Five uploads, each of 200 KiB in 1 KiB chunks, pipelined in one write: node:http parses them
   // from reads that begin and end mid-chunk, and one read may carry the end of one and the next.

@@ -60,6 +60,21 @@ function chunkedUpload(port: number, chunk: Buffer, count: number, oneWrite = fa
   });
 }
 
+/** Writes `wire` at once and reads until harbor-lb closes the connection or `enough` says so. */
+function exchange(port: number, wire: Buffer, enough: (got: string) => boolean): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (enough(got)) s.destroy();
+    });
+    s.on('close', () => resolve(got));
+    s.write(wire);
+  });
+}
+
 /**
  * A chunked upload in 1 KiB chunks whose second read begins with the short tail (424 bytes) of a
  * chunk split between reads: head and the first 600 bytes of a chunk, then, once the node has those
@@ -148,17 +163,7 @@ describe('request bodies in tiny pieces', () => {
     const body = (pieces: number) => Buffer.from(`64\r\n${'a'.repeat(100)}\r\n`.repeat(pieces) + '0\r\n\r\n');
     // Client A: 4,000 pieces of 100 bytes, under the count; then client B's 200 on the same connection.
     const wire = Buffer.concat([Buffer.from(head('192.0.2.1')), body(4000), Buffer.from(head('192.0.2.2')), body(200)]);
-    const text = await new Promise<string>((resolve) => {
-      const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
-      let got = '';
-      s.on('error', () => {});
-      s.on('data', (d: Buffer) => {
-        got += d.toString('latin1');
-        if ((got.match(/HTTP\/1\.1 \d{3}/g) ?? []).length === 2 && got.endsWith('}')) s.destroy();
-      });
-      s.on('close', () => resolve(got));
-      s.write(wire);
-    });
+    const text = await exchange(Number(new URL(lb.url).port), wire, (got) => (got.match(/HTTP\/1\.1 \d{3}/g) ?? []).length === 2 && got.endsWith('}'));
     assert.deepEqual((text.match(/HTTP\/1\.1 \d{3}/g) ?? []).map((h) => h.slice(9)), ['201', '201'], text);
     assert.match(text, /\{"received":400000\}.*\{"received":20000\}$/s);
   });
@@ -172,18 +177,8 @@ describe('request bodies in tiny pieces', () => {
       Buffer.from('1\r\nx\r\n'.repeat(2000)),
       Buffer.from('0\r\n\r\n'),
     ]);
-    const text = await new Promise<string>((resolve) => {
-      const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
-      let got = '';
-      s.on('error', () => {});
-      s.on('data', (d: Buffer) => {
-        got += d.toString('latin1');
-        // Without the connection's count every one is answered, and the connection stays open.
-        if ((got.match(/\{"received":\d+\}/g) ?? []).length === 15) s.destroy();
-      });
-      s.on('close', () => resolve(got));
-      s.write(Buffer.concat(Array.from({ length: 15 }, () => one)));
-    });
+    // Without the connection's count every one is answered, and the connection stays open.
+    const text = await exchange(Number(new URL(lb.url).port), Buffer.concat(Array.from({ length: 15 }, () => one)), (got) => (got.match(/\{"received":\d+\}/g) ?? []).length === 15);
     const statuses = (text.match(/HTTP\/1\.1 \d{3}/g) ?? []).map((h) => h.slice(9));
     assert.equal(statuses.at(-1), '400', JSON.stringify(statuses));
     assert.ok(statuses.length <= 3, `answered ${statuses.length} of 15 before the refusal`);
