@@ -33,7 +33,8 @@ export function raiseMallocThresholds(env: NodeJS.ProcessEnv = process.env): boo
  * buffers freed at a time (the reclaimer's young collections) and the 64 KiB reads, so those are
  * reused, not faulted in again. It was 31 MiB (glibc's largest), which let each arena keep up to
  * 62 MiB it no longer used: over the bench's three rounds the workers grew 102–111 MiB over their
- * idle with it and 72 with this, at 520 faults per GiB pushed (docs/benchmarks.md).
+ * idle with it and 72 in the first run with this, at 520 faults per GiB pushed (docs/benchmarks.md;
+ * the next run read 116, from one burst of token requests that fragments the arena either way).
  */
 const DYNAMIC_THRESHOLD_BLOCK = 8 * 1024 * 1024;
 
