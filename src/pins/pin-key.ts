@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Route } from '../registry/route.js';
 import { uploadOf } from '../registry/upload-path.js';
@@ -50,7 +50,7 @@ export interface PinKey {
 }
 
 /** A secret (a session id) or a client's name made into a store key's tail. */
-export const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
+export const digest = (s: string) => hash('sha256', s, 'base64url').slice(0, 22);
 
 /**
  * The pin key of a request, in this order: the upload it continues, the UI session it carries,

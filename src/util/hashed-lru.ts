@@ -1,9 +1,14 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
-/** The key a HashedLru stores for `text`: SHA-256, base64url (43 characters). */
+/**
+ * The key a HashedLru stores for `text`: SHA-256, base64url (43 characters). One-shot, with no
+ * Hash object: each one's native context is freed only when the collector gets to it, and under
+ * bursts of token requests (a lookup per answer) those frees left a worker's malloc arena growing
+ * by about 9 MiB over 900,000 hashes, memory it did not give back (docs/benchmarks.md).
+ */
 export function hashKey(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
+  return hash('sha256', text, 'base64url');
 }
 
 /**
