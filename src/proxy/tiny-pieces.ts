@@ -100,7 +100,7 @@ export class TinyPieces {
     this.#windowStart = clock.now();
   }
 
-  /** Whether this count's window is over at `now` (its next piece over the limit starts a new one). */
+  /** Whether this count's window is over at `now` (a clock stepped back ends it too): its next piece over the limit starts a new one. */
   over(now: number): boolean {
     const into = now - this.#windowStart;
     return into >= PIECES_WINDOW_MS || into < 0;
@@ -114,9 +114,7 @@ export class TinyPieces {
       return false;
     }
     const now = this.clock.now();
-    const into = now - this.#windowStart;
-    // A new window (a clock stepped back starts one too).
-    if (into >= PIECES_WINDOW_MS || into < 0) {
+    if (this.over(now)) {
       this.#windowStart = now;
       this.#pieces = 1;
       this.#bytes = bytes;
