@@ -33,11 +33,23 @@ interface Reply {
   ended: boolean;
 }
 
+/** The head of a chunked PATCH to upload `upload`, with `extra` header lines. */
+const chunkedHead = (upload: string, extra = ''): Buffer =>
+  Buffer.from(`PATCH /v2/library/a/blobs/uploads/${upload} HTTP/1.1\r\nHost: x\r\n${extra}Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`);
+
+/** `chunk` framed as a chunk `count` times, one after another (no last chunk). */
+const framed = (chunk: Buffer, count: number): Buffer => {
+  const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
+  return Buffer.concat(Array.from({ length: count }, () => frame));
+};
+
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
 /**
  * Sends a chunked upload whose body is `chunk` framed `count` times, at once (head, body and end
  * in one write when `oneWrite`), and reads until harbor-lb closes or answers 201.
  */
-function chunkedUpload(port: number, chunk: Buffer, count: number, oneWrite = false, headers = ''): Promise<Reply> {
+function chunkedUpload(port: number, chunk: Buffer, count: number, oneWrite = false): Promise<Reply> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     let text = '';
@@ -49,12 +61,7 @@ function chunkedUpload(port: number, chunk: Buffer, count: number, oneWrite = fa
     });
     s.on('end', () => (ended = true));
     s.on('close', () => resolve({ text, ended }));
-    const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
-    const parts = [
-      Buffer.from(`PATCH /v2/library/a/blobs/uploads/u1 HTTP/1.1\r\nHost: x\r\n${headers}Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`),
-      Buffer.concat(Array.from({ length: count }, () => frame)),
-      Buffer.from('0\r\n\r\n'),
-    ];
+    const parts = [chunkedHead('u1'), framed(chunk, count), LAST_CHUNK];
     if (oneWrite) s.write(Buffer.concat(parts));
     else for (const p of parts) s.write(p);
   });
@@ -94,13 +101,12 @@ async function splitChunkUpload(port: number, state: { received: number; progres
     s.on('close', () => resolve());
   });
   s.on('error', () => {});
-  const head = (u: string) => `PATCH /v2/library/a/blobs/uploads/${u} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`;
-  const frames = (n: number) => Buffer.concat(Array.from({ length: n }, () => Buffer.concat([Buffer.from('400\r\n'), Buffer.alloc(1024, 0x61), Buffer.from('\r\n')])));
+  const kibChunk = Buffer.alloc(1024, 0x61);
   const got600 = new Promise<void>((resolve) => (state.progress = () => state.received >= 600 && resolve()));
-  s.write(Buffer.concat([Buffer.from(head('u1') + '400\r\n'), Buffer.alloc(600, 0x61)]));
+  s.write(Buffer.concat([chunkedHead('u1'), Buffer.from('400\r\n'), kibChunk.subarray(0, 600)]));
   await got600;
-  const rest = [Buffer.alloc(424, 0x61), Buffer.from('\r\n'), frames(kib - 1), Buffer.from('0\r\n\r\n')];
-  if (next !== undefined) rest.push(Buffer.from(head('u2')), frames(next), Buffer.from('0\r\n\r\n'));
+  const rest = [kibChunk.subarray(600), Buffer.from('\r\n'), framed(kibChunk, kib - 1), LAST_CHUNK];
+  if (next !== undefined) rest.push(chunkedHead('u2'), framed(kibChunk, next), LAST_CHUNK);
   s.write(Buffer.concat(rest));
   await done;
   s.destroy();
@@ -158,11 +164,10 @@ describe('request bodies in tiny pieces', () => {
     // The clock stands still: every piece is within one second.
     const lb = await startApp([node.url], { health: { enabled: false }, listen: { trustedProxies: ['127.0.0.1/32'] } }, { clock: new FakeClock(Date.now()) });
     t.after(() => lb.close());
-    const head = (client: string) =>
-      `PATCH /v2/library/a/blobs/uploads/u HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: ${client}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`;
-    const body = (pieces: number) => Buffer.from(`64\r\n${'a'.repeat(100)}\r\n`.repeat(pieces) + '0\r\n\r\n');
+    const head = (client: string) => chunkedHead('u', `X-Forwarded-For: ${client}\r\n`);
+    const body = (pieces: number) => Buffer.concat([framed(Buffer.alloc(100, 0x61), pieces), LAST_CHUNK]);
     // Client A: 4,000 pieces of 100 bytes, under the count; then client B's 200 on the same connection.
-    const wire = Buffer.concat([Buffer.from(head('192.0.2.1')), body(4000), Buffer.from(head('192.0.2.2')), body(200)]);
+    const wire = Buffer.concat([head('192.0.2.1'), body(4000), head('192.0.2.2'), body(200)]);
     const text = await exchange(Number(new URL(lb.url).port), wire, (got) => (got.match(/HTTP\/1\.1 \d{3}/g) ?? []).length === 2 && got.endsWith('}'));
     assert.deepEqual((text.match(/HTTP\/1\.1 \d{3}/g) ?? []).map((h) => h.slice(9)), ['201', '201'], text);
     assert.match(text, /\{"received":400000\}.*\{"received":20000\}$/s);
@@ -172,11 +177,7 @@ describe('request bodies in tiny pieces', () => {
     const { node, state } = await uploadNode(t);
     const lb = await startApp([node.url], { health: { enabled: false } }, { clock: new FakeClock(Date.now()) });
     t.after(() => lb.close());
-    const one = Buffer.concat([
-      Buffer.from('PATCH /v2/library/a/blobs/uploads/u HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n'),
-      Buffer.from('1\r\nx\r\n'.repeat(2000)),
-      Buffer.from('0\r\n\r\n'),
-    ]);
+    const one = Buffer.concat([chunkedHead('u'), framed(Buffer.from('x'), 2000), LAST_CHUNK]);
     // Without the connection's count every one is answered, and the connection stays open.
     const text = await exchange(Number(new URL(lb.url).port), Buffer.concat(Array.from({ length: 15 }, () => one)), (got) => (got.match(/\{"received":\d+\}/g) ?? []).length === 15);
     const statuses = (text.match(/HTTP\/1\.1 \d{3}/g) ?? []).map((h) => h.slice(9));
