@@ -2,6 +2,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { createPrettyDestination } from './pretty-format.js';
 import { BatchedDestination } from './batched-destination.js';
 import { routingLine } from './routing-line.js';
+import { sharedWriteLimit } from './write-limit.js';
 import type { RoutingRecord } from '../proxy/routing-record.js';
 
 export type { Logger };
@@ -32,8 +33,9 @@ export interface LogOptions {
   /** Where lines go; the default is stdout, written asynchronously so the request path never blocks on it. */
   destination?: DestinationStream;
   /**
-   * Several processes write to the same output (request workers): every write is whole lines of at
-   * most PIPE_BUF bytes, which a pipe never interleaves with another process's.
+   * Several processes write to the same output (request workers): every write is whole lines, of
+   * at most PIPE_BUF bytes to a pipe, which never interleaves them with another process's, and of
+   * a whole batch to a regular file (write-limit.ts).
    */
   shared?: boolean;
   /** Routing lines go out together, this many ms after the first of them (0: at the end of its turn); default 20. */
@@ -41,9 +43,6 @@ export interface LogOptions {
   /** When held routing lines go out, instead of batchWindow's timer (unit tests). */
   scheduleFlush?: (flush: () => void) => void;
 }
-
-/** Writes of at most this many bytes to a pipe are atomic (POSIX PIPE_BUF on Linux). */
-const PIPE_BUF = 4096;
 
 export interface Loggers {
   /** Events, state changes, warnings: redacted as a second line of defence. */
@@ -104,7 +103,7 @@ export class RoutingLog {
 export function createLoggers(opts: LogOptions): Loggers {
   // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
   const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
-  const maxWrite = opts.shared ? PIPE_BUF : undefined;
+  const maxWrite = opts.shared ? sharedWriteLimit(1) : undefined;
   // stdout as JSON is written Buffers (see BatchedDestination's `bytes`).
   const bytes = opts.destination === undefined && format === 'json';
   const destination = new BatchedDestination(
