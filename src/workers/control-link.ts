@@ -36,15 +36,18 @@ export interface ControlLink {
 export type Send = (msg: FromWorker) => void;
 
 /**
- * The worker's end of its IPC channel. Verdicts are sent in batches (a run of the same answer
- * from the same node and route collapses to one: passive detection needs the order of failures
- * and successes, not every success), so a busy worker sends at most one message per batch window.
+ * The worker's end of its IPC channel. Verdicts are sent in batches, so a busy worker sends at
+ * most one message per batch window; between two failures a node's good answers on a route
+ * collapse to one (passive detection needs the order of failures and successes, not every
+ * success): with round robin over three nodes a batch of hundreds of requests is a handful of items.
  */
 export class ProcessControlLink implements ControlLink {
   #nextId = 1;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; timer: NodeJS.Timeout }>();
   #batch: Array<[NodeRef, AttemptVerdict]> = [];
   #batchTimer: NodeJS.Timeout | undefined;
+  /** The good answers in the batch since its last failure, by node (as the worker holds it) and route. */
+  readonly #answeredSince = new Map<NodeRef, Set<string>>();
   readonly #goodIssuerSaid = new Map<string, number>();
   /** Pin operations the control plane did not answer in time, since start. */
   timeouts = 0;
@@ -52,8 +55,16 @@ export class ProcessControlLink implements ControlLink {
   constructor(private readonly send: Send) {}
 
   verdict(node: NodeRef, v: AttemptVerdict): void {
-    const last = this.#batch.at(-1);
-    if (last !== undefined && v.kind === 'answered' && last[0].name === node.name && last[0].url === node.url && last[1].kind === 'answered' && last[1].route === v.route) return;
+    if (v.kind === 'answered') {
+      // Good answers commute (each clears its own node's count and its route's cluster failure):
+      // since the last failure in the batch, one per node and route says all of them.
+      const routes = this.#answeredSince.get(node);
+      if (routes?.has(v.route)) return;
+      if (routes === undefined) this.#answeredSince.set(node, new Set([v.route]));
+      else routes.add(v.route);
+    } else {
+      this.#answeredSince.clear();
+    }
     this.#batch.push([{ name: node.name, url: node.url }, v]);
     this.#batchTimer ??= setTimeout(() => this.flush(), VERDICT_BATCH_MS);
   }
@@ -65,6 +76,7 @@ export class ProcessControlLink implements ControlLink {
     if (this.#batch.length === 0) return;
     const items = this.#batch;
     this.#batch = [];
+    this.#answeredSince.clear();
     this.send({ t: 'verdicts', items });
   }
 

@@ -40,6 +40,38 @@ describe('request workers: what crosses to the control plane', () => {
     link.close();
   });
 
+  it('round robin over three nodes: a batch of good answers is one item per node and route; a failure starts the count again', () => {
+    const sent: FromWorker[] = [];
+    const link = new ProcessControlLink((m) => sent.push(m));
+    const nodes = [1, 2, 3].map((i) => ({ name: `n${i}`, url: `http://127.0.0.1:${i}` }));
+    const [n1, n2, n3] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    for (let i = 0; i < 300; i++) link.verdict(nodes[i % 3]!, { kind: 'answered', route: i % 30 === 0 ? 'token' : 'v2' });
+    link.verdict(n2, { kind: 'gateway', status: 503, route: 'v2' });
+    for (let i = 0; i < 30; i++) link.verdict(nodes[i % 3]!, { kind: 'answered', route: 'v2' });
+    link.flush();
+    for (let i = 0; i < 3; i++) link.verdict(nodes[i % 3]!, { kind: 'answered', route: 'v2' });
+    link.flush();
+    const ok = (route: string) => ({ kind: 'answered', route });
+    assert.deepEqual(sent, [
+      {
+        t: 'verdicts',
+        items: [
+          [n1, ok('token')],
+          [n2, ok('v2')],
+          [n3, ok('v2')],
+          [n1, ok('v2')],
+          [n2, { kind: 'gateway', status: 503, route: 'v2' }],
+          [n1, ok('v2')],
+          [n2, ok('v2')],
+          [n3, ok('v2')],
+        ],
+      },
+      // A new batch says each node again.
+      { t: 'verdicts', items: [[n1, ok('v2')], [n2, ok('v2')], [n3, ok('v2')]] },
+    ]);
+    link.close();
+  });
+
   it('shares out node connection budgets among workers, never below one', () => {
     const cfg = validateConfig({ nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }], proxy: { maxConnectionsPerNode: 128, maxUploadConnectionsPerNode: 3 } });
     const w = workerConfig(cfg, 4);
