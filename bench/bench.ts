@@ -8,7 +8,7 @@
  *   node dist/bench/bench.js [--quick] [--rounds N] [--keep] [--no-doc]
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { backendNginx, blobPath, haproxyCfg, harborLbYaml, MANIFEST_PATH, proxyN
 import { hey, pull, push, wrk, wrkErrors, type BlobResult } from './lib/load.js';
 import { cpuSecondsOf, freePorts, harborLbReady, minorFaultsOf, portOpen, processTree, Procs, rssKiBOf, run, sampleRss, statusKiB, waitFor, type Managed } from './lib/procs.js';
 import { machineFacts, renderReport, writeDoc, type Contender } from './lib/report.js';
+import { countLinesWith } from './lib/count-lines.js';
 import type { Metric, Sample } from './lib/stats.js';
 import { makeToken } from './lib/token.js';
 import { runScale } from './scale.js';
@@ -369,7 +370,7 @@ async function main(): Promise<number> {
     const crashed = entries.filter((e) => !alive(e)).map((e) => e.id);
     await procs.stopAll(); // harbor-lb flushes its routing log on SIGTERM
     const lbLog = join(work, 'logs/harbor-lb.log');
-    const routingLines = existsSync(lbLog) ? readFileSync(lbLog, 'utf8').split('\n').filter((l) => l.includes('"route":')).length : 0;
+    const routingLines = existsSync(lbLog) ? countLinesWith(lbLog, '"route":') : 0;
     const lbRequests =
       (unrecorded.get('harbor-lb') ?? 0) + samples.filter((s) => s.contender === 'harbor-lb').reduce((n, s) => n + (s.requests ?? (s.bytes ?? 0) / BLOB_SIZE), 0);
     facts.loadEnd = loadavg().map((x) => x.toFixed(2)).join(' ');
