@@ -1,22 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { it } from 'node:test';
-import { startApp } from '../support/app.js';
 import { expectingUpload } from '../support/expecting-upload.js';
 import { send } from '../support/http-client.js';
-import { startRealHarborCluster } from '../support/real-cluster.js';
 import { pushBearer } from '../support/registry-token.js';
-import { makeTempDir } from '../support/tmp.js';
+import { realClusterBehindLb } from '../support/real-cluster-behind-lb.js';
 
 const REPO = 'library/expect';
 
 it('a blob PUT sent as curl sends large ones (Expect: 100-continue) reaches the real registry whole; one harbor-lb refuses is answered before its body is sent', async (t) => {
-  const tmp = makeTempDir('e2e-expect');
-  t.after(tmp.remove);
-  const cluster = await startRealHarborCluster(tmp.dir, 2);
-  t.after(() => cluster.close());
-  const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 } });
-  t.after(() => lb.close());
+  const { lb } = await realClusterBehindLb(t, 'e2e-expect', 2, { proxy: { workers: 2 } });
   const bearer = await pushBearer(lb.url, REPO);
 
   const blob = randomBytes(2 * 1024 * 1024 + 17);

@@ -3,11 +3,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { makeOciImage } from '../../src/demo/oci-image.js';
 import type { StatusDocument } from '../../src/admin/status.js';
-import { startApp, type StartedApp } from '../support/app.js';
+import type { StartedApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
-import { startRealHarborCluster } from '../support/real-cluster.js';
 import { Skopeo } from '../support/skopeo.js';
-import { makeTempDir } from '../support/tmp.js';
+import { realClusterBehindLb } from '../support/real-cluster-behind-lb.js';
 
 /** A log line that must come, or the test fails after `ms` naming what it waited for (never a hang). */
 const logLine = (lb: StartedApp, what: string, match: (l: Record<string, unknown>) => boolean, ms = 30_000) => lb.logs.waitFor(match, ms, what);
@@ -57,20 +56,15 @@ const ruleLines = (lb: StartedApp, active: boolean) => lb.logs.lines.filter((l) 
  */
 describe('real registries: the quarantined node is the last one left', () => {
   it('serves skopeo login/push/pull through the quarantined node while the good nodes are dead, and re-quarantines it when one returns', async (t) => {
-    const tmp = makeTempDir('e2e-fail-open');
-    t.after(tmp.remove);
-    const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, {}, { fault: 'foreign-key' }]);
-    t.after(() => cluster.close());
-    const lb = await startApp(
-      cluster.nodes.map((n) => n.url),
-      { proxy: { workers: 2 },
-        token: { rootCert: cluster.keys.certFile, probe: { interval: '500ms' } },
-        health: { enabled: true, interval: '200ms', timeout: '1s' },
-      },
+    const { dir, cluster, lb } = await realClusterBehindLb(
+      t,
+      'e2e-fail-open',
+      3,
+      (c) => ({ proxy: { workers: 2 }, token: { rootCert: c.keys.certFile, probe: { interval: '500ms' } }, health: { enabled: true, interval: '200ms', timeout: '1s' } }),
+      [{}, {}, { fault: 'foreign-key' }],
     );
-    t.after(() => lb.close());
-    const skopeo = new Skopeo(tmp.dir);
-    const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
+    const skopeo = new Skopeo(dir);
+    const image = makeOciImage(join(dir, 'image'), [256 * 1024]);
 
     // 1. n3 is found out and quarantined while n1 and n2 serve.
     await logLine(lb, 'n3 quarantined', (l) => l.event === 'node_state' && l.node === 'n3' && l.to === 'quarantined');

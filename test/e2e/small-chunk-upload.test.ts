@@ -2,11 +2,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { it } from 'node:test';
-import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
-import { startRealHarborCluster } from '../support/real-cluster.js';
 import { pushBearer } from '../support/registry-token.js';
-import { makeTempDir } from '../support/tmp.js';
+import { realClusterBehindLb } from '../support/real-cluster-behind-lb.js';
 
 const REPO = 'library/small-chunks';
 
@@ -38,12 +36,7 @@ function pipelined(url: string, wire: Buffer, answers: number): Promise<string> 
 }
 
 it('uploads in 1 KiB chunks, pipelined, reach the real registry whole (2 workers)', async (t) => {
-  const tmp = makeTempDir('e2e-small-chunks');
-  t.after(tmp.remove);
-  const cluster = await startRealHarborCluster(tmp.dir, 2);
-  t.after(() => cluster.close());
-  const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 } });
-  t.after(() => lb.close());
+  const { lb } = await realClusterBehindLb(t, 'e2e-small-chunks', 2, { proxy: { workers: 2 } });
   const bearer = await pushBearer(lb.url, REPO);
 
   // Five uploads, each of 200 KiB in 1 KiB chunks, pipelined in one write: node:http parses them

@@ -5,11 +5,11 @@ import { describe, it } from 'node:test';
 import { makeOciImage } from '../../src/demo/oci-image.js';
 import type { StatusDocument } from '../../src/admin/status.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { startApp, type StartedApp } from '../support/app.js';
+import type { StartedApp } from '../support/app.js';
 import { send, type Reply } from '../support/http-client.js';
-import { startRealHarborCluster, type RealHarborCluster } from '../support/real-cluster.js';
+import type { RealHarborCluster } from '../support/real-cluster.js';
 import { Skopeo } from '../support/skopeo.js';
-import { makeTempDir } from '../support/tmp.js';
+import { realClusterBehindLb } from '../support/real-cluster-behind-lb.js';
 
 const REPO = 'library/hiccup';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -103,20 +103,19 @@ const CASES: Case[] = [
 describe('real registries: the shared storage fails for a moment', () => {
   for (const c of CASES) {
     it(c.name, async (t) => {
-      const tmp = makeTempDir('e2e-hiccup');
-      t.after(tmp.remove);
-      const cluster = await startRealHarborCluster(tmp.dir, 3, [], { storageHealthInterval: c.storageHealthInterval });
-      t.after(() => cluster.close());
-      const lb = await startApp(
-        cluster.nodes.map((n) => n.url),
-        { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe: { enabled: false } }, health: c.health },
+      const { dir, cluster, lb } = await realClusterBehindLb(
+        t,
+        'e2e-hiccup',
+        3,
+        (cl) => ({ proxy: { workers: 2 }, token: { rootCert: cl.keys.certFile, probe: { enabled: false } }, health: c.health }),
+        [],
+        { storageHealthInterval: c.storageHealthInterval },
       );
-      t.after(() => lb.close());
       for (const name of ['n1', 'n2', 'n3']) await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === name && l.to === 'healthy', 30_000, `${name} healthy`);
 
       // An image to pull, and a pull token for it.
-      const skopeo = new Skopeo(tmp.dir);
-      const image = makeOciImage(join(tmp.dir, 'image'), [64 * 1024]);
+      const skopeo = new Skopeo(dir);
+      const image = makeOciImage(join(dir, 'image'), [64 * 1024]);
       const host = new URL(lb.url).host;
       const push = await skopeo.run(['copy', '--dest-tls-verify=false', '--dest-creds', 'admin:Harbor12345', `oci:${image.dir}:v1`, `docker://${host}/${REPO}:v1`]);
       assert.equal(push.code, 0, push.stderr);

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { startApp, type StartedApp } from '../support/app.js';
+import type { StartedApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { makeOciImage } from '../../src/demo/oci-image.js';
-import { startRealHarborCluster } from '../support/real-cluster.js';
 import { Skopeo } from '../support/skopeo.js';
-import { makeTempDir } from '../support/tmp.js';
+import { realClusterBehindLb } from '../support/real-cluster-behind-lb.js';
 
 /** `rounds` skopeo login/push/pull round trips through harbor-lb; the failures, with skopeo's words. */
 async function roundTrips(skopeo: Skopeo, host: string, imageDir: string, repo: string, rounds: number): Promise<string[]> {
@@ -25,14 +24,9 @@ async function roundTrips(skopeo: Skopeo, host: string, imageDir: string, repo: 
 
 /** Three real nodes, node 2 with `fault`, harbor-lb in front, a skopeo user and a small image. */
 async function setup(t: { after: (fn: () => unknown) => void }, fault: 'foreign-key' | 'foreign-trust', probe: { enabled?: boolean; interval?: string }) {
-  const tmp = makeTempDir('e2e-token');
-  t.after(tmp.remove);
-  const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { fault }, {}]);
-  t.after(() => cluster.close());
-  const lb = await startApp(cluster.nodes.map((n) => n.url), { proxy: { workers: 2 }, token: { rootCert: cluster.keys.certFile, probe } });
-  t.after(() => lb.close());
-  const image = makeOciImage(join(tmp.dir, 'image'), [256 * 1024]);
-  return { cluster, lb, host: new URL(lb.url).host, skopeo: new Skopeo(tmp.dir), imageDir: image.dir };
+  const { dir, cluster, lb } = await realClusterBehindLb(t, 'e2e-token', 3, (c) => ({ proxy: { workers: 2 }, token: { rootCert: c.keys.certFile, probe } }), [{}, { fault }, {}]);
+  const image = makeOciImage(join(dir, 'image'), [256 * 1024]);
+  return { cluster, lb, host: new URL(lb.url).host, skopeo: new Skopeo(dir), imageDir: image.dir };
 }
 
 const raisedFlags = (lb: StartedApp) =>

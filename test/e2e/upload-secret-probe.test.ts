@@ -1,22 +1,18 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
-import { startRealHarborCluster } from '../support/real-cluster.js';
-import { makeTempDir } from '../support/tmp.js';
+import { realClusterBehindLb } from '../support/real-cluster-behind-lb.js';
 
 const flagLine = (node: string, raised: boolean) => (l: Record<string, unknown>) => l.event === 'node_flag' && l.code === 'HTTP_SECRET_DIFFERS' && l.node === node && l.raised === raised;
 
 it("raises HTTP_SECRET_DIFFERS live on the node whose registry's http.secret differs, and clears it once fixed", async (t) => {
-  const tmp = makeTempDir('e2e-secret-probe');
-  t.after(tmp.remove);
-  const cluster = await startRealHarborCluster(tmp.dir, 3, [{}, { httpSecret: 'a-different-secret' }, {}]);
-  t.after(() => cluster.close());
-  const lb = await startApp(
-    cluster.nodes.map((n) => n.url),
+  const { cluster, lb } = await realClusterBehindLb(
+    t,
+    'e2e-secret-probe',
+    3,
     { proxy: { workers: 2 }, doctor: { credentials: { username: 'admin', password: 'Harbor12345' }, uploadCheckInterval: '1s' } },
+    [{}, { httpSecret: 'a-different-secret' }, {}],
   );
-  t.after(() => lb.close());
 
   const raised = await lb.logs.waitFor(flagLine('n2', true), 30_000, 'HTTP_SECRET_DIFFERS raised on n2');
   assert.match(String(raised.fix), /same registry http\.secret/);
