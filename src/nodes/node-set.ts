@@ -123,7 +123,7 @@ interface Conditions {
  *   routable node that answers takes traffic, so the proxy never refuses what a node could serve.
  */
 export class NodeSet
-  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; routes: [NodeRoutesChange]; flag: [{ node: ClusterNode; code: string; raised: boolean }]; added: [ClusterNode]; removed: [ClusterNode] }>
+  extends EventEmitter<{ state: [NodeStateChange]; rule: [ClusterRuleChange]; routes: [NodeRoutesChange]; flag: [{ node: ClusterNode; code: string; raised: boolean }]; added: [ClusterNode]; removed: [ClusterNode]; reachability: [{ node: ClusterNode; reachable: boolean }] }>
   implements CheckStatusSetter, EjectionSetter, ReachabilitySetter, QuarantineSetter, DrainSetter, FlagSetter, NodeSlots
 {
   #all: readonly ClusterNode[];
@@ -510,6 +510,9 @@ export class NodeSet
     if (c.reachable === reachable) return;
     c.reachable = reachable;
     this.#evaluate(reachable ? { node, text: why === 'retry' ? 'trying it again' : 'it answers again' } : undefined);
+    // Said even when the node's state stays as it was (its check fails, it is ejected): panic
+    // routing goes over the nodes that answer, so request workers must hear of it at once.
+    this.emit('reachability', { node, reachable });
   }
 
   quarantine(node: ClusterNode, why: string): void {

@@ -62,7 +62,8 @@ export type FromWorker =
   | { t: 'listening'; port: number }
   | { t: 'failed'; message: string }
   /**
-   * Attempt verdicts in the order they ended (runs of the same answer sent once). Nodes are named
+   * Attempt verdicts in the order they ended (between two failures, one good answer per node and
+   * route; see ProcessControlLink). Nodes are named
    * with their URL: after a reload gave a name a new URL, what the old address did is not the new one's.
    */
   | { t: 'verdicts'; items: Array<[node: NodeRef, verdict: AttemptVerdict]> }

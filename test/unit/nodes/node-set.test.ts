@@ -74,6 +74,23 @@ describe('node state: one owner, derived from named conditions', () => {
     assert.equal(half.nodes.maxEjected(), 2);
   });
 
+  it('says each change of reachability, also when the node state stays as it was (panic routes over the nodes that answer)', () => {
+    const { nodes, n1, n2, n3 } = setup();
+    for (const n of [n1, n2, n3]) nodes.setCheck(n, 'unhealthy', 'registry: unhealthy');
+    const said: Array<[string, boolean]> = [];
+    const states: string[] = [];
+    nodes.on('reachability', ({ node, reachable }) => said.push([node.name, reachable]));
+    nodes.on('state', ({ node }) => states.push(node.name));
+    nodes.setReachable(n1, false);
+    nodes.setReachable(n1, false, 'again');
+    assert.ok(!nodes.available().includes(n1));
+    nodes.setReachable(n1, true);
+    assert.ok(nodes.available().includes(n1));
+    nodes.setReachable(n1, true);
+    assert.deepEqual(said, [['n1', false], ['n1', true]], 'once per change');
+    assert.deepEqual(states, [], 'n1 stayed unhealthy throughout: no state event would have told the workers');
+  });
+
   it('panics when too few nodes are available: every node that answers takes traffic, logged once each way', () => {
     const { nodes, n1, n2, n3, rules } = setup();
     nodes.setCheck(n1, 'unhealthy', 'registry: unhealthy');
