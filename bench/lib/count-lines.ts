@@ -18,8 +18,7 @@ export function countLinesWith(file: string, needle: string): number {
       const data = carry.length > 0 ? Buffer.concat([carry, buf.subarray(0, n)]) : buf.subarray(0, n);
       let start = 0;
       for (let nl = data.indexOf(0x0a, start); nl >= 0; nl = data.indexOf(0x0a, start)) {
-        const at = data.indexOf(want, start);
-        if (at >= 0 && at < nl) count++;
+        if (data.subarray(start, nl).includes(want)) count++;
         start = nl + 1;
       }
       carry = Buffer.from(data.subarray(start));

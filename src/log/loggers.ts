@@ -2,7 +2,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { createPrettyDestination } from './pretty-format.js';
 import { BatchedDestination } from './batched-destination.js';
 import { routingLine } from './routing-line.js';
-import { sharedWriteLimit } from './write-limit.js';
+import { PIPE_BUF, sharedWriteLimit } from './write-limit.js';
 import type { RoutingRecord } from '../proxy/routing-record.js';
 
 export type { Logger };
@@ -103,7 +103,9 @@ export class RoutingLog {
 export function createLoggers(opts: LogOptions): Loggers {
   // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
   const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
-  const maxWrite = opts.shared ? sharedWriteLimit(1) : undefined;
+  // Shared with other processes: whole lines, as much at once as stdout keeps whole (a given
+  // destination is the caller's: the pipe's limit, as before stdout was asked).
+  const maxWrite = opts.shared ? (opts.destination === undefined ? sharedWriteLimit(1) : PIPE_BUF) : undefined;
   // stdout as JSON is written Buffers (see BatchedDestination's `bytes`).
   const bytes = opts.destination === undefined && format === 'json';
   const destination = new BatchedDestination(

@@ -12,7 +12,7 @@ describe('sharedWriteLimit: how much one write of a shared output may carry', ()
     const fd = openSync(join(dir, 'out.log'), 'w');
     try {
       assert.equal(sharedWriteLimit(fd, 'linux'), FILE_WRITE);
-      assert.equal(FILE_WRITE, 256 * 1024);
+      assert.equal(FILE_WRITE, 1024 * 1024);
       assert.equal(sharedWriteLimit(fd, 'darwin'), PIPE_BUF);
     } finally {
       closeSync(fd);
@@ -25,6 +25,39 @@ describe('sharedWriteLimit: how much one write of a shared output may carry', ()
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise((resolve) => child.on('close', resolve));
     assert.equal(out, String(PIPE_BUF));
+  });
+
+  it('the routing log of a process sharing stdout writes a whole batch at once to a file, 4 KiB pieces to a pipe', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'harbor-lb-write-limit-'));
+    const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
+    // The sizes sonic-boom hands to fs.write, said on stderr: about 130 KB of lines in one batch.
+    const script = `import fs from 'node:fs';
+const sizes = [];
+const write = fs.write;
+fs.write = (fd, data, ...rest) => { if (fd === 1) sizes.push(data.length); return write(fd, data, ...rest); };
+const { createLoggers } = await import(${JSON.stringify(log)});
+const { routing } = createLoggers({ level: 'info', format: 'json', shared: true, batchWindow: 1 });
+for (let i = 0; i < 300; i++) routing.write({ event: 'request', reqId: 'r' + i, requestId: 'x', traceId: 'x', client: { ip: '127.0.0.1' }, method: 'GET', path: '/v2/' + 'p'.repeat(300), route: 'v2', node: null, reason: null, affinity: 'none', status: 200, durationMs: 1, attempts: 1, bytesIn: 0, bytesOut: 0 });
+await routing.flush();
+process.stderr.write(JSON.stringify(sizes));`;
+    const largest = async (stdout: number | 'pipe'): Promise<number> => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', stdout, 'pipe'] });
+      child.stdout?.resume();
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      assert.equal(code, 0, err);
+      return Math.max(...(JSON.parse(err) as number[]));
+    };
+    const fd = openSync(join(dir, 'out.log'), 'w');
+    try {
+      assert.ok((await largest(fd)) > 100_000, 'one write for the batch');
+      assert.equal(readFileSync(join(dir, 'out.log'), 'utf8').trimEnd().split('\n').length, 300);
+      assert.ok((await largest('pipe')) <= PIPE_BUF, 'whole lines within PIPE_BUF');
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('two processes writing batches of routing lines to one inherited file: every line whole, each process in order', async () => {
