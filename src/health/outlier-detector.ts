@@ -72,6 +72,8 @@ export class OutlierDetector {
   readonly #clearedLog = new LogRateLimit(CLEARED_LOG_EVERY_MS);
   /** Checks asked for by traffic since start, and how many found the node failing, for /metrics. */
   readonly recheckCounts = { ok: 0, failed: 0 };
+  /** Told when a cluster-wide failure begins or ends, however it ends (request workers must hear at once). */
+  readonly #clusterListeners = new Set<() => void>();
 
   constructor(
     private readonly nodes: OutlierReportTarget,
@@ -90,13 +92,24 @@ export class OutlierDetector {
       },
     );
     this.#cluster = new ClusterFailureDetector(cfg.clusterWindow, clock, {
-      started: (f, routable) => this.#clusterStarted(f, routable),
-      ended: (f) =>
+      started: (f, routable) => {
+        this.#clusterStarted(f, routable);
+        for (const l of this.#clusterListeners) l();
+      },
+      ended: (f) => {
         this.logger.info(
           { event: 'cluster_degraded', active: false, status: f.status, durationMs: this.clock.now() - f.since },
           `cluster_degraded over: the nodes no longer all answer ${f.status} (one answers well, one fails alone, or none has failed so for ${Math.round(this.cfg.clusterWindow / 1000)}s)`,
-        ),
+        );
+        for (const l of this.#clusterListeners) l();
+      },
     });
+  }
+
+  /** Calls `listener` each time a cluster-wide failure begins or ends; the function returned stops that. */
+  onClusterChange(listener: () => void): () => void {
+    this.#clusterListeners.add(listener);
+    return () => this.#clusterListeners.delete(listener);
   }
 
   /** The failure every node shows now, if any: its answers are passed on, not retried. */

@@ -85,6 +85,8 @@ export class WorkerPool {
   #lastMirror = '';
   #started = false;
   #mirrorTimer: NodeJS.Timeout | undefined;
+  /** Stops listening for cluster-wide failures (close). */
+  #unwatchCluster: (() => void) | undefined;
   #reportTimer: NodeJS.Timeout | undefined;
   #mirrorQueued = false;
   #askId = 1;
@@ -129,6 +131,7 @@ export class WorkerPool {
   async start(port: number): Promise<number> {
     const { nodes } = this.parts;
     for (const event of ['state', 'rule', 'routes', 'flag', 'added', 'removed', 'reachability'] as const) nodes.on(event, this.#queueMirror);
+    this.#unwatchCluster = this.parts.outliers.onClusterChange(this.#queueMirror);
     const [first, ...rest] = this.#slots;
     this.#port = await this.#spawn(first!, port);
     await Promise.all(rest.map((slot) => this.#spawn(slot, this.#port)));
@@ -209,6 +212,7 @@ export class WorkerPool {
     this.#closing = true;
     const { nodes } = this.parts;
     for (const event of ['state', 'rule', 'routes', 'flag', 'added', 'removed', 'reachability'] as const) nodes.off(event, this.#queueMirror);
+    this.#unwatchCluster?.();
     clearInterval(this.#mirrorTimer);
     clearInterval(this.#reportTimer);
     await Promise.all(
@@ -375,20 +379,18 @@ export class WorkerPool {
     const { nodes, outliers, trustProbe } = this.parts;
     switch (msg.t) {
       case 'verdicts': {
-        const failure = outliers.clusterFailure;
         let failed = false;
         for (const [ref, verdict] of msg.items) {
           const node = this.#node(ref);
           if (node !== undefined) outliers.record(node, verdict);
           failed ||= verdict.kind !== 'answered';
         }
-        // A shared failure begins with a failed verdict and ends with a good one: the workers hear
-        // of it now. A node's state, reachability or ejection changing raises its own event, which
-        // sends the mirror too. A batch of good answers that changed none of that (nearly every
-        // batch) sends nothing: building and comparing a mirror per batch cost the control plane
-        // about 0.4 µs per request. What the 250 ms mirror still carries alone: a shared failure
-        // that ended because none was seen for health.passive.clusterWindow.
-        if (failed || outliers.clusterFailure !== failure) this.#queueMirror();
+        // What verdicts change that workers route by raises an event of its own, which sends the
+        // mirror: a node's state, reachability or ejection, a cluster-wide failure beginning or
+        // ending. A batch of good answers (nearly every batch) sends nothing more: building and
+        // comparing a mirror per batch cost the control plane about 0.4 µs per request. A batch
+        // with a failure sends one all the same (why a node is unreachable, say, changes no event).
+        if (failed) this.#queueMirror();
         return;
       }
       case 'slow': {

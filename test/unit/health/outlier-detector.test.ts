@@ -122,6 +122,22 @@ describe('passive failure detection', () => {
     assert.equal(logs.lines.filter((l) => l.event === 'ejection_capped').length, 1);
   });
 
+  it('tells its listeners when a cluster-wide failure begins and when it ends, by a good answer or by its quiet window', () => {
+    const { outliers, n1, n2, n3, clock } = setup();
+    const told: Array<string | undefined> = [];
+    const stop = outliers.onClusterChange(() => told.push(outliers.clusterFailure === undefined ? 'over' : `${outliers.clusterFailure.status}`));
+    for (const n of [n1, n2, n3]) outliers.record(n, s503);
+    for (const n of [n1, n2]) outliers.record(n, s503);
+    outliers.record(n1, ok);
+    assert.deepEqual(told, ['503', 'over'], 'begun by the third node, ended by a good answer');
+    for (const n of [n1, n2, n3]) outliers.record(n, s503);
+    clock.advance(10_000);
+    assert.deepEqual(told, ['503', 'over', '503', 'over'], 'ended by 10 s without the failure: a timer, no verdict');
+    stop();
+    for (const n of [n1, n2, n3]) outliers.record(n, s503);
+    assert.equal(told.length, 4, 'no longer told');
+  });
+
   it('takes the same 5xx from every node at once as the cluster failing: nobody ejected, logged once when it starts and ends', async () => {
     const { outliers, n1, n2, n3, clock, logs } = setup();
     // A storage hiccup: every node answers 503, 30 times.

@@ -11,6 +11,7 @@ import { WorkerPool } from '../../../src/workers/worker-pool.js';
 import { createSystemClock } from '../../../src/util/clock.js';
 import type { Parts } from '../../../src/app/compose.js';
 import type { NodeMirror } from '../../../src/workers/messages.js';
+import { FakeClock } from '../../support/fake-clock.js';
 
 /**
  * A stand-in worker: listens at once, prints each node mirror it is sent, and once it has the
@@ -28,6 +29,15 @@ process.on('message', (msg) => {
       setTimeout(() => { process.stdout.write(JSON.stringify({ verdictAt: Date.now() }) + '\\n'); process.send({ t: 'verdicts', items: [[{ name: n1.name, url: n1.url }, { kind: 'answered', route: 'v2' }]] }); }, 20);
     }
   }
+  if (msg.t === 'drain') process.exit(0);
+});
+`;
+
+/** A stand-in worker that listens at once and prints each node mirror it is sent. */
+const MIRROR_PRINTER = `
+process.on('message', (msg) => {
+  if (msg.t === 'start') { process.send({ t: 'listening', port: 1 }); return; }
+  if (msg.t === 'nodes') process.stdout.write(JSON.stringify({ mirror: msg.mirror }) + '\\n');
   if (msg.t === 'drain') process.exit(0);
 });
 `;
@@ -70,6 +80,51 @@ describe('WorkerPool: a batch of good answers and the node mirror', () => {
       assert.equal(nodes.conditionsOf(n1).reachable, true, 'the control plane has n1 back');
       assert.ok(nodes.available().includes(n1), 'the control plane routes over n1 again');
       assert.equal(heard, true, 'the workers heard n1 answers again');
+    } finally {
+      await pool.close(0);
+      mock.timers.reset();
+      outliers.stop();
+      await nodes.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a cluster-wide failure that ends by its quiet window, with no verdict, reaches the workers at once', async () => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    const dir = mkdtempSync(join(tmpdir(), 'harbor-lb-verdict-mirror-'));
+    const entry = join(dir, 'worker.mjs');
+    writeFileSync(entry, MIRROR_PRINTER);
+    const cfg = validateConfig({ nodes: [1, 2, 3].map((i) => ({ name: `n${i}`, url: `http://127.0.0.1:${i}` })), health: { passive: { clusterWindow: '10s' } } });
+    const clock = new FakeClock();
+    const logger = pino({ level: 'silent' });
+    const nodes = new NodeSet(cfg, clock);
+    for (const n of nodes.all) nodes.setCheck(n, 'healthy', 'ok');
+    const outliers = new OutlierDetector(nodes, cfg.health.passive, clock, logger, async () => ({ ok: true, detail: 'ok' }) as never);
+    // Resolves once the workers were sent a mirror whose cluster failure is `want`.
+    const waiting: Array<{ want: boolean; resolve: () => void }> = [];
+    const logDestination = {
+      write: (line: string) => {
+        const m = (JSON.parse(line) as { mirror?: NodeMirror }).mirror;
+        if (m === undefined) return;
+        for (const w of waiting.splice(0)) {
+          if (w.want === (m.clusterFailure !== undefined)) w.resolve();
+          else waiting.push(w);
+        }
+      },
+    };
+    const heard = (want: boolean) =>
+      Promise.race([new Promise<true>((resolve) => waiting.push({ want, resolve: () => resolve(true) })), new Promise<false>((resolve) => setTimeout(resolve, 5000, false).unref())]);
+    const parts = { nodes, outliers, skew: { tokensAway: () => false }, logger, trustProbe: undefined } as unknown as Parts;
+    const pool = new WorkerPool(parts, cfg, { count: 1, entry, logDestination }, clock);
+    try {
+      await pool.start(0);
+      const begun = heard(true);
+      for (const n of nodes.all) outliers.record(n, { kind: 'gateway', status: 503, route: 'v2' });
+      assert.equal(await begun, true, 'the workers heard the cluster failure begin');
+      const over = heard(false);
+      clock.advance(10_000);
+      assert.equal(outliers.clusterFailure, undefined, 'over in the control plane');
+      assert.equal(await over, true, 'the workers heard it end, with no verdict and the regular mirror held still');
     } finally {
       await pool.close(0);
       mock.timers.reset();
