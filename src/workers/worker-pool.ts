@@ -18,6 +18,8 @@ import { workerEnv } from '../util/malloc-thresholds.js';
 const REPORT_EVERY_MS = 1000;
 /** How often node conditions are compared with what workers were last sent, besides on every change. */
 const MIRROR_EVERY_MS = 250;
+/** The node set's events that change what workers are sent of it: each sends the mirror at once. */
+const MIRRORED_EVENTS = ['state', 'rule', 'routes', 'flag', 'added', 'removed', 'reachability'] as const;
 /** A worker that does not answer a question in this long is left out of the answer. */
 const ASK_TIMEOUT_MS = 2000;
 /** A worker that has not listened after this long is given up on (start-up fails, or it is replaced). */
@@ -130,7 +132,7 @@ export class WorkerPool {
    */
   async start(port: number): Promise<number> {
     const { nodes } = this.parts;
-    for (const event of ['state', 'rule', 'routes', 'flag', 'added', 'removed', 'reachability'] as const) nodes.on(event, this.#queueMirror);
+    for (const event of MIRRORED_EVENTS) nodes.on(event, this.#queueMirror);
     this.#unwatchCluster = this.parts.outliers.onClusterChange(this.#queueMirror);
     const [first, ...rest] = this.#slots;
     this.#port = await this.#spawn(first!, port);
@@ -211,7 +213,7 @@ export class WorkerPool {
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
     const { nodes } = this.parts;
-    for (const event of ['state', 'rule', 'routes', 'flag', 'added', 'removed', 'reachability'] as const) nodes.off(event, this.#queueMirror);
+    for (const event of MIRRORED_EVENTS) nodes.off(event, this.#queueMirror);
     this.#unwatchCluster?.();
     clearInterval(this.#mirrorTimer);
     clearInterval(this.#reportTimer);
