@@ -53,33 +53,34 @@ function watchedBody(req: PassThrough): { body: RequestBody; told: string[] } {
   return { body, told };
 }
 
-it('a body of 1-byte pieces is told after 2,048 of them, from their average alone (no socket here to read bytes from)', async () => {
+/**
+ * Writes 10 more than `handed` pieces of `piece` at once into a watched body and reads `handed`
+ * of them back; the read after them must fail with the refusal. The bytes read and the reasons told.
+ */
+async function handedBeforeRefusal(piece: Buffer, handed: number): Promise<{ got: number; told: string[] }> {
   const req = clientBody();
   const { body, told } = watchedBody(req);
   const it = body.iterable()[Symbol.asyncIterator]();
   const first = it.next();
-  for (let i = 0; i < FEW_BYTES_JUDGED_AFTER + 10; i++) req.write(Buffer.from('x'));
+  for (let i = 0; i < handed + 10; i++) req.write(piece);
   let got = (await first).value!.length;
-  for (let i = 1; i < FEW_BYTES_JUDGED_AFTER; i++) got += (await it.next()).value!.length;
-  assert.equal(got, FEW_BYTES_JUDGED_AFTER);
+  for (let i = 1; i < handed; i++) got += (await it.next()).value!.length;
   await assert.rejects(it.next(), /refused/);
-  assert.deepEqual(told, [FEW_BYTE_PIECES]);
   body.release();
+  return { got, told };
+}
+
+it('a body of 1-byte pieces is told after 2,048 of them, from their average alone (no socket here to read bytes from)', async () => {
+  const { got, told } = await handedBeforeRefusal(Buffer.from('x'), FEW_BYTES_JUDGED_AFTER);
+  assert.equal(got, FEW_BYTES_JUDGED_AFTER);
+  assert.deepEqual(told, [FEW_BYTE_PIECES]);
 });
 
 it('a body over the tiny-piece limit is handed on no further: the watch is told once, and the refusal it makes ends the body', async () => {
-  const req = clientBody();
-  const { body, told } = watchedBody(req);
-  const it = body.iterable()[Symbol.asyncIterator]();
-  const first = it.next();
   // 10-byte pieces: the count rule's (1-byte ones would be told by their average first).
-  for (let i = 0; i < PIECES_PER_WINDOW + 10; i++) req.write(Buffer.from('0123456789'));
-  let got = (await first).value!.length;
-  for (let i = 1; i < PIECES_PER_WINDOW; i++) got += (await it.next()).value!.length;
+  const { got, told } = await handedBeforeRefusal(Buffer.from('0123456789'), PIECES_PER_WINDOW);
   assert.equal(got, PIECES_PER_WINDOW * 10);
-  await assert.rejects(it.next(), /refused/);
   assert.equal(told.length, 1);
-  body.release();
 });
 
 it("counts the node's side taking chunks, and says when the node waits on the client", async () => {
