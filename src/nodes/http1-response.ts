@@ -1,7 +1,7 @@
 /**
  * Reads one HTTP/1.1 response from the bytes a node sends, read after read, without copying the
- * body: each piece of body is handed on as a view into the read it came in. What the blob read
- * pool (blob-read-pool.ts) parses with; undici parses everything else.
+ * body: each piece of body is handed on as a view into the read it came in. What the read pool
+ * (read-pool.ts) parses with; undici parses everything else.
  *
  * Strict where a lenient reading could make two parties disagree on where a response ends:
  * a folded or malformed header line, a control character, differing Content-Length values, a
@@ -10,8 +10,8 @@
  * undici has it, and the connection is not used again.
  */
 export interface ResponseSink {
-  /** The final (non-1xx) head; rawHeaders alternate name and value, as undici hands them over. */
-  head(status: number, rawHeaders: Buffer[], statusText: string): void;
+  /** The final (non-1xx) head; rawHeaders alternate name and value (latin1, byte for byte), as node:http hands them over. */
+  head(status: number, rawHeaders: string[], statusText: string): void;
   /** A piece of body: a view into the read it came in, valid until the reader is fed again. */
   body(chunk: Buffer): void;
 }
@@ -113,7 +113,7 @@ export class Http1ResponseReader {
     const status = Number(m[2]);
     // A protocol switch nobody asked for (a GET never asks), or no status at all.
     if (status < 100 || status === 101) throw new ResponseParseError(`status ${status}`);
-    const raw: Buffer[] = [];
+    const raw: string[] = [];
     let length: string | undefined;
     let chunked = false;
     let encoded = false;
@@ -138,7 +138,7 @@ export class Http1ResponseReader {
       } else if (lower === 'connection') {
         if (value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
       }
-      raw.push(Buffer.from(name, 'latin1'), Buffer.from(value, 'latin1'));
+      raw.push(name, value);
     }
     // 1xx: an interim answer; the final one follows.
     if (status < 200) return;

@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { NodeConfig } from '../config/schema.js';
 import type { NodeConditions } from './node-conditions.js';
-import { BlobReadPool } from './blob-read-pool.js';
+import { ReadPool } from './read-pool.js';
 import { NodeTraffic } from './node-traffic.js';
 import { nodeTlsOptions, type NodeTlsOptions } from './node-tls.js';
 
@@ -56,10 +56,12 @@ export class ClusterNode {
    */
   readonly uploadPool: Pool;
   /**
-   * Connections for blob pulls that reuse their read buffers (blob-read-pool.ts), on a node spoken
-   * to in plain HTTP; undefined for a TLS node, whose pulls go through `pool`.
+   * Connections for GETs and HEADs that reuse their read buffers (read-pool.ts), on a node spoken
+   * to in plain HTTP; undefined for a TLS node, whose reads go through `pool`. They count against
+   * the same connection slots as `pool` (node-admission.ts), so the two together stay within
+   * proxy.maxConnectionsPerNode's requests in flight.
    */
-  readonly blobReads: BlobReadPool | undefined;
+  readonly reads: ReadPool | undefined;
   /** TLS options of every pool that talks to this node (its private CA); undefined: the defaults. */
   readonly tls: NodeTlsOptions | undefined;
   readonly traffic = new NodeTraffic();
@@ -75,9 +77,9 @@ export class ClusterNode {
     this.tls = nodeTlsOptions(cfg);
     this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);
     this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls);
-    this.blobReads =
+    this.reads =
       url.protocol === 'http:'
-        ? new BlobReadPool(url, { connectTimeout: pool.connectTimeout, bodyTimeout: pool.idleTimeout, keepAliveTimeout: 4_000, maxIdle: pool.maxConnections })
+        ? new ReadPool(url, { connectTimeout: pool.connectTimeout, bodyTimeout: pool.idleTimeout, keepAliveTimeout: 4_000, maxIdle: pool.maxConnections })
         : undefined;
   }
 
@@ -109,7 +111,7 @@ export class ClusterNode {
   }
 
   close(): Promise<unknown> {
-    this.blobReads?.close();
+    this.reads?.close();
     return Promise.all([this.pool.destroy(), this.uploadPool.destroy()]);
   }
 }
@@ -126,7 +128,7 @@ function createNodePool(origin: string, pool: PoolOptions, connections: number, 
     keepAliveMaxTimeout: 300_000,
     // node:http clients may send heads up to 64 KiB (large bearer tokens); allow the same back.
     maxHeaderSize: 65_536,
-    // HTTP/1.1 only: connection counts, limits and the blob read pool are per connection (undici 8 would take h2 where ALPN offers it).
+    // HTTP/1.1 only: connection counts, limits and the read pool are per connection (undici 8 would take h2 where ALPN offers it).
     allowH2: false,
   });
 }

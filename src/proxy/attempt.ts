@@ -1,7 +1,6 @@
 import type { ClusterNode } from '../nodes/node.js';
 import type { Placement } from '../pins/placement.js';
 import type { TokenHold } from '../token/token-guard.js';
-import { isBlobPath } from '../registry/blob-path.js';
 import { isTokenRejection } from '../token/challenge.js';
 import { attemptVerdict } from './attempt-verdict.js';
 import type { Exchange } from './exchange.js';
@@ -66,7 +65,6 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       headersTimeout: ex.body === undefined ? deps.headersTimeout : deps.uploadHeadersTimeout,
       retryOnGatewayError: bodylessRead && plan.retryGatewayErrors,
       hold: plan.hold,
-      blob: isBlobPath(ex.path),
       onSent: (abort) => (abortAttempt = abort),
       onHead: (status, h) => {
         for (const w of watches) w.head?.();

@@ -11,7 +11,7 @@ import { StallClock } from './stall-clock.js';
 import { streamFlight, type BodyTee } from '../coalesce/blob-flights.js';
 import type { AttemptDeadline, AttemptDeadlines } from './attempt-deadlines.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
-import type { ReadHandler } from '../nodes/blob-read-pool.js';
+import type { ReadHandler } from '../nodes/read-pool.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
 export type ForwardPhase =
@@ -81,8 +81,6 @@ export interface ForwardRequest {
   headersTimeout: number;
   /** Whether a 502/503/504 should be held back (for a retry elsewhere) instead of passed on. */
   retryOnGatewayError: boolean;
-  /** The target is a blob by digest (registry/blob-path.ts): a GET of it may use the node's blob read pool. */
-  blob?: boolean;
   /** Hold a 200 back whole instead of streaming it (token responses, to verify before the client sees them). */
   hold?: ResponseHold;
   /**
@@ -104,7 +102,7 @@ export interface ForwardRequest {
   tee?: BodyTee;
   /** The time limits of requests without a body (headersTimeout, proxy.idleTimeout), instead of undici's timers. */
   deadlines?: AttemptDeadlines;
-  /** Told of each chunk undici read into a buffer of its own (not the blob read pool's reused ones). */
+  /** Told of each chunk undici read into a buffer of its own (not the read pool's reused ones). */
   reclaimer: BufferReclaimer;
 }
 
@@ -113,7 +111,7 @@ const CLIENT_GONE = 'CLIENT_GONE' as const;
 /**
  * One attempt on one node. Streams the client's body up and the node's body down with
  * backpressure both ways (res.write() false pauses the node's response; 'drain' resumes it), never
- * buffering. The steps are those the blob read pool drives (onConnect, onHeaders, onData,
+ * buffering. The steps are those the read pool drives (onConnect, onHeaders, onData,
  * onComplete, onError: ReadHandler); undici's own handler API reaches them through thin adapters.
  */
 export function forward(fr: ForwardRequest): Promise<ForwardOutcome> {
@@ -147,7 +145,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
   #orphaned = false;
   /** Pauses of the node's response while the client had not read what it was sent. */
   readonly #readerStalls = new StallClock();
-  /** The node's time limits, when fr.deadlines keeps them (requests without a body, not through the blob read pool). */
+  /** The node's time limits, when fr.deadlines keeps them (requests without a body). */
   #ownTimers = false;
   #deadline: AttemptDeadline | undefined;
 
@@ -166,18 +164,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     }
     fr.res.on('close', this.#onClientClose);
     fr.body?.stalls.reset();
-    // A blob pull goes through the node's blob read pool when it has one (reused read buffers).
-    const blobReads = fr.blob === true && fr.body === undefined && fr.method === 'GET' && fr.hold === undefined ? fr.node.blobReads : undefined;
-    if (blobReads !== undefined) {
-      // The blob read pool keeps its own time limits.
-      blobReads.dispatch({ method: 'GET', path: fr.path, headers: fr.headers, headersTimeout: fr.headersTimeout }, this);
+    // Without a body, the time limits are kept here (AttemptDeadlines); with one, undici's, which
+    // also count the body's progress as the node's.
+    this.#ownTimers = fr.deadlines !== undefined && fr.body === undefined;
+    // A GET or HEAD goes through the node's read pool when it has one (reused read buffers, and
+    // less work per request than undici's dispatch).
+    const { method } = fr;
+    if (fr.body === undefined && (method === 'GET' || method === 'HEAD') && fr.node.reads !== undefined) {
+      fr.node.reads.dispatch({ method, path: fr.path, headers: fr.headers, headersTimeout: this.#ownTimers ? 0 : fr.headersTimeout }, this);
       return;
     }
     // A body streamed from the client may take as long as the client likes: it has its own budget.
     const pool = fr.body !== undefined && fr.body.buffered === undefined ? fr.node.uploadPool : fr.node.pool;
-    // Without a body, the time limits are kept here (AttemptDeadlines); with one, undici's, which
-    // also count the body's progress as the node's.
-    this.#ownTimers = fr.deadlines !== undefined && fr.body === undefined;
     pool.dispatch(
       {
         path: fr.path,
@@ -315,7 +313,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
   }
 
   /**
-   * `written` (the blob read pool's): called once the chunk is out, so the buffer it is a view
+   * `written` (the read pool's): called once the chunk is out, so the buffer it is a view
    * into may be read into again; a chunk kept (held, or the client gone) never calls it.
    */
   onData(chunk: Buffer, written?: () => void): boolean {
@@ -334,7 +332,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     if (held) {
       if (held.size + chunk.length <= held.max) {
         held.size += chunk.length;
-        held.chunks.push(chunk);
+        // A view into the read pool's buffer is copied, so the buffer goes back at once.
+        if (written === undefined) held.chunks.push(chunk);
+        else {
+          held.chunks.push(Buffer.from(chunk));
+          written();
+        }
         return true;
       }
       // Larger than any token response we verify: the client gets it as it is, unverified. Not the

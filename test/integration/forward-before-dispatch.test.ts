@@ -19,7 +19,7 @@ async function front(t: { after: (fn: () => unknown) => void }, nodeUrl: string,
     await before(req, res);
     const o = await forward({
       node: lb.app.nodes.all[0]!,
-      method: 'GET',
+      method: req.method!,
       path: '/v2/x/blobs/sha256:1',
       headers,
       body: undefined,
@@ -32,7 +32,9 @@ async function front(t: { after: (fn: () => unknown) => void }, nodeUrl: string,
     });
     outcomes.push(o);
     first(o);
-    if (!res.destroyed) res.end(JSON.stringify({ phase: o.phase, code: (o.error as { code?: string } | undefined)?.code }));
+    // In a header too, so a HEAD reads it.
+    const json = JSON.stringify({ phase: o.phase, code: (o.error as { code?: string } | undefined)?.code });
+    if (!res.destroyed) res.writeHead(200, { 'x-outcome': json }).end(json);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -41,23 +43,34 @@ async function front(t: { after: (fn: () => unknown) => void }, nodeUrl: string,
 }
 
 describe('forward: before anything reaches the node', () => {
-  it('a request undici refuses is unsendable, not a node failure, and the node never sees it', async (t) => {
+  it('a request harbor-lb will not write is unsendable, not a node failure, and the node never sees it', async (t) => {
     let reached = 0;
     const node = await startServer((_q, r) => {
       reached++;
       r.end('ok');
     });
     t.after(() => node.close());
-    // What request-check refuses, handed to undici directly.
-    const f = await front(t, node.url, ['host', 'a', 'host', 'b'], async () => {});
-    const body = await new Promise<string>((resolve, reject) => {
-      http.get(f.url, (res) => {
-        let s = '';
-        res.on('data', (c: Buffer) => (s += c.toString()));
-        res.on('end', () => resolve(s));
-      }).on('error', reject);
-    });
-    assert.deepEqual(JSON.parse(body), { phase: 'unsendable', code: 'UND_ERR_INVALID_ARG' });
+    // What request-check refuses, handed to forward directly: a GET goes out through the node's
+    // read pool, a DELETE through undici; each refuses it before a byte is written.
+    const cases: Array<[string, string[]]> = [
+      ['GET', ['host', 'a', 'host', 'b']],
+      ['GET', ['x-a', 'a\r\nx-b: smuggled']],
+      ['HEAD', ['transfer-encoding', 'chunked']],
+      ['DELETE', ['host', 'a', 'host', 'b']],
+    ];
+    for (const [method, headers] of cases) {
+      const f = await front(t, node.url, headers, async () => {});
+      const outcome = await new Promise<string>((resolve, reject) => {
+        http
+          .request(f.url, { method }, (res) => {
+            resolve(res.headers['x-outcome'] as string);
+            res.resume();
+          })
+          .on('error', reject)
+          .end();
+      });
+      assert.deepEqual(JSON.parse(outcome), { phase: 'unsendable', code: 'UND_ERR_INVALID_ARG' }, `${method} ${headers.join(' ')}`);
+    }
     assert.equal(reached, 0);
   });
 

@@ -15,7 +15,7 @@ function reader(method = 'GET'): Read {
   out.reader = new Http1ResponseReader(method, {
     head: (status, raw, text) => {
       out.status = status;
-      out.headers = raw.map((b) => b.toString('latin1'));
+      out.headers = raw;
       out.text = text;
     },
     // Copied as it comes: the reader's views are only valid until the next read.

@@ -68,7 +68,7 @@ describe('forward() keeps the time limits of a request without a body itself', (
     const deadlines = new AttemptDeadlines(1_000, new FakeClock(0));
     const dispatched: Array<Record<string, unknown>> = [];
     let handler: { onConnect(abort: () => void): void; onHeaders(s: number, h: Buffer[], r: () => void, t: string): boolean; onComplete(): void } | undefined;
-    const node = { name: 'n1', blobReads: undefined, pool: { dispatch: (opts: Record<string, unknown>, h: typeof handler) => (dispatched.push(opts), (handler = h)) } };
+    const node = { name: 'n1', reads: undefined, pool: { dispatch: (opts: Record<string, unknown>, h: typeof handler) => (dispatched.push(opts), (handler = h)) } };
     const seen: number[] = [];
     const server = http.createServer((req, res) => {
       const done = forward({ node: node as unknown as ClusterNode, method: 'GET', path: '/v2/', headers: [], body: undefined, req, res, rewriter: new OriginRewriter(['http://n1'], 'http://lb'), headersTimeout: 500, retryOnGatewayError: false, deadlines, reclaimer: NO_RECLAIMER });

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { BlobReadPool, type ReadHandler } from '../../src/nodes/blob-read-pool.js';
+import { ReadPool, type ReadHandler } from '../../src/nodes/read-pool.js';
 
 const BLOB = randomBytes(24 * 1024 * 1024 + 123);
 const DIGEST = createHash('sha256').update(BLOB).digest('hex');
@@ -67,8 +67,8 @@ function slowHandler(done: (r: Result) => void): ReadHandler {
   };
 }
 
-function pull(pool: BlobReadPool, path = '/v2/lib/a/blobs/sha256:x'): Promise<Result> {
-  return new Promise((resolve) => pool.dispatch({ method: 'GET', path, headers: ['host', 'registry.test'], headersTimeout: 10_000 }, slowHandler(resolve)));
+function pull(pool: ReadPool, path = '/v2/lib/a/blobs/sha256:x', method: 'GET' | 'HEAD' = 'GET'): Promise<Result> {
+  return new Promise((resolve) => pool.dispatch({ method, path, headers: ['host', 'registry.test'], headersTimeout: 10_000 }, slowHandler(resolve)));
 }
 
 function listen(server: Server | ReturnType<typeof createTcpServer>): Promise<URL> {
@@ -77,7 +77,7 @@ function listen(server: Server | ReturnType<typeof createTcpServer>): Promise<UR
 
 const OPTIONS = { connectTimeout: 5_000, bodyTimeout: 10_000, keepAliveTimeout: 10_000, maxIdle: 4 };
 
-describe('blob read pool: reused read buffers against a real HTTP server', () => {
+describe('read pool: reused read buffers against a real HTTP server', () => {
   let server: Server;
   let url: URL;
   const connections = new Set<Socket>();
@@ -107,7 +107,7 @@ describe('blob read pool: reused read buffers against a real HTTP server', () =>
   });
 
   it('hands every byte over intact to a handler that lets chunks go late and pauses, length-framed and chunked', async () => {
-    const pool = new BlobReadPool(url, OPTIONS);
+    const pool = new ReadPool(url, OPTIONS);
     const results = await Promise.all([pull(pool), pull(pool), pull(pool, '/v2/lib/a/blobs/chunked')]);
     pool.close();
     for (const r of results) {
@@ -118,7 +118,7 @@ describe('blob read pool: reused read buffers against a real HTTP server', () =>
   });
 
   it('hands nothing more to a handler that aborted on the head (a 503 to retry elsewhere)', async () => {
-    const pool = new BlobReadPool(url, OPTIONS);
+    const pool = new ReadPool(url, OPTIONS);
     let abort: (err?: Error) => void = () => {};
     let data = 0;
     const error = await new Promise<Error>((resolve) =>
@@ -146,8 +146,20 @@ describe('blob read pool: reused read buffers against a real HTTP server', () =>
 
   it('keeps a connection alive for the next pull', async () => {
     connections.clear();
-    const pool = new BlobReadPool(url, OPTIONS);
+    const pool = new ReadPool(url, OPTIONS);
     assert.equal((await pull(pool)).digest, DIGEST);
+    assert.equal((await pull(pool)).digest, DIGEST);
+    pool.close();
+    assert.equal(connections.size, 1);
+  });
+
+  it("reads a HEAD's answer as a head alone (its Content-Length is the GET's) and keeps the connection for a GET", async () => {
+    connections.clear();
+    const pool = new ReadPool(url, OPTIONS);
+    const head = await pull(pool, '/v2/lib/a/blobs/sha256:x', 'HEAD');
+    assert.equal(head.error, undefined);
+    assert.equal(head.status, 200);
+    assert.equal(head.digest, createHash('sha256').digest('hex'), 'no body');
     assert.equal((await pull(pool)).digest, DIGEST);
     pool.close();
     assert.equal(connections.size, 1);
@@ -158,7 +170,7 @@ describe('blob read pool: reused read buffers against a real HTTP server', () =>
     perSocket = new WeakMap();
     dropSecond = true;
     try {
-      const pool = new BlobReadPool(url, OPTIONS);
+      const pool = new ReadPool(url, OPTIONS);
       assert.equal((await pull(pool)).digest, DIGEST);
       const second = await pull(pool);
       pool.close();
@@ -171,7 +183,7 @@ describe('blob read pool: reused read buffers against a real HTTP server', () =>
   });
 });
 
-describe('blob read pool: the request as the client sent it', () => {
+describe('read pool: the request as the client sent it', () => {
   it('sends header bytes as node:http read them (latin1), byte for byte', async () => {
     let seen: string | undefined;
     const server = createServer((req, res) => {
@@ -180,7 +192,7 @@ describe('blob read pool: the request as the client sent it', () => {
     });
     const url = await listen(server);
     try {
-      const pool = new BlobReadPool(url, OPTIONS);
+      const pool = new ReadPool(url, OPTIONS);
       const r = await new Promise<Result>((resolve) =>
         pool.dispatch({ method: 'GET', path: '/v2/a/blobs/sha256:x', headers: ['x-name', Buffer.from('café', 'utf8').toString('latin1')], headersTimeout: 10_000 }, slowHandler(resolve)),
       );
@@ -194,7 +206,7 @@ describe('blob read pool: the request as the client sent it', () => {
   });
 });
 
-describe('blob read pool: a node whose answer is not HTTP', () => {
+describe('read pool: a node whose answer is not HTTP', () => {
   it('fails the pull with the parser error the routing line reads, and a cut as undici words it; stray bytes after a whole answer do not cut it', async () => {
     const answers = [
       'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n folded\r\n\r\nhello',
@@ -210,7 +222,7 @@ describe('blob read pool: a node whose answer is not HTTP', () => {
     });
     const url = await listen(raw);
     try {
-      const pool = new BlobReadPool(url, OPTIONS);
+      const pool = new ReadPool(url, OPTIONS);
       const bad = await pull(pool);
       assert.equal(bad.error?.name, 'HTTPParserError');
       const cut = await pull(pool);

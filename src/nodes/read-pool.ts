@@ -3,24 +3,28 @@ import { errors } from 'undici';
 import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
 
 /**
- * Keep-alive connections to one plain-HTTP node for blob pulls, each reading into one buffer it
- * reuses (net.Socket's `onread`) instead of a fresh 64 KiB buffer per read.
+ * Keep-alive connections to one plain-HTTP node for requests without a body (GET and HEAD: pulls,
+ * manifests, tags, the UI's reads, token requests), each connection reading into buffers the pool
+ * reuses (net.Socket's `onread`) and parsing the answer itself (http1-response.ts).
  *
- * Why: on Node 24 a fresh buffer per read cost a full garbage collection per 64 MiB streamed and
- * about 2 s of CPU per GiB pulled, against 1.0 for a relay that reuses its buffers
+ * Why not undici: on Node 24 a fresh buffer per read cost a full garbage collection per 64 MiB
+ * streamed and about 2 s of CPU per GiB pulled, against 1.0 for a relay that reuses its buffers;
+ * and a small GET costs a request worker about 6 µs less CPU here than through undici's dispatch
  * (docs/benchmarks.md). A body chunk handed on is a view into the buffer it was read into, so a
  * buffer is read into again only once the handler has said, for each chunk, that it is written out
- * (the `written` callback of onData). A connection reads into a few buffers in turn (node:http
- * writes a response on the next tick); a chunk never reported written leaves its buffer to the
+ * (the `written` callback of onData). A chunk never reported written leaves its buffer to the
  * garbage collector.
  *
  * It drives the same steps of an attempt (onConnect, onHeaders, onData, onComplete, onError) that
  * forward.ts's handler takes from undici's handler callbacks, raises undici's error classes for
- * timeouts and cuts, and so the attempt that uses it reads its failures as it reads undici's.
+ * timeouts, cuts and requests it will not send, and so the attempt that uses it reads its failures
+ * as it reads undici's. How many connections it opens is bounded by the caller (node-admission.ts
+ * holds a slot of the node's pool for each request in flight).
  */
 export interface ReadHandler {
   onConnect(abort: (err?: Error) => void): void;
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  /** rawHeaders alternate name and value, latin1 strings byte for byte. */
+  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
   /** `written`: to be called once the chunk is written out and referenced nowhere, so its buffer may be read into again. */
   onData(chunk: Buffer, written: () => void): boolean;
   onComplete(trailers: null): void;
@@ -38,10 +42,14 @@ export interface ReadRequest {
   path: string;
   /** Alternating names and values. */
   headers: readonly string[];
+  /**
+   * Time the node has to start answering, after which no gap between body chunks may last the
+   * pool's bodyTimeout. 0: the caller keeps both time limits (AttemptDeadlines), as with undici.
+   */
   headersTimeout: number;
 }
 
-export interface BlobReadPoolOptions {
+export interface ReadPoolOptions {
   connectTimeout: number;
   /** Longest silence while a body is read. */
   bodyTimeout: number;
@@ -53,21 +61,31 @@ export interface BlobReadPoolOptions {
 
 /** A socket read's size, as Node's own. */
 const READ_SIZE = 64 * 1024;
-/** Buffers a connection keeps to read into in turn. */
-const SPARE_BUFFERS = 4;
+/**
+ * Read buffers the pool keeps for its connections to read into in turn (node:http writes a
+ * response on the next tick, so a busy connection holds one or two). Shared by the connections, so
+ * the many a burst of small requests opens keep no buffers of their own while idle.
+ */
+const SPARE_BUFFERS = 16;
 
-export class BlobReadPool {
+export class ReadPool {
   readonly #idle: Connection[] = [];
+  readonly #spare: Buffer[] = [];
   #closed = false;
 
   constructor(
     private readonly url: URL,
-    private readonly options: BlobReadPoolOptions,
+    private readonly options: ReadPoolOptions,
   ) {}
 
   dispatch(request: ReadRequest, handler: ReadHandler): void {
     if (this.#closed) {
       handler.onError(new errors.ClientDestroyedError());
+      return;
+    }
+    const refused = unwritable(request);
+    if (refused !== undefined) {
+      handler.onError(new errors.InvalidArgumentError(refused));
       return;
     }
     let idle = this.#idle.pop();
@@ -79,7 +97,17 @@ export class BlobReadPool {
 
   /** A new connection to the node. */
   connect(): Connection {
-    return new Connection(this.url, this.options.connectTimeout, (c) => this.#forget(c));
+    return new Connection(this, this.url, this.options.connectTimeout, (c) => this.#forget(c));
+  }
+
+  /** A buffer to read into. */
+  buffer(): Buffer {
+    return this.#spare.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
+  }
+
+  /** A buffer nothing refers to any more: kept for the next read, within the bound. */
+  giveBack(buf: Buffer): void {
+    if (this.#spare.length < SPARE_BUFFERS) this.#spare.push(buf);
   }
 
   /** A connection whose response ended cleanly: kept for the next request, within the bounds. */
@@ -115,20 +143,25 @@ export class BlobReadPool {
   }
 }
 
-/** One keep-alive connection and the few buffers it reads into in turn. */
+/** One keep-alive connection, reading into the pool's buffers. */
 class Connection {
   readonly socket: Socket;
   exchange: ReadExchange | undefined;
   connected = false;
-  readonly #spare: Buffer[] = [];
   #idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(url: URL, connectTimeout: number, onGone: (c: Connection) => void) {
+  constructor(
+    private readonly pool: ReadPool,
+    url: URL,
+    connectTimeout: number,
+    onGone: (c: Connection) => void,
+  ) {
     this.socket = connect({
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: Number(url.port || 80),
       noDelay: true,
-      onread: { buffer: () => this.#nextBuffer(), callback: (n, buf) => this.#read(n, buf as Buffer) },
+      // Called by Node for the buffer of each read (after the one before was handled).
+      onread: { buffer: () => pool.buffer(), callback: (n, buf) => this.#read(n, buf as Buffer) },
     });
     const timer = setTimeout(() => this.socket.destroy(new errors.ConnectTimeoutError()), connectTimeout);
     this.socket.once('connect', () => {
@@ -171,12 +204,7 @@ class Connection {
 
   /** One holder of a read's buffer is done with it; the last one gives it back. */
   settle(lease: Lease): void {
-    if (--lease.holders === 0 && this.#spare.length < SPARE_BUFFERS) this.#spare.push(lease.buf);
-  }
-
-  /** Called by Node for the buffer of each read (after the one before was handled). */
-  #nextBuffer(): Buffer {
-    return this.#spare.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
+    if (--lease.holders === 0) this.pool.giveBack(lease.buf);
   }
 }
 
@@ -190,7 +218,7 @@ class ReadExchange {
   #lease: Lease | undefined;
 
   constructor(
-    private readonly pool: BlobReadPool,
+    private readonly pool: ReadPool,
     private readonly conn: Connection,
     private readonly request: ReadRequest,
     private readonly handler: ReadHandler,
@@ -241,6 +269,8 @@ class ReadExchange {
   }
 
   #arm(ms: number, error: () => Error): void {
+    // The caller keeps the time limits.
+    if (this.request.headersTimeout === 0) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#abort(error()), ms);
   }
@@ -315,4 +345,29 @@ class ReadExchange {
     }
     this.fail(err ?? new errors.SocketError('other side closed'));
   }
+}
+
+/** Bytes that would end a line or the head early: a header or target holding one could smuggle a request in. */
+const LINE_BREAK = /[\r\n\0]/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Headers that frame or steer the connection itself: the pool's, never a request's (as undici refuses them). */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
+
+/**
+ * Why the pool will not write a request (undici's refusals, and what they guard against): the
+ * front door refuses all of these first (request-check.ts), so this is the last line, not the filter.
+ */
+function unwritable(request: ReadRequest): string | undefined {
+  if (request.path.charCodeAt(0) !== 47 /* "/" */ || LINE_BREAK.test(request.path) || request.path.includes(' ')) return 'invalid request path';
+  const { headers } = request;
+  let hosts = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (!TOKEN.test(name)) return 'invalid header name';
+    if (LINE_BREAK.test(headers[i + 1]!)) return `invalid ${name} header`;
+    const lower = name.toLowerCase();
+    if (lower === 'host' && ++hosts > 1) return 'more than one host header';
+    if (FRAMING.has(lower)) return `invalid ${lower} header`;
+  }
+  return undefined;
 }
