@@ -56,12 +56,11 @@ export class ClusterNode {
    */
   readonly uploadPool: Pool;
   /**
-   * Connections for GETs and HEADs that reuse their read buffers (read-pool.ts), on a node spoken
-   * to in plain HTTP; undefined for a TLS node, whose reads go through `pool`. They count against
+   * Connections for GETs and HEADs that reuse their read buffers (read-pool.ts). They count against
    * the same connection slots as `pool` (node-admission.ts), so the two together stay within
    * proxy.maxConnectionsPerNode's requests in flight.
    */
-  readonly reads: ReadPool | undefined;
+  readonly reads: ReadPool;
   /** TLS options of every pool that talks to this node (its private CA); undefined: the defaults. */
   readonly tls: NodeTlsOptions | undefined;
   readonly traffic = new NodeTraffic();
@@ -77,10 +76,7 @@ export class ClusterNode {
     this.tls = nodeTlsOptions(cfg);
     this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);
     this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls);
-    this.reads =
-      url.protocol === 'http:'
-        ? new ReadPool(url, { connectTimeout: pool.connectTimeout, bodyTimeout: pool.idleTimeout, keepAliveTimeout: 4_000, maxIdle: pool.maxConnections })
-        : undefined;
+    this.reads = new ReadPool(url, { connectTimeout: pool.connectTimeout, bodyTimeout: pool.idleTimeout, keepAliveTimeout: 4_000, maxIdle: pool.maxConnections, ca: this.tls?.ca });
   }
 
   get state(): NodeState {
@@ -111,7 +107,7 @@ export class ClusterNode {
   }
 
   close(): Promise<unknown> {
-    this.reads?.close();
+    this.reads.close();
     return Promise.all([this.pool.destroy(), this.uploadPool.destroy()]);
   }
 }

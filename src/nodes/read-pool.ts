@@ -1,11 +1,12 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type OnReadOpts, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { errors } from 'undici';
 import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
 
 /**
- * Keep-alive connections to one plain-HTTP node for requests without a body (GET and HEAD: pulls,
- * manifests, tags, the UI's reads, token requests), each connection reading into buffers the pool
- * reuses (net.Socket's `onread`) and parsing the answer itself (http1-response.ts).
+ * Keep-alive connections to one node for requests without a body (GET and HEAD: pulls, manifests,
+ * tags, the UI's reads, token requests), each connection reading into buffers the pool reuses
+ * (the `onread` of net.Socket and of tls.TLSSocket) and parsing the answer itself (http1-response.ts).
  *
  * Why not undici: on Node 24 a fresh buffer per read cost a full garbage collection per 64 MiB
  * streamed and about 2 s of CPU per GiB pulled, against 1.0 for a relay that reuses its buffers;
@@ -57,6 +58,8 @@ export interface ReadPoolOptions {
   keepAliveTimeout: number;
   /** The most idle connections kept. */
   maxIdle: number;
+  /** For a node behind https: its private CA (nodes[].ca); undefined, the public roots. */
+  ca?: Buffer;
 }
 
 /** A socket read's size, as Node's own. */
@@ -97,7 +100,7 @@ export class ReadPool {
 
   /** A new connection to the node. */
   connect(): Connection {
-    return new Connection(this, this.url, this.options.connectTimeout, (c) => this.#forget(c));
+    return new Connection(this, this.url, this.options, (c) => this.#forget(c));
   }
 
   /** A buffer to read into. */
@@ -153,18 +156,22 @@ class Connection {
   constructor(
     private readonly pool: ReadPool,
     url: URL,
-    connectTimeout: number,
+    options: ReadPoolOptions,
     onGone: (c: Connection) => void,
   ) {
-    this.socket = connect({
-      host: url.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(url.port || 80),
-      noDelay: true,
-      // Called by Node for the buffer of each read (after the one before was handled).
-      onread: { buffer: () => pool.buffer(), callback: (n, buf) => this.#read(n, buf as Buffer) },
-    });
-    const timer = setTimeout(() => this.socket.destroy(new errors.ConnectTimeoutError()), connectTimeout);
-    this.socket.once('connect', () => {
+    const secure = url.protocol === 'https:';
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || (secure ? 443 : 80));
+    // Called by Node for the buffer of each read (after the one before was handled).
+    const onread: OnReadOpts = { buffer: () => pool.buffer(), callback: (n, buf) => this.#read(n, buf as Buffer) };
+    // tls.connect takes `onread` as net.connect does (Node's types do not say so). The name is sent
+    // for SNI and checked against the certificate, as undici does; an address is checked as one.
+    const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = { host, port, servername: isIP(host) === 0 ? host : undefined, ca: options.ca, ALPNProtocols: ['http/1.1'], onread };
+    this.socket = secure ? connectTls(tlsOptions) : connect({ host, port, noDelay: true, onread });
+    if (secure) this.socket.setNoDelay(true);
+    const timer = setTimeout(() => this.socket.destroy(new errors.ConnectTimeoutError()), options.connectTimeout);
+    // A TLS connection is ready for the request once its handshake is done.
+    this.socket.once(secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       this.connected = true;
       this.exchange?.connected();

@@ -167,10 +167,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     // Without a body, the time limits are kept here (AttemptDeadlines); with one, undici's, which
     // also count the body's progress as the node's.
     this.#ownTimers = fr.deadlines !== undefined && fr.body === undefined;
-    // A GET or HEAD goes through the node's read pool when it has one (reused read buffers, and
-    // less work per request than undici's dispatch).
+    // A GET or HEAD goes through the node's read pool (reused read buffers, and less work per
+    // request than undici's dispatch).
     const { method } = fr;
-    if (fr.body === undefined && (method === 'GET' || method === 'HEAD') && fr.node.reads !== undefined) {
+    if (fr.body === undefined && (method === 'GET' || method === 'HEAD')) {
       fr.node.reads.dispatch({ method, path: fr.path, headers: fr.headers, headersTimeout: this.#ownTimers ? 0 : fr.headersTimeout }, this);
       return;
     }

@@ -9,10 +9,13 @@ import { createApp } from '../../src/app.js';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { diagnose } from '../../src/doctor/diagnose.js';
+import type { AppDeps } from '../../src/app.js';
 import { startApp, type StartedApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
 import { makeServerCert, makeTokenKeyPair, type ServerCert } from '../support/pki.js';
 import { makeTempDir } from '../support/tmp.js';
+
+const BIG = Buffer.alloc(1024 * 1024, 0x62);
 
 /** What node's TLS says of a certificate from a CA it was not given. */
 const VERIFY_FAILED = /^(?:NO_NODE_AVAILABLE: )?(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN)$/;
@@ -34,6 +37,7 @@ async function startHttpsNode(t: { after: (fn: () => unknown) => void }): Promis
       return res.end(JSON.stringify({ status: 'healthy', components: [{ name: 'core', status: 'healthy' }, { name: 'registry', status: 'healthy' }] }));
     }
     if (req.url === '/v2/') return res.end('{}');
+    if (req.url === '/v2/big') return res.end(BIG);
     res.statusCode = 404;
     res.end();
   });
@@ -50,12 +54,16 @@ async function startHttpsNode(t: { after: (fn: () => unknown) => void }): Promis
 }
 
 /** harbor-lb in front of the node, with active checks and the trust probe on (they run once at start, then hourly). */
-async function proxyTo(t: { after: (fn: () => unknown) => void }, node: HttpsNode, ca: string | undefined): Promise<StartedApp> {
-  const lb = await startApp([node.url], {
-    nodes: [{ name: 'n1', url: node.url, ...(ca === undefined ? {} : { ca }) }],
-    health: { enabled: true, interval: '1h', healthyAfter: 1, unhealthyAfter: 1 },
-    token: { rootCert: node.rootCert, probe: { interval: '1h' } },
-  });
+async function proxyTo(t: { after: (fn: () => unknown) => void }, node: HttpsNode, ca: string | undefined, deps: AppDeps = {}): Promise<StartedApp> {
+  const lb = await startApp(
+    [node.url],
+    {
+      nodes: [{ name: 'n1', url: node.url, ...(ca === undefined ? {} : { ca }) }],
+      health: { enabled: true, interval: '1h', healthyAfter: 1, unhealthyAfter: 1 },
+      token: { rootCert: node.rootCert, probe: { interval: '1h' } },
+    },
+    deps,
+  );
   t.after(() => lb.close());
   return lb;
 }
@@ -76,6 +84,19 @@ describe('nodes[].ca: HTTPS nodes with a private CA', () => {
 
     const report = await diagnose(validateConfig({ nodes: [{ name: 'n1', url: node.url, ca: node.pki.caFile }] }));
     assert.equal(report.nodes[0]!.reachable, true, report.nodes[0]!.health);
+  });
+
+  it("reads a GET's answer through the read pool's reused buffers, over TLS too; other methods through undici's", async (t) => {
+    const node = await startHttpsNode(t);
+    const reclaimer = { bytes: 0, allocated: (n: number) => void (reclaimer.bytes += n), close: () => {} };
+    const lb = await proxyTo(t, node, node.pki.caFile, { reclaimer });
+    const get = await send(`${lb.url}/v2/big`);
+    assert.equal(get.status, 200);
+    assert.ok(get.body.equals(BIG), 'every byte intact');
+    assert.equal(reclaimer.bytes, 0, 'read into buffers the read pool reuses');
+    const options = await send(`${lb.url}/v2/big`, { method: 'OPTIONS' });
+    assert.ok(options.body.equals(BIG));
+    assert.equal(reclaimer.bytes, BIG.length, 'undici reads into buffers of its own');
   });
 
   it('a node that offers HTTP/2 (ALPN h2) is spoken to in HTTP/1.1: traffic, health checks, the trust probe and doctor', async (t) => {

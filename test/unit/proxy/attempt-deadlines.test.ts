@@ -64,25 +64,40 @@ describe("the node's time limits for requests without a body", () => {
 });
 
 describe('forward() keeps the time limits of a request without a body itself', () => {
-  it("tells undici to keep none (its per-request timers are what this replaces), and watches the attempt until it ends", async () => {
+  /** Forwards one request of `method` to a node whose read pool and undici pool only record what they are given. */
+  async function forwardOnce(method: string): Promise<{ via: string; opts: Record<string, unknown>; seen: number[] }> {
     const deadlines = new AttemptDeadlines(1_000, new FakeClock(0));
-    const dispatched: Array<Record<string, unknown>> = [];
-    let handler: { onConnect(abort: () => void): void; onHeaders(s: number, h: Buffer[], r: () => void, t: string): boolean; onComplete(): void } | undefined;
-    const node = { name: 'n1', reads: undefined, pool: { dispatch: (opts: Record<string, unknown>, h: typeof handler) => (dispatched.push(opts), (handler = h)) } };
+    const dispatched: Array<{ via: string; opts: Record<string, unknown> }> = [];
+    let handler: { onConnect(abort: () => void): void; onHeaders(s: number, h: string[], r: () => void, t: string): boolean; onComplete(): void } | undefined;
+    const recorder = (via: string) => ({ dispatch: (opts: Record<string, unknown>, h: typeof handler) => (dispatched.push({ via, opts }), (handler = h)) });
+    const node = { name: 'n1', reads: recorder('read pool'), pool: recorder('undici') };
     const seen: number[] = [];
     const server = http.createServer((req, res) => {
-      const done = forward({ node: node as unknown as ClusterNode, method: 'GET', path: '/v2/', headers: [], body: undefined, req, res, rewriter: new OriginRewriter(['http://n1'], 'http://lb'), headersTimeout: 500, retryOnGatewayError: false, deadlines, reclaimer: NO_RECLAIMER });
+      const done = forward({ node: node as unknown as ClusterNode, method, path: '/v2/', headers: [], body: undefined, req, res, rewriter: new OriginRewriter(['http://n1'], 'http://lb'), headersTimeout: 500, retryOnGatewayError: false, deadlines, reclaimer: NO_RECLAIMER });
       handler!.onConnect(() => {});
       seen.push(deadlines.size);
-      handler!.onHeaders(200, [Buffer.from('content-length'), Buffer.from('0')], () => {}, 'OK');
+      handler!.onHeaders(200, ['content-length', '0'], () => {}, 'OK');
       handler!.onComplete();
       void done.then(() => seen.push(deadlines.size));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => http.get(`http://127.0.0.1:${port}/`, (res) => res.resume().on('end', resolve)));
+    await new Promise<void>((resolve) => http.request(`http://127.0.0.1:${port}/`, { method }, (res) => res.resume().on('end', resolve)).end());
     server.close();
-    assert.deepEqual([dispatched[0]!.headersTimeout, dispatched[0]!.bodyTimeout], [0, 0]);
+    return { ...dispatched[0]!, seen };
+  }
+
+  it('tells the read pool to keep none (a GET), and watches the attempt until it ends', async () => {
+    const { via, opts, seen } = await forwardOnce('GET');
+    assert.equal(via, 'read pool');
+    assert.equal(opts.headersTimeout, 0);
+    assert.deepEqual(seen, [1, 0], 'watched from the request going out until it ended');
+  });
+
+  it("tells undici to keep none (its per-request timers are what this replaces; a DELETE), and watches the attempt until it ends", async () => {
+    const { via, opts, seen } = await forwardOnce('DELETE');
+    assert.equal(via, 'undici');
+    assert.deepEqual([opts.headersTimeout, opts.bodyTimeout], [0, 0]);
     assert.deepEqual(seen, [1, 0], 'watched from the request going out until it ended');
   });
 });
