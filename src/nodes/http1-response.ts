@@ -10,8 +10,11 @@
  * undici has it, and the connection is not used again.
  */
 export interface ResponseSink {
-  /** The final (non-1xx) head; rawHeaders alternate name and value (latin1, byte for byte), as node:http hands them over. */
-  head(status: number, rawHeaders: string[], statusText: string): void;
+  /**
+   * The final (non-1xx) head; rawHeaders alternate name and value (latin1, byte for byte), as
+   * node:http hands them over. false pauses: feed() returns before any of the body.
+   */
+  head(status: number, rawHeaders: string[], statusText: string): boolean;
   /** A piece of body: a view into the read it came in, valid until the reader is fed again. */
   body(chunk: Buffer): void;
 }
@@ -46,6 +49,8 @@ export class Http1ResponseReader {
   #keepAlive = false;
   #trailing = false;
   #trailerBytes = 0;
+  /** The sink paused on the head just read. */
+  #paused = false;
 
   constructor(
     private readonly method: string,
@@ -67,16 +72,27 @@ export class Http1ResponseReader {
     return this.#framing !== undefined;
   }
 
-  /** Feeds one read. Throws ResponseParseError on a malformed answer. */
-  feed(data: Buffer): void {
+  /**
+   * Feeds one read; returns how much of it was read: all of it, unless the sink paused on the head
+   * (the rest, body, is to be fed again once it resumes). Throws ResponseParseError on a malformed answer.
+   */
+  feed(data: Buffer): number {
     let at = 0;
     while (at < data.length) {
       if (this.#done) {
         this.#trailing = true;
-        return;
+        return data.length;
       }
-      at = this.#framing === undefined ? this.#readHead(data, at) : this.#readBody(data, at);
+      if (this.#framing !== undefined) at = this.#readBody(data, at);
+      else {
+        at = this.#readHead(data, at);
+        if (this.#paused) {
+          this.#paused = false;
+          return at;
+        }
+      }
     }
+    return data.length;
   }
 
   /** The node closed the connection: true when that ends the response (a body read until close). */
@@ -128,7 +144,8 @@ export class Http1ResponseReader {
       if (UNSAFE.test(value)) throw new ResponseParseError('a control character in a header value');
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
-        if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== value)) throw new ResponseParseError('an invalid Content-Length');
+        // A second one, even the same, is refused as undici's parser refuses it: passed on, the client would read both.
+        if (!/^\d{1,15}$/.test(value) || length !== undefined) throw new ResponseParseError('an invalid or repeated Content-Length');
         length = value;
       } else if (lower === 'transfer-encoding') {
         const codings = value.toLowerCase().split(',').map((c) => c.replace(/^[ \t]+|[ \t]+$/g, ''));
@@ -145,15 +162,17 @@ export class Http1ResponseReader {
     this.#keepAlive = !close;
     if (this.method === 'HEAD' || status === 204 || status === 304) this.#framing = { kind: 'none' };
     else if (encoded) {
+      // Both: refused, as undici's parser refuses it. Passed on, the client would be told a length
+      // the body does not have (a proxy must drop it first, RFC 9112 6.3); nodes never send both.
+      if (length !== undefined) throw new ResponseParseError('both Transfer-Encoding and Content-Length');
       this.#framing = chunked ? { kind: 'chunked' } : { kind: 'close' };
-      // Both: the length is ignored and the connection not reused (RFC 9112 6.3).
-      if (length !== undefined || !chunked) this.#keepAlive = false;
+      if (!chunked) this.#keepAlive = false;
     } else if (length !== undefined) this.#framing = { kind: 'length', left: Number(length) };
     else {
       this.#framing = { kind: 'close' };
       this.#keepAlive = false;
     }
-    this.sink.head(status, raw, m[3] ?? '');
+    this.#paused = !this.sink.head(status, raw, m[3] ?? '');
     if (this.#framing.kind === 'none' || (this.#framing.kind === 'length' && this.#framing.left === 0)) this.#done = true;
   }
 

@@ -75,6 +75,8 @@ export class ReadPool {
   readonly #idle: Connection[] = [];
   readonly #spare: Buffer[] = [];
   #closed = false;
+  /** A TLS node's last session ticket: a new connection resumes it rather than doing a full handshake (as undici's connector). */
+  tlsSession: Buffer | undefined;
 
   constructor(
     private readonly url: URL,
@@ -166,9 +168,12 @@ class Connection {
     const onread: OnReadOpts = { buffer: () => pool.buffer(), callback: (n, buf) => this.#read(n, buf as Buffer) };
     // tls.connect takes `onread` as net.connect does (Node's types do not say so). The name is sent
     // for SNI and checked against the certificate, as undici does; an address is checked as one.
-    const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = { host, port, servername: isIP(host) === 0 ? host : undefined, ca: options.ca, ALPNProtocols: ['http/1.1'], onread };
+    const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = { host, port, servername: isIP(host) === 0 ? host : undefined, ca: options.ca, ALPNProtocols: ['http/1.1'], session: pool.tlsSession, onread };
     this.socket = secure ? connectTls(tlsOptions) : connect({ host, port, noDelay: true, onread });
-    if (secure) this.socket.setNoDelay(true);
+    if (secure) {
+      this.socket.setNoDelay(true);
+      this.socket.on('session', (session: Buffer) => (pool.tlsSession = session));
+    }
     const timer = setTimeout(() => this.socket.destroy(new errors.ConnectTimeoutError()), options.connectTimeout);
     // A TLS connection is ready for the request once its handshake is done.
     this.socket.once(secure ? 'secureConnect' : 'connect', () => {
@@ -223,6 +228,12 @@ class ReadExchange {
   #paused = false;
   #received = false;
   #lease: Lease | undefined;
+  /** The handler paused on the head: the body and the end wait until it resumes. */
+  #heldOnHead = false;
+  /** What of the read that brought the head is left (body, perhaps none), fed once the handler resumes. */
+  #rest: { chunk: Buffer; lease: Lease } | undefined;
+  /** This request sent again on a new connection (see lost): the handler's abort is now that one's. */
+  #successor: ReadExchange | undefined;
 
   constructor(
     private readonly pool: ReadPool,
@@ -231,14 +242,19 @@ class ReadExchange {
     private readonly handler: ReadHandler,
     /** On a connection used before: a close before any answer is a stale connection, tried again once on a new one. */
     private readonly reused: boolean,
+    /** The handler was told already that the request is going out (onConnect): this is it sent again. */
+    private readonly announced = false,
   ) {
     this.#reader = new Http1ResponseReader(request.method, {
       // Once ended (the handler aborted on the head), the rest of the read goes nowhere.
       head: (status, raw, text) => {
-        if (this.#ended) return;
+        if (this.#ended) return false;
         clearTimeout(this.#timer);
         this.#arm(this.pool.bodyTimeout, () => new errors.BodyTimeoutError());
-        if (!this.handler.onHeaders(status, raw, this.#resume, text)) this.#pause();
+        if (this.handler.onHeaders(status, raw, this.#resume, text)) return true;
+        this.#pause();
+        this.#heldOnHead = true;
+        return false;
       },
       body: (chunk) => {
         if (this.#ended) return;
@@ -256,7 +272,7 @@ class ReadExchange {
 
   connected(): void {
     if (this.#ended) return;
-    this.handler.onConnect(this.#abort);
+    if (!this.announced) this.handler.onConnect(this.#abort);
     if (this.#ended) return;
     // Header bytes as node:http read them (latin1), byte for byte, as undici writes them.
     this.conn.socket.write(this.#head(), 'latin1');
@@ -268,7 +284,10 @@ class ReadExchange {
     let text = `${method} ${path} HTTP/1.1\r\n`;
     let host = false;
     for (let i = 0; i < headers.length; i += 2) {
-      if (headers[i]!.toLowerCase() === 'host') host = true;
+      const lower = headers[i]!.toLowerCase();
+      if (lower === 'host') host = true;
+      // A zero length (unwritable lets no other through) is left off a request without a body, as undici does.
+      else if (lower === 'content-length') continue;
       text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     }
     if (!host) text += `host: ${this.pool.hostHeader}\r\n`;
@@ -285,16 +304,28 @@ class ReadExchange {
   /** One read: false stops reading until resumed. */
   read(chunk: Buffer, lease: Lease): boolean {
     if (this.#ended) return false;
-    this.#lease = lease;
     this.#received = true;
     if (this.#timer !== undefined && this.#reader.headRead) this.#timer.refresh();
+    return this.#feed(chunk, lease);
+  }
+
+  /** Feeds a read, or the rest of one, to the reader: false stops reading until resumed. */
+  #feed(chunk: Buffer, lease: Lease): boolean {
+    this.#lease = lease;
+    let used: number;
     try {
-      this.#reader.feed(chunk);
+      used = this.#reader.feed(chunk);
     } catch (err) {
       this.#abort(err as ResponseParseError);
       return false;
     }
     if (this.#ended) return false;
+    if (this.#heldOnHead) {
+      // Nothing after the head reaches the handler before it resumes; the rest stays in its buffer.
+      lease.holders++;
+      this.#rest = { chunk: chunk.subarray(used), lease };
+      return false;
+    }
     if (this.#reader.done) {
       this.#complete();
       // Kept alive: read on, so a close of the idle connection is seen.
@@ -313,10 +344,19 @@ class ReadExchange {
     if (this.#ended || !this.#paused) return;
     this.#paused = false;
     this.#arm(this.pool.bodyTimeout, () => new errors.BodyTimeoutError());
+    const rest = this.#rest;
+    if (rest !== undefined) {
+      this.#rest = undefined;
+      this.#heldOnHead = false;
+      const more = this.#feed(rest.chunk, rest.lease);
+      this.conn.settle(rest.lease);
+      if (!more) return;
+    }
     this.conn.socket.resume();
   };
 
   readonly #abort = (err?: Error): void => {
+    if (this.#successor !== undefined) return this.#successor.#abort(err);
     if (this.#ended) return;
     this.conn.socket.destroy();
     this.fail(err ?? new errors.RequestAbortedError());
@@ -347,7 +387,8 @@ class ReadExchange {
       // The node had closed the idle connection as this request went out: once more, on a new one.
       this.#ended = true;
       clearTimeout(this.#timer);
-      new ReadExchange(this.pool, this.pool.connect(), this.request, this.handler, false).start();
+      this.#successor = new ReadExchange(this.pool, this.pool.connect(), this.request, this.handler, false, true);
+      this.#successor.start();
       return;
     }
     this.fail(err ?? new errors.SocketError('other side closed'));
@@ -358,7 +399,7 @@ class ReadExchange {
 const LINE_BREAK = /[\r\n\0]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Headers that frame or steer the connection itself: the pool's, never a request's (as undici refuses them). */
-const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
+const FRAMING = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
 
 /**
  * Why the pool will not write a request (undici's refusals, and what they guard against): the
@@ -375,6 +416,8 @@ function unwritable(request: ReadRequest): string | undefined {
     const lower = name.toLowerCase();
     if (lower === 'host' && ++hosts > 1) return 'more than one host header';
     if (FRAMING.has(lower)) return `invalid ${lower} header`;
+    // A request without a body may say so (curl -X GET -d '', some clients' empty content); any other length is a body it does not have.
+    if (lower === 'content-length' && headers[i + 1]!.trim() !== '0') return 'invalid content-length header';
   }
   return undefined;
 }

@@ -7,6 +7,8 @@ interface Read {
   headers?: string[];
   text?: string;
   body: Buffer[];
+  /** The sink answers the head with a pause. */
+  pauseOnHead?: boolean;
   reader: Http1ResponseReader;
 }
 
@@ -17,6 +19,7 @@ function reader(method = 'GET'): Read {
       out.status = status;
       out.headers = raw;
       out.text = text;
+      return !out.pauseOnHead;
     },
     // Copied as it comes: the reader's views are only valid until the next read.
     body: (chunk) => out.body.push(Buffer.from(chunk)),
@@ -98,10 +101,26 @@ describe('HTTP/1.1 response reader', () => {
     }
   });
 
-  it('refuses what two parties could read differently: folded lines, odd whitespace and controls, differing lengths, bad chunk sizes, a huge head, a protocol switch', () => {
+  it('stops after a head the sink paused on: the body is left for the caller to feed again', () => {
+    const r = reader();
+    r.pauseOnHead = true;
+    const used = r.reader.feed(LENGTH_WIRE);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, [], 'no body before the sink resumes');
+    assert.equal(used, LENGTH_WIRE.length - BODY.length, 'read up to the end of the head');
+    assert.equal(r.reader.feed(LENGTH_WIRE.subarray(used)), BODY.length);
+    assert.deepEqual(Buffer.concat(r.body), BODY);
+    assert.ok(r.reader.done);
+  });
+
+  it('refuses what two parties could read differently: folded lines, odd whitespace and controls, repeated or framing-less lengths, bad chunk sizes, a huge head, a protocol switch', () => {
     const bad = [
       'HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n',
       'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+      // The same length twice: passed on, the client would read both lines (undici's parser refuses it too).
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab',
+      // A length and chunked framing: the client would be told a length the body does not have.
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n',
       'HTTP/2 200\r\n\r\n',
