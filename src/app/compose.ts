@@ -46,7 +46,6 @@ import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
 import { createBufferReclaimer } from '../util/buffer-reclaimer.js';
 import { UNREAD_BODY_LIMIT, UNREAD_BODY_TIME, UnreadBodyLimit } from '../proxy/unread-body.js';
 import { TinyPieceLimit } from '../proxy/tiny-pieces.js';
-import { OWN_STDOUT_ENV, relaysWorkerLogs } from '../workers/log-relay.js';
 import { tmpdir } from 'node:os';
 
 /** Everything one harbor-lb instance is made of: built once by composeParts, started, reloaded and closed as one. */
@@ -122,10 +121,8 @@ export function composeParts(config: Config, deps: ResolvedDeps): Parts {
 function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
   const clock = deps.clock;
   const random = deps.random;
-  // With request workers, the control plane and every worker write to the same output, unless the
-  // workers write to pipes of their own that the control plane passes on (log-relay.ts).
-  const ownOutput = deps.worker === undefined ? deps.logDestination === undefined && relaysWorkerLogs() : process.env[OWN_STDOUT_ENV] === '1';
-  const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination, shared: config.proxy.workers > 1 && !ownOutput });
+  // With request workers, the control plane and every worker write to the same output.
+  const { logger, routing } = createLoggers({ ...config.log, destination: deps.logDestination, shared: config.proxy.workers > 1 });
   checkNodeCas(config);
   const nodes = new NodeSet(config, clock);
   // In a request worker the node set follows the control plane's, which alone logs its changes.

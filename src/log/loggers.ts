@@ -78,11 +78,6 @@ export class RoutingLog {
     this.enabled = this.pinoLogger.isLevelEnabled('info');
   }
 
-  /** Whole lines written elsewhere (a request worker's, log-relay.ts), passed on with the routing lines. */
-  relay(lines: string): void {
-    this.destination.writeBatched(lines);
-  }
-
   write(record: RoutingRecord): void {
     if (!this.enabled) return;
     this.destination.writeBatched(routingLine(this.#now(), record));

@@ -13,7 +13,6 @@ import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
 import { choseMaglev, NO_MAGLEV, nodeAccepts, workerExecArgv } from './worker-exec-argv.js';
 import { workerEnv } from '../util/malloc-thresholds.js';
-import { LineRelay, OWN_STDOUT_ENV, relaysWorkerLogs } from './log-relay.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
 const REPORT_EVERY_MS = 1000;
@@ -84,8 +83,6 @@ export class WorkerPool {
   #config: Config;
   /** Workers start without Maglev when this Node knows the flag (worker-exec-argv.ts). */
   readonly #withoutMaglev: boolean;
-  /** Workers write to pipes of their own, passed on by this process as stdout's one writer (log-relay.ts). */
-  readonly #relayLogs: boolean;
   #closing = false;
   #lastMirror = '';
   #started = false;
@@ -111,7 +108,6 @@ export class WorkerPool {
   ) {
     this.#config = config;
     this.#withoutMaglev = !choseMaglev(process.execArgv) && nodeAccepts(process.execPath, NO_MAGLEV);
-    this.#relayLogs = opts.logDestination === undefined && relaysWorkerLogs();
     for (let index = 1; index <= opts.count; index++) {
       this.#slots.push({
         index,
@@ -228,8 +224,7 @@ export class WorkerPool {
         if (child === undefined || child.exitCode !== null || child.signalCode !== null) return undefined;
         slot.state = 'stopping';
         return new Promise<void>((resolve) => {
-          // 'close': the process has exited and its stdout is read to the end (its last relayed lines are in).
-          child.once('close', () => resolve());
+          child.once('exit', () => resolve());
           this.#send(slot, { t: 'drain', graceMs });
           // A worker that does not end within its grace (plus time to close) is ended.
           const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 10_000);
@@ -246,23 +241,15 @@ export class WorkerPool {
 
   #spawn(slot: Slot, port: number): Promise<number> {
     const capture = this.opts.logDestination !== undefined;
-    // The worker's stdout is a pipe of its own when its lines are captured (tests) or passed on (log-relay.ts).
-    const ownStdout = capture || this.#relayLogs;
     const execArgv = workerExecArgv(process.execArgv, process.env, this.#withoutMaglev);
     let child: ChildProcess;
     try {
-      const env = ownStdout ? { ...workerEnv(), [OWN_STDOUT_ENV]: '1' } : workerEnv();
-      child = fork(this.opts.entry, [], { execArgv, env, serialization: 'advanced', stdio: ownStdout ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child = fork(this.opts.entry, [], { execArgv, env: workerEnv(), serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });
     } catch (err) {
       // No process at all (ENOMEM): the slot waits for its next try.
       return Promise.reject(err as Error);
     }
     if (capture) createInterface({ input: child.stdout! }).on('line', (line) => this.opts.logDestination!.write(`${line}\n`));
-    else if (ownStdout) {
-      const relay = new LineRelay((lines) => this.parts.routing.relay(lines));
-      child.stdout!.on('data', (chunk: Buffer) => relay.push(chunk));
-      child.stdout!.once('end', () => relay.end());
-    }
     slot.child = child;
     slot.state = 'starting';
     slot.startedAt = this.clock.now();
