@@ -3,6 +3,15 @@ import { register } from 'on-exit-leak-free';
 
 /** Held lines go out at once past this many characters, whatever the time. */
 const MAX_HELD = 256 * 1024;
+/** The longest a flush waits for a write in flight (see flush). */
+const FLUSH_WAIT_MS = 2000;
+
+/** What sonic-boom (pino's destination) shows of a write in flight: the flag is its own, not an API. */
+interface InFlight {
+  _writing?: boolean;
+  once?: (event: string, fn: () => void) => unknown;
+  off?: (event: string, fn: () => void) => unknown;
+}
 
 /**
  * Routing lines go out together: a line waits at most log.batchWindow (20 ms; or until 256 KiB
@@ -47,9 +56,24 @@ export class BatchedDestination implements DestinationStream {
 
   flush(cb: (err?: Error | null) => void = () => {}): void {
     this.#writeHeld();
-    const inner = this.inner as DestinationStream & { flush?: (cb: (err?: Error | null) => void) => void };
-    if (typeof inner.flush === 'function') inner.flush(cb);
-    else cb();
+    const inner = this.inner as DestinationStream & InFlight & { flush?: (cb: (err?: Error | null) => void) => void };
+    const flushed = () => (typeof inner.flush === 'function' ? inner.flush(cb) : cb());
+    // sonic-boom calls a flush back at once while a write is still in flight, or waiting to be
+    // tried again after EAGAIN (a full pipe); a process that exits then loses that write, which
+    // its exit-time flush skips. So the flush waits for it (its 'drain', when all is written), for
+    // at most FLUSH_WAIT_MS: an output nobody reads must not hold a shutdown forever.
+    if (inner._writing !== true || typeof inner.once !== 'function') return flushed();
+    let timer: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(timer);
+      inner.off?.('drain', done);
+      inner.off?.('error', done);
+      flushed();
+    };
+    inner.once('drain', done);
+    inner.once('error', done);
+    timer = setTimeout(done, FLUSH_WAIT_MS);
+    timer.unref();
   }
 
   /** What pino calls after a fatal line: everything held is written, and the destination flushed, before it returns. */

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import pino, { type DestinationStream } from 'pino';
 import { BatchedDestination } from '../../../src/log/batched-destination.js';
 import { createLoggers } from '../../../src/log/loggers.js';
 import { createPrettyDestination } from '../../../src/log/pretty-format.js';
 import type { RoutingRecord } from '../../../src/proxy/routing-record.js';
+import { makeTempDir } from '../../support/tmp.js';
 
 /** A destination that keeps each write apart, to count them. */
 function recorder(): { writes: string[]; write(text: string): void; flush(cb: () => void): void; flushed: number } {
@@ -220,5 +224,46 @@ throw new Error('crash');`;
     assert.notEqual(child.status, 0, 'the script crashes');
     assert.match(child.stderr, /crash/);
     assert.match(child.stdout, /"reqId":"last-before-crash"/);
+  });
+});
+
+describe('BatchedDestination: a flush at shutdown', () => {
+  // A worker exits right after its flush: a write still in flight (a full pipe: sonic-boom tries
+  // again after EAGAIN) was lost, as the exit-time flush skips it.
+  it('waits for a write in flight to a full pipe, and calls back once all of it is out', { skip: process.platform !== 'linux' && 'a FIFO' }, async (t) => {
+    const tmp = makeTempDir('flush-wait');
+    t.after(tmp.remove);
+    const fifo = join(tmp.dir, 'out');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    t.after(() => closeSync(reader));
+    // pino's own destination (sonic-boom), as the workers' stdout has it.
+    const inner = pino.destination({ dest: openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK), sync: false, contentMode: 'buffer' });
+    t.after(() => inner.destroy());
+    const d = new BatchedDestination(inner as DestinationStream, Infinity, () => {}, true);
+    // More than the pipe holds (64 KiB), in one batch: part of it waits in sonic-boom.
+    const line = `${JSON.stringify({ level: 'info', event: 'request', pad: 'x'.repeat(1000) })}\n`;
+    const batch = line.repeat(200);
+    d.writeBatched(batch);
+    let flushed = false;
+    d.flush(() => (flushed = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(flushed, false, 'not called back while the write is in flight');
+    // The reader reads on; the flush is called back once every byte is out.
+    const got: Buffer[] = [];
+    const buf = Buffer.alloc(65536);
+    let total = 0;
+    for (let i = 0; i < 10_000 && !(flushed && total === Buffer.byteLength(batch)); i++) {
+      try {
+        const n = readSync(reader, buf);
+        got.push(Buffer.from(buf.subarray(0, n)));
+        total += n;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    assert.ok(flushed, 'called back');
+    assert.equal(Buffer.concat(got).toString(), batch, 'every byte out, in order');
   });
 });
