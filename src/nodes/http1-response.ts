@@ -1,3 +1,5 @@
+import { HTTP_TOKEN } from '../util/http-token.js';
+
 /**
  * Reads one HTTP/1.1 response from the bytes a node sends, read after read, without copying the
  * body: each piece of body is handed on as a view into the read it came in. What the read pool
@@ -36,7 +38,6 @@ const EMPTY = Buffer.alloc(0);
 /** Bytes no header value or reason phrase may hold: controls other than tab, and DEL. */
 const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_TRAILERS = 16_384;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export class Http1ResponseReader {
   #head: Buffer = EMPTY;
@@ -138,7 +139,7 @@ export class Http1ResponseReader {
       const line = lines[i]!;
       const colon = line.indexOf(':');
       const name = colon > 0 ? line.slice(0, colon) : '';
-      if (!TOKEN.test(name)) throw new ResponseParseError('a malformed or folded header line');
+      if (!HTTP_TOKEN.test(name)) throw new ResponseParseError('a malformed or folded header line');
       // Only spaces and tabs are whitespace around a value (RFC 9110 5.5); \v or \xa0 are not.
       const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
       if (UNSAFE.test(value)) throw new ResponseParseError('a control character in a header value');

@@ -2,6 +2,7 @@ import { connect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { errors } from 'undici';
 import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
+import { HTTP_TOKEN } from '../util/http-token.js';
 
 /**
  * Keep-alive connections to one node for requests without a body (GET and HEAD: pulls, manifests,
@@ -88,16 +89,18 @@ export class ReadPool {
       handler.onError(new errors.ClientDestroyedError());
       return;
     }
-    const refused = unwritable(request);
-    if (refused !== undefined) {
-      handler.onError(new errors.InvalidArgumentError(refused));
+    let head: string;
+    try {
+      head = requestHead(request, this.url.host);
+    } catch (err) {
+      handler.onError(err as Error);
       return;
     }
     let idle = this.#idle.pop();
     // Its idle timer may have closed it, its 'close' not yet seen.
     while (idle !== undefined && idle.socket.destroyed) idle = this.#idle.pop();
     if (idle !== undefined) idle.take();
-    new ReadExchange(this, idle ?? this.connect(), request, handler, idle !== undefined).start();
+    new ReadExchange(this, idle ?? this.connect(), request, head, handler, idle !== undefined).start();
   }
 
   /** A new connection to the node. */
@@ -126,10 +129,6 @@ export class ReadPool {
 
   get bodyTimeout(): number {
     return this.options.bodyTimeout;
-  }
-
-  get hostHeader(): string {
-    return this.url.host;
   }
 
   get closed(): boolean {
@@ -239,6 +238,8 @@ class ReadExchange {
     private readonly pool: ReadPool,
     private readonly conn: Connection,
     private readonly request: ReadRequest,
+    /** The request's head, as it goes out (requestHead). */
+    private readonly head: string,
     private readonly handler: ReadHandler,
     /** On a connection used before: a close before any answer is a stale connection, tried again once on a new one. */
     private readonly reused: boolean,
@@ -275,23 +276,8 @@ class ReadExchange {
     if (!this.announced) this.handler.onConnect(this.#abort);
     if (this.#ended) return;
     // Header bytes as node:http read them (latin1), byte for byte, as undici writes them.
-    this.conn.socket.write(this.#head(), 'latin1');
+    this.conn.socket.write(this.head, 'latin1');
     this.#arm(this.request.headersTimeout, () => new errors.HeadersTimeoutError());
-  }
-
-  #head(): string {
-    const { method, path, headers } = this.request;
-    let text = `${method} ${path} HTTP/1.1\r\n`;
-    let host = false;
-    for (let i = 0; i < headers.length; i += 2) {
-      const lower = headers[i]!.toLowerCase();
-      if (lower === 'host') host = true;
-      // A zero length (unwritable lets no other through) is left off a request without a body, as undici does.
-      else if (lower === 'content-length') continue;
-      text += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    }
-    if (!host) text += `host: ${this.pool.hostHeader}\r\n`;
-    return `${text}\r\n`;
   }
 
   #arm(ms: number, error: () => Error): void {
@@ -387,7 +373,7 @@ class ReadExchange {
       // The node had closed the idle connection as this request went out: once more, on a new one.
       this.#ended = true;
       clearTimeout(this.#timer);
-      this.#successor = new ReadExchange(this.pool, this.pool.connect(), this.request, this.handler, false, true);
+      this.#successor = new ReadExchange(this.pool, this.pool.connect(), this.request, this.head, this.handler, false, true);
       this.#successor.start();
       return;
     }
@@ -397,27 +383,40 @@ class ReadExchange {
 
 /** Bytes that would end a line or the head early: a header or target holding one could smuggle a request in. */
 const LINE_BREAK = /[\r\n\0]/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Headers that frame or steer the connection itself: the pool's, never a request's (as undici refuses them). */
 const FRAMING = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
 
 /**
- * Why the pool will not write a request (undici's refusals, and what they guard against): the
- * front door refuses all of these first (request-check.ts), so this is the last line, not the filter.
+ * The request's head as the pool writes it: header bytes as node:http read them (latin1), byte for
+ * byte, as undici writes them, with the node's host when the request names none. Throws undici's
+ * InvalidArgumentError for what the pool will not write (undici's refusals, and what they guard
+ * against): the front door refuses all of these first (request-check.ts), so this is the last
+ * line, not the filter.
  */
-function unwritable(request: ReadRequest): string | undefined {
-  if (request.path.charCodeAt(0) !== 47 /* "/" */ || LINE_BREAK.test(request.path) || request.path.includes(' ')) return 'invalid request path';
-  const { headers } = request;
+function requestHead(request: ReadRequest, nodeHost: string): string {
+  const { method, path, headers } = request;
+  const refuse = (why: string): never => {
+    throw new errors.InvalidArgumentError(why);
+  };
+  if (path.charCodeAt(0) !== 47 /* "/" */ || LINE_BREAK.test(path) || path.includes(' ')) refuse('invalid request path');
+  let text = `${method} ${path} HTTP/1.1\r\n`;
   let hosts = 0;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (!TOKEN.test(name)) return 'invalid header name';
-    if (LINE_BREAK.test(headers[i + 1]!)) return `invalid ${name} header`;
+    const value = headers[i + 1]!;
+    if (!HTTP_TOKEN.test(name)) refuse('invalid header name');
+    if (LINE_BREAK.test(value)) refuse(`invalid ${name} header`);
     const lower = name.toLowerCase();
-    if (lower === 'host' && ++hosts > 1) return 'more than one host header';
-    if (FRAMING.has(lower)) return `invalid ${lower} header`;
-    // A request without a body may say so (curl -X GET -d '', some clients' empty content); any other length is a body it does not have.
-    if (lower === 'content-length' && headers[i + 1]!.trim() !== '0') return 'invalid content-length header';
+    if (lower === 'host' && ++hosts > 1) refuse('more than one host header');
+    if (FRAMING.has(lower)) refuse(`invalid ${lower} header`);
+    if (lower === 'content-length') {
+      // A request without a body may say so (curl -X GET -d '', some clients' empty content), and
+      // the zero length is left off, as undici does; any other length is a body it does not have.
+      if (value.trim() !== '0') refuse('invalid content-length header');
+      continue;
+    }
+    text += `${name}: ${value}\r\n`;
   }
-  return undefined;
+  if (hosts === 0) text += `host: ${nodeHost}\r\n`;
+  return `${text}\r\n`;
 }

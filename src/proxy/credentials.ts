@@ -1,3 +1,5 @@
+import { HTTP_TOKEN } from '../util/http-token.js';
+
 /**
  * The credentials of a request, read the way the node will read them or not at all. harbor-lb
  * decides things from them (a token it blames a node for refusing, a user it pins, a session it
@@ -23,8 +25,6 @@ export const MAX_COOKIES = 3000;
 /** A JWS compact token: three base64url segments (a signature may be empty, never the others). */
 const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 const BASIC = /^[Bb][Aa][Ss][Ii][Cc] ([A-Za-z0-9+/]+={0,2})$/;
-/** RFC 6265 cookie-name: an RFC 9110 token. */
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Go's validCookieValueByte (after the surrounding quotes are stripped): 0x20-0x7e except `"`, `;` and `\`. */
 const COOKIE_VALUE = /^[\x20\x21\x23-\x3a\x3c-\x5b\x5d-\x7e]*$/;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -71,7 +71,8 @@ export function readCookie(headers: readonly string[], names: readonly string[])
       const eq = pair.indexOf('=');
       const spelled = eq < 0 ? pair : pair.slice(0, eq);
       const name = trimSpaces(spelled);
-      if (!names.includes(name) || !COOKIE_NAME.test(name)) continue;
+      // A cookie name is an RFC 9110 token (RFC 6265).
+      if (!names.includes(name) || !HTTP_TOKEN.test(name)) continue;
       if (eq < 0 || spelled !== name) {
         // Which of these cookies counts then depends on the reader: the whole request is ambiguous.
         oddlySpelled ??= name;

@@ -6,8 +6,8 @@
  * Content-Length (digits only), and none of the headers undici manages itself.
  */
 import type { RegistryErrorCode } from './errors.js';
+import { HTTP_TOKEN } from '../util/http-token.js';
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_TARGET = /[^\u0021-\u00ff]/;
 const DIGITS = /^[0-9]+$/;
@@ -74,7 +74,7 @@ export function unforwardable(method: string, target: string, raw: readonly stri
   if (coding !== undefined) {
     return { status: 501, error: 'TRANSFER_CODING_NOT_IMPLEMENTED', code: 'UNSUPPORTED', reason: `transfer coding "${coding}" is not implemented; send chunked or a Content-Length` };
   }
-  if (!TOKEN.test(method)) return badRequest('invalid request method');
+  if (!HTTP_TOKEN.test(method)) return badRequest('invalid request method');
   if (target.charCodeAt(0) !== 47 /* "/" */) return badRequest('the request target must be a path (origin-form)');
   if (BAD_TARGET.test(target)) return badRequest('the request target holds a space or a control character');
   let hosts = 0;
@@ -82,7 +82,7 @@ export function unforwardable(method: string, target: string, raw: readonly stri
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (!TOKEN.test(name)) return badRequest('invalid header name');
+    if (!HTTP_TOKEN.test(name)) return badRequest('invalid header name');
     if (BAD_VALUE.test(value)) return badRequest(`invalid characters in the ${name.toLowerCase()} header`);
     const lower = name.toLowerCase();
     if (lower === 'host' && ++hosts > 1) return badRequest('more than one Host header');
