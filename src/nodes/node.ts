@@ -1,4 +1,5 @@
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
+import { freeingWrites } from '../util/free-once-written.js';
 import type { NodeConfig } from '../config/schema.js';
 import type { NodeConditions } from './node-conditions.js';
 import { ReadPool } from './read-pool.js';
@@ -75,7 +76,7 @@ export class ClusterNode {
     this.#record = record;
     this.tls = nodeTlsOptions(cfg);
     this.pool = createNodePool(this.origin, pool, pool.maxConnections, this.tls);
-    this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls);
+    this.uploadPool = createNodePool(this.origin, pool, pool.maxUploadConnections, this.tls, true);
     this.reads = new ReadPool(url, { connectTimeout: pool.connectTimeout, bodyTimeout: pool.idleTimeout, keepAliveTimeout: 4_000, maxIdle: pool.maxConnections, ca: this.tls?.ca });
   }
 
@@ -112,9 +113,13 @@ export class ClusterNode {
   }
 }
 
-function createNodePool(origin: string, pool: PoolOptions, connections: number, tls: NodeTlsOptions | undefined): Pool {
+/**
+ * An undici pool to the node. `freeing`: its sockets free the upload body pieces marked so once
+ * written (util/free-once-written.ts); its connections are otherwise made as undici makes them.
+ */
+function createNodePool(origin: string, pool: PoolOptions, connections: number, tls: NodeTlsOptions | undefined, freeing = false): Pool {
   return new Pool(origin, {
-    connect: tls,
+    connect: freeing ? freeingConnector(pool, tls) : tls,
     connections,
     pipelining: 1,
     connectTimeout: pool.connectTimeout,
@@ -127,4 +132,14 @@ function createNodePool(origin: string, pool: PoolOptions, connections: number, 
     // HTTP/1.1 only: connection counts, limits and the read pool are per connection (undici 8 would take h2 where ALPN offers it).
     allowH2: false,
   });
+}
+
+/** undici's own connector, with the options its Pool would give it, whose sockets free marked buffers once written. */
+function freeingConnector(pool: PoolOptions, tls: NodeTlsOptions | undefined): buildConnector.connector {
+  const connect = buildConnector({ ...tls, allowH2: false, timeout: pool.connectTimeout });
+  return (options, callback) =>
+    connect(options, (err, socket) => {
+      if (err !== null) return callback(err, null);
+      callback(null, freeingWrites(socket));
+    });
 }

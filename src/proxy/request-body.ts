@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
+import { freeOnceWritten } from '../util/free-once-written.js';
 import { StallClock } from './stall-clock.js';
 import { FEW_BYTE_PIECES, fewBytePieces, mostlyFraming, MOSTLY_FRAMING, TINY_AVERAGE, TOO_MANY_PIECES, type TinyPieces } from './tiny-pieces.js';
 
@@ -102,6 +103,8 @@ export class RequestBody {
   };
 
   #pass(chunk: Buffer): void {
+    // A piece streamed to a node is read by nothing after its write: its memory goes then.
+    if (this.#streaming) freeOnceWritten(chunk, this.#freed);
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
@@ -145,15 +148,24 @@ export class RequestBody {
 
   /** What undici sends: the preloaded bytes (the same on every attempt), or the live stream. */
   source(): Buffer | AsyncIterable<Buffer> {
-    return this.buffered ?? this.iterable();
+    return this.buffered ?? this.iterable(true);
   }
 
-  /** A fresh iterable over the client's body; undici pulls the next chunk only when the node took the last. */
-  iterable(): AsyncIterable<Buffer> {
+  /** Pieces go to a node's socket, which frees each once written (source). */
+  #streaming = false;
+  readonly #freed = (bytes: number): void => this.reclaimer.released(bytes);
+
+  /**
+   * A fresh iterable over the client's body; undici pulls the next chunk only when the node took
+   * the last. `streamed`: its pieces are written to a node and read by nothing after, so each is
+   * freed once written; not so for preload, which keeps them.
+   */
+  iterable(streamed = false): AsyncIterable<Buffer> {
     const { req } = this;
     return {
       [Symbol.asyncIterator]: () => {
         this.touched = true;
+        this.#streaming = streamed;
         const goAhead = this.goAhead;
         this.goAhead = undefined;
         goAhead?.();

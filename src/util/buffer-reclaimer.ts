@@ -4,7 +4,8 @@ import { v8Collector } from './v8-collector.js';
 /**
  * Told of the fresh buffers that die young: the upload chunks node:http copies each socket read
  * into (up to 64 KiB each), and the fresh read buffers undici hands on views of, which the proxy
- * writes out and drops.
+ * writes out and drops. An upload chunk is then freed once the node's socket wrote it
+ * (free-once-written.ts) and reported released: only what is left to a collection counts.
  *
  * Why: V8 counts such buffers as external memory and, once 64 MiB more of it is held than after
  * the last collection, starts a full mark-compact of the whole heap. The chunks make almost no
@@ -20,6 +21,8 @@ import { v8Collector } from './v8-collector.js';
 export interface BufferReclaimer {
   /** `bytes` of buffers were allocated that live only until written out. */
   allocated(bytes: number): void;
+  /** `bytes` of those were freed once written (util/free-once-written.ts): no collection is needed for them. */
+  released(bytes: number): void;
   close(): void;
 }
 
@@ -44,6 +47,10 @@ export class MinorGcReclaimer implements BufferReclaimer {
     this.#bytes = 0;
     this.collections++;
     this.collect();
+  }
+
+  released(bytes: number): void {
+    this.#bytes = Math.max(0, this.#bytes - bytes);
   }
 
   /**
@@ -74,7 +81,7 @@ export class MinorGcReclaimer implements BufferReclaimer {
 }
 
 /** For runtimes that give no way to ask for a collection: V8's own heuristics then decide. */
-export const NO_RECLAIMER: BufferReclaimer = Object.freeze({ allocated: () => {}, close: () => {} });
+export const NO_RECLAIMER: BufferReclaimer = Object.freeze({ allocated: () => {}, released: () => {}, close: () => {} });
 
 export function createBufferReclaimer(): BufferReclaimer {
   const gc = v8Collector();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import http2 from 'node:http2';
@@ -38,6 +39,11 @@ async function startHttpsNode(t: { after: (fn: () => unknown) => void }): Promis
     }
     if (req.url === '/v2/') return res.end('{}');
     if (req.url === '/v2/big') return res.end(BIG);
+    if (req.method === 'PUT') {
+      const hash = createHash('sha256');
+      req.on('data', (c: Buffer) => hash.update(c));
+      return void req.on('end', () => res.writeHead(201, { 'x-sha256': hash.digest('hex') }).end());
+    }
     res.statusCode = 404;
     res.end();
   });
@@ -88,7 +94,7 @@ describe('nodes[].ca: HTTPS nodes with a private CA', () => {
 
   it("reads a GET's answer through the read pool's reused buffers, over TLS too; other methods through undici's", async (t) => {
     const node = await startHttpsNode(t);
-    const reclaimer = { bytes: 0, allocated: (n: number) => void (reclaimer.bytes += n), close: () => {} };
+    const reclaimer = { bytes: 0, freed: 0, allocated: (n: number) => void (reclaimer.bytes += n), released: (n: number) => void (reclaimer.freed += n), close: () => {} };
     const lb = await proxyTo(t, node, node.pki.caFile, { reclaimer });
     const get = await send(`${lb.url}/v2/big`);
     assert.equal(get.status, 200);
@@ -97,6 +103,14 @@ describe('nodes[].ca: HTTPS nodes with a private CA', () => {
     const options = await send(`${lb.url}/v2/big`, { method: 'OPTIONS' });
     assert.ok(options.body.equals(BIG));
     assert.equal(reclaimer.bytes, BIG.length, 'undici reads into buffers of its own');
+
+    // An upload's pieces are freed once the TLS socket wrote them, and arrive as sent.
+    const body = Buffer.alloc(2 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32BE(i, i);
+    const put = await send(`${lb.url}/v2/r/blobs/uploads/u1?digest=sha256:00`, { method: 'PUT', body });
+    assert.equal(put.status, 201);
+    assert.equal(put.headers['x-sha256'], createHash('sha256').update(body).digest('hex'), 'every byte as sent');
+    assert.equal(reclaimer.freed, body.length, 'every piece freed once written');
   });
 
   it('a node that offers HTTP/2 (ALPN h2) is spoken to in HTTP/1.1: traffic, health checks, the trust probe and doctor', async (t) => {

@@ -15,6 +15,7 @@ class CountingReclaimer implements BufferReclaimer {
   allocated(bytes: number): void {
     this.bytes += bytes;
   }
+  released(): void {}
   close(): void {}
 }
 

@@ -12,6 +12,7 @@ class CountingReclaimer implements BufferReclaimer {
   allocated(bytes: number): void {
     this.bytes += bytes;
   }
+  released(): void {}
   close(): void {}
 }
 

@@ -19,6 +19,22 @@ it('asks for one collection per threshold of short-lived buffers, however they a
   assert.equal(reclaimer.collections, 2);
 });
 
+it('does not count buffers freed once written: only those left to a collection bring one', () => {
+  let collected = 0;
+  const reclaimer = new MinorGcReclaimer(() => collected++, 4 * MiB);
+  for (let i = 0; i < 1024; i++) {
+    reclaimer.allocated(64 * 1024);
+    reclaimer.released(64 * 1024);
+  }
+  assert.equal(collected, 0, '64 MiB of upload pieces, each freed once written: no collection');
+  reclaimer.allocated(3 * MiB);
+  reclaimer.released(8 * MiB);
+  reclaimer.allocated(3 * MiB);
+  assert.equal(collected, 0, 'never below nothing: what is left counts from zero');
+  reclaimer.allocated(1 * MiB);
+  assert.equal(collected, 1);
+});
+
 /** The kinds of the collections V8 reports while `work` runs. */
 async function collectionsDuring(work: () => void): Promise<number[]> {
   const kinds: number[] = [];
