@@ -1,12 +1,16 @@
 import type { ClusterNode } from '../nodes/node.js';
 
-/** FNV-1a over UTF-16 code units, then murmur3's finalizer so close keys land far apart. */
-function hash32(s: string): number {
-  let h = 0x811c9dc5;
+/** FNV-1a over UTF-16 code units of `s`, from the state `h` (so a key's hash is continued per node). */
+function fnv1a(s: string, h: number): number {
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
+  return h;
+}
+
+/** murmur3's finalizer, so close keys land far apart. */
+function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -15,18 +19,33 @@ function hash32(s: string): number {
   return h >>> 0;
 }
 
+const FNV_OFFSET = 0x811c9dc5;
+
 /**
  * Weighted rendezvous (highest random weight) order of `nodes` for `key`: every instance computes
  * the same order from the same key and node names, with no shared state, and removing a node only
- * moves the keys that were on it. Score: -weight / ln(u), u uniform in (0, 1) from the hash.
+ * moves the keys that were on it. Score: -weight / ln(u), u uniform in (0, 1) from the hash of
+ * `key`, a NUL and the node's name. It runs on every request with a pin key: the key is hashed
+ * once and continued per node, and the few nodes are put in order by insertion.
  */
 export function rendezvousOrder(key: string, nodes: readonly ClusterNode[]): ClusterNode[] {
-  const scored = nodes.map((n) => {
-    const u = (hash32(`${key}\u0000${n.name}`) + 0.5) / 4294967296;
-    return { n, score: -n.weight / Math.log(u) };
-  });
-  scored.sort((a, b) => b.score - a.score);
-  return scored.map((s) => s.n);
+  const keyed = fnv1a('\u0000', fnv1a(key, FNV_OFFSET));
+  const order: ClusterNode[] = [];
+  const scores: number[] = [];
+  for (const n of nodes) {
+    const u = (mix(fnv1a(n.name, keyed)) + 0.5) / 4294967296;
+    const score = -n.weight / Math.log(u);
+    let i = order.length;
+    // Ties keep the nodes' given order, as a stable sort would.
+    while (i > 0 && scores[i - 1]! < score) {
+      order[i] = order[i - 1]!;
+      scores[i] = scores[i - 1]!;
+      i--;
+    }
+    order[i] = n;
+    scores[i] = score;
+  }
+  return order;
 }
 
 /**

@@ -262,6 +262,27 @@ describe('rendezvous hashing', () => {
     for (const [n, c] of count) assert.ok(c > 300 && c < 500, `${n}: ${c} of 2000`);
   });
 
+  it('gives the same whole order as the formula it is defined by, so instances of any version agree', () => {
+    // The definition, written plainly: FNV-1a of `${key}\0${name}`, murmur3's finalizer, score -weight / ln(u), highest first.
+    const hash = (s: string): number => {
+      let h = 0x811c9dc5;
+      for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+      h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+      h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+      return (h ^ (h >>> 16)) >>> 0;
+    };
+    const reference = (key: string, list: ReturnType<typeof fakeNode>[]) =>
+      list
+        .map((n) => ({ n: n.name, score: -n.weight / Math.log((hash(`${key}\u0000${n.name}`) + 0.5) / 4294967296) }))
+        .sort((a, b) => b.score - a.score)
+        .map((s) => s.n);
+    const weighted = [fakeNode('a', 1), fakeNode('b', 2), fakeNode('c', 1), fakeNode('d', 5), fakeNode('harbor-é', 1)];
+    for (const k of [...keys, '', '10.0.0.1', 'user:robot$ci', 'ü'.repeat(40)]) {
+      assert.deepEqual(rendezvousOrder(k, nodes).map((n) => n.name), reference(k, nodes), k);
+      assert.deepEqual(rendezvousOrder(k, weighted).map((n) => n.name), reference(k, weighted), k);
+    }
+  });
+
   it('moves only the keys of a removed node', () => {
     const without = nodes.filter((n) => n.name !== 'c');
     for (const k of keys) {
