@@ -83,7 +83,7 @@ export class RequestBody {
     this.req.pause();
     this.bytes += chunk.length;
     // node:http copies each read's body bytes into a buffer of their own, dropped once sent on.
-    this.reclaimer.allocated(chunk.length);
+    const epoch = this.reclaimer.allocated(chunk.length);
     if (this.tiny !== undefined && this.#error === undefined) {
       const why = this.#tinyWhy(chunk.length);
       if (why !== undefined && why !== MOSTLY_FRAMING) return this.tiny.over(why);
@@ -92,19 +92,19 @@ export class RequestBody {
       // chunk split between reads, first in a 64 KiB read, looked like 400 bytes of body in 64 KiB).
       // The piece is held (the body is paused) and judged again once every read is parsed whole:
       // setImmediate runs after the poll phase's reads (ticks run between node:http's callbacks).
-      if (why !== undefined) return void setImmediate(this.#judgeHeld, chunk);
+      if (why !== undefined) return void setImmediate(this.#judgeHeld, chunk, epoch);
     }
-    this.#pass(chunk);
+    this.#pass(chunk, epoch);
   };
 
-  readonly #judgeHeld = (chunk: Buffer): void => {
+  readonly #judgeHeld = (chunk: Buffer, epoch: number): void => {
     if (this.#error === undefined && !this.#released && this.#mostlyFraming()) return this.tiny!.over(MOSTLY_FRAMING);
-    this.#pass(chunk);
+    this.#pass(chunk, epoch);
   };
 
-  #pass(chunk: Buffer): void {
+  #pass(chunk: Buffer, epoch: number): void {
     // A piece streamed to a node is read by nothing after its write: its memory goes then.
-    if (this.#streaming) freeOnceWritten(chunk, this.#freed);
+    if (this.#streaming) freeOnceWritten(chunk, (bytes) => this.reclaimer.released(bytes, epoch));
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
@@ -153,7 +153,6 @@ export class RequestBody {
 
   /** Pieces go to a node's socket, which frees each once written (source). */
   #streaming = false;
-  readonly #freed = (bytes: number): void => this.reclaimer.released(bytes);
 
   /**
    * A fresh iterable over the client's body; undici pulls the next chunk only when the node took

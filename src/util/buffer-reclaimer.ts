@@ -19,10 +19,16 @@ import { v8Collector } from './v8-collector.js';
  * buffers between two collections is less memory kept by malloc, at the same CPU.
  */
 export interface BufferReclaimer {
-  /** `bytes` of buffers were allocated that live only until written out. */
-  allocated(bytes: number): void;
-  /** `bytes` of those were freed once written (util/free-once-written.ts): no collection is needed for them. */
-  released(bytes: number): void;
+  /**
+   * `bytes` of buffers were allocated that live only until written out. Returns the count's epoch
+   * (it changes whenever the count starts again), for `released`.
+   */
+  allocated(bytes: number): number;
+  /**
+   * `bytes` of those, counted in `epoch`, were freed once written (util/free-once-written.ts): no
+   * collection is needed for them. Those counted before the count last started again are not in it.
+   */
+  released(bytes: number, epoch: number): void;
   close(): void;
 }
 
@@ -32,6 +38,8 @@ const YOUNG_KINDS = new Set<number>([constants.NODE_PERFORMANCE_GC_MINOR, (const
 /** Asks V8 for a young-generation collection once `everyBytes` of short-lived buffers were allocated since the last one. */
 export class MinorGcReclaimer implements BufferReclaimer {
   #bytes = 0;
+  /** Changes each time the count starts again (a collection, asked for or V8's own). */
+  #epoch = 0;
   #observer: PerformanceObserver | undefined;
   /** Collections asked for, for tests and diagnostics. */
   collections = 0;
@@ -41,15 +49,18 @@ export class MinorGcReclaimer implements BufferReclaimer {
     private readonly everyBytes = 4 * 1024 * 1024,
   ) {}
 
-  allocated(bytes: number): void {
+  allocated(bytes: number): number {
     this.#bytes += bytes;
-    if (this.#bytes < this.everyBytes) return;
+    if (this.#bytes < this.everyBytes) return this.#epoch;
     this.#bytes = 0;
     this.collections++;
     this.collect();
+    // This piece was counted towards the collection just asked for, not in the new count: its release must not lower that.
+    return this.#epoch++;
   }
 
-  released(bytes: number): void {
+  released(bytes: number, epoch: number): void {
+    if (epoch !== this.#epoch) return;
     this.#bytes = Math.max(0, this.#bytes - bytes);
   }
 
@@ -60,6 +71,7 @@ export class MinorGcReclaimer implements BufferReclaimer {
    */
   youngCollected(): void {
     this.#bytes = 0;
+    this.#epoch++;
   }
 
   /** Listens for V8's own young-generation collections (those not asked for here). */
@@ -81,7 +93,7 @@ export class MinorGcReclaimer implements BufferReclaimer {
 }
 
 /** For runtimes that give no way to ask for a collection: V8's own heuristics then decide. */
-export const NO_RECLAIMER: BufferReclaimer = Object.freeze({ allocated: () => {}, released: () => {}, close: () => {} });
+export const NO_RECLAIMER: BufferReclaimer = Object.freeze({ allocated: () => 0, released: () => {}, close: () => {} });
 
 export function createBufferReclaimer(): BufferReclaimer {
   const gc = v8Collector();

@@ -12,8 +12,9 @@ const BODY = Buffer.alloc(4 * MiB, 0x61);
 class CountingReclaimer implements BufferReclaimer {
   bytes = 0;
   freed = 0;
-  allocated(bytes: number): void {
+  allocated(bytes: number): number {
     this.bytes += bytes;
+    return 0;
   }
   released(bytes: number): void {
     this.freed += bytes;

@@ -94,7 +94,16 @@ describe('nodes[].ca: HTTPS nodes with a private CA', () => {
 
   it("reads a GET's answer through the read pool's reused buffers, over TLS too; other methods through undici's", async (t) => {
     const node = await startHttpsNode(t);
-    const reclaimer = { bytes: 0, freed: 0, allocated: (n: number) => void (reclaimer.bytes += n), released: (n: number) => void (reclaimer.freed += n), close: () => {} };
+    const reclaimer = {
+      bytes: 0,
+      freed: 0,
+      allocated: (n: number) => {
+        reclaimer.bytes += n;
+        return 0;
+      },
+      released: (n: number) => void (reclaimer.freed += n),
+      close: () => {},
+    };
     const lb = await proxyTo(t, node, node.pki.caFile, { reclaimer });
     const get = await send(`${lb.url}/v2/big`);
     assert.equal(get.status, 200);

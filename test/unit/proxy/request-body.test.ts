@@ -9,8 +9,9 @@ import type { BufferReclaimer } from '../../../src/util/buffer-reclaimer.js';
 
 class CountingReclaimer implements BufferReclaimer {
   bytes = 0;
-  allocated(bytes: number): void {
+  allocated(bytes: number): number {
     this.bytes += bytes;
+    return 0;
   }
   released(): void {}
   close(): void {}

@@ -23,16 +23,35 @@ it('does not count buffers freed once written: only those left to a collection b
   let collected = 0;
   const reclaimer = new MinorGcReclaimer(() => collected++, 4 * MiB);
   for (let i = 0; i < 1024; i++) {
-    reclaimer.allocated(64 * 1024);
-    reclaimer.released(64 * 1024);
+    reclaimer.released(64 * 1024, reclaimer.allocated(64 * 1024));
   }
   assert.equal(collected, 0, '64 MiB of upload pieces, each freed once written: no collection');
-  reclaimer.allocated(3 * MiB);
-  reclaimer.released(8 * MiB);
+  const epoch = reclaimer.allocated(3 * MiB);
+  reclaimer.released(8 * MiB, epoch);
   reclaimer.allocated(3 * MiB);
   assert.equal(collected, 0, 'never below nothing: what is left counts from zero');
   reclaimer.allocated(1 * MiB);
   assert.equal(collected, 1);
+});
+
+it('a piece counted before the count started again does not lower the new count when it is freed', () => {
+  let collected = 0;
+  const reclaimer = new MinorGcReclaimer(() => collected++, 4 * MiB);
+  // Pieces counted and still being written when V8 collects on its own.
+  const epochs = Array.from({ length: 63 }, () => reclaimer.allocated(64 * 1024));
+  reclaimer.youngCollected();
+  // Buffers only a collection frees, while the earlier pieces are written and freed.
+  for (let i = 0; i < 63; i++) reclaimer.allocated(64 * 1024);
+  for (const e of epochs) reclaimer.released(64 * 1024, e);
+  reclaimer.allocated(128 * 1024);
+  assert.equal(collected, 1, '4 MiB left to a collection since the last one: one is asked for');
+  // The piece that brought a collection is not in the count that starts after it.
+  const last = reclaimer.allocated(4 * MiB);
+  assert.equal(collected, 2);
+  reclaimer.allocated(3 * MiB);
+  reclaimer.released(4 * MiB, last);
+  reclaimer.allocated(1 * MiB);
+  assert.equal(collected, 3);
 });
 
 /** The kinds of the collections V8 reports while `work` runs. */

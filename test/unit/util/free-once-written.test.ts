@@ -77,4 +77,37 @@ describe('freeOnceWritten: a body piece freed once a socket wrote it', () => {
     assert.equal(unmarked.byteLength, 64 * 1024, 'an unmarked buffer is left alone');
     assert.ok(called, "the writer's own callback still comes");
   });
+
+  it('on a socket destroyed with pieces in flight and queued, frees each only once its write is over, and what arrived is as sent', async (t) => {
+    const { near, far } = await connection(t);
+    near.on('error', () => {});
+    far.on('error', () => {});
+    freeingWrites(near);
+    let freed = 0;
+    let called = 0;
+    const pieces = Array.from({ length: 256 }, (_, i) => piece(i)); // 16 MiB: some in the kernel, some in libuv, the rest queued
+    for (const p of pieces) {
+      freeOnceWritten(p, (n) => (freed += n));
+      // As undici writes them: corked with a head, so queued pieces go out together (writev).
+      near.cork();
+      near.write('x', 'latin1');
+      near.write(p, () => called++);
+      near.uncork();
+    }
+    const received: Buffer[] = [];
+    far.on('data', (c: Buffer) => received.push(c));
+    far.resume();
+    await once(far, 'data');
+    far.pause();
+    assert.ok(pieces.some((p) => p.byteLength > 0), 'pieces still being written are kept');
+    near.destroy();
+    for (let i = 0; i < 100_000 && called < pieces.length; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(called, pieces.length, "every writer's callback came");
+    far.resume();
+    if (!far.readableEnded) await Promise.race([once(far, 'end'), once(far, 'close')]);
+    const got = Buffer.concat(received);
+    const sent = Buffer.concat(Array.from({ length: 256 }, (_, i) => Buffer.concat([Buffer.from('x'), piece(i)])));
+    assert.ok(got.equals(sent.subarray(0, got.length)), 'what arrived is as sent');
+    assert.equal(freed, 256 * 64 * 1024, 'every piece freed once its write was over, done or failed');
+  });
 });
