@@ -33,6 +33,8 @@ export class RequestBody {
   /** The whole body, read up front when it is small: it can then be sent to another node. */
   buffered: Buffer | undefined;
   #released = false;
+  /** Pieces go to a node's socket, which frees each once written (source). */
+  #streaming = false;
   #pending: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | undefined;
   #ended = false;
   #error: Error | undefined;
@@ -150,9 +152,6 @@ export class RequestBody {
   source(): Buffer | AsyncIterable<Buffer> {
     return this.buffered ?? this.iterable(true);
   }
-
-  /** Pieces go to a node's socket, which frees each once written (source). */
-  #streaming = false;
 
   /**
    * A fresh iterable over the client's body; undici pulls the next chunk only when the node took

@@ -17,8 +17,8 @@ const CAN_FREE = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transf
  * buffer of its own (a malloc of up to 64 KiB), which only a collection frees: for uploads that
  * meant one collection asked for per 4 MiB (util/buffer-reclaimer.ts), about 0.1 s of CPU per
  * GiB pushed. Only a buffer that is the whole of its memory is marked (never a slice of a larger
- * one, such as the pool Buffer.allocUnsafe() carves small buffers from), and only one nothing
- * else reads after the write: the caller's promise. Returns whether it was marked.
+ * one, such as the pool Buffer.allocUnsafe() carves small buffers from). The caller promises that
+ * nothing reads the piece once it is written. Returns whether it was marked.
  */
 export function freeOnceWritten(chunk: Buffer, onFreed: (bytes: number) => void): boolean {
   if (!CAN_FREE || chunk.byteOffset !== 0 || chunk.buffer.byteLength !== chunk.byteLength || chunk.byteLength === 0) return false;
