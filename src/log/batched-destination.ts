@@ -5,10 +5,14 @@ import { register } from 'on-exit-leak-free';
 const MAX_HELD = 256 * 1024;
 /** The longest a flush waits for a write in flight (see flush). */
 const FLUSH_WAIT_MS = 2000;
+/** pino's level number for fatal: pino calls flushSync right after such a line. */
+const FATAL = 60;
 
 /** What sonic-boom (pino's destination) shows of a write in flight: the flag is its own, not an API. */
 interface InFlight {
   _writing?: boolean;
+  /** sonic-boom starts a write once this many bytes wait and none is in flight (its constructor's option). */
+  minLength?: number;
   once?: (event: string, fn: () => void) => unknown;
   off?: (event: string, fn: () => void) => unknown;
 }
@@ -25,6 +29,8 @@ interface InFlight {
  */
 export class BatchedDestination implements DestinationStream {
   #held = '';
+  /** The level of the line pino writes next: pino sets it on a destination that asks (pino.metadata). */
+  lastLevel = 0;
 
   constructor(
     private readonly inner: DestinationStream,
@@ -40,6 +46,8 @@ export class BatchedDestination implements DestinationStream {
     private readonly bytes = false,
   ) {
     register(this, (d) => d.#writeHeldSync());
+    // Asks pino for each line's level (lastLevel) before it writes the line.
+    (this as unknown as Record<symbol, boolean>)[Symbol.for('pino.metadata')] = true;
   }
 
   /** Holds `text` for the lines that follow it, until the batch's time is up. */
@@ -50,6 +58,9 @@ export class BatchedDestination implements DestinationStream {
   }
 
   write(text: string): void {
+    // A fatal line waits for the flushSync pino calls right after it, which writes it with the
+    // lines held before it, in order (see flushSync).
+    if (this.lastLevel >= FATAL) return this.writeBatched(text);
     this.#writeHeld();
     this.inner.write((this.bytes ? Buffer.from(text) : text) as string);
   }
@@ -78,8 +89,20 @@ export class BatchedDestination implements DestinationStream {
 
   /** What pino calls after a fatal line: everything held is written, and the destination flushed, before it returns. */
   flushSync(): void {
-    this.#writeHeld();
-    const inner = this.inner as DestinationStream & { flushSync?: () => void };
+    const inner = this.inner as DestinationStream & InFlight & { flushSync?: () => void };
+    // sonic-boom starts an asynchronous write of what it is given while idle, and its flushSync
+    // writes what is queued before a write in flight: the first of the held lines landed after the
+    // fatal line, or were lost if the process exited before the thread pool wrote them. While it is
+    // idle, the held lines are queued without that start, and its flushSync writes all, in order.
+    if (inner._writing === false && typeof inner.minLength === 'number') {
+      const minLength = inner.minLength;
+      inner.minLength = Infinity;
+      try {
+        this.#writeHeld();
+      } finally {
+        inner.minLength = minLength;
+      }
+    } else this.#writeHeld();
     try {
       inner.flushSync?.();
     } catch {
