@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import type { DestinationStream } from 'pino';
 import { register } from 'on-exit-leak-free';
 
@@ -11,8 +12,10 @@ const FATAL = 60;
 /** What sonic-boom (pino's destination) shows of a write in flight: the flag is its own, not an API. */
 interface InFlight {
   _writing?: boolean;
-  /** sonic-boom starts a write once this many bytes wait and none is in flight (its constructor's option). */
-  minLength?: number;
+  /** Bytes given to it and not yet written. */
+  _len?: number;
+  /** The file descriptor it writes to. */
+  fd?: number;
   once?: (event: string, fn: () => void) => unknown;
   off?: (event: string, fn: () => void) => unknown;
 }
@@ -60,7 +63,12 @@ export class BatchedDestination implements DestinationStream {
   write(text: string): void {
     // A fatal line waits for the flushSync pino calls right after it, which writes it with the
     // lines held before it, in order (see flushSync).
-    if (this.lastLevel >= FATAL) return this.writeBatched(text);
+    if (this.lastLevel >= FATAL) {
+      // Held whatever the size held: a write started here would still be in flight at flushSync.
+      if (this.#held === '') this.schedule(this.#writeHeld);
+      this.#held += text;
+      return;
+    }
     this.#writeHeld();
     this.inner.write((this.bytes ? Buffer.from(text) : text) as string);
   }
@@ -90,23 +98,43 @@ export class BatchedDestination implements DestinationStream {
   /** What pino calls after a fatal line: everything held is written, and the destination flushed, before it returns. */
   flushSync(): void {
     const inner = this.inner as DestinationStream & InFlight & { flushSync?: () => void };
-    // sonic-boom starts an asynchronous write of what it is given while idle, and its flushSync
-    // writes what is queued before a write in flight: the first of the held lines landed after the
-    // fatal line, or were lost if the process exited before the thread pool wrote them. While it is
-    // idle, the held lines are queued without that start, and its flushSync writes all, in order.
-    if (inner._writing === false && typeof inner.minLength === 'number') {
-      const minLength = inner.minLength;
-      inner.minLength = Infinity;
-      try {
-        this.#writeHeld();
-      } finally {
-        inner.minLength = minLength;
-      }
-    } else this.#writeHeld();
+    // sonic-boom starts an asynchronous write (the thread pool) of what it is given while idle, and
+    // its flushSync writes what is queued before a write in flight: the first of the held lines
+    // landed after the fatal line. Its flushSync also tries again forever whatever the error
+    // (EPIPE: nobody reads stdout any more), which would hang a crashing process. So while it is
+    // idle with nothing queued, the held lines are written here, in order and each piece whole.
+    if (inner._writing === false && inner._len === 0 && typeof inner.fd === 'number' && inner.fd >= 0) return this.#writeHeldNow(inner.fd);
+    this.#writeHeld();
     try {
       inner.flushSync?.();
     } catch {
       // A destination that cannot flush now (exiting, not open yet) has nothing better to do.
+    }
+  }
+
+  /** Writes the held lines to `fd` synchronously: a full pipe is waited for up to FLUSH_WAIT_MS, any other error ends it. */
+  #writeHeldNow(fd: number): void {
+    const text = this.#held;
+    this.#held = '';
+    if (text === '') return;
+    // Node opens stdout, when it is a pipe or a socket, in non-blocking mode (libuv): a full pipe
+    // then gives EAGAIN, waited for below, and not a write that never returns. (A file does not block.)
+    if (fd === 1) void process.stdout;
+    const deadline = Date.now() + FLUSH_WAIT_MS;
+    let pause: Int32Array | undefined;
+    for (const piece of wholeLines(Buffer.from(text), this.maxWrite)) {
+      let rest = piece;
+      while (rest.length > 0) {
+        try {
+          rest = rest.subarray(writeSync(fd, rest));
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if ((code !== 'EAGAIN' && code !== 'EBUSY') || Date.now() >= deadline) return;
+          // A full pipe (non-blocking): wait a moment for the reader, without spinning.
+          pause ??= new Int32Array(new SharedArrayBuffer(4));
+          Atomics.wait(pause, 0, 0, 10);
+        }
+      }
     }
   }
 

@@ -101,8 +101,12 @@ export class RoutingLog {
 }
 
 export function createLoggers(opts: LogOptions): Loggers {
+  // Opening process.stdout puts a pipe or socket there in non-blocking mode (libuv), whatever the
+  // format: a reader that stops then makes writes wait (EAGAIN, tried again), never a write that
+  // does not return, which would hold the thread pool and the process's exit.
+  const stdoutIsTty = process.stdout.isTTY === true;
   // Unset: readable on a terminal, JSON lines everywhere else (files, pipes, log shippers).
-  const format = opts.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  const format = opts.format ?? (stdoutIsTty ? 'pretty' : 'json');
   // Shared with other processes: whole lines, as much at once as stdout keeps whole (a given
   // destination is the caller's: the pipe's limit, as before stdout was asked).
   const maxWrite = opts.shared ? (opts.destination === undefined ? sharedWriteLimit(1) : PIPE_BUF) : undefined;
