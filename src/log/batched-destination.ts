@@ -97,13 +97,15 @@ export class BatchedDestination implements DestinationStream {
 
   /** What pino calls after a fatal line: everything held is written, and the destination flushed, before it returns. */
   flushSync(): void {
-    const inner = this.inner as DestinationStream & InFlight & { flushSync?: () => void };
+    const inner = this.inner as DestinationStream & InFlight & { flushSync?: () => void; destroyed?: boolean };
     // sonic-boom starts an asynchronous write (the thread pool) of what it is given while idle, and
     // its flushSync writes what is queued before a write in flight: the first of the held lines
     // landed after the fatal line. Its flushSync also tries again forever whatever the error
     // (EPIPE: nobody reads stdout any more), which would hang a crashing process. So while it is
     // idle with nothing queued, the held lines are written here, in order and each piece whole.
-    if (inner._writing === false && inner._len === 0 && typeof inner.fd === 'number' && inner.fd >= 0) return this.#writeHeldNow(inner.fd);
+    // With a write of its own in flight or waiting to be tried again, it keeps the order, and its
+    // flushSync is what there is (it can then wait on a stuck output as before).
+    if (inner._writing === false && inner._len === 0 && inner.destroyed !== true && typeof inner.fd === 'number' && inner.fd >= 0) return this.#writeHeldNow(inner.fd);
     this.#writeHeld();
     try {
       inner.flushSync?.();
@@ -112,24 +114,44 @@ export class BatchedDestination implements DestinationStream {
     }
   }
 
-  /** Writes the held lines to `fd` synchronously: a full pipe is waited for up to FLUSH_WAIT_MS, any other error ends it. */
+  /**
+   * Writes the held lines to `fd` synchronously, in order. An output that takes nothing (a full
+   * pipe) is waited for up to FLUSH_WAIT_MS; what it has not taken by then goes to the destination
+   * as usual, written if the process lives on. Any other error (EPIPE: the reader left) drops them.
+   */
   #writeHeldNow(fd: number): void {
-    const text = this.#held;
-    this.#held = '';
-    if (text === '') return;
+    if (this.#held === '') return;
     // Node opens stdout, when it is a pipe or a socket, in non-blocking mode (libuv): a full pipe
-    // then gives EAGAIN, waited for below, and not a write that never returns. (A file does not block.)
-    if (fd === 1) void process.stdout;
-    const deadline = Date.now() + FLUSH_WAIT_MS;
+    // then gives EAGAIN, waited for below, not a write that never returns. (A file does not block.)
+    if (fd === 1) {
+      try {
+        void process.stdout;
+      } catch {
+        // No stdout stream to be had: write to the descriptor as it is.
+      }
+    }
+    const pieces = wholeLines(Buffer.from(this.#held), this.maxWrite);
+    this.#held = '';
+    const deadline = performance.now() + FLUSH_WAIT_MS;
     let pause: Int32Array | undefined;
-    for (const piece of wholeLines(Buffer.from(text), this.maxWrite)) {
-      let rest = piece;
+    for (let i = 0; i < pieces.length; i++) {
+      let rest = pieces[i]!;
       while (rest.length > 0) {
+        let written = 0;
         try {
-          rest = rest.subarray(writeSync(fd, rest));
+          written = writeSync(fd, rest);
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
-          if ((code !== 'EAGAIN' && code !== 'EBUSY') || Date.now() >= deadline) return;
+          if (code !== 'EAGAIN' && code !== 'EBUSY') return;
+        }
+        rest = rest.subarray(written);
+        if (rest.length === 0) break;
+        if (performance.now() >= deadline) {
+          // The rest, from where the output stopped, to the destination: written if the process lives on.
+          for (const piece of [rest, ...pieces.slice(i + 1)]) this.inner.write((this.bytes ? piece : piece.toString()) as string);
+          return;
+        }
+        if (written === 0) {
           // A full pipe (non-blocking): wait a moment for the reader, without spinning.
           pause ??= new Int32Array(new SharedArrayBuffer(4));
           Atomics.wait(pause, 0, 0, 10);
