@@ -64,7 +64,7 @@ export class BatchedDestination implements DestinationStream {
     // A fatal line waits for the flushSync pino calls right after it, which writes it with the
     // lines held before it, in order (see flushSync).
     if (this.lastLevel >= FATAL) {
-      // Held whatever the size held: a write started here would still be in flight at flushSync.
+      // Held however much is held: a write started here would still be in flight at flushSync.
       if (this.#held === '') this.schedule(this.#writeHeld);
       this.#held += text;
       return;
