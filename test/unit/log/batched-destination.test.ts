@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,21 @@ import { createLoggers } from '../../../src/log/loggers.js';
 import { createPrettyDestination } from '../../../src/log/pretty-format.js';
 import type { RoutingRecord } from '../../../src/proxy/routing-record.js';
 import { makeTempDir } from '../../support/tmp.js';
+
+/**
+ * A FIFO already full, with a reader that reads nothing until told (non-blocking) and a writer end
+ * that blocks, as a process's stdout comes: only Node's opening of stdout makes it non-blocking.
+ */
+function fullPipe(t: { after: (fn: () => unknown) => void }): { reader: number; writer: number; filled: number } {
+  const tmp = makeTempDir('full-pipe');
+  t.after(tmp.remove);
+  const fifo = join(tmp.dir, 'out');
+  execFileSync('mkfifo', [fifo]);
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  t.after(() => closeSync(reader));
+  const filled = fillPipe(fifo);
+  return { reader, writer: openSync(fifo, constants.O_WRONLY), filled };
+}
 
 /** Fills a FIFO through a non-blocking end of its own (closed after), so that the next write waits for a reader: the bytes written. */
 function fillPipe(fifo: string): number {
@@ -25,6 +40,23 @@ function fillPipe(fifo: string): number {
     closeSync(filler);
   }
   return bytes;
+}
+
+/** A routing record as a child script's source text. */
+const recordSource = (reqId: string) =>
+  `{ event: 'request', reqId: ${JSON.stringify(reqId)}, requestId: 'x', traceId: 'x', client: { ip: '127.0.0.1' }, method: 'GET', path: '/', route: 'v2', node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 }`;
+
+/** Runs `script` as a child whose stdout is `stdout`; killed after 15 s if it has not exited by itself. */
+async function runChild(script: string, stdout: 'pipe' | number, onSpawn: (child: ChildProcess) => void = () => {}): Promise<{ code: number | null; signal: string | null; stderr: string; ms: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', stdout, 'pipe'] });
+  onSpawn(child);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  return { code, signal, stderr, ms: performance.now() - started };
 }
 
 /** A destination that keeps each write apart, to count them. */
@@ -265,66 +297,37 @@ process.exit(0);`;
     const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
     const script = `import { createLoggers } from ${JSON.stringify(log)};
 const { routing } = createLoggers({ level: 'info', format: 'json', shared: true });
-for (let i = 0; i < 100; i++) routing.write({ event: 'request', reqId: 'r' + i, requestId: 'x', traceId: 'x', client: { ip: '127.0.0.1' }, method: 'GET', path: '/', route: 'v2', node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 });
+for (let i = 0; i < 100; i++) routing.write(${recordSource('r')});
 throw new Error('crash');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     // Nobody reads stdout from here on, before the child has even started: its writes fail with EPIPE.
-    child.stdout!.destroy();
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-    clearTimeout(timer);
-    assert.equal(signal, null, 'it exited by itself');
-    assert.equal(code, 1, stderr);
-    assert.match(stderr, /crash/);
+    const run = await runChild(script, 'pipe', (child) => child.stdout!.destroy());
+    assert.equal(run.signal, null, 'it exited by itself');
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /crash/);
   });
 
   it('a process that crashes with lines held while its stdout pipe is full exits within the flush wait', { skip: process.platform !== 'linux' && 'a FIFO' }, async (t) => {
-    const tmp = makeTempDir('full-pipe');
-    t.after(tmp.remove);
-    const fifo = join(tmp.dir, 'out');
-    execFileSync('mkfifo', [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    t.after(() => closeSync(reader));
-    fillPipe(fifo);
-    // The child's stdout as a blocking pipe (as a process gets it): only Node's opening of stdout makes it non-blocking.
-    const writer = openSync(fifo, constants.O_WRONLY);
+    const { writer } = fullPipe(t);
     const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
     const script = `import { createLoggers } from ${JSON.stringify(log)};
 const { routing } = createLoggers({ level: 'info', format: 'json' });
-routing.write({ event: 'request', reqId: 'held', requestId: 'x', traceId: 'x', client: { ip: '127.0.0.1' }, method: 'GET', path: '/', route: 'v2', node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 });
+routing.write(${recordSource('held')});
 throw new Error('crash');`;
-    const started = performance.now();
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', writer, 'pipe'] });
-    closeSync(writer);
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-    clearTimeout(timer);
-    assert.equal(signal, null, 'it exited by itself');
-    assert.equal(code, 1, stderr);
-    assert.ok(performance.now() - started < 12_000, 'within the flush wait, not at the kill');
+    const run = await runChild(script, writer, () => closeSync(writer));
+    assert.equal(run.signal, null, 'it exited by itself');
+    assert.equal(run.code, 1, run.stderr);
+    assert.ok(run.ms < 12_000, 'within the flush wait, not at the kill');
   });
 
   it('a fatal line in a process that lives on, its output full for longer than the flush wait: every line out once the reader reads', { skip: process.platform !== 'linux' && 'a FIFO' }, async (t) => {
-    const tmp = makeTempDir('full-pipe-live');
-    t.after(tmp.remove);
-    const fifo = join(tmp.dir, 'out');
-    execFileSync('mkfifo', [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    t.after(() => closeSync(reader));
-    const filled = fillPipe(fifo);
-    const writer = openSync(fifo, constants.O_WRONLY);
+    const { reader, writer, filled } = fullPipe(t);
     const log = new URL('../../../src/log/loggers.js', import.meta.url).href;
-    const line = (id: string) => `{ event: 'request', reqId: '${id}', requestId: 'x', traceId: 'x', client: { ip: '127.0.0.1' }, method: 'GET', path: '/', route: 'v2', node: null, reason: null, affinity: 'none', status: 0, durationMs: 0, attempts: 0, bytesIn: 0, bytesOut: 0 }`;
     const script = `import { createLoggers } from ${JSON.stringify(log)};
 const { logger, routing } = createLoggers({ level: 'info', format: 'json' });
-routing.write(${line('held')});
+routing.write(${recordSource('held')});
 logger.fatal({ event: 'last_words' }, 'bad, going on');
 process.stderr.write('fatal returned\\n');
-routing.write(${line('after')});
+routing.write(${recordSource('after')});
 process.stdin.once('data', () => routing.flush().then(() => process.exit(0)));`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', writer, 'pipe'] });
     closeSync(writer);
