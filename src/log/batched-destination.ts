@@ -104,8 +104,10 @@ export class BatchedDestination implements DestinationStream {
     // (EPIPE: nobody reads stdout any more), which would hang a crashing process. So while it is
     // idle with nothing queued, the held lines are written here, in order and each piece whole.
     // With a write of its own in flight or waiting to be tried again, it keeps the order, and its
-    // flushSync is what there is (it can then wait on a stuck output as before).
-    if (inner._writing === false && inner._len === 0 && inner.destroyed !== true && typeof inner.fd === 'number' && inner.fd >= 0) return this.#writeHeldNow(inner.fd);
+    // flushSync is what there is (it can then wait on a stuck output as before). Only harbor-lb's own
+    // stdout (`bytes`: written Buffers, fd 1, non-blocking) is written so; a destination a caller
+    // gives is flushed as it always was.
+    if (this.bytes && inner._writing === false && inner._len === 0 && inner.destroyed !== true && inner.fd === 1) return this.#writeHeldNow(inner.fd);
     this.#writeHeld();
     try {
       inner.flushSync?.();
@@ -115,20 +117,20 @@ export class BatchedDestination implements DestinationStream {
   }
 
   /**
-   * Writes the held lines to `fd` synchronously, in order. An output that takes nothing (a full
-   * pipe) is waited for up to FLUSH_WAIT_MS; what it has not taken by then goes to the destination
-   * as usual, written if the process lives on. Any other error (EPIPE: the reader left) drops them.
+   * Writes the held lines to stdout (`fd`) synchronously, in order. An output that takes nothing
+   * (a full pipe) is waited for up to FLUSH_WAIT_MS; what it has not taken by then goes to the
+   * destination as usual, written if the process lives on (another synchronous flush before then,
+   * sonic-boom's own at exit included, writes what came after ahead of it). Any other error (EPIPE:
+   * the reader left) drops them.
    */
   #writeHeldNow(fd: number): void {
     if (this.#held === '') return;
     // Node opens stdout, when it is a pipe or a socket, in non-blocking mode (libuv): a full pipe
     // then gives EAGAIN, waited for below, not a write that never returns. (A file does not block.)
-    if (fd === 1) {
-      try {
-        void process.stdout;
-      } catch {
-        // No stdout stream to be had: write to the descriptor as it is.
-      }
+    try {
+      void process.stdout;
+    } catch {
+      // No stdout stream to be had: write to the descriptor as it is.
     }
     const pieces = wholeLines(Buffer.from(this.#held), this.maxWrite);
     this.#held = '';
@@ -148,7 +150,7 @@ export class BatchedDestination implements DestinationStream {
         if (rest.length === 0) break;
         if (performance.now() >= deadline) {
           // The rest, from where the output stopped, to the destination: written if the process lives on.
-          for (const piece of [rest, ...pieces.slice(i + 1)]) this.inner.write((this.bytes ? piece : piece.toString()) as string);
+          for (const piece of [rest, ...pieces.slice(i + 1)]) this.inner.write(piece as unknown as string);
           return;
         }
         if (written === 0) {
