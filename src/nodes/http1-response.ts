@@ -38,6 +38,8 @@ const EMPTY = Buffer.alloc(0);
 /** Bytes no header value or reason phrase may hold: controls other than tab, and DEL. */
 const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_TRAILERS = 16_384;
+/** The `timeout` parameter of a Keep-Alive header (RFC 2068 19.7.1.1), in seconds. */
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d{1,9})(?:$|[,;\s])/i;
 
 export class Http1ResponseReader {
   #head: Buffer = EMPTY;
@@ -48,6 +50,8 @@ export class Http1ResponseReader {
   #line = '';
   #done = false;
   #keepAlive = false;
+  /** What the answer's Keep-Alive header says the node keeps an idle connection for, in ms. */
+  #keepAliveHint: number | undefined;
   #trailing = false;
   #trailerBytes = 0;
   /** The sink paused on the head just read. */
@@ -66,6 +70,11 @@ export class Http1ResponseReader {
   /** The connection may carry another request once this response is done. */
   get keepAlive(): boolean {
     return this.#done && this.#keepAlive && !this.#trailing;
+  }
+
+  /** How long the node said it keeps the connection idle (`Keep-Alive: timeout=N`), in ms; undefined when it did not say. */
+  get keepAliveHintMs(): number | undefined {
+    return this.#keepAliveHint;
   }
 
   /** The final head has been read. */
@@ -135,6 +144,7 @@ export class Http1ResponseReader {
     let chunked = false;
     let encoded = false;
     let close = minor === '0';
+    let hint: number | undefined;
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       const colon = line.indexOf(':');
@@ -155,12 +165,16 @@ export class Http1ResponseReader {
         chunked = codings[codings.length - 1] === 'chunked';
       } else if (lower === 'connection') {
         if (value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
+      } else if (lower === 'keep-alive') {
+        const timeout = KEEP_ALIVE_TIMEOUT.exec(value);
+        if (timeout !== null) hint = Number(timeout[1]) * 1000;
       }
       raw.push(name, value);
     }
     // 1xx: an interim answer; the final one follows.
     if (status < 200) return;
     this.#keepAlive = !close;
+    this.#keepAliveHint = hint;
     if (this.method === 'HEAD' || status === 204 || status === 304) this.#framing = { kind: 'none' };
     else if (encoded) {
       // Both: refused, as undici's parser refuses it. Passed on, the client would be told a length

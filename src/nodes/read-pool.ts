@@ -71,6 +71,8 @@ const READ_SIZE = 64 * 1024;
  * the many a burst of small requests opens keep no buffers of their own while idle.
  */
 const SPARE_BUFFERS = 16;
+/** How much sooner than a node's own Keep-Alive timeout an idle connection is closed (undici's keepAliveTimeoutThreshold). */
+const KEEP_ALIVE_MARGIN_MS = 2_000;
 
 export class ReadPool {
   readonly #idle: Connection[] = [];
@@ -118,12 +120,18 @@ export class ReadPool {
     if (this.#spare.length < SPARE_BUFFERS) this.#spare.push(buf);
   }
 
-  /** A connection whose response ended cleanly: kept for the next request, within the bounds. */
-  release(c: Connection): void {
-    if (this.#closed || this.#idle.length >= this.options.maxIdle) c.socket.destroy();
+  /**
+   * A connection whose response ended cleanly: kept for the next request, within the bounds. A
+   * node that said how long it keeps an idle connection (`hintMs`, from `Keep-Alive: timeout=N`) is
+   * taken at its word less a margin, as undici does: a request sent as the node closes the
+   * connection would find it gone. A hint within the margin means the connection is not kept.
+   */
+  release(c: Connection, hintMs?: number): void {
+    const idleMs = hintMs === undefined ? this.options.keepAliveTimeout : Math.min(this.options.keepAliveTimeout, hintMs - KEEP_ALIVE_MARGIN_MS);
+    if (this.#closed || idleMs <= 0 || this.#idle.length >= this.options.maxIdle) c.socket.destroy();
     else {
       this.#idle.push(c);
-      c.idle(this.options.keepAliveTimeout);
+      c.idle(idleMs);
     }
   }
 
@@ -351,7 +359,7 @@ class ReadExchange {
   #complete(): void {
     this.#ended = true;
     clearTimeout(this.#timer);
-    if (this.#reader.keepAlive && !this.conn.socket.destroyed) this.pool.release(this.conn);
+    if (this.#reader.keepAlive && !this.conn.socket.destroyed) this.pool.release(this.conn, this.#reader.keepAliveHintMs);
     else this.conn.socket.destroy();
     this.handler.onComplete(null);
   }

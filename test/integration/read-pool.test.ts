@@ -236,3 +236,30 @@ describe('read pool: a node whose answer is not HTTP', () => {
     }
   });
 });
+
+describe('read pool: a node that says how long it keeps an idle connection (Keep-Alive: timeout=N)', () => {
+  it('does not keep a connection the node closes within the margin, and keeps one the node keeps longer', async (t) => {
+    let connections = 0;
+    const raw = createTcpServer((s) => {
+      connections++;
+      let seen = '';
+      s.on('data', (d: Buffer) => {
+        seen += d.toString('latin1');
+        for (let end = seen.indexOf('\r\n\r\n'); end !== -1; end = seen.indexOf('\r\n\r\n')) {
+          const path = seen.slice(seen.indexOf(' ') + 1, seen.indexOf(' HTTP/'));
+          seen = seen.slice(end + 4);
+          // undici's margin is 2 s: a node that keeps a connection 1 s must not be sent another request on it.
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=${path.endsWith('/short') ? 1 : 30}, max=100\r\n\r\nhello`);
+        }
+      });
+    });
+    const url = await listen(raw);
+    t.after(() => raw.close());
+    const pool = new ReadPool(url, OPTIONS);
+    t.after(() => pool.close());
+    for (let i = 0; i < 2; i++) assert.equal((await pull(pool, '/v2/a/short')).error, undefined);
+    assert.equal(connections, 2, 'timeout=1: a new connection for each request');
+    for (let i = 0; i < 3; i++) assert.equal((await pull(pool, '/v2/a/long')).error, undefined);
+    assert.equal(connections, 3, 'timeout=30: one connection kept for all');
+  });
+});
