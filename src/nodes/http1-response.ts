@@ -38,8 +38,11 @@ const EMPTY = Buffer.alloc(0);
 /** Bytes no header value or reason phrase may hold: controls other than tab, and DEL. */
 const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_TRAILERS = 16_384;
-/** The `timeout` parameter of a Keep-Alive header (RFC 2068 19.7.1.1), in seconds. */
-const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d{1,9})(?:$|[,;\s])/i;
+/**
+ * The `timeout` parameter of a Keep-Alive header (RFC 2068 19.7.1.1), in seconds: its leading
+ * digits, as undici reads it (`timeout=1.5` is 1 s, not no hint and the pool's longer idle).
+ */
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d+)/i;
 
 export class Http1ResponseReader {
   #head: Buffer = EMPTY;

@@ -123,8 +123,9 @@ export class ReadPool {
   /**
    * A connection whose response ended cleanly: kept for the next request, within the bounds. A
    * node that said how long it keeps an idle connection (`hintMs`, from `Keep-Alive: timeout=N`) is
-   * taken at its word less a margin, as undici does: a request sent as the node closes the
-   * connection would find it gone. A hint within the margin means the connection is not kept.
+   * taken at its word less undici's margin, never longer than the pool's own idle time: a request
+   * sent as the node closes the connection would find it gone. A hint within the margin means the
+   * connection is not kept.
    */
   release(c: Connection, hintMs?: number): void {
     const idleMs = hintMs === undefined ? this.options.keepAliveTimeout : Math.min(this.options.keepAliveTimeout, hintMs - KEEP_ALIVE_MARGIN_MS);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
@@ -240,8 +241,10 @@ describe('read pool: a node whose answer is not HTTP', () => {
 describe('read pool: a node that says how long it keeps an idle connection (Keep-Alive: timeout=N)', () => {
   it('does not keep a connection the node closes within the margin, and keeps one the node keeps longer', async (t) => {
     let connections = 0;
+    let lastClosed: Promise<unknown> = Promise.resolve();
     const raw = createTcpServer((s) => {
       connections++;
+      lastClosed = once(s, 'close');
       let seen = '';
       s.on('data', (d: Buffer) => {
         seen += d.toString('latin1');
@@ -249,7 +252,8 @@ describe('read pool: a node that says how long it keeps an idle connection (Keep
           const path = seen.slice(seen.indexOf(' ') + 1, seen.indexOf(' HTTP/'));
           seen = seen.slice(end + 4);
           // undici's margin is 2 s: a node that keeps a connection 1 s must not be sent another request on it.
-          s.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=${path.endsWith('/short') ? 1 : 30}, max=100\r\n\r\nhello`);
+          const timeout = path.endsWith('/short') ? 1 : path.endsWith('/mid') ? 3 : 30;
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=${timeout}, max=100\r\n\r\nhello`);
         }
       });
     });
@@ -261,5 +265,11 @@ describe('read pool: a node that says how long it keeps an idle connection (Keep
     assert.equal(connections, 2, 'timeout=1: a new connection for each request');
     for (let i = 0; i < 3; i++) assert.equal((await pull(pool, '/v2/a/long')).error, undefined);
     assert.equal(connections, 3, 'timeout=30: one connection kept for all');
+    // timeout=3 on the kept connection: kept 1 s more (3 s less the margin), not the pool's 10 s.
+    assert.equal((await pull(pool, '/v2/a/mid')).error, undefined);
+    assert.equal(connections, 3);
+    const idleSince = performance.now();
+    await lastClosed;
+    assert.ok(performance.now() - idleSince < 5_000, 'closed by the pool after the hint less the margin');
   });
 });

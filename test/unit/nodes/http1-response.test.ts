@@ -141,3 +141,32 @@ describe('HTTP/1.1 response reader', () => {
     }
   });
 });
+
+describe('Http1ResponseReader: a Keep-Alive timeout hint', () => {
+  it('reads the timeout in seconds as ms, where undici reads it, and none where undici reads none', () => {
+    const cases: Array<[string | undefined, number | undefined]> = [
+      ['timeout=5', 5000],
+      ['timeout=5, max=1000', 5000],
+      ['max=100, timeout=2', 2000],
+      ['max=100,timeout=2', 2000],
+      ['TIMEOUT=7', 7000],
+      ['timeout=1.5', 1000],
+      ['timeout=0', 0],
+      ['timeout = 5', undefined],
+      ['max=5', undefined],
+      [undefined, undefined],
+    ];
+    for (const [value, ms] of cases) {
+      const r = reader();
+      r.reader.feed(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 0\r\n${value === undefined ? '' : `Keep-Alive: ${value}\r\n`}\r\n`));
+      assert.equal(r.reader.keepAliveHintMs, ms, String(value));
+    }
+  });
+
+  it("takes the final answer's hint, not an interim 1xx's", () => {
+    const r = reader();
+    r.reader.feed(Buffer.from('HTTP/1.1 100 Continue\r\nKeep-Alive: timeout=1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    assert.equal(r.status, 200);
+    assert.equal(r.reader.keepAliveHintMs, undefined);
+  });
+});
