@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 
 export interface TestServer {
   server: http.Server;
@@ -25,8 +26,42 @@ export async function startServer(handler: http.RequestListener): Promise<TestSe
   };
 }
 
-/** A loopback port that was free a moment ago, for programs that must be told their port up front. */
+/**
+ * A loopback port that was free a moment ago, for programs that must be told their port up front
+ * (nginx, redis, the registry, harbor-lb's CLI). It is taken below the kernel's range of ephemeral
+ * ports: a port from that range, free when asked, can meanwhile become the local port of any
+ * outgoing connection on the machine (the suite runs files in parallel), and the program's bind
+ * then fails with EADDRINUSE. Below the range only another listener can take it.
+ */
 export async function freePort(): Promise<number> {
+  const below = ephemeralLow();
+  for (let i = 0; i < 100; i++) {
+    const port = 10_000 + Math.floor(Math.random() * (below - 10_000));
+    if (await canListen(port)) return port;
+  }
+  return osPort();
+}
+
+/** The lowest port the kernel hands out for outgoing connections (Linux), or IANA's 49152. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 49_152;
+  } catch {
+    return 49_152;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A port the kernel picks (from its ephemeral range). */
+async function osPort(): Promise<number> {
   const s = net.createServer();
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   const port = (s.address() as net.AddressInfo).port;
