@@ -55,20 +55,21 @@ export class BatchedDestination implements DestinationStream {
 
   /** Holds `text` for the lines that follow it, until the batch's time is up. */
   writeBatched(text: string): void {
+    this.#hold(text);
+    if (this.#held.length >= MAX_HELD) this.#writeHeld();
+  }
+
+  /** Adds `text` to the held lines, the batch's time starting with the first of them. */
+  #hold(text: string): void {
     if (this.#held === '') this.schedule(this.#writeHeld);
     this.#held += text;
-    if (this.#held.length >= MAX_HELD) this.#writeHeld();
   }
 
   write(text: string): void {
     // A fatal line waits for the flushSync pino calls right after it, which writes it with the
     // lines held before it, in order (see flushSync).
-    if (this.lastLevel >= FATAL) {
-      // Held however much is held: a write started here would still be in flight at flushSync.
-      if (this.#held === '') this.schedule(this.#writeHeld);
-      this.#held += text;
-      return;
-    }
+    // Held however much is held: a write started here would still be in flight at flushSync.
+    if (this.lastLevel >= FATAL) return this.#hold(text);
     this.#writeHeld();
     this.inner.write((this.bytes ? Buffer.from(text) : text) as string);
   }

@@ -18,14 +18,20 @@ import { makeTempDir } from '../../support/tmp.js';
  * that blocks, as a process's stdout comes: only Node's opening of stdout makes it non-blocking.
  */
 function fullPipe(t: { after: (fn: () => unknown) => void }): { reader: number; writer: number; filled: number } {
-  const tmp = makeTempDir('full-pipe');
+  const { fifo, reader } = readFifo(t);
+  const filled = fillPipe(fifo);
+  return { reader, writer: openSync(fifo, constants.O_WRONLY), filled };
+}
+
+/** A new FIFO and its read end (non-blocking, reading nothing until told), both gone after the test. */
+function readFifo(t: { after: (fn: () => unknown) => void }): { fifo: string; reader: number } {
+  const tmp = makeTempDir('fifo');
   t.after(tmp.remove);
   const fifo = join(tmp.dir, 'out');
   execFileSync('mkfifo', [fifo]);
   const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
   t.after(() => closeSync(reader));
-  const filled = fillPipe(fifo);
-  return { reader, writer: openSync(fifo, constants.O_WRONLY), filled };
+  return { fifo, reader };
 }
 
 /** Fills a FIFO through a non-blocking end of its own (closed after), so that the next write waits for a reader: the bytes written. */
@@ -379,12 +385,7 @@ describe('BatchedDestination: a flush at shutdown', () => {
   // A worker exits right after its flush: a write still in flight (a full pipe: sonic-boom tries
   // again after EAGAIN) was lost, as the exit-time flush skips it.
   it('waits for a write in flight to a full pipe, and calls back once all of it is out', { skip: process.platform !== 'linux' && 'a FIFO' }, async (t) => {
-    const tmp = makeTempDir('flush-wait');
-    t.after(tmp.remove);
-    const fifo = join(tmp.dir, 'out');
-    execFileSync('mkfifo', [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    t.after(() => closeSync(reader));
+    const { fifo, reader } = readFifo(t);
     // pino's own destination (sonic-boom), as the workers' stdout has it.
     const inner = pino.destination({ dest: openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK), sync: false, contentMode: 'buffer' });
     t.after(() => inner.destroy());
