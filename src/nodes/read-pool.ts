@@ -2,7 +2,7 @@ import { connect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { errors } from 'undici';
 import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
-import { HTTP_TOKEN } from '../util/http-token.js';
+import { isHttpToken } from '../util/http-token.js';
 
 /**
  * Keep-alive connections to one node for requests without a body (GET and HEAD: pulls, manifests,
@@ -394,6 +394,7 @@ class ReadExchange {
 const LINE_BREAK = /[\r\n\0]/;
 /** Headers that frame or steer the connection itself: the pool's, never a request's (as undici refuses them). */
 const FRAMING = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
+const FRAMING_LENGTHS = new Set([...FRAMING].map((name) => name.length));
 
 /**
  * The request's head as the pool writes it: header bytes as node:http read them (latin1), byte for
@@ -413,9 +414,10 @@ function requestHead(request: ReadRequest, nodeHost: string): string {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (!HTTP_TOKEN.test(name)) refuse('invalid header name');
+    if (!isHttpToken(name)) refuse('invalid header name');
     if (LINE_BREAK.test(value)) refuse(`invalid ${name} header`);
-    const lower = name.toLowerCase();
+    // Only a name of one of these lengths is Host, Content-Length or framing.
+    const lower = name.length === 4 || name.length === 14 || FRAMING_LENGTHS.has(name.length) ? name.toLowerCase() : '';
     if (lower === 'host' && ++hosts > 1) refuse('more than one host header');
     if (FRAMING.has(lower)) refuse(`invalid ${lower} header`);
     if (lower === 'content-length') {

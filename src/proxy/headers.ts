@@ -223,6 +223,9 @@ export class OriginRewriter {
   }
 }
 
+/** A bit for each length of a name buildResponseHeaders acts on (all under 32). */
+const RESPONSE_RULE_LENGTHS = [...HOP_BY_HOP, 'x-request-id', 'location', 'content-location', 'www-authenticate'].reduce((bits, name) => bits | (1 << name.length), 0);
+
 /**
  * The headers sent to the client: node headers minus hop-by-hop ones (those the node's own
  * Connection header names too), Location and realm kept on the proxy.
@@ -234,6 +237,11 @@ export function buildResponseHeaders(raw: readonly (Buffer | string)[], rewriter
     const name = raw[i]!.toString('latin1');
     // latin1 both ways keeps header bytes exactly as the node sent them.
     let value = raw[i + 1]!.toString('latin1');
+    // Names of other lengths are none of those below: kept as they are, without lowercasing each.
+    if (name.length > 31 || (RESPONSE_RULE_LENGTHS & (1 << name.length)) === 0) {
+      out.push(name, value);
+      continue;
+    }
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));

@@ -6,13 +6,14 @@
  * Content-Length (digits only), and none of the headers undici manages itself.
  */
 import type { RegistryErrorCode } from './errors.js';
-import { HTTP_TOKEN } from '../util/http-token.js';
+import { isHttpToken } from '../util/http-token.js';
 
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_TARGET = /[^\u0021-\u00ff]/;
 const DIGITS = /^[0-9]+$/;
 /** undici throws on these; the header rules strip them, so one left here is a bug caught early. */
 const MANAGED = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'connection']);
+const MANAGED_LENGTHS = new Set([...MANAGED].map((name) => name.length));
 
 /** Why a request is answered by harbor-lb itself, before any node is involved. */
 export interface Refusal {
@@ -74,7 +75,7 @@ export function unforwardable(method: string, target: string, raw: readonly stri
   if (coding !== undefined) {
     return { status: 501, error: 'TRANSFER_CODING_NOT_IMPLEMENTED', code: 'UNSUPPORTED', reason: `transfer coding "${coding}" is not implemented; send chunked or a Content-Length` };
   }
-  if (!HTTP_TOKEN.test(method)) return badRequest('invalid request method');
+  if (!isHttpToken(method)) return badRequest('invalid request method');
   if (target.charCodeAt(0) !== 47 /* "/" */) return badRequest('the request target must be a path (origin-form)');
   if (BAD_TARGET.test(target)) return badRequest('the request target holds a space or a control character');
   let hosts = 0;
@@ -82,9 +83,10 @@ export function unforwardable(method: string, target: string, raw: readonly stri
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (!HTTP_TOKEN.test(name)) return badRequest('invalid header name');
+    if (!isHttpToken(name)) return badRequest('invalid header name');
     if (BAD_VALUE.test(value)) return badRequest(`invalid characters in the ${name.toLowerCase()} header`);
-    const lower = name.toLowerCase();
+    // Only a name of one of these lengths is Host, Content-Length or managed.
+    const lower = name.length === 4 || name.length === 14 || MANAGED_LENGTHS.has(name.length) ? name.toLowerCase() : '';
     if (lower === 'host' && ++hosts > 1) return badRequest('more than one Host header');
     if (lower === 'content-length') {
       if (++lengths > 1) return badRequest('more than one Content-Length header');
