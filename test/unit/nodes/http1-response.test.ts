@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { Http1ResponseReader, ResponseParseError } from '../../../src/nodes/http1-response.js';
 
 interface Read {
@@ -139,6 +140,54 @@ describe('HTTP/1.1 response reader', () => {
       const r = reader();
       assert.throws(() => r.reader.feed(Buffer.from(wire)), (err: Error) => err instanceof ResponseParseError && err.name === 'HTTPParserError', wire.slice(0, 60));
     }
+  });
+});
+
+/**
+ * The header-line rules written plainly (split, regular expressions), as the reader had them
+ * before it read a character at a time: each line a token name, a colon, a value of no control
+ * character (tab aside) trimmed of spaces and tabs. Returns the name-value pairs, or 'refused'.
+ */
+function plainHeaderLines(lines: string[]): string[] | 'refused' {
+  const raw: string[] = [];
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon) : '';
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) return 'refused';
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) return 'refused';
+    raw.push(name, value);
+  }
+  return raw;
+}
+
+describe('Http1ResponseReader: header lines', () => {
+  it('reads and refuses every header line as the plain rules do', () => {
+    // Lines from the characters that matter: token characters, separators, blanks, controls, latin1.
+    const char = fc.constantFrom('a', 'Z', '9', '-', '!', '~', ':', ' ', '\t', '\v', '\x00', '\x01', '\x7f', '\x80', '\xa0', '\xff', '"', '(', '/', '\r', '\n');
+    const line = fc.oneof(
+      fc.array(char, { maxLength: 12 }).map((c) => c.join('')),
+      fc.tuple(fc.constantFrom('X-A', 'Server', 'ETag', 'a'), fc.array(char, { maxLength: 10 })).map(([n, v]) => `${n}:${v.join('')}`),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 4 }), (lines) => {
+        const text = lines.join('\r\n');
+        // Only lines the wire can carry: no empty line (it ends the head), none the CRLFs split differently.
+        fc.pre(!lines.some((l) => l === '' || l.includes('\r\n')) && !text.includes('\r\n\r\n') && !text.endsWith('\r'));
+        const expected = plainHeaderLines(text === '' ? [] : text.split('\r\n'));
+        const r = reader();
+        let got: string[] | 'refused';
+        try {
+          r.reader.feed(Buffer.from(`HTTP/1.1 200 OK\r\n${text === '' ? '' : `${text}\r\n`}Content-Length: 0\r\n\r\n`, 'latin1'));
+          got = r.headers!.slice(0, -2);
+        } catch (err) {
+          assert.ok(err instanceof ResponseParseError);
+          got = 'refused';
+        }
+        assert.deepEqual(got, expected);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
