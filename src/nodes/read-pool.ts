@@ -162,6 +162,9 @@ class Connection {
   exchange: ReadExchange | undefined;
   connected = false;
   #idleTimer: NodeJS.Timeout | undefined;
+  #idleMs = 0;
+  /** Carrying a request (taken): not idle, whatever its idle timer says. */
+  #busy = true;
 
   constructor(
     private readonly pool: ReadPool,
@@ -201,13 +204,26 @@ class Connection {
   /** Kept idle: closed after `ms` unless taken. */
   idle(ms: number): void {
     this.exchange = undefined;
-    this.#idleTimer = setTimeout(() => this.socket.destroy(), ms);
-    this.#idleTimer.unref();
+    this.#busy = false;
+    // One timer per connection, restarted each time it goes idle: a keep-alive connection goes
+    // idle once per request, and a new timer each time cost more than the request's parsing.
+    if (this.#idleTimer !== undefined && this.#idleMs === ms) this.#idleTimer.refresh();
+    else {
+      clearTimeout(this.#idleTimer);
+      this.#idleMs = ms;
+      this.#idleTimer = setTimeout(this.#idleTimeUp, ms);
+      this.#idleTimer.unref();
+    }
   }
 
+  /** Taken for a request: the idle timer is left to run out, and does nothing then (see #idleTimeUp). */
   take(): void {
-    clearTimeout(this.#idleTimer);
+    this.#busy = true;
   }
+
+  readonly #idleTimeUp = (): void => {
+    if (!this.#busy) this.socket.destroy();
+  };
 
   #read(n: number, buf: Buffer): boolean {
     const ex = this.exchange;

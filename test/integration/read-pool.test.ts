@@ -272,4 +272,34 @@ describe('read pool: a node that says how long it keeps an idle connection (Keep
     await lastClosed;
     assert.ok(performance.now() - idleSince < 5_000, 'closed by the pool after the hint less the margin');
   });
+  it('does not close a kept connection under a request that outlasts its idle time', async (t) => {
+    let connections = 0;
+    const raw = createTcpServer((s) => {
+      connections++;
+      let seen = '';
+      s.on('data', (d: Buffer) => {
+        seen += d.toString('latin1');
+        for (let end = seen.indexOf('\r\n\r\n'); end !== -1; end = seen.indexOf('\r\n\r\n')) {
+          const path = seen.slice(seen.indexOf(' ') + 1, seen.indexOf(' HTTP/'));
+          seen = seen.slice(end + 4);
+          // timeout=3: kept idle 1 s; the slow answer comes after that 1 s has run out.
+          const answer = () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=3\r\n\r\nhello');
+          if (path.endsWith('/slow')) setTimeout(answer, 1_500);
+          else answer();
+        }
+      });
+    });
+    const url = await listen(raw);
+    t.after(() => raw.close());
+    const pool = new ReadPool(url, OPTIONS);
+    t.after(() => pool.close());
+    assert.equal((await pull(pool, '/v2/a/first')).error, undefined);
+    const slow = await pull(pool, '/v2/a/slow');
+    assert.equal(slow.error, undefined, 'the idle timer of the connection it was sent on did not cut it');
+    assert.equal(slow.digest, createHash('sha256').update('hello').digest('hex'));
+    assert.equal(connections, 1);
+    // Idle again: kept for the next request, and closed by its (restarted) idle timer after that.
+    assert.equal((await pull(pool, '/v2/a/again')).error, undefined);
+    assert.equal(connections, 1);
+  });
 });
