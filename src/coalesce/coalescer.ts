@@ -47,10 +47,15 @@ export class Coalescer {
   }
 
   /** Serves `ex` from the cache or by joining a flight when it may, else by `run` (the normal exchange), teed when it may lead one. */
-  async serve(ex: Exchange, run: () => Promise<void>): Promise<void> {
+  serve(ex: Exchange, run: () => Promise<void>): Promise<void> {
+    // Not a blob pull it could serve: run's own promise, not one wrapping it (each wrap is turns of the microtask queue).
     if (!this.joins && this.cache === undefined) return run();
     const digest = this.#digestOf(ex);
     if (digest === undefined) return run();
+    return this.#serveBlob(ex, digest, run);
+  }
+
+  async #serveBlob(ex: Exchange, digest: string, run: () => Promise<void>): Promise<void> {
     const cached = this.cache === undefined ? 'absent' : await this.#fromCache(ex, digest, this.cache);
     if (cached === 'served') return;
     // Refused: the registry said no to this client, which joins nothing either (its request gets the registry's own answer).

@@ -35,7 +35,7 @@ export class MemoryPinStore implements PinStore {
     return e.value;
   }
 
-  async get(key: string, renewMs?: number): Promise<string | undefined> {
+  get(key: string, renewMs?: number): string | undefined {
     const value = this.#live(key);
     if (value !== undefined && renewMs !== undefined) this.#pins.peek(key)!.expires = this.clock.now() + renewMs;
     return value;

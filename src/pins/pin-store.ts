@@ -1,4 +1,5 @@
 import type { PinSpace } from './pin-spaces.js';
+import type { Awaitable } from '../util/awaitable.js';
 
 /**
  * Where pins live: memory for one instance, Redis so several instances agree. Keys name their
@@ -10,9 +11,9 @@ export interface PinStore {
   /**
    * The value; with `renewMs`, its TTL starts over (a pin in use does not expire under its user).
    * `anonymous`: the key is an anonymous client's, which is never pinned (a store may take a miss
-   * for an answer a while).
+   * for an answer a while). At once (not a promise) when the store has the answer at hand.
    */
-  get(key: string, renewMs?: number, anonymous?: boolean): Promise<string | undefined>;
+  get(key: string, renewMs?: number, anonymous?: boolean): Awaitable<string | undefined>;
   /** Sets the value unless one is there; answers the value that holds afterwards (the first writer's). */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<string>;
   set(key: string, value: string, ttlMs: number): Promise<void>;

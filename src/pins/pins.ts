@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import { uploadOfLocation } from '../registry/upload-path.js';
+import { andThen, type Awaitable } from '../util/awaitable.js';
 import { digest, PinKeys, type PinFacts, type PinKey, type PinKind } from './pin-key.js';
 import type { PinStore } from './pin-store.js';
 import { Placement, type PinWriter } from './placement.js';
@@ -15,6 +16,16 @@ export type { PinFacts, PinKey, PinKind, SessionCookie, UserSource } from './pin
 
 /** How many visitor pins one address keeps: a flood from it pushes out its own, not other visitors'. */
 export const VISITOR_PINS_PER_ADDRESS = 32;
+
+/** What a pin lookup found: a usable node, or none; `stale` when the pin named a node that may not take the request; `at` the key it was found under when not the request's own. */
+interface Found {
+  node?: ClusterNode;
+  stale: boolean;
+  at?: string;
+}
+const NOT_FOUND: Found = { stale: false };
+/** No node to avoid (shared: never written to). */
+const AVOID_NONE: ReadonlySet<ClusterNode> = new Set();
 
 /** Harbor's UI login: a 2xx to it makes the browser's session one a node vouched for. */
 const LOGIN_PATHS = new Set(['/c/login', '/login']);
@@ -70,21 +81,23 @@ export class Pins implements PinWriter {
     return this.#kinds.has(kind);
   }
 
-  /** Starts placing one request: its pin key and pin (the only asynchronous step). */
-  async begin(facts: PinFacts): Promise<Placement> {
+  /** Starts placing one request: its pin key and pin (asynchronous only when the store has to be asked). */
+  begin(facts: PinFacts): Awaitable<Placement> {
     const key = this.#keys.keyOf(facts);
-    const pin = key === undefined ? { stale: false } : await this.#lookup(key, facts.route);
-    // Writes go where the pin was found (a visitor's session cookie stays a visitor pin).
-    const at = key !== undefined && pin.at !== undefined ? { ...key, key: pin.at } : key;
-    return new Placement(this, this.fallback, facts, at, pin.node, pin.stale, this.#avoid(facts));
+    const place = (pin: Found): Placement => {
+      // Writes go where the pin was found (a visitor's session cookie stays a visitor pin).
+      const at = key !== undefined && pin.at !== undefined ? { ...key, key: pin.at } : key;
+      return new Placement(this, this.fallback, facts, at, pin.node, pin.stale, this.#avoid(facts));
+    };
+    return key === undefined ? place(NOT_FOUND) : andThen(this.#lookup(key, facts.route), place);
   }
 
   /** Token requests avoid nodes whose tokens the other registries refuse (clock), while there are others. */
   #avoid(facts: PinFacts): ReadonlySet<ClusterNode> {
-    if (facts.route !== 'token') return new Set();
+    if (facts.route !== 'token') return AVOID_NONE;
     const available = this.nodes.available();
     const away = available.filter((n) => this.tokensAway(n));
-    return away.length > 0 && away.length < available.length ? new Set(away) : new Set();
+    return away.length > 0 && away.length < available.length ? new Set(away) : AVOID_NONE;
   }
 
   /**
@@ -92,15 +105,19 @@ export class Pins implements PinWriter {
    * (it is then replaced, never kept: a stale pin must not hold a client on a dead node). Reading
    * a pin renews it, so an upload or session that outlasts its TTL while in use keeps its node.
    */
-  async #lookup(k: PinKey, route: Route): Promise<{ node?: ClusterNode; stale: boolean; at?: string }> {
-    let at = k.key;
+  #lookup(k: PinKey, route: Route): Awaitable<Found> {
     const anonymous = k.kind === 'client' && k.vouched !== true && k.basicUser === undefined;
-    let name = await this.store.get(at, this.#ttl(k.kind), anonymous);
-    if (name === undefined && k.visitorKey !== undefined) name = await this.store.get((at = k.visitorKey), this.#ttl(k.kind));
+    return andThen(this.store.get(k.key, this.#ttl(k.kind), anonymous), (name) =>
+      name === undefined && k.visitorKey !== undefined ? andThen(this.store.get(k.visitorKey, this.#ttl(k.kind)), (v) => this.#found(k, route, v, k.visitorKey!)) : this.#found(k, route, name, k.key),
+    );
+  }
+
+  /** What the pin `name` read under `at` means for this request. */
+  #found(k: PinKey, route: Route, name: string | undefined, at: string): Found {
     const counts = this.lookups[k.kind];
     if (name === undefined) {
       counts.miss++;
-      return { stale: false };
+      return NOT_FOUND;
     }
     const node = this.nodes.get(name);
     // `at`: the pin was found under the visitor key, where writes to it go too.

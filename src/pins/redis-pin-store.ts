@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log/loggers.js';
+import type { Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
 import type { PinStore } from './pin-store.js';
@@ -144,10 +145,14 @@ export class RedisPinStore implements PinStore {
     this.#near.set(key, { value, until: this.clock.now() + this.o.nearCacheTtl });
   }
 
-  async get(key: string, renewMs?: number): Promise<string | undefined> {
+  get(key: string, renewMs?: number): Awaitable<string | undefined> {
     const hit = this.#near.get(key);
     if (hit && hit.until > this.clock.now()) return hit.value;
     if (!this.#usable()) return hit?.value;
+    return this.#fetch(key, renewMs, hit);
+  }
+
+  async #fetch(key: string, renewMs: number | undefined, hit: { value: string } | undefined): Promise<string | undefined> {
     try {
       // GETEX renews in the same round trip; the near cache means at most one renewal per key per nearCacheTtl.
       const v = renewMs === undefined ? await this.#client.get(key) : await this.#client.getex(key, 'PX', renewMs);

@@ -126,10 +126,17 @@ class FrontDoor implements RequestHandler {
       ex.body = new RequestBody(req, this.#deps.reclaimer, tiny, goAhead);
     }
     unwatch = this.#watchRate(ex, (c) => (cut = c));
-    const ready = body === 'small' ? ex.body!.preload() : Promise.resolve();
     const coalescer = this.#deps.coalescer;
     const run = () => runExchange(this.#deps, ex);
-    void ready.then(() => (coalescer === undefined ? run() : coalescer.serve(ex, run))).then(end, (err: unknown) => {
+    const go = (): Promise<void> => (coalescer === undefined ? run() : coalescer.serve(ex, run));
+    // Without a body to read first, the exchange starts now, not a turn of the microtask queue later.
+    let served: Promise<void>;
+    try {
+      served = body === 'small' ? ex.body!.preload().then(go) : go();
+    } catch (err) {
+      served = Promise.reject(err);
+    }
+    void served.then(end, (err: unknown) => {
       this.#failed(ex, err);
       end();
     });

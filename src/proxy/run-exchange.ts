@@ -8,6 +8,7 @@ import type { ForwardOutcome } from './forward.js';
 import type { Exchange } from './exchange.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import type { RouteReason } from './routing-record.js';
+import type { Awaitable } from '../util/awaitable.js';
 
 const CLIENT_LEFT: ForwardOutcome = { phase: 'client-gone', status: 0, bytesOut: 0, clientStalled: false };
 
@@ -16,7 +17,9 @@ const CLIENT_LEFT: ForwardOutcome = { phase: 'client-gone', status: 0, bytesOut:
  * answers the client one way or another.
  */
 export async function runExchange(deps: ProxyDeps, ex: Exchange): Promise<void> {
-  const placement = await deps.pins.begin({ route: ex.route, method: ex.method, path: ex.path, clientIp: ex.clientIp, user: ex.user, userFrom: ex.userFrom, session: ex.session });
+  const placed = deps.pins.begin({ route: ex.route, method: ex.method, path: ex.path, clientIp: ex.clientIp, user: ex.user, userFrom: ex.userFrom, session: ex.session });
+  // Awaited only when it is a promise: each await is a turn of the microtask queue (util/awaitable.ts).
+  const placement = placed instanceof Promise ? await placed : placed;
   ex.record.affinity = placement.kind;
   let end: AttemptsEnding;
   deps.budget.active++;
@@ -49,7 +52,8 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
     if (ex.res.destroyed) return { ...end, outcome: CLIENT_LEFT };
     const chosen = placement.next(deps.nodes.availableFor(ex.route), tried);
     if (chosen === undefined) return end;
-    const admitted = await slotFor(deps, ex, chosen, pool, mayMove, tried);
+    const admission = slotFor(deps, ex, chosen, pool, mayMove, tried);
+    const admitted = admission instanceof Promise ? await admission : admission;
     if (admitted.kind === 'gone') continue; // its node left the set while it waited: another, as a new attempt
     if (admitted.kind !== 'slot') {
       // No connection came free within limits.queueTimeout, or the client left meanwhile.
@@ -80,7 +84,8 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
     end.outcome = result.outcome;
     if (result.outcome.phase !== 'not-sent') end.reached = true;
     if (result.outcome.phase === 'gateway-error') end.gatewayAnswer = { outcome: result.outcome, node: node.name, reason };
-    const learned = await learnFromAnswer(deps, ex, placement, node, result, bearer);
+    const learning = learnFromAnswer(deps, ex, placement, node, result, bearer);
+    const learned = learning instanceof Promise ? await learning : learning;
     const next = decideNext({
       phase: result.outcome.phase,
       nodeTakenOut: (result.outcome.error as { code?: string } | undefined)?.code === 'NODE_TAKEN_OUT',
@@ -101,22 +106,23 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
  * What an attempt's answer teaches: a token response or a token refusal judged (the node's
  * evidence for the token rules), and the pins an answer earns. Returns the token facts decideNext needs.
  */
-async function learnFromAnswer(
+function learnFromAnswer(
   deps: ProxyDeps,
   ex: Exchange,
   placement: Placement,
   node: ClusterNode,
   { outcome, tokenRefused }: AttemptResult,
   bearer: string | undefined,
-): Promise<Pick<NextFacts, 'token' | 'refusedTokenVerifies'>> {
+): Awaitable<Pick<NextFacts, 'token' | 'refusedTokenVerifies'>> {
   const { guard } = deps;
   if (outcome.phase === 'buffered') {
-    const { verdict, subject } = await guard!.judgeTokenResponse(node, outcome.body!, 'traffic');
-    // A good token issued to the Basic user is the node vouching for that login.
-    if (verdict === 'good') placement.answered(node, outcome.status, placement.basicUser !== undefined && subject === placement.basicUser);
-    return { token: verdict };
+    return guard!.judgeTokenResponse(node, outcome.body!, 'traffic').then(({ verdict, subject }) => {
+      // A good token issued to the Basic user is the node vouching for that login.
+      if (verdict === 'good') placement.answered(node, outcome.status, placement.basicUser !== undefined && subject === placement.basicUser);
+      return { token: verdict };
+    });
   }
-  if (outcome.phase === 'held-back') return { refusedTokenVerifies: await guard!.judgeRejection(node, bearer, 'traffic') };
+  if (outcome.phase === 'held-back') return guard!.judgeRejection(node, bearer, 'traffic').then((refusedTokenVerifies) => ({ refusedTokenVerifies }));
   if (tokenRefused) void guard!.judgeRejection(node, bearer, 'traffic');
   // Without token checks, the token service answering a Basic login 200 is what vouches for it.
   if (outcome.phase === 'complete') placement.answered(node, outcome.status, guard === undefined && ex.route === 'token' && outcome.status === 200);

@@ -1,5 +1,6 @@
 import { PIN_SPACES, SpacedLru, spaceOf, type PinSpace } from '../pins/pin-spaces.js';
 import type { PinStore } from '../pins/pin-store.js';
+import type { Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
 import type { ControlLink } from './control-link.js';
 
@@ -43,9 +44,13 @@ export class RemotePinStore implements PinStore {
     this.#near.set(key, { value, until: this.clock.now() + NEAR_CACHE_MS });
   }
 
-  async get(key: string, renewMs?: number, anonymous = false): Promise<string | undefined> {
+  get(key: string, renewMs?: number, anonymous = false): Awaitable<string | undefined> {
     const hit = this.#near.get(key);
     if (hit !== undefined && hit.until > this.clock.now()) return hit.value;
+    return this.#ask(key, renewMs, anonymous, hit);
+  }
+
+  async #ask(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined): Promise<string | undefined> {
     const v = await this.link.pin(renewMs === undefined ? { op: 'get', key } : { op: 'get', key, renewMs });
     if (v === undefined) {
       // No answer in time: what was known of the pin is better than nothing.
