@@ -192,6 +192,12 @@ describe('routing lines batched: at most 20 ms, one write', () => {
     assert.ok(pieces.length >= 8, 'cut');
     timer.due();
     assert.equal(writes.length, pieces.length, 'nothing held is written twice');
+    // A batch's bytes are the destination's once handed over: the next batch is written elsewhere.
+    const handed = pieces.length;
+    for (let i = 40; i < 80; i++) d.writeBatched(line(i));
+    timer.due();
+    assert.equal(Buffer.concat(pieces.slice(0, handed)).toString(), text);
+    assert.equal(Buffer.concat(pieces.slice(handed)).toString(), Array.from({ length: 40 }, (_, i) => line(40 + i)).join(''));
   });
 
   it('writes an event line at once, after the routing lines held before it: order kept, no event held', () => {
