@@ -27,8 +27,11 @@ export interface ReadHandler {
   onConnect(abort: (err?: Error) => void): void;
   /** rawHeaders alternate name and value, latin1 strings byte for byte. */
   onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
-  /** `written`: to be called once the chunk is written out and referenced nowhere, so its buffer may be read into again. */
-  onData(chunk: Buffer, written: () => void): boolean;
+  /**
+   * `written`: to be called once the chunk is written out and referenced nowhere, so its buffer may
+   * be read into again. `last`: the response ends with this chunk (onComplete follows).
+   */
+  onData(chunk: Buffer, written: () => void, last: boolean): boolean;
   onComplete(trailers: null): void;
   onError(err: Error): void;
 }
@@ -286,7 +289,7 @@ class ReadExchange {
         if (this.#ended) return;
         const lease = this.#lease!;
         lease.holders++;
-        if (!this.handler.onData(chunk, () => this.conn.settle(lease))) this.#pause();
+        if (!this.handler.onData(chunk, () => this.conn.settle(lease), this.#reader.done)) this.#pause();
       },
     });
   }

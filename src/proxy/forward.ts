@@ -205,6 +205,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     this.#abort?.(new ProxyError(CLIENT_GONE, 499, 'client closed the connection'));
   };
 
+  /** The response was ended with the answer's last chunk (onData's `last`). */
+  #endedWith = false;
+
   /** Inside undici's onData: a 'drain' emitted from a write there must not resume undici from within its parser. */
   #inData = false;
 
@@ -316,7 +319,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
    * `written` (the read pool's): called once the chunk is out, so the buffer it is a view
    * into may be read into again; a chunk kept (held, or the client gone) never calls it.
    */
-  onData(chunk: Buffer, written?: () => void): boolean {
+  onData(chunk: Buffer, written?: () => void, last = false): boolean {
     this.#deadline?.data();
     // undici hands over an empty rest after every resume (each 64 KiB of a blob): written, each
     // became a write() system call of nothing, one per chunk pulled.
@@ -376,6 +379,14 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       }
     }
     this.#bytesOut += chunk.length;
+    if (last && this.#tee === undefined) {
+      // The answer's last bytes (a small GET's whole body): the response ends with them, its head
+      // and body in one write now, rather than a write corked until the next tick and an end after it.
+      this.#endedWith = true;
+      if (written === undefined) this.fr.res.end(chunk);
+      else this.fr.res.end(chunk, () => written());
+      return true;
+    }
     // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).
     this.#inData = true;
     const flowing = written === undefined ? this.fr.res.write(chunk) : this.fr.res.write(chunk, (err) => err === undefined || err === null ? written() : undefined);
@@ -426,7 +437,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     if (this.#lastByte !== undefined) {
       this.#bytesOut += 1;
       this.fr.res.end(this.#lastByte);
-    } else this.fr.res.end();
+    } else if (!this.#endedWith) this.fr.res.end();
     this.#finish('complete');
   }
 
