@@ -384,7 +384,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       // and body in one write now, rather than a write corked until the next tick and an end after it.
       this.#endedWith = true;
       if (written === undefined) this.fr.res.end(chunk);
-      else this.fr.res.end(chunk, () => written());
+      // As for a write: only a chunk written out gives its buffer back (end's callback also hears a failed flush).
+      else this.fr.res.end(chunk, (err?: Error | null) => (err === undefined || err === null ? written() : undefined));
       return true;
     }
     // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).

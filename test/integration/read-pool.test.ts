@@ -274,8 +274,10 @@ describe('read pool: a node that says how long it keeps an idle connection (Keep
   });
   it('does not close a kept connection under a request that outlasts its idle time', async (t) => {
     let connections = 0;
+    let closed: Promise<unknown> = Promise.resolve();
     const raw = createTcpServer((s) => {
       connections++;
+      closed = once(s, 'close');
       let seen = '';
       s.on('data', (d: Buffer) => {
         seen += d.toString('latin1');
@@ -301,5 +303,8 @@ describe('read pool: a node that says how long it keeps an idle connection (Keep
     // Idle again: kept for the next request, and closed by its (restarted) idle timer after that.
     assert.equal((await pull(pool, '/v2/a/again')).error, undefined);
     assert.equal(connections, 1);
+    const idleSince = performance.now();
+    await closed;
+    assert.ok(performance.now() - idleSince < 5_000, 'closed by the pool after its idle time, not by the pool closing');
   });
 });
