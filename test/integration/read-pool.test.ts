@@ -238,73 +238,74 @@ describe('read pool: a node whose answer is not HTTP', () => {
   });
 });
 
-describe('read pool: a node that says how long it keeps an idle connection (Keep-Alive: timeout=N)', () => {
-  it('does not keep a connection the node closes within the margin, and keeps one the node keeps longer', async (t) => {
-    let connections = 0;
-    let lastClosed: Promise<unknown> = Promise.resolve();
-    const raw = createTcpServer((s) => {
-      connections++;
-      lastClosed = once(s, 'close');
+/**
+ * A node on raw TCP that keeps connections alive and answers each request head with `answer`
+ * (its socket and the request's path); counts its connections and holds the last one's close.
+ */
+function keepAliveNode(answer: (s: Socket, path: string) => void): { server: ReturnType<typeof createTcpServer>; connections: number; lastClosed: Promise<unknown> } {
+  const node = {
+    connections: 0,
+    lastClosed: Promise.resolve() as Promise<unknown>,
+    server: createTcpServer((s) => {
+      node.connections++;
+      node.lastClosed = once(s, 'close');
       let seen = '';
       s.on('data', (d: Buffer) => {
         seen += d.toString('latin1');
         for (let end = seen.indexOf('\r\n\r\n'); end !== -1; end = seen.indexOf('\r\n\r\n')) {
           const path = seen.slice(seen.indexOf(' ') + 1, seen.indexOf(' HTTP/'));
           seen = seen.slice(end + 4);
-          // undici's margin is 2 s: a node that keeps a connection 1 s must not be sent another request on it.
-          const timeout = path.endsWith('/short') ? 1 : path.endsWith('/mid') ? 3 : 30;
-          s.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=${timeout}, max=100\r\n\r\nhello`);
+          answer(s, path);
         }
       });
+    }),
+  };
+  return node;
+}
+
+describe('read pool: a node that says how long it keeps an idle connection (Keep-Alive: timeout=N)', () => {
+  it('does not keep a connection the node closes within the margin, and keeps one the node keeps longer', async (t) => {
+    const node = keepAliveNode((s, path) => {
+      // undici's margin is 2 s: a node that keeps a connection 1 s must not be sent another request on it.
+      const timeout = path.endsWith('/short') ? 1 : path.endsWith('/mid') ? 3 : 30;
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=${timeout}, max=100\r\n\r\nhello`);
     });
-    const url = await listen(raw);
-    t.after(() => raw.close());
+    const url = await listen(node.server);
+    t.after(() => node.server.close());
     const pool = new ReadPool(url, OPTIONS);
     t.after(() => pool.close());
     for (let i = 0; i < 2; i++) assert.equal((await pull(pool, '/v2/a/short')).error, undefined);
-    assert.equal(connections, 2, 'timeout=1: a new connection for each request');
+    assert.equal(node.connections, 2, 'timeout=1: a new connection for each request');
     for (let i = 0; i < 3; i++) assert.equal((await pull(pool, '/v2/a/long')).error, undefined);
-    assert.equal(connections, 3, 'timeout=30: one connection kept for all');
+    assert.equal(node.connections, 3, 'timeout=30: one connection kept for all');
     // timeout=3 on the kept connection: kept 1 s more (3 s less the margin), not the pool's 10 s.
     assert.equal((await pull(pool, '/v2/a/mid')).error, undefined);
-    assert.equal(connections, 3);
+    assert.equal(node.connections, 3);
     const idleSince = performance.now();
-    await lastClosed;
+    await node.lastClosed;
     assert.ok(performance.now() - idleSince < 5_000, 'closed by the pool after the hint less the margin');
   });
   it('does not close a kept connection under a request that outlasts its idle time', async (t) => {
-    let connections = 0;
-    let closed: Promise<unknown> = Promise.resolve();
-    const raw = createTcpServer((s) => {
-      connections++;
-      closed = once(s, 'close');
-      let seen = '';
-      s.on('data', (d: Buffer) => {
-        seen += d.toString('latin1');
-        for (let end = seen.indexOf('\r\n\r\n'); end !== -1; end = seen.indexOf('\r\n\r\n')) {
-          const path = seen.slice(seen.indexOf(' ') + 1, seen.indexOf(' HTTP/'));
-          seen = seen.slice(end + 4);
-          // timeout=3: kept idle 1 s; the slow answer comes after that 1 s has run out.
-          const answer = () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=3\r\n\r\nhello');
-          if (path.endsWith('/slow')) setTimeout(answer, 1_500);
-          else answer();
-        }
-      });
+    const node = keepAliveNode((s, path) => {
+      // timeout=3: kept idle 1 s; the slow answer comes after that 1 s has run out.
+      const answer = () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=3\r\n\r\nhello');
+      if (path.endsWith('/slow')) setTimeout(answer, 1_500);
+      else answer();
     });
-    const url = await listen(raw);
-    t.after(() => raw.close());
+    const url = await listen(node.server);
+    t.after(() => node.server.close());
     const pool = new ReadPool(url, OPTIONS);
     t.after(() => pool.close());
     assert.equal((await pull(pool, '/v2/a/first')).error, undefined);
     const slow = await pull(pool, '/v2/a/slow');
     assert.equal(slow.error, undefined, 'the idle timer of the connection it was sent on did not cut it');
     assert.equal(slow.digest, createHash('sha256').update('hello').digest('hex'));
-    assert.equal(connections, 1);
+    assert.equal(node.connections, 1);
     // Idle again: kept for the next request, and closed by its (restarted) idle timer after that.
     assert.equal((await pull(pool, '/v2/a/again')).error, undefined);
-    assert.equal(connections, 1);
+    assert.equal(node.connections, 1);
     const idleSince = performance.now();
-    await closed;
+    await node.lastClosed;
     assert.ok(performance.now() - idleSince < 5_000, 'closed by the pool after its idle time, not by the pool closing');
   });
 });
