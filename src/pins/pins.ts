@@ -107,9 +107,13 @@ export class Pins implements PinWriter {
    */
   #lookup(k: PinKey, route: Route): Awaitable<Found> {
     const anonymous = k.kind === 'client' && k.vouched !== true && k.basicUser === undefined;
-    return andThen(this.store.get(k.key, this.#ttl(k.kind), anonymous), (name) =>
-      name === undefined && k.visitorKey !== undefined ? andThen(this.store.get(k.visitorKey, this.#ttl(k.kind)), (v) => this.#found(k, route, v, k.visitorKey!)) : this.#found(k, route, name, k.key),
-    );
+    const ttl = this.#ttl(k.kind);
+    return andThen(this.store.get(k.key, ttl, anonymous), (name) => {
+      const visitorKey = k.visitorKey;
+      if (name !== undefined || visitorKey === undefined) return this.#found(k, route, name, k.key);
+      // None under the key itself: a visitor's pin may hold it (writes then go there too).
+      return andThen(this.store.get(visitorKey, ttl), (v) => this.#found(k, route, v, visitorKey));
+    });
   }
 
   /** What the pin `name` read under `at` means for this request. */
