@@ -2,6 +2,7 @@
 // First: on an unsupported Node.js, stop before anything else loads.
 import './runtime-check.js';
 import { parseArgs } from 'node:util';
+import { request, type Dispatcher } from 'undici';
 import type { StatusDocument } from './admin/status.js';
 import { createApp } from './app.js';
 import { formatStatusTable } from './admin/status-table.js';
@@ -101,7 +102,7 @@ async function demo(args: string[]): Promise<number> {
   const d = await startDemo({ nodes, port, adminPort, faults, tls: values.tls, logFormat: values['log-format'] === 'json' ? 'json' : 'pretty' });
   process.stderr.write(`${demoBanner(d, faults)}\n`);
   const savings = new SavingsReport(
-    () => fetch(`${d.adminUrl}/metrics`).then((r) => r.text()),
+    () => request(`${d.adminUrl}/metrics`).then((r) => r.body.text()),
     (line) => process.stderr.write(`${line}\n`),
   );
   savings.start(2_000);
@@ -141,18 +142,21 @@ async function doctor(args: string[]): Promise<number> {
 async function status(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { admin: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
   const base = (values.admin ?? 'http://127.0.0.1:9070').replace(/\/+$/, '');
-  let res: Response;
+  // undici's request, not fetch: fetch refuses the ports browsers block (10080, 6000, 6665–6669…),
+  // and an admin API may listen on any of them.
+  let res: Dispatcher.ResponseData;
   try {
-    res = await fetch(`${base}/-/status`, { signal: AbortSignal.timeout(5000) });
+    res = await request(`${base}/-/status`, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
     process.stderr.write(`harbor-lb status: cannot reach the admin API at ${base}: ${(err as Error).message}\n`);
     return 1;
   }
-  if (!res.ok) {
-    process.stderr.write(`harbor-lb status: ${base}/-/status answered ${res.status}\n`);
+  if (res.statusCode < 200 || res.statusCode > 299) {
+    await res.body.dump();
+    process.stderr.write(`harbor-lb status: ${base}/-/status answered ${res.statusCode}\n`);
     return 1;
   }
-  const doc = (await res.json()) as StatusDocument;
+  const doc = (await res.body.json()) as StatusDocument;
   process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : `${formatStatusTable(doc)}\n`);
   return doc.nodes.every((n) => n.state === 'healthy' || n.state === 'unknown') ? 0 : 1;
 }

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { startApp } from '../support/app.js';
-import { freePort, startServer } from '../support/servers.js';
+import { fetchBlockedPort, freePort, startServer } from '../support/servers.js';
 import { makeTempDir } from '../support/tmp.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -94,12 +94,13 @@ describe('command line', () => {
     assert.match(r.stderr, /health\.interval: expected a duration such as "5s", got "soon"/);
   });
 
-  it('serves with a config file, prints status as a table and stops on SIGTERM', async (t) => {
+  it('serves with a config file, prints status as a table (the admin API on a port fetch refuses) and stops on SIGTERM', async (t) => {
     const node = await startServer((_q, r) => r.end('ok'));
     t.after(() => node.close());
     const tmp = makeTempDir('cli');
     t.after(tmp.remove);
-    const [port, adminPort] = [await freePort(), await freePort()];
+    // An operator may put the admin API on any port: `status` must reach 10080 or 6000 too.
+    const [port, adminPort] = [await freePort(), await fetchBlockedPort()];
     const file = join(tmp.dir, 'harbor-lb.yaml');
     writeFileSync(file, `listen: {address: 127.0.0.1, port: ${port}}\nnodes:\n  - {name: alpha, url: "${node.url}"}\nadmin: {address: 127.0.0.1, port: ${adminPort}}\n`);
     const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });

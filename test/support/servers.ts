@@ -37,7 +37,8 @@ export async function freePort(): Promise<number> {
   const below = ephemeralLow();
   for (let i = 0; i < 100; i++) {
     const port = 10_000 + Math.floor(Math.random() * (below - 10_000));
-    if (await canListen(port)) return port;
+    // 10080 is on fetch's list of blocked ports (as browsers block it): a test's fetch to it fails.
+    if (port !== 10_080 && (await canListen(port))) return port;
   }
   return osPort();
 }
@@ -50,6 +51,15 @@ function ephemeralLow(): number {
   } catch {
     return 49_152;
   }
+}
+
+/**
+ * A free port that fetch refuses to connect to (the Fetch standard's blocked ports, as browsers
+ * block them), for code that must reach any port; a free port of any kind if none of them is free.
+ */
+export async function fetchBlockedPort(): Promise<number> {
+  for (const port of [10_080, 6000, 6665, 6666, 6667, 6668, 6669, 6679, 6697]) if (await canListen(port)) return port;
+  return freePort();
 }
 
 function canListen(port: number): Promise<boolean> {
