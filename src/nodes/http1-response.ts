@@ -1,3 +1,4 @@
+import { lowercaseIfNamed } from '../util/header-names.js';
 import { tokenLength } from '../util/http-token.js';
 
 /**
@@ -41,6 +42,8 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_TRAILERS = 16_384;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
+/** The headers the reader acts on, lowercased ('' for any other). */
+const framingName = lowercaseIfNamed(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 /** Space or tab. */
 const isBlank = (c: number): boolean => c === 32 || c === 9;
 /**
@@ -173,8 +176,7 @@ export class Http1ResponseReader {
       }
       const value = text.slice(from, to);
       at = end + 2;
-      // Only a name of one of these lengths can be one of the four read here.
-      const lower = name.length === 10 || name.length === 14 || name.length === 17 ? name.toLowerCase() : '';
+      const lower = framingName(name);
       if (lower === 'content-length') {
         // A second one, even the same, is refused as undici's parser refuses it: passed on, the client would read both.
         if (!/^\d{1,15}$/.test(value) || length !== undefined) throw new ResponseParseError('an invalid or repeated Content-Length');

@@ -2,6 +2,7 @@ import { connect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { errors } from 'undici';
 import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
+import { lowercaseIfNamed } from '../util/header-names.js';
 import { isHttpToken } from '../util/http-token.js';
 
 /**
@@ -413,7 +414,8 @@ class ReadExchange {
 const LINE_BREAK = /[\r\n\0]/;
 /** Headers that frame or steer the connection itself: the pool's, never a request's (as undici refuses them). */
 const FRAMING = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
-const FRAMING_LENGTHS = new Set([...FRAMING].map((name) => name.length));
+/** The names the request head is checked for, lowercased ('' for any other). */
+const headName = lowercaseIfNamed(['host', 'content-length', ...FRAMING]);
 
 /**
  * The request's head as the pool writes it: header bytes as node:http read them (latin1), byte for
@@ -435,8 +437,7 @@ function requestHead(request: ReadRequest, nodeHost: string): string {
     const value = headers[i + 1]!;
     if (!isHttpToken(name)) refuse('invalid header name');
     if (LINE_BREAK.test(value)) refuse(`invalid ${name} header`);
-    // Only a name of one of these lengths is Host, Content-Length or framing.
-    const lower = name.length === 4 || name.length === 14 || FRAMING_LENGTHS.has(name.length) ? name.toLowerCase() : '';
+    const lower = headName(name);
     if (lower === 'host' && ++hosts > 1) refuse('more than one host header');
     if (FRAMING.has(lower)) refuse(`invalid ${lower} header`);
     if (lower === 'content-length') {

@@ -3,6 +3,7 @@
  * (node:http rawHeaders in, undici out; undici raw headers in, writeHead out) so no header
  * object is built per request.
  */
+import { lowercaseIfNamed } from '../util/header-names.js';
 import { IDENTITY_HEADERS, type RequestIdentity } from './request-identity.js';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus `expect`, which harbor-lb answers itself (RequestBody). */
@@ -223,8 +224,8 @@ export class OriginRewriter {
   }
 }
 
-/** A bit for each length of a name buildResponseHeaders acts on (all under 32). */
-const RESPONSE_RULE_LENGTHS = [...HOP_BY_HOP, 'x-request-id', 'location', 'content-location', 'www-authenticate'].reduce((bits, name) => bits | (1 << name.length), 0);
+/** The names buildResponseHeaders acts on, lowercased ('' for any other, kept as it is). */
+const responseRuleName = lowercaseIfNamed([...HOP_BY_HOP, 'x-request-id', 'location', 'content-location', 'www-authenticate']);
 
 /**
  * The headers sent to the client: node headers minus hop-by-hop ones (those the node's own
@@ -237,12 +238,7 @@ export function buildResponseHeaders(raw: readonly (Buffer | string)[], rewriter
     const name = raw[i]!.toString('latin1');
     // latin1 both ways keeps header bytes exactly as the node sent them.
     let value = raw[i + 1]!.toString('latin1');
-    // Names of other lengths are none of those below: kept as they are, without lowercasing each.
-    if (name.length > 31 || (RESPONSE_RULE_LENGTHS & (1 << name.length)) === 0) {
-      out.push(name, value);
-      continue;
-    }
-    const lower = name.toLowerCase();
+    const lower = responseRuleName(name);
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
       continue;

@@ -6,6 +6,7 @@
  * Content-Length (digits only), and none of the headers undici manages itself.
  */
 import type { RegistryErrorCode } from './errors.js';
+import { lowercaseIfNamed } from '../util/header-names.js';
 import { isHttpToken } from '../util/http-token.js';
 
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
@@ -13,7 +14,8 @@ const BAD_TARGET = /[^\u0021-\u00ff]/;
 const DIGITS = /^[0-9]+$/;
 /** undici throws on these; the header rules strip them, so one left here is a bug caught early. */
 const MANAGED = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'connection']);
-const MANAGED_LENGTHS = new Set([...MANAGED].map((name) => name.length));
+/** The names the check acts on, lowercased ('' for any other). */
+const checkedName = lowercaseIfNamed(['host', 'content-length', ...MANAGED]);
 
 /** Why a request is answered by harbor-lb itself, before any node is involved. */
 export interface Refusal {
@@ -85,8 +87,7 @@ export function unforwardable(method: string, target: string, raw: readonly stri
     const value = headers[i + 1]!;
     if (!isHttpToken(name)) return badRequest('invalid header name');
     if (BAD_VALUE.test(value)) return badRequest(`invalid characters in the ${name.toLowerCase()} header`);
-    // Only a name of one of these lengths is Host, Content-Length or managed.
-    const lower = name.length === 4 || name.length === 14 || MANAGED_LENGTHS.has(name.length) ? name.toLowerCase() : '';
+    const lower = checkedName(name);
     if (lower === 'host' && ++hosts > 1) return badRequest('more than one Host header');
     if (lower === 'content-length') {
       if (++lengths > 1) return badRequest('more than one Content-Length header');

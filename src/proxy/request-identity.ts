@@ -1,5 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { lowercaseIfNamed } from '../util/header-names.js';
 
 /**
  * What ties one request together across the client, harbor-lb and the node: its `X-Request-Id`
@@ -23,6 +24,9 @@ export interface RequestIdentity {
 const WELL_FORMED_ID = /^[A-Za-z0-9._:+/=@-]{1,128}$/;
 
 const MAX_TRACESTATE = 512;
+
+/** The headers that carry a request's identity, lowercased ('' for any other). */
+const identityName = lowercaseIfNamed(['x-request-id', 'traceparent', 'tracestate']);
 
 /** W3C Trace Context, version 00 exactly; a later version's first four fields, more may follow (spec 3.2.4). */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
@@ -55,9 +59,7 @@ export function requestIdentity(raw: readonly string[], ownId: string, traceIds:
   let parent: string | undefined;
   const states: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length !== 12 && name.length !== 11 && name.length !== 10) continue;
-    const lower = name.toLowerCase();
+    const lower = identityName(raw[i]!);
     if (lower === 'x-request-id') {
       ids++;
       id = raw[i + 1]!.trim();
