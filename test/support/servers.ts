@@ -37,8 +37,8 @@ export async function freePort(): Promise<number> {
   const below = ephemeralLow();
   for (let i = 0; i < 100; i++) {
     const port = 10_000 + Math.floor(Math.random() * (below - 10_000));
-    // 10080 is on fetch's list of blocked ports (as browsers block it): a test's fetch to it fails.
-    if (port !== 10_080 && (await canListen(port))) return port;
+    // Not one fetch refuses (tests reach their servers with fetch).
+    if (!FETCH_BLOCKED_PORTS.includes(port) && (await canListen(port))) return port;
   }
   return osPort();
 }
@@ -53,12 +53,15 @@ function ephemeralLow(): number {
   }
 }
 
+/** The Fetch standard's blocked ports from 1024 up (browsers block them too): fetch will not connect to them. */
+const FETCH_BLOCKED_PORTS = [10_080, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 5060, 5061, 4190, 4045, 3659, 2049, 1719, 1720, 1723];
+
 /**
  * A free port that fetch refuses to connect to (the Fetch standard's blocked ports, as browsers
  * block them), for code that must reach any port; a free port of any kind if none of them is free.
  */
 export async function fetchBlockedPort(): Promise<number> {
-  for (const port of [10_080, 6000, 6665, 6666, 6667, 6668, 6669, 6679, 6697]) if (await canListen(port)) return port;
+  for (const port of FETCH_BLOCKED_PORTS) if (await canListen(port)) return port;
   return freePort();
 }
 
