@@ -2,7 +2,7 @@ import { createAdminServer } from '../admin/server.js';
 import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { Config } from '../config/schema.js';
 import { flushLogger } from '../log/loggers.js';
-import { closeServer, createListener, listen } from '../proxy/listener.js';
+import { closeServer, createListener, listen, openForHandedConnections } from '../proxy/listener.js';
 import { warnExpiringRootCerts } from '../token/root-cert-expiry.js';
 import type { Timer } from '../util/clock.js';
 import type { Parts } from './compose.js';
@@ -18,7 +18,11 @@ import { AggregatedMetrics } from '../workers/worker-metrics.js';
  * (the proxy listener alone, on the port the control plane gives it), or the control plane of
  * request workers (the admin listener, checks and probes; the workers serve the traffic).
  */
-export type Role = { kind: 'single' } | { kind: 'worker'; port: number } | { kind: 'control'; pool: WorkerPool };
+export type Role =
+  | { kind: 'single' }
+  /** handoff: the control plane accepts the port's connections and hands them over; the worker binds nothing. */
+  | { kind: 'worker'; port: number; handoff: boolean }
+  | { kind: 'control'; pool: WorkerPool };
 
 export interface StartedUrls {
   proxyUrl: string;
@@ -82,7 +86,12 @@ export class Lifecycle {
     const proto = config.listen.tls ? 'https' : 'http';
     const proxyUrl = (port: number) => `${proto}://${host(config.listen.address)}:${port}`;
     if (role.kind === 'worker') {
-      const proxyPort = await listen(this.#proxyListener(), role.port, config.listen.address, 'client traffic (listen)', true);
+      const server = this.#proxyListener();
+      if (role.handoff) {
+        openForHandedConnections(server);
+        return { proxyUrl: proxyUrl(role.port), adminUrl: '', proxyPort: role.port, adminPort: 0 };
+      }
+      const proxyPort = await listen(server, role.port, config.listen.address, 'client traffic (listen)', true);
       return { proxyUrl: proxyUrl(proxyPort), adminUrl: '', proxyPort, adminPort: 0 };
     }
     const pool = role.kind === 'control' ? role.pool : undefined;
@@ -137,7 +146,7 @@ export class Lifecycle {
   /** This process as /-/status lists it when it serves the traffic itself. */
   #ownStatus(): WorkerStatus {
     const { handler, clock } = this.parts;
-    return { index: 1, pid: process.pid, state: 'running', requests: handler.handled(), inflight: handler.inflight(), rssBytes: process.memoryUsage.rss(), restarts: 0, startedAt: new Date(this.#startedAt ?? clock.now()).toISOString() };
+    return { index: 1, pid: process.pid, state: 'running', requests: handler.handled(), inflight: handler.inflight(), rssBytes: process.memoryUsage.rss(), restarts: 0, startedAt: new Date(this.#startedAt ?? clock.now()).toISOString(), connections: null };
   }
 
   /**
@@ -153,7 +162,8 @@ export class Lifecycle {
     const { proxy, admin } = p.servers;
     // The workers let their requests finish first; the control plane's checks keep the nodes' state right meanwhile.
     if (this.role.kind === 'control') await this.role.pool.close(graceMs);
-    if (proxy?.listening) {
+    // A worker given its connections never listens, and drains all the same.
+    if (proxy !== undefined && (proxy.listening || (this.role.kind === 'worker' && this.role.handoff))) {
       proxy.close();
       proxy.closeIdleConnections();
       await this.#drain(graceMs);

@@ -340,6 +340,12 @@ const proxySchema = z.strictObject({
    * processes share a port (SO_REUSEPORT: Linux, FreeBSD); 1 elsewhere.
    */
   workers: z.number().int().min(1).max(256).prefault(() => (REUSE_PORT_SYSTEMS.includes(process.platform) ? availableParallelism() : 1)),
+  /**
+   * How new client connections reach request workers. least-connections: the control plane
+   * accepts each and hands it to the worker holding the fewest (a few long pulls spread evenly).
+   * kernel: every worker binds the port and the kernel picks one by a hash of the addresses.
+   */
+  connectionBalance: z.enum(['least-connections', 'kernel']).prefault('least-connections'),
 });
 
 const doctorSchema = z.strictObject({

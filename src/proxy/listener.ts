@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import type { Server as NetServer } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { Config } from '../config/schema.js';
 
@@ -66,7 +67,7 @@ const BIND_ERRORS: Record<string, string> = {
 };
 
 /** Binds `server`; resolves with the port bound (the one picked, for port 0), rejects with a ListenError. */
-export function listen(server: http.Server, port: number, address: string, what = 'connections', reusePort = false): Promise<number> {
+export function listen(server: NetServer, port: number, address: string, what = 'connections', reusePort = false): Promise<number> {
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => reject(new ListenError(what, address, port, err));
     server.once('error', failed);
@@ -86,4 +87,14 @@ export function closeServer(server: http.Server): Promise<void> {
     if (!server.listening) return resolve();
     server.close(() => resolve());
   });
+}
+
+/**
+ * Readies a server that is given its connections (`emit('connection')`, proxy.connectionBalance
+ * least-connections) instead of accepting them: node:http starts tracking connections, which
+ * enforces listen.headersTimeout and lets idle connections be closed, on 'listening', which such
+ * a server never emits by itself.
+ */
+export function openForHandedConnections(server: http.Server): void {
+  server.emit('listening');
 }

@@ -45,7 +45,9 @@ export type PinOp =
 /** Control plane to worker. */
 export type ToWorker =
   /** The nodes' state comes with the config: a worker serves on it from its first connection. */
-  | { t: 'start'; config: Config; port: number; index: number; mirror: NodeMirror }
+  | { t: 'start'; config: Config; port: number; index: number; mirror: NodeMirror; handoff: boolean }
+  /** A client connection the control plane accepted (proxy.connectionBalance least-connections): its socket comes as the message's handle. */
+  | { t: 'conn' }
   | { t: 'nodes'; mirror: NodeMirror }
   | { t: 'config'; config: Config }
   | ({ t: 'verified' } & SharedVerdict)
@@ -60,6 +62,8 @@ export type ToWorker =
 /** Worker to control plane. */
 export type FromWorker =
   | { t: 'listening'; port: number }
+  /** Handed connections that closed since the last such message. */
+  | { t: 'closed'; count: number }
   | { t: 'failed'; message: string }
   /**
    * Attempt verdicts in the order they ended (between two failures, one good answer per node and

@@ -6,6 +6,8 @@ import type { FromWorker, NodeMirror, ToWorker, WorkerReport } from './messages.
 import { workerMetrics } from './worker-metrics.js';
 import type { WorkerSide } from './worker-side.js';
 import { raiseMallocThresholds } from '../util/malloc-thresholds.js';
+import { HandedConnections } from './handed-connections.js';
+import type { Socket } from 'node:net';
 
 /**
  * A request worker (proxy.workers > 1), forked by the control plane's WorkerPool: it serves
@@ -27,6 +29,8 @@ const side: WorkerSide & { cluster: { failure: WorkerSide['cluster']['failure'];
   cluster: { failure: undefined, tokensAway: new Set() },
 };
 let worker: { app: App; parts: Parts } | undefined;
+/** The connections the control plane hands this worker (proxy.connectionBalance least-connections). */
+let handed: HandedConnections | undefined;
 /** The config the next reload applies (the control plane sends it, checked). */
 let nextConfig: Config | undefined;
 let stopping: Promise<void> | undefined;
@@ -35,6 +39,7 @@ function stop(graceMs?: number): void {
   stopping ??= (async () => {
     link.close();
     if (worker) await worker.app.close(graceMs);
+    handed?.flush();
     process.disconnect?.();
     process.exit(0);
   })();
@@ -46,12 +51,13 @@ function follow(mirror: NodeMirror): void {
   worker?.parts.nodes.follow(mirror.nodes);
 }
 
-async function start(config: Config, port: number, mirror: NodeMirror): Promise<void> {
+async function start(config: Config, port: number, mirror: NodeMirror, handoff: boolean): Promise<void> {
   try {
-    worker = composeApp(config, { worker: side, loadConfig: () => nextConfig ?? config }, () => ({ kind: 'worker', port }));
-    // The kernel hands this worker connections as soon as it binds: it knows the nodes' state before.
+    worker = composeApp(config, { worker: side, loadConfig: () => nextConfig ?? config }, () => ({ kind: 'worker', port, handoff }));
+    // Connections come as soon as it binds (or says it listens): it knows the nodes' state before.
     follow(mirror);
     const urls = await worker.app.start();
+    if (handoff) handed = new HandedConnections(worker.parts.servers.proxy!, (count) => send({ t: 'closed', count }));
     send({ t: 'listening', port: urls.proxyPort });
   } catch (err) {
     send({ t: 'failed', message: (err as Error).message }, () => process.exit(1));
@@ -64,10 +70,14 @@ function report(parts: Parts): WorkerReport {
   return { nodes, requests: parts.handler.handled(), inflight: parts.handler.inflight(), rss: process.memoryUsage.rss() };
 }
 
-process.on('message', (msg: ToWorker) => {
+process.on('message', (msg: ToWorker, socket?: Socket) => {
   switch (msg.t) {
     case 'start':
-      return void start(msg.config, msg.port, msg.mirror);
+      return void start(msg.config, msg.port, msg.mirror, msg.handoff);
+    case 'conn':
+      // Sent before this worker said it listens, or after it began to drain: not served here.
+      if (handed === undefined || stopping !== undefined) return void socket?.destroy();
+      return socket && handed.take(socket);
     case 'nodes':
       return follow(msg.mirror);
     case 'config': {

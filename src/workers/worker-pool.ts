@@ -13,6 +13,7 @@ import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
 import { choseMaglev, NO_MAGLEV, nodeAccepts, workerExecArgv } from './worker-exec-argv.js';
 import { workerEnv } from '../util/malloc-thresholds.js';
+import { ConnectionHandoff } from './connection-handoff.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
 const REPORT_EVERY_MS = 1000;
@@ -42,6 +43,8 @@ export interface WorkerStatus {
   /** Times this slot's worker was replaced after it ended unasked. */
   restarts: number;
   startedAt: string | null;
+  /** Client connections it holds, as the control plane handed them (proxy.connectionBalance least-connections; null with kernel). */
+  connections: number | null;
 }
 
 export interface WorkerPoolOptions {
@@ -68,14 +71,18 @@ interface Slot {
   /** What the workers that ended in this slot had counted, added up: /metrics counters never go back. */
   retiredMetrics: object[] | undefined;
   restartTimer: NodeJS.Timeout | undefined;
+  /** Client connections handed to its worker and not yet closed (connection handoff). */
+  connections: number;
 }
 
 /**
  * The control plane's request workers (proxy.workers): it forks them, sends each the config,
  * the nodes' conditions and pin answers, takes in what they observe (attempt verdicts, slow
  * answers, token suspicion), asks them for their counters and metrics, replaces one that ends
- * unasked, and drains them all on close. Workers bind the proxy port themselves (reusePort): no
- * process stands between clients and the worker that serves them.
+ * unasked, and drains them all on close. With proxy.connectionBalance least-connections it holds
+ * the client port and hands each connection to the worker with the fewest; with kernel, workers
+ * bind the port themselves (reusePort). Either way no process stands between a client's bytes and
+ * the worker that serves them.
  */
 export class WorkerPool {
   readonly #slots: Slot[] = [];
@@ -99,6 +106,8 @@ export class WorkerPool {
   readonly #flights = new Map<string, { slot: Slot; flight: SharedFlight | undefined }>();
   /** Queued per node: what the workers last reported. */
   readonly #queued = new Map<string, number>();
+  /** The client port's listener when the control plane hands out connections (least-connections). */
+  readonly #handoff: ConnectionHandoff<Slot> | undefined;
 
   constructor(
     private readonly parts: Parts,
@@ -122,6 +131,15 @@ export class WorkerPool {
         metrics: undefined,
         retiredMetrics: undefined,
         restartTimer: undefined,
+        connections: 0,
+      });
+    }
+    if (config.proxy.connectionBalance === 'least-connections') {
+      this.#handoff = new ConnectionHandoff<Slot>({
+        targets: this.#slots,
+        ready: (slot) => slot.state === 'running' && slot.child?.connected === true,
+        send: (slot, socket, sent) => slot.child!.send({ t: 'conn' } satisfies ToWorker, socket, undefined, (err) => sent(err)),
+        acceptFailed: (err) => this.parts.logger.error({ event: 'accept_failed', err: err.message }, `could not accept a client connection: ${err.message}`),
       });
     }
   }
@@ -134,9 +152,15 @@ export class WorkerPool {
     const { nodes } = this.parts;
     for (const event of MIRRORED_EVENTS) nodes.on(event, this.#queueMirror);
     this.#unwatchCluster = this.parts.outliers.onClusterChange(this.#queueMirror);
-    const [first, ...rest] = this.#slots;
-    this.#port = await this.#spawn(first!, port);
-    await Promise.all(rest.map((slot) => this.#spawn(slot, this.#port)));
+    if (this.#handoff !== undefined) {
+      // The port is bound before any worker starts: connections wait for the first to be ready.
+      this.#port = await this.#handoff.listen(port, this.#config.listen.address);
+      await Promise.all(this.#slots.map((slot) => this.#spawn(slot, this.#port)));
+    } else {
+      const [first, ...rest] = this.#slots;
+      this.#port = await this.#spawn(first!, port);
+      await Promise.all(rest.map((slot) => this.#spawn(slot, this.#port)));
+    }
     this.#started = true;
     // A worker that ended while the others were still starting is replaced like any other.
     for (const slot of this.#slots) if (slot.child === undefined && !this.#closing) this.#restartLater(slot, null, null);
@@ -206,6 +230,7 @@ export class WorkerPool {
       rssBytes: s.report?.rss ?? null,
       restarts: s.restarts,
       startedAt: s.startedAt > 0 ? new Date(s.startedAt).toISOString() : null,
+      connections: this.#handoff === undefined ? null : s.connections,
     }));
   }
 
@@ -217,6 +242,8 @@ export class WorkerPool {
     this.#unwatchCluster?.();
     clearInterval(this.#mirrorTimer);
     clearInterval(this.#reportTimer);
+    // No new connections: those held finish on their workers.
+    this.#handoff?.close();
     await Promise.all(
       this.#slots.map((slot) => {
         clearTimeout(slot.restartTimer);
@@ -271,6 +298,7 @@ export class WorkerPool {
           slot.state = 'running';
           this.#lastMirror = '';
           this.#sendMirror();
+          this.#handoff?.readyChanged();
           return resolve(msg.port);
         }
         if (msg.t === 'failed') return fail(new Error(msg.message));
@@ -285,7 +313,7 @@ export class WorkerPool {
         fail(new Error(`request worker ${slot.index} could not start: ${err.message}`));
         if (child.exitCode === null && child.signalCode === null && child.pid === undefined) this.#ended(slot, child, null, null);
       });
-      this.#send(slot, { t: 'start', config: workerConfig(this.#config, this.#slots.length), port, index: slot.index, mirror: this.#mirror() });
+      this.#send(slot, { t: 'start', config: workerConfig(this.#config, this.#slots.length), port, index: slot.index, mirror: this.#mirror(), handoff: this.#handoff !== undefined });
     });
   }
 
@@ -297,6 +325,8 @@ export class WorkerPool {
     }
     slot.retiredRequests += slot.report?.requests ?? 0;
     slot.report = undefined;
+    // Its connections ended with it.
+    slot.connections = 0;
     if (slot.metrics !== undefined) {
       // Counters and histograms live on in the totals; gauges (in flight, memory) end with the process.
       const lasting = slot.metrics.filter((m) => ['counter', 'histogram'].includes((m as { type?: string }).type ?? ''));
@@ -395,6 +425,9 @@ export class WorkerPool {
         if (failed) this.#queueMirror();
         return;
       }
+      case 'closed':
+        slot.connections = Math.max(0, slot.connections - msg.count);
+        return;
       case 'slow': {
         const node = this.#node(msg.node);
         if (node !== undefined) outliers.slowAnswer(node);

@@ -30,7 +30,7 @@ function get(port: number, from: string, ca?: Buffer): Promise<{ status: number;
   });
 }
 
-async function setup(t: { after: (fn: () => unknown) => void }, tls = false, maxConnections?: number) {
+async function setup(t: { after: (fn: () => unknown) => void }, tls = false, maxConnections?: number, workers = 1) {
   const tmp = makeTempDir('proxy-protocol');
   t.after(tmp.remove);
   const seen: IncomingHttpHeaders[] = [];
@@ -42,6 +42,7 @@ async function setup(t: { after: (fn: () => unknown) => void }, tls = false, max
   const cert = tls ? makeServerCert(join(tmp.dir, 'pki')) : undefined;
   const lb = await startApp([node.url], {
     listen: { address: '127.0.0.1', port: 0, proxyProtocol: [BALANCER], ...(maxConnections ? { maxConnections } : {}), ...(cert ? { tls: { cert: cert.certFile, key: cert.keyFile } } : {}) },
+    proxy: { workers },
   });
   t.after(() => lb.close());
   const lbPort = Number(new URL(lb.url).port);
@@ -62,15 +63,17 @@ describe('listen.proxyProtocol: the client address from a trusted L4 balancer (h
     });
   }
 
-  it('takes it through TLS too (haproxy passes the TLS connection on, header first)', async (t) => {
-    const { tmp, seen, lb, lbPort, ca } = await setup(t, true);
-    const haproxy = await startHaproxy(tmp.dir, { host: '127.0.0.1', port: lbPort }, 2, BALANCER);
-    t.after(() => haproxy.stop());
-    assert.equal((await get(haproxy.port, CLIENT, ca)).status, 200);
-    const [line] = await lb.logs.waitForRequests(1);
-    assert.deepEqual(line!.client, { ip: CLIENT });
-    assert.equal(seen[0]!['x-real-ip'], CLIENT);
-  });
+  for (const workers of [1, 2]) {
+    it(`takes it through TLS too (haproxy passes the TLS connection on, header first)${workers > 1 ? ', on connections the control plane hands to request workers' : ''}`, async (t) => {
+      const { tmp, seen, lb, lbPort, ca } = await setup(t, true, undefined, workers);
+      const haproxy = await startHaproxy(tmp.dir, { host: '127.0.0.1', port: lbPort }, 2, BALANCER);
+      t.after(() => haproxy.stop());
+      for (let i = 0; i < 4; i++) assert.equal((await get(haproxy.port, CLIENT, ca)).status, 200);
+      const lines = await lb.logs.waitForRequests(4);
+      assert.deepEqual([...new Set(lines.map((l) => JSON.stringify(l.client)))], [JSON.stringify({ ip: CLIENT })]);
+      assert.equal(seen[0]!['x-real-ip'], CLIENT);
+    });
+  }
 
   it('refuses a PROXY header from anyone else, and serves them as themselves without one', async (t) => {
     const { seen, lb, lbPort } = await setup(t);

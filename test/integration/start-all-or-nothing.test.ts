@@ -80,6 +80,23 @@ describe('start() is all or nothing', () => {
     assert.match(String(failed.msg), new RegExp(`127\\.0\\.0\\.1:${adminPort}`));
   });
 
+  it('a taken client port rejects start() naming address:port, before any worker starts, and frees the admin port', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.proc.stop());
+    const proxyPort = await occupy(t);
+    const adminPort = await freePort();
+    const logs = new LogSink();
+    const app = createApp(validateConfig(config(redis, proxyPort, adminPort)), { logDestination: logs });
+    t.after(() => app.close(0));
+    await assert.rejects(app.start(), (err: Error & { code?: string }) => {
+      assert.equal(err.message, `cannot listen for client traffic (listen) on 127.0.0.1:${proxyPort}: the address is already in use (EADDRINUSE)`);
+      assert.equal(err.code, 'EADDRINUSE', 'the control plane bound it itself (proxy.connectionBalance least-connections)');
+      return true;
+    });
+    await assertFree(adminPort);
+    assert.equal(logs.lines.filter((l) => l.event === 'accept_failed' || l.event === 'worker_exited').length, 0, 'a failed bind is not an accept failure, and no worker was started');
+  });
+
   it('a listener that cannot be created (TLS files missing) closes the Redis connection too', async (t) => {
     const redis = await startRedis();
     t.after(() => redis.proc.stop());

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { WorkerStatus } from '../../src/workers/worker-pool.js';
@@ -203,8 +205,47 @@ describe('request workers (proxy.workers)', () => {
     await lb.logs.waitFor((l) => l.event === 'worker_exited' && l.worker === 2, 5000);
     // Replacements start after a back-off (at least 0.5 s): until then nothing serves.
     assert.equal(await ready(), 503);
+    // The control plane holds the port: a client that connects meanwhile waits for a worker instead of being refused.
+    const meanwhile = send(`${lb.url}/v2/`);
     await lb.logs.waitFor((l) => l.event === 'worker_started', 10_000);
     assert.equal(await ready(), 200);
+    assert.equal((await meanwhile).status, 200, 'served once a worker is back');
+  });
+
+  it('hands each new connection to the worker holding the fewest: 6 held connections are 3 and 3', async (t) => {
+    const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
+    const { port } = new URL(lb.url);
+    const clients: Socket[] = [];
+    t.after(() => clients.forEach((c) => c.destroy()));
+    // Keep-alive connections opened one after another, each kept open after its answer (as docker's are).
+    for (let i = 0; i < 6; i++) {
+      const c = connect(Number(port), '127.0.0.1');
+      clients.push(c);
+      let text = '';
+      c.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      c.write(`GET /v2/lib/a/manifests/${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      while (!/\r\n\r\nok$/.test(text)) await once(c, 'data');
+    }
+    const s = await status(lb);
+    assert.deepEqual(s.workers.map((w) => w.connections), [3, 3], 'by count, not by a hash of the addresses');
+    assert.deepEqual(s.workers.map((w) => w.requests), [3, 3]);
+    clients.forEach((c) => c.destroy());
+    // Closed connections are told to the control plane within milliseconds.
+    while ((await status(lb)).workers.some((w) => w.connections !== 0)) await new Promise((r) => setImmediate(r));
+  });
+
+  it('a handed connection is held to listen.headersTimeout as an accepted one is', async (t) => {
+    const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url), { listen: { headersTimeout: '1s' } });
+    const { port } = new URL(lb.url);
+    const c = connect(Number(port), '127.0.0.1', () => c.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n'));
+    let text = '';
+    c.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    c.on('error', () => {});
+    // Bounded: a connection never cut fails here, not on the test's timeout.
+    const guard = setTimeout(() => c.destroy(), 10_000);
+    t.after(() => clearTimeout(guard));
+    await once(c, 'close');
+    assert.match(text, /^HTTP\/1\.1 408 /);
   });
 
   it('close() lets every worker finish its requests in flight', async (t) => {

@@ -1,0 +1,110 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { listen } from '../proxy/listener.js';
+
+/** Connections accepted while no worker can take one (start-up, every worker being replaced) wait, up to this many. */
+const MAX_WAITING = 1024;
+
+/** A request worker as the handoff sees it. */
+export interface HandoffTarget {
+  /** Client connections handed to it and not yet closed (it tells of closes in batches). */
+  connections: number;
+}
+
+export interface HandoffOptions<T extends HandoffTarget> {
+  /** Every worker slot, in a fixed order (ties go round robin in it). */
+  targets: readonly T[];
+  /** Whether the worker takes connections now. */
+  ready(target: T): boolean;
+  /** Sends the worker the connection; calls back with an error when it could not. */
+  send(target: T, socket: Socket, sent: (err: Error | null) => void): void;
+  /** An accept failed (out of file descriptors, say): told, the listener goes on. */
+  acceptFailed(err: Error): void;
+}
+
+/**
+ * proxy.connectionBalance least-connections: the control plane holds the client port, accepts
+ * each connection without reading from it, and passes its socket to the request worker holding
+ * the fewest client connections; the worker serves it as if it had accepted it. The control plane
+ * is in the accept path only: the bytes go between client and worker. Spreading by the kernel's
+ * hash (kernel) leaves the two streams of a 4-stream pull on one worker's core 5 times in 8 with
+ * 2 workers; counting connections splits them 2:2.
+ */
+export class ConnectionHandoff<T extends HandoffTarget> {
+  readonly #server: Server;
+  readonly #waiting: Socket[] = [];
+  /** Where the next search starts: equal counts go round robin. */
+  #next = 0;
+
+  constructor(private readonly opts: HandoffOptions<T>) {
+    // Sockets stay unread here (pauseOnConnect): the worker's parser reads the first byte.
+    // noDelay is a property of the socket itself, so it holds in the worker.
+    this.#server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#hand(socket));
+  }
+
+  /** Binds the client port; resolves with the port bound (the one picked, for port 0). */
+  async listen(port: number, address: string): Promise<number> {
+    const bound = await listen(this.#server, port, address, 'client traffic (listen)');
+    // From now on an error is an accept's (a bind's rejected the start).
+    this.#server.on('error', (err) => this.opts.acceptFailed(err));
+    return bound;
+  }
+
+  /** A worker became ready: the connections waiting for one go now. */
+  readyChanged(): void {
+    while (this.#waiting.length > 0) {
+      const target = this.#choose();
+      if (target === undefined) return;
+      this.#send(target, this.#waiting.shift()!);
+    }
+  }
+
+  /**
+   * Stops accepting; connections still waiting for a worker are closed. Handed ones are the
+   * workers' to drain (the server's own close callback would wait for them).
+   */
+  close(): void {
+    for (const socket of this.#waiting.splice(0)) socket.destroy();
+    if (this.#server.listening) this.#server.close();
+  }
+
+  #hand(socket: Socket): void {
+    // A client gone before its socket could be handed on: an error here must not end the control plane.
+    socket.on('error', () => socket.destroy());
+    const target = this.#choose();
+    if (target !== undefined) return this.#send(target, socket);
+    if (this.#waiting.length >= MAX_WAITING) return void socket.destroy();
+    this.#waiting.push(socket);
+  }
+
+  #send(target: T, socket: Socket): void {
+    target.connections++;
+    try {
+      this.opts.send(target, socket, (err) => {
+        if (err === null) return;
+        // The worker went away with it in transit: its count went with it (a replaced worker starts at 0).
+        target.connections = Math.max(0, target.connections - 1);
+        socket.destroy();
+      });
+    } catch {
+      target.connections = Math.max(0, target.connections - 1);
+      socket.destroy();
+    }
+  }
+
+  /** The ready worker with the fewest connections; among equals, the next after the last chosen. */
+  #choose(): T | undefined {
+    const { targets, ready } = this.opts;
+    const n = targets.length;
+    let best: T | undefined;
+    let at = 0;
+    for (let k = 0; k < n; k++) {
+      const i = (this.#next + k) % n;
+      const t = targets[i]!;
+      if (!ready(t) || (best !== undefined && t.connections >= best.connections)) continue;
+      best = t;
+      at = i;
+    }
+    if (best !== undefined) this.#next = (at + 1) % n;
+    return best;
+  }
+}

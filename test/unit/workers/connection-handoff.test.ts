@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { ConnectionHandoff } from '../../../src/workers/connection-handoff.js';
+
+type T = { after: (fn: () => unknown) => void };
+
+/** A worker stand-in: what it was handed, and whether it takes connections. */
+interface Target {
+  name: string;
+  connections: number;
+  ready: boolean;
+  got: Socket[];
+  /** Sending to it fails (its worker went away with the socket in transit). */
+  gone?: boolean;
+}
+
+/** A handoff on a free loopback port whose sends land in the targets' lists. */
+async function handoff(t: T, targets: Target[]) {
+  const waits: Array<{ cond: () => boolean; resolve: () => void }> = [];
+  let sends = 0;
+  /** Connections the handoff looked for a worker for (each accepted one does, at once). */
+  let accepted = 0;
+  const check = () => {
+    for (const w of waits.filter((w) => w.cond())) {
+      waits.splice(waits.indexOf(w), 1);
+      w.resolve();
+    }
+  };
+  const until = (cond: () => boolean) => (cond() ? Promise.resolve() : new Promise<void>((resolve) => waits.push({ cond, resolve })));
+  const h = new ConnectionHandoff<Target>({
+    targets,
+    ready: (x) => {
+      if (x === targets[0]) {
+        accepted++;
+        queueMicrotask(check);
+      }
+      return x.ready;
+    },
+    send: (x, socket, sent) => {
+      sends++;
+      if (x.gone) sent(new Error('channel closed'));
+      else {
+        x.got.push(socket);
+        sent(null);
+      }
+      check();
+    },
+    acceptFailed: () => assert.fail('no accept fails here'),
+  });
+  const port = await h.listen(0, '127.0.0.1');
+  const clients: Socket[] = [];
+  t.after(() => {
+    h.close();
+    for (const c of clients) c.destroy();
+    for (const x of targets) for (const s of x.got) s.destroy();
+  });
+  return {
+    h,
+    /** Opens n client connections and waits until the handoff has accepted them and sent `sent` connections in all. */
+    async open(n: number, sent: number): Promise<Socket[]> {
+      const before = accepted;
+      const opened = Array.from({ length: n }, () => connect(port, '127.0.0.1'));
+      clients.push(...opened);
+      await Promise.all(opened.map((c) => once(c, 'connect')));
+      await until(() => accepted >= before + n && sends >= sent);
+      return opened;
+    },
+  };
+}
+
+const target = (name: string, connections = 0, ready = true): Target => ({ name, connections, ready, got: [] });
+
+describe('connection handoff (proxy.connectionBalance least-connections)', () => {
+  it('spreads connections opened together evenly: 4 streams over 2 workers go 2 and 2, whatever their addresses', async (t) => {
+    const a = target('a');
+    const b = target('b');
+    const { open } = await handoff(t, [a, b]);
+    await open(4, 4);
+    assert.deepEqual([a.got.length, b.got.length], [2, 2]);
+    assert.deepEqual([a.connections, b.connections], [2, 2]);
+  });
+
+  it('hands each connection to the worker holding the fewest, skipping workers not ready', async (t) => {
+    const busy = target('busy', 5);
+    const light = target('light', 1);
+    const starting = target('starting', 0, false);
+    const { open } = await handoff(t, [busy, light, starting]);
+    await open(4, 4);
+    assert.equal(starting.got.length, 0, 'not ready: nothing');
+    assert.equal(busy.got.length, 0, 'the light one fills up to the busy one first');
+    assert.equal(light.got.length, 4);
+    assert.equal(light.connections, 5);
+    await open(2, 6);
+    assert.deepEqual([busy.got.length, light.got.length], [1, 5], 'equal counts take turns');
+  });
+
+  it('holds connections while no worker is ready, and hands them on once one is', async (t) => {
+    const w = target('w', 0, false);
+    const { h, open } = await handoff(t, [w]);
+    const [client] = await open(1, 0);
+    // The handoff has accepted it (the kernel completed the handshake) and holds it.
+    client!.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(w.got.length, 0);
+    w.ready = true;
+    h.readyChanged();
+    assert.equal(w.got.length, 1);
+    const [data] = (await once(w.got[0]!.resume(), 'data')) as [Buffer];
+    assert.match(data.toString(), /^GET \/v2\/ HTTP\/1.1/, "the worker reads the client's first bytes: nothing was read before");
+  });
+
+  it('a worker gone with the socket in transit: the connection is closed and its count given back', async (t) => {
+    const w = target('w');
+    w.gone = true;
+    const { open } = await handoff(t, [w]);
+    const [client] = await open(1, 1);
+    await once(client!, 'close');
+    assert.equal(w.connections, 0);
+  });
+
+  it('stops accepting on close; connections held for a worker are closed', async (t) => {
+    const w = target('w', 0, false);
+    const { h, open } = await handoff(t, [w]);
+    const [held] = await open(1, 0);
+    h.close();
+    await once(held!, 'close');
+    await assert.rejects(open(1, 0), { code: 'ECONNREFUSED' });
+  });
+});
