@@ -139,7 +139,7 @@ async function main(): Promise<number> {
     if (statSync(join(www, 'manifest.json')).size !== MANIFEST_SIZE) throw new Error('manifest is not 2 KiB');
     const token = await makeToken(join(work, 'pki'), www, 3600);
 
-    const [b1, b2, b3, pHaproxy, pNginx, pRelay, pRedis, pLb, aLb, pLbRedis, aLbRedis, pLbNoVerify, aLbNoVerify, pHaproxy1, pLb1, aLb1, pUndici, pUndiciBlobs] = await freePorts(18);
+    const [b1, b2, b3, pHaproxy, pNginx, pRelay, pRedis, pLb, aLb, pLbRedis, aLbRedis, pLbNoVerify, aLbNoVerify, pHaproxy1, pLb1, aLb1, pUndici, pUndiciBlobs, pLbKernel, aLbKernel] = await freePorts(20);
     const cores = availableParallelism();
     const backends = [b1!, b2!, b3!];
 
@@ -188,9 +188,9 @@ async function main(): Promise<number> {
     // A second one for blobs: pulls through it grow its heap by hundreds of MiB, which makes its
     // small requests cheaper, and M1's reference must not depend on what ran before it.
     const undiciBlobs = procs.start('undici proxy (blobs)', process.execPath, [join(ROOT, 'dist/bench/undici-proxy.js'), String(pUndiciBlobs), String(cores), ...backends.map(String)], join(work, 'logs/undici-proxy-blobs.log'));
-    const harborLb = (name: string, port: number, adminPort: number, store: 'memory' | 'redis', verify: boolean, workers?: number) => {
+    const harborLb = (name: string, port: number, adminPort: number, store: 'memory' | 'redis', verify: boolean, workers?: number, connectionBalance?: 'kernel') => {
       const conf = join(work, `${name}.yaml`);
-      writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis, workers }));
+      writeFileSync(conf, harborLbYaml({ port, adminPort, backends, rootCert: verify ? token.rootCert : undefined, store, redisPort: pRedis, workers, connectionBalance }));
       // The routing log on at info, written to a file, as in production.
       // As the container runs it (Dockerfile's ENTRYPOINT).
       return procs.start(name, process.execPath, serveArgs(cli, conf), join(work, `logs/${name}.log`));
@@ -199,9 +199,10 @@ async function main(): Promise<number> {
     const lbRedis = harborLb('harbor-lb-redis', pLbRedis!, aLbRedis!, 'redis', true);
     const lbNoVerify = harborLb('harbor-lb-noverify', pLbNoVerify!, aLbNoVerify!, 'memory', false);
     const lb1 = harborLb('harbor-lb-1w', pLb1!, aLb1!, 'memory', true, 1);
+    const lbKernel = harborLb('harbor-lb-kernel', pLbKernel!, aLbKernel!, 'memory', true, undefined, 'kernel');
     const cores3 = new Set<Metric>(['M1', 'M2', 'M3']);
 
-    const all = new Set<Metric>(['M1', 'M2', 'M3', 'M4', 'M5', 'hey']);
+    const all = new Set<Metric>(['M1', 'M2', 'M3', 'M4', 'M5', 'M6', 'hey']);
     const entries: Entry[] = [
       { id: 'direct', label: 'direct (one backend, the limit)', port: backends[0]!, pids: [], metrics: new Set(['M1', 'M2', 'M3', 'hey']) },
       { id: 'haproxy', label: `haproxy 2.6, ${cores} threads`, port: pHaproxy!, pids: [haproxy.pid], main: haproxy, metrics: all },
@@ -209,6 +210,7 @@ async function main(): Promise<number> {
       { id: 'nginx', label: 'nginx (proxy)', port: pNginx!, pids: [], main: nginx, metrics: new Set(['M1', 'M2', 'M3']) },
       { id: 'harbor-lb', label: `harbor-lb, ${cores} workers (default)`, port: pLb!, pids: [lb.pid], main: lb, adminPort: aLb, metrics: all },
       { id: 'harbor-lb-1w', label: 'harbor-lb, 1 worker', port: pLb1!, pids: [lb1.pid], main: lb1, adminPort: aLb1, metrics: cores3 },
+      { id: 'harbor-lb-kernel', label: `harbor-lb, ${cores} workers, connectionBalance: kernel`, port: pLbKernel!, pids: [lbKernel.pid], main: lbKernel, adminPort: aLbKernel, metrics: new Set(['M2', 'M3', 'M6']) },
       { id: 'node-relay', label: 'bare Node relay (ceiling)', port: pRelay!, pids: [relay.pid], main: relay, metrics: new Set(['M2', 'M3']) },
       { id: 'undici-proxy', label: `minimal undici proxy, ${cores} workers`, port: pUndici!, pids: [undici.pid], main: undici, metrics: new Set(['M1']) },
       { id: 'undici-blobs', label: `minimal undici proxy, ${cores} workers`, port: pUndiciBlobs!, pids: [undiciBlobs.pid], main: undiciBlobs, metrics: new Set(['M2', 'M3']) },
@@ -224,7 +226,7 @@ async function main(): Promise<number> {
     }
     // With request workers, harbor-lb is its control plane and the workers it forked (all
     // listening once its admin port answers, which the loop above waited for).
-    for (const e of entries.filter((x) => x.id === 'harbor-lb' || x.id === 'harbor-lb-noverify' || x.id === 'undici-proxy' || x.id === 'undici-blobs')) e.pids = processTree(e.main!.pid);
+    for (const e of entries.filter((x) => x.id === 'harbor-lb' || x.id === 'harbor-lb-kernel' || x.id === 'harbor-lb-noverify' || x.id === 'undici-proxy' || x.id === 'undici-blobs')) e.pids = processTree(e.main!.pid);
     entries.find((e) => e.id === 'harbor-lb-redis')!.pids = [...processTree(lbRedis.pid), redis.pid];
     const rssStartMiB = new Map(entries.map((e) => [e.id, rssKiBOf(e.pids) / 1024]));
     /** Each harbor-lb process's resident memory when idle, to hold its peak under load against. */
@@ -295,13 +297,13 @@ async function main(): Promise<number> {
     // unrecorded warm-up on each path before its first sample. It happens in round 1 after the
     // blobs, so round 1's pulls still run on processes that served no small requests.
     const warmed = new Set<string>();
-    const small = async (round: number, position: number, metric: Metric, variant: string, e: Entry, path: string, seconds: number) => {
+    const small = async (round: number, position: number, metric: Metric, variant: string, e: Entry, path: string, seconds: number, headers: string[] = []) => {
       if (!warmed.has(`${e.id} ${path}`)) {
         warmed.add(`${e.id} ${path}`);
         const w = await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua') });
         addUnrecorded(e.id, w.requests);
       }
-      const m = await measured(e, () => wrk(base(e) + path, { threads: 2, connections: 64, seconds, script: join(ROOT, 'bench/wrk-json.lua') }));
+      const m = await measured(e, () => wrk(base(e) + path, { threads: 2, connections: 64, seconds, script: join(ROOT, 'bench/wrk-json.lua'), headers }));
       const r = m.result;
       const errs = wrkErrors(r);
       const ok = errs === 0 && r.requests > 0 && alive(e);
@@ -349,6 +351,8 @@ async function main(): Promise<number> {
       const m5 = [lbEntry, entries.find((e) => e.id === 'harbor-lb-redis')!];
       for (const [i, e] of (round % 2 === 0 ? m5 : [...m5].reverse()).entries()) await small(round, i, 'M5', 'small GET', e, MANIFEST_PATH, settings.m5Seconds);
       for (const [i, e] of inOrder('M4', round).entries()) await small(round, i, 'M4', 'token', e, TOKEN_PATH, settings.m4Seconds);
+      // Each request on a connection of its own: what handing connections to workers costs.
+      for (const [i, e] of inOrder('M6', round).entries()) await small(round, i, 'M6', 'new connection', e, MANIFEST_PATH, settings.m4Seconds, ['Connection: close']);
     }
     // A second opinion on small requests from another load generator (full runs).
     if (haveHey && settings.heySeconds > 0) {

@@ -151,6 +151,8 @@ export interface HarborLbOpts {
   store: 'memory' | 'redis';
   /** proxy.workers; the default (the usable cores) when not given. */
   workers?: number;
+  /** proxy.connectionBalance; the default (least-connections) when not given. */
+  connectionBalance?: 'least-connections' | 'kernel';
   redisPort?: number;
 }
 
@@ -164,7 +166,8 @@ export function harborLbYaml(o: HarborLbOpts): string {
   ];
   if (o.rootCert !== undefined) lines.push(`token: {rootCert: "${o.rootCert}", issuer: harbor-token-issuer, service: harbor-registry}`);
   lines.push(`health: {path: "${MANIFEST_PATH}", interval: 2s}`);
-  if (o.workers !== undefined) lines.push(`proxy: {workers: ${o.workers}}`);
+  const proxy = [o.workers !== undefined ? `workers: ${o.workers}` : '', o.connectionBalance !== undefined ? `connectionBalance: ${o.connectionBalance}` : ''].filter((x) => x !== '');
+  if (proxy.length > 0) lines.push(`proxy: {${proxy.join(', ')}}`);
   lines.push(o.store === 'redis' ? `sticky: {store: redis, redis: {url: "redis://127.0.0.1:${o.redisPort}/0"}}` : 'sticky: {store: memory}');
   lines.push(`admin: {address: 127.0.0.1, port: ${o.adminPort}}`, 'log: {level: info}', '');
   return lines.join('\n');

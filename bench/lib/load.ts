@@ -16,8 +16,8 @@ export interface WrkResult {
 }
 
 /** wrk -t2 -cN -dS --latency, summary read from bench/wrk-json.lua. */
-export async function wrk(url: string, opts: { threads: number; connections: number; seconds: number; script: string; cpus?: string }): Promise<WrkResult> {
-  const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${opts.seconds}s`, '--timeout', '10s', '-s', opts.script, url];
+export async function wrk(url: string, opts: { threads: number; connections: number; seconds: number; script: string; cpus?: string; headers?: string[] }): Promise<WrkResult> {
+  const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${opts.seconds}s`, '--timeout', '10s', ...(opts.headers ?? []).flatMap((h) => ['-H', h]), '-s', opts.script, url];
   // cpus: pinned (taskset) to those cores, away from the contender's.
   const r = opts.cpus === undefined ? await run('wrk', args, (opts.seconds + 30) * 1000) : await run('taskset', ['-c', opts.cpus, 'wrk', ...args], (opts.seconds + 30) * 1000);
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));

@@ -192,6 +192,23 @@ export function renderReport(input: ReportInput): string {
   }
   p('');
 
+  // M6
+  const M6 = (id: string, f: NumericField) => med('M6', 'new connection', id, f);
+  if (ids('M6').length > 0) {
+    p(
+      `#### M6: a new connection per request (M1's GET with \`Connection: close\`; wrk 64 connections, ${settings.m4Seconds} s per sample). What the control plane handing each connection to a worker (\`proxy.connectionBalance: least-connections\`, the default) costs against each worker accepting its own (\`kernel\`)`,
+      '',
+      '| contender | req/s (= connections/s) | × haproxy | p50 ms | p99 ms | proxy CPU µs/req | × haproxy |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const id of ids('M6')) {
+      p(
+        `| ${name(id)}${failedNote('M6', 'new connection', id)} | ${int(M6(id, 'reqPerS'))}${range('M6', 'new connection', id, 'reqPerS')} | ${times(div(M6(id, 'reqPerS'), M6('haproxy', 'reqPerS')))} | ${fix(M6(id, 'p50Ms'))} | ${fix(M6(id, 'p99Ms'))} | ${fix(M6(id, 'cpuUsPerReq'), 1)} | ${times(div(M6(id, 'cpuUsPerReq'), M6('haproxy', 'cpuUsPerReq')))} |`,
+      );
+    }
+    p('');
+  }
+
   // The ceiling
   for (const [metric, what] of [['M2', 'pulled'], ['M3', 'pushed']] as const) {
     const g4 = (id: string) => med(metric, '4 streams', id, 'cpuSPerGiB');

@@ -31,7 +31,7 @@ export interface Sample {
   loadAvg1?: number;
 }
 
-export type Metric = 'M1' | 'M2' | 'M3' | 'M4' | 'M5' | 'hey';
+export type Metric = 'M1' | 'M2' | 'M3' | 'M4' | 'M5' | 'M6' | 'hey';
 
 export function median(xs: number[]): number | undefined {
   if (xs.length === 0) return undefined;
