@@ -298,9 +298,10 @@ async function main(): Promise<number> {
     // blobs, so round 1's pulls still run on processes that served no small requests.
     const warmed = new Set<string>();
     const small = async (round: number, position: number, metric: Metric, variant: string, e: Entry, path: string, seconds: number, headers: string[] = []) => {
-      if (!warmed.has(`${e.id} ${path}`)) {
-        warmed.add(`${e.id} ${path}`);
-        const w = await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua') });
+      const key = `${e.id} ${path} ${headers.join(' ')}`;
+      if (!warmed.has(key)) {
+        warmed.add(key);
+        const w = await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua'), headers });
         addUnrecorded(e.id, w.requests);
       }
       const m = await measured(e, () => wrk(base(e) + path, { threads: 2, connections: 64, seconds, script: join(ROOT, 'bench/wrk-json.lua'), headers }));
