@@ -64,6 +64,8 @@ export type FromWorker =
   | { t: 'listening'; port: number }
   /** Handed connections that closed since the last such message. */
   | { t: 'closed'; count: number }
+  /** This worker began to drain (a signal, a reload it could not apply): hand it no more connections. */
+  | { t: 'draining' }
   | { t: 'failed'; message: string }
   /**
    * Attempt verdicts in the order they ended (between two failures, one good answer per node and

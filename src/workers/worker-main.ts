@@ -37,6 +37,7 @@ let stopping: Promise<void> | undefined;
 
 function stop(graceMs?: number): void {
   stopping ??= (async () => {
+    send({ t: 'draining' });
     link.close();
     if (worker) await worker.app.close(graceMs);
     handed?.flush();

@@ -428,6 +428,10 @@ export class WorkerPool {
       case 'closed':
         slot.connections = Math.max(0, slot.connections - msg.count);
         return;
+      case 'draining':
+        // No more connections for it; once it ends it is replaced (unless the pool is closing).
+        slot.state = 'stopping';
+        return;
       case 'slow': {
         const node = this.#node(msg.node);
         if (node !== undefined) outliers.slowAnswer(node);

@@ -234,6 +234,29 @@ describe('request workers (proxy.workers)', () => {
     while ((await status(lb)).workers.some((w) => w.connections !== 0)) await new Promise((r) => setImmediate(r));
   });
 
+  it('a worker draining on its own (SIGTERM) is handed no new connections; the other takes them', async (t) => {
+    let release: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    t.after(() => release!());
+    const servers = await nodes(t, 1, (req, res) => {
+      req.resume();
+      if (req.url === '/slow') void held.then(() => res.end('done'));
+      else res.end('ok');
+    });
+    const lb = await withWorkers(t, servers.map((s) => s.url));
+    const pending = send(`${lb.url}/slow`);
+    let busy: WorkerStatus | undefined;
+    while (busy === undefined) busy = (await status(lb)).workers.find((w) => w.inflight === 1);
+    // It drains: its request in flight goes on, for up to listen.shutdownGrace.
+    process.kill(busy.pid!, 'SIGTERM');
+    let seen: WorkerStatus | undefined;
+    for (let i = 0; i < 500 && seen?.state !== 'stopping'; i++) seen = (await status(lb)).workers.find((w) => w.index === busy.index);
+    assert.equal(seen?.state, 'stopping', 'the control plane knows it drains');
+    for (let i = 0; i < 6; i++) assert.equal((await send(`${lb.url}/v2/lib/a/manifests/${i}`)).status, 200, 'each new connection goes to the worker that serves');
+    release!();
+    assert.equal((await pending).body.toString(), 'done', 'the draining worker finished its request');
+  });
+
   it('a handed connection is held to listen.headersTimeout as an accepted one is', async (t) => {
     const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url), { listen: { headersTimeout: '1s' } });
     const { port } = new URL(lb.url);
