@@ -88,6 +88,11 @@ export class Http1ResponseReader {
     return this.#keepAliveHint;
   }
 
+  /** Body bytes still to come, when the answer said how many (Content-Length); undefined otherwise. */
+  get bodyLeft(): number | undefined {
+    return this.#framing?.kind === 'length' ? this.#framing.left : undefined;
+  }
+
   /** The final head has been read. */
   get headRead(): boolean {
     return this.#framing !== undefined;

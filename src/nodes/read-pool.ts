@@ -70,17 +70,30 @@ export interface ReadPoolOptions {
 /** A socket read's size, as Node's own. */
 const READ_SIZE = 64 * 1024;
 /**
+ * A long body (a blob) is read in pieces of up to this: each piece costs a read, a client write
+ * and the work between them whatever its size, so 1 MiB pieces pull a GiB for about half the CPU
+ * of 64 KiB ones (docs/benchmarks.md). A piece waits whole for a client that takes it slowly, so
+ * only LARGE_READERS bodies per pool read so at once; the others read as before.
+ */
+const LARGE_READ_SIZE = 1024 * 1024;
+/** Bodies per pool (per node, per worker) read in large pieces at once: at most this many MiB held for slow clients. */
+const LARGE_READERS = 8;
+/**
  * Read buffers the pool keeps for its connections to read into in turn (node:http writes a
  * response on the next tick, so a busy connection holds one or two). Shared by the connections, so
  * the many a burst of small requests opens keep no buffers of their own while idle.
  */
 const SPARE_BUFFERS = 16;
+const SPARE_LARGE_BUFFERS = 2;
 /** How much sooner than a node's own Keep-Alive timeout an idle connection is closed (undici's keepAliveTimeoutThreshold). */
 const KEEP_ALIVE_MARGIN_MS = 2_000;
 
 export class ReadPool {
   readonly #idle: Connection[] = [];
   readonly #spare: Buffer[] = [];
+  readonly #spareLarge: Buffer[] = [];
+  /** Exchanges reading their body in large pieces now (LARGE_READERS). */
+  #largeReaders = 0;
   #closed = false;
   /** A TLS node's last session ticket: a new connection resumes it rather than doing a full handshake (as undici's connector). */
   tlsSession: Buffer | undefined;
@@ -114,14 +127,32 @@ export class ReadPool {
     return new Connection(this, this.url, this.options, (c) => this.#forget(c));
   }
 
-  /** A buffer to read into. */
-  buffer(): Buffer {
+  /** A buffer to read into: a large one for a body that holds one of the LARGE_READERS places. */
+  buffer(large: boolean): Buffer {
+    if (large) return this.#spareLarge.pop() ?? Buffer.allocUnsafeSlow(LARGE_READ_SIZE);
     return this.#spare.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
   }
 
-  /** A buffer nothing refers to any more: kept for the next read, within the bound. */
+  /** A buffer nothing refers to any more: kept for the next read, within the bound for its size. */
   giveBack(buf: Buffer): void {
-    if (this.#spare.length < SPARE_BUFFERS) this.#spare.push(buf);
+    const spare = buf.length === READ_SIZE ? this.#spare : this.#spareLarge;
+    if (spare.length < (spare === this.#spare ? SPARE_BUFFERS : SPARE_LARGE_BUFFERS)) spare.push(buf);
+  }
+
+  /** One of the LARGE_READERS places, if one is free. */
+  takeLargeReader(): boolean {
+    if (this.#largeReaders >= LARGE_READERS) return false;
+    this.#largeReaders++;
+    return true;
+  }
+
+  releaseLargeReader(): void {
+    this.#largeReaders--;
+  }
+
+  /** Bodies reading in large pieces now. */
+  get largeReaders(): number {
+    return this.#largeReaders;
   }
 
   /**
@@ -180,7 +211,7 @@ class Connection {
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const port = Number(url.port || (secure ? 443 : 80));
     // Called by Node for the buffer of each read (after the one before was handled).
-    const onread: OnReadOpts = { buffer: () => pool.buffer(), callback: (n, buf) => this.#read(n, buf as Buffer) };
+    const onread: OnReadOpts = { buffer: () => pool.buffer(this.exchange?.largeReads() === true), callback: (n, buf) => this.#read(n, buf as Buffer) };
     // tls.connect takes `onread` as net.connect does (Node's types do not say so). The name is sent
     // for SNI and checked against the certificate, as undici does; an address is checked as one.
     const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = { host, port, servername: isIP(host) === 0 ? host : undefined, ca: options.ca, ALPNProtocols: ['http/1.1'], session: pool.tlsSession, onread };
@@ -262,6 +293,8 @@ class ReadExchange {
   #rest: { chunk: Buffer; lease: Lease } | undefined;
   /** This request sent again on a new connection (see lost): the handler's abort is now that one's. */
   #successor: ReadExchange | undefined;
+  /** This exchange holds one of its pool's LARGE_READERS places. */
+  #large = false;
 
   constructor(
     private readonly pool: ReadPool,
@@ -349,6 +382,22 @@ class ReadExchange {
     return !this.#paused;
   }
 
+  /** Whether the next read is a large one: a body of a MiB or more still to come, with a place free (or held). */
+  largeReads(): boolean {
+    if (this.#large) return true;
+    if ((this.#reader.bodyLeft ?? 0) < LARGE_READ_SIZE || this.#ended) return false;
+    this.#large = this.pool.takeLargeReader();
+    return this.#large;
+  }
+
+  /** Ended: its large-read place, if it held one, is free for another body. */
+  #end(): void {
+    this.#ended = true;
+    if (!this.#large) return;
+    this.#large = false;
+    this.pool.releaseLargeReader();
+  }
+
   /** The handler's client is not reading: no body timeout while it waits (undici's rule too). */
   #pause(): void {
     this.#paused = true;
@@ -378,7 +427,7 @@ class ReadExchange {
   };
 
   #complete(): void {
-    this.#ended = true;
+    this.#end();
     clearTimeout(this.#timer);
     if (this.#reader.keepAlive && !this.conn.socket.destroyed) this.pool.release(this.conn, this.#reader.keepAliveHintMs);
     else this.conn.socket.destroy();
@@ -387,7 +436,7 @@ class ReadExchange {
 
   fail(err: Error): void {
     if (this.#ended) return;
-    this.#ended = true;
+    this.#end();
     clearTimeout(this.#timer);
     this.conn.exchange = undefined;
     this.conn.socket.destroy();
@@ -400,7 +449,7 @@ class ReadExchange {
     if (err === undefined && this.#reader.closed()) return this.#complete();
     if (this.reused && !this.#received && !this.pool.closed) {
       // The node had closed the idle connection as this request went out: once more, on a new one.
-      this.#ended = true;
+      this.#end();
       clearTimeout(this.#timer);
       this.#successor = new ReadExchange(this.pool, this.pool.connect(), this.request, this.head, this.handler, false, true);
       this.#successor.start();

@@ -118,6 +118,49 @@ describe('read pool: reused read buffers against a real HTTP server', () => {
     }
   });
 
+  it('reads a long body in pieces of up to 1 MiB, for at most 8 bodies per pool at once, each place freed when its body ends, whole or cut', async () => {
+    const pool = new ReadPool(url, OPTIONS);
+    const paused: Array<() => void> = [];
+    let allPaused: () => void = () => {};
+    const tenPaused = new Promise<void>((resolve) => (allPaused = resolve));
+    let largest = 0;
+    const pulls = Array.from({ length: 10 }, (_, i) =>
+      new Promise<Error | undefined>((resolve) => {
+        let resume: () => void = () => {};
+        let chunks = 0;
+        let abort: (err?: Error) => void = () => {};
+        pool.dispatch(
+          { method: 'GET', path: '/v2/lib/a/blobs/sha256:x', headers: [], headersTimeout: 10_000 },
+          {
+            onConnect: (a) => (abort = a),
+            onHeaders: (_s, _raw, r) => ((resume = r), true),
+            onData: (chunk, written) => {
+              largest = Math.max(largest, chunk.length);
+              written();
+              // The second piece is read after the head: each body asked for a large place by then.
+              if (++chunks !== 2) return true;
+              paused.push(() => (i === 9 ? abort(new Error('cut')) : resume()));
+              if (paused.length === 10) allPaused();
+              return false;
+            },
+            onComplete: () => resolve(undefined),
+            onError: resolve,
+          },
+        );
+      }),
+    );
+    await tenPaused;
+    assert.equal(pool.largeReaders, 8, 'ten bodies of 24 MiB at once: eight read in large pieces');
+    for (const go of paused) go();
+    const ends = await Promise.all(pulls);
+    assert.equal(ends.filter((e) => e === undefined).length, 9);
+    assert.equal(ends[9]?.message, 'cut');
+    assert.equal(pool.largeReaders, 0, 'every place is free again');
+    assert.ok(largest > 64 * 1024, `pieces larger than a 64 KiB read (largest ${largest})`);
+    assert.ok(largest <= 1024 * 1024);
+    pool.close();
+  });
+
   it('hands nothing more to a handler that aborted on the head (a 503 to retry elsewhere)', async () => {
     const pool = new ReadPool(url, OPTIONS);
     let abort: (err?: Error) => void = () => {};
