@@ -76,7 +76,11 @@ const READ_SIZE = 64 * 1024;
  * only LARGE_READERS bodies per pool read so at once; the others read as before.
  */
 const LARGE_READ_SIZE = 1024 * 1024;
-/** Bodies per pool (per node, per worker) read in large pieces at once: at most this many MiB held for slow clients. */
+/**
+ * Bodies per pool (per node, per worker) read in large pieces at once. A body paused for its
+ * client holds two of them (the piece being written, and the next read's buffer, which Node asks
+ * for at once): at most twice this many MiB per pool wait for slow clients.
+ */
 const LARGE_READERS = 8;
 /**
  * Read buffers the pool keeps for its connections to read into in turn (node:http writes a

@@ -8,6 +8,12 @@ const MAX_WAITING = 1024;
 export interface HandoffTarget {
   /** Client connections handed to it and not yet closed (it tells of closes in batches). */
   connections: number;
+  /**
+   * Sockets sent to it that it has not yet said it took, oldest first. The control plane keeps
+   * its own copy of each until then: a worker that ends before it reads one from the channel
+   * would otherwise leave the client with an open connection nobody serves.
+   */
+  inTransit: Socket[];
 }
 
 export interface HandoffOptions<T extends HandoffTarget> {
@@ -15,7 +21,7 @@ export interface HandoffOptions<T extends HandoffTarget> {
   targets: readonly T[];
   /** Whether the worker takes connections now. */
   ready(target: T): boolean;
-  /** Sends the worker the connection; calls back with an error when it could not. */
+  /** Sends the worker the connection, keeping this process's copy open; calls back with an error when it could not. */
   send(target: T, socket: Socket, sent: (err: Error | null) => void): void;
   /** An accept failed (out of file descriptors, say): told, the listener goes on. */
   acceptFailed(err: Error): void;
@@ -49,6 +55,33 @@ export class ConnectionHandoff<T extends HandoffTarget> {
     return bound;
   }
 
+  /** The worker took its oldest `count` sockets in transit: this process's copies are closed (the connections live on in the worker). */
+  taken(target: T, count: number): void {
+    for (const socket of target.inTransit.splice(0, count)) socket.destroy();
+  }
+
+  /** The worker would not take its oldest socket in transit (it drains): it goes to another, unread. */
+  declined(target: T): void {
+    const socket = target.inTransit.shift();
+    if (socket === undefined) return;
+    target.connections = Math.max(0, target.connections - 1);
+    this.#hand(socket);
+  }
+
+  /** Connections the worker held that closed. */
+  closed(target: T, count: number): void {
+    target.connections = Math.max(0, target.connections - count);
+  }
+
+  /**
+   * The worker ended: its connections ended with it, and so do those still in transit to it
+   * (it may have begun to serve one before it could say so), closed here, so each client sees it.
+   */
+  gone(target: T): void {
+    for (const socket of target.inTransit.splice(0)) socket.destroy();
+    target.connections = 0;
+  }
+
   /** A worker became ready: the connections waiting for one go now. */
   readyChanged(): void {
     while (this.#waiting.length > 0) {
@@ -60,7 +93,8 @@ export class ConnectionHandoff<T extends HandoffTarget> {
 
   /**
    * Stops accepting; connections still waiting for a worker are closed. Handed ones are the
-   * workers' to drain (the server's own close callback would wait for them).
+   * workers' to drain (the server's own close callback would wait for them), and those in
+   * transit are each closed here once their worker took it or ended.
    */
   close(): void {
     for (const socket of this.#waiting.splice(0)) socket.destroy();
@@ -69,7 +103,8 @@ export class ConnectionHandoff<T extends HandoffTarget> {
 
   #hand(socket: Socket): void {
     // A client gone before its socket could be handed on: an error here must not end the control plane.
-    socket.on('error', () => socket.destroy());
+    if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+    if (socket.destroyed) return;
     const target = this.#choose();
     if (target !== undefined) return this.#send(target, socket);
     if (this.#waiting.length >= MAX_WAITING) return void socket.destroy();
@@ -78,16 +113,23 @@ export class ConnectionHandoff<T extends HandoffTarget> {
 
   #send(target: T, socket: Socket): void {
     target.connections++;
+    target.inTransit.push(socket);
+    const failed = () => {
+      // Not sent (the channel closed under it): still unread here, it goes to another worker.
+      const at = target.inTransit.indexOf(socket);
+      if (at === -1) return;
+      target.inTransit.splice(at, 1);
+      target.connections = Math.max(0, target.connections - 1);
+      // To another worker when this one's channel is gone; closed if it still looks ready (no loop).
+      if (this.opts.ready(target)) socket.destroy();
+      else this.#hand(socket);
+    };
     try {
       this.opts.send(target, socket, (err) => {
-        if (err === null) return;
-        // The worker went away with it in transit: its count went with it (a replaced worker starts at 0).
-        target.connections = Math.max(0, target.connections - 1);
-        socket.destroy();
+        if (err !== null) failed();
       });
     } catch {
-      target.connections = Math.max(0, target.connections - 1);
-      socket.destroy();
+      failed();
     }
   }
 

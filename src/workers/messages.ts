@@ -48,6 +48,8 @@ export type ToWorker =
   | { t: 'start'; config: Config; port: number; index: number; mirror: NodeMirror; handoff: boolean }
   /** A client connection the control plane accepted (proxy.connectionBalance least-connections): its socket comes as the message's handle. */
   | { t: 'conn' }
+  /** The control plane heard 'draining': every connection it sent before this has reached the worker. */
+  | { t: 'drain-ack' }
   | { t: 'nodes'; mirror: NodeMirror }
   | { t: 'config'; config: Config }
   | ({ t: 'verified' } & SharedVerdict)
@@ -62,8 +64,10 @@ export type ToWorker =
 /** Worker to control plane. */
 export type FromWorker =
   | { t: 'listening'; port: number }
-  /** Handed connections that closed since the last such message. */
-  | { t: 'closed'; count: number }
+  /** Handed sockets taken (oldest first) and handed connections closed, since the last such message. */
+  | { t: 'conns'; taken: number; closed: number }
+  /** The oldest handed socket not yet told of was not taken (the worker drains): hand it on. */
+  | { t: 'declined' }
   /** This worker began to drain (a signal, a reload it could not apply): hand it no more connections. */
   | { t: 'draining' }
   | { t: 'failed'; message: string }

@@ -34,10 +34,20 @@ let handed: HandedConnections | undefined;
 /** The config the next reload applies (the control plane sends it, checked). */
 let nextConfig: Config | undefined;
 let stopping: Promise<void> | undefined;
+/** Resolves once the control plane heard that this worker drains (drain-ack). */
+let drainHeard: (() => void) | undefined;
+/** How long a draining worker waits for the control plane to stop handing it connections. */
+const DRAIN_ACK_MS = 1000;
 
 function stop(graceMs?: number): void {
   stopping ??= (async () => {
-    send({ t: 'draining' });
+    if (process.connected) {
+      // No new connections: those already on their way are declined (handed on) until the
+      // control plane says it heard, after which none can come.
+      const heard = new Promise<void>((resolve) => (drainHeard = resolve));
+      send({ t: 'draining' });
+      await Promise.race([heard, new Promise((resolve) => setTimeout(resolve, DRAIN_ACK_MS).unref())]);
+    }
     link.close();
     if (worker) await worker.app.close(graceMs);
     handed?.flush();
@@ -58,7 +68,14 @@ async function start(config: Config, port: number, mirror: NodeMirror, handoff: 
     // Connections come as soon as it binds (or says it listens): it knows the nodes' state before.
     follow(mirror);
     const urls = await worker.app.start();
-    if (handoff) handed = new HandedConnections(worker.parts.servers.proxy!, (count) => send({ t: 'closed', count }));
+    // Told to stop while it started: it never says it listens, and is handed nothing.
+    if (stopping !== undefined) return;
+    if (handoff) {
+      handed = new HandedConnections(worker.parts.servers.proxy!, {
+        counts: (taken, closed) => send({ t: 'conns', taken, closed }),
+        declined: () => send({ t: 'declined' }),
+      });
+    }
     send({ t: 'listening', port: urls.proxyPort });
   } catch (err) {
     send({ t: 'failed', message: (err as Error).message }, () => process.exit(1));
@@ -76,9 +93,13 @@ process.on('message', (msg: ToWorker, socket?: Socket) => {
     case 'start':
       return void start(msg.config, msg.port, msg.mirror, msg.handoff);
     case 'conn':
-      // Sent before this worker said it listens, or after it began to drain: not served here.
-      if (handed === undefined || stopping !== undefined) return void socket?.destroy();
-      return socket && handed.take(socket);
+      // Sent before the control plane heard that this worker drains, or without its socket (the
+      // descriptor did not arrive): not served here, handed on.
+      if (handed === undefined) return void socket?.destroy();
+      if (stopping !== undefined || socket === undefined) return handed.decline(socket);
+      return handed.take(socket);
+    case 'drain-ack':
+      return drainHeard?.();
     case 'nodes':
       return follow(msg.mirror);
     case 'config': {

@@ -14,6 +14,8 @@ import { workerConfig } from './worker-config.js';
 import { choseMaglev, NO_MAGLEV, nodeAccepts, workerExecArgv } from './worker-exec-argv.js';
 import { workerEnv } from '../util/malloc-thresholds.js';
 import { ConnectionHandoff } from './connection-handoff.js';
+import type { Socket } from 'node:net';
+import { LogRateLimit } from '../util/log-rate-limit.js';
 
 /** How often the control plane brings its copy of the workers' counters up to date (status page, charts). */
 const REPORT_EVERY_MS = 1000;
@@ -73,6 +75,8 @@ interface Slot {
   restartTimer: NodeJS.Timeout | undefined;
   /** Client connections handed to its worker and not yet closed (connection handoff). */
   connections: number;
+  /** Sockets sent to its worker that it has not said it took (connection handoff). */
+  inTransit: Socket[];
 }
 
 /**
@@ -108,6 +112,7 @@ export class WorkerPool {
   readonly #queued = new Map<string, number>();
   /** The client port's listener when the control plane hands out connections (least-connections). */
   readonly #handoff: ConnectionHandoff<Slot> | undefined;
+  readonly #acceptLog = new LogRateLimit(1000);
 
   constructor(
     private readonly parts: Parts,
@@ -132,14 +137,20 @@ export class WorkerPool {
         retiredMetrics: undefined,
         restartTimer: undefined,
         connections: 0,
+        inTransit: [],
       });
     }
     if (config.proxy.connectionBalance === 'least-connections') {
       this.#handoff = new ConnectionHandoff<Slot>({
         targets: this.#slots,
         ready: (slot) => slot.state === 'running' && slot.child?.connected === true,
-        send: (slot, socket, sent) => slot.child!.send({ t: 'conn' } satisfies ToWorker, socket, undefined, (err) => sent(err)),
-        acceptFailed: (err) => this.parts.logger.error({ event: 'accept_failed', err: err.message }, `could not accept a client connection: ${err.message}`),
+        // keepOpen: this process closes its copy once the worker says it took the socket (HandoffTarget.inTransit).
+        send: (slot, socket, sent) => slot.child!.send({ t: 'conn' } satisfies ToWorker, socket, { keepOpen: true }, (err) => sent(err)),
+        acceptFailed: (err) => {
+          // Out of file descriptors fails every accept: one line a second at most.
+          const held = this.#acceptLog.take('accept', this.clock.now());
+          if (held !== undefined) this.parts.logger.error({ event: 'accept_failed', err: err.message, notLogged: held }, `could not accept a client connection: ${err.message}${held > 0 ? ` (${held} more since the last line)` : ''}`);
+        },
       });
     }
   }
@@ -156,6 +167,9 @@ export class WorkerPool {
       // The port is bound before any worker starts: connections wait for the first to be ready.
       this.#port = await this.#handoff.listen(port, this.#config.listen.address);
       await Promise.all(this.#slots.map((slot) => this.#spawn(slot, this.#port)));
+      // Connections made during start-up waited for all of them, not just the first ready.
+      this.#started = true;
+      this.#handoff.readyChanged();
     } else {
       const [first, ...rest] = this.#slots;
       this.#port = await this.#spawn(first!, port);
@@ -295,10 +309,11 @@ export class WorkerPool {
         if (msg.t === 'listening' && !settled) {
           settled = true;
           clearTimeout(timer);
-          slot.state = 'running';
+          // One that began to drain meanwhile stays stopping.
+          if (slot.state === 'starting') slot.state = 'running';
           this.#lastMirror = '';
           this.#sendMirror();
-          this.#handoff?.readyChanged();
+          if (this.#started) this.#handoff?.readyChanged();
           return resolve(msg.port);
         }
         if (msg.t === 'failed') return fail(new Error(msg.message));
@@ -325,8 +340,8 @@ export class WorkerPool {
     }
     slot.retiredRequests += slot.report?.requests ?? 0;
     slot.report = undefined;
-    // Its connections ended with it.
-    slot.connections = 0;
+    // Its connections ended with it, and those on their way to it.
+    this.#handoff?.gone(slot);
     if (slot.metrics !== undefined) {
       // Counters and histograms live on in the totals; gauges (in flight, memory) end with the process.
       const lasting = slot.metrics.filter((m) => ['counter', 'histogram'].includes((m as { type?: string }).type ?? ''));
@@ -425,12 +440,18 @@ export class WorkerPool {
         if (failed) this.#queueMirror();
         return;
       }
-      case 'closed':
-        slot.connections = Math.max(0, slot.connections - msg.count);
+      case 'conns':
+        this.#handoff?.taken(slot, msg.taken);
+        this.#handoff?.closed(slot, msg.closed);
+        return;
+      case 'declined':
+        this.#handoff?.declined(slot);
         return;
       case 'draining':
         // No more connections for it; once it ends it is replaced (unless the pool is closing).
+        // The answer follows every connection sent to it before: after it, none can come.
         slot.state = 'stopping';
+        this.#send(slot, { t: 'drain-ack' });
         return;
       case 'slow': {
         const node = this.#node(msg.node);

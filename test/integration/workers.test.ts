@@ -212,26 +212,78 @@ describe('request workers (proxy.workers)', () => {
     assert.equal((await meanwhile).status, 200, 'served once a worker is back');
   });
 
-  it('hands each new connection to the worker holding the fewest: 6 held connections are 3 and 3', async (t) => {
+  it('hands each new connection to the worker holding the fewest, not in turn: closed ones make room where they were', async (t) => {
     const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
     const { port } = new URL(lb.url);
     const clients: Socket[] = [];
     t.after(() => clients.forEach((c) => c.destroy()));
-    // Keep-alive connections opened one after another, each kept open after its answer (as docker's are).
-    for (let i = 0; i < 6; i++) {
+    /** A keep-alive connection with one request answered on it, kept open (as docker's are), and the worker that served it. */
+    const held = async (i: number): Promise<{ socket: Socket; worker: number }> => {
+      const before = (await status(lb)).workers.map((w) => w.requests);
       const c = connect(Number(port), '127.0.0.1');
       clients.push(c);
       let text = '';
       c.on('data', (d: Buffer) => (text += d.toString('latin1')));
       c.write(`GET /v2/lib/a/manifests/${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
       while (!/\r\n\r\nok$/.test(text)) await once(c, 'data');
-    }
-    const s = await status(lb);
-    assert.deepEqual(s.workers.map((w) => w.connections), [3, 3], 'by count, not by a hash of the addresses');
-    assert.deepEqual(s.workers.map((w) => w.requests), [3, 3]);
-    clients.forEach((c) => c.destroy());
-    // Closed connections are told to the control plane within milliseconds.
-    while ((await status(lb)).workers.some((w) => w.connections !== 0)) await new Promise((r) => setImmediate(r));
+      const after = (await status(lb)).workers.map((w) => w.requests);
+      return { socket: c, worker: after.findIndex((n, k) => n > before[k]!) };
+    };
+    /** /-/status once every close has been told (batches of 10 ms); bounded. */
+    const settled = async (want: number[]): Promise<number[]> => {
+      let got: Array<number | null> = [];
+      for (let i = 0; i < 200; i++) {
+        got = (await status(lb)).workers.map((w) => w.connections);
+        if (JSON.stringify(got) === JSON.stringify(want)) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return got as number[];
+    };
+    const first = [];
+    for (let i = 0; i < 4; i++) first.push(await held(i));
+    assert.deepEqual(await settled([2, 2]), [2, 2], 'by count, not by a hash of the addresses');
+    // The two on one worker close: it holds none, the other two.
+    const emptied = first[0]!.worker;
+    for (const h of first.filter((h) => h.worker === emptied)) h.socket.destroy();
+    const want = emptied === 0 ? [0, 2] : [2, 0];
+    assert.deepEqual(await settled(want), want);
+    // In turn, the next two would go one to each; by count both go where there is room.
+    const next = [await held(4), await held(5)];
+    assert.deepEqual(next.map((h) => h.worker), [emptied, emptied]);
+    assert.deepEqual(await settled([2, 2]), [2, 2]);
+  });
+
+  it('a worker that dies with connections on their way to it: each of those clients sees its connection closed, none hangs', async (t) => {
+    const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
+    const { port } = new URL(lb.url);
+    const victim = (await status(lb)).workers[0]!;
+    // Stopped, it reads nothing from its channel: sockets sent to it wait there, unacknowledged.
+    process.kill(victim.pid!, 'SIGSTOP');
+    let answered = 0;
+    let fourAnswered: () => void = () => {};
+    const outcomes = Array.from({ length: 10 }, (_, i) =>
+      new Promise<string>((resolve) => {
+        const c = connect(Number(port), '127.0.0.1', () => c.write(`GET /v2/lib/a/manifests/${i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        c.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        c.on('error', () => {});
+        // Bounded: a connection nobody serves or closes fails here, not on the test's timeout.
+        const guard = setTimeout(() => (resolve('hung'), c.destroy()), 10_000);
+        c.on('close', () => {
+          clearTimeout(guard);
+          const ok = text.startsWith('HTTP/1.1 200');
+          if (ok && ++answered === 4) fourAnswered();
+          resolve(ok ? 'answered' : 'closed');
+        });
+      }),
+    );
+    // Equal counts take turns: once the other worker answered four, the stopped one was sent at least three.
+    await new Promise<void>((resolve) => (fourAnswered = resolve));
+    process.kill(victim.pid!, 'SIGKILL');
+    const results = await Promise.all(outcomes);
+    assert.equal(results.filter((r) => r === 'hung').length, 0, JSON.stringify(results));
+    assert.ok(results.filter((r) => r === 'answered').length >= 1, 'the other worker served its share');
+    assert.ok(results.filter((r) => r === 'closed').length >= 1, "the dead worker's share was closed");
   });
 
   it('a worker draining on its own (SIGTERM) is handed no new connections; the other takes them', async (t) => {
@@ -246,11 +298,18 @@ describe('request workers (proxy.workers)', () => {
     const lb = await withWorkers(t, servers.map((s) => s.url));
     const pending = send(`${lb.url}/slow`);
     let busy: WorkerStatus | undefined;
-    while (busy === undefined) busy = (await status(lb)).workers.find((w) => w.inflight === 1);
+    for (let i = 0; i < 200 && busy === undefined; i++) {
+      busy = (await status(lb)).workers.find((w) => w.inflight === 1);
+      if (busy === undefined) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(busy !== undefined, 'the slow request is on a worker');
     // It drains: its request in flight goes on, for up to listen.shutdownGrace.
     process.kill(busy.pid!, 'SIGTERM');
     let seen: WorkerStatus | undefined;
-    for (let i = 0; i < 500 && seen?.state !== 'stopping'; i++) seen = (await status(lb)).workers.find((w) => w.index === busy.index);
+    for (let i = 0; i < 200 && seen?.state !== 'stopping'; i++) {
+      seen = (await status(lb)).workers.find((w) => w.index === busy.index);
+      if (seen?.state !== 'stopping') await new Promise((r) => setTimeout(r, 5));
+    }
     assert.equal(seen?.state, 'stopping', 'the control plane knows it drains');
     for (let i = 0; i < 6; i++) assert.equal((await send(`${lb.url}/v2/lib/a/manifests/${i}`)).status, 200, 'each new connection goes to the worker that serves');
     release!();

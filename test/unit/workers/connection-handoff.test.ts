@@ -10,6 +10,7 @@ type T = { after: (fn: () => unknown) => void };
 interface Target {
   name: string;
   connections: number;
+  inTransit: Socket[];
   ready: boolean;
   got: Socket[];
   /** Sending to it fails (its worker went away with the socket in transit). */
@@ -40,6 +41,8 @@ async function handoff(t: T, targets: Target[]) {
     },
     send: (x, socket, sent) => {
       sends++;
+      // A channel that closed: the worker is no longer ready, as the pool's connected check says.
+      if (x.gone && x.name === 'gone') x.ready = false;
       if (x.gone) sent(new Error('channel closed'));
       else {
         x.got.push(socket);
@@ -70,7 +73,7 @@ async function handoff(t: T, targets: Target[]) {
   };
 }
 
-const target = (name: string, connections = 0, ready = true): Target => ({ name, connections, ready, got: [] });
+const target = (name: string, connections = 0, ready = true): Target => ({ name, connections, ready, got: [], inTransit: [] });
 
 describe('connection handoff (proxy.connectionBalance least-connections)', () => {
   it('spreads connections opened together evenly: 4 streams over 2 workers go 2 and 2, whatever their addresses', async (t) => {
@@ -110,13 +113,54 @@ describe('connection handoff (proxy.connectionBalance least-connections)', () =>
     assert.match(data.toString(), /^GET \/v2\/ HTTP\/1.1/, "the worker reads the client's first bytes: nothing was read before");
   });
 
-  it('a worker gone with the socket in transit: the connection is closed and its count given back', async (t) => {
+  it('keeps its copy of each socket until the worker says it took it, then closes it', async (t) => {
     const w = target('w');
-    w.gone = true;
-    const { open } = await handoff(t, [w]);
+    const { h, open } = await handoff(t, [w]);
+    await open(3, 3);
+    assert.equal(w.inTransit.length, 3);
+    h.taken(w, 2);
+    assert.equal(w.inTransit.length, 1);
+    assert.ok(w.got[0]!.destroyed && w.got[1]!.destroyed && !w.got[2]!.destroyed, 'the two oldest are closed here');
+    h.closed(w, 2);
+    assert.equal(w.connections, 1);
+  });
+
+  it('a socket a draining worker declines goes to another worker, unread', async (t) => {
+    const a = target('a');
+    const b = target('b', 5);
+    const { h, open } = await handoff(t, [a, b]);
     const [client] = await open(1, 1);
-    await once(client!, 'close');
-    assert.equal(w.connections, 0);
+    assert.equal(a.got.length, 1);
+    client!.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n');
+    a.ready = false;
+    h.declined(a);
+    assert.deepEqual([a.connections, a.inTransit.length, b.connections, b.got.length], [0, 0, 6, 1]);
+    const [data] = (await once(b.got[0]!.resume(), 'data')) as [Buffer];
+    assert.match(data.toString(), /^GET \/v2\/ HTTP\/1.1/, 'the other worker reads the first bytes');
+  });
+
+  it('a worker that ends with sockets in transit: each of those clients sees its connection closed', async (t) => {
+    const w = target('w');
+    const { h, open } = await handoff(t, [w]);
+    const clients = await open(2, 2);
+    h.gone(w);
+    await Promise.all(clients.map((c) => once(c, 'close')));
+    assert.deepEqual([w.connections, w.inTransit.length], [0, 0]);
+  });
+
+  it('a send that fails goes to another worker when the channel is gone, and is closed when it seems not to be (no loop)', async (t) => {
+    const gone = target('gone');
+    gone.gone = true;
+    const other = target('other', 3);
+    const { open } = await handoff(t, [gone, other]);
+    // The channel is gone and the worker no longer ready: handed on.
+    await open(1, 2);
+    assert.equal(other.got.length, 1, 'handed to the other');
+    assert.deepEqual([gone.connections, gone.inTransit.length], [0, 0]);
+    // Still ready: closed rather than sent again and again.
+    other.gone = true;
+    const [second] = await open(1, 3);
+    await once(second!, 'close');
   });
 
   it('stops accepting on close; connections held for a worker are closed', async (t) => {
