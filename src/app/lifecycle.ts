@@ -2,6 +2,7 @@ import { createAdminServer } from '../admin/server.js';
 import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { Config } from '../config/schema.js';
 import { flushLogger } from '../log/loggers.js';
+import { residentBytes } from '../util/resident-bytes.js';
 import { closeServer, createListener, listen, openForHandedConnections } from '../proxy/listener.js';
 import { warnExpiringRootCerts } from '../token/root-cert-expiry.js';
 import type { Timer } from '../util/clock.js';
@@ -146,7 +147,7 @@ export class Lifecycle {
   /** This process as /-/status lists it when it serves the traffic itself. */
   #ownStatus(): WorkerStatus {
     const { handler, clock } = this.parts;
-    return { index: 1, pid: process.pid, state: 'running', requests: handler.handled(), inflight: handler.inflight(), rssBytes: process.memoryUsage.rss(), restarts: 0, startedAt: new Date(this.#startedAt ?? clock.now()).toISOString(), connections: null };
+    return { index: 1, pid: process.pid, state: 'running', requests: handler.handled(), inflight: handler.inflight(), rssBytes: residentBytes(), restarts: 0, startedAt: new Date(this.#startedAt ?? clock.now()).toISOString(), connections: null };
   }
 
   /**

@@ -9,11 +9,14 @@ export interface HandoffTarget {
   /** Client connections handed to it and not yet closed (it tells of closes in batches). */
   connections: number;
   /**
-   * Sockets sent to it that it has not yet said it took, oldest first. The control plane keeps
-   * its own copy of each until then: a worker that ends before it reads one from the channel
-   * would otherwise leave the client with an open connection nobody serves.
+   * Sockets sent to it that it has not yet told of, by the number each was sent with (in
+   * order). The control plane keeps its own copy of each until then: a worker that ends before
+   * it reads one from the channel would otherwise leave the client with an open connection
+   * nobody serves.
    */
-  inTransit: Socket[];
+  inTransit: Map<number, Socket>;
+  /** The number the last socket sent to it went with. */
+  lastSent: number;
 }
 
 export interface HandoffOptions<T extends HandoffTarget> {
@@ -21,8 +24,8 @@ export interface HandoffOptions<T extends HandoffTarget> {
   targets: readonly T[];
   /** Whether the worker takes connections now. */
   ready(target: T): boolean;
-  /** Sends the worker the connection, keeping this process's copy open; calls back with an error when it could not. */
-  send(target: T, socket: Socket, sent: (err: Error | null) => void): void;
+  /** Sends the worker the connection with its number, keeping this process's copy open; calls back with an error when it could not. */
+  send(target: T, socket: Socket, seq: number, sent: (err: Error | null) => void): void;
   /** An accept failed (out of file descriptors, say): told, the listener goes on. */
   acceptFailed(err: Error): void;
 }
@@ -40,6 +43,9 @@ export class ConnectionHandoff<T extends HandoffTarget> {
   readonly #waiting: Socket[] = [];
   /** Where the next search starts: equal counts go round robin. */
   #next = 0;
+  /** Numbers the sockets are sent with, increasing. */
+  #seq = 0;
+  #closed = false;
 
   constructor(private readonly opts: HandoffOptions<T>) {
     // Sockets stay unread here (pauseOnConnect): the worker's parser reads the first byte.
@@ -55,17 +61,23 @@ export class ConnectionHandoff<T extends HandoffTarget> {
     return bound;
   }
 
-  /** The worker took its oldest `count` sockets in transit: this process's copies are closed (the connections live on in the worker). */
-  taken(target: T, count: number): void {
-    for (const socket of target.inTransit.splice(0, count)) socket.destroy();
-  }
-
-  /** The worker would not take its oldest socket in transit (it drains): it goes to another, unread. */
-  declined(target: T): void {
-    const socket = target.inTransit.shift();
-    if (socket === undefined) return;
-    target.connections = Math.max(0, target.connections - 1);
-    this.#hand(socket);
+  /**
+   * The worker told of every socket sent to it up to number `through`: those in `declined` it
+   * did not take (it drains, or the descriptor never reached it), and they go to another worker,
+   * unread; the others it took, and this process's copies are closed (the connections live on in
+   * the worker).
+   */
+  told(target: T, through: number, declined: readonly number[]): void {
+    for (const [seq, socket] of target.inTransit) {
+      if (seq > through) break;
+      target.inTransit.delete(seq);
+      if (!declined.includes(seq)) {
+        socket.destroy();
+        continue;
+      }
+      target.connections = Math.max(0, target.connections - 1);
+      this.#hand(socket);
+    }
   }
 
   /** Connections the worker held that closed. */
@@ -78,7 +90,8 @@ export class ConnectionHandoff<T extends HandoffTarget> {
    * (it may have begun to serve one before it could say so), closed here, so each client sees it.
    */
   gone(target: T): void {
-    for (const socket of target.inTransit.splice(0)) socket.destroy();
+    for (const socket of target.inTransit.values()) socket.destroy();
+    target.inTransit.clear();
     target.connections = 0;
   }
 
@@ -97,6 +110,7 @@ export class ConnectionHandoff<T extends HandoffTarget> {
    * transit are each closed here once their worker took it or ended.
    */
   close(): void {
+    this.#closed = true;
     for (const socket of this.#waiting.splice(0)) socket.destroy();
     if (this.#server.listening) this.#server.close();
   }
@@ -105,6 +119,8 @@ export class ConnectionHandoff<T extends HandoffTarget> {
     // A client gone before its socket could be handed on: an error here must not end the control plane.
     if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
     if (socket.destroyed) return;
+    // Declined by a worker after the port closed: nobody is left to take it.
+    if (this.#closed) return void socket.destroy();
     const target = this.#choose();
     if (target !== undefined) return this.#send(target, socket);
     if (this.#waiting.length >= MAX_WAITING) return void socket.destroy();
@@ -112,20 +128,20 @@ export class ConnectionHandoff<T extends HandoffTarget> {
   }
 
   #send(target: T, socket: Socket): void {
+    const seq = ++this.#seq;
     target.connections++;
-    target.inTransit.push(socket);
+    target.inTransit.set(seq, socket);
+    target.lastSent = seq;
     const failed = () => {
       // Not sent (the channel closed under it): still unread here, it goes to another worker.
-      const at = target.inTransit.indexOf(socket);
-      if (at === -1) return;
-      target.inTransit.splice(at, 1);
+      if (!target.inTransit.delete(seq)) return;
       target.connections = Math.max(0, target.connections - 1);
       // To another worker when this one's channel is gone; closed if it still looks ready (no loop).
       if (this.opts.ready(target)) socket.destroy();
       else this.#hand(socket);
     };
     try {
-      this.opts.send(target, socket, (err) => {
+      this.opts.send(target, socket, seq, (err) => {
         if (err !== null) failed();
       });
     } catch {

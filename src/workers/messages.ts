@@ -33,7 +33,8 @@ export interface WorkerReport {
   /** Client requests handled since the worker started, and in flight now. */
   requests: number;
   inflight: number;
-  rss: number;
+  /** null when it could not be read (the process is out of file descriptors). */
+  rss: number | null;
 }
 
 export type PinOp =
@@ -47,9 +48,11 @@ export type ToWorker =
   /** The nodes' state comes with the config: a worker serves on it from its first connection. */
   | { t: 'start'; config: Config; port: number; index: number; mirror: NodeMirror; handoff: boolean }
   /** A client connection the control plane accepted (proxy.connectionBalance least-connections): its socket comes as the message's handle. */
-  | { t: 'conn' }
-  /** The control plane heard 'draining': every connection it sent before this has reached the worker. */
-  | { t: 'drain-ack' }
+  | { t: 'conn'; seq: number }
+  /** The control plane heard 'draining': every connection it sent before this (numbers up to `through`) has reached the worker or was dropped. */
+  | { t: 'drain-ack'; through: number }
+  /** Sent now and then while sockets are in transit: a number up to `through` not yet seen was dropped on the way. */
+  | { t: 'conn-check'; through: number }
   | { t: 'nodes'; mirror: NodeMirror }
   | { t: 'config'; config: Config }
   | ({ t: 'verified' } & SharedVerdict)
@@ -64,10 +67,8 @@ export type ToWorker =
 /** Worker to control plane. */
 export type FromWorker =
   | { t: 'listening'; port: number }
-  /** Handed sockets taken (oldest first) and handed connections closed, since the last such message. */
-  | { t: 'conns'; taken: number; closed: number }
-  /** The oldest handed socket not yet told of was not taken (the worker drains): hand it on. */
-  | { t: 'declined' }
+  /** Handed sockets numbered up to `through` are told of (those in `declined` not taken: hand them on), and `closed` more closed. */
+  | { t: 'told'; through: number; declined: number[]; closed: number }
   /** This worker began to drain (a signal, a reload it could not apply): hand it no more connections. */
   | { t: 'draining' }
   | { t: 'failed'; message: string }

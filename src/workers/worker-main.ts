@@ -7,6 +7,7 @@ import { workerMetrics } from './worker-metrics.js';
 import type { WorkerSide } from './worker-side.js';
 import { raiseMallocThresholds } from '../util/malloc-thresholds.js';
 import { HandedConnections } from './handed-connections.js';
+import { residentBytes } from '../util/resident-bytes.js';
 import type { Socket } from 'node:net';
 
 /**
@@ -71,10 +72,7 @@ async function start(config: Config, port: number, mirror: NodeMirror, handoff: 
     // Told to stop while it started: it never says it listens, and is handed nothing.
     if (stopping !== undefined) return;
     if (handoff) {
-      handed = new HandedConnections(worker.parts.servers.proxy!, {
-        counts: (taken, closed) => send({ t: 'conns', taken, closed }),
-        declined: () => send({ t: 'declined' }),
-      });
+      handed = new HandedConnections(worker.parts.servers.proxy!, { told: (through, declined, closed) => send({ t: 'told', through, declined, closed }) });
     }
     send({ t: 'listening', port: urls.proxyPort });
   } catch (err) {
@@ -85,7 +83,7 @@ async function start(config: Config, port: number, mirror: NodeMirror, handoff: 
 function report(parts: Parts): WorkerReport {
   const nodes: WorkerReport['nodes'] = {};
   for (const n of parts.nodes.all) nodes[n.name] = { inflight: n.traffic.inflight, requests: n.traffic.requests, failures: n.traffic.failures, queued: parts.admission.queued(n) };
-  return { nodes, requests: parts.handler.handled(), inflight: parts.handler.inflight(), rss: process.memoryUsage.rss() };
+  return { nodes, requests: parts.handler.handled(), inflight: parts.handler.inflight(), rss: residentBytes() };
 }
 
 process.on('message', (msg: ToWorker, socket?: Socket) => {
@@ -96,9 +94,12 @@ process.on('message', (msg: ToWorker, socket?: Socket) => {
       // Sent before the control plane heard that this worker drains, or without its socket (the
       // descriptor did not arrive): not served here, handed on.
       if (handed === undefined) return void socket?.destroy();
-      if (stopping !== undefined || socket === undefined) return handed.decline(socket);
-      return handed.take(socket);
+      if (stopping !== undefined || socket === undefined) return handed.decline(msg.seq, socket);
+      return handed.take(msg.seq, socket);
+    case 'conn-check':
+      return handed?.reach(msg.through);
     case 'drain-ack':
+      handed?.reach(msg.through);
       return drainHeard?.();
     case 'nodes':
       return follow(msg.mirror);

@@ -75,8 +75,9 @@ interface Slot {
   restartTimer: NodeJS.Timeout | undefined;
   /** Client connections handed to its worker and not yet closed (connection handoff). */
   connections: number;
-  /** Sockets sent to its worker that it has not said it took (connection handoff). */
-  inTransit: Socket[];
+  /** Sockets sent to its worker that it has not told of, by number (connection handoff). */
+  inTransit: Map<number, Socket>;
+  lastSent: number;
 }
 
 /**
@@ -137,7 +138,8 @@ export class WorkerPool {
         retiredMetrics: undefined,
         restartTimer: undefined,
         connections: 0,
-        inTransit: [],
+        inTransit: new Map(),
+        lastSent: 0,
       });
     }
     if (config.proxy.connectionBalance === 'least-connections') {
@@ -145,7 +147,7 @@ export class WorkerPool {
         targets: this.#slots,
         ready: (slot) => slot.state === 'running' && slot.child?.connected === true,
         // keepOpen: this process closes its copy once the worker says it took the socket (HandoffTarget.inTransit).
-        send: (slot, socket, sent) => slot.child!.send({ t: 'conn' } satisfies ToWorker, socket, { keepOpen: true }, (err) => sent(err)),
+        send: (slot, socket, seq, sent) => slot.child!.send({ t: 'conn', seq } satisfies ToWorker, socket, { keepOpen: true }, (err) => sent(err)),
         acceptFailed: (err) => {
           // Out of file descriptors fails every accept: one line a second at most.
           const held = this.#acceptLog.take('accept', this.clock.now());
@@ -179,7 +181,10 @@ export class WorkerPool {
     // A worker that ended while the others were still starting is replaced like any other.
     for (const slot of this.#slots) if (slot.child === undefined && !this.#closing) this.#restartLater(slot, null, null);
     // Real timers: these keep processes in step, whatever clock the control plane's rules use.
-    this.#mirrorTimer = setInterval(() => this.#sendMirror(), MIRROR_EVERY_MS).unref();
+    this.#mirrorTimer = setInterval(() => {
+      this.#sendMirror();
+      this.#checkInTransit();
+    }, MIRROR_EVERY_MS).unref();
     this.#reportTimer = setInterval(() => void this.refresh(), REPORT_EVERY_MS).unref();
     return this.#port;
   }
@@ -317,7 +322,8 @@ export class WorkerPool {
           return resolve(msg.port);
         }
         if (msg.t === 'failed') return fail(new Error(msg.message));
-        this.#received(slot, msg);
+        // A worker already replaced speaks for nothing its slot holds now.
+        if (slot.child === child) this.#received(slot, msg);
       });
       child.once('exit', (code, signal) => {
         fail(new Error(`request worker ${slot.index} ended before it listened (${signal ?? `exit code ${code}`})`));
@@ -440,18 +446,15 @@ export class WorkerPool {
         if (failed) this.#queueMirror();
         return;
       }
-      case 'conns':
-        this.#handoff?.taken(slot, msg.taken);
+      case 'told':
+        this.#handoff?.told(slot, msg.through, msg.declined);
         this.#handoff?.closed(slot, msg.closed);
-        return;
-      case 'declined':
-        this.#handoff?.declined(slot);
         return;
       case 'draining':
         // No more connections for it; once it ends it is replaced (unless the pool is closing).
         // The answer follows every connection sent to it before: after it, none can come.
         slot.state = 'stopping';
-        this.#send(slot, { t: 'drain-ack' });
+        this.#send(slot, { t: 'drain-ack', through: slot.lastSent });
         return;
       case 'slow': {
         const node = this.#node(msg.node);
@@ -528,6 +531,15 @@ export class WorkerPool {
       default:
         return;
     }
+  }
+
+  /**
+   * A socket whose message a worker dropped (the descriptor did not fit: out of file
+   * descriptors) is never told of by a later one when it was the last sent: asking now and then
+   * lets the worker see the gap and decline it, so it goes to another worker.
+   */
+  #checkInTransit(): void {
+    for (const slot of this.#slots) if (slot.inTransit.size > 0 && slot.state === 'running') this.#send(slot, { t: 'conn-check', through: slot.lastSent });
   }
 
   /** Every other worker hears of a worker's flight. */

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import type { Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { ConnectionHandoff } from '../../../src/workers/connection-handoff.js';
+import { HandedConnections } from '../../../src/workers/handed-connections.js';
 
 type T = { after: (fn: () => unknown) => void };
 
@@ -10,7 +12,8 @@ type T = { after: (fn: () => unknown) => void };
 interface Target {
   name: string;
   connections: number;
-  inTransit: Socket[];
+  inTransit: Map<number, Socket>;
+  lastSent: number;
   ready: boolean;
   got: Socket[];
   /** Sending to it fails (its worker went away with the socket in transit). */
@@ -39,7 +42,7 @@ async function handoff(t: T, targets: Target[]) {
       }
       return x.ready;
     },
-    send: (x, socket, sent) => {
+    send: (x, socket, _seq, sent) => {
       sends++;
       // A channel that closed: the worker is no longer ready, as the pool's connected check says.
       if (x.gone && x.name === 'gone') x.ready = false;
@@ -73,7 +76,7 @@ async function handoff(t: T, targets: Target[]) {
   };
 }
 
-const target = (name: string, connections = 0, ready = true): Target => ({ name, connections, ready, got: [], inTransit: [] });
+const target = (name: string, connections = 0, ready = true): Target => ({ name, connections, ready, got: [], inTransit: new Map(), lastSent: 0 });
 
 describe('connection handoff (proxy.connectionBalance least-connections)', () => {
   it('spreads connections opened together evenly: 4 streams over 2 workers go 2 and 2, whatever their addresses', async (t) => {
@@ -117,9 +120,10 @@ describe('connection handoff (proxy.connectionBalance least-connections)', () =>
     const w = target('w');
     const { h, open } = await handoff(t, [w]);
     await open(3, 3);
-    assert.equal(w.inTransit.length, 3);
-    h.taken(w, 2);
-    assert.equal(w.inTransit.length, 1);
+    assert.deepEqual([...w.inTransit.keys()], [1, 2, 3]);
+    assert.equal(w.lastSent, 3);
+    h.told(w, 2, []);
+    assert.deepEqual([...w.inTransit.keys()], [3]);
     assert.ok(w.got[0]!.destroyed && w.got[1]!.destroyed && !w.got[2]!.destroyed, 'the two oldest are closed here');
     h.closed(w, 2);
     assert.equal(w.connections, 1);
@@ -133,10 +137,21 @@ describe('connection handoff (proxy.connectionBalance least-connections)', () =>
     assert.equal(a.got.length, 1);
     client!.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n');
     a.ready = false;
-    h.declined(a);
-    assert.deepEqual([a.connections, a.inTransit.length, b.connections, b.got.length], [0, 0, 6, 1]);
+    h.told(a, 1, [1]);
+    assert.deepEqual([a.connections, a.inTransit.size, b.connections, b.got.length], [0, 0, 6, 1]);
     const [data] = (await once(b.got[0]!.resume(), 'data')) as [Buffer];
     assert.match(data.toString(), /^GET \/v2\/ HTTP\/1.1/, 'the other worker reads the first bytes');
+  });
+
+  it('a socket declined after the port closed (the whole group was told to stop) is closed, not kept waiting', async (t) => {
+    const a = target('a');
+    const b = target('b', 1);
+    const { h, open } = await handoff(t, [a, b]);
+    const [client] = await open(1, 1);
+    h.close();
+    h.told(a, 1, [1]);
+    await once(client!, 'close');
+    assert.equal(b.got.length, 0);
   });
 
   it('a worker that ends with sockets in transit: each of those clients sees its connection closed', async (t) => {
@@ -145,7 +160,7 @@ describe('connection handoff (proxy.connectionBalance least-connections)', () =>
     const clients = await open(2, 2);
     h.gone(w);
     await Promise.all(clients.map((c) => once(c, 'close')));
-    assert.deepEqual([w.connections, w.inTransit.length], [0, 0]);
+    assert.deepEqual([w.connections, w.inTransit.size], [0, 0]);
   });
 
   it('a send that fails goes to another worker when the channel is gone, and is closed when it seems not to be (no loop)', async (t) => {
@@ -156,7 +171,7 @@ describe('connection handoff (proxy.connectionBalance least-connections)', () =>
     // The channel is gone and the worker no longer ready: handed on.
     await open(1, 2);
     assert.equal(other.got.length, 1, 'handed to the other');
-    assert.deepEqual([gone.connections, gone.inTransit.length], [0, 0]);
+    assert.deepEqual([gone.connections, gone.inTransit.size], [0, 0]);
     // Still ready: closed rather than sent again and again.
     other.gone = true;
     const [second] = await open(1, 3);
@@ -170,5 +185,36 @@ describe('connection handoff (proxy.connectionBalance least-connections)', () =>
     h.close();
     await once(held!, 'close');
     await assert.rejects(open(1, 0), { code: 'ECONNREFUSED' });
+  });
+});
+
+describe("the worker's end: which numbered sockets it took, declined, or never got", () => {
+  const fakeSocket = () => Object.assign(new EventEmitter(), { destroyed: false, destroy() { this.destroyed = true; } }) as unknown as Socket & { destroyed: boolean };
+
+  it('tells the numbers it took, declines a gap (a message Node dropped) and those it will not serve, in one report each time', () => {
+    const told: Array<[number, number[], number]> = [];
+    const server = new EventEmitter() as unknown as Server;
+    const connections: Socket[] = [];
+    server.on('connection', (s: Socket) => connections.push(s));
+    const handed = new HandedConnections(server, { told: (through, declined, closed) => told.push([through, declined, closed]) });
+    handed.take(1, fakeSocket());
+    // Number 2 never came: its descriptor did not fit, and Node dropped the message.
+    handed.take(3, fakeSocket());
+    assert.equal(connections.length, 2, 'served through the listener');
+    handed.flush();
+    assert.deepEqual(told, [[3, [2], 0]]);
+    // Draining: 4 is declined (closed here, unread), and told at once.
+    const four = fakeSocket();
+    handed.decline(4, four);
+    assert.ok(four.destroyed);
+    assert.deepEqual(told.at(-1), [4, [4], 0]);
+    // The control plane's check: 5 and 6 were sent before it and never came.
+    handed.reach(6);
+    assert.deepEqual(told.at(-1), [6, [5, 6], 0]);
+    handed.reach(6);
+    assert.equal(told.length, 3, 'nothing new: nothing told');
+    (connections[0] as unknown as EventEmitter).emit('close');
+    handed.flush();
+    assert.deepEqual(told.at(-1), [6, [], 1]);
   });
 });
