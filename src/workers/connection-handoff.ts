@@ -3,6 +3,8 @@ import { listen } from '../proxy/listener.js';
 
 /** Connections accepted while no worker can take one (start-up, every worker being replaced) wait, up to this many. */
 const MAX_WAITING = 1024;
+/** A socket declined this many times (every worker out of file descriptors, say) is closed rather than passed round again. */
+const MAX_DECLINES = 3;
 
 /** A request worker as the handoff sees it. */
 export interface HandoffTarget {
@@ -46,6 +48,8 @@ export class ConnectionHandoff<T extends HandoffTarget> {
   /** Numbers the sockets are sent with, increasing. */
   #seq = 0;
   #closed = false;
+  /** How many times each socket was declined. */
+  readonly #declines = new WeakMap<Socket, number>();
 
   constructor(private readonly opts: HandoffOptions<T>) {
     // Sockets stay unread here (pauseOnConnect): the worker's parser reads the first byte.
@@ -76,7 +80,10 @@ export class ConnectionHandoff<T extends HandoffTarget> {
         continue;
       }
       target.connections = Math.max(0, target.connections - 1);
-      this.#hand(socket);
+      const declines = (this.#declines.get(socket) ?? 0) + 1;
+      this.#declines.set(socket, declines);
+      if (declines >= MAX_DECLINES) socket.destroy();
+      else this.#hand(socket);
     }
   }
 

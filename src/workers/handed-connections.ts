@@ -35,6 +35,9 @@ export class HandedConnections {
   ) {}
 
   take(seq: number, socket: Socket): void {
+    // Already told of as never come (Node keeps messages in order, so this cannot happen): the
+    // control plane handed its copy on, and two workers must not serve one connection.
+    if (seq <= this.#through) return void socket.destroy();
     this.#reach(seq - 1);
     this.#through = seq;
     this.#schedule();

@@ -143,6 +143,20 @@ describe('connection handoff (proxy.connectionBalance least-connections)', () =>
     assert.match(data.toString(), /^GET \/v2\/ HTTP\/1.1/, 'the other worker reads the first bytes');
   });
 
+  it('a socket declined three times (every worker out of file descriptors) is closed, not passed round for ever', async (t) => {
+    const a = target('a');
+    const b = target('b');
+    const { h, open } = await handoff(t, [a, b]);
+    const [client] = await open(1, 1);
+    h.told(a, 1, [1]);
+    assert.equal(b.got.length, 1);
+    h.told(b, 2, [2]);
+    assert.equal(a.got.length, 2, 'declined twice: handed again');
+    h.told(a, 3, [3]);
+    await once(client!, 'close');
+    assert.equal(b.got.length, 1);
+  });
+
   it('a socket declined after the port closed (the whole group was told to stop) is closed, not kept waiting', async (t) => {
     const a = target('a');
     const b = target('b', 1);
@@ -213,6 +227,11 @@ describe("the worker's end: which numbered sockets it took, declined, or never g
     assert.deepEqual(told.at(-1), [6, [5, 6], 0]);
     handed.reach(6);
     assert.equal(told.length, 3, 'nothing new: nothing told');
+    // A number already told of as never come is not served (its copy went to another worker).
+    const late = fakeSocket();
+    handed.take(5, late);
+    assert.ok(late.destroyed);
+    assert.equal(connections.length, 2);
     (connections[0] as unknown as EventEmitter).emit('close');
     handed.flush();
     assert.deepEqual(told.at(-1), [6, [], 1]);
