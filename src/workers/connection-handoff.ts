@@ -37,8 +37,8 @@ export interface HandoffOptions<T extends HandoffTarget> {
  * each connection without reading from it, and passes its socket to the request worker holding
  * the fewest client connections; the worker serves it as if it had accepted it. The control plane
  * is in the accept path only: the bytes go between client and worker. Spreading by the kernel's
- * hash (kernel) leaves the two streams of a 4-stream pull on one worker's core 5 times in 8 with
- * 2 workers; counting connections splits them 2:2.
+ * hash (kernel) splits 4 streams over 2 workers unevenly 5 times in 8 (all four on one worker's
+ * core once in 8); counting connections splits them 2:2.
  */
 export class ConnectionHandoff<T extends HandoffTarget> {
   readonly #server: Server;
