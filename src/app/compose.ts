@@ -44,6 +44,7 @@ import { Coalescer } from '../coalesce/coalescer.js';
 import { BlobCache } from '../coalesce/blob-cache.js';
 import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
 import { createBufferReclaimer } from '../util/buffer-reclaimer.js';
+import { ClientReads } from '../proxy/client-reads.js';
 import { UNREAD_BODY_LIMIT, UNREAD_BODY_TIME, UnreadBodyLimit } from '../proxy/unread-body.js';
 import { TinyPieceLimit } from '../proxy/tiny-pieces.js';
 import { tmpdir } from 'node:os';
@@ -89,6 +90,8 @@ export interface Parts {
   coalescer: Coalescer;
   /** Verified blobs kept by digest (cache.dir); the control plane's evicts for its workers. */
   cache: BlobCache | undefined;
+  /** Makes the sockets of connections handed to a request worker (proxy.connectionBalance least-connections). */
+  clientReads: ClientReads;
 }
 
 type NodeParts = Pick<Parts, 'clock' | 'random' | 'logger' | 'routing' | 'nodes' | 'flags' | 'skew' | 'health' | 'checks' | 'outliers' | 'answers'>;
@@ -205,7 +208,7 @@ function createPinStore(config: Config, { clock, logger }: NodeParts, deps: Reso
   return new RedisPinStore(options, clock, logger);
 }
 
-type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler' | 'flights' | 'coalescer' | 'cache'>;
+type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler' | 'flights' | 'coalescer' | 'cache' | 'clientReads'>;
 
 /** The request path and what bounds it: client limits, fair node shares, body rates, connections, metrics. */
 function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 'store' | 'pins' | 'budget'>, deps: ResolvedDeps): ProxyParts {
@@ -235,6 +238,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   const coalescer = new Coalescer(flights, nodes, config.coalesce.enabled, cache);
   const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights.counts, cache });
   const tinyPieces = new TinyPieceLimit(clock);
+  const clientReads = new ClientReads();
   const proxyDeps: ProxyDeps = {
     nodes,
     pins,
@@ -262,6 +266,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
     reclaimer: deps.reclaimer ?? createBufferReclaimer(),
     tinyPieces,
+    largeReads: clientReads,
     unreadBodies: new UnreadBodyLimit({
       limit: UNREAD_BODY_LIMIT,
       within: UNREAD_BODY_TIME,
@@ -270,7 +275,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
       close: (socket, why, clientIp) => connections.closeAfterAnswer(socket, why, clientIp),
     }),
   };
-  return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache };
+  return { admission, rateWatch, connections, metrics, proxyDeps, handler: createRequestHandler(proxyDeps), flights, coalescer, cache, clientReads };
 }
 
 /** The blob cache, when cache.dir is set: a folder that cannot be made stops start-up naming it. */

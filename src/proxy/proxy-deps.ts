@@ -17,6 +17,7 @@ import type { AttemptDeadlines } from './attempt-deadlines.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { UnreadBodyLimit } from './unread-body.js';
 import type { TinyPieceLimit } from './tiny-pieces.js';
+import type { LargeReads } from './client-reads.js';
 
 /** What the request path is given by the composition root (app.ts): the only parts it may use. */
 export interface ProxyDeps {
@@ -65,4 +66,6 @@ export interface ProxyDeps {
   unreadBodies: UnreadBodyLimit;
   /** How many tiny pieces a request body may come in (tiny-pieces.ts). */
   tinyPieces: TinyPieceLimit;
+  /** Connections handed to a request worker may read a streaming body in large pieces (client-reads.ts). */
+  largeReads?: LargeReads;
 }

@@ -90,7 +90,9 @@ export class ProxyProtocolGate {
       socket.destroy();
     };
     const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
+      // A copy: a connection handed to a request worker reads into a buffer the next read reuses
+      // (client-reads.ts), and these bytes are kept until the header is whole, then put back.
+      chunks.push(Buffer.from(chunk));
       size += chunk.length;
       const read = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
       const r = readProxyHeader(read);

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import { freeOnceWritten } from '../util/free-once-written.js';
+import type { LargeReads } from './client-reads.js';
 import { StallClock } from './stall-clock.js';
 import { FEW_BYTE_PIECES, fewBytePieces, mostlyFraming, MOSTLY_FRAMING, TINY_AVERAGE, TOO_MANY_PIECES, type TinyPieces } from './tiny-pieces.js';
 
@@ -50,6 +51,8 @@ export class RequestBody {
      * sends its body (Expect: 100-continue), so it gets one only once harbor-lb wants the body.
      */
     private goAhead?: () => void,
+    /** Told while the body streams to a node (a body of known length: chunked ones are never read large). */
+    private readonly largeReads?: LargeReads,
   ) {
     this.#readBefore = req.socket?.bytesRead ?? 0;
   }
@@ -130,6 +133,7 @@ export class RequestBody {
   };
 
   #settle(): void {
+    if (this.#streaming) this.largeReads?.want(this.req.socket, false);
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
@@ -164,6 +168,7 @@ export class RequestBody {
       [Symbol.asyncIterator]: () => {
         this.touched = true;
         this.#streaming = streamed;
+        if (streamed) this.largeReads?.want(req.socket, true);
         const goAhead = this.goAhead;
         this.goAhead = undefined;
         goAhead?.();

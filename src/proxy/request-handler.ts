@@ -123,7 +123,7 @@ class FrontDoor implements RequestHandler {
             if (!res.headersSent) res.writeContinue();
           }
         : undefined;
-      ex.body = new RequestBody(req, this.#deps.reclaimer, tiny, goAhead);
+      ex.body = new RequestBody(req, this.#deps.reclaimer, tiny, goAhead, tiny === undefined ? this.#deps.largeReads : undefined);
     }
     unwatch = this.#watchRate(ex, (c) => (cut = c));
     const coalescer = this.#deps.coalescer;

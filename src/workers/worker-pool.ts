@@ -146,8 +146,10 @@ export class WorkerPool {
       this.#handoff = new ConnectionHandoff<Slot>({
         targets: this.#slots,
         ready: (slot) => slot.state === 'running' && slot.child?.connected === true,
-        // keepOpen: this process closes its copy once the worker says it took the socket (HandoffTarget.inTransit).
-        send: (slot, socket, seq, sent) => slot.child!.send({ t: 'conn', seq } satisfies ToWorker, socket, { keepOpen: true }, (err) => sent(err)),
+        // The socket's handle, not the socket: the worker makes its own socket of it (proxy/client-reads.ts).
+        // Sent so, Node leaves this process's copy open: it is closed once the worker says it took
+        // the connection (HandoffTarget.inTransit). A socket already closed goes without one.
+        send: (slot, socket, seq, sent) => slot.child!.send({ t: 'conn', seq } satisfies ToWorker, handleOf(socket), {}, (err) => sent(err)),
         acceptFailed: (err) => {
           // Out of file descriptors fails every accept: one line a second at most.
           const held = this.#acceptLog.take('accept', this.clock.now());
@@ -644,4 +646,12 @@ function retiredSum(a: object[], b: object[]): object[] {
   return AggregatorRegistry.aggregate([a, b] as Parameters<typeof AggregatorRegistry.aggregate>[0])
     .getMetricsAsArray()
     .map((m) => (m as unknown as { get(): object }).get());
+}
+
+/**
+ * A client socket's handle, as Node sends it over the IPC channel ('net.Native': the descriptor
+ * alone, this process's copy left open), or undefined once the socket is closed.
+ */
+function handleOf(socket: Socket): Socket | undefined {
+  return ((socket as unknown as { _handle?: Socket | null })._handle ?? undefined);
 }

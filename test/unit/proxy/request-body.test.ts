@@ -117,3 +117,36 @@ it('tells the client to go ahead (100 Continue) once, when the body is first rea
   unread.release();
   assert.equal(told, 1);
 });
+
+it('asks for large reads while its body streams to a node, and not for a body it reads whole first', async () => {
+  const calls: boolean[] = [];
+  const socket = {};
+  const largeReads = { want: (s: unknown, on: boolean) => (assert.equal(s, socket), calls.push(on)) };
+  const make = () => Object.assign(clientBody(), { socket });
+  // Streamed: on once the node's side begins to read, off at its end.
+  const streamedReq = make();
+  const streamed = new RequestBody(streamedReq as unknown as IncomingMessage, new CountingReclaimer(), undefined, undefined, largeReads);
+  const it = streamed.iterable(true)[Symbol.asyncIterator]();
+  assert.deepEqual(calls, [true]);
+  const first = it.next();
+  streamedReq.write(Buffer.alloc(100));
+  await first;
+  const end = it.next();
+  streamedReq.end();
+  assert.equal((await end).done, true);
+  assert.deepEqual(calls, [true, false]);
+  // Released early (the node answered before the end): off as well.
+  calls.length = 0;
+  const released = new RequestBody(make() as unknown as IncomingMessage, new CountingReclaimer(), undefined, undefined, largeReads);
+  released.iterable(true)[Symbol.asyncIterator]();
+  released.release();
+  assert.deepEqual(calls, [true, false]);
+  // Preloaded (a manifest): kept whole, never large.
+  calls.length = 0;
+  const smallReq = make();
+  const small = new RequestBody(smallReq as unknown as IncomingMessage, new CountingReclaimer(), undefined, undefined, largeReads);
+  const loaded = small.preload();
+  smallReq.end(Buffer.alloc(10));
+  await loaded;
+  assert.deepEqual(calls, []);
+});

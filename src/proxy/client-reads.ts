@@ -1,0 +1,130 @@
+import { Socket } from 'node:net';
+
+/** What the request path tells of a connection whose request body streams to a node. */
+export interface LargeReads {
+  /**
+   * `on`: the connection's request has a long body of known length that streams to a node now,
+   * and may be read in large pieces; off again once that body ends. Of a connection not made by
+   * ClientReads (a listener that accepts its own, TLS), nothing is done.
+   */
+  want(socket: Socket, on: boolean): void;
+}
+
+/** A socket read's size, as Node's own. */
+export const READ_SIZE = 64 * 1024;
+/**
+ * A long upload is read in pieces of up to this: each piece costs a read, a parse, a write to the
+ * node and the JavaScript between them whatever its size (as for pulls, nodes/read-pool.ts).
+ */
+export const LARGE_READ_SIZE = 1024 * 1024;
+/**
+ * Connections per worker reading in large pieces at once. node:http copies each read's body into
+ * a piece of its own, which waits for a node that takes it slowly: a connection paused so holds
+ * one piece, so at most this many MiB wait for slow nodes beyond what 64 KiB reads hold.
+ */
+export const LARGE_READERS = 8;
+
+const STATE = Symbol('harbor-lb.clientReads');
+
+/** One connection's say in large reads. */
+export interface ReadState {
+  /** The request path asked for large reads (LargeReads.want). */
+  want: boolean;
+  /** Holds one of the places: its next read is large. */
+  large: boolean;
+}
+
+/**
+ * The places for large reads a worker has (LARGE_READERS): a connection that asked for them takes
+ * one when a 64 KiB read came full, and gives it back at a read once it no longer asks, at a short
+ * read (its client sends slower than the worker reads: the place is better used elsewhere), and
+ * when it closes. A connection paused for a slow node keeps its place, and so its piece counts.
+ */
+export class LargeReadPlaces {
+  #taken = 0;
+
+  constructor(private readonly max = LARGE_READERS) {}
+
+  /** Connections reading in large pieces now. */
+  get taken(): number {
+    return this.#taken;
+  }
+
+  /** After a read of `n` bytes into a buffer of `size`: whether the connection's next read is large. */
+  afterRead(state: ReadState, n: number, size: number): boolean {
+    if (state.large) {
+      if (!state.want || n < READ_SIZE) this.leave(state);
+    } else if (state.want && n === size && this.#taken < this.max) {
+      state.large = true;
+      this.#taken++;
+    }
+    return state.large;
+  }
+
+  leave(state: ReadState): void {
+    if (!state.large) return;
+    state.large = false;
+    this.#taken--;
+  }
+}
+
+type OwnSocket = Socket & { [STATE]?: ReadState };
+
+/**
+ * The client connections a request worker is handed (proxy.connectionBalance least-connections),
+ * made into sockets that read into two buffers the worker shares among all of them, and parsed
+ * by node:http from the stream rather than from the socket's handle.
+ *
+ * Why: node:http's own parser reads each socket 64 KiB at a time and copies each read's body into
+ * a piece of its own, so an upload cost a read, a piece and a write to the node per 64 KiB: about
+ * what a bare Node relay costs, and pushes stayed below haproxy's rate (docs/benchmarks.md). Here a
+ * connection whose body of known length streams to a node (LargeReads.want) reads up to 1 MiB at
+ * a time once a 64 KiB read came full, and node:http makes 1 MiB pieces of it.
+ *
+ * The buffers can be shared because a read is handed on whole, at once, and kept by nothing:
+ * node:http copies what it keeps of it (header strings, body pieces) before the next read, which
+ * only a later turn of the event loop brings. A chunked body is read 64 KiB at a time: one large
+ * read of one-byte chunks would make a piece, and a callback, of each.
+ */
+export class ClientReads implements LargeReads {
+  #small: Buffer | undefined;
+  #large: Buffer | undefined;
+  readonly places = new LargeReadPlaces();
+
+  /**
+   * A socket for a connection's handle, as received from the control plane. `shared`: it reads
+   * into the shared buffers (a plain HTTP listener); otherwise it is a socket like any other (TLS
+   * reads the handle itself).
+   */
+  socketFor(handle: object, shared: boolean): Socket {
+    const opts = { handle, readable: true, writable: true };
+    if (!shared) return new Socket(opts as ConstructorParameters<typeof Socket>[0]);
+    const small = (this.#small ??= Buffer.allocUnsafe(READ_SIZE));
+    const state: ReadState = { want: false, large: false };
+    const socket: OwnSocket = new Socket({
+      ...opts,
+      onread: {
+        // Asked at the start and after each read: the buffer the next read goes to.
+        buffer: () => (state.large ? (this.#large ??= Buffer.allocUnsafe(LARGE_READ_SIZE)) : small),
+        callback: (n: number, buf: Uint8Array): boolean => {
+          socket.emit('data', n === buf.length ? buf : (buf as Buffer).subarray(0, n));
+          this.places.afterRead(state, n, buf.length);
+          // Reading goes on: node:http pauses the socket itself when it must.
+          return true;
+        },
+      },
+    } as ConstructorParameters<typeof Socket>[0]);
+    socket[STATE] = state;
+    socket.once('close', () => this.places.leave(state));
+    // node:http parses from the stream (its 'data' events), as it does for any socket whose handle
+    // another reader has taken: it would otherwise read the handle itself, 64 KiB at a time.
+    (handle as { _consumed?: boolean })._consumed = true;
+    return socket;
+  }
+
+  want(socket: Socket, on: boolean): void {
+    const state = (socket as OwnSocket | null)?.[STATE];
+    if (state === undefined) return;
+    state.want = on;
+  }
+}
