@@ -11,7 +11,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { FromWorker, NodeMirror, NodeRef, PinOp, ToWorker, WorkerReport } from './messages.js';
 import type { SharedFlight } from '../coalesce/blob-flights.js';
 import { workerConfig } from './worker-config.js';
-import { choseMaglev, NO_MAGLEV, nodeAccepts, workerExecArgv } from './worker-exec-argv.js';
+import { acceptedFlags, wantedFlags, workerExecArgv } from './worker-exec-argv.js';
 import { workerEnv } from '../util/malloc-thresholds.js';
 import { ConnectionHandoff } from './connection-handoff.js';
 import type { Socket } from 'node:net';
@@ -93,8 +93,8 @@ export class WorkerPool {
   readonly #slots: Slot[] = [];
   #port = 0;
   #config: Config;
-  /** Workers start without Maglev when this Node knows the flag (worker-exec-argv.ts). */
-  readonly #withoutMaglev: boolean;
+  /** The V8 flags workers start with that this Node knows (worker-exec-argv.ts): no Maglev, slower heap growth. */
+  readonly #v8Flags: ReadonlySet<string>;
   #closing = false;
   #lastMirror = '';
   #started = false;
@@ -122,7 +122,7 @@ export class WorkerPool {
     private readonly clock: Clock,
   ) {
     this.#config = config;
-    this.#withoutMaglev = !choseMaglev(process.execArgv) && nodeAccepts(process.execPath, NO_MAGLEV);
+    this.#v8Flags = acceptedFlags(process.execPath, wantedFlags(process.execArgv));
     for (let index = 1; index <= opts.count; index++) {
       this.#slots.push({
         index,
@@ -289,7 +289,7 @@ export class WorkerPool {
 
   #spawn(slot: Slot, port: number): Promise<number> {
     const capture = this.opts.logDestination !== undefined;
-    const execArgv = workerExecArgv(process.execArgv, process.env, this.#withoutMaglev);
+    const execArgv = workerExecArgv(process.execArgv, process.env, this.#v8Flags);
     let child: ChildProcess;
     try {
       child = fork(this.opts.entry, [], { execArgv, env: workerEnv(), serialization: 'advanced', stdio: capture ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { writeFileSync } from 'node:fs';
-import { choseMaglev, nodeAccepts, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
+import { acceptedFlags, choseMaglev, HEAP_GROWING, NO_MAGLEV, nodeAccepts, wantedFlags, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
 import { makeTempDir } from '../../support/tmp.js';
 
 it("a worker runs with the control plane's flags, less the test runner's and debugger's, and a young generation capped unless one was chosen", () => {
@@ -13,12 +13,22 @@ it("a worker runs with the control plane's flags, less the test runner's and deb
   assert.deepEqual(workerExecArgv([], { NODE_OPTIONS: '--max-old-space-size=512' }), ['--max-semi-space-size=16']);
 });
 
-it('a worker runs without Maglev when this Node knows the flag, unless the operator chose about Maglev', () => {
-  assert.deepEqual(workerExecArgv([], {}, true), ['--max-semi-space-size=16', '--no-maglev']);
-  assert.deepEqual(workerExecArgv([], {}, false), ['--max-semi-space-size=16'], 'a Node without the flag would refuse to start');
-  assert.deepEqual(workerExecArgv(['--maglev'], {}, true), ['--maglev', '--max-semi-space-size=16'], 'the operator chose Maglev');
-  assert.deepEqual(workerExecArgv(['--no_maglev'], {}, true), ['--no_maglev', '--max-semi-space-size=16']);
-  assert.deepEqual(workerExecArgv(['--maglev-inlining'], {}, true), ['--maglev-inlining', '--max-semi-space-size=16'], 'a Maglev tuning is a choice to keep it');
+it('a worker runs without Maglev and with a slower-growing heap when this Node knows the flags, unless the operator chose about them', () => {
+  const both = new Set([NO_MAGLEV, HEAP_GROWING]);
+  assert.deepEqual(workerExecArgv([], {}, both), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50']);
+  assert.deepEqual(workerExecArgv([], {}, new Set([HEAP_GROWING])), ['--max-semi-space-size=16', '--heap-growing-percent=50'], 'a Node without a flag would refuse to start');
+  assert.deepEqual(workerExecArgv([], {}), ['--max-semi-space-size=16']);
+  assert.deepEqual(workerExecArgv(['--maglev'], {}, both), ['--maglev', '--max-semi-space-size=16', '--heap-growing-percent=50'], 'the operator chose Maglev');
+  assert.deepEqual(workerExecArgv(['--no_maglev'], {}, both), ['--no_maglev', '--max-semi-space-size=16', '--heap-growing-percent=50']);
+  assert.deepEqual(workerExecArgv(['--maglev-inlining'], {}, both), ['--maglev-inlining', '--max-semi-space-size=16', '--heap-growing-percent=50'], 'a Maglev tuning is a choice to keep it');
+  assert.deepEqual(workerExecArgv(['--heap_growing_percent=100'], {}, both), ['--heap_growing_percent=100', '--max-semi-space-size=16', '--no-maglev'], 'the operator chose the growth');
+  assert.deepEqual(wantedFlags(['--maglev', '--heap-growing-percent=10']), []);
+});
+
+it('asks Node once for every flag it wants, and one by one only when it refused', () => {
+  assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, HEAP_GROWING])], [NO_MAGLEV, HEAP_GROWING], 'Node 24 knows both');
+  assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, '--no-such-v8-flag-here', HEAP_GROWING])], [NO_MAGLEV, HEAP_GROWING]);
+  assert.deepEqual([...acceptedFlags(process.execPath, [])], []);
 });
 
 it('asks Node whether it starts with a flag: it refuses one it does not know', () => {
