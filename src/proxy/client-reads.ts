@@ -3,11 +3,12 @@ import { Socket } from 'node:net';
 /** What the request path tells of a connection whose request body streams to a node. */
 export interface LargeReads {
   /**
-   * `on`: the connection's request has a long body of known length that streams to a node now,
-   * and may be read in large pieces; off again once that body ends. Of a connection not made by
-   * ClientReads (a listener that accepts its own, TLS), nothing is done.
+   * The connection's request has a body of known length streaming to a node, `left` bytes of
+   * which the connection has yet to read: it may read them in large pieces. 0 once that body
+   * ended. Of a connection not made by ClientReads (a listener that accepts its own, TLS),
+   * nothing is done.
    */
-  want(socket: Socket, on: boolean): void;
+  want(socket: Socket, left: number): void;
 }
 
 /** A socket read's size, as Node's own. */
@@ -28,17 +29,23 @@ const STATE = Symbol('harbor-lb.clientReads');
 
 /** One connection's say in large reads. */
 export interface ReadState {
-  /** The request path asked for large reads (LargeReads.want). */
-  want: boolean;
+  /** Bytes the connection read so far. */
+  read: number;
+  /** Where the body it may read large ends, in bytes read (LargeReads.want); 0: none. */
+  end: number;
   /** Holds one of the places: its next read is large. */
   large: boolean;
 }
 
+/** Bytes of the wanted body still to come after what the connection read. */
+const bodyLeft = (state: ReadState): number => state.end - state.read;
+
 /**
- * The places for large reads a worker has (LARGE_READERS): a connection that asked for them takes
- * one when a 64 KiB read came full, and gives it back at a read once it no longer asks, at a short
- * read (its client sends slower than the worker reads: the place is better used elsewhere), and
- * when it closes. A connection paused for a slow node keeps its place, and so its piece counts.
+ * The places for large reads a worker has (LARGE_READERS): a connection takes one when a 64 KiB
+ * read came full while at least 64 KiB of a body it may read large is still to come, and gives it
+ * back once less than that is to come (the body ended, or was let go), at a short read (its client
+ * sends slower than the worker reads: the place is better used elsewhere), and when it closes. A
+ * connection paused for a slow node keeps its place, and so its piece counts.
  */
 export class LargeReadPlaces {
   #taken = 0;
@@ -50,11 +57,12 @@ export class LargeReadPlaces {
     return this.#taken;
   }
 
-  /** After a read of `n` bytes into a buffer of `size`: whether the connection's next read is large. */
+  /** After a read of `n` bytes into a buffer of `size` (counted in state.read): whether the connection's next read is large. */
   afterRead(state: ReadState, n: number, size: number): boolean {
+    const left = bodyLeft(state);
     if (state.large) {
-      if (!state.want || n < READ_SIZE) this.leave(state);
-    } else if (state.want && n === size && this.#taken < this.max) {
+      if (left < READ_SIZE || n < READ_SIZE) this.leave(state);
+    } else if (left >= READ_SIZE && n === size && this.#taken < this.max) {
       state.large = true;
       this.#taken++;
     }
@@ -79,7 +87,8 @@ type OwnSocket = Socket & { [STATE]?: ReadState };
  * a piece of its own, so an upload cost a read, a piece and a write to the node per 64 KiB: about
  * what a bare Node relay costs, and pushes stayed below haproxy's rate (docs/benchmarks.md). Here a
  * connection whose body of known length streams to a node (LargeReads.want) reads up to 1 MiB at
- * a time once a 64 KiB read came full, and node:http makes 1 MiB pieces of it.
+ * a time, never past the body's end, once a 64 KiB read came full, and node:http makes 1 MiB
+ * pieces of it.
  *
  * The buffers can be shared because a read is handed on whole, at once, and kept by nothing:
  * node:http copies what it keeps of it (header strings, body pieces) before the next read, which
@@ -100,13 +109,21 @@ export class ClientReads implements LargeReads {
     const opts = { handle, readable: true, writable: true };
     if (!shared) return new Socket(opts as ConstructorParameters<typeof Socket>[0]);
     const small = (this.#small ??= Buffer.allocUnsafe(READ_SIZE));
-    const state: ReadState = { want: false, large: false };
+    const state: ReadState = { read: 0, end: 0, large: false };
     const socket: OwnSocket = new Socket({
       ...opts,
       onread: {
-        // Asked at the start and after each read: the buffer the next read goes to.
-        buffer: () => (state.large ? (this.#large ??= Buffer.allocUnsafe(LARGE_READ_SIZE)) : small),
+        // Asked at the start and after each read: the buffer the next read goes to. A large read
+        // stops where the body does: what a client sends after it (a burst of pipelined
+        // requests) is read 64 KiB at a time, as node:http would, not parsed 1 MiB at once.
+        buffer: () => {
+          if (!state.large) return small;
+          const large = (this.#large ??= Buffer.allocUnsafe(LARGE_READ_SIZE));
+          const left = bodyLeft(state);
+          return left >= LARGE_READ_SIZE ? large : large.subarray(0, left);
+        },
         callback: (n: number, buf: Uint8Array): boolean => {
+          state.read += n;
           socket.emit('data', n === buf.length ? buf : (buf as Buffer).subarray(0, n));
           this.places.afterRead(state, n, buf.length);
           // Reading goes on: node:http pauses the socket itself when it must.
@@ -122,9 +139,11 @@ export class ClientReads implements LargeReads {
     return socket;
   }
 
-  want(socket: Socket, on: boolean): void {
+  want(socket: Socket, left: number): void {
     const state = (socket as OwnSocket | null)?.[STATE];
     if (state === undefined) return;
-    state.want = on;
+    state.end = left > 0 ? state.read + left : 0;
+    // The next read was sized to what was left of the body: it cannot reach past it.
+    if (left < READ_SIZE) this.places.leave(state);
   }
 }

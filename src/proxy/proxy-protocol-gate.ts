@@ -94,7 +94,7 @@ export class ProxyProtocolGate {
       // (client-reads.ts), and these bytes are kept until the header is whole, then put back.
       chunks.push(Buffer.from(chunk));
       size += chunk.length;
-      const read = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
+      const read = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       const r = readProxyHeader(read);
       if (r.kind === 'absent') {
         if (sender) return refused(`${ip} is in listen.proxyProtocol, and its connection began without a PROXY header`);

@@ -51,7 +51,7 @@ export class RequestBody {
      * sends its body (Expect: 100-continue), so it gets one only once harbor-lb wants the body.
      */
     private goAhead?: () => void,
-    /** Told while the body streams to a node (a body of known length: chunked ones are never read large). */
+    /** Told what is left of the body while it streams to a node (a body of known length: chunked ones are never read large). */
     private readonly largeReads?: LargeReads,
   ) {
     this.#readBefore = req.socket?.bytesRead ?? 0;
@@ -133,7 +133,7 @@ export class RequestBody {
   };
 
   #settle(): void {
-    if (this.#streaming) this.largeReads?.want(this.req.socket, false);
+    if (this.#streaming) this.largeReads?.want(this.req.socket, 0);
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
@@ -168,7 +168,12 @@ export class RequestBody {
       [Symbol.asyncIterator]: () => {
         this.touched = true;
         this.#streaming = streamed;
-        if (streamed) this.largeReads?.want(req.socket, true);
+        if (streamed && this.largeReads !== undefined) {
+          // What the connection has yet to read of the body: node:http parsed every read so far,
+          // and what it made of them waits in the request's buffer or has gone to the node.
+          const length = Number(req.headers['content-length']);
+          if (Number.isSafeInteger(length)) this.largeReads.want(req.socket, length - this.bytes - req.readableLength);
+        }
         const goAhead = this.goAhead;
         this.goAhead = undefined;
         goAhead?.();

@@ -2,25 +2,33 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { LARGE_READ_SIZE, LARGE_READERS, LargeReadPlaces, READ_SIZE, type ReadState } from '../../../src/proxy/client-reads.js';
 
-const fresh = (): ReadState => ({ want: true, large: false });
+/** A connection with `left` bytes of a body it may read large still to come. */
+const wanting = (left = 10 * LARGE_READ_SIZE): ReadState => ({ read: 0, end: left, large: false });
 
-it(`gives large reads to at most ${LARGE_READERS} connections at once, each once a 64 KiB read came full while it asked`, () => {
+/** Counts a read of `n` bytes into a buffer of `size`, as ClientReads does, and asks the places. */
+const read = (places: LargeReadPlaces, s: ReadState, n: number, size = READ_SIZE): boolean => {
+  s.read += n;
+  return places.afterRead(s, n, size);
+};
+
+it(`gives large reads to at most ${LARGE_READERS} connections at once, each once a 64 KiB read came full with at least 64 KiB of its body to come`, () => {
   const places = new LargeReadPlaces();
-  const conns = Array.from({ length: LARGE_READERS + 2 }, fresh);
-  // A short read, or a full one without asking: no place.
-  assert.equal(places.afterRead(conns[0]!, READ_SIZE - 1, READ_SIZE), false);
-  const idle = { want: false, large: false };
-  assert.equal(places.afterRead(idle, READ_SIZE, READ_SIZE), false);
-  for (const c of conns) places.afterRead(c, READ_SIZE, READ_SIZE);
+  const conns = Array.from({ length: LARGE_READERS + 2 }, () => wanting());
+  // A short read, a full one without a body to read large, or with less than 64 KiB of it left: no place.
+  assert.equal(read(places, conns[0]!, READ_SIZE - 1), false);
+  assert.equal(read(places, { read: 0, end: 0, large: false }, READ_SIZE), false);
+  assert.equal(read(places, wanting(2 * READ_SIZE - 1), READ_SIZE), false);
+  for (const c of conns) read(places, c, READ_SIZE);
   assert.equal(places.taken, LARGE_READERS);
   assert.deepEqual(conns.map((c) => c.large), conns.map((_, i) => i < LARGE_READERS));
   // Full large reads keep it; a short one gives it back, and the next waiting connection's full read takes it.
-  assert.equal(places.afterRead(conns[0]!, LARGE_READ_SIZE, LARGE_READ_SIZE), true);
-  assert.equal(places.afterRead(conns[0]!, READ_SIZE - 1, LARGE_READ_SIZE), false);
-  assert.equal(places.afterRead(conns[LARGE_READERS]!, READ_SIZE, READ_SIZE), true);
-  // Asking no more (the body ended) gives it back at the next read; a close (leave) at once, once.
-  conns[1]!.want = false;
-  assert.equal(places.afterRead(conns[1]!, 100, LARGE_READ_SIZE), false);
+  assert.equal(read(places, conns[0]!, LARGE_READ_SIZE, LARGE_READ_SIZE), true);
+  assert.equal(read(places, conns[0]!, READ_SIZE - 1, LARGE_READ_SIZE), false);
+  assert.equal(read(places, conns[LARGE_READERS]!, READ_SIZE), true);
+  // Less than 64 KiB of the body left: given back at that read; a close (leave) at once, once.
+  const near = conns[1]!;
+  near.end = near.read + LARGE_READ_SIZE + 100;
+  assert.equal(read(places, near, LARGE_READ_SIZE, LARGE_READ_SIZE), false);
   places.leave(conns[2]!);
   places.leave(conns[2]!);
   assert.equal(places.taken, LARGE_READERS - 2);
