@@ -21,7 +21,7 @@ export const LARGE_READ_SIZE = 1024 * 1024;
 /**
  * Connections per worker reading in large pieces at once. node:http copies each read's body into
  * a piece of its own, which waits for a node that takes it slowly: a connection paused so holds
- * one piece, so at most this many MiB wait for slow nodes beyond what 64 KiB reads hold.
+ * its last piece and the one being written, so at most twice this many MiB wait for slow nodes.
  */
 export const LARGE_READERS = 8;
 
