@@ -334,19 +334,27 @@ const proxySchema = z.strictObject({
   /** A separate budget per node for streamed request bodies (uploads), so slow uploads never starve pulls. */
   maxUploadConnectionsPerNode: positiveInt(128),
   /**
-   * Request workers: processes that share the listening port, each serving its share of the
-   * connections, beside one control plane (checks, probes, node state, admin). 1: one process
-   * does it all. Default: the cores this process may use, where the system lets several
-   * processes share a port (SO_REUSEPORT: Linux, FreeBSD); 1 elsewhere.
+   * Request workers: processes that serve the client connections, beside one control plane
+   * (checks, probes, node state, admin). 1: one process does it all. Default: defaultWorkers.
    */
-  workers: z.number().int().min(1).max(256).prefault(() => (REUSE_PORT_SYSTEMS.includes(process.platform) ? availableParallelism() : 1)),
+  workers: z.number().int().min(1).max(256).optional(),
   /**
    * How new client connections reach request workers. least-connections: the control plane
    * accepts each and hands it to the worker holding the fewest (a few long pulls spread evenly).
    * kernel: every worker binds the port and the kernel picks one by a hash of the addresses.
    */
   connectionBalance: z.enum(['least-connections', 'kernel']).prefault('least-connections'),
-});
+}).transform((p) => ({ ...p, workers: p.workers ?? defaultWorkers(process.platform, p.connectionBalance, availableParallelism()) }));
+
+/**
+ * Request workers unless proxy.workers says: the cores this process may use, unless the workers
+ * are to share the port (connectionBalance kernel) where the system cannot let several processes
+ * do so (SO_REUSEPORT: not macOS, not Windows); there 1. Handed their connections by the control
+ * plane (least-connections), workers need no such thing.
+ */
+export function defaultWorkers(platform: string, balance: 'least-connections' | 'kernel', cores: number): number {
+  return balance === 'kernel' && !REUSE_PORT_SYSTEMS.includes(platform) ? 1 : cores;
+}
 
 const doctorSchema = z.strictObject({
   /** A Harbor user that may push to `repository`: enables the upload check (differing http.secret). */
@@ -409,6 +417,13 @@ export const configSchema = z
         code: 'custom',
         path: ['admin', 'token'],
         message: `required when admin.address (${cfg.admin.address}) is not a loopback address: set a token of at least 16 characters, e.g. \${HARBOR_LB_ADMIN_TOKEN}`,
+      });
+    }
+    if (cfg.proxy.connectionBalance === 'kernel' && cfg.proxy.workers > 1 && !REUSE_PORT_SYSTEMS.includes(process.platform)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['proxy', 'connectionBalance'],
+        message: `kernel needs workers to share the port (SO_REUSEPORT), which ${process.platform} cannot: use least-connections, or proxy.workers: 1`,
       });
     }
     if (cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.address === cfg.listen.address) {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfigFile, parseConfigText, validateConfig } from '../../../src/config/load.js';
+import { defaultWorkers } from '../../../src/config/schema.js';
 
 /** The reference file of design.md, byte for byte: operators' files look like it. */
 const REFERENCE = `listen:
@@ -262,5 +263,19 @@ describe('sizes (cache.maxSize)', () => {
     const { parseByteSize } = await import('../../../src/config/byte-size.js');
     assert.deepEqual(['4096', '500MB', '10GiB', '1.5 TB', '64KiB', '7B'].map(parseByteSize), [4096, 500e6, 10 * 2 ** 30, 1.5e12, 65536, 7]);
     assert.deepEqual(['', 'ten', '10gib', '-1GiB', '1e3'].map(parseByteSize), [undefined, undefined, undefined, undefined, undefined]);
+  });
+});
+
+describe('proxy.workers by default', () => {
+  it('is the usable cores wherever the control plane hands out connections, and 1 only where kernel balancing cannot share a port', () => {
+    assert.equal(defaultWorkers('darwin', 'least-connections', 8), 8, 'macOS: the handoff needs no SO_REUSEPORT');
+    assert.equal(defaultWorkers('win32', 'least-connections', 4), 4);
+    assert.equal(defaultWorkers('linux', 'least-connections', 2), 2);
+    assert.equal(defaultWorkers('linux', 'kernel', 16), 16);
+    assert.equal(defaultWorkers('freebsd', 'kernel', 4), 4);
+    assert.equal(defaultWorkers('darwin', 'kernel', 8), 1, 'macOS cannot share a port between processes');
+    const base = { nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }] };
+    assert.equal(validateConfig(base).proxy.workers, availableParallelism());
+    assert.equal(validateConfig({ ...base, proxy: { workers: 3, connectionBalance: 'kernel' } }).proxy.workers, 3, 'said is said');
   });
 });
