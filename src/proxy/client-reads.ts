@@ -3,12 +3,15 @@ import { Socket } from 'node:net';
 /** What the request path tells of a connection whose request body streams to a node. */
 export interface LargeReads {
   /**
-   * The connection's request has a body of known length streaming to a node, `left` bytes of
-   * which the connection has yet to read: it may read them in large pieces. 0 once that body
-   * ended. Of a connection not made by ClientReads (a listener that accepts its own, TLS),
-   * nothing is done.
+   * The connection's request has a body of known length streaming to a node, `left()` bytes of
+   * which node:http has yet to parse: the connection may read them in large pieces. 0 once that
+   * body ended. Asked while node:http parses one of the connection's reads (a request handler
+   * runs within it), `left()` is asked once that read is parsed whole: the bytes after the head
+   * in the same read are not yet counted before. `body` says which body tells: a body's 0 that
+   * comes after the next body's say (a pipelined request) is not heard. Of a connection not made
+   * by ClientReads (a listener that accepts its own, TLS), nothing is done.
    */
-  want(socket: Socket, left: number): void;
+  want(socket: Socket, left: () => number, body: object): void;
 }
 
 /** A socket read's size, as Node's own. */
@@ -35,6 +38,12 @@ export interface ReadState {
   end: number;
   /** Holds one of the places: its next read is large. */
   large: boolean;
+  /** The body that set `end` last. */
+  body?: object;
+  /** node:http is parsing one of its reads now. */
+  parsing?: boolean;
+  /** What the request path said meanwhile, heard once the read is parsed. */
+  pending?: Array<[left: () => number, body: object]>;
 }
 
 /** Bytes of the wanted body still to come after what the connection read. */
@@ -67,6 +76,15 @@ export class LargeReadPlaces {
       this.#taken++;
     }
     return state.large;
+  }
+
+  /** LargeReads.want, for the connection whose state this is, with what is left now. */
+  want(state: ReadState, left: number, body: object): void {
+    if (left <= 0 && state.body !== body) return;
+    state.body = left > 0 ? body : undefined;
+    state.end = left > 0 ? state.read + left : 0;
+    // The next read was sized to what was left of the body: it cannot reach past it.
+    if (left < READ_SIZE) this.leave(state);
   }
 
   leave(state: ReadState): void {
@@ -124,7 +142,15 @@ export class ClientReads implements LargeReads {
         },
         callback: (n: number, buf: Uint8Array): boolean => {
           state.read += n;
-          socket.emit('data', n === buf.length ? buf : (buf as Buffer).subarray(0, n));
+          state.parsing = true;
+          try {
+            socket.emit('data', n === buf.length ? buf : (buf as Buffer).subarray(0, n));
+          } finally {
+            state.parsing = false;
+          }
+          const pending = state.pending;
+          state.pending = undefined;
+          if (pending !== undefined) for (const [left, body] of pending) this.places.want(state, left(), body);
           this.places.afterRead(state, n, buf.length);
           // Reading goes on: node:http pauses the socket itself when it must.
           return true;
@@ -139,11 +165,10 @@ export class ClientReads implements LargeReads {
     return socket;
   }
 
-  want(socket: Socket, left: number): void {
+  want(socket: Socket, left: () => number, body: object): void {
     const state = (socket as OwnSocket | null)?.[STATE];
     if (state === undefined) return;
-    state.end = left > 0 ? state.read + left : 0;
-    // The next read was sized to what was left of the body: it cannot reach past it.
-    if (left < READ_SIZE) this.places.leave(state);
+    if (state.parsing) (state.pending ??= []).push([left, body]);
+    else this.places.want(state, left(), body);
   }
 }

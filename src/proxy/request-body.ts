@@ -15,6 +15,8 @@ export interface TinyPieceWatch {
   over: (why: string) => void;
 }
 
+const NONE_LEFT = (): number => 0;
+
 /**
  * The client's request body as undici reads it: pulled one chunk at a time (so the node's pace
  * sets the client's), counted, and detachable. A node may answer before it has read the whole
@@ -133,7 +135,7 @@ export class RequestBody {
   };
 
   #settle(): void {
-    if (this.#streaming) this.largeReads?.want(this.req.socket, 0);
+    if (this.#streaming) this.largeReads?.want(this.req.socket, NONE_LEFT, this);
     const p = this.#pending;
     this.#pending = undefined;
     this.stalls.end();
@@ -168,11 +170,12 @@ export class RequestBody {
       [Symbol.asyncIterator]: () => {
         this.touched = true;
         this.#streaming = streamed;
-        if (streamed && this.largeReads !== undefined) {
+        // Not once let go: what was dropped since is counted nowhere, and nothing would say 0 after.
+        if (streamed && this.largeReads !== undefined && !this.#released && !this.#ended && this.#error === undefined) {
           // What the connection has yet to read of the body: node:http parsed every read so far,
           // and what it made of them waits in the request's buffer or has gone to the node.
           const length = Number(req.headers['content-length']);
-          if (Number.isSafeInteger(length)) this.largeReads.want(req.socket, length - this.bytes - req.readableLength);
+          if (Number.isSafeInteger(length)) this.largeReads.want(req.socket, () => length - this.bytes - req.readableLength, this);
         }
         const goAhead = this.goAhead;
         this.goAhead = undefined;

@@ -60,9 +60,13 @@ async function put(port: number, connections: number[][]): Promise<Array<{ sent:
 /** Answers each PUT with the sha256 of its body; `want`: asks for large reads as the request path does. */
 function hashing(reads: ClientReads, want: boolean, pieces: number[], onPiece?: () => void): Handler {
   return (req, res) => {
-    if (want) reads.want(req.socket, Number(req.headers['content-length']) - req.readableLength);
+    // Asked within the parse of the read that brought the head (as a request handler is), what is
+    // left is counted once that read is parsed: the body bytes after the head are in it by then.
+    if (want) reads.want(req.socket, () => Number(req.headers['content-length']) - bytes - req.readableLength, req);
     const hash = createHash('sha256');
+    let bytes = 0;
     req.on('data', (c: Buffer) => {
+      bytes += c.length;
       pieces.push(c.length);
       hash.update(c);
       onPiece?.();
@@ -71,7 +75,7 @@ function hashing(reads: ClientReads, want: boolean, pieces: number[], onPiece?: 
       setImmediate(() => req.resume());
     });
     req.on('end', () => {
-      reads.want(req.socket, 0);
+      reads.want(req.socket, () => 0, req);
       const digest = hash.digest('hex');
       res.writeHead(200, { 'content-length': digest.length });
       res.end(digest);

@@ -33,3 +33,25 @@ it(`gives large reads to at most ${LARGE_READERS} connections at once, each once
   places.leave(conns[2]!);
   assert.equal(places.taken, LARGE_READERS - 2);
 });
+
+it("hears a body's end only from the body that set it: a pipelined request's body is not cut short by the one before", () => {
+  const places = new LargeReadPlaces();
+  const s: ReadState = { read: 0, end: 0, large: false };
+  const first = {};
+  const second = {};
+  places.want(s, 4 * LARGE_READ_SIZE, first);
+  read(places, s, READ_SIZE);
+  assert.equal(s.large, true);
+  // The first body ended; the next began; the first's exchange then lets its body go (0, late).
+  places.want(s, 0, first);
+  places.want(s, 3 * LARGE_READ_SIZE, second);
+  places.want(s, 0, first);
+  assert.equal(s.end, s.read + 3 * LARGE_READ_SIZE);
+  assert.equal(read(places, s, READ_SIZE), true);
+  // Its own 0, or less than 64 KiB left, gives the place back at once.
+  places.want(s, READ_SIZE - 1, second);
+  assert.equal(s.large, false);
+  places.want(s, 0, second);
+  assert.equal(s.end, 0);
+  assert.equal(places.taken, 0);
+});
