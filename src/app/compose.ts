@@ -238,7 +238,8 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
   const coalescer = new Coalescer(flights, nodes, config.coalesce.enabled, cache);
   const metrics = createMetrics({ nodes, outliers, health, skew, guard, rejections: connections.counts, store, pins, clock, queued: (node) => admission.queued(node), coalesced: flights.counts, cache });
   const tinyPieces = new TinyPieceLimit(clock);
-  const clientReads = new ClientReads();
+  // TLS reads its handle itself: a TLS listener's connections get sockets like any other.
+  const clientReads = new ClientReads(config.listen.tls === undefined);
   const proxyDeps: ProxyDeps = {
     nodes,
     pins,

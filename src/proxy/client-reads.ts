@@ -119,13 +119,15 @@ export class ClientReads implements LargeReads {
   readonly places = new LargeReadPlaces();
 
   /**
-   * A socket for a connection's handle, as received from the control plane. `shared`: it reads
-   * into the shared buffers (a plain HTTP listener); otherwise it is a socket like any other (TLS
-   * reads the handle itself).
+   * `shared`: connections read into the shared buffers (a plain HTTP listener); otherwise each
+   * socket is one like any other (a TLS listener: TLS reads the handle itself).
    */
-  socketFor(handle: object, shared: boolean): Socket {
+  constructor(private readonly shared = true) {}
+
+  /** A socket for a connection's handle, as received from the control plane. */
+  socketFor(handle: object): Socket {
     const opts = { handle, readable: true, writable: true };
-    if (!shared) return new Socket(opts as ConstructorParameters<typeof Socket>[0]);
+    if (!this.shared) return new Socket(opts as ConstructorParameters<typeof Socket>[0]);
     const small = (this.#small ??= Buffer.allocUnsafe(READ_SIZE));
     const state: ReadState = { read: 0, end: 0, large: false };
     const socket: OwnSocket = new Socket({

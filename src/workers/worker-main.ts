@@ -9,7 +9,6 @@ import { raiseMallocThresholds } from '../util/malloc-thresholds.js';
 import { HandedConnections } from './handed-connections.js';
 import { residentBytes } from '../util/resident-bytes.js';
 import { Socket, type SocketConstructorOpts } from 'node:net';
-import { Server as TlsServer } from 'node:tls';
 
 /**
  * A request worker (proxy.workers > 1), forked by the control plane's WorkerPool: it serves
@@ -33,8 +32,6 @@ const side: WorkerSide & { cluster: { failure: WorkerSide['cluster']['failure'];
 let worker: { app: App; parts: Parts } | undefined;
 /** The connections the control plane hands this worker (proxy.connectionBalance least-connections). */
 let handed: HandedConnections | undefined;
-/** Whether handed connections read into the worker's shared buffers. */
-let sharedReads = false;
 /** The config the next reload applies (the control plane sends it, checked). */
 let nextConfig: Config | undefined;
 let stopping: Promise<void> | undefined;
@@ -75,8 +72,6 @@ async function start(config: Config, port: number, mirror: NodeMirror, handoff: 
     // Told to stop while it started: it never says it listens, and is handed nothing.
     if (stopping !== undefined) return;
     if (handoff) {
-      // A plain HTTP listener's connections read into buffers the worker shares (proxy/client-reads.ts); TLS reads its own.
-      sharedReads = !(worker.parts.servers.proxy instanceof TlsServer);
       handed = new HandedConnections(worker.parts.servers.proxy!, { told: (through, declined, closed) => send({ t: 'told', through, declined, closed }) });
     }
     send({ t: 'listening', port: urls.proxyPort });
@@ -99,8 +94,9 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       // Sent before the control plane heard that this worker drains, or without its socket (the
       // descriptor did not arrive): not served here, handed on.
       if (handed === undefined || worker === undefined) return void (handle && new Socket({ handle } as SocketConstructorOpts).destroy());
-      if (stopping !== undefined || handle === undefined) return handed.decline(msg.seq, handle && worker.parts.clientReads.socketFor(handle, false));
-      return handed.take(msg.seq, worker.parts.clientReads.socketFor(handle, sharedReads));
+      if (stopping !== undefined || handle === undefined) return handed.decline(msg.seq, handle && worker.parts.clientReads.socketFor(handle));
+      // A plain HTTP listener's connections read into buffers the worker shares (proxy/client-reads.ts).
+      return handed.take(msg.seq, worker.parts.clientReads.socketFor(handle));
     case 'conn-check':
       return handed?.reach(msg.through);
     case 'drain-ack':

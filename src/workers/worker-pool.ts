@@ -172,7 +172,6 @@ export class WorkerPool {
       this.#port = await this.#handoff.listen(port, this.#config.listen.address);
       await Promise.all(this.#slots.map((slot) => this.#spawn(slot, this.#port)));
       // Connections made during start-up waited for all of them, not just the first ready.
-      this.#started = true;
       this.#handoff.readyChanged();
     } else {
       const [first, ...rest] = this.#slots;

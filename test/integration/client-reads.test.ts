@@ -28,7 +28,7 @@ async function handedServer(t: TestContext, reads: ClientReads, handler: Handler
     const handle = holder._handle!;
     // The listener's socket lets go of the handle, as the control plane's copy does once sent.
     holder._handle = null;
-    const socket = reads.socketFor(handle, true);
+    const socket = reads.socketFor(handle);
     sockets.push(socket);
     const seen: number[] = [];
     readsOf.set(socket, seen);
