@@ -16,6 +16,15 @@ export const NO_MAGLEV = '--no-maglev';
 export const HEAP_GROWING = '--heap-growing-percent=50';
 
 /**
+ * WebAssembly compiled by V8's baseline compiler (Liftoff) only, never tiered up to TurboFan. The
+ * only WebAssembly a worker runs is undici's HTTP parser (llhttp), which reads the heads of the
+ * answers to uploads and other requests with a body; TurboFan compiling its large state machine
+ * took 21–23 MiB of V8's malloc'd memory at once, on a worker's first pushes, and a worker's
+ * resident memory kept 9–20 MiB of it. Blob bodies and GETs never pass through llhttp.
+ */
+export const LIFTOFF_ONLY = '--liftoff-only';
+
+/**
  * The Node.js flags a request worker is started with: the control plane's own (heap sizes an
  * operator chose), less the test runner's and debugger's, and, unless the operator chose them
  * (on the command line, or the semi-space in NODE_OPTIONS):
@@ -27,6 +36,7 @@ export const HEAP_GROWING = '--heap-growing-percent=50';
  *   no measurable CPU per request (docs/benchmarks.md). Code hot enough is still compiled by
  *   TurboFan.
  * - a slower-growing old generation (HEAP_GROWING, when this Node has the flag).
+ * - WebAssembly left at its baseline tier (LIFTOFF_ONLY, when this Node has the flag).
  * Workers are where the load is, so they get these however harbor-lb was started (a systemd unit,
  * npx), not only from the container.
  */
@@ -40,12 +50,13 @@ export function workerExecArgv(execArgv: readonly string[], env: NodeJS.ProcessE
 
 /**
  * The V8 flags a worker gets unless the operator chose about them on Node's command line
- * (`execArgv`): NO_MAGLEV, HEAP_GROWING. Each only if this Node accepts it (acceptedFlags).
+ * (`execArgv`): NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY. Each only if this Node accepts it (acceptedFlags).
  */
 export function wantedFlags(execArgv: readonly string[]): string[] {
   const out: string[] = [];
   if (!choseMaglev(execArgv)) out.push(NO_MAGLEV);
   if (!execArgv.some((a) => HEAP_GROWING_CHOICE.test(a))) out.push(HEAP_GROWING);
+  if (!execArgv.some((a) => WASM_TIERS_CHOICE.test(a))) out.push(LIFTOFF_ONLY);
   return out;
 }
 
@@ -61,6 +72,8 @@ const SEMI_SPACE = /--max[-_]semi[-_]space[-_]size/;
 const MAGLEV = /^--(?:no[-_])?maglev/;
 /** A choice of V8's heap growing factor. */
 const HEAP_GROWING_CHOICE = /^--heap[-_]growing[-_]percent/;
+/** A choice about WebAssembly's tiers: `--liftoff…`, `--no-liftoff`, `--wasm-tier-up`, `--wasm-dynamic-tiering`, their `--no-` forms. */
+const WASM_TIERS_CHOICE = /^--(?:no[-_])?(?:liftoff|wasm[-_](?:tier[-_]up|dynamic[-_]tiering))/;
 
 /**
  * Whether the Node.js at `execPath` starts with `flags`. V8 flags come and go between releases,

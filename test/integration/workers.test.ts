@@ -64,6 +64,9 @@ describe('request workers (proxy.workers)', () => {
       if (process.platform === 'linux' && !process.execArgv.some((a) => /maglev/.test(a))) {
         assert.ok(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0').includes('--no-maglev'), 'without Maglev');
       }
+      if (process.platform === 'linux' && !process.execArgv.some((a) => /liftoff|wasm.tier|wasm.dynamic/.test(a))) {
+        assert.ok(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0').includes('--liftoff-only'), "undici's parser left at WebAssembly's baseline tier");
+      }
     }
     assert.equal(s.workers.reduce((a, w) => a + w.requests, 0), 40);
     assert.equal(s.nodes.reduce((a, n) => a + n.requests, 0), 40, "the nodes' counters are the workers' added up");

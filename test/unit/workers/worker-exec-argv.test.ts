@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { writeFileSync } from 'node:fs';
-import { acceptedFlags, choseMaglev, HEAP_GROWING, NO_MAGLEV, nodeAccepts, wantedFlags, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
+import { acceptedFlags, choseMaglev, HEAP_GROWING, LIFTOFF_ONLY, NO_MAGLEV, nodeAccepts, wantedFlags, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
 import { makeTempDir } from '../../support/tmp.js';
 
 it("a worker runs with the control plane's flags, less the test runner's and debugger's, and a young generation capped unless one was chosen", () => {
@@ -22,11 +22,21 @@ it('a worker runs without Maglev and with a slower-growing heap when this Node k
   assert.deepEqual(workerExecArgv(['--no_maglev'], {}, both), ['--no_maglev', '--max-semi-space-size=16', '--heap-growing-percent=50']);
   assert.deepEqual(workerExecArgv(['--maglev-inlining'], {}, both), ['--maglev-inlining', '--max-semi-space-size=16', '--heap-growing-percent=50'], 'a Maglev tuning is a choice to keep it');
   assert.deepEqual(workerExecArgv(['--heap_growing_percent=100'], {}, both), ['--heap_growing_percent=100', '--max-semi-space-size=16', '--no-maglev'], 'the operator chose the growth');
-  assert.deepEqual(wantedFlags(['--maglev', '--heap-growing-percent=10']), []);
+  assert.deepEqual(wantedFlags(['--maglev', '--heap-growing-percent=10', '--liftoff-only']), []);
+});
+
+it("a worker leaves WebAssembly (undici's parser) at its baseline tier, unless the operator chose about its tiers", () => {
+  const all = new Set([NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY]);
+  assert.deepEqual(workerExecArgv([], {}, all), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50', '--liftoff-only']);
+  assert.deepEqual(workerExecArgv([], {}, new Set([NO_MAGLEV, HEAP_GROWING])), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50'], 'not on a Node without the flag');
+  for (const chosen of ['--no-liftoff', '--liftoff-only', '--no_liftoff', '--wasm-tier-up', '--no-wasm-dynamic-tiering', '--wasm_dynamic_tiering']) {
+    assert.deepEqual(wantedFlags([chosen]), [NO_MAGLEV, HEAP_GROWING], `${chosen} is the operator's choice`);
+  }
+  assert.deepEqual(wantedFlags(['--wasm-max-mem-pages=100']), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY], 'other WebAssembly settings are not about tiers');
 });
 
 it('asks Node once for every flag it wants, and one by one only when it refused', () => {
-  assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, HEAP_GROWING])], [NO_MAGLEV, HEAP_GROWING], 'Node 24 knows both');
+  assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY])], [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY], 'Node 24 knows all three');
   assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, '--no-such-v8-flag-here', HEAP_GROWING])], [NO_MAGLEV, HEAP_GROWING]);
   assert.deepEqual([...acceptedFlags(process.execPath, [])], []);
 });
