@@ -294,6 +294,9 @@ const logSchema = z.strictObject({
 /** Where Node's listen({ reusePort }) works (its documentation: Linux 3.9+, FreeBSD 12+, DragonFly, Solaris 11.4, AIX 7.2.5). */
 const REUSE_PORT_SYSTEMS: readonly string[] = ['linux', 'freebsd', 'sunos', 'aix'];
 
+/** Whether workers can share the port on `platform` (connectionBalance kernel needs it). */
+const workersShareThePort = (platform: string): boolean => REUSE_PORT_SYSTEMS.includes(platform);
+
 const coalesceSchema = z.strictObject({
   /** Identical blob pulls share one node read: off by default (every pull is then teed to a spill file and hashed). */
   enabled: z.boolean().prefault(false),
@@ -353,7 +356,7 @@ const proxySchema = z.strictObject({
  * plane (least-connections), workers need no such thing.
  */
 export function defaultWorkers(platform: string, balance: 'least-connections' | 'kernel', cores: number): number {
-  return balance === 'kernel' && !REUSE_PORT_SYSTEMS.includes(platform) ? 1 : cores;
+  return balance === 'kernel' && !workersShareThePort(platform) ? 1 : cores;
 }
 
 const doctorSchema = z.strictObject({
@@ -419,7 +422,7 @@ export const configSchema = z
         message: `required when admin.address (${cfg.admin.address}) is not a loopback address: set a token of at least 16 characters, e.g. \${HARBOR_LB_ADMIN_TOKEN}`,
       });
     }
-    if (cfg.proxy.connectionBalance === 'kernel' && cfg.proxy.workers > 1 && !REUSE_PORT_SYSTEMS.includes(process.platform)) {
+    if (cfg.proxy.connectionBalance === 'kernel' && cfg.proxy.workers > 1 && !workersShareThePort(process.platform)) {
       ctx.addIssue({
         code: 'custom',
         path: ['proxy', 'connectionBalance'],
