@@ -19,8 +19,9 @@ export const HEAP_GROWING = '--heap-growing-percent=50';
  * WebAssembly compiled by V8's baseline compiler (Liftoff) only, never tiered up to TurboFan. The
  * only WebAssembly a worker runs is undici's HTTP parser (llhttp), which reads the heads of the
  * answers to uploads and other requests with a body; TurboFan compiling its large state machine
- * took 21–23 MiB of V8's malloc'd memory at once, on a worker's first pushes, and a worker's
- * resident memory kept 9–20 MiB of it. Blob bodies and GETs never pass through llhttp.
+ * took 21–23 MiB of V8's malloc'd memory at once, on a worker's first pushes: a worker was then
+ * resident at 114–135 MiB against 112–119 with the flag (docs/benchmarks.md). Blob bodies and
+ * GETs never pass through llhttp.
  */
 export const LIFTOFF_ONLY = '--liftoff-only';
 
