@@ -1,9 +1,8 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { createPrettyDestination } from './pretty-format.js';
 import { BatchedDestination } from './batched-destination.js';
-import { routingLine } from './routing-line.js';
+import { routingLine, type RoutingLineFields } from './routing-line.js';
 import { PIPE_BUF, sharedWriteLimit } from './write-limit.js';
-import type { RoutingRecord } from '../proxy/routing-record.js';
 
 export type { Logger };
 
@@ -78,7 +77,7 @@ export class RoutingLog {
     this.enabled = this.pinoLogger.isLevelEnabled('info');
   }
 
-  write(record: RoutingRecord): void {
+  write(record: RoutingLineFields): void {
     if (!this.enabled) return;
     this.destination.writeBatched(routingLine(this.#now(), record));
   }

@@ -1,4 +1,26 @@
-import type { RoutingRecord } from '../proxy/routing-record.js';
+/**
+ * What a routing line holds, as the log writes it: the request path fills in its own record
+ * (proxy/routing-record.ts, with narrower types), which is one of these.
+ */
+export interface RoutingLineFields {
+  event: 'request';
+  reqId: string;
+  requestId: string;
+  traceId: string;
+  client: { ip: string; user?: string; userFrom?: string };
+  method: string;
+  path: string;
+  route: string;
+  node: string | null;
+  reason: string | null;
+  affinity: string;
+  status: number;
+  durationMs: number;
+  attempts: number;
+  bytesIn: number;
+  bytesOut: number;
+  error?: string;
+}
 
 /** What JSON.stringify would escape in a string: quotes, backslashes, control characters, lone surrogates. */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -21,7 +43,7 @@ const strOrNull = (s: string | null): string => (s === null ? 'null' : str(s));
  * third of its cost. It is written once per request, and a record's shape varies (optional fields
  * set or not), which keeps JSON.stringify off its fast path.
  */
-export function routingLine(time: string, r: RoutingRecord): string {
+export function routingLine(time: string, r: RoutingLineFields): string {
   const c = r.client;
   const client = `{"ip":${str(c.ip)}${c.user === undefined ? '' : `,"user":${str(c.user)}`}${c.userFrom === undefined ? '' : `,"userFrom":${str(c.userFrom)}`}}`;
   return (
