@@ -17,13 +17,21 @@ export const HEAP_GROWING = '--heap-growing-percent=50';
 
 /**
  * WebAssembly compiled by V8's baseline compiler (Liftoff) only, never tiered up to TurboFan. The
- * only WebAssembly a worker runs is undici's HTTP parser (llhttp), which reads the heads of the
- * answers to uploads and other requests with a body; TurboFan compiling its large state machine
- * took 21–23 MiB of V8's malloc'd memory at once, on a worker's first pushes: a worker was then
- * resident at 114–135 MiB against 112–119 with the flag (docs/benchmarks.md). Blob bodies and
- * GETs never pass through llhttp.
+ * only WebAssembly a worker runs is undici's HTTP parser (llhttp), which reads the answers to
+ * requests other than GETs and HEADs (an upload's POST, PATCH and PUT, UI posts, deletes);
+ * TurboFan compiling its large state machine took 21–23 MiB of V8's malloc'd memory at once, on a
+ * worker's first pushes: a worker was then resident at 114–135 MiB against 112–119 with the flag
+ * (docs/benchmarks.md). Blob bodies and GETs never pass through llhttp.
  */
 export const LIFTOFF_ONLY = '--liftoff-only';
+
+/**
+ * Where LIFTOFF_ONLY is given: V8 says the flag is for testing, and with it a function Liftoff
+ * cannot compile (a CPU feature it lacks) stops the process instead of going to TurboFan. On x64
+ * and arm64 Liftoff compiles all of llhttp, SIMD build included; elsewhere a worker would die on
+ * its first upload, which the start-up probe (no WebAssembly run) would not see.
+ */
+const LIFTOFF_ONLY_ARCHS: readonly string[] = ['x64', 'arm64'];
 
 /**
  * The Node.js flags a request worker is started with: the control plane's own (heap sizes an
@@ -51,13 +59,14 @@ export function workerExecArgv(execArgv: readonly string[], env: NodeJS.ProcessE
 
 /**
  * The V8 flags a worker gets unless the operator chose about them on Node's command line
- * (`execArgv`): NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY. Each only if this Node accepts it (acceptedFlags).
+ * (`execArgv`): NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY (on LIFTOFF_ONLY_ARCHS). Each only if this Node
+ * accepts it (acceptedFlags).
  */
-export function wantedFlags(execArgv: readonly string[]): string[] {
+export function wantedFlags(execArgv: readonly string[], arch: string = process.arch): string[] {
   const out: string[] = [];
   if (!choseMaglev(execArgv)) out.push(NO_MAGLEV);
   if (!execArgv.some((a) => HEAP_GROWING_CHOICE.test(a))) out.push(HEAP_GROWING);
-  if (!execArgv.some((a) => WASM_TIERS_CHOICE.test(a))) out.push(LIFTOFF_ONLY);
+  if (LIFTOFF_ONLY_ARCHS.includes(arch) && !execArgv.some((a) => WASM_TIERS_CHOICE.test(a))) out.push(LIFTOFF_ONLY);
   return out;
 }
 
@@ -69,12 +78,16 @@ export function acceptedFlags(execPath: string, flags: readonly string[]): Set<s
 
 /** The largest semi-space's flag as V8 reads it: dashes or underscores. */
 const SEMI_SPACE = /--max[-_]semi[-_]space[-_]size/;
-/** Any choice about Maglev: `--maglev`, `--no-maglev`, `--maglev-…`. */
-const MAGLEV = /^--(?:no[-_])?maglev/;
+/** Any choice about Maglev: `--maglev`, `--no-maglev` (or `--nomaglev`, as V8 also reads it), `--maglev-…`. */
+const MAGLEV = /^--(?:no[-_]?)?maglev/;
 /** A choice of V8's heap growing factor. */
 const HEAP_GROWING_CHOICE = /^--heap[-_]growing[-_]percent/;
-/** A choice about WebAssembly's tiers: `--liftoff…`, `--no-liftoff`, `--wasm-tier-up`, `--wasm-dynamic-tiering`, their `--no-` forms. */
-const WASM_TIERS_CHOICE = /^--(?:no[-_])?(?:liftoff|wasm[-_](?:tier[-_]up|dynamic[-_]tiering))/;
+/**
+ * A choice about WebAssembly's tiers: `--liftoff…`, `--wasm-tier-up`, `--wasm-dynamic-tiering`, a
+ * tiering setting (`--wasm-tiering-budget`, `--wasm-eager-tier-up-function`…), their `--no-`,
+ * `--no_` and `--no…` forms (V8 reads all three).
+ */
+const WASM_TIERS_CHOICE = /^--(?:no[-_]?)?(?:liftoff|wasm[-_]\S*tier)/;
 
 /**
  * Whether the Node.js at `execPath` starts with `flags`. V8 flags come and go between releases,

@@ -29,10 +29,18 @@ it("a worker leaves WebAssembly (undici's parser) at its baseline tier, unless t
   const all = new Set([NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY]);
   assert.deepEqual(workerExecArgv([], {}, all), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50', '--liftoff-only']);
   assert.deepEqual(workerExecArgv([], {}, new Set([NO_MAGLEV, HEAP_GROWING])), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50'], 'not on a Node without the flag');
-  for (const chosen of ['--no-liftoff', '--liftoff-only', '--no_liftoff', '--wasm-tier-up', '--no-wasm-dynamic-tiering', '--wasm_dynamic_tiering']) {
-    assert.deepEqual(wantedFlags([chosen]), [NO_MAGLEV, HEAP_GROWING], `${chosen} is the operator's choice`);
+  const chosen = ['--no-liftoff', '--liftoff-only', '--no_liftoff', '--noliftoff', '--wasm-tier-up', '--nowasm-tier-up', '--no-wasm-dynamic-tiering', '--wasm_dynamic_tiering', '--wasm-tiering-budget=1000', '--wasm-eager-tier-up-function=3'];
+  for (const flag of chosen) assert.deepEqual(wantedFlags([flag], 'x64'), [NO_MAGLEV, HEAP_GROWING], `${flag} is the operator's choice`);
+  for (const other of ['--wasm-max-mem-pages=100', '--trace-liftoff', '--regexp-tier-up']) {
+    assert.deepEqual(wantedFlags([other], 'x64'), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY], `${other} is not about WebAssembly's tiers`);
   }
-  assert.deepEqual(wantedFlags(['--wasm-max-mem-pages=100']), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY], 'other WebAssembly settings are not about tiers');
+  assert.deepEqual(wantedFlags(['--nomaglev'], 'x64'), [HEAP_GROWING, LIFTOFF_ONLY], 'V8 reads --nomaglev too');
+});
+
+it('asks for the baseline tier only where Liftoff compiles all of undici\'s parser (x64, arm64): elsewhere a bailout would stop the worker', () => {
+  assert.deepEqual(wantedFlags([], 'x64'), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY]);
+  assert.deepEqual(wantedFlags([], 'arm64'), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY]);
+  for (const arch of ['s390x', 'ppc64', 'riscv64', 'loong64', 'ia32', 'arm']) assert.deepEqual(wantedFlags([], arch), [NO_MAGLEV, HEAP_GROWING], arch);
 });
 
 it('asks Node once for every flag it wants, and one by one only when it refused', () => {
