@@ -16,22 +16,16 @@ export const NO_MAGLEV = '--no-maglev';
 export const HEAP_GROWING = '--heap-growing-percent=50';
 
 /**
- * WebAssembly compiled by V8's baseline compiler (Liftoff) only, never tiered up to TurboFan. The
- * only WebAssembly a worker runs is undici's HTTP parser (llhttp), which reads the answers to
- * requests other than GETs and HEADs (an upload's POST, PATCH and PUT, UI posts, deletes);
- * TurboFan compiling its large state machine took 21–23 MiB of V8's malloc'd memory at once, on a
- * worker's first pushes: a worker was then resident at 114–135 MiB against 112–119 with the flag
- * (docs/benchmarks.md). Blob bodies and GETs never pass through llhttp.
+ * WebAssembly left at V8's baseline compiler (Liftoff), never tiered up to TurboFan: both flags
+ * are needed (either alone still tiered up). The only WebAssembly a worker runs is undici's HTTP
+ * parser (llhttp), which reads the answers to requests other than GETs and HEADs (an upload's
+ * POST, PATCH and PUT, UI posts, deletes); TurboFan compiling its large state machine took 21–23
+ * MiB of V8's malloc'd memory at once, on a worker's first pushes: a worker was then resident at
+ * 114–135 MiB against 111–119 without the tier-up (docs/benchmarks.md). Blob bodies and GETs never
+ * pass through llhttp. Not `--liftoff-only`, which does the same but, as V8 says, for testing:
+ * under it a function Liftoff cannot compile stops the process instead of going to TurboFan.
  */
-export const LIFTOFF_ONLY = '--liftoff-only';
-
-/**
- * Where LIFTOFF_ONLY is given: V8 says the flag is for testing, and with it a function Liftoff
- * cannot compile (a CPU feature it lacks) stops the process instead of going to TurboFan. On x64
- * and arm64 Liftoff compiles all of llhttp, SIMD build included; elsewhere a worker would die on
- * its first upload, which the start-up probe (no WebAssembly run) would not see.
- */
-const LIFTOFF_ONLY_ARCHS: readonly string[] = ['x64', 'arm64'];
+export const NO_WASM_TIER_UP: readonly string[] = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
 
 /**
  * The Node.js flags a request worker is started with: the control plane's own (heap sizes an
@@ -45,7 +39,7 @@ const LIFTOFF_ONLY_ARCHS: readonly string[] = ['x64', 'arm64'];
  *   no measurable CPU per request (docs/benchmarks.md). Code hot enough is still compiled by
  *   TurboFan.
  * - a slower-growing old generation (HEAP_GROWING, when this Node has the flag).
- * - WebAssembly left at its baseline tier (LIFTOFF_ONLY, when this Node has the flag).
+ * - WebAssembly left at its baseline tier (NO_WASM_TIER_UP, when this Node has the flags).
  * Workers are where the load is, so they get these however harbor-lb was started (a systemd unit,
  * npx), not only from the container.
  */
@@ -59,14 +53,14 @@ export function workerExecArgv(execArgv: readonly string[], env: NodeJS.ProcessE
 
 /**
  * The V8 flags a worker gets unless the operator chose about them on Node's command line
- * (`execArgv`): NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY (on LIFTOFF_ONLY_ARCHS). Each only if this Node
- * accepts it (acceptedFlags).
+ * (`execArgv`): NO_MAGLEV, HEAP_GROWING, NO_WASM_TIER_UP. Each only if this Node accepts it
+ * (acceptedFlags).
  */
-export function wantedFlags(execArgv: readonly string[], arch: string = process.arch): string[] {
+export function wantedFlags(execArgv: readonly string[]): string[] {
   const out: string[] = [];
   if (!choseMaglev(execArgv)) out.push(NO_MAGLEV);
   if (!execArgv.some((a) => HEAP_GROWING_CHOICE.test(a))) out.push(HEAP_GROWING);
-  if (LIFTOFF_ONLY_ARCHS.includes(arch) && !execArgv.some((a) => WASM_TIERS_CHOICE.test(a))) out.push(LIFTOFF_ONLY);
+  if (!execArgv.some((a) => WASM_TIERS_CHOICE.test(a))) out.push(...NO_WASM_TIER_UP);
   return out;
 }
 

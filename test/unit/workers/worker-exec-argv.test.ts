@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { writeFileSync } from 'node:fs';
-import { acceptedFlags, choseMaglev, HEAP_GROWING, LIFTOFF_ONLY, NO_MAGLEV, nodeAccepts, wantedFlags, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
+import { acceptedFlags, choseMaglev, HEAP_GROWING, NO_MAGLEV, NO_WASM_TIER_UP, nodeAccepts, wantedFlags, workerExecArgv } from '../../../src/workers/worker-exec-argv.js';
 import { makeTempDir } from '../../support/tmp.js';
 
 it("a worker runs with the control plane's flags, less the test runner's and debugger's, and a young generation capped unless one was chosen", () => {
@@ -26,25 +26,19 @@ it('a worker runs without Maglev and with a slower-growing heap when this Node k
 });
 
 it("a worker leaves WebAssembly (undici's parser) at its baseline tier, unless the operator chose about its tiers", () => {
-  const all = new Set([NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY]);
-  assert.deepEqual(workerExecArgv([], {}, all), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50', '--liftoff-only']);
-  assert.deepEqual(workerExecArgv([], {}, new Set([NO_MAGLEV, HEAP_GROWING])), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50'], 'not on a Node without the flag');
+  const all = new Set([NO_MAGLEV, HEAP_GROWING, ...NO_WASM_TIER_UP]);
+  assert.deepEqual(workerExecArgv([], {}, all), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering']);
+  assert.deepEqual(workerExecArgv([], {}, new Set([NO_MAGLEV, HEAP_GROWING])), ['--max-semi-space-size=16', '--no-maglev', '--heap-growing-percent=50'], 'not on a Node without the flags');
   const chosen = ['--no-liftoff', '--liftoff-only', '--no_liftoff', '--noliftoff', '--wasm-tier-up', '--nowasm-tier-up', '--no-wasm-dynamic-tiering', '--wasm_dynamic_tiering', '--wasm-tiering-budget=1000', '--wasm-eager-tier-up-function=3'];
-  for (const flag of chosen) assert.deepEqual(wantedFlags([flag], 'x64'), [NO_MAGLEV, HEAP_GROWING], `${flag} is the operator's choice`);
+  for (const flag of chosen) assert.deepEqual(wantedFlags([flag]), [NO_MAGLEV, HEAP_GROWING], `${flag} is the operator's choice`);
   for (const other of ['--wasm-max-mem-pages=100', '--trace-liftoff', '--regexp-tier-up']) {
-    assert.deepEqual(wantedFlags([other], 'x64'), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY], `${other} is not about WebAssembly's tiers`);
+    assert.deepEqual(wantedFlags([other]), [NO_MAGLEV, HEAP_GROWING, ...NO_WASM_TIER_UP], `${other} is not about WebAssembly's tiers`);
   }
-  assert.deepEqual(wantedFlags(['--nomaglev'], 'x64'), [HEAP_GROWING, LIFTOFF_ONLY], 'V8 reads --nomaglev too');
-});
-
-it('asks for the baseline tier only where Liftoff compiles all of undici\'s parser (x64, arm64): elsewhere a bailout would stop the worker', () => {
-  assert.deepEqual(wantedFlags([], 'x64'), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY]);
-  assert.deepEqual(wantedFlags([], 'arm64'), [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY]);
-  for (const arch of ['s390x', 'ppc64', 'riscv64', 'loong64', 'ia32', 'arm']) assert.deepEqual(wantedFlags([], arch), [NO_MAGLEV, HEAP_GROWING], arch);
+  assert.deepEqual(wantedFlags(['--nomaglev']), [HEAP_GROWING, ...NO_WASM_TIER_UP], 'V8 reads --nomaglev too');
 });
 
 it('asks Node once for every flag it wants, and one by one only when it refused', () => {
-  assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY])], [NO_MAGLEV, HEAP_GROWING, LIFTOFF_ONLY], 'Node 24 knows all three');
+  assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, HEAP_GROWING, ...NO_WASM_TIER_UP])], [NO_MAGLEV, HEAP_GROWING, ...NO_WASM_TIER_UP], 'Node 24 knows them all');
   assert.deepEqual([...acceptedFlags(process.execPath, [NO_MAGLEV, '--no-such-v8-flag-here', HEAP_GROWING])], [NO_MAGLEV, HEAP_GROWING]);
   assert.deepEqual([...acceptedFlags(process.execPath, [])], []);
 });
