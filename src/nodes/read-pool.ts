@@ -4,6 +4,7 @@ import { errors } from 'undici';
 import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
 import { lowercaseIfNamed } from '../util/header-names.js';
 import { isHttpToken } from '../util/http-token.js';
+import { LARGE_READ_SIZE, READ_SIZE } from '../util/read-sizes.js';
 
 /**
  * Keep-alive connections to one node for requests without a body (GET and HEAD: pulls, manifests,
@@ -67,19 +68,11 @@ export interface ReadPoolOptions {
   ca?: Buffer;
 }
 
-/** A socket read's size, as Node's own. */
-const READ_SIZE = 64 * 1024;
 /**
- * A long body (a blob) is read in pieces of up to this: each piece costs a read, a client write
- * and the work between them whatever its size, so 1 MiB pieces pull a GiB for about half the CPU
- * of 64 KiB ones (docs/benchmarks.md). A piece waits whole for a client that takes it slowly, so
- * only LARGE_READERS bodies per pool read so at once; the others read as before.
- */
-const LARGE_READ_SIZE = 1024 * 1024;
-/**
- * Bodies per pool (per node, per worker) read in large pieces at once. A body paused for its
- * client holds two of them (the piece being written, and the next read's buffer, which Node asks
- * for at once): at most twice this many MiB per pool wait for slow clients.
+ * Bodies per pool (per node, per worker) read in large pieces (LARGE_READ_SIZE) at once; the
+ * others read READ_SIZE at a time. A body paused for its client holds two of them (the piece
+ * being written, and the next read's buffer, which Node asks for at once): at most twice this
+ * many MiB per pool wait for slow clients.
  */
 const LARGE_READERS = 8;
 /**

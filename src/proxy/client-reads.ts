@@ -1,4 +1,5 @@
 import { Socket } from 'node:net';
+import { LARGE_READ_SIZE, READ_SIZE } from '../util/read-sizes.js';
 
 /** What the request path tells of a connection whose request body streams to a node. */
 export interface LargeReads {
@@ -14,13 +15,6 @@ export interface LargeReads {
   want(socket: Socket, left: () => number, body: object): void;
 }
 
-/** A socket read's size, as Node's own. */
-export const READ_SIZE = 64 * 1024;
-/**
- * A long upload is read in pieces of up to this: each piece costs a read, a parse, a write to the
- * node and the JavaScript between them whatever its size (as for pulls, nodes/read-pool.ts).
- */
-export const LARGE_READ_SIZE = 1024 * 1024;
 /**
  * Connections per worker reading in large pieces at once. node:http copies each read's body into
  * a piece of its own, which waits for a node that takes it slowly: a connection paused so holds

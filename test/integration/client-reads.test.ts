@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
-import { ClientReads, LARGE_READERS, READ_SIZE } from '../../src/proxy/client-reads.js';
+import { ClientReads, LARGE_READERS } from '../../src/proxy/client-reads.js';
+import { READ_SIZE } from '../../src/util/read-sizes.js';
 import { ProxyProtocolGate } from '../../src/proxy/proxy-protocol-gate.js';
 import { TrustedPeers } from '../../src/proxy/trusted-peers.js';
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { LARGE_READ_SIZE, LARGE_READERS, LargeReadPlaces, READ_SIZE, type ReadState } from '../../../src/proxy/client-reads.js';
+import { LARGE_READERS, LargeReadPlaces, type ReadState } from '../../../src/proxy/client-reads.js';
+import { LARGE_READ_SIZE, READ_SIZE } from '../../../src/util/read-sizes.js';
 
 /** A connection with `left` bytes of a body it may read large still to come. */
 const wanting = (left = 10 * LARGE_READ_SIZE): ReadState => ({ read: 0, end: left, large: false });
