@@ -93,7 +93,7 @@ export class WorkerPool {
   readonly #slots: Slot[] = [];
   #port = 0;
   #config: Config;
-  /** The V8 flags workers start with that this Node knows (worker-exec-argv.ts): no Maglev, slower heap growth. */
+  /** The V8 flags workers start with that this Node knows (worker-exec-argv.ts): no Maglev, slower heap growth, WebAssembly not tiered up. */
   readonly #v8Flags: ReadonlySet<string>;
   #closing = false;
   #lastMirror = '';
