@@ -35,6 +35,25 @@ function num(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
 }
 
+/**
+ * A duration in ms as JSON.stringify writes it. The request path rounds it to the microsecond
+ * (3 decimals): such a value is written from integers, as V8's shortest form of a double costs
+ * several times more, a tenth of the line's cost. Any other value goes to num.
+ */
+function millis(n: number): string {
+  const us = Math.round(n * 1000);
+  if (!(us >= 0 && us < MAX_US && us / 1000 === n)) return num(n);
+  const whole = Math.floor(us / 1000);
+  const frac = us - whole * 1000;
+  if (frac === 0) return String(whole);
+  // The 3 decimals without their trailing zeros: the shortest form of a decimal that has them.
+  const digits = frac % 100 === 0 ? String(frac / 100) : frac % 10 === 0 ? (frac < 100 ? '0' : '') + frac / 10 : (frac < 10 ? '00' : frac < 100 ? '0' : '') + frac;
+  return `${whole}.${digits}`;
+}
+
+/** Below it a duration has at most 15 significant digits: its decimal is the double's shortest form. */
+const MAX_US = 1e15;
+
 const strOrNull = (s: string | null): string => (s === null ? 'null' : str(s));
 
 /**
@@ -49,7 +68,7 @@ export function routingLine(time: string, r: RoutingLineFields): string {
   return (
     `{"level":"info","time":"${time}","event":"request","reqId":${str(r.reqId)},"requestId":${str(r.requestId)},"traceId":${str(r.traceId)},"client":${client},` +
     `"method":${str(r.method)},"path":${str(r.path)},"route":${str(r.route)},"node":${strOrNull(r.node)},"reason":${strOrNull(r.reason)},"affinity":${str(r.affinity)},` +
-    `"status":${num(r.status)},"durationMs":${num(r.durationMs)},"attempts":${num(r.attempts)},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)}` +
+    `"status":${num(r.status)},"durationMs":${millis(r.durationMs)},"attempts":${num(r.attempts)},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)}` +
     `${r.error === undefined ? '' : `,"error":${str(r.error)}`}}\n`
   );
 }

@@ -43,4 +43,16 @@ describe('the routing line', () => {
       { numRuns: 2000 },
     );
   });
+
+  it('writes a duration rounded to the microsecond, as the request path gives it, as JSON.stringify does', () => {
+    const line = (durationMs: number) => routingLine('t', { event: 'request', reqId: 'r', requestId: 'q', traceId: 'x', client: { ip: '::1' }, method: 'GET', path: '/v2/', route: 'other', node: null, reason: null, affinity: 'none', status: 200, durationMs, attempts: 1, bytesIn: 0, bytesOut: 0 });
+    const micros = fc.oneof(fc.integer({ min: 0, max: 10_000_000 }), fc.integer({ min: 0, max: 2e15 }), fc.constantFrom(1, 5, 10, 50, 100, 120, 500, 1000, 1001, 1e15 - 1, 1e15, 1e15 + 1));
+    fc.assert(
+      fc.property(micros, (us) => {
+        const ms = Math.round((us / 1000) * 1000) / 1000;
+        assert.equal(/"durationMs":([^,]*),/.exec(line(ms))?.[1], JSON.stringify(ms));
+      }),
+      { numRuns: 5000 },
+    );
+  });
 });
