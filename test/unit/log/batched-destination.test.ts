@@ -200,6 +200,29 @@ describe('routing lines batched: at most 20 ms, one write', () => {
     assert.equal(Buffer.concat(pieces.slice(handed)).toString(), Array.from({ length: 40 }, (_, i) => line(40 + i)).join(''));
   });
 
+  it('to stdout (bytes): lines of any size, encoded as they come, go out whole and in order, a batch past 256 KiB at once', () => {
+    const writes: Buffer[] = [];
+    const timer = batchTimer();
+    const d = new BatchedDestination({ write: (b: string) => void writes.push(b as unknown as Buffer) }, Infinity, timer.scheduleFlush, true);
+    // 2 bytes a character: a line of 100,000 fills 200 KB; one of 200,000 is more than the stage holds.
+    const line = (name: string, size: number) => `{"reqId":"${name}","pad":"${'é'.repeat(size)}"}\n`;
+    const sent = [line('a', 10), line('b', 100_000), line('c', 100_000), line('d', 10), line('e', 200_000), line('f', 10)];
+    for (const l of sent.slice(0, 3)) d.writeBatched(l);
+    assert.ok(writes.length > 0, 'past 256 KiB: out without waiting for the time');
+    for (const l of sent.slice(3)) d.writeBatched(l);
+    const before = writes.length;
+    d.write('{"event":"node_state"}\n');
+    assert.ok(writes.length > before, 'an event line writes what is held, then itself');
+    timer.due();
+    const text = Buffer.concat(writes).toString();
+    assert.equal(text, sent.join('') + '{"event":"node_state"}\n');
+    for (const w of writes) assert.equal(w.at(-1), 0x0a, 'whole lines only');
+    // What was handed over stays as it was while the next lines are encoded.
+    for (let i = 0; i < 50; i++) d.writeBatched(line(`g${i}`, 2000));
+    timer.due();
+    assert.equal(Buffer.concat(writes).toString(), text + Array.from({ length: 50 }, (_, i) => line(`g${i}`, 2000)).join(''));
+  });
+
   it('writes an event line at once, after the routing lines held before it: order kept, no event held', () => {
     const out = recorder();
     const { logger, routing } = createLoggers({ level: 'info', format: 'json', destination: out });
