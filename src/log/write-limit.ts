@@ -5,7 +5,8 @@ export const PIPE_BUF = 4096;
 
 /**
  * A write to a regular file carries up to this much: a whole batch of routing lines
- * (BatchedDestination holds up to 256 K UTF-16 units, at most 768 KiB as UTF-8).
+ * (BatchedDestination holds 256 KiB of them as UTF-8, or 256 K UTF-16 units as text, at most
+ * 768 KiB, and the line that took it past, whose path came in a head of at most 64 KiB).
  */
 export const FILE_WRITE = 1024 * 1024;
 

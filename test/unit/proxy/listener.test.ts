@@ -5,6 +5,10 @@ import { it } from 'node:test';
 import { validateConfig } from '../../../src/config/load.js';
 import { createListener } from '../../../src/proxy/listener.js';
 
+/** node:http hands bodyless requests over already ended from Node 24.12 (optimizeEmptyRequests); an earlier Node ignores the option. */
+const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+const optimizes = major > 24 || (major === 24 && minor >= 12);
+
 interface Seen {
   method: string;
   endedOnArrival: boolean;
@@ -45,7 +49,7 @@ async function listener(t: { after: (fn: () => unknown) => void }) {
   return { seen, send };
 }
 
-it('a request without a body reaches the handler already ended: node:http skips its body stream', async (t) => {
+it('a request without a body reaches the handler already ended: node:http skips its body stream', { skip: !optimizes && 'Node before 24.12' }, async (t) => {
   const { seen, send } = await listener(t);
   const first = await send('GET');
   const second = await send('HEAD');
@@ -76,7 +80,7 @@ it('a request with a body, of known length or chunked, still has all of it to re
       ['PUT', false, 300_000],
       ['PATCH', false, 300_000],
       ['GET', false, 10],
-      ['GET', true, 0],
+      ['GET', optimizes, 0],
     ],
   );
 });
