@@ -101,6 +101,12 @@ export function renderReport(input: ReportInput): string {
   const name = (id: string) => label.get(id) ?? id;
   const sum = (metric: Metric, variant: string, id: string) => summarize(samples, metric, variant, id);
   const med = (metric: Metric, variant: string, id: string, f: NumericField) => sum(metric, variant, id)?.median[f];
+  /** harbor-lb's figure over haproxy's in each round (undefined where either has no good sample). */
+  const perRound = (metric: Metric, variant: string, f: NumericField) =>
+    Array.from({ length: settings.rounds }, (_, k) => {
+      const get = (id: string) => samples.find((x) => x.metric === metric && x.variant === variant && x.contender === id && x.round === k && x.ok)?.[f];
+      return div(get('harbor-lb'), get('haproxy'));
+    });
   const range = (metric: Metric, variant: string, id: string, f: NumericField, d = 0) => {
     const s = sum(metric, variant, id);
     if (!s || s.n < 2 || s.min[f] === undefined) return '';
@@ -247,11 +253,7 @@ export function renderReport(input: ReportInput): string {
       });
       p(`| ${name(id)} | ${cells.join(' | ')} |`);
     }
-    const perRound = rounds.map((r) => {
-      const get = (id: string) => samples.find((x) => x.metric === 'M2' && x.variant === '4 streams' && x.contender === id && x.round === r && x.ok)?.mibPerS;
-      return times(div(get('harbor-lb'), get('haproxy')));
-    });
-    p(`| harbor-lb × haproxy | ${perRound.join(' | ')} |`, '');
+    p(`| harbor-lb × haproxy | ${perRound('M2', '4 streams', 'mibPerS').map(times).join(' | ')} |`, '');
   }
 
   // hey
@@ -264,20 +266,12 @@ export function renderReport(input: ReportInput): string {
 
   // Targets (issue 11)
   const r = (metric: Metric, variant: string, f: NumericField) => div(med(metric, variant, 'harbor-lb', f), med(metric, variant, 'haproxy', f));
-  const worstPull = Math.min(
-    ...Array.from({ length: settings.rounds }, (_, k) => {
-      const get = (id: string) => samples.find((x) => x.metric === 'M2' && x.variant === '4 streams' && x.contender === id && x.round === k && x.ok)?.mibPerS;
-      return div(get('harbor-lb'), get('haproxy')) ?? Infinity;
-    }),
-  );
+  const worstPull = Math.min(...perRound('M2', '4 streams', 'mibPerS').map((x) => x ?? Infinity));
   const lbSamples = samples.filter((s) => s.contender === 'harbor-lb' && s.ok && s.rssPeakMiB !== undefined);
   const rssGrowth = lbSamples.length === 0 ? undefined : Math.max(...lbSamples.map((s) => s.rssPeakMiB!)) - (input.rssStartMiB.get('harbor-lb') ?? 0);
   const check = (ok: boolean | undefined) => (ok === undefined ? '–' : ok ? 'met' : '**not met**');
   /** harbor-lb's small-GET rate over haproxy's, round by round: how far the rounds' own swing reaches. */
-  const m1Rounds = Array.from({ length: settings.rounds }, (_, k) => {
-    const get = (id: string) => samples.find((x) => x.metric === 'M1' && x.variant === 'small GET' && x.contender === id && x.round === k && x.ok)?.reqPerS;
-    return div(get('harbor-lb'), get('haproxy'));
-  }).filter((x): x is number => x !== undefined);
+  const m1Rounds = perRound('M1', 'small GET', 'reqPerS').filter((x): x is number => x !== undefined);
   const roundByRound = m1Rounds.length > 1 ? ` (round by round: ${m1Rounds.map(times).join(', ')})` : '';
   const m1 = r('M1', 'small GET', 'reqPerS');
   const p99 = r('M1', 'small GET', 'p99Ms');
