@@ -159,6 +159,11 @@ class FrontDoor implements RequestHandler {
     const originForm = url.charCodeAt(0) === 47; /* "/" */
     const identity = requestIdentity(req.rawHeaders, reqId, this.#traceIds);
     tagResponse(res, identity.requestId);
+    // harbor-lb upgrades no connection (Harbor speaks neither WebSocket nor h2c): such a request is
+    // answered as plain HTTP/1.1. But node:http's parser stops reading at a request that asks to
+    // upgrade and drops what came behind it in the same read, so a request pipelined there would
+    // never be answered; closing after the answer tells that client to send it again.
+    if (req.headers.upgrade !== undefined) res.setHeader('connection', 'close');
     const headers = originForm ? buildRequestHeaders(req.rawHeaders, { peerIp, clientIp, proto: this.#deps.proto, trusted, identity, identityEncoding: route === 'token' }) : [];
     const refusal = !originForm
       ? targetRefusal()

@@ -110,3 +110,45 @@ describe('pipelined requests are served one at a time per connection', () => {
     assert.equal(lb.logs.lines.filter((l) => l.event === 'connection_rejected').length, 0);
   });
 });
+
+// Found in review (issue 20): node:http's parser stops at a request asking to upgrade the
+// connection and drops the bytes behind it in the same read, so a request pipelined there waited
+// forever on a connection harbor-lb kept open.
+describe('a request asking to upgrade the connection', () => {
+  for (const upgrade of ['Upgrade: websocket\r\nConnection: Upgrade', 'Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA']) {
+    it(`is answered as plain HTTP/1.1, then the connection is closed so a request pipelined behind it is sent again (${upgrade.split('\r\n')[0]})`, async (t) => {
+      const { node, seen } = await blobNode(t, 1000);
+      const lb = await startApp([node.url]);
+      t.after(() => lb.close());
+      const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+      s.on('error', () => {});
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      const ended = once(s, 'end');
+      s.write(`GET /v2/a/blobs/sha256:0 HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n\r\nGET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const [line] = await lb.logs.waitForRequests(1);
+      assert.deepEqual([line!.status, line!.error], [200, undefined]);
+      while (!got.includes('\r\n\r\n') || got.length < got.indexOf('\r\n\r\n') + 4 + 1000) await once(s, 'data');
+      assert.match(got, /^HTTP\/1\.1 200 /);
+      assert.match(got, /\r\nconnection: close\r\n/i, 'the answer says the connection closes');
+      await ended;
+      assert.deepEqual(seen, ['/v2/a/blobs/sha256:0']);
+      assert.equal(lb.app.nodes.all[0]!.traffic.failures, 0);
+    });
+  }
+
+  it('without Upgrade, the same pipelined pair is answered on one kept-alive connection', async (t) => {
+    const { node, seen } = await blobNode(t, 1000);
+    const lb = await startApp([node.url]);
+    t.after(() => lb.close());
+    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    t.after(() => s.destroy());
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s.write('GET /v2/a/blobs/sha256:0 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await lb.logs.waitForRequests(2);
+    while ((got.match(/HTTP\/1\.1 200 /g) ?? []).length < 2) await once(s, 'data');
+    assert.doesNotMatch(got, /\r\nconnection: close\r\n/i);
+    assert.deepEqual(seen, ['/v2/a/blobs/sha256:0', '/v2/a/blobs/sha256:1']);
+  });
+});
