@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { HealthProbe } from '../health/active-checker.js';
 import type { Clock } from '../util/clock.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
+import type { WriteBatch } from '../util/write-batch.js';
 import type { Random } from '../util/random.js';
 import type { WorkerSide } from '../workers/worker-side.js';
 
@@ -26,6 +27,8 @@ export interface AppDeps {
   worker?: WorkerSide;
   /** Told of short-lived body buffers (tests count them); a young-generation collector by default. */
   reclaimer?: BufferReclaimer;
+  /** Where heads to the nodes and small answers' ends wait (tests hold them); made at the end of each turn by default. */
+  writes?: WriteBatch;
 }
 
 /** AppDeps with the clock and randomness decided. */

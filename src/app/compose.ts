@@ -43,6 +43,7 @@ import { BlobFlights, spillFolder } from '../coalesce/blob-flights.js';
 import { Coalescer } from '../coalesce/coalescer.js';
 import { BlobCache } from '../coalesce/blob-cache.js';
 import { AttemptDeadlines } from '../proxy/attempt-deadlines.js';
+import { createWriteBatch, WRITE_BATCH_MAX } from '../util/write-batch.js';
 import { createBufferReclaimer } from '../util/buffer-reclaimer.js';
 import { ClientReads } from '../proxy/client-reads.js';
 import { UNREAD_BODY_LIMIT, UNREAD_BODY_TIME, UnreadBodyLimit } from '../proxy/unread-body.js';
@@ -265,6 +266,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     coalescer,
     // On monotonic time, as undici's own timers (which these replace) were.
     deadlines: new AttemptDeadlines(config.proxy.idleTimeout, createMonotonicClock()),
+    writes: deps.writes ?? createWriteBatch({ max: WRITE_BATCH_MAX, onError: (err) => logger.error({ event: 'internal_error', err }, 'a write held to the end of the turn failed') }),
     reclaimer: deps.reclaimer ?? createBufferReclaimer(),
     tinyPieces,
     largeReads: clientReads,

@@ -5,6 +5,7 @@ import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
 import { lowercaseIfNamed } from '../util/header-names.js';
 import { isHttpToken } from '../util/http-token.js';
 import { LARGE_READ_SIZE, READ_SIZE } from '../util/read-sizes.js';
+import type { WriteBatch } from '../util/write-batch.js';
 
 /**
  * Keep-alive connections to one node for requests without a body (GET and HEAD: pulls, manifests,
@@ -54,6 +55,8 @@ export interface ReadRequest {
    * pool's bodyTimeout. 0: the caller keeps both time limits (AttemptDeadlines), as with undici.
    */
   headersTimeout: number;
+  /** Where the request's head waits for the end of the turn (write-batch.ts); without one, it goes out at once. */
+  writes?: WriteBatch;
 }
 
 export interface ReadPoolOptions {
@@ -334,10 +337,18 @@ class ReadExchange {
     if (this.#ended) return;
     if (!this.announced) this.handler.onConnect(this.#abort);
     if (this.#ended) return;
-    // Header bytes as node:http read them (latin1), byte for byte, as undici writes them.
-    this.conn.socket.write(this.head, 'latin1');
+    const { writes } = this.request;
+    if (writes === undefined) this.#send();
+    else writes.later(this.#send);
     this.#arm(this.request.headersTimeout, () => new errors.HeadersTimeoutError());
   }
+
+  readonly #send = (): void => {
+    // Ended, or its connection lost, while the head waited (write-batch.ts): nothing goes out.
+    if (this.#ended || this.conn.exchange !== this || this.conn.socket.destroyed) return;
+    // Header bytes as node:http read them (latin1), byte for byte, as undici writes them.
+    this.conn.socket.write(this.head, 'latin1');
+  };
 
   #arm(ms: number, error: () => Error): void {
     // The caller keeps the time limits.

@@ -76,6 +76,7 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       tee: ex.tee,
       deadlines: deps.deadlines,
       reclaimer: deps.reclaimer,
+      writes: deps.writes,
     });
     return { outcome, tokenRefused };
   } finally {

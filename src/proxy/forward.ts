@@ -12,6 +12,7 @@ import { streamFlight, type BodyTee } from '../coalesce/blob-flights.js';
 import type { AttemptDeadline, AttemptDeadlines } from './attempt-deadlines.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { ReadHandler } from '../nodes/read-pool.js';
+import type { WriteBatch } from '../util/write-batch.js';
 
 /** How far one attempt on one node got; decides whether it may be retried and what is logged. */
 export type ForwardPhase =
@@ -104,9 +105,17 @@ export interface ForwardRequest {
   deadlines?: AttemptDeadlines;
   /** Told of each chunk undici read into a buffer of its own (not the read pool's reused ones). */
   reclaimer: BufferReclaimer;
+  /** Where the request's head and a small answer's end wait for the end of the turn (write-batch.ts); without one, they go out at once. */
+  writes?: WriteBatch;
 }
 
 const CLIENT_GONE = 'CLIENT_GONE' as const;
+/**
+ * The largest last chunk whose write waits for the end of the turn (copied, 16 KiB: manifests,
+ * tokens, API answers). A larger one goes out at once: it is a blob's, whose writes are few and
+ * large, and a copy would cost more than it saves.
+ */
+const HELD_END_MAX = 16 * 1024;
 
 /**
  * One attempt on one node. Streams the client's body up and the node's body down with
@@ -171,7 +180,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     // request than undici's dispatch).
     const { method } = fr;
     if (fr.body === undefined && (method === 'GET' || method === 'HEAD')) {
-      fr.node.reads.dispatch({ method, path: fr.path, headers: fr.headers, headersTimeout: this.#ownTimers ? 0 : fr.headersTimeout }, this);
+      fr.node.reads.dispatch({ method, path: fr.path, headers: fr.headers, headersTimeout: this.#ownTimers ? 0 : fr.headersTimeout, writes: fr.writes }, this);
       return;
     }
     // A body streamed from the client may take as long as the client likes: it has its own budget.
@@ -381,11 +390,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     this.#bytesOut += chunk.length;
     if (last && this.#tee === undefined) {
       // The answer's last bytes (a small GET's whole body): the response ends with them, its head
-      // and body in one write now, rather than a write corked until the next tick and an end after it.
+      // and body in one write, rather than a write corked until the next tick and an end after it.
       this.#endedWith = true;
-      if (written === undefined) this.fr.res.end(chunk);
+      const { res, writes } = this.fr;
+      if (writes !== undefined && chunk.length <= HELD_END_MAX) {
+        // A small answer goes out with the turn's other writes (write-batch.ts). A copy waits, so
+        // the read buffer it is a view into goes back at once.
+        const copy = written === undefined ? chunk : Buffer.from(chunk);
+        written?.();
+        writes.later(() => res.end(copy));
+      } else if (written === undefined) res.end(chunk);
       // As for a write: only a chunk written out gives its buffer back (end's callback also hears a failed flush).
-      else this.fr.res.end(chunk, (err?: Error | null) => (err === undefined || err === null ? written() : undefined));
+      else res.end(chunk, (err?: Error | null) => (err === undefined || err === null ? written() : undefined));
       return true;
     }
     // Backpressure: false pauses undici until 'drain' (this covers the flushed chunks too).
@@ -438,7 +454,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     if (this.#lastByte !== undefined) {
       this.#bytesOut += 1;
       this.fr.res.end(this.#lastByte);
-    } else if (!this.#endedWith) this.fr.res.end();
+    } else if (!this.#endedWith) {
+      // A body that came without `last` (undici's, or none: a HEAD, a 204, a 304) ends with the turn's other writes.
+      const { res, writes } = this.fr;
+      if (writes === undefined) res.end();
+      else writes.later(() => res.end());
+    }
     this.#finish('complete');
   }
 

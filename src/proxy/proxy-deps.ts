@@ -14,6 +14,7 @@ import type { RequestMetrics } from './request-metrics.js';
 import type { TrustedPeers } from './trusted-peers.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
 import type { AttemptDeadlines } from './attempt-deadlines.js';
+import type { WriteBatch } from '../util/write-batch.js';
 import type { BufferReclaimer } from '../util/buffer-reclaimer.js';
 import type { UnreadBodyLimit } from './unread-body.js';
 import type { TinyPieceLimit } from './tiny-pieces.js';
@@ -58,6 +59,8 @@ export interface ProxyDeps {
   connections: ConnectionGuard;
   /** The node's time limits for requests without a body (one timer for all, not undici's per request). */
   deadlines?: AttemptDeadlines;
+  /** Requests' heads to the nodes and small answers' ends, made together at the end of each turn (write-batch.ts). */
+  writes?: WriteBatch;
   /** Identical blob pulls share one node read (coalesce.enabled). */
   coalescer?: Coalescer;
   /** Told of each body chunk allocated per socket read, so V8 frees them before a full collection is due. */
