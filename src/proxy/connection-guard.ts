@@ -188,7 +188,7 @@ export class ConnectionGuard {
     for (const ip of this.deps.limits.heaviest()) {
       for (const s of this.#byIp.get(ip) ?? []) {
         if (s === newcomer) continue;
-        if ((this.#active.get(s) ?? 0) > 0 || s.destroyed || answering(s)) continue;
+        if ((this.#active.get(s) ?? 0) > 0 || s.destroyed) continue;
         this.count('IDLE_CLOSED');
         s.destroy();
         return true;
@@ -240,11 +240,3 @@ export class ConnectionGuard {
   }
 }
 
-/**
- * Whether an answer is still going out on the connection after its request ended: a small
- * answer's end waits for the end of the turn (write-batch.ts). node:http keeps the response as the
- * socket's `_httpMessage` until it has finished.
- */
-function answering(socket: Socket): boolean {
-  return (socket as unknown as { _httpMessage?: unknown })._httpMessage != null;
-}
