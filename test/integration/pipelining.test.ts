@@ -21,6 +21,15 @@ async function blobNode(t: { after: (fn: () => unknown) => void }, size = BIG) {
   return { node, seen };
 }
 
+/** A raw client connection to `lb`, with what it received so far (as latin1 text). */
+function rawClient(lb: { url: string }): { s: net.Socket; got: () => string } {
+  const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+  s.on('error', () => {});
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  return { s, got: () => got };
+}
+
 function pipelined(n: number): string {
   return Array.from({ length: n }, (_, i) => `GET /v2/a/blobs/sha256:${i} HTTP/1.1\r\nHost: x\r\n\r\n`).join('');
 }
@@ -95,15 +104,12 @@ describe('pipelined requests are served one at a time per connection', () => {
     const { node, seen } = await blobNode(t, 1000);
     const lb = await startApp([node.url]);
     t.after(() => lb.close());
-    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
-    s.on('error', () => {});
-    let got = '';
-    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const { s, got } = rawClient(lb);
     const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
     s.write('GET /v2/a/blobs/sha256:0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: x\r\n\r\n');
     await closed;
-    assert.match(got, /^HTTP\/1\.1 200 /);
-    assert.equal(got.match(/HTTP\/1\.1 /g)!.length, 1, 'one answer, then the connection closed');
+    assert.match(got(), /^HTTP\/1\.1 200 /);
+    assert.equal(got().match(/HTTP\/1\.1 /g)!.length, 1, 'one answer, then the connection closed');
     assert.deepEqual(seen, ['/v2/a/blobs/sha256:0']);
     const [line] = await lb.logs.waitForRequests(1);
     assert.deepEqual([line!.status, line!.error], [200, undefined]);
@@ -120,17 +126,14 @@ describe('a request asking to upgrade the connection', () => {
       const { node, seen } = await blobNode(t, 1000);
       const lb = await startApp([node.url]);
       t.after(() => lb.close());
-      const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
-      s.on('error', () => {});
-      let got = '';
-      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      const { s, got } = rawClient(lb);
       const ended = once(s, 'end');
       s.write(`GET /v2/a/blobs/sha256:0 HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n\r\nGET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: x\r\n\r\n`);
       const [line] = await lb.logs.waitForRequests(1);
       assert.deepEqual([line!.status, line!.error], [200, undefined]);
-      while (!got.includes('\r\n\r\n') || got.length < got.indexOf('\r\n\r\n') + 4 + 1000) await once(s, 'data');
-      assert.match(got, /^HTTP\/1\.1 200 /);
-      assert.match(got, /\r\nconnection: close\r\n/i, 'the answer says the connection closes');
+      while (!got().includes('\r\n\r\n') || got().length < got().indexOf('\r\n\r\n') + 4 + 1000) await once(s, 'data');
+      assert.match(got(), /^HTTP\/1\.1 200 /);
+      assert.match(got(), /\r\nconnection: close\r\n/i, 'the answer says the connection closes');
       await ended;
       assert.deepEqual(seen, ['/v2/a/blobs/sha256:0']);
       assert.equal(lb.app.nodes.all[0]!.traffic.failures, 0);
@@ -141,14 +144,12 @@ describe('a request asking to upgrade the connection', () => {
     const { node, seen } = await blobNode(t, 1000);
     const lb = await startApp([node.url]);
     t.after(() => lb.close());
-    const s = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    const { s, got } = rawClient(lb);
     t.after(() => s.destroy());
-    let got = '';
-    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
     s.write('GET /v2/a/blobs/sha256:0 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: x\r\n\r\n');
     await lb.logs.waitForRequests(2);
-    while ((got.match(/HTTP\/1\.1 200 /g) ?? []).length < 2) await once(s, 'data');
-    assert.doesNotMatch(got, /\r\nconnection: close\r\n/i);
+    while ((got().match(/HTTP\/1\.1 200 /g) ?? []).length < 2) await once(s, 'data');
+    assert.doesNotMatch(got(), /\r\nconnection: close\r\n/i);
     assert.deepEqual(seen, ['/v2/a/blobs/sha256:0', '/v2/a/blobs/sha256:1']);
   });
 });

@@ -94,16 +94,26 @@ function whole(bytes: Buffer, head = false): boolean {
 
 const GET = 'GET /v2/a/manifests/latest HTTP/1.1\r\nHost: x\r\n\r\n';
 
+/**
+ * Sends `request` and makes the held writes one turn at a time up to its answer's end: the node is
+ * not asked before the head is made, and once the exchange has ended nothing has reached the
+ * client yet. The answer's end is left waiting.
+ */
+async function upToTheEnd({ seen, held, lb, client, received }: Awaited<ReturnType<typeof setUp>>, request: string): Promise<void> {
+  client.write(request);
+  await until(() => held.waiting.length > 0, 'the head to the node was held');
+  assert.deepEqual(seen, [], 'the node was asked before the turn ended');
+  held.flush();
+  await lb.logs.waitForRequests(1);
+  await roundTrip(lb.adminUrl);
+  assert.equal(received().length, 0, 'the client had bytes before the turn ended');
+}
+
 describe('a request head to the node and a small answer to the client go out at the end of the turn', () => {
   it('a small GET: the node is asked only once the head is made, the client answered only once the end is', async (t) => {
-    const { seen, held, lb, client, received } = await setUp(t);
-    client.write(GET);
-    await until(() => held.waiting.length > 0, 'the head to the node was held');
-    assert.deepEqual(seen, [], 'the node was asked before the turn ended');
-    held.flush();
-    await lb.logs.waitForRequests(1);
-    await roundTrip(lb.adminUrl);
-    assert.equal(received().length, 0, 'the client had bytes before the turn ended');
+    const app = await setUp(t);
+    const { held, received } = app;
+    await upToTheEnd(app, GET);
     held.flush();
     await until(() => whole(received()), 'the client got the whole answer');
     assert.match(received().toString('latin1'), /^HTTP\/1\.1 200 /);
@@ -111,14 +121,9 @@ describe('a request head to the node and a small answer to the client go out at 
   });
 
   it('a HEAD: its answer (a head alone) waits the same way', async (t) => {
-    const { seen, held, lb, client, received } = await setUp(t);
-    client.write('HEAD /v2/a/manifests/latest HTTP/1.1\r\nHost: x\r\n\r\n');
-    await until(() => held.waiting.length > 0, 'the head to the node was held');
-    assert.deepEqual(seen, [], 'the node was asked before the turn ended');
-    held.flush();
-    await lb.logs.waitForRequests(1);
-    await roundTrip(lb.adminUrl);
-    assert.equal(received().length, 0, 'the client had bytes before the turn ended');
+    const app = await setUp(t);
+    const { held, received } = app;
+    await upToTheEnd(app, 'HEAD /v2/a/manifests/latest HTTP/1.1\r\nHost: x\r\n\r\n');
     held.flush();
     await until(() => whole(received(), true), 'the client got the head');
     assert.match(received().toString('latin1'), /^HTTP\/1\.1 200 [^]*\r\ncontent-length: 2048\r\n/i);
@@ -135,15 +140,10 @@ describe('a request head to the node and a small answer to the client go out at 
   });
 
   it('a client that leaves while its answer waits: the end is dropped, the node counts no failure, and the next client is served', async (t) => {
-    const { seen, held, lb, connect, client, received } = await setUp(t);
-    client.write(GET);
-    await until(() => held.waiting.length > 0, 'the head to the node was held');
-    assert.deepEqual(seen, [], 'the node was asked before the turn ended');
-    held.flush();
-    const [line] = await lb.logs.waitForRequests(1);
-    assert.equal(line!.status, 200);
-    await roundTrip(lb.adminUrl);
-    assert.equal(received().length, 0, 'the client had bytes before the turn ended');
+    const app = await setUp(t);
+    const { seen, held, lb, connect, client } = app;
+    await upToTheEnd(app, GET);
+    assert.equal(lb.logs.requests()[0]!.status, 200);
     client.destroy();
     held.flush();
     const next = await connect();
@@ -179,13 +179,9 @@ describe('a request head to the node and a small answer to the client go out at 
   });
 
   it('an answer whose end waits when the app closes still reaches its client', async (t) => {
-    const { held, lb, client, received } = await setUp(t);
-    client.write(GET);
-    await until(() => held.waiting.length > 0, 'the head to the node was held');
-    held.flush();
-    await lb.logs.waitForRequests(1);
-    await roundTrip(lb.adminUrl);
-    assert.equal(received().length, 0, 'the client had bytes before the app closed');
+    const app = await setUp(t);
+    const { lb, client, received } = app;
+    await upToTheEnd(app, GET);
     await lb.app.close(5_000);
     await until(() => whole(received()) || client.destroyed, 'the answer or the close reached the client');
     assert.ok(whole(received()), 'the client got its whole answer before its connection closed');
