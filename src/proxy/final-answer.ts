@@ -3,6 +3,7 @@ import { nodeFailure, nodeFailureLabel } from '../nodes/node-failure.js';
 import { sendRegistryError } from './errors.js';
 import type { ForwardOutcome } from './forward.js';
 import type { RouteReason, RoutingRecord } from './routing-record.js';
+import type { WriteBatch } from '../util/write-batch.js';
 
 /** How the attempts ended: the last attempt's outcome, if any was sent. */
 export interface AttemptsEnding {
@@ -25,7 +26,7 @@ const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authenticatio
  * node's answer as it streamed, a held answer written now, or harbor-lb's own registry-style
  * error in the node's stead.
  */
-export function answerClient(res: ServerResponse, record: RoutingRecord, method: string, end: AttemptsEnding): void {
+export function answerClient(res: ServerResponse, record: RoutingRecord, method: string, end: AttemptsEnding, writes?: WriteBatch): void {
   let { outcome } = end;
   const isHead = method === 'HEAD';
   const kept = end.gatewayAnswer;
@@ -56,18 +57,18 @@ export function answerClient(res: ServerResponse, record: RoutingRecord, method:
     record.bytesOut = sendRegistryError(res, isHead, 503, 'UNAVAILABLE', 'no Harbor node is available', { reason: nodeFailure(outcome.error).message }, ['retry-after', '5']);
     return;
   }
-  answerOutcome(res, record, isHead, outcome);
+  answerOutcome(res, record, isHead, outcome, writes);
 }
 
-function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boolean, outcome: ForwardOutcome): void {
+function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boolean, outcome: ForwardOutcome, writes: WriteBatch | undefined): void {
   switch (outcome.phase) {
     case 'complete':
       return;
     case 'buffered':
-      record.bytesOut = writeHeld(res, outcome.status, outcome.headers!, outcome.body!);
+      record.bytesOut = writeHeld(res, outcome.status, outcome.headers!, outcome.body!, writes);
       return;
     case 'held-back':
-      record.bytesOut = writeHeld(res, 401, outcome.headers!, isHead ? Buffer.alloc(0) : Buffer.from(REGISTRY_401));
+      record.bytesOut = writeHeld(res, 401, outcome.headers!, isHead ? Buffer.alloc(0) : Buffer.from(REGISTRY_401), writes);
       return;
     case 'client-gone':
       record.error = 'CLIENT_GONE';
@@ -94,7 +95,7 @@ function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boole
     case 'gateway-error':
       // Held for a retry that did not happen, or did and found no node to answer: the node's own answer.
       if (outcome.headers !== undefined && outcome.body !== undefined) {
-        record.bytesOut = writeHeld(res, outcome.status, outcome.headers, isHead ? undefined : outcome.body);
+        record.bytesOut = writeHeld(res, outcome.status, outcome.headers, isHead ? undefined : outcome.body, writes);
         return;
       }
       record.error = `NODE_ANSWERED_${outcome.status as 502 | 503 | 504}`;
@@ -118,21 +119,22 @@ function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boole
 
 /**
  * A response held back, written now; its own Content-Length is replaced by the real one. The
- * answer to a HEAD (`body` undefined) keeps the node's head as it came.
+ * answer to a HEAD (`body` undefined) keeps the node's head as it came. Held answers are small (a
+ * token, a gateway error): their end goes out with the turn's other writes (write-batch.ts).
  */
-function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer | undefined): number {
+function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer | undefined, writes: WriteBatch | undefined): number {
   if (res.headersSent || res.destroyed) return 0;
-  if (body === undefined) {
-    res.writeHead(status, headers);
-    res.end();
-    return 0;
+  if (body === undefined) res.writeHead(status, headers);
+  else {
+    const out: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
+    }
+    out.push('content-length', String(body.length));
+    res.writeHead(status, out);
   }
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
-  }
-  out.push('content-length', String(body.length));
-  res.writeHead(status, out);
-  res.end(body);
-  return body.length;
+  const end = body === undefined ? () => res.end() : () => res.end(body);
+  if (writes === undefined) end();
+  else writes.later(end);
+  return body?.length ?? 0;
 }

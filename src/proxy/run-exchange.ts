@@ -31,7 +31,7 @@ export async function runExchange(deps: ProxyDeps, ex: Exchange): Promise<void> 
   // Whatever the node did not read (it answered early, or failed) is drained, never left to stall the client.
   ex.body?.release();
   ex.record.bytesIn = ex.body?.bytes ?? 0;
-  answerClient(ex.res, ex.record, ex.method, end);
+  answerClient(ex.res, ex.record, ex.method, end, deps.writes);
   if (ex.record.error === 'QUEUE_TIMEOUT') deps.connections.count('QUEUE_TIMEOUT');
 }
 

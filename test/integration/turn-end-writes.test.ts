@@ -8,6 +8,7 @@ import type { WriteBatch } from '../../src/util/write-batch.js';
 import { startApp } from '../support/app.js';
 import { makeServerCert } from '../support/pki.js';
 import { startServer } from '../support/servers.js';
+import { startSimCluster } from '../support/sim-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
 
 /** A WriteBatch whose writes wait until the test makes them. */
@@ -127,6 +128,31 @@ describe('a request head to the node and a small answer to the client go out at 
     held.flush();
     await until(() => whole(received(), true), 'the client got the head');
     assert.match(received().toString('latin1'), /^HTTP\/1\.1 200 [^]*\r\ncontent-length: 2048\r\n/i);
+  });
+
+  it('a token answer harbor-lb held whole to verify it waits the same way', async (t) => {
+    const tmp = makeTempDir('turn-end-token');
+    t.after(tmp.remove);
+    const sim = await startSimCluster(tmp.dir, ['none']);
+    t.after(() => sim.close());
+    const held = new HeldWrites();
+    const lb = await startApp(sim.nodes.map((n) => n.url), { token: { rootCert: sim.cluster.certFile, probe: { enabled: false } } }, { writes: held });
+    t.after(() => lb.close());
+    const client = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    t.after(() => client.destroy());
+    let got = Buffer.alloc(0);
+    client.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+    const basic = Buffer.from('admin:Harbor12345').toString('base64');
+    client.write(`GET /service/token?account=admin&service=harbor-registry HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${basic}\r\n\r\n`);
+    await until(() => held.waiting.length > 0, 'the head to the node was held');
+    held.flush();
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.equal(line!.status, 200);
+    await roundTrip(lb.adminUrl);
+    assert.equal(got.length, 0, 'the client had bytes before the turn ended');
+    held.flush();
+    await until(() => whole(got), 'the client got the token');
+    assert.match(got.toString('latin1'), /^HTTP\/1\.1 200 [^]*"token":"/);
   });
 
   it('a blob past 16 KiB: only the head to the node waits; the body goes out as it comes', async (t) => {
