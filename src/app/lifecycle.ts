@@ -175,7 +175,7 @@ export class Lifecycle {
     p.metrics.close();
     p.rateWatch.stop();
     p.proxyDeps.deadlines?.stop();
-    p.proxyDeps.writes?.flush();
+    p.proxyDeps.writes.flush();
     p.proxyDeps.reclaimer.close();
     p.history.stop();
     await Promise.all([p.trustProbe?.stop(), p.uploadProbe.stop(), p.store.close(), proxy && closeServer(proxy), admin && closeServer(admin), p.checks.close()]);

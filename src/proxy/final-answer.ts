@@ -26,7 +26,7 @@ const REGISTRY_401 = '{"errors":[{"code":"UNAUTHORIZED","message":"authenticatio
  * node's answer as it streamed, a held answer written now, or harbor-lb's own registry-style
  * error in the node's stead.
  */
-export function answerClient(res: ServerResponse, record: RoutingRecord, method: string, end: AttemptsEnding, writes?: WriteBatch): void {
+export function answerClient(res: ServerResponse, record: RoutingRecord, method: string, end: AttemptsEnding, writes: WriteBatch): void {
   let { outcome } = end;
   const isHead = method === 'HEAD';
   const kept = end.gatewayAnswer;
@@ -60,7 +60,7 @@ export function answerClient(res: ServerResponse, record: RoutingRecord, method:
   answerOutcome(res, record, isHead, outcome, writes);
 }
 
-function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boolean, outcome: ForwardOutcome, writes: WriteBatch | undefined): void {
+function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boolean, outcome: ForwardOutcome, writes: WriteBatch): void {
   switch (outcome.phase) {
     case 'complete':
       return;
@@ -122,7 +122,7 @@ function answerOutcome(res: ServerResponse, record: RoutingRecord, isHead: boole
  * answer to a HEAD (`body` undefined) keeps the node's head as it came. Held answers are small (a
  * token, a gateway error): their end goes out with the turn's other writes (write-batch.ts).
  */
-function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer | undefined, writes: WriteBatch | undefined): number {
+function writeHeld(res: ServerResponse, status: number, headers: string[], body: Buffer | undefined, writes: WriteBatch): number {
   if (res.headersSent || res.destroyed) return 0;
   if (body === undefined) res.writeHead(status, headers);
   else {
@@ -133,8 +133,6 @@ function writeHeld(res: ServerResponse, status: number, headers: string[], body:
     out.push('content-length', String(body.length));
     res.writeHead(status, out);
   }
-  const end = body === undefined ? () => res.end() : () => res.end(body);
-  if (writes === undefined) end();
-  else writes.later(end);
+  writes.later(body === undefined ? () => res.end() : () => res.end(body));
   return body?.length ?? 0;
 }

@@ -60,7 +60,7 @@ export interface ProxyDeps {
   /** The node's time limits for requests without a body (one timer for all, not undici's per request). */
   deadlines?: AttemptDeadlines;
   /** Requests' heads to the nodes and small answers' ends, made together at the end of each turn (write-batch.ts). */
-  writes?: WriteBatch;
+  writes: WriteBatch;
   /** Identical blob pulls share one node read (coalesce.enabled). */
   coalescer?: Coalescer;
   /** Told of each body chunk allocated per socket read, so V8 frees them before a full collection is due. */

@@ -280,9 +280,8 @@ class FrontDoor implements RequestHandler {
     // The connection is busy until its answer's end is made: a small answer's end may wait for the
     // end of the turn (write-batch.ts), and until then the connection is no idle one to close.
     const { res } = ex;
-    const writes = this.#deps.writes;
-    if (writes === undefined || res.writableEnded || res.destroyed) this.#deps.connections.requestEnded(req.socket);
-    else writes.later(() => this.#deps.connections.requestEnded(req.socket));
+    if (res.writableEnded || res.destroyed) this.#deps.connections.requestEnded(req.socket);
+    else this.#deps.writes.later(() => this.#deps.connections.requestEnded(req.socket));
     // A body the answer came before is read no further than unread-body.ts allows. A forwarded
     // body's dropped chunks are counted by its RequestBody (released already, unless the exchange threw).
     ex.body?.release();
