@@ -1,4 +1,4 @@
-import { lowercaseIfNamed } from '../util/header-names.js';
+import { oneOfNames } from '../util/header-names.js';
 import { tokenLength } from '../util/http-token.js';
 
 /**
@@ -42,8 +42,8 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_TRAILERS = 16_384;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
-/** The headers the reader acts on, lowercased ('' for any other). */
-const framingName = lowercaseIfNamed(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+/** Which of the headers the reader acts on a header is ('' for any other). */
+const framingName = oneOfNames(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 /** Space or tab. */
 const isBlank = (c: number): boolean => c === 32 || c === 9;
 /**

@@ -3,7 +3,7 @@
  * (node:http rawHeaders in, undici out; undici raw headers in, writeHead out) so no header
  * object is built per request.
  */
-import { lowercaseIfNamed } from '../util/header-names.js';
+import { oneOfNames } from '../util/header-names.js';
 import { IDENTITY_HEADERS, type RequestIdentity } from './request-identity.js';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 7.6.1), plus `expect`, which harbor-lb answers itself (RequestBody). */
@@ -224,8 +224,8 @@ export class OriginRewriter {
   }
 }
 
-/** The names buildResponseHeaders acts on, lowercased ('' for any other, kept as it is). */
-const responseRuleName = lowercaseIfNamed([...HOP_BY_HOP, 'x-request-id', 'location', 'content-location', 'www-authenticate']);
+/** Which of the names buildResponseHeaders acts on a header is ('' for any other, kept as it is). */
+const responseRuleName = oneOfNames([...HOP_BY_HOP, 'x-request-id', 'location', 'content-location', 'www-authenticate']);
 
 /**
  * The headers sent to the client: node headers minus hop-by-hop ones (those the node's own

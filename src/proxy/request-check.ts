@@ -6,7 +6,7 @@
  * Content-Length (digits only), and none of the headers undici manages itself.
  */
 import type { RegistryErrorCode } from './errors.js';
-import { lowercaseIfNamed } from '../util/header-names.js';
+import { oneOfNames } from '../util/header-names.js';
 import { isHttpToken } from '../util/http-token.js';
 
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
@@ -14,8 +14,8 @@ const BAD_TARGET = /[^\u0021-\u00ff]/;
 const DIGITS = /^[0-9]+$/;
 /** undici throws on these; the header rules strip them, so one left here is a bug caught early. */
 const MANAGED = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'connection']);
-/** The names the check acts on, lowercased ('' for any other). */
-const checkedName = lowercaseIfNamed(['host', 'content-length', ...MANAGED]);
+/** Which of the names the check acts on a header is ('' for any other). */
+const checkedName = oneOfNames(['host', 'content-length', ...MANAGED]);
 
 /** Why a request is answered by harbor-lb itself, before any node is involved. */
 export interface Refusal {

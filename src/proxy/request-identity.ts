@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { lowercaseIfNamed } from '../util/header-names.js';
+import { oneOfNames } from '../util/header-names.js';
 
 /**
  * What ties one request together across the client, harbor-lb and the node: its `X-Request-Id`
@@ -25,8 +25,12 @@ const WELL_FORMED_ID = /^[A-Za-z0-9._:+/=@-]{1,128}$/;
 
 const MAX_TRACESTATE = 512;
 
-/** The headers that carry a request's identity, lowercased ('' for any other). */
-const identityName = lowercaseIfNamed(['x-request-id', 'traceparent', 'tracestate']);
+/** The ids W3C Trace Context forbids, as TraceIds.next gives them (lower-case hex, 16 and 8 bytes). */
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
+
+/** Which of the headers that carry a request's identity a header is ('' for any other). */
+const identityName = oneOfNames(['x-request-id', 'traceparent', 'tracestate']);
 
 /** W3C Trace Context, version 00 exactly; a later version's first four fields, more may follow (spec 3.2.4). */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
@@ -77,9 +81,9 @@ export function requestIdentity(raw: readonly string[], ownId: string, traceIds:
   }
   let traceId = traceIds.next(16);
   // All zeros is not a valid trace id (nor span id): 2^-128, but the rule is the rule.
-  while (/^0+$/.test(traceId)) traceId = traceIds.next(16);
+  while (traceId === ZERO_TRACE_ID) traceId = traceIds.next(16);
   let spanId = traceIds.next(8);
-  while (/^0+$/.test(spanId)) spanId = traceIds.next(8);
+  while (spanId === ZERO_SPAN_ID) spanId = traceIds.next(8);
   return { requestId, traceparent: `00-${traceId}-${spanId}-00`, traceId, tracestate: undefined };
 }
 

@@ -1,16 +1,41 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { lowercaseIfNamed } from '../../../src/util/header-names.js';
+import fc from 'fast-check';
+import { oneOfNames } from '../../../src/util/header-names.js';
 
-describe('lowercaseIfNamed', () => {
-  const named = lowercaseIfNamed(['content-length', 'host', 'x-request-id']);
+describe('oneOfNames', () => {
+  const listed = ['content-length', 'host', 'x-request-id', 'connection', 'keep-alive'];
+  const named = oneOfNames(listed);
 
-  it('gives each of its names in any case as lowercase', () => {
-    for (const name of ['Content-Length', 'CONTENT-LENGTH', 'content-length', 'Host', 'X-Request-Id']) assert.equal(named(name), name.toLowerCase());
+  it('gives the listed name a header name is, in any case', () => {
+    for (const name of ['Content-Length', 'CONTENT-LENGTH', 'content-length', 'cOnTeNt-LeNgTh', 'Host', 'X-Request-Id', 'Keep-Alive']) assert.equal(named(name), name.toLowerCase());
   });
 
-  it("gives '' for a name of no listed length, and a lowercase other name of a listed length (the caller compares)", () => {
-    for (const name of ['Date', 'Server', 'Accept-Ranges', '', 'Docker-Content-Digest']) assert.equal(named(name), name.length === 4 ? name.toLowerCase() : '');
-    assert.equal(named('Content-Type'), 'content-type', 'as long as X-Request-Id: lowercased, and no rule names it');
+  it("gives '' for any other name, of a listed length or not", () => {
+    for (const name of ['Date', 'Server', 'Content-Type', 'Accept-Ranges', '', 'Docker-Content-Digest', 'Hosts', 'content-lengtH ', 'Kee-pAlive']) assert.equal(named(name), '');
+  });
+
+  it('reads only ASCII letters as case: the Kelvin sign, a dotless i or a byte a bit away from a letter is no letter', () => {
+    const k = oneOfNames(['keep-alive', 'x-id']);
+    assert.equal(k('\u212aeep-alive'), '', 'KELVIN SIGN lowercases to k, but is not K');
+    assert.equal(k('keep\u2010alive'), '');
+    assert.equal(k('x\rid'), '', '"-" (0x2d) and "\\r" (0x0d) differ by 0x20: not the same');
+    assert.equal(k('X-\u0130D'), '', 'LATIN CAPITAL I WITH DOT is not I');
+    assert.equal(k('\u004b\u0045\u0045\u0050-ALIVE'), 'keep-alive');
+  });
+
+  it('agrees with lowercasing and comparing, for any name', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.constantFrom(...listed), fc.string({ maxLength: 16 }), fc.stringMatching(/^[A-Za-z-]{4,14}$/)), fc.boolean(), (base, upper) => {
+        const name = upper ? base.toUpperCase() : base;
+        const expected = listed.includes(name.toLowerCase()) && /^[\x00-\x7f]*$/.test(name) ? name.toLowerCase() : '';
+        assert.equal(named(name), expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses a list with a name not in lowercase: it could never match', () => {
+    assert.throws(() => oneOfNames(['Content-Length']), /not lowercase/);
   });
 });
