@@ -2,7 +2,7 @@ import { connect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { errors } from 'undici';
 import { Http1ResponseReader, ResponseParseError } from './http1-response.js';
-import { lowercaseIfNamed } from '../util/header-names.js';
+import { oneOfNames } from '../util/header-names.js';
 import { isHttpToken } from '../util/http-token.js';
 import { LARGE_READ_SIZE, READ_SIZE } from '../util/read-sizes.js';
 import type { WriteBatch } from '../util/write-batch.js';
@@ -50,6 +50,12 @@ export interface ReadRequest {
   path: string;
   /** Alternating names and values. */
   headers: readonly string[];
+  /**
+   * The headers passed request-check's `unforwardable` (every name a token, no value with a
+   * control character): the head is built without reading them again for what it already refused.
+   * The path, Host, Content-Length and the framing headers are still checked.
+   */
+  headersChecked?: boolean;
   /**
    * Time the node has to start answering, after which no gap between body chunks may last the
    * pool's bodyTimeout. 0: the caller keeps both time limits (AttemptDeadlines), as with undici.
@@ -471,8 +477,8 @@ class ReadExchange {
 const LINE_BREAK = /[\r\n\0]/;
 /** Headers that frame or steer the connection itself: the pool's, never a request's (as undici refuses them). */
 const FRAMING = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
-/** The names the request head is checked for, lowercased ('' for any other). */
-const headName = lowercaseIfNamed(['host', 'content-length', ...FRAMING]);
+/** Which of the names the request head is checked for a header is ('' for any other). */
+const headName = oneOfNames(['host', 'content-length', ...FRAMING]);
 
 /**
  * The request's head as the pool writes it: header bytes as node:http read them (latin1), byte for
@@ -492,8 +498,10 @@ function requestHead(request: ReadRequest, nodeHost: string): string {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (!isHttpToken(name)) refuse('invalid header name');
-    if (LINE_BREAK.test(value)) refuse(`invalid ${name} header`);
+    if (request.headersChecked !== true) {
+      if (!isHttpToken(name)) refuse('invalid header name');
+      if (LINE_BREAK.test(value)) refuse(`invalid ${name} header`);
+    }
     const lower = headName(name);
     if (lower === 'host' && ++hosts > 1) refuse('more than one host header');
     if (FRAMING.has(lower)) refuse(`invalid ${lower} header`);

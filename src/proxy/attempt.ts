@@ -58,6 +58,8 @@ export async function sendAttempt(deps: ProxyDeps, ex: Exchange, placement: Plac
       method: ex.method,
       path: ex.url,
       headers: ex.headers,
+      // An exchange reaches a node only once request-check passed its headers (request-handler.ts).
+      headersChecked: true,
       body: ex.body,
       req: ex.req,
       res: ex.res,

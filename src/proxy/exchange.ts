@@ -13,6 +13,7 @@ export interface Exchange {
   /** What the node is sent: the normalized path and the query as the client sent it. */
   url: string;
   path: string;
+  /** What a node is sent; an exchange goes to a node only once request-check's `unforwardable` found nothing wrong with them. */
   headers: string[];
   body: RequestBody | undefined;
   record: RoutingRecord;

@@ -74,6 +74,12 @@ export interface ForwardRequest {
   method: string;
   path: string;
   headers: string[];
+  /**
+   * The headers passed request-check's `unforwardable`, as an exchange's always have: the read
+   * pool then builds the head without looking at them again for what that check refused.
+   * Without it, forward is still the last line against a head that could smuggle a request in.
+   */
+  headersChecked?: boolean;
   body: RequestBody | undefined;
   req: IncomingMessage;
   res: ServerResponse;
@@ -180,7 +186,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     // request than undici's dispatch).
     const { method } = fr;
     if (fr.body === undefined && (method === 'GET' || method === 'HEAD')) {
-      fr.node.reads.dispatch({ method, path: fr.path, headers: fr.headers, headersTimeout: this.#ownTimers ? 0 : fr.headersTimeout, writes: fr.writes }, this);
+      fr.node.reads.dispatch({ method, path: fr.path, headers: fr.headers, headersChecked: fr.headersChecked, headersTimeout: this.#ownTimers ? 0 : fr.headersTimeout, writes: fr.writes }, this);
       return;
     }
     // A body streamed from the client may take as long as the client likes: it has its own budget.

@@ -250,6 +250,60 @@ describe('read pool: the request as the client sent it', () => {
   });
 });
 
+describe('read pool: the heads it will not write', () => {
+  /** What the pool does with a request: the error it fails with, or the head a raw node read. */
+  async function attempt(headers: string[], headersChecked?: boolean, path = '/v2/a/manifests/x'): Promise<{ error?: Error; head?: string }> {
+    const heads: string[] = [];
+    const node = createTcpServer((s) => {
+      let head = '';
+      s.on('data', (d) => {
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        heads.push(head);
+        s.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+      });
+    });
+    const url = await listen(node);
+    try {
+      const pool = new ReadPool(url, OPTIONS);
+      const r = await new Promise<Result>((resolve) => pool.dispatch({ method: 'GET', path, headers, headersChecked, headersTimeout: 10_000 }, slowHandler(resolve)));
+      pool.close();
+      return { error: r.error, head: heads[0] };
+    } finally {
+      node.close();
+    }
+  }
+
+  it('refuses, before anything is written, what could smuggle a request in or frame it otherwise', async () => {
+    const refused: Array<[string, string[], string?]> = [
+      ['a name that is no token', ['x name', 'v']],
+      ['a value with CR LF', ['x-a', 'v\r\nGET /other HTTP/1.1']],
+      ['a value with LF', ['x-a', 'v\nx']],
+      ['a value with NUL', ['x-a', 'v\u0000']],
+      ['two Hosts', ['host', 'a', 'Host', 'b']],
+      ['a framing header', ['Transfer-Encoding', 'chunked']],
+      ['a body length', ['content-length', '5']],
+      ['a path with a line break', ['host', 'a'], '/v2/\r\nx'],
+    ];
+    for (const [what, headers, path] of refused) {
+      const r = await attempt(headers, undefined, path);
+      assert.equal(r.error?.name, 'InvalidArgumentError', what);
+      assert.equal(r.head, undefined, `${what}: nothing reached the node`);
+    }
+  });
+
+  it('with headers request-check passed, still refuses two Hosts, a framing header and a body length, and writes the rest as it is', async () => {
+    for (const headers of [['host', 'a', 'Host', 'b'], ['Connection', 'close'], ['content-length', '5']]) {
+      const r = await attempt(headers, true);
+      assert.equal(r.error?.name, 'InvalidArgumentError', headers.join(': '));
+      assert.equal(r.head, undefined);
+    }
+    const r = await attempt(['Host', 'registry.test', 'content-length', '0', 'x-forwarded-for', '127.0.0.1'], true);
+    assert.equal(r.error, undefined);
+    assert.equal(r.head, 'GET /v2/a/manifests/x HTTP/1.1\r\nHost: registry.test\r\nx-forwarded-for: 127.0.0.1\r\n\r\n');
+  });
+});
+
 describe('read pool: a node whose answer is not HTTP', () => {
   it('fails the pull with the parser error the routing line reads, and a cut as undici words it; stray bytes after a whole answer do not cut it', async () => {
     const answers = [
