@@ -4,12 +4,17 @@
  */
 export interface RoutingLineFields {
   event: 'request';
+  /**
+   * reqId, requestId and traceId are ids harbor-lb made or checked (request-identity.ts): letters,
+   * digits and a few marks, nothing JSON escapes. They are written as they are.
+   */
   reqId: string;
   requestId: string;
   traceId: string;
   client: { ip: string; user?: string; userFrom?: string };
   method: string;
   path: string;
+  /** route, reason and affinity are words of harbor-lb's own (RoutingRecord names them): written as they are. */
   route: string;
   node: string | null;
   reason: string | null;
@@ -60,14 +65,16 @@ const strOrNull = (s: string | null): string => (s === null ? 'null' : str(s));
  * The routing line of a request, as JSON, field by field in a fixed order: the same text
  * JSON.stringify gives for the record (after `level` and `time`, as pino writes them), at about a
  * third of its cost. It is written once per request, and a record's shape varies (optional fields
- * set or not), which keeps JSON.stringify off its fast path.
+ * set or not), which keeps JSON.stringify off its fast path. Only what a client or an operator can
+ * put text into is looked at for what JSON escapes: the ids and words harbor-lb made or checked
+ * are not (RoutingLineFields), which saves six of the ten looks.
  */
 export function routingLine(time: string, r: RoutingLineFields): string {
   const c = r.client;
   const client = `{"ip":${str(c.ip)}${c.user === undefined ? '' : `,"user":${str(c.user)}`}${c.userFrom === undefined ? '' : `,"userFrom":${str(c.userFrom)}`}}`;
   return (
-    `{"level":"info","time":"${time}","event":"request","reqId":${str(r.reqId)},"requestId":${str(r.requestId)},"traceId":${str(r.traceId)},"client":${client},` +
-    `"method":${str(r.method)},"path":${str(r.path)},"route":${str(r.route)},"node":${strOrNull(r.node)},"reason":${strOrNull(r.reason)},"affinity":${str(r.affinity)},` +
+    `{"level":"info","time":"${time}","event":"request","reqId":"${r.reqId}","requestId":"${r.requestId}","traceId":"${r.traceId}","client":${client},` +
+    `"method":${str(r.method)},"path":${str(r.path)},"route":"${r.route}","node":${strOrNull(r.node)},"reason":${r.reason === null ? 'null' : `"${r.reason}"`},"affinity":"${r.affinity}",` +
     `"status":${num(r.status)},"durationMs":${millis(r.durationMs)},"attempts":${num(r.attempts)},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)}` +
     `${r.error === undefined ? '' : `,"error":${str(r.error)}`}}\n`
   );

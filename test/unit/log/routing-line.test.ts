@@ -7,14 +7,16 @@ import { ROUTES } from '../../../src/registry/route.js';
 
 /** Any text, including what JSON must escape: quotes, backslashes, control characters, lone surrogates, non-ASCII. */
 const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000\u001f', '\ud800', 'é→😀', '/v2/a"b\\c/manifests/v1'));
+/** An id as harbor-lb makes or keeps one (request-identity.ts's well-formed request ids, hex trace ids, reqIds). */
+const id = fc.stringMatching(/^[A-Za-z0-9._:+/=@-]{1,128}$/);
 const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(NaN, Infinity, -0, 1.234));
 
 const record: fc.Arbitrary<RoutingRecord> = fc.record(
   {
     event: fc.constant('request' as const),
-    reqId: text,
-    requestId: text,
-    traceId: text,
+    reqId: id,
+    requestId: id,
+    traceId: id,
     client: fc.record({ ip: text, user: text, userFrom: fc.constantFrom('basic' as const, 'token' as const, 'unverified-token' as const) }, { requiredKeys: ['ip'] }),
     method: text,
     path: text,

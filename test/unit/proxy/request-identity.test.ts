@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { requestIdentity } from '../../../src/proxy/request-identity.js';
 
 const PARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
@@ -54,5 +55,17 @@ describe('request identity: X-Request-Id and W3C trace context', () => {
     const later = '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next';
     assert.equal(requestIdentity(['traceparent', later], 'x').traceparent, later);
     assert.notEqual(requestIdentity(['traceparent', PARENT, 'traceparent', PARENT], 'x').traceparent, PARENT);
+  });
+
+  it('gives ids nothing in which JSON escapes, whatever the client sends: the routing line writes them as they are', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('a"b', 'a\\b', '\u0000', '\ud800', PARENT, `${PARENT.slice(0, 10)}"${PARENT.slice(11)}`));
+    const header = fc.tuple(fc.constantFrom('X-Request-Id', 'x-request-id', 'traceparent', 'Traceparent', 'tracestate'), text);
+    fc.assert(
+      fc.property(fc.array(header, { maxLength: 4 }), (pairs) => {
+        const id = requestIdentity(pairs.flat(), 'c0ffee-1z');
+        for (const v of [id.requestId, id.traceId]) assert.equal(JSON.stringify(v), `"${v}"`, v);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
