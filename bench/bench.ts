@@ -22,6 +22,7 @@ import type { Metric, Sample } from './lib/stats.js';
 import { makeToken } from './lib/token.js';
 import { runScale } from './scale.js';
 import { runCoalesce } from './coalesce.js';
+import { runInstructions } from './instructions.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MiB = 1024 * 1024;
@@ -44,13 +45,17 @@ interface Settings {
   scale: boolean;
   /** --coalesce: a hundred clients on one layer (bench/coalesce.ts) instead of the contenders' rounds. */
   coalesce: boolean;
+  /** --instructions: instructions per small GET under callgrind (bench/instructions.ts) instead of the contenders' rounds. */
+  instructions: boolean;
+  /** --against DIST: another build measured in alternation (--instructions). */
+  against?: string;
 }
 
 function parseArgs(argv: string[]): Settings {
   const quick = argv.includes('--quick');
   const s: Settings = quick
-    ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false, scale: false, coalesce: false }
-    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true, scale: false, coalesce: false };
+    ? { quick, rounds: 1, m1Seconds: 3, m4Seconds: 2, m5Seconds: 2, heySeconds: 0, blobsPerRun: 8, settleMs: 300, keep: false, doc: false, scale: false, coalesce: false, instructions: false }
+    : { quick, rounds: 3, m1Seconds: 8, m4Seconds: 5, m5Seconds: 6, heySeconds: 5, blobsPerRun: 16, settleMs: 500, keep: false, doc: true, scale: false, coalesce: false, instructions: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') continue;
@@ -60,13 +65,17 @@ function parseArgs(argv: string[]): Settings {
     else if (a === '--doc') s.doc = true;
     else if (a === '--scale') s.scale = true;
     else if (a === '--coalesce') s.coalesce = true;
+    else if (a === '--instructions') s.instructions = true;
+    else if (a === '--against') s.against = argv[++i];
     else if (a === '--help' || a === '-h') {
       process.stdout.write('usage: npm run bench [-- --quick] [--rounds N] [--keep] [--no-doc|--doc]\n' +
         '  --quick    one short round (about a minute): a smoke run; docs/benchmarks.md is left alone unless --doc\n' +
         '  --rounds N rounds of interleaved contenders (default 3)\n  --keep     keep the work folder (configs, logs) under /tmp\n' +
         '  --scale    harbor-lb with 1, 2, 4, 8... workers next to haproxy with as many threads, pinned (taskset), for a machine with 2k cores;\n' +
         '             written to bench/results and, with --doc, to docs/benchmarks.md\n' +
-        '  --coalesce 100 clients pull one layer at once from throttled nodes, through haproxy and harbor-lb with coalesce.enabled\n');
+        '  --coalesce 100 clients pull one layer at once from throttled nodes, through haproxy and harbor-lb with coalesce.enabled\n' +
+        '  --instructions  instructions per small GET, counted by callgrind (valgrind): repeatable on a noisy machine;\n' +
+        '             --against DIST measures another build (a dist folder) in alternation\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (try --help)`);
   }
@@ -160,6 +169,13 @@ async function main(): Promise<number> {
       const report = await runCoalesce({ procs, work, cli, root: ROOT, blobFile: layerFile, blobHex: layerHex, blobSize: layerSize, tokenJson: token.tokenJson, rootCert: token.rootCert, clients: settings.quick ? 20 : 100, nodeRate: 40 * MiB, log });
       writeFileSync(join(resultsDir, `${runId}-coalesce.md`), report);
       if (settings.doc) writeDoc(join(ROOT, 'docs/benchmarks.md'), report, 'bench-coalesce');
+      process.stdout.write(`\n${report}\n`);
+      return 0;
+    }
+    if (settings.instructions) {
+      const report = await runInstructions({ procs, work, cli, root: ROOT, backends, rootCert: token.rootCert, rounds: settings.quick ? 1 : settings.rounds, warmSeconds: settings.quick ? 10 : 20, countSeconds: settings.quick ? 10 : 20, against: settings.against, log });
+      writeFileSync(join(resultsDir, `${runId}-instructions.md`), report);
+      if (settings.doc && settings.against === undefined) writeDoc(join(ROOT, 'docs/benchmarks.md'), report, 'bench-instructions');
       process.stdout.write(`\n${report}\n`);
       return 0;
     }

@@ -362,7 +362,7 @@ export function writeDoc(path: string, report: string, marker = 'bench'): void {
       writeFileSync(path, text.slice(0, a) + block + text.slice(b + END.length));
       return;
     }
-    const heading = marker === 'bench' ? 'Latest run' : marker === 'bench-scale' ? 'Scaling with cores: latest run' : 'Coalescing: latest run';
+    const heading = marker === 'bench' ? 'Latest run' : marker === 'bench-scale' ? 'Scaling with cores: latest run' : marker === 'bench-instructions' ? 'Instructions per small GET: latest run' : 'Coalescing: latest run';
     writeFileSync(path, `${text.trimEnd()}\n\n## ${heading}\n\n${block}\n`);
     return;
   }

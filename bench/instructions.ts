@@ -1,0 +1,194 @@
+/**
+ * `npm run bench -- --instructions [--against DIST]`: the instructions harbor-lb's request path
+ * runs per small GET, counted by valgrind's callgrind on the process's main thread. Counts, not
+ * seconds: they do not move with what else the machine is doing, so a change of a few percent in
+ * the request path can be read off one run where wall-clock rounds swing by ±20% (a shared VM).
+ * harbor-lb runs as one process (`proxy.workers: 1`), under wrk with 8 connections; counting is
+ * switched on only after a warm-up (the JIT's tiers settled), for a fixed time. With --against,
+ * another build (its dist folder, e.g. a worktree of the base commit) is measured in alternation
+ * with this one. Background work (health checks every 60 s here) is counted too, spread over the
+ * requests. What a request costs in the kernel (system calls) is not counted: callgrind sees user
+ * space only. Loopback only; every process is the bench's own and stopped after its round.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { harborLbYaml, MANIFEST_PATH } from './lib/configs.js';
+import { wrk } from './lib/load.js';
+import { freePorts, harborLbReady, type Procs, run, waitFor } from './lib/procs.js';
+
+export interface InstructionsContext {
+  procs: Procs;
+  work: string;
+  /** This build's dist/src/cli.js. */
+  cli: string;
+  root: string;
+  backends: number[];
+  rootCert: string;
+  rounds: number;
+  /** Seconds of load before counting, and counted. */
+  warmSeconds: number;
+  countSeconds: number;
+  /** Another build's dist folder, measured in alternation with this one. */
+  against?: string;
+  log: (msg: string) => void;
+}
+
+interface Sample {
+  build: string;
+  requests: number;
+  instructions: number;
+  /** harbor-lb's own functions: instructions per request, their callees included. */
+  functions: Map<string, number>;
+}
+
+export async function runInstructions(c: InstructionsContext): Promise<string> {
+  for (const tool of ['valgrind', 'callgrind_control']) {
+    if ((await run('sh', ['-c', `command -v ${tool}`], 5000)).code !== 0) throw new Error(`${tool} is missing: run bench/setup.sh (Debian package valgrind)`);
+  }
+  const builds: Array<{ name: string; cli: string }> = [{ name: 'this build', cli: c.cli }];
+  if (c.against !== undefined) {
+    const cli = join(c.against, 'src/cli.js');
+    if (!existsSync(cli)) throw new Error(`--against ${c.against}: no src/cli.js there (give a built dist folder)`);
+    builds.unshift({ name: `against (${c.against})`, cli });
+  }
+  const samples: Sample[] = [];
+  for (let round = 1; round <= c.rounds; round++) {
+    for (const b of builds) {
+      const s = await measure(c, b.name, b.cli, round);
+      samples.push(s);
+      c.log(`instructions: round ${round}, ${b.name}: ${Math.round(s.instructions / s.requests).toLocaleString('en-US')} per request (${s.requests} requests counted)`);
+    }
+  }
+  return render(samples, builds.map((b) => b.name), c);
+}
+
+async function measure(c: InstructionsContext, build: string, cli: string, round: number): Promise<Sample> {
+  const [port, admin] = await freePorts(2);
+  const tag = `instructions-${round}-${build === 'this build' ? 'this' : 'against'}`;
+  const conf = join(c.work, `${tag}.yaml`);
+  // One process, the bench's usual config; health checks rarer, so what is counted is requests.
+  writeFileSync(conf, harborLbYaml({ port: port!, adminPort: admin!, backends: c.backends, rootCert: c.rootCert, store: 'memory', workers: 1 }).replace('interval: 2s', 'interval: 60s'));
+  const outDir = join(c.work, tag);
+  const nodeBin = process.execPath;
+  const lb = c.procs.start(
+    `harbor-lb under callgrind (${build})`,
+    'valgrind',
+    ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--dump-line=no', '--compress-strings=no', `--callgrind-out-file=${outDir}.%p`, nodeBin, '--perf-basic-prof', '--max-semi-space-size=16', cli, 'serve', '--config', conf],
+    join(c.work, `logs/${tag}.log`),
+  );
+  try {
+    await waitFor(`${tag}: all three nodes healthy`, harborLbReady(admin!), 180_000);
+    const url = `http://127.0.0.1:${port}${MANIFEST_PATH}`;
+    const script = join(c.root, 'bench/wrk-json.lua');
+    await wrk(url, { threads: 1, connections: 8, seconds: c.warmSeconds, script });
+    await control(['-i', 'on', String(lb.pid)]);
+    const counted = await wrk(url, { threads: 1, connections: 8, seconds: c.countSeconds, script });
+    await control(['-i', 'off', String(lb.pid)]);
+    await control(['-d', String(lb.pid)]);
+    const file = mainThreadDump(c.work, tag, lb.pid);
+    const text = readFileSync(file, 'utf8');
+    const total = /^totals: (\d+)/m.exec(text);
+    if (total === null) throw new Error(`${file}: no totals`);
+    return { build, requests: counted.requests, instructions: Number(total[1]), functions: ownFunctions(text, lb.pid, counted.requests) };
+  } finally {
+    await c.procs.stop(lb, 20_000);
+  }
+}
+
+async function control(args: string[]): Promise<void> {
+  const r = await run('callgrind_control', args, 60_000);
+  if (r.code !== 0) throw new Error(`callgrind_control ${args.join(' ')}: ${r.stderr || r.stdout}`);
+}
+
+/** The dump callgrind_control -d wrote for the main thread: <out>.<pid>.1-01 (part 1, thread 1). */
+function mainThreadDump(work: string, tag: string, pid: number): string {
+  const name = readdirSync(work).find((f) => f === `${tag}.${pid}.1-01`);
+  if (name === undefined) throw new Error(`no callgrind dump for the main thread of ${pid} in ${work}`);
+  return join(work, name);
+}
+
+/**
+ * Inclusive instructions per request of harbor-lb's own functions (dist/src), named from the
+ * JIT's map (--perf-basic-prof: /tmp/perf-PID.map). callgrind names code it has no symbol for by
+ * its address; a function's inclusive cost is on the lines after its "fn=" that name no callee.
+ */
+function ownFunctions(text: string, pid: number, requests: number): Map<string, number> {
+  const out = new Map<string, number>();
+  const mapFile = `/tmp/perf-${pid}.map`;
+  if (!existsSync(mapFile)) return out;
+  const entries = readFileSync(mapFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('/dist/src/'))
+    .map((l) => {
+      const [start, size, ...name] = l.split(' ');
+      return { start: parseInt(start!, 16), end: parseInt(start!, 16) + parseInt(size!, 16), name: name.join(' ') };
+    });
+  const nameOf = (addr: number) => entries.find((e) => addr >= e.start && addr < e.end)?.name;
+  // callgrind's format (strings not compressed): "fn=NAME" opens a function's block; its cost
+  // lines ("POSITION COST") are its own, except the one after "calls=", which is that call's
+  // inclusive cost.
+  let current: string | undefined;
+  let afterCall = false;
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('fn=')) {
+      current = line.slice(3);
+      afterCall = false;
+      continue;
+    }
+    if (line.startsWith('calls=')) {
+      afterCall = true;
+      continue;
+    }
+    const cost = /^\S+ (\d+)$/.exec(line);
+    if (cost === null || current === undefined || !/^[+-]?\d+ /.test(line)) continue;
+    const n = Number(cost[1]);
+    const into = afterCall ? inclusive : self;
+    into.set(current, (into.get(current) ?? 0) + n);
+    afterCall = false;
+  }
+  for (const [fn, n] of self) inclusive.set(fn, (inclusive.get(fn) ?? 0) + n);
+  for (const [fn, n] of inclusive) {
+    const addr = /0x([0-9a-f]+)/.exec(fn);
+    const name = addr === null ? undefined : nameOf(parseInt(addr[1]!, 16));
+    if (name === undefined) continue;
+    // "JS:*'requestHead file:///.../dist/src/nodes/read-pool.js:427:21" -> "requestHead (nodes/read-pool)"
+    const m = /JS:\S?'?(\S*) .*\/dist\/src\/(.*)\.js/.exec(name);
+    const key = m === null ? name : `${m[1] || '(anonymous)'} (${m[2]})`;
+    out.set(key, (out.get(key) ?? 0) + n / requests);
+  }
+  return out;
+}
+
+function render(samples: Sample[], builds: string[], c: InstructionsContext): string {
+  const per = (s: Sample) => s.instructions / s.requests;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  const lines = [
+    '#### Instructions per small GET (`npm run bench -- --instructions`)',
+    '',
+    `harbor-lb as one process (\`proxy.workers: 1\`) under valgrind's callgrind, its main thread's instructions while wrk (1 thread, 8 connections) asks for the 2 KiB manifest: ${c.warmSeconds} s of warm-up, then ${c.countSeconds} s counted, per round. User space only (a request's system calls are the kernel's).`,
+    '',
+    `| build | ${samples.filter((s) => s.build === builds[0]).map((_, i) => `round ${i + 1}`).join(' | ')} | median |`,
+    `|---|${samples.filter((s) => s.build === builds[0]).map(() => '---:').join('|')}|---:|`,
+  ];
+  const medians = new Map<string, number>();
+  for (const b of builds) {
+    const mine = samples.filter((s) => s.build === b);
+    const m = median(mine.map(per));
+    medians.set(b, m);
+    lines.push(`| ${b} | ${mine.map((s) => fmt(per(s))).join(' | ')} | ${fmt(m)} |`);
+  }
+  if (builds.length === 2) {
+    const [a, t] = [medians.get(builds[0]!)!, medians.get(builds[1]!)!];
+    lines.push('', `This build runs ${Math.abs((t / a - 1) * 100).toFixed(1)}% ${t <= a ? 'fewer' : 'more'} instructions per request than the other, median against median.`);
+  }
+  // Where this build's instructions go: its own functions, callees included, from its last round.
+  const last = [...samples].reverse().find((s) => s.build === 'this build');
+  if (last !== undefined && last.functions.size > 0) {
+    lines.push('', "This build's own functions with the most instructions per request, their callees included (last round):", '', '| function (file under src/) | per request |', '|---|---:|');
+    for (const [fn, n] of [...last.functions].sort((x, y) => y[1] - x[1]).slice(0, 15)) lines.push(`| ${fn} | ${fmt(n)} |`);
+  }
+  return lines.join('\n') + '\n';
+}
