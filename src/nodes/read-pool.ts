@@ -473,8 +473,12 @@ class ReadExchange {
   }
 }
 
-/** Bytes that would end a line or the head early: a header or target holding one could smuggle a request in. */
-const LINE_BREAK = /[\r\n\0]/;
+/**
+ * What would end a line or the head early: a header or target holding one could smuggle a request
+ * in. The head is written as latin1, each character as its low byte, so a character past 0xff is
+ * one too ("\u010d" would go out as a CR).
+ */
+const LINE_BREAK = /[\r\n\0\u0100-\uffff]/;
 /** Headers that frame or steer the connection itself: the pool's, never a request's (as undici refuses them). */
 const FRAMING = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
 /** Which of the names the request head is checked for a header is ('' for any other). */

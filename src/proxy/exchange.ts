@@ -14,7 +14,7 @@ export interface Exchange {
   url: string;
   path: string;
   /** What a node is sent; an exchange goes to a node only once request-check's `unforwardable` found nothing wrong with them. */
-  headers: string[];
+  headers: readonly string[];
   body: RequestBody | undefined;
   record: RoutingRecord;
   route: Route;

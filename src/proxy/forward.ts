@@ -73,11 +73,12 @@ export interface ForwardRequest {
   node: ClusterNode;
   method: string;
   path: string;
-  headers: string[];
+  headers: readonly string[];
   /**
    * The headers passed request-check's `unforwardable`, as an exchange's always have: the read
    * pool then builds the head without looking at them again for what that check refused.
-   * Without it, forward is still the last line against a head that could smuggle a request in.
+   * Without it, the pool refuses a head with a name that is no token, or a value that would end a
+   * line early once written, before a byte of it goes out.
    */
   headersChecked?: boolean;
   body: RequestBody | undefined;
@@ -195,7 +196,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       {
         path: fr.path,
         method: fr.method,
-        headers: fr.headers,
+        // undici's type asks for a mutable array; it only reads it.
+        headers: fr.headers as string[],
         body: fr.body ? (fr.body.source() as unknown as Dispatcher.DispatchOptions['body']) : null,
         // A request with a body is never replayed by undici itself; retry policy is ours.
         idempotent: fr.body === undefined && (fr.method === 'GET' || fr.method === 'HEAD'),

@@ -280,10 +280,12 @@ describe('read pool: the heads it will not write', () => {
       ['a value with CR LF', ['x-a', 'v\r\nGET /other HTTP/1.1']],
       ['a value with LF', ['x-a', 'v\nx']],
       ['a value with NUL', ['x-a', 'v\u0000']],
+      ['a value with characters latin1 writes as CR LF', ['x-a', 'v\u010d\u010aX-Smuggled: 1']],
       ['two Hosts', ['host', 'a', 'Host', 'b']],
       ['a framing header', ['Transfer-Encoding', 'chunked']],
       ['a body length', ['content-length', '5']],
       ['a path with a line break', ['host', 'a'], '/v2/\r\nx'],
+      ['a path with a character latin1 writes as LF', ['host', 'a'], '/v2/\u010ax'],
     ];
     for (const [what, headers, path] of refused) {
       const r = await attempt(headers, undefined, path);

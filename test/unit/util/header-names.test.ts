@@ -15,13 +15,11 @@ describe('oneOfNames', () => {
     for (const name of ['Date', 'Server', 'Content-Type', 'Accept-Ranges', '', 'Docker-Content-Digest', 'Hosts', 'content-lengtH ', 'Kee-pAlive']) assert.equal(named(name), '');
   });
 
-  it('reads only ASCII letters as case: the Kelvin sign, a dotless i or a byte a bit away from a letter is no letter', () => {
+  it('reads only ASCII letters as case: the Kelvin sign is no K, a byte 0x20 away from a dash no dash', () => {
     const k = oneOfNames(['keep-alive', 'x-id']);
     assert.equal(k('\u212aeep-alive'), '', 'KELVIN SIGN lowercases to k, but is not K');
-    assert.equal(k('keep\u2010alive'), '');
     assert.equal(k('x\rid'), '', '"-" (0x2d) and "\\r" (0x0d) differ by 0x20: not the same');
-    assert.equal(k('X-\u0130D'), '', 'LATIN CAPITAL I WITH DOT is not I');
-    assert.equal(k('\u004b\u0045\u0045\u0050-ALIVE'), 'keep-alive');
+    assert.equal(k('KEEP-ALIVE'), 'keep-alive');
   });
 
   it('agrees with lowercasing and comparing, for any name', () => {
