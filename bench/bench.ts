@@ -66,7 +66,10 @@ function parseArgs(argv: string[]): Settings {
     else if (a === '--scale') s.scale = true;
     else if (a === '--coalesce') s.coalesce = true;
     else if (a === '--instructions') s.instructions = true;
-    else if (a === '--against') s.against = argv[++i];
+    else if (a === '--against') {
+      s.against = argv[++i];
+      if (s.against === undefined) throw new Error('--against needs a dist folder (another build, e.g. a worktree of the base commit built with npx tsc -p .)');
+    }
     else if (a === '--help' || a === '-h') {
       process.stdout.write('usage: npm run bench [-- --quick] [--rounds N] [--keep] [--no-doc|--doc]\n' +
         '  --quick    one short round (about a minute): a smoke run; docs/benchmarks.md is left alone unless --doc\n' +
@@ -173,7 +176,7 @@ async function main(): Promise<number> {
       return 0;
     }
     if (settings.instructions) {
-      const report = await runInstructions({ procs, work, cli, root: ROOT, backends, rootCert: token.rootCert, rounds: settings.quick ? 1 : settings.rounds, warmSeconds: settings.quick ? 10 : 20, countSeconds: settings.quick ? 10 : 20, against: settings.against, log });
+      const report = await runInstructions({ procs, work, cli, root: ROOT, backends, rootCert: token.rootCert, rounds: settings.quick ? 1 : settings.rounds, warmSeconds: settings.quick ? 10 : 20, idleSeconds: settings.quick ? 5 : 10, countSeconds: settings.quick ? 10 : 20, against: settings.against, log });
       writeFileSync(join(resultsDir, `${runId}-instructions.md`), report);
       if (settings.doc && settings.against === undefined) writeDoc(join(ROOT, 'docs/benchmarks.md'), report, 'bench-instructions');
       process.stdout.write(`\n${report}\n`);

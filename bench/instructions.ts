@@ -1,17 +1,19 @@
 /**
  * `npm run bench -- --instructions [--against DIST]`: the instructions harbor-lb's request path
  * runs per small GET, counted by valgrind's callgrind on the process's main thread. Counts, not
- * seconds: they do not move with what else the machine is doing, so a change of a few percent in
- * the request path can be read off one run where wall-clock rounds swing by ±20% (a shared VM).
- * harbor-lb runs as one process (`proxy.workers: 1`), under wrk with 8 connections; counting is
- * switched on only after a warm-up (the JIT's tiers settled), for a fixed time. With --against,
- * another build (its dist folder, e.g. a worktree of the base commit) is measured in alternation
- * with this one. Background work (health checks every 60 s here) is counted too, spread over the
- * requests. What a request costs in the kernel (system calls) is not counted: callgrind sees user
- * space only. Loopback only; every process is the bench's own and stopped after its round.
+ * seconds: they move far less with what else the machine is doing, so a change of a few percent
+ * in the request path can be read off one run where wall-clock rounds swing by ±20% (a shared VM).
+ * harbor-lb runs as one process (`proxy.workers: 1`), under wrk with one connection; counting is
+ * switched on only after a warm-up (the JIT's tiers settled), under load for a fixed time, then
+ * with no request (what the process does anyway: timers, health checks every 60 s here, taken
+ * off at that rate). With --against, another build (its dist folder, e.g. a worktree of the base
+ * commit) is measured in alternation with this one. What a request costs in the kernel (system
+ * calls) is not counted: callgrind sees user space only. Loopback only; every process is the
+ * bench's own and stopped after its round.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { harborLbYaml, MANIFEST_PATH } from './lib/configs.js';
 import { wrk } from './lib/load.js';
 import { freePorts, harborLbReady, type Procs, run, waitFor } from './lib/procs.js';
@@ -25,18 +27,32 @@ export interface InstructionsContext {
   backends: number[];
   rootCert: string;
   rounds: number;
-  /** Seconds of load before counting, and counted. */
+  /** Seconds of load before counting, counted with no load (the background), and counted under load. */
   warmSeconds: number;
+  idleSeconds: number;
   countSeconds: number;
   /** Another build's dist folder, measured in alternation with this one. */
   against?: string;
   log: (msg: string) => void;
 }
 
+/**
+ * One request at a time: with more, how many requests a turn of the event loop handles together
+ * depends on how fast the process runs under valgrind, and that moved the count per request by
+ * ±4% between runs of one build (8 connections). What a turn shared by many requests saves is
+ * left to the wall-clock rounds. Work batched in time (routing lines go out every 20 ms) still
+ * spreads over however many requests came meanwhile: rounds of one build agree within 2-5%, the
+ * closer the quieter the machine; read medians.
+ */
+const CONNECTIONS = 1;
+
 interface Sample {
   build: string;
   requests: number;
+  /** Counted under load, less the background. */
   instructions: number;
+  /** What the process ran with no request, over as long as the load lasted. */
+  background: number;
   /** harbor-lb's own functions: instructions per request, their callees included. */
   functions: Map<string, number>;
 }
@@ -56,7 +72,7 @@ export async function runInstructions(c: InstructionsContext): Promise<string> {
     for (const b of builds) {
       const s = await measure(c, b.name, b.cli, round);
       samples.push(s);
-      c.log(`instructions: round ${round}, ${b.name}: ${Math.round(s.instructions / s.requests).toLocaleString('en-US')} per request (${s.requests} requests counted)`);
+      c.log(`instructions: round ${round}, ${b.name}: ${Math.round(s.instructions / s.requests).toLocaleString('en-US')} per request (${s.requests} requests counted; background ${Math.round(s.background / s.requests).toLocaleString('en-US')} per request taken off)`);
     }
   }
   return render(samples, builds.map((b) => b.name), c);
@@ -67,7 +83,9 @@ async function measure(c: InstructionsContext, build: string, cli: string, round
   const tag = `instructions-${round}-${build === 'this build' ? 'this' : 'against'}`;
   const conf = join(c.work, `${tag}.yaml`);
   // One process, the bench's usual config; health checks rarer, so what is counted is requests.
-  writeFileSync(conf, harborLbYaml({ port: port!, adminPort: admin!, backends: c.backends, rootCert: c.rootCert, store: 'memory', workers: 1 }).replace('interval: 2s', 'interval: 60s'));
+  const yaml = harborLbYaml({ port: port!, adminPort: admin!, backends: c.backends, rootCert: c.rootCert, store: 'memory', workers: 1 });
+  if (!yaml.includes('interval: 2s')) throw new Error('bench/lib/configs.ts no longer sets the health interval this mode lengthens');
+  writeFileSync(conf, yaml.replace('interval: 2s', 'interval: 60s'));
   const outDir = join(c.work, tag);
   const nodeBin = process.execPath;
   const lb = c.procs.start(
@@ -80,18 +98,28 @@ async function measure(c: InstructionsContext, build: string, cli: string, round
     await waitFor(`${tag}: all three nodes healthy`, harborLbReady(admin!), 180_000);
     const url = `http://127.0.0.1:${port}${MANIFEST_PATH}`;
     const script = join(c.root, 'bench/wrk-json.lua');
-    await wrk(url, { threads: 1, connections: 8, seconds: c.warmSeconds, script });
+    await wrk(url, { threads: 1, connections: CONNECTIONS, seconds: c.warmSeconds, script });
+    // First under load, then what the process does with no request (timers, health checks) over
+    // as long; each dump zeroes the counts. The idle rate, times the loaded window, is taken off
+    // the loaded count. Idle first would not do: an idle V8 lets code go, and the load after it
+    // ran compilations again.
     await control(['-i', 'on', String(lb.pid)]);
-    const counted = await wrk(url, { threads: 1, connections: 8, seconds: c.countSeconds, script });
-    await control(['-i', 'off', String(lb.pid)]);
+    const loadedFrom = performance.now();
+    const counted = await wrk(url, { threads: 1, connections: CONNECTIONS, seconds: c.countSeconds, script });
     await control(['-d', String(lb.pid)]);
-    const file = mainThreadDump(c.work, tag, lb.pid);
-    const text = readFileSync(file, 'utf8');
-    const total = /^totals: (\d+)/m.exec(text);
-    if (total === null) throw new Error(`${file}: no totals`);
-    return { build, requests: counted.requests, instructions: Number(total[1]), functions: ownFunctions(text, lb.pid, counted.requests) };
+    const idleFrom = performance.now();
+    await sleep(c.idleSeconds * 1000);
+    await control(['-i', 'off', String(lb.pid)]);
+    const idleTo = performance.now();
+    await control(['-d', String(lb.pid)]);
+    const text = readFileSync(mainThreadDump(c.work, tag, lb.pid, 1), 'utf8');
+    const idle = totalOf(readFileSync(mainThreadDump(c.work, tag, lb.pid, 2), 'utf8'));
+    const background = (idle * (idleFrom - loadedFrom)) / (idleTo - idleFrom);
+    return { build, requests: counted.requests, instructions: totalOf(text) - background, background, functions: ownFunctions(text, lb.pid, counted.requests) };
   } finally {
     await c.procs.stop(lb, 20_000);
+    // What --perf-basic-prof wrote for this process (megabytes per round).
+    rmSync(`/tmp/perf-${lb.pid}.map`, { force: true });
   }
 }
 
@@ -100,11 +128,17 @@ async function control(args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`callgrind_control ${args.join(' ')}: ${r.stderr || r.stdout}`);
 }
 
-/** The dump callgrind_control -d wrote for the main thread: <out>.<pid>.1-01 (part 1, thread 1). */
-function mainThreadDump(work: string, tag: string, pid: number): string {
-  const name = readdirSync(work).find((f) => f === `${tag}.${pid}.1-01`);
-  if (name === undefined) throw new Error(`no callgrind dump for the main thread of ${pid} in ${work}`);
+/** The dump callgrind_control -d wrote for the main thread: <out>.<pid>.<part>-01 (thread 1). */
+function mainThreadDump(work: string, tag: string, pid: number, part: number): string {
+  const name = readdirSync(work).find((f) => f === `${tag}.${pid}.${part}-01`);
+  if (name === undefined) throw new Error(`no callgrind dump ${part} for the main thread of ${pid} in ${work}`);
   return join(work, name);
+}
+
+function totalOf(dump: string): number {
+  const total = /^totals: (\d+)/m.exec(dump);
+  if (total === null) throw new Error('a callgrind dump without totals');
+  return Number(total[1]);
 }
 
 /**
@@ -123,7 +157,11 @@ function ownFunctions(text: string, pid: number, requests: number): Map<string, 
       const [start, size, ...name] = l.split(' ');
       return { start: parseInt(start!, 16), end: parseInt(start!, 16) + parseInt(size!, 16), name: name.join(' ') };
     });
-  const nameOf = (addr: number) => entries.find((e) => addr >= e.start && addr < e.end)?.name;
+  // The last entry holding the address: V8 may put new code where old code was.
+  const nameOf = (addr: number) => {
+    for (let i = entries.length - 1; i >= 0; i--) if (addr >= entries[i]!.start && addr < entries[i]!.end) return entries[i]!.name;
+    return undefined;
+  };
   // callgrind's format (strings not compressed): "fn=NAME" opens a function's block; its cost
   // lines ("POSITION COST") are its own, except the one after "calls=", which is that call's
   // inclusive cost.
@@ -141,8 +179,9 @@ function ownFunctions(text: string, pid: number, requests: number): Map<string, 
       afterCall = true;
       continue;
     }
-    const cost = /^\S+ (\d+)$/.exec(line);
-    if (cost === null || current === undefined || !/^[+-]?\d+ /.test(line)) continue;
+    // A cost line's position is a number, a relative one (+N, -N), or "*" (the same as before).
+    const cost = /^(?:\*|[+-]?\d+) (\d+)$/.exec(line);
+    if (cost === null || current === undefined) continue;
     const n = Number(cost[1]);
     const into = afterCall ? inclusive : self;
     into.set(current, (into.get(current) ?? 0) + n);
@@ -168,7 +207,7 @@ function render(samples: Sample[], builds: string[], c: InstructionsContext): st
   const lines = [
     '#### Instructions per small GET (`npm run bench -- --instructions`)',
     '',
-    `harbor-lb as one process (\`proxy.workers: 1\`) under valgrind's callgrind, its main thread's instructions while wrk (1 thread, 8 connections) asks for the 2 KiB manifest: ${c.warmSeconds} s of warm-up, then ${c.countSeconds} s counted, per round. User space only (a request's system calls are the kernel's).`,
+    `harbor-lb as one process (\`proxy.workers: 1\`) under valgrind's callgrind, its main thread's instructions while wrk (1 thread, 1 connection: one request at a time) asks for the 2 KiB manifest: ${c.warmSeconds} s of warm-up, then ${c.countSeconds} s counted under load and ${c.idleSeconds} s with no request after it (timers, health checks: taken off at that rate), per round. User space only (a request's system calls are the kernel's).`,
     '',
     `| build | ${samples.filter((s) => s.build === builds[0]).map((_, i) => `round ${i + 1}`).join(' | ')} | median |`,
     `|---|${samples.filter((s) => s.build === builds[0]).map(() => '---:').join('|')}|---:|`,
