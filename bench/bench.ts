@@ -176,7 +176,7 @@ async function main(): Promise<number> {
       return 0;
     }
     if (settings.instructions) {
-      const report = await runInstructions({ procs, work, cli, root: ROOT, backends, rootCert: token.rootCert, rounds: settings.quick ? 1 : settings.rounds, warmSeconds: settings.quick ? 10 : 20, idleSeconds: settings.quick ? 5 : 10, countSeconds: settings.quick ? 10 : 20, against: settings.against, log });
+      const report = await runInstructions({ procs, work, cli, root: ROOT, backends, rootCert: token.rootCert, rounds: settings.quick ? 1 : settings.rounds, warmSeconds: settings.quick ? 10 : 20, idleSeconds: settings.quick ? 5 : 10, countSeconds: settings.quick ? 10 : 20, against: settings.against, commit: facts.commit, log });
       writeFileSync(join(resultsDir, `${runId}-instructions.md`), report);
       if (settings.doc && settings.against === undefined) writeDoc(join(ROOT, 'docs/benchmarks.md'), report, 'bench-instructions');
       process.stdout.write(`\n${report}\n`);

@@ -33,6 +33,8 @@ export interface InstructionsContext {
   countSeconds: number;
   /** Another build's dist folder, measured in alternation with this one. */
   against?: string;
+  /** This build's commit, for the report (machineFacts). */
+  commit: string;
   log: (msg: string) => void;
 }
 
@@ -61,7 +63,7 @@ export async function runInstructions(c: InstructionsContext): Promise<string> {
   for (const tool of ['valgrind', 'callgrind_control']) {
     if ((await run('sh', ['-c', `command -v ${tool}`], 5000)).code !== 0) throw new Error(`${tool} is missing: run bench/setup.sh (Debian package valgrind)`);
   }
-  const builds: Array<{ name: string; cli: string }> = [{ name: 'this build', cli: c.cli }];
+  const builds: Array<{ name: string; cli: string }> = [{ name: `this build (${c.commit})`, cli: c.cli }];
   if (c.against !== undefined) {
     const cli = join(c.against, 'src/cli.js');
     if (!existsSync(cli)) throw new Error(`--against ${c.against}: no src/cli.js there (give a built dist folder)`);
@@ -80,7 +82,7 @@ export async function runInstructions(c: InstructionsContext): Promise<string> {
 
 async function measure(c: InstructionsContext, build: string, cli: string, round: number): Promise<Sample> {
   const [port, admin] = await freePorts(2);
-  const tag = `instructions-${round}-${build === 'this build' ? 'this' : 'against'}`;
+  const tag = `instructions-${round}-${build.startsWith('this build') ? 'this' : 'against'}`;
   const conf = join(c.work, `${tag}.yaml`);
   // One process, the bench's usual config; health checks rarer, so what is counted is requests.
   const yaml = harborLbYaml({ port: port!, adminPort: admin!, backends: c.backends, rootCert: c.rootCert, store: 'memory', workers: 1 });
@@ -224,7 +226,7 @@ function render(samples: Sample[], builds: string[], c: InstructionsContext): st
     lines.push('', `This build runs ${Math.abs((t / a - 1) * 100).toFixed(1)}% ${t <= a ? 'fewer' : 'more'} instructions per request than the other, median against median.`);
   }
   // Where this build's instructions go: its own functions, callees included, from its last round.
-  const last = [...samples].reverse().find((s) => s.build === 'this build');
+  const last = [...samples].reverse().find((s) => s.build.startsWith('this build'));
   if (last !== undefined && last.functions.size > 0) {
     lines.push('', "This build's own functions with the most instructions per request, their callees included (last round):", '', '| function (file under src/) | per request |', '|---|---:|');
     for (const [fn, n] of [...last.functions].sort((x, y) => y[1] - x[1]).slice(0, 15)) lines.push(`| ${fn} | ${fmt(n)} |`);
