@@ -11,7 +11,7 @@
  * calls) is not counted: callgrind sees user space only. Loopback only; every process is the
  * bench's own and stopped after its round.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { harborLbYaml, MANIFEST_PATH } from './lib/configs.js';
@@ -48,8 +48,12 @@ export interface InstructionsContext {
  */
 const CONNECTIONS = 1;
 
+type Kind = 'this' | 'against';
+
 interface Sample {
   build: string;
+  /** This build, or the one it is measured against. */
+  kind: Kind;
   requests: number;
   /** Counted under load, less the background. */
   instructions: number;
@@ -63,16 +67,16 @@ export async function runInstructions(c: InstructionsContext): Promise<string> {
   for (const tool of ['valgrind', 'callgrind_control']) {
     if ((await run('sh', ['-c', `command -v ${tool}`], 5000)).code !== 0) throw new Error(`${tool} is missing: run bench/setup.sh (Debian package valgrind)`);
   }
-  const builds: Array<{ name: string; cli: string }> = [{ name: `this build (${c.commit})`, cli: c.cli }];
+  const builds: Array<{ name: string; kind: Kind; cli: string }> = [{ name: `this build (${c.commit})`, kind: 'this', cli: c.cli }];
   if (c.against !== undefined) {
     const cli = join(c.against, 'src/cli.js');
     if (!existsSync(cli)) throw new Error(`--against ${c.against}: no src/cli.js there (give a built dist folder)`);
-    builds.unshift({ name: `against (${c.against})`, cli });
+    builds.unshift({ name: `against (${c.against})`, kind: 'against', cli });
   }
   const samples: Sample[] = [];
   for (let round = 1; round <= c.rounds; round++) {
     for (const b of builds) {
-      const s = await measure(c, b.name, b.cli, round);
+      const s = await measure(c, b.name, b.kind, b.cli, round);
       samples.push(s);
       c.log(`instructions: round ${round}, ${b.name}: ${Math.round(s.instructions / s.requests).toLocaleString('en-US')} per request (${s.requests} requests counted; background ${Math.round(s.background / s.requests).toLocaleString('en-US')} per request taken off)`);
     }
@@ -80,9 +84,9 @@ export async function runInstructions(c: InstructionsContext): Promise<string> {
   return render(samples, builds.map((b) => b.name), c);
 }
 
-async function measure(c: InstructionsContext, build: string, cli: string, round: number): Promise<Sample> {
+async function measure(c: InstructionsContext, build: string, kind: Kind, cli: string, round: number): Promise<Sample> {
   const [port, admin] = await freePorts(2);
-  const tag = `instructions-${round}-${build.startsWith('this build') ? 'this' : 'against'}`;
+  const tag = `instructions-${round}-${kind}`;
   const conf = join(c.work, `${tag}.yaml`);
   // One process, the bench's usual config; health checks rarer, so what is counted is requests.
   const yaml = harborLbYaml({ port: port!, adminPort: admin!, backends: c.backends, rootCert: c.rootCert, store: 'memory', workers: 1 });
@@ -117,7 +121,7 @@ async function measure(c: InstructionsContext, build: string, cli: string, round
     const text = readFileSync(mainThreadDump(c.work, tag, lb.pid, 1), 'utf8');
     const idle = totalOf(readFileSync(mainThreadDump(c.work, tag, lb.pid, 2), 'utf8'));
     const background = (idle * (idleFrom - loadedFrom)) / (idleTo - idleFrom);
-    return { build, requests: counted.requests, instructions: totalOf(text) - background, background, functions: ownFunctions(text, lb.pid, counted.requests) };
+    return { build, kind, requests: counted.requests, instructions: totalOf(text) - background, background, functions: ownFunctions(text, lb.pid, counted.requests) };
   } finally {
     await c.procs.stop(lb, 20_000);
     // What --perf-basic-prof wrote for this process (megabytes per round).
@@ -132,9 +136,9 @@ async function control(args: string[]): Promise<void> {
 
 /** The dump callgrind_control -d wrote for the main thread: <out>.<pid>.<part>-01 (thread 1). */
 function mainThreadDump(work: string, tag: string, pid: number, part: number): string {
-  const name = readdirSync(work).find((f) => f === `${tag}.${pid}.${part}-01`);
-  if (name === undefined) throw new Error(`no callgrind dump ${part} for the main thread of ${pid} in ${work}`);
-  return join(work, name);
+  const file = join(work, `${tag}.${pid}.${part}-01`);
+  if (!existsSync(file)) throw new Error(`no callgrind dump ${part} for the main thread of ${pid} in ${work}`);
+  return file;
 }
 
 function totalOf(dump: string): number {
@@ -226,7 +230,7 @@ function render(samples: Sample[], builds: string[], c: InstructionsContext): st
     lines.push('', `This build runs ${Math.abs((t / a - 1) * 100).toFixed(1)}% ${t <= a ? 'fewer' : 'more'} instructions per request than the other, median against median.`);
   }
   // Where this build's instructions go: its own functions, callees included, from its last round.
-  const last = [...samples].reverse().find((s) => s.build.startsWith('this build'));
+  const last = samples.filter((s) => s.kind === 'this').at(-1);
   if (last !== undefined && last.functions.size > 0) {
     lines.push('', "This build's own functions with the most instructions per request, their callees included (last round):", '', '| function (file under src/) | per request |', '|---|---:|');
     for (const [fn, n] of [...last.functions].sort((x, y) => y[1] - x[1]).slice(0, 15)) lines.push(`| ${fn} | ${fmt(n)} |`);
