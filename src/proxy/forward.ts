@@ -403,10 +403,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       const { res, writes } = this.fr;
       if (writes !== undefined && chunk.length <= HELD_END_MAX) {
         // A small answer goes out with the turn's other writes (write-batch.ts). A copy waits, so
-        // the read buffer it is a view into goes back at once.
-        const copy = written === undefined ? chunk : Buffer.from(chunk);
+        // the read buffer it is a view into goes back at once. The copy is a latin1 string (byte
+        // for byte): node:http joins a string to the head it holds and writes the two as one
+        // string, where a Buffer goes out as a second chunk of a writev (3.9% fewer instructions
+        // per small GET, docs/benchmarks.md).
+        const copy = chunk.toString('latin1');
         written?.();
-        writes.later(() => res.end(copy));
+        writes.later(() => res.end(copy, 'latin1'));
       } else if (written === undefined) res.end(chunk);
       // As for a write: only a chunk written out gives its buffer back (end's callback also hears a failed flush).
       else res.end(chunk, (err?: Error | null) => (err === undefined || err === null ? written() : undefined));
