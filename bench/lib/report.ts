@@ -131,7 +131,7 @@ export function renderReport(input: ReportInput): string {
     `- Machine: ${facts.nproc} cores (\`nproc\`), ${facts.cpuModel}, ${facts.memory} memory, Linux ${facts.kernel}`,
     `- Software: Node.js ${facts.node}, haproxy ${facts.haproxy}, nginx ${facts.nginx}, redis ${facts.redis}, wrk ${facts.wrk}, curl ${facts.curl}`,
     `- Load average (1, 5, 15 min) at start ${facts.loadStart}, at end ${facts.loadEnd ?? '?'}; a \`soak\` process running at start: ${facts.soakStart ? 'yes' : 'no'}, at end: ${facts.soakEnd ? 'yes' : 'no'}`,
-    `- ${settings.rounds} round(s), contenders interleaved, order rotated each round; figures are medians over the rounds, small figures below them the range; ratios are to haproxy's median. Raw samples: \`${input.jsonl}\` (not committed).`,
+    `- ${settings.rounds} round(s), contenders interleaved, order rotated each round, each contender's first load on each path an unrecorded warm-up; figures are medians over the rounds, small figures below them the range; ratios are to haproxy's median. Raw samples: \`${input.jsonl}\` (not committed).`,
     '',
   );
 
