@@ -123,6 +123,13 @@ const CLIENT_GONE = 'CLIENT_GONE' as const;
  * large, and a copy would cost more than it saves.
  */
 const HELD_END_MAX = 16 * 1024;
+/**
+ * The largest such chunk that ends its response as a latin1 string (onData), 4 KiB. A string
+ * costs three copies (into the string, joined to the head, into the write) where a Buffer costs
+ * one, and saves node:http's second chunk and writev: counted, 7.2k fewer instructions for a
+ * 2 KiB body, 5.6k fewer for 4 KiB, 3.4k more for 8 KiB (docs/benchmarks.md).
+ */
+const STRING_END_MAX = 4 * 1024;
 
 /**
  * One attempt on one node. Streams the client's body up and the node's body down with
@@ -403,13 +410,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       const { res, writes } = this.fr;
       if (writes !== undefined && chunk.length <= HELD_END_MAX) {
         // A small answer goes out with the turn's other writes (write-batch.ts). A copy waits, so
-        // the read buffer it is a view into goes back at once. The copy is a latin1 string (byte
-        // for byte): node:http joins a string to the head it holds and writes the two as one
-        // string, where a Buffer goes out as a second chunk of a writev (3.9% fewer instructions
-        // per small GET, docs/benchmarks.md).
-        const copy = chunk.toString('latin1');
+        // the read buffer it is a view into goes back at once. Up to STRING_END_MAX the copy is a
+        // latin1 string (byte for byte): node:http joins a string to a head it has not sent yet and
+        // writes the two as one string, where a Buffer goes out as a second chunk of a writev.
+        const copy = chunk.length <= STRING_END_MAX ? chunk.toString('latin1') : written === undefined ? chunk : Buffer.from(chunk);
         written?.();
-        writes.later(() => res.end(copy, 'latin1'));
+        writes.later(() => (typeof copy === 'string' ? res.end(copy, 'latin1') : res.end(copy)));
       } else if (written === undefined) res.end(chunk);
       // As for a write: only a chunk written out gives its buffer back (end's callback also hears a failed flush).
       else res.end(chunk, (err?: Error | null) => (err === undefined || err === null ? written() : undefined));

@@ -4,8 +4,11 @@ import { describe, it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { startServer } from '../support/servers.js';
 
-/** Every byte value, in a body small enough to end its response at the end of a turn (forward.ts). */
-const EVERY_BYTE = Buffer.from(Array.from({ length: 3 * 256 + 7 }, (_, i) => (i * 7) % 256));
+/** Every byte value, in bodies that end their response at the end of a turn (forward.ts): as a string, and as a Buffer. */
+const BODIES: Record<string, Buffer> = {
+  small: Buffer.from(Array.from({ length: 3 * 256 + 7 }, (_, i) => (i * 7) % 256)),
+  larger: Buffer.from(Array.from({ length: 12 * 1024 + 5 }, (_, i) => (i * 13) % 256)),
+};
 
 function get(url: string): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -21,27 +24,21 @@ function get(url: string): Promise<{ status: number; body: Buffer }> {
 }
 
 describe('a small answer, ended with the turn', () => {
-  it('reaches the client byte for byte, every byte value, with a length and chunked', async (t) => {
+  it('reaches the client byte for byte, every byte value, whether its copy is a string (up to 4 KiB) or a Buffer', async (t) => {
     const node = await startServer((req, res) => {
-      if (!req.url!.startsWith('/v2/library/a/manifests/')) return void res.writeHead(200).end('{}');
-      if (req.url!.endsWith('/chunked')) {
-        // No length: node:http sends it chunked, in two pieces.
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        res.write(EVERY_BYTE.subarray(0, 100));
-        res.end(EVERY_BYTE.subarray(100));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': EVERY_BYTE.length });
-      res.end(EVERY_BYTE);
+      const body = BODIES[req.url!.split('/').pop()!];
+      if (!req.url!.startsWith('/v2/library/a/manifests/') || body === undefined) return void res.writeHead(200).end('{}');
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+      res.end(body);
     });
     t.after(() => node.close());
     const lb = await startApp([node.url]);
     t.after(() => lb.close());
 
-    for (const tag of ['length', 'chunked']) {
+    for (const [tag, body] of Object.entries(BODIES)) {
       const r = await get(`${lb.url}/v2/library/a/manifests/${tag}`);
       assert.equal(r.status, 200, tag);
-      assert.ok(r.body.equals(EVERY_BYTE), `${tag}: ${r.body.length} bytes of ${EVERY_BYTE.length}, the same: ${r.body.equals(EVERY_BYTE)}`);
+      assert.ok(r.body.equals(body), `${tag}: ${r.body.length} bytes of ${body.length}, the same: ${r.body.equals(body)}`);
     }
   });
 });
