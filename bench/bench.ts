@@ -354,6 +354,8 @@ async function main(): Promise<number> {
         blobsWarmed.add(key);
         const w = await load();
         addUnrecorded(e.id, w.transfers);
+        // Not a measurement, but a contender that fails it is worth saying; its recorded sample comes next.
+        if (w.failures.length > 0) log(`  warm-up of ${e.id} ${metric} ${streams} stream(s) failed: ${w.failures.join('; ')}`);
       }
       const m = await measured<BlobResult>(e, load);
       const r = m.result;
