@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { harborLbYaml, MANIFEST_PATH } from './lib/configs.js';
 import { wrk } from './lib/load.js';
 import { freePorts, harborLbReady, type Procs, run, waitFor } from './lib/procs.js';
+import { median } from './lib/stats.js';
 
 export interface InstructionsContext {
   procs: Procs;
@@ -208,7 +209,6 @@ function ownFunctions(text: string, pid: number, requests: number): Map<string, 
 
 function render(samples: Sample[], builds: string[], c: InstructionsContext): string {
   const per = (s: Sample) => s.instructions / s.requests;
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   const lines = [
     '#### Instructions per small GET (`npm run bench -- --instructions`)',
@@ -221,7 +221,7 @@ function render(samples: Sample[], builds: string[], c: InstructionsContext): st
   const medians = new Map<string, number>();
   for (const b of builds) {
     const mine = samples.filter((s) => s.build === b);
-    const m = median(mine.map(per));
+    const m = median(mine.map(per))!;
     medians.set(b, m);
     lines.push(`| ${b} | ${mine.map((s) => fmt(per(s))).join(' | ')} | ${fmt(m)} |`);
   }
