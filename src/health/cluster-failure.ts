@@ -42,6 +42,11 @@ export class ClusterFailureDetector {
     return this.#current;
   }
 
+  /** Whether a failure of the node's is held (on any route): a good answer there would take it back. */
+  holds(node: ClusterNode): boolean {
+    return (this.#last.get(node)?.size ?? 0) > 0;
+  }
+
   /** A node answered `status` (502/503/504) on `route`; true when that is the cluster's failure, not the node's. */
   failed(node: ClusterNode, status: number, route: string, routable: readonly ClusterNode[]): boolean {
     const now = this.clock.now();

@@ -16,6 +16,13 @@ const GOOD_ISSUER_EVERY_MS = 5_000;
  */
 const VERDICT_BATCH_MS = 10;
 
+/**
+ * After a worker sends a failure of a node, it sends that node's good answers for this long
+ * whatever the mirror says, so its own failures and answers reach passive detection in the order
+ * they came (the mirror that wants them arrives a round trip later).
+ */
+const OWN_FAILURE_WANTS_MS = 1_000;
+
 /** The channel to the control plane, as a worker's parts use it: evidence out, pin operations answered. */
 export interface ControlLink {
   /** What an attempt said about its node (passive detection runs in the control plane). */
@@ -43,9 +50,11 @@ export type Send = (msg: FromWorker) => void;
 
 /**
  * The worker's end of its IPC channel. Verdicts are sent in batches, so a busy worker sends at
- * most one message per batch window; between two failures a node's good answers on a route
- * collapse to one (passive detection needs the order of failures and successes, not every
- * success): with round robin over three nodes a batch of hundreds of requests is a handful of items.
+ * most one message per batch window. Good answers go only for the nodes whose good answers
+ * passive detection waits for (`want`, from the control plane's mirror), or that this worker saw
+ * fail within OWN_FAILURE_WANTS_MS: in a healthy cluster a busy worker sends no verdicts at all.
+ * Between two failures a node's good answers on a route collapse to one (passive detection needs
+ * the order of failures and successes, not every success).
  */
 export class ProcessControlLink implements ControlLink {
   #nextId = 1;
@@ -55,13 +64,26 @@ export class ProcessControlLink implements ControlLink {
   /** The good answers in the batch since its last failure, by node (as the worker holds it) and route. */
   readonly #answeredSince = new Map<NodeRef, Set<string>>();
   readonly #goodIssuerSaid = new Map<string, number>();
+  /** Nodes whose good answers the control plane wants; undefined (all) until it first says. */
+  #wanted: ReadonlySet<string> | undefined;
+  /** Until when this worker sends a node's good answers after it sent a failure of it, by name. */
+  readonly #ownFailures = new Map<string, number>();
   /** Pin operations the control plane did not answer in time, since start. */
   timeouts = 0;
 
-  constructor(private readonly send: Send) {}
+  constructor(
+    private readonly send: Send,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The nodes whose good answers the control plane wants, from its mirror (NodeMirror.answersWanted). */
+  want(names: readonly string[]): void {
+    this.#wanted = new Set(names);
+  }
 
   verdict(node: NodeRef, v: AttemptVerdict): void {
     if (v.kind === 'answered') {
+      if (this.#wanted !== undefined && !this.#wanted.has(node.name) && !this.#sawFail(node.name)) return;
       // Good answers commute (each clears its own node's count and its route's cluster failure):
       // since the last failure in the batch, one per node and route says all of them.
       const routes = this.#answeredSince.get(node);
@@ -70,6 +92,7 @@ export class ProcessControlLink implements ControlLink {
       else routes.add(v.route);
     } else {
       this.#answeredSince.clear();
+      this.#ownFailures.set(node.name, this.now() + OWN_FAILURE_WANTS_MS);
     }
     this.#batch.push([{ name: node.name, url: node.url }, v]);
     this.#batchTimer ??= setTimeout(() => this.flush(), VERDICT_BATCH_MS);
@@ -84,6 +107,15 @@ export class ProcessControlLink implements ControlLink {
     this.#batch = [];
     this.#answeredSince.clear();
     this.send({ t: 'verdicts', items });
+  }
+
+  #sawFail(name: string): boolean {
+    if (this.#ownFailures.size === 0) return false;
+    const until = this.#ownFailures.get(name);
+    if (until === undefined) return false;
+    if (this.now() < until) return true;
+    this.#ownFailures.delete(name);
+    return false;
   }
 
   slowAnswer(node: NodeRef): void {

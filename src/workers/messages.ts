@@ -18,6 +18,11 @@ export interface NodeMirror {
   clusterFailure: ClusterFailure | undefined;
   /** Nodes whose clock is so far off that token requests go elsewhere (health/clock-skew.ts). */
   tokensAway: string[];
+  /**
+   * Nodes whose good answers passive detection waits for (OutlierDetector.awaitsAnswer): workers
+   * send those, and of the other nodes only failures.
+   */
+  answersWanted: string[];
 }
 
 /** A node as a worker names it to the control plane. */

@@ -58,6 +58,7 @@ function stop(graceMs?: number): void {
 }
 
 function follow(mirror: NodeMirror): void {
+  link.want(mirror.answersWanted);
   side.cluster.failure = mirror.clusterFailure;
   side.cluster.tokensAway = new Set(mirror.tokensAway);
   worker?.parts.nodes.follow(mirror.nodes);

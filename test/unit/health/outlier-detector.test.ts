@@ -108,6 +108,52 @@ describe('passive failure detection', () => {
     assert.equal(await ejectFor(), 10_000);
   });
 
+  // Request workers send a node's good answers only while this says they matter: each case where
+  // a good answer changes something must say so, or a worker's answers would be dropped.
+  it('awaits a good answer from a node only while one would change something', async () => {
+    const { outliers, nodes, n1, n2, n3, clock } = setup();
+    const awaited = () => [n1, n2, n3].filter((n) => outliers.awaitsAnswer(n)).map((n) => n.name);
+    assert.deepEqual(awaited(), [], 'a healthy cluster: good answers change nothing');
+    outliers.record(n1, reset);
+    assert.deepEqual(awaited(), ['n1'], 'a failure to clear');
+    outliers.record(n1, ok);
+    assert.deepEqual(awaited(), []);
+    outliers.record(n2, s503);
+    assert.deepEqual(awaited(), ['n2'], 'a 503 the cluster detector holds (and counts)');
+    outliers.record(n2, { kind: 'answered', route: 'token' });
+    assert.deepEqual(awaited(), ['n2'], 'a good answer on another route clears the count, not the 503 held for the route');
+    outliers.record(n2, ok);
+    assert.deepEqual(awaited(), [], 'one on its route does');
+    outliers.record(n3, { kind: 'unreachable', code: 'ECONNREFUSED' });
+    assert.deepEqual(awaited(), ['n3'], 'an unreachable mark to lift');
+    outliers.record(n3, ok);
+    assert.equal(nodes.conditionsOf(n3).reachable, true);
+    assert.deepEqual(awaited(), []);
+    // A cluster-wide failure: any node's good answer ends it.
+    for (const n of [n1, n2, n3]) outliers.record(n, s503);
+    assert.notEqual(outliers.clusterFailure, undefined);
+    outliers.record(n1, ok);
+    outliers.record(n2, ok);
+    assert.deepEqual(awaited(), ['n3'], 'over: only n3 still holds a 503');
+    for (const n of [n1, n2, n3]) outliers.record(n, s503);
+    for (const n of [n1, n2]) outliers.record(n, ok);
+    outliers.record(n3, ok);
+    assert.deepEqual(awaited(), []);
+    // An ejection: its back-off series is forgotten only by a good answer after a quiet maxEjectFor.
+    for (let i = 0; i < 3; i++) outliers.record(n1, reset);
+    await settle();
+    assert.equal(n1.state, 'unhealthy');
+    clock.advance(10_000);
+    assert.equal(n1.state, 'unknown');
+    assert.deepEqual(awaited(), ['n1'], 'back in, with a back-off series to forget');
+    outliers.record(n1, ok);
+    assert.deepEqual(awaited(), ['n1'], 'too early to forget it');
+    clock.advance(40_001);
+    outliers.record(n1, ok);
+    assert.equal(outliers.ejections(n1), 0);
+    assert.deepEqual(awaited(), []);
+  });
+
   it('ejects no more than the cap, and says so once', async () => {
     const { outliers, n1, n2, logs, clock } = setup();
     for (let i = 0; i < 3; i++) outliers.record(n1, reset);

@@ -33,6 +33,26 @@ process.on('message', (msg) => {
 });
 `;
 
+/**
+ * A stand-in worker: listens at once, prints each node mirror it is sent; on the first, sends a
+ * 503 from n1 (its count is cleared by the passing check it asks for, but the 503 is held as
+ * maybe the cluster's), and once a mirror wants n1's good answers, sends one.
+ */
+const FAILS_THEN_ANSWERS = `
+let failed = false, answered = false;
+process.on('message', (msg) => {
+  if (msg.t === 'start') { process.send({ t: 'listening', port: 1 }); return; }
+  if (msg.t === 'nodes') {
+    process.stdout.write(JSON.stringify({ mirror: msg.mirror }) + '\\n');
+    const n1 = msg.mirror.nodes[0];
+    const ref = { name: n1.name, url: n1.url };
+    if (!failed) { failed = true; process.send({ t: 'verdicts', items: [[ref, { kind: 'gateway', status: 503, route: 'v2' }]] }); }
+    else if (!answered && msg.mirror.answersWanted.includes('n1')) { answered = true; process.send({ t: 'verdicts', items: [[ref, { kind: 'answered', route: 'v2' }]] }); }
+  }
+  if (msg.t === 'drain') process.exit(0);
+});
+`;
+
 /** A stand-in worker that listens at once and prints each node mirror it is sent. */
 const MIRROR_PRINTER = `
 process.on('message', (msg) => {
@@ -113,5 +133,15 @@ describe('WorkerPool: what the workers hear of node state, and when', () => {
     clock.advance(10_000);
     assert.equal(outliers.clusterFailure, undefined, 'over in the control plane');
     assert.equal(await over, true, 'the workers heard it end, with no verdict and the regular mirror held still');
+  });
+
+  it("the nodes whose good answers are wanted: a failure adds its node, and the good answer that clears it takes it away, at once", async (t) => {
+    const { nodes, pool, heard } = controlPlane(t, FAILS_THEN_ANSWERS, createSystemClock());
+    for (const n of nodes.all) nodes.setCheck(n, 'healthy', 'ok');
+    const wanted = heard((m) => m.answersWanted.join() === 'n1');
+    await pool.start(0);
+    assert.equal(await wanted, true, "after n1's 503, the workers send its good answers");
+    const cleared = heard((m) => m.answersWanted.length === 0);
+    assert.equal(await cleared, true, 'its good answer took the 503 back: a batch of good answers alone sends the mirror, with the regular one held still');
   });
 });

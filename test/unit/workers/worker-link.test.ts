@@ -72,6 +72,39 @@ describe('request workers: what crosses to the control plane', () => {
     link.close();
   });
 
+  it('sends good answers only for the nodes the control plane waits on, and for a node this worker saw fail within 1 s', () => {
+    const sent: FromWorker[] = [];
+    let now = 1_000_000;
+    const link = new ProcessControlLink((m) => sent.push(m), () => now);
+    const n1 = { name: 'n1', url: 'http://127.0.0.1:1' };
+    const n2 = { name: 'n2', url: 'http://127.0.0.1:2' };
+    const ok = { kind: 'answered', route: 'v2' } as const;
+    const reset = { kind: 'failed', code: 'ECONNRESET' } as const;
+    link.want([]);
+    for (let i = 0; i < 100; i++) link.verdict(i % 2 ? n1 : n2, ok);
+    link.flush();
+    assert.deepEqual(sent, [], 'a healthy cluster: no verdicts at all');
+    link.verdict(n1, reset);
+    link.verdict(n1, ok);
+    link.verdict(n2, ok);
+    link.flush();
+    assert.deepEqual(sent.splice(0), [{ t: 'verdicts', items: [[n1, reset], [n1, ok]] }], "its own failure, then its answer: in the order they came, before the mirror wants n1");
+    now += 999;
+    link.verdict(n1, ok);
+    link.flush();
+    assert.deepEqual(sent.splice(0), [{ t: 'verdicts', items: [[n1, ok]] }]);
+    now += 1;
+    link.verdict(n1, ok);
+    link.flush();
+    assert.deepEqual(sent.splice(0), [], 'a second after its failure, the mirror says');
+    link.want(['n2']);
+    link.verdict(n1, ok);
+    link.verdict(n2, ok);
+    link.flush();
+    assert.deepEqual(sent.splice(0), [{ t: 'verdicts', items: [[n2, ok]] }], 'the nodes the control plane waits on');
+    link.close();
+  });
+
   it('shares out node connection budgets among workers, never below one', () => {
     const cfg = validateConfig({ nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }], proxy: { maxConnectionsPerNode: 128, maxUploadConnectionsPerNode: 3 } });
     const w = workerConfig(cfg, 4);
