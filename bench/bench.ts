@@ -312,14 +312,22 @@ async function main(): Promise<number> {
       return { result, cpuS: own ? cpuS : undefined, faults: own ? faults : undefined, rssBeforeMiB: own ? rssBefore : undefined, rssPeakMiB: own ? rssPeak : undefined, loadAvg1: loadavg()[0] };
     };
 
-    // The first small-request load a process sees runs cold (JIT, pools): each contender gets an
-    // unrecorded warm-up on each path before its first sample. It happens in round 1 after the
-    // blobs, so round 1's pulls still run on processes that served no small requests.
+    /**
+     * The first load a process sees on a path runs cold (JIT, pools): each contender gets one
+     * unrecorded load on each small-request path and each blob path (metric and streams) before
+     * its first sample there. A blob path's check before the rounds is not enough: it pulls and
+     * pushes on one connection, which reaches one of harbor-lb's workers. The small-request
+     * warm-ups come in round 1 after the blobs, so round 1's pulls still run on processes that
+     * served no small requests. True the first time a key is asked for.
+     */
     const warmed = new Set<string>();
+    const firstLoad = (key: string): boolean => {
+      if (warmed.has(key)) return false;
+      warmed.add(key);
+      return true;
+    };
     const small = async (round: number, position: number, metric: Metric, variant: string, e: Entry, path: string, seconds: number, headers: string[] = []) => {
-      const key = `${e.id} ${path} ${headers.join(' ')}`;
-      if (!warmed.has(key)) {
-        warmed.add(key);
+      if (firstLoad(`${e.id} ${path} ${headers.join(' ')}`)) {
         const w = await wrk(base(e) + path, { threads: 2, connections: 64, seconds: settings.quick ? 1 : 2, script: join(ROOT, 'bench/wrk-json.lua'), headers });
         addUnrecorded(e.id, w.requests);
       }
@@ -335,23 +343,13 @@ async function main(): Promise<number> {
         cpuS: m.cpuS, rssBeforeMiB: m.rssBeforeMiB, rssPeakMiB: m.rssPeakMiB, loadAvg1: m.loadAvg1,
       });
     };
-    /**
-     * A blob path's first load runs cold too: the check before the rounds pulls and pushes on one
-     * connection, which reaches one of harbor-lb's workers, and a sample is only a few hundred
-     * milliseconds. Each contender gets one unrecorded load on each blob path (metric and streams)
-     * before its first sample, as on each small-request path (below); round 1's pulls still come
-     * before any small request.
-     */
-    const blobsWarmed = new Set<string>();
     const blob = async (round: number, position: number, metric: 'M2' | 'M3', streams: number, e: Entry) => {
       const perStream = Math.max(1, Math.round(settings.blobsPerRun / streams));
       const load = () =>
         metric === 'M2'
           ? pull(base(e) + blobPath(blobHex), BLOB_SIZE, streams, perStream, 120)
           : push(base(e), (u) => uploadPath(u, blobHex), blobFile, BLOB_SIZE, streams, perStream, 120);
-      const key = `${e.id} ${metric} ${streams}`;
-      if (!blobsWarmed.has(key)) {
-        blobsWarmed.add(key);
+      if (firstLoad(`${e.id} ${metric} ${streams}`)) {
         const w = await load();
         addUnrecorded(e.id, w.transfers);
         // Not a measurement, but a contender that fails it is worth saying; its recorded sample comes next.
