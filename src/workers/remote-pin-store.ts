@@ -24,6 +24,12 @@ const NO_PIN_MS = 1_000;
 export class RemotePinStore implements PinStore {
   readonly kind = 'memory' as const;
   readonly #near: SpacedLru<{ value: string | undefined; until: number }>;
+  /**
+   * Reads on their way to the control plane, by key. Requests that miss the near cache together
+   * share one: otherwise, each time an anonymous client's "no pin" expired, every request of
+   * that client arriving within the round trip asked again (about 15 a second per busy worker).
+   */
+  readonly #asking = new Map<string, Promise<string | undefined>>();
   readonly evictions: Readonly<Record<PinSpace, number>> = Object.fromEntries(PIN_SPACES.map((s) => [s, 0])) as Record<PinSpace, number>;
   errors = 0;
 
@@ -47,7 +53,13 @@ export class RemotePinStore implements PinStore {
   get(key: string, renewMs?: number, anonymous = false): Awaitable<string | undefined> {
     const hit = this.#near.get(key);
     if (hit !== undefined && hit.until > this.clock.now()) return hit.value;
-    return this.#ask(key, renewMs, anonymous, hit);
+    const asking = this.#asking.get(key);
+    if (asking !== undefined) return asking;
+    const answer: Promise<string | undefined> = this.#ask(key, renewMs, anonymous, hit).finally(() => {
+      if (this.#asking.get(key) === answer) this.#asking.delete(key);
+    });
+    this.#asking.set(key, answer);
+    return answer;
   }
 
   async #ask(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined): Promise<string | undefined> {
@@ -63,6 +75,8 @@ export class RemotePinStore implements PinStore {
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
+    // A read sent before this write is not an answer for a read after it.
+    this.#asking.delete(key);
     const v = await this.link.pin({ op: 'setIfAbsent', key, value, ttlMs });
     if (typeof v !== 'string') {
       this.errors++;
@@ -73,12 +87,14 @@ export class RemotePinStore implements PinStore {
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.#asking.delete(key);
     this.#remember(key, value);
     const ok = await this.link.pin({ op: 'set', key, value, ttlMs });
     if (ok === undefined) this.errors++;
   }
 
   async delete(key: string): Promise<void> {
+    this.#asking.delete(key);
     this.#near.delete(key);
     const ok = await this.link.pin({ op: 'delete', key });
     if (ok === undefined) this.errors++;

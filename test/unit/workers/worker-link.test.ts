@@ -144,6 +144,31 @@ describe('RemotePinStore: the control plane\'s memory pins, from a worker', () =
     assert.equal(asked.length, 8, 'an upload pin may be made by another worker at any moment');
   });
 
+  it('requests that miss together share one read: an expired "no pin" is asked once, not by every request in the round trip', async () => {
+    const clock = new FakeClock();
+    const asked: PinOp[] = [];
+    const answers: Array<(v: unknown) => void> = [];
+    const link = { verdict() {}, slowAnswer() {}, suspect() {}, goodIssuer() {}, verified() {}, csrfSuspected() {}, pin: (op: PinOp) => (asked.push(op), new Promise<unknown>((resolve) => answers.push(resolve))), flights: { claim: async () => 'lead' as const, started() {}, settled() {}, closed() {} }, cache: { added() {}, verified() {} } };
+    const s = new RemotePinStore(link, clock, 100);
+    const reads = Array.from({ length: 15 }, () => s.get('client:anon', 30_000, true));
+    assert.equal(asked.length, 1, 'one question for fifteen requests');
+    answers[0]!(null);
+    assert.deepEqual(await Promise.all(reads), Array(15).fill(undefined));
+    assert.equal(s.get('client:anon', 30_000, true), undefined, '"no pin" is then known for a second');
+    clock.advance(1001);
+    const again = s.get('client:anon', 30_000, true);
+    assert.equal(asked.length, 2, 'asked again once it expired');
+    // A write after a read was sent: later reads do not take that read's answer.
+    void s.delete('client:anon');
+    const afterWrite = s.get('client:anon', 30_000, true);
+    assert.deepEqual(asked.map((o) => o.op), ['get', 'get', 'delete', 'get']);
+    answers[1]!('n1');
+    answers[2]!(true);
+    answers[3]!(null);
+    assert.equal(await again, 'n1');
+    assert.equal(await afterWrite, undefined);
+  });
+
   it('a pin it wrote is known at once; setIfAbsent answers the first writer', async () => {
     const { s, asked } = store((op) => (op.op === 'setIfAbsent' ? 'n1' : op.op === 'get' ? null : true));
     assert.equal(await s.setIfAbsent('upload:u2', 'n3', 60_000), 'n1');
