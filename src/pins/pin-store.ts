@@ -2,6 +2,13 @@ import type { PinSpace } from './pin-spaces.js';
 import type { Awaitable } from '../util/awaitable.js';
 
 /**
+ * How long a store takes "no pin" for an answer for an anonymous client's key (`get`'s
+ * `anonymous`). Such clients are never pinned, and asking the control plane or Redis on each of
+ * their requests would make it a hop in the request path.
+ */
+export const ANONYMOUS_MISS_MS = 1_000;
+
+/**
  * Where pins live: memory for one instance, Redis so several instances agree. Keys name their
  * space (`upload:…`, `session:…`, `visitor:…`, `client:…`, see pin-spaces.ts); each space is bounded
  * on its own.

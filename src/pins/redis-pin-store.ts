@@ -3,7 +3,8 @@ import type { Logger } from '../log/loggers.js';
 import type { Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
-import type { PinStore } from './pin-store.js';
+import { ANONYMOUS_MISS_MS, type PinStore } from './pin-store.js';
+import { SharedReads } from './shared-reads.js';
 
 export interface RedisPinStoreOptions {
   url: string;
@@ -27,7 +28,8 @@ const FAILURES_TO_OPEN = 3;
  * Pins in Redis, so several harbor-lb instances agree. Redis never adds more than `timeout` to a
  * request and nothing while it is down: commands are not queued while disconnected, each is
  * bounded, and after a few failures a breaker skips Redis for a while. A bounded near cache
- * answers repeated reads of one key locally. An outage is logged once when it starts and once when it ends.
+ * answers repeated reads of one key locally, "no pin" for an anonymous client included for a
+ * second (ANONYMOUS_MISS_MS), and reads of a key that miss it together share one command. An outage is logged once when it starts and once when it ends.
  *
  * Redis holds what it is given until the TTL ends, so its key count grows with the write rate
  * times the TTL. Upload, session and client pins are written only for work a node accepted from
@@ -45,7 +47,8 @@ export class RedisPinStore implements PinStore {
    * pins cannot push out the upload pins that routing relies on while Redis is down. The keys hold
    * no secret in clear (session ids are hashed into them).
    */
-  readonly #near: SpacedLru<{ value: string; until: number }>;
+  readonly #near: SpacedLru<{ value: string | undefined; until: number }>;
+  readonly #reads = new SharedReads<string | undefined>();
   /** Visitor keys this instance wrote, least recently used first. */
   readonly #visitors: SpacedLru<true>;
   /** Commands that failed since start (#failures resets; this does not). */
@@ -132,6 +135,7 @@ export class RedisPinStore implements PinStore {
 
   /** A key gone from the near cache and from Redis (a visitor key pushed out of the ledger comes here too). */
   async #drop(key: string): Promise<void> {
+    this.#reads.forget(key);
     this.#near.delete(key);
     if (!this.#usable()) return;
     try {
@@ -145,14 +149,14 @@ export class RedisPinStore implements PinStore {
     this.#near.set(key, { value, until: this.clock.now() + this.o.nearCacheTtl });
   }
 
-  get(key: string, renewMs?: number): Awaitable<string | undefined> {
+  get(key: string, renewMs?: number, anonymous = false): Awaitable<string | undefined> {
     const hit = this.#near.get(key);
     if (hit && hit.until > this.clock.now()) return hit.value;
     if (!this.#usable()) return hit?.value;
-    return this.#fetch(key, renewMs, hit);
+    return this.#reads.read(key, () => this.#fetch(key, renewMs, anonymous, hit));
   }
 
-  async #fetch(key: string, renewMs: number | undefined, hit: { value: string } | undefined): Promise<string | undefined> {
+  async #fetch(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined): Promise<string | undefined> {
     try {
       // GETEX renews in the same round trip; the near cache means at most one renewal per key per nearCacheTtl.
       const v = renewMs === undefined ? await this.#client.get(key) : await this.#client.getex(key, 'PX', renewMs);
@@ -162,7 +166,9 @@ export class RedisPinStore implements PinStore {
         // A pin in use is the last one the ledger pushes out.
         if (renewMs !== undefined) this.#visitors.get(key);
       } else {
-        this.#near.delete(key);
+        // "No pin" is taken for an answer a while only for an anonymous client (ANONYMOUS_MISS_MS).
+        if (anonymous && spaceOf(key) === 'client') this.#near.set(key, { value: undefined, until: this.clock.now() + ANONYMOUS_MISS_MS });
+        else this.#near.delete(key);
         this.#visitors.delete(key);
       }
       return v ?? undefined;
@@ -173,6 +179,7 @@ export class RedisPinStore implements PinStore {
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
+    this.#reads.forget(key);
     if (!this.#usable()) return value;
     try {
       const set = await this.#client.set(key, value, 'PX', ttlMs, 'NX');
@@ -188,6 +195,7 @@ export class RedisPinStore implements PinStore {
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.#reads.forget(key);
     this.#remember(key, value);
     if (!this.#usable()) return;
     try {

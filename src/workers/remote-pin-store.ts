@@ -1,19 +1,12 @@
 import { PIN_SPACES, SpacedLru, spaceOf, type PinSpace } from '../pins/pin-spaces.js';
-import type { PinStore } from '../pins/pin-store.js';
+import { ANONYMOUS_MISS_MS, type PinStore } from '../pins/pin-store.js';
+import { SharedReads } from '../pins/shared-reads.js';
 import type { Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
 import type { ControlLink } from './control-link.js';
 
 /** How long a pin read from the control plane is reused in the worker before asking again (as RedisPinStore's near cache). */
 const NEAR_CACHE_MS = 5_000;
-/**
- * How long a worker takes "no pin" for an answer for an anonymous client's key: anonymous clients
- * are never pinned, and asking the control plane on each of their requests would make it a hop in
- * the request path. Every other key is always asked for: a named client's pin may have been made
- * a moment ago by another worker (right after its login), and upload and session pins are what
- * uploads and UI sessions depend on.
- */
-const NO_PIN_MS = 1_000;
 
 /**
  * A request worker's view of the memory pin store, which the control plane holds so that every
@@ -24,12 +17,7 @@ const NO_PIN_MS = 1_000;
 export class RemotePinStore implements PinStore {
   readonly kind = 'memory' as const;
   readonly #near: SpacedLru<{ value: string | undefined; until: number }>;
-  /**
-   * Reads on their way to the control plane, by key. Requests that miss the near cache together
-   * share one: otherwise, each time an anonymous client's "no pin" expired, every request of
-   * that client arriving within the round trip asked again (about 15 a second per busy worker).
-   */
-  readonly #asking = new Map<string, Promise<string | undefined>>();
+  readonly #reads = new SharedReads<string | undefined>();
   readonly evictions: Readonly<Record<PinSpace, number>> = Object.fromEntries(PIN_SPACES.map((s) => [s, 0])) as Record<PinSpace, number>;
   errors = 0;
 
@@ -41,9 +29,15 @@ export class RemotePinStore implements PinStore {
     this.#near = new SpacedLru(maxEntries);
   }
 
+  /**
+   * A read's answer kept. "No pin" is kept only for an anonymous client's key (ANONYMOUS_MISS_MS):
+   * any other key is always asked for, as a named client's pin may have been made a moment ago by
+   * another worker (right after its login), and upload and session pins are what uploads and UI
+   * sessions depend on.
+   */
   #remember(key: string, value: string | undefined, anonymous = false): void {
     if (value === undefined) {
-      if (anonymous && spaceOf(key) === 'client') this.#near.set(key, { value, until: this.clock.now() + NO_PIN_MS });
+      if (anonymous && spaceOf(key) === 'client') this.#near.set(key, { value, until: this.clock.now() + ANONYMOUS_MISS_MS });
       else this.#near.delete(key);
       return;
     }
@@ -53,13 +47,7 @@ export class RemotePinStore implements PinStore {
   get(key: string, renewMs?: number, anonymous = false): Awaitable<string | undefined> {
     const hit = this.#near.get(key);
     if (hit !== undefined && hit.until > this.clock.now()) return hit.value;
-    const asking = this.#asking.get(key);
-    if (asking !== undefined) return asking;
-    const answer: Promise<string | undefined> = this.#ask(key, renewMs, anonymous, hit).finally(() => {
-      if (this.#asking.get(key) === answer) this.#asking.delete(key);
-    });
-    this.#asking.set(key, answer);
-    return answer;
+    return this.#reads.read(key, () => this.#ask(key, renewMs, anonymous, hit));
   }
 
   async #ask(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined): Promise<string | undefined> {
@@ -75,8 +63,7 @@ export class RemotePinStore implements PinStore {
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
-    // A read sent before this write is not an answer for a read after it.
-    this.#asking.delete(key);
+    this.#reads.forget(key);
     const v = await this.link.pin({ op: 'setIfAbsent', key, value, ttlMs });
     if (typeof v !== 'string') {
       this.errors++;
@@ -87,14 +74,14 @@ export class RemotePinStore implements PinStore {
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    this.#asking.delete(key);
+    this.#reads.forget(key);
     this.#remember(key, value);
     const ok = await this.link.pin({ op: 'set', key, value, ttlMs });
     if (ok === undefined) this.errors++;
   }
 
   async delete(key: string): Promise<void> {
-    this.#asking.delete(key);
+    this.#reads.forget(key);
     this.#near.delete(key);
     const ok = await this.link.pin({ op: 'delete', key });
     if (ok === undefined) this.errors++;

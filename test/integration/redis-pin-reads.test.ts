@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { Redis } from 'ioredis';
+import { createLoggers } from '../../src/log/loggers.js';
+import { RedisPinStore } from '../../src/pins/redis-pin-store.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { LogSink } from '../support/log-sink.js';
+import { startRedis } from '../support/redis.js';
+
+/** Reads (GET and GETEX) the real redis-server has run since start. */
+async function reads(admin: Redis): Promise<number> {
+  const info = await admin.info('commandstats');
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_(get|getex):calls=(\d+)/gm)) n += Number(m[2]);
+  return n;
+}
+
+it('Redis pins: an anonymous client is asked for once a second, not on each request, and reads that miss together share one command', async (t) => {
+  const server = await startRedis();
+  t.after(() => server.proc.stop());
+  const admin = new Redis(server.url);
+  t.after(() => admin.quit());
+  const logs = new LogSink();
+  const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
+  const clock = new FakeClock();
+  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout: 500, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100 }, clock, logger);
+  t.after(() => store.close());
+  await logs.waitFor((l) => l.event === 'redis_connected');
+  const base = await reads(admin);
+
+  // Twenty requests of an anonymous client at once, then twenty more within the second.
+  const first = await Promise.all(Array.from({ length: 20 }, () => store.get('client:anon', 30_000, true)));
+  assert.deepEqual(first, Array(20).fill(undefined));
+  for (let i = 0; i < 20; i++) assert.equal(await store.get('client:anon', 30_000, true), undefined);
+  assert.equal((await reads(admin)) - base, 1, 'one read for forty requests');
+  clock.advance(1_001);
+  await store.get('client:anon', 30_000, true);
+  assert.equal((await reads(admin)) - base, 2, 'asked again once the second is over');
+
+  // A named client's "no pin" is asked for each time (its login may have pinned it a moment ago elsewhere).
+  for (let i = 0; i < 3; i++) assert.equal(await store.get('client:named', 30_000), undefined);
+  assert.equal((await reads(admin)) - base, 5);
+
+  // A pin another instance writes is found by the next read.
+  await admin.set('r:client:named', 'n2', 'PX', 60_000);
+  assert.equal(await store.get('client:named', 30_000), 'n2');
+});
