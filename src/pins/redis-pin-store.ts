@@ -29,7 +29,8 @@ const FAILURES_TO_OPEN = 3;
  * request and nothing while it is down: commands are not queued while disconnected, each is
  * bounded, and after a few failures a breaker skips Redis for a while. A bounded near cache
  * answers repeated reads of one key locally, "no pin" for an anonymous client included for a
- * second (ANONYMOUS_MISS_MS), and reads of a key that miss it together share one command. An outage is logged once when it starts and once when it ends.
+ * second (ANONYMOUS_MISS_MS), and reads of a key that miss it together share one command. An
+ * outage is logged once when it starts and once when it ends.
  *
  * Redis holds what it is given until the TTL ends, so its key count grows with the write rate
  * times the TTL. Upload, session and client pins are written only for work a node accepted from
