@@ -42,9 +42,16 @@ export class ClusterFailureDetector {
     return this.#current;
   }
 
-  /** Whether a failure of the node's is held (on any route): a good answer there would take it back. */
+  /**
+   * Whether a failure of the node's within `window` is held (on any route): a good answer there
+   * would take it back. An older one no longer counts toward a cluster-wide failure.
+   */
   holds(node: ClusterNode): boolean {
-    return (this.#last.get(node)?.size ?? 0) > 0;
+    const byRoute = this.#last.get(node);
+    if (byRoute === undefined) return false;
+    const now = this.clock.now();
+    for (const f of byRoute.values()) if (now - f.at <= this.window) return true;
+    return false;
   }
 
   /** A node answered `status` (502/503/504) on `route`; true when that is the cluster's failure, not the node's. */

@@ -131,14 +131,15 @@ export class OutlierDetector {
   }
 
   /**
-   * Whether a good answer from the node would change anything here: a failure count to clear, a
-   * back-off series to forget, a failure of its to take back or a cluster-wide one to end, an
-   * unreachable mark to lift. Otherwise (a healthy cluster, nearly always) it changes nothing, and
-   * request workers do not send it (workers/control-link.ts).
+   * Whether a good answer from the node would change anything here: a failure count to clear, an
+   * `ejection_capped` warning to re-arm, a back-off series to forget, a recent failure of its to
+   * take back or a cluster-wide one to end, an unreachable mark to lift. Otherwise (a healthy
+   * cluster, nearly always) it changes nothing, and request workers do not send it
+   * (workers/control-link.ts).
    */
   awaitsAnswer(node: ClusterNode): boolean {
     const s = this.#series.peek(node);
-    if (s !== undefined && (s.consecutive > 0 || s.ejections > 0)) return true;
+    if (s !== undefined && (s.consecutive > 0 || s.ejections > 0 || s.cappedSaid)) return true;
     if (this.#cluster.current !== undefined || this.#cluster.holds(node)) return true;
     return !this.nodes.conditionsOf(node).reachable;
   }

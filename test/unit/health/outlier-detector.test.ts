@@ -124,6 +124,11 @@ describe('passive failure detection', () => {
     assert.deepEqual(awaited(), ['n2'], 'a good answer on another route clears the count, not the 503 held for the route');
     outliers.record(n2, ok);
     assert.deepEqual(awaited(), [], 'one on its route does');
+    outliers.record(n2, s503);
+    outliers.record(n2, { kind: 'answered', route: 'token' });
+    assert.deepEqual(awaited(), ['n2']);
+    clock.advance(10_001);
+    assert.deepEqual(awaited(), [], 'a 503 older than clusterWindow no longer counts: no answer is waited for it');
     outliers.record(n3, { kind: 'unreachable', code: 'ECONNREFUSED' });
     assert.deepEqual(awaited(), ['n3'], 'an unreachable mark to lift');
     outliers.record(n3, ok);
@@ -152,6 +157,25 @@ describe('passive failure detection', () => {
     outliers.record(n1, ok);
     assert.equal(outliers.ejections(n1), 0);
     assert.deepEqual(awaited(), []);
+  });
+
+  it('awaits a good answer from a node whose capped ejection was said, so the warning is said again after one', async () => {
+    const { outliers, n1, n2, logs, checkOk, clock } = setup();
+    for (let i = 0; i < 3; i++) outliers.record(n1, reset);
+    await settle();
+    assert.equal(n1.state, 'unhealthy');
+    for (let i = 0; i < 3; i++) outliers.record(n2, reset);
+    await settle();
+    assert.equal(logs.lines.filter((l) => l.event === 'ejection_capped').length, 1);
+    // Its next failure's check passes: the count is cleared, the warning is not re-armed yet.
+    checkOk.set(n2, true);
+    clock.advance(1000);
+    outliers.record(n2, reset);
+    await settle();
+    assert.equal(outliers.consecutiveFailures(n2), 0);
+    assert.equal(outliers.awaitsAnswer(n2), true, 'a good answer re-arms the warning');
+    outliers.record(n2, ok);
+    assert.equal(outliers.awaitsAnswer(n2), false);
   });
 
   it('ejects no more than the cap, and says so once', async () => {
