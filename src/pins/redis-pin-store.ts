@@ -154,14 +154,16 @@ export class RedisPinStore implements PinStore {
     const hit = this.#near.get(key);
     if (hit && hit.until > this.clock.now()) return hit.value;
     if (!this.#usable()) return hit?.value;
-    return this.#reads.read(key, () => this.#fetch(key, renewMs, anonymous, hit));
+    return this.#reads.read(key, (current) => this.#fetch(key, renewMs, anonymous, hit, current));
   }
 
-  async #fetch(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined): Promise<string | undefined> {
+  async #fetch(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined, current: () => boolean): Promise<string | undefined> {
     try {
       // GETEX renews in the same round trip; the near cache means at most one renewal per key per nearCacheTtl.
       const v = renewMs === undefined ? await this.#client.get(key) : await this.#client.getex(key, 'PX', renewMs);
       this.#ok();
+      // A write to the key came after this read was sent: its answer may be older than the write.
+      if (!current()) return v ?? undefined;
       if (v !== null) {
         this.#remember(key, v);
         // A pin in use is the last one the ledger pushes out.

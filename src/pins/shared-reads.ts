@@ -7,18 +7,24 @@
 export class SharedReads<V> {
   readonly #pending = new Map<string, Promise<V>>();
 
-  /** The read of `key` on its way, or the one `read` starts. */
-  read(key: string, read: () => Promise<V>): Promise<V> {
+  /**
+   * The read of `key` on its way, or the one `read` starts. `read` is given `current`, true while
+   * no write to the key came after it: only then may its answer be kept in a near cache.
+   */
+  read(key: string, read: (current: () => boolean) => Promise<V>): Promise<V> {
     const pending = this.#pending.get(key);
     if (pending !== undefined) return pending;
-    const answer: Promise<V> = read().finally(() => {
+    const answer: Promise<V> = read(() => this.#pending.get(key) === answer).finally(() => {
       if (this.#pending.get(key) === answer) this.#pending.delete(key);
     });
     this.#pending.set(key, answer);
     return answer;
   }
 
-  /** A write to `key`: a read sent before it is no answer for a read after it. */
+  /**
+   * A write to `key`: a read sent before it is no answer for a read after it, and its answer is
+   * not kept (it may predate the write).
+   */
   forget(key: string): void {
     this.#pending.delete(key);
   }

@@ -47,10 +47,10 @@ export class RemotePinStore implements PinStore {
   get(key: string, renewMs?: number, anonymous = false): Awaitable<string | undefined> {
     const hit = this.#near.get(key);
     if (hit !== undefined && hit.until > this.clock.now()) return hit.value;
-    return this.#reads.read(key, () => this.#ask(key, renewMs, anonymous, hit));
+    return this.#reads.read(key, (current) => this.#ask(key, renewMs, anonymous, hit, current));
   }
 
-  async #ask(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined): Promise<string | undefined> {
+  async #ask(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined, current: () => boolean): Promise<string | undefined> {
     const v = await this.link.pin(renewMs === undefined ? { op: 'get', key } : { op: 'get', key, renewMs });
     if (v === undefined) {
       // No answer in time: what was known of the pin is better than nothing.
@@ -58,7 +58,7 @@ export class RemotePinStore implements PinStore {
       return hit?.value;
     }
     const value = typeof v === 'string' ? v : undefined;
-    this.#remember(key, value, anonymous);
+    if (current()) this.#remember(key, value, anonymous);
     return value;
   }
 

@@ -45,3 +45,24 @@ it('Redis pins: an anonymous client is asked for once a second, not on each requ
   await admin.set('r:client:named', 'n2', 'PX', 60_000);
   assert.equal(await store.get('client:named', 30_000), 'n2');
 });
+
+it('Redis pins: a read sent before a write does not leave its answer in the near cache', async (t) => {
+  const server = await startRedis();
+  t.after(() => server.proc.stop());
+  const admin = new Redis(server.url);
+  t.after(() => admin.quit());
+  const logs = new LogSink();
+  const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
+  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout: 2_000, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100 }, new FakeClock(), logger);
+  t.after(() => store.close());
+  await logs.waitFor((l) => l.event === 'redis_connected');
+  await admin.set('r:client:moved', 'n1', 'PX', 60_000);
+  // Redis holds every client's commands for 200 ms: the read is on its way when the write is made.
+  await admin.call('CLIENT', 'PAUSE', '200', 'ALL');
+  const before = store.get('client:moved', 30_000);
+  const written = store.set('client:moved', 'n2', 60_000);
+  assert.equal(await before, 'n1', 'the read was sent before the write');
+  await written;
+  assert.equal(await admin.get('r:client:moved'), 'n2');
+  assert.equal(await store.get('client:moved', 30_000), 'n2', "the near cache kept the write, not the earlier read's answer");
+});

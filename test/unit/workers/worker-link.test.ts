@@ -158,15 +158,18 @@ describe('RemotePinStore: the control plane\'s memory pins, from a worker', () =
     clock.advance(1001);
     const again = s.get('client:anon', 30_000, true);
     assert.equal(asked.length, 2, 'asked again once it expired');
-    // A write after a read was sent: later reads do not take that read's answer.
+    // A write after a read was sent: later reads do not take that read's answer, and its answer,
+    // arriving last, is not kept.
     void s.delete('client:anon');
     const afterWrite = s.get('client:anon', 30_000, true);
     assert.deepEqual(asked.map((o) => o.op), ['get', 'get', 'delete', 'get']);
-    answers[1]!('n1');
     answers[2]!(true);
     answers[3]!(null);
-    assert.equal(await again, 'n1');
     assert.equal(await afterWrite, undefined);
+    answers[1]!('n1');
+    assert.equal(await again, 'n1', 'the requests that shared the earlier read take its answer');
+    assert.equal(s.get('client:anon', 30_000, true), undefined, "the near cache holds the later read's answer");
+    assert.equal(asked.length, 4);
   });
 
   it('a pin it wrote is known at once; setIfAbsent answers the first writer', async () => {
