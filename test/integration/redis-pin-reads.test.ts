@@ -15,7 +15,8 @@ async function reads(admin: Redis): Promise<number> {
   return n;
 }
 
-it('Redis pins: an anonymous client is asked for once a second, not on each request, and reads that miss together share one command', async (t) => {
+/** A real redis-server, a client of its own to look at it, and a store on it (near cache 5 s), connected; all stopped after the test. */
+async function storeOnRedis(t: { after: (fn: () => unknown) => void }, timeout: number) {
   const server = await startRedis();
   t.after(() => server.proc.stop());
   const admin = new Redis(server.url);
@@ -23,9 +24,14 @@ it('Redis pins: an anonymous client is asked for once a second, not on each requ
   const logs = new LogSink();
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
   const clock = new FakeClock();
-  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout: 500, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100 }, clock, logger);
+  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100 }, clock, logger);
   t.after(() => store.close());
   await logs.waitFor((l) => l.event === 'redis_connected');
+  return { admin, clock, store };
+}
+
+it('Redis pins: an anonymous client is asked for once a second, not on each request, and reads that miss together share one command', async (t) => {
+  const { admin, clock, store } = await storeOnRedis(t, 500);
   const base = await reads(admin);
 
   // Twenty requests of an anonymous client at once, then twenty more within the second.
@@ -47,15 +53,8 @@ it('Redis pins: an anonymous client is asked for once a second, not on each requ
 });
 
 it('Redis pins: a read sent before a write does not leave its answer in the near cache', async (t) => {
-  const server = await startRedis();
-  t.after(() => server.proc.stop());
-  const admin = new Redis(server.url);
-  t.after(() => admin.quit());
-  const logs = new LogSink();
-  const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
-  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout: 2_000, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100 }, new FakeClock(), logger);
-  t.after(() => store.close());
-  await logs.waitFor((l) => l.event === 'redis_connected');
+  // Its timeout outlasts the pause below.
+  const { admin, store } = await storeOnRedis(t, 2_000);
   await admin.set('r:client:moved', 'n1', 'PX', 60_000);
   // Redis holds every client's commands for 200 ms: the read is on its way when the write is made.
   await admin.call('CLIENT', 'PAUSE', '200', 'ALL');
