@@ -1,4 +1,4 @@
-import type { PinSpace } from './pin-spaces.js';
+import { spaceOf, type PinSpace } from './pin-spaces.js';
 import type { Awaitable } from '../util/awaitable.js';
 
 /**
@@ -6,7 +6,17 @@ import type { Awaitable } from '../util/awaitable.js';
  * `anonymous`). Such clients are never pinned, and asking the control plane or Redis on each of
  * their requests would make it a hop in the request path.
  */
-export const ANONYMOUS_MISS_MS = 1_000;
+const ANONYMOUS_MISS_MS = 1_000;
+
+/**
+ * Until when a store's near cache may keep "no pin" read for `key`, or undefined when it may not:
+ * only an anonymous client's key, for ANONYMOUS_MISS_MS. Any other key is always asked for: a
+ * named client's pin may have been made a moment ago elsewhere (right after its login), and
+ * upload and session pins are what uploads and UI sessions depend on.
+ */
+export function missKeptUntil(key: string, anonymous: boolean, now: number): number | undefined {
+  return anonymous && spaceOf(key) === 'client' ? now + ANONYMOUS_MISS_MS : undefined;
+}
 
 /**
  * Where pins live: memory for one instance, Redis so several instances agree. Keys name their

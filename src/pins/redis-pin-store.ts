@@ -3,7 +3,7 @@ import type { Logger } from '../log/loggers.js';
 import type { Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
-import { ANONYMOUS_MISS_MS, type PinStore } from './pin-store.js';
+import { missKeptUntil, type PinStore } from './pin-store.js';
 import { SharedReads } from './shared-reads.js';
 
 export interface RedisPinStoreOptions {
@@ -29,7 +29,7 @@ const FAILURES_TO_OPEN = 3;
  * request and nothing while it is down: commands are not queued while disconnected, each is
  * bounded, and after a few failures a breaker skips Redis for a while. A bounded near cache
  * answers repeated reads of one key locally, "no pin" for an anonymous client included for a
- * second (ANONYMOUS_MISS_MS), and reads of a key that miss it together share one command. An
+ * second (missKeptUntil), and reads of a key that miss it together share one command. An
  * outage is logged once when it starts and once when it ends.
  *
  * Redis holds what it is given until the TTL ends, so its key count grows with the write rate
@@ -169,8 +169,8 @@ export class RedisPinStore implements PinStore {
         // A pin in use is the last one the ledger pushes out.
         if (renewMs !== undefined) this.#visitors.get(key);
       } else {
-        // "No pin" is taken for an answer a while only for an anonymous client (ANONYMOUS_MISS_MS).
-        if (anonymous && spaceOf(key) === 'client') this.#near.set(key, { value: undefined, until: this.clock.now() + ANONYMOUS_MISS_MS });
+        const until = missKeptUntil(key, anonymous, this.clock.now());
+        if (until !== undefined) this.#near.set(key, { value: undefined, until });
         else this.#near.delete(key);
         this.#visitors.delete(key);
       }

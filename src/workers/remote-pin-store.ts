@@ -1,5 +1,5 @@
-import { PIN_SPACES, SpacedLru, spaceOf, type PinSpace } from '../pins/pin-spaces.js';
-import { ANONYMOUS_MISS_MS, type PinStore } from '../pins/pin-store.js';
+import { PIN_SPACES, SpacedLru, type PinSpace } from '../pins/pin-spaces.js';
+import { missKeptUntil, type PinStore } from '../pins/pin-store.js';
 import { SharedReads } from '../pins/shared-reads.js';
 import type { Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
@@ -29,15 +29,11 @@ export class RemotePinStore implements PinStore {
     this.#near = new SpacedLru(maxEntries);
   }
 
-  /**
-   * A read's answer kept. "No pin" is kept only for an anonymous client's key (ANONYMOUS_MISS_MS):
-   * any other key is always asked for, as a named client's pin may have been made a moment ago by
-   * another worker (right after its login), and upload and session pins are what uploads and UI
-   * sessions depend on.
-   */
+  /** A read's answer kept; "no pin" only as long as missKeptUntil says. */
   #remember(key: string, value: string | undefined, anonymous = false): void {
     if (value === undefined) {
-      if (anonymous && spaceOf(key) === 'client') this.#near.set(key, { value, until: this.clock.now() + ANONYMOUS_MISS_MS });
+      const until = missKeptUntil(key, anonymous, this.clock.now());
+      if (until !== undefined) this.#near.set(key, { value, until });
       else this.#near.delete(key);
       return;
     }
