@@ -159,6 +159,21 @@ describe('passive failure detection', () => {
     assert.deepEqual(awaited(), []);
   });
 
+  it('awaits every node\'s good answer during a cluster-wide failure, also one that holds no failure of its own', () => {
+    const { outliers, nodes, n1, n2, n3 } = setup();
+    const awaited = () => [n1, n2, n3].filter((n) => outliers.awaitsAnswer(n)).map((n) => n.name);
+    // n3 is out of rotation (its check failed), so the episode is n1's and n2's: n3 holds nothing.
+    nodes.setCheck(n3, 'unhealthy', 'its check failed');
+    assert.equal(n3.state, 'unhealthy');
+    outliers.record(n1, s503);
+    outliers.record(n2, s503);
+    assert.notEqual(outliers.clusterFailure, undefined, 'every node in rotation answered 503');
+    assert.deepEqual(awaited(), ['n1', 'n2', 'n3'], 'n3 back and answering ends the episode: its answer is wanted');
+    nodes.setCheck(n3, 'healthy', 'its check passed');
+    outliers.record(n3, ok);
+    assert.equal(outliers.clusterFailure, undefined, 'its good answer on the route ended it');
+  });
+
   it('awaits a good answer from a node whose capped ejection was said, so the warning is said again after one', async () => {
     const { outliers, n1, n2, logs, checkOk, clock } = setup();
     for (let i = 0; i < 3; i++) outliers.record(n1, reset);
