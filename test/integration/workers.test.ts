@@ -125,6 +125,47 @@ describe('request workers (proxy.workers)', () => {
     assert.equal(lb.app.nodes.get('n2')!.state, 'unhealthy');
   });
 
+  it("workers send a node's good answers only while the control plane waits for them: after its failure, until it is cleared", async (t) => {
+    let failOnce = true;
+    const failing = await startServer((req, res) => {
+      req.resume();
+      if (failOnce && req.url!.endsWith('/fail')) {
+        failOnce = false;
+        res.statusCode = 503;
+        return void res.end('busy');
+      }
+      res.end('ok');
+    });
+    t.after(() => failing.close());
+    const [healthy] = await nodes(t, 1);
+    const lb = await withWorkers(t, [failing.url, healthy!.url]);
+    const outliers = lb.app.outliers;
+    const answered: string[] = [];
+    let failed!: () => void;
+    let cleared!: () => void;
+    const failure = new Promise<void>((resolve) => (failed = resolve));
+    const clearing = new Promise<void>((resolve) => (cleared = resolve));
+    const record = outliers.record.bind(outliers);
+    outliers.record = (node, v) => {
+      record(node, v);
+      if (v.kind !== 'answered') return failed();
+      answered.push(node.name);
+      if (node.name === 'n1') cleared();
+    };
+    // Each request on its own connection, so both workers serve some.
+    for (let i = 0; i < 20; i++) assert.equal((await send(`${lb.url}/v2/lib/a/manifests/${i}`)).status, 200);
+    // n1 answers 503 once: the request goes on to n2, and n1's failure to the control plane.
+    for (let i = 0; failOnce && i < 20; i++) assert.equal((await send(`${lb.url}/v2/lib/a/manifests/fail`)).status, 200);
+    await failure;
+    assert.equal(outliers.consecutiveFailures(lb.app.nodes.get('n1')!), 1);
+    // Its good answers are wanted now, from whichever worker serves them: the count clears.
+    for (let i = 0; i < 6; i++) assert.equal((await send(`${lb.url}/v2/lib/a/manifests/after-${i}`)).status, 200);
+    await clearing;
+    assert.equal(outliers.consecutiveFailures(lb.app.nodes.get('n1')!), 0);
+    await status(lb);
+    assert.deepEqual([...new Set(answered)], ['n1'], "n2 never failed: none of its good answers crossed to the control plane");
+  });
+
   it('a worker that crashes is replaced; the other serves meanwhile', async (t) => {
     const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
     for (let i = 0; i < 10; i++) assert.equal((await send(`${lb.url}/v2/`)).status, 200);
