@@ -195,7 +195,8 @@ function composeTrust(config: Config, { nodes, flags, skew, logger, clock, rando
 function createPinStore(config: Config, { clock, logger }: NodeParts, deps: ResolvedDeps): PinStore {
   const redis = config.sticky.redis;
   // A worker's memory pins live in the control plane, so that every worker agrees.
-  if (config.sticky.store !== 'redis') return deps.worker ? new RemotePinStore(deps.worker.link, clock, config.sticky.maxEntries) : new MemoryPinStore(clock, config.sticky.maxEntries);
+  const memory = (): PinStore => (deps.worker ? new RemotePinStore(deps.worker.link, clock, config.sticky.maxEntries) : new MemoryPinStore(clock, config.sticky.maxEntries));
+  if (config.sticky.store !== 'redis') return memory();
   const options = {
     url: redis!.url,
     keyPrefix: redis!.keyPrefix,
@@ -205,8 +206,10 @@ function createPinStore(config: Config, { clock, logger }: NodeParts, deps: Reso
     nearCacheTtl: 5_000,
     nearCacheMax: config.sticky.maxEntries,
     maxEntries: config.sticky.maxEntries,
+    fallbackFor: Math.max(...Object.values(config.sticky.ttl)),
   };
-  return new RedisPinStore(options, clock, logger);
+  // While Redis is away, pins go to the instance's memory store (the control plane's, for a worker).
+  return new RedisPinStore(options, clock, logger, memory());
 }
 
 type ProxyParts = Pick<Parts, 'admission' | 'rateWatch' | 'connections' | 'metrics' | 'proxyDeps' | 'handler' | 'flights' | 'coalescer' | 'cache' | 'clientReads'>;

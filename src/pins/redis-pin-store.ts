@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log/loggers.js';
-import type { Awaitable } from '../util/awaitable.js';
+import { andThen, type Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
 import { missKeptUntil, type PinStore } from './pin-store.js';
@@ -19,6 +19,11 @@ export interface RedisPinStoreOptions {
   nearCacheMax: number;
   /** The most keys of each pin space this instance keeps written in Redis (sticky.maxEntries). */
   maxEntries: number;
+  /**
+   * How long after Redis was last found down a key Redis does not have is looked for in the
+   * fallback store too (the longest sticky TTL): a pin written there during the outage lives that long.
+   */
+  fallbackFor: number;
 }
 
 const BREAKER_OPEN_MS = 5_000;
@@ -31,6 +36,12 @@ const FAILURES_TO_OPEN = 3;
  * answers repeated reads of one key locally, "no pin" for an anonymous client included for a
  * second (missKeptUntil), and reads of a key that miss it together share one command. An
  * outage is logged once when it starts and once when it ends.
+ *
+ * While Redis cannot be used, pins are read and written in `fallback`: this instance's memory
+ * store, which a request worker reaches through the control plane, so every worker of the
+ * instance keeps agreeing (a push whose requests land on different workers stays on its node).
+ * Until `fallbackFor` after the outage was last seen, a key Redis lacks is looked for there too,
+ * so an upload begun during the outage keeps its node once Redis is back.
  *
  * Redis holds what it is given until the TTL ends, so its key count grows with the write rate
  * times the TTL. Upload, session and client pins are written only for work a node accepted from
@@ -57,12 +68,16 @@ export class RedisPinStore implements PinStore {
   #failures = 0;
   #openUntil = 0;
   #outage = false;
+  /** Until when a key Redis lacks is looked for in the fallback store (an outage was seen). */
+  #fallbackUntil = 0;
   #everReady = false;
 
   constructor(
     private readonly o: RedisPinStoreOptions,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    /** Where pins go while Redis cannot be used: the instance's memory store. */
+    private readonly fallback: PinStore,
   ) {
     this.#near = new SpacedLru(o.nearCacheMax);
     this.#visitors = new SpacedLru(o.maxEntries, (key) => void this.#drop(key));
@@ -87,11 +102,15 @@ export class RedisPinStore implements PinStore {
     this.#client.on('ready', () => this.#up());
   }
 
+  /** Whether Redis may be asked now; when not, the fallback store is remembered as in use. */
   #usable(): boolean {
-    return this.#client.status === 'ready' && this.clock.now() >= this.#openUntil;
+    if (this.#client.status === 'ready' && this.clock.now() >= this.#openUntil) return true;
+    this.#fallbackUntil = this.clock.now() + this.o.fallbackFor;
+    return false;
   }
 
   #down(why: string): void {
+    this.#fallbackUntil = this.clock.now() + this.o.fallbackFor;
     if (!this.#outage) {
       this.#outage = true;
       this.logger.warn({ event: 'redis_down', reason: why }, `sticky store Redis unavailable (${why}): routing continues on rendezvous hashing`);
@@ -138,6 +157,7 @@ export class RedisPinStore implements PinStore {
   async #drop(key: string): Promise<void> {
     this.#reads.forget(key);
     this.#near.delete(key);
+    if (this.#fallbackUntil > this.clock.now()) void this.fallback.delete(key);
     if (!this.#usable()) return;
     try {
       await this.#client.del(key);
@@ -153,8 +173,13 @@ export class RedisPinStore implements PinStore {
   get(key: string, renewMs?: number, anonymous = false): Awaitable<string | undefined> {
     const hit = this.#near.get(key);
     if (hit && hit.until > this.clock.now()) return hit.value;
-    if (!this.#usable()) return hit?.value;
+    if (!this.#usable()) return this.#fromFallback(key, renewMs, anonymous, hit);
     return this.#reads.read(key, (current) => this.#fetch(key, renewMs, anonymous, hit, current));
+  }
+
+  /** The fallback store's pin, else one read from Redis before it went away. */
+  #fromFallback(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined): Awaitable<string | undefined> {
+    return andThen(this.fallback.get(key, renewMs, anonymous), (v) => v ?? hit?.value);
   }
 
   async #fetch(key: string, renewMs: number | undefined, anonymous: boolean, hit: { value: string | undefined } | undefined, current: () => boolean): Promise<string | undefined> {
@@ -168,22 +193,29 @@ export class RedisPinStore implements PinStore {
         this.#remember(key, v);
         // A pin in use is the last one the ledger pushes out.
         if (renewMs !== undefined) this.#visitors.get(key);
-      } else {
-        const until = missKeptUntil(key, anonymous, this.clock.now());
-        if (until !== undefined) this.#near.set(key, { value: undefined, until });
-        else this.#near.delete(key);
-        this.#visitors.delete(key);
+        return v;
       }
-      return v ?? undefined;
+      // Not in Redis, but perhaps written aside while it was away (an anonymous client never is).
+      const aside = !anonymous && this.#fallbackUntil > this.clock.now() ? await this.fallback.get(key, renewMs) : undefined;
+      if (!current()) return aside;
+      if (aside !== undefined) {
+        this.#remember(key, aside);
+        return aside;
+      }
+      const until = missKeptUntil(key, anonymous, this.clock.now());
+      if (until !== undefined) this.#near.set(key, { value: undefined, until });
+      else this.#near.delete(key);
+      this.#visitors.delete(key);
+      return undefined;
     } catch (err) {
       this.#failed(err);
-      return hit?.value;
+      return this.#fromFallback(key, renewMs, anonymous, hit);
     }
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
     this.#reads.forget(key);
-    if (!this.#usable()) return value;
+    if (!this.#usable()) return this.#setIfAbsentAside(key, value, ttlMs);
     try {
       const set = await this.#client.set(key, value, 'PX', ttlMs, 'NX');
       if (set === 'OK') this.#wrote(key);
@@ -193,20 +225,27 @@ export class RedisPinStore implements PinStore {
       return winner;
     } catch (err) {
       this.#failed(err);
-      return value;
+      return this.#setIfAbsentAside(key, value, ttlMs);
     }
+  }
+
+  async #setIfAbsentAside(key: string, value: string, ttlMs: number): Promise<string> {
+    const winner = await this.fallback.setIfAbsent(key, value, ttlMs);
+    this.#remember(key, winner);
+    return winner;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     this.#reads.forget(key);
     this.#remember(key, value);
-    if (!this.#usable()) return;
+    if (!this.#usable()) return this.fallback.set(key, value, ttlMs);
     try {
       await this.#client.set(key, value, 'PX', ttlMs);
       this.#wrote(key);
       this.#ok();
     } catch (err) {
       this.#failed(err);
+      await this.fallback.set(key, value, ttlMs);
     }
   }
 
@@ -231,7 +270,7 @@ export class RedisPinStore implements PinStore {
     const open = this.#client.status === 'ready' || this.#client.status === 'connect' || this.#client.status === 'connecting';
     const ended = open ? new Promise<void>((resolve) => this.#client.once('end', () => resolve())) : undefined;
     this.#client.disconnect();
-    await ended;
+    await Promise.all([ended, this.fallback.close()]);
   }
 }
 

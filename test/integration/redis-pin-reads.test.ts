@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createLoggers } from '../../src/log/loggers.js';
+import { MemoryPinStore } from '../../src/pins/memory-pin-store.js';
 import { RedisPinStore } from '../../src/pins/redis-pin-store.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { LogSink } from '../support/log-sink.js';
@@ -24,7 +25,7 @@ async function storeOnRedis(t: { after: (fn: () => unknown) => void }, timeout: 
   const logs = new LogSink();
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
   const clock = new FakeClock();
-  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100 }, clock, logger);
+  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100, fallbackFor: 3_600_000 }, clock, logger, new MemoryPinStore(clock, 100));
   t.after(() => store.close());
   await logs.waitFor((l) => l.event === 'redis_connected');
   return { admin, clock, store };

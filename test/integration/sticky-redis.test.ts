@@ -107,6 +107,55 @@ describe('stickiness shared through Redis', () => {
     assert.equal(nodesOf('newcomer', a, b).size, 1);
   });
 
+  it('Redis down: an upload whose requests land on different request workers stays on its node, and keeps it once Redis is back', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.proc.stop());
+    const tmp = makeTempDir('sticky-outage');
+    t.after(tmp.remove);
+    const keys = makeTokenKeyPair(tmp.dir, 'cluster');
+    // Each node its own http.secret: an upload continued on another node fails.
+    const sims = await Promise.all(
+      [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `s${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request' }).start()),
+    );
+    t.after(() => Promise.all(sims.map((s) => s.close())));
+    const lb = await startApp(
+      sims.map((s) => s.url),
+      { proxy: { workers: 2 }, balance: { policy: 'round-robin' }, sticky: { store: 'redis', redis: { url: redis.url, keyPrefix: 'test:', timeout: '200ms' }, keys: ['upload'] } },
+    );
+    t.after(() => lb.close());
+    await lb.logs.waitFor((l) => l.event === 'redis_connected');
+    const q = new URLSearchParams({ service: 'harbor-registry', scope: 'repository:library/alt:pull,push' });
+    const tok = await send(`${lb.url}/service/token?${q.toString()}`, { headers: { authorization: `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}` } });
+    const auth = { authorization: `Bearer ${(JSON.parse(tok.body.toString()) as { token: string }).token}` };
+    const blobOf = (i: number) => Buffer.alloc(40_000 + i, i);
+    const start = async () => {
+      const started = await send(`${lb.url}/v2/library/alt/blobs/uploads/`, { method: 'POST', headers: auth });
+      assert.equal(started.status, 202);
+      return new URL(String(started.headers.location));
+    };
+    // Each request on its own connection: the control plane hands them to the two workers in turn.
+    const finish = async (i: number, loc: URL) => {
+      const blob = blobOf(i);
+      const patched = await send(`${lb.url}${loc.pathname}${loc.search}`, { method: 'PATCH', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: blob });
+      assert.equal(patched.status, 202, `upload ${i}: PATCH: ${patched.body.toString()}`);
+      const loc2 = new URL(String(patched.headers.location));
+      const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+      const put = await send(`${lb.url}${loc2.pathname}${loc2.search}&digest=${digest}`, { method: 'PUT', headers: auth });
+      assert.equal(put.status, 201, `upload ${i}: PUT: ${put.body.toString()}`);
+    };
+    redis.proc.kill('SIGKILL');
+    await lb.logs.waitFor((l) => l.event === 'redis_down');
+    for (let i = 0; i < 6; i++) await finish(i, await start());
+    const begun = await start();
+    const again = await startRedis(redis.port);
+    t.after(() => again.proc.stop());
+    await lb.logs.waitFor((l) => l.event === 'redis_up');
+    await finish(6, begun);
+    const uploads = (await lb.logs.waitForRequests(22)).filter((l) => String(l.path).includes('/blobs/uploads/'));
+    assert.equal(uploads.length, 21);
+    assert.ok(uploads.every((l) => l.status === 202 || l.status === 201), 'every request of every upload answered by its node');
+  });
+
   it('connects with a password from the URL and never logs it', async (t) => {
     const redis = await startRedis(undefined, ['--requirepass', 'redis-pass-0123']);
     t.after(() => redis.proc.stop());
