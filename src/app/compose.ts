@@ -207,6 +207,7 @@ function createPinStore(config: Config, { clock, logger }: NodeParts, deps: Reso
     nearCacheMax: config.sticky.maxEntries,
     maxEntries: config.sticky.maxEntries,
     fallbackFor: Math.max(...Object.values(config.sticky.ttl)),
+    speaksForInstance: deps.worker === undefined,
   };
   // While Redis is away, pins go to the instance's memory store (the control plane's, for a worker).
   return new RedisPinStore(options, clock, logger, memory());

@@ -24,6 +24,12 @@ export interface RedisPinStoreOptions {
    * fallback store too (the longest sticky TTL): a pin written there during the outage lives that long.
    */
   fallbackFor: number;
+  /**
+   * Whether this process says the instance's Redis events at their level (`redis_down` a warning):
+   * not a request worker, whose connection to Redis shares the control plane's fate, so an outage
+   * is logged once per instance; a worker says them at debug.
+   */
+  speaksForInstance: boolean;
 }
 
 const BREAKER_OPEN_MS = 5_000;
@@ -102,6 +108,10 @@ export class RedisPinStore implements PinStore {
     this.#client.on('ready', () => this.#up());
   }
 
+  #say(level: 'warn' | 'info', fields: Record<string, unknown>, msg: string): void {
+    this.logger[this.o.speaksForInstance ? level : 'debug'](fields, msg);
+  }
+
   /** Whether Redis may be asked now; when not, the fallback store is remembered as in use. */
   #usable(): boolean {
     if (this.#client.status === 'ready' && this.clock.now() >= this.#openUntil) return true;
@@ -113,7 +123,7 @@ export class RedisPinStore implements PinStore {
     this.#fallbackUntil = this.clock.now() + this.o.fallbackFor;
     if (!this.#outage) {
       this.#outage = true;
-      this.logger.warn({ event: 'redis_down', reason: why }, `sticky store Redis unavailable (${why}): routing continues on rendezvous hashing`);
+      this.#say('warn', { event: 'redis_down', reason: why }, `sticky store Redis unavailable (${why}): pins kept in this instance's memory meanwhile, other keys routed by rendezvous hashing`);
     }
   }
 
@@ -122,11 +132,11 @@ export class RedisPinStore implements PinStore {
     this.#openUntil = 0;
     if (!this.#everReady && this.#client.status === 'ready') {
       this.#everReady = true;
-      this.logger.info({ event: 'redis_connected' }, 'sticky store Redis connected: pins are shared between instances');
+      this.#say('info', { event: 'redis_connected' }, 'sticky store Redis connected: pins are shared between instances');
     }
     if (this.#outage) {
       this.#outage = false;
-      this.logger.info({ event: 'redis_up' }, 'sticky store Redis is back: pins are shared again');
+      this.#say('info', { event: 'redis_up' }, 'sticky store Redis is back: pins are shared again');
     }
   }
 

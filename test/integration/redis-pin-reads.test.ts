@@ -25,7 +25,7 @@ async function storeOnRedis(t: { after: (fn: () => unknown) => void }, timeout: 
   const logs = new LogSink();
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
   const clock = new FakeClock();
-  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100, fallbackFor: 3_600_000 }, clock, logger, new MemoryPinStore(clock, 100));
+  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100, fallbackFor: 3_600_000, speaksForInstance: true }, clock, logger, new MemoryPinStore(clock, 100));
   t.after(() => store.close());
   await logs.waitFor((l) => l.event === 'redis_connected');
   return { admin, clock, store };

@@ -154,6 +154,7 @@ describe('stickiness shared through Redis', () => {
     const uploads = (await lb.logs.waitForRequests(22)).filter((l) => String(l.path).includes('/blobs/uploads/'));
     assert.equal(uploads.length, 21);
     assert.ok(uploads.every((l) => l.status === 202 || l.status === 201), 'every request of every upload answered by its node');
+    for (const event of ['redis_connected', 'redis_down', 'redis_up']) assert.equal(lb.logs.lines.filter((l) => l.event === event).length, 1, `${event}: said once for the instance, not by each worker`);
   });
 
   it('connects with a password from the URL and never logs it', async (t) => {
