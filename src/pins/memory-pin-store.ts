@@ -1,24 +1,28 @@
 import type { Clock } from '../util/clock.js';
-import { SpacedLru, type PinSpace } from './pin-spaces.js';
+import { PinOwners } from './pin-owners.js';
+import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
 import type { PinStore } from './pin-store.js';
 
 /**
  * The embedded store for a single instance: pins with a TTL each, in bounded spaces per kind
  * (pin-spaces.ts), so client pins can never push out upload or session pins. Expired entries are
- * dropped when read; a full space drops its least recently used pin (reading a pin uses it).
+ * dropped when read; a full space drops its least recently used pin (reading a pin uses it), or,
+ * for upload and session pins written with their owner, a pin of whoever holds the most
+ * (pin-owners.ts): no client's flood pushes out another's upload or session.
  */
 export class MemoryPinStore implements PinStore {
   readonly kind = 'memory' as const;
   /** A Map does not fail. */
   readonly errors = 0;
   readonly #pins: SpacedLru<{ value: string; expires: number }>;
+  readonly #owners = new PinOwners();
 
   constructor(
     private readonly clock: Clock,
     /** The bound of each space (sticky.maxEntries). */
-    maxEntries: number,
+    private readonly maxEntries: number,
   ) {
-    this.#pins = new SpacedLru(maxEntries);
+    this.#pins = new SpacedLru(maxEntries, (key) => this.#owners.remove(key));
   }
 
   get evictions(): Readonly<Record<PinSpace, number>> {
@@ -29,7 +33,7 @@ export class MemoryPinStore implements PinStore {
     const e = this.#pins.get(key);
     if (e === undefined) return undefined;
     if (e.expires <= this.clock.now()) {
-      this.#pins.delete(key);
+      this.#drop(key);
       return undefined;
     }
     return e.value;
@@ -41,19 +45,38 @@ export class MemoryPinStore implements PinStore {
     return value;
   }
 
-  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
+  async setIfAbsent(key: string, value: string, ttlMs: number, owner?: string): Promise<string> {
     const current = this.#live(key);
     if (current !== undefined) return current;
-    this.#pins.set(key, { value, expires: this.clock.now() + ttlMs });
+    this.#write(key, value, ttlMs, owner);
     return value;
   }
 
-  async set(key: string, value: string, ttlMs: number): Promise<void> {
-    this.#pins.set(key, { value, expires: this.clock.now() + ttlMs });
+  async set(key: string, value: string, ttlMs: number, owner?: string): Promise<void> {
+    this.#write(key, value, ttlMs, owner);
   }
 
   async delete(key: string): Promise<void> {
+    this.#drop(key);
+  }
+
+  #write(key: string, value: string, ttlMs: number, owner: string | undefined): void {
+    if (owner === undefined) this.#owners.remove(key);
+    else {
+      const space = spaceOf(key);
+      // Full: room is made at the expense of the largest holder, before the write would take the least recently used.
+      if (PinOwners.owned(space) && this.#pins.peek(key) === undefined && this.#pins.sizeOf(space) >= this.maxEntries) {
+        const victim = this.#owners.victim(space, owner);
+        if (victim !== undefined) this.#pins.evict(victim);
+      }
+      this.#owners.add(key, owner);
+    }
+    this.#pins.set(key, { value, expires: this.clock.now() + ttlMs });
+  }
+
+  #drop(key: string): void {
     this.#pins.delete(key);
+    this.#owners.remove(key);
   }
 
   connected(): boolean {

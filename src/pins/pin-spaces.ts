@@ -66,6 +66,14 @@ export class SpacedLru<V> {
     return this.#spaces.get(spaceOf(key))!.delete(key);
   }
 
+  /** Pushes `key` out to make room (counted, and told to onEvict), as a full space does its least recently used. */
+  evict(key: string): void {
+    const kind = spaceOf(key);
+    if (!this.#spaces.get(kind)!.delete(key)) return;
+    this.evictions[kind]++;
+    this.onEvict(key);
+  }
+
   clear(): void {
     for (const space of this.#spaces.values()) space.clear();
   }

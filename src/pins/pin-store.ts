@@ -31,9 +31,13 @@ export interface PinStore {
    * for an answer a while). At once (not a promise) when the store has the answer at hand.
    */
   get(key: string, renewMs?: number, anonymous?: boolean): Awaitable<string | undefined>;
-  /** Sets the value unless one is there; answers the value that holds afterwards (the first writer's). */
-  setIfAbsent(key: string, value: string, ttlMs: number): Promise<string>;
-  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /**
+   * Sets the value unless one is there; answers the value that holds afterwards (the first
+   * writer's). `owner`: who the pin is for (an upload's user or address, a login's address), so a
+   * full memory space pushes out a pin of whoever holds the most (pin-owners.ts).
+   */
+  setIfAbsent(key: string, value: string, ttlMs: number, owner?: string): Promise<string>;
+  set(key: string, value: string, ttlMs: number, owner?: string): Promise<void>;
   delete(key: string): Promise<void>;
   /** Whether the store is reachable now (always true for memory). */
   connected(): boolean;

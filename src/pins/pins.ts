@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { boundedLoadPick, rendezvousOrder } from '../balance/rendezvous.js';
+import { addressOwner } from './pin-owners.js';
 import type { Selector } from '../balance/selector.js';
 import type { Config } from '../config/schema.js';
 import type { ClusterNode } from '../nodes/node.js';
@@ -141,22 +142,22 @@ export class Pins implements PinWriter {
     return k.kind === 'client' ? boundedLoadPick(order, this.cfg.loadFactor) : order[0];
   }
 
-  /** Records a first choice; another instance's earlier pin wins (set-if-absent). */
-  claim(k: PinKey, node: ClusterNode): void {
-    void this.store.setIfAbsent(k.key, node.name, this.#ttl(k.kind));
+  /** Records a first choice; another instance's earlier pin wins (set-if-absent). `owner`: who it is for (pinOwner). */
+  claim(k: PinKey, node: ClusterNode, owner?: string): void {
+    void this.store.setIfAbsent(k.key, node.name, this.#ttl(k.kind), owner);
   }
 
   /** Moves a pin (the pinned node could not serve, or the node told us: an upload POST, a new session). */
-  pin(k: PinKey, node: ClusterNode): Promise<void> {
+  pin(k: PinKey, node: ClusterNode, owner?: string): Promise<void> {
     // Never rejects: a store that fails costs the pin, not the request.
-    return this.store.set(k.key, node.name, this.#ttl(k.kind)).catch(() => {});
+    return this.store.set(k.key, node.name, this.#ttl(k.kind), owner).catch(() => {});
   }
 
   /**
    * Learns an upload's id from the answer to its POST; the promise settles once the pin is stored
    * (undefined: nothing to store).
    */
-  learnUpload(node: ClusterNode, headers: readonly string[]): Promise<void> | undefined {
+  learnUpload(node: ClusterNode, headers: readonly string[], owner: string): Promise<void> | undefined {
     if (!this.#kinds.has('upload')) return undefined;
     let uuid: string | undefined;
     for (let i = 0; i < headers.length; i += 2) {
@@ -164,7 +165,7 @@ export class Pins implements PinWriter {
       if (name === 'docker-upload-uuid') uuid = headers[i + 1];
       else if (name === 'location' && uuid === undefined) uuid = uploadOfLocation(headers[i + 1]!);
     }
-    if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) return this.pin({ kind: 'upload', key: `upload:${uuid}` }, node);
+    if (uuid !== undefined && uuid.length > 0 && uuid.length <= 128) return this.pin({ kind: 'upload', key: `upload:${uuid}` }, node, owner);
     return undefined;
   }
 
@@ -187,11 +188,11 @@ export class Pins implements PinWriter {
       if (!m || m[2]!.length > 512) continue;
       const isSession = m[1] !== '_gorilla_csrf';
       setSession ||= isSession;
-      if (isSession && login) stored.push(this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node));
+      if (isSession && login) stored.push(this.pin({ kind: 'session', key: `session:${digest(m[2]!)}` }, node, addressOwner(e.clientIp)));
       else this.#pinVisitor(e.clientIp, `visitor:${digest(m[2]!)}`, node);
     }
     // A login that kept the visitor's session cookie signs that session in.
-    if (login && !setSession && e.requestSession?.kind === 'session') stored.push(this.pin({ kind: 'session', key: `session:${digest(e.requestSession.value)}` }, node));
+    if (login && !setSession && e.requestSession?.kind === 'session') stored.push(this.pin({ kind: 'session', key: `session:${digest(e.requestSession.value)}` }, node, addressOwner(e.clientIp)));
     return stored.length === 0 ? undefined : Promise.all(stored).then(() => {});
   }
 
@@ -207,3 +208,4 @@ export class Pins implements PinWriter {
     return this.cfg.ttl[kind];
   }
 }
+

@@ -3,13 +3,14 @@ import type { ClusterNode } from '../nodes/node.js';
 import { uploadOf } from '../registry/upload-path.js';
 import type { PinFacts, PinKey } from './pin-key.js';
 import type { SessionEvidence } from './session-evidence.js';
+import { pinOwner } from './pin-owners.js';
 
 /** What a placement asks of the pins it came from (Pins is the one). */
 export interface PinWriter {
   hashed(k: PinKey, candidates: readonly ClusterNode[]): ClusterNode | undefined;
-  claim(k: PinKey, node: ClusterNode): void;
-  pin(k: PinKey, node: ClusterNode): Promise<void>;
-  learnUpload(node: ClusterNode, headers: readonly string[]): Promise<void> | undefined;
+  claim(k: PinKey, node: ClusterNode, owner?: string): void;
+  pin(k: PinKey, node: ClusterNode, owner?: string): Promise<void>;
+  learnUpload(node: ClusterNode, headers: readonly string[], owner: string): Promise<void> | undefined;
   learnSession(node: ClusterNode, headers: readonly string[], e: SessionEvidence): Promise<void> | undefined;
 }
 
@@ -68,7 +69,7 @@ export class Placement {
    */
   observe(node: ClusterNode, status: number, headers: readonly string[]): Promise<void> | undefined {
     const f = this.facts;
-    if (f.route === 'upload' && f.method === 'POST' && status === 202 && uploadOf(f.path)?.uuid === undefined) return this.pins.learnUpload(node, headers);
+    if (f.route === 'upload' && f.method === 'POST' && status === 202 && uploadOf(f.path)?.uuid === undefined) return this.pins.learnUpload(node, headers, pinOwner(f));
     if (f.route === 'ui') return this.pins.learnSession(node, headers, { clientIp: f.clientIp, method: f.method, path: f.path, status, requestSession: f.session });
     return undefined;
   }
@@ -89,8 +90,10 @@ export class Placement {
     if (key.kind === 'session' && !hadPin) return;
     // Anonymous is no identity: only a name sent with Basic auth can be vouched for by an answer.
     if (key.kind === 'client' && key.vouched !== true && !(vouched && key.basicUser !== undefined && key.basicUser !== '')) return;
-    if (hadPin) pins.pin(key, node);
-    else pins.claim(key, node);
+    // Upload and session pins say whose they are, so a full space never pushes out another client's for them.
+    const owner = key.kind === 'upload' || key.kind === 'session' ? pinOwner(this.facts) : undefined;
+    if (hadPin) pins.pin(key, node, owner);
+    else pins.claim(key, node, owner);
   }
 
   /** The Basic user this request's client pin waits to have vouched for, if any. */

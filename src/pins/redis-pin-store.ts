@@ -223,9 +223,9 @@ export class RedisPinStore implements PinStore {
     }
   }
 
-  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
+  async setIfAbsent(key: string, value: string, ttlMs: number, owner?: string): Promise<string> {
     this.#reads.forget(key);
-    if (!this.#usable()) return this.#setIfAbsentAside(key, value, ttlMs);
+    if (!this.#usable()) return this.#setIfAbsentAside(key, value, ttlMs, owner);
     try {
       const set = await this.#client.set(key, value, 'PX', ttlMs, 'NX');
       if (set === 'OK') this.#wrote(key);
@@ -235,27 +235,27 @@ export class RedisPinStore implements PinStore {
       return winner;
     } catch (err) {
       this.#failed(err);
-      return this.#setIfAbsentAside(key, value, ttlMs);
+      return this.#setIfAbsentAside(key, value, ttlMs, owner);
     }
   }
 
-  async #setIfAbsentAside(key: string, value: string, ttlMs: number): Promise<string> {
-    const winner = await this.fallback.setIfAbsent(key, value, ttlMs);
+  async #setIfAbsentAside(key: string, value: string, ttlMs: number, owner: string | undefined): Promise<string> {
+    const winner = await this.fallback.setIfAbsent(key, value, ttlMs, owner);
     this.#remember(key, winner);
     return winner;
   }
 
-  async set(key: string, value: string, ttlMs: number): Promise<void> {
+  async set(key: string, value: string, ttlMs: number, owner?: string): Promise<void> {
     this.#reads.forget(key);
     this.#remember(key, value);
-    if (!this.#usable()) return this.fallback.set(key, value, ttlMs);
+    if (!this.#usable()) return this.fallback.set(key, value, ttlMs, owner);
     try {
       await this.#client.set(key, value, 'PX', ttlMs);
       this.#wrote(key);
       this.#ok();
     } catch (err) {
       this.#failed(err);
-      await this.fallback.set(key, value, ttlMs);
+      await this.fallback.set(key, value, ttlMs, owner);
     }
   }
 

@@ -44,8 +44,8 @@ export interface WorkerReport {
 
 export type PinOp =
   | { op: 'get'; key: string; renewMs?: number }
-  | { op: 'setIfAbsent'; key: string; value: string; ttlMs: number }
-  | { op: 'set'; key: string; value: string; ttlMs: number }
+  | { op: 'setIfAbsent'; key: string; value: string; ttlMs: number; owner?: string }
+  | { op: 'set'; key: string; value: string; ttlMs: number; owner?: string }
   | { op: 'delete'; key: string };
 
 /** Control plane to worker. */

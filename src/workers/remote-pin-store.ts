@@ -58,9 +58,9 @@ export class RemotePinStore implements PinStore {
     return value;
   }
 
-  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string> {
+  async setIfAbsent(key: string, value: string, ttlMs: number, owner?: string): Promise<string> {
     this.#reads.forget(key);
-    const v = await this.link.pin({ op: 'setIfAbsent', key, value, ttlMs });
+    const v = await this.link.pin(owner === undefined ? { op: 'setIfAbsent', key, value, ttlMs } : { op: 'setIfAbsent', key, value, ttlMs, owner });
     if (typeof v !== 'string') {
       this.errors++;
       return value;
@@ -69,10 +69,10 @@ export class RemotePinStore implements PinStore {
     return v;
   }
 
-  async set(key: string, value: string, ttlMs: number): Promise<void> {
+  async set(key: string, value: string, ttlMs: number, owner?: string): Promise<void> {
     this.#reads.forget(key);
     this.#remember(key, value);
-    const ok = await this.link.pin({ op: 'set', key, value, ttlMs });
+    const ok = await this.link.pin(owner === undefined ? { op: 'set', key, value, ttlMs } : { op: 'set', key, value, ttlMs, owner });
     if (ok === undefined) this.errors++;
   }
 

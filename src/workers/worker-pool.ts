@@ -561,9 +561,9 @@ export class WorkerPool {
       case 'get':
         return (await store.get(op.key, op.renewMs)) ?? null;
       case 'setIfAbsent':
-        return store.setIfAbsent(op.key, op.value, op.ttlMs);
+        return store.setIfAbsent(op.key, op.value, op.ttlMs, op.owner);
       case 'set':
-        await store.set(op.key, op.value, op.ttlMs);
+        await store.set(op.key, op.value, op.ttlMs, op.owner);
         return true;
       case 'delete':
         await store.delete(op.key);

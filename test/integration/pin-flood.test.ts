@@ -56,6 +56,19 @@ function getFrom(url: string, headers: http.OutgoingHttpHeaders, agent: http.Age
   });
 }
 
+/** An upload's POST from a chosen loopback source address: 202 from the node. */
+function postFrom(url: string, headers: http.OutgoingHttpHeaders, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .request(url, { method: 'POST', headers, localAddress, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      })
+      .on('error', reject)
+      .end();
+  });
+}
+
 async function tokenFor(lb: StartedApp): Promise<string> {
   const q = new URLSearchParams({ service: 'harbor-registry', scope: `repository:${REPO}:pull,push` });
   const r = await send(`${lb.url}/service/token?${q.toString()}`, { headers: { authorization: basic('admin', 'Harbor12345') } });
@@ -119,6 +132,22 @@ describe('pins come from evidence; real work outranks guesses (issue 18)', () =>
       assert.deepEqual(await evictions(lb), { upload: 0, session: 0, visitor: 0, client: 0 });
     });
   }
+
+  it('memory: a client that begins uploads far beyond sticky.maxEntries pushes out only its own upload pins; another client\'s uploads continue on their nodes', async (t) => {
+    const { lb } = await cluster(t, 'memory');
+    const token = await tokenFor(lb);
+    const auth = { authorization: `Bearer ${token}` };
+    const locations = await beginUploads(lb, auth, 20);
+    // The same user from another address (another client), four times the space in uploads begun.
+    const flood: number[] = [];
+    for (let i = 0; i < 4 * MAX_ENTRIES; i += 20) {
+      flood.push(...(await Promise.all(Array.from({ length: 20 }, () => postFrom(`${lb.url}/v2/${REPO}/blobs/uploads/`, auth, '127.0.0.2')))));
+    }
+    assert.ok(flood.every((s) => s === 202), 'the nodes accepted every upload: each made a pin');
+    assert.deepEqual(await finishUploads(lb, auth, locations), Array(20).fill(201), 'every upload of the first client continues on the node that began it');
+    const ev = await evictions(lb);
+    assert.equal(ev.upload, 4 * MAX_ENTRIES + 20 - MAX_ENTRIES, 'the space stays full: one pin pushed out per pin beyond it, each the flooding client\'s');
+  });
 
   it('redis: visitors beyond sticky.maxEntries (anonymous visits from 150 addresses, then 200 from one) push out only visitor pins; Redis visitor keys stay within the bound, uploads intact', async (t) => {
     const { lb, redis } = await cluster(t, 'redis');
