@@ -24,6 +24,8 @@ export const NODE_FAILURE_CODES = [
   'NODE_ANSWER_UNPARSEABLE',
   /** The node was taken out (ejected, unreachable) while the request waited for its answer. */
   'NODE_TAKEN_OUT',
+  /** harbor-lb itself ran short (file descriptors, memory, local ports): no node's doing; the raw code follows as detail. */
+  'LOCAL_RESOURCES',
   /** Any other failure; the raw code follows as detail. */
   'NODE_FAILED',
 ] as const;
@@ -42,8 +44,8 @@ export interface NodeFailure {
   code: string;
   /** After the code in the routing line (`NODE_ANSWER_UNPARSEABLE: Invalid status code`). */
   detail?: string;
-  /** The status harbor-lb answers with in the node's stead: 504 for timeouts, else 502. */
-  status: 502 | 504;
+  /** The status harbor-lb answers with in the node's stead: 504 for timeouts, 503 for its own shortage, else 502. */
+  status: 502 | 503 | 504;
   /** What the client's registry error says. */
   message: string;
   /**
@@ -57,6 +59,26 @@ export interface NodeFailure {
 
 const KNOWN = new Set<string>(NODE_FAILURE_CODES);
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/**
+ * System errors that say harbor-lb's own resources ran short while it connected or wrote: out of
+ * file descriptors (EMFILE, ENFILE), of kernel memory (ENOBUFS, ENOMEM), of local ports
+ * (EADDRNOTAVAIL). They say nothing of the node, and count against none (a probe saw a worker at
+ * its descriptor limit take every node out at once).
+ */
+const LOCAL_SHORTAGE: Readonly<Record<string, string>> = {
+  EMFILE: 'harbor-lb is out of file descriptors (raise its limit: LimitNOFILE, ulimit -n)',
+  ENFILE: 'the host is out of file descriptors',
+  ENOBUFS: 'harbor-lb is out of memory for connections',
+  ENOMEM: 'harbor-lb is out of memory for connections',
+  EADDRNOTAVAIL: 'harbor-lb is out of local ports to connect from',
+};
+
+/** Whether `err` is harbor-lb's own shortage (LOCAL_SHORTAGE), not the node's failure. */
+export function isLocalShortage(err: Error | undefined): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && Object.hasOwn(LOCAL_SHORTAGE, code);
+}
+
 const MESSAGES: Record<string, string> = {
   UND_ERR_CONNECT_TIMEOUT: 'the node did not accept a connection in time',
   UND_ERR_HEADERS_TIMEOUT: 'the node did not answer in time',
@@ -81,6 +103,9 @@ export function nodeFailure(err: Error | undefined): NodeFailure {
   }
   const raw = (err as { code?: unknown } | undefined)?.code;
   const code = typeof raw === 'string' ? raw : 'UNKNOWN';
+  if (Object.hasOwn(LOCAL_SHORTAGE, code)) {
+    return { code: 'LOCAL_RESOURCES', detail: code, status: 503, message: LOCAL_SHORTAGE[code]!, notConnected: false, staleConnection: false };
+  }
   const tls = TLS_CODE.test(code);
   const known = KNOWN.has(code) || tls;
   return {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { nodeFailure } from '../../../src/nodes/node-failure.js';
 import { attemptVerdict } from '../../../src/proxy/attempt-verdict.js';
 import { ProxyError } from '../../../src/proxy/errors.js';
 import type { ForwardOutcome } from '../../../src/proxy/forward.js';
@@ -18,6 +19,15 @@ describe('attemptVerdict: what an attempt says about its node', () => {
     // A cut answer the client chose: a ranged read, or a 4xx.
     assert.equal(attemptVerdict(o('cut', 206, { error: reset }), 'v2', true), undefined);
     assert.equal(attemptVerdict(o('cut', 416, { error: reset }), 'v2', false), undefined);
+  });
+
+  it("says nothing of harbor-lb's own shortage: out of file descriptors, memory or local ports", () => {
+    for (const code of ['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']) {
+      const err = Object.assign(new Error(`connect ${code}`), { code });
+      assert.equal(attemptVerdict(o('not-sent', 0, { error: err }), 'v2', false), undefined, `${code} before sending`);
+      assert.equal(attemptVerdict(o('no-response', 0, { error: err }), 'v2', false), undefined, `${code} after sending`);
+      assert.deepEqual([nodeFailure(err).code, nodeFailure(err).status], ['LOCAL_RESOURCES', 503]);
+    }
   });
 
   it('counts an answer, a gateway error, an unreachable node and a failure', () => {
