@@ -52,7 +52,8 @@ function stop(graceMs?: number): void {
     link.close();
     if (worker) await worker.app.close(graceMs);
     handed?.flush();
-    process.disconnect?.();
+    // Gone already when the control plane died (that is what started this stop): disconnecting again throws.
+    if (process.connected) process.disconnect();
     process.exit(0);
   })();
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -164,6 +166,19 @@ describe('request workers (proxy.workers)', () => {
     assert.equal(outliers.consecutiveFailures(lb.app.nodes.get('n1')!), 0);
     await status(lb);
     assert.deepEqual([...new Set(answered)], ['n1'], "n2 never failed: none of its good answers crossed to the control plane");
+  });
+
+  it('a worker whose control plane is gone ends cleanly (exit 0), not on a disconnected channel', async () => {
+    const entry = fileURLToPath(new URL('../../src/workers/worker-main.js', import.meta.url));
+    const child = fork(entry, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    await once(child, 'spawn');
+    // As when the control plane dies: the channel closes under the worker.
+    child.disconnect();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(stderr, '', 'nothing thrown');
+    assert.equal(code, 0);
   });
 
   it('a worker that crashes is replaced; the other serves meanwhile', async (t) => {
