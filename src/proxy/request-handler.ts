@@ -21,7 +21,10 @@ export interface RequestHandler {
   inflight(): number;
   /** Requests received since start (a worker's share, in /-/status). */
   handled(): number;
-  /** Resolves once no request is in flight (at once when none is). */
+  /**
+   * Resolves once no request is in flight and every answer ended has left harbor-lb (handed to the
+   * kernel, or its client gone): at once when so.
+   */
   idle(): Promise<void>;
 }
 
@@ -57,6 +60,8 @@ class FrontDoor implements RequestHandler {
   /** New traces' ids (this front door's own block of random bytes). */
   readonly #traceIds = new TraceIds();
   #inflight = 0;
+  /** Answers ended whose last bytes still wait in harbor-lb for a slow client. */
+  #unflushed = 0;
   #waiters: Array<() => void> = [];
 
   constructor(deps: ProxyDeps) {
@@ -74,7 +79,13 @@ class FrontDoor implements RequestHandler {
   }
 
   idle(): Promise<void> {
-    return this.#inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#waiters.push(resolve));
+    return this.#inflight === 0 && this.#unflushed === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  #settled(): void {
+    if (this.#inflight > 0 || this.#unflushed > 0 || this.#waiters.length === 0) return;
+    for (const w of this.#waiters) w();
+    this.#waiters = [];
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
@@ -287,10 +298,17 @@ class FrontDoor implements RequestHandler {
     ex.body?.release();
     // A body refused for its tiny pieces is read no further at all: its connection closes after the answer.
     if (ex.body?.refused !== true) this.#deps.unreadBodies.watch(req, ex.res, ex.clientIp, ex.body === undefined ? this.#deps.reclaimer : undefined);
-    if (--this.#inflight === 0 && this.#waiters.length > 0) {
-      for (const w of this.#waiters) w();
-      this.#waiters = [];
+    // An answer ended with its last piece still here (a slow reader) is not done for a drain:
+    // closing its connection now would drop those bytes ('close' comes once they left, or the client did).
+    if (res.writableLength > 0 && !res.destroyed) {
+      this.#unflushed++;
+      res.once('close', () => {
+        this.#unflushed--;
+        this.#settled();
+      });
     }
+    this.#inflight--;
+    this.#settled();
   }
 }
 

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { startApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
@@ -48,6 +51,36 @@ describe('graceful shutdown', () => {
     release();
     assert.deepEqual(await pending, { bytes: 200_000, complete: true });
     await closing;
+  });
+
+  it('a pull that ends while its last bytes wait for a slow reader is delivered whole before the connections close', async (t) => {
+    // A client reading about 8 MB/s (curl --limit-rate 8M); harbor-lb is told to stop a third of the way in.
+    const SIZE = 20 << 20;
+    const body = Buffer.alloc(SIZE, 7);
+    // Streamed from storage in 64 KiB reads, as a registry does.
+    const node = await startServer((_req, res) => {
+      res.writeHead(200, { 'content-length': SIZE });
+      void pipeline(Readable.from((function* () {
+        for (let at = 0; at < SIZE; at += 64 << 10) yield body.subarray(at, at + (64 << 10));
+      })()), res).catch(() => {});
+    });
+    t.after(() => node.close());
+    const lb = await startApp([node.url]);
+    const socket = connect(Number(new URL(lb.url).port), '127.0.0.1');
+    t.after(() => socket.destroy());
+    let got = 0;
+    let closing: Promise<void> | undefined;
+    socket.on('data', (c: Buffer) => {
+      got += c.length;
+      if (got > SIZE / 3) closing ??= lb.app.close(60_000);
+      socket.pause();
+      setTimeout(() => socket.resume(), 8);
+    });
+    const all = new Promise<number>((resolve) => socket.on('close', () => resolve(got)));
+    socket.write('GET /v2/r/blobs/sha256:big HTTP/1.1\r\nhost: x\r\n\r\n');
+    const total = await all;
+    await closing;
+    assert.ok(total > SIZE && total < SIZE + 2000, `the whole body arrived: ${total} bytes with the head, for a body of ${SIZE}`);
   });
 
   it('cuts what is still running when the grace period ends', async (t) => {
