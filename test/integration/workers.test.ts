@@ -14,6 +14,7 @@ import { parseExposition, samplesOf } from '../support/prometheus-text.js';
 import { startServer, type TestServer } from '../support/servers.js';
 import { startSimCluster } from '../support/sim-cluster.js';
 import { makeTempDir } from '../support/tmp.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 type T = { after: (fn: () => unknown) => void };
 
@@ -203,6 +204,22 @@ describe('request workers (proxy.workers)', () => {
     assert.ok((await status(lb)).workers.every((w) => w.state === 'running'));
     // The crashed worker's counts live on: a counter going back would read as a reset to Prometheus.
     assert.equal(await requestsTotal(), 40);
+  });
+
+  it("a worker killed between two scrapes: /metrics keeps what it counted up to its last copy, taken every few seconds", async (t) => {
+    const clock = new FakeClock();
+    const lb = await startApp((await nodes(t, 1)).map((s) => s.url), { proxy: { workers: 2 } }, { clock });
+    t.after(() => lb.close());
+    const requestsTotal = async () => samplesOf(await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString()), 'harbor_lb_requests_total').reduce((a, x) => a + x.value, 0);
+    await status(lb);
+    for (let i = 0; i < 12; i++) assert.equal((await send(`${lb.url}/v2/`)).status, 200);
+    // Never scraped: the control plane's own refresh copies each worker's metrics every 5 s.
+    clock.advance(5_000);
+    const s = await status(lb);
+    const victim = s.workers.find((w) => w.requests > 0)!;
+    process.kill(victim.pid!, 'SIGKILL');
+    await lb.logs.waitFor((l) => l.event === 'worker_started' && l.worker === victim.index, 10_000);
+    assert.equal(await requestsTotal(), 12, "the killed worker's requests still counted");
   });
 
   it('a reload reaches every worker: an added node takes traffic from all of them', async (t) => {
