@@ -394,12 +394,19 @@ export class WorkerPool {
     if (lived >= STABLE_AFTER_MS) slot.backoff = RESTART_MIN_MS;
     const wait = slot.backoff;
     slot.backoff = Math.min(slot.backoff * 2, RESTART_MAX_MS);
+    // Drained on its own (SIGTERM sent to it alone) and ended well: nothing of it failed.
+    const drained = slot.state === 'stopping' && code === 0;
     slot.state = 'restarting';
     slot.restarts++;
-    this.parts.logger.error(
-      { event: 'worker_exited', worker: slot.index, code, signal, restartInMs: wait, restarts: slot.restarts },
-      `request worker ${slot.index} ended unasked (${signal ?? `exit code ${code}`}); its requests in flight failed, the other workers go on; a new one starts in ${wait} ms`,
-    );
+    const fields = { event: 'worker_exited', worker: slot.index, code, signal, restartInMs: wait, restarts: slot.restarts };
+    if (drained) {
+      this.parts.logger.info({ ...fields, drained: true }, `request worker ${slot.index} drained and ended (exit code 0), its requests in flight finished; a new one starts in ${wait} ms`);
+    } else {
+      this.parts.logger.error(
+        fields,
+        `request worker ${slot.index} ended unasked (${signal ?? `exit code ${code}`}); its requests in flight failed, the other workers go on; a new one starts in ${wait} ms`,
+      );
+    }
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
       if (this.#closing) return;

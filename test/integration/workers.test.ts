@@ -391,6 +391,8 @@ describe('request workers (proxy.workers)', () => {
     for (let i = 0; i < 6; i++) assert.equal((await send(`${lb.url}/v2/lib/a/manifests/${i}`)).status, 200, 'each new connection goes to the worker that serves');
     release!();
     assert.equal((await pending).body.toString(), 'done', 'the draining worker finished its request');
+    const exited = await lb.logs.waitFor((l) => l.event === 'worker_exited' && l.worker === busy.index, 10_000);
+    assert.deepEqual([exited.level, exited.code, exited.drained], ['info', 0, true], 'said as a drain at info, not as a failure');
   });
 
   it('a handed connection is held to listen.headersTimeout as an accepted one is', async (t) => {
