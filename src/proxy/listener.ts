@@ -26,6 +26,9 @@ export function createListener(cfg: Config['listen'], handler: Handler): http.Se
     // Nothing here waits on such a request's stream: its client's leaving is seen on the
     // response's 'close'. A Node without the option ignores it.
     optimizeEmptyRequests: true,
+    // A request without Host, and one with an Expect other than 100-continue, reach the handler,
+    // which answers them with registry JSON and a routing line (request-check.ts protocolRefusal).
+    requireHostHeader: false,
   };
   const server = cfg.tls
     ? https.createServer(
@@ -43,6 +46,7 @@ export function createListener(cfg: Config['listen'], handler: Handler): http.Se
   // harbor-lb answers first (a 400, no node left) is answered before the client sends any of it,
   // and node:http then closes the connection.
   server.on('checkContinue', handler);
+  server.on('checkExpectation', handler);
   return server;
 }
 

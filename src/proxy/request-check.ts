@@ -19,9 +19,9 @@ const checkedName = oneOfNames(['host', 'content-length', ...MANAGED]);
 
 /** Why a request is answered by harbor-lb itself, before any node is involved. */
 export interface Refusal {
-  status: 400 | 501;
+  status: 400 | 417 | 501;
   /** The routing line's `error`. */
-  error: 'REQUEST_NOT_FORWARDABLE' | 'TRANSFER_CODING_NOT_IMPLEMENTED' | 'PATH_NOT_CANONICAL';
+  error: 'REQUEST_NOT_FORWARDABLE' | 'TRANSFER_CODING_NOT_IMPLEMENTED' | 'PATH_NOT_CANONICAL' | 'EXPECTATION_FAILED';
   /** The registry error code in the JSON body. */
   code: RegistryErrorCode;
   reason: string;
@@ -38,6 +38,19 @@ const badRequest = (reason: string): Refusal => ({ status: 400, error: 'REQUEST_
 export function credentialRefusal(head: { authorizations: number; session: unknown }): Refusal | undefined {
   if (head.authorizations > 1) return badRequest('more than one Authorization header');
   if (head.session === 'ambiguous') return badRequest('two different values of the session cookie (sid, beegosessionID or _gorilla_csrf)');
+  return undefined;
+}
+
+/**
+ * What the client's HTTP version and Expect ask that harbor-lb cannot give: an HTTP/1.1 request
+ * without Host (RFC 9112 3.2: a 400), or an expectation other than 100-continue (RFC 9110 10.1.1:
+ * a 417). node:http would answer both itself, with an empty body and no routing line.
+ */
+export function protocolRefusal(minorVersion: number, host: string | undefined, expect: string | undefined): Refusal | undefined {
+  if (host === undefined && minorVersion >= 1) return badRequest('an HTTP/1.1 request must carry a Host header');
+  if (expect !== undefined && expect.trim().toLowerCase() !== '100-continue') {
+    return { status: 417, error: 'EXPECTATION_FAILED', code: 'UNSUPPORTED', reason: `the expectation "${expect.slice(0, 64)}" is not understood; only 100-continue is` };
+  }
   return undefined;
 }
 

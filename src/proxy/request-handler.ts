@@ -9,7 +9,7 @@ import { PipelineGate } from './pipeline-gate.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import { RequestBody } from './request-body.js';
 import { chunked, holdFewPieces } from './tiny-pieces.js';
-import { credentialRefusal, pathRefusal, targetRefusal, unforwardable, type Refusal } from './request-check.js';
+import { credentialRefusal, pathRefusal, protocolRefusal, targetRefusal, unforwardable, type Refusal } from './request-check.js';
 import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
 import type { RoutingError } from './routing-error.js';
 import { normalizeIp } from './trusted-peers.js';
@@ -180,7 +180,7 @@ class FrontDoor implements RequestHandler {
       ? targetRefusal()
       : target.refused !== undefined
         ? pathRefusal(target.refused)
-        : (credentialRefusal(head) ?? unforwardable(method, forwardUrl, req.rawHeaders, headers));
+        : (protocolRefusal(req.httpVersionMinor, req.headers.host, req.headers.expect) ?? credentialRefusal(head) ?? unforwardable(method, forwardUrl, req.rawHeaders, headers));
     const user = head.user === undefined ? { ip: clientIp } : { ip: clientIp, user: head.user, userFrom: head.userFrom };
     const ex: Exchange = {
       req,

@@ -44,6 +44,26 @@ describe('connection-level rejections are answered and logged', () => {
     assert.equal(line.status, 400);
   });
 
+  it('an HTTP/1.1 request without Host: 400 with registry JSON and a routing line; HTTP/1.0 without one is served', async (t) => {
+    const lb = await setup(t);
+    const r = await raw(lb.url, 'GET /v2/ HTTP/1.1\r\nConnection: close\r\n\r\n');
+    assert.match(r.text, /^HTTP\/1\.1 400 /);
+    assert.match(r.text, /"code":"BAD_REQUEST".*Host header/);
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.deepEqual([line!.status, line!.error, line!.attempts], [400, 'REQUEST_NOT_FORWARDABLE', 0]);
+    const old = await raw(lb.url, 'GET /v2/ HTTP/1.0\r\n\r\n');
+    assert.match(old.text, /^HTTP\/1\.1 200 /);
+  });
+
+  it('an expectation other than 100-continue: 417 with registry JSON and a routing line, before the body', async (t) => {
+    const lb = await setup(t);
+    const r = await raw(lb.url, 'POST /api/v2.0/x HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 5\r\nConnection: close\r\n\r\n');
+    assert.match(r.text, /^HTTP\/1\.1 417 /);
+    assert.match(r.text, /"code":"UNSUPPORTED".*100-continue/);
+    const [line] = await lb.logs.waitForRequests(1);
+    assert.deepEqual([line!.status, line!.error, line!.attempts], [417, 'EXPECTATION_FAILED', 0]);
+  });
+
   it('a head over 64 KiB: 431, logged', async (t) => {
     const lb = await setup(t);
     const r = await raw(lb.url, `GET /v2/ HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`);
