@@ -31,7 +31,7 @@ import { NodeAdmission } from '../proxy/node-admission.js';
 import type { ProxyDeps } from '../proxy/proxy-deps.js';
 import { createRequestHandler, type RequestHandler } from '../proxy/request-handler.js';
 import { TrustedPeers } from '../proxy/trusted-peers.js';
-import { TokenGuard } from '../token/token-guard.js';
+import { TokenGuard, type Suspicion } from '../token/token-guard.js';
 import { TrustProbe } from '../token/trust-probe.js';
 import { TrustStore } from '../token/trust-store.js';
 import { TokenVerifier, type TokenVerdict } from '../token/verifier.js';
@@ -178,9 +178,10 @@ function composeTrust(config: Config, { nodes, flags, skew, logger, clock, rando
   const shareVerdict = link ? (hash: string, verdict: TokenVerdict, until: number) => link.verified({ hash, verdict, until }) : undefined;
   const verifier = new TokenVerifier(trust, { issuer: config.token.issuer, audience: config.token.service, leeway: config.token.leeway }, clock, shareVerdict);
   // The probe is made below; suspicion only comes once traffic flows, after start().
-  const onSuspect = link ? (node: { name: string; url: string }) => link.suspect(node) : (node: Parameters<TrustProbe['suspect']>[0]) => trustProbe.suspect(node);
+  // A worker's suspicions go to the control plane, which probes and says them once for all workers.
+  const onSuspect = link ? (node: { name: string; url: string }, why: Suspicion) => link.suspect(node, why) : (node: Parameters<TrustProbe['suspect']>[0]) => trustProbe.suspect(node);
   const onGoodIssuer = link ? (node: { name: string; url: string }) => link.goodIssuer(node) : undefined;
-  const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect, onGoodIssuer });
+  const guard = new TokenGuard(nodes, verifier, trust, logger, clock, { flags, skew, onSuspect, onGoodIssuer, says: link === undefined });
   const probeOptions = {
     service: config.token.service,
     repository: config.token.probe.repository,

@@ -72,6 +72,12 @@ export interface TokenHold {
   unheld(reason: 'too-large' | 'encoded', detail: string): void;
 }
 
+/** Why client traffic made a node suspect: its token, or its registry's answer to one. */
+export interface Suspicion {
+  cause: 'token' | 'registry';
+  detail: string;
+}
+
 /** Where the evidence came from: a client's request and its answer, or harbor-lb's own probe. */
 export type EvidenceSource = 'traffic' | 'probe';
 
@@ -95,7 +101,9 @@ export class TokenGuard {
   private readonly skew: ClockSkew | undefined;
   readonly #logLimit = new LogRateLimit(LOG_EVERY_MS);
   readonly #suspectLog = new LogRateLimit(SUSPECT_LOG_EVERY_MS);
-  readonly #onSuspect: (node: ClusterNode) => void;
+  readonly #onSuspect: (node: ClusterNode, why: Suspicion) => void;
+  /** Whether this process says `node_suspected` itself: not a request worker, whose control plane says it once for all. */
+  readonly #says: boolean;
   readonly #onGoodIssuer: (node: ClusterNode) => void;
   #suspectSaid = false;
 
@@ -114,10 +122,12 @@ export class TokenGuard {
       skew,
       onSuspect,
       onGoodIssuer,
+      says = true,
     }: {
       flags?: NodeFlags;
       skew?: ClockSkew;
-      onSuspect?: (node: ClusterNode) => void;
+      onSuspect?: (node: ClusterNode, why: Suspicion) => void;
+      says?: boolean;
       /** A client got a good token from the node (a request worker tells its control plane, whose quarantines need to know). */
       onGoodIssuer?: (node: ClusterNode) => void;
     } = {},
@@ -125,6 +135,7 @@ export class TokenGuard {
     this.flags = flags ?? new NodeFlags(nodes, logger, clock);
     this.skew = skew;
     this.#onSuspect = onSuspect ?? (() => {});
+    this.#says = says;
     this.#onGoodIssuer = onGoodIssuer ?? (() => {});
     this.#issuers = nodes.slot<IssuerRecord>(() => ({ counts: { good: 0, bad: 0, registryRejected: 0, suspected: 0, notVerified: 0, notAToken: 0 }, issues: undefined }));
   }
@@ -283,9 +294,17 @@ export class TokenGuard {
    * Client traffic pointed at the node: counted, logged at most once a minute per node and cause,
    * and a probe asked for (the probe is rate-limited per node, so no client can make a storm of them).
    */
-  #suspect(node: ClusterNode, cause: 'token' | 'registry', detail: string): void {
+  #suspect(node: ClusterNode, cause: Suspicion['cause'], detail: string): void {
     this.countsOf(node).suspected++;
-    this.#onSuspect(node);
+    this.#onSuspect(node, { cause, detail });
+    if (this.#says) this.saySuspected(node, { cause, detail });
+  }
+
+  /**
+   * The `node_suspected` line, at most one per node and cause per minute: said here for this
+   * process's traffic, or by the control plane for what its request workers suspected.
+   */
+  saySuspected(node: ClusterNode, { cause, detail }: Suspicion): void {
     const held = this.#suspectLog.take(`${cause}:${node.name}`, this.clock.now());
     if (held === undefined) return;
     this.logger.info(

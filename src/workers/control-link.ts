@@ -2,6 +2,7 @@ import type { AttemptVerdict } from '../health/outlier-detector.js';
 import type { FromWorker, NodeRef, PinOp, SharedVerdict, ToWorker } from './messages.js';
 import type { FlightBus } from '../coalesce/blob-flights.js';
 import type { CacheShare } from '../coalesce/blob-cache.js';
+import type { Suspicion } from '../token/token-guard.js';
 
 /** How long a worker waits for the control plane to answer a pin operation before routing without it. */
 const PIN_TIMEOUT_MS = 1000;
@@ -30,7 +31,7 @@ export interface ControlLink {
   /** A request waited long for its node's answer: the control plane checks the node. */
   slowAnswer(node: NodeRef): void;
   /** Client traffic pointed at a node's tokens: the control plane probes it. */
-  suspect(node: NodeRef): void;
+  suspect(node: NodeRef, why?: Suspicion): void;
   /** A client got a good token from the node: the control plane's quarantines wait for such a node. */
   goodIssuer(node: NodeRef): void;
   /** A token verified good here: the other workers take it as verified too (client identity is the same whichever worker serves). */
@@ -123,9 +124,9 @@ export class ProcessControlLink implements ControlLink {
     this.send({ t: 'slow', node: { name: node.name, url: node.url } });
   }
 
-  suspect(node: NodeRef): void {
+  suspect(node: NodeRef, why?: Suspicion): void {
     this.flush();
-    this.send({ t: 'suspect', node: { name: node.name, url: node.url } });
+    this.send(why === undefined ? { t: 'suspect', node: { name: node.name, url: node.url } } : { t: 'suspect', node: { name: node.name, url: node.url }, why });
   }
 
   goodIssuer(node: NodeRef): void {

@@ -3,6 +3,7 @@ import type { ClusterFailure } from '../health/cluster-failure.js';
 import type { AttemptVerdict } from '../health/outlier-detector.js';
 import type { MirroredNode } from '../nodes/node-set.js';
 import type { TokenVerdict } from '../token/verifier.js';
+import type { Suspicion } from '../token/token-guard.js';
 import type { SharedFlight } from '../coalesce/blob-flights.js';
 
 /** A good token verdict one worker reached, for the others: the token's hash only, never the token. */
@@ -84,7 +85,7 @@ export type FromWorker =
    */
   | { t: 'verdicts'; items: Array<[node: NodeRef, verdict: AttemptVerdict]> }
   | { t: 'slow'; node: NodeRef }
-  | { t: 'suspect'; node: NodeRef }
+  | { t: 'suspect'; node: NodeRef; why?: Suspicion }
   /** A client got a good token from the node (sent at most every few seconds per node). */
   | { t: 'good-issuer'; node: NodeRef }
   /** A reload the control plane sent could not be applied here (this worker keeps its config). */

@@ -487,7 +487,9 @@ export class WorkerPool {
       }
       case 'suspect': {
         const node = this.#node(msg.node);
-        if (node !== undefined) trustProbe?.suspect(node);
+        if (node === undefined) return;
+        trustProbe?.suspect(node);
+        if (msg.why !== undefined) this.parts.guard?.saySuspected(node, msg.why);
         return;
       }
       case 'reload-failed':

@@ -182,6 +182,28 @@ describe('request workers (proxy.workers)', () => {
     assert.equal(code, 0);
   });
 
+  it('a node both workers suspect from client traffic is said suspected once, by the control plane', async (t) => {
+    const tmp = makeTempDir('suspect-workers');
+    t.after(tmp.remove);
+    const sim = await startSimCluster(tmp.dir, ['none', 'foreign-key']);
+    t.after(() => sim.close());
+    const lb = await withWorkers(t, sim.nodes.map((n) => n.url), {
+      balance: { policy: 'round-robin' },
+      token: { rootCert: sim.cluster.certFile, probe: { enabled: false } },
+    });
+    const basicAdmin = `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}`;
+    // Twelve at once, each on its own connection: both workers send some to n2, whose tokens do not
+    // verify, before the control plane has told them to keep token requests away from it.
+    const answers = await Promise.all(Array.from({ length: 12 }, () => send(`${lb.url}/service/token?account=admin&service=harbor-registry`, { headers: { authorization: basicAdmin } })));
+    assert.deepEqual(answers.map((a) => a.status), Array(12).fill(200));
+    await lb.logs.waitForRequests(12);
+    const suspicions = samplesOf(await parseExposition((await send(`${lb.adminUrl}/metrics`)).body.toString()), 'harbor_lb_token_verdicts_total').filter((x) => x.labels.node === 'n2' && x.labels.verdict === 'suspected');
+    assert.ok(suspicions.reduce((a, x) => a + x.value, 0) >= 2, 'n2 suspected more than once');
+    await status(lb);
+    const said = lb.logs.lines.filter((l) => l.event === 'node_suspected');
+    assert.deepEqual(said.map((l) => [l.node, l.cause]), [['n2', 'token']], 'once for the instance, not once per worker');
+  });
+
   it('a worker that crashes is replaced; the other serves meanwhile', async (t) => {
     const lb = await withWorkers(t, (await nodes(t, 1)).map((s) => s.url));
     for (let i = 0; i < 10; i++) assert.equal((await send(`${lb.url}/v2/`)).status, 200);
