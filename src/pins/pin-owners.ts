@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { spaceOf, type PinSpace } from './pin-spaces.js';
 
 /** The spaces whose pins carry who made them: the ones clients' work depends on. */
@@ -51,7 +52,7 @@ class OwnerSpace {
 }
 
 /**
- * Who made each upload and session pin (the client: its address and user, pinOwner), so that a full
+ * Who made each upload and session pin (its user, else its address: pinOwner), so that a full
  * space gives up a pin of whoever holds the most there: the oldest one that owner wrote, its own
  * when the writer is among the largest holders. A client flooding the space with uploads or
  * logins then pushes out only its own pins, never another client's, however long it goes on;
@@ -90,13 +91,30 @@ export class PinOwners {
 }
 
 /**
- * Who an upload or session pin is for, as PinOwners counts them: the client as client pins know
- * it, its address and the user it sent (a node accepted the request, so the name is the node's),
- * or its address alone. Prefixed, so no user name shares an address's count.
+ * Who an upload or session pin is for, as PinOwners counts them: the user the client sent (a node
+ * accepted the request, so the name is the node's), from whatever address; else the client's
+ * address, an IPv6 one by its /64 (one host's share: it can take any address in it). So no client
+ * becomes many owners by changing its address. Prefixed, so no user name shares an address's count.
  */
 export function pinOwner(f: { user?: string; clientIp: string }): string {
-  return f.user !== undefined && f.user !== '' ? `user:${f.user}@${f.clientIp}` : addressOwner(f.clientIp);
+  return f.user !== undefined && f.user !== '' ? `user:${f.user}` : addressOwner(f.clientIp);
 }
 
 /** A pin's owner by the client's address alone (a login's session pin: the user is in the body). */
-export const addressOwner = (ip: string) => `addr:${ip}`;
+export function addressOwner(ip: string): string {
+  return `addr:${isIPv6(ip) ? prefix64(ip) : ip}`;
+}
+
+/** The first four groups of an IPv6 address, written out (`2001:db8:0:1::/64`). */
+function prefix64(ip: string): string {
+  const at = ip.indexOf('%');
+  const bare = at < 0 ? ip : ip.slice(0, at);
+  const [head, tail] = bare.split('::') as [string, string | undefined];
+  const before = head === '' ? [] : head.split(':');
+  const after = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? before : [...before, ...Array<string>(Math.max(0, 8 - before.length - after.length)).fill('0'), ...after];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}

@@ -16,6 +16,7 @@ const REPO = 'library/flood';
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 /** Each space holds this many pins: a flood that wrote client pins would overflow it 60 times. */
 const MAX_ENTRIES = 50;
+const USERS = { admin: 'Harbor12345', mallory: 'mallory-pw' };
 
 /** Three nodes on one storage, each with its own http.secret: an upload works only on the node that began it. */
 async function cluster(t: T, store: 'memory' | 'redis'): Promise<{ lb: StartedApp; redis?: Redis }> {
@@ -23,7 +24,7 @@ async function cluster(t: T, store: 'memory' | 'redis'): Promise<{ lb: StartedAp
   t.after(tmp.remove);
   const keys = makeTokenKeyPair(tmp.dir, 'cluster');
   const sims = await Promise.all(
-    [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `h${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request' }).start()),
+    [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `h${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request', users: USERS }).start()),
   );
   t.after(() => Promise.all(sims.map((s) => s.close())));
   let redis: Redis | undefined;
@@ -69,9 +70,9 @@ function postFrom(url: string, headers: http.OutgoingHttpHeaders, localAddress: 
   });
 }
 
-async function tokenFor(lb: StartedApp): Promise<string> {
+async function tokenFor(lb: StartedApp, user: keyof typeof USERS = 'admin'): Promise<string> {
   const q = new URLSearchParams({ service: 'harbor-registry', scope: `repository:${REPO}:pull,push` });
-  const r = await send(`${lb.url}/service/token?${q.toString()}`, { headers: { authorization: basic('admin', 'Harbor12345') } });
+  const r = await send(`${lb.url}/service/token?${q.toString()}`, { headers: { authorization: basic(user, USERS[user]) } });
   assert.equal(r.status, 200);
   return (JSON.parse(r.body.toString()) as { token: string }).token;
 }
@@ -138,10 +139,11 @@ describe('pins come from evidence; real work outranks guesses (issue 18)', () =>
     const token = await tokenFor(lb);
     const auth = { authorization: `Bearer ${token}` };
     const locations = await beginUploads(lb, auth, 20);
-    // The same user from another address (another client), four times the space in uploads begun.
+    // Another user, four times the space in uploads begun, each from another address (one owner all the same).
+    const mallory = { authorization: `Bearer ${await tokenFor(lb, 'mallory')}` };
     const flood: number[] = [];
     for (let i = 0; i < 4 * MAX_ENTRIES; i += 20) {
-      flood.push(...(await Promise.all(Array.from({ length: 20 }, () => postFrom(`${lb.url}/v2/${REPO}/blobs/uploads/`, auth, '127.0.0.2')))));
+      flood.push(...(await Promise.all(Array.from({ length: 20 }, (_, j) => postFrom(`${lb.url}/v2/${REPO}/blobs/uploads/`, mallory, `127.0.3.${1 + ((i + j) % 200)}`)))));
     }
     assert.ok(flood.every((s) => s === 202), 'the nodes accepted every upload: each made a pin');
     assert.deepEqual(await finishUploads(lb, auth, locations), Array(20).fill(201), 'every upload of the first client continues on the node that began it');

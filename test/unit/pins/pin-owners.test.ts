@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import fc from 'fast-check';
 import { MemoryPinStore } from '../../../src/pins/memory-pin-store.js';
-import { PinOwners } from '../../../src/pins/pin-owners.js';
+import { PinOwners, pinOwner } from '../../../src/pins/pin-owners.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 it('a full upload space pushes out a pin of whoever holds the most: a flood costs its client alone', async () => {
@@ -52,4 +52,15 @@ it('the largest holder is always known, whatever the writes, moves, expiries and
       return victim !== undefined && counts.get(model.get(victim)!) === most;
     }),
   );
+});
+
+it('a pin is its user\'s from any address; without a user, its address, an IPv6 one by its /64', () => {
+  assert.equal(pinOwner({ user: 'robot$ci', clientIp: '10.0.0.1' }), pinOwner({ user: 'robot$ci', clientIp: '10.0.0.2' }));
+  assert.notEqual(pinOwner({ user: '10.0.0.1', clientIp: '10.0.0.9' }), pinOwner({ clientIp: '10.0.0.1' }), 'a user named like an address is not that address');
+  assert.equal(pinOwner({ clientIp: '2001:db8:0:1::5' }), pinOwner({ clientIp: '2001:db8:0:1:ffff:1:2:3' }));
+  assert.equal(pinOwner({ clientIp: '2001:db8::1' }), 'addr:2001:db8:0:0::/64');
+  assert.notEqual(pinOwner({ clientIp: '2001:db8:0:1::5' }), pinOwner({ clientIp: '2001:db8:0:2::5' }));
+  assert.equal(pinOwner({ clientIp: '::1' }), 'addr:0:0:0:0::/64');
+  assert.equal(pinOwner({ clientIp: 'fe80::1%eth0' }), 'addr:fe80:0:0:0::/64');
+  assert.equal(pinOwner({ clientIp: '192.0.2.7' }), 'addr:192.0.2.7');
 });
