@@ -3,7 +3,7 @@ import type { ConfigStatus, ReloadResult } from '../config/live-config.js';
 import type { Config } from '../config/schema.js';
 import { flushLogger } from '../log/loggers.js';
 import { residentBytes } from '../util/resident-bytes.js';
-import { closeServer, createListener, listen, openForHandedConnections } from '../proxy/listener.js';
+import { closeServer, createListener, listen, openForHandedConnections, stopAccepting } from '../proxy/listener.js';
 import { warnExpiringRootCerts } from '../token/root-cert-expiry.js';
 import type { Timer } from '../util/clock.js';
 import type { Parts } from './compose.js';
@@ -165,8 +165,8 @@ export class Lifecycle {
     if (this.role.kind === 'control') await this.role.pool.close(graceMs);
     // A worker given its connections never listens, and drains all the same.
     if (proxy !== undefined && (proxy.listening || (this.role.kind === 'worker' && this.role.handoff))) {
-      proxy.close();
-      proxy.closeIdleConnections();
+      stopAccepting(proxy);
+      p.connections.closeIdle();
       await this.#drain(graceMs);
     }
     p.checks.stop();
@@ -188,8 +188,9 @@ export class Lifecycle {
   async #drain(graceMs: number): Promise<void> {
     const { handler, logger, clock } = this.parts;
     const inflight = handler.inflight();
-    if (inflight === 0) return;
-    logger.info({ event: 'draining_connections', inflight, graceMs }, `waiting up to ${graceMs} ms for ${inflight} request(s) in flight`);
+    const unflushed = handler.unflushed();
+    if (inflight === 0 && unflushed === 0) return;
+    logger.info({ event: 'draining_connections', inflight, unflushed, graceMs }, `waiting up to ${graceMs} ms for ${inflight} request(s) in flight and ${unflushed} answer(s) a slow client has not read yet`);
     let timer: Timer | undefined;
     await Promise.race([handler.idle(), new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, graceMs)))]);
     if (timer) clock.clearTimeout(timer);

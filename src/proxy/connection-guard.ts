@@ -52,6 +52,10 @@ export class ConnectionGuard {
   /** Client TCP connections per address, and requests under way on each. */
   readonly #byIp = new Map<string, Set<Socket>>();
   readonly #active = new WeakMap<Socket, number>();
+  /** Every client connection open, trusted proxies' too (shutdown closes the idle ones). */
+  readonly #open = new Set<Socket>();
+  /** A TCP connection's TLS socket, where a TLS listener's answers wait to be encrypted. */
+  readonly #tlsOf = new WeakMap<Socket, Socket>();
   /** A TLS listener's request sockets, to the TCP connection under each. */
   readonly #rawOf = new WeakMap<Socket, Socket>();
   readonly #sample = new LogRateLimit(1000);
@@ -154,7 +158,10 @@ export class ConnectionGuard {
   /** The TLS socket requests arrive on is matched to its TCP connection by the client's port. */
   #linkTls(tls: Socket): void {
     for (const raw of this.#byIp.get(normalizeIp(tls.remoteAddress)) ?? []) {
-      if (raw.remotePort === tls.remotePort) return void this.#rawOf.set(tls, raw);
+      if (raw.remotePort === tls.remotePort) {
+        this.#tlsOf.set(raw, tls);
+        return void this.#rawOf.set(tls, raw);
+      }
     }
   }
 
@@ -170,6 +177,8 @@ export class ConnectionGuard {
   }
 
   #onConnection(socket: Socket): void {
+    this.#open.add(socket);
+    socket.once('close', () => this.#open.delete(socket));
     const ip = normalizeIp(socket.remoteAddress);
     // Behind a trusted proxy every client shares its address: its connections are not counted.
     if (this.deps.trusted.has(ip)) return;
@@ -181,6 +190,19 @@ export class ConnectionGuard {
     const share = this.deps.connectionsPerClient;
     if (share > 0 && held > share) return this.#reject(socket, 'TOO_MANY_CONNECTIONS', ip);
     if (!this.#closeIdle(socket)) this.#reject(socket, 'SERVER_FULL', ip);
+  }
+
+  /**
+   * Shutdown: closes every connection with no request on it and nothing left to write. One whose
+   * answer was ended while its last bytes still wait for a slow client stays open until they left
+   * (RequestHandler.idle): node:http's closeIdleConnections() takes it as idle and drops them.
+   */
+  closeIdle(): void {
+    for (const s of this.#open) {
+      if (s.destroyed || (this.#active.get(s) ?? 0) > 0) continue;
+      if (s.writableLength > 0 || (this.#tlsOf.get(s)?.writableLength ?? 0) > 0) continue;
+      s.destroy();
+    }
   }
 
   /** Closes one idle connection of the address holding the most (the newcomer's own when it is that address); whether one was. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { Server as NetServer } from 'node:net';
+import { Server as NetServer } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { Config } from '../config/schema.js';
 
@@ -94,9 +94,23 @@ export function listen(server: NetServer, port: number, address: string, what = 
 export function closeServer(server: http.Server): Promise<void> {
   return new Promise((resolve) => {
     server.closeAllConnections();
-    if (!server.listening) return resolve();
+    // Not listening any more (stopAccepting), or never (given its connections): close() still
+    // stops node:http's timer that checks head timeouts.
+    if (!server.listening) {
+      server.close();
+      return resolve();
+    }
     server.close(() => resolve());
   });
+}
+
+/**
+ * Stops taking new connections and nothing else. http.Server.close() also closes the idle ones
+ * (Node 19 and later), and takes a connection whose answer was ended as idle while that answer's
+ * last bytes may still wait for a slow client: ConnectionGuard.closeIdle() closes them once gone.
+ */
+export function stopAccepting(server: http.Server): void {
+  if (server.listening) NetServer.prototype.close.call(server);
 }
 
 /**

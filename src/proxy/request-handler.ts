@@ -19,6 +19,8 @@ export interface RequestHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
   /** Requests being proxied now. */
   inflight(): number;
+  /** Answers ended whose last bytes still wait in harbor-lb for a slow client. */
+  unflushed(): number;
   /** Requests received since start (a worker's share, in /-/status). */
   handled(): number;
   /**
@@ -76,6 +78,10 @@ class FrontDoor implements RequestHandler {
 
   handled(): number {
     return this.#seq;
+  }
+
+  unflushed(): number {
+    return this.#unflushed;
   }
 
   idle(): Promise<void> {
