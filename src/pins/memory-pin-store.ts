@@ -6,9 +6,9 @@ import type { PinStore } from './pin-store.js';
 /**
  * The embedded store for a single instance: pins with a TTL each, in bounded spaces per kind
  * (pin-spaces.ts), so client pins can never push out upload or session pins. Expired entries are
- * dropped when read; a full space drops its least recently used pin (reading a pin uses it), or,
- * for upload and session pins written with their owner, a pin of whoever holds the most
- * (pin-owners.ts): no client's flood pushes out another's upload or session.
+ * dropped when read; a full space drops its least recently used pin (reading a pin uses it), but
+ * for an upload or session pin written with its owner, one of that owner's own when it holds any
+ * (pin-owners.ts): no client's flood pushes out more than one pin of another client's.
  */
 export class MemoryPinStore implements PinStore {
   readonly kind = 'memory' as const;
@@ -42,6 +42,7 @@ export class MemoryPinStore implements PinStore {
   get(key: string, renewMs?: number): string | undefined {
     const value = this.#live(key);
     if (value !== undefined && renewMs !== undefined) this.#pins.peek(key)!.expires = this.clock.now() + renewMs;
+    if (value !== undefined) this.#owners.touch(key);
     return value;
   }
 
@@ -64,14 +65,22 @@ export class MemoryPinStore implements PinStore {
     if (owner === undefined) this.#owners.remove(key);
     else {
       const space = spaceOf(key);
-      // Full: room is made at the expense of the largest holder, before the write would take the least recently used.
-      if (PinOwners.owned(space) && this.#pins.peek(key) === undefined && this.#pins.sizeOf(space) >= this.maxEntries) {
-        const victim = this.#owners.victim(space, owner);
-        if (victim !== undefined) this.#pins.evict(victim);
-      }
+      if (PinOwners.owned(space) && this.#pins.peek(key) === undefined && this.#pins.sizeOf(space) >= this.maxEntries) this.#makeRoom(space, owner);
       this.#owners.add(key, owner);
     }
     this.#pins.set(key, { value, expires: this.clock.now() + ttlMs });
+  }
+
+  /**
+   * Room in a full upload or session space for `owner`'s new pin, before the write would push out
+   * the least recently used: that one if it expired, else the owner's own least recently used pin
+   * when it holds one (PinOwners), else (it holds none) the least recently used after all.
+   */
+  #makeRoom(space: PinSpace, owner: string): void {
+    const oldest = this.#pins.oldest(space);
+    if (oldest !== undefined && oldest[1].expires <= this.clock.now()) return this.#drop(oldest[0]);
+    const own = this.#owners.victim(space, owner);
+    if (own !== undefined) this.#pins.evict(own);
   }
 
   #drop(key: string): void {
@@ -93,5 +102,6 @@ export class MemoryPinStore implements PinStore {
 
   async close(): Promise<void> {
     this.#pins.clear();
+    this.#owners.clear();
   }
 }

@@ -4,22 +4,25 @@ import { spaceOf, type PinSpace } from './pin-spaces.js';
 /** The spaces whose pins carry who made them: the ones clients' work depends on. */
 const OWNED: ReadonlySet<PinSpace> = new Set(['upload', 'session']);
 
-/** One space's owners: the keys each holds (oldest written first) and who holds how many. */
+/** One space's owners: the keys each holds, least recently used first (a Set keeps insertion order). */
 class OwnerSpace {
   readonly keysOf = new Map<string, Set<string>>();
   readonly ownerOf = new Map<string, string>();
-  /** Owners by the number of keys they hold; `most` is the largest number held. */
-  readonly holding = new Map<number, Set<string>>();
-  most = 0;
 
   add(key: string, owner: string): void {
-    if (this.ownerOf.get(key) === owner) return;
-    this.remove(key);
+    if (this.ownerOf.get(key) !== owner) this.remove(key);
     let keys = this.keysOf.get(owner);
     if (keys === undefined) this.keysOf.set(owner, (keys = new Set()));
-    this.#move(owner, keys.size, keys.size + 1);
+    keys.delete(key);
     keys.add(key);
     this.ownerOf.set(key, owner);
+  }
+
+  touch(key: string): void {
+    const keys = this.keysOf.get(this.ownerOf.get(key)!);
+    if (keys === undefined) return;
+    keys.delete(key);
+    keys.add(key);
   }
 
   remove(key: string): void {
@@ -28,43 +31,30 @@ class OwnerSpace {
     this.ownerOf.delete(key);
     const keys = this.keysOf.get(owner)!;
     keys.delete(key);
-    this.#move(owner, keys.size + 1, keys.size);
     if (keys.size === 0) this.keysOf.delete(owner);
-  }
-
-  /** Counts change by one at a time, so the largest count is kept without a search. */
-  #move(owner: string, from: number, to: number): void {
-    if (from > 0) {
-      const set = this.holding.get(from)!;
-      set.delete(owner);
-      if (set.size === 0) {
-        this.holding.delete(from);
-        if (this.most === from) this.most = to;
-      }
-    }
-    if (to > 0) {
-      let set = this.holding.get(to);
-      if (set === undefined) this.holding.set(to, (set = new Set()));
-      set.add(owner);
-      if (to > this.most) this.most = to;
-    }
   }
 }
 
 /**
  * Who made each upload and session pin (its user, else its address: pinOwner), so that a full
- * space gives up a pin of whoever holds the most there: the oldest one that owner wrote, its own
- * when the writer is among the largest holders. A client flooding the space with uploads or
- * logins then pushes out only its own pins, never another client's, however long it goes on;
- * plain least-recently-used eviction let one user who made about 1,300 upload POSTs a second
- * push out every other upload's pin of a 100,000-entry space within 77 s (a probe's measurement).
+ * space makes room for a client's new pin out of that client's own pins when it holds any (its
+ * least recently used one). A client that begins uploads or logs in without end then pushes out
+ * at most one pin of another client (when it held none: the space's least recently used, as
+ * before), and after that only its own, however long it goes on. Plain least-recently-used
+ * eviction let one user who made about 1,300 upload POSTs a second push out every other upload's
+ * pin of a 100,000-entry space within 77 s (a probe's measurement).
  */
 export class PinOwners {
   readonly #spaces = new Map<PinSpace, OwnerSpace>([...OWNED].map((s) => [s, new OwnerSpace()]));
 
-  /** `key` was written by `owner` (a space without owners ignores it). */
+  /** `key` was written by `owner` (a space without owners ignores it); it is its most recently used. */
   add(key: string, owner: string): void {
     this.#spaces.get(spaceOf(key))?.add(key, owner);
+  }
+
+  /** `key` was read: the most recently used of its owner's. */
+  touch(key: string): void {
+    this.#spaces.get(spaceOf(key))?.touch(key);
   }
 
   /** `key` is gone (deleted, expired, pushed out, or rewritten without an owner). */
@@ -72,16 +62,16 @@ export class PinOwners {
     this.#spaces.get(spaceOf(key))?.remove(key);
   }
 
-  /**
-   * The key to push out of `space`, full, to make room for a pin `writer` makes; undefined when
-   * the space has no owned keys (then its least recently used goes).
-   */
+  /** The pin of `writer`'s to push out of `space`, full, for its new one: its least recently used; undefined when it holds none there. */
   victim(space: PinSpace, writer: string): string | undefined {
-    const s = this.#spaces.get(space);
-    if (s === undefined || s.most === 0) return undefined;
-    const largest = s.holding.get(s.most)!;
-    const owner = largest.has(writer) ? writer : largest.values().next().value!;
-    return s.keysOf.get(owner)!.values().next().value;
+    return this.#spaces.get(space)?.keysOf.get(writer)?.values().next().value;
+  }
+
+  clear(): void {
+    for (const s of this.#spaces.values()) {
+      s.keysOf.clear();
+      s.ownerOf.clear();
+    }
   }
 
   /** Whether the space's pins carry owners. */

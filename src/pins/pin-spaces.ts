@@ -42,6 +42,11 @@ export class SpacedLru<V> {
     return v;
   }
 
+  /** The least recently used entry of `space`, without touching the order. */
+  oldest(space: PinSpace): [string, V] | undefined {
+    return this.#spaces.get(space)!.entries().next().value;
+  }
+
   /** The value, without touching the order. */
   peek(key: string): V | undefined {
     return this.#spaces.get(spaceOf(key))!.get(key);

@@ -5,20 +5,35 @@ import { MemoryPinStore } from '../../../src/pins/memory-pin-store.js';
 import { PinOwners, pinOwner } from '../../../src/pins/pin-owners.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
-it('a full upload space pushes out a pin of whoever holds the most: a flood costs its client alone', async () => {
-  const store = new MemoryPinStore(new FakeClock(), 10);
-  await store.set('upload:alice-1', 'n1', 60_000, 'user:alice@10.0.0.1');
-  await store.set('upload:bob-1', 'n2', 60_000, 'user:bob@10.0.0.2');
-  for (let i = 0; i < 100; i++) await store.set(`upload:mallory-${i}`, 'n3', 60_000, 'user:mallory@10.0.0.9');
+it('a full upload space makes room for a client out of its own pins: a flood pushes out at most one of another client', async () => {
+  const clock = new FakeClock();
+  const store = new MemoryPinStore(clock, 10);
+  await store.set('upload:alice-1', 'n1', 60_000, 'user:alice');
+  await store.set('upload:bob-1', 'n2', 60_000, 'user:bob');
+  for (let i = 0; i < 8; i++) await store.set(`upload:carol-${i}`, 'n1', 60_000, 'user:carol');
   assert.equal(store.sizeOf('upload'), 10);
-  assert.equal(store.get('upload:alice-1'), 'n1');
+  // Mallory holds none: her first pin takes the least recently used (alice's), then only her own.
+  for (let i = 0; i < 100; i++) await store.set(`upload:mallory-${i}`, 'n3', 60_000, 'user:mallory');
+  assert.equal(store.sizeOf('upload'), 10);
+  assert.equal(store.get('upload:alice-1'), undefined, 'the one pin a newcomer may take');
   assert.equal(store.get('upload:bob-1'), 'n2');
-  assert.equal(store.get('upload:mallory-0'), undefined, 'the flood pushed out its own oldest');
+  for (let i = 0; i < 8; i++) assert.equal(store.get(`upload:carol-${i}`), 'n1');
+  assert.equal(store.get('upload:mallory-98'), undefined, 'her own went, one for one');
   assert.equal(store.get('upload:mallory-99'), 'n3');
-  // A newcomer's pin, space full: the largest holder gives one up, not the least recently used (alice).
-  assert.equal(await store.setIfAbsent('upload:carol-1', 'n1', 60_000, 'addr:10.0.0.3'), 'n1');
-  assert.equal(store.get('upload:alice-1'), 'n1');
-  assert.equal(store.evictions.upload, 93);
+  assert.equal(store.evictions.upload, 100);
+  // Carol's next pin takes her least recently used: carol-0, read just now, stays; carol-1 goes.
+  store.get('upload:carol-0');
+  await store.set('upload:carol-new', 'n1', 60_000, 'user:carol');
+  assert.deepEqual([store.get('upload:carol-0'), store.get('upload:carol-1'), store.get('upload:carol-new')], ['n1', undefined, 'n1']);
+  // An expired pin goes first, whoever's: the writer keeps its own.
+  const small = new MemoryPinStore(clock, 3);
+  await small.set('upload:x', 'n1', 1_000, 'user:x');
+  await small.set('upload:y', 'n1', 60_000, 'user:y');
+  await small.set('upload:z', 'n1', 60_000, 'user:z');
+  clock.advance(1_001);
+  await small.set('upload:z2', 'n2', 60_000, 'user:z');
+  assert.deepEqual([small.get('upload:x'), small.get('upload:y'), small.get('upload:z'), small.get('upload:z2')], [undefined, 'n1', 'n1', 'n2']);
+  assert.equal(small.evictions.upload, 0, 'an expired pin is no eviction');
   // Client pins carry no owner: least recently used, as before.
   const clients = new MemoryPinStore(new FakeClock(), 2);
   await clients.set('client:a', 'n1', 60_000);
@@ -28,28 +43,34 @@ it('a full upload space pushes out a pin of whoever holds the most: a flood cost
   assert.deepEqual([clients.get('client:a'), clients.get('client:b')], ['n1', undefined]);
 });
 
-it('the largest holder is always known, whatever the writes, moves, expiries and deletes', () => {
-  const op = fc.record({ kind: fc.constantFrom('add', 'remove'), key: fc.integer({ min: 0, max: 30 }), owner: fc.integer({ min: 0, max: 5 }) });
+it("an owner's least recently used pin is always known, whatever the writes, reads, moves and removals", () => {
+  const op = fc.record({ kind: fc.constantFrom('add', 'touch', 'remove'), key: fc.integer({ min: 0, max: 30 }), owner: fc.integer({ min: 0, max: 5 }) });
   fc.assert(
     fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
       const owners = new PinOwners();
-      const model = new Map<string, string>();
+      // The model: every key with its owner, in order of last use.
+      let model: Array<[string, string]> = [];
       for (const o of ops) {
         const key = `upload:k${o.key}`;
+        const at = model.findIndex(([k]) => k === key);
         if (o.kind === 'add') {
           owners.add(key, `o${o.owner}`);
-          model.set(key, `o${o.owner}`);
+          if (at >= 0) model.splice(at, 1);
+          model.push([key, `o${o.owner}`]);
+        } else if (o.kind === 'touch') {
+          owners.touch(key);
+          if (at >= 0) model.push(...model.splice(at, 1));
         } else {
           owners.remove(key);
-          model.delete(key);
+          if (at >= 0) model.splice(at, 1);
         }
       }
-      const counts = new Map<string, number>();
-      for (const owner of model.values()) counts.set(owner, (counts.get(owner) ?? 0) + 1);
-      const most = Math.max(0, ...counts.values());
-      const victim = owners.victim('upload', 'o-writer');
-      if (most === 0) return victim === undefined;
-      return victim !== undefined && counts.get(model.get(victim)!) === most;
+      for (let w = 0; w <= 5; w++) {
+        const expected = model.find(([, owner]) => owner === `o${w}`)?.[0];
+        if (owners.victim('upload', `o${w}`) !== expected) return false;
+      }
+      model = [];
+      return true;
     }),
   );
 });
