@@ -207,7 +207,6 @@ function createPinStore(config: Config, { clock, logger }: NodeParts, deps: Reso
     nearCacheTtl: 5_000,
     nearCacheMax: config.sticky.maxEntries,
     maxEntries: config.sticky.maxEntries,
-    fallbackFor: Math.max(...Object.values(config.sticky.ttl)),
     speaksForInstance: deps.worker === undefined,
   };
   // While Redis is away, pins go to the instance's memory store (the control plane's, for a worker).

@@ -42,6 +42,11 @@ export class SpacedLru<V> {
     return v;
   }
 
+  /** Every entry, space by space, least recently used first. */
+  *entries(): IterableIterator<[string, V]> {
+    for (const space of this.#spaces.values()) yield* space.entries();
+  }
+
   /** The least recently used entry of `space`, without touching the order. */
   oldest(space: PinSpace): [string, V] | undefined {
     return this.#spaces.get(space)!.entries().next().value;

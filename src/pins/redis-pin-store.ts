@@ -3,6 +3,7 @@ import type { Logger } from '../log/loggers.js';
 import { andThen, type Awaitable } from '../util/awaitable.js';
 import type { Clock } from '../util/clock.js';
 import { SpacedLru, spaceOf, type PinSpace } from './pin-spaces.js';
+import { MemoryPinStore } from './memory-pin-store.js';
 import { missKeptUntil, type PinStore } from './pin-store.js';
 import { SharedReads } from './shared-reads.js';
 
@@ -20,11 +21,6 @@ export interface RedisPinStoreOptions {
   /** The most keys of each pin space this instance keeps written in Redis (sticky.maxEntries). */
   maxEntries: number;
   /**
-   * How long after Redis was last found down a key Redis does not have is looked for in the
-   * fallback store too (the longest sticky TTL): a pin written there during the outage lives that long.
-   */
-  fallbackFor: number;
-  /**
    * Whether this process says the instance's Redis events at their level (`redis_down` a warning):
    * not a request worker, whose connection to Redis shares the control plane's fate, so an outage
    * is logged once per instance; a worker says them at debug.
@@ -33,6 +29,10 @@ export interface RedisPinStoreOptions {
 }
 
 const BREAKER_OPEN_MS = 5_000;
+/** After Redis is back, how long a key it lacks is looked for in the memory store too, while the pins made meanwhile go into Redis. */
+const LOOK_ASIDE_MS = 10_000;
+/** Pins written to Redis per round trip when it is back. */
+const RESTORE_BATCH = 500;
 const FAILURES_TO_OPEN = 3;
 
 /**
@@ -46,8 +46,11 @@ const FAILURES_TO_OPEN = 3;
  * While Redis cannot be used, pins are read and written in `fallback`: this instance's memory
  * store, which a request worker reaches through the control plane, so every worker of the
  * instance keeps agreeing (a push whose requests land on different workers stays on its node).
- * Until `fallbackFor` after the outage was last seen, a key Redis lacks is looked for there too,
- * so an upload begun during the outage keeps its node once Redis is back.
+ * When Redis is back, the store that holds that memory (the control plane's, or a single
+ * process's) writes the pins made meanwhile into Redis, where no other instance wrote the key
+ * (SET NX, with the time each had left), and forgets them; for LOOK_ASIDE_MS meanwhile a key Redis
+ * lacks is looked for in the memory too. So an upload begun during the outage keeps its node, and
+ * other instances see its pin.
  *
  * Redis holds what it is given until the TTL ends, so its key count grows with the write rate
  * times the TTL. Upload, session and client pins are written only for work a node accepted from
@@ -74,8 +77,10 @@ export class RedisPinStore implements PinStore {
   #failures = 0;
   #openUntil = 0;
   #outage = false;
-  /** Until when a key Redis lacks is looked for in the fallback store (an outage was seen). */
-  #fallbackUntil = 0;
+  /** Pins were written to the fallback store since Redis was last usable. */
+  #aside = false;
+  /** Until when a key Redis lacks is looked for in the fallback store (pins written there are on their way into Redis). */
+  #lookAsideUntil = 0;
   #everReady = false;
 
   constructor(
@@ -112,15 +117,11 @@ export class RedisPinStore implements PinStore {
     this.logger[this.o.speaksForInstance ? level : 'debug'](fields, msg);
   }
 
-  /** Whether Redis may be asked now; when not, the fallback store is remembered as in use. */
   #usable(): boolean {
-    if (this.#client.status === 'ready' && this.clock.now() >= this.#openUntil) return true;
-    this.#fallbackUntil = this.clock.now() + this.o.fallbackFor;
-    return false;
+    return this.#client.status === 'ready' && this.clock.now() >= this.#openUntil;
   }
 
   #down(why: string): void {
-    this.#fallbackUntil = this.clock.now() + this.o.fallbackFor;
     if (!this.#outage) {
       this.#outage = true;
       this.#say('warn', { event: 'redis_down', reason: why }, `sticky store Redis unavailable (${why}): pins kept in this instance's memory meanwhile, other keys routed by rendezvous hashing`);
@@ -138,7 +139,34 @@ export class RedisPinStore implements PinStore {
       this.#outage = false;
       this.#say('info', { event: 'redis_up' }, 'sticky store Redis is back: pins are shared again');
     }
+    if (this.#aside) {
+      this.#aside = false;
+      this.#lookAsideUntil = this.clock.now() + LOOK_ASIDE_MS;
+      if (this.fallback instanceof MemoryPinStore) void this.#restore(this.fallback);
+    }
   }
+
+  /** The pins made while Redis was away, into Redis where no other instance wrote the key since. */
+  async #restore(memory: MemoryPinStore): Promise<void> {
+    const pins = memory.take();
+    let written = 0;
+    try {
+      for (let i = 0; i < pins.length; i += RESTORE_BATCH) {
+        const batch = this.#client.pipeline();
+        for (const p of pins.slice(i, i + RESTORE_BATCH)) batch.set(p.key, p.value, 'PX', p.ttlMs, 'NX');
+        for (const [err] of (await batch.exec()) ?? []) if (err) throw err;
+        written = Math.min(pins.length, i + RESTORE_BATCH);
+      }
+      for (const p of pins) this.#wrote(p.key);
+      if (pins.length > 0) this.#say('info', { event: 'redis_pins_restored', pins: pins.length }, `${pins.length} pin(s) made while Redis was away written to it`);
+    } catch (err) {
+      // Redis went away again: what is left waits in memory for the next return.
+      for (const p of pins.slice(written)) await memory.set(p.key, p.value, p.ttlMs, p.owner);
+      this.#aside = true;
+      this.#failed(err);
+    }
+  }
+
 
   #failed(err: unknown): void {
     this.errors++;
@@ -167,8 +195,7 @@ export class RedisPinStore implements PinStore {
   async #drop(key: string): Promise<void> {
     this.#reads.forget(key);
     this.#near.delete(key);
-    if (this.#fallbackUntil > this.clock.now()) void this.fallback.delete(key);
-    if (!this.#usable()) return;
+    if (!this.#usable()) return void this.fallback.delete(key);
     try {
       await this.#client.del(key);
     } catch (err) {
@@ -206,7 +233,7 @@ export class RedisPinStore implements PinStore {
         return v;
       }
       // Not in Redis, but perhaps written aside while it was away (an anonymous client never is).
-      const aside = !anonymous && this.#fallbackUntil > this.clock.now() ? await this.fallback.get(key, renewMs) : undefined;
+      const aside = !anonymous && this.#lookAsideUntil > this.clock.now() ? await this.fallback.get(key, renewMs) : undefined;
       if (!current()) return aside;
       if (aside !== undefined) {
         this.#remember(key, aside);
@@ -240,6 +267,7 @@ export class RedisPinStore implements PinStore {
   }
 
   async #setIfAbsentAside(key: string, value: string, ttlMs: number, owner: string | undefined): Promise<string> {
+    this.#aside = true;
     const winner = await this.fallback.setIfAbsent(key, value, ttlMs, owner);
     this.#remember(key, winner);
     return winner;
@@ -248,15 +276,20 @@ export class RedisPinStore implements PinStore {
   async set(key: string, value: string, ttlMs: number, owner?: string): Promise<void> {
     this.#reads.forget(key);
     this.#remember(key, value);
-    if (!this.#usable()) return this.fallback.set(key, value, ttlMs, owner);
+    if (!this.#usable()) return this.#setAside(key, value, ttlMs, owner);
     try {
       await this.#client.set(key, value, 'PX', ttlMs);
       this.#wrote(key);
       this.#ok();
     } catch (err) {
       this.#failed(err);
-      await this.fallback.set(key, value, ttlMs, owner);
+      await this.#setAside(key, value, ttlMs, owner);
     }
+  }
+
+  #setAside(key: string, value: string, ttlMs: number, owner: string | undefined): Promise<void> {
+    this.#aside = true;
+    return this.fallback.set(key, value, ttlMs, owner);
   }
 
   async delete(key: string): Promise<void> {

@@ -21,15 +21,51 @@ async function storeOnRedis(t: { after: (fn: () => unknown) => void }, timeout: 
   const server = await startRedis();
   t.after(() => server.proc.stop());
   const admin = new Redis(server.url);
+  // It sees Redis go away in the outage test, as the store does.
+  admin.on('error', () => {});
   t.after(() => admin.quit());
   const logs = new LogSink();
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
   const clock = new FakeClock();
-  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100, fallbackFor: 3_600_000, speaksForInstance: true }, clock, logger, new MemoryPinStore(clock, 100));
+  const memory = new CountedMemory(clock, 100);
+  const store = new RedisPinStore({ url: server.url, keyPrefix: 'r:', timeout, nearCacheTtl: 5_000, nearCacheMax: 100, maxEntries: 100, speaksForInstance: true }, clock, logger, memory);
   t.after(() => store.close());
   await logs.waitFor((l) => l.event === 'redis_connected');
-  return { admin, clock, store };
+  return { admin, clock, store, server, logs, memory };
 }
+
+/** The instance's memory store, counting the reads it is asked for. */
+class CountedMemory extends MemoryPinStore {
+  reads = 0;
+  override get(key: string, renewMs?: number): string | undefined {
+    this.reads++;
+    return super.get(key, renewMs);
+  }
+}
+
+it('Redis pins: made while Redis is away, they are written into it when it is back; only then, for a while, is a key Redis lacks looked for in memory', async (t) => {
+  const { admin, clock, store, server, logs, memory } = await storeOnRedis(t, 200);
+  for (let i = 0; i < 20; i++) assert.equal(await store.get(`upload:none-${i}`, 60_000), undefined);
+  assert.equal(memory.reads, 0, 'Redis healthy: memory never asked');
+  server.proc.kill('SIGKILL');
+  await logs.waitFor((l) => l.event === 'redis_down');
+  await store.set('upload:during', 'n2', 60_000, 'user:alice');
+  assert.equal(await store.get('upload:during', 60_000), 'n2');
+  clock.advance(20_000);
+  const again = await startRedis(server.port);
+  t.after(() => again.proc.stop());
+  await logs.waitFor((l) => l.event === 'redis_pins_restored', 10_000);
+  assert.equal(await admin.get('r:upload:during'), 'n2', 'in Redis now, for other instances too');
+  const left = await admin.pttl('r:upload:during');
+  assert.ok(left > 35_000 && left <= 40_000, `with the time it had left (${left} ms)`);
+  assert.equal(memory.size(), 0, 'and no longer in memory');
+  const before = memory.reads;
+  assert.equal(await store.get('upload:none-after', 60_000), undefined);
+  assert.equal(memory.reads, before + 1, 'right after, a key Redis lacks is looked for in memory');
+  clock.advance(10_001);
+  assert.equal(await store.get('upload:none-later', 60_000), undefined);
+  assert.equal(memory.reads, before + 1, 'and after a while no longer');
+});
 
 it('Redis pins: an anonymous client is asked for once a second, not on each request, and reads that miss together share one command', async (t) => {
   const { admin, clock, store } = await storeOnRedis(t, 500);

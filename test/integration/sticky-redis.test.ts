@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { SimulatedHarborNode } from '../../src/demo/harbor-node.js';
 import { startApp, type StartedApp } from '../support/app.js';
 import { send } from '../support/http-client.js';
@@ -150,11 +151,16 @@ describe('stickiness shared through Redis', () => {
     const again = await startRedis(redis.port);
     t.after(() => again.proc.stop());
     await lb.logs.waitFor((l) => l.event === 'redis_up');
+    // The pin made during the outage is in Redis now, for other instances too.
+    await lb.logs.waitFor((l) => l.event === 'redis_pins_restored', 10_000);
+    const look = new Redis(again.url);
+    t.after(() => look.quit());
+    assert.ok((await look.get(`test:upload:${begun.pathname.split('/').pop()!}`)) !== null);
     await finish(6, begun);
     const uploads = (await lb.logs.waitForRequests(22)).filter((l) => String(l.path).includes('/blobs/uploads/'));
     assert.equal(uploads.length, 21);
     assert.ok(uploads.every((l) => l.status === 202 || l.status === 201), 'every request of every upload answered by its node');
-    for (const event of ['redis_connected', 'redis_down', 'redis_up']) assert.equal(lb.logs.lines.filter((l) => l.event === event).length, 1, `${event}: said once for the instance, not by each worker`);
+    for (const event of ['redis_connected', 'redis_down', 'redis_up', 'redis_pins_restored']) assert.equal(lb.logs.lines.filter((l) => l.event === event).length, 1, `${event}: said once for the instance, not by each worker`);
   });
 
   it('connects with a password from the URL and never logs it', async (t) => {

@@ -11,7 +11,7 @@ import { deadPort } from '../../support/servers.js';
 async function storeWithoutRedis(t: { after: (fn: () => unknown) => void }, nearCacheMax: number, fallback = new MemoryPinStore(new FakeClock(), nearCacheMax)) {
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: new LogSink() });
   const store = new RedisPinStore(
-    { url: `redis://127.0.0.1:${await deadPort()}/0`, keyPrefix: 't:', timeout: 100, nearCacheTtl: 5_000, nearCacheMax, maxEntries: 1000, fallbackFor: 3_600_000, speaksForInstance: true },
+    { url: `redis://127.0.0.1:${await deadPort()}/0`, keyPrefix: 't:', timeout: 100, nearCacheTtl: 5_000, nearCacheMax, maxEntries: 1000, speaksForInstance: true },
     new FakeClock(),
     logger,
     fallback,
