@@ -9,6 +9,8 @@ export interface NextFacts {
   phase: ForwardPhase;
   /** The attempt was ended because its node was taken out while it waited (outside the retry budget). */
   nodeTakenOut: boolean;
+  /** harbor-lb itself ran short (out of file descriptors...): another node would fare no better, and a pinned upload's would not know it. */
+  localShortage?: boolean;
   method: string;
   /** The request's body: none, read whole up front (can be sent again), or streaming (and whether any of it went out). */
   body: 'none' | 'buffered' | { touched: boolean };
@@ -46,7 +48,7 @@ export function decideNext(f: NextFacts): Next {
     default:
       break;
   }
-  if (!f.anotherNode) return done;
+  if (!f.anotherNode || f.localShortage === true) return done;
   if (typeof f.body === 'object' && f.body.touched) return done;
   if (f.phase === 'not-sent') return { kind: 'again', reason: 'failover' };
   const bodylessRead = f.body === 'none' && (f.method === 'GET' || f.method === 'HEAD');

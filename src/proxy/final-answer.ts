@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { nodeFailure, nodeFailureLabel } from '../nodes/node-failure.js';
+import { isLocalShortage, nodeFailure, nodeFailureLabel } from '../nodes/node-failure.js';
 import { sendRegistryError } from './errors.js';
 import type { ForwardOutcome } from './forward.js';
 import type { RouteReason, RoutingRecord } from './routing-record.js';
@@ -50,6 +50,14 @@ export function answerClient(res: ServerResponse, record: RoutingRecord, method:
   }
   record.bytesOut = outcome.bytesOut;
   record.status = outcome.status;
+  if ((outcome.phase === 'not-sent' || outcome.phase === 'no-response') && isLocalShortage(outcome.error)) {
+    // harbor-lb's own shortage, not the nodes': said as it is, and soon over (connections close).
+    const failure = nodeFailure(outcome.error);
+    record.status = 503;
+    record.error = nodeFailureLabel(outcome.error);
+    record.bytesOut = sendRegistryError(res, isHead, 503, 'UNAVAILABLE', failure.message, null, ['retry-after', '1']);
+    return;
+  }
   if (outcome.phase === 'not-sent' && !end.reached) {
     // Every node tried refused the connection: no node answers at all.
     record.status = 503;

@@ -1,3 +1,4 @@
+import { isLocalShortage } from '../nodes/node-failure.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { Placement } from '../pins/placement.js';
 import { sendAttempt, type AttemptResult } from './attempt.js';
@@ -89,6 +90,7 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
     const next = decideNext({
       phase: result.outcome.phase,
       nodeTakenOut: (result.outcome.error as { code?: string } | undefined)?.code === 'NODE_TAKEN_OUT',
+      localShortage: isLocalShortage(result.outcome.error),
       method: ex.method,
       body: ex.body === undefined ? 'none' : ex.body.buffered !== undefined ? 'buffered' : { touched: ex.body.touched },
       // A node that failed may be taken out by now, and one the ejection cap held back be available again.

@@ -15,6 +15,9 @@ const rows: Array<[string, Partial<NextFacts>, Next]> = [
   ['refused connection, PATCH whose body the node began to read', { phase: 'not-sent', method: 'PATCH', body: { touched: true } }, done],
   ['refused connection, budget spent: failover puts no load on a node', { phase: 'not-sent', budgetAllows: false }, again('failover')],
   ['refused connection, no other node', { phase: 'not-sent', anotherNode: false }, done],
+  // harbor-lb itself out of descriptors: no other node fares better, and a pinned upload's would not know it.
+  ['out of file descriptors before sending', { phase: 'not-sent', localShortage: true }, done],
+  ['out of file descriptors, a GET', { localShortage: true }, done],
   // Body-less reads that got no answer, or a 502/503/504 dropped for a retry.
   ['no answer to a GET', {}, again('retried')],
   ['no answer to a HEAD', { method: 'HEAD' }, again('retried')],
