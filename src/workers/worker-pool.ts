@@ -394,13 +394,13 @@ export class WorkerPool {
     if (lived >= STABLE_AFTER_MS) slot.backoff = RESTART_MIN_MS;
     const wait = slot.backoff;
     slot.backoff = Math.min(slot.backoff * 2, RESTART_MAX_MS);
-    // Drained on its own (SIGTERM sent to it alone) and ended well: nothing of it failed.
+    // Drained on its own (SIGTERM sent to it alone) and ended well: only what its drain cut, if any, failed.
     const drained = slot.state === 'stopping' && code === 0;
     slot.state = 'restarting';
     slot.restarts++;
     const fields = { event: 'worker_exited', worker: slot.index, code, signal, restartInMs: wait, restarts: slot.restarts };
     if (drained) {
-      this.parts.logger.info({ ...fields, drained: true }, `request worker ${slot.index} drained and ended (exit code 0), its requests in flight finished; a new one starts in ${wait} ms`);
+      this.parts.logger.info({ ...fields, drained: true }, `request worker ${slot.index} was told to stop, drained (up to listen.shutdownGrace) and ended (exit code 0); a new one starts in ${wait} ms`);
     } else {
       this.parts.logger.error(
         fields,
