@@ -96,7 +96,8 @@ export function pinOwner(f: { user?: string; clientIp: string }): string {
 
 /** A pin's owner by the client's address alone (a login's session pin: the user is in the body). */
 export function addressOwner(ip: string): string {
-  return `addr:${isIPv6(ip) ? prefix64(ip) : ip}`;
+  // An IPv4 address written in IPv6 (::ffff:a.b.c.d, NAT64's 64:ff9b::a.b.c.d) is one host: kept whole.
+  return `addr:${isIPv6(ip) && !ip.includes('.') ? prefix64(ip) : ip}`;
 }
 
 /** The first four groups of an IPv6 address, written out (`2001:db8:0:1::/64`). */

@@ -84,4 +84,5 @@ it('a pin is its user\'s from any address; without a user, its address, an IPv6 
   assert.equal(pinOwner({ clientIp: '::1' }), 'addr:0:0:0:0::/64');
   assert.equal(pinOwner({ clientIp: 'fe80::1%eth0' }), 'addr:fe80:0:0:0::/64');
   assert.equal(pinOwner({ clientIp: '192.0.2.7' }), 'addr:192.0.2.7');
+  assert.notEqual(pinOwner({ clientIp: '64:ff9b::192.0.2.7' }), pinOwner({ clientIp: '64:ff9b::192.0.2.8' }), 'an IPv4 host behind NAT64 is one host');
 });
