@@ -83,17 +83,11 @@ export class MemoryPinStore implements PinStore {
     if (own !== undefined) this.#pins.evict(own);
   }
 
-  /** Every live pin with the time it has left, and the store emptied (they go into Redis once it is back: RedisPinStore). */
-  take(): Array<{ key: string; value: string; ttlMs: number; owner?: string }> {
+  /** Every live pin with the time it has left (they go into Redis once it is back: RedisPinStore). */
+  live(): Array<{ key: string; value: string; ttlMs: number }> {
     const now = this.clock.now();
-    const out: Array<{ key: string; value: string; ttlMs: number; owner?: string }> = [];
-    for (const [key, e] of this.#pins.entries()) {
-      if (e.expires <= now) continue;
-      const owner = this.#owners.ownerOf(key);
-      out.push(owner === undefined ? { key, value: e.value, ttlMs: e.expires - now } : { key, value: e.value, ttlMs: e.expires - now, owner });
-    }
-    this.#pins.clear();
-    this.#owners.clear();
+    const out: Array<{ key: string; value: string; ttlMs: number }> = [];
+    for (const [key, e] of this.#pins.entries()) if (e.expires > now) out.push({ key, value: e.value, ttlMs: e.expires - now });
     return out;
   }
 

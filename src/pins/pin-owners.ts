@@ -52,10 +52,6 @@ export class PinOwners {
     this.#spaces.get(spaceOf(key))?.add(key, owner);
   }
 
-  ownerOf(key: string): string | undefined {
-    return this.#spaces.get(spaceOf(key))?.ownerOf.get(key);
-  }
-
   /** `key` was read: the most recently used of its owner's. */
   touch(key: string): void {
     this.#spaces.get(spaceOf(key))?.touch(key);

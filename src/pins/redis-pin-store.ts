@@ -148,25 +148,26 @@ export class RedisPinStore implements PinStore {
 
   /** The pins made while Redis was away, into Redis where no other instance wrote the key since. */
   async #restore(memory: MemoryPinStore): Promise<void> {
-    const pins = memory.take();
-    let written = 0;
+    // Each pin leaves memory once Redis has it: reads looking aside meanwhile still find it.
+    const pins = memory.live();
     try {
       for (let i = 0; i < pins.length; i += RESTORE_BATCH) {
         const batch = this.#client.pipeline();
-        for (const p of pins.slice(i, i + RESTORE_BATCH)) batch.set(p.key, p.value, 'PX', p.ttlMs, 'NX');
+        const some = pins.slice(i, i + RESTORE_BATCH);
+        for (const p of some) batch.set(p.key, p.value, 'PX', p.ttlMs, 'NX');
         for (const [err] of (await batch.exec()) ?? []) if (err) throw err;
-        written = Math.min(pins.length, i + RESTORE_BATCH);
+        for (const p of some) {
+          this.#wrote(p.key);
+          await memory.delete(p.key);
+        }
       }
-      for (const p of pins) this.#wrote(p.key);
       if (pins.length > 0) this.#say('info', { event: 'redis_pins_restored', pins: pins.length }, `${pins.length} pin(s) made while Redis was away written to it`);
     } catch (err) {
-      // Redis went away again: what is left waits in memory for the next return.
-      for (const p of pins.slice(written)) await memory.set(p.key, p.value, p.ttlMs, p.owner);
+      // Redis went away again: what is left waits in memory for its next return.
       this.#aside = true;
       this.#failed(err);
     }
   }
-
 
   #failed(err: unknown): void {
     this.errors++;
