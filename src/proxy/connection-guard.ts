@@ -49,11 +49,9 @@ const PARSE_ERROR = { status: 400, text: 'Bad Request', message: 'the request co
 export class ConnectionGuard {
   readonly #parseErrors = new WeakMap<Socket, string>();
   readonly #rejected = new WeakSet<Socket>();
-  /** Client TCP connections per address, and requests under way on each. */
+  /** Client TCP connections per address (trusted proxies' too), and requests under way on each. */
   readonly #byIp = new Map<string, Set<Socket>>();
   readonly #active = new WeakMap<Socket, number>();
-  /** Every client connection open, trusted proxies' too (shutdown closes the idle ones). */
-  readonly #open = new Set<Socket>();
   /** A TCP connection's TLS socket, where a TLS listener's answers wait to be encrypted. */
   readonly #tlsOf = new WeakMap<Socket, Socket>();
   /** A TLS listener's request sockets, to the TCP connection under each. */
@@ -165,8 +163,7 @@ export class ConnectionGuard {
     }
   }
 
-  #track(socket: Socket): void {
-    const ip = normalizeIp(socket.remoteAddress);
+  #track(socket: Socket, ip: string): void {
     let set = this.#byIp.get(ip);
     if (set === undefined) this.#byIp.set(ip, (set = new Set()));
     set.add(socket);
@@ -177,15 +174,14 @@ export class ConnectionGuard {
   }
 
   #onConnection(socket: Socket): void {
-    this.#open.add(socket);
-    socket.once('close', () => this.#open.delete(socket));
     const ip = normalizeIp(socket.remoteAddress);
+    // Every connection is known (a TLS one's requests counted on it, shutdown closing the idle ones).
+    this.#track(socket, ip);
     // Behind a trusted proxy every client shares its address: its connections are not counted.
     if (this.deps.trusted.has(ip)) return;
     const limits = this.deps.limits;
     const held = limits.openConnection(ip);
     socket.once('close', () => limits.closeConnection(ip));
-    this.#track(socket);
     if (limits.openConnections <= this.deps.maxConnections) return;
     const share = this.deps.connectionsPerClient;
     if (share > 0 && held > share) return this.#reject(socket, 'TOO_MANY_CONNECTIONS', ip);
@@ -198,10 +194,12 @@ export class ConnectionGuard {
    * (RequestHandler.idle): node:http's closeIdleConnections() takes it as idle and drops them.
    */
   closeIdle(): void {
-    for (const s of this.#open) {
-      if (s.destroyed || (this.#active.get(s) ?? 0) > 0) continue;
-      if (s.writableLength > 0 || (this.#tlsOf.get(s)?.writableLength ?? 0) > 0) continue;
-      s.destroy();
+    for (const sockets of this.#byIp.values()) {
+      for (const s of sockets) {
+        if (s.destroyed || (this.#active.get(s) ?? 0) > 0) continue;
+        if (s.writableLength > 0 || (this.#tlsOf.get(s)?.writableLength ?? 0) > 0) continue;
+        s.destroy();
+      }
     }
   }
 

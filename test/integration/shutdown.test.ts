@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +14,8 @@ import { ConnectionGuard } from '../../src/proxy/connection-guard.js';
 import { TrustedPeers } from '../../src/proxy/trusted-peers.js';
 import { startApp } from '../support/app.js';
 import { LogSink } from '../support/log-sink.js';
+import { makeServerCert } from '../support/pki.js';
+import { makeTempDir } from '../support/tmp.js';
 import { send } from '../support/http-client.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { startServer } from '../support/servers.js';
@@ -123,6 +128,30 @@ describe('graceful shutdown', () => {
     slow.resume();
     await read;
     assert.ok(got > SIZE, `and gets the whole answer (${got} bytes of ${SIZE} and the head)`);
+  });
+
+  it('a TLS request from a trusted proxy in flight at the stop is let finish', async (t) => {
+    const { node, release, began } = await slowNode(t);
+    const tmp = makeTempDir('shutdown-tls');
+    t.after(tmp.remove);
+    const cert = makeServerCert(join(tmp.dir, 'pki'));
+    const lb = await startApp([node.url], { listen: { tls: { cert: cert.certFile, key: cert.keyFile }, trustedProxies: ['127.0.0.1'] } as never });
+    const got = new Promise<{ bytes: number; complete: boolean }>((resolve) => {
+      https
+        .get(`${lb.url}/v2/r/blobs/sha256:3`, { agent: false, ca: readFileSync(cert.caFile), servername: 'localhost' }, (res) => {
+          let bytes = 0;
+          res.on('data', (c: Buffer) => (bytes += c.length));
+          res.on('error', () => {});
+          res.on('close', () => resolve({ bytes, complete: res.complete }));
+        })
+        .on('error', () => resolve({ bytes: 0, complete: false }));
+    });
+    await began;
+    const closing = lb.app.close(60_000);
+    await lb.logs.waitFor((l) => l.event === 'draining_connections');
+    release();
+    assert.deepEqual(await got, { bytes: 200_000, complete: true });
+    await closing;
   });
 
   it('cuts what is still running when the grace period ends', async (t) => {
