@@ -33,8 +33,8 @@ export interface PinStore {
   get(key: string, renewMs?: number, anonymous?: boolean): Awaitable<string | undefined>;
   /**
    * Sets the value unless one is there; answers the value that holds afterwards (the first
-   * writer's). `owner`: who the pin is for (an upload's user or address, a login's address), so a
-   * full memory space pushes out a pin of whoever holds the most (pin-owners.ts).
+   * writer's). `owner`: who the pin is for (an upload's user, else its address; a login's address),
+   * so a full memory space makes room out of that owner's own pins (pin-owners.ts).
    */
   setIfAbsent(key: string, value: string, ttlMs: number, owner?: string): Promise<string>;
   set(key: string, value: string, ttlMs: number, owner?: string): Promise<void>;

@@ -208,4 +208,3 @@ export class Pins implements PinWriter {
     return this.cfg.ttl[kind];
   }
 }
-
