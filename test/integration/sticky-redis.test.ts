@@ -43,6 +43,25 @@ const login = async (app: StartedApp, user: string) => {
 
 const drain = (app: StartedApp, node: string, on: boolean) => send(`${app.adminUrl}/-/nodes/${node}/${on ? 'drain' : 'undrain'}`, { method: 'POST' });
 
+/** Three simulated Harbor nodes on one storage, each with its own http.secret: an upload continued on another node fails. */
+async function nodesWithOwnSecrets(t: { after: (fn: () => unknown) => void }, name: string): Promise<string[]> {
+  const tmp = makeTempDir(name);
+  t.after(tmp.remove);
+  const keys = makeTokenKeyPair(tmp.dir, 'cluster');
+  const sims = await Promise.all(
+    [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `s${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request' }).start()),
+  );
+  t.after(() => Promise.all(sims.map((s) => s.close())));
+  return sims.map((s) => s.url);
+}
+
+/** The Authorization of a push to library/alt: a token from the nodes' token service, through `url`. */
+async function pushAuth(url: string): Promise<{ authorization: string }> {
+  const q = new URLSearchParams({ service: 'harbor-registry', scope: 'repository:library/alt:pull,push' });
+  const tok = await send(`${url}/service/token?${q.toString()}`, { headers: { authorization: `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}` } });
+  return { authorization: `Bearer ${(JSON.parse(tok.body.toString()) as { token: string }).token}` };
+}
+
 describe('stickiness shared through Redis', () => {
   it('two instances route every user to the node the first one pinned, users spread over nodes', async (t) => {
     const redis = await startRedis();
@@ -111,23 +130,14 @@ describe('stickiness shared through Redis', () => {
   it('Redis down: an upload whose requests land on different request workers stays on its node, and keeps it once Redis is back', async (t) => {
     const redis = await startRedis();
     t.after(() => redis.proc.stop());
-    const tmp = makeTempDir('sticky-outage');
-    t.after(tmp.remove);
-    const keys = makeTokenKeyPair(tmp.dir, 'cluster');
-    // Each node its own http.secret: an upload continued on another node fails.
-    const sims = await Promise.all(
-      [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `s${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request' }).start()),
-    );
-    t.after(() => Promise.all(sims.map((s) => s.close())));
+    const urls = await nodesWithOwnSecrets(t, 'sticky-outage');
     const lb = await startApp(
-      sims.map((s) => s.url),
+      urls,
       { proxy: { workers: 2 }, balance: { policy: 'round-robin' }, sticky: { store: 'redis', redis: { url: redis.url, keyPrefix: 'test:', timeout: '200ms' }, keys: ['upload'] } },
     );
     t.after(() => lb.close());
     await lb.logs.waitFor((l) => l.event === 'redis_connected');
-    const q = new URLSearchParams({ service: 'harbor-registry', scope: 'repository:library/alt:pull,push' });
-    const tok = await send(`${lb.url}/service/token?${q.toString()}`, { headers: { authorization: `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}` } });
-    const auth = { authorization: `Bearer ${(JSON.parse(tok.body.toString()) as { token: string }).token}` };
+    const auth = await pushAuth(lb.url);
     const blobOf = (i: number) => Buffer.alloc(40_000 + i, i);
     const start = async () => {
       const started = await send(`${lb.url}/v2/library/alt/blobs/uploads/`, { method: 'POST', headers: auth });
@@ -181,17 +191,8 @@ describe('stickiness shared through Redis', () => {
   it('an upload whose requests alternate between instances succeeds although the nodes’ http.secret differ', async (t) => {
     const redis = await startRedis();
     t.after(() => redis.proc.stop());
-    const tmp = makeTempDir('sticky-upload');
-    t.after(tmp.remove);
-    const keys = makeTokenKeyPair(tmp.dir, 'cluster');
-    const sims = await Promise.all(
-      [0, 1, 2].map((i) => new SimulatedHarborNode({ name: `s${i}`, signingKey: keys.key, storage: join(tmp.dir, 'storage'), httpSecret: `secret-${i}`, realm: 'request' }).start()),
-    );
-    t.after(() => Promise.all(sims.map((s) => s.close())));
-    const [a, b] = await twoInstances(t, sims.map((s) => s.url), redis.url, { balance: { policy: 'round-robin' } });
-    const q = new URLSearchParams({ service: 'harbor-registry', scope: 'repository:library/alt:pull,push' });
-    const tok = await send(`${a.url}/service/token?${q.toString()}`, { headers: { authorization: `Basic ${Buffer.from('admin:Harbor12345').toString('base64')}` } });
-    const auth = { authorization: `Bearer ${(JSON.parse(tok.body.toString()) as { token: string }).token}` };
+    const [a, b] = await twoInstances(t, await nodesWithOwnSecrets(t, 'sticky-upload'), redis.url, { balance: { policy: 'round-robin' } });
+    const auth = await pushAuth(a.url);
     for (let i = 0; i < 6; i++) {
       const blob = Buffer.alloc(50_000 + i, i);
       const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
