@@ -134,7 +134,7 @@ function composeNodes(config: Config, deps: ResolvedDeps): NodeParts {
   const flags = new NodeFlags(nodes, logger, clock);
   const skew = new ClockSkew(nodes, flags, clockSkewOptions(config));
   const health = new NodeHealth(nodes, config.health, clock, skew);
-  const checks = new HealthChecks(nodes, health, config.health, clock, random, deps.healthProbe);
+  const checks = new HealthChecks(nodes, health, config.health, clock, random, logger, deps.healthProbe);
   nodes.on('added', (node) => checks.add(node));
   const outliers = new OutlierDetector(nodes, config.health.passive, clock, logger, checks.recheck);
   const link = deps.worker?.link;

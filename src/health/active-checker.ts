@@ -5,7 +5,7 @@ import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 import type { Clock, Timer } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { NodeHealth } from './node-health.js';
-import { nodeFailure } from '../nodes/node-failure.js';
+import { isLocalShortage, nodeFailure } from '../nodes/node-failure.js';
 import { offsetFromDate } from './clock-skew.js';
 import { judgeHealth, type CheckVerdict } from './verdict.js';
 
@@ -54,6 +54,10 @@ export function createHttpProbe(cfg: Config['health'], nodes: NodeSlots, now: ()
       return clockOffsetMs === undefined ? verdict : { ...verdict, clockOffsetMs };
     } catch (err) {
       const e = err as { code?: string; name?: string; message: string };
+      // harbor-lb's own shortage: failing the check would take every node out at once. Not
+      // EADDRNOTAVAIL: a check has its own kept-alive connection, so there it rather says the
+      // node's address cannot be reached from this host (IPv6 only, on a host without IPv6).
+      if (isLocalShortage(err as Error) && e.code !== 'EADDRNOTAVAIL') return { ok: false, notMade: true, detail: `health check not made (${e.code}): ${nodeFailure(err as Error).message}` };
       const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${cfg.timeout} ms` : (e.code ?? e.message);
       // Only a connection that could not be made says the node does not answer; a node that took
       // the connection and then hung (a frozen registry behind a live core) is left to the

@@ -1,7 +1,9 @@
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/loggers.js';
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSet } from '../nodes/node-set.js';
 import type { Clock } from '../util/clock.js';
+import { LogRateLimit } from '../util/log-rate-limit.js';
 import type { Random } from '../util/random.js';
 import { ActiveHealthChecker, createHttpProbe, type HealthProbe, type HttpProbe } from './active-checker.js';
 import type { NodeHealth } from './node-health.js';
@@ -16,6 +18,8 @@ export class HealthChecks {
   #checker: ActiveHealthChecker | undefined;
   #probe!: HealthProbe;
   #running = false;
+  /** One `health_check_not_made` line per node per minute: a shortage lasts, and checks run every few seconds. */
+  readonly #notMadeLog = new LogRateLimit(60_000);
 
   constructor(
     private readonly nodes: NodeSet,
@@ -23,6 +27,7 @@ export class HealthChecks {
     cfg: Config['health'],
     private readonly clock: Clock,
     private readonly random: Random,
+    private readonly logger: Logger,
     /** Replaces the HTTP probe (unit tests script answers with it). */
     private readonly customProbe?: HealthProbe,
   ) {
@@ -31,7 +36,8 @@ export class HealthChecks {
 
   #build(cfg: Config['health']): void {
     this.#httpProbe = this.customProbe === undefined ? createHttpProbe(cfg, this.nodes) : undefined;
-    this.#probe = this.customProbe ?? this.#httpProbe!.probe;
+    const probe = this.customProbe ?? this.#httpProbe!.probe;
+    this.#probe = async (node) => this.#said(node, await probe(node));
     this.#checker = cfg.enabled ? new ActiveHealthChecker(this.nodes, this.health, this.#probe, cfg.interval, this.clock, this.random) : undefined;
   }
 
@@ -41,6 +47,20 @@ export class HealthChecks {
     if (this.#checker !== undefined && this.nodes.has(node)) this.health.recordCheck(node, verdict);
     return verdict;
   };
+
+  /** Says a check harbor-lb could not make: its operator must raise a limit, and the node is not to blame. */
+  #said(node: ClusterNode, verdict: CheckVerdict): CheckVerdict {
+    if (verdict.notMade) {
+      const held = this.#notMadeLog.take(node.name, this.clock.now());
+      if (held !== undefined) {
+        this.logger.warn(
+          { event: 'health_check_not_made', node: node.name, detail: verdict.detail, notLogged: held },
+          `${node.name}: ${verdict.detail}; the check counts neither way (harbor-lb's own shortage, not the node's)`,
+        );
+      }
+    }
+    return verdict;
+  }
 
   add(node: ClusterNode): void {
     this.#checker?.add(node);

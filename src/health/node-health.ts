@@ -67,7 +67,9 @@ export class NodeHealth {
     return this.#checks.peek(node)?.results;
   }
 
-  recordCheck(node: ClusterNode, { ok, detail, hard, reached, clockOffsetMs, routesOut }: CheckVerdict): void {
+  recordCheck(node: ClusterNode, { ok, detail, hard, reached, clockOffsetMs, routesOut, notMade }: CheckVerdict): void {
+    // A check harbor-lb could not make (its own shortage) is no result: the streak stands.
+    if (notMade) return;
     const c = this.#checks.get(node);
     const result = { at: this.clock.now(), ok, detail };
     c.last = result;

@@ -188,7 +188,8 @@ export class OutlierDetector {
     const what = s.consecutive > 0 ? `${failures} request(s) failed in a row (last: ${s.last})` : `a request waited ${SLOW_ANSWER_MS / 1000}s for its answer`;
     s.slow = false;
     const verdict = await this.recheck(node);
-    if (this.#series.peek(node) !== s) return;
+    // Gone meanwhile, or a check harbor-lb could not make (its own shortage): nothing decided.
+    if (this.#series.peek(node) !== s || verdict.notMade) return;
     if (verdict.ok) {
       this.recheckCounts.ok++;
       s.consecutive = 0;

@@ -12,6 +12,11 @@ export interface CheckVerdict {
   reached?: boolean;
   /** The node's clock minus harbor-lb's, from the answer's Date header (±0.5 s), when it had one. */
   clockOffsetMs?: number;
+  /**
+   * harbor-lb could not make the check: its own resources ran short (out of file descriptors,
+   * memory or local ports). The check says nothing of the node and counts neither way.
+   */
+  notMade?: true;
 }
 
 interface HarborHealth {

@@ -24,10 +24,11 @@ function setup(n = 3) {
   const logs = new LogSink();
   const { logger } = createLoggers({ level: 'info', format: 'json', destination: logs });
   /** What harbor-lb's check of each node finds: failing unless a test says otherwise. */
-  const checkOk = new Map<ClusterNode, boolean>();
+  const checkOk = new Map<ClusterNode, boolean | 'not made'>();
   const checked: string[] = [];
   const recheck = async (node: ClusterNode): Promise<CheckVerdict> => {
     checked.push(node.name);
+    if (checkOk.get(node) === 'not made') return { ok: false, notMade: true, detail: 'health check not made (EMFILE): harbor-lb is out of file descriptors' };
     return checkOk.get(node) === true ? { ok: true, detail: 'all components healthy' } : { ok: false, detail: 'health check failed: no answer within 2000 ms' };
   };
   const outliers = new OutlierDetector(nodes, cfg.health.passive, clock, logger, recheck);
@@ -53,6 +54,22 @@ describe('passive failure detection', () => {
     assert.deepEqual(checked, ['n1']);
     assert.equal(n1.state, 'unhealthy');
     assert.match(n1.stateWhy, /^3 request\(s\) failed in a row \(last: answered 503\) and harbor-lb's check then failed \(health check failed: no answer within 2000 ms\); ejected for 10s/);
+  });
+
+  it("a check harbor-lb could not make (its own shortage) ejects nothing and clears nothing", async () => {
+    const { outliers, n1, checkOk, checked, clock } = setup();
+    checkOk.set(n1, 'not made');
+    for (let i = 0; i < 3; i++) outliers.record(n1, reset);
+    await settle();
+    assert.deepEqual(checked, ['n1']);
+    assert.equal(n1.state, 'unknown', 'not ejected');
+    // The failures still stand: the next one asks again, and a check that is made decides.
+    checkOk.set(n1, false);
+    clock.advance(1000);
+    outliers.record(n1, reset);
+    await settle();
+    assert.deepEqual(checked, ['n1', 'n1']);
+    assert.equal(n1.state, 'unhealthy');
   });
 
   // Issue 18: failed requests alone ejected nodes, and a client can make requests fail (a Range
