@@ -17,7 +17,7 @@ export function formatStatusTable(doc: StatusDocument): string {
   const workers = doc.workers ?? [];
   if (workers.length > 1) {
     const mib = (b: number | null) => (b === null ? '?' : `${Math.round(b / 1048576)} MiB`);
-    const each = workers.map((w) => `${w.index}: ${w.state}, ${w.requests} requests, ${w.connections === null ? '' : `${w.connections} connections, `}${mib(w.rssBytes)}${w.restarts > 0 ? `, restarted ${w.restarts}x` : ''}`);
+    const each = workers.map((w) => `${w.index}: ${w.state}${w.stalled === true ? ' (stalled)' : ''}, ${w.requests} requests, ${w.connections === null ? '' : `${w.connections} connections, `}${mib(w.rssBytes)}${w.restarts > 0 ? `, restarted ${w.restarts}x` : ''}`);
     out.push(`workers: ${workers.length} (${each.join('; ')})`);
   }
   const cache = doc.cache;

@@ -147,7 +147,7 @@ export class Lifecycle {
   /** This process as /-/status lists it when it serves the traffic itself. */
   #ownStatus(): WorkerStatus {
     const { handler, clock } = this.parts;
-    return { index: 1, pid: process.pid, state: 'running', requests: handler.handled(), inflight: handler.inflight(), rssBytes: residentBytes(), restarts: 0, startedAt: new Date(this.#startedAt ?? clock.now()).toISOString(), connections: null };
+    return { index: 1, pid: process.pid, state: 'running', requests: handler.handled(), inflight: handler.inflight(), rssBytes: residentBytes(), restarts: 0, startedAt: new Date(this.#startedAt ?? clock.now()).toISOString(), connections: null, stalled: false };
   }
 
   /**

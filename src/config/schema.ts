@@ -347,6 +347,12 @@ const proxySchema = z.strictObject({
    * kernel: every worker binds the port and the kernel picks one by a hash of the addresses.
    */
   connectionBalance: z.enum(['least-connections', 'kernel']).prefault('least-connections'),
+  /**
+   * A request worker that does not answer the control plane for this long (its event loop stuck: an
+   * endless loop, SIGSTOP) is killed and replaced; 0s: never. Silent for 2 s it already gets no
+   * new connections and does not count for readiness.
+   */
+  workerStallTimeout: duration('10s', 0),
 }).transform((p) => ({ ...p, workers: p.workers ?? defaultWorkers(process.platform, p.connectionBalance, availableParallelism()) }));
 
 /**

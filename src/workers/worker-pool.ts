@@ -29,7 +29,10 @@ const METRICS_EVERY_MS = 5000;
 const MIRROR_EVERY_MS = 250;
 /** The node set's events that change what workers are sent of it: each sends the mirror at once. */
 const MIRRORED_EVENTS = ['state', 'rule', 'routes', 'flag', 'added', 'removed', 'reachability'] as const;
-/** A worker that does not answer a question in this long is left out of the answer. */
+/**
+ * A worker that does not answer a question in this long is left out of the answer; one silent
+ * this long is late: handed no new connection, asked nothing by a scrape, not counted as serving.
+ */
 const ASK_TIMEOUT_MS = 2000;
 /** A worker that has not listened after this long is given up on (start-up fails, or it is replaced). */
 const START_TIMEOUT_MS = 30_000;
@@ -53,6 +56,8 @@ export interface WorkerStatus {
   startedAt: string | null;
   /** Client connections it holds, as the control plane handed them (proxy.connectionBalance least-connections; null with kernel). */
   connections: number | null;
+  /** Silent for 2 s or more while running (its event loop stuck): handed no new connection, killed after proxy.workerStallTimeout. */
+  stalled: boolean;
 }
 
 export interface WorkerPoolOptions {
@@ -86,6 +91,10 @@ interface Slot {
   /** Sockets sent to its worker that it has not told of, by number (connection handoff). */
   inTransit: Map<number, Socket>;
   lastSent: number;
+  /** When its worker last sent anything (an answer, a verdict), on the control plane's clock. */
+  heardAt: number;
+  /** Silent for ASK_TIMEOUT_MS or more (its event loop stuck, or SIGSTOP): see #watch. */
+  late: boolean;
 }
 
 /**
@@ -149,12 +158,14 @@ export class WorkerPool {
         connections: 0,
         inTransit: new Map(),
         lastSent: 0,
+        heardAt: 0,
+        late: false,
       });
     }
     if (config.proxy.connectionBalance === 'least-connections') {
       this.#handoff = new ConnectionHandoff<Slot>({
         targets: this.#slots,
-        ready: (slot) => slot.state === 'running' && slot.child?.connected === true,
+        ready: (slot) => slot.state === 'running' && !slot.late && slot.child?.connected === true,
         // The socket's handle, not the socket: the worker makes its own socket of it (proxy/client-reads.ts).
         // Sent so, Node leaves this process's copy open: it is closed once the worker says it took
         // the connection (HandoffTarget.inTransit). A socket already closed goes without one.
@@ -229,6 +240,45 @@ export class WorkerPool {
       }),
     );
     this.#sumTraffic();
+    this.#watch();
+  }
+
+  /**
+   * A running worker that has said nothing for ASK_TIMEOUT_MS (it answers a report every second)
+   * is late: new connections go to the others and readiness does not count it. Silent for
+   * proxy.workerStallTimeout, it is killed and replaced: its event loop is stuck, and the
+   * connections it holds get nothing from it anyway.
+   */
+  #watch(): void {
+    const now = this.clock.now();
+    const stall = this.#config.proxy.workerStallTimeout;
+    for (const slot of this.#slots) {
+      const child = slot.child;
+      if (slot.state !== 'running' || child === undefined) continue;
+      const silentMs = now - slot.heardAt;
+      if (silentMs < ASK_TIMEOUT_MS) continue;
+      const fields = { event: 'worker_stalled', worker: slot.index, pid: child.pid, silentMs };
+      if (stall > 0 && silentMs >= stall) {
+        this.parts.logger.error({ ...fields, killed: true }, `request worker ${slot.index} has not answered for ${Math.round(silentMs / 1000)}s (proxy.workerStallTimeout): killed, a new one takes its place`);
+        child.kill('SIGKILL');
+      } else if (!slot.late) {
+        slot.late = true;
+        this.parts.logger.warn(
+          { ...fields, killed: false },
+          `request worker ${slot.index} has not answered for ${Math.round(silentMs / 1000)}s: no new connections go to it${stall > 0 ? `; killed and replaced if silent for ${Math.round(stall / 1000)}s` : ''}`,
+        );
+        this.#handoff?.readyChanged();
+      }
+    }
+  }
+
+  /** A worker said something: it is not stuck. */
+  #heard(slot: Slot): void {
+    slot.heardAt = this.clock.now();
+    if (!slot.late) return;
+    slot.late = false;
+    this.parts.logger.info({ event: 'worker_stalled', worker: slot.index, pid: slot.child?.pid, over: true }, `request worker ${slot.index} answers again: it takes new connections`);
+    this.#handoff?.readyChanged();
   }
 
   async #copyMetrics(slot: Slot): Promise<void> {
@@ -242,13 +292,14 @@ export class WorkerPool {
    * had, so no counter ever goes back (Prometheus would read a drop as a reset).
    */
   async metrics(): Promise<object[][]> {
-    await Promise.all(this.#slots.map((slot) => this.#copyMetrics(slot)));
+    // A late worker counts with its last copy: a scrape does not wait on a stuck one.
+    await Promise.all(this.#slots.map((slot) => (slot.late ? undefined : this.#copyMetrics(slot))));
     return this.#slots.flatMap((s) => [s.metrics, s.retiredMetrics].filter((m): m is object[] => m !== undefined));
   }
 
   /** Whether some worker serves the proxy port now (readiness: none while every one is being replaced). */
   serving(): boolean {
-    return this.#slots.some((s) => s.state === 'running');
+    return this.#slots.some((s) => s.state === 'running' && !s.late);
   }
 
   queued(node: ClusterNode): number {
@@ -266,6 +317,7 @@ export class WorkerPool {
       restarts: s.restarts,
       startedAt: s.startedAt > 0 ? new Date(s.startedAt).toISOString() : null,
       connections: this.#handoff === undefined ? null : s.connections,
+      stalled: s.late,
     }));
   }
 
@@ -316,6 +368,7 @@ export class WorkerPool {
     slot.state = 'starting';
     slot.startedAt = this.clock.now();
     slot.report = undefined;
+    slot.late = false;
     return new Promise<number>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => fail(new Error(`request worker ${slot.index} did not start within ${START_TIMEOUT_MS / 1000}s`)), START_TIMEOUT_MS);
@@ -327,6 +380,7 @@ export class WorkerPool {
         reject(err);
       };
       child.on('message', (msg: FromWorker) => {
+        if (slot.child === child) this.#heard(slot);
         if (msg.t === 'listening' && !settled) {
           settled = true;
           clearTimeout(timer);

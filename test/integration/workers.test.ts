@@ -244,6 +244,42 @@ describe('request workers (proxy.workers)', () => {
     assert.equal(await requestsTotal(), 12, "the killed worker's requests still counted");
   });
 
+  it('a stuck worker (SIGSTOP) is handed no new connection once silent for 2 s, and is killed and replaced after proxy.workerStallTimeout', async (t) => {
+    const clock = new FakeClock();
+    const lb = await startApp((await nodes(t, 1)).map((s) => s.url), { proxy: { workers: 2, workerStallTimeout: '10s' } }, { clock });
+    t.after(() => lb.close());
+    const victim = (await status(lb)).workers[0]!;
+    process.kill(victim.pid!, 'SIGSTOP');
+    t.after(() => {
+      try {
+        process.kill(victim.pid!, 'SIGKILL');
+      } catch {
+        // Killed already, as it should be.
+      }
+    });
+    clock.advance(3_000);
+    // The control plane's next round of questions finds it silent (its question to it times out).
+    await status(lb);
+    const late = await lb.logs.waitFor((l) => l.event === 'worker_stalled', 5000);
+    assert.deepEqual([late.level, late.worker, late.killed], ['warn', victim.index, false]);
+    assert.equal((await send(`${lb.adminUrl}/-/ready`)).status, 200, 'the other worker serves');
+    assert.deepEqual((await status(lb)).workers.map((w) => w.stalled), [true, false]);
+    // Each on its own connection: none goes to the stuck worker, where it would hang.
+    const bounded = (p: Promise<{ status: number }>) => Promise.race([p.then((r) => r.status), new Promise<string>((r) => setTimeout(() => r('hung'), 5000).unref())]);
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => bounded(send(`${lb.url}/v2/lib/a/manifests/${i}`))));
+    assert.deepEqual(answers, [200, 200, 200, 200, 200, 200]);
+    clock.advance(8_000);
+    await status(lb);
+    const killed = await lb.logs.waitFor((l) => l.event === 'worker_stalled' && l.killed === true, 5000);
+    assert.equal(killed.level, 'error');
+    const exited = await lb.logs.waitFor((l) => l.event === 'worker_exited', 5000);
+    assert.deepEqual([exited.worker, exited.signal], [victim.index, 'SIGKILL']);
+    await lb.logs.waitFor((l) => l.event === 'worker_started' && l.worker === victim.index, 10_000);
+    const slot = (await status(lb)).workers.find((w) => w.index === victim.index)!;
+    assert.deepEqual([slot.state, slot.restarts], ['running', 1]);
+    assert.notEqual(slot.pid, victim.pid);
+  });
+
   it('a reload reaches every worker: an added node takes traffic from all of them', async (t) => {
     const servers = await nodes(t, 2);
     const tmp = makeTempDir('workers-reload');

@@ -29,8 +29,8 @@ it('harbor-lb status prints each flag with its fix, the config generation and wh
     cluster: { panic: false, degraded: null, maxEjected: 1 },
     cache: { dir: '/var/cache/harbor-lb', maxSize: 10 * 2 ** 30, size: 3 * 2 ** 29, blobs: 12 },
     workers: [
-      { index: 1, pid: 11, state: 'running', requests: 40, inflight: 0, rssBytes: 100 * 2 ** 20, restarts: 0, startedAt: null, connections: 3 },
-      { index: 2, pid: 12, state: 'stopping', requests: 38, inflight: 1, rssBytes: 90 * 2 ** 20, restarts: 1, startedAt: null, connections: 2 },
+      { index: 1, pid: 11, state: 'running', requests: 40, inflight: 0, rssBytes: 100 * 2 ** 20, restarts: 0, startedAt: null, connections: 3, stalled: true },
+      { index: 2, pid: 12, state: 'stopping', requests: 38, inflight: 1, rssBytes: 90 * 2 ** 20, restarts: 1, startedAt: null, connections: 2, stalled: false },
     ],
     config: { generation: 3, loadedAt: '2026-12-01T01:00:00.000Z', restartNeeded: ['listen.port'], lastReload: { at: '2026-12-01T01:05:00.000Z', ok: false, problems: ['nodes[0].url: expected an http(s) URL'] } },
   } as unknown as StatusDocument;
@@ -39,5 +39,5 @@ it('harbor-lb status prints each flag with its fix, the config generation and wh
   assert.match(text, /^config: generation 3, loaded 2026-12-01T01:00:00\.000Z; last reload REFUSED at .*: nodes\[0\]\.url: expected an http\(s\) URL$/m);
   assert.match(text, /^config: changed but waiting for a restart: listen\.port$/m);
   assert.match(text, /^blob cache: 1\.5 GiB of 10\.0 GiB, 12 blobs \(\/var\/cache\/harbor-lb\)$/m);
-  assert.match(text, /^workers: 2 \(1: running, 40 requests, 3 connections, 100 MiB; 2: stopping, 38 requests, 2 connections, 90 MiB, restarted 1x\)$/m);
+  assert.match(text, /^workers: 2 \(1: running \(stalled\), 40 requests, 3 connections, 100 MiB; 2: stopping, 38 requests, 2 connections, 90 MiB, restarted 1x\)$/m);
 });
