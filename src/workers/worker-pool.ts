@@ -30,8 +30,8 @@ const MIRROR_EVERY_MS = 250;
 /** The node set's events that change what workers are sent of it: each sends the mirror at once. */
 const MIRRORED_EVENTS = ['state', 'rule', 'routes', 'flag', 'added', 'removed', 'reachability'] as const;
 /**
- * A worker that does not answer a question in this long is left out of the answer; one silent
- * this long is late: handed no new connection, asked nothing by a scrape, not counted as serving.
+ * A worker that does not answer a question in this long is left out of the answer, and is late
+ * until it says something: handed no new connection, asked nothing by a scrape, not counted as serving.
  */
 const ASK_TIMEOUT_MS = 2000;
 /** A worker that has not listened after this long is given up on (start-up fails, or it is replaced). */
@@ -93,7 +93,7 @@ interface Slot {
   lastSent: number;
   /** When its worker last sent anything (an answer, a verdict), on the control plane's clock. */
   heardAt: number;
-  /** Silent for ASK_TIMEOUT_MS or more (its event loop stuck, or SIGSTOP): see #watch. */
+  /** A question to it went unanswered for ASK_TIMEOUT_MS, and it has said nothing since (its event loop stuck, or SIGSTOP): see #watch. */
   late: boolean;
 }
 
@@ -244,32 +244,37 @@ export class WorkerPool {
   }
 
   /**
-   * A running worker that has said nothing for ASK_TIMEOUT_MS (it answers a report every second)
-   * is late: new connections go to the others and readiness does not count it. Silent for
-   * proxy.workerStallTimeout, it is killed and replaced: its event loop is stuck, and the
-   * connections it holds get nothing from it anyway.
+   * A running worker late to answer (a question to it went unanswered for ASK_TIMEOUT_MS; it is
+   * asked for its counters every second) gets no new connections and readiness does not count
+   * it. Silent for proxy.workerStallTimeout, it is killed and replaced: its event loop is stuck,
+   * and the connections it holds get nothing from it anyway.
    */
   #watch(): void {
     const now = this.clock.now();
     const stall = this.#config.proxy.workerStallTimeout;
     for (const slot of this.#slots) {
       const child = slot.child;
-      if (slot.state !== 'running' || child === undefined) continue;
+      if (!slot.late || slot.state !== 'running' || child === undefined || stall === 0) continue;
       const silentMs = now - slot.heardAt;
-      if (silentMs < ASK_TIMEOUT_MS) continue;
-      const fields = { event: 'worker_stalled', worker: slot.index, pid: child.pid, silentMs };
-      if (stall > 0 && silentMs >= stall) {
-        this.parts.logger.error({ ...fields, killed: true }, `request worker ${slot.index} has not answered for ${Math.round(silentMs / 1000)}s (proxy.workerStallTimeout): killed, a new one takes its place`);
-        child.kill('SIGKILL');
-      } else if (!slot.late) {
-        slot.late = true;
-        this.parts.logger.warn(
-          { ...fields, killed: false },
-          `request worker ${slot.index} has not answered for ${Math.round(silentMs / 1000)}s: no new connections go to it${stall > 0 ? `; killed and replaced if silent for ${Math.round(stall / 1000)}s` : ''}`,
-        );
-        this.#handoff?.readyChanged();
-      }
+      if (silentMs < stall) continue;
+      this.parts.logger.error(
+        { event: 'worker_stalled', worker: slot.index, pid: child.pid, silentMs, killed: true },
+        `request worker ${slot.index} has not answered for ${Math.round(silentMs / 1000)}s (proxy.workerStallTimeout): killed, a new one takes its place`,
+      );
+      child.kill('SIGKILL');
     }
+  }
+
+  /** A question to a running worker went unanswered for ASK_TIMEOUT_MS. */
+  #unanswered(slot: Slot): void {
+    if (slot.late || slot.state !== 'running' || slot.child === undefined) return;
+    slot.late = true;
+    const stall = this.#config.proxy.workerStallTimeout;
+    this.parts.logger.warn(
+      { event: 'worker_stalled', worker: slot.index, pid: slot.child.pid, silentMs: this.clock.now() - slot.heardAt, killed: false },
+      `request worker ${slot.index} has not answered for ${ASK_TIMEOUT_MS / 1000}s: no new connections go to it${stall > 0 ? `; killed and replaced if silent for ${Math.round(stall / 1000)}s` : ''}`,
+    );
+    this.#handoff?.readyChanged();
   }
 
   /** A worker said something: it is not stuck. */
@@ -485,11 +490,13 @@ export class WorkerPool {
   }
 
   #ask(slot: Slot, what: 'report' | 'metrics'): Promise<unknown> {
-    if (slot.state !== 'running' || slot.child === undefined) return Promise.resolve(undefined);
+    const child = slot.child;
+    if (slot.state !== 'running' || child === undefined) return Promise.resolve(undefined);
     const id = this.#askId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#asks.delete(id);
+        if (slot.child === child) this.#unanswered(slot);
         resolve(undefined);
       }, ASK_TIMEOUT_MS);
       timer.unref();
