@@ -254,7 +254,7 @@ export class WorkerPool {
     const stall = this.#config.proxy.workerStallTimeout;
     for (const slot of this.#slots) {
       const child = slot.child;
-      if (!slot.late || slot.state !== 'running' || child === undefined || stall === 0) continue;
+      if (!slot.late || slot.state !== 'running' || child === undefined || child.killed || stall === 0) continue;
       const silentMs = now - slot.heardAt;
       if (silentMs < stall) continue;
       this.parts.logger.error(
