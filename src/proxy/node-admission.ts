@@ -37,7 +37,10 @@ export type Admitted =
 const HEADROOM = 0.1;
 /**
  * A heavy client waiting while only the headroom is free gets it after this long if no lighter
- * client came for it: capacity that is free is never withheld until a refusal.
+ * client came for it, as long as it then holds no more than the pool less its headroom: with
+ * several heavy clients, capacity that is free is not withheld until a refusal; one client alone
+ * never holds the headroom, which stays for the next client to come (a probe held a node's every
+ * connection with slow reads, and every other client waited out queueTimeout).
  */
 export const HEADROOM_GRACE_MS = 1000;
 
@@ -72,11 +75,15 @@ class PoolSlots {
     return this.heldBy(client) >= this.share || this.busyClient(client);
   }
 
-  /** Whether a slot is free for `client` now: any free slot when light; beyond the headroom when heavy, or any after the grace. */
+  /**
+   * Whether a slot is free for `client` now: any free slot when light; beyond the headroom when
+   * heavy, or one of the headroom after the grace while the client holds less than the pool less
+   * its headroom.
+   */
   mayTake(client: string, waitedMs = 0): boolean {
     const free = this.size - this.busy;
     if (free <= 0) return false;
-    return !this.heavy(client) || free > this.headroom || waitedMs >= HEADROOM_GRACE_MS;
+    return !this.heavy(client) || free > this.headroom || (waitedMs >= HEADROOM_GRACE_MS && this.heldBy(client) < this.size - this.headroom);
   }
 
   take(client: string): Slot {
@@ -117,9 +124,10 @@ class PoolSlots {
  * room, anyone gets one however many it holds. A client holding its share (limits.nodeShare), or
  * with more requests in flight than limits.requestsPerClient, is heavy: it waits behind every
  * lighter client, and takes the last tenth of a pool only once no lighter one has claimed it for
- * HEADROOM_GRACE_MS. A request that may go to any of several nodes waits on all of them. Nobody
- * is refused while capacity is free; a request that waited limits.queueTimeout without a slot is
- * answered 503. undici's own queue (first in, first out) is then never used.
+ * HEADROOM_GRACE_MS, and never so that it alone holds more than nine tenths. A request that may go
+ * to any of several nodes waits on all of them. Nobody is refused while capacity is free but the
+ * headroom a client that holds the rest is kept from; a request that waited limits.queueTimeout
+ * without a slot is answered 503. undici's own queue (first in, first out) is then never used.
  */
 export class NodeAdmission {
   /** Each node's two budgets; a node that leaves sends its waiters on to their other candidates. */

@@ -46,17 +46,34 @@ describe('node admission: fair shares, not refusals', () => {
     assert.ok(admission.tryTake(node, 'upload', 'farm'), 'the upload budget is its own');
   });
 
-  // Found in review: a heavy client alone was answered 503 after queueTimeout with a slot free.
-  it('a heavy client gets the headroom after a short grace when nobody lighter wants it: never refused while capacity is free', async () => {
+  // Found in review: a heavy client was answered 503 after queueTimeout with a slot free.
+  it('a heavy client gets the headroom after a short grace when nobody lighter wants it, while it holds less than the rest', async () => {
     const { admission, clock } = setup(10);
-    for (let i = 0; i < 9; i++) admission.tryTake(node, 'fast', 'farm');
+    for (let i = 0; i < 5; i++) admission.tryTake(node, 'fast', 'farm1');
+    for (let i = 0; i < 4; i++) admission.tryTake(node, 'fast', 'farm2');
     const got: Admitted[] = [];
-    void admission.wait([node], 'fast', 'farm', () => {}).then((a) => got.push(a));
+    void admission.wait([node], 'fast', 'farm1', () => {}).then((a) => got.push(a));
     await settle();
     assert.equal(got.length, 0, 'held back while a lighter client may still come');
     clock.advance(HEADROOM_GRACE_MS);
     await settle();
     assert.deepEqual(got.map((a) => a.kind), ['slot']);
+  });
+
+  // Found by a probe: one client's slow reads took the headroom after the grace, held every
+  // connection of the node, and every other client waited out queueTimeout (503).
+  it('one client never holds the headroom: it stays free for the next client, however long the heavy one waits', async () => {
+    const { admission, clock } = setup(10);
+    for (let i = 0; i < 9; i++) admission.tryTake(node, 'fast', 'farm');
+    const got: Admitted[] = [];
+    void admission.wait([node], 'fast', 'farm', () => {}).then((a) => got.push(a));
+    clock.advance(HEADROOM_GRACE_MS * 5);
+    await settle();
+    assert.equal(got.length, 0, 'the last tenth is not lent to the client holding the rest');
+    assert.ok(admission.tryTake(node, 'fast', 'late'), 'a client that comes later gets it at once');
+    clock.advance(30_000);
+    await settle();
+    assert.deepEqual(got.map((a) => a.kind), ['timeout'], 'the heavy client alone pays for what it holds');
   });
 
   it('a heavy client waits behind lighter ones, in arrival order within each kind, and is never refused while it waits', async () => {
