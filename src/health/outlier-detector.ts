@@ -45,12 +45,14 @@ interface Series {
   slow: boolean;
   /** How the last counted failure went (routing error code, or `answered 503`). */
   last: string;
+  /** The route class of the last counted failure when it was a gateway answer. */
+  lastRoute: string | undefined;
   ejections: number;
   /** Every ejection since start, for /metrics (`ejections` is the current back-off series only). */
   ejectedTotal: number;
   lastEjectedUntil: number;
-  /** The gateway status behind the current ejection, so a cluster-wide failure can lift it. */
-  ejectedFor: { status: number; at: number } | undefined;
+  /** The gateway status and route class behind the current ejection, so a cluster-wide failure of that route can lift it. */
+  ejectedFor: { status: number; route: string; at: number } | undefined;
   cappedSaid: boolean;
 }
 
@@ -85,7 +87,7 @@ export class OutlierDetector {
     this.#rechecks = new RecheckTrigger(clock, RECHECK_SPACING_MS, (node) => this.#checkSuspect(node));
     // A node that leaves takes its series, its last cluster-failure answers and any owed check with it.
     this.#series = nodes.slot<Series>(
-      () => ({ consecutive: 0, slow: false, last: '', ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }),
+      () => ({ consecutive: 0, slow: false, last: '', lastRoute: undefined, ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }),
       (_, node) => {
         this.#cluster.forget(node);
         this.#rechecks.forget(node);
@@ -98,8 +100,8 @@ export class OutlierDetector {
       },
       ended: (f) => {
         this.logger.info(
-          { event: 'cluster_degraded', active: false, status: f.status, durationMs: this.clock.now() - f.since },
-          `cluster_degraded over: the nodes no longer all answer ${f.status} (one answers well, one fails alone, or none has failed so for ${Math.round(this.cfg.clusterWindow / 1000)}s)`,
+          { event: 'cluster_degraded', active: false, status: f.status, route: f.route, durationMs: this.clock.now() - f.since },
+          `cluster_degraded over: the nodes no longer all answer ${f.status} on ${f.route} requests (one answers well, one fails alone, or none has failed so for ${Math.round(this.cfg.clusterWindow / 1000)}s)`,
         );
         for (const l of this.#clusterListeners) l();
       },
@@ -112,7 +114,7 @@ export class OutlierDetector {
     return () => this.#clusterListeners.delete(listener);
   }
 
-  /** The failure every node shows now, if any: its answers are passed on, not retried. */
+  /** The failure every node shows now on one route class, if any: answers on that route are passed on, not retried. */
   get clusterFailure(): ClusterFailure | undefined {
     return this.#cluster.current;
   }
@@ -165,6 +167,7 @@ export class OutlierDetector {
     }
     s.consecutive++;
     s.last = v.kind === 'gateway' ? `answered ${v.status}` : v.code;
+    s.lastRoute = v.kind === 'gateway' ? v.route : undefined;
     if (s.consecutive >= this.cfg.consecutiveFailures && !this.nodes.isEjected(node)) this.#rechecks.request(node);
   }
 
@@ -226,7 +229,7 @@ export class OutlierDetector {
     s.ejectedTotal++;
     s.consecutive = 0;
     s.lastEjectedUntil = now + backoff;
-    s.ejectedFor = s.last.startsWith('answered ') ? { status: Number(s.last.slice(9)), at: now } : undefined;
+    s.ejectedFor = s.lastRoute !== undefined ? { status: Number(s.last.slice(9)), route: s.lastRoute, at: now } : undefined;
   }
 
   stop(): void {
@@ -260,7 +263,7 @@ export class OutlierDetector {
       if (s === undefined) continue;
       s.consecutive = 0;
       const cause = s.ejectedFor;
-      if (cause && cause.status === f.status && f.since - cause.at <= this.cfg.clusterWindow && this.nodes.isEjected(node)) {
+      if (cause && cause.status === f.status && cause.route === f.route && f.since - cause.at <= this.cfg.clusterWindow && this.nodes.isEjected(node)) {
         // The failure it was ejected for turned out to be everyone's: the ejection is undone, and so is its step in the back-off.
         s.ejectedFor = undefined;
         s.ejections = Math.max(0, s.ejections - 1);
@@ -269,8 +272,8 @@ export class OutlierDetector {
       }
     }
     this.logger.warn(
-      { event: 'cluster_degraded', active: true, status: f.status, nodes: routable.map((n) => n.name), lifted },
-      `cluster_degraded: every node answers ${f.status} (a shared dependency such as storage or the database is failing); passing the answers on, ejecting nobody`,
+      { event: 'cluster_degraded', active: true, status: f.status, route: f.route, nodes: routable.map((n) => n.name), lifted },
+      `cluster_degraded: every node answers ${f.status} on ${f.route} requests (a shared dependency such as storage or the database is failing); passing those answers on, ejecting nobody`,
     );
   }
 }

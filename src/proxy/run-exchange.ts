@@ -75,8 +75,9 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
       node,
       slot,
       number,
-      // A 5xx every node answers is passed on at once: retrying it elsewhere only adds load.
-      retryGatewayErrors: anotherNode && deps.budget.canRetry() && deps.outliers.clusterFailure === undefined,
+      // A 5xx every node answers on this route is passed on at once: retrying it elsewhere only
+      // adds load. Other routes retry as ever (a probe made every node answer 503 on one path).
+      retryGatewayErrors: anotherNode && deps.budget.canRetry() && deps.outliers.clusterFailure?.route !== ex.route,
       hold: inspectToken ? guard.holdFor(node) : undefined,
       bearer,
       // A registry refuses a token before it acts: a refused request can go elsewhere if its body can be sent again.

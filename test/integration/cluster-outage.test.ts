@@ -65,6 +65,37 @@ describe('a failure every node shares (storage down) is passed on, never made wo
     assert.equal((await send(`${lb.url}/v2/library/a/manifests/v1`)).status, 200, 'the first pull after recovery');
   });
 
+  // Found by a probe: requests to a path every node answers 503 (a component no node runs) turned
+  // retries off for every route and every client, and lifted ejections made on other routes.
+  it("a path every node answers 503 on one route (a client's doing, or a component down) stops retries on that route only", async (t) => {
+    const flaky = { n2: true };
+    const nodes = await Promise.all(
+      ['n1', 'n2'].map((name) =>
+        startServer((req, res) => {
+          req.resume();
+          const url = req.url ?? '/';
+          if (url.startsWith('/chartrepo/')) return res.writeHead(503).end('no chart museum here');
+          if (name === 'n2' && flaky.n2 && url.startsWith('/v2/')) return res.writeHead(503).end('n2 alone fails');
+          res.end(`${name} ok`);
+        }),
+      ),
+    );
+    t.after(() => Promise.all(nodes.map((n) => n.close())));
+    // Ejections need a failed check, which this test does not want: the failures only count.
+    const lb = await startApp(nodes.map((n) => n.url), { health: { enabled: false, passive: { consecutiveFailures: 1000 } } });
+    t.after(() => lb.close());
+    for (let i = 0; i < 4; i++) assert.equal((await send(`${lb.url}/chartrepo/library/charts/x.tgz`)).status, 503);
+    assert.deepEqual([lb.app.outliers.clusterFailure?.status, lb.app.outliers.clusterFailure?.route], [503, 'other']);
+    const degraded = lb.logs.lines.find((l) => l.event === 'cluster_degraded')!;
+    assert.equal(degraded.route, 'other');
+    // Pulls landing on n2, which fails alone, go on to n1 as ever.
+    for (let i = 0; i < 8; i++) {
+      const pull = await send(`${lb.url}/v2/library/a/manifests/${i}`);
+      assert.deepEqual([pull.status, pull.body.toString()], [200, 'n1 ok'], `pull ${i}`);
+    }
+    assert.ok(lb.logs.requests().some((l) => String(l.path).startsWith('/v2/') && l.attempts === 2), 'some pull was retried');
+  });
+
   it('when the health checks see the registry fail on every node, the nodes leave the registry routes only: tokens and UI answered, pulls get the nodes\' own 503', async (t) => {
     const { storage, lb } = await setup(t, true);
     for (const n of ['n1', 'n2', 'n3']) await lb.logs.waitFor((l) => l.event === 'node_state' && l.node === n && l.to === 'healthy');

@@ -269,6 +269,20 @@ describe('passive failure detection', () => {
     assert.deepEqual(logs.lines.find((l) => l.event === 'cluster_degraded')?.lifted, ['n1']);
   });
 
+  it('lifts no ejection made for a failure on another route: a cluster failure of one route says nothing of the others', async () => {
+    const { outliers, n1, n2, n3, logs } = setup();
+    for (let i = 0; i < 3; i++) outliers.record(n1, s503);
+    await settle();
+    assert.equal(n1.state, 'unhealthy');
+    const other503 = { kind: 'gateway', status: 503, route: 'other' } as const;
+    outliers.record(n1, other503);
+    outliers.record(n2, other503);
+    outliers.record(n3, other503);
+    assert.deepEqual([outliers.clusterFailure?.route, n1.state], ['other', 'unhealthy']);
+    const line = logs.lines.find((l) => l.event === 'cluster_degraded')!;
+    assert.deepEqual([line.route, line.lifted], ['other', []]);
+  });
+
   it('does not call it the cluster\'s when one node answers well, or the 5xx differ', async () => {
     const { outliers, n1, n2, n3 } = setup();
     outliers.record(n1, s503);
