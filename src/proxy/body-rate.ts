@@ -3,8 +3,14 @@ import { TickingSet, type Ticked } from '../util/ticking-set.js';
 
 /** A request/response exchange as the rate watch sees it. */
 export interface Transfer {
-  /** Bytes moved so far in either direction. */
+  /** Bytes moved so far in either direction: read from the client, and written that its connection took whole. */
   bytes(): number;
+  /**
+   * Of the write under way to the client, the bytes its connection has not taken yet, when the
+   * socket can tell (undefined otherwise). A write is counted in bytes() only once all of it is
+   * taken, and a blob goes out in writes of up to 1 MiB: this shows the progress within one.
+   */
+  unsent(): number | undefined;
   /** Whether the proxy is waiting on the client now: for more request body, or for it to read. */
   waitingOnClient(): boolean;
   /** Called once when the client is too slow; ends the exchange. */
@@ -14,7 +20,12 @@ export interface Transfer {
 interface Watched extends Ticked {
   transfer: Transfer;
   waited: number;
-  bytesAtStart: number;
+  /** Bytes moved in the current window: whole writes and reads, and progress within a write. */
+  moved: number;
+  lastBytes: number;
+  lastUnsent: number | undefined;
+  /** Progress within the write under way, already in `moved`: not counted again when it completes. */
+  partial: number;
 }
 
 const TICK_MS = 1000;
@@ -23,7 +34,9 @@ const TICK_MS = 1000;
  * Bounds slow bodies the way haproxy and nginx do: time spent waiting on a client is added up,
  * and each `window` of it must have moved `minRate` bytes per second, or the exchange is cut.
  * Only waiting on the client counts (a node taking its time to answer does not), and the first
- * window is the grace, so a slow upload that keeps moving is never cut. One timer for all.
+ * window is the grace, so a slow upload that keeps moving is never cut. Progress within a write
+ * counts (a probe's reader at 1,500 B/s, above minBodyRate, was cut between two writes). One
+ * timer for all.
  */
 export class BodyRateWatch {
   readonly #watched: TickingSet<Watched>;
@@ -43,7 +56,7 @@ export class BodyRateWatch {
   /** Starts watching; the returned function stops it (call it when the exchange ends). */
   watch(transfer: Transfer): () => void {
     if (!this.enabled) return noop;
-    return this.#watched.add({ transfer, waited: 0, bytesAtStart: transfer.bytes(), tickIndex: -1 });
+    return this.#watched.add({ transfer, waited: 0, moved: 0, lastBytes: transfer.bytes(), lastUnsent: transfer.unsent(), partial: 0, tickIndex: -1 });
   }
 
   stop(): void {
@@ -54,18 +67,33 @@ export class BodyRateWatch {
     const needed = (this.minRate * this.window) / 1000;
     for (const w of watched) {
       if (!w.transfer.waitingOnClient()) continue;
+      measure(w);
       w.waited += TICK_MS;
       if (w.waited < this.window) continue;
-      const bytes = w.transfer.bytes();
-      if (bytes - w.bytesAtStart < needed) {
+      if (w.moved < needed) {
         this.#watched.delete(w);
         w.transfer.cut();
       } else {
         w.waited = 0;
-        w.bytesAtStart = bytes;
+        w.moved = 0;
       }
     }
   }
+}
+
+/** Adds what moved since the last look: whole writes and reads, or else the progress within the write under way. */
+function measure(w: Watched): void {
+  const bytes = w.transfer.bytes();
+  const unsent = w.transfer.unsent();
+  if (bytes > w.lastBytes) {
+    w.moved += Math.max(0, bytes - w.lastBytes - w.partial);
+    w.partial = 0;
+  } else if (unsent !== undefined && w.lastUnsent !== undefined && unsent < w.lastUnsent) {
+    w.partial += w.lastUnsent - unsent;
+    w.moved += w.lastUnsent - unsent;
+  }
+  w.lastBytes = bytes;
+  w.lastUnsent = unsent;
 }
 
 const noop = (): void => {};

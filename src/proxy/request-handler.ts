@@ -14,6 +14,7 @@ import { loggablePath, readRequestHead, SubjectCache } from './request-info.js';
 import type { RoutingError } from './routing-error.js';
 import { normalizeIp } from './trusted-peers.js';
 import { requestIdentity, tagResponse, TraceIds } from './request-identity.js';
+import { unsentBytes } from '../util/unsent-bytes.js';
 
 export interface RequestHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
@@ -242,7 +243,9 @@ class FrontDoor implements RequestHandler {
     const { res, body } = ex;
     const socket = ex.req.socket;
     return this.#deps.rateWatch.watch({
-      bytes: () => socket.bytesRead + socket.bytesWritten,
+      // bytesWritten counts what is queued too: less what waits, what the connection took.
+      bytes: () => socket.bytesRead + socket.bytesWritten - socket.writableLength,
+      unsent: () => unsentBytes(socket),
       waitingOnClient: () => (body?.waiting ?? false) || res.writableNeedDrain,
       cut: () => {
         this.#deps.connections.count('MIN_BODY_RATE');
@@ -328,3 +331,4 @@ function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 }
+
