@@ -217,7 +217,7 @@ export class WorkerPool {
   /** A reload was applied: every worker takes the config in force (each applies its live parts). */
   configure(config: Config): void {
     this.#config = config;
-    for (const slot of this.#slots) this.#send(slot, { t: 'config', config: workerConfig(config, this.#slots.length) });
+    for (const slot of this.#slots) this.#send(slot, { t: 'config', config: workerConfig(config, this.#slots.length, slot.index) });
   }
 
   /**
@@ -409,7 +409,7 @@ export class WorkerPool {
         fail(new Error(`request worker ${slot.index} could not start: ${err.message}`));
         if (child.exitCode === null && child.signalCode === null && child.pid === undefined) this.#ended(slot, child, null, null);
       });
-      this.#send(slot, { t: 'start', config: workerConfig(this.#config, this.#slots.length), port, index: slot.index, mirror: this.#mirror(), handoff: this.#handoff !== undefined });
+      this.#send(slot, { t: 'start', config: workerConfig(this.#config, this.#slots.length, slot.index), port, index: slot.index, mirror: this.#mirror(), handoff: this.#handoff !== undefined });
     });
   }
 

@@ -105,10 +105,13 @@ describe('request workers: what crosses to the control plane', () => {
     link.close();
   });
 
-  it('shares out node connection budgets among workers, never below one', () => {
+  it('shares out node connection budgets among workers, adding up to the budget, never below one', () => {
     const cfg = validateConfig({ nodes: [{ name: 'n1', url: 'http://127.0.0.1:1' }], proxy: { maxConnectionsPerNode: 128, maxUploadConnectionsPerNode: 3 } });
-    const w = workerConfig(cfg, 4);
-    assert.deepEqual([w.proxy.maxConnectionsPerNode, w.proxy.maxUploadConnectionsPerNode], [32, 1]);
+    const shares = [1, 2, 3, 4].map((i) => workerConfig(cfg, 4, i)).map((w) => [w.proxy.maxConnectionsPerNode, w.proxy.maxUploadConnectionsPerNode]);
+    assert.deepEqual(shares, [[32, 1], [32, 1], [32, 1], [32, 1]], 'three upload connections: still one each');
+    // Found by a probe: 128 over 3 workers was 43 each, 129 connections to a node.
+    const three = [1, 2, 3].map((i) => workerConfig(cfg, 3, i).proxy.maxConnectionsPerNode);
+    assert.deepEqual(three, [43, 43, 42]);
     assert.equal(cfg.proxy.maxConnectionsPerNode, 128, 'the control plane keeps its own');
   });
 });
