@@ -37,10 +37,11 @@ export type Admitted =
 const HEADROOM = 0.1;
 /**
  * A heavy client waiting while only the headroom is free gets it after this long if no lighter
- * client came for it, as long as it then holds no more than the pool less its headroom: with
- * several heavy clients, capacity that is free is not withheld until a refusal; one client alone
- * never holds the headroom, which stays for the next client to come (a probe held a node's every
- * connection with slow reads, and every other client waited out queueTimeout).
+ * client came for it, as long as it then holds no more than nine tenths of the pool: with several
+ * heavy clients, capacity that is free is not withheld until a refusal; one client alone never
+ * holds the last tenth, which stays for the next client to come (a probe held a node's every
+ * connection with slow reads, and every other client waited out queueTimeout). A pool of under
+ * ten has no tenth to keep: one client may hold all of it after the grace.
  */
 export const HEADROOM_GRACE_MS = 1000;
 
@@ -63,6 +64,8 @@ class PoolSlots {
     readonly size: number,
     readonly share: number,
     readonly headroom: number,
+    /** Of the headroom, what one client never holds: its tenth, nothing in a pool of under ten (a worker's share on a many-core host). */
+    readonly kept: number,
     private readonly busyClient: (client: string) => boolean,
     private readonly now: () => number,
   ) {}
@@ -83,7 +86,7 @@ class PoolSlots {
   mayTake(client: string, waitedMs = 0): boolean {
     const free = this.size - this.busy;
     if (free <= 0) return false;
-    return !this.heavy(client) || free > this.headroom || (waitedMs >= HEADROOM_GRACE_MS && this.heldBy(client) < this.size - this.headroom);
+    return !this.heavy(client) || free > this.headroom || (waitedMs >= HEADROOM_GRACE_MS && this.heldBy(client) < this.size - this.kept);
   }
 
   take(client: string): Slot {
@@ -143,7 +146,7 @@ export class NodeAdmission {
     const make = (node: ClusterNode, kind: PoolKind) => {
       const size = opts.sizes[kind];
       const share = opts.nodeShare >= 1 ? Infinity : Math.max(1, Math.floor(size * opts.nodeShare));
-      return new PoolSlots(node, size, share, Math.max(1, Math.floor(size * HEADROOM)), busyClient, () => clock.now());
+      return new PoolSlots(node, size, share, Math.max(1, Math.floor(size * HEADROOM)), Math.floor(size * HEADROOM), busyClient, () => clock.now());
     };
     this.#pools = nodes.slot(
       (node) => ({ fast: make(node, 'fast'), upload: make(node, 'upload') }),

@@ -76,6 +76,18 @@ describe('node admission: fair shares, not refusals', () => {
     assert.deepEqual(got.map((a) => a.kind), ['timeout'], 'the heavy client alone pays for what it holds');
   });
 
+  // Found in review: with one connection per worker (a small budget over many cores), a busy
+  // client alone was never given the slot, idle, and waited out queueTimeout.
+  it('a pool of under ten has no tenth to keep: a heavy client alone gets its last slot after the grace', async () => {
+    const { admission, clock } = setup(1, 0.25, () => true);
+    assert.equal(admission.tryTake(node, 'fast', 'busy'), undefined, 'not at once: a lighter client may come');
+    const got: Admitted[] = [];
+    void admission.wait([node], 'fast', 'busy', () => {}).then((a) => got.push(a));
+    clock.advance(HEADROOM_GRACE_MS);
+    await settle();
+    assert.deepEqual(got.map((a) => a.kind), ['slot']);
+  });
+
   it('a heavy client waits behind lighter ones, in arrival order within each kind, and is never refused while it waits', async () => {
     const { admission } = setup(4, 0.5);
     const farm = [admission.tryTake(node, 'fast', 'farm')!, admission.tryTake(node, 'fast', 'farm')!, admission.tryTake(node, 'fast', 'farm')!];
