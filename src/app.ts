@@ -8,7 +8,7 @@ import type { Logger } from './log/loggers.js';
 import type { NodeSet } from './nodes/node-set.js';
 import type { TokenGuard } from './token/token-guard.js';
 import type { TrustProbe } from './token/trust-probe.js';
-import { createSystemClock } from './util/clock.js';
+import { createMonotonicClock, createSystemClock } from './util/clock.js';
 import type { AppDeps } from './app/app-deps.js';
 import { composeParts } from './app/compose.js';
 import { Lifecycle, type StartedUrls } from './app/lifecycle.js';
@@ -55,7 +55,13 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   // With several request workers this process is their control plane: they serve, it decides.
   const control = deps.worker === undefined && config.proxy.workers > 1;
   return composeApp(config, deps, (parts) =>
-    control ? { kind: 'control', pool: new WorkerPool(parts, config, { count: config.proxy.workers, entry: WORKER_ENTRY, logDestination: deps.logDestination }, parts.clock) } : { kind: 'single' },
+    control
+      ? {
+          kind: 'control',
+          // A worker's silence is timed on a monotonic clock (a wall-clock step is no silence), or on a test's.
+          pool: new WorkerPool(parts, config, { count: config.proxy.workers, entry: WORKER_ENTRY, logDestination: deps.logDestination, watchClock: deps.clock ?? createMonotonicClock() }, parts.clock),
+        }
+      : { kind: 'single' },
   ).app;
 }
 

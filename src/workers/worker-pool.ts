@@ -66,6 +66,8 @@ export interface WorkerPoolOptions {
   entry: string;
   /** Where worker log lines go when not straight to this process's stdout (tests capture them). */
   logDestination?: DestinationStream;
+  /** What a worker's silence is timed on (proxy.workerStallTimeout): monotonic; the control plane's clock when not given. */
+  watchClock?: Clock;
 }
 
 interface Slot {
@@ -91,10 +93,14 @@ interface Slot {
   /** Sockets sent to its worker that it has not told of, by number (connection handoff). */
   inTransit: Map<number, Socket>;
   lastSent: number;
-  /** When its worker last sent anything (an answer, a verdict), on the control plane's clock. */
+  /** When its worker last sent anything (an answer, a verdict), on the watch clock. */
   heardAt: number;
   /** A question to it went unanswered for ASK_TIMEOUT_MS, and it has said nothing since (its event loop stuck, or SIGSTOP): see #watch. */
   late: boolean;
+  /** Its lateness was logged (worker_stalled lines are rate-limited): its end is said too. */
+  lateSaid: boolean;
+  /** It was killed for its silence: what it says on its way out does not make it serve again. */
+  stallKilled: boolean;
 }
 
 /**
@@ -131,6 +137,9 @@ export class WorkerPool {
   /** The client port's listener when the control plane hands out connections (least-connections). */
   readonly #handoff: ConnectionHandoff<Slot> | undefined;
   readonly #acceptLog = new LogRateLimit(1000);
+  /** One worker_stalled warning per worker a minute: one that keeps answering late would say it every few seconds. */
+  readonly #lateLog = new LogRateLimit(60_000);
+  readonly #watchClock: Clock;
 
   constructor(
     private readonly parts: Parts,
@@ -139,6 +148,7 @@ export class WorkerPool {
     private readonly clock: Clock,
   ) {
     this.#config = config;
+    this.#watchClock = opts.watchClock ?? clock;
     this.#v8Flags = acceptedFlags(process.execPath, wantedFlags(process.execArgv));
     for (let index = 1; index <= opts.count; index++) {
       this.#slots.push({
@@ -160,6 +170,8 @@ export class WorkerPool {
         lastSent: 0,
         heardAt: 0,
         late: false,
+        lateSaid: false,
+        stallKilled: false,
       });
     }
     if (config.proxy.connectionBalance === 'least-connections') {
@@ -232,6 +244,8 @@ export class WorkerPool {
     const now = this.clock.now();
     await Promise.all(
       this.#slots.map(async (slot) => {
+        // A late worker is asked (an answer ends its lateness) but not waited for.
+        if (slot.late) return void this.#ask(slot, 'report');
         const report = (await this.#ask(slot, 'report')) as WorkerReport | undefined;
         if (report !== undefined) slot.report = report;
         if (slot.child === undefined || now - slot.metricsAt < METRICS_EVERY_MS) return;
@@ -240,6 +254,8 @@ export class WorkerPool {
       }),
     );
     this.#sumTraffic();
+    // After the next poll: answers that came while this process was busy are read first.
+    await new Promise((resolve) => setImmediate(resolve));
     this.#watch();
   }
 
@@ -250,39 +266,44 @@ export class WorkerPool {
    * and the connections it holds get nothing from it anyway.
    */
   #watch(): void {
-    const now = this.clock.now();
+    const now = this.#watchClock.now();
     const stall = this.#config.proxy.workerStallTimeout;
     for (const slot of this.#slots) {
       const child = slot.child;
-      if (!slot.late || slot.state !== 'running' || child === undefined || child.killed || stall === 0) continue;
+      if (!slot.late || slot.stallKilled || slot.state !== 'running' || child === undefined || stall === 0) continue;
       const silentMs = now - slot.heardAt;
       if (silentMs < stall) continue;
       this.parts.logger.error(
         { event: 'worker_stalled', worker: slot.index, pid: child.pid, silentMs, killed: true },
         `request worker ${slot.index} has not answered for ${Math.round(silentMs / 1000)}s (proxy.workerStallTimeout): killed, a new one takes its place`,
       );
+      slot.stallKilled = true;
       child.kill('SIGKILL');
     }
   }
 
-  /** A question to a running worker went unanswered for ASK_TIMEOUT_MS. */
-  #unanswered(slot: Slot): void {
-    if (slot.late || slot.state !== 'running' || slot.child === undefined) return;
+  /** A question sent at `askedAt` to a running worker went unanswered for ASK_TIMEOUT_MS, and it has said nothing since. */
+  #unanswered(slot: Slot, askedAt: number): void {
+    if (slot.late || slot.heardAt > askedAt || slot.state !== 'running' || slot.child === undefined) return;
     slot.late = true;
     const stall = this.#config.proxy.workerStallTimeout;
-    this.parts.logger.warn(
-      { event: 'worker_stalled', worker: slot.index, pid: slot.child.pid, silentMs: this.clock.now() - slot.heardAt, killed: false },
-      `request worker ${slot.index} has not answered for ${ASK_TIMEOUT_MS / 1000}s: no new connections go to it${stall > 0 ? `; killed and replaced if silent for ${Math.round(stall / 1000)}s` : ''}`,
-    );
+    const held = this.#lateLog.take(String(slot.index), this.#watchClock.now());
+    slot.lateSaid = held !== undefined;
+    if (held !== undefined) {
+      this.parts.logger.warn(
+        { event: 'worker_stalled', worker: slot.index, pid: slot.child.pid, silentMs: this.#watchClock.now() - slot.heardAt, killed: false, notLogged: held },
+        `request worker ${slot.index} has not answered for ${ASK_TIMEOUT_MS / 1000}s: ${this.#handoff === undefined ? 'it does not count as serving' : 'no new connections go to it'}${stall > 0 ? `; killed and replaced if silent for ${Math.round(stall / 1000)}s` : ''}`,
+      );
+    }
     this.#handoff?.readyChanged();
   }
 
   /** A worker said something: it is not stuck. */
   #heard(slot: Slot): void {
-    slot.heardAt = this.clock.now();
-    if (!slot.late) return;
+    slot.heardAt = this.#watchClock.now();
+    if (!slot.late || slot.stallKilled) return;
     slot.late = false;
-    this.parts.logger.info({ event: 'worker_stalled', worker: slot.index, pid: slot.child?.pid, over: true }, `request worker ${slot.index} answers again: it takes new connections`);
+    if (slot.lateSaid) this.parts.logger.info({ event: 'worker_stalled', worker: slot.index, pid: slot.child?.pid, over: true }, `request worker ${slot.index} answers again: ${this.#handoff === undefined ? 'it counts as serving' : 'it takes new connections'}`);
     this.#handoff?.readyChanged();
   }
 
@@ -374,6 +395,8 @@ export class WorkerPool {
     slot.startedAt = this.clock.now();
     slot.report = undefined;
     slot.late = false;
+    slot.stallKilled = false;
+    slot.heardAt = this.#watchClock.now();
     return new Promise<number>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => fail(new Error(`request worker ${slot.index} did not start within ${START_TIMEOUT_MS / 1000}s`)), START_TIMEOUT_MS);
@@ -421,6 +444,7 @@ export class WorkerPool {
     }
     slot.retiredRequests += slot.report?.requests ?? 0;
     slot.report = undefined;
+    slot.late = false;
     // Its connections ended with it, and those on their way to it.
     this.#handoff?.gone(slot);
     if (slot.metrics !== undefined) {
@@ -493,10 +517,14 @@ export class WorkerPool {
     const child = slot.child;
     if (slot.state !== 'running' || child === undefined) return Promise.resolve(undefined);
     const id = this.#askId++;
+    const askedAt = this.#watchClock.now();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#asks.delete(id);
-        if (slot.child === child) this.#unanswered(slot);
+        // After the next poll: an answer that waited in the channel while this process was busy is no silence.
+        setImmediate(() => {
+          if (slot.child === child) this.#unanswered(slot, askedAt);
+        });
         resolve(undefined);
       }, ASK_TIMEOUT_MS);
       timer.unref();
@@ -685,11 +713,11 @@ export class WorkerPool {
 
   #mirror(): NodeMirror {
     const { nodes, outliers, skew } = this.parts;
-    const f = outliers.clusterFailure;
+    const failures = outliers.clusterFailures;
     return {
       nodes: nodes.mirror(),
       // lastSeen moves with every failed answer: workers need only whether and since when.
-      clusterFailure: f === undefined ? undefined : { ...f, lastSeen: f.since },
+      clusterFailures: failures.map((f) => ({ ...f, lastSeen: f.since })),
       tokensAway: nodes.all.filter((n) => skew.tokensAway(n)).map((n) => n.name),
       answersWanted: this.#answersWanted(),
     };
