@@ -194,7 +194,7 @@ export const STATUS_PAGE_SCRIPT = String.raw`'use strict';
     var cl = doc.cluster || {};
     renderList(byId('cluster'), [
       ['panic mode', cl.panic ? 'on: too few nodes available, routing over every node that answers' : 'off', cl.panic ? 'bad' : ''],
-      ['cluster failure', cl.degraded ? 'every node answers ' + cl.degraded.status + ' since ' + localTime(cl.degraded.since) : 'none', cl.degraded ? 'bad' : ''],
+      ['cluster failure', cl.degraded ? 'every node answers ' + cl.degraded.status + (cl.degraded.route ? ' on ' + cl.degraded.route + ' requests' : '') + ' since ' + localTime(cl.degraded.since) : 'none', cl.degraded ? 'bad' : ''],
       ['at most ejected', cl.maxEjected],
     ]);
     var cf = doc.config;

@@ -39,7 +39,8 @@ export interface StatusDocument {
   }>;
   sticky: { store: string; connected: boolean; entries?: number };
   /** Rules that span nodes, when they are in force. */
-  cluster: { panic: boolean; degraded: { status: number; since: string } | null; maxEjected: number };
+  /** degraded: the oldest cluster-wide failure under way (each route class has its own). */
+  cluster: { panic: boolean; degraded: { status: number; since: string; route: string } | null; maxEjected: number };
   /** The config in force: its generation (1 at start, +1 per reload), when loaded, what waits for a restart. */
   config?: ConfigStatus;
   /**
@@ -91,7 +92,7 @@ export function buildStatus(
     sticky,
     cluster: {
       panic: nodes.panic,
-      degraded: degraded ? { status: degraded.status, since: new Date(degraded.since).toISOString() } : null,
+      degraded: degraded ? { status: degraded.status, since: new Date(degraded.since).toISOString(), route: degraded.route } : null,
       maxEjected: nodes.maxEjected(),
     },
     ...(config === undefined ? {} : { config }),

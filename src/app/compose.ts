@@ -260,7 +260,7 @@ function composeProxy(config: Config, p: NodeParts & TrustParts & Pick<Parts, 's
     logger: p.routing,
     metrics,
     proto: config.listen.tls ? 'https' : 'http',
-    outliers: worker ? { get clusterFailure() { return worker.cluster.failure; } } : outliers,
+    outliers: worker ? { clusterFailureOn: (route) => worker.cluster.failures.get(route) } : outliers,
     guard,
     budget: p.budget,
     maxAttempts: config.balance.retries.attempts,

@@ -21,11 +21,13 @@ export interface ClusterFailureEvents {
  * shared (storage, database), and ejecting nodes would only turn it into an outage of the
  * proxy's own making. Every failure re-checks that this still holds: the episode ends as soon as
  * one node answers that route well, or a node fails alone, or `window` passes without the failure.
+ * Each route class has its own episode: a path every node answers 503 (which a client can ask for)
+ * neither ends nor stands for a storage outage on pulls.
  */
 export class ClusterFailureDetector {
   readonly #last = new Map<ClusterNode, Map<string, { status: number; at: number }>>();
-  #current: ClusterFailure | undefined;
-  #timer: Timer | undefined;
+  readonly #current = new Map<string, ClusterFailure>();
+  readonly #timers = new Map<string, Timer>();
 
   constructor(
     /** Settable: a config reload may change it. */
@@ -38,8 +40,19 @@ export class ClusterFailureDetector {
     this.#last.delete(node);
   }
 
+  /** The oldest episode under way, on any route. */
   get current(): ClusterFailure | undefined {
-    return this.#current;
+    return this.#current.values().next().value;
+  }
+
+  /** The episode under way on `route`, if any. */
+  on(route: string): ClusterFailure | undefined {
+    return this.#current.get(route);
+  }
+
+  /** Every episode under way, oldest first. */
+  all(): ClusterFailure[] {
+    return [...this.#current.values()];
   }
 
   /**
@@ -67,50 +80,54 @@ export class ClusterFailureDetector {
         const f = this.#last.get(n)?.get(route);
         return f !== undefined && f.status === status && now - f.at <= this.window;
       });
-    const cur = this.#current;
-    if (cur !== undefined && cur.status === status && cur.route === route) {
+    const cur = this.#current.get(route);
+    if (cur !== undefined && cur.status === status) {
       if (all) {
         cur.lastSeen = now;
         return true;
       }
-      this.#end();
+      this.#end(route);
       return false;
     }
     if (!all) return false;
-    if (cur !== undefined) this.#end();
-    this.#current = { status, route, since: now, lastSeen: now };
-    this.#schedule();
-    this.events.started(this.#current, routable);
+    if (cur !== undefined) this.#end(route);
+    const started: ClusterFailure = { status, route, since: now, lastSeen: now };
+    this.#current.set(route, started);
+    this.#schedule(route);
+    this.events.started(started, routable);
     return true;
   }
 
   /** A node answered `route` well: its last failure there no longer speaks for the cluster, and an episode on that route is over. */
   succeeded(node: ClusterNode, route: string): void {
     this.#last.get(node)?.delete(route);
-    if (this.#current?.route === route) this.#end();
+    if (this.#current.has(route)) this.#end(route);
   }
 
   stop(): void {
-    if (this.#timer) this.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    for (const timer of this.#timers.values()) this.clock.clearTimeout(timer);
+    this.#timers.clear();
   }
 
-  #schedule(): void {
-    const cur = this.#current!;
-    this.#timer = this.clock.setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#current !== cur) return;
+  #schedule(route: string): void {
+    const cur = this.#current.get(route)!;
+    const timer = this.clock.setTimeout(() => {
+      this.#timers.delete(route);
+      if (this.#current.get(route) !== cur) return;
       const quietFor = this.clock.now() - cur.lastSeen;
-      if (quietFor >= this.window) this.#end();
-      else this.#schedule();
+      if (quietFor >= this.window) this.#end(route);
+      else this.#schedule(route);
     }, Math.max(1, cur.lastSeen + this.window - this.clock.now()));
-    this.#timer.unref?.();
+    timer.unref?.();
+    this.#timers.set(route, timer);
   }
 
-  #end(): void {
-    const cur = this.#current!;
-    this.#current = undefined;
-    this.stop();
+  #end(route: string): void {
+    const cur = this.#current.get(route)!;
+    this.#current.delete(route);
+    const timer = this.#timers.get(route);
+    if (timer !== undefined) this.clock.clearTimeout(timer);
+    this.#timers.delete(route);
     this.events.ended(cur);
   }
 }

@@ -114,9 +114,19 @@ export class OutlierDetector {
     return () => this.#clusterListeners.delete(listener);
   }
 
-  /** The failure every node shows now on one route class, if any: answers on that route are passed on, not retried. */
+  /** The oldest failure every node shows now on some route class, if any. */
   get clusterFailure(): ClusterFailure | undefined {
     return this.#cluster.current;
+  }
+
+  /** Every route class's failure every node shows now, oldest first: answers on those routes are passed on, not retried. */
+  get clusterFailures(): ClusterFailure[] {
+    return this.#cluster.all();
+  }
+
+  /** The failure every node shows now on `route`, if any. */
+  clusterFailureOn(route: string): ClusterFailure | undefined {
+    return this.#cluster.on(route);
   }
 
   consecutiveFailures(node: ClusterNode): number {

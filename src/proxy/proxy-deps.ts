@@ -34,7 +34,7 @@ export interface ProxyDeps {
   metrics: RequestMetrics;
   proto: 'http' | 'https';
   /** Passive failure detection: a failure shared by every node makes retrying elsewhere pointless. */
-  outliers: Pick<OutlierDetector, 'clusterFailure'>;
+  outliers: Pick<OutlierDetector, 'clusterFailureOn'>;
   budget: RetryBudget;
   /** Token awareness; absent when token.rootCert is not configured. */
   guard: TokenGuard | undefined;

@@ -77,7 +77,7 @@ async function attempts(deps: ProxyDeps, ex: Exchange, placement: Placement): Pr
       number,
       // A 5xx every node answers on this route is passed on at once: retrying it elsewhere only
       // adds load. Other routes retry as ever (a probe made every node answer 503 on one path).
-      retryGatewayErrors: anotherNode && deps.budget.canRetry() && deps.outliers.clusterFailure?.route !== ex.route,
+      retryGatewayErrors: anotherNode && deps.budget.canRetry() && deps.outliers.clusterFailureOn(ex.route) === undefined,
       hold: inspectToken ? guard.holdFor(node) : undefined,
       bearer,
       // A registry refuses a token before it acts: a refused request can go elsewhere if its body can be sent again.

@@ -16,7 +16,8 @@ export interface SharedVerdict {
 /** What the control plane sends a request worker's node set: every node's conditions, the cluster's failure, who keeps tokens away. */
 export interface NodeMirror {
   nodes: MirroredNode[];
-  clusterFailure: ClusterFailure | undefined;
+  /** The route classes every node fails on now (their answers are passed on, not retried). */
+  clusterFailures: ClusterFailure[];
   /** Nodes whose clock is so far off that token requests go elsewhere (health/clock-skew.ts). */
   tokensAway: string[];
   /**

@@ -25,9 +25,9 @@ const send = (msg: FromWorker, then?: () => void): void => {
 };
 
 const link = new ProcessControlLink(send);
-const side: WorkerSide & { cluster: { failure: WorkerSide['cluster']['failure']; tokensAway: Set<string> } } = {
+const side: WorkerSide & { cluster: { failures: WorkerSide['cluster']['failures']; tokensAway: Set<string> } } = {
   link,
-  cluster: { failure: undefined, tokensAway: new Set() },
+  cluster: { failures: new Map(), tokensAway: new Set() },
 };
 let worker: { app: App; parts: Parts } | undefined;
 /** The connections the control plane hands this worker (proxy.connectionBalance least-connections). */
@@ -60,7 +60,7 @@ function stop(graceMs?: number): void {
 
 function follow(mirror: NodeMirror): void {
   link.want(mirror.answersWanted);
-  side.cluster.failure = mirror.clusterFailure;
+  side.cluster.failures = new Map(mirror.clusterFailures.map((f) => [f.route, f]));
   side.cluster.tokensAway = new Set(mirror.tokensAway);
   worker?.parts.nodes.follow(mirror.nodes);
 }

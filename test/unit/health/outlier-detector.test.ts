@@ -283,6 +283,23 @@ describe('passive failure detection', () => {
     assert.deepEqual([line.route, line.lifted], ['other', []]);
   });
 
+  // Found in review: one episode at a time, so a client's requests that every node answers 503 on
+  // one route ended a storage outage's episode on pulls, and the two took turns, logging each turn.
+  it('keeps an episode per route: a second route failing neither ends the first nor takes turns with it', () => {
+    const { outliers, n1, n2, n3, logs } = setup();
+    const other503 = { kind: 'gateway', status: 503, route: 'other' } as const;
+    for (let round = 0; round < 5; round++) {
+      for (const n of [n1, n2, n3]) outliers.record(n, s503);
+      for (const n of [n1, n2, n3]) outliers.record(n, other503);
+    }
+    assert.deepEqual([outliers.clusterFailureOn('v2')?.status, outliers.clusterFailureOn('other')?.status, outliers.clusterFailureOn('token')], [503, 503, undefined]);
+    assert.deepEqual(outliers.clusterFailures.map((f) => f.route), ['v2', 'other']);
+    const lines = logs.lines.filter((l) => l.event === 'cluster_degraded').map((l) => [l.route, l.active]);
+    assert.deepEqual(lines, [['v2', true], ['other', true]], 'one line as each began, none since');
+    outliers.record(n1, { kind: 'answered', route: 'other' });
+    assert.deepEqual(outliers.clusterFailures.map((f) => f.route), ['v2'], "a good answer ends its own route's episode only");
+  });
+
   it('does not call it the cluster\'s when one node answers well, or the 5xx differ', async () => {
     const { outliers, n1, n2, n3 } = setup();
     outliers.record(n1, s503);

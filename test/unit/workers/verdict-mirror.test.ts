@@ -126,10 +126,10 @@ describe('WorkerPool: what the workers hear of node state, and when', () => {
     const { nodes, outliers, pool, heard } = controlPlane(t, MIRROR_PRINTER, clock);
     for (const n of nodes.all) nodes.setCheck(n, 'healthy', 'ok');
     await pool.start(0);
-    const begun = heard((m) => m.clusterFailure !== undefined);
+    const begun = heard((m) => m.clusterFailures.length > 0);
     for (const n of nodes.all) outliers.record(n, { kind: 'gateway', status: 503, route: 'v2' });
     assert.equal(await begun, true, 'the workers heard the cluster failure begin');
-    const over = heard((m) => m.clusterFailure === undefined);
+    const over = heard((m) => m.clusterFailures.length === 0);
     clock.advance(10_000);
     assert.equal(outliers.clusterFailure, undefined, 'over in the control plane');
     assert.equal(await over, true, 'the workers heard it end, with no verdict and the regular mirror held still');
