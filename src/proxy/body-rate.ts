@@ -3,11 +3,13 @@ import { TickingSet, type Ticked } from '../util/ticking-set.js';
 
 /** A request/response exchange as the rate watch sees it. */
 export interface Transfer {
-  /** Bytes moved so far in either direction: read from the client, and written that its connection took whole. */
-  bytes(): number;
+  /** Bytes read from the client so far. */
+  read(): number;
+  /** Bytes written to the client that its connection has taken, in whole writes. */
+  written(): number;
   /**
    * Of the write under way to the client, the bytes its connection has not taken yet, when the
-   * socket can tell (undefined otherwise). A write is counted in bytes() only once all of it is
+   * socket can tell (undefined otherwise). A write is counted in written() only once all of it is
    * taken, and a blob goes out in writes of up to 1 MiB: this shows the progress within one.
    */
   unsent(): number | undefined;
@@ -22,7 +24,8 @@ interface Watched extends Ticked {
   waited: number;
   /** Bytes moved in the current window: whole writes and reads, and progress within a write. */
   moved: number;
-  lastBytes: number;
+  lastRead: number;
+  lastWritten: number;
   lastUnsent: number | undefined;
   /** Progress within the write under way, already in `moved`: not counted again when it completes. */
   partial: number;
@@ -56,7 +59,7 @@ export class BodyRateWatch {
   /** Starts watching; the returned function stops it (call it when the exchange ends). */
   watch(transfer: Transfer): () => void {
     if (!this.enabled) return noop;
-    return this.#watched.add({ transfer, waited: 0, moved: 0, lastBytes: transfer.bytes(), lastUnsent: transfer.unsent(), partial: 0, tickIndex: -1 });
+    return this.#watched.add({ transfer, waited: 0, moved: 0, lastRead: transfer.read(), lastWritten: transfer.written(), lastUnsent: transfer.unsent(), partial: 0, tickIndex: -1 });
   }
 
   stop(): void {
@@ -81,18 +84,22 @@ export class BodyRateWatch {
   }
 }
 
-/** Adds what moved since the last look: whole writes and reads, or else the progress within the write under way. */
+/** Adds what moved since the last look: reads, and whole writes or else the progress within the write under way. */
 function measure(w: Watched): void {
-  const bytes = w.transfer.bytes();
+  const read = w.transfer.read();
+  const written = w.transfer.written();
   const unsent = w.transfer.unsent();
-  if (bytes > w.lastBytes) {
-    w.moved += Math.max(0, bytes - w.lastBytes - w.partial);
+  w.moved += read - w.lastRead;
+  if (written > w.lastWritten) {
+    // The progress already counted within the writes that completed is not counted again.
+    w.moved += Math.max(0, written - w.lastWritten - w.partial);
     w.partial = 0;
   } else if (unsent !== undefined && w.lastUnsent !== undefined && unsent < w.lastUnsent) {
     w.partial += w.lastUnsent - unsent;
     w.moved += w.lastUnsent - unsent;
   }
-  w.lastBytes = bytes;
+  w.lastRead = read;
+  w.lastWritten = written;
   w.lastUnsent = unsent;
 }
 

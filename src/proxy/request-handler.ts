@@ -243,8 +243,9 @@ class FrontDoor implements RequestHandler {
     const { res, body } = ex;
     const socket = ex.req.socket;
     return this.#deps.rateWatch.watch({
+      read: () => socket.bytesRead,
       // bytesWritten counts what is queued too: less what waits, what the connection took.
-      bytes: () => socket.bytesRead + socket.bytesWritten - socket.writableLength,
+      written: () => socket.bytesWritten - socket.writableLength,
       unsent: () => unsentBytes(socket),
       waitingOnClient: () => (body?.waiting ?? false) || res.writableNeedDrain,
       cut: () => {
@@ -331,4 +332,3 @@ function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 }
-

@@ -7,14 +7,17 @@ import { FakeClock } from '../../support/fake-clock.js';
 function reader(rate: number, write: number, opts: { unsentKnown?: boolean } = {}) {
   let taken = 0;
   let cut = false;
+  /** Bytes the client sent meanwhile (a pipelined request). */
+  let sent = 0;
   const transfer = {
+    read: () => sent,
     // Only whole writes show in the stream's count.
-    bytes: () => Math.floor(taken / write) * write,
+    written: () => Math.floor(taken / write) * write,
     unsent: () => (opts.unsentKnown === false ? undefined : write - (taken % write)),
     waitingOnClient: () => true,
     cut: () => (cut = true),
   };
-  return { transfer, second: () => (taken += rate), cut: () => cut };
+  return { transfer, second: () => (taken += rate), send: (n: number) => (sent += n), cut: () => cut };
 }
 
 describe('minimum body rate (limits.minBodyRate)', () => {
@@ -47,6 +50,23 @@ describe('minimum body rate (limits.minBodyRate)', () => {
       assert.equal(at, 30, `cut after the first window at ${rate} B/s`);
       watch.stop();
     }
+  });
+
+  // Found in review: a read while a write was under way made the progress counted within it count again when it completed.
+  it('counts a write once, though the client sends something while it is under way', () => {
+    const clock = new FakeClock();
+    const watch = new BodyRateWatch(1024, 30_000, clock);
+    // 1,000 B/s is below the rate; 16 KiB writes complete every 16 s.
+    const r = reader(1000, 16 * 1024);
+    watch.watch(r.transfer);
+    let at = 0;
+    for (; at < 120 && !r.cut(); at++) {
+      if (at === 10) r.send(10);
+      r.second();
+      clock.advance(1000);
+    }
+    assert.equal(at, 30, 'cut after the first window');
+    watch.stop();
   });
 
   it('where the socket cannot tell what is unsent, whole writes count as before', () => {
