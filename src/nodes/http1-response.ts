@@ -1,5 +1,5 @@
-import { oneOfNames } from '../util/header-names.js';
-import { tokenLength } from '../util/http-token.js';
+import { oneOfNamesAt } from '../util/header-names.js';
+import { TOKEN_BYTES } from '../util/http-token.js';
 
 /**
  * Reads one HTTP/1.1 response from the bytes a node sends, read after read, without copying the
@@ -38,12 +38,9 @@ const MAX_CHUNK_LINE = 1024;
 const EMPTY = Buffer.alloc(0);
 /** The empty line that ends a head; as bytes, so finding it encodes nothing. */
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-/** Bytes no header value or reason phrase may hold: controls other than tab, and DEL. */
-const UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_TRAILERS = 16_384;
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
-/** Which of the headers the reader acts on a header is ('' for any other). */
-const framingName = oneOfNames(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+/** Which of the headers the reader acts on a header is ('' for any other), read from the head's bytes. */
+const framingNameAt = oneOfNamesAt(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 /** Space or tab. */
 const isBlank = (c: number): boolean => c === 32 || c === 9;
 /**
@@ -141,50 +138,55 @@ export class Http1ResponseReader {
       this.#head = Buffer.from(joined);
       return data.length;
     }
-    const text = joined.toString('latin1', 0, end);
     this.#head = EMPTY;
-    this.#parseHead(text);
+    this.#parseHead(joined, end);
     return at + end + 4 - kept;
   }
 
-  #parseHead(text: string): void {
-    const n = text.length;
+  /**
+   * The head is `bytes[0..n)` (its empty line left off). Read a byte at a time from the buffer, not
+   * from its string: a head is read per GET, and a string's characters, regular expressions and
+   * splits cost more than the bytes they read (the same rules as STATUS_LINE, HTTP_TOKEN and
+   * UNSAFE). Names and values are sliced from the head's latin1 string, at the same offsets.
+   */
+  #parseHead(bytes: Buffer, n: number): void {
+    const text = bytes.toString('latin1', 0, n);
     const eol = text.indexOf('\r\n');
-    const m = STATUS_LINE.exec(eol === -1 ? text : text.slice(0, eol));
-    if (m === null || UNSAFE.test(m[3] ?? '')) throw new ResponseParseError('a malformed status line');
-    const minor = m[1]!;
-    const status = Number(m[2]);
+    const lineEnd = eol === -1 ? n : eol;
+    const minor = statusLine(bytes, lineEnd);
+    if (minor === -1) throw new ResponseParseError('a malformed status line');
+    const status = (bytes[9]! - 48) * 100 + (bytes[10]! - 48) * 10 + (bytes[11]! - 48);
     // A protocol switch nobody asked for (a GET never asks), or no status at all.
     if (status < 100 || status === 101) throw new ResponseParseError(`status ${status}`);
     const raw: string[] = [];
     let length: string | undefined;
     let chunked = false;
     let encoded = false;
-    let close = minor === '0';
+    let close = minor === 0;
     let hint: number | undefined;
-    // Line by line, a character at a time: a head is read per GET, and regular expressions and
-    // splits cost more than the bytes they read (the same rules as HTTP_TOKEN and UNSAFE).
     for (let at = eol === -1 ? n : eol + 2; at < n; ) {
-      let end = text.indexOf('\r\n', at);
-      if (end === -1) end = n;
-      const colon = at + tokenLength(text, at, end);
-      if (colon === at || colon === end || text.charCodeAt(colon) !== 58 /* ":" */) throw new ResponseParseError('a malformed or folded header line');
-      const name = text.slice(at, colon);
+      let colon = at;
+      while (colon < n && TOKEN_BYTES[bytes[colon]!] === 1) colon++;
+      if (colon === at || colon === n || bytes[colon] !== 58 /* ":" */) throw new ResponseParseError('a malformed or folded header line');
       // Only spaces and tabs are whitespace around a value (RFC 9110 5.5); \v or \xa0 are not.
       let from = colon + 1;
-      let to = end;
-      while (from < to && isBlank(text.charCodeAt(from))) from++;
-      while (to > from && isBlank(text.charCodeAt(to - 1))) to--;
-      for (let i = from; i < to; i++) {
-        const c = text.charCodeAt(i);
+      while (from < n && isBlank(bytes[from]!)) from++;
+      // The value runs to the line's CRLF; a CR or LF of its own is a control character.
+      let end = from;
+      for (; end < n; end++) {
+        const c = bytes[end]!;
+        if (c === 13 && bytes[end + 1] === 10) break;
         if ((c < 0x20 && c !== 9) || c === 0x7f) throw new ResponseParseError('a control character in a header value');
       }
+      let to = end;
+      while (to > from && isBlank(bytes[to - 1]!)) to--;
+      const lower = framingNameAt(bytes, at, colon);
+      const name = text.slice(at, colon);
       const value = text.slice(from, to);
       at = end + 2;
-      const lower = framingName(name);
       if (lower === 'content-length') {
         // A second one, even the same, is refused as undici's parser refuses it: passed on, the client would read both.
-        if (!/^\d{1,15}$/.test(value) || length !== undefined) throw new ResponseParseError('an invalid or repeated Content-Length');
+        if (!digitsAt(bytes, from, to, 15) || length !== undefined) throw new ResponseParseError('an invalid or repeated Content-Length');
         length = value;
       } else if (lower === 'transfer-encoding') {
         const codings = value.toLowerCase().split(',').map((c) => c.replace(/^[ \t]+|[ \t]+$/g, ''));
@@ -192,7 +194,8 @@ export class Http1ResponseReader {
         encoded = true;
         chunked = codings[codings.length - 1] === 'chunked';
       } else if (lower === 'connection') {
-        if (value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
+        // `keep-alive` alone, as nodes send it on every answer, names no close.
+        if (!isKeepAlive(bytes, from, to) && value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
       } else if (lower === 'keep-alive') {
         const timeout = KEEP_ALIVE_TIMEOUT.exec(value);
         if (timeout !== null) hint = Number(timeout[1]) * 1000;
@@ -215,7 +218,7 @@ export class Http1ResponseReader {
       this.#framing = { kind: 'close' };
       this.#keepAlive = false;
     }
-    this.#paused = !this.sink.head(status, raw, m[3] ?? '');
+    this.#paused = !this.sink.head(status, raw, lineEnd > 13 ? text.slice(13, lineEnd) : '');
     if (this.#framing.kind === 'none' || (this.#framing.kind === 'length' && this.#framing.left === 0)) this.#done = true;
   }
 
@@ -272,4 +275,41 @@ export class Http1ResponseReader {
       throw new ResponseParseError('a malformed or oversized trailer');
     }
   }
+}
+
+/** A reason phrase's byte: tab, printable ASCII, or past 0x7f (no control character, no DEL). */
+const isReasonByte = (c: number): boolean => c === 9 || (c >= 0x20 && c !== 0x7f);
+
+/**
+ * The status line `bytes[0..end)` read as `HTTP/1.<0|1> <3 digits>[ <reason>]`, the reason
+ * without control characters: its minor version, or -1 when it is not such a line.
+ */
+function statusLine(bytes: Buffer, end: number): number {
+  if (end < 12 || (end > 12 && bytes[12] !== 32)) return -1;
+  // "HTTP/1."
+  if (bytes[0] !== 72 || bytes[1] !== 84 || bytes[2] !== 84 || bytes[3] !== 80 || bytes[4] !== 47 || bytes[5] !== 49 || bytes[6] !== 46) return -1;
+  const minor = bytes[7]! - 48;
+  if ((minor !== 0 && minor !== 1) || bytes[8] !== 32) return -1;
+  for (let i = 9; i < 12; i++) if (bytes[i]! < 48 || bytes[i]! > 57) return -1;
+  for (let i = 13; i < end; i++) if (!isReasonByte(bytes[i]!)) return -1;
+  return minor;
+}
+
+/** `bytes[from..to)` is 1 to `max` ASCII digits. */
+function digitsAt(bytes: Buffer, from: number, to: number, max: number): boolean {
+  if (to <= from || to - from > max) return false;
+  for (let i = from; i < to; i++) if (bytes[i]! < 48 || bytes[i]! > 57) return false;
+  return true;
+}
+
+const KEEP_ALIVE = Buffer.from('keep-alive', 'latin1');
+/** `bytes[from..to)` is `keep-alive`, ignoring ASCII case. */
+function isKeepAlive(bytes: Buffer, from: number, to: number): boolean {
+  if (to - from !== KEEP_ALIVE.length) return false;
+  for (let i = 0; i < KEEP_ALIVE.length; i++) {
+    const c = bytes[from + i]!;
+    const l = KEEP_ALIVE[i]!;
+    if (c !== l && !(l >= 97 && l <= 122 && c === l - 32)) return false;
+  }
+  return true;
 }

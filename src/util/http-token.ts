@@ -2,7 +2,7 @@
 export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** 1 for each byte a token may hold (HTTP_TOKEN's class), 0 for the rest. */
-const TOKEN_BYTES = new Uint8Array(256);
+export const TOKEN_BYTES = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN_BYTES[c.charCodeAt(0)] = 1;
 
 /**
