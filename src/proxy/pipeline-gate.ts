@@ -15,42 +15,54 @@ export const MAX_PIPELINE_DEPTH = 16;
  * not pipeline: they never wait here.
  */
 export class PipelineGate {
-  /** Connections with a request under way, and the starts waiting behind it. */
-  readonly #waiting = new WeakMap<Socket, Array<() => void>>();
+  /**
+   * Each connection's line: whether a request is under way on it, and the starts waiting behind
+   * it. Made at a connection's first request and kept while it lives: an entry made and dropped per
+   * request cost a WeakMap insertion each time.
+   */
+  readonly #lines = new WeakMap<Socket, Line>();
 
   constructor(private readonly tooDeep: (socket: Socket) => void) {}
 
   /** Runs `start` now, or once the requests before it on the connection are done. */
   enter(socket: Socket, res: ServerResponse, start: () => void): void {
-    const queue = this.#waiting.get(socket);
-    if (queue === undefined) {
-      this.#begin(socket, res, start, []);
+    let line = this.#lines.get(socket);
+    if (line === undefined) {
+      line = { busy: false, queue: [] };
+      this.#lines.set(socket, line);
+    }
+    if (!line.busy) {
+      this.#begin(socket, res, start, line);
       return;
     }
+    const { queue } = line;
     if (queue.length >= MAX_PIPELINE_DEPTH) {
       queue.length = 0;
       this.tooDeep(socket);
       return;
     }
     socket.pause();
-    queue.push(() => this.#begin(socket, res, start, queue));
+    const waiting = line;
+    queue.push(() => this.#begin(socket, res, start, waiting));
   }
 
-  #begin(socket: Socket, res: ServerResponse, start: () => void, queue: Array<() => void>): void {
-    this.#waiting.set(socket, queue);
+  #begin(socket: Socket, res: ServerResponse, start: () => void, line: Line): void {
+    line.busy = true;
     // 'close' comes once node:http has handed the connection to the next queued response, so the
     // next request starts with its own response attached to the socket (and hears the client leave).
-    res.once('close', () => {
+    // A response's 'close' comes once (node:http's emitCloseNT): a plain listener, not once()'s wrapper.
+    res.on('close', () => {
+      const { queue } = line;
       const next = queue.shift();
       if (next === undefined) {
-        this.#waiting.delete(socket);
+        line.busy = false;
         return;
       }
       if (socket.destroyed || socket.writableEnded) {
         // The client left, or the answer closed the connection (RFC 9112 9.6: nothing after it is
         // served): what waited behind never started and holds nothing.
         queue.length = 0;
-        this.#waiting.delete(socket);
+        line.busy = false;
         return;
       }
       if (queue.length === 0) socket.resume();
@@ -58,4 +70,10 @@ export class PipelineGate {
     });
     start();
   }
+}
+
+/** A connection's requests: one under way (`busy`), and the starts of those pipelined behind it. */
+interface Line {
+  busy: boolean;
+  queue: Array<() => void>;
 }
