@@ -86,18 +86,27 @@ export interface ForwardingInfo {
   identityEncoding?: boolean;
 }
 
-/** Tokens of a Connection header other than keep-alive/close: each names another hop-by-hop header. */
-function connectionTokens(value: string, into: Set<string>): void {
+/** `keep-alive` or `close` alone, in any case: what nearly every Connection header says. */
+const keepAliveOrClose = oneOfNames(['keep-alive', 'close']);
+
+/**
+ * Tokens of a Connection header other than keep-alive/close: each names another hop-by-hop
+ * header. Added to `into`, made when the first such token comes: the set, or undefined when none did.
+ */
+function connectionTokens(value: string, into: Set<string> | undefined): Set<string> | undefined {
+  if (keepAliveOrClose(value) !== '') return into;
   for (const t of value.split(',')) {
     const token = t.trim().toLowerCase();
-    if (token !== '' && token !== 'keep-alive' && token !== 'close') into.add(token);
+    if (token !== '' && token !== 'keep-alive' && token !== 'close') (into ??= new Set()).add(token);
   }
+  return into;
 }
 
 /** A client's Connection tokens minus the end-to-end headers no connection option may remove. */
-function clientHopTokens(value: string, into: Set<string>): void {
-  connectionTokens(value, into);
-  for (const name of END_TO_END) into.delete(name);
+function clientHopTokens(value: string, into: Set<string> | undefined): Set<string> | undefined {
+  into = connectionTokens(value, into);
+  if (into !== undefined) for (const name of END_TO_END) into.delete(name);
+  return into;
 }
 
 /**
@@ -117,7 +126,7 @@ export function buildRequestHeaders(raw: readonly string[], info: ForwardingInfo
     const lower = name.toLowerCase();
     if (IDENTITY_HEADERS.has(lower)) continue;
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') clientHopTokens(value, (extraHop ??= new Set()));
+      if (lower === 'connection') extraHop = clientHopTokens(value, extraHop);
       continue;
     }
     if (info.trusted ? FORWARDING.has(lower) : isForwardingStyle(lower)) {
@@ -235,12 +244,20 @@ export function buildResponseHeaders(raw: readonly (Buffer | string)[], rewriter
   const out: string[] = [];
   let extraHop: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    // The read pool's are strings already; undici's are Buffers.
+    const n = raw[i]!;
+    const v = raw[i + 1]!;
+    const name = typeof n === 'string' ? n : n.toString('latin1');
     // latin1 both ways keeps header bytes exactly as the node sent them.
-    let value = raw[i + 1]!.toString('latin1');
+    let value = typeof v === 'string' ? v : v.toString('latin1');
     const lower = responseRuleName(name);
+    // Most of an answer's headers are none of the rules' ('').
+    if (lower === '') {
+      out.push(name, value);
+      continue;
+    }
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') connectionTokens(value, (extraHop ??= new Set()));
+      if (lower === 'connection') extraHop = connectionTokens(value, extraHop);
       continue;
     }
     // harbor-lb's own goes back to the client (forward.ts), whatever the node echoes.
