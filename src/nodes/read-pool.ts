@@ -104,10 +104,15 @@ export class ReadPool {
   /** A TLS node's last session ticket: a new connection resumes it rather than doing a full handshake (as undici's connector). */
   tlsSession: Buffer | undefined;
 
+  /** The node's host (and port) for a request that names none: the URL's getter builds a string per call. */
+  readonly #host: string;
+
   constructor(
     private readonly url: URL,
     private readonly options: ReadPoolOptions,
-  ) {}
+  ) {
+    this.#host = url.host;
+  }
 
   dispatch(request: ReadRequest, handler: ReadHandler): void {
     if (this.#closed) {
@@ -116,7 +121,7 @@ export class ReadPool {
     }
     let head: string;
     try {
-      head = requestHead(request, this.url.host);
+      head = requestHead(request, this.#host);
     } catch (err) {
       handler.onError(err as Error);
       return;
@@ -493,9 +498,6 @@ const headName = oneOfNames(['host', 'content-length', ...FRAMING]);
  */
 function requestHead(request: ReadRequest, nodeHost: string): string {
   const { method, path, headers } = request;
-  const refuse = (why: string): never => {
-    throw new errors.InvalidArgumentError(why);
-  };
   if (path.charCodeAt(0) !== 47 /* "/" */ || LINE_BREAK.test(path) || path.includes(' ')) refuse('invalid request path');
   let text = `${method} ${path} HTTP/1.1\r\n`;
   let hosts = 0;
@@ -508,7 +510,7 @@ function requestHead(request: ReadRequest, nodeHost: string): string {
     }
     const lower = headName(name);
     if (lower === 'host' && ++hosts > 1) refuse('more than one host header');
-    if (FRAMING.has(lower)) refuse(`invalid ${lower} header`);
+    if (lower !== '' && lower !== 'host' && lower !== 'content-length') refuse(`invalid ${lower} header`);
     if (lower === 'content-length') {
       // A request without a body may say so (curl -X GET -d '', some clients' empty content), and
       // the zero length is left off, as undici does; any other length is a body it does not have.
@@ -519,4 +521,8 @@ function requestHead(request: ReadRequest, nodeHost: string): string {
   }
   if (hosts === 0) text += `host: ${nodeHost}\r\n`;
   return `${text}\r\n`;
+}
+
+function refuse(why: string): never {
+  throw new errors.InvalidArgumentError(why);
 }
