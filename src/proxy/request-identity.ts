@@ -79,10 +79,12 @@ export function requestIdentity(raw: readonly string[], ownId: string, traceIds:
     // W3C: a tracestate past 512 characters may be dropped; one that long is not passed on whole.
     return { requestId, traceparent: parent!, traceId: trace, tracestate: tracestate !== undefined && tracestate.length <= MAX_TRACESTATE ? tracestate : undefined };
   }
-  let traceId = traceIds.next(16);
+  // Both ids from one draw of 24 bytes: each hex encoding is a call into Node's C++.
+  const fresh = traceIds.next(24);
+  let traceId = fresh.slice(0, 32);
   // All zeros is not a valid trace id (nor span id): 2^-128, but the rule is the rule.
   while (traceId === ZERO_TRACE_ID) traceId = traceIds.next(16);
-  let spanId = traceIds.next(8);
+  let spanId = fresh.slice(32);
   while (spanId === ZERO_SPAN_ID) spanId = traceIds.next(8);
   return { requestId, traceparent: `00-${traceId}-${spanId}-00`, traceId, tracestate: undefined };
 }
