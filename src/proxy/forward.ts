@@ -235,6 +235,19 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
   /** Inside undici's onData: a 'drain' emitted from a write there must not resume undici from within its parser. */
   #inData = false;
 
+  /**
+   * The response's 'drain' listener: put on only once a write of this attempt's returned false
+   * (node:http emits 'drain' only after one did), so an answer that never waits on its client
+   * adds and removes none; 'off' once its client reads the rest from a flight's file.
+   */
+  #drainWatch: 'none' | 'on' | 'off' = 'none';
+
+  #watchDrain(): void {
+    if (this.#drainWatch !== 'none') return;
+    this.#drainWatch = 'on';
+    this.fr.res.on('drain', this.#onDrain);
+  }
+
   readonly #onDrain = (): void => {
     this.#readerStalls.end();
     if (this.#deadline !== undefined) {
@@ -334,7 +347,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
 
   #writeHead(statusCode: number, statusText: string, headers: string[]): void {
     const { res } = this.fr;
-    res.on('drain', this.#onDrain);
     res.writeHead(statusCode, statusText || undefined, headers);
     this.#headersWritten = true;
   }
@@ -350,6 +362,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     if (chunk.length === 0) {
       written?.();
       if (!this.fr.res.writableNeedDrain) return true;
+      this.#watchDrain();
       // Paused for the client: that wait is not the node's.
       if (this.#deadline !== undefined) this.#deadline.paused = true;
       return false;
@@ -375,7 +388,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
       this.#writeHead(this.#status, held.statusText, held.headers);
       for (const c of held.chunks) {
         this.#bytesOut += c.length;
-        this.fr.res.write(c);
+        if (!this.fr.res.write(c)) this.#watchDrain();
       }
     }
     if (this.#orphaned) {
@@ -429,7 +442,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     const flight = this.#tee?.flight();
     if (flight !== undefined && flight.state === 'open') {
       // Others may be waiting on this read: the node is not paused for this client, which reads the rest from the file.
-      this.fr.res.off('drain', this.#onDrain);
+      if (this.#drainWatch === 'on') this.fr.res.off('drain', this.#onDrain);
+      this.#drainWatch = 'off';
       flight.attach();
       // Never rejects (a read of the file that fails is the client's cut, not a crash).
       this.#fromFile = streamFlight(flight, this.fr.res, this.#bytesOut, (n) => (this.#bytesOut += n))
@@ -440,6 +454,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
         .finally(() => flight.detach());
       return true;
     }
+    this.#watchDrain();
     this.#readerStalls.begin();
     if (this.#deadline !== undefined) this.#deadline.paused = true;
     return false;
@@ -525,7 +540,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, ReadHandler {
     if (this.#gatewayTimer !== undefined) clearTimeout(this.#gatewayTimer);
     const { res } = this.fr;
     res.off('close', this.#onClientClose);
-    res.off('drain', this.#onDrain);
+    if (this.#drainWatch === 'on') res.off('drain', this.#onDrain);
     const clientStalled = this.#readerStalls.stalled() || (this.fr.body?.stalls.stalled() ?? false);
     this.resolve({ phase, status: this.#status, bytesOut: this.#bytesOut, error, headers, body, headAt: this.#headAt, clientStalled });
   }
