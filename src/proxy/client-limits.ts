@@ -1,12 +1,16 @@
+import { LiveCounts } from '../util/live-counts.js';
+
 /**
  * What each client holds of the proxy now: connections per peer address and requests in flight
- * per client. Counts live only while something is held, so the maps never outgrow the clients
- * connected now. Nothing here refuses anyone: under pressure, the connection guard closes idle
- * connections of the heaviest address, and node admission puts busy clients behind the others.
+ * per client. Counts live only while something is held (but for one at zero, see LiveCounts), so
+ * the maps never outgrow the clients connected now. Nothing here refuses anyone: under pressure,
+ * the connection guard closes idle connections of the heaviest address, and node admission puts
+ * busy clients behind the others.
  */
 export class ClientLimits {
   readonly #connections = new Map<string, number>();
-  readonly #requests = new Map<string, number>();
+  /** Requests in flight per client (a LiveCounts: one client alone adds and removes no entry per request). */
+  readonly #requests = new LiveCounts();
   #openConnections = 0;
 
   constructor(
@@ -42,16 +46,16 @@ export class ClientLimits {
   }
 
   startRequest(ip: string): void {
-    this.#requests.set(ip, (this.#requests.get(ip) ?? 0) + 1);
+    this.#requests.add(ip);
   }
 
   endRequest(ip: string): void {
-    give(this.#requests, ip);
+    this.#requests.remove(ip);
   }
 
   /** Whether the client has more requests in flight than limits.requestsPerClient: it waits behind others under contention. */
   busy(ip: string): boolean {
-    return this.maxRequests > 0 && (this.#requests.get(ip) ?? 0) > this.maxRequests;
+    return this.maxRequests > 0 && this.#requests.get(ip) > this.maxRequests;
   }
 }
 

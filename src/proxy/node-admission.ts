@@ -1,6 +1,7 @@
 import type { ClusterNode } from '../nodes/node.js';
 import type { NodeSlot, NodeSlots } from '../nodes/node-slot.js';
 import type { Clock, Timer } from '../util/clock.js';
+import { LiveCounts } from '../util/live-counts.js';
 
 /** Which of a node's connection budgets an attempt uses: requests without a streamed body, or streamed uploads. */
 export type PoolKind = 'fast' | 'upload';
@@ -57,7 +58,8 @@ interface Waiter {
 
 class PoolSlots {
   busy = 0;
-  readonly held = new Map<string, number>();
+  /** Slots held per client (a LiveCounts: one client alone adds and removes no entry per request). */
+  readonly held = new LiveCounts();
   readonly waiting: Waiter[] = [];
   constructor(
     readonly node: ClusterNode,
@@ -71,7 +73,7 @@ class PoolSlots {
   ) {}
 
   heldBy(client: string): number {
-    return this.held.get(client) ?? 0;
+    return this.held.get(client);
   }
 
   heavy(client: string): boolean {
@@ -91,16 +93,14 @@ class PoolSlots {
 
   take(client: string): Slot {
     this.busy++;
-    this.held.set(client, this.heldBy(client) + 1);
+    this.held.add(client);
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
         this.busy--;
-        const n = this.heldBy(client) - 1;
-        if (n <= 0) this.held.delete(client);
-        else this.held.set(client, n);
+        this.held.remove(client);
         this.dispatch();
       },
     };
