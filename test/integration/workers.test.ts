@@ -280,6 +280,32 @@ describe('request workers (proxy.workers)', () => {
     assert.notEqual(slot.pid, victim.pid);
   });
 
+  it('/-/ready says 503 while every worker is stuck, 200 once they answer again', async (t) => {
+    const clock = new FakeClock();
+    const lb = await startApp((await nodes(t, 1)).map((s) => s.url), { proxy: { workers: 2, workerStallTimeout: '0s' } }, { clock });
+    t.after(() => lb.close());
+    const pids = (await status(lb)).workers.map((w) => w.pid!);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    t.after(() =>
+      pids.forEach((pid) => {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // Ended already.
+        }
+      }),
+    );
+    clock.advance(3_000);
+    await status(lb);
+    await lb.logs.waitFor((l) => l.event === 'worker_stalled' && l.worker === 1, 5000);
+    await lb.logs.waitFor((l) => l.event === 'worker_stalled' && l.worker === 2, 5000);
+    assert.equal((await send(`${lb.adminUrl}/-/ready`)).status, 503, 'nothing serves');
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+    await lb.logs.waitFor((l) => l.event === 'worker_stalled' && l.over === true, 5000);
+    await status(lb);
+    assert.equal((await send(`${lb.adminUrl}/-/ready`)).status, 200, 'serving again once they answer');
+  });
+
   it('a reload reaches every worker: an added node takes traffic from all of them', async (t) => {
     const servers = await nodes(t, 2);
     const tmp = makeTempDir('workers-reload');
