@@ -38,13 +38,16 @@ export type Admitted =
 const HEADROOM = 0.1;
 /**
  * A heavy client waiting while only the headroom is free gets it after this long if no lighter
- * client came for it, as long as it then holds no more than nine tenths of the pool: with several
- * heavy clients, capacity that is free is not withheld until a refusal; one client alone never
- * holds the last tenth, which stays for the next client to come (a probe held a node's every
- * connection with slow reads, and every other client waited out queueTimeout). A pool of under
- * ten has no tenth to keep: one client may hold all of it after the grace.
+ * client came for it: capacity that is free is not withheld until a refusal. But while other
+ * clients use the pool (one took a slot within OTHERS_SEEN_MS), one client never holds its last
+ * tenth, which stays for them: a probe held a node's every connection with slow reads, and every
+ * other client waited out queueTimeout. A client alone on the pool (everyone behind one NAT, or
+ * behind an outer balancer that hides their addresses) gets all of it; a pool of under ten has no
+ * tenth to keep.
  */
 export const HEADROOM_GRACE_MS = 1000;
+/** How recently another client must have taken a slot for the last tenth to be kept from one client. */
+export const OTHERS_SEEN_MS = 60_000;
 
 interface Waiter {
   client: string;
@@ -61,6 +64,9 @@ class PoolSlots {
   /** Slots held per client (a LiveCounts: one client alone adds and removes no entry per request). */
   readonly held = new LiveCounts();
   readonly waiting: Waiter[] = [];
+  /** The client that took the last slot, and when a slot was last taken by a client other than the one before it. */
+  #lastClient: string | undefined;
+  #othersAt = -Infinity;
   constructor(
     readonly node: ClusterNode,
     readonly size: number,
@@ -82,16 +88,23 @@ class PoolSlots {
 
   /**
    * Whether a slot is free for `client` now: any free slot when light; beyond the headroom when
-   * heavy, or one of the headroom after the grace while the client holds less than the pool less
-   * its headroom.
+   * heavy, or one of the headroom after the grace (while others use the pool, only as long as the
+   * client holds less than nine tenths).
    */
   mayTake(client: string, waitedMs = 0): boolean {
     const free = this.size - this.busy;
     if (free <= 0) return false;
-    return !this.heavy(client) || free > this.headroom || (waitedMs >= HEADROOM_GRACE_MS && this.heldBy(client) < this.size - this.kept);
+    if (!this.heavy(client) || free > this.headroom) return true;
+    if (waitedMs < HEADROOM_GRACE_MS) return false;
+    return this.heldBy(client) < this.size - this.kept || this.now() - this.#othersAt >= OTHERS_SEEN_MS;
   }
 
   take(client: string): Slot {
+    if (client !== this.#lastClient) {
+      // Two clients in turn: the pool is shared (one client alone never sets this).
+      if (this.#lastClient !== undefined) this.#othersAt = this.now();
+      this.#lastClient = client;
+    }
     this.busy++;
     this.held.add(client);
     let released = false;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClusterNode } from '../../../src/nodes/node.js';
 import { NodeSlot } from '../../../src/nodes/node-slot.js';
-import { HEADROOM_GRACE_MS, NodeAdmission, type Admitted, type Slot } from '../../../src/proxy/node-admission.js';
+import { HEADROOM_GRACE_MS, NodeAdmission, OTHERS_SEEN_MS, type Admitted, type Slot } from '../../../src/proxy/node-admission.js';
 import { FakeClock } from '../../support/fake-clock.js';
 
 const node = { name: 'n1' } as unknown as ClusterNode;
@@ -62,8 +62,9 @@ describe('node admission: fair shares, not refusals', () => {
 
   // Found by a probe: one client's slow reads took the headroom after the grace, held every
   // connection of the node, and every other client waited out queueTimeout (503).
-  it('one client never holds the headroom: it stays free for the next client, however long the heavy one waits', async () => {
+  it('while others use the pool, one client never holds its headroom: it stays free for the next client, however long the heavy one waits', async () => {
     const { admission, clock } = setup(10);
+    admission.tryTake(node, 'fast', 'other')!.release();
     for (let i = 0; i < 9; i++) admission.tryTake(node, 'fast', 'farm');
     const got: Admitted[] = [];
     void admission.wait([node], 'fast', 'farm', () => {}).then((a) => got.push(a));
@@ -74,6 +75,27 @@ describe('node admission: fair shares, not refusals', () => {
     clock.advance(30_000);
     await settle();
     assert.deepEqual(got.map((a) => a.kind), ['timeout'], 'the heavy client alone pays for what it holds');
+  });
+
+  // Found by a second probe: a client alone on the pool (everyone behind one NAT, or behind an
+  // outer balancer that hides their addresses) was refused with the last tenth idle.
+  it('a client alone on the pool gets its last tenth after the grace, and so again once others are gone a while', async () => {
+    const { admission, clock } = setup(10);
+    for (let i = 0; i < 9; i++) admission.tryTake(node, 'fast', 'farm');
+    const got: Admitted[] = [];
+    void admission.wait([node], 'fast', 'farm', () => {}).then((a) => got.push(a));
+    clock.advance(HEADROOM_GRACE_MS);
+    await settle();
+    assert.deepEqual(got.map((a) => a.kind), ['slot'], 'nobody else uses the pool');
+    const later = setup(10);
+    later.admission.tryTake(node, 'fast', 'other')!.release();
+    for (let i = 0; i < 9; i++) later.admission.tryTake(node, 'fast', 'farm');
+    later.clock.advance(OTHERS_SEEN_MS);
+    const after: Admitted[] = [];
+    void later.admission.wait([node], 'fast', 'farm', () => {}).then((a) => after.push(a));
+    later.clock.advance(HEADROOM_GRACE_MS);
+    await settle();
+    assert.deepEqual(after.map((a) => a.kind), ['slot'], 'the other client has not come for a minute');
   });
 
   // Found in review: with one connection per worker (a small budget over many cores), a busy
