@@ -216,8 +216,9 @@ export class OutlierDetector {
       return;
     }
     this.recheckCounts.failed++;
-    // A failure every node shows is the cluster's, not this node's.
-    if (this.nodes.isEjected(node) || this.#cluster.current !== undefined) return;
+    // A failure every node shows on its route is the cluster's, not this node's (an episode on
+    // another route, which a client can start, says nothing of this one).
+    if (this.nodes.isEjected(node) || (s.lastRoute !== undefined && this.#cluster.on(s.lastRoute) !== undefined)) return;
     this.#eject(node, s, `${what} and harbor-lb's check then failed (${verdict.detail})`);
   }
 

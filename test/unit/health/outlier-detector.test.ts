@@ -300,6 +300,24 @@ describe('passive failure detection', () => {
     assert.deepEqual(outliers.clusterFailures.map((f) => f.route), ['v2'], "a good answer ends its own route's episode only");
   });
 
+  // Found by a second probe: an episode on `other` (a path every node answers 503) kept a node
+  // that failed pulls and its check from being ejected.
+  it("ejects a node whose pulls fail and whose check fails while another route's episode is under way", async () => {
+    const { outliers, n1, n2, n3 } = setup();
+    const other503 = { kind: 'gateway', status: 503, route: 'other' } as const;
+    for (const n of [n1, n2, n3]) outliers.record(n, other503);
+    assert.equal(outliers.clusterFailureOn('other')?.status, 503);
+    for (let i = 0; i < 3; i++) outliers.record(n1, s503);
+    await settle();
+    assert.equal(n1.state, 'unhealthy', 'its own v2 failures and failed check');
+    // Connection failures are no route's: another route's episode does not hold them back either.
+    const second = setup();
+    for (const n of [second.n1, second.n2, second.n3]) second.outliers.record(n, other503);
+    for (let i = 0; i < 3; i++) second.outliers.record(second.n2, reset);
+    await settle();
+    assert.equal(second.n2.state, 'unhealthy');
+  });
+
   it('does not call it the cluster\'s when one node answers well, or the 5xx differ', async () => {
     const { outliers, n1, n2, n3 } = setup();
     outliers.record(n1, s503);
