@@ -41,6 +41,8 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const MAX_TRAILERS = 16_384;
 /** Which of the headers the reader acts on a header is ('' for any other), read from the head's bytes. */
 const framingNameAt = oneOfNamesAt(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+/** A Connection value that is `keep-alive` alone, in any case. */
+const keepAliveAt = oneOfNamesAt(['keep-alive']);
 /** Space or tab. */
 const isBlank = (c: number): boolean => c === 32 || c === 9;
 /**
@@ -195,7 +197,7 @@ export class Http1ResponseReader {
         chunked = codings[codings.length - 1] === 'chunked';
       } else if (lower === 'connection') {
         // `keep-alive` alone, as nodes send it on every answer, names no close.
-        if (!isKeepAlive(bytes, from, to) && value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
+        if (keepAliveAt(bytes, from, to) === '' && value.toLowerCase().split(',').some((t) => t.trim() === 'close')) close = true;
       } else if (lower === 'keep-alive') {
         const timeout = KEEP_ALIVE_TIMEOUT.exec(value);
         if (timeout !== null) hint = Number(timeout[1]) * 1000;
@@ -299,17 +301,5 @@ function statusLine(bytes: Buffer, end: number): number {
 function digitsAt(bytes: Buffer, from: number, to: number, max: number): boolean {
   if (to <= from || to - from > max) return false;
   for (let i = from; i < to; i++) if (bytes[i]! < 48 || bytes[i]! > 57) return false;
-  return true;
-}
-
-const KEEP_ALIVE = Buffer.from('keep-alive', 'latin1');
-/** `bytes[from..to)` is `keep-alive`, ignoring ASCII case. */
-function isKeepAlive(bytes: Buffer, from: number, to: number): boolean {
-  if (to - from !== KEEP_ALIVE.length) return false;
-  for (let i = 0; i < KEEP_ALIVE.length; i++) {
-    const c = bytes[from + i]!;
-    const l = KEEP_ALIVE[i]!;
-    if (c !== l && !(l >= 97 && l <= 122 && c === l - 32)) return false;
-  }
   return true;
 }
