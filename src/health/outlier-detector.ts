@@ -45,8 +45,8 @@ interface Series {
   slow: boolean;
   /** How the last counted failure went (routing error code, or `answered 503`). */
   last: string;
-  /** The route class of the last counted failure when it was a gateway answer. */
-  lastRoute: string | undefined;
+  /** The last counted failure's status and route class, when it was a gateway answer. */
+  lastGateway: { status: number; route: string } | undefined;
   ejections: number;
   /** Every ejection since start, for /metrics (`ejections` is the current back-off series only). */
   ejectedTotal: number;
@@ -87,7 +87,7 @@ export class OutlierDetector {
     this.#rechecks = new RecheckTrigger(clock, RECHECK_SPACING_MS, (node) => this.#checkSuspect(node));
     // A node that leaves takes its series, its last cluster-failure answers and any owed check with it.
     this.#series = nodes.slot<Series>(
-      () => ({ consecutive: 0, slow: false, last: '', lastRoute: undefined, ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }),
+      () => ({ consecutive: 0, slow: false, last: '', lastGateway: undefined, ejections: 0, ejectedTotal: 0, lastEjectedUntil: 0, ejectedFor: undefined, cappedSaid: false }),
       (_, node) => {
         this.#cluster.forget(node);
         this.#rechecks.forget(node);
@@ -177,7 +177,7 @@ export class OutlierDetector {
     }
     s.consecutive++;
     s.last = v.kind === 'gateway' ? `answered ${v.status}` : v.code;
-    s.lastRoute = v.kind === 'gateway' ? v.route : undefined;
+    s.lastGateway = v.kind === 'gateway' ? { status: v.status, route: v.route } : undefined;
     if (s.consecutive >= this.cfg.consecutiveFailures && !this.nodes.isEjected(node)) this.#rechecks.request(node);
   }
 
@@ -218,7 +218,7 @@ export class OutlierDetector {
     this.recheckCounts.failed++;
     // A failure every node shows on its route is the cluster's, not this node's (an episode on
     // another route, which a client can start, says nothing of this one).
-    if (this.nodes.isEjected(node) || (s.lastRoute !== undefined && this.#cluster.on(s.lastRoute) !== undefined)) return;
+    if (this.nodes.isEjected(node) || (s.lastGateway !== undefined && this.#cluster.on(s.lastGateway.route) !== undefined)) return;
     this.#eject(node, s, `${what} and harbor-lb's check then failed (${verdict.detail})`);
   }
 
@@ -240,7 +240,7 @@ export class OutlierDetector {
     s.ejectedTotal++;
     s.consecutive = 0;
     s.lastEjectedUntil = now + backoff;
-    s.ejectedFor = s.lastRoute !== undefined ? { status: Number(s.last.slice(9)), route: s.lastRoute, at: now } : undefined;
+    s.ejectedFor = s.lastGateway !== undefined ? { ...s.lastGateway, at: now } : undefined;
   }
 
   stop(): void {
