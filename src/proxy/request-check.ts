@@ -8,14 +8,13 @@
 import type { RegistryErrorCode } from './errors.js';
 import { oneOfNames } from '../util/header-names.js';
 import { isHttpToken } from '../util/http-token.js';
+import { ADDED_REQUEST_HEADERS } from './headers.js';
 
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_TARGET = /[^\u0021-\u00ff]/;
 const DIGITS = /^[0-9]+$/;
 /** undici throws on these; the header rules strip them, so one left here is a bug caught early. */
 const MANAGED = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'connection']);
-/** The names buildRequestHeaders adds to every request (tokens all): found here, not read a character at a time. */
-const OWN_NAMES = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-real-ip', 'x-request-id', 'traceparent', 'tracestate', 'x-forwarded-host', 'accept-encoding']);
 /** Which of the names the check acts on a header is ('' for any other). */
 const checkedName = oneOfNames(['host', 'content-length', ...MANAGED]);
 
@@ -100,7 +99,8 @@ export function unforwardable(method: string, target: string, raw: readonly stri
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (!OWN_NAMES.has(name) && !isHttpToken(name)) return badRequest('invalid header name');
+    // Tokens all, and nearly every request carries them (buildRequestHeaders adds them).
+    if (!ADDED_REQUEST_HEADERS.has(name) && !isHttpToken(name)) return badRequest('invalid header name');
     if (BAD_VALUE.test(value)) return badRequest(`invalid characters in the ${name.toLowerCase()} header`);
     const lower = checkedName(name);
     if (lower === 'host' && ++hosts > 1) return badRequest('more than one Host header');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildRequestHeaders, buildResponseHeaders, OriginRewriter, type ForwardingInfo } from '../../../src/proxy/headers.js';
+import { ADDED_REQUEST_HEADERS, buildRequestHeaders, buildResponseHeaders, OriginRewriter, type ForwardingInfo } from '../../../src/proxy/headers.js';
 import { requestIdentity } from '../../../src/proxy/request-identity.js';
 
 const TRACE = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
@@ -16,6 +16,12 @@ function toMap(flat: string[]): Map<string, string[]> {
 }
 
 describe('request headers sent to a node', () => {
+  it('names in ADDED_REQUEST_HEADERS every header it adds (request-check takes those names unread)', () => {
+    const all: ForwardingInfo = { ...info, identity: { ...info.identity, tracestate: 'vendor=1' }, identityEncoding: true };
+    const added = buildRequestHeaders(['Host', 'hub.example.com'], all).filter((_, i) => i % 2 === 0 && i > 1);
+    assert.deepEqual([...new Set(added)].sort(), [...ADDED_REQUEST_HEADERS].sort());
+  });
+
   it('strips hop-by-hop headers, including those a Connection header names, and keeps the rest as sent', () => {
     const out = toMap(
       buildRequestHeaders(
